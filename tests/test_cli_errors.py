@@ -1,0 +1,90 @@
+"""Bad input: one line on stderr, exit status 2, no traceback, no output file touched."""
+
+import subprocess
+import sys
+
+import pytest
+
+from meditation.cli import main
+
+GOOD = "# One\n\nBreathe in.\n"
+
+
+def _case(tmp_path, name):
+    good = tmp_path / "good.md"
+    good.write_text(GOOD, encoding="utf-8")
+    out = tmp_path / "out.mp3"
+    cases = {
+        "missing script": ([str(tmp_path / "nope.md"), "-o", str(out)], "no such script file"),
+        "empty script": ([str(_write(tmp_path / "empty.md", "")), "-o", str(out)], "no text to speak"),
+        "binary file": ([str(_write(tmp_path / "bin.md", b"\x89PNG\r\n\x1a\n\x00\x00")), "-o", str(out)], "binary file"),
+        "bad markup": ([str(_write(tmp_path / "bad.md", "Hello.\n[pasue 2s]\n")), "-o", str(out)], "bad.md:2:1: unknown directive"),
+        "unknown voice": ([str(good), "-o", str(out), "--voice", "piper:nobody"], "unknown voice 'piper:nobody'; known voices: piper:joe"),
+        "unknown engine": ([str(good), "-o", str(out), "--voice", "festival"], "unknown voice 'festival'"),
+        "rate out of range": ([str(good), "-o", str(out), "--rate", "7"], "--rate 7 is out of range"),
+        "pause scale out of range": ([str(good), "-o", str(out), "--pause-scale", "-1"], "--pause-scale -1 is out of range"),
+        "missing output folder": ([str(good), "-o", str(tmp_path / "no" / "dir" / "x.mp3")], "output folder"),
+        "unknown format": ([str(good), "-o", str(tmp_path / "out.aiff")], "unknown output format '.aiff'"),
+        "bad front matter value": ([str(_write(tmp_path / "fm.md", "---\nrate: fast\n---\nHi.\n")), "-o", str(out)], "fm.md:2:1: rate must be a number"),
+        "unknown soundscape": ([str(good), "-o", str(out), "--soundscape", "jungle"], "unknown soundscape 'jungle'"),
+        "not a number": ([str(good), "-o", str(out), "--rate", "fast"], "--rate: invalid float value"),
+    }
+    return cases[name], out
+
+
+def _write(path, content):
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+CASES = [
+    "missing script",
+    "empty script",
+    "binary file",
+    "bad markup",
+    "unknown voice",
+    "unknown engine",
+    "rate out of range",
+    "pause scale out of range",
+    "missing output folder",
+    "unknown format",
+    "bad front matter value",
+    "unknown soundscape",
+    "not a number",
+]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bad_input_fails_cleanly_and_leaves_no_output(name, tmp_path, capsys):
+    (args, expected), out = _case(tmp_path, name)
+    before = set(tmp_path.rglob("*"))
+    code = main(["render", "--progress", "off", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("meditation: error: ")
+    assert expected in err
+    assert "Traceback" not in err
+    assert set(tmp_path.rglob("*")) == before  # nothing written, not even a temporary file
+
+
+@pytest.mark.parametrize("name", ["rate out of range", "bad markup", "unknown voice"])
+def test_failed_run_leaves_an_existing_output_unchanged(name, tmp_path, capsys):
+    (args, _), out = _case(tmp_path, name)
+    out.write_bytes(b"previous render")
+    assert main(["render", "--progress", "off", *args]) == 2
+    assert out.read_bytes() == b"previous render"
+
+
+def test_console_entry_point_prints_one_line_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "meditation", "render", str(tmp_path / "missing.md")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"meditation: error: {tmp_path / 'missing.md'}: no such script file"]
+    assert result.stdout == ""

@@ -22,6 +22,9 @@ __all__ = ["Ducking", "Ambience", "VoiceBus", "DuckEnvelope", "MixChunk", "mix_c
 VOICE_RMS_DB = -20.0
 """Level the narration is brought to (RMS of its speech); layer levels are relative to it."""
 
+VOICE_CREST_DB = 9.0
+"""Speech peaks are limited to this far above its RMS, so the master limiter has little left to do."""
+
 CHUNK = 32768
 
 
@@ -53,14 +56,20 @@ class VoiceBus:
 
     def __init__(self, timeline: Timeline, audio: Sequence[np.ndarray]):
         self.timeline = timeline
+        from .master import TruePeakLimiter
+
         active = np.concatenate([a for a in audio if len(a)]) if any(len(a) for a in audio) else np.zeros(1)
         rms = float(np.sqrt(np.mean(np.square(active, dtype=np.float64)))) or 1.0
-        gain = 10 ** (VOICE_RMS_DB / 20) / rms
-        peak = float(np.max(np.abs(active))) * gain
-        if peak > 0.9:  # a few plosives should not decide the level, but never clip here
-            gain *= 0.9 / peak
-        self.gain = gain
-        self.audio = list(audio)
+        self.gain = 1.0
+        gain = np.float32(10 ** (VOICE_RMS_DB / 20) / rms)
+        sample_rate = timeline.sample_rate
+        self.audio = []
+        for segment in audio:
+            # A few plosives would otherwise decide how loud the whole track can be.
+            limiter = TruePeakLimiter(sample_rate, ceiling_db=VOICE_RMS_DB + VOICE_CREST_DB, attack_s=0.003, release_s=0.05)
+            stereo = np.repeat((segment * gain)[:, None], 2, axis=1)
+            limited = np.concatenate([limiter.process(stereo), limiter.flush()])
+            self.audio.append(np.ascontiguousarray(limited[:, 0]))
         self._starts = [s.start for s in timeline.segments]
 
     def render(self, start: int, n: int) -> np.ndarray:

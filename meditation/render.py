@@ -132,15 +132,31 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
 def master_to_file(chunks, settings: RenderSettings, *, title: str, total: int, stems: Path | None = None) -> tuple[float, float]:
     """Measure, normalize, limit and encode the mix; returns (loudness LUFS, true peak dBTP) of the output."""
     sr = settings.sample_rate
+    margin = _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
+    ceiling_db = settings.true_peak_db - margin
     meter = LoudnessMeter(sr)
+    sample_peak = 0.0
     with progress("measure", total / sr, "s") as bar:
         for chunk in chunks():
             meter.feed(chunk.mix)
+            sample_peak = max(sample_peak, float(np.max(np.abs(chunk.mix), initial=0.0)))
             bar.update(len(chunk.mix) / sr)
     measured = meter.integrated_lufs()
     gain = 1.0 if not np.isfinite(measured) else 10 ** ((settings.loudness_lufs - measured) / 20)
-    margin = _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
-    limiter = TruePeakLimiter(sr, ceiling_db=settings.true_peak_db - margin)
+    if sample_peak * gain > 0.5 * 10 ** (ceiling_db / 20):
+        # The limiter will shave peaks and with them some loudness: measure
+        # a limited trial pass and correct the gain once, before encoding.
+        trial = TruePeakLimiter(sr, ceiling_db=ceiling_db)
+        trial_meter = LoudnessMeter(sr)
+        with progress("limit", total / sr, "s") as bar:
+            for chunk in chunks():
+                trial_meter.feed(trial.process(chunk.mix * np.float32(gain)))
+                bar.update(len(chunk.mix) / sr)
+            trial_meter.feed(trial.flush())
+        limited = trial_meter.integrated_lufs()
+        if np.isfinite(limited):
+            gain *= 10 ** ((settings.loudness_lufs - limited) / 20)
+    limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db)
     out_meter = LoudnessMeter(sr)
     peak = -np.inf
     stem_writers: dict[str, AudioWriter] = {}

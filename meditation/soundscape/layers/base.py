@@ -151,6 +151,25 @@ class Layer(abc.ABC):
         self._pending = out[n_samples:]
         return np.ascontiguousarray(out[:n_samples], dtype=np.float32)
 
+    def skip(self, n_samples: int) -> None:
+        """Advance the stream by ``n_samples`` without rendering whole blocks.
+
+        The mixer calls this where the layer is silent anyway, so a layer that
+        plays in one scene costs nothing in the others. Skipped blocks leave
+        filter state where it was; the fade back in hides the seam.
+        """
+        take = min(n_samples, len(self._pending))
+        self._pending = self._pending[take:]
+        n_samples -= take
+        whole, rest = divmod(n_samples, BLOCK_SIZE)
+        self._block_index += whole
+        if rest:
+            self._pending = self.render(BLOCK_SIZE)[rest:]
+
+    def cue_duration_s(self, cue: Cue) -> float:
+        """How long a cue goes on sounding (for the timeline's list of what sounds where)."""
+        return 2.0
+
     @abc.abstractmethod
     def _next_block(self) -> np.ndarray:
         """Render block number ``self._block_index``: float32, ``(BLOCK_SIZE, 2)``."""

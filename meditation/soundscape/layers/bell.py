@@ -1,0 +1,229 @@
+"""A singing-bowl strike.
+
+Perceptual model: a struck bowl is heard as a clear but inharmonic chord of a
+few partials (near 1, 2.7, 5.1, 8.2, 11.9 and 16 times the fundamental) that
+die away exponentially, the fundamental slowest (its T60 is ``decay_s``) and
+each higher partial faster, so the sound darkens as it fades.  Its "singing"
+wobble comes from the bowl not being perfectly round: each partial is a pair
+of modes a fraction of a hertz apart, and the pair beats.  Where a listener
+(or a microphone) stands around the bowl decides how the two modes of a pair
+mix, so the wobble is out of step between the two ears -- which is also what
+makes the stereo image wide.  A soft mallet gives a rounded onset of a few
+milliseconds and, when struck harder, a little more of the upper partials.
+
+Implementation: one stereo grain per distinct strike strength (quantised),
+computed once; each strike adds the slice of its grain that overlaps a block.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ...errors import SoundscapeError
+from .base import BLOCK_SIZE, Cue, Layer, register_layer
+
+__all__ = ["Bell", "bell"]
+
+# Partial ratios of a typical singing bowl, and their levels at brightness 0.5
+# before the brightness tilt.
+_RATIOS = np.array([1.0, 2.71, 5.12, 8.21, 11.9, 16.1])
+_BASE_AMPS = np.array([1.0, 0.8, 0.5, 0.35, 0.2, 0.12])
+# Higher partials ring shorter: T60_k = decay_s * ratio_k ** -_DECAY_EXPONENT.
+_DECAY_EXPONENT = 0.75
+# The n-th partial of a bowl is its (n+2)-lobed mode around the rim.
+_MODE_ORDER = np.arange(len(_RATIOS)) + 2
+# Listener's ears (or a mic pair) sit this far either side of the strike point,
+# in radians around the rim: enough to put the wobble out of step L vs R.
+_EAR_ANGLE = 0.25
+# Grain ends at this many T60s of the fundamental: 1.5 x T60 = -90 dB.
+_TAIL_T60S = 1.5
+# Peak of a strength-1 strike, in linear full scale (-6 dBFS).
+_STRIKE_PEAK = 0.5
+_MAX_FRACTION_OF_SR = 0.45
+_STRENGTH_STEP = 0.1  # grains are built per 0.1 of strength (timbre only)
+
+
+@register_layer("bell")
+class Bell(Layer):
+    """Singing-bowl strikes at cue times: beating inharmonic partials with long decays."""
+
+    description = "A singing bowl struck on cue: long, beating, inharmonic partials."
+    cue_actions = frozenset({"strike"})
+
+    @dataclass(frozen=True)
+    class Params:
+        fundamental_hz: float = 220.0
+        """Pitch of the lowest partial, in hertz."""
+        decay_s: float = 12.0
+        """Time for the fundamental to fall by 60 dB, in seconds (higher partials are shorter)."""
+        brightness: float = 0.5
+        """Level of the upper partials, from 0 (nearly pure fundamental) to 1 (bright, metallic)."""
+        wobble_hz: float = 0.7
+        """Beat rate of the fundamental's mode pair, in hertz (0 = a perfectly round bowl)."""
+        mallet_ms: float = 4.0
+        """Onset time of the strike, in milliseconds (soft mallets are slower)."""
+
+    @classmethod
+    def check_params(cls, params: "Bell.Params") -> None:
+        p = params
+        if not 40.0 <= p.fundamental_hz <= 2000.0:
+            raise SoundscapeError(f"bell: fundamental_hz {p.fundamental_hz} is out of range (40..2000)")
+        if not 0.5 <= p.decay_s <= 30.0:
+            raise SoundscapeError(f"bell: decay_s {p.decay_s} is out of range (0.5..30)")
+        if not 0.0 <= p.brightness <= 1.0:
+            raise SoundscapeError(f"bell: brightness {p.brightness} is out of range (0..1)")
+        if not 0.0 <= p.wobble_hz <= 5.0:
+            raise SoundscapeError(f"bell: wobble_hz {p.wobble_hz} is out of range (0..5)")
+        if not 0.5 <= p.mallet_ms <= 50.0:
+            raise SoundscapeError(f"bell: mallet_ms {p.mallet_ms} is out of range (0.5..50)")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        p = self.params
+        sr = self.sample_rate
+        rng = self.rng
+        n_modes = len(_RATIOS)
+
+        tilt = -0.8 * (1.0 - p.brightness)
+        self._amps = _BASE_AMPS * _RATIOS**tilt
+        self._t60 = p.decay_s * _RATIOS**-_DECAY_EXPONENT
+        # Each partial's mode pair: split grows with the partial, with some scatter,
+        # since real bowls are irregular.
+        split = p.wobble_hz * np.sqrt(_RATIOS) * rng.uniform(0.8, 1.25, n_modes)
+        centre = p.fundamental_hz * _RATIOS * (1.0 + rng.uniform(-0.004, 0.004, n_modes))
+        centre[0] = p.fundamental_hz
+        self._freqs = np.stack([centre - split / 2, centre + split / 2], axis=1)  # (mode, pair)
+        audible = self._freqs[:, 1] < _MAX_FRACTION_OF_SR * sr
+        self._amps = np.where(audible, self._amps, 0.0)
+
+        # How the strike shares its energy between the two modes of each pair
+        # (mu), and how each ear weighs them (angle around the rim).  mu is kept
+        # away from 0 and pi/2 so every pair actually beats.
+        mu = rng.uniform(0.4, 1.17, n_modes)
+        weights = np.empty((2, n_modes, 2))  # (ear, mode, pair member)
+        for ear, angle in enumerate((-_EAR_ANGLE, _EAR_ANGLE)):
+            seen = mu + _MODE_ORDER * angle
+            weights[ear, :, 0] = np.cos(mu) * np.cos(seen)
+            weights[ear, :, 1] = np.sin(mu) * np.sin(seen)
+        self._weights = weights
+
+        self._grains: dict[int, np.ndarray] = {}
+        self._scale = None  # set by the strength-1 grain: its peak is _STRIKE_PEAK
+        self._strikes: list[tuple[int, float, np.ndarray]] = []
+        for cue in self.cues:
+            strength = _strength(cue)
+            grain = self._grain(strength)
+            self._strikes.append((round(cue.time_s * sr), strength, grain))
+        self._strikes.sort(key=lambda s: s[0])
+        self._first_live = 0
+
+    def _grain(self, strength: float) -> np.ndarray:
+        """The stereo sound of one strike at unit amplitude scaling; cached by timbre step."""
+        key = int(round(strength / _STRENGTH_STEP))
+        if key not in self._grains:
+            if self._scale is None:
+                raw = self._build(1.0)
+                self._scale = _STRIKE_PEAK / float(np.max(np.abs(raw)))
+                self._grains[int(round(1.0 / _STRENGTH_STEP))] = raw * np.float32(self._scale)
+            if key not in self._grains:
+                self._grains[key] = self._build(max(key * _STRENGTH_STEP, 0.05)) * np.float32(self._scale)
+        return self._grains[key]
+
+    def _build(self, timbre_strength: float) -> np.ndarray:
+        """Sum the partials of a strike whose timbre matches ``timbre_strength`` (peak ~1 at 1)."""
+        p = self.params
+        sr = self.sample_rate
+        n_total = int(math.ceil(_TAIL_T60S * p.decay_s * sr))
+        out = np.zeros((n_total, 2), dtype=np.float32)
+        n_attack = max(2, int(p.mallet_ms * 1e-3 * sr))
+        # A harder strike excites the upper partials more than the lower ones.
+        hardness = timbre_strength ** (0.5 * np.arange(len(_RATIOS)))
+        for k in range(len(_RATIOS)):
+            amp = self._amps[k] * hardness[k]
+            if amp <= 0.0:
+                continue
+            n = min(n_total, int(math.ceil(_TAIL_T60S * self._t60[k] * sr)))
+            idx = np.arange(n, dtype=np.float64)
+            env = amp * np.exp(idx * (-math.log(1000.0) / (self._t60[k] * sr)))
+            # Soft mallet: a raised-cosine onset, so the strike has no click.
+            env[:n_attack] *= 0.5 - 0.5 * np.cos(np.pi * np.arange(min(n_attack, n)) / n_attack)
+            # At -90 dB the partial is gone; a short fade makes its end exact zero.
+            nf = max(2, n // 20)
+            env[-nf:] *= 0.5 + 0.5 * np.cos(np.pi * np.arange(nf) / nf)
+            env = env.astype(np.float32)
+            for j in range(2):
+                # Phase in float64 cycles, reduced before the float32 sine.
+                cyc = idx * (self._freqs[k, j] / sr)
+                mode = np.sin((2 * np.pi * (cyc - np.floor(cyc))).astype(np.float32)) * env
+                for ear in range(2):
+                    w = self._weights[ear, k, j]
+                    if w != 0.0:
+                        out[:n, ear] += np.float32(w) * mode
+        return out
+
+    def cue_duration_s(self, cue: Cue) -> float:
+        """How long a strike is heard: until the fundamental has fallen 60 dB."""
+        _strength(cue)
+        return self.params.decay_s
+
+    def _next_block(self) -> np.ndarray:
+        b0 = self.block_start
+        b1 = b0 + BLOCK_SIZE
+        # Every grain of one bowl has the same length, so strikes also end in
+        # order: those that ended before this block never need looking at again.
+        strikes = self._strikes
+        while self._first_live < len(strikes):
+            start, _, grain = strikes[self._first_live]
+            if start + len(grain) > b0:
+                break
+            self._first_live += 1
+        out = None
+        bound = 0.0
+        for start, strength, grain in strikes[self._first_live :]:
+            if start >= b1:
+                break  # sorted by start
+            if start + len(grain) <= b0 or strength <= 0.0:
+                continue
+            i0 = max(0, b0 - start)
+            i1 = min(len(grain), b1 - start)
+            if out is None:
+                out = np.zeros((BLOCK_SIZE, 2), dtype=np.float32)
+            o0 = start + i0 - b0
+            out[o0 : o0 + (i1 - i0)] += np.float32(strength) * grain[i0:i1]
+            bound += strength * _STRIKE_PEAK * 1.2
+        if out is None:
+            return np.zeros((BLOCK_SIZE, 2), dtype=np.float32)
+        if bound > 1.0:
+            # Only a pile-up of strikes can get here; keep the [-1, 1] contract.
+            np.clip(out, -1.0, 1.0, out=out)
+        return out
+
+
+def _strength(cue: Cue) -> float:
+    extra = set(cue.params) - {"strength"}
+    if extra:
+        raise SoundscapeError(
+            f"bell: cue {cue.action!r} has no option {sorted(extra)[0]!r} (known: strength)"
+        )
+    if not math.isfinite(cue.time_s) or cue.time_s < 0:
+        raise SoundscapeError(f"bell: cue time {cue.time_s} must be a time on the track (>= 0 s)")
+    value: Any = cue.params.get("strength", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise SoundscapeError(f"bell: strike strength must be a number from 0 to 1, not {value!r}")
+    return float(value)
+
+
+def bell(
+    n_samples: int,
+    *,
+    sample_rate: int,
+    rng: np.random.Generator,
+    cues: Sequence[Cue] = (),
+    **params,
+) -> np.ndarray:
+    """Render ``n_samples`` of bowl strikes in one call: float32, shape (n_samples, 2)."""
+    return Bell(sample_rate=sample_rate, rng=rng, params=params, cues=cues).render(n_samples)

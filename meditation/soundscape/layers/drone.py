@@ -1,0 +1,277 @@
+"""A warm, slowly evolving tonal bed.
+
+Perceptual model: a drone reads as "warm" when its energy sits in a few low,
+consonant partials (root, fifth, octave, twelfth, double octave) with a
+gently falling spectrum, and as "alive" rather than electronic when nothing in
+it is perfectly still.  Two sources of motion do that here:
+
+* every partial is a centre voice plus, in each ear, a quieter voice a few
+  cents off, so it beats slowly (a fraction of a hertz) like a chorus of
+  slightly mistuned strings -- at a different rate left and right;
+* every partial's level drifts on its own over tens of seconds, and the
+  whole spectrum tilts brighter and darker on a slower cycle, which the ear
+  hears as a filter opening and closing.
+
+The side voices make the bed wide without any reverb, while the shared
+centre keeps it solid in mono.  A little band-passed noise ("air") keeps it
+from sounding like a test tone.
+
+Implementation: sinusoids are summed with one small matrix product per block.
+Over a sub-block of ``_SUB`` samples each voice is
+``(alpha + beta*m) * sin(phi + w*m)``, and ``sin(phi + w*m)`` expands into a
+fixed cos/sin table times two coefficients that depend only on the phase at
+the sub-block start.  Levels are linear ramps between control points at the
+sub-block edges (a control rate of ~43 Hz at 44.1 kHz), so amplitude moves
+without zipper steps.  Everything but the air noise is a function of the
+absolute sample index, so phases never drift and chunking cannot matter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import signal
+
+from ...errors import SoundscapeError
+from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer
+
+__all__ = ["Drone", "drone"]
+
+# Sub-block length for the sinusoid tables; a power of two dividing BLOCK_SIZE.
+_SUB = 1024
+_N_SUB = BLOCK_SIZE // _SUB
+# Blocks rendered per call (see _render_span).
+_SPAN_BLOCKS = 8
+
+# Partials as frequency ratios to the root, with their level at brightness 0.5
+# before the brightness tilt.  The fifth and the octave carry the warmth; the
+# twelfth and double octave only add shine.
+_RATIOS = np.array([1.0, 1.5, 2.0, 3.0, 4.0])
+_BASE_AMPS = np.array([1.0, 0.75, 0.8, 0.55, 0.45])
+# Centre and side voice levels; unequal so the beating never dips to silence
+# (a full-depth beat sounds like tremolo, not like a chorus).
+_VOICE_AMPS = np.array([1.0, 0.6])
+# Partials are dropped above this fraction of the sample rate (no aliasing).
+_MAX_FRACTION_OF_SR = 0.45
+
+
+@register_layer("drone")
+class Drone(Layer):
+    """Detuned partial pairs with slow level and tilt drift, plus a breath of air."""
+
+    description = "A warm, slowly evolving tonal bed of detuned partials (root, fifth, octave)."
+    cue_actions = frozenset()
+
+    @dataclass(frozen=True)
+    class Params:
+        root_hz: float = 110.0
+        """Pitch of the lowest partial, in hertz (110 = A2)."""
+        detune_cents: float = 6.0
+        """Spread between the two voices of each partial, in cents; sets how fast they beat."""
+        brightness: float = 0.5
+        """Spectral tilt from 0 (dark, mostly root) to 1 (upper partials as loud as the root)."""
+        motion_s: float = 30.0
+        """Typical period of the slow level and tilt drift, in seconds."""
+        motion_depth_db: float = 4.0
+        """How far each partial's level drifts, in dB either way."""
+        air_db: float = -22.0
+        """Level of the band-passed noise relative to the tones, in dB (-120 turns it off)."""
+
+    @classmethod
+    def check_params(cls, params: "Drone.Params") -> None:
+        p = params
+        if not 20.0 <= p.root_hz <= 1000.0:
+            raise SoundscapeError(f"drone: root_hz {p.root_hz} is out of range (20..1000)")
+        if not 0.0 <= p.detune_cents <= 50.0:
+            raise SoundscapeError(f"drone: detune_cents {p.detune_cents} is out of range (0..50)")
+        if not 0.0 <= p.brightness <= 1.0:
+            raise SoundscapeError(f"drone: brightness {p.brightness} is out of range (0..1)")
+        if not 2.0 <= p.motion_s <= 600.0:
+            raise SoundscapeError(f"drone: motion_s {p.motion_s} is out of range (2..600)")
+        if not 0.0 <= p.motion_depth_db <= 12.0:
+            raise SoundscapeError(
+                f"drone: motion_depth_db {p.motion_depth_db} is out of range (0..12)"
+            )
+        if not -120.0 <= p.air_db <= 0.0:
+            raise SoundscapeError(f"drone: air_db {p.air_db} is out of range (-120..0)")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        p = self.params
+        sr = self.sample_rate
+        rng = self.rng
+        n_part = len(_RATIOS)
+
+        # Brightness tilts the partials around the root: 0 -> ratio^-1.5, 1 -> flat.
+        tilt = -1.5 * (1.0 - p.brightness)
+        part_amp = _BASE_AMPS * _RATIOS**tilt
+        part_amp[_RATIOS * p.root_hz > _MAX_FRACTION_OF_SR * sr] = 0.0
+
+        # Three voices per partial: a centre voice in both channels at the nominal
+        # pitch, plus one side voice per channel, detuned up on the left and down on
+        # the right by a random share of detune_cents.  Each channel beats against
+        # the shared centre at its own rate, so the image is wide, yet the mono
+        # fold-down never loses a whole partial (the centre outweighs both sides).
+        spread = p.detune_cents * (1.0 + 0.3 * rng.uniform(-1, 1, (2, n_part)))
+        cents = np.stack([np.zeros(n_part), spread[0], -spread[1]])  # (voice, partial)
+        self._freqs = (p.root_hz * _RATIOS[None, :] * 2.0 ** (cents / 1200.0)).reshape(-1)
+        self._phase0 = rng.uniform(0, 1, self._freqs.shape)  # in cycles
+        self._osc_partial = np.tile(np.arange(n_part), 3)
+        voice_amp = np.concatenate([part_amp * _VOICE_AMPS[0]] + 2 * [part_amp * _VOICE_AMPS[1]])
+        self._voice_amp = voice_amp
+        # Oscillators each channel hears: the centre voices and its own side voices.
+        centre = np.arange(n_part)
+        self._channel_osc = (
+            np.concatenate([centre, n_part + centre]),
+            np.concatenate([centre, 2 * n_part + centre]),
+        )
+
+        # Level drift: each partial sums two slow sines (periods around motion_s,
+        # never commensurate, so the pattern does not repeat), in log amplitude.
+        self._mod_period = p.motion_s * rng.uniform(0.6, 1.7, (n_part, 2))
+        self._mod_phase = rng.uniform(0, 2 * np.pi, (n_part, 2))
+        self._mod_depth = p.motion_depth_db / 20.0 * np.log(10.0) / math.sqrt(2.0)
+        # Spectral tilt drift, slower than the level drift: a filter sweep the ear
+        # follows as the sound "opening".
+        self._tilt_period = p.motion_s * rng.uniform(1.6, 2.4)
+        self._tilt_phase = rng.uniform(0, 2 * np.pi)
+        self._tilt_depth = 0.35
+        self._log_ratio = np.log(_RATIOS)
+
+        # cos/sin tables for one sub-block, transposed so the matrix product lands
+        # in sample order; float32 is ample for m < _SUB.
+        m = np.arange(_SUB, dtype=np.float64)
+        w = 2 * np.pi * self._freqs / sr
+        arg = w[:, None] * m[None, :]
+        self._tables = []
+        for osc in self._channel_osc:
+            table = np.empty((2 * len(osc), _SUB), dtype=np.float32)
+            table[0::2] = np.cos(arg[osc])
+            table[1::2] = np.sin(arg[osc])
+            self._tables.append(table)
+        self._ramp = m.astype(np.float32)
+        self._cache = np.zeros((2, 0), dtype=np.float32)
+        self._cache_first_block = 0
+
+        # Calibrate the long-term level: average the tonal power over a long grid
+        # of control points (the drift is zero-mean in log, not in power).
+        grid = np.arange(0, 3600, 0.5)
+        levels = self._partial_levels(grid)  # (n_part, len(grid))
+        # Per channel: centre and one side voice, incoherent, each a sine (power a^2/2).
+        per_part = part_amp**2 * (_VOICE_AMPS[0] ** 2 + _VOICE_AMPS[1] ** 2) / 2.0
+        tone_power = float(np.mean(per_part @ levels**2))
+        air_rel = 10.0 ** (p.air_db / 10.0) if p.air_db > -100.0 else 0.0
+        target = 10.0 ** (NOMINAL_RMS_DB / 10.0)
+        self._tone_gain = math.sqrt(target / (tone_power * (1.0 + air_rel)))
+        self._air_gain = math.sqrt(target * air_rel / (1.0 + air_rel))
+
+        if self._air_gain > 0.0:
+            # Air sits an octave or so above the partials, where breath and bow
+            # noise live; a single band-pass section is enough for a bed.
+            lo = min(4.0 * p.root_hz, 0.2 * sr)
+            hi = min(24.0 * p.root_hz, 0.4 * sr)
+            b, a = signal.butter(1, [lo, hi], btype="bandpass", fs=sr)
+            self._air_b = b.astype(np.float32)
+            self._air_a = a.astype(np.float32)
+            # Uniform noise in [-0.5, 0.5) has variance 1/12; the band-pass makes it
+            # Gaussian and removes its DC.  Normalise by the filter's noise gain.
+            _, h = signal.freqz(b, a, worN=8192)
+            noise_gain = math.sqrt(float(np.mean(np.abs(h) ** 2)) / 12.0)
+            self._air_scale = np.float32(self._air_gain / noise_gain)
+            self._air_zi = np.zeros(len(a) - 1, dtype=np.float32)
+            # The right channel hears the same air ~11 ms later: far longer than the
+            # band's correlation time, so the channels are uncorrelated, at half the
+            # cost of filtering two noises.
+            self._air_tail = np.zeros(max(1, round(0.0113 * sr)), dtype=np.float32)
+
+    def cue_duration_s(self, cue: Cue) -> float:
+        raise SoundscapeError(f"layer 'drone' has no cue {cue.action!r} (it takes no cues)")
+
+    def _partial_levels(self, t_s: np.ndarray) -> np.ndarray:
+        """Relative level of each partial at times ``t_s`` (seconds): shape (n_part, len(t))."""
+        t = np.asarray(t_s, dtype=np.float64)
+        mod = np.sin(
+            2 * np.pi * t[None, None, :] / self._mod_period[:, :, None] + self._mod_phase[:, :, None]
+        ).sum(axis=1)
+        tilt = self._tilt_depth * np.sin(2 * np.pi * t / self._tilt_period + self._tilt_phase)
+        return np.exp(self._mod_depth * mod + self._log_ratio[:, None] * tilt[None, :])
+
+    def _next_block(self) -> np.ndarray:
+        i = self._block_index - self._cache_first_block
+        if i < 0 or (i + 1) * BLOCK_SIZE > self._cache.shape[1]:
+            self._cache_first_block = self._block_index
+            self._cache = self._render_span(self.block_start)
+            i = 0
+        span = self._cache[:, i * BLOCK_SIZE : (i + 1) * BLOCK_SIZE]
+        # Interleave with two strided copies: much cheaper than a transposing gather.
+        out = np.empty((BLOCK_SIZE, 2), dtype=np.float32)
+        out[:, 0] = span[0]
+        out[:, 1] = span[1]
+        return out
+
+    def _render_span(self, start: int) -> np.ndarray:
+        """Render ``_SPAN_BLOCKS`` blocks from absolute sample ``start``: shape (2, n).
+
+        Working on several blocks per call amortises the per-call overhead of
+        numpy, BLAS and lfilter; the result depends only on ``start`` and on the
+        rng stream, which is consumed in block order, so chunking cannot change it.
+        """
+        sr = self.sample_rate
+        n_sub = _SPAN_BLOCKS * _N_SUB
+        edges = start + _SUB * np.arange(n_sub + 1)  # absolute sample index
+        levels = self._partial_levels(edges / sr)[self._osc_partial]  # (n_osc, n_sub+1)
+        amp = levels * (self._voice_amp * self._tone_gain)[:, None]
+        alpha = amp[:, :-1]
+        beta = (amp[:, 1:] - amp[:, :-1]) / _SUB
+
+        # Phase from the absolute sample index, not accumulated: exact at any
+        # block, so there is no drift and no dependence on how blocks are asked for.
+        cycles = self._freqs[:, None] * (edges[None, :-1] / sr) + self._phase0[:, None]
+        phi = 2 * np.pi * (cycles - np.floor(cycles))
+        s, c = np.sin(phi), np.cos(phi)
+
+        out = np.empty((2, n_sub * _SUB), dtype=np.float32)
+        for ch, osc in enumerate(self._channel_osc):
+            # Rows (const/ramp, sub-block); columns pair with the table's
+            # (oscillator, cos/sin) rows: sin(phi + wm) = sin(phi)cos(wm) + cos(phi)sin(wm).
+            coef = np.empty((_SPAN_BLOCKS, 2, _N_SUB, len(osc), 2), dtype=np.float32)
+            shape = (_SPAN_BLOCKS, _N_SUB, len(osc))
+            coef[:, 0, :, :, 0] = (alpha[osc] * s[osc]).T.reshape(shape)
+            coef[:, 0, :, :, 1] = (alpha[osc] * c[osc]).T.reshape(shape)
+            coef[:, 1, :, :, 0] = (beta[osc] * s[osc]).T.reshape(shape)
+            coef[:, 1, :, :, 1] = (beta[osc] * c[osc]).T.reshape(shape)
+            # One small product per block: kept under OpenBLAS's threading
+            # threshold on purpose, because a threaded GEMM on a busy machine (TTS
+            # running alongside) is many times slower than a single-threaded one.
+            y = coef.reshape(_SPAN_BLOCKS, 2 * _N_SUB, -1) @ self._tables[ch]
+            y[:, _N_SUB:] *= self._ramp
+            y[:, :_N_SUB] += y[:, _N_SUB:]
+            out[ch] = y[:, :_N_SUB].reshape(-1)
+
+        if self._air_gain > 0.0:
+            n = out.shape[1]
+            noise = self.rng.random(n, dtype=np.float32)
+            noise -= np.float32(0.5)
+            air, self._air_zi = signal.lfilter(self._air_b, self._air_a, noise, zi=self._air_zi)
+            air *= self._air_scale
+            out[0] += air
+            d = len(self._air_tail)
+            out[1, :d] += self._air_tail
+            out[1, d:] += air[:-d]
+            self._air_tail = air[-d:].copy()
+        return out
+
+
+def drone(
+    n_samples: int,
+    *,
+    sample_rate: int,
+    rng: np.random.Generator,
+    cues: Sequence[Cue] = (),
+    **params,
+) -> np.ndarray:
+    """Render ``n_samples`` of the drone in one call: float32, shape (n_samples, 2)."""
+    return Drone(sample_rate=sample_rate, rng=rng, params=params, cues=cues).render(n_samples)

@@ -75,14 +75,17 @@ def synthesize(
         return np.ascontiguousarray(audio, dtype=np.float32)
 
     futures = []
-    with ThreadPoolExecutor(max_workers=1) as pool, progress("speech", len(texts), "seg") as bar:
-        for text in texts:
-            key = SpeechCache.key(engine.voice_id, rate, text) if cache is not None else None
-            audio = cache.get(key) if cache is not None else None
-            if audio is None:
-                audio = engine.synthesize(text, rate=rate, seed=text_seed(text))
-                if cache is not None:
-                    cache.put(key, audio)
-            futures.append(pool.submit(finish, audio))
-            bar.update(1)
-        return [f.result() for f in futures]
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool, progress("speech", len(texts), "seg") as bar:
+            for text in texts:
+                key = SpeechCache.key(engine.voice_id, rate, text) if cache is not None else None
+                audio = cache.get(key) if cache is not None else None
+                if audio is None:
+                    audio = engine.synthesize(text, rate=rate, seed=text_seed(text))
+                    if cache is not None:
+                        cache.put(key, audio)
+                futures.append(pool.submit(finish, audio))
+                bar.update(1)
+            return [f.result() for f in futures]
+    finally:
+        engine.reset()  # release helper processes now, not at interpreter exit

@@ -27,13 +27,13 @@ _CHARS_PER_S = 14.0  # measured speaking speed of the default voice at rate 1.0
 class Gaps:
     """Silence between spoken pieces, in seconds, before ``pause_scale``."""
 
-    clause_s: float = 0.45
+    clause_s: float = 0.5
     """Between the pieces of a long sentence split at a comma or dash."""
-    sentence_s: float = 1.4
+    sentence_s: float = 1.8
     """Between sentences: time to take the sentence in."""
-    paragraph_s: float = 3.5
+    paragraph_s: float = 4.0
     """Between paragraphs: a breath or two."""
-    scene_s: float = 6.0
+    scene_s: float = 8.0
     """Between scenes: time for the soundscape to change."""
 
 

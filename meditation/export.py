@@ -35,7 +35,7 @@ def _encoder(*suffixes: str):
 
 
 class _Encoder:
-    def __init__(self, file, sample_rate: int, channels: int, suffix: str):
+    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str):
         raise NotImplementedError
 
     def write(self, chunk: np.ndarray) -> None:
@@ -50,30 +50,69 @@ class _Encoder:
 
 @_encoder(".mp3")
 class _LameEncoder(_Encoder):
-    def __init__(self, file, sample_rate: int, channels: int, suffix: str):
-        import lameenc
+    """LAME in a child process.
 
-        self._file = file
-        self._lame = lameenc.Encoder()
-        self._lame.set_in_sample_rate(sample_rate)
-        self._lame.set_channels(channels)
-        self._lame.set_vbr(4)  # vbr_mtrh, LAME's default VBR mode
-        self._lame.set_vbr_quality(2)
-        self._lame.set_quality(5)
+    lameenc holds the GIL while it encodes, so a thread would not overlap
+    with mixing; a process does, and the 16-bit PCM it is fed is small.
+    """
+
+    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_lame_child, args=(child, str(path), sample_rate, channels), daemon=True)
+        self._process.start()
+        child.close()
 
     def write(self, chunk: np.ndarray) -> None:
         pcm = np.clip(np.round(chunk * 32767.0), -32768, 32767).astype("<i2")
-        self._file.write(self._lame.encode(pcm.tobytes()))
+        self._conn.send_bytes(pcm.tobytes())
 
     def close(self) -> None:
-        self._file.write(self._lame.flush())
+        self._conn.send_bytes(b"")
+        status = self._conn.recv()
+        self._process.join()
+        self._conn.close()
+        if status != "ok":
+            raise ExportError(f"MP3 encoder failed: {status}")
+
+    def abort(self) -> None:
+        self._process.terminate()
+        self._process.join()
+        self._conn.close()
+
+
+def _lame_child(conn, path: str, sample_rate: int, channels: int) -> None:
+    """Encode PCM arriving on ``conn`` into ``path``; an empty message ends the stream."""
+    try:
+        import lameenc
+
+        lame = lameenc.Encoder()
+        lame.set_in_sample_rate(sample_rate)
+        lame.set_channels(channels)
+        lame.set_vbr(4)  # vbr_mtrh, LAME's default VBR mode
+        lame.set_vbr_quality(2)  # -V2
+        lame.set_quality(5)
+        with open(path, "wb") as out:
+            while True:
+                data = conn.recv_bytes()
+                if not data:
+                    break
+                out.write(lame.encode(data))
+            out.write(lame.flush())
+        conn.send("ok")
+    except Exception as exc:  # reported to the parent, which raises
+        conn.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        conn.close()
 
 
 @_encoder(".wav", ".flac", ".ogg")
 class _SoundfileEncoder(_Encoder):
     _FORMATS = {".wav": ("WAV", "PCM_24"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
 
-    def __init__(self, file, sample_rate: int, channels: int, suffix: str):
+    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str):
         import soundfile
 
         fmt, subtype = self._FORMATS[suffix]
@@ -109,7 +148,7 @@ class AudioWriter:
         self._tmp = Path(tmp)
         self._file = os.fdopen(fd, "w+b")
         try:
-            self._encoder = ENCODERS[suffix](self._file, sample_rate, channels, suffix)
+            self._encoder = ENCODERS[suffix](self._file, self._tmp, sample_rate, channels, suffix)
         except Exception:
             self._discard()
             raise

@@ -140,8 +140,14 @@ def mix_chunks(
     fade_in_s: float = 3.0,
     fade_out_s: float = 6.0,
     chunk: int = CHUNK,
+    keep_layers: bool = False,
 ) -> Iterator[MixChunk]:
-    """Yield the mix chunk by chunk, from sample 0 to the end of the timeline."""
+    """Yield the mix chunk by chunk, from sample 0 to the end of the timeline.
+
+    With ``keep_layers`` each chunk carries every layer as it sits in the mix
+    (for stems); otherwise the layers are summed before the envelope is
+    applied, which is cheaper.
+    """
     duck = DuckEnvelope(timeline, ducking) if voice is not None else None
     sr = timeline.sample_rate
     total = timeline.length
@@ -149,24 +155,33 @@ def mix_chunks(
     fade_out = max(1, int(fade_out_s * sr))
     for start in range(0, total, chunk):
         n = min(chunk, total - start)
-        mix = np.zeros((n, 2), dtype=np.float32)
         if voice is not None:
             mono = voice.render(start, n)
             voice_st = np.repeat(mono[:, None], 2, axis=1)
-            mix += voice_st
         else:
             voice_st = np.zeros((n, 2), dtype=np.float32)
+        mix = voice_st.copy()
         layers: dict[str, np.ndarray] = {}
         if ambience is not None:
-            t = np.arange(start, start + n, dtype=np.float64)
-            # Ambience fades in from silence at the start and out at the end of the track.
-            env = np.clip(np.minimum(t / fade_in, (total - t) / fade_out), 0.0, 1.0)
-            env = 0.5 - 0.5 * np.cos(np.pi * env)
+            env = _fade(start, n, total, fade_in, fade_out)
             if duck is not None:
-                env = env * duck.gain(start, n)
-            env = env.astype(np.float32)[:, None]
-            for name, stem in ambience.render(n).items():
-                stem = stem * env
-                layers[name] = stem
-                mix += stem
+                env = duck.gain(start, n) if env is None else env * duck.gain(start, n)
+            env = None if env is None else env.astype(np.float32)[:, None]
+            rendered = ambience.render(n)
+            if keep_layers:
+                for name, stem in rendered.items():
+                    layers[name] = stem if env is None else stem * env
+                    mix += layers[name]
+            elif rendered:
+                bed = sum(rendered.values())
+                mix += bed if env is None else bed * env
         yield MixChunk(start, mix, voice_st, layers)
+
+
+def _fade(start: int, n: int, total: int, fade_in: int, fade_out: int) -> np.ndarray | None:
+    """Raised-cosine fade-in at the start and fade-out at the end; None where the chunk is all 1."""
+    if fade_in <= start and start + n <= total - fade_out:
+        return None
+    t = np.arange(start, start + n, dtype=np.float64)
+    env = np.clip(np.minimum(t / fade_in, (total - t) / fade_out), 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * env)

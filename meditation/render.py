@@ -101,9 +101,9 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     fade_in = min(3.0, settings.lead_in_s * 0.75) if settings.lead_in_s > 0 else 0.5
     fade_out = max(1.0, settings.tail_s * 0.8)
 
-    def chunks():
+    def chunks(keep_layers: bool):
         ambience = ambience_factory() if ambience_factory else None
-        return mix_chunks(timeline, voice, ambience, fade_in_s=fade_in, fade_out_s=fade_out)
+        return mix_chunks(timeline, voice, ambience, fade_in_s=fade_in, fade_out_s=fade_out, keep_layers=keep_layers)
 
     loudness, peak = master_to_file(chunks, settings, title=settings.title or script.title, total=timeline.length, stems=settings.stems)
     if settings.timings is not None:
@@ -122,81 +122,97 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     plan = plan_ambience(preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers)
     fade = min(10.0, duration_s / 4)
 
-    def chunks():
-        return mix_chunks(plan.timeline, None, plan.build(), fade_in_s=fade, fade_out_s=fade)
+    def chunks(keep_layers: bool):
+        return mix_chunks(plan.timeline, None, plan.build(), fade_in_s=fade, fade_out_s=fade, keep_layers=keep_layers)
 
     loudness, peak = master_to_file(chunks, settings, title=settings.title or "Ambience", total=length, stems=settings.stems)
     return RenderResult(settings.output, duration_s, loudness, peak, plan.timeline, settings)
 
 
 def master_to_file(chunks, settings: RenderSettings, *, title: str, total: int, stems: Path | None = None) -> tuple[float, float]:
-    """Measure, normalize, limit and encode the mix; returns (loudness LUFS, true peak dBTP) of the output."""
+    """Measure, normalize, limit and encode the mix; returns (loudness LUFS, true peak dBTP) of the output.
+
+    ``chunks(keep_layers)`` must start a fresh, identical stream of MixChunks
+    each time it is called.
+    """
     sr = settings.sample_rate
-    margin = _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
-    ceiling_db = settings.true_peak_db - margin
+    target = settings.loudness_lufs
     meter = LoudnessMeter(sr)
-    sample_peak = 0.0
     with progress("measure", total / sr, "s") as bar:
-        for chunk in chunks():
+        for chunk in chunks(False):
             meter.feed(chunk.mix)
-            sample_peak = max(sample_peak, float(np.max(np.abs(chunk.mix), initial=0.0)))
             bar.update(len(chunk.mix) / sr)
     measured = meter.integrated_lufs()
-    gain = 1.0 if not np.isfinite(measured) else 10 ** ((settings.loudness_lufs - measured) / 20)
-    if sample_peak * gain > 0.5 * 10 ** (ceiling_db / 20):
-        # The limiter will shave peaks and with them some loudness: measure
-        # a limited trial pass and correct the gain once, before encoding.
-        trial = TruePeakLimiter(sr, ceiling_db=ceiling_db)
-        trial_meter = LoudnessMeter(sr)
-        with progress("limit", total / sr, "s") as bar:
-            for chunk in chunks():
-                trial_meter.feed(trial.process(chunk.mix * np.float32(gain)))
-                bar.update(len(chunk.mix) / sr)
-            trial_meter.feed(trial.flush())
-        limited = trial_meter.integrated_lufs()
-        if np.isfinite(limited):
-            gain *= 10 ** ((settings.loudness_lufs - limited) / 20)
-    limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db)
-    out_meter = LoudnessMeter(sr)
-    peak = -np.inf
-    stem_writers: dict[str, AudioWriter] = {}
-    writer = AudioWriter(settings.output, sample_rate=sr, title=title, artist=settings.artist)
-    try:
+    gain = 1.0 if not np.isfinite(measured) else 10 ** ((target - measured) / 20)
+    for attempt in range(2):
+        writers = _Writers(settings, title, stems)
+        try:
+            loudness, peak = _limit_and_encode(chunks, writers, settings, gain, total)
+            # The limiter shaves peaks and with them a little loudness; when
+            # that misses the target, correct the gain and encode once more.
+            if attempt == 0 and np.isfinite(loudness) and abs(loudness - target) > _LOUDNESS_TOLERANCE_LU:
+                writers.discard()
+                gain *= 10 ** ((target - loudness) / 20)
+                continue
+            writers.commit()
+            return loudness, peak
+        except BaseException:
+            writers.discard()
+            raise
+    raise AssertionError("unreachable")
+
+
+_LOUDNESS_TOLERANCE_LU = 0.4
+
+
+class _Writers:
+    """The output file and, if asked, one stem file per part; committed or discarded together."""
+
+    def __init__(self, settings: RenderSettings, title: str, stems: Path | None):
+        self.main = AudioWriter(settings.output, sample_rate=settings.sample_rate, title=title, artist=settings.artist)
+        self.folder = stems
+        self.stems: dict[str, AudioWriter] = {}
+        self.sample_rate = settings.sample_rate
         if stems is not None:
             stems.mkdir(parents=True, exist_ok=True)
 
-        def emit(block: np.ndarray) -> None:
-            nonlocal peak
-            if len(block):
-                writer.write(block)
-                out_meter.feed(block)
-                loud = float(np.max(np.abs(block)))
-                if loud > 0.5 * limiter.ceiling:
-                    peak = max(peak, true_peak_db(block))
-                else:
-                    peak = max(peak, 20 * np.log10(loud + 1e-20))
+    def write_stems(self, chunk, gain: float) -> None:
+        for name, audio in {"voice": chunk.voice, **chunk.layers}.items():
+            if name not in self.stems:
+                self.stems[name] = AudioWriter(self.folder / f"{name}.wav", sample_rate=self.sample_rate)
+            self.stems[name].write(audio * np.float32(gain))
 
-        with progress("master", total / sr, "s") as bar:
-            for chunk in chunks():
-                if stems is not None:
-                    _write_stems(stem_writers, stems, chunk, gain, sr)
-                emit(limiter.process(chunk.mix * np.float32(gain)))
-                bar.update(len(chunk.mix) / sr)
-            emit(limiter.flush())
-        for w in stem_writers.values():
+    def commit(self) -> None:
+        for w in self.stems.values():
             w.commit()
-        writer.commit()
-    except BaseException:
-        writer._discard()
-        for w in stem_writers.values():
+        self.main.commit()
+
+    def discard(self) -> None:
+        self.main._discard()
+        for w in self.stems.values():
             w._discard()
-        raise
-    return out_meter.integrated_lufs(), float(peak)
 
 
-def _write_stems(writers: dict, folder: Path, chunk, gain: float, sr: int) -> None:
-    parts = {"voice": chunk.voice, **chunk.layers}
-    for name, audio in parts.items():
-        if name not in writers:
-            writers[name] = AudioWriter(folder / f"{name}.wav", sample_rate=sr)
-        writers[name].write(audio * np.float32(gain))
+def _limit_and_encode(chunks, writers: _Writers, settings: RenderSettings, gain: float, total: int) -> tuple[float, float]:
+    sr = settings.sample_rate
+    margin = _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
+    limiter = TruePeakLimiter(sr, ceiling_db=settings.true_peak_db - margin)
+    meter = LoudnessMeter(sr)
+    peak = -np.inf
+
+    def emit(block: np.ndarray) -> None:
+        nonlocal peak
+        if len(block):
+            writers.main.write(block)
+            meter.feed(block)
+            peak = max(peak, true_peak_db(block))
+
+    keep = writers.folder is not None
+    with progress("master", total / sr, "s") as bar:
+        for chunk in chunks(keep):
+            if keep:
+                writers.write_stems(chunk, gain)
+            emit(limiter.process(chunk.mix * np.float32(gain)))
+            bar.update(len(chunk.mix) / sr)
+        emit(limiter.flush())
+    return meter.integrated_lufs(), float(peak)

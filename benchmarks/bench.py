@@ -1,0 +1,343 @@
+"""Benchmark the renderer: real-time factors per stage, the two floors, memory.
+
+Run ``python benchmarks/bench.py`` (about 5 minutes) or ``--quick`` (under a
+minute, short inputs). Each figure is the median of ``--runs`` runs, all in
+this one process, so ratios compare like with like on a noisy machine.
+
+Real-time factor (RTF) = seconds of audio per second of wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+QUICK_SCRIPT = """---
+title: Quick
+soundscape: dream
+---
+# The library
+
+I am dreaming. In this dream, I find myself wandering through the misty corridors of an ancient library.
+
+# The valley and the river
+
+A gentle river flows beside me, its waters clear and singing.
+
+# The phoenix
+
+The phoenix spreads its radiant wings, and with a single, powerful beat, lifts us into the air.
+"""
+
+
+def _median_time(fn, runs: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def _machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+_RSS_PROBE = """
+import atexit, runpy, sys
+out = sys.argv[1]
+def _report():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(out, "w").write(line.split()[1])
+atexit.register(_report)
+sys.argv = ["meditation", *sys.argv[2:]]
+runpy.run_module("meditation", run_name="__main__")
+"""
+
+
+def _peak_rss_mb(args: list[str]) -> float:
+    """Peak resident memory of a fresh ``meditation`` process (its own, not its encoder child's).
+
+    Read from the process's own VmHWM at exit: getrusage would also count the
+    memory of this (large) benchmark process, which the child inherits at fork.
+    """
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
+        result = subprocess.run(
+            [sys.executable, "-c", _RSS_PROBE, report.name, *args, "--progress", "off"], cwd=ROOT, stdout=subprocess.DEVNULL
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"benchmark render failed: meditation {' '.join(args)}")
+        return int(open(report.name).read()) / 1024.0
+
+
+def _brown_noise_s(seconds: float, sample_rate: int) -> float:
+    """Time to generate and filter plain stereo brown noise, streamed in blocks like the layers."""
+    from scipy import signal
+
+    rng = np.random.default_rng(0)
+    zi = np.zeros((1, 2))
+    total = int(seconds * sample_rate)
+    start = time.perf_counter()
+    for i in range(0, total, 8192):
+        n = min(8192, total - i)
+        white = rng.standard_normal((n, 2), dtype=np.float32)
+        _, zi = signal.lfilter([1.0], [1.0, -0.995], white, axis=0, zi=zi)
+    return time.perf_counter() - start
+
+
+def _ambience_timeline(script_path: Path, minutes: float, sample_rate: int):
+    """The script's scenes spread evenly over ``minutes`` (no speech needed)."""
+    from meditation.script import read_script
+    from meditation.timeline import SceneSpan, Timeline
+
+    script = read_script(script_path)
+    length = int(minutes * 60 * sample_rate)
+    names = [s.name for s in script.scenes]
+    step = length // len(names)
+    spans = tuple(SceneSpan(n, i * step, length if i == len(names) - 1 else (i + 1) * step) for i, n in enumerate(names))
+    return script, Timeline(sample_rate, length, (), spans)
+
+
+def _render_ambience(plan, total: int) -> None:
+    from meditation.mix import CHUNK
+
+    ambience = plan.build()
+    for start in range(0, total, CHUNK):
+        ambience.render(min(CHUNK, total - start))
+
+
+def bench(quick: bool, runs: int) -> dict:
+    from meditation import speech as speech_stage
+    from meditation.export import AudioWriter
+    from meditation.mix import VoiceBus, mix_chunks
+    from meditation.render import RenderSettings, master_to_file, render
+    from meditation.script import read_script
+    from meditation.soundscape import plan_ambience
+    from meditation.timeline import layout, plan_segments
+    from meditation.voices import load_voice
+
+    sr = 44100
+    tmp = Path(tempfile.mkdtemp(prefix="meditation-bench-"))
+    if quick:
+        script_path = tmp / "quick.md"
+        script_path.write_text(QUICK_SCRIPT, encoding="utf-8")
+    else:
+        script_path = ROOT / "scripts" / "dream.md"
+    results: dict = {"machine": _machine(), "quick": quick, "runs": runs}
+
+    # Script parsing (with segmentation).
+    def parse():
+        script = read_script(script_path)
+        return script, plan_segments(script, rate=0.8)
+
+    t_parse, (script, planned) = _median_time(parse, runs)
+    texts = [s.text for s in planned]
+
+    # Speech, per engine: the voice alone speaking the whole text is the speech floor.
+    engines = {}
+    for voice in ("piper:joe", "pyttsx3"):
+        engine = load_voice(voice)
+        engine.reset()
+        t_floor, audio_native = _median_time(lambda: [engine.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts], runs)
+        engine.reset()
+        seconds = sum(len(a) for a in audio_native) / engine.sample_rate
+        t_stage, _ = _median_time(lambda: speech_stage.synthesize(texts, voice=voice, rate=0.8, sample_rate=sr, cache=None), runs)
+        engines[voice] = {"speech_s": seconds, "floor_s": t_floor, "floor_rtf": seconds / t_floor, "stage_s": t_stage, "stage_rtf": seconds / t_stage}
+    results["speech"] = engines
+
+    # The rest of the default render with the default voice.
+    audio = speech_stage.synthesize(texts, voice="piper:joe", rate=0.8, sample_rate=sr, cache=None)
+    timeline = layout(planned, [len(a) for a in audio], sample_rate=sr, lead_in_s=8, tail_s=16, scene_names=[s.name for s in script.scenes], pause_scale=1.0)
+    duration = timeline.duration_s
+    results["track_s"] = duration
+    plan = plan_ambience("dream", script=script, timeline=timeline, seed=1)
+    t_soundscape, _ = _median_time(lambda: _render_ambience(plan, timeline.length), runs)
+
+    voice = VoiceBus(plan.timeline, audio)
+
+    def mix_and_master():
+        from meditation.master import LoudnessMeter, TruePeakLimiter
+
+        meter = LoudnessMeter(sr)
+        for chunk in mix_chunks(plan.timeline, voice, plan.build()):
+            meter.feed(chunk.mix)
+        limiter, out = TruePeakLimiter(sr, ceiling_db=-1.7), LoudnessMeter(sr)
+        for chunk in mix_chunks(plan.timeline, voice, plan.build()):
+            out.feed(limiter.process(chunk.mix))
+        out.feed(limiter.flush())
+
+    t_mix, _ = _median_time(mix_and_master, runs)
+    t_mix_only = max(t_mix - 2 * t_soundscape, 1e-9)  # the mix passes regenerate the ambience twice
+
+    # Encode floor: an in-memory array of the track's length, written by each in-process encoder.
+    rng = np.random.default_rng(0)
+    n = timeline.length
+    t_axis = np.arange(n) / sr
+    signal_ = (0.2 * np.sin(2 * np.pi * 220 * t_axis)[:, None] + 0.05 * rng.standard_normal((n, 2))).astype(np.float32)
+    encoders = {}
+
+    def lame_in_process():
+        import lameenc
+
+        lame = lameenc.Encoder()
+        lame.set_in_sample_rate(sr)
+        lame.set_channels(2)
+        lame.set_vbr(4)
+        lame.set_vbr_quality(2)
+        lame.set_quality(5)
+        with open(tmp / "floor.mp3", "wb") as f:
+            for i in range(0, n, 32768):
+                pcm = np.clip(np.round(signal_[i : i + 32768] * 32767), -32768, 32767).astype("<i2")
+                f.write(lame.encode(pcm.tobytes()))
+            f.write(lame.flush())
+
+    def soundfile_mp3():
+        import soundfile
+
+        with soundfile.SoundFile(tmp / "floor_sf.mp3", "w", sr, 2, format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="VARIABLE", compression_level=0.2) as f:
+            for i in range(0, n, 32768):
+                f.write(signal_[i : i + 32768])
+
+    def pipeline_writer():
+        with AudioWriter(tmp / "floor_writer.mp3", sample_rate=sr) as w:
+            for i in range(0, n, 32768):
+                w.write(signal_[i : i + 32768])
+
+    for name, fn in (("lameenc", lame_in_process), ("soundfile", soundfile_mp3), ("meditation_writer", pipeline_writer)):
+        t, _ = _median_time(fn, runs)
+        encoders[name] = {"s": t, "rtf": duration / t}
+    lame_cli = None
+    if not quick and subprocess.run(["which", "lame"], capture_output=True).returncode == 0:
+        import soundfile
+
+        soundfile.write(tmp / "floor.wav", signal_, sr, subtype="PCM_16")
+        t, _ = _median_time(lambda: subprocess.run(["lame", "--silent", "-V2", str(tmp / "floor.wav"), str(tmp / "cli.mp3")], check=True), runs)
+        lame_cli = {"s": t, "rtf": duration / t}
+    results["encoders"] = encoders
+    results["lame_cli"] = lame_cli
+    encode_floor = min(e["s"] for k, e in encoders.items() if k in ("lameenc", "soundfile"))
+
+    # End to end: the default render (voice model already loaded in this process).
+    settings = RenderSettings(script=script_path, output=tmp / "e2e.mp3", rate=0.8, lead_in_s=8, tail_s=16, soundscape="dream", cache=False)
+    t_e2e, _ = _median_time(lambda: render(settings), runs)
+
+    speech_floor = engines["piper:joe"]["floor_s"]
+    results["stages"] = {
+        "parse": {"s": t_parse, "rtf": duration / t_parse},
+        "speech_piper": {"s": engines["piper:joe"]["stage_s"], "rtf": duration / engines["piper:joe"]["stage_s"]},
+        "speech_pyttsx3": {"s": engines["pyttsx3"]["stage_s"], "rtf": duration / engines["pyttsx3"]["stage_s"]},
+        "soundscape": {"s": t_soundscape, "rtf": duration / t_soundscape},
+        "mix_master": {"s": t_mix_only, "rtf": duration / t_mix_only},
+        "encode": {"s": encoders["meditation_writer"]["s"], "rtf": encoders["meditation_writer"]["rtf"]},
+        "end_to_end": {"s": t_e2e, "rtf": duration / t_e2e},
+    }
+    results["speech_floor_s"] = speech_floor
+    results["encode_floor_s"] = encode_floor
+    results["overhead_ratio"] = t_e2e / (speech_floor + encode_floor)
+    results["end_to_end_rtf"] = duration / t_e2e
+
+    # Soundscape alone: 10 minutes of the dream preset over the dream's scenes, against brown noise.
+    minutes = 1.0 if quick else 10.0
+    amb_script, amb_timeline = _ambience_timeline(ROOT / "scripts" / "dream.md", minutes, sr)
+    amb_plan = plan_ambience("dream", script=amb_script, timeline=amb_timeline, seed=1)
+    t_amb, _ = _median_time(lambda: _render_ambience(amb_plan, amb_timeline.length), runs)
+    t_brown, _ = _median_time(lambda: _brown_noise_s(minutes * 60, sr), runs)
+    # The worst case: every layer of the preset playing at once for the whole time.
+    from meditation.soundscape.layers import LAYERS
+
+    def all_layers():
+        from meditation.mix import CHUNK
+
+        layers = [LAYERS[name](sample_rate=sr, rng=np.random.default_rng(i), params=spec.params) for i, (name, spec) in enumerate(amb_plan.preset.layers.items())]
+        total = amb_timeline.length
+        for start in range(0, total, CHUNK):
+            n_ = min(CHUNK, total - start)
+            sum(layer.render(n_) for layer in layers)
+
+    t_all, _ = _median_time(all_layers, runs)
+    results["soundscape_minutes"] = minutes
+    results["soundscape_rtf"] = minutes * 60 / t_amb
+    results["brown_noise_rtf"] = minutes * 60 / t_brown
+    results["brown_noise_ratio"] = t_amb / t_brown
+    results["all_layers_at_once_rtf"] = minutes * 60 / t_all
+
+    # Peak memory of fresh processes.
+    short, long_ = ("30s", "3m") if quick else ("10m", "60m")
+    rss_short = _peak_rss_mb(["ambient", "--soundscape", "dream", "--duration", short, "-o", str(tmp / "a.flac")])
+    rss_long = _peak_rss_mb(["ambient", "--soundscape", "dream", "--duration", long_, "-o", str(tmp / "b.flac")])
+    results["memory_mb"] = {f"ambient_{short}": rss_short, f"ambient_{long_}": rss_long}
+    results["memory_ratio_60_10"] = rss_long / rss_short
+    if not quick:
+        results["memory_mb"]["dream_render"] = _peak_rss_mb(["render", "-o", str(tmp / "d.mp3"), "--no-cache"])
+    return results
+
+
+def _table(r: dict) -> str:
+    lines = [f"machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, Python {r['machine']['python']}, numpy {r['machine']['numpy']}"]
+    lines.append(f"track: {r['track_s']:.1f} s of audio{' (quick mode)' if r['quick'] else ''}, median of {r['runs']} runs")
+    lines.append("")
+    lines.append(f"{'stage':<22}{'seconds':>10}{'RTF (x real time)':>20}")
+    for name, v in r["stages"].items():
+        lines.append(f"{name:<22}{v['s']:>10.3f}{v['rtf']:>20.1f}")
+    lines.append("")
+    for voice, v in r["speech"].items():
+        lines.append(f"speech floor {voice:<12} {v['floor_s']:.2f} s for {v['speech_s']:.1f} s of speech ({v['floor_rtf']:.1f}x)")
+    for name, v in r["encoders"].items():
+        lines.append(f"encoder {name:<18} {v['s']:.2f} s ({v['rtf']:.0f}x)")
+    if r.get("lame_cli"):
+        lines.append(f"encoder lame -V2 (CLI)     {r['lame_cli']['s']:.2f} s ({r['lame_cli']['rtf']:.0f}x)")
+    lines.append("")
+    lines.append(f"overhead ratio = end-to-end / (speech floor + encode floor) = {r['overhead_ratio']:.3f}")
+    lines.append(
+        f"soundscape ({r['soundscape_minutes']:g} min dream preset): {r['soundscape_rtf']:.0f}x real time; "
+        f"brown noise {r['brown_noise_rtf']:.0f}x; ratio {r['brown_noise_ratio']:.2f}; all layers at once {r['all_layers_at_once_rtf']:.0f}x"
+    )
+    mem = ", ".join(f"{k} {v:.0f} MB" for k, v in r["memory_mb"].items())
+    lines.append(f"peak RSS: {mem}; ratio long/short {r['memory_ratio_60_10']:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short inputs, finishes in under a minute")
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 3, quick 1)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    runs = args.runs or (1 if args.quick else 3)
+    results = bench(args.quick, runs)
+    print(_table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

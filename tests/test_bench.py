@@ -1,0 +1,28 @@
+"""The benchmark's quick mode runs end to end, so it cannot rot (figures are not asserted: machines are noisy)."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_writes_every_figure(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out.read_text())
+    for key in ("overhead_ratio", "soundscape_rtf", "brown_noise_ratio", "end_to_end_rtf", "memory_ratio_60_10"):
+        assert math.isfinite(data[key]) and data[key] > 0, key
+    assert data["machine"]["cores"] >= 1
+    assert set(data["stages"]) >= {"parse", "speech_piper", "speech_pyttsx3", "soundscape", "mix_master", "encode", "end_to_end"}
+    # The end-to-end render cannot be faster than the voice alone speaking the text.
+    assert data["overhead_ratio"] > 0.8
+    assert "overhead ratio" in result.stdout

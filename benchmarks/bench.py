@@ -137,7 +137,7 @@ def _render_ambience(plan, total: int) -> None:
 def bench(quick: bool, runs: int) -> dict:
     from meditation import speech as speech_stage
     from meditation.export import AudioWriter
-    from meditation.mix import VoiceBus, mix_chunks
+    from meditation.mix import VoiceBus, limit_crest, mix_chunks
     from meditation.render import RenderSettings, master_to_file, render
     from meditation.script import read_script
     from meditation.soundscape import plan_ambience
@@ -169,12 +169,12 @@ def bench(quick: bool, runs: int) -> dict:
         t_floor, audio_native = _median_time(lambda: [engine.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts], runs)
         engine.reset()
         seconds = sum(len(a) for a in audio_native) / engine.sample_rate
-        t_stage, _ = _median_time(lambda: speech_stage.synthesize(texts, voice=voice, rate=0.8, sample_rate=sr, cache=None), runs)
+        t_stage, _ = _median_time(lambda: speech_stage.synthesize(texts, voice=voice, rate=0.8, sample_rate=sr, cache=None, finish_with=limit_crest), runs)
         engines[voice] = {"speech_s": seconds, "floor_s": t_floor, "floor_rtf": seconds / t_floor, "stage_s": t_stage, "stage_rtf": seconds / t_stage}
     results["speech"] = engines
 
     # The rest of the default render with the default voice.
-    audio = speech_stage.synthesize(texts, voice="piper:joe", rate=0.8, sample_rate=sr, cache=None)
+    audio = speech_stage.synthesize(texts, voice="piper:joe", rate=0.8, sample_rate=sr, cache=None, finish_with=limit_crest)
     timeline = layout(planned, [len(a) for a in audio], sample_rate=sr, lead_in_s=8, tail_s=16, scene_names=[s.name for s in script.scenes], pause_scale=1.0)
     duration = timeline.duration_s
     results["track_s"] = duration

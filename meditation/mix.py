@@ -17,7 +17,7 @@ import numpy as np
 
 from .timeline import Timeline
 
-__all__ = ["Ducking", "Ambience", "VoiceBus", "DuckEnvelope", "MixChunk", "mix_chunks", "VOICE_RMS_DB", "CHUNK"]
+__all__ = ["limit_crest", "Ducking", "Ambience", "VoiceBus", "DuckEnvelope", "MixChunk", "mix_chunks", "VOICE_RMS_DB", "CHUNK"]
 
 VOICE_RMS_DB = -20.0
 """Level the narration is brought to (RMS of its speech); layer levels are relative to it."""
@@ -51,25 +51,35 @@ class Ambience(Protocol):
         """The next ``n_samples`` of every layer, levels and fades applied."""
 
 
+def limit_crest(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Limit a spoken segment's peaks to ``VOICE_CREST_DB`` above its own RMS.
+
+    A few plosives would otherwise decide how loud the whole track can be.
+    The speech stage runs this in its worker thread, beside synthesis.
+    """
+    from .master import TruePeakLimiter
+
+    if len(audio) == 0:
+        return audio
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    if rms <= 0:
+        return audio
+    scale = np.float32(10 ** (VOICE_RMS_DB / 20) / rms)
+    limiter = TruePeakLimiter(sample_rate, ceiling_db=VOICE_RMS_DB + VOICE_CREST_DB, attack_s=0.003, release_s=0.05)
+    stereo = np.repeat((audio * scale)[:, None], 2, axis=1)
+    limited = np.concatenate([limiter.process(stereo), limiter.flush()])
+    return np.ascontiguousarray(limited[:, 0] / scale)
+
+
 class VoiceBus:
-    """The narration placed on the timeline, mono, at a fixed speech level."""
+    """The narration placed on the timeline, mono, at a fixed speech level (segments already crest-limited)."""
 
     def __init__(self, timeline: Timeline, audio: Sequence[np.ndarray]):
         self.timeline = timeline
-        from .master import TruePeakLimiter
-
         active = np.concatenate([a for a in audio if len(a)]) if any(len(a) for a in audio) else np.zeros(1)
         rms = float(np.sqrt(np.mean(np.square(active, dtype=np.float64)))) or 1.0
-        self.gain = 1.0
-        gain = np.float32(10 ** (VOICE_RMS_DB / 20) / rms)
-        sample_rate = timeline.sample_rate
-        self.audio = []
-        for segment in audio:
-            # A few plosives would otherwise decide how loud the whole track can be.
-            limiter = TruePeakLimiter(sample_rate, ceiling_db=VOICE_RMS_DB + VOICE_CREST_DB, attack_s=0.003, release_s=0.05)
-            stereo = np.repeat((segment * gain)[:, None], 2, axis=1)
-            limited = np.concatenate([limiter.process(stereo), limiter.flush()])
-            self.audio.append(np.ascontiguousarray(limited[:, 0]))
+        self.gain = np.float32(10 ** (VOICE_RMS_DB / 20) / rms)
+        self.audio = list(audio)
         self._starts = [s.start for s in timeline.segments]
 
     def render(self, start: int, n: int) -> np.ndarray:

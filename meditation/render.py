@@ -20,7 +20,7 @@ import numpy as np
 from .cache import SpeechCache
 from .export import AudioWriter, atomic_write_text
 from .master import LoudnessMeter, TruePeakLimiter, true_peak_db
-from .mix import CHUNK, VoiceBus, mix_chunks
+from .mix import CHUNK, VoiceBus, limit_crest, mix_chunks
 from .progress import progress
 from .script import Script, read_script
 from .settings import RenderSettings
@@ -70,7 +70,9 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     script = script or read_script(settings.script)
     planned = plan_segments(script, rate=settings.rate)
     cache = SpeechCache() if settings.cache else None
-    audio = synthesize([s.text for s in planned], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache)
+    audio = synthesize(
+        [s.text for s in planned], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
+    )
     pause_scale = settings.pause_scale
     if settings.duration_s is not None:
         pause_scale = fit_pause_scale(

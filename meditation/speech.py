@@ -56,11 +56,13 @@ def synthesize(
     rate: float,
     sample_rate: int,
     cache: SpeechCache | None = None,
+    finish_with=None,
 ) -> list[np.ndarray]:
     """Speak every text; mono float32 arrays at ``sample_rate`` in the same order.
 
-    Resampling of one segment runs in a thread while the engine speaks the
-    next (both release the GIL in their native code).
+    Resampling (and ``finish_with(audio, sample_rate)``, if given) of one
+    segment runs in a thread while the engine speaks the next (both release
+    the GIL in their native code).
     """
     import soxr
 
@@ -72,7 +74,8 @@ def synthesize(
         audio = trim_silence(audio, native)
         if native != sample_rate and len(audio):
             audio = soxr.resample(audio, native, sample_rate, quality="HQ").astype(np.float32, copy=False)
-        return np.ascontiguousarray(audio, dtype=np.float32)
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        return finish_with(audio, sample_rate) if finish_with is not None else audio
 
     futures = []
     try:

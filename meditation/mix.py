@@ -154,9 +154,9 @@ def mix_chunks(
 ) -> Iterator[MixChunk]:
     """Yield the mix chunk by chunk, from sample 0 to the end of the timeline.
 
-    With ``keep_layers`` each chunk carries every layer as it sits in the mix
-    (for stems); otherwise the layers are summed before the envelope is
-    applied, which is cheaper.
+    With ``keep_layers`` each chunk also carries every layer as it sits in the
+    mix (for stems); their sum equals the ambience in the mix up to float
+    rounding.
     """
     duck = DuckEnvelope(timeline, ducking) if voice is not None else None
     sr = timeline.sample_rate
@@ -178,13 +178,14 @@ def mix_chunks(
                 env = duck.gain(start, n) if env is None else env * duck.gain(start, n)
             env = None if env is None else env.astype(np.float32)[:, None]
             rendered = ambience.render(n)
+            if rendered:
+                # The mix is summed the same way with or without stems, so
+                # asking for stems never changes a single sample of it.
+                bed = sum(rendered.values())
+                mix += bed if env is None else bed * env
             if keep_layers:
                 for name, stem in rendered.items():
                     layers[name] = stem if env is None else stem * env
-                    mix += layers[name]
-            elif rendered:
-                bed = sum(rendered.values())
-                mix += bed if env is None else bed * env
         yield MixChunk(start, mix, voice_st, layers)
 
 

@@ -127,11 +127,13 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     def chunks(keep_layers: bool):
         return mix_chunks(plan.timeline, None, plan.build(), fade_in_s=fade, fade_out_s=fade, keep_layers=keep_layers)
 
-    loudness, peak = master_to_file(chunks, settings, title=settings.title or "Ambience", total=length, stems=settings.stems)
+    loudness, peak = master_to_file(chunks, settings, title=settings.title or "Ambience", total=length, stems=settings.stems, voice=False)
     return RenderResult(settings.output, duration_s, loudness, peak, plan.timeline, settings)
 
 
-def master_to_file(chunks, settings: RenderSettings, *, title: str, total: int, stems: Path | None = None) -> tuple[float, float]:
+def master_to_file(
+    chunks, settings: RenderSettings, *, title: str, total: int, stems: Path | None = None, voice: bool = True
+) -> tuple[float, float]:
     """Measure, normalize, limit and encode the mix; returns (loudness LUFS, true peak dBTP) of the output.
 
     ``chunks(keep_layers)`` must start a fresh, identical stream of MixChunks
@@ -146,22 +148,39 @@ def master_to_file(chunks, settings: RenderSettings, *, title: str, total: int, 
             bar.update(len(chunk.mix) / sr)
     measured = meter.integrated_lufs()
     gain = 1.0 if not np.isfinite(measured) else 10 ** ((target - measured) / 20)
-    for attempt in range(2):
-        writers = _Writers(settings, title, stems)
-        try:
-            loudness, peak = _limit_and_encode(chunks, writers, settings, gain, total)
-            # The limiter shaves peaks and with them a little loudness; when
-            # that misses the target, correct the gain and encode once more.
-            if attempt == 0 and np.isfinite(loudness) and abs(loudness - target) > _LOUDNESS_TOLERANCE_LU:
-                writers.discard()
-                gain *= 10 ** ((target - loudness) / 20)
-                continue
-            writers.commit()
-            return loudness, peak
-        except BaseException:
-            writers.discard()
-            raise
-    raise AssertionError("unreachable")
+    # The limiter shaves peaks and with them some loudness. Usually that
+    # stays within tolerance; when it does not (speech-sparse tracks need
+    # their speech loud), correct the gain with limited trial passes that
+    # are measured but not encoded, then encode once more.
+    loudness, peak, committed = _final(chunks, settings, title, stems, gain, total, voice, commit_if=target)
+    if committed:
+        return loudness, peak
+    for _ in range(_MAX_TRIALS):
+        gain *= 10 ** ((target - loudness) / 20)
+        loudness, _ = _limit_and_encode(chunks, None, settings, gain, total, voice=voice)
+        if abs(loudness - target) <= _LOUDNESS_TOLERANCE_LU:
+            break
+    gain *= 10 ** ((target - loudness) / 20)
+    loudness, peak, _ = _final(chunks, settings, title, stems, gain, total, voice)
+    return loudness, peak
+
+
+def _final(chunks, settings, title, stems, gain, total, voice, commit_if: float | None = None) -> tuple[float, float, bool]:
+    """A pass that writes the files; with ``commit_if``, kept only when the loudness is within tolerance of it."""
+    writers = _Writers(settings, title, stems)
+    try:
+        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, total, voice=voice)
+    except BaseException:
+        writers.discard()
+        raise
+    if commit_if is not None and np.isfinite(loudness) and abs(loudness - commit_if) > _LOUDNESS_TOLERANCE_LU:
+        writers.discard()
+        return loudness, peak, False
+    writers.commit()
+    return loudness, peak, True
+
+
+_MAX_TRIALS = 3
 
 
 _LOUDNESS_TOLERANCE_LU = 0.4
@@ -178,8 +197,9 @@ class _Writers:
         if stems is not None:
             stems.mkdir(parents=True, exist_ok=True)
 
-    def write_stems(self, chunk, gain: float) -> None:
-        for name, audio in {"voice": chunk.voice, **chunk.layers}.items():
+    def write_stems(self, chunk, gain: float, *, voice: bool = True) -> None:
+        parts = {"voice": chunk.voice, **chunk.layers} if voice else chunk.layers
+        for name, audio in parts.items():
             if name not in self.stems:
                 self.stems[name] = AudioWriter(self.folder / f"{name}.wav", sample_rate=self.sample_rate)
             self.stems[name].write(audio * np.float32(gain))
@@ -195,7 +215,7 @@ class _Writers:
             w._discard()
 
 
-def _limit_and_encode(chunks, writers: _Writers, settings: RenderSettings, gain: float, total: int) -> tuple[float, float]:
+def _limit_and_encode(chunks, writers: _Writers, settings: RenderSettings, gain: float, total: int, *, voice: bool) -> tuple[float, float]:
     sr = settings.sample_rate
     margin = _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
     limiter = TruePeakLimiter(sr, ceiling_db=settings.true_peak_db - margin)
@@ -205,15 +225,16 @@ def _limit_and_encode(chunks, writers: _Writers, settings: RenderSettings, gain:
     def emit(block: np.ndarray) -> None:
         nonlocal peak
         if len(block):
-            writers.main.write(block)
+            if writers is not None:
+                writers.main.write(block)
+                peak = max(peak, true_peak_db(block))
             meter.feed(block)
-            peak = max(peak, true_peak_db(block))
 
-    keep = writers.folder is not None
+    keep = writers is not None and writers.folder is not None
     with progress("master", total / sr, "s") as bar:
         for chunk in chunks(keep):
             if keep:
-                writers.write_stems(chunk, gain)
+                writers.write_stems(chunk, gain, voice=voice)
             emit(limiter.process(chunk.mix * np.float32(gain)))
             bar.update(len(chunk.mix) / sr)
         emit(limiter.flush())

@@ -43,7 +43,7 @@ import numpy as np
 from ..errors import SoundscapeError
 from ..mix import VOICE_RMS_DB
 from ..timeline import SceneSpan, Timeline
-from .layers import LAYERS, NOMINAL_RMS_DB, Cue, Layer
+from .layers import BLOCK_SIZE, LAYERS, NOMINAL_RMS_DB, Cue, Layer
 
 __all__ = ["Preset", "AmbiencePlan", "load_preset", "list_presets", "plan_ambience", "PRESET_DIRS"]
 
@@ -250,21 +250,52 @@ class Ambience:
         self.names = tuple(names)
         self._position = 0
         self._active = {name: _active_ranges(plan, name, self._layers[name]) for name in names}
+        # Samples of silent layer blocks not yet skipped (see ``render``).
+        self._deferred = {name: 0 for name in names}
 
     def render(self, n_samples: int) -> dict[str, np.ndarray]:
-        start = self._position
+        """The next ``n_samples`` of every layer, level envelope applied.
+
+        Whether a layer is rendered or skipped is decided per whole layer
+        block (``BLOCK_SIZE`` samples on a grid from sample 0), never per
+        call, and a skip is handed to the layer only once the silent blocks
+        are over, in whole blocks. Skipping leaves a layer's filters and
+        random stream where they were, so deciding per call would make the
+        audio depend on how the caller chunks the stream; on the grid, any
+        chunk sizes give the same audio.
+        """
+        start, end = self._position, self._position + n_samples
         out = {}
-        t = np.arange(start, start + n_samples, dtype=np.float64)
+        t = np.arange(start, end, dtype=np.float64)
         for name, layer in self._layers.items():
-            if not _overlaps(self._active[name], start, start + n_samples):
-                layer.skip(n_samples)  # silent here: don't spend time on it
-                out[name] = np.zeros((n_samples, 2), dtype=np.float32)
-                continue
-            xs, ys = self.plan.envelopes[name]
-            gain = np.interp(t, xs, ys).astype(np.float32)
-            out[name] = layer.render(n_samples) * gain[:, None]
-        self._position += n_samples
+            buf = np.zeros((n_samples, 2), dtype=np.float32)
+            rendered = False
+            pos = start
+            while pos < end:
+                # A run of blocks that are all loud or all silent.
+                loud = self._block_is_loud(name, pos // BLOCK_SIZE)
+                run_end = (pos // BLOCK_SIZE + 1) * BLOCK_SIZE
+                while run_end < end and self._block_is_loud(name, run_end // BLOCK_SIZE) == loud:
+                    run_end += BLOCK_SIZE
+                run_end = min(run_end, end)
+                if loud:
+                    if self._deferred[name]:
+                        layer.skip(self._deferred[name])  # whole blocks: nothing rendered
+                        self._deferred[name] = 0
+                    buf[pos - start : run_end - start] = layer.render(run_end - pos)
+                    rendered = True
+                else:
+                    self._deferred[name] += run_end - pos  # silent here: don't spend time on it
+                pos = run_end
+            if rendered:
+                xs, ys = self.plan.envelopes[name]
+                buf *= np.interp(t, xs, ys).astype(np.float32)[:, None]
+            out[name] = buf
+        self._position = end
         return out
+
+    def _block_is_loud(self, name: str, block: int) -> bool:
+        return _overlaps(self._active[name], block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE)
 
 
 def _active_ranges(plan: AmbiencePlan, name: str, layer: Layer) -> list[tuple[int, int]]:
@@ -318,6 +349,17 @@ def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, on
             continue
         time_s = min(max(0.0, time_s + cue.offset_s), timeline.duration_s)
         cues.setdefault(cue.layer, []).append(Cue(time_s, cue.action, dict(cue.params)))
+    if only is not None:
+        # A layer asked for by name that never sounds would give a silent track
+        # (e.g. `ambient --soundscape dream --layers river`: no script, so only
+        # the preset's default scene plays, and the river is not in it).
+        silent = [n for n in preset.layers if not cues.get(n) and (n in cue_only or not np.any(envelopes[n][1] > 0))]
+        if silent:
+            where = sorted({scene for scene, spec in preset.scenes.items() if any(n in spec.layers for n in silent)} - {"default"})
+            raise SoundscapeError(
+                f"--layers: {', '.join(silent)} would be silent throughout this track in soundscape {preset.name!r}"
+                + (f" (it plays only in the scenes: {', '.join(where)})" if where else "")
+            )
     plan = AmbiencePlan(preset, timeline, envelopes, {k: tuple(v) for k, v in cues.items()}, seed, cue_only)
     return AmbiencePlan(preset, _with_layers(plan), envelopes, plan.cues, seed, cue_only)
 

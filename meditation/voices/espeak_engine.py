@@ -48,7 +48,7 @@ class Pyttsx3Engine(VoiceEngine):
     @classmethod
     def default_voice(cls) -> str:
         voices = cls.voices()
-        for preferred in ("gmw/en-US", "gmw/en", "en-us", "en"):
+        for preferred in ("gmw/en-us", "gmw/en", "en-us", "en"):
             if preferred in voices:
                 return preferred
         return voices[0] if voices else "default"
@@ -105,73 +105,111 @@ def _voice_list() -> tuple[str, ...]:
 # --- runs in the child process -------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def _child_engine():
-    """Initialize pyttsx3 once, with the wheel's eSpeak NG on Linux."""
-    driver = None
-    if sys.platform.startswith("linux"):
+class _LinuxSpeaker:
+    """pyttsx3's own eSpeak NG binding, driven synchronously.
+
+    pyttsx3's event loop returns before eSpeak's asynchronous output has been
+    written out now and then (so a sentence comes back silent); initializing
+    the binding in synchronous mode and collecting samples in a callback
+    avoids that race. Voices and properties go through pyttsx3's driver.
+    """
+
+    def __init__(self):
         import espeakng_loader
 
         lib_dir = os.path.dirname(espeakng_loader.get_library_path())
         for name in ("libespeak-ng.so.1", "libespeak-ng.so"):
             path = os.path.join(lib_dir, name)
             if os.path.exists(path):
-                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+                self._lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
                 break
         os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
-        driver = "espeak"
-    import pyttsx3
+        from pyttsx3.drivers import _espeak
+        from pyttsx3.drivers.espeak import EspeakDriver
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        return pyttsx3.init(driver)
+        self._espeak = _espeak
+        self._driver = EspeakDriver  # static property helpers only; never started
+        self.sample_rate = _espeak.Initialize(_espeak.AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
+        if self.sample_rate <= 0:
+            raise RuntimeError("eSpeak NG could not initialize")
+        self._pieces: list[bytes] = []
+        _espeak.SetSynthCallback(self._collect)
+
+    def _collect(self, wav, numsamples, events) -> int:
+        if numsamples > 0:
+            self._pieces.append(ctypes.string_at(wav, numsamples * 2))
+        return 0
+
+    def voices(self) -> list[str]:
+        return [v.id for v in self._driver.getProperty("voices")]
+
+    def speak(self, text: str, voice: str, wpm: int, seed: int) -> np.ndarray:
+        self._driver.setProperty("voice", voice)
+        self._driver.setProperty("rate", wpm)
+        # eSpeak NG's voicing jitter comes from its own generator: reseed it per utterance.
+        seed_fn = getattr(self._lib, "espeak_ng_SetRandSeed", None)
+        if seed_fn is not None:
+            seed_fn(ctypes.c_long(seed & 0x7FFFFFFF))
+        self._pieces = []
+        self._espeak.Synth(text, flags=self._espeak.ENDPAUSE | self._espeak.CHARS_UTF8)
+        pcm = np.frombuffer(b"".join(self._pieces), dtype="<i2")
+        return pcm.astype(np.float32) / 32768.0
+
+
+class _SystemSpeaker:
+    """pyttsx3 on Windows and macOS: the system voices, saved through a temporary file."""
+
+    def __init__(self):
+        import pyttsx3
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            self._tts = pyttsx3.init()
+        self.sample_rate = _SAMPLE_RATE
+
+    def voices(self) -> list[str]:
+        return [v.id for v in self._tts.getProperty("voices")]
+
+    def speak(self, text: str, voice: str, wpm: int, seed: int) -> np.ndarray:
+        import soundfile
+
+        with tempfile.TemporaryDirectory(prefix="meditation-tts-") as tmp:
+            path = os.path.join(tmp, "speech.wav")
+            self._tts.setProperty("voice", voice)
+            self._tts.setProperty("rate", wpm)
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._tts.save_to_file(text, path)
+                self._tts.runAndWait()
+            if not os.path.exists(path) or os.path.getsize(path) <= 44:
+                return np.zeros(0, dtype=np.float32)
+            audio, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)
+        audio = audio.mean(axis=1)
+        if sample_rate != _SAMPLE_RATE:
+            import soxr
+
+            audio = soxr.resample(audio, sample_rate, _SAMPLE_RATE)
+        return audio
 
 
 @functools.lru_cache(maxsize=1)
-def _child_seed_function():
-    """``espeak_ng_SetRandSeed`` from the loaded library, where there is one."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import espeakng_loader
-
-    lib_dir = os.path.dirname(espeakng_loader.get_library_path())
-    try:
-        return ctypes.CDLL(os.path.join(lib_dir, "libespeak-ng.so.1")).espeak_ng_SetRandSeed
-    except (OSError, AttributeError):
-        return None
+def _child_engine():
+    return _LinuxSpeaker() if sys.platform.startswith("linux") else _SystemSpeaker()
 
 
 def _child_voices():
     try:
-        return [v.id for v in _child_engine().getProperty("voices")]
+        return _child_engine().voices()
     except Exception as exc:  # pyttsx3 raises many kinds; report, don't crash
         return f"pyttsx3 cannot start: {exc}"
 
 
 def _child_speak(text: str, voice: str, wpm: int, seed: int):
-    import soundfile
-
     try:
-        tts = _child_engine()
-        # eSpeak NG draws its voicing jitter from an internal generator;
-        # reseeding it makes each utterance reproducible whatever came before.
-        seed_fn = _child_seed_function()
-        if seed_fn is not None:
-            seed_fn(ctypes.c_long(seed & 0x7FFFFFFF))
-        with tempfile.TemporaryDirectory(prefix="meditation-tts-") as tmp:
-            path = os.path.join(tmp, "speech.wav")
-            tts.setProperty("voice", voice)
-            tts.setProperty("rate", wpm)
-            with contextlib.redirect_stdout(io.StringIO()):
-                tts.save_to_file(text, path)
-                tts.runAndWait()
-            if not os.path.exists(path) or os.path.getsize(path) <= 44:
-                return np.zeros(0, dtype=np.float32)
-            audio, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)
+        speaker = _child_engine()
+        audio = speaker.speak(text, voice, wpm, seed)
     except Exception as exc:
         return f"pyttsx3 could not speak: {exc}"
-    audio = audio.mean(axis=1)
-    if sample_rate != _SAMPLE_RATE:  # other platforms' voices
+    if speaker.sample_rate != _SAMPLE_RATE:
         import soxr
 
-        audio = soxr.resample(audio, sample_rate, _SAMPLE_RATE)
+        audio = soxr.resample(audio, speaker.sample_rate, _SAMPLE_RATE)
     return np.ascontiguousarray(audio, dtype=np.float32)

@@ -13,14 +13,13 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from .cache import SpeechCache
 from .export import AudioWriter, atomic_write_text
 from .master import LoudnessMeter, TruePeakLimiter, true_peak_db
-from .mix import CHUNK, VoiceBus, limit_crest, mix_chunks
+from .mix import VoiceBus, limit_crest, mix_chunks
 from .progress import progress
 from .script import Script, read_script
 from .settings import RenderSettings

@@ -10,7 +10,7 @@ that nothing drifts; the JSON export gives seconds.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 

@@ -331,7 +331,6 @@ def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, on
                 f"--layers: {', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})"
             )
         preset = _keep_layers(preset, only)
-    sr = timeline.sample_rate
     offset_db = VOICE_RMS_DB - NOMINAL_RMS_DB
     envelopes = {}
     in_scenes = {name for scene in preset.scenes.values() for name in scene.layers}

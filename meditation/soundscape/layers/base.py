@@ -16,6 +16,7 @@ Levels: at default parameters a layer's long-term RMS sits near
 from __future__ import annotations
 
 import abc
+import math
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Sequence
@@ -32,6 +33,8 @@ __all__ = [
     "LAYERS",
     "register_layer",
     "render_layer",
+    "soft_limit",
+    "rbj_biquad",
 ]
 
 BLOCK_SIZE = 8192
@@ -173,6 +176,37 @@ class Layer(abc.ABC):
     @abc.abstractmethod
     def _next_block(self) -> np.ndarray:
         """Render block number ``self._block_index``: float32, ``(BLOCK_SIZE, 2)``."""
+
+
+def rbj_biquad(kind: str, cutoff_hz: float, q: float, fs: float):
+    """Second-order low- or high-pass (RBJ cookbook), (b, a) with a[0] = 1."""
+    w0 = 2 * math.pi * cutoff_hz / fs
+    alpha = math.sin(w0) / (2 * q)
+    c = math.cos(w0)
+    if kind == "low":
+        b = np.array([(1 - c) / 2, 1 - c, (1 - c) / 2])
+    else:
+        b = np.array([(1 + c) / 2, -(1 + c), (1 + c) / 2])
+    a = np.array([1 + alpha, -2 * c, 1 - alpha])
+    return b / a[0], a / a[0]
+
+
+
+_KNEE = 0.7
+
+
+def soft_limit(out: np.ndarray) -> None:
+    """Keep ``out`` inside (-1, 1) in place, bending only the rare peaks above 0.7.
+
+    A tanh knee instead of a hard clip: the few samples it touches (where
+    loud events pile up) are rounded off rather than flattened, and the
+    mask costs about as much as np.clip.
+    """
+    over = np.flatnonzero(np.abs(out) > _KNEE)
+    if over.size:
+        flat = out.reshape(-1)
+        v = flat[over]
+        flat[over] = np.sign(v) * (_KNEE + (1.0 - _KNEE) * np.tanh((np.abs(v) - _KNEE) / (1.0 - _KNEE)))
 
 
 def render_layer(

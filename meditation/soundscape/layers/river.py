@@ -35,7 +35,7 @@ import numpy as np
 from scipy import signal
 
 from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Layer, register_layer, render_layer
+from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Layer, register_layer, rbj_biquad, render_layer, soft_limit
 
 __all__ = ["River", "river"]
 
@@ -46,8 +46,6 @@ _BANK_SIZE = 20
 # block whose index is a multiple of _SPAN_BLOCKS, so chunking cannot matter.
 _SPAN_BLOCKS = 4
 _SPAN = _SPAN_BLOCKS * BLOCK_SIZE
-# Samples beyond this magnitude are softly bent towards +-1 (see _soft_limit).
-_KNEE = 0.7
 # Discrete stereo positions a bubble can take.
 _PAN_POSITIONS = 7
 # Bubble size distribution: density per log-radius ~ r^-_SIZE_EXPONENT, so
@@ -190,7 +188,7 @@ class River(Layer):
         # low-pass that keeps the tilt boost from reaching ultrasonics.
         # Coefficients stay float64: in float32 this order-5 direct form
         # drifts by ~1 % at 96 kHz.
-        hp_b, hp_a = _rbj_highpass(0.5 * center, 1.1, fs)
+        hp_b, hp_a = rbj_biquad("high", 0.5 * center, 1.1, fs)
         lp1_b, lp1_a = signal.butter(1, center, fs=fs)
         lp2_b, lp2_a = signal.butter(2, min(9000.0, 0.42 * fs), fs=fs)
         b = np.polymul(np.polymul(hp_b, lp1_b), lp2_b)
@@ -338,32 +336,8 @@ class River(Layer):
         tail[:-n] = tail[n:]
         tail[-n:] = 0.0
 
-        _soft_limit(out)
+        soft_limit(out)
         return out
-
-
-def _rbj_highpass(cutoff_hz: float, q: float, fs: int):
-    """Second-order high-pass (RBJ cookbook), (b, a) normalised to a[0] = 1."""
-    w0 = 2 * math.pi * cutoff_hz / fs
-    alpha = math.sin(w0) / (2 * q)
-    cos_w0 = math.cos(w0)
-    b = np.array([(1 + cos_w0) / 2, -(1 + cos_w0), (1 + cos_w0) / 2])
-    a = np.array([1 + alpha, -2 * cos_w0, 1 - alpha])
-    return b / a[0], a / a[0]
-
-
-def _soft_limit(out: np.ndarray) -> None:
-    """Keep ``out`` inside (-1, 1) in place, bending only the rare peaks above 0.7.
-
-    A tanh knee instead of a hard clip: the few samples it touches (where
-    loud events pile up) are rounded off rather than flattened, and the
-    mask costs about as much as np.clip.
-    """
-    over = np.flatnonzero(np.abs(out) > _KNEE)
-    if over.size:
-        flat = out.reshape(-1)
-        v = flat[over]
-        flat[over] = np.sign(v) * (_KNEE + (1.0 - _KNEE) * np.tanh((np.abs(v) - _KNEE) / (1.0 - _KNEE)))
 
 
 def river(n_samples: int, *, sample_rate: int, rng: np.random.Generator, **params) -> np.ndarray:

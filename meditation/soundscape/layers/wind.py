@@ -31,7 +31,7 @@ import numpy as np
 from scipy import signal
 
 from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Layer, register_layer, render_layer
+from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Layer, register_layer, rbj_biquad, render_layer, soft_limit
 
 __all__ = ["Wind", "wind"]
 
@@ -40,8 +40,6 @@ __all__ = ["Wind", "wind"]
 # whose index is a multiple of _SPAN_BLOCKS, so chunking cannot matter.
 _SPAN_BLOCKS = 4
 _SPAN = _SPAN_BLOCKS * BLOCK_SIZE
-# Samples beyond this magnitude are softly bent towards +-1 (see _soft_limit).
-_KNEE = 0.7
 # Spacing of control knots (rounded to a power-of-two number of samples).
 _KNOT_S = 0.05
 # Level swing at gustiness 1: the speed deviation u (about -1.3..1.3, std
@@ -74,19 +72,6 @@ _SHIMMER = 0.35
 
 def _pow2(x: float) -> int:
     return 2 ** int(round(math.log2(x)))
-
-
-def _rbj_biquad(kind: str, cutoff_hz: float, q: float, fs: float):
-    """Second-order low- or high-pass (RBJ cookbook), (b, a) with a[0] = 1."""
-    w0 = 2 * math.pi * cutoff_hz / fs
-    alpha = math.sin(w0) / (2 * q)
-    c = math.cos(w0)
-    if kind == "low":
-        b = np.array([(1 - c) / 2, 1 - c, (1 - c) / 2])
-    else:
-        b = np.array([(1 + c) / 2, -(1 + c), (1 + c) / 2])
-    a = np.array([1 + alpha, -2 * c, 1 - alpha])
-    return b / a[0], a / a[0]
 
 
 def _unit_lowpass(cutoff_hz: float, rate_hz: float):
@@ -193,8 +178,8 @@ class Wind(Layer):
 
     def _init_body(self, p: "Wind.Params", fs: int) -> None:
         center = min(p.center_hz, 0.15 * fs)
-        hp_b, hp_a = _rbj_biquad("high", 0.4 * center, 0.7, fs)
-        lp_b, lp_a = _rbj_biquad("low", min(1.4 * center, 0.4 * fs), 1.0, fs)
+        hp_b, hp_a = rbj_biquad("high", 0.4 * center, 0.7, fs)
+        lp_b, lp_a = rbj_biquad("low", min(1.4 * center, 0.4 * fs), 1.0, fs)
         b = np.polymul(hp_b, lp_b)
         a = np.polymul(hp_a, lp_a)
         impulse = np.zeros(fs)
@@ -350,22 +335,8 @@ class Wind(Layer):
         if tones is not None:
             out += tones
 
-        _soft_limit(out)
+        soft_limit(out)
         return out
-
-
-def _soft_limit(out: np.ndarray) -> None:
-    """Keep ``out`` inside (-1, 1) in place, bending only the rare peaks above 0.7.
-
-    A tanh knee instead of a hard clip: the few samples it touches (where
-    loud events pile up) are rounded off rather than flattened, and the
-    mask costs about as much as np.clip.
-    """
-    over = np.flatnonzero(np.abs(out) > _KNEE)
-    if over.size:
-        flat = out.reshape(-1)
-        v = flat[over]
-        flat[over] = np.sign(v) * (_KNEE + (1.0 - _KNEE) * np.tanh((np.abs(v) - _KNEE) / (1.0 - _KNEE)))
 
 
 def wind(n_samples: int, *, sample_rate: int, rng: np.random.Generator, **params) -> np.ndarray:

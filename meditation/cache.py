@@ -1,10 +1,19 @@
 """On-disk cache of synthesized speech, shared by processes.
 
-Keyed by (engine, voice, rate, text) and the package version, so variants that
-differ only in soundscape, seed or loudness reuse the speech. Entries are
-written to a temporary name and renamed into place, so concurrent workers
-never read a half-written file; two workers racing on one entry both write
-identical bytes and the last rename wins.
+Keyed by (engine, voice, rate, text), the sample rate of the finished audio
+(speech is stored trimmed and resampled, ready to mix), the package version
+and the entry format, so variants that differ only in soundscape, seed or loudness reuse
+the speech. It lives in the user cache folder (platformdirs;
+``MEDITATION_CACHE_DIR`` overrides it), ``meditation cache clear`` empties it
+and ``--no-cache`` bypasses it.
+
+Safe under concurrency without locks: an entry is written to a unique
+temporary name in its final folder and renamed into place (atomic on POSIX
+and Windows), so a reader sees either no entry or a whole one; two workers
+racing on one entry write identical bytes and the last rename wins. Each
+entry carries its length and a checksum, so a damaged or truncated entry
+(disk full, a crash, a stray edit) is a miss, is deleted, and is rewritten by
+the next synthesis — never returned as audio.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 
@@ -19,8 +29,14 @@ import numpy as np
 
 __all__ = ["SpeechCache", "cache_dir"]
 
-# Bump when engine output changes for the same inputs (voice model patch, trimming).
-_FORMAT = "1"
+# Bump when engine output changes for the same inputs (voice model patch,
+# trimming) or when the entry layout changes; old entries are then ignored.
+_FORMAT = "3"
+_MAGIC = b"MEDSPCH3"
+# magic, number of float32 samples, blake2b-128 digest of the samples
+_HEADER = struct.Struct("<8sQ16s")
+_SUFFIX = ".f32"
+_TMP_PREFIX = ".tmp-"
 
 
 def cache_dir() -> Path:
@@ -33,52 +49,96 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("meditation", appauthor=False))
 
 
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
 class SpeechCache:
-    """Speech audio by (voice, rate, text); ``None`` folder disables it."""
+    """Speech audio by (voice, rate, text), in ``folder/speech`` (default: the user cache folder)."""
 
     def __init__(self, folder: Path | None = None):
-        self.folder = (folder or cache_dir()) / "speech"
+        self.folder = Path(folder if folder is not None else cache_dir()) / "speech"
+        self.hits = 0
+        self.misses = 0
 
     @staticmethod
-    def key(voice_id: str, rate: float, text: str) -> str:
+    def key(voice_id: str, rate: float, text: str, sample_rate: int = 0) -> str:
+        """The entry name for a text spoken by ``voice_id`` (``engine:voice``) at ``rate``,
+        as finished audio at ``sample_rate``."""
         from . import __version__
 
-        raw = "\x00".join([_FORMAT, __version__, voice_id, f"{rate:.6f}", text])
+        raw = "\x00".join([_FORMAT, __version__, voice_id, f"{rate:.6f}", str(int(sample_rate)), text])
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
     def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.npy"
+        return self.folder / key[:2] / f"{key}{_SUFFIX}"
 
     def get(self, key: str) -> np.ndarray | None:
-        """The cached audio, or None (a damaged entry counts as missing)."""
+        """The cached audio, or None when missing or damaged (a damaged entry is deleted)."""
         path = self._path(key)
         try:
-            audio = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
+            with open(path, "rb") as f:
+                blob = f.read()
+        except OSError:  # missing, unreadable, being replaced on Windows
+            self.misses += 1
             return None
-        if audio.dtype != np.float32 or audio.ndim != 1:
+        audio = _decode(blob)
+        if audio is None:
+            self.misses += 1
+            try:
+                path.unlink()  # let the next synthesis write a good one
+            except OSError:
+                pass
             return None
+        self.hits += 1
         return audio
 
     def put(self, key: str, audio: np.ndarray) -> None:
         """Store audio; failures to write are not errors (the cache is only a speed-up)."""
         path = self._path(key)
+        data = np.ascontiguousarray(audio, dtype="<f4").reshape(-1).tobytes()
+        blob = _HEADER.pack(_MAGIC, len(data) // 4, _digest(data)) + data
+        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=path.parent)
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_SUFFIX, dir=path.parent)
             with os.fdopen(fd, "wb") as f:
-                np.save(f, np.ascontiguousarray(audio, dtype=np.float32), allow_pickle=False)
+                f.write(blob)
             os.replace(tmp, path)
+            tmp = None
         except OSError:
-            try:
-                os.unlink(tmp)  # type: ignore[possibly-undefined]
-            except (OSError, UnboundLocalError):
-                pass
+            pass
+        finally:
+            # Also on KeyboardInterrupt: never leave a temporary file behind.
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+    def count(self) -> int:
+        """How many entries the cache holds."""
+        if not self.folder.is_dir():
+            return 0
+        return sum(1 for p in self.folder.rglob(f"*{_SUFFIX}") if not p.name.startswith(_TMP_PREFIX))
 
     def clear(self) -> int:
-        """Delete every entry; returns how many files were removed."""
+        """Delete every entry (and any leftover temporary file); returns how many entries were removed."""
         if not self.folder.exists():
             return 0
-        count = sum(1 for _ in self.folder.rglob("*.npy"))
+        count = self.count()
         shutil.rmtree(self.folder, ignore_errors=True)
         return count
+
+
+def _decode(blob: bytes) -> np.ndarray | None:
+    if len(blob) < _HEADER.size:
+        return None
+    magic, n, digest = _HEADER.unpack_from(blob)
+    data = blob[_HEADER.size :]
+    if magic != _MAGIC or len(data) != 4 * n or _digest(data) != digest:
+        return None
+    audio = np.frombuffer(data, dtype="<f4").astype(np.float32)  # a writable, native-order copy
+    if not np.all(np.isfinite(audio)):
+        return None
+    return audio

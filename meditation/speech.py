@@ -8,14 +8,14 @@ trailing silence so the timeline knows where words really are.
 from __future__ import annotations
 
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
 
 from .cache import SpeechCache
 from .progress import progress
-from .voices import load_voice
+from .voices import load_voice, resolve_voice
 
 __all__ = ["synthesize", "trim_silence", "text_seed"]
 
@@ -62,33 +62,51 @@ def synthesize(
 
     Resampling (and ``finish_with(audio, sample_rate)``, if given) of one
     segment runs in a thread while the engine speaks the next (both release
-    the GIL in their native code).
+    the GIL in their native code). The cache holds trimmed, resampled audio
+    (before ``finish_with``), and the engine is loaded only on the first
+    miss: a render whose speech is all cached never starts a voice.
     """
     import soxr
 
-    engine = load_voice(voice)
-    engine.reset()
-    native = engine.sample_rate
+    voice_id = voice if ":" in voice else resolve_voice(voice)
+    engine = None
 
-    def finish(audio: np.ndarray) -> np.ndarray:
+    def speak(text: str) -> np.ndarray:
+        nonlocal engine
+        if engine is None:
+            engine = load_voice(voice_id)
+            engine.reset()
+        return engine.synthesize(text, rate=rate, seed=text_seed(text))
+
+    def finish(audio: np.ndarray, native: int, key: str | None) -> np.ndarray:
         audio = trim_silence(audio, native)
         if native != sample_rate and len(audio):
             audio = soxr.resample(audio, native, sample_rate, quality="HQ").astype(np.float32, copy=False)
         audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if key is not None:
+            cache.put(key, audio)
+        return audio
+
+    def polish(audio) -> np.ndarray:
+        if isinstance(audio, Future):
+            audio = audio.result()
         return finish_with(audio, sample_rate) if finish_with is not None else audio
 
-    futures = []
+    results: list = []
+    spoken: dict[str, Future] = {}  # a text repeated in this script is spoken once
     try:
         with ThreadPoolExecutor(max_workers=1) as pool, progress("speech", len(texts), "seg") as bar:
             for text in texts:
-                key = SpeechCache.key(engine.voice_id, rate, text) if cache is not None else None
-                audio = cache.get(key) if cache is not None else None
+                key = SpeechCache.key(voice_id, rate, text, sample_rate) if cache is not None else None
+                audio = spoken.get(text)
+                if audio is None and key is not None:
+                    audio = cache.get(key)
                 if audio is None:
-                    audio = engine.synthesize(text, rate=rate, seed=text_seed(text))
-                    if cache is not None:
-                        cache.put(key, audio)
-                futures.append(pool.submit(finish, audio))
+                    raw = speak(text)
+                    audio = spoken[text] = pool.submit(finish, raw, engine.sample_rate, key)
+                results.append(pool.submit(polish, audio) if finish_with is not None else audio)
                 bar.update(1)
-            return [f.result() for f in futures]
+            return [a.result() if isinstance(a, Future) else a for a in results]
     finally:
-        engine.reset()  # release helper processes now, not at interpreter exit
+        if engine is not None:
+            engine.reset()  # release helper processes now, not at interpreter exit

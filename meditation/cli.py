@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"meditation: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("meditation: interrupted; no output written", file=sys.stderr)
+        print("meditation: interrupted; no partial file was left", file=sys.stderr)
         return 130
 
 

@@ -48,7 +48,7 @@ class Ambience(Protocol):
     names: tuple[str, ...]
 
     def render(self, n_samples: int) -> dict[str, np.ndarray]:
-        """The next ``n_samples`` of every layer, levels and fades applied."""
+        """The next ``n_samples`` of every layer that sounds, levels and fades applied (silent ones may be left out)."""
 
 
 def limit_crest(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -184,8 +184,12 @@ def mix_chunks(
                 bed = sum(rendered.values())
                 mix += bed if env is None else bed * env
             if keep_layers:
-                for name, stem in rendered.items():
-                    layers[name] = stem if env is None else stem * env
+                for name in ambience.names:
+                    stem = rendered.get(name)
+                    if stem is None:  # silent here
+                        layers[name] = np.zeros((n, 2), dtype=np.float32)
+                    else:
+                        layers[name] = stem if env is None else stem * env
         yield MixChunk(start, mix, voice_st, layers)
 
 

@@ -238,8 +238,9 @@ def _render_in_chunks(plan, sizes):
     pos, i = 0, 0
     while pos < plan.timeline.length:
         n = min(sizes[i % len(sizes)], plan.timeline.length - pos)
-        for name, audio in ambience.render(n).items():
-            parts[name].append(audio)
+        rendered = ambience.render(n)
+        for name in ambience.names:  # a layer left out of a chunk is silent there
+            parts[name].append(rendered.get(name, np.zeros((n, 2), dtype=np.float32)))
         pos, i = pos + n, i + 1
     return {name: np.concatenate(p) for name, p in parts.items()}
 

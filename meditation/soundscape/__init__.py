@@ -254,22 +254,22 @@ class Ambience:
         self._deferred = {name: 0 for name in names}
 
     def render(self, n_samples: int) -> dict[str, np.ndarray]:
-        """The next ``n_samples`` of every layer, level envelope applied.
+        """The next ``n_samples`` of every layer that sounds here, level envelope applied.
 
-        Whether a layer is rendered or skipped is decided per whole layer
-        block (``BLOCK_SIZE`` samples on a grid from sample 0), never per
-        call, and a skip is handed to the layer only once the silent blocks
-        are over, in whole blocks. Skipping leaves a layer's filters and
-        random stream where they were, so deciding per call would make the
-        audio depend on how the caller chunks the stream; on the grid, any
-        chunk sizes give the same audio.
+        Layers silent for the whole stretch are left out of the result (the
+        caller treats a missing layer as silence). Whether a layer is
+        rendered or skipped is decided per whole layer block (``BLOCK_SIZE``
+        samples on a grid from sample 0), never per call, and a skip is
+        handed to the layer only once the silent blocks are over, in whole
+        blocks. Skipping leaves a layer's filters and random stream where
+        they were, so deciding per call would make the audio depend on how
+        the caller chunks the stream; on the grid, any chunk sizes give the
+        same audio.
         """
         start, end = self._position, self._position + n_samples
         out = {}
-        t = np.arange(start, end, dtype=np.float64)
         for name, layer in self._layers.items():
-            buf = np.zeros((n_samples, 2), dtype=np.float32)
-            rendered = False
+            pieces = []
             pos = start
             while pos < end:
                 # A run of blocks that are all loud or all silent.
@@ -282,20 +282,38 @@ class Ambience:
                     if self._deferred[name]:
                         layer.skip(self._deferred[name])  # whole blocks: nothing rendered
                         self._deferred[name] = 0
-                    buf[pos - start : run_end - start] = layer.render(run_end - pos)
-                    rendered = True
+                    pieces.append((pos - start, layer.render(run_end - pos)))
                 else:
                     self._deferred[name] += run_end - pos  # silent here: don't spend time on it
                 pos = run_end
-            if rendered:
-                xs, ys = self.plan.envelopes[name]
-                buf *= np.interp(t, xs, ys).astype(np.float32)[:, None]
+            if not pieces:
+                continue
+            if len(pieces) == 1 and pieces[0][0] == 0 and len(pieces[0][1]) == n_samples:
+                buf = pieces[0][1]
+            else:
+                buf = np.zeros((n_samples, 2), dtype=np.float32)
+                for offset, audio in pieces:
+                    buf[offset : offset + len(audio)] = audio
+            gain = _gain(self.plan.envelopes[name], start, end)
+            if isinstance(gain, float):
+                buf *= np.float32(gain)
+            else:
+                buf *= gain[:, None]
             out[name] = buf
         self._position = end
         return out
 
     def _block_is_loud(self, name: str, block: int) -> bool:
         return _overlaps(self._active[name], block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE)
+
+
+def _gain(envelope: tuple[np.ndarray, np.ndarray], start: int, end: int) -> float | np.ndarray:
+    """A layer's linear gain over samples [start, end): one number where the envelope is flat there."""
+    xs, ys = envelope
+    first, last = np.searchsorted(xs, [start, end - 1], side="right")
+    if first == last and (first == 0 or first == len(xs) or ys[first - 1] == ys[first]):
+        return float(ys[min(max(first - 1, 0), len(ys) - 1)])
+    return np.interp(np.arange(start, end, dtype=np.float64), xs, ys).astype(np.float32)
 
 
 def _active_ranges(plan: AmbiencePlan, name: str, layer: Layer) -> list[tuple[int, int]]:

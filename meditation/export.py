@@ -50,128 +50,58 @@ class _Encoder:
 
 @_encoder(".mp3")
 class _LameEncoder(_Encoder):
-    """LAME in a child process.
+    """LAME (``lameenc``, VBR ``-V2``) in a child process fed 16-bit PCM on its stdin.
 
     lameenc holds the GIL while it encodes, so a thread would not overlap
-    with mixing; a process does, and the 16-bit PCM it is fed is small.
+    with mixing; a process does. It is a plain subprocess rather than a
+    multiprocessing one so that calling ``render`` from a script without a
+    ``__main__`` guard cannot start the caller's script again.
     """
 
     def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str):
-        import multiprocessing
+        import subprocess
+        import sys
 
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_lame_child, args=(child, str(path), sample_rate, channels), daemon=True)
-        self._process.start()
-        child.close()
+        env = dict(os.environ)
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "meditation._lame_worker", str(path), str(sample_rate), str(channels)],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
 
     def write(self, chunk: np.ndarray) -> None:
         pcm = np.clip(np.round(chunk * 32767.0), -32768, 32767).astype("<i2")
-        self._conn.send_bytes(pcm.tobytes())
+        try:
+            self._process.stdin.write(pcm.tobytes())
+        except BrokenPipeError:
+            self._fail()
 
     def close(self) -> None:
-        self._conn.send_bytes(b"")
-        status = self._conn.recv()
-        self._process.join()
-        self._conn.close()
-        if status != "ok":
-            raise ExportError(f"MP3 encoder failed: {status}")
+        try:
+            self._process.stdin.close()
+        except BrokenPipeError:
+            pass
+        if self._process.wait() != 0:
+            self._fail()
+        self._process.stderr.close()
+
+    def _fail(self) -> None:
+        self._process.kill()
+        self._process.wait()
+        detail = self._process.stderr.read().decode("utf-8", "replace").strip().splitlines()
+        raise ExportError(f"MP3 encoder failed: {detail[-1] if detail else 'no message'}")
 
     def abort(self) -> None:
-        self._process.terminate()
-        self._process.join()
-        self._conn.close()
-
-
-def _lame_child(conn, path: str, sample_rate: int, channels: int) -> None:
-    """Encode PCM arriving on ``conn`` into ``path``; an empty message ends the stream."""
-    try:
-        import lameenc
-
-        lame = lameenc.Encoder()
-        lame.set_in_sample_rate(sample_rate)
-        lame.set_channels(channels)
-        lame.set_vbr(4)  # vbr_mtrh, LAME's default VBR mode
-        lame.set_vbr_quality(2)  # -V2
-        lame.set_quality(5)
-        with open(path, "wb") as out:
-            while True:
-                data = conn.recv_bytes()
-                if not data:
-                    break
-                out.write(lame.encode(data))
-            out.write(lame.flush())
-        _add_xing_header(path)
-        conn.send("ok")
-    except Exception as exc:  # reported to the parent, which raises
-        conn.send(f"{type(exc).__name__}: {exc}")
-    finally:
-        conn.close()
-
-
-# MPEG audio Layer III tables: kbps by bitrate index, Hz by sample-rate index.
-_BITRATES = {1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320), 2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}
-_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}  # by version bits: MPEG1, 2, 2.5
-
-
-def _frame_info(header: int):
-    """(frame bytes, is MPEG-1, mono) of a Layer III frame header, or None if it is not one."""
-    if header >> 21 != 0x7FF:
-        return None
-    version, layer = (header >> 19) & 3, (header >> 17) & 3
-    bitrate_index, rate_index = (header >> 12) & 15, (header >> 10) & 3
-    if version == 1 or layer != 1 or bitrate_index in (0, 15) or rate_index == 3:
-        return None
-    mpeg1 = version == 3
-    kbps = _BITRATES[1 if mpeg1 else 2][bitrate_index]
-    rate = _RATES[version][rate_index]
-    size = (144000 if mpeg1 else 72000) * kbps // rate + ((header >> 9) & 1)
-    return size, mpeg1, ((header >> 6) & 3) == 3
-
-
-def _add_xing_header(path: str) -> None:
-    """Put a Xing frame (frame count, byte count, seek table) in front of a VBR stream.
-
-    Without it players guess a VBR file's length from its first frame's
-    bitrate (ffmpeg read the 5-minute dream as 7) and seek to wrong places.
-    lameenc does not write one, so it is built here from the frames.
-    """
-    data = open(path, "rb").read()
-    offsets = []
-    pos = 0
-    first = None
-    while pos + 4 <= len(data):
-        header = int.from_bytes(data[pos : pos + 4], "big")
-        info = _frame_info(header)
-        if info is None:
-            pos += 1  # not a frame boundary: resynchronize
-            continue
-        if first is None:
-            first = (header, info)
-        offsets.append(pos)
-        pos += info[0]
-    if first is None:
-        return
-    header, (_, mpeg1, mono) = first
-    side_info = (17 if mono else 32) if mpeg1 else (9 if mono else 17)
-    needed = 4 + side_info + 120
-    table = _BITRATES[1 if mpeg1 else 2]
-    for index in range(1, 15):
-        xing = (header & ~(0xF << 12) & ~(1 << 9)) | (index << 12) | (1 << 16)  # no CRC, no padding
-        size = _frame_info(xing)[0]
-        if size >= needed:
-            break
-    total = size + len(data)
-    toc = bytes(
-        min(255, int(256 * (size + offsets[min(len(offsets) - 1, int(i * len(offsets) / 100))]) / total)) for i in range(100)
-    )
-    body = b"Xing" + (0xF).to_bytes(4, "big") + len(offsets).to_bytes(4, "big") + total.to_bytes(4, "big") + toc + (0).to_bytes(4, "big")
-    frame = xing.to_bytes(4, "big") + bytes(side_info) + body
-    frame += bytes(size - len(frame))
-    del table
-    with open(path, "wb") as out:
-        out.write(frame)
-        out.write(data)
+        self._process.kill()
+        self._process.wait()
+        for stream in (self._process.stdin, self._process.stderr):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
 
 
 @_encoder(".wav", ".flac", ".ogg")

@@ -76,8 +76,11 @@ class VoiceBus:
 
     def __init__(self, timeline: Timeline, audio: Sequence[np.ndarray]):
         self.timeline = timeline
-        active = np.concatenate([a for a in audio if len(a)]) if any(len(a) for a in audio) else np.zeros(1)
-        rms = float(np.sqrt(np.mean(np.square(active, dtype=np.float64)))) or 1.0
+        # float64 and numpy's own summation: BLAS dot products may thread and
+        # round differently from run to run, and the level must be exact.
+        energy = sum(float(np.sum(np.square(a, dtype=np.float64))) for a in audio)
+        count = sum(len(a) for a in audio)
+        rms = float(np.sqrt(energy / count)) if count and energy > 0 else 1.0
         self.gain = np.float32(10 ** (VOICE_RMS_DB / 20) / rms)
         self.audio = list(audio)
         self._starts = [s.start for s in timeline.segments]

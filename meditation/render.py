@@ -226,7 +226,9 @@ def _limit_and_encode(chunks, writers: _Writers, settings: RenderSettings, gain:
         if len(block):
             if writers is not None:
                 writers.main.write(block)
-                peak = max(peak, true_peak_db(block))
+                # A block whose samples stay 6 dB under the peak so far cannot raise it.
+                if 20 * np.log10(float(np.abs(block).max()) + 1e-20) + 6.0 > peak:
+                    peak = max(peak, true_peak_db(block))
             meter.feed(block)
 
     keep = writers is not None and writers.folder is not None

@@ -71,6 +71,7 @@ class _LameEncoder(_Encoder):
             stderr=subprocess.PIPE,
             env=env,
         )
+        _widen_pipe(self._process.stdin)
 
     def write(self, chunk: np.ndarray) -> None:
         pcm = np.clip(np.round(chunk * 32767.0), -32768, 32767).astype("<i2")
@@ -102,6 +103,16 @@ class _LameEncoder(_Encoder):
                 stream.close()
             except (OSError, ValueError):
                 pass
+
+
+def _widen_pipe(stream) -> None:
+    """Let the mixer run a few chunks ahead of the encoder (Linux pipes hold only 64 KiB by default)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError):
+        pass  # other systems, or a lower limit: the default still works, a little slower
 
 
 @_encoder(".wav", ".flac", ".ogg")

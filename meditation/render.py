@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,13 +140,26 @@ def master_to_file(
     each time it is called.
     """
     sr = settings.sample_rate
-    target = settings.loudness_lufs
     meter = LoudnessMeter(sr)
+    # Short tracks keep the measured mix in a temporary file, so the later
+    # passes read it back instead of synthesizing and mixing it again; long
+    # ones (hours of ambience) regenerate it, keeping disk use bounded.
+    spool = tempfile.TemporaryFile(prefix="meditation-mix-") if stems is None and total <= _SPOOL_MAX_S * sr else None
     with progress("measure", total / sr, "s") as bar:
         for chunk in chunks(False):
             meter.feed(chunk.mix)
+            if spool is not None:
+                spool.write(np.ascontiguousarray(chunk.mix, dtype=np.float32).tobytes())
             bar.update(len(chunk.mix) / sr)
     measured = meter.integrated_lufs()
+    if spool is None:
+        return _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice)
+    with spool:
+        return _normalize_limit_encode(_replay(spool, total), settings, title, stems, measured, total, voice)
+
+
+def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice) -> tuple[float, float]:
+    target = settings.loudness_lufs
     gain = 1.0 if not np.isfinite(measured) else 10 ** ((target - measured) / 20)
     # The limiter shaves peaks and with them some loudness. Usually that
     # stays within tolerance; when it does not (speech-sparse tracks need
@@ -162,6 +176,23 @@ def master_to_file(
     gain *= 10 ** ((target - loudness) / 20)
     loudness, peak, _ = _final(chunks, settings, title, stems, gain, total, voice)
     return loudness, peak
+
+
+_SPOOL_MAX_S = 30 * 60
+
+
+def _replay(spool, total: int):
+    """A ``chunks`` function that reads the spooled mix back, chunk by chunk."""
+    from .mix import CHUNK, MixChunk
+
+    def chunks(keep_layers: bool):
+        spool.seek(0)
+        for start in range(0, total, CHUNK):
+            n = min(CHUNK, total - start)
+            mix = np.frombuffer(spool.read(n * 8), dtype=np.float32).reshape(n, 2)
+            yield MixChunk(start, mix, None, {})
+
+    return chunks
 
 
 def _final(chunks, settings, title, stems, gain, total, voice, commit_if: float | None = None) -> tuple[float, float, bool]:

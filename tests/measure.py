@@ -63,3 +63,19 @@ def max_click_ratio(x: np.ndarray) -> float:
         x = x.mean(axis=1)
     d = np.abs(np.diff(x))
     return float(d.max() / (np.percentile(d, 99) + 1e-12))
+
+
+def boundary_jump_ratio(x: np.ndarray, block: int | None = None, around: int = 64) -> float:
+    """Largest sample step at a layer block boundary relative to the largest step near it (~1 if seamless)."""
+    if block is None:
+        from meditation.soundscape.layers import BLOCK_SIZE
+
+        block = BLOCK_SIZE
+    worst = 0.0
+    for ch in range(x.shape[1]):
+        d = np.abs(np.diff(x[:, ch].astype(np.float64)))
+        for pos in range(block, len(x) - around, block):
+            j = pos - 1
+            near = np.concatenate([d[j - around : j], d[j + 1 : j + around]])
+            worst = max(worst, (d[j] + 1e-9) / (near.max() + 1e-9))
+    return worst

@@ -8,7 +8,7 @@ from meditation.errors import SoundscapeError
 from meditation.soundscape.layers import BLOCK_SIZE, Cue, LAYERS
 from meditation.soundscape.layers.bell import Bell, bell
 
-from measure import envelope_db, max_click_ratio, peak_db, spectral_centroid_hz, welch_db
+from measure import boundary_jump_ratio, envelope_db, max_click_ratio, peak_db, spectral_centroid_hz, welch_db
 
 SR = 44100
 RATIOS = (1.0, 2.71, 5.12, 8.21)  # singing-bowl partials the layer promises
@@ -41,18 +41,6 @@ def t60_s(x, sample_rate, centre_hz, start_s, drop_db=35.0):
     last = first + (below[0] if len(below) else len(level) - first)
     slope = np.polyfit(t[first:last], level[first:last], 1)[0]  # dB per second
     return -60.0 / slope
-
-
-def boundary_jump_ratio(x, block=BLOCK_SIZE, around=64):
-    """Largest sample step at a block boundary relative to the largest step near it (~1 if seamless)."""
-    worst = 0.0
-    for ch in range(x.shape[1]):
-        d = np.abs(np.diff(x[:, ch].astype(np.float64)))
-        for pos in range(block, len(x) - around, block):
-            j = pos - 1
-            near = np.concatenate([d[j - around : j], d[j + 1 : j + around]])
-            worst = max(worst, (d[j] + 1e-9) / (near.max() + 1e-9))
-    return worst
 
 
 def test_registered_with_description():

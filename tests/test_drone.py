@@ -8,7 +8,7 @@ from meditation.errors import SoundscapeError
 from meditation.soundscape.layers import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, LAYERS
 from meditation.soundscape.layers.drone import Drone, drone
 
-from measure import envelope_db, max_click_ratio, rms_db, welch_db
+from measure import boundary_jump_ratio, envelope_db, max_click_ratio, rms_db, welch_db
 
 SR = 44100
 
@@ -25,23 +25,6 @@ def sliding_db(x, sample_rate, window_s, hop_s):
     w, h = int(window_s * sample_rate), int(hop_s * sample_rate)
     starts = np.arange(0, len(x) - w, h)
     return 10 * np.log10((c[starts + w] - c[starts]) / w + 1e-20)
-
-
-def boundary_jump_ratio(x, block=BLOCK_SIZE, around=64):
-    """Largest sample step at a block boundary relative to the largest step near it.
-
-    A seam between blocks shows as a step much bigger than any of its
-    neighbours'; on a continuous signal the boundary step is just one more step,
-    so the ratio stays near or below 1.
-    """
-    worst = 0.0
-    for ch in range(x.shape[1]):
-        d = np.abs(np.diff(x[:, ch].astype(np.float64)))
-        for pos in range(block, len(x) - around, block):
-            j = pos - 1  # d[j] = x[pos] - x[pos-1]
-            near = np.concatenate([d[j - around : j], d[j + 1 : j + around]])
-            worst = max(worst, (d[j] + 1e-9) / (near.max() + 1e-9))
-    return worst
 
 
 def test_registered_with_description():

@@ -8,7 +8,7 @@ from meditation.errors import SoundscapeError
 from meditation.soundscape.layers import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, LAYERS
 from meditation.soundscape.layers.wings import Wings, wings
 
-from measure import band_energy_db, envelope_db, max_click_ratio, rms_db, spectral_centroid_hz, welch_db
+from measure import band_energy_db, boundary_jump_ratio, envelope_db, max_click_ratio, rms_db, spectral_centroid_hz, welch_db
 
 SR = 44100
 
@@ -40,18 +40,6 @@ def spectrum_slope_db_per_decade(x, sample_rate, low_hz=500.0, high_hz=5000.0):
     f, p_db = welch_db(x, sample_rate)
     band = (f >= low_hz) & (f <= high_hz)
     return np.polyfit(np.log10(f[band]), p_db[band], 1)[0]
-
-
-def boundary_jump_ratio(x, block=BLOCK_SIZE, around=64):
-    """Largest sample step at a block boundary relative to the largest step near it (~1 if seamless)."""
-    worst = 0.0
-    for ch in range(x.shape[1]):
-        d = np.abs(np.diff(x[:, ch].astype(np.float64)))
-        for pos in range(block, len(x) - around, block):
-            j = pos - 1
-            near = np.concatenate([d[j - around : j], d[j + 1 : j + around]])
-            worst = max(worst, (d[j] + 1e-9) / (near.max() + 1e-9))
-    return worst
 
 
 def test_registered_with_description():

@@ -79,3 +79,12 @@ def boundary_jump_ratio(x: np.ndarray, block: int | None = None, around: int = 6
             near = np.concatenate([d[j - around : j], d[j + 1 : j + around]])
             worst = max(worst, (d[j] + 1e-9) / (near.max() + 1e-9))
     return worst
+
+
+def render_in_chunks(layer, n_samples: int, chunk: int) -> np.ndarray:
+    """A layer's next ``n_samples``, asked for ``chunk`` samples at a time."""
+    parts, left = [], n_samples
+    while left > 0:
+        parts.append(layer.render(min(chunk, left)))
+        left -= chunk
+    return np.concatenate(parts)

@@ -8,7 +8,7 @@ from meditation.errors import SoundscapeError
 from meditation.soundscape.layers import BLOCK_SIZE, Cue, LAYERS
 from meditation.soundscape.layers.bell import Bell, bell
 
-from measure import boundary_jump_ratio, envelope_db, max_click_ratio, peak_db, spectral_centroid_hz, welch_db
+from measure import boundary_jump_ratio, envelope_db, max_click_ratio, peak_db, render_in_chunks, spectral_centroid_hz, welch_db
 
 SR = 44100
 RATIOS = (1.0, 2.71, 5.12, 8.21)  # singing-bowl partials the layer promises
@@ -175,11 +175,7 @@ def test_chunked_render_equals_whole(chunk):
     make = lambda: Bell(sample_rate=SR, rng=np.random.default_rng(4), params={"decay_s": 3.0}, cues=cues)
     whole = make().render(n)
     layer = make()
-    parts, left = [], n
-    while left > 0:
-        parts.append(layer.render(min(chunk, left)))
-        left -= chunk
-    assert np.array_equal(np.concatenate(parts), whole)
+    assert np.array_equal(render_in_chunks(layer, n, chunk), whole)
 
 
 def test_overlapping_strikes_stay_in_range(rng):

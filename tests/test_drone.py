@@ -8,7 +8,7 @@ from meditation.errors import SoundscapeError
 from meditation.soundscape.layers import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, LAYERS
 from meditation.soundscape.layers.drone import Drone, drone
 
-from measure import boundary_jump_ratio, envelope_db, max_click_ratio, rms_db, welch_db
+from measure import boundary_jump_ratio, envelope_db, max_click_ratio, render_in_chunks, rms_db, welch_db
 
 SR = 44100
 
@@ -118,11 +118,7 @@ def test_chunked_render_equals_whole(chunk):
     n = 3 * 65536 + 123  # crosses several internal spans
     whole = Drone(sample_rate=SR, rng=np.random.default_rng(3)).render(n)
     layer = Drone(sample_rate=SR, rng=np.random.default_rng(3))
-    parts, left = [], n
-    while left > 0:
-        parts.append(layer.render(min(chunk, left)))
-        left -= chunk
-    assert np.array_equal(np.concatenate(parts), whole)
+    assert np.array_equal(render_in_chunks(layer, n, chunk), whole)
 
 
 @pytest.mark.parametrize("sample_rate", [22050, 44100, 48000])

@@ -8,7 +8,7 @@ from meditation.errors import SoundscapeError
 from meditation.soundscape.layers import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, LAYERS
 from meditation.soundscape.layers.wings import Wings, wings
 
-from measure import band_energy_db, boundary_jump_ratio, envelope_db, max_click_ratio, rms_db, spectral_centroid_hz, welch_db
+from measure import band_energy_db, boundary_jump_ratio, envelope_db, max_click_ratio, render_in_chunks, rms_db, spectral_centroid_hz, welch_db
 
 SR = 44100
 
@@ -206,11 +206,7 @@ def test_chunked_render_equals_whole(chunk):
     make = lambda: Wings(sample_rate=SR, rng=np.random.default_rng(8), params={"continuous": True}, cues=cues)
     whole = make().render(n)
     layer = make()
-    parts, left = [], n
-    while left > 0:
-        parts.append(layer.render(min(chunk, left)))
-        left -= chunk
-    assert np.array_equal(np.concatenate(parts), whole)
+    assert np.array_equal(render_in_chunks(layer, n, chunk), whole)
 
 
 @pytest.mark.parametrize("sample_rate", [22050, 44100, 48000])

@@ -229,9 +229,10 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         _NotFound: lambda request, exc: _refuse(str(exc), 404),
         _BadRequest: lambda request, exc: _refuse(str(exc), 400),
         MeditationError: lambda request, exc: _refuse(" ".join(str(exc).split()), 400),
+        _TooLarge: lambda request, exc: _too_large(max_body_bytes),
     }
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
-    app.state.queue = state
+    app.state.studio = state  # the queue, for tests and tools
     return _Guard(app, token=token, hosts=hosts, max_body_bytes=max_body_bytes)
 
 

@@ -141,7 +141,7 @@ def add_variant(root: Path, relative: str, values: Mapping[str, Any], *, script:
     path = safe_path(root, relative, SETTINGS_SUFFIXES)
     old = read_text(root, relative, SETTINGS_SUFFIXES) if path.exists() else f'output = "{{name}}.{fmt}"\n'
     entry = {"name": name, "script": os.path.relpath(safe_path(root, script, SCRIPT_SUFFIXES), path.parent), **_toml_values(values)}
-    new = old.rstrip("\n") + "\n\n" + tomli_w.dumps({"variants": [entry]})
+    new = old.rstrip("\n") + "\n\n[[variants]]\n" + tomli_w.dumps(entry)
     # Check the manifest as `meditation batch` would, from a temporary file beside it.
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".toml")
     try:

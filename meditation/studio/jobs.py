@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,15 @@ class Job:
     spec: dict
     label: str = ""
     state: str = "queued"
-    """queued → running → done | failed | cancelled."""
+    """queued → running → done | failed | (cancelling →) cancelled."""
     percent: float = 0.0
     stage: str = ""
     error: str = ""
     result: dict | None = None
     version: int = 0
+    started_s: float | None = None
+    """Wall-clock start and end of the render (time.time()), for the page and the queue's tests."""
+    finished_s: float | None = None
     process: Any = field(default=None, repr=False)
 
     def public(self, position: int | None) -> dict:
@@ -59,6 +63,8 @@ class Job:
             "error": self.error,
             "result": self.result,
             "file": self.output.name if self.state == "done" else None,
+            "started_s": self.started_s,
+            "finished_s": self.finished_s,
         }
 
 
@@ -106,7 +112,7 @@ class JobQueue:
 
     def position(self, job: Job) -> int | None:
         """0 while running, 1… in the queue, None when finished."""
-        if job.state == "running":
+        if job.state in ("running", "cancelling"):
             return 0
         if job.state == "queued":
             return 1 + list(self.waiting).index(job)
@@ -129,11 +135,11 @@ class JobQueue:
             shutil.rmtree(job.folder, ignore_errors=True)
             await self._notify_all(job)
         elif job.state == "running":
-            job.state = "cancelled"
+            job.state = "cancelling"  # "cancelled" once the process is gone and its folder removed
             _stop(job.process)
             # A helper that ignores SIGTERM would hold the pipe open: make sure.
             asyncio.get_running_loop().call_later(3.0, _stop, job.process, signal.SIGKILL)
-            # The runner removes the folder once the process has gone.
+            await self._notify(job)
         return job
 
     async def wait_change(self, job: Job, seen: int, timeout_s: float) -> None:
@@ -152,7 +158,7 @@ class JobQueue:
     async def _notify_all(self, changed: Job | None = None) -> None:
         """Tell every watcher of ``changed`` and of unfinished jobs (their queue positions move)."""
         for job in self.jobs.values():
-            if job is changed or job.state in ("queued", "running"):
+            if job is changed or job.state in ("queued", "running", "cancelling"):
                 job.version += 1
         async with self.changed:
             self.changed.notify_all()
@@ -164,6 +170,7 @@ class JobQueue:
                 await self._wake.wait()
             job = self.waiting.popleft()
             job.state = "running"
+            job.started_s = time.time()
             await self._notify_all()
             try:
                 await self._render(job)
@@ -172,6 +179,9 @@ class JobQueue:
                     job.state, job.error = "failed", f"the render stopped unexpectedly: {exc}"
             if job.state != "done":
                 shutil.rmtree(job.folder, ignore_errors=True)
+            if job.state == "cancelling":
+                job.state = "cancelled"
+            job.finished_s = time.time()
             await self._notify_all(job)
 
     async def _render(self, job: Job) -> None:

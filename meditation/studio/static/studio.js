@@ -307,6 +307,7 @@ function showJob(job) {
   if (job.state === "queued") setJobText(`${what}: waiting (number ${job.position} in the queue)`);
   else if (job.state === "running") setJobText(`${what}: ${job.stage || "starting"}…`);
   else if (job.state === "failed") setJobText(`${what} failed: ${job.error}`, true);
+  else if (job.state === "cancelling") setJobText(`${what}: cancelling…`);
   else if (job.state === "cancelled") setJobText(`${what} cancelled; nothing was kept`);
   else if (job.state === "done") setJobText(`${what}: ${job.result.summary.replace(/^[^:]*: /, "")}`);
   setBar(job.state === "cancelled" ? 0 : job.percent);

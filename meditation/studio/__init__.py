@@ -57,6 +57,7 @@ def serve(folder: str | Path = ".", *, host: str = "127.0.0.1", port: int = 8765
     except OSError as exc:
         sock.close()
         raise MeditationError(f"cannot listen on {host}:{port}: {exc.strerror} (try another --port)") from None
+    sock.listen(128)  # connections wait in the backlog while the app starts
     port = sock.getsockname()[1]
     token = token or new_token()
     names = {host, *("127.0.0.1", "localhost")} if host in LOOPBACK or host in ("0.0.0.0", "::") else {host}

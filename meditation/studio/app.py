@@ -45,6 +45,7 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        state["voices"] = await asyncio.to_thread(_voices)
         work = Path(tempfile.mkdtemp(prefix="meditation-studio-"))
         state["queue"] = JobQueue(work)
         state["queue"].start()
@@ -64,7 +65,7 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
 
     async def options(request: Request) -> Response:
         from ..soundscape import list_presets
-        from ..voices import DEFAULT_VOICE, list_voices
+        from ..voices import DEFAULT_VOICE
 
         presets = [
             {"name": p.name, "description": p.description, "layers": {n: spec.level_db for n, spec in p.layers.items()}}
@@ -73,7 +74,7 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         dream = resources.files("meditation") / "data" / "dream.md"
         return JSONResponse(
             {
-                "voices": list_voices(),
+                "voices": state["voices"],
                 "default_voice": DEFAULT_VOICE,
                 "presets": presets,
                 "controls": shape.controls(),
@@ -251,6 +252,20 @@ class _NotFound(MeditationError):
 
 class _BadRequest(MeditationError):
     pass
+
+
+def _voices() -> list[str]:
+    """Every usable voice; then stop the helper processes listing started (renders run in workers)."""
+    from ..voices import ENGINES, VoiceEngine, list_voices, load_voice
+
+    voices = list_voices()
+    for name, cls in ENGINES.items():
+        if cls.reset is not VoiceEngine.reset:
+            try:
+                load_voice(name).reset()
+            except MeditationError:
+                pass
+    return voices
 
 
 def _refuse(message: str, status: int) -> JSONResponse:

@@ -338,7 +338,7 @@ function offerDownloads(job) {
   t.href = withToken(`/api/jobs/${job.id}/timings`);
   t.download = job.file.replace(/\.[^.]+$/, ".json");
   t.textContent = "Timings (JSON)";
-  box.append(a, t, document.createTextNode(" also as: "));
+  box.append(a, t, document.createTextNode(" render as: "));
   for (const other of state.options.formats) {
     if (other === fmt) continue;
     const b = document.createElement("button");

@@ -234,13 +234,18 @@ def test_a_bad_setting_is_refused_before_queueing(client):
 
 def test_copy_as_command_gives_a_line_the_cli_parses_to_the_same_settings(client):
     from meditation import cli
+    from meditation.settings import SCHEMA, resolve_settings
 
     values = {"voice": "pyttsx3", "rate": 0.8, "soundscape": "stream", "layers": "river", "seed": 7, "title": "Evening rest"}
     line = client.post("/api/command", json={"values": values, "name": "evening.md", "format": "flac"}).json()["command"]
     words = shlex.split(line)
     assert words[:5] == ["meditation", "render", "evening.md", "-o", "evening.flac"]
     args = cli._parser().parse_args(words[1:])
-    assert (args.voice, args.rate, args.soundscape, args.layers, args.seed, args.title) == ("pyttsx3", 0.8, "stream", "river", 7, "Evening rest")
+    given = {k: v for k, v in vars(args).items() if k in SCHEMA}
+    assert given["script"] == "evening.md" and given["output"] == "evening.flac"
+    from_cli = resolve_settings({k: v for k, v in given.items() if k not in ("script", "output")})
+    assert from_cli == resolve_settings(values)
+    assert (from_cli.rate, from_cli.layers, from_cli.seed) == (0.8, ("river",), 7)
 
 
 def test_settings_and_manifest_entries_load_as_the_batch_command_reads_them(client, folder):

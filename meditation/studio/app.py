@@ -78,7 +78,7 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
                 "default_voice": DEFAULT_VOICE,
                 "presets": presets,
                 "controls": shape.controls(),
-                "formats": list(shape.FORMATS),
+                "formats": list(shape.formats()),
                 "dream": dream.read_text(encoding="utf-8"),
                 "folder": str(folder),
             }
@@ -102,9 +102,7 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         kind = body.get("kind", "render")
         if kind not in ("render", "preview"):
             return _refuse(f"unknown job kind {kind!r}", 400)
-        fmt = str(body.get("format", "mp3")).lower()
-        if fmt not in shape.FORMATS:
-            return _refuse(f"unknown format {fmt!r} (known: {', '.join(shape.FORMATS)})", 400)
+        fmt = _format(body)
         values = body.get("values", {})
         label = "the whole track"
         try:
@@ -298,8 +296,8 @@ def _name(body: dict) -> str:
 
 def _format(body: dict) -> str:
     fmt = str(body.get("format", "mp3")).lower()
-    if fmt not in shape.FORMATS:
-        raise _BadRequest(f"unknown format {fmt!r} (known: {', '.join(shape.FORMATS)})")
+    if fmt not in shape.formats():
+        raise _BadRequest(f"unknown format {fmt!r} (known: {', '.join(shape.formats())})")
     return fmt
 
 

@@ -15,35 +15,54 @@ from ..errors import MeditationError, SettingsError
 from ..script import Paragraph, Script, parse_script
 from ..settings import RenderSettings, resolve_settings
 
-__all__ = ["controls", "resolve", "effective_preset", "command_line", "preview_text", "FORMATS", "SETTING_KEYS"]
+__all__ = ["controls", "resolve", "effective_preset", "command_line", "preview_text", "formats", "SETTING_KEYS"]
 
-FORMATS = ("mp3", "wav", "flac", "ogg")
+# The settings the Shape panel offers: every render setting that shapes the sound or its tags.
+# Files the render writes besides the track (timings, stems) are the studio's business, the
+# output is a download, the script is the editor, and the speech cache is always used.
+_NOT_SHAPE = ("script", "output", "timings", "stems", "cache")
 
-_DEFAULTS = RenderSettings()
 
-# key, CLI option, kind, default, help, extra attributes.
-_CONTROLS: tuple[tuple[str, str, str, Any, str, dict], ...] = (
-    ("voice", "--voice", "voice", _DEFAULTS.voice, "engine:name, see 'meditation voices'", {}),
-    ("rate", "--rate", "number", _DEFAULTS.rate, "speaking rate, 0.8 = 20 % slower", {"min": 0.5, "max": 2.0, "step": 0.05}),
-    ("pause_scale", "--pause-scale", "number", _DEFAULTS.pause_scale, "multiplies every pause", {"min": 0.0, "max": 10.0, "step": 0.1}),
-    ("duration", "--duration", "duration", None, "target length, e.g. 10m: pauses stretch or shrink to fit", {}),
-    ("lead_in", "--lead-in", "number", _DEFAULTS.lead_in_s, "seconds before the first word", {"min": 0.0, "max": 600.0, "step": 0.5}),
-    ("tail", "--tail", "number", _DEFAULTS.tail_s, "seconds after the last word", {"min": 0.0, "max": 600.0, "step": 0.5}),
-    ("soundscape", "--soundscape", "soundscape", _DEFAULTS.soundscape, "preset; 'auto' takes the script's, 'none' is narration alone", {}),
-    ("layers", "--layers", "layers", None, "keep only these layers of the preset", {}),
-    ("seed", "--seed", "integer", _DEFAULTS.seed, "same seed, same audio", {"min": 0, "max": 2**31 - 1, "step": 1}),
-    ("loudness", "--loudness", "number", _DEFAULTS.loudness_lufs, "integrated loudness target in LUFS", {"min": -40.0, "max": -5.0, "step": 0.5}),
-    ("sample_rate", "--sample-rate", "choice", _DEFAULTS.sample_rate, "mix and output sample rate", {"choices": [22050, 32000, 44100, 48000]}),
-    ("title", "--title", "text", None, "title tag (default: the script's title)", {}),
-    ("artist", "--artist", "text", _DEFAULTS.artist, "artist tag", {}),
-)
+def _specs():
+    from ..settings import Use, specs_for
 
-SETTING_KEYS = tuple(c[0] for c in _CONTROLS)
+    return [spec for spec in specs_for(Use.RENDER) if spec.key not in _NOT_SHAPE and spec.role is None]
+
+
+def formats() -> tuple[str, ...]:
+    from ..settings import FORMATS as suffixes
+
+    """Output formats (file suffixes without the dot), MP3 first."""
+    ordered = sorted((s.lstrip(".") for s in suffixes), key=lambda f: (f != "mp3", f))  # MP3 first: the default
+    return tuple(ordered)
+
+
+SETTING_KEYS = tuple(spec.key for spec in _specs())
 
 
 def controls() -> list[dict]:
-    """The Shape panel's controls, with the command line's defaults."""
-    return [{"key": k, "option": o, "kind": kind, "default": d, "help": h, **extra} for k, o, kind, d, h, extra in _CONTROLS]
+    """The Shape panel's controls, from the settings schema, with the command line's defaults."""
+    from ..settings import Kind, describe_range, format_duration
+
+    out = []
+    for spec in _specs():
+        kind = {"voice": "voice", "soundscape": "soundscape"}.get(spec.key) or {
+            Kind.NAMES: "layers",
+            Kind.DURATION: "duration",
+            Kind.NUMBER: "number",
+            Kind.INTEGER: "integer",
+            Kind.CHOICE: "choice",
+            Kind.BOOL: "bool",
+        }.get(spec.kind, "text")
+        default = spec.default
+        shown = format_duration(default) if spec.kind is Kind.DURATION and default is not None else default
+        control = {"key": spec.key, "option": spec.option, "kind": kind, "default": default, "shown": shown, "help": spec.help, "unit": spec.unit}
+        if spec.low is not None and kind in ("number", "integer"):
+            control.update(min=spec.low, max=spec.high, range=describe_range(spec))
+        if spec.choices:
+            control["choices"] = list(spec.choices)
+        out.append(control)
+    return out
 
 
 def clean_values(values: Mapping[str, Any]) -> dict:
@@ -65,9 +84,12 @@ def clean_values(values: Mapping[str, Any]) -> dict:
 
 def resolve(text: str, values: Mapping[str, Any], *, name: str, output: Path) -> tuple[RenderSettings, Script]:
     """Parse the script and merge its front matter with the set controls, checked as the CLI checks them."""
+    from ..settings import SCHEMA
+
     script = parse_script(text, path=name)
-    explicit = {**clean_values(values), "script": Path(name), "output": output}
-    settings = resolve_settings(explicit, script)
+    cleaned = clean_values(values)
+    labels = {key: SCHEMA[key].option for key in cleaned}  # messages name options, as on the command line
+    settings = resolve_settings({**cleaned, "script": Path(name), "output": output}, script, labels=labels)
     from ..voices import resolve_voice
 
     settings = settings.replace(voice=resolve_voice(settings.voice))
@@ -92,11 +114,13 @@ def effective_preset(settings: RenderSettings):
 
 def command_line(values: Mapping[str, Any], *, script: str, fmt: str = "mp3") -> str:
     """The ``meditation render …`` line that renders the same thing."""
+    from ..settings import SCHEMA
+
     values = clean_values(values)
     words = ["meditation", "render", script, "-o", f"{Path(script).stem}.{fmt}"]
-    for key, option, *_ in _CONTROLS:
+    for key in SETTING_KEYS:
         if key in values:
-            words += [option, str(values[key])]
+            words += [SCHEMA[key].option, str(values[key])]
     return " ".join(shlex.quote(w) for w in words)
 
 

@@ -137,43 +137,50 @@ function effective(key) {
   return c ? c.default : null;
 }
 
+function parseValue(c, raw) {
+  if (c.kind === "number") return Number(raw);
+  if (c.kind === "integer") return /^[+-]?\d+$/.test(raw) ? parseInt(raw, 10) : raw;
+  if (c.kind === "duration") return /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw; // seconds, or "10m"
+  if (c.kind === "bool") return raw === "true";
+  return raw;
+}
+
+// The controls come from the settings schema (GET /api/options): one per render setting.
 function buildControls() {
   const box = $("controls");
   box.replaceChildren();
   for (const c of state.options.controls) {
+    if (c.kind === "layers") continue; // the Layers box below
     const label = document.createElement("label");
-    label.textContent = c.option.replace(/^--/, "");
+    label.textContent = c.option.replace(/^--/, "") + (c.unit && c.unit !== "×" ? ` (${c.unit})` : "");
     label.title = c.help;
     label.htmlFor = "c-" + c.key;
     const wrap = document.createElement("div");
     wrap.className = "control";
     let input;
-    if (c.kind === "voice" || c.kind === "soundscape" || c.kind === "choice") {
+    if (["voice", "soundscape", "choice", "bool"].includes(c.kind)) {
       input = document.createElement("select");
       const choices = c.kind === "voice" ? state.options.voices
         : c.kind === "soundscape" ? ["auto", ...state.options.presets.map((p) => p.name), "none"]
-        : c.choices;
+        : c.kind === "bool" ? ["true", "false"] : c.choices;
       input.appendChild(new Option("", ""));
       for (const v of choices) input.appendChild(new Option(String(v), String(v)));
-    } else if (c.kind === "layers") {
-      continue; // the Layers box below
     } else {
       input = document.createElement("input");
       if (c.kind === "number" || c.kind === "integer") {
         input.type = "number";
-        if (c.min !== undefined) input.min = c.min;
-        if (c.max !== undefined) input.max = c.max;
-        if (c.step !== undefined) input.step = c.step;
+        input.min = c.min;
+        input.max = c.max;
+        input.step = c.kind === "integer" ? "1" : "any";
       }
-      if (c.kind === "duration") input.placeholder = "off (e.g. 10m)";
     }
     input.id = "c-" + c.key;
     input.dataset.key = c.key;
-    input.title = c.help;
+    input.title = c.help + (c.range ? ` (${c.range})` : "");
     input.addEventListener("change", () => {
       const raw = input.value.trim();
       if (raw === "") delete state.values[c.key];
-      else state.values[c.key] = (c.kind === "number") ? Number(raw) : (c.kind === "integer" || c.kind === "choice" && c.key === "sample_rate") ? parseInt(raw, 10) : raw;
+      else state.values[c.key] = parseValue(c, raw);
       if (c.key === "soundscape") delete state.values.layers;
       refreshControls();
     });
@@ -196,20 +203,19 @@ function refreshControls() {
     const set = c.key in state.values;
     input.parentElement.classList.toggle("set", set);
     input.parentElement.nextElementSibling.classList.toggle("shown", set);
-    if (set) input.value = String(state.values[c.key]);
-    else input.value = "";
+    input.value = set ? String(state.values[c.key]) : "";
     const fm = state.frontMatter[c.key];
-    const shown = fm !== undefined ? `${fm} (script)` : (c.default === null ? (c.kind === "duration" ? "off" : "") : `${c.default}`);
-    if (input.tagName === "SELECT") {
-      input.options[0].textContent = shown ? `${shown}${fm === undefined ? " (default)" : ""}` : "(default)";
-    } else {
-      input.placeholder = shown + (fm === undefined && c.default !== null ? " (default)" : "");
-    }
+    let shown;
+    if (fm !== undefined) shown = `${fm} (script)`;
+    else if (c.shown === null || c.shown === undefined) shown = c.kind === "duration" ? "off (e.g. 10m)" : (c.key === "title" ? "the script's title" : "");
+    else shown = `${c.shown} (default)`;
+    if (input.tagName === "SELECT") input.options[0].textContent = shown || "(default)";
+    else input.placeholder = shown;
   }
   // Pacing is a pause scale or a target duration, not both.
-  const duration = "duration" in state.values;
+  const duration = "duration" in state.values || "duration" in state.frontMatter;
   const ps = $("c-pause_scale");
-  if (ps) { ps.disabled = duration; ps.title = duration ? "pauses are fitted to the target duration" : ""; }
+  if (ps) { ps.disabled = duration; if (duration) ps.placeholder = "fitted to the duration"; }
   drawLayers();
 }
 
@@ -504,7 +510,10 @@ async function start() {
   editor.addEventListener("input", () => { drawGutter(); scheduleCheck(); });
   editor.addEventListener("scroll", () => { gutter.scrollTop = editor.scrollTop; });
   for (const ev of ["keyup", "click", "select"]) editor.addEventListener(ev, showSceneHere);
-  $("name").addEventListener("change", scheduleCheck);
+  $("name").addEventListener("change", () => {
+    scheduleCheck();
+    $("settings-path").value = $("name").value.replace(/\.[^.\/]*$/, "") + ".toml"; // settings beside their script
+  });
   $("check").addEventListener("click", () => { const l = parseInt($("check").dataset.line, 10); if (l) jumpTo(l, parseInt($("check").dataset.col, 10)); });
   $("preview").addEventListener("click", () => startJob("preview"));
   $("render").addEventListener("click", () => startJob("render"));

@@ -288,6 +288,37 @@ def test_preview_takes_the_scene_under_the_cursor_and_keeps_line_numbers():
     assert 600 < len(part.replace("\n", "")) < 1300  # about a minute of speech at 14 characters a second
 
 
+def test_levels_are_saved_as_a_preset_in_the_folder_and_never_over_the_users_file(client, folder):
+    response = client.post("/api/preset", json={"path": "calm-stream.toml", "base": "stream", "levels": {"river": -20}})
+    assert response.status_code == 200, response.text
+    assert response.json()["preset"] == {"name": "calm-stream.toml", "description": response.json()["preset"]["description"], "layers": {"river": -20.0}}
+    saved = tomllib.loads((folder / "calm-stream.toml").read_text())
+    assert saved["layers"]["river"]["level_db"] == -20.0 and saved["scenes"] == tomllib.loads(
+        (Path(__import__("meditation").__file__).parent / "data" / "soundscapes" / "stream.toml").read_text()
+    )["scenes"]
+    # Ours: saving again replaces it. The user's own file: refused, untouched.
+    assert client.post("/api/preset", json={"path": "calm-stream.toml", "base": "calm-stream.toml", "levels": {"river": -18}}).status_code == 200
+    (folder / "mine.toml").write_text("# my notes\n")
+    assert client.post("/api/preset", json={"path": "mine.toml", "base": "stream", "levels": {"river": -20}}).status_code == 409
+    assert (folder / "mine.toml").read_text() == "# my notes\n"
+    assert client.post("/api/preset", json={"path": "x.toml", "base": "stream", "levels": {"owl": -3}}).status_code == 400
+    assert client.post("/api/preset", json={"path": "../x.toml", "base": "stream", "levels": {}}).status_code == 403
+    # The folder's presets are offered with the shipped ones.
+    names = [p["name"] for p in client.get("/api/options").json()["presets"]]
+    assert "calm-stream.toml" in names and "mine.toml" not in names
+
+
+def test_a_soundscape_file_outside_the_folder_is_refused(client, folder):
+    outside = folder.parent / "evil.toml"
+    outside.write_text((Path(__import__("meditation").__file__).parent / "data" / "soundscapes" / "stream.toml").read_text())
+    for value in ("../evil.toml", str(outside), "../../etc/evil", "/etc/passwd"):
+        response = client.post("/api/jobs", json={"kind": "render", "text": SHORT, "values": {"soundscape": value}, "format": "wav"})
+        assert response.status_code in (400, 403), value
+    in_front_matter = SHORT.replace("soundscape: none", "soundscape: ../evil.toml")
+    assert client.post("/api/jobs", json={"kind": "render", "text": in_front_matter, "values": {}, "format": "wav"}).status_code == 403
+    assert not client.studio["queue"].jobs
+
+
 # --- renders --------------------------------------------------------------------
 
 
@@ -334,6 +365,14 @@ def test_cancel_stops_the_render_and_leaves_no_file(client, folder):
     # The queue goes on.
     after = _submit(client)
     assert _events(client, after["id"])[-1]["state"] == "done"
+
+
+def test_a_render_plays_the_levels_saved_in_the_folder(client, folder):
+    assert client.post("/api/preset", json={"path": "calm-stream.toml", "base": "stream", "levels": {"river": -20}}).status_code == 200
+    done = _events(client, _submit(client, values={"soundscape": "calm-stream.toml"})["id"])[-1]
+    assert done["state"] == "done", done
+    assert done["result"]["levels"] == [{"river": -20.0}]
+    assert done["result"]["settings"]["soundscape"] == str(folder.resolve() / "calm-stream.toml")
 
 
 def test_a_preview_renders_only_its_scene(client):

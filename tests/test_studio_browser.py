@@ -166,6 +166,11 @@ def test_render_shows_progress_timeline_and_downloads_what_the_cli_renders(page,
     url, folder = studio
     _write(page, SCRIPT)
     page.select_option("#c-soundscape", "stream")
+    # A quieter river: saved as a preset in the folder, which becomes the soundscape setting.
+    page.fill("#level-river", "-16")
+    page.dispatch_event("#level-river", "change")
+    page.wait_for_function("document.getElementById('c-soundscape').value === 'calm-stream.toml'", timeout=10_000)
+    assert page.input_value("#level-river") == "-16"
     page.fill("#c-seed", "7")
     page.dispatch_event("#c-seed", "change")
     page.select_option("#format", "wav")
@@ -206,7 +211,7 @@ def test_render_shows_progress_timeline_and_downloads_what_the_cli_renders(page,
     page.wait_for_function("document.getElementById('command').textContent.startsWith('meditation render')")
     words = shlex.split(page.text_content("#command"))
     assert words[:5] == ["meditation", "render", "calm.md", "-o", "calm.wav"]
-    assert "--soundscape" in words and "--seed" in words
+    assert words[words.index("--soundscape") + 1] == "calm-stream.toml" and words[words.index("--seed") + 1] == "7"
     words[4] = str(tmp_path / "cli.wav")
     subprocess.run([sys.executable, "-m", *words], cwd=folder, check=True, capture_output=True)
     ours, rate = sf.read(downloaded, dtype="int16")

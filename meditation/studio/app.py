@@ -71,6 +71,7 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
             {"name": p.name, "description": p.description, "layers": {n: spec.level_db for n, spec in p.layers.items()}}
             for p in list_presets()
         ]
+        presets += files.list_presets(folder)
         dream = resources.files("meditation") / "data" / "dream.md"
         return JSONResponse(
             {
@@ -111,14 +112,17 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
                 fmt = "wav"  # no encoder wait for a quick listen
             # Check everything the CLI checks before queueing: the page hears of a bad value at once.
             with tempfile.TemporaryDirectory() as scratch:
-                shape.resolve(text, values, name=name, output=Path(scratch) / f"check.{fmt}")
+                shape.resolve(text, values, name=name, output=Path(scratch) / f"check.{fmt}", folder=folder)
         except ScriptError as exc:
             return JSONResponse({"error": shape.one_line(exc), "script_error": _script_error(exc)}, status_code=400)
+        except files.FileRefused:
+            raise
         except (MeditationError, ValueError, TypeError) as exc:
             return _refuse(" ".join(str(exc).split()), 400)
         stem = Path(name).stem or "meditation"
         filename = f"{stem}-preview.{fmt}" if kind == "preview" else f"{stem}.{fmt}"
-        job = await queue().submit(kind, {"text": text, "values": shape.clean_values(values), "name": name}, filename=filename, label=label)
+        spec = {"text": text, "values": shape.clean_values(values), "name": name, "folder": str(folder)}
+        job = await queue().submit(kind, spec, filename=filename, label=label)
         return JSONResponse(queue().snapshot(job), status_code=202)
 
     def _job(request: Request):
@@ -205,6 +209,21 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         path, count = files.add_variant(folder, str(body.get("path", "")), values, script=script, name=name, fmt=_format(body))
         return JSONResponse({"path": path.relative_to(folder).as_posix(), "variants": count})
 
+    async def save_preset(request: Request) -> Response:
+        body = await _json(request)
+        base = shape.soundscape_in(folder, str(body.get("base", "")))
+        if base in ("auto", "none"):
+            base = "default" if base == "auto" else base
+        if base == "none":
+            return _refuse("narration alone has no layers to set", 400)
+        levels = body.get("levels", {})
+        if not isinstance(levels, dict):
+            return _refuse("levels must be an object of layer: dB", 400)
+        path = files.save_preset(folder, str(body.get("path", "")), base, levels)
+        relative = path.relative_to(folder).as_posix()
+        preset = next(p for p in files.list_presets(folder) if p["name"] == relative)
+        return JSONResponse({"path": relative, "preset": preset})
+
     routes = [
         Route("/", page),
         Route("/api/options", options),
@@ -221,6 +240,7 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         Route("/api/settings", save_settings, methods=["POST"]),
         Route("/api/command", command, methods=["POST"]),
         Route("/api/manifest", manifest, methods=["POST"]),
+        Route("/api/preset", save_preset, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=str(static)), name="static"),
     ]
     exception_handlers = {

@@ -16,7 +16,18 @@ from typing import Any, Mapping
 
 from ..errors import MeditationError
 
-__all__ = ["FileRefused", "safe_path", "list_files", "read_text", "write_text", "save_settings", "read_settings", "add_variant"]
+__all__ = [
+    "FileRefused",
+    "safe_path",
+    "list_files",
+    "list_presets",
+    "read_text",
+    "write_text",
+    "save_settings",
+    "read_settings",
+    "add_variant",
+    "save_preset",
+]
 
 SCRIPT_SUFFIXES = (".md", ".txt")
 SETTINGS_SUFFIXES = (".toml",)
@@ -152,3 +163,62 @@ def add_variant(root: Path, relative: str, values: Mapping[str, Any], *, script:
         Path(temp).unlink(missing_ok=True)
     write_text(root, relative, new, overwrite=True, suffixes=SETTINGS_SUFFIXES)
     return path, count
+
+
+def list_presets(root: Path) -> list[dict]:
+    """Soundscape presets saved in the folder (by relative path), as the page lists them."""
+    from ..errors import SoundscapeError
+    from ..soundscape import load_preset
+
+    found = []
+    for entry in list_files(root):
+        if entry["kind"] != "settings":
+            continue
+        try:
+            preset = load_preset(str(root.resolve() / entry["path"]))
+        except (SoundscapeError, ValueError, KeyError, TypeError):
+            continue  # a manifest or settings file, not a preset
+        found.append({"name": entry["path"], "description": preset.description, "layers": {n: s.level_db for n, s in preset.layers.items()}})
+    return found
+
+
+def save_preset(root: Path, relative: str, base: str, levels: Mapping[str, float]) -> Path:
+    """A copy of preset ``base`` with its layers' levels changed, saved as ``relative`` in the folder.
+
+    An existing file is replaced only if meditation wrote it (a preset saved
+    here before), never one the user made.
+    """
+    import tomli_w
+
+    from ..errors import SoundscapeError
+    from ..files import check_replaceable, record_written
+    from ..soundscape import load_preset
+
+    path = safe_path(root, relative, SETTINGS_SUFFIXES)
+    source = load_preset(base).path
+    data = tomllib.loads(source.read_text(encoding="utf-8"))
+    layers = data.get("layers", {})
+    for name, level in levels.items():
+        if name not in layers:
+            raise SoundscapeError(f"layer {name!r} is not in soundscape {base!r} (it has: {', '.join(layers)})")
+        if isinstance(level, bool) or not isinstance(level, (int, float)):
+            raise SoundscapeError(f"level of {name} must be a number of dB, not {level!r}")
+        layers[name]["level_db"] = float(level)
+    data["name"] = path.stem
+    data["description"] = str(data.get("description", "")).split(" (levels set in the studio)")[0] + " (levels set in the studio)"
+    text = tomli_w.dumps(data)
+    try:
+        check_replaceable(path, "preset")
+    except MeditationError as exc:
+        raise FileRefused(f"{relative}: {exc}; choose another name", status=409) from None
+    # Checked as a render would read it, before it replaces anything.
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".toml")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            f.write(text)
+        load_preset(temp)
+        os.replace(temp, path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+    record_written(path)
+    return path

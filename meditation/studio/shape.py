@@ -82,19 +82,38 @@ def clean_values(values: Mapping[str, Any]) -> dict:
     return out
 
 
-def resolve(text: str, values: Mapping[str, Any], *, name: str, output: Path) -> tuple[RenderSettings, Script]:
-    """Parse the script and merge its front matter with the set controls, checked as the CLI checks them."""
+def resolve(text: str, values: Mapping[str, Any], *, name: str, output: Path, folder: Path | None = None) -> tuple[RenderSettings, Script]:
+    """Parse the script and merge its front matter with the set controls, checked as the CLI checks them.
+
+    With ``folder``, a soundscape given as a ``.toml`` file must lie inside it
+    (and is made absolute); shipped presets are named, never reached by path.
+    """
     from ..settings import SCHEMA
 
     script = parse_script(text, path=name)
     cleaned = clean_values(values)
     labels = {key: SCHEMA[key].option for key in cleaned}  # messages name options, as on the command line
     settings = resolve_settings({**cleaned, "script": Path(name), "output": output}, script, labels=labels)
+    if folder is not None:
+        settings = settings.replace(soundscape=soundscape_in(folder, settings.soundscape))
     from ..voices import resolve_voice
 
     settings = settings.replace(voice=resolve_voice(settings.voice))
     effective_preset(settings)
     return settings, script
+
+
+def soundscape_in(folder: Path, value: str) -> str:
+    """A shipped preset's name, ``auto``/``none``, or the absolute path of a ``.toml`` preset inside ``folder``."""
+    from ..soundscape import list_presets
+    from .files import safe_path
+
+    if value in ("auto", "none") or value in {p.name for p in list_presets()}:
+        return value
+    if value.lower().endswith(".toml"):
+        return str(safe_path(folder, value, (".toml",)).resolve())
+    known = ", ".join(p.name for p in list_presets())
+    raise SettingsError(f"unknown soundscape {value!r} (known: {known}, none, or a .toml preset in the studio's folder)")
 
 
 def effective_preset(settings: RenderSettings):

@@ -61,7 +61,7 @@ def run_job(job: dict) -> dict:
     from ..render import render
     from .shape import resolve
 
-    settings, script = resolve(job["text"], job["values"], name=job["name"], output=Path(job["output"]))
+    settings, script = resolve(job["text"], job["values"], name=job["name"], output=Path(job["output"]), folder=Path(job["folder"]))
     result = render(settings, script)
     return {
         "duration_s": result.duration_s,

@@ -161,7 +161,7 @@ function buildControls() {
     if (["voice", "soundscape", "choice", "bool"].includes(c.kind)) {
       input = document.createElement("select");
       const choices = c.kind === "voice" ? state.options.voices
-        : c.kind === "soundscape" ? ["auto", ...state.options.presets.map((p) => p.name), "none"]
+        : c.kind === "soundscape" ? soundscapeChoices()
         : c.kind === "bool" ? ["true", "false"] : c.choices;
       input.appendChild(new Option("", ""));
       for (const v of choices) input.appendChild(new Option(String(v), String(v)));
@@ -219,39 +219,76 @@ function refreshControls() {
   drawLayers();
 }
 
+function soundscapeChoices() { return ["auto", ...state.options.presets.map((p) => p.name), "none"]; }
+
+function fillSoundscapes() {
+  const select = $("c-soundscape");
+  if (!select) return;
+  const have = new Set([...select.options].map((o) => o.value));
+  for (const name of soundscapeChoices()) if (!have.has(name)) select.insertBefore(new Option(name, name), select.options[select.options.length - 1]);
+}
+
 function currentPreset() {
   const name = effective("soundscape");
   if (name === "none") return null;
   return state.options.presets.find((p) => p.name === (name === "auto" ? "default" : name)) || null;
 }
 
+// Each layer of the preset: on or off (the layers setting) and its level; a changed level is saved
+// as a preset file in the folder, which then becomes the soundscape setting.
 function drawLayers() {
   const box = $("layers");
   box.replaceChildren();
   const preset = currentPreset();
   $("preset-name").textContent = preset ? `of ${preset.name}` : "(narration alone)";
   if (!preset) return;
-  const chosen = state.values.layers ? state.values.layers.split(",") : null;
+  const chosen = state.values.layers ? String(state.values.layers).split(",") : null;
   for (const [name, level] of Object.entries(preset.layers)) {
     const label = document.createElement("label");
-    const box1 = document.createElement("input");
-    box1.type = "checkbox";
-    box1.id = "layer-" + name;
-    box1.checked = !chosen || chosen.includes(name);
-    box1.addEventListener("change", () => {
+    const on = document.createElement("input");
+    on.type = "checkbox";
+    on.id = "layer-" + name;
+    on.checked = !chosen || chosen.includes(name);
+    on.addEventListener("change", () => {
       const all = Object.keys(preset.layers);
       const keep = all.filter((n) => $("layer-" + n).checked);
       if (keep.length === all.length) delete state.values.layers;
       else state.values.layers = keep.join(",");
       refreshControls();
     });
-    label.append(box1, " " + name);
-    const level1 = document.createElement("span");
-    level1.className = "muted";
-    level1.textContent = `${level > 0 ? "+" : ""}${level} dB`;
-    level1.title = "the preset's level, relative to the narration; each scene adds its own offset (see the timeline)";
-    box.append(label, level1);
+    label.append(on, " " + name);
+    const levelBox = document.createElement("span");
+    const input = document.createElement("input");
+    input.type = "number";
+    input.step = "0.5";
+    input.min = "-60";
+    input.max = "12";
+    input.value = level;
+    input.id = "level-" + name;
+    input.className = "level";
+    input.title = "level in dB relative to the narration; each scene adds its own offset (see the timeline)";
+    input.addEventListener("change", () => saveLevels(preset));
+    levelBox.append(input, " dB");
+    box.append(label, levelBox);
   }
+}
+
+async function saveLevels(preset) {
+  const levels = {};
+  for (const name of Object.keys(preset.layers)) levels[name] = Number($("level-" + name).value);
+  const stem = $("name").value.replace(/\.[^.\/]*$/, "");
+  const base = preset.name.replace(/\.toml$/i, "");
+  const path = preset.name.toLowerCase().endsWith(".toml") ? preset.name : `${stem}-${base}.toml`;
+  try {
+    const r = await api("/api/preset", { path, base: preset.name, levels });
+    state.options.presets = state.options.presets.filter((p) => p.name !== r.path).concat([r.preset]);
+    fillSoundscapes();
+    state.values.soundscape = r.path;
+    keepStatus(`levels saved as the preset ${r.path}`);
+  } catch (e) {
+    keepStatus(e.message, true);
+  }
+  refreshControls();
 }
 
 // ---------------------------------------------------------------- Hear

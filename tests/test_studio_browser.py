@@ -220,6 +220,42 @@ def test_render_shows_progress_timeline_and_downloads_what_the_cli_renders(page,
     assert np.array_equal(ours, theirs)
 
 
+def test_keep_saves_and_opens_scripts_settings_and_manifest_entries(page, studio):
+    import tomllib
+
+    _, folder = studio
+    _write(page, SCRIPT, name="keep.md")
+    page.fill("#c-rate", "0.8")
+    page.dispatch_event("#c-rate", "change")
+    page.click("#save")
+    page.wait_for_function("document.getElementById('keep-status').textContent === 'saved keep.md'")
+    assert page.input_value("#settings-path") == "keep.toml"
+    page.click("#save-settings")
+    page.wait_for_function("document.getElementById('keep-status').textContent.startsWith('saved keep.toml')")
+    assert tomllib.loads((folder / "keep.toml").read_text())["defaults"] == {"script": "keep.md", "rate": 0.8}
+    page.fill("#manifest-path", "keep-variants.toml")
+    page.fill("#variant-name", "slow")
+    page.click("#add-manifest")
+    page.wait_for_function("document.getElementById('keep-status').textContent.includes('1 variant(s)')")
+    assert tomllib.loads((folder / "keep-variants.toml").read_text())["variants"] == [{"name": "slow", "script": "keep.md", "rate": 0.8}]
+
+    # Change everything, then open what was kept.
+    page.fill("#script", SCRIPT.replace("Evening rest", "Other"))
+    page.locator(".control.set + .reset").first.click()  # unset the rate
+    assert page.input_value("#c-rate") == ""
+    page.select_option("#open", "keep.md")
+    page.wait_for_function("document.getElementById('keep-status').textContent === 'opened keep.md'")
+    assert page.input_value("#script") == SCRIPT
+    page.select_option("#open", "keep.toml")
+    page.wait_for_function("document.getElementById('c-rate').value === '0.8'")
+    # Saving over a file asks first.
+    page.fill("#script", SCRIPT + "\nOne more line.\n")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#save")
+    page.wait_for_function("document.getElementById('keep-status').textContent === 'saved keep.md'")
+    assert (folder / "keep.md").read_text().endswith("One more line.\n")
+
+
 def test_cancel_in_the_page_leaves_nothing(page, studio):
     _, folder = studio
     long = SCRIPT + "\n".join(f"\nSentence {i} drifts past like a leaf on the water." for i in range(30))

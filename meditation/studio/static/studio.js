@@ -43,23 +43,33 @@ const gutter = $("gutter");
 
 function lineCount() { return editor.value.split("\n").length; }
 
+// Lines wrap in the editor; a hidden mirror with the same width and font measures how tall each
+// written line is, so its number in the gutter stays beside it.
+const mirror = $("mirror");
+
 function drawGutter() {
-  const n = lineCount();
-  if (gutter.childElementCount !== n) {
-    const frag = document.createDocumentFragment();
-    for (let i = 1; i <= n; i++) {
-      const d = document.createElement("div");
-      d.textContent = i;
-      d.dataset.line = i;
-      frag.appendChild(d);
-    }
-    gutter.replaceChildren(frag);
+  const lines = editor.value.split("\n");
+  mirror.style.width = editor.clientWidth + "px";
+  const rows = document.createDocumentFragment();
+  for (const text of lines) {
+    const d = document.createElement("div");
+    d.textContent = text || "\u200b";
+    rows.appendChild(d);
   }
-  for (const d of gutter.querySelectorAll(".error")) d.classList.remove("error");
-  if (state.errorLine > 0) {
-    const d = gutter.querySelector(`[data-line="${state.errorLine}"]`);
-    if (d) d.classList.add("error");
-  }
+  mirror.replaceChildren(rows);
+  const frag = document.createDocumentFragment();
+  lines.forEach((_, i) => {
+    const d = document.createElement("div");
+    d.textContent = i + 1;
+    d.dataset.line = i + 1;
+    d.style.height = mirror.children[i].offsetHeight + "px";
+    if (i + 1 === state.errorLine) d.classList.add("error");
+    frag.appendChild(d);
+  });
+  const spacer = document.createElement("div");
+  spacer.style.height = "200px"; // room to scroll as far as the editor does
+  frag.appendChild(spacer);
+  gutter.replaceChildren(frag);
   gutter.scrollTop = editor.scrollTop;
 }
 
@@ -124,8 +134,8 @@ function jumpTo(line, col) {
   pos += Math.max(0, (col || 1) - 1);
   editor.focus();
   editor.setSelectionRange(pos, pos);
-  const lh = parseFloat(getComputedStyle(editor).lineHeight) || 20;
-  editor.scrollTop = Math.max(0, (line - 5) * lh);
+  const row = mirror.children[line - 1];
+  if (row) editor.scrollTop = Math.max(0, row.offsetTop - 80);
 }
 
 // ---------------------------------------------------------------- Shape
@@ -546,6 +556,7 @@ async function start() {
 
   editor.addEventListener("input", () => { drawGutter(); scheduleCheck(); });
   editor.addEventListener("scroll", () => { gutter.scrollTop = editor.scrollTop; });
+  new ResizeObserver(() => drawGutter()).observe(editor);
   for (const ev of ["keyup", "click", "select"]) editor.addEventListener(ev, showSceneHere);
   $("name").addEventListener("change", () => {
     scheduleCheck();

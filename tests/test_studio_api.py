@@ -375,6 +375,28 @@ def test_a_render_plays_the_levels_saved_in_the_folder(client, folder):
     assert done["result"]["settings"]["soundscape"] == str(folder.resolve() / "calm-stream.toml")
 
 
+def test_the_queue_has_a_limit_and_forgets_old_jobs(client, monkeypatch):
+    from meditation.studio import jobs
+
+    monkeypatch.setattr(jobs, "MAX_WAITING", 3)
+    monkeypatch.setattr(jobs, "KEEP_FINISHED", 1)
+    running = _submit(client, text=LONG)
+    b, c = _submit(client), _submit(client)
+    for job in (b, c):
+        assert client.post(f"/api/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
+    d = _submit(client)  # makes room: only the last finished job is kept
+    assert client.get(f"/api/jobs/{b['id']}").status_code == 404
+    assert client.get(f"/api/jobs/{c['id']}").json()["state"] == "cancelled"
+    e, f = _submit(client), _submit(client)
+    response = client.post("/api/jobs", json={"kind": "render", "text": SHORT, "values": {}, "format": "wav"})
+    waiting = [j for j in (running, d, e, f) if client.get(f"/api/jobs/{j['id']}").json()["state"] == "queued"]
+    assert len(waiting) == 3 and response.status_code == 429, (response.status_code, len(waiting))
+    assert "already waiting" in response.json()["error"]
+    for job in (running, d, e, f):
+        client.post(f"/api/jobs/{job['id']}/cancel")
+    assert all(_events(client, j["id"])[-1]["state"] == "cancelled" for j in (running, d, e, f))
+
+
 def test_a_preview_renders_only_its_scene(client):
     text = SHORT + "\n# Resting\n\nStay here a while, with nothing to do. Let the breath come and go.\n"
     whole = _events(client, _submit(client, text=text)["id"])[-1]

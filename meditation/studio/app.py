@@ -20,13 +20,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import MeditationError, ScriptError
 from . import files, shape
-from .jobs import JobQueue
+from .jobs import JobQueue, QueueFull
 
 __all__ = ["create_app", "MAX_BODY_BYTES"]
 
@@ -122,7 +122,10 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         stem = Path(name).stem or "meditation"
         filename = f"{stem}-preview.{fmt}" if kind == "preview" else f"{stem}.{fmt}"
         spec = {"text": text, "values": shape.clean_values(values), "name": name, "folder": str(folder)}
-        job = await queue().submit(kind, spec, filename=filename, label=label)
+        try:
+            job = await queue().submit(kind, spec, filename=filename, label=label)
+        except QueueFull as exc:
+            return _refuse(str(exc), 429)
         return JSONResponse(queue().snapshot(job), status_code=202)
 
     def _job(request: Request):
@@ -383,7 +386,10 @@ class _Guard:
         if headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
             return _refuse("requests from other web pages are refused", 403)
         if not self._has_token(scope, headers):
-            return _refuse("this studio needs the token from the address it printed at start-up", 401)
+            message = "this studio needs the token from the address it printed at start-up"
+            if scope.get("path") == "/":
+                return PlainTextResponse(f"meditation studio: {message} (http://…/?token=…)\n", status_code=401)
+            return _refuse(message, 401)
         length = headers.get("content-length")
         if length is not None:
             try:

@@ -22,10 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Job", "JobQueue"]
+__all__ = ["Job", "JobQueue", "QueueFull", "MAX_WAITING", "KEEP_FINISHED"]
 
 # Share of the whole bar each stage fills: speech dominates, then two passes over the mix.
 _STAGE_WEIGHTS = {"speech": (0.0, 0.7), "measure": (0.7, 0.15), "master": (0.85, 0.15)}
+
+
+MAX_WAITING = 16
+"""Most jobs waiting at once: a page cannot fill the disk or the evening with renders."""
+KEEP_FINISHED = 12
+"""Finished jobs whose files stay downloadable; older ones are removed."""
+
+
+class QueueFull(Exception):
+    """Too many jobs are waiting."""
 
 
 @dataclass
@@ -99,7 +109,13 @@ class JobQueue:
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
     async def submit(self, kind: str, spec: dict, *, filename: str, label: str = "") -> Job:
-        """Queue a job; ``spec`` is the worker's job file (text, values, name); the output goes in its own folder."""
+        """Queue a job; ``spec`` is the worker's job file (text, values, name); the output goes in its own folder.
+
+        Raises QueueFull when MAX_WAITING jobs already wait.
+        """
+        if len(self.waiting) >= MAX_WAITING:
+            raise QueueFull(f"{len(self.waiting)} renders are already waiting; cancel one or wait")
+        self._forget_old()
         job_id = f"{next(self._counter)}-{secrets.token_hex(4)}"
         folder = self.work_dir / job_id
         folder.mkdir(parents=True)
@@ -109,6 +125,13 @@ class JobQueue:
         self._wake.set()
         await self._notify(job)
         return job
+
+    def _forget_old(self) -> None:
+        """Keep the files of the last KEEP_FINISHED finished jobs only (each holds a whole track)."""
+        finished = [j for j in self.jobs.values() if j.state in ("done", "failed", "cancelled")]
+        for job in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            shutil.rmtree(job.folder, ignore_errors=True)
+            del self.jobs[job.id]
 
     def position(self, job: Job) -> int | None:
         """0 while running, 1… in the queue, None when finished."""

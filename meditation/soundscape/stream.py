@@ -13,14 +13,12 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import SoundscapeError
-from ..mix import VOICE_RMS_DB
+from ..levels import NOMINAL_RMS_DB, SILENT_DB, VOICE_RMS_DB
 from ..timeline import SceneSpan, Timeline
-from .layers import BLOCK_SIZE, LAYERS, NOMINAL_RMS_DB, Cue, Layer
+from .layers import BLOCK_SIZE, LAYERS, Cue, Layer
 from .preset import CueSpec, LayerSpec, Preset, SceneSpec, load_preset
 
 __all__ = ["AmbiencePlan", "Ambience", "plan_ambience"]
-
-_SILENT_DB = -60.0
 
 
 @dataclass(frozen=True)
@@ -272,7 +270,7 @@ def _with_layers(plan: AmbiencePlan) -> Timeline:
             )
             if name in plan.cue_only:
                 peak = 0.0
-            if (peak > 0 and 20 * np.log10(peak) > _SILENT_DB) or rings:
+            if (peak > 0 and 20 * np.log10(peak) > SILENT_DB) or rings:
                 sounding.append(name)
         scenes.append(replace(scene, layers=tuple(sounding)))
     return replace(plan.timeline, scenes=tuple(scenes))

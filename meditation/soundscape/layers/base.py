@@ -24,6 +24,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from ...errors import SoundscapeError
+from ...levels import NOMINAL_RMS_DB
 
 __all__ = [
     "BLOCK_SIZE",
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 BLOCK_SIZE = 8192
-NOMINAL_RMS_DB = -20.0
 
 LAYERS: dict[str, type["Layer"]] = {}
 

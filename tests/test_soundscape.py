@@ -191,6 +191,7 @@ BAD_PRESETS = {
     "unknown cue action": (GOOD_PRESET + '[[cues]]\nlayer = "bell"\naction = "ring"\nat = "start"\n', "no cue 'ring'"),
     "cue without anchor": (GOOD_PRESET + '[[cues]]\nlayer = "bell"\naction = "strike"\n', "give exactly one of at_text, at_scene, at"),
     "cue on a missing layer": (GOOD_PRESET + '[[cues]]\nlayer = "wings"\naction = "beat"\nat = "start"\n', "'wings' is not in [layers]"),
+    "not TOML": (GOOD_PRESET + "[scenes.calm\n", "mine.toml:9:13: soundscape is not valid TOML"),
 }
 
 

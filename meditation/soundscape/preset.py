@@ -26,12 +26,12 @@ Preset format::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import SoundscapeError
+from ..tomlfile import read_toml
 from .layers import LAYERS
 
 __all__ = ["Preset", "LayerSpec", "SceneSpec", "CueSpec", "load_preset", "list_presets", "PRESET_DIRS"]
@@ -101,15 +101,7 @@ def load_preset(name_or_path: str) -> Preset:
         if not path.is_file():
             names = sorted({p.stem for folder in PRESET_DIRS for p in folder.glob("*.toml")})
             raise SoundscapeError(f"unknown soundscape {name_or_path!r} (known: {', '.join(names)}, none, or a .toml path)")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SoundscapeError(f"soundscape file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SoundscapeError(f"cannot read soundscape {str(path)!r}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SoundscapeError(f"{path}: {exc}") from None
-    return _parse_preset(data, path)
+    return _parse_preset(read_toml(path, error_class=SoundscapeError, what="soundscape"), path)
 
 
 def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:

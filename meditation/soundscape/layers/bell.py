@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, Cue, Layer, register_layer
+from .base import BLOCK_SIZE, Cue, Layer, check_range, register_layer
 
 __all__ = ["Bell", "bell"]
 
@@ -53,6 +53,13 @@ class Bell(Layer):
 
     description = "A singing bowl struck on cue: long, beating, inharmonic partials."
     cue_actions = frozenset({"strike"})
+    ranges = {
+        "fundamental_hz": (40.0, 2000.0),
+        "decay_s": (0.5, 30.0),
+        "brightness": (0.0, 1.0),
+        "wobble_hz": (0.0, 5.0),
+        "mallet_ms": (0.5, 50.0),
+    }
 
     @dataclass(frozen=True)
     class Params:
@@ -66,20 +73,6 @@ class Bell(Layer):
         """Beat rate of the fundamental's mode pair, in hertz (0 = a perfectly round bowl)."""
         mallet_ms: float = 4.0
         """Onset time of the strike, in milliseconds (soft mallets are slower)."""
-
-    @classmethod
-    def check_params(cls, params: "Bell.Params") -> None:
-        p = params
-        if not 40.0 <= p.fundamental_hz <= 2000.0:
-            raise SoundscapeError(f"bell: fundamental_hz {p.fundamental_hz} is out of range (40..2000)")
-        if not 0.5 <= p.decay_s <= 30.0:
-            raise SoundscapeError(f"bell: decay_s {p.decay_s} is out of range (0.5..30)")
-        if not 0.0 <= p.brightness <= 1.0:
-            raise SoundscapeError(f"bell: brightness {p.brightness} is out of range (0..1)")
-        if not 0.0 <= p.wobble_hz <= 5.0:
-            raise SoundscapeError(f"bell: wobble_hz {p.wobble_hz} is out of range (0..5)")
-        if not 0.5 <= p.mallet_ms <= 50.0:
-            raise SoundscapeError(f"bell: mallet_ms {p.mallet_ms} is out of range (0.5..50)")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -207,13 +200,14 @@ def _strength(cue: Cue) -> float:
     extra = set(cue.params) - {"strength"}
     if extra:
         raise SoundscapeError(
-            f"bell: cue {cue.action!r} has no option {sorted(extra)[0]!r} (known: strength)"
+            f"layer 'bell': cue {cue.action!r} has no option {sorted(extra)[0]!r} (known: strength)"
         )
     if not math.isfinite(cue.time_s) or cue.time_s < 0:
-        raise SoundscapeError(f"bell: cue time {cue.time_s} must be a time on the track (>= 0 s)")
+        raise SoundscapeError(f"layer 'bell': cue time {cue.time_s} must be a time on the track (>= 0 s)")
     value: Any = cue.params.get("strength", 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise SoundscapeError(f"bell: strike strength must be a number from 0 to 1, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SoundscapeError(f"layer 'bell': cue {cue.action!r}: strength must be a number, not {value!r}")
+    check_range(f"layer 'bell': cue {cue.action!r}: strength", value, 0.0, 1.0)
     return float(value)
 
 

@@ -36,14 +36,14 @@ import numpy as np
 from scipy import signal
 
 from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer
+from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, SpanLayer, noise_gain, register_layer
 
 __all__ = ["Drone", "drone"]
 
 # Sub-block length for the sinusoid tables; a power of two dividing BLOCK_SIZE.
 _SUB = 1024
 _N_SUB = BLOCK_SIZE // _SUB
-# Blocks rendered per call (see _render_span).
+# Blocks per span (see SpanLayer).
 _SPAN_BLOCKS = 8
 
 # Partials as frequency ratios to the root, with their level at brightness 0.5
@@ -59,11 +59,20 @@ _MAX_FRACTION_OF_SR = 0.45
 
 
 @register_layer("drone")
-class Drone(Layer):
+class Drone(SpanLayer):
     """Detuned partial pairs with slow level and tilt drift, plus a breath of air."""
 
     description = "A warm, slowly evolving tonal bed of detuned partials (root, fifth, octave)."
     cue_actions = frozenset()
+    span_blocks = _SPAN_BLOCKS
+    ranges = {
+        "root_hz": (20.0, 1000.0),
+        "detune_cents": (0.0, 50.0),
+        "brightness": (0.0, 1.0),
+        "motion_s": (2.0, 600.0),
+        "motion_depth_db": (0.0, 12.0),
+        "air_db": (-120.0, 0.0),
+    }
 
     @dataclass(frozen=True)
     class Params:
@@ -79,24 +88,6 @@ class Drone(Layer):
         """How far each partial's level drifts, in dB either way."""
         air_db: float = -22.0
         """Level of the band-passed noise relative to the tones, in dB (-120 turns it off)."""
-
-    @classmethod
-    def check_params(cls, params: "Drone.Params") -> None:
-        p = params
-        if not 20.0 <= p.root_hz <= 1000.0:
-            raise SoundscapeError(f"drone: root_hz {p.root_hz} is out of range (20..1000)")
-        if not 0.0 <= p.detune_cents <= 50.0:
-            raise SoundscapeError(f"drone: detune_cents {p.detune_cents} is out of range (0..50)")
-        if not 0.0 <= p.brightness <= 1.0:
-            raise SoundscapeError(f"drone: brightness {p.brightness} is out of range (0..1)")
-        if not 2.0 <= p.motion_s <= 600.0:
-            raise SoundscapeError(f"drone: motion_s {p.motion_s} is out of range (2..600)")
-        if not 0.0 <= p.motion_depth_db <= 12.0:
-            raise SoundscapeError(
-                f"drone: motion_depth_db {p.motion_depth_db} is out of range (0..12)"
-            )
-        if not -120.0 <= p.air_db <= 0.0:
-            raise SoundscapeError(f"drone: air_db {p.air_db} is out of range (-120..0)")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -153,8 +144,6 @@ class Drone(Layer):
             table[1::2] = np.sin(arg[osc])
             self._tables.append(table)
         self._ramp = m.astype(np.float32)
-        self._cache = np.zeros((2, 0), dtype=np.float32)
-        self._cache_first_block = 0
 
         # Calibrate the long-term level: average the tonal power over a long grid
         # of control points (the drift is zero-mean in log, not in power).
@@ -173,15 +162,12 @@ class Drone(Layer):
             # noise live; a single band-pass section is enough for a bed.
             lo = min(4.0 * p.root_hz, 0.2 * sr)
             hi = min(24.0 * p.root_hz, 0.4 * sr)
-            b, a = signal.butter(1, [lo, hi], btype="bandpass", fs=sr)
-            self._air_b = b.astype(np.float32)
-            self._air_a = a.astype(np.float32)
+            sos = signal.butter(1, [lo, hi], btype="bandpass", fs=sr, output="sos")
+            self._air_sos = sos.astype(np.float32)
             # Uniform noise in [-0.5, 0.5) has variance 1/12; the band-pass makes it
             # Gaussian and removes its DC.  Normalise by the filter's noise gain.
-            _, h = signal.freqz(b, a, worN=8192)
-            noise_gain = math.sqrt(float(np.mean(np.abs(h) ** 2)) / 12.0)
-            self._air_scale = np.float32(self._air_gain / noise_gain)
-            self._air_zi = np.zeros(len(a) - 1, dtype=np.float32)
+            self._air_scale = np.float32(self._air_gain / (noise_gain(sos) / math.sqrt(12.0)))
+            self._air_zi = np.zeros((len(sos), 2), dtype=np.float32)
             # The right channel hears the same air ~11 ms later: far longer than the
             # band's correlation time, so the channels are uncorrelated, at half the
             # cost of filtering two noises.
@@ -199,25 +185,11 @@ class Drone(Layer):
         tilt = self._tilt_depth * np.sin(2 * np.pi * t / self._tilt_period + self._tilt_phase)
         return np.exp(self._mod_depth * mod + self._log_ratio[:, None] * tilt[None, :])
 
-    def _next_block(self) -> np.ndarray:
-        i = self._block_index - self._cache_first_block
-        if i < 0 or (i + 1) * BLOCK_SIZE > self._cache.shape[1]:
-            self._cache_first_block = self._block_index
-            self._cache = self._render_span(self.block_start)
-            i = 0
-        span = self._cache[:, i * BLOCK_SIZE : (i + 1) * BLOCK_SIZE]
-        # Interleave with two strided copies: much cheaper than a transposing gather.
-        out = np.empty((BLOCK_SIZE, 2), dtype=np.float32)
-        out[:, 0] = span[0]
-        out[:, 1] = span[1]
-        return out
-
     def _render_span(self, start: int) -> np.ndarray:
-        """Render ``_SPAN_BLOCKS`` blocks from absolute sample ``start``: shape (2, n).
+        """Render the span from absolute sample ``start``: shape (n, 2).
 
-        Working on several blocks per call amortises the per-call overhead of
-        numpy, BLAS and lfilter; the result depends only on ``start`` and on the
-        rng stream, which is consumed in block order, so chunking cannot change it.
+        The tones depend only on ``start``; the air on the rng stream, which
+        is consumed span by span in order, so chunking cannot change it.
         """
         sr = self.sample_rate
         n_sub = _SPAN_BLOCKS * _N_SUB
@@ -255,14 +227,18 @@ class Drone(Layer):
             n = out.shape[1]
             noise = self.rng.random(n, dtype=np.float32)
             noise -= np.float32(0.5)
-            air, self._air_zi = signal.lfilter(self._air_b, self._air_a, noise, zi=self._air_zi)
+            air, self._air_zi = signal.sosfilt(self._air_sos, noise, zi=self._air_zi)
             air *= self._air_scale
             out[0] += air
             d = len(self._air_tail)
             out[1, :d] += self._air_tail
             out[1, d:] += air[:-d]
             self._air_tail = air[-d:].copy()
-        return out
+        # Interleave with two strided copies: much cheaper than a transposing gather.
+        stereo = np.empty((out.shape[1], 2), dtype=np.float32)
+        stereo[:, 0] = out[0]
+        stereo[:, 1] = out[1]
+        return stereo
 
 
 def drone(

@@ -26,6 +26,7 @@ Preset format::
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,8 +34,9 @@ from typing import Any, Mapping
 from ..errors import SoundscapeError
 from ..tomlfile import read_toml
 from .layers import LAYERS
+from .layers.base import check_range
 
-__all__ = ["Preset", "LayerSpec", "SceneSpec", "CueSpec", "load_preset", "list_presets", "PRESET_DIRS"]
+__all__ = ["Preset", "LayerSpec", "SceneSpec", "CueSpec", "Anchor", "load_preset", "list_presets", "PRESET_DIRS"]
 
 _PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "data" / "soundscapes"
 PRESET_DIRS = (_PACKAGE_PRESETS,)
@@ -57,6 +59,13 @@ class SceneSpec:
     fade_s: float
 
 
+class Anchor(str, enum.Enum):
+    """Where ``at = ...`` places a cue: the start of the track or the end of its last words."""
+
+    START = "start"
+    END = "end"
+
+
 @dataclass(frozen=True)
 class CueSpec:
     """A one-off event placed relative to the script."""
@@ -65,7 +74,7 @@ class CueSpec:
     action: str
     at_text: str | None = None
     at_scene: str | None = None
-    at: str | None = None
+    at: Anchor | None = None
     offset_s: float = 0.0
     params: Mapping[str, Any] = field(default_factory=dict)
 
@@ -161,15 +170,19 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         anchors = [k for k in ("at_text", "at_scene", "at") if k in table]
         if len(anchors) != 1:
             raise fail(f"cues[{i}]: give exactly one of at_text, at_scene, at")
-        if "at" in table and table["at"] not in ("start", "end"):
-            raise fail(f"cues[{i}]: at must be \"start\" or \"end\", not {table['at']!r}")
+        at = None
+        if "at" in table:
+            try:
+                at = Anchor(table["at"])
+            except ValueError:
+                raise fail(f"cues[{i}]: at must be \"start\" or \"end\", not {table['at']!r}") from None
         cues.append(
             CueSpec(
                 layer=layer,
                 action=action,
                 at_text=table.get("at_text"),
                 at_scene=table.get("at_scene"),
-                at=table.get("at"),
+                at=at,
                 offset_s=_number(table.get("offset_s", 0.0), f"cues[{i}].offset_s", fail, -600.0, 600.0),
                 params=dict(table.get("params", {})),
             )
@@ -188,6 +201,8 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
 def _number(value: Any, what: str, fail, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise fail(f"{what} must be a number, not {value!r}")
-    if not low <= value <= high:
-        raise fail(f"{what} = {value} is out of range ({low:g} to {high:g})")
+    try:
+        check_range(what, value, low, high)
+    except SoundscapeError as exc:
+        raise fail(str(exc)) from None
     return float(value)

@@ -16,7 +16,7 @@ from ..errors import SoundscapeError
 from ..levels import NOMINAL_RMS_DB, SILENT_DB, VOICE_RMS_DB
 from ..timeline import SceneSpan, Timeline
 from .layers import BLOCK_SIZE, LAYERS, Cue, Layer
-from .preset import CueSpec, LayerSpec, Preset, SceneSpec, load_preset
+from .preset import Anchor, CueSpec, LayerSpec, Preset, SceneSpec, load_preset
 
 __all__ = ["AmbiencePlan", "Ambience", "plan_ambience"]
 
@@ -231,9 +231,9 @@ def _envelope(preset: Preset, spec: LayerSpec, timeline: Timeline, offset_db: fl
 
 def _cue_time(cue: CueSpec, timeline: Timeline, preset: Preset) -> float | None:
     sr = timeline.sample_rate
-    if cue.at == "start":
+    if cue.at is Anchor.START:
         return 0.0
-    if cue.at == "end":
+    if cue.at is Anchor.END:
         last = timeline.segments[-1].end if timeline.segments else timeline.length
         return last / sr
     if cue.at_scene is not None:

@@ -272,9 +272,13 @@ def noise_gain(sos: np.ndarray) -> float:
 
 
 def check_range(what: str, value: float, low: float, high: float) -> None:
-    """Raise SoundscapeError unless ``low <= value <= high``: the one wording of a range error."""
+    """Raise SoundscapeError unless ``low <= value <= high``.
+
+    Worded as the settings' range errors are (``flow 1.5 is out of range (0 to 1)``).
+    """
     if not low <= value <= high:  # NaN is refused too
-        raise SoundscapeError(f"{what} = {value!r} is out of range ({low:g} to {high:g})")
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        raise SoundscapeError(f"{what} {shown} is out of range ({low:g} to {high:g})")
 
 
 _KNEE = 0.7

@@ -16,11 +16,12 @@ The side voices make the bed wide without any reverb, while the shared
 centre keeps it solid in mono.  A little band-passed noise ("air") keeps it
 from sounding like a test tone.
 
-Implementation: sinusoids are summed with one small matrix product per block.
-Over a sub-block of ``_SUB`` samples each voice is
-``(alpha + beta*m) * sin(phi + w*m)``, and ``sin(phi + w*m)`` expands into a
-fixed cos/sin table times two coefficients that depend only on the phase at
-the sub-block start.  Levels are linear ramps between control points at the
+Implementation: sinusoids are summed with one small matrix product per block
+and voice group (centre, left side, right side). Over a sub-block of ``_SUB``
+samples each voice is ``(alpha + beta*m) * sin(phi + w*m)``, which expands
+into a fixed table of ``cos(w*m)``, ``sin(w*m)``, ``m*cos(w*m)`` and
+``m*sin(w*m)`` times four coefficients that depend only on the level ramp and
+the phase at the sub-block start.  Levels are linear ramps between control points at the
 sub-block edges (a control rate of ~43 Hz at 44.1 kHz), so amplitude moves
 without zipper steps.  Everything but the air noise is a function of the
 absolute sample index, so phases never drift and chunking cannot matter.
@@ -113,12 +114,10 @@ class Drone(SpanLayer):
         self._osc_partial = np.tile(np.arange(n_part), 3)
         voice_amp = np.concatenate([part_amp * _VOICE_AMPS[0]] + 2 * [part_amp * _VOICE_AMPS[1]])
         self._voice_amp = voice_amp
-        # Oscillators each channel hears: the centre voices and its own side voices.
-        centre = np.arange(n_part)
-        self._channel_osc = (
-            np.concatenate([centre, n_part + centre]),
-            np.concatenate([centre, 2 * n_part + centre]),
-        )
+        # Oscillators by group: the centre voices (both ears), the left side
+        # voices and the right side voices. Each is summed once; an ear hears
+        # the centre plus its own side.
+        self._groups = tuple(np.arange(g * n_part, (g + 1) * n_part) for g in range(3))
 
         # Level drift: each partial sums two slow sines (periods around motion_s,
         # never commensurate, so the pattern does not repeat), in log amplitude.
@@ -132,18 +131,20 @@ class Drone(SpanLayer):
         self._tilt_depth = 0.35
         self._log_ratio = np.log(_RATIOS)
 
-        # cos/sin tables for one sub-block, transposed so the matrix product lands
-        # in sample order; float32 is ample for m < _SUB.
+        # Tables for one sub-block, rows (oscillator, [cos wm, sin wm, m cos wm,
+        # m sin wm]), so one matrix product gives the ramped sum in sample
+        # order; float32 is ample for m < _SUB.
         m = np.arange(_SUB, dtype=np.float64)
         w = 2 * np.pi * self._freqs / sr
         arg = w[:, None] * m[None, :]
         self._tables = []
-        for osc in self._channel_osc:
-            table = np.empty((2 * len(osc), _SUB), dtype=np.float32)
-            table[0::2] = np.cos(arg[osc])
-            table[1::2] = np.sin(arg[osc])
-            self._tables.append(table)
-        self._ramp = m.astype(np.float32)
+        for osc in self._groups:
+            table = np.empty((len(osc), 4, _SUB), dtype=np.float32)
+            table[:, 0] = np.cos(arg[osc])
+            table[:, 1] = np.sin(arg[osc])
+            table[:, 2] = m * np.cos(arg[osc])
+            table[:, 3] = m * np.sin(arg[osc])
+            self._tables.append(table.reshape(4 * len(osc), _SUB))
 
         # Calibrate the long-term level: average the tonal power over a long grid
         # of control points (the drift is zero-mean in log, not in power).
@@ -163,11 +164,13 @@ class Drone(SpanLayer):
             lo = min(4.0 * p.root_hz, 0.2 * sr)
             hi = min(24.0 * p.root_hz, 0.4 * sr)
             sos = signal.butter(1, [lo, hi], btype="bandpass", fs=sr, output="sos")
-            self._air_sos = sos.astype(np.float32)
-            # Uniform noise in [-0.5, 0.5) has variance 1/12; the band-pass makes it
-            # Gaussian and removes its DC.  Normalise by the filter's noise gain.
-            self._air_scale = np.float32(self._air_gain / (noise_gain(sos) / math.sqrt(12.0)))
-            self._air_zi = np.zeros((len(sos), 2), dtype=np.float32)
+            # Uniform int16 noise has variance ~32768^2 / 3; the band-pass makes it
+            # Gaussian and removes its DC.  Normalise by the filter's noise gain
+            # (folded into the numerator: one pass fewer per span).
+            scale = self._air_gain / (noise_gain(sos) * 32768.0 / math.sqrt(3.0))
+            self._air_b = (sos[0, :3] * scale).astype(np.float32)
+            self._air_a = sos[0, 3:].astype(np.float32)
+            self._air_zi = np.zeros(2, dtype=np.float32)
             # The right channel hears the same air ~11 ms later: far longer than the
             # band's correlation time, so the channels are uncorrelated, at half the
             # cost of filtering two noises.
@@ -205,39 +208,39 @@ class Drone(SpanLayer):
         phi = 2 * np.pi * (cycles - np.floor(cycles))
         s, c = np.sin(phi), np.cos(phi)
 
-        out = np.empty((2, n_sub * _SUB), dtype=np.float32)
-        for ch, osc in enumerate(self._channel_osc):
-            # Rows (const/ramp, sub-block); columns pair with the table's
-            # (oscillator, cos/sin) rows: sin(phi + wm) = sin(phi)cos(wm) + cos(phi)sin(wm).
-            coef = np.empty((_SPAN_BLOCKS, 2, _N_SUB, len(osc), 2), dtype=np.float32)
-            shape = (_SPAN_BLOCKS, _N_SUB, len(osc))
-            coef[:, 0, :, :, 0] = (alpha[osc] * s[osc]).T.reshape(shape)
-            coef[:, 0, :, :, 1] = (alpha[osc] * c[osc]).T.reshape(shape)
-            coef[:, 1, :, :, 0] = (beta[osc] * s[osc]).T.reshape(shape)
-            coef[:, 1, :, :, 1] = (beta[osc] * c[osc]).T.reshape(shape)
+        # sin(phi + wm) (alpha + beta m) = alpha sin(phi) cos(wm) + alpha cos(phi) sin(wm)
+        #                                + beta sin(phi) m cos(wm) + beta cos(phi) m sin(wm)
+        coef = np.empty((n_sub, len(self._freqs), 4), dtype=np.float32)
+        coef[:, :, 0] = (alpha * s).T
+        coef[:, :, 1] = (alpha * c).T
+        coef[:, :, 2] = (beta * s).T
+        coef[:, :, 3] = (beta * c).T
+        group_sums = []
+        for osc, table in zip(self._groups, self._tables):
             # One small product per block: kept under OpenBLAS's threading
             # threshold on purpose, because a threaded GEMM on a busy machine (TTS
             # running alongside) is many times slower than a single-threaded one.
-            y = coef.reshape(_SPAN_BLOCKS, 2 * _N_SUB, -1) @ self._tables[ch]
-            y[:, _N_SUB:] *= self._ramp
-            y[:, :_N_SUB] += y[:, _N_SUB:]
-            out[ch] = y[:, :_N_SUB].reshape(-1)
+            rows = coef[:, osc].reshape(_SPAN_BLOCKS, _N_SUB, -1)
+            group_sums.append((rows @ table).reshape(-1))
+        centre, left, right = group_sums
 
+        n = n_sub * _SUB
+        stereo = np.empty((n, 2), dtype=np.float32)
         if self._air_gain > 0.0:
-            n = out.shape[1]
-            noise = self.rng.random(n, dtype=np.float32)
-            noise -= np.float32(0.5)
-            air, self._air_zi = signal.sosfilt(self._air_sos, noise, zi=self._air_zi)
-            air *= self._air_scale
-            out[0] += air
+            # int16 noise costs half the random bits of float noise.
+            noise = self.rng.integers(-32768, 32768, size=n, dtype=np.int16).astype(np.float32)
+            # One section: lfilter runs it as sosfilt would, a little faster.
+            air, self._air_zi = signal.lfilter(self._air_b, self._air_a, noise, zi=self._air_zi)
+            left += air  # the left ear hears the air now
             d = len(self._air_tail)
-            out[1, :d] += self._air_tail
-            out[1, d:] += air[:-d]
+            right[:d] += self._air_tail  # the right ear hears it ~11 ms later
+            right[d:] += air[:-d]
             self._air_tail = air[-d:].copy()
+        left += centre
+        right += centre
         # Interleave with two strided copies: much cheaper than a transposing gather.
-        stereo = np.empty((out.shape[1], 2), dtype=np.float32)
-        stereo[:, 0] = out[0]
-        stereo[:, 1] = out[1]
+        stereo[:, 0] = left
+        stereo[:, 1] = right
         return stereo
 
 

@@ -47,19 +47,33 @@ class Ambience:
         self.plan = plan
         sr = plan.timeline.sample_rate
         names = list(plan.preset.layers)
-        # One child seed per layer, by the layer's name: adding a layer to a
-        # preset never shifts the randomness of the others.
-        self._layers: dict[str, Layer] = {}
-        for name in names:
-            spec = plan.preset.layers[name]
-            entropy = [plan.seed, *name.encode("utf-8")]
-            rng = np.random.default_rng(np.random.SeedSequence(entropy))
-            self._layers[name] = LAYERS[name](sample_rate=sr, rng=rng, params=spec.params, cues=plan.cues.get(name, ()))
         self.names = tuple(names)
         self._position = 0
-        self._active = {name: _active_ranges(plan, name, self._layers[name]) for name in names}
+        # A layer is made when it first sounds: most presets have layers
+        # that play in a few scenes only, or (a track without a script) in
+        # none, and making one can cost more than a minute of its audio.
+        # Each layer's generator starts from its own seed whenever it is
+        # made, and the silent stretch before is handed to ``skip`` as it
+        # would have been, so making it late changes no sample.
+        self._layers: dict[str, Layer | None] = {name: None for name in names}
+        self._active = {}
+        for name in names:
+            cues = plan.cues.get(name, ())
+            if cues:
+                # Cue lengths come from the layer itself (and making it checks the cues).
+                self._layers[name] = self._make(name)
+            self._active[name] = _active_ranges(plan, name, [self._layers[name].cue_duration_s(c) for c in cues] if cues else [])
         # Samples of silent layer blocks not yet skipped (see ``render``).
         self._deferred = {name: 0 for name in names}
+
+    def _make(self, name: str) -> Layer:
+        plan = self.plan
+        # One child seed per layer, by the layer's name: adding a layer to a
+        # preset never shifts the randomness of the others.
+        entropy = [plan.seed, *name.encode("utf-8")]
+        rng = np.random.default_rng(np.random.SeedSequence(entropy))
+        spec = plan.preset.layers[name]
+        return LAYERS[name](sample_rate=plan.timeline.sample_rate, rng=rng, params=spec.params, cues=plan.cues.get(name, ()))
 
     def render(self, n_samples: int) -> dict[str, np.ndarray]:
         """The next ``n_samples`` of every layer that sounds here, level envelope applied.
@@ -87,6 +101,8 @@ class Ambience:
                     run_end += BLOCK_SIZE
                 run_end = min(run_end, end)
                 if loud:
+                    if layer is None:
+                        layer = self._layers[name] = self._make(name)
                     if self._deferred[name]:
                         layer.skip(self._deferred[name])  # whole blocks: nothing rendered
                         self._deferred[name] = 0
@@ -124,7 +140,7 @@ def _gain(envelope: tuple[np.ndarray, np.ndarray], start: int, end: int) -> floa
     return np.interp(np.arange(start, end, dtype=np.float64), xs, ys).astype(np.float32)
 
 
-def _active_ranges(plan: AmbiencePlan, name: str, layer: Layer) -> list[tuple[int, int]]:
+def _active_ranges(plan: AmbiencePlan, name: str, cue_durations_s: Sequence[float]) -> list[tuple[int, int]]:
     """Sample ranges where a layer can be heard: its envelope is up, or a cue rings."""
     xs, ys = plan.envelopes[name]
     ranges = []
@@ -135,9 +151,9 @@ def _active_ranges(plan: AmbiencePlan, name: str, layer: Layer) -> list[tuple[in
     if loud[-1]:
         ranges.append((int(xs[-1]), 1 << 62))
     sr = plan.timeline.sample_rate
-    for cue in plan.cues.get(name, ()):
+    for cue, duration_s in zip(plan.cues.get(name, ()), cue_durations_s):
         begin = int(cue.time_s * sr)
-        ranges.append((begin, begin + int(layer.cue_duration_s(cue) * sr) + 1))
+        ranges.append((begin, begin + int(duration_s * sr) + 1))
     return ranges
 
 
@@ -253,7 +269,13 @@ def _cue_time(cue: CueSpec, timeline: Timeline, preset: Preset) -> float | None:
 
 def _with_layers(plan: AmbiencePlan) -> Timeline:
     """The timeline with, per scene, the layers that sound in it (fading or ringing counts)."""
-    probe = {name: LAYERS[name](sample_rate=plan.timeline.sample_rate, rng=np.random.default_rng(0), params=spec.params, cues=plan.cues.get(name, ())) for name, spec in plan.preset.layers.items()}
+    # Only layers with cues are made here, for their cues' lengths (and so
+    # that a bad cue is refused while planning, before any audio).
+    probe = {
+        name: LAYERS[name](sample_rate=plan.timeline.sample_rate, rng=np.random.default_rng(0), params=spec.params, cues=plan.cues[name])
+        for name, spec in plan.preset.layers.items()
+        if plan.cues.get(name)
+    }
     scenes = []
     for scene in plan.timeline.scenes:
         sounding = []

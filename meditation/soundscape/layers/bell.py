@@ -106,12 +106,11 @@ class Bell(Layer):
 
         self._grains: dict[int, np.ndarray] = {}
         self._scale = None  # set by the strength-1 grain: its peak is _STRIKE_PEAK
-        self._strikes: list[tuple[int, float, np.ndarray]] = []
-        for cue in self.cues:
-            strength = _strength(cue)
-            grain = self._grain(strength)
-            self._strikes.append((round(cue.time_s * sr), strength, grain))
-        self._strikes.sort(key=lambda s: s[0])
+        # Every grain has this length; grains themselves are built when a
+        # strike is first heard (a probe asked only for cue_duration_s, or a
+        # track that ends before its strike, never pays for them).
+        self._grain_length = int(math.ceil(_TAIL_T60S * p.decay_s * sr))
+        self._strikes = sorted(((round(cue.time_s * sr), _strength(cue)) for cue in self.cues), key=lambda s: s[0])
         self._first_live = 0
 
     def _grain(self, strength: float) -> np.ndarray:
@@ -130,7 +129,7 @@ class Bell(Layer):
         """Sum the partials of a strike whose timbre matches ``timbre_strength`` (peak ~1 at 1)."""
         p = self.params
         sr = self.sample_rate
-        n_total = int(math.ceil(_TAIL_T60S * p.decay_s * sr))
+        n_total = self._grain_length
         out = np.zeros((n_total, 2), dtype=np.float32)
         n_attack = max(2, int(p.mallet_ms * 1e-3 * sr))
         # A harder strike excites the upper partials more than the lower ones.
@@ -169,20 +168,22 @@ class Bell(Layer):
         # Every grain of one bowl has the same length, so strikes also end in
         # order: those that ended before this block never need looking at again.
         strikes = self._strikes
+        length = self._grain_length
         while self._first_live < len(strikes):
-            start, _, grain = strikes[self._first_live]
-            if start + len(grain) > b0:
+            start, _ = strikes[self._first_live]
+            if start + length > b0:
                 break
             self._first_live += 1
         out = None
         bound = 0.0
-        for start, strength, grain in strikes[self._first_live :]:
+        for start, strength in strikes[self._first_live :]:
             if start >= b1:
                 break  # sorted by start
-            if start + len(grain) <= b0 or strength <= 0.0:
+            if start + length <= b0 or strength <= 0.0:
                 continue
+            grain = self._grain(strength)
             i0 = max(0, b0 - start)
-            i1 = min(len(grain), b1 - start)
+            i1 = min(length, b1 - start)
             if out is None:
                 out = np.zeros((BLOCK_SIZE, 2), dtype=np.float32)
             o0 = start + i0 - b0

@@ -193,10 +193,11 @@ def save_preset(root: Path, relative: str, base: str, levels: Mapping[str, float
     from ..errors import SoundscapeError
     from ..files import check_replaceable, record_written
     from ..soundscape import load_preset
+    from ..tomlfile import read_toml
 
     path = safe_path(root, relative, SETTINGS_SUFFIXES)
     source = load_preset(base).path
-    data = tomllib.loads(source.read_text(encoding="utf-8"))
+    data = read_toml(source, error_class=SoundscapeError)
     layers = data.get("layers", {})
     for name, level in levels.items():
         if name not in layers:

@@ -440,3 +440,63 @@ def test_the_studio_command_prints_its_address_and_stops_cleanly_on_ctrl_c(tmp_p
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0
     assert "Traceback" not in err
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose environment carries ``marker`` (all descendants of one test's studio)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find the studio's processes")
+def test_stopping_the_studio_mid_render_leaves_no_process_and_no_file(tmp_path):
+    import httpx2 as httpx
+
+    marker = f"MEDITATION_STUDIO_TEST={os.getpid()}-{time.time_ns()}"
+    work = tmp_path / "tmp"
+    work.mkdir()
+    env = {**os.environ, "TMPDIR": str(work), marker.split("=")[0]: marker.split("=")[1]}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meditation", "studio", "--port", "0", "--dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        base, token = process.stdout.readline().split()[2].split("/?token=")
+        headers = {"X-Studio-Token": token}
+        httpx = httpx.Client(timeout=120)  # a shared, busy machine: be patient
+        job = httpx.post(base + "/api/jobs", json={"kind": "render", "text": LONG, "values": {}, "format": "wav"}, headers=headers).json()
+        deadline = time.time() + 60
+        while httpx.get(f"{base}/api/jobs/{job['id']}", headers=headers).json()["percent"] <= 0 and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(_processes_with(marker)) >= 2  # the studio and its render worker
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    deadline = time.time() + 10
+    while _processes_with(marker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(marker) == []
+    assert list(work.iterdir()) == []  # the studio's work folder and the partial render are gone
+
+
+def test_listening_beyond_this_computer_warns(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meditation", "studio", "--port", "0", "--host", "0.0.0.0", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("meditation studio: http://127.0.0.1:")
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=30)
+    assert err.startswith("meditation: warning: serving on 0.0.0.0, not only this computer")

@@ -33,7 +33,12 @@ __all__ = ["create_app", "MAX_BODY_BYTES"]
 MAX_BODY_BYTES = 1_000_000
 """Largest request body: a long script is some tens of kB."""
 
-_COOKIE = "meditation_studio"
+def _cookie_name(token: str) -> str:
+    """Cookies are per host, not per port: each studio's cookie has a name of its own."""
+    import hashlib
+
+    return "meditation_studio_" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_. ")
 
 
@@ -60,7 +65,7 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
     async def page(request: Request) -> Response:
         html = (static / "index.html").read_text(encoding="utf-8")
         response = HTMLResponse(html, headers=_PAGE_HEADERS)
-        response.set_cookie(_COOKIE, token, httponly=True, samesite="strict", path="/")
+        response.set_cookie(_cookie_name(token), token, httponly=True, samesite="strict", path="/")
         return response
 
     async def options(request: Request) -> Response:
@@ -337,6 +342,7 @@ class _Guard:
 
     def __init__(self, app, *, token: str, hosts: list[str], max_body_bytes: int):
         self.app, self.token, self.max_body_bytes = app, token, max_body_bytes
+        self.cookie = _cookie_name(token)
         self.hosts = {h.lower() for h in hosts}
         self.origins = {f"http://{h}" for h in self.hosts}
 
@@ -406,7 +412,7 @@ class _Guard:
         candidates += parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])
         for part in headers.get("cookie", "").split(";"):
             key, _, value = part.strip().partition("=")
-            if key == _COOKIE:
+            if key == self.cookie:
                 candidates.append(value)
         return any(c and hmac.compare_digest(c.encode(), self.token.encode()) for c in candidates)
 

@@ -23,7 +23,6 @@ and must hold something a voice can say.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import stat
@@ -65,7 +64,7 @@ BREATHE_S = 6.0
 _BREAK_STRENGTH_S = {"none": 0.0, "x-weak": 0.25, "weak": 0.5, "medium": 1.0, "strong": 2.0, "x-strong": 4.0}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Paragraph:
     """Text spoken as one paragraph (split into segments later)."""
 
@@ -76,7 +75,7 @@ class Paragraph:
     """True when it carries on a paragraph after a written pause (sentence, not paragraph, spacing)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pause:
     """An explicit silence written in the script."""
 
@@ -315,41 +314,40 @@ class _Body:
                 break
             open_at = opener.start()
             col = open_at + 1
-            closer = _BRACKET_END.search(text, open_at + 1) if opener.group() == "[" else _ANGLE_END.search(text, open_at + 1)
             if opener.group() == "[":
+                closer = _BRACKET_END.search(text, open_at + 1)
                 if closer is None or closer.group() != "]":
                     raise ScriptError(
                         "'[' is not closed on this line (write \\[ for a literal bracket)", path=self.path, line=lineno, col=col
                     )
                 pause = _bracket_directive(text[open_at + 1 : closer.start()], self.path, lineno, col)
             else:
+                closer = _ANGLE_END.search(text, open_at + 1)
                 if closer is None or closer.group() != ">":
-                    if _TAG_START.match(text, open_at + 1):
-                        raise ScriptError(
-                            "tag is not closed with '>' on this line (write \\< for a literal '<')", path=self.path, line=lineno, col=col
-                        )
-                    # A lone '<' ("a < b"): text; carry on from the next markup character.
-                    at = open_at + 1 if closer is None else closer.start()
-                    continue
+                    raise ScriptError(
+                        "tag is not closed with '>' on this line (write \\< for a literal '<')", path=self.path, line=lineno, col=col
+                    )
                 pause = _angle_directive(text[open_at + 1 : closer.start()], self.path, lineno, col)
             self._text(text[done:open_at], lineno)
             if pause is not None:
                 had_words = bool(self.words) or self.continuing
                 self._end_paragraph()
                 if pause.phases:
-                    pause = dataclasses.replace(pause, in_paragraph=had_words)
+                    pause = Pause(pause.seconds, pause.kind, pause.line, pause.phases, pause.cues, in_paragraph=had_words)
                 self.items.append(pause)
                 self.continuing = had_words
             done = at = closer.end()
         self._text(text[done:], lineno)
 
 
-# Markup is found by searching for single characters, never by one pattern
-# spanning a whole directive: plain searches cannot backtrack.
-_OPENER = re.compile(r"[\[<]")
+# Markup is found by searching for its first character, never by one pattern
+# spanning a whole directive, and the end by searching on from there: no
+# backtracking, nothing scanned twice. A '<' starts a tag only when a name
+# (or '/') follows, so "a < b" and "<3" stay text.
+_OPENER = re.compile(r"\[|<(?=[ \t]*+/?[ \t]*+[A-Za-z])")
 _BRACKET_END = re.compile(r"[\[\]]")
 _ANGLE_END = re.compile(r"[<>\[\]]")
-_TAG_START = re.compile(r"[ \t]*+/?[ \t]*+[A-Za-z]")
+_WORD = re.compile(r"\S+")
 # Possessive quantifiers: a failed match gives nothing back, so it costs one pass.
 _DURATION = re.compile(r"(\d++(?:\.\d++)?+)[ \t]*+(ms|s|sec|seconds?)?+")
 # The look-behind stops retries from the middle of a word (quadratic on "aaaa…").
@@ -387,13 +385,14 @@ def _bracket_directive(body: str, path: str, line: int, col: int) -> Pause:
 _PHASE_NAMES = {2: ("in", "out"), 3: ("in", "hold", "out"), 4: ("in", "hold", "out", "hold")}
 _PHASE_S = (1.0, 60.0)
 _MAX_CYCLES = 100
+_PHASE = re.compile(r"(\d{1,3}(?:\.\d{1,3})?)s?", re.ASCII)
 _BREATHING_HELP = "write e.g. [breathe 4-7-8 x4], [breathe box 4 x3] or [breathe 4-6 x5 cues]"
 
 
 def _breathing(body: str, path: str, line: int, col: int) -> Pause:
     """A guided breathing exercise: ``breathe PATTERN [xCYCLES] [cues]``."""
     # Column of each word inside the brackets, so an error points at the bad word.
-    words = [(m.group(), col + 1 + m.start()) for m in re.finditer(r"\S+", body)][1:]
+    words = [(m.group(), col + 1 + m.start()) for m in _WORD.finditer(body)][1:]
 
     def fail(message: str, at: int) -> ScriptError:
         return ScriptError(f"{message} ({_BREATHING_HELP})", path=path, line=line, col=at)
@@ -409,18 +408,22 @@ def _breathing(body: str, path: str, line: int, col: int) -> Pause:
         parts = pattern.split("-")
         if len(parts) not in _PHASE_NAMES:
             raise fail(f"bad breathing pattern {_quote(pattern)}: give 2 to 4 lengths in seconds joined by '-'", pattern_col)
-        seconds = [_phase_seconds(p, fail, pattern_col, hold=len(parts) > 2 and i % 2 == 1) for i, p in enumerate(parts)]
-    cycles, cues = 1, False
+        seconds, at = [], pattern_col
+        for i, part in enumerate(parts):
+            seconds.append(_phase_seconds(part, fail, at, hold=len(parts) > 2 and i % 2 == 1))
+            at += len(part) + 1
+    cycles, cues = None, False
     for word, word_col in rest:
         lower = word.lower()
         if lower == "cues" and not cues:
             cues = True
-        elif lower[:1] == "x" and lower[1:].isdigit() and cycles == 1 and not cues:
+        elif lower[:1] == "x" and lower[1:].isdecimal() and cycles is None:
             cycles = int(lower[1:])
             if not 1 <= cycles <= _MAX_CYCLES:
                 raise fail(f"{word} cycles is out of range (x1 to x{_MAX_CYCLES})", word_col)
         else:
             raise fail(f"unexpected {_quote(word)} in [breathe]", word_col)
+    cycles = cycles or 1
     names = _PHASE_NAMES[len(seconds)]
     cycle = tuple((name, s) for name, s in zip(names, seconds) if s > 0)
     phases = cycle * cycles
@@ -428,7 +431,7 @@ def _breathing(body: str, path: str, line: int, col: int) -> Pause:
 
 
 def _phase_seconds(text: str, fail, col: int, *, hold: bool = False) -> float:
-    match = re.fullmatch(r"(\d{1,3}(?:\.\d{1,3})?)s?", text)
+    match = _PHASE.fullmatch(text)
     if not match:
         raise fail(f"bad breathing pattern {_quote(text)}: lengths are seconds, e.g. 4 or 4.5", col)
     value = float(match.group(1))

@@ -75,7 +75,7 @@ class Gaps:
     """Between scenes: time for the soundscape to change."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Segment:
     """One piece of the track: spoken text, or silence the plan holds (a breathing exercise, a final pause).
 
@@ -192,8 +192,9 @@ def split_sentences(text: str) -> list[str]:
     start = 0
     for match in _END.finditer(text):
         after = match.end()
-        if after >= len(text):
-            continue  # the end of the paragraph: the tail below
+        # Cheapest tests first: most end marks in hostile text fail one of them.
+        if after >= len(text) or text[after].islower():
+            continue  # the paragraph's end (the tail below); "“Really?” she asked", "late… and": one sentence
         punct = match.group(1)
         if not match.group(3) and punct[0] not in _WIDE_ENDS:
             continue  # "3.5", "U.S.A": no space, no sentence end
@@ -202,8 +203,6 @@ def split_sentences(text: str) -> list[str]:
             token = text[word_start : match.start(1)].lower().lstrip("(\"'“‘")
             if token in _ABBREVIATIONS or _INITIALS.fullmatch(token):
                 continue
-        if text[after].islower():
-            continue  # "“Really?” she asked", "late… and", "e.g. this": one sentence
         sentences.append(text[start : match.end(2)].strip())
         start = after
     tail = text[start:].strip()
@@ -214,7 +213,9 @@ def split_sentences(text: str) -> list[str]:
 
 def spoken_length(text: str) -> int:
     """Length in Latin-character equivalents: a CJK character counts three."""
-    return len(text) + 2 * sum(1 for _ in _WIDE.finditer(text))
+    if text.isascii():
+        return len(text)
+    return len(text) + 2 * len(_WIDE.findall(text))
 
 
 def split_long(sentence: str, max_chars: int) -> list[str]:
@@ -223,27 +224,60 @@ def split_long(sentence: str, max_chars: int) -> list[str]:
     Cuts at the clause boundary nearest the middle, else between words,
     else (text without spaces, such as Chinese or Japanese) between characters.
     """
+    # A piece has a clause mark or a space only if the whole sentence has:
+    # look once, not again at every level of the recursion.
+    patterns = [p for p in (_CLAUSE, _SPACES) if p.search(sentence)]
+    return _split(sentence, max_chars, patterns)
+
+
+def _split(sentence: str, max_chars: int, patterns: list[re.Pattern]) -> list[str]:
     if spoken_length(sentence) <= max_chars:
         return [sentence]
-    middle = len(sentence) / 2
-    cuts = [(m.start(), m.end()) for m in _CLAUSE.finditer(sentence) if 0 < m.start() < len(sentence) - 1]
-    if not cuts:
-        cuts = [(m.start(), m.end()) for m in re.finditer(r"\s+", sentence)]
-    if cuts:
-        start, end = min(cuts, key=lambda c: abs(c[0] - middle))
-    else:
-        start = end = len(sentence) // 2
+    middle = len(sentence) // 2
+    cut = next(filter(None, (_nearest_cut(sentence, p, middle) for p in patterns)), None)
+    start, end = cut or (middle, middle)
     left, right = sentence[:start].strip(), sentence[end:].strip()
     if not left or not right:
-        start = end = len(sentence) // 2  # a cut at the very edge would not shorten anything
+        start = end = middle  # a cut at the very edge would not shorten anything
         left, right = sentence[:start].strip(), sentence[end:].strip()
         if not left or not right:
             return [sentence]
-    return split_long(left, max_chars) + split_long(right, max_chars)
+    return _split(left, max_chars, patterns) + _split(right, max_chars, patterns)
+
+
+_SPACES = re.compile(r"\s++")
+_ALNUM = re.compile(r"[A-Za-z0-9]")
+
+
+def _nearest_cut(text: str, pattern: re.Pattern, middle: int) -> tuple[int, int] | None:
+    """(start, end) of the match of ``pattern`` nearest ``middle``, not at the text's edges.
+
+    Looks outwards from the middle in doubling windows, so the cost grows
+    with the distance to the cut, not with the length of the text.
+    """
+    usable = lambda m: 0 < m.start() < len(text) - 1  # noqa: E731
+    after = next((m for m in pattern.finditer(text, middle) if usable(m)), None)
+    reach = (after.start() - middle) if after else middle
+    before = None
+    width = 64
+    low = middle
+    while low > 0 and before is None:
+        low = max(0, middle - width)
+        for m in pattern.finditer(text, low, middle):
+            if usable(m):
+                before = m
+        if middle - low >= reach:
+            break  # nothing further back can be nearer than ``after``
+        width *= 2
+    best = min((m for m in (before, after) if m is not None), key=lambda m: abs(m.start() - middle), default=None)
+    return (best.start(), best.end()) if best is not None else None
 
 
 def speakable(text: str) -> str:
     """The text with emoji and pictographs removed and spaces tidied; '' if nothing is left to say."""
+    if text.isascii():  # the common case: nothing to remove, one C-speed pass
+        cleaned = " ".join(text.split())
+        return cleaned if _ALNUM.search(cleaned) else ""
     kept = []
     for ch in text:
         cat = unicodedata.category(ch)

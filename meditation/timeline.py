@@ -18,7 +18,7 @@ from .segments import Gaps, Segment
 __all__ = ["Gaps", "Segment", "SceneSpan", "Breath", "Timeline", "layout", "fit_pause_scale"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Breath:
     """One phase of a guided breathing exercise on the track."""
 

@@ -79,11 +79,6 @@ class Timeline:
         }
 
 
-# speech.trim_silence keeps 30 ms before a word's first sound: a cue starts that
-# much before its phase, so the word itself is heard on the phase start.
-_CUE_LEAD_S = 0.03
-
-
 def layout(
     segments: Sequence[Segment],
     lengths: Sequence[int],
@@ -99,7 +94,8 @@ def layout(
     ``lengths`` holds the speech length of each *spoken* segment, in order
     (silent entries of the plan have none). Gaps are multiplied by
     ``pause_scale``; breathing phases are placed exactly, and a spoken cue
-    starts ``_CUE_LEAD_S`` before its phase so its onset falls on the phase start.
+    starts on its phase (speech is trimmed to at most 30 ms before its first
+    sound, so the word is heard within 30 ms of the phase start).
     """
     lengths = iter(lengths)
     sr = sample_rate
@@ -111,8 +107,8 @@ def layout(
     spoken_end = 0
     for segment in segments:
         if segment.cue_at_s is not None:
-            start = max(exercise_start + int(round(segment.cue_at_s * sr)) - int(round(_CUE_LEAD_S * sr)), spoken_end)
-            entry = Segment(segment.text, segment.scene, start, int(next(lengths)), 0.0)
+            start = max(exercise_start + int(round(segment.cue_at_s * sr)), spoken_end)
+            entry = Segment(segment.text, segment.scene, start, int(next(lengths)), 0.0, cue_at_s=segment.cue_at_s)
         else:
             gap = segment.gap_before_s * pause_scale
             cursor += int(round(gap * sr))

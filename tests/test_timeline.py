@@ -102,8 +102,7 @@ def test_spoken_cues_start_at_their_phase_and_sound_on_it():
     cues = [s for s in timeline.segments if s.text in ("In", "Hold", "Out")]
     assert [c.text for c in cues] == ["In", "Hold", "Out"] * 2
     for cue, phase in zip(cues, timeline.breaths):
-        # 30 ms early: the trimmed speech keeps 30 ms before its first sound.
-        assert 0 <= phase.start - cue.start <= 0.05 * SR
+        assert cue.start == phase.start
     starts = [s.start for s in timeline.segments]
     assert starts == sorted(starts) and all(a.end <= b.start for a, b in zip(timeline.segments, timeline.segments[1:]))
 

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import signal
 
 from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer
+from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, noise_gain, register_layer
 
 __all__ = ["BreathLayer", "breath", "breath_cues", "BREATH_LEVEL_DB"]
 
@@ -59,15 +59,13 @@ class BreathLayer(Layer):
         cutoff_hz: float = 900.0
         """Upper edge of the noise band, in hertz: lower is darker and softer."""
 
+    ranges = {"tone_hz": (60.0, 1000.0), "cutoff_hz": (200.0, 8000.0)}
+
     @classmethod
     def check_params(cls, params: "BreathLayer.Params") -> None:
-        p = params
-        if p.sound not in _SOUNDS:
-            raise SoundscapeError(f"breath: sound {p.sound!r} is not one of {', '.join(map(repr, _SOUNDS))}")
-        if not 60.0 <= p.tone_hz <= 1000.0:
-            raise SoundscapeError(f"breath: tone_hz {p.tone_hz} is out of range (60..1000)")
-        if not 200.0 <= p.cutoff_hz <= 8000.0:
-            raise SoundscapeError(f"breath: cutoff_hz {p.cutoff_hz} is out of range (200..8000)")
+        if params.sound not in _SOUNDS:
+            raise SoundscapeError(f"layer 'breath': sound {params.sound!r} is not one of {', '.join(map(repr, _SOUNDS))}")
+        super().check_params(params)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -89,9 +87,7 @@ class BreathLayer(Layer):
         p = self.params
         if p.sound == "noise":
             self._sos = signal.butter(2, [min(120.0, 0.4 * p.cutoff_hz), min(p.cutoff_hz, 0.45 * sr)], btype="bandpass", fs=sr, output="sos")
-            _, h = signal.sosfreqz(self._sos, worN=8192, fs=sr)
-            noise_gain = math.sqrt(float(np.mean(np.abs(h) ** 2)))  # RMS of white noise of unit RMS after the band
-            self._scale = target / noise_gain
+            self._scale = target / noise_gain(self._sos)
             self._zi = np.zeros((self._sos.shape[0], 2, 2))
         else:
             # A sine of amplitude a has RMS a/sqrt(2); the octave adds its power.

@@ -31,7 +31,7 @@ __all__ = ["RenderResult", "render", "render_ambient", "master_to_file"]
 
 # MP3 decoders can overshoot the encoder's input by a few tenths of a dB:
 # limit lossy formats a little lower so the decoded file still meets the ceiling.
-_LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7}
+_LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7, ".opus": 0.7, ".m4a": 0.7, ".m4b": 0.7}
 
 
 @dataclass(frozen=True)

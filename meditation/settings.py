@@ -16,7 +16,7 @@ from .errors import ScriptError, SettingsError
 
 __all__ = ["RenderSettings", "FORMATS", "DEFAULT_SCRIPT", "parse_duration_s", "resolve_settings"]
 
-FORMATS = {".mp3": "MP3", ".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
+FORMATS = {".mp3": "MP3", ".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".opus": "Opus", ".m4a": "M4A", ".m4b": "M4B"}
 
 DEFAULT_SCRIPT = Path(__file__).resolve().parent / "data" / "dream.md"
 

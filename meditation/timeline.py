@@ -17,7 +17,7 @@ from typing import Sequence
 from .script import Paragraph, Pause, Script
 from .segments import segment_paragraph
 
-__all__ = ["Gaps", "Segment", "SceneSpan", "Timeline", "plan_segments", "layout", "fit_pause_scale"]
+__all__ = ["Gaps", "Segment", "SceneSpan", "LayerLevels", "Timeline", "plan_segments", "layout", "fit_pause_scale"]
 
 MAX_SEGMENT_S = 15.0
 _CHARS_PER_S = 14.0  # measured speaking speed of the default voice at rate 1.0
@@ -66,6 +66,18 @@ class SceneSpan:
 
 
 @dataclass(frozen=True)
+class LayerLevels:
+    """A layer's level over the track: breakpoints in seconds and dB relative to the narration."""
+
+    name: str
+    times_s: tuple[float, ...]
+    levels_db: tuple[float, ...]
+    """Level at each breakpoint, linear in between; -inf where the layer is silent."""
+    cues_s: tuple[float, ...] = ()
+    """One-off events (a bell strike) of the layer."""
+
+
+@dataclass(frozen=True)
 class Timeline:
     """The finished layout of a track."""
 
@@ -73,6 +85,8 @@ class Timeline:
     length: int
     segments: tuple[Segment, ...]
     scenes: tuple[SceneSpan, ...]
+    layer_levels: tuple["LayerLevels", ...] = ()
+    """Each soundscape layer's planned level over the track (filled in by the soundscape plan)."""
 
     @property
     def duration_s(self) -> float:
@@ -92,6 +106,10 @@ class Timeline:
                 {"text": g.text, "start": round(g.start / sr, 4), "end": round(g.end / sr, 4), "scene": g.scene}
                 for g in self.segments
             ],
+            "layers": {
+                l.name: {"time": [round(t, 3) for t in l.times_s], "level_db": [round(d, 2) if d > -1e9 else None for d in l.levels_db], "cues": [round(t, 3) for t in l.cues_s]}
+                for l in self.layer_levels
+            },
         }
 
     def write_json(self, path: Path) -> None:

@@ -63,6 +63,16 @@ class RenderSettings:
     """Folder to write the voice and each layer as aligned WAV stems, if any."""
     cache: bool = True
     """Reuse synthesized speech from the on-disk cache."""
+    album: str | None = None
+    """Album tag (defaults to the title)."""
+    cover: Path | None = None
+    """PNG or JPEG cover art to embed (MP3, M4A/M4B, FLAC, Ogg, Opus)."""
+    captions: Path | None = None
+    """Write captions here: ``.vtt`` (WebVTT) or ``.srt`` (SubRip)."""
+    chapters: bool = True
+    """A chapter per scene in formats that carry chapters."""
+    plot: Path | None = None
+    """Draw the plan and the track's loudness into this picture (.png, .svg, .pdf)."""
 
     def replace(self, **changes: Any) -> "RenderSettings":
         """A validated copy with some fields changed."""
@@ -142,7 +152,7 @@ def coerce(name: str, value: Any) -> Any:
     try:
         if name == "duration_s":
             return None if value is None else parse_duration_s(value)
-        if name in ("script", "output", "timings", "stems"):
+        if name in ("script", "output", "timings", "stems", "cover", "captions", "plot"):
             return None if value is None else Path(str(value))
         if name == "layers":
             if value is None:

@@ -31,8 +31,9 @@ import numpy as np
 
 from .chapters import Chapter, vorbis_chapter_comments
 from .errors import ExportError, SettingsError
+from .files import check_replaceable, record_written
 
-__all__ = ["AudioWriter", "ENCODERS", "Cover", "Metadata", "load_cover", "atomic_write_text"]
+__all__ = ["AudioWriter", "ENCODERS", "Cover", "Metadata", "load_cover", "atomic_write_text", "atomic_write_bytes"]
 
 
 @dataclass(frozen=True)
@@ -378,7 +379,9 @@ class AudioWriter:
             self._file.close()
             _tag(self._tmp, self.metadata)
             os.chmod(self._tmp, 0o644)
+            check_replaceable(self.path)  # again at the last moment: the file may have appeared since the start
             os.replace(self._tmp, self.path)
+            record_written(self.path)
         except BaseException:
             self._discard()
             raise
@@ -512,7 +515,28 @@ def atomic_write_text(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(tmp, 0o644)
+        check_replaceable(path)
         os.replace(tmp, path)
+        record_written(path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a binary file (a picture) the way ``atomic_write_text`` writes text."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        check_replaceable(path)
+        os.replace(tmp, path)
+        record_written(path)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -187,27 +187,20 @@ def draw_plan(timings: dict[str, Any], *, title: str | None = None):
 
 def write_plot(timings: dict[str, Any], path: Path, *, title: str | None = None) -> Path:
     """Draw the plan into ``path`` (PNG, SVG or PDF by suffix), written under a temporary name and renamed."""
-    import os
-    import tempfile
+    import io
+
+    from .export import atomic_write_bytes
 
     path = Path(path)
     check_plot_path(path)
     plt = _matplotlib()
     fig = draw_plan(timings, title=title)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent or ".")
     try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=path.suffix.lower()[1:], dpi=110)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=path.suffix.lower()[1:], dpi=110)
     finally:
         plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

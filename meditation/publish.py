@@ -8,9 +8,11 @@ bad one costs nothing; ``metadata`` says what the audio file will carry;
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -20,7 +22,13 @@ from .export import Cover, Metadata, atomic_write_text, load_cover
 from .settings import RenderSettings
 from .timeline import Timeline
 
-__all__ = ["Publication", "prepare", "metadata", "finish"]
+__all__ = ["Publication", "beside_output", "prepare", "metadata", "finish"]
+
+# A bare format name (a manifest's `captions = "vtt"`, `plot = true`) means: beside the output, same name.
+_BESIDE_OUTPUT = {
+    "captions": {"vtt": ".vtt", "srt": ".srt", "true": ".vtt"},
+    "plot": {"png": ".png", "svg": ".svg", "pdf": ".pdf", "true": ".png"},
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,16 @@ class Publication:
     """What ``prepare`` checked and loaded."""
 
     cover: Cover | None = None
+
+
+def beside_output(settings: RenderSettings) -> RenderSettings:
+    """Settings with shorthand captions/plot values (``vtt``, ``png``, ``true``) turned into files beside the output."""
+    changes = {}
+    for name, formats in _BESIDE_OUTPUT.items():
+        value = getattr(settings, name)
+        if value is not None and value.parent == Path(".") and value.name.lower() in formats:
+            changes[name] = settings.output.with_suffix(formats[value.name.lower()])
+    return dataclasses.replace(settings, **changes) if changes else settings
 
 
 def prepare(settings: RenderSettings) -> Publication:

@@ -447,7 +447,7 @@ def _tag_id3(path: Path, fields: dict, metadata: Metadata) -> None:
     if metadata.cover is not None:
         tags.add(APIC(encoding=3, mime=metadata.cover.mime, type=3, desc="Cover", data=metadata.cover.data))
     if metadata.chapters:
-        ids = [f"chp{i}" for i in range(len(metadata.chapters))]
+        ids = _chapter_ids(metadata.chapters)
         tags.add(CTOC(element_id="toc", flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED, child_element_ids=ids, sub_frames=[TIT2(encoding=3, text="Chapters")]))
         for element_id, chapter in zip(ids, metadata.chapters):
             tags.add(
@@ -459,6 +459,23 @@ def _tag_id3(path: Path, fields: dict, metadata: Metadata) -> None:
                 )
             )
     tags.save(str(path), v2_version=4)
+
+
+def _chapter_ids(chapters: tuple[Chapter, ...]) -> list[str]:
+    """CHAP element IDs that keep the frames in time order in the file.
+
+    ffmpeg and many players list ID3 chapters in file order, and mutagen
+    writes frames of one kind shortest first; so each ID is padded just
+    enough that every chapter's frame is longer than the one before.
+    """
+    ids, previous = [], -1
+    for i, chapter in enumerate(chapters):
+        base = f"chp{i}"
+        size = len(chapter.title.encode("utf-8")) + len(base)
+        pad = max(0, previous + 1 - size)
+        ids.append(base + "_" * pad)
+        previous = size + pad
+    return ids
 
 
 def _tag_mp4(path: Path, fields: dict, metadata: Metadata) -> None:

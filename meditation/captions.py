@@ -85,10 +85,16 @@ def plan_cues(timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> 
             continue
         audio = voice[index] if voice is not None and index < len(voice) else None
         bounds = _split_times(groups, segment.length, sr, audio)
+        first_ms = math.ceil(segment.start * 1000 / sr)
+        if audio is not None and len(audio):
+            # The caption appears with the first sound: rounded down to the
+            # millisecond (at most 1 ms before the segment's first, silent,
+            # sample), so that no speech ever plays before its caption.
+            first_ms = math.floor((segment.start + _onset(audio)) * 1000 / sr)
         for k, lines in enumerate(groups):
-            # Round inwards to whole milliseconds: a cue never starts before
-            # its speech, never ends after it, never reaches into the next cue.
-            start_ms = math.ceil((segment.start + bounds[k]) * 1000 / sr)
+            # Splits and ends round inwards to whole milliseconds: a cue never
+            # ends after its speech or reaches into the next cue.
+            start_ms = first_ms if k == 0 else math.ceil((segment.start + bounds[k]) * 1000 / sr)
             end_ms = math.floor((segment.start + bounds[k + 1]) * 1000 / sr)
             if cues and start_ms < cues[-1].end_ms:
                 start_ms = cues[-1].end_ms
@@ -165,6 +171,18 @@ def _balanced(words: list[str], count: int) -> list[list[str]]:
             runs.append(words[begin:end])
         begin = end
     return runs
+
+
+def _onset(audio: np.ndarray) -> int:
+    """First sample within 55 dB of the segment's peak: where the sound of speech begins."""
+    level = np.abs(np.asarray(audio, dtype=np.float32).reshape(len(audio), -1)).max(axis=1)
+    peak = float(level.max())
+    if peak <= 0:
+        return 0
+    return int(np.argmax(level > peak * _ONSET_RATIO))
+
+
+_ONSET_RATIO = 10 ** (-55 / 20)
 
 
 def _split_times(groups: list[list[str]], length: int, sample_rate: int, audio: np.ndarray | None) -> list[int]:

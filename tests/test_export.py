@@ -270,3 +270,32 @@ def test_a_truncated_jpeg_is_refused(tmp_path):
 def test_vorbis_chapter_comments_follow_the_ogg_convention():
     comments = vorbis_chapter_comments((Chapter("One", 0.0, 61.5), Chapter("Two", 3723.456, 4000.0)))
     assert comments == {"CHAPTER001": "00:00:00.000", "CHAPTER001NAME": "One", "CHAPTER002": "01:02:03.456", "CHAPTER002NAME": "Two"}
+
+
+@pytest.fixture(scope="module")
+def short_renders(tmp_path_factory):
+    """One short script rendered to WAV and to each lossy format, narration only so the first word is sharp."""
+    from meditation.cli import main
+
+    folder = tmp_path_factory.mktemp("gapless")
+    script = folder / "s.md"
+    script.write_text("# One\n\nBreathe in slowly.\n\nAnd out.\n", encoding="utf-8")
+    renders = {}
+    for suffix in (".wav", ".mp3", ".m4a", ".opus"):
+        out, timings = folder / f"s{suffix}", folder / f"s{suffix}.json"
+        args = ["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1.5", "--tail", "1"]
+        assert main([*args, "-o", str(out), "--timings", str(timings), "--progress", "off"]) == 0
+        import json
+
+        renders[suffix] = (out, json.loads(timings.read_text(encoding="utf-8")))
+    return renders
+
+
+@pytest.mark.parametrize("suffix", [".mp3", ".m4a", ".opus"])
+def test_a_rendered_lossy_file_has_the_timelines_length_and_the_wavs_first_word(short_renders, suffix):
+    wav, _ = short_renders[".wav"]
+    path, timings = short_renders[suffix]
+    decoded = decode(path)
+    assert abs(len(decoded) / 44100 - timings["duration"]) < 0.030
+    assert abs(onset(decoded) - onset(decode(wav))) < 0.010
+    assert onset(decoded) == pytest.approx(timings["segments"][0]["start"], abs=0.040)  # the word is where the timings say

@@ -205,6 +205,9 @@ def _cmd_studio(args: argparse.Namespace) -> int:
         serve(args.dir, host=args.host, port=args.port, open_browser=args.open)
     except KeyboardInterrupt:
         pass
+    return 0
+
+
 # --- meditation plot TIMINGS.json -o plan.png ----------------------------------
 
 

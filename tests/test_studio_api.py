@@ -236,7 +236,7 @@ def test_copy_as_command_gives_a_line_the_cli_parses_to_the_same_settings(client
     from meditation import cli
     from meditation.settings import SCHEMA, resolve_settings
 
-    values = {"voice": "pyttsx3", "rate": 0.8, "soundscape": "stream", "layers": "river", "seed": 7, "title": "Evening rest"}
+    values = {"voice": "pyttsx3", "rate": 0.8, "soundscape": "stream", "layers": "river", "seed": 7, "title": "Evening rest", "chapters": False, "lead_in": "2m"}
     line = client.post("/api/command", json={"values": values, "name": "evening.md", "format": "flac"}).json()["command"]
     words = shlex.split(line)
     assert words[:5] == ["meditation", "render", "evening.md", "-o", "evening.flac"]
@@ -245,7 +245,7 @@ def test_copy_as_command_gives_a_line_the_cli_parses_to_the_same_settings(client
     assert given["script"] == "evening.md" and given["output"] == "evening.flac"
     from_cli = resolve_settings({k: v for k, v in given.items() if k not in ("script", "output")})
     assert from_cli == resolve_settings(values)
-    assert (from_cli.rate, from_cli.layers, from_cli.seed) == (0.8, ("river",), 7)
+    assert (from_cli.rate, from_cli.layers, from_cli.seed, from_cli.chapters, from_cli.lead_in_s) == (0.8, ("river",), 7, False, 120.0)
 
 
 def test_settings_and_manifest_entries_load_as_the_batch_command_reads_them(client, folder):
@@ -342,6 +342,9 @@ def test_two_renders_queue_and_run_one_after_the_other(client):
         data, rate = sf.read(__import__("io").BytesIO(audio.content))
         assert abs(len(data) / rate - snap["result"]["duration_s"]) < 0.01
         assert np.sqrt(np.mean(data**2)) > 0.01  # speech, not silence
+        captions = client.get(f"/api/jobs/{snap['id']}/captions")
+        assert captions.status_code == 200 and captions.headers["content-type"].startswith("text/vtt")
+        assert captions.text.startswith("WEBVTT") and "shoulders drop" in captions.text
 
 
 def test_cancel_stops_the_render_and_leaves_no_file(client, folder):

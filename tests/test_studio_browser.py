@@ -196,6 +196,9 @@ def test_render_shows_progress_timeline_and_downloads_what_the_cli_renders(page,
     assert page.locator("#timeline .layer").count() >= 2
     page.wait_for_function("document.getElementById('player').currentTime > 1.0", timeout=30_000)
     assert float(page.get_attribute("#cursor", "x1")) > 90
+    # The captions follow the voice under the player.
+    page.wait_for_function("document.getElementById('caption').textContent.length > 0", timeout=30_000)
+    assert page.text_content("#caption").split()[0] in SCRIPT
 
     page.screenshot(path=str(tmp_path / "studio.png"), full_page=True)
     _save_screenshot(tmp_path / "studio.png")

@@ -179,6 +179,14 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         data = json.dumps(job.result["timeline"], indent=2, ensure_ascii=False) + "\n"
         return Response(data, media_type="application/json", headers={"Content-Disposition": f'attachment; filename="{job.output.stem}.json"'})
 
+    async def captions(request: Request) -> Response:
+        job = _job(request)
+        vtt = job.output.with_suffix(".vtt")
+        if job.state != "done" or not vtt.is_file():
+            return _refuse("no captions for this job", 409 if job.state != "done" else 404)
+        disposition = "attachment" if request.query_params.get("download") else "inline"
+        return FileResponse(vtt, media_type="text/vtt", filename=vtt.name, content_disposition_type=disposition)
+
     async def list_files(request: Request) -> Response:
         return JSONResponse({"folder": str(folder), "files": files.list_files(folder)})
 
@@ -242,6 +250,7 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         Route("/api/jobs/{job}/events", events),
         Route("/api/jobs/{job}/audio", audio),
         Route("/api/jobs/{job}/timings", timings),
+        Route("/api/jobs/{job}/captions", captions),
         Route("/api/files", list_files),
         Route("/api/file", read_file),
         Route("/api/script", save_script, methods=["POST"]),

@@ -56,7 +56,16 @@ def controls() -> list[dict]:
         }.get(spec.kind, "text")
         default = spec.default
         shown = format_duration(default) if spec.kind is Kind.DURATION and default is not None else default
-        control = {"key": spec.key, "option": spec.option, "kind": kind, "default": default, "shown": shown, "help": spec.help, "unit": spec.unit}
+        control = {
+            "key": spec.key,
+            "label": spec.key.replace("_", "-"),
+            "option": spec.option,
+            "kind": kind,
+            "default": default,
+            "shown": shown,
+            "help": spec.help,
+            "unit": spec.unit,
+        }
         if spec.low is not None and kind in ("number", "integer"):
             control.update(min=spec.low, max=spec.high, range=describe_range(spec))
         if spec.choices:
@@ -133,13 +142,20 @@ def effective_preset(settings: RenderSettings):
 
 def command_line(values: Mapping[str, Any], *, script: str, fmt: str = "mp3") -> str:
     """The ``meditation render …`` line that renders the same thing."""
-    from ..settings import SCHEMA
+    from ..settings import SCHEMA, Kind, coerce
 
     values = clean_values(values)
     words = ["meditation", "render", script, "-o", f"{Path(script).stem}.{fmt}"]
     for key in SETTING_KEYS:
-        if key in values:
-            words += [SCHEMA[key].option, str(values[key])]
+        if key not in values:
+            continue
+        spec = SCHEMA[key]
+        if spec.kind is Kind.BOOL:
+            # A flag: --no-chapters turns a default-on setting off; the default needs no word.
+            if coerce(key, values[key]) != spec.default:
+                words.append(spec.option)
+            continue
+        words += [spec.option, str(values[key])]
     return " ".join(shlex.quote(w) for w in words)
 
 

@@ -61,8 +61,10 @@ def run_job(job: dict) -> dict:
     from ..render import render
     from .shape import resolve
 
-    settings, script = resolve(job["text"], job["values"], name=job["name"], output=Path(job["output"]), folder=Path(job["folder"]))
-    result = render(settings, script)
+    output = Path(job["output"])
+    settings, script = resolve(job["text"], job["values"], name=job["name"], output=output, folder=Path(job["folder"]))
+    # Captions beside the track, for the page's caption line and the download.
+    result = render(settings.replace(captions=output.with_suffix(".vtt")), script)
     return {
         "duration_s": result.duration_s,
         "loudness_lufs": result.loudness_lufs,

@@ -162,7 +162,7 @@ function buildControls() {
   for (const c of state.options.controls) {
     if (c.kind === "layers") continue; // the Layers box below
     const label = document.createElement("label");
-    label.textContent = c.option.replace(/^--/, "") + (c.unit && c.unit !== "×" ? ` (${c.unit})` : "");
+    label.textContent = c.label + (c.unit && c.unit !== "×" ? ` (${c.unit})` : "");
     label.title = c.help;
     label.htmlFor = "c-" + c.key;
     const wrap = document.createElement("div");
@@ -174,7 +174,7 @@ function buildControls() {
         : c.kind === "soundscape" ? soundscapeChoices()
         : c.kind === "bool" ? ["true", "false"] : c.choices;
       input.appendChild(new Option("", ""));
-      for (const v of choices) input.appendChild(new Option(String(v), String(v)));
+      for (const v of choices) input.appendChild(new Option(c.kind === "bool" ? (v === "true" ? "on" : "off") : String(v), String(v)));
     } else {
       input = document.createElement("input");
       if (c.kind === "number" || c.kind === "integer") {
@@ -217,8 +217,12 @@ function refreshControls() {
     const fm = state.frontMatter[c.key];
     let shown;
     if (fm !== undefined) shown = `${fm} (script)`;
-    else if (c.shown === null || c.shown === undefined) shown = c.kind === "duration" ? "off (e.g. 10m)" : (c.key === "title" ? "the script's title" : "");
+    else if (c.shown === null || c.shown === undefined) {
+      const said = /\(default: ([^)]*)\)/.exec(c.help); // "title tag (default: the script's title)"
+      shown = c.kind === "duration" ? "off (e.g. 10m)" : said ? said[1] : "";
+    }
     else shown = `${c.shown} (default)`;
+    if (c.kind === "bool" && fm === undefined) shown = `${c.default ? "on" : "off"} (default)`;
     if (input.tagName === "SELECT") input.options[0].textContent = shown || "(default)";
     else input.placeholder = shown;
   }
@@ -368,6 +372,21 @@ function showJob(job) {
 
 function finished(job) {
   const player = $("player");
+  for (const t of player.querySelectorAll("track")) t.remove();
+  $("caption").textContent = "";
+  const track = document.createElement("track");
+  track.kind = "captions";
+  track.label = "Captions";
+  track.srclang = "en";
+  track.src = withToken(`/api/jobs/${job.id}/captions`);
+  track.default = true;
+  player.appendChild(track);
+  // An audio element shows no captions itself: the current cue goes in the line under it.
+  track.track.mode = "hidden";
+  track.track.oncuechange = () => {
+    const cues = track.track.activeCues;
+    $("caption").textContent = cues && cues.length ? [...cues].map((c) => c.text).join(" ") : "";
+  };
   player.src = withToken(`/api/jobs/${job.id}/audio`);
   player.dataset.job = job.id;
   player.dataset.expected = job.result.duration_s;
@@ -391,7 +410,12 @@ function offerDownloads(job) {
   t.href = withToken(`/api/jobs/${job.id}/timings`);
   t.download = job.file.replace(/\.[^.]+$/, ".json");
   t.textContent = "Timings (JSON)";
-  box.append(a, t, document.createTextNode(" render as: "));
+  const c = document.createElement("a");
+  c.href = withToken(`/api/jobs/${job.id}/captions?download=1`);
+  c.download = job.file.replace(/\.[^.]+$/, ".vtt");
+  c.textContent = "Captions (WebVTT)";
+  c.id = "download-captions";
+  box.append(a, c, t, document.createTextNode(" render as: "));
   for (const other of state.options.formats) {
     if (other === fmt) continue;
     const b = document.createElement("button");
@@ -567,6 +591,9 @@ async function start() {
   $("render").addEventListener("click", () => startJob("render"));
   $("cancel").addEventListener("click", async () => { if (state.job) { try { await api(`/api/jobs/${state.job.id}/cancel`, {}); } catch (e) { setJobText(e.message, true); } } });
   const player = $("player");
+  player.addEventListener("error", () => {
+    if (player.src) setJobText(`This browser cannot play ${(state.resultJob && state.resultJob.file) || "the file"}; download it instead.`, true);
+  });
   player.addEventListener("play", animate);
   player.addEventListener("timeupdate", moveCursor);
   player.addEventListener("seeked", moveCursor);

@@ -22,7 +22,19 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def create_app(folder, *, token, hosts, **options):
-    """The studio's ASGI application (see ``meditation.studio.app.create_app``)."""
+    """The studio's ASGI application, for tests and for serving it some other way.
+
+    Parameters
+    ----------
+    folder
+        The folder the page may read and write.
+    token
+        The secret every request must carry (URL ``?token=``, header ``X-Studio-Token`` or the page's cookie).
+    hosts
+        The ``host:port`` names the server answers to; any other Host header is refused.
+    **options
+        ``max_body_bytes`` (default 1 MB).
+    """
     from .app import create_app as _create
 
     return _create(folder, token=token, hosts=hosts, **options)
@@ -35,7 +47,26 @@ def studio_url(host: str, port: int, token: str) -> str:
 
 
 def serve(folder: str | Path = ".", *, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False, token: str | None = None) -> None:
-    """Run the studio until interrupted; prints the address (with its token) first."""
+    """Run the studio until interrupted (Ctrl-C or SIGTERM); prints its address, token included, first.
+
+    Parameters
+    ----------
+    folder
+        The only folder the page may read and write (scripts, settings, manifests, presets).
+    host
+        Address to listen on; anything but loopback is warned about on stderr.
+    port
+        Port to listen on; 0 picks a free one (the printed address has it).
+    open_browser
+        Open the address in the default web browser.
+    token
+        The per-run token (default: a fresh random one).
+
+    Raises
+    ------
+    MeditationError
+        ``folder`` is not a folder, or the address cannot be listened on.
+    """
     import uvicorn
 
     from .app import new_token

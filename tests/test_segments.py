@@ -56,9 +56,10 @@ def _fill(unit: str, size: int = _MB) -> str:
 
 
 # One megabyte of hostile scripts in all, an equal share each.
-_SHARE = _MB // 11
+_SHARE = _MB // 12
 _ADVERSARIAL = {
     "unclosed <": "Hello there. <" + " " * _SHARE,
+    "unclosed <break": "Hello. <break" + " " * _SHARE,
     "lone < runs": "Hi. " + _fill("< ", _SHARE),
     "<break + spaces": _fill("Hello. \\<break" + " " * 8000 + "\n", _SHARE),
     "spaces and tabs": "Hi.\t" + _fill("\t  ", _SHARE),

@@ -87,12 +87,19 @@ def _cpu_s(fn, repeats: int = 3) -> float:
 
 def test_a_megabyte_of_hostile_text_parses_in_a_few_times_the_time_of_plain_prose():
     """A ratio measured in the same test, not a wall-clock limit: the old parser was quadratic or worse here."""
+    from meditation.errors import ScriptError
     from meditation.script import parse_script
 
     plain = _fill("Let your body settle into the chair, and notice the weight of your hands. Breathe slowly.\n\n")
 
     def parse(text):
-        return lambda: plan_segments(parse_script(text), rate=0.9)
+        def run():
+            try:
+                plan_segments(parse_script(text), rate=0.9)
+            except ScriptError:
+                pass  # a refusal (an unclosed tag) is an answer too: how fast it comes is what counts
+
+        return run
 
     reference = _cpu_s(parse(plain))
     times = {name: _cpu_s(parse(text)) for name, text in _ADVERSARIAL.items()}

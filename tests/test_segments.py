@@ -146,3 +146,7 @@ def test_a_script_of_japanese_plans_no_segment_over_15_seconds():
     planned = plan_segments(parse_script(line), rate=1.0)
     # About 5 CJK characters a second: the voice's own pace for these scripts.
     assert max(len(s.text) for s in planned) / 5.0 <= 15.0
+
+
+def test_a_full_width_end_before_latin_lower_case_still_ends_the_sentence():
+    assert split_sentences("静かに座ります。then we rest.") == ["静かに座ります。", "then we rest."]

@@ -276,6 +276,7 @@ def test_breathing_patterns_give_their_phases():
         ("[breathe box]", 10, "needs a length"),
         ("[breathe box four x3]", 14, "bad breathing pattern 'four'"),
         ("[breathe 0-4]", 10, "0 s is out of range"),
+        ("[breathe 8]", 1, "bad [breathe] length '8'"),
     ],
 )
 def test_bad_breathing_markup_points_at_the_bad_word(markup, col, fragment):

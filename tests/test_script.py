@@ -111,6 +111,12 @@ def test_a_script_over_one_megabyte_is_refused_in_one_line(tmp_path):
     # The limit is in bytes of UTF-8: 400,000 three-byte characters are over it.
     with pytest.raises(ScriptError, match="1 MB"):
         parse_script("静" * 400_000)
+    huge = tmp_path / "huge.md"  # the 5 MB script: refused from its size, never read
+    huge.write_bytes(b"calm. " * 900_000)
+    with pytest.raises(ScriptError, match="1 MB"):
+        read_script(huge)
+    with pytest.raises(ScriptError, match="1 MB"):
+        parse_script("calm. " * 900_000)
     just_under = "Rest now.\n" * (MAX_SCRIPT_BYTES // 10)
     assert parse_script(just_under).scenes
 

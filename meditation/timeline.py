@@ -15,7 +15,7 @@ from typing import Sequence
 
 from .segments import Gaps, Segment
 
-__all__ = ["Gaps", "Segment", "SceneSpan", "Breath", "Timeline", "layout", "fit_pause_scale"]
+__all__ = ["Gaps", "Segment", "SceneSpan", "Breath", "LayerLevels", "Timeline", "layout", "fit_pause_scale"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,18 @@ class SceneSpan:
 
 
 @dataclass(frozen=True)
+class LayerLevels:
+    """A layer's level over the track: breakpoints in seconds and dB relative to the narration."""
+
+    name: str
+    times_s: tuple[float, ...]
+    levels_db: tuple[float, ...]
+    """Level at each breakpoint, linear in between; -inf where the layer is silent."""
+    cues_s: tuple[float, ...] = ()
+    """One-off events (a bell strike) of the layer."""
+
+
+@dataclass(frozen=True)
 class Timeline:
     """The finished layout of a track."""
 
@@ -55,6 +67,8 @@ class Timeline:
     scenes: tuple[SceneSpan, ...]
     breaths: tuple[Breath, ...] = ()
     """Phases of every guided breathing exercise, in order."""
+    layer_levels: tuple["LayerLevels", ...] = ()
+    """Each soundscape layer's planned level over the track (filled in by the soundscape plan)."""
 
     @property
     def duration_s(self) -> float:
@@ -76,6 +90,10 @@ class Timeline:
             ],
             # Phase lengths are whole samples: at 44.1 kHz a 4 s phase is exactly 4.0.
             "breaths": [{"start": round(b.start / sr, 6), "phase": b.phase, "duration": round(b.length / sr, 6)} for b in self.breaths],
+            "layers": {
+                l.name: {"time": [round(t, 3) for t in l.times_s], "level_db": [round(d, 2) if d > -1e9 else None for d in l.levels_db], "cues": [round(t, 3) for t in l.cues_s]}
+                for l in self.layer_levels
+            },
         }
 
 

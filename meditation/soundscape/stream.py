@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import SoundscapeError
 from ..levels import NOMINAL_RMS_DB, SILENT_DB, VOICE_RMS_DB
-from ..timeline import SceneSpan, Timeline
+from ..timeline import LayerLevels, SceneSpan, Timeline
 from .layers import BLOCK_SIZE, LAYERS, Cue, Layer
 from .layers.breath import BREATH_LEVEL_DB, breath_cues
 from .preset import Anchor, CueSpec, LayerSpec, Preset, SceneSpec, load_preset
@@ -305,4 +305,19 @@ def _with_layers(plan: AmbiencePlan) -> Timeline:
             if (peak > 0 and 20 * np.log10(peak) > SILENT_DB) or rings:
                 sounding.append(name)
         scenes.append(replace(scene, layers=tuple(sounding)))
-    return replace(plan.timeline, scenes=tuple(scenes))
+    return replace(plan.timeline, scenes=tuple(scenes), layer_levels=_layer_levels(plan))
+
+
+def _layer_levels(plan: AmbiencePlan) -> tuple[LayerLevels, ...]:
+    """The plan's level envelopes in seconds and dB relative to the narration, for the timings and the plot."""
+    sr = plan.timeline.sample_rate
+    offset_db = VOICE_RMS_DB - NOMINAL_RMS_DB
+    levels = []
+    for name, (xs, ys) in plan.envelopes.items():
+        with np.errstate(divide="ignore"):
+            db = 20 * np.log10(np.asarray(ys, dtype=np.float64)) - offset_db
+        if name in plan.cue_only:
+            db = np.full_like(db, -np.inf)  # heard only in its cues
+        cues = tuple(c.time_s for c in plan.cues.get(name, ()))
+        levels.append(LayerLevels(name, tuple(float(x) / sr for x in xs), tuple(float(d) for d in db), cues))
+    return tuple(levels)

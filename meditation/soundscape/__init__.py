@@ -40,7 +40,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import SoundscapeError
+from ..errors import MeditationError, SoundscapeError
 from ..mix import VOICE_RMS_DB
 from ..timeline import SceneSpan, Timeline
 from .layers import BLOCK_SIZE, LAYERS, NOMINAL_RMS_DB, Cue, Layer
@@ -59,6 +59,12 @@ class LayerSpec:
     name: str
     level_db: float
     params: Mapping[str, Any]
+    kind: str = ""
+    """The registered layer that plays it, when not ``name`` (``recording`` for a ``file = ...`` table)."""
+
+    @property
+    def cls(self) -> type[Layer]:
+        return LAYERS[self.kind or self.name]
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,30 @@ class Preset:
     cues: tuple[CueSpec, ...]
     fade_s: float
     path: Path
+    voice: Mapping[str, Any] = field(default_factory=dict)
+    """The ``[voice]`` table: voice-chain settings this soundscape suits (see ``meditation.voicefx``)."""
+
+
+def parse_bed(text: str) -> tuple[str, float]:
+    """``FILE[:LEVEL_DB]`` (``--bed``) as (path, level_db); the file is checked at once (one-line errors)."""
+    from .layers.recording import inspect_recording
+
+    raw = str(text)
+    path, level = raw, _BED_LEVEL_DB
+    head, sep, tail = raw.rpartition(":")
+    if sep and head:
+        try:
+            level = float(tail)
+            path = head
+        except ValueError:
+            pass
+    if not -60.0 <= level <= 12.0:
+        raise SoundscapeError(f"--bed {raw!r}: level {level:g} dB is out of range (-60 to 12)")
+    inspect_recording(path)
+    return path, level
+
+
+_BED_LEVEL_DB = -12.0
 
 
 def list_presets() -> list[Preset]:
@@ -130,24 +160,28 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
     def fail(message: str) -> SoundscapeError:
         return SoundscapeError(f"{where}: {message}")
 
-    known_top = {"name", "description", "fade_s", "layers", "scenes", "cues"}
+    known_top = {"name", "description", "fade_s", "layers", "scenes", "cues", "voice"}
     for key in data:
         if key not in known_top:
             raise fail(f"unknown key {key!r} (known: {', '.join(sorted(known_top))})")
     fade_s = _number(data.get("fade_s", 6.0), "fade_s", fail, 0.0, 120.0)
     layers: dict[str, LayerSpec] = {}
     for name, table in dict(data.get("layers", {})).items():
-        if name not in LAYERS:
-            raise fail(f"unknown layer {name!r} (known: {', '.join(sorted(LAYERS))})")
         if not isinstance(table, Mapping):
             raise fail(f"[layers.{name}] must be a table")
+        # Any name with a file is a recording, so a preset can hold several.
+        kind = "recording" if "file" in table else name
+        if kind not in LAYERS:
+            raise fail(f"unknown layer {name!r} (known: {', '.join(sorted(LAYERS))}, or any name with file = ...)")
         params = {k: v for k, v in table.items() if k != "level_db"}
+        if isinstance(params.get("file"), str):
+            params["file"] = str(path.parent / params["file"])  # relative to the preset
         try:
-            LAYERS[name].make_params(params)
+            LAYERS[kind].make_params(params)
         except SoundscapeError as exc:
             raise fail(str(exc)) from None
         level = _number(table.get("level_db", 0.0), f"layers.{name}.level_db", fail, -80.0, 12.0)
-        layers[name] = LayerSpec(name, level, params)
+        layers[name] = LayerSpec(name, level, params, "" if kind == name else kind)
     if not layers:
         raise fail("a preset needs at least one [layers.NAME] table")
     scenes: dict[str, SceneSpec] = {}
@@ -163,7 +197,7 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
             gains[key] = _number(value, f"scenes.{scene}.{key}", fail, -80.0, 24.0)
         scenes[scene.lower()] = SceneSpec(gains, _number(table.get("fade_s", fade_s), f"scenes.{scene}.fade_s", fail, 0.0, 120.0))
     if "default" not in scenes:
-        scenes["default"] = SceneSpec({name: 0.0 for name in layers if not LAYERS[name].cue_actions}, fade_s)
+        scenes["default"] = SceneSpec({name: 0.0 for name, spec in layers.items() if _bed_like(spec.cls)}, fade_s)
     cues = []
     for i, table in enumerate(data.get("cues", [])):
         if not isinstance(table, Mapping):
@@ -176,8 +210,8 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         if layer not in layers:
             raise fail(f"cues[{i}]: layer {layer!r} is not in [layers]")
         action = table.get("action")
-        if action not in LAYERS[layer].cue_actions:
-            raise fail(f"cues[{i}]: layer {layer!r} has no cue {action!r} (known: {', '.join(sorted(LAYERS[layer].cue_actions)) or 'none'})")
+        if action not in layers[layer].cls.cue_actions:
+            raise fail(f"cues[{i}]: layer {layer!r} has no cue {action!r} (known: {', '.join(sorted(layers[layer].cls.cue_actions)) or 'none'})")
         anchors = [k for k in ("at_text", "at_scene", "at") if k in table]
         if len(anchors) != 1:
             raise fail(f"cues[{i}]: give exactly one of at_text, at_scene, at")
@@ -194,7 +228,17 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
                 params=dict(table.get("params", {})),
             )
         )
+    voice = data.get("voice", {})
+    if not isinstance(voice, Mapping):
+        raise fail("[voice] must be a table")
+    from ..voicefx import STYLES, voice_fx_from
+
+    try:
+        voice_fx_from(STYLES["gentle"], voice, "[voice]")
+    except MeditationError as exc:
+        raise fail(str(exc)) from None
     return Preset(
+        voice=dict(voice),
         name=str(data.get("name", path.stem)),
         description=str(data.get("description", "")),
         layers=layers,
@@ -203,6 +247,11 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         fade_s=fade_s,
         path=path,
     )
+
+
+def _bed_like(cls: type[Layer]) -> bool:
+    """A layer that plays continuously (not one that only rings on cues): in the default scene unless told."""
+    return not cls.cue_actions or getattr(cls, "follows_scenes", False)
 
 
 def _number(value: Any, what: str, fail, low: float, high: float) -> float:
@@ -246,7 +295,7 @@ class Ambience:
             spec = plan.preset.layers[name]
             entropy = [plan.seed, *name.encode("utf-8")]
             rng = np.random.default_rng(np.random.SeedSequence(entropy))
-            self._layers[name] = LAYERS[name](sample_rate=sr, rng=rng, params=spec.params, cues=plan.cues.get(name, ()))
+            self._layers[name] = spec.cls(sample_rate=sr, rng=rng, params=spec.params, cues=plan.cues.get(name, ()))
         self.names = tuple(names)
         self._position = 0
         self._active = {name: _active_ranges(plan, name, self._layers[name]) for name in names}
@@ -337,11 +386,20 @@ def _overlaps(ranges: Sequence[tuple[int, int]], start: int, end: int) -> bool:
     return any(a < end and b > start for a, b in ranges)
 
 
-def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, only: Sequence[str] | None = None) -> AmbiencePlan:
-    """Plan a preset over a timeline: level envelopes, cue times and each scene's sounding layers."""
+def plan_ambience(
+    preset_name: str, *, script, timeline: Timeline, seed: int, only: Sequence[str] | None = None, beds: Sequence[tuple[str, float]] = ()
+) -> AmbiencePlan:
+    """Plan a preset over a timeline: level envelopes, cue times and each scene's sounding layers.
+
+    ``beds`` are recordings ``(path, level_db)`` added under the preset in
+    every scene (``--bed``); with ``preset_name="none"`` they play alone.
+    """
     if preset_name == "auto":
         preset_name = (script.settings.get("soundscape") if script is not None else None) or "default"
-    preset = load_preset(preset_name)
+    if preset_name == "none":
+        preset = Preset("none", "", {}, {"default": SceneSpec({}, 6.0)}, (), 6.0, Path("none"))
+    else:
+        preset = load_preset(preset_name)
     if only is not None:
         unknown = [n for n in only if n not in preset.layers]
         if unknown:
@@ -349,6 +407,8 @@ def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, on
                 f"--layers: {', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})"
             )
         preset = _keep_layers(preset, only)
+    if beds:
+        preset = _with_beds(preset, beds)
     offset_db = VOICE_RMS_DB - NOMINAL_RMS_DB
     envelopes = {}
     in_scenes = {name for scene in preset.scenes.values() for name in scene.layers}
@@ -366,6 +426,12 @@ def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, on
             continue
         time_s = min(max(0.0, time_s + cue.offset_s), timeline.duration_s)
         cues.setdefault(cue.layer, []).append(Cue(time_s, cue.action, dict(cue.params)))
+    for name, spec in preset.layers.items():
+        if getattr(spec.cls, "follows_scenes", False):
+            # Such a layer (beats) sets itself per scene: tell it each scene's name and crossfade.
+            for scene in timeline.scenes:
+                fade = _scene_spec(preset, scene).fade_s
+                cues.setdefault(name, []).append(Cue(scene.start / timeline.sample_rate, "scene", {"scene": scene.name, "fade_s": fade}))
     if only is not None:
         # A layer asked for by name that never sounds would give a silent track
         # (e.g. `ambient --soundscape dream --layers river`: no script, so only
@@ -381,6 +447,22 @@ def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, on
     return AmbiencePlan(preset, _with_layers(plan), envelopes, plan.cues, seed, cue_only)
 
 
+def _with_beds(preset: Preset, beds: Sequence[tuple[str, float]]) -> Preset:
+    """The preset with each bed recording as one more layer, playing at its level in every scene."""
+    from dataclasses import replace
+
+    layers = dict(preset.layers)
+    added = []
+    for i, (path, level_db) in enumerate(beds):
+        name = "bed" if i == 0 else f"bed{i + 1}"
+        while name in layers:
+            name += "_"
+        layers[name] = LayerSpec(name, float(level_db), {"file": str(path)}, "recording")
+        added.append(name)
+    scenes = {k: SceneSpec({**s.layers, **{n: 0.0 for n in added}}, s.fade_s) for k, s in preset.scenes.items()}
+    return replace(preset, layers=layers, scenes=scenes)
+
+
 def _keep_layers(preset: Preset, only: Sequence[str]) -> Preset:
     keep = set(only)
     return Preset(
@@ -391,6 +473,7 @@ def _keep_layers(preset: Preset, only: Sequence[str]) -> Preset:
         cues=tuple(c for c in preset.cues if c.layer in keep),
         fade_s=preset.fade_s,
         path=preset.path,
+        voice=preset.voice,
     )
 
 
@@ -447,7 +530,7 @@ def _with_layers(plan: AmbiencePlan) -> Timeline:
     """The timeline with, per scene, the layers that sound in it (fading or ringing counts)."""
     from dataclasses import replace
 
-    probe = {name: LAYERS[name](sample_rate=plan.timeline.sample_rate, rng=np.random.default_rng(0), params=spec.params, cues=plan.cues.get(name, ())) for name, spec in plan.preset.layers.items()}
+    probe = {name: spec.cls(sample_rate=plan.timeline.sample_rate, rng=np.random.default_rng(0), params=spec.params, cues=plan.cues.get(name, ())) for name, spec in plan.preset.layers.items()}
     scenes = []
     for scene in plan.timeline.scenes:
         sounding = []

@@ -104,8 +104,8 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
         ambience_factory = plan.build
         voice_table = plan.preset.voice
     voice = VoiceBus(timeline, audio, fx=_voice_fx(settings, voice_table))
-    fade_in, fade_out = track_fades_s(settings.lead_in_s, settings.tail_s, _get(settings, "fade_in_s"), _get(settings, "fade_out_s"))
-    scope = loudness_range(timeline, _get(settings, "loudness_scope", "auto"))
+    fade_in, fade_out = track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s)
+    scope = loudness_range(timeline, settings.loudness_scope)
 
     def chunks(keep_layers: bool):
         ambience = ambience_factory() if ambience_factory else None
@@ -133,8 +133,8 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
         preset = "none"
     plan = plan_ambience(preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds)
     fade = min(10.0, duration_s / 4)
-    fade_in = _get(settings, "fade_in_s") or fade
-    fade_out = _get(settings, "fade_out_s") or fade
+    fade_in = fade if settings.fade_in_s is None else settings.fade_in_s
+    fade_out = fade if settings.fade_out_s is None else settings.fade_out_s
 
     def chunks(keep_layers: bool):
         return mix_chunks(plan.timeline, None, plan.build(), fade_in_s=fade_in, fade_out_s=fade_out, keep_layers=keep_layers)
@@ -206,23 +206,15 @@ class _RangeMeter:
         return self._meter.integrated_lufs()
 
 
-def _get(settings: RenderSettings, name: str, default=None):
-    """A setting that older settings objects may lack."""
-    return getattr(settings, name, default)
-
-
 def _beds(settings: RenderSettings) -> list[tuple[str, float]]:
-    """``--bed FILE[:LEVEL_DB]`` as (path, level_db) pairs."""
-    from .soundscape import parse_bed
-
-    raw = _get(settings, "bed")
-    return [parse_bed(raw)] if raw else []
+    """The ``--bed`` recording as (path, level_db) pairs (``validate`` split FILE:LEVEL_DB and checked the file)."""
+    return [(str(settings.bed), settings.bed_level_db)] if settings.bed is not None else []
 
 
 def _voice_fx(settings: RenderSettings, preset_table):
     from .voicefx import parse_voice_fx
 
-    return parse_voice_fx(_get(settings, "voice_fx", "auto"), preset_table)
+    return parse_voice_fx(settings.voice_fx, preset_table)
 
 
 def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice, loudness_range=None) -> tuple[float, float]:

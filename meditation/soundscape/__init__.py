@@ -103,12 +103,12 @@ class Preset:
     """The ``[voice]`` table: voice-chain settings this soundscape suits (see ``meditation.voicefx``)."""
 
 
-def parse_bed(text: str) -> tuple[str, float]:
+def parse_bed(text: str, level_db: float = -12.0) -> tuple[str, float]:
     """``FILE[:LEVEL_DB]`` (``--bed``) as (path, level_db); the file is checked at once (one-line errors)."""
     from .layers.recording import inspect_recording
 
     raw = str(text)
-    path, level = raw, _BED_LEVEL_DB
+    path, level = raw, level_db
     head, sep, tail = raw.rpartition(":")
     if sep and head:
         try:
@@ -120,9 +120,6 @@ def parse_bed(text: str) -> tuple[str, float]:
         raise SoundscapeError(f"--bed {raw!r}: level {level:g} dB is out of range (-60 to 12)")
     inspect_recording(path)
     return path, level
-
-
-_BED_LEVEL_DB = -12.0
 
 
 def list_presets() -> list[Preset]:

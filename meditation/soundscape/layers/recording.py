@@ -25,6 +25,7 @@ nothing grows with the track's length.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import os
@@ -46,7 +47,9 @@ TARGET_LUFS = NOMINAL_RMS_DB + 10 * math.log10(2.0) - 0.691
 _MIN_DURATION_S = 1.0
 _SILENT_LUFS = -70.0  # BS.1770's absolute gate: nothing above it means nothing to hear
 _FRAME_S = 0.02  # energy frames for finding quiet join points
-_QUIET_SHARE = 0.3  # joins are centred in the quietest 30 % of moments
+_SNAP_S = 1.0  # a join moves at most this far to find a lull
+_REHEARSAL_SEGMENTS = 64
+_GAP_SHARE = 0.01  # stretches 20 dB under the median energy are gaps, not lulls
 _READ_BLOCK = 1 << 16
 
 
@@ -233,6 +236,8 @@ class Recording(Layer):
         self._gain = np.float32(10 ** ((TARGET_LUFS - self.info.loudness_lufs) / 20))
         self._audio: np.ndarray | None = None  # decoded on the first block: planning never pays for it
         self._segments: list[list] = []  # [out_start, src_start, src_end, r_in] in order
+        self.joins: list[int] = []
+        """Output sample at the middle of every crossfade so far (one number per segment: tiny)."""
 
     def cue_duration_s(self, cue: Cue) -> float:
         raise SoundscapeError("layer 'recording' takes no cues")
@@ -261,20 +266,67 @@ class Recording(Layer):
         self._centres, self._energy = centres[valid], smooth[valid]
         if len(self._centres) == 0:
             raise SoundscapeError(f"recording {str(self.info.path)!r} is too short to loop")
-        self._quiet = self._energy <= np.quantile(self._energy, _QUIET_SHARE)
+        # Near-silent stretches (a fade at the file's ends, a gap) never host a
+        # join: a segment starting there would bring the silence along.
+        self._usable = self._energy >= _GAP_SHARE * np.median(self._energy)
+        self._snap = max(self._xfade, int(_SNAP_S * sr))
+        self._frame, self._power = frame, power
         # Segments last between a quarter and two thirds of the recording (but
         # always longer than two crossfades), so they differ from one another.
         self._min_len = max(2 * self._xfade + 1, length // 4)
         self._max_len = max(self._min_len + 1, (2 * length) // 3)
+        self._gain = np.float32(self._gain * self._chain_correction())
+
+    def _chain_correction(self) -> float:
+        """Gain that gives the chain the recording's own mean power.
+
+        Joins sit in lulls, so with short recordings (where crossfades take a
+        large share of the time) the chain would play quieter than the file
+        whose loudness set the level. A rehearsal of the chain's first
+        segments, on a copy of the random generator, measures by how much.
+        """
+        saved = self.rng, self._segments, self.joins
+        self.rng, self._segments, self.joins = copy.deepcopy(self.rng), [], []
+        try:
+            while len(self._segments) < _REHEARSAL_SEGMENTS:
+                self._next_segment()
+            chain = self._segments
+        finally:
+            self.rng, self._segments, self.joins = saved
+        f, x = self._frame, self._xfade
+        energy = length = 0.0
+        for _, a, b, _ in chain[1:-1]:
+            frames = np.arange(a // f, min(b // f, len(self._power)))
+            pos = (frames * f + f // 2 - a).astype(np.float64)  # frame centre within the segment
+            w = np.ones(len(frames))
+            head, tail = pos < x, pos > (b - a) - x
+            w[head] = np.sin(0.5 * np.pi * pos[head] / x) ** 2
+            w[tail] *= np.cos(0.5 * np.pi * (pos[tail] - ((b - a) - x)) / x) ** 2
+            energy += float(np.sum(self._power[frames] * w)) * f
+            length += (b - a) - x
+        mean = float(np.mean(self._power))
+        if energy <= 0 or mean <= 0:
+            return 1.0
+        return math.sqrt(mean / (energy / length))
 
     def _pick(self, lo: int, hi: int) -> int:
-        """A quiet join centre in source samples [lo, hi]: random among the quiet ones, else the quietest."""
+        """A join centre in source samples [lo, hi]: a random place, moved to the quietest moment near it.
+
+        Random first, quiet second: the segments cover the whole recording
+        evenly (choosing only its quietest parts would play it quieter than
+        it is), yet every join falls in a local lull.
+        """
+        target = lo + (hi - lo) * float(self.rng.random())
+        for a, b in ((max(lo, target - self._snap), min(hi, target + self._snap)), (lo, hi)):
+            i0, i1 = np.searchsorted(self._centres, [a, b + 1])
+            if i1 <= i0:
+                continue
+            energy = np.where(self._usable[i0:i1], self._energy[i0:i1], np.inf)
+            if np.isfinite(energy).any():
+                return int(self._centres[i0 + int(np.argmin(energy))])
         i0, i1 = np.searchsorted(self._centres, [lo, hi + 1])
         if i1 <= i0:
-            return int(min(max((lo + hi) // 2, self._centres[0]), self._centres[-1]))
-        quiet = np.flatnonzero(self._quiet[i0:i1])
-        if len(quiet):
-            return int(self._centres[i0 + quiet[self.rng.integers(len(quiet))]])
+            return int(min(max(int(target), self._centres[0]), self._centres[-1]))
         return int(self._centres[i0 + int(np.argmin(self._energy[i0:i1]))])
 
     def _next_segment(self) -> None:
@@ -294,6 +346,7 @@ class Recording(Layer):
         out_start = prev[0] + (prev[2] - prev[1]) - self._xfade
         r = self._correlation(prev[2] - self._xfade, src_start)
         self._segments.append([out_start, src_start, src_end, r])
+        self.joins.append(out_start + self._xfade // 2)
 
     def _correlation(self, a: int, b: int) -> float:
         """Normalised correlation of the two pieces a crossfade overlaps (sets the fade law)."""

@@ -54,7 +54,7 @@ class VoiceFx:
     """Centre of the warmth bell."""
     deess_hz: float = 5000.0
     """Sibilance band: everything above this is de-essed."""
-    deess_threshold_db: float = -38.0
+    deess_threshold_db: float = -28.0
     """Level (dBFS) above which the sibilance band is compressed; the voice sits at −20 dBFS RMS."""
     deess_ratio: float = 4.0
     """Compression ratio of the de-esser (1 turns it off)."""
@@ -68,8 +68,8 @@ class VoiceFx:
     """Leveler release: about a phrase, so the gain follows sentences rather than syllables."""
     reverb: str = "room"
     """``room``, ``hall`` or ``none``."""
-    reverb_mix: float = 0.14
-    """Wet level of the reverb (0..1)."""
+    reverb_mix: float = 0.25
+    """Reverb return level (0..1; 0.25 puts the room about 16 dB under the voice)."""
 
     def replace(self, **changes: Any) -> "VoiceFx":
         """A validated copy with some fields changed."""
@@ -79,7 +79,7 @@ class VoiceFx:
 STYLES: dict[str, VoiceFx] = {
     "gentle": VoiceFx(),
     "room": VoiceFx(),
-    "hall": VoiceFx(reverb="hall", reverb_mix=0.18),
+    "hall": VoiceFx(reverb="hall", reverb_mix=0.22),
     "dry": VoiceFx(reverb="none"),
 }
 """Named chains for ``--voice-fx``; ``none`` turns the chain off."""
@@ -225,7 +225,7 @@ def _dynamics(fx: VoiceFx) -> dict:
         "hp1": pb.HighpassFilter(cutoff_frequency_hz=fx.highpass_hz),
         "hp2": pb.HighpassFilter(cutoff_frequency_hz=fx.highpass_hz),
         "warmth": pb.PeakFilter(cutoff_frequency_hz=fx.warmth_hz, gain_db=fx.warmth_db, q=0.7) if fx.warmth_db else None,
-        "split": pb.LowpassFilter(cutoff_frequency_hz=fx.deess_hz) if fx.deess_ratio > 1 else None,
+        "split": _Lowpass(fx.deess_hz) if fx.deess_ratio > 1 else None,
         "deess": pb.Compressor(threshold_db=fx.deess_threshold_db, ratio=fx.deess_ratio, attack_ms=1.0, release_ms=60.0)
         if fx.deess_ratio > 1
         else None,
@@ -238,12 +238,39 @@ def _dynamics(fx: VoiceFx) -> dict:
     return stages
 
 
+class _Lowpass:
+    """4th-order Butterworth low-pass with carried state, in pedalboard's calling style.
+
+    pedalboard's own low-pass is first order: its complement would leave most
+    of the sibilance in the "low" band, where the de-esser cannot reach it.
+    """
+
+    def __init__(self, cutoff_hz: float):
+        self.cutoff_hz = cutoff_hz
+        self._sos = None
+        self._zi = None
+
+    def reset(self) -> None:
+        self._zi = None
+
+    def process(self, x: np.ndarray, sample_rate: float, buffer_size: int = 0, reset: bool = True) -> np.ndarray:
+        from scipy import signal
+
+        if self._sos is None:
+            self._sos = signal.butter(4, self.cutoff_hz, btype="low", fs=sample_rate, output="sos")
+        if reset or self._zi is None:
+            self._zi = np.zeros((self._sos.shape[0], 2))
+        y, self._zi = signal.sosfilt(self._sos, x[0].astype(np.float64), zi=self._zi)
+        return y[None, :].astype(np.float32)
+
+
 def _reverb(fx: VoiceFx):
     import pedalboard as pb
 
     if fx.reverb == "none" or fx.reverb_mix <= 0:
         return None
-    return pb.Reverb(**_ROOMS[fx.reverb], wet_level=fx.reverb_mix, dry_level=1.0 - 0.5 * fx.reverb_mix, freeze_mode=0.0)
+    # JUCE's reverb scales dry by 2 and wet by 3: dry 0.5 is the voice unchanged.
+    return pb.Reverb(**_ROOMS[fx.reverb], wet_level=fx.reverb_mix / 3.0, dry_level=0.5, freeze_mode=0.0)
 
 
 def _run_dynamics(stages: dict, x: np.ndarray, sr: int) -> np.ndarray:
@@ -262,7 +289,13 @@ def _run_dynamics(stages: dict, x: np.ndarray, sr: int) -> np.ndarray:
 
 
 def measure_makeup_db(fx: VoiceFx, speech: list[np.ndarray], sample_rate: int) -> float:
-    """Gain that brings the voice back to its level after the dynamics (from up to a minute of its speech)."""
+    """Gain that keeps the voice's loudness (BS.1770) through the chain, from up to a minute of its speech.
+
+    The chain must not move the voice against the ambience (layer levels are
+    relative to it): whatever the leveler takes and the room adds, this gives back.
+    """
+    from .master import integrated_loudness
+
     limit = int(_MAKEUP_SAMPLE_S * sample_rate)
     parts, have = [], 0
     for a in speech:
@@ -273,9 +306,17 @@ def measure_makeup_db(fx: VoiceFx, speech: list[np.ndarray], sample_rate: int) -
     if not have:
         return 0.0
     x = np.concatenate(parts)
-    y = np.concatenate([_run_dynamics(_dynamics(fx), x[i : i + BLOCK], sample_rate) for i in range(0, len(x), BLOCK)])
-    before = float(np.mean(np.square(x, dtype=np.float64)))
-    after = float(np.mean(np.square(y, dtype=np.float64)))
-    if before <= 0 or after <= 0:
+
+    def source(start: int, n: int) -> np.ndarray:
+        out = np.zeros(n, dtype=np.float32)
+        part = x[start : start + n]
+        out[: len(part)] = part
+        return out
+
+    chain = VoiceChain(fx, sample_rate, source)
+    y = chain.render(len(x)).astype(np.float64)
+    before = integrated_loudness(np.repeat(x[:, None].astype(np.float64), 2, axis=1), sample_rate)
+    after = integrated_loudness(y, sample_rate)
+    if not (math.isfinite(before) and math.isfinite(after)):
         return 0.0
-    return 10 * math.log10(before / after)
+    return before - after

@@ -38,8 +38,10 @@ from .errors import SettingsError
 __all__ = ["VoiceFx", "VoiceChain", "STYLES", "parse_voice_fx", "voice_fx_from"]
 
 BLOCK = 8192
+_PEAK_DB = -11.0  # = mix.VOICE_RMS_DB + mix.VOICE_CREST_DB: the speech stage's peak ceiling
+_PEAK_GAIN = np.float32(10 ** (_PEAK_DB / 20))
 _SILENT = 1e-6  # -120 dBFS: the reverb has died away below this
-_MAKEUP_SAMPLE_S = 60.0
+_MAKEUP_SAMPLE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ class VoiceChain:
             for p in (*self._dynamics.values(), self._reverb):
                 if p is not None:
                     p.reset()  # a fresh start after silence, whatever rang before
-        y = _run_dynamics(self._dynamics, x, sr) * self._makeup
+        y = _run_dynamics(self._dynamics, x, sr, self._makeup)
         stereo = np.repeat(y[None, :], 2, axis=0)
         if self._reverb is not None:
             stereo = self._reverb.process(stereo, sr, buffer_size=BLOCK, reset=False)
@@ -234,6 +236,9 @@ def _dynamics(fx: VoiceFx) -> dict:
         )
         if fx.level_ratio > 1
         else None,
+        # The leveler is slow on purpose, so plosives slip past it and the
+        # make-up gain would lift them: hold peaks where the speech stage put them.
+        "peak": pb.Limiter(threshold_db=_PEAK_DB, release_ms=50.0),
     }
     return stages
 
@@ -273,7 +278,7 @@ def _reverb(fx: VoiceFx):
     return pb.Reverb(**_ROOMS[fx.reverb], wet_level=fx.reverb_mix / 3.0, dry_level=0.5, freeze_mode=0.0)
 
 
-def _run_dynamics(stages: dict, x: np.ndarray, sr: int) -> np.ndarray:
+def _run_dynamics(stages: dict, x: np.ndarray, sr: int, makeup: float = 1.0) -> np.ndarray:
     """Mono block through high-pass, warmth, de-esser and leveler (state carried in the processors)."""
     y = x[None, :]
     for name in ("hp1", "hp2", "warmth"):
@@ -285,6 +290,9 @@ def _run_dynamics(stages: dict, x: np.ndarray, sr: int) -> np.ndarray:
         y = low + stages["deess"].process(np.ascontiguousarray(high), sr, buffer_size=BLOCK, reset=False)
     if stages["level"] is not None:
         y = stages["level"].process(np.ascontiguousarray(y, dtype=np.float32), sr, buffer_size=BLOCK, reset=False)
+    y = y * np.float32(makeup)
+    y = stages["peak"].process(np.ascontiguousarray(y, dtype=np.float32), sr, buffer_size=BLOCK, reset=False)
+    y *= _PEAK_GAIN  # JUCE's limiter raises its threshold to 0 dBFS: bring it back
     return np.asarray(y[0], dtype=np.float32)
 
 
@@ -313,10 +321,13 @@ def measure_makeup_db(fx: VoiceFx, speech: list[np.ndarray], sample_rate: int) -
         out[: len(part)] = part
         return out
 
-    chain = VoiceChain(fx, sample_rate, source)
-    y = chain.render(len(x)).astype(np.float64)
     before = integrated_loudness(np.repeat(x[:, None].astype(np.float64), 2, axis=1), sample_rate)
-    after = integrated_loudness(y, sample_rate)
-    if not (math.isfinite(before) and math.isfinite(after)):
-        return 0.0
-    return before - after
+    makeup_db = 0.0
+    # Twice: the peak limiter after the make-up gain is not linear.
+    for _ in range(2):
+        y = VoiceChain(fx, sample_rate, source, makeup_db=makeup_db).render(len(x)).astype(np.float64)
+        after = integrated_loudness(y, sample_rate)
+        if not (math.isfinite(before) and math.isfinite(after)):
+            return 0.0
+        makeup_db += before - after
+    return makeup_db

@@ -17,6 +17,12 @@ Preset format::
     level_db = -10.0               # relative to the narration's level
     flow = 0.6                     # any other key is a layer parameter
 
+    [layers.rain]                  # any name with a file is a recording
+    file = "rain.flac"             # relative to this preset file
+
+    [voice]                        # voice-chain settings this soundscape suits
+    reverb = "hall"
+
     [scenes.default]               # scenes not named below, and scriptless tracks
     river = 0.0                    # layer = gain in dB on top of level_db
 

@@ -10,7 +10,6 @@ ambience rather than holding the whole track in memory.
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .cache import SpeechCache
-from .export import AudioWriter, atomic_write_text
+from . import publish
+from .export import AudioWriter, Metadata
 from .files import check_settings_files
 from .master import LoudnessMeter, TruePeakLimiter, true_peak_db
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
@@ -26,13 +26,14 @@ from .progress import progress
 from .script import Script, read_script
 from .settings import RenderSettings, settings_to_dict
 from .speech import synthesize
-from .timeline import Timeline, fit_pause_scale, layout, plan_segments
+from .segments import plan_segments
+from .timeline import Timeline, fit_pause_scale, layout
 
 __all__ = ["RenderResult", "render", "render_ambient", "master_to_file"]
 
 # MP3 decoders can overshoot the encoder's input by a few tenths of a dB:
 # limit lossy formats a little lower so the decoded file still meets the ceiling.
-_LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7}
+_LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7, ".opus": 0.7, ".m4a": 0.7, ".m4b": 0.7}
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,14 @@ class RenderResult:
 
 def render(settings: RenderSettings, script: Script | None = None) -> RenderResult:
     """Render one meditation to ``settings.output`` and return what was made."""
+    settings = publish.beside_output(settings)
     check_settings_files(settings)
     script = script or read_script(settings.script)
+    publication = publish.prepare(settings)  # cover, captions and plot paths: refused before any synthesis
     planned = plan_segments(script, rate=settings.rate)
     cache = SpeechCache() if settings.cache else None
     audio = synthesize(
-        [s.text for s in planned], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
+        [s.text for s in planned if s.spoken], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
     )
     pause_scale = settings.pause_scale
     if settings.duration_s is not None:
@@ -94,6 +97,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
         pause_scale=pause_scale,
     )
     ambience_factory = None
+    preset_name = "none"
     voice_table = {}
     beds = _beds(settings)
     if settings.soundscape != "none" or beds:
@@ -102,6 +106,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
         plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers, beds=beds)
         timeline = plan.timeline
         ambience_factory = plan.build
+        preset_name = plan.preset.name
         voice_table = plan.preset.voice
     voice = VoiceBus(timeline, audio, fx=_voice_fx(settings, voice_table))
     fade_in, fade_out = track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s)
@@ -111,16 +116,18 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
         ambience = ambience_factory() if ambience_factory else None
         return mix_chunks(timeline, voice, ambience, fade_in_s=fade_in, fade_out_s=fade_out, keep_layers=keep_layers)
 
+    title = settings.title or script.title
+    tags = publish.metadata(publication, settings, title=title, timeline=timeline, soundscape=preset_name)
     loudness, peak = master_to_file(
-        chunks, settings, title=settings.title or script.title, total=timeline.length, stems=settings.stems, loudness_range=scope
+        chunks, settings, title=title, total=timeline.length, stems=settings.stems, metadata=tags, loudness_range=scope
     )
-    if settings.timings is not None:
-        atomic_write_text(settings.timings, json.dumps(timeline.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    publish.finish(settings, timeline, voice=audio, title=title)
     return RenderResult(settings.output, timeline.duration_s, loudness, peak, timeline, settings)
 
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
+    settings = publish.beside_output(settings)
     check_settings_files(settings)
     from .soundscape import plan_ambience
     from .timeline import SceneSpan
@@ -128,6 +135,7 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     length = int(round(duration_s * settings.sample_rate))
     bare = Timeline(settings.sample_rate, length, (), (SceneSpan("", 0, length),))
     preset = "default" if settings.soundscape in ("auto", "none") else settings.soundscape
+    publication = publish.prepare(settings)
     beds = _beds(settings)
     if settings.soundscape == "none" and beds:
         preset = "none"
@@ -139,7 +147,11 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     def chunks(keep_layers: bool):
         return mix_chunks(plan.timeline, None, plan.build(), fade_in_s=fade_in, fade_out_s=fade_out, keep_layers=keep_layers)
 
-    loudness, peak = master_to_file(chunks, settings, title=settings.title or "Ambience", total=length, stems=settings.stems, voice=False)
+    title = settings.title or "Ambience"
+    tags = publish.metadata(publication, settings, title=title, timeline=None, soundscape=plan.preset.name)
+    loudness, peak = master_to_file(chunks, settings, title=title, total=length, stems=settings.stems, voice=False, metadata=tags)
+    if settings.plot is not None:
+        publish.finish(settings, plan.timeline, voice=None, title=title)
     return RenderResult(settings.output, duration_s, loudness, peak, plan.timeline, settings)
 
 
@@ -151,6 +163,7 @@ def master_to_file(
     total: int,
     stems: Path | None = None,
     voice: bool = True,
+    metadata: Metadata | None = None,
     loudness_range: tuple[int, int] | None = None,
 ) -> tuple[float, float]:
     """Measure, normalize, limit and encode the mix; returns (loudness LUFS, true peak dBTP) of the output.
@@ -179,9 +192,11 @@ def master_to_file(
                 break
     measured = meter.integrated_lufs()
     if spool is None:
-        return _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice, loudness_range)
+        return _normalize_limit_encode(chunks, settings, metadata or Metadata(title=title, artist=settings.artist), stems, measured, total, voice, loudness_range)
     with spool:
-        return _normalize_limit_encode(_replay(spool, total), settings, title, stems, measured, total, voice, loudness_range)
+        return _normalize_limit_encode(
+            _replay(spool, total), settings, metadata or Metadata(title=title, artist=settings.artist), stems, measured, total, voice, loudness_range
+        )
 
 
 class _RangeMeter:
@@ -217,14 +232,14 @@ def _voice_fx(settings: RenderSettings, preset_table):
     return parse_voice_fx(settings.voice_fx, preset_table)
 
 
-def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice, loudness_range=None) -> tuple[float, float]:
+def _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, voice, loudness_range=None) -> tuple[float, float]:
     target = settings.loudness_lufs
     gain = 1.0 if not np.isfinite(measured) else 10 ** ((target - measured) / 20)
     # The limiter shaves peaks and with them some loudness. Usually that
     # stays within tolerance; when it does not (speech-sparse tracks need
     # their speech loud), correct the gain with limited trial passes that
     # are measured but not encoded, then encode once more.
-    loudness, peak, committed = _final(chunks, settings, title, stems, gain, total, voice, commit_if=target, loudness_range=loudness_range)
+    loudness, peak, committed = _final(chunks, settings, metadata, stems, gain, total, voice, commit_if=target, loudness_range=loudness_range)
     if committed:
         return loudness, peak
     for _ in range(_MAX_TRIALS):
@@ -233,7 +248,7 @@ def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voi
         if abs(loudness - target) <= _LOUDNESS_TOLERANCE_LU:
             break
     gain *= 10 ** ((target - loudness) / 20)
-    loudness, peak, _ = _final(chunks, settings, title, stems, gain, total, voice, loudness_range=loudness_range)
+    loudness, peak, _ = _final(chunks, settings, metadata, stems, gain, total, voice, loudness_range=loudness_range)
     return loudness, peak
 
 
@@ -254,9 +269,9 @@ def _replay(spool, total: int):
     return chunks
 
 
-def _final(chunks, settings, title, stems, gain, total, voice, commit_if: float | None = None, loudness_range=None) -> tuple[float, float, bool]:
+def _final(chunks, settings, metadata, stems, gain, total, voice, commit_if: float | None = None, loudness_range=None) -> tuple[float, float, bool]:
     """A pass that writes the files; with ``commit_if``, kept only when the loudness is within tolerance of it."""
-    writers = _Writers(settings, title, stems)
+    writers = _Writers(settings, metadata, stems)
     try:
         loudness, peak = _limit_and_encode(chunks, writers, settings, gain, total, voice=voice, loudness_range=loudness_range)
     except BaseException:
@@ -278,8 +293,8 @@ _LOUDNESS_TOLERANCE_LU = 0.4
 class _Writers:
     """The output file and, if asked, one stem file per part; committed or discarded together."""
 
-    def __init__(self, settings: RenderSettings, title: str, stems: Path | None):
-        self.main = AudioWriter(settings.output, sample_rate=settings.sample_rate, title=title, artist=settings.artist)
+    def __init__(self, settings: RenderSettings, metadata: Metadata, stems: Path | None):
+        self.main = AudioWriter(settings.output, sample_rate=settings.sample_rate, metadata=metadata)
         self.folder = stems
         self.stems: dict[str, AudioWriter] = {}
         self.sample_rate = settings.sample_rate

@@ -34,11 +34,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .errors import SettingsError
+from .levels import VOICE_CREST_DB, VOICE_RMS_DB
 
 __all__ = ["VoiceFx", "VoiceChain", "STYLES", "parse_voice_fx", "voice_fx_from"]
 
 BLOCK = 8192
-_PEAK_DB = -11.0  # = mix.VOICE_RMS_DB + mix.VOICE_CREST_DB: the speech stage's peak ceiling
+_PEAK_DB = VOICE_RMS_DB + VOICE_CREST_DB  # the speech stage's peak ceiling
 _PEAK_GAIN = np.float32(10 ** (_PEAK_DB / 20))
 _SILENT = 1e-6  # -120 dBFS: the reverb has died away below this
 _MAKEUP_SAMPLE_S = 30.0

@@ -2,7 +2,10 @@
 
 Audio goes to a hidden temporary file beside the target and is renamed over
 it only when complete: a failed or interrupted run never leaves a partial
-file and never damages an existing one. The format follows the suffix.
+file and never damages an existing one, and a full disk is one line
+(``ExportError``), never a traceback. Temporary files are named after the
+process writing them, so a later run removes those of killed runs (see
+``meditation._lifecycle``). The format follows the suffix.
 
 MP3 is encoded in-process with LAME (``lameenc``, VBR quality 2 — LAME's
 ``-V2``), which measured about twice as fast as libsndfile's MP3 writer here;
@@ -11,13 +14,14 @@ WAV (24-bit), FLAC (24-bit) and Ogg Vorbis go through soundfile.
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ._lifecycle import create_temporary, signals_blocked, started_from_main_thread
 from .errors import ExportError
 
 __all__ = ["AudioWriter", "ENCODERS", "atomic_write_text"]
@@ -65,12 +69,14 @@ class _LameEncoder(_Encoder):
         env = dict(os.environ)
         package_parent = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "meditation._lame_worker", str(path), str(sample_rate), str(channels)],
-            stdin=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
+        pdeathsig = "1" if started_from_main_thread() else "0"
+        with signals_blocked():  # the encoder starts deaf to Ctrl-C; the parent stops it
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "meditation._lame_worker", str(path), str(sample_rate), str(channels), str(os.getpid()), pdeathsig],
+                stdin=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
         _widen_pipe(self._process.stdin)
 
     def write(self, chunk: np.ndarray) -> None:
@@ -123,7 +129,11 @@ class _SoundfileEncoder(_Encoder):
         import soundfile
 
         fmt, subtype = self._FORMATS[suffix]
-        self._sf = soundfile.SoundFile(file, "w", sample_rate, channels, subtype=subtype, format=fmt)
+        # libsndfile writes to the descriptor itself and reports a failed
+        # write as an error. Given a Python file object it would call back
+        # into Python, and a full disk there printed dozens of "Exception
+        # ignored from cffi callback" lines and ended in an AssertionError.
+        self._sf = soundfile.SoundFile(file.fileno(), "w", sample_rate, channels, subtype=subtype, format=fmt, closefd=False)
 
     def write(self, chunk: np.ndarray) -> None:
         self._sf.write(chunk)
@@ -139,7 +149,11 @@ class _SoundfileEncoder(_Encoder):
 
 
 class AudioWriter:
-    """Write ``(n, channels)`` float chunks to ``path``; the file appears only on success."""
+    """Write ``(n, channels)`` float chunks to ``path``; the file appears only on success.
+
+    Any failure to write (disk full, file size limit, I/O error) discards the
+    temporary file and raises ``ExportError`` naming ``path``.
+    """
 
     def __init__(self, path: Path, *, sample_rate: int, channels: int = 2, title: str | None = None, artist: str | None = None):
         self.path = Path(path)
@@ -148,43 +162,66 @@ class AudioWriter:
             raise ExportError(f"unknown output format {self.path.suffix!r} (known: {', '.join(sorted(ENCODERS))})")
         self.title, self.artist = title, artist
         self.frames = 0
+        self._done = False
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}-", suffix=suffix, dir=self.path.parent or ".")
+            fd, self._tmp = create_temporary(self.path)
         except OSError as exc:
             raise ExportError(f"cannot write in {str(self.path.parent)!r}: {exc.strerror}") from None
-        self._tmp = Path(tmp)
         self._file = os.fdopen(fd, "w+b")
         try:
             self._encoder = ENCODERS[suffix](self._file, self._tmp, sample_rate, channels, suffix)
-        except Exception:
-            self._discard()
-            raise
+        except BaseException as exc:
+            self._fail(exc)
 
     def write(self, chunk: np.ndarray) -> None:
-        self._encoder.write(chunk)
+        try:
+            self._encoder.write(chunk)
+        except BaseException as exc:
+            self._fail(exc)
         self.frames += len(chunk)
 
     def commit(self) -> Path:
         """Finish the file, tag it, and move it into place."""
         try:
             self._encoder.close()
-            self._file.close()
+            self._file.flush()
+            os.fsync(self._file.fileno())  # a full disk shows here, not after the rename
             _tag(self._tmp, title=self.title, artist=self.artist)
             os.chmod(self._tmp, 0o644)
+            self._file.close()
             os.replace(self._tmp, self.path)
-        except BaseException:
-            self._discard()
-            raise
+        except BaseException as exc:
+            self._fail(exc)
+        self._done = True
         return self.path
 
+    def _fail(self, exc: BaseException):
+        """Discard the temporary file and raise: one ``ExportError`` line for a failed write."""
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        reason = None if interrupted else _write_error(self._file)
+        if reason is None and isinstance(exc, OSError) and exc.errno is not None:
+            reason = exc.errno
+        self._discard()
+        if reason is not None and not interrupted:
+            raise ExportError(_describe(reason, self.path)) from None
+        if type(exc).__module__ == "soundfile":  # libsndfile's own complaint, still one line
+            raise ExportError(f"cannot write {self.path}: {exc}") from None
+        raise exc
+
     def _discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
         encoder = getattr(self, "_encoder", None)
         if encoder is not None:
-            encoder.abort()
+            try:
+                encoder.abort()
+            except Exception:
+                pass
         try:
             self._file.close()
         except Exception:
-            pass
+            pass  # closing flushes, and may fail again on a full disk
         try:
             self._tmp.unlink()
         except OSError:
@@ -198,6 +235,32 @@ class AudioWriter:
             self.commit()
         else:
             self._discard()
+
+
+def _write_error(file) -> int | None:
+    """The errno a write at the end of ``file`` gives now (ENOSPC, EFBIG, EIO...), or None if it succeeds.
+
+    libsndfile and the MP3 encoder process report a failed write without its
+    cause; repeating one write on the temporary file (about to be deleted)
+    finds it.
+    """
+    try:
+        fd = file.fileno()
+        os.pwrite(fd, bytes(1 << 16), os.fstat(fd).st_size)
+        os.fsync(fd)
+    except OSError as exc:
+        return exc.errno
+    except (ValueError, AttributeError):
+        return None  # the file is already closed: not a write failure
+    return None
+
+
+def _describe(code: int, path: Path) -> str:
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return f"disk full writing {path}"
+    if code == errno.EFBIG:
+        return f"file too large writing {path} (the file size limit was reached)"
+    return f"cannot write {path}: {os.strerror(code)}"
 
 
 def _tag(path: Path, *, title: str | None, artist: str | None) -> None:
@@ -229,17 +292,21 @@ def _tag(path: Path, *, title: str | None, artist: str | None) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file via a temporary name and rename."""
+    """Write a text file via a temporary name and rename; a failed write is one ``ExportError`` and leaves nothing."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent or ".")
+    fd, tmp = create_temporary(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG):
+            raise ExportError(_describe(exc.errno, path)) from None
         raise

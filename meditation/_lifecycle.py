@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import multiprocessing.context
 import os
 import re
 import signal
@@ -54,6 +55,7 @@ __all__ = [
     "pid_alive",
     "remove_stale_temporaries",
     "signals_blocked",
+    "spawn_context",
     "started_from_main_thread",
 ]
 
@@ -169,6 +171,27 @@ def signals_blocked(*signums: int):
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class QuietSpawnProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process that starts with SIGINT blocked (see :func:`signals_blocked`)."""
+
+    def start(self):
+        with signals_blocked():
+            super().start()
+
+
+class _QuietSpawnContext(multiprocessing.context.SpawnContext):
+    Process = QuietSpawnProcess
+
+
+def spawn_context() -> multiprocessing.context.SpawnContext:
+    """A multiprocessing "spawn" context whose processes start with SIGINT blocked.
+
+    For ``ProcessPoolExecutor(mp_context=...)``; the workers' initializer
+    calls :func:`ignore_interrupts` and :func:`die_with_parent`.
+    """
+    return _QuietSpawnContext()
 
 
 def ignore_interrupts() -> None:

@@ -6,7 +6,9 @@ Every user error becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -75,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(a in _COMMANDS for a in argv[:3]) and not any(a in ("-h", "--help", "--version") for a in argv[:1]):
         argv = ["render", *argv]  # `meditation` alone renders the dream
+    previous = _on_sigterm_unwind()
     try:
         args = _parser().parse_args(argv)
         from . import progress
@@ -84,9 +87,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MeditationError as exc:
         print(f"meditation: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("meditation: interrupted; no partial file was left", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # SIGTERM unwinds like Ctrl-C and exits 128 + 15, as the shell would report it.
+        from ._lifecycle import Terminated
+
+        terminated = isinstance(exc, Terminated)
+        print(f"meditation: {'terminated' if terminated else 'interrupted'}; no partial file was left", file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm_unwind():
+    """Make SIGTERM raise ``Terminated`` (a KeyboardInterrupt) so it cleans up like Ctrl-C; returns the old handler."""
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminate(signum, frame):
+        from ._lifecycle import Terminated
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup short
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, terminate)
 
 
 def _one_line(text: str) -> str:

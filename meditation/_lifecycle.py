@@ -51,6 +51,7 @@ __all__ = [
     "create_temporary",
     "die_with_parent",
     "ignore_interrupts",
+    "orphaned",
     "parent_is_alive",
     "pid_alive",
     "remove_stale_temporaries",
@@ -223,8 +224,10 @@ def die_with_parent(parent_pid: int | None = None, *, signum: int = signal.SIGTE
         Ask the Linux kernel too (instant). Pass False when the parent
         started this child from a thread other than its main thread.
     """
+    global _watched_parent
     if parent_pid is None:
         parent_pid = os.getppid()
+    _watched_parent = parent_pid
     kernel = pdeathsig and sys.platform.startswith("linux") and _set_pdeathsig(signum)
     if not parent_is_alive(parent_pid):
         os.kill(os.getpid(), signum)  # died before the kernel could watch it for us
@@ -233,6 +236,14 @@ def die_with_parent(parent_pid: int | None = None, *, signum: int = signal.SIGTE
     args = (parent_pid, None if kernel else signum, int(signum), grace_s)
     thread = threading.Thread(target=_watch, args=args, name="die-with-parent", daemon=True)
     thread.start()
+
+
+_watched_parent: int | None = None
+
+
+def orphaned() -> bool:
+    """Whether this is a child whose parent (see :func:`die_with_parent`) has died: then it must not rename a file into place."""
+    return _watched_parent is not None and not parent_is_alive(_watched_parent)
 
 
 def _set_pdeathsig(signum: int) -> bool:

@@ -6,6 +6,7 @@ Every user error becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
@@ -87,6 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MeditationError as exc:
         print(f"meditation: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        # A full disk anywhere (the speech cache, a spool file): one line, like a failed output.
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"meditation: error: disk full{where} ({exc.strerror})", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         # SIGTERM unwinds like Ctrl-C and exits 128 + 15, as the shell would report it.
         from ._lifecycle import Terminated
@@ -97,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
 
 
 def _on_sigterm_unwind():

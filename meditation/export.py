@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._lifecycle import create_temporary, signals_blocked, started_from_main_thread
+from ._lifecycle import create_temporary, orphaned, signals_blocked, started_from_main_thread
 from .errors import ExportError
 
 __all__ = ["AudioWriter", "ENCODERS", "atomic_write_text"]
@@ -189,6 +189,8 @@ class AudioWriter:
             _tag(self._tmp, title=self.title, artist=self.artist)
             os.chmod(self._tmp, 0o644)
             self._file.close()
+            if orphaned():  # a worker whose parent died: nobody asked for this file any more
+                raise SystemExit(143)
             os.replace(self._tmp, self.path)
         except BaseException as exc:
             self._fail(exc)
@@ -301,6 +303,8 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
+        if orphaned():
+            raise SystemExit(143)
         os.replace(tmp, path)
     except BaseException as exc:
         try:

@@ -88,23 +88,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MeditationError as exc:
         print(f"meditation: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        if exc.errno not in _DISK_FULL:
-            raise
-        # A full disk anywhere (the speech cache, a spool file): one line, like a failed output.
-        where = f" writing {exc.filename}" if exc.filename else ""
-        print(f"meditation: error: disk full{where} ({exc.strerror})", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as exc:
-        # SIGTERM unwinds like Ctrl-C and exits 128 + 15, as the shell would report it.
-        from ._lifecycle import Terminated
-
-        terminated = isinstance(exc, Terminated)
-        print(f"meditation: {'terminated' if terminated else 'interrupted'}; no partial file was left", file=sys.stderr)
-        return 143 if terminated else 130
+        return _interrupted(exc)
+    except Exception as exc:
+        # Ctrl-C while a native module initializes comes out as another
+        # error (scipy: "ImportError: initialization failed") caused by it.
+        cause = _interruption(exc)
+        if cause is not None:
+            return _interrupted(cause)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            # A full disk anywhere (the speech cache, a spool file): one line, like a failed output.
+            where = f" writing {exc.filename}" if exc.filename else ""
+            print(f"meditation: error: disk full{where} ({exc.strerror})", file=sys.stderr)
+            return 2
+        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Report Ctrl-C or SIGTERM in one line; SIGTERM exits 128 + 15, as a shell reports it."""
+    from ._lifecycle import Terminated
+
+    terminated = isinstance(exc, Terminated)
+    _forget_native_interrupt()
+    print(f"meditation: {'terminated' if terminated else 'interrupted'}; no partial file was left", file=sys.stderr)
+    return 143 if terminated else 130
+
+
+def _forget_native_interrupt() -> None:
+    """Keep the exit status we return (130) when the interrupt passed through Python code run by a native module.
+
+    CPython remembers a KeyboardInterrupt that left code run through
+    ``PyRun_String`` (as native extensions do while importing) and then ends
+    the process by SIGINT instead of with our status. Running a trivial
+    expression the same way clears that note.
+    """
+    try:
+        import ctypes
+
+        run = ctypes.pythonapi.PyRun_String
+        run.restype, run.argtypes = ctypes.py_object, [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+        run(b"0", 258, {}, {})  # 258: Py_eval_input
+    except Exception:
+        pass  # another Python implementation: at worst the status is "killed by SIGINT", which shells also show as 130
+
+
+def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (or Terminated) that caused ``exc``, if one did."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 _DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)

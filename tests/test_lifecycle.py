@@ -67,6 +67,16 @@ def _descendants(root: int) -> dict[tuple[int, int], str]:
     return found
 
 
+def _signal_mask(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return 0
+
+
 def _running(process: tuple[int, int]) -> bool:
     """Whether this very process (same PID and start time) still runs; a zombie has ended."""
     info = _stat(process[0])
@@ -153,7 +163,7 @@ def folder(tmp_path):
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_a_render_killed_while_encoding_leaves_no_encoder_no_file_and_the_old_file(folder, signum, survivors):
-    proc = _start(["ambient", "--duration", "8m", "--soundscape", "stream", "-o", "out.mp3"], folder)
+    proc = _start(["ambient", "--duration", "4m", "--soundscape", "stream", "-o", "out.mp3"], folder)
     try:
         temporary = _wait_for(lambda: list(folder.glob(".out.mp3.meditation-*.mp3")), proc, "encoding started")
         encoder = _wait_for(lambda: _helper(proc.pid, "_lame_worker"), proc, "the encoder process")
@@ -178,7 +188,7 @@ def test_a_render_killed_while_encoding_leaves_no_encoder_no_file_and_the_old_fi
 def test_a_temporary_file_left_by_kill_9_is_removed_by_the_next_run_in_that_folder(folder):
     """A WAV is written by the render process itself, so ``kill -9`` leaves its temporary file."""
     (folder / "out.wav").write_bytes(OLD_BYTES)
-    proc = _start(["ambient", "--duration", "8m", "--soundscape", "stream", "-o", "out.wav"], folder)
+    proc = _start(["ambient", "--duration", "4m", "--soundscape", "stream", "-o", "out.wav"], folder)
     try:
         _wait_for(lambda: [p for p in folder.glob(".out.wav.meditation-*.wav") if p.stat().st_size > 0], proc, "writing")
         os.kill(proc.pid, signal.SIGKILL)
@@ -243,6 +253,24 @@ def test_ctrl_c_to_the_process_group_during_pyttsx3_is_one_line(folder, when, su
     assert _temporaries(folder) == [] and (folder / "out.mp3").read_bytes() == OLD_BYTES
 
 
+@POSIX_ONLY
+def test_ctrl_c_at_any_moment_of_a_render_is_one_line_and_status_130(folder):
+    """Interrupts land in imports of native modules, in starting helpers, in speech: all read the same."""
+    for delay_s in (0.2, 0.5, 0.8, 1.1, 1.4, 1.8, 2.2, 2.8):
+        proc = _start(["render", "long.md", "--voice", "pyttsx3", "--no-cache", "-o", "out.mp3"], folder)
+        try:
+            time.sleep(delay_s)
+            everything = _descendants(proc.pid)
+            os.killpg(proc.pid, signal.SIGINT)
+            out, err = _finish(proc)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert (proc.returncode, err.strip()) == (130, "meditation: interrupted; no partial file was left"), delay_s
+        assert _wait_all_gone(everything) == []
+    assert _temporaries(folder) == [] and (folder / "out.mp3").read_bytes() == OLD_BYTES
+
+
 BATCH = """output = "{seed}.wav"
 [defaults]
 script = "long.md"
@@ -270,12 +298,15 @@ def test_a_killed_batch_leaves_no_worker_and_no_temporary_file(folder, signum, s
         everything = _descendants(proc.pid)
         survivors.update(everything)
         os.kill(proc.pid, signum)
-        _finish(proc)
+        out, err = _finish(proc)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     kinds = " ".join(everything.values())
     assert "spawn_main" in kinds and "resource_tracker" in kinds and "espeak_engine" in kinds
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 143
+        assert err.strip() == "meditation: terminated; no partial file was left"
     # Workers, their voice processes and multiprocessing's resource tracker all end.
     assert _wait_all_gone(everything) == []
     later = _start(["ambient", "--duration", "2s", "--soundscape", "none", "-o", "later.flac"], folder)
@@ -283,6 +314,29 @@ def test_a_killed_batch_leaves_no_worker_and_no_temporary_file(folder, signum, s
     assert later.returncode == 0
     assert _temporaries(folder) == []
     assert (folder / "out.mp3").read_bytes() == OLD_BYTES
+
+
+@POSIX_ONLY
+def test_ctrl_c_while_batch_workers_start_is_one_line(folder, survivors):
+    """Workers interrupted while Python starts and imports used to print a traceback each."""
+    (folder / "v.toml").write_text(BATCH, encoding="utf-8")
+    proc = _start(["batch", "v.toml", "-j", "2", "--no-cache", "--force"], folder)
+    try:
+        def worker_in_python():  # Python ignores SIGPIPE from its start: the worker is importing now
+            worker = _helper(proc.pid, "spawn_main")
+            return worker is not None and _signal_mask(worker[0], "SigIgn") & (1 << (signal.SIGPIPE - 1))
+
+        _wait_for(worker_in_python, proc, "a worker process starting Python")
+        survivors.update(_descendants(proc.pid))
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = _finish(proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert err.strip() == "meditation: interrupted; no partial file was left"
+    assert _wait_all_gone(survivors) == []
+    assert _temporaries(folder) == []
 
 
 # --- children die with their parent (the mechanism, both ways) --------------------

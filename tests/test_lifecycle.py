@@ -22,6 +22,7 @@ import pytest
 import soundfile as sf
 
 from meditation import _lifecycle
+from meditation.files import record_written
 
 ROOT = Path(__file__).resolve().parent.parent
 POSIX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="walks /proc and signals process groups")
@@ -137,6 +138,12 @@ def survivors():
             os.kill(process[0], signal.SIGKILL)
 
 
+def _earlier_output(path: Path) -> None:
+    """A file an earlier run wrote (so a new run may replace it, but only when it completes)."""
+    path.write_bytes(OLD_BYTES)
+    record_written(path)
+
+
 def _temporaries(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*") if p.is_file()]
 
@@ -153,7 +160,7 @@ SCRIPT = "# Arrive\n\n" + "\n\n".join(
 @pytest.fixture
 def folder(tmp_path):
     (tmp_path / "long.md").write_text(SCRIPT, encoding="utf-8")
-    (tmp_path / "out.mp3").write_bytes(OLD_BYTES)  # the user's earlier file of the same name
+    _earlier_output(tmp_path / "out.mp3")
     return tmp_path
 
 
@@ -187,7 +194,7 @@ def test_a_render_killed_while_encoding_leaves_no_encoder_no_file_and_the_old_fi
 @POSIX_ONLY
 def test_a_temporary_file_left_by_kill_9_is_removed_by_the_next_run_in_that_folder(folder):
     """A WAV is written by the render process itself, so ``kill -9`` leaves its temporary file."""
-    (folder / "out.wav").write_bytes(OLD_BYTES)
+    _earlier_output(folder / "out.wav")
     proc = _start(["ambient", "--duration", "4m", "--soundscape", "stream", "-o", "out.wav"], folder)
     try:
         _wait_for(lambda: [p for p in folder.glob(".out.wav.meditation-*.wav") if p.stat().st_size > 0], proc, "writing")
@@ -287,7 +294,7 @@ seed = [1, 2, 3, 4]
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_a_killed_batch_leaves_no_worker_and_no_temporary_file(folder, signum, survivors):
     (folder / "v.toml").write_text(BATCH, encoding="utf-8")
-    (folder / "1.wav").write_bytes(OLD_BYTES)  # not the tool's (no sidecar): never replaced by a killed run
+    _earlier_output(folder / "1.wav")
     proc = _start(["batch", "v.toml", "-j", "2", "--no-cache", "--force"], folder)
     try:
         def speaking_in_a_worker():
@@ -313,7 +320,7 @@ def test_a_killed_batch_leaves_no_worker_and_no_temporary_file(folder, signum, s
     _finish(later)
     assert later.returncode == 0
     assert _temporaries(folder) == []
-    assert (folder / "out.mp3").read_bytes() == OLD_BYTES
+    assert (folder / "1.wav").read_bytes() == OLD_BYTES  # killed long before its variant could finish
 
 
 @POSIX_ONLY
@@ -486,7 +493,7 @@ def small_disk(tmp_path):
 @pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3"])
 def test_a_full_disk_is_one_line_leaves_nothing_and_keeps_the_old_file(small_disk, suffix):
     old = small_disk / f"track{suffix}"
-    old.write_bytes(OLD_BYTES)
+    _earlier_output(old)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     duration = "60s" if suffix in (".ogg", ".mp3") else "10s"  # lossy files are small: a longer track fills it
     result = subprocess.run(

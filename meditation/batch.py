@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import glob
 import hashlib
 import itertools
 import json
@@ -496,12 +495,17 @@ def _worker_init() -> None:
     """Workers print nothing of their own and leave Ctrl-C to the parent, which sends SIGTERM."""
     from . import progress
 
+    from ._lifecycle import die_with_parent, ignore_interrupts
+
     progress.set_enabled(False)
     # A terminal's Ctrl-C reaches every process of the group; the parent decides.
     # Ignored signals stay ignored in the engines' helper processes too.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_interrupts()
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, _on_terminate)
+        # The parent's death (even kill -9) arrives as SIGTERM: unwind, delete temporary files, exit.
+        parent = multiprocessing.parent_process()
+        die_with_parent(parent.pid if parent is not None else None)
     sys.unraisablehook = _unraisable
 
 
@@ -693,7 +697,9 @@ _DIED = "the worker process died (crash or killed)"
 
 def _render_all(todo: list[Variant], jobs: int, report: BatchReport, display: _Display, manifest: str | Path, since: float) -> None:
     """Validate in a worker while the others warm up, then hand each idle worker a variant (see ``_pick``)."""
-    context = multiprocessing.get_context("spawn")
+    from ._lifecycle import spawn_context
+
+    context = spawn_context()  # workers start deaf to Ctrl-C: no traceback from a half-started worker
     slots: list[_Slot] = []
     try:
         slots = [_Slot(i, context) for i in range(jobs)]
@@ -778,18 +784,11 @@ def _stop_pools(pools: Sequence[cf.ProcessPoolExecutor]) -> None:
 
 
 def _sweep_temporaries(variants: Sequence[Variant], since: float) -> None:
-    """Remove temporary files a killed worker could not (``.NAME-*`` beside each output)."""
-    for v in variants:
-        output = v.settings.output
-        folder = output.parent
-        patterns = [f".{glob.escape(output.stem)}-*{glob.escape(output.suffix)}", f".{glob.escape(sidecar_path(output).name)}-*"]
-        for pattern in patterns:
-            for leftover in folder.glob(pattern):
-                try:
-                    if leftover.stat().st_mtime >= since - 2.0:
-                        leftover.unlink()
-                except OSError:
-                    pass
+    """Remove temporary files a killed worker could not (stale ones, whose writer is gone, beside each output)."""
+    from ._lifecycle import remove_stale_temporaries
+
+    for folder in {v.settings.output.parent for v in variants}:
+        remove_stale_temporaries(folder)
 
 
 # --- command line ---------------------------------------------------------------

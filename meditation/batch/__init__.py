@@ -1,0 +1,60 @@
+"""Batch-produce variants of meditations from a TOML manifest.
+
+Manifest::
+
+    output = "{script}-{voice}-{rate}-{soundscape}-{seed}.mp3"
+
+    [defaults]                     # shared settings: render long options, _ for -
+    script = "dream.md"            # relative paths are relative to the manifest
+    seed = 1
+
+    [matrix]                       # every combination of these values
+    voice = ["piper:joe", "pyttsx3"]
+    rate = [0.8, 0.9]
+
+    [[variants]]                   # hand-written variants, each over the defaults
+    name = "short"                 # optional; usable in the template as {name}
+    duration = "10m"
+
+The variants are every matrix combination, then every hand-written variant.
+The output template's fields are ``{script}`` (the script's stem), ``{name}``
+and any setting key; a field takes the value as written in the manifest, else
+the resolved setting (the script's front matter, else the default). The
+suffix picks the format; a ``/`` in the template makes sub-folders of the
+output folder.
+
+Everything the manifest can get wrong — an unknown key, a bad value, an
+unknown voice, preset or layer, a script that does not parse, two variants
+writing one file — is refused before anything renders, naming the variant
+and the key. What can only be found while rendering (a ``duration`` too short
+for the speech, a crashing engine) fails that variant alone.
+
+Each output gets a sidecar ``NAME.json`` (settings, seed, version, timeline,
+loudness, true peak, and fingerprints of the script and preset). An output
+whose sidecar records the same settings, version and input fingerprints is
+up to date and skipped.
+
+Python API: ``expand_manifest`` gives ``Variant`` objects (settings inside);
+``render_variant`` renders one and returns its path and sidecar data — map
+it over variants with any job runner, or use ``run_batch``.
+"""
+
+
+from __future__ import annotations
+
+from .command import run_batch_cli
+from .freshness import is_up_to_date, sidecar_path
+from .manifest import Variant, expand_manifest, validate_variant
+from .runner import BatchReport, render_variant, run_batch
+
+__all__ = [
+    "Variant",
+    "expand_manifest",
+    "validate_variant",
+    "render_variant",
+    "run_batch",
+    "run_batch_cli",
+    "is_up_to_date",
+    "BatchReport",
+    "sidecar_path",
+]

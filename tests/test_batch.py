@@ -86,7 +86,11 @@ def test_matrix_and_variants_expand_to_settings_objects(folder):
         ('output = "{colour}.mp3"\n[defaults]\nseed = 1\n', "output template field {colour} is not a setting"),
         ('output = "{seed}.aiff"\n[defaults]\nseed = 1\n', "must end in one of .mp3"),
         ('output = "../{seed}.mp3"\n[defaults]\nseed = 1\n', "must stay inside the output folder"),
-        ('[defaults]\nseed = 1\n', "needs a top-level output name template"),
+        ('[matrix]\nseed = [1, 2]\n', "needs a top-level output name template"),
+        ('output = "{seed:>5}.mp3"\n[defaults]\nseed = 1\n', "field {seed:>5} has a format spec or conversion; write {seed}"),
+        ('output = "{seed!r}.mp3"\n[defaults]\nseed = 1\n', "field {seed!r} has a format spec or conversion"),
+        ('output = "{seed.mp3"\n[defaults]\nseed = 1\n', "write literal braces as {{ and }}"),
+        ('output = "{seed}}.mp3"\n[defaults]\nseed = 1\n', "write literal braces as {{ and }}"),
         ('output = "{seed}.mp3"\n[matrix]\nseed = 3\n', "[matrix] seed must be a non-empty list"),
         ('output = "{seed}.mp3"\njobs = 2\n', "unknown top-level key 'jobs'"),
         ('output = "{seed}.mp3"\n[defaults\n', "variants.toml"),
@@ -214,7 +218,8 @@ def test_force_renders_again_and_out_dir_is_used(folder, capsys):
     assert target.stat().st_mtime_ns != before
 
 
-def test_a_damaged_sidecar_or_output_means_render_again(folder):
+def test_a_damaged_output_or_sidecar_is_stale_and_never_overwritten(folder):
+    """A file that no longer matches its sidecar is not provably ours: refused, byte for byte intact."""
     path = _manifest(folder, 'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "none"\n' + FAST)
     (variant,) = expand_manifest(path)
     out, _ = render_variant(variant)
@@ -222,14 +227,25 @@ def test_a_damaged_sidecar_or_output_means_render_again(folder):
     with open(out, "r+b") as f:
         f.truncate(1000)  # an output that is not the one the sidecar describes
     assert not is_up_to_date(variant)
+    with pytest.raises(ManifestError, match=r"1.wav has changed since meditation wrote it"):
+        render_variant(variant)
+    assert out.stat().st_size == 1000
+    out.unlink()  # the user moved it away: rendered again
     render_variant(variant)
     sidecar_path(out).write_text("{not json", encoding="utf-8")
     assert not is_up_to_date(variant)
+    with pytest.raises(ManifestError, match=r"1.json exists and is not the sidecar of 1.wav"):
+        render_variant(variant)
+    assert sidecar_path(out).read_text() == "{not json"
+    sidecar_path(out).unlink()
+    out.unlink()
     (folder / "short.md").write_text(SCRIPT.replace("slowly", "deeply"), encoding="utf-8")
     render_variant(variant)
     assert is_up_to_date(variant)
-    (folder / "short.md").write_text(SCRIPT, encoding="utf-8")  # the script changed: stale
+    (folder / "short.md").write_text(SCRIPT, encoding="utf-8")  # the script changed: stale, and ours to replace
     assert not is_up_to_date(variant)
+    render_variant(variant)
+    assert is_up_to_date(variant)
 
 
 # --- interrupt ------------------------------------------------------------------------

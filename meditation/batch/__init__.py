@@ -42,15 +42,28 @@ it over variants with any job runner, or use ``run_batch``.
 
 from __future__ import annotations
 
-from .command import run_batch_cli
-from .freshness import is_up_to_date, sidecar_path
-from .manifest import Variant, expand_manifest, validate_variant
-from .runner import BatchReport, render_variant, run_batch
+import importlib
+
+# Loaded on first use: `meditation --help` and the CLI's option table import
+# this package, and should not pay for the runner's imports.
+_HOME = {
+    "run_batch_cli": "command",
+    "is_up_to_date": "freshness",
+    "sidecar_path": "freshness",
+    "check_outputs": "freshness",
+    "Variant": "manifest",
+    "expand_manifest": "manifest",
+    "validate_variant": "manifest",
+    "BatchReport": "runner",
+    "render_variant": "runner",
+    "run_batch": "runner",
+}
 
 __all__ = [
     "Variant",
     "expand_manifest",
     "validate_variant",
+    "check_outputs",
     "render_variant",
     "run_batch",
     "run_batch_cli",
@@ -58,3 +71,15 @@ __all__ = [
     "BatchReport",
     "sidecar_path",
 ]
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

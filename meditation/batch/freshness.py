@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
-from ..errors import MeditationError
+from ..errors import ManifestError, MeditationError
 from ..settings import RenderSettings
 from .manifest import Variant, _preset_name
 
-__all__ = ["sidecar_path", "is_up_to_date"]
+__all__ = ["sidecar_path", "is_up_to_date", "check_outputs"]
 
 # Settings that do not change the audio: not compared when deciding to skip.
 _NOT_CONTENT = ("output", "timings", "stems", "cache")
@@ -106,3 +107,109 @@ def is_up_to_date(variant: Variant | RenderSettings) -> bool:
     if _content(recorded.get("settings") or {}) != _content(fp["settings"]):
         return False
     return all(recorded.get(k) == v for k, v in fp.items() if k != "settings")
+
+
+# --- never replace a file the tool did not write --------------------------------
+
+
+def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = None) -> None:
+    """Refuse, before anything renders, every output that could destroy a file.
+
+    Inputs (the manifest, scripts, preset files) are never outputs, no two
+    outputs or sidecars of the batch are one file, every output folder is a
+    folder (or can be made one) the user may write into, and an existing
+    output or sidecar is replaced only when this tool provably wrote it: its
+    sidecar names the output and records its size. Raises ManifestError
+    naming the file.
+    """
+    where = f"{manifest}: " if manifest else ""
+    inputs: dict[str, str] = {}
+    if manifest:
+        inputs[_key(Path(manifest))] = "the manifest"
+    for v in variants:
+        inputs.setdefault(_key(v.settings.script), f"the script of {_label(v)}")
+        preset = _preset_file_of(v.settings)
+        if preset is not None:
+            inputs.setdefault(_key(preset), f"the soundscape preset of {_label(v)}")
+    outputs: dict[str, str] = {}
+    folders: set[Path] = set()
+    for v in variants:
+        output = Path(v.settings.output)
+        for written, what in ((output, "output"), (sidecar_path(output), "sidecar")):
+            key = _key(written)
+            if key in inputs:
+                raise ManifestError(f"{where}{_label(v)}: {what} {written} is {inputs[key]}; an input is never overwritten")
+            if key in outputs:
+                raise ManifestError(f"{where}{_label(v)}: {what} {written} is also {outputs[key]}")
+            outputs[key] = f"the {what} of {_label(v)}"
+        folders.add(output.parent)
+        _check_replaceable(v, where)
+    for folder in sorted(folders):
+        _check_folder(folder, where)
+
+
+def _label(v: Variant) -> str:
+    return v.label or f"variant {v.name!r}"
+
+
+def _key(path: Path) -> str:
+    # Symlinks resolved and case folded: one file on case-insensitive disks too.
+    return os.path.normcase(os.path.realpath(path)).casefold()
+
+
+def _preset_file_of(settings: RenderSettings) -> Path | None:
+    if settings.soundscape == "none":
+        return None
+    try:
+        return _preset_file(_preset_name(settings))
+    except MeditationError:
+        return None
+
+
+def _check_replaceable(v: Variant, where: str) -> None:
+    """An existing output or sidecar must be one this tool wrote for this output."""
+    output = Path(v.settings.output)
+    sidecar = sidecar_path(output)
+    for path in (output, sidecar):
+        if path.is_dir():
+            raise ManifestError(f"{where}{_label(v)}: {path} is a folder")
+    if not output.exists() and not sidecar.exists():
+        return
+    try:
+        recorded = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    ours = isinstance(recorded, dict) and "settings" in recorded and isinstance(recorded.get("output"), str)
+    if not ours or Path(recorded["output"]).name != output.name:
+        if sidecar.exists():
+            raise ManifestError(
+                f"{where}{_label(v)}: {sidecar} exists and is not the sidecar of {output.name}; "
+                "move it away or change the output template"
+            )
+        raise ManifestError(
+            f"{where}{_label(v)}: {output} exists and was not written by meditation (no sidecar {sidecar.name}); "
+            "move it away or change the output template"
+        )
+    if output.exists():
+        try:
+            size = output.stat().st_size
+        except OSError:
+            size = -1
+        if recorded.get("output_bytes") != size:
+            raise ManifestError(
+                f"{where}{_label(v)}: {output} has changed since meditation wrote it (its size differs from "
+                f"what {sidecar.name} records); move it away to render it again"
+            )
+
+
+def _check_folder(folder: Path, where: str) -> None:
+    """The folder exists or can be made: its nearest existing ancestor is a writable folder."""
+    probe = Path(os.path.abspath(folder))
+    while not probe.exists():
+        if probe.is_symlink():  # a dangling link: mkdir would fail
+            raise ManifestError(f"{where}output folder {probe} is a broken link")
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ManifestError(f"{where}output folder {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ManifestError(f"{where}cannot write into {probe}: permission denied")

@@ -19,10 +19,10 @@ from typing import Any, Callable, Sequence
 from ..errors import MeditationError
 from ..settings import RenderSettings
 from .display import Display
-from .freshness import _fingerprint, is_up_to_date, sidecar_path
+from .freshness import _fingerprint, check_outputs, is_up_to_date, sidecar_path
 from .manifest import Variant, _one_line, validate_variant
 
-__all__ = ["render_variant", "run_batch", "BatchReport"]
+__all__ = ["render_variant", "run_batch", "BatchReport", "sidecar_data"]
 
 # --- rendering ------------------------------------------------------------------
 
@@ -40,18 +40,25 @@ def render_variant(variant: Variant | RenderSettings) -> tuple[Path, dict]:
     if isinstance(variant, RenderSettings):
         variant = Variant(name=variant.output.stem, settings=variant, values={})
     settings = variant.settings
-    settings.output.parent.mkdir(parents=True, exist_ok=True)  # a template may name sub-folders
+    check_outputs([variant])
+    settings.output.parent.mkdir(parents=True, exist_ok=True)  # --out-dir and a template's sub-folders
     result = render(settings)
-    data = {
-        "name": variant.name,
-        "output": str(result.path.resolve()),
-        "output_bytes": result.path.stat().st_size,
-        **result.sidecar(),
-        "duration_s": round(result.duration_s, 4),
-        **_fingerprint(settings, authoritative=True),
-    }
+    data = sidecar_data(variant, result.sidecar(), result.duration_s, result.path.stat().st_size)
     atomic_write_text(sidecar_path(result.path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return result.path, data
+
+
+def sidecar_data(variant: Variant, measured: dict, duration_s: float, output_bytes: int) -> dict:
+    """What ``NAME.json`` records: ``measured`` is ``RenderResult.sidecar()``, from wherever it rendered."""
+    output = Path(variant.settings.output)
+    return {
+        "name": variant.name,
+        "output": str(output.resolve()),
+        "output_bytes": output_bytes,
+        **measured,
+        "duration_s": round(duration_s, 4),
+        **_fingerprint(variant.settings, authoritative=True),
+    }
 
 
 @dataclass
@@ -195,17 +202,46 @@ def run_batch(
     echo: Callable[[str], Any] = print,
     progress: bool | None = None,
     manifest: str | Path = "",
+    scheduler: str | None = None,
+    client: Any = None,
+    shared_folder: bool = False,
 ) -> BatchReport:
     """Render variants in worker processes; one variant's failure does not stop the others.
 
-    Up-to-date outputs are skipped unless ``force``. Variants to render are
-    validated first (ManifestError before anything renders). On
-    KeyboardInterrupt the workers are stopped, their temporary files removed,
-    and the interrupt re-raised; finished outputs stay.
+    Every output is checked first (``check_outputs``: nothing overwrites an
+    input or a file this tool did not write), then up-to-date outputs are
+    skipped unless ``force``, and the variants to render are validated
+    (ManifestError before anything renders). On KeyboardInterrupt the
+    workers are stopped, their temporary files removed, and the interrupt
+    re-raised; finished outputs stay.
+
+    Parameters
+    ----------
+    variants
+        From ``expand_manifest``.
+    jobs
+        Local worker processes (default: one per core; at most two per core).
+    force
+        Render even what is up to date.
+    echo
+        Where the per-variant lines go when there are no progress bars.
+    progress
+        Bars on stderr (default: when stderr is a terminal).
+    manifest
+        Named in error messages; also an input that no output may replace.
+    scheduler
+        ``"tcp://HOST:8786"`` or ``"local:N"``: render on a Dask cluster
+        instead of local worker processes (needs ``meditation[cluster]``).
+    client
+        A ``distributed.Client`` to render on (instead of ``scheduler``).
+    shared_folder
+        On a cluster, workers write straight into the output folder (it must
+        be the same path on every worker) instead of returning the bytes.
     """
     from .. import progress as progress_module
 
     started = time.perf_counter()
+    check_outputs(variants, manifest=manifest or None)
     report = BatchReport()
     todo = []
     for v in variants:
@@ -220,19 +256,49 @@ def run_batch(
     if not todo:
         report.seconds = time.perf_counter() - started
         return report
-    jobs = max(1, min(jobs or _default_jobs(), len(todo)))
-    display = Display(len(variants), len(report.skipped), jobs, bars, echo)
+    on_cluster = client is not None or scheduler is not None
+    if on_cluster:
+        from .cluster import render_on_cluster
+
+        display = Display(len(variants), len(report.skipped), 0, bars, echo)
+        work = lambda: render_on_cluster(  # noqa: E731
+            todo, report, display, client=client, scheduler=scheduler, shared_folder=shared_folder, manifest=manifest
+        )
+    else:
+        jobs = _cap_jobs(jobs, len(todo))
+        display = Display(len(variants), len(report.skipped), jobs, bars, echo)
+        work = lambda: _render_all(todo, jobs, report, display, manifest, since)  # noqa: E731
     since = time.time()
     try:
-        _render_all(todo, jobs, report, display, manifest, since)
+        work()
     except KeyboardInterrupt:
         _sweep_temporaries(todo, since)
+        display.close()
         echo(f"interrupted: {len(report.rendered)} rendered before the interrupt are kept; no partial file is left")
         raise
     finally:
         display.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _cap_jobs(jobs: int | None, n_variants: int) -> int:
+    """Workers: as asked, but no more than two per core (each may hold a voice model) nor than variants."""
+    cores = _default_jobs()
+    limit = 2 * cores
+    if jobs is not None and jobs > limit:
+        print(f"meditation: note: -j {jobs} is more than this machine can run at once; using {limit} workers ({cores} cores)", file=sys.stderr)
+    return max(1, min(jobs or cores, limit, n_variants))
+
+
+def report_result(report: BatchReport, display: Display, variant: Variant, state: str, seconds: float, detail: str) -> None:
+    """One line per finished variant, failures on stderr (reported once: here)."""
+    if state == "rendered":
+        report.rendered.append(variant.name)
+        display.line(f"rendered {variant.name} -> {detail} ({seconds:.1f} s)")
+    else:
+        report.failed.append((variant.name, detail))
+        display.line(f"failed: {variant.name}: {detail}", error=True)
 
 
 _DIED = "the worker process died (crash or killed)"
@@ -283,11 +349,7 @@ def _render_all(todo: list[Variant], jobs: int, report: BatchReport, display: Di
                     state, seconds, detail = "failed", 0.0, f"{type(exc).__name__}: {_one_line(exc)}"
                 if state == "rendered":
                     done.add(_speech_group(variant))
-                    report.rendered.append(variant.name)
-                    display.line(f"rendered {variant.name} -> {detail} ({seconds:.1f}s)")
-                else:
-                    report.failed.append((variant.name, detail))
-                    display.line(f"FAILED {variant.name}: {detail}")
+                report_result(report, display, variant, state, seconds, detail)
         for slot in slots:
             slot.pool.shutdown(wait=True)
     except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -123,12 +124,18 @@ def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = 
     naming the file.
     """
     where = f"{manifest}: " if manifest else ""
+    _real_folder.cache_clear()  # folders are resolved once per check, not once per process
     inputs: dict[str, str] = {}
     if manifest:
         inputs[_key(Path(manifest))] = "the manifest"
+    read: set[tuple] = set()
     for v in variants:
-        inputs.setdefault(_key(v.settings.script), f"the script of {_label(v)}")
-        preset = _preset_file_of(v.settings)
+        s = v.settings
+        if (str(s.script), s.soundscape) in read:  # thousands of variants share a few inputs
+            continue
+        read.add((str(s.script), s.soundscape))
+        inputs.setdefault(_key(s.script), f"the script of {_label(v)}")
+        preset = _preset_file_of(s)
         if preset is not None:
             inputs.setdefault(_key(preset), f"the soundscape preset of {_label(v)}")
     outputs: dict[str, str] = {}
@@ -148,13 +155,24 @@ def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = 
         _check_folder(folder, where)
 
 
-def _label(v: Variant) -> str:
-    return v.label or f"variant {v.name!r}"
-
-
 def _key(path: Path) -> str:
     # Symlinks resolved and case folded: one file on case-insensitive disks too.
-    return os.path.normcase(os.path.realpath(path)).casefold()
+    return os.path.normcase(_realpath(os.path.abspath(path))).casefold()
+
+
+def _realpath(path: str) -> str:
+    """os.path.realpath, resolving each folder once (outputs share a few folders)."""
+    folder, name = os.path.split(path)
+    return os.path.join(_real_folder(folder), name) if not os.path.islink(path) else os.path.realpath(path)
+
+
+@functools.lru_cache(maxsize=1024)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def _label(v: Variant) -> str:
+    return v.label or f"variant {v.name!r}"
 
 
 def _preset_file_of(settings: RenderSettings) -> Path | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import os
 import re
@@ -225,21 +226,23 @@ def _combinations(defaults: dict, matrix: dict, tables: list):
 
 @contextlib.contextmanager
 def _interrupts_held():
-    """Hold Ctrl-C while an engine may start its helper process.
+    """Let an engine start its helper process with Ctrl-C ignored.
 
     A terminal's Ctrl-C reaches the whole process group; a helper started
-    with SIGINT blocked keeps it blocked (the mask survives exec), so it
-    cannot print its own traceback; the parent gets the interrupt when this
-    block ends and reports it in one line.
+    while SIGINT is ignored keeps ignoring it (an ignored signal stays
+    ignored across exec, and Python then installs no KeyboardInterrupt
+    handler), so it cannot print its own traceback: the parent reports the
+    interrupt in one line and stops it. A Ctrl-C within this short block
+    (the first voice lookup) is lost; the next one works.
     """
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGINT, previous)
 
 
 def _release_engine_helpers(voices: set[str]) -> None:
@@ -268,10 +271,10 @@ def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
     if settings.soundscape == "none":
         return
     from ..errors import SoundscapeError
-    from ..soundscape import load_preset
 
+    name = _preset_name(settings)
     try:
-        preset = load_preset(_preset_name(settings))
+        preset = _load_preset(name, _stamp(name) if name.lower().endswith(".toml") else None)
     except MeditationError as exc:
         raise ManifestError(f"{where}: soundscape: {_one_line(exc)}") from None
     if settings.layers is not None:
@@ -381,9 +384,32 @@ def _clean(text: str) -> str:
 
 
 def _preset_name(settings: RenderSettings) -> str:
+    """The preset a variant plays: ``auto`` is the script's front matter, else the default."""
     name = settings.soundscape
     if name == "auto":
-        from ..script import read_script
-
-        name = read_script(settings.script).settings.get("soundscape") or "default"
+        name = _front_matter_soundscape(str(settings.script), _stamp(settings.script))
     return name
+
+
+# Thousands of variants share a few scripts and presets: read each once per
+# version of the file (the stamp changes when the file does).
+def _stamp(path: str | Path) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ()
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@functools.lru_cache(maxsize=64)
+def _front_matter_soundscape(script: str, stamp: tuple) -> str:
+    from ..script import read_script
+
+    return read_script(script).settings.get("soundscape") or "default"
+
+
+@functools.lru_cache(maxsize=64)
+def _load_preset(name: str, stamp: tuple | None):
+    from ..soundscape import load_preset
+
+    return load_preset(name)

@@ -70,14 +70,14 @@ def test_a_users_own_files_are_never_replaced(folder, capsys):
     manifest.write_text('output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nseed = 3\n' + FAST, encoding="utf-8")
     # The user's own notes, named like the sidecar.
     (folder / "3.json").write_text('{"my": "notes"}\n', encoding="utf-8")
-    _refused(folder, ["batch", str(manifest)], capsys, "3.json exists and is not the sidecar of 3.wav")
+    _refused(folder, ["batch", str(manifest)], capsys, "sidecar", "3.json' already exists and was not written by meditation")
     (folder / "3.json").unlink()
     # The user's own recording, named like the output, without a sidecar.
     (folder / "3.wav").write_bytes(b"RIFF my own recording")
-    _refused(folder, ["batch", str(manifest), "--force"], capsys, "3.wav exists and was not written by meditation")
-    # A sidecar of ours that names another file does not prove this one is ours.
-    (folder / "3.json").write_text(json.dumps({"output": str(folder / "other.wav"), "settings": {}, "output_bytes": 21}), encoding="utf-8")
-    _refused(folder, ["batch", str(manifest)], capsys, "3.json exists and is not the sidecar of 3.wav")
+    _refused(folder, ["batch", str(manifest), "--force"], capsys, "3.wav' already exists and was not written by meditation")
+    # A sidecar that looks like ours is no proof either: the user may have copied it there.
+    (folder / "3.json").write_text(json.dumps({"output": str(folder / "3.wav"), "settings": {}, "output_bytes": 21}), encoding="utf-8")
+    _refused(folder, ["batch", str(manifest)], capsys, "3.wav' already exists and was not written by meditation")
 
 
 def test_outputs_written_by_the_batch_are_replaced_and_nothing_else_is_touched(folder, capsys):

@@ -11,14 +11,18 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..errors import ManifestError, MeditationError
+from ..errors import ExportError, ManifestError, MeditationError
 from ..settings import RenderSettings
 from .manifest import Variant, _preset_name
 
 __all__ = ["sidecar_path", "is_up_to_date", "check_outputs"]
 
-# Settings that do not change the audio: not compared when deciding to skip.
-_NOT_CONTENT = ("output", "timings", "stems", "cache")
+
+def _not_content() -> frozenset[str]:
+    """Settings that do not change the audio (the schema says so): not compared when deciding to skip."""
+    from ..settings import SCHEMA
+
+    return frozenset(key for key, spec in SCHEMA.items() if not spec.audio)
 
 
 def sidecar_path(output: Path) -> Path:
@@ -45,19 +49,16 @@ def _sha256(path: Path) -> str:
 
 
 def _settings_record(settings: RenderSettings) -> dict:
-    """Every setting as JSON-able values (paths absolute)."""
-    out = {}
-    for key, value in dataclasses.asdict(settings).items():
-        if isinstance(value, Path):
-            value = str(value.resolve())
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[key] = value
-    return out
+    """Every setting by key as JSON-able values, paths absolute (so a record names one file wherever it is read)."""
+    from ..settings import settings_to_dict
+
+    absolute = {f.name: Path(v).resolve() for f in dataclasses.fields(settings) if isinstance(v := getattr(settings, f.name), Path)}
+    return settings_to_dict(dataclasses.replace(settings, **absolute))
 
 
 def _content(record: Mapping) -> dict:
-    return {k: v for k, v in record.items() if k not in _NOT_CONTENT}
+    skip = _not_content()
+    return {k: v for k, v in record.items() if k not in skip}
 
 
 def _fingerprint(settings: RenderSettings, *, authoritative: bool) -> dict:
@@ -119,9 +120,9 @@ def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = 
     Inputs (the manifest, scripts, preset files) are never outputs, no two
     outputs or sidecars of the batch are one file, every output folder is a
     folder (or can be made one) the user may write into, and an existing
-    output or sidecar is replaced only when this tool provably wrote it: its
-    sidecar names the output and records its size. Raises ManifestError
-    naming the file.
+    output or sidecar is replaced only when this tool provably wrote it and
+    nobody changed it since (``meditation.files``' ledger). Raises
+    ManifestError or ExportError naming the variant and the file.
     """
     where = f"{manifest}: " if manifest else ""
     _real_folder.cache_clear()  # folders are resolved once per check, not once per process
@@ -138,8 +139,9 @@ def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = 
         preset = _preset_file_of(s)
         if preset is not None:
             inputs.setdefault(_key(preset), f"the soundscape preset of {_label(v)}")
+    for folder in sorted({Path(v.settings.output).parent for v in variants}):
+        _check_folder(folder, where)
     outputs: dict[str, str] = {}
-    folders: set[Path] = set()
     for v in variants:
         output = Path(v.settings.output)
         for written, what in ((output, "output"), (sidecar_path(output), "sidecar")):
@@ -149,10 +151,7 @@ def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = 
             if key in outputs:
                 raise ManifestError(f"{where}{_label(v)}: {what} {written} is also {outputs[key]}")
             outputs[key] = f"the {what} of {_label(v)}"
-        folders.add(output.parent)
         _check_replaceable(v, where)
-    for folder in sorted(folders):
-        _check_folder(folder, where)
 
 
 def _key(path: Path) -> str:
@@ -185,39 +184,15 @@ def _preset_file_of(settings: RenderSettings) -> Path | None:
 
 
 def _check_replaceable(v: Variant, where: str) -> None:
-    """An existing output or sidecar must be one this tool wrote for this output."""
+    """An existing output or sidecar must be a file meditation wrote and nobody changed since (its ledger)."""
+    from ..files import check_replaceable
+
     output = Path(v.settings.output)
-    sidecar = sidecar_path(output)
-    for path in (output, sidecar):
-        if path.is_dir():
-            raise ManifestError(f"{where}{_label(v)}: {path} is a folder")
-    if not output.exists() and not sidecar.exists():
-        return
-    try:
-        recorded = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        recorded = None
-    ours = isinstance(recorded, dict) and "settings" in recorded and isinstance(recorded.get("output"), str)
-    if not ours or Path(recorded["output"]).name != output.name:
-        if sidecar.exists():
-            raise ManifestError(
-                f"{where}{_label(v)}: {sidecar} exists and is not the sidecar of {output.name}; "
-                "move it away or change the output template"
-            )
-        raise ManifestError(
-            f"{where}{_label(v)}: {output} exists and was not written by meditation (no sidecar {sidecar.name}); "
-            "move it away or change the output template"
-        )
-    if output.exists():
+    for path, what in ((output, "output"), (sidecar_path(output), "sidecar")):
         try:
-            size = output.stat().st_size
-        except OSError:
-            size = -1
-        if recorded.get("output_bytes") != size:
-            raise ManifestError(
-                f"{where}{_label(v)}: {output} has changed since meditation wrote it (its size differs from "
-                f"what {sidecar.name} records); move it away to render it again"
-            )
+            check_replaceable(path, what)
+        except MeditationError as exc:
+            raise ExportError(f"{where}{_label(v)}: {exc}") from None
 
 
 def _check_folder(folder: Path, where: str) -> None:

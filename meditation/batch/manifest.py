@@ -23,34 +23,18 @@ from ..settings import FORMATS, RenderSettings, coerce, resolve_settings
 
 __all__ = ["Variant", "expand_manifest", "validate_variant", "count_variants", "MAX_VARIANTS"]
 
-# Manifest keys: the long options of `meditation render` that shape one output, _ for -.
-_KEYS = {
-    "script",
-    "voice",
-    "rate",
-    "pause_scale",
-    "duration",
-    "lead_in",
-    "tail",
-    "soundscape",
-    "layers",
-    "seed",
-    "loudness",
-    "sample_rate",
-    "title",
-    "artist",
-}
-_FIELD_OF = {"lead_in": "lead_in_s", "tail": "tail_s", "loudness": "loudness_lufs", "duration": "duration_s"}
-
-
 def manifest_keys() -> frozenset[str]:
-    """The keys a manifest may set per variant."""
-    return frozenset(_KEYS)
+    """The keys a manifest may set per variant: every setting the schema declares for manifests."""
+    from ..settings import Use, specs_for
+
+    return frozenset(spec.key for spec in specs_for(Use.MANIFEST))
 
 
 def field_of(key: str) -> str:
     """The RenderSettings field a manifest key sets."""
-    return _FIELD_OF.get(key, key)
+    from ..settings import spec_of
+
+    return spec_of(key).name
 
 
 @dataclass(frozen=True)

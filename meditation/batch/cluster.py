@@ -41,7 +41,7 @@ from .display import Display
 from .freshness import sidecar_path
 from .manifest import Variant, _one_line, validate_variant
 
-__all__ = ["parse_scheduler", "require_distributed", "render_on_cluster"]
+__all__ = ["parse_scheduler", "require_distributed", "render_on_cluster", "Connection"]
 
 _INSTALL = "--scheduler needs Dask's distributed scheduler: pip install 'meditation[cluster]'"
 
@@ -256,11 +256,75 @@ def _speech_first(todo: Sequence[Variant]) -> list[Variant]:
     return firsts + rest
 
 
+_LOCAL_CONFIG = {
+    "distributed.worker.daemon": False,
+    # The statistical profiler samples the render thread's stack every 10 ms,
+    # holding the GIL each time: a render in a worker took 3x as long with it.
+    "distributed.worker.profile.enabled": False,
+    # Dask sets MALLOC_TRIM_THRESHOLD_ in new workers; any explicit malloc
+    # threshold stops glibc from adapting its mmap threshold, so every large
+    # array is mapped and unmapped afresh: renders took 1.7x as long.
+    "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
+}
+
+
+class Connection:
+    """Connect to a scheduler (or start a LocalCluster) in the background, closed by ``close``.
+
+    Started before the manifest is read, the workers start and import the
+    renderer (``dask_setup``) while this process expands and checks the
+    manifest, instead of after.
+    """
+
+    def __init__(self, scheduler: str):
+        parse_scheduler(scheduler)
+        self.scheduler = scheduler
+        self._context = None
+        self._client = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._connect, name="meditation-connect", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> None:
+        if hasattr(signal, "pthread_sigmask"):
+            # This thread and Dask's threads it starts leave Ctrl-C to the main thread.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self._context = _connected(None, self.scheduler)
+            self._client = self._context.__enter__()
+        except BaseException as exc:  # handed to the main thread by client()
+            self._error = exc
+
+    def client(self) -> Any:
+        """The connected client (waits for the connection)."""
+        while self._thread.is_alive():
+            self._thread.join(0.1)  # short waits: Ctrl-C is handled between them
+        if self._error is not None:
+            raise self._error
+        return self._client
+
+    def close(self) -> None:
+        """Close the client and the LocalCluster, if any (waits for a connection under way)."""
+        while self._thread.is_alive():
+            self._thread.join(0.1)
+        if self._context is not None and self._client is not None:
+            context, self._context = self._context, None
+            context.__exit__(None, None, None)
+
+
+def dask_setup(worker) -> None:
+    """Run by each LocalCluster worker as it starts (``preload``): import what every render needs."""
+    from .. import render, soundscape  # noqa: F401
+
+
 @contextlib.contextmanager
-def _connected(client: Any, scheduler: str | None) -> Iterator[Any]:
+def _connected(client: Any, scheduler: Any) -> Iterator[Any]:
     """The given client, or one to the scheduler (a LocalCluster for local:N), closed afterwards."""
     if client is not None:
         yield client
+        return
+    if isinstance(scheduler, Connection):
+        yield scheduler.client()  # its owner closes it
         return
     import dask
     from distributed import Client, LocalCluster
@@ -268,19 +332,21 @@ def _connected(client: Any, scheduler: str | None) -> Iterator[Any]:
     kind, where = parse_scheduler(scheduler)
     # Workers must be allowed children (the pyttsx3 voice speaks in one),
     # including those the nanny restarts after a worker died: for the cluster's life.
-    with dask.config.set({"distributed.worker.daemon": False}):
+    with dask.config.set(_LOCAL_CONFIG):
         with _interrupts_blocked():
             try:
                 if kind == "local":
                     cluster = LocalCluster(
-                        n_workers=where, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+                        n_workers=where, threads_per_worker=1, processes=True, dashboard_address=":0",
+                        silence_logs=logging.ERROR, preload=[__name__],
                     )
                     client = Client(cluster)
                 else:
                     cluster = None
                     client = Client(where, timeout="20s")
-            except OSError as exc:
-                raise MeditationError(f"--scheduler {scheduler}: cannot reach the scheduler: {_one_line(exc)}") from None
+            except (OSError, RuntimeError, TimeoutError) as exc:  # unreachable, or workers that would not start
+                what = "cannot start the local cluster" if kind == "local" else "cannot reach the scheduler"
+                raise MeditationError(f"--scheduler {scheduler}: {what}: {_one_line(exc)}") from None
         try:
             yield client
         finally:

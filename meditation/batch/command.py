@@ -47,6 +47,19 @@ def run_batch_cli(args) -> int:
             raise MeditationError("-j counts local worker processes; with --scheduler the cluster's workers render (local:N sets their number)")
     elif shared:
         raise MeditationError("--shared-folder only means something with --scheduler")
+    connection = None
+    if scheduler is not None and not args.dry_run:
+        from .cluster import Connection
+
+        connection = Connection(scheduler)  # the workers start while the manifest is read and checked
+    try:
+        return _run(args, max_variants, connection, shared)
+    finally:
+        if connection is not None:
+            connection.close()
+
+
+def _run(args, max_variants, connection, shared) -> int:
     from .freshness import check_outputs, is_up_to_date
     from .manifest import expand_manifest, validate_variant
     from .runner import run_batch
@@ -61,7 +74,7 @@ def run_batch_cli(args) -> int:
             print(f"{state:>10}  {v.name}  -> {v.settings.output}")
         return 0
     report = run_batch(
-        variants, jobs=args.jobs, force=args.force, manifest=args.manifest, scheduler=scheduler, shared_folder=shared
+        variants, jobs=args.jobs, force=args.force, manifest=args.manifest, scheduler=connection, shared_folder=shared
     )
     print(report.summary())  # each failure was reported once, as it happened
     return 1 if report.failed else 0

@@ -202,7 +202,7 @@ def run_batch(
     echo: Callable[[str], Any] = print,
     progress: bool | None = None,
     manifest: str | Path = "",
-    scheduler: str | None = None,
+    scheduler: Any = None,
     client: Any = None,
     shared_folder: bool = False,
 ) -> BatchReport:
@@ -230,8 +230,9 @@ def run_batch(
     manifest
         Named in error messages; also an input that no output may replace.
     scheduler
-        ``"tcp://HOST:8786"`` or ``"local:N"``: render on a Dask cluster
-        instead of local worker processes (needs ``meditation[cluster]``).
+        ``"tcp://HOST:8786"`` or ``"local:N"`` (or a ``cluster.Connection``
+        to one): render on a Dask cluster instead of local worker processes
+        (needs ``meditation[cluster]``).
     client
         A ``distributed.Client`` to render on (instead of ``scheduler``).
     shared_folder

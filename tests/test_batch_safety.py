@@ -148,6 +148,12 @@ def test_a_defaults_only_manifest_is_one_file_named_after_its_script(folder):
     assert variant.settings.output == folder / "short.mp3"
 
 
+def test_a_manifest_nested_thousands_deep_is_one_line(folder, capsys):
+    manifest = folder / "m.toml"
+    manifest.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    _refused(folder, ["batch", str(manifest)], capsys, "m.toml: manifest is nested too deeply")
+
+
 # --- item 9: bounded size and workers ---------------------------------------------------------
 
 

@@ -26,3 +26,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     # The end-to-end render cannot be faster than the voice alone speaking the text.
     assert data["overhead_ratio"] > 0.8
     assert "overhead ratio" in result.stdout
+    # Every output format's encoder is timed beside lameenc.
+    formats = data["formats"]["encoders"]
+    assert {"lameenc (in process)", ".m4a (render: PyAV AAC)", ".opus (render: soxr + PyAV)"} <= set(formats)
+    assert all(math.isfinite(v["rtf"]) and v["rtf"] > 0 for v in formats.values())

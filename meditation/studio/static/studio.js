@@ -213,7 +213,8 @@ function refreshControls() {
     const set = c.key in state.values;
     input.parentElement.classList.toggle("set", set);
     input.parentElement.nextElementSibling.classList.toggle("shown", set);
-    input.value = set ? String(state.values[c.key]) : "";
+    // A background refresh (the as-you-type check) must not undo what the user is typing.
+    if (document.activeElement !== input) input.value = set ? String(state.values[c.key]) : "";
     const fm = state.frontMatter[c.key];
     let shown;
     if (fm !== undefined) shown = `${fm} (script)`;
@@ -252,8 +253,11 @@ function currentPreset() {
 // as a preset file in the folder, which then becomes the soundscape setting.
 function drawLayers() {
   const box = $("layers");
-  box.replaceChildren();
   const preset = currentPreset();
+  const drawn = JSON.stringify([preset, state.values.layers || null]);
+  if (box.dataset.drawn === drawn) return; // unchanged: keep the inputs (and the one being typed in)
+  box.dataset.drawn = drawn;
+  box.replaceChildren();
   $("preset-name").textContent = preset ? `of ${preset.name}` : "(narration alone)";
   if (!preset) return;
   const chosen = state.values.layers ? String(state.values.layers).split(",") : null;

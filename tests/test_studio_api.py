@@ -217,6 +217,11 @@ def test_controls_carry_the_command_lines_defaults(client):
     assert controls["lead_in"]["default"] == defaults.lead_in_s
     assert controls["loudness"]["default"] == defaults.loudness_lufs
     assert controls["seed"]["default"] == defaults.seed
+    # Every render setting that is not a file has a control (a new setting appears by itself).
+    from meditation.settings import Use, specs_for
+
+    assert set(controls) == {s.key for s in specs_for(Use.RENDER) if s.role is None} - {"cache", "bed_level"}
+    assert controls["rate"]["min"] == 0.5 and controls["rate"]["max"] == 2.0
     assert "piper:joe" in options["voices"] and any(v.startswith("pyttsx3:") for v in options["voices"])
     assert {"dream", "stream", "default"} <= {p["name"] for p in options["presets"]}
     assert options["dream"].startswith("---")

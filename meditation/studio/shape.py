@@ -19,8 +19,9 @@ __all__ = ["controls", "resolve", "effective_preset", "command_line", "preview_t
 
 # The settings the Shape panel offers: every render setting that shapes the sound or its tags.
 # Files the render writes besides the track (timings, stems) are the studio's business, the
-# output is a download, the script is the editor, and the speech cache is always used.
-_NOT_SHAPE = ("script", "output", "timings", "stems", "cache")
+# output is a download, the script is the editor, and the speech cache is always used. Input
+# files (a cover, a recorded bed) are not offered yet, and so neither is the bed's level.
+_NOT_SHAPE = ("script", "output", "timings", "stems", "cache", "bed_level")
 
 
 def _specs():

@@ -220,7 +220,7 @@ function refreshControls() {
     if (fm !== undefined) shown = `${fm} (script)`;
     else if (c.shown === null || c.shown === undefined) {
       const said = /\(default: ([^)]*)\)/.exec(c.help); // "title tag (default: the script's title)"
-      shown = c.kind === "duration" ? "off (e.g. 10m)" : said ? said[1] : "";
+      shown = said ? said[1] : c.kind === "duration" ? "off (e.g. 10m)" : "";
     }
     else shown = `${c.shown} (default)`;
     if (c.kind === "bool" && fm === undefined) shown = `${c.default ? "on" : "off"} (default)`;

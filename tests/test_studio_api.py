@@ -220,7 +220,8 @@ def test_controls_carry_the_command_lines_defaults(client):
     # Every render setting that is not a file has a control (a new setting appears by itself).
     from meditation.settings import Use, specs_for
 
-    assert set(controls) == {s.key for s in specs_for(Use.RENDER) if s.role is None} - {"cache", "bed_level"}
+    assert set(controls) == ({s.key for s in specs_for(Use.RENDER) if s.role is None} - {"cache"}) | {"cover", "bed"}
+    assert controls["cover"]["kind"] == "file" and options["inputs"] == {"cover": [], "bed": []}
     assert controls["rate"]["min"] == 0.5 and controls["rate"]["max"] == 2.0
     assert "piper:joe" in options["voices"] and any(v.startswith("pyttsx3:") for v in options["voices"])
     assert {"dream", "stream", "default"} <= {p["name"] for p in options["presets"]}
@@ -322,6 +323,23 @@ def test_a_soundscape_file_outside_the_folder_is_refused(client, folder):
     in_front_matter = SHORT.replace("soundscape: none", "soundscape: ../evil.toml")
     assert client.post("/api/jobs", json={"kind": "render", "text": in_front_matter, "values": {}, "format": "wav"}).status_code == 403
     assert not client.studio["queue"].jobs
+
+
+def test_files_a_render_reads_must_lie_inside_the_folder(client, folder):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "navy").save(folder.parent / "secret.png")
+    Image.new("RGB", (8, 8), "navy").save(folder / "cover.png")
+    for place in ("values", "front matter"):
+        for bad in ("../secret.png", str(folder.parent / "secret.png")):
+            text, values = (SHORT, {"cover": bad}) if place == "values" else (SHORT.replace("tail: 1", f"tail: 1\ncover: {bad}"), {})
+            response = client.post("/api/jobs", json={"kind": "render", "text": text, "values": values, "format": "mp3"})
+            assert response.status_code == 403, (place, bad, response.text)
+    assert client.post("/api/jobs", json={"kind": "render", "text": SHORT, "values": {"bed": "notes.txt"}, "format": "mp3"}).status_code == 400
+    assert client.get("/api/options").json()["inputs"]["cover"] == ["cover.png"]
+    job = _submit(client, values={"cover": "cover.png"}, format="mp3")
+    client.post(f"/api/jobs/{job['id']}/cancel")
+    assert len(client.studio["queue"].jobs) == 1
 
 
 # --- renders --------------------------------------------------------------------

@@ -84,6 +84,7 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
                 "default_voice": DEFAULT_VOICE,
                 "presets": presets,
                 "controls": shape.controls(),
+                "inputs": {key: files.list_inputs(folder, suffixes) for key, suffixes in shape.INPUT_SUFFIXES.items()},
                 "formats": list(shape.formats()),
                 "dream": dream.read_text(encoding="utf-8"),
                 "folder": str(folder),

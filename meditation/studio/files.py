@@ -21,6 +21,7 @@ __all__ = [
     "safe_path",
     "list_files",
     "list_presets",
+    "list_inputs",
     "read_text",
     "write_text",
     "save_settings",
@@ -163,6 +164,21 @@ def add_variant(root: Path, relative: str, values: Mapping[str, Any], *, script:
         Path(temp).unlink(missing_ok=True)
     write_text(root, relative, new, overwrite=True, suffixes=SETTINGS_SUFFIXES)
     return path, count
+
+
+def list_inputs(root: Path, suffixes: tuple[str, ...]) -> list[str]:
+    """Relative paths of the folder's files with these suffixes (cover images, recordings)."""
+    base = root.resolve()
+    found = []
+    for folder, dirs, names in os.walk(base):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve().is_relative_to(base))
+        for name in sorted(names):
+            path = Path(folder) / name
+            if not name.startswith(".") and path.suffix.lower() in suffixes and path.resolve().is_relative_to(base):
+                found.append(path.relative_to(base).as_posix())
+        if len(found) > 500:
+            break
+    return found
 
 
 def list_presets(root: Path) -> list[dict]:

@@ -18,16 +18,23 @@ from ..settings import RenderSettings, resolve_settings
 __all__ = ["controls", "resolve", "effective_preset", "command_line", "preview_text", "formats", "SETTING_KEYS"]
 
 # The settings the Shape panel offers: every render setting that shapes the sound or its tags.
-# Files the render writes besides the track (timings, stems) are the studio's business, the
-# output is a download, the script is the editor, and the speech cache is always used. Input
-# files (a cover, a recorded bed) are not offered yet, and so neither is the bed's level.
-_NOT_SHAPE = ("script", "output", "timings", "stems", "cache", "bed_level")
+# Files the render writes besides the track (timings, stems, captions, a plot) are the studio's
+# business, the output is a download, the script is the editor, and the speech cache is always
+# used. Files a render reads (a cover, a recorded bed) are chosen among the folder's files.
+_NOT_SHAPE = ("script", "output", "cache")
+
+INPUT_SUFFIXES = {"cover": (".png", ".jpg", ".jpeg"), "bed": (".wav", ".flac", ".ogg", ".mp3")}
+"""Files each input setting may name, inside the studio's folder."""
 
 
 def _specs():
-    from ..settings import Use, specs_for
+    from ..settings import Role, Use, specs_for
 
-    return [spec for spec in specs_for(Use.RENDER) if spec.key not in _NOT_SHAPE and spec.role is None]
+    return [
+        spec
+        for spec in specs_for(Use.RENDER)
+        if spec.key not in _NOT_SHAPE and (spec.role is None or (spec.role is Role.INPUT and spec.key in INPUT_SUFFIXES))
+    ]
 
 
 def formats() -> tuple[str, ...]:
@@ -47,7 +54,7 @@ def controls() -> list[dict]:
 
     out = []
     for spec in _specs():
-        kind = {"voice": "voice", "soundscape": "soundscape"}.get(spec.key) or {
+        kind = {"voice": "voice", "soundscape": "soundscape", **{k: "file" for k in INPUT_SUFFIXES}}.get(spec.key) or {
             Kind.NAMES: "layers",
             Kind.DURATION: "duration",
             Kind.NUMBER: "number",
@@ -71,6 +78,8 @@ def controls() -> list[dict]:
             control.update(min=spec.low, max=spec.high, range=describe_range(spec))
         if spec.choices:
             control["choices"] = list(spec.choices)
+        if kind == "file":
+            control["suffixes"] = list(INPUT_SUFFIXES[spec.key])
         out.append(control)
     return out
 
@@ -105,12 +114,31 @@ def resolve(text: str, values: Mapping[str, Any], *, name: str, output: Path, fo
     labels = {key: SCHEMA[key].option for key in cleaned}  # messages name options, as on the command line
     settings = resolve_settings({**cleaned, "script": Path(name), "output": output}, script, labels=labels)
     if folder is not None:
-        settings = settings.replace(soundscape=soundscape_in(folder, settings.soundscape))
+        settings = settings.replace(soundscape=soundscape_in(folder, settings.soundscape), **inputs_in(folder, settings))
     from ..voices import resolve_voice
 
     settings = settings.replace(voice=resolve_voice(settings.voice))
     effective_preset(settings)
     return settings, script
+
+
+def inputs_in(folder: Path, settings: RenderSettings) -> dict[str, Path]:
+    """The files a render would read (cover, bed), each made absolute and checked to lie inside ``folder``.
+
+    Whether set on the page or in the script's front matter: nothing outside the folder is read.
+    """
+    from ..settings import SCHEMA, Role
+    from .files import safe_path
+
+    inside = {}
+    for spec in SCHEMA.values():
+        value = getattr(settings, spec.name)
+        if spec.role is not Role.INPUT or spec.key == "script" or value is None:
+            continue
+        if spec.key not in INPUT_SUFFIXES:
+            raise SettingsError(f"{spec.key} cannot be used in the studio yet")
+        inside[spec.name] = safe_path(folder, str(value), INPUT_SUFFIXES[spec.key]).resolve()
+    return inside
 
 
 def soundscape_in(folder: Path, value: str) -> str:

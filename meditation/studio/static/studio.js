@@ -168,10 +168,11 @@ function buildControls() {
     const wrap = document.createElement("div");
     wrap.className = "control";
     let input;
-    if (["voice", "soundscape", "choice", "bool"].includes(c.kind)) {
+    if (["voice", "soundscape", "choice", "bool", "file"].includes(c.kind)) {
       input = document.createElement("select");
       const choices = c.kind === "voice" ? state.options.voices
         : c.kind === "soundscape" ? soundscapeChoices()
+        : c.kind === "file" ? state.options.inputs[c.key] || [] // files of the folder only
         : c.kind === "bool" ? ["true", "false"] : c.choices;
       input.appendChild(new Option("", ""));
       for (const v of choices) input.appendChild(new Option(c.kind === "bool" ? (v === "true" ? "on" : "off") : String(v), String(v)));

@@ -227,6 +227,8 @@ def test_keep_saves_and_opens_scripts_settings_and_manifest_entries(page, studio
     import tomllib
 
     _, folder = studio
+    asked = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     _write(page, SCRIPT, name="keep.md")
     page.fill("#c-rate", "0.8")
     page.dispatch_event("#c-rate", "change")
@@ -251,12 +253,12 @@ def test_keep_saves_and_opens_scripts_settings_and_manifest_entries(page, studio
     assert page.input_value("#script") == SCRIPT
     page.select_option("#open", "keep.toml")
     page.wait_for_function("document.getElementById('c-rate').value === '0.8'")
-    # Saving over a file asks first.
+    # Saving over a file asks first (Ctrl+S saves, as in any editor).
     page.fill("#script", SCRIPT + "\nOne more line.\n")
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.click("#save")
+    page.keyboard.press("Control+s")
     page.wait_for_function("document.getElementById('keep-status').textContent === 'saved keep.md'")
     assert (folder / "keep.md").read_text().endswith("One more line.\n")
+    assert asked == ["The script has unsaved changes. Open another and lose them?", "keep.md exists. Replace it?"]
 
 
 def test_cancel_in_the_page_leaves_nothing(page, studio):

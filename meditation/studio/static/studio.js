@@ -545,7 +545,9 @@ async function openFile(path) {
   try {
     const data = await api("/api/file?path=" + encodeURIComponent(path));
     if (data.text !== undefined) {
+      if (editor.value !== state.savedText && !confirm("The script has unsaved changes. Open another and lose them?")) return;
       editor.value = data.text;
+      state.savedText = data.text;
       $("name").value = data.path;
       $("settings-path").value = data.path.replace(/\.[^.]+$/, ".toml");
       drawGutter();
@@ -577,6 +579,7 @@ async function start() {
   for (const f of state.options.formats) $("format").appendChild(new Option(f.toUpperCase(), f));
   buildControls();
   editor.value = state.options.dream;
+  state.savedText = editor.value; // the dream ships with the package: nothing to lose yet
   editor.setSelectionRange(0, 0);
   drawGutter();
   refreshControls();
@@ -611,13 +614,23 @@ async function start() {
     player.currentTime = Math.max(0, Math.min(1, frac)) * parseFloat(svg.dataset.duration);
   });
 
-  $("save").addEventListener("click", async () => {
+  const save = async () => {
+    const text = editor.value;
     try {
-      const r = await saveWithConfirm("/api/script", { path: $("name").value, text: editor.value });
+      const r = await saveWithConfirm("/api/script", { path: $("name").value, text });
+      state.savedText = text;
       keepStatus(`saved ${r.path}`);
       refreshFiles();
     } catch (e) { keepStatus(e.message, true); }
+  };
+  $("save").addEventListener("click", save);
+  // Writers' keys: Ctrl+S saves, Ctrl+Enter previews the scene under the cursor.
+  document.addEventListener("keydown", (e) => {
+    if (!(e.ctrlKey || e.metaKey)) return;
+    if (e.key === "s") { e.preventDefault(); save(); }
+    else if (e.key === "Enter") { e.preventDefault(); startJob("preview"); }
   });
+  window.addEventListener("beforeunload", (e) => { if (editor.value !== state.savedText) e.preventDefault(); });
   $("open").addEventListener("change", () => { const p = $("open").value; if (p) openFile(p); $("open").value = ""; });
   $("save-settings").addEventListener("click", async () => {
     try {

@@ -225,6 +225,7 @@ function refreshControls() {
     }
     else shown = `${c.shown} (default)`;
     if (c.kind === "bool" && fm === undefined) shown = `${c.default ? "on" : "off"} (default)`;
+    if (c.kind === "file" && fm === undefined) shown = "none";
     if (input.tagName === "SELECT") input.options[0].textContent = shown || "(default)";
     else input.placeholder = shown;
   }

@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--no-cache", dest="cache", action="store_false", default=True, help="do not reuse cached speech")
     cache = sub.add_parser("cache", help="manage the speech cache")
     cache.add_argument("action", choices=["clear", "path"])
+    # The web studio (issue 12): its own options, not render settings.
+    studio = sub.add_parser("studio", help="write, shape and hear a meditation in a local web page")
+    studio.add_argument("--dir", default=".", help="folder the studio may read and write (default: the current one)")
+    studio.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0 picks a free one)")
+    studio.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this computer only)")
+    studio.add_argument("--open", action="store_true", help="open the page in a web browser")
     _plot_parser(sub)
     return parser
 
@@ -185,6 +191,23 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_studio(args: argparse.Namespace) -> int:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise MeditationError('the studio needs its extra: pip install "meditation[studio]"') from None
+    from .studio import serve
+
+    if not 0 <= args.port <= 65535:
+        raise MeditationError(f"--port {args.port} is out of range (0 to 65535)")
+    try:
+        serve(args.dir, host=args.host, port=args.port, open_browser=args.open)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 # --- meditation plot TIMINGS.json -o plan.png ----------------------------------
 
 
@@ -215,4 +238,5 @@ _COMMANDS = {
     "soundscapes": _cmd_soundscapes,
     "batch": _cmd_batch,
     "cache": _cmd_cache,
+    "studio": _cmd_studio,
 }

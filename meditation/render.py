@@ -26,7 +26,8 @@ from .progress import progress
 from .script import Script, read_script
 from .settings import RenderSettings, settings_to_dict
 from .speech import synthesize
-from .timeline import Timeline, fit_pause_scale, layout, plan_segments
+from .segments import plan_segments
+from .timeline import Timeline, fit_pause_scale, layout
 
 __all__ = ["RenderResult", "render", "render_ambient", "master_to_file"]
 
@@ -74,7 +75,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     planned = plan_segments(script, rate=settings.rate)
     cache = SpeechCache() if settings.cache else None
     audio = synthesize(
-        [s.text for s in planned], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
+        [s.text for s in planned if s.spoken], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
     )
     pause_scale = settings.pause_scale
     if settings.duration_s is not None:

@@ -138,7 +138,7 @@ def bench(quick: bool, runs: int) -> dict:
     from meditation import speech as speech_stage
     from meditation.export import AudioWriter
     from meditation.mix import VoiceBus, limit_crest, mix_chunks
-    from meditation.render import RenderSettings, master_to_file, render
+    from meditation.render import RenderSettings, render
     from meditation.script import read_script
     from meditation.soundscape import plan_ambience
     from meditation.timeline import layout, plan_segments

@@ -1,17 +1,28 @@
-"""Mastering: loudness measurement (ITU-R BS.1770-4) and a true-peak limiter.
+"""Stage 7: mastering — loudness measurement (ITU-R BS.1770-4), gain, a
+true-peak limiter, and the passes that write the output (and stems).
 
-Both stream: they see the track chunk by chunk, so memory does not grow with
-its length. The meter reuses pyloudnorm's K-weighting filter design (a
+Everything streams: it sees the track chunk by chunk, so memory does not grow
+with its length. The meter reuses pyloudnorm's K-weighting filter design (a
 maintained reference) but runs the filters with carried state and keeps only
 one mean-square value per 100 ms, which pyloudnorm's whole-array API cannot.
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage, signal
 
-__all__ = ["LoudnessMeter", "TruePeakLimiter", "integrated_loudness", "true_peak_db"]
+from .export import AudioWriter
+from .progress import progress
+
+if TYPE_CHECKING:
+    from .settings import RenderSettings
+
+__all__ = ["LoudnessMeter", "TruePeakLimiter", "integrated_loudness", "true_peak_db", "master_to_file"]
 
 _BLOCK_S = 0.4
 _HOP_S = 0.1
@@ -226,3 +237,150 @@ class TruePeakLimiter:
 def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average of odd width, edges held."""
     return ndimage.uniform_filter1d(x, size=width, mode="nearest")
+
+
+# MP3 decoders can overshoot the encoder's input by a few tenths of a dB:
+# limit lossy formats a little lower so the decoded file still meets the ceiling.
+_LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7}
+
+
+def master_to_file(
+    chunks, settings: RenderSettings, *, title: str, total: int, stems: Path | None = None, voice: bool = True
+) -> tuple[float, float]:
+    """Measure, normalize, limit and encode the mix; returns (loudness LUFS, true peak dBTP) of the output.
+
+    ``chunks(keep_layers)`` must start a fresh, identical stream of MixChunks
+    each time it is called.
+    """
+    sr = settings.sample_rate
+    meter = LoudnessMeter(sr)
+    # Short tracks keep the measured mix in a temporary file, so the later
+    # passes read it back instead of synthesizing and mixing it again; long
+    # ones (hours of ambience) regenerate it, keeping disk use bounded.
+    spool = tempfile.TemporaryFile(prefix="meditation-mix-") if stems is None and total <= _SPOOL_MAX_S * sr else None
+    with progress("measure", total / sr, "s") as bar:
+        for chunk in chunks(False):
+            meter.feed(chunk.mix)
+            if spool is not None:
+                spool.write(np.ascontiguousarray(chunk.mix, dtype=np.float32).tobytes())
+            bar.update(len(chunk.mix) / sr)
+    measured = meter.integrated_lufs()
+    if spool is None:
+        return _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice)
+    with spool:
+        return _normalize_limit_encode(_replay(spool, total), settings, title, stems, measured, total, voice)
+
+
+def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice) -> tuple[float, float]:
+    target = settings.loudness_lufs
+    gain = 1.0 if not np.isfinite(measured) else 10 ** ((target - measured) / 20)
+    # The limiter shaves peaks and with them some loudness. Usually that
+    # stays within tolerance; when it does not (speech-sparse tracks need
+    # their speech loud), correct the gain with limited trial passes that
+    # are measured but not encoded, then encode once more.
+    loudness, peak, committed = _final(chunks, settings, title, stems, gain, total, voice, commit_if=target)
+    if committed:
+        return loudness, peak
+    for _ in range(_MAX_TRIALS):
+        gain *= 10 ** ((target - loudness) / 20)
+        loudness, _ = _limit_and_encode(chunks, None, settings, gain, total, voice=voice)
+        if abs(loudness - target) <= _LOUDNESS_TOLERANCE_LU:
+            break
+    gain *= 10 ** ((target - loudness) / 20)
+    loudness, peak, _ = _final(chunks, settings, title, stems, gain, total, voice)
+    return loudness, peak
+
+
+_SPOOL_MAX_S = 30 * 60
+
+
+def _replay(spool, total: int):
+    """A ``chunks`` function that reads the spooled mix back, chunk by chunk."""
+    from .mix import CHUNK, MixChunk
+
+    def chunks(keep_layers: bool):
+        spool.seek(0)
+        for start in range(0, total, CHUNK):
+            n = min(CHUNK, total - start)
+            mix = np.frombuffer(spool.read(n * 8), dtype=np.float32).reshape(n, 2)
+            yield MixChunk(start, mix, None, {})
+
+    return chunks
+
+
+def _final(chunks, settings, title, stems, gain, total, voice, commit_if: float | None = None) -> tuple[float, float, bool]:
+    """A pass that writes the files; with ``commit_if``, kept only when the loudness is within tolerance of it."""
+    writers = _Writers(settings, title, stems)
+    try:
+        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, total, voice=voice)
+    except BaseException:
+        writers.discard()
+        raise
+    if commit_if is not None and np.isfinite(loudness) and abs(loudness - commit_if) > _LOUDNESS_TOLERANCE_LU:
+        writers.discard()
+        return loudness, peak, False
+    writers.commit()
+    return loudness, peak, True
+
+
+_MAX_TRIALS = 3
+
+
+_LOUDNESS_TOLERANCE_LU = 0.4
+
+
+class _Writers:
+    """The output file and, if asked, one stem file per part; committed or discarded together."""
+
+    def __init__(self, settings: RenderSettings, title: str, stems: Path | None):
+        self.main = AudioWriter(settings.output, sample_rate=settings.sample_rate, title=title, artist=settings.artist)
+        self.folder = stems
+        self.stems: dict[str, AudioWriter] = {}
+        self.sample_rate = settings.sample_rate
+        if stems is not None:
+            stems.mkdir(parents=True, exist_ok=True)
+
+    def write_stems(self, chunk, gain: float, *, voice: bool = True) -> None:
+        parts = {"voice": chunk.voice, **chunk.layers} if voice else chunk.layers
+        for name, audio in parts.items():
+            if name not in self.stems:
+                self.stems[name] = AudioWriter(self.folder / f"{name}.wav", sample_rate=self.sample_rate)
+            self.stems[name].write(audio * np.float32(gain))
+
+    def commit(self) -> None:
+        for w in self.stems.values():
+            w.commit()
+        self.main.commit()
+
+    def discard(self) -> None:
+        self.main._discard()
+        for w in self.stems.values():
+            w._discard()
+
+
+def _limit_and_encode(chunks, writers: _Writers, settings: RenderSettings, gain: float, total: int, *, voice: bool) -> tuple[float, float]:
+    sr = settings.sample_rate
+    margin = _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
+    limiter = TruePeakLimiter(sr, ceiling_db=settings.true_peak_db - margin)
+    meter = LoudnessMeter(sr)
+    peak = -np.inf
+
+    def emit(block: np.ndarray) -> None:
+        nonlocal peak
+        if len(block):
+            if writers is not None:
+                writers.main.write(block)
+                # A block whose samples stay 6 dB under the peak so far cannot raise it.
+                if 20 * np.log10(float(np.abs(block).max()) + 1e-20) + 6.0 > peak:
+                    peak = max(peak, true_peak_db(block))
+            meter.feed(block)
+
+    keep = writers is not None and writers.folder is not None
+    with progress("master", total / sr, "s") as bar:
+        for chunk in chunks(keep):
+            if keep:
+                writers.write_stems(chunk, gain, voice=voice)
+            emit(limiter.process(chunk.mix * np.float32(gain)))
+            bar.update(len(chunk.mix) / sr)
+        emit(limiter.flush())
+    return meter.integrated_lufs(), float(peak)

@@ -119,10 +119,11 @@ def _widen_pipe(stream) -> None:
 class _SoundfileEncoder(_Encoder):
     _FORMATS = {".wav": ("WAV", "PCM_24"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
 
-    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str):
+    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str, subtype: str | None = None):
         import soundfile
 
-        fmt, subtype = self._FORMATS[suffix]
+        fmt, default_subtype = self._FORMATS[suffix]
+        subtype = subtype or default_subtype
         self._sf = soundfile.SoundFile(file, "w", sample_rate, channels, subtype=subtype, format=fmt)
 
     def write(self, chunk: np.ndarray) -> None:
@@ -141,7 +142,10 @@ class _SoundfileEncoder(_Encoder):
 class AudioWriter:
     """Write ``(n, channels)`` float chunks to ``path``; the file appears only on success."""
 
-    def __init__(self, path: Path, *, sample_rate: int, channels: int = 2, title: str | None = None, artist: str | None = None):
+    def __init__(
+        self, path: Path, *, sample_rate: int, channels: int = 2, title: str | None = None, artist: str | None = None, subtype: str | None = None
+    ):
+        """``subtype``: a soundfile subtype for WAV/FLAC instead of 24-bit PCM (stems use ``"FLOAT"``)."""
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in ENCODERS:
@@ -155,7 +159,8 @@ class AudioWriter:
         self._tmp = Path(tmp)
         self._file = os.fdopen(fd, "w+b")
         try:
-            self._encoder = ENCODERS[suffix](self._file, self._tmp, sample_rate, channels, suffix)
+            extra = {"subtype": subtype} if subtype else {}
+            self._encoder = ENCODERS[suffix](self._file, self._tmp, sample_rate, channels, suffix, **extra)
         except Exception:
             self._discard()
             raise

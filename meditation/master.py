@@ -10,6 +10,7 @@ one mean-square value per 100 ms, which pyloudnorm's whole-array API cannot.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from .progress import progress
 if TYPE_CHECKING:
     from .settings import RenderSettings
 
-__all__ = ["LoudnessMeter", "TruePeakLimiter", "integrated_loudness", "true_peak_db", "master_to_file"]
+__all__ = ["LoudnessMeter", "TruePeakLimiter", "integrated_loudness", "true_peak_db", "master_to_file", "Mastered", "GainSearch", "MAX_LIMITING_DB"]
 
 _BLOCK_S = 0.4
 _HOP_S = 0.1
@@ -243,14 +244,60 @@ def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
 # limit lossy formats a little lower so the decoded file still meets the ceiling.
 _LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7}
 
+_SPOOL_MAX_S = 30 * 60
+
+_COMMIT_TOLERANCE_LU = 0.2
+"""A written pass whose loudness is this close to the target is kept."""
+
+_PROMISE_LU = 0.4
+"""Farther than this from the target (0.5 LU less a codec's share) is reported as out of reach."""
+
+_SEARCH_TOLERANCE_LU = 0.05
+"""Trial passes stop once they are this close."""
+
+_MAX_TRIALS = 10
+
+MAX_LIMITING_DB = 8.0
+"""Most gain added beyond what the unlimited mix needs: past this the limiter
+flattens speech audibly, and the track is left quieter with a warning."""
+
+
+@dataclass(frozen=True)
+class Mastered:
+    """What the mastering stage measured on what it wrote."""
+
+    loudness_lufs: float
+    true_peak_db: float
+    warnings: tuple[str, ...] = ()
+    """One line each, for the user (e.g. a loudness target out of reach)."""
+
 
 def master_to_file(
     chunks, settings: RenderSettings, *, title: str, total: int, stems: Path | None = None, voice: bool = True
-) -> tuple[float, float]:
-    """Measure, normalize, limit and encode the mix; returns (loudness LUFS, true peak dBTP) of the output.
+) -> Mastered:
+    """Measure, normalize, limit and encode the mix (and stems) into ``settings.output``.
 
-    ``chunks(keep_layers)`` must start a fresh, identical stream of MixChunks
-    each time it is called.
+    Parameters
+    ----------
+    chunks : callable
+        ``chunks(keep_layers)`` starts a fresh, identical stream of MixChunks
+        each time it is called.
+    settings : RenderSettings
+        Output path, loudness target, true-peak ceiling and sample rate.
+    title : str
+        Title tag.
+    total : int
+        Length of the track in samples.
+    stems : Path, optional
+        Folder for one float WAV per part (voice, each layer), at the mix's
+        gain before the limiter: they sum to the mix the limiter sees.
+    voice : bool
+        Whether the mix has a voice part (for the stems).
+
+    Returns
+    -------
+    Mastered
+        Loudness and true peak of the written output, and any warnings.
     """
     sr = settings.sample_rate
     meter = LoudnessMeter(sr)
@@ -271,27 +318,115 @@ def master_to_file(
         return _normalize_limit_encode(_replay(spool, total), settings, title, stems, measured, total, voice)
 
 
-def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice) -> tuple[float, float]:
+def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice) -> Mastered:
     target = settings.loudness_lufs
-    gain = 1.0 if not np.isfinite(measured) else 10 ** ((target - measured) / 20)
-    # The limiter shaves peaks and with them some loudness. Usually that
-    # stays within tolerance; when it does not (speech-sparse tracks need
-    # their speech loud), correct the gain with limited trial passes that
-    # are measured but not encoded, then encode once more.
-    loudness, peak, committed = _final(chunks, settings, title, stems, gain, total, voice, commit_if=target)
+    lossy = settings.output.suffix.lower() in _LOSSY_MARGIN_DB
+    ceiling = settings.true_peak_db - _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
+    if not np.isfinite(measured):
+        loudness, peak, _ = _final(chunks, settings, title, stems, 1.0, ceiling, total, voice)
+        return Mastered(loudness, peak)
+    base_db = target - measured
+
+    def gain(extra_db: float) -> float:
+        return 10 ** ((base_db + extra_db) / 20)
+
+    # The limiter shaves peaks and with them some loudness. Usually little:
+    # the first written pass lands and is kept. When it does not (speech-
+    # sparse tracks need their speech loud), search the gain against the
+    # limited loudness with trial passes that are measured but not encoded,
+    # then write once more.
+    loudness, peak, committed = _final(chunks, settings, title, stems, gain(0.0), ceiling, total, voice, commit_if=target)
     if committed:
-        return loudness, peak
-    for _ in range(_MAX_TRIALS):
-        gain *= 10 ** ((target - loudness) / 20)
-        loudness, _ = _limit_and_encode(chunks, None, settings, gain, total, voice=voice)
-        if abs(loudness - target) <= _LOUDNESS_TOLERANCE_LU:
+        return Mastered(loudness, peak)
+    first = (0.0, loudness)
+    for _ in range(3):
+        search = GainSearch(target, max_extra_db=MAX_LIMITING_DB)
+        if first is not None:
+            search.add(*first)
+        for _ in range(_MAX_TRIALS):
+            extra = search.next_extra_db()
+            if extra is None:
+                break
+            search.add(extra, _limit_and_encode(chunks, None, settings, gain(extra), ceiling, total, voice=voice)[0])
+        loudness, peak, _ = _final(chunks, settings, title, stems, gain(search.best_extra_db()), ceiling, total, voice)
+        # Heavy limiting leaves little room for a lossy codec's overshoot:
+        # check the decoded file, and limit lower if it went over.
+        over = _decoded_true_peak_db(settings.output) - settings.true_peak_db if lossy else 0.0
+        if over <= 0:
             break
-    gain *= 10 ** ((target - loudness) / 20)
-    loudness, peak, _ = _final(chunks, settings, title, stems, gain, total, voice)
-    return loudness, peak
+        ceiling -= over + 0.1
+        first = None
+    warnings = ()
+    if abs(loudness - target) > _PROMISE_LU:
+        warnings = (
+            f"loudness target {target:g} LUFS is out of reach under the {settings.true_peak_db:g} dBTP ceiling "
+            f"without limiting the peaks by more than {MAX_LIMITING_DB:g} dB: the track is at {loudness:.1f} LUFS",
+        )
+    return Mastered(loudness, peak, warnings)
 
 
-_SPOOL_MAX_S = 30 * 60
+def _decoded_true_peak_db(path: Path) -> float:
+    """True peak of a written file as a player decodes it."""
+    import soundfile
+
+    audio, _ = soundfile.read(path, dtype="float32", always_2d=True)
+    return true_peak_db(audio)
+
+
+class GainSearch:
+    """Find the extra gain (dB) at which the limited loudness meets a target.
+
+    The limited loudness L(x) of the mix at extra gain x dB rises with x, by
+    at most 1 LU per dB (the limiter only takes level away, and takes more
+    the louder its input). Points are measured passes; the next point is a
+    secant step, kept inside the bracket once the target is bracketed
+    (regula falsi with the Illinois fix), extrapolated from the measured
+    slope while it is not.
+    """
+
+    def __init__(self, target_lufs: float, *, max_extra_db: float, tolerance_lu: float = _SEARCH_TOLERANCE_LU):
+        self.target = target_lufs
+        self.max_extra_db = max_extra_db
+        self.tolerance = tolerance_lu
+        self.points: list[tuple[float, float]] = []  # (extra dB, loudness LUFS)
+        self._stale = 0  # Illinois: how often the same bracket end has been kept
+
+    def add(self, extra_db: float, loudness_lufs: float) -> None:
+        """Record a measured pass."""
+        self.points.append((float(extra_db), float(loudness_lufs)))
+
+    def best_extra_db(self) -> float:
+        """The measured point closest to the target (ties: the lower gain)."""
+        return min(self.points, key=lambda p: (abs(p[1] - self.target), p[0]))[0]
+
+    def next_extra_db(self) -> float | None:
+        """Where to measure next; None when done (close enough, or out of reach)."""
+        if not self.points:
+            return 0.0
+        if min(abs(loudness - self.target) for _, loudness in self.points) <= self.tolerance:
+            return None
+        below = [p for p in self.points if p[1] < self.target]
+        above = [p for p in self.points if p[1] > self.target]
+        lo = max(below, default=None)
+        hi = min(above, default=None)
+        if lo is not None and hi is not None:
+            if hi[0] - lo[0] < 1e-3:
+                return None  # a step in L(x) (gating) narrower than we can resolve
+            # Regula falsi, kept away from the ends so the bracket shrinks.
+            f_lo, f_hi = lo[1] - self.target, hi[1] - self.target
+            x = lo[0] - f_lo * (hi[0] - lo[0]) / (f_hi - f_lo)
+            margin = 0.1 * (hi[0] - lo[0])
+            return float(min(max(x, lo[0] + margin), hi[0] - margin))
+        if hi is None:
+            if lo[0] >= self.max_extra_db:
+                return None  # out of reach without limiting more than allowed
+            slope = 1.0
+            if len(below) >= 2:
+                (x0, l0), (x1, l1) = sorted(below)[-2:]
+                slope = min(1.0, max(0.1, (l1 - l0) / (x1 - x0))) if x1 > x0 else 1.0
+            return float(min(self.max_extra_db, lo[0] + (self.target - lo[1]) / slope))
+        # Everything measured is too loud: at most 1 LU per dB, so stepping down by the excess cannot overshoot much.
+        return float(hi[0] - (hi[1] - self.target))
 
 
 def _replay(spool, total: int):
@@ -308,29 +443,28 @@ def _replay(spool, total: int):
     return chunks
 
 
-def _final(chunks, settings, title, stems, gain, total, voice, commit_if: float | None = None) -> tuple[float, float, bool]:
+def _final(chunks, settings, title, stems, gain, ceiling_db, total, voice, commit_if: float | None = None) -> tuple[float, float, bool]:
     """A pass that writes the files; with ``commit_if``, kept only when the loudness is within tolerance of it."""
     writers = _Writers(settings, title, stems)
     try:
-        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, total, voice=voice)
+        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, ceiling_db, total, voice=voice)
     except BaseException:
         writers.discard()
         raise
-    if commit_if is not None and np.isfinite(loudness) and abs(loudness - commit_if) > _LOUDNESS_TOLERANCE_LU:
+    if commit_if is not None and np.isfinite(loudness) and abs(loudness - commit_if) > _COMMIT_TOLERANCE_LU:
         writers.discard()
         return loudness, peak, False
     writers.commit()
     return loudness, peak, True
 
 
-_MAX_TRIALS = 3
-
-
-_LOUDNESS_TOLERANCE_LU = 0.4
-
-
 class _Writers:
-    """The output file and, if asked, one stem file per part; committed or discarded together."""
+    """The output file and, if asked, one stem file per part; committed or discarded together.
+
+    Stems are 32-bit float WAV: they carry the mix's gain before the limiter,
+    so the voice of a loud track goes past full scale, and float keeps it
+    instead of clipping it.
+    """
 
     def __init__(self, settings: RenderSettings, title: str, stems: Path | None):
         self.main = AudioWriter(settings.output, sample_rate=settings.sample_rate, title=title, artist=settings.artist)
@@ -344,7 +478,7 @@ class _Writers:
         parts = {"voice": chunk.voice, **chunk.layers} if voice else chunk.layers
         for name, audio in parts.items():
             if name not in self.stems:
-                self.stems[name] = AudioWriter(self.folder / f"{name}.wav", sample_rate=self.sample_rate)
+                self.stems[name] = AudioWriter(self.folder / f"{name}.wav", sample_rate=self.sample_rate, subtype="FLOAT")
             self.stems[name].write(audio * np.float32(gain))
 
     def commit(self) -> None:
@@ -358,10 +492,12 @@ class _Writers:
             w._discard()
 
 
-def _limit_and_encode(chunks, writers: _Writers, settings: RenderSettings, gain: float, total: int, *, voice: bool) -> tuple[float, float]:
+def _limit_and_encode(
+    chunks, writers: _Writers | None, settings: RenderSettings, gain: float, ceiling_db: float, total: int, *, voice: bool
+) -> tuple[float, float]:
+    """One pass: gain, limiter, meter, and (with ``writers``) the output and stems; returns (loudness, true peak)."""
     sr = settings.sample_rate
-    margin = _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
-    limiter = TruePeakLimiter(sr, ceiling_db=settings.true_peak_db - margin)
+    limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db)
     meter = LoudnessMeter(sr)
     peak = -np.inf
 

@@ -32,6 +32,8 @@ class RenderResult:
     true_peak_db: float
     timeline: Timeline
     settings: RenderSettings
+    warnings: tuple[str, ...] = ()
+    """One line each for the user, e.g. a loudness target the ceiling puts out of reach."""
 
     def summary(self) -> str:
         """The one line the CLI prints at the end."""
@@ -49,6 +51,7 @@ class RenderResult:
             "seed": self.settings.seed,
             "loudness_lufs": round(self.loudness_lufs, 2),
             "true_peak_db": round(self.true_peak_db, 2),
+            "warnings": list(self.warnings),
             "timeline": self.timeline.to_dict(),
         }
 
@@ -57,48 +60,14 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     """Render one meditation to ``settings.output`` and return what was made."""
     script = script or read_script(settings.script)
     planned = plan_segments(script, rate=settings.rate)
-    cache = SpeechCache() if settings.cache else None
-    audio = synthesize(
-        [s.text for s in planned], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
-    )
-    pause_scale = settings.pause_scale
-    if settings.duration_s is not None:
-        pause_scale = fit_pause_scale(
-            planned,
-            [len(a) for a in audio],
-            sample_rate=settings.sample_rate,
-            lead_in_s=settings.lead_in_s,
-            tail_s=settings.tail_s,
-            duration_s=settings.duration_s,
-        )
-    timeline = layout(
-        planned,
-        [len(a) for a in audio],
-        sample_rate=settings.sample_rate,
-        lead_in_s=settings.lead_in_s,
-        tail_s=settings.tail_s,
-        scene_names=[s.name for s in script.scenes],
-        pause_scale=pause_scale,
-    )
-    voice = VoiceBus(timeline, audio)
-    ambience_factory = None
-    if settings.soundscape != "none":
-        from .soundscape import plan_ambience
-
-        plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers)
-        timeline = plan.timeline
-        ambience_factory = plan.build
-    fade_in = min(3.0, settings.lead_in_s * 0.75) if settings.lead_in_s > 0 else 0.5
-    fade_out = max(1.0, settings.tail_s * 0.8)
-
-    def chunks(keep_layers: bool):
-        ambience = ambience_factory() if ambience_factory else None
-        return mix_chunks(timeline, voice, ambience, fade_in_s=fade_in, fade_out_s=fade_out, keep_layers=keep_layers)
-
-    loudness, peak = master_to_file(chunks, settings, title=settings.title or script.title, total=timeline.length, stems=settings.stems)
+    audio = _speak(planned, settings)
+    timeline = _place(script, planned, audio, settings)
+    timeline, ambience = _plan_soundscape(script, timeline, settings)
+    chunks = _mixer(timeline, VoiceBus(timeline, audio), ambience, settings)
+    mastered = master_to_file(chunks, settings, title=settings.title or script.title, total=timeline.length, stems=settings.stems)
     if settings.timings is not None:
         atomic_write_text(settings.timings, json.dumps(timeline.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    return RenderResult(settings.output, timeline.duration_s, loudness, peak, timeline, settings)
+    return RenderResult(settings.output, timeline.duration_s, mastered.loudness_lufs, mastered.true_peak_db, timeline, settings, mastered.warnings)
 
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
@@ -115,5 +84,54 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     def chunks(keep_layers: bool):
         return mix_chunks(plan.timeline, None, plan.build(), fade_in_s=fade, fade_out_s=fade, keep_layers=keep_layers)
 
-    loudness, peak = master_to_file(chunks, settings, title=settings.title or "Ambience", total=length, stems=settings.stems, voice=False)
-    return RenderResult(settings.output, duration_s, loudness, peak, plan.timeline, settings)
+    mastered = master_to_file(chunks, settings, title=settings.title or "Ambience", total=length, stems=settings.stems, voice=False)
+    return RenderResult(settings.output, duration_s, mastered.loudness_lufs, mastered.true_peak_db, plan.timeline, settings, mastered.warnings)
+
+
+def _speak(planned, settings: RenderSettings) -> list:
+    """Stage: every segment spoken, trimmed, resampled and crest-limited."""
+    cache = SpeechCache() if settings.cache else None
+    return synthesize(
+        [s.text for s in planned], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
+    )
+
+
+def _place(script: Script, planned, audio, settings: RenderSettings) -> Timeline:
+    """Stage: the timeline, pauses scaled by ``pause_scale`` or to fit ``duration_s``."""
+    lengths = [len(a) for a in audio]
+    pause_scale = settings.pause_scale
+    if settings.duration_s is not None:
+        pause_scale = fit_pause_scale(
+            planned, lengths, sample_rate=settings.sample_rate, lead_in_s=settings.lead_in_s, tail_s=settings.tail_s, duration_s=settings.duration_s
+        )
+    return layout(
+        planned,
+        lengths,
+        sample_rate=settings.sample_rate,
+        lead_in_s=settings.lead_in_s,
+        tail_s=settings.tail_s,
+        scene_names=[s.name for s in script.scenes],
+        pause_scale=pause_scale,
+    )
+
+
+def _plan_soundscape(script: Script, timeline: Timeline, settings: RenderSettings):
+    """Stage: the soundscape over the timeline; returns (timeline with layers per scene, ambience factory or None)."""
+    if settings.soundscape == "none":
+        return timeline, None
+    from .soundscape import plan_ambience
+
+    plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers)
+    return plan.timeline, plan.build
+
+
+def _mixer(timeline: Timeline, voice: VoiceBus, ambience_factory, settings: RenderSettings):
+    """Stage: a function that starts a fresh stream of the mix (the master makes more than one pass)."""
+    fade_in = min(3.0, settings.lead_in_s * 0.75) if settings.lead_in_s > 0 else 0.5
+    fade_out = max(1.0, settings.tail_s * 0.8)
+
+    def chunks(keep_layers: bool):
+        ambience = ambience_factory() if ambience_factory else None
+        return mix_chunks(timeline, voice, ambience, fade_in_s=fade_in, fade_out_s=fade_out, keep_layers=keep_layers)
+
+    return chunks

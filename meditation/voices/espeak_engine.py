@@ -23,11 +23,13 @@ import tempfile
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import VoiceError
 from . import VoiceEngine, register_engine
+
+if TYPE_CHECKING:  # imported where used: listing voices needs no numpy
+    import numpy as np
 
 # eSpeak's natural rate is 175 words per minute; rate 1.0 maps here.
 _BASE_WPM = 175
@@ -96,10 +98,63 @@ def _shutdown() -> None:
 
 @functools.lru_cache(maxsize=1)
 def _voice_list() -> tuple[str, ...]:
+    # Asking eSpeak means starting its worker process (about a second);
+    # the list only changes with the installed eSpeak data, so it is kept
+    # on disk under a key of that data's location and dates.
+    stored = _stored_voice_list()
+    if stored is not None:
+        return stored
     try:
-        return tuple(_call(_child_voices))
+        voices = tuple(_call(_child_voices))
     except VoiceError:
         return ()
+    _store_voice_list(voices)
+    return voices
+
+
+def _voice_list_file():
+    """Where the voice list is kept, or None where it may change without notice (system voices)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import hashlib
+        import importlib.metadata
+
+        import espeakng_loader
+
+        from ..cache import cache_dir
+
+        data = espeakng_loader.get_data_path()
+        parts = [data, importlib.metadata.version("pyttsx3"), importlib.metadata.version("espeakng-loader")]
+        parts += [str(os.stat(os.path.join(data, sub)).st_mtime_ns) for sub in ("lang", "voices") if os.path.isdir(os.path.join(data, sub))]
+        key = hashlib.blake2b("\0".join(parts).encode("utf-8"), digest_size=8).hexdigest()
+        return os.path.join(cache_dir(), f"espeak-voices-{key}.txt")
+    except Exception:  # not installed, or no cache folder: just ask eSpeak
+        return None
+
+
+def _stored_voice_list() -> tuple[str, ...] | None:
+    path = _voice_list_file()
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except (OSError, TypeError):
+        return None
+    return tuple(lines[:-1]) if lines and lines[-1] == "" and len(lines) > 1 else None
+
+
+def _store_voice_list(voices: tuple[str, ...]) -> None:
+    path = _voice_list_file()
+    if path is None or not voices:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-voices-", dir=os.path.dirname(path))
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(v + "\n" for v in voices))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache folder only costs the next listing a second
 
 
 # --- runs in the child process -------------------------------------------------
@@ -152,6 +207,8 @@ class _LinuxSpeaker:
             seed_fn(ctypes.c_long(seed & 0x7FFFFFFF))
         self._pieces = []
         self._espeak.Synth(text, flags=self._espeak.ENDPAUSE | self._espeak.CHARS_UTF8)
+        import numpy as np
+
         pcm = np.frombuffer(b"".join(self._pieces), dtype="<i2")
         return pcm.astype(np.float32) / 32768.0
 
@@ -170,6 +227,7 @@ class _SystemSpeaker:
         return [v.id for v in self._tts.getProperty("voices")]
 
     def speak(self, text: str, voice: str, wpm: int, seed: int) -> np.ndarray:
+        import numpy as np
         import soundfile
 
         with tempfile.TemporaryDirectory(prefix="meditation-tts-") as tmp:
@@ -208,6 +266,8 @@ def _child_speak(text: str, voice: str, wpm: int, seed: int):
         audio = speaker.speak(text, voice, wpm, seed)
     except Exception as exc:
         return f"pyttsx3 could not speak: {exc}"
+    import numpy as np
+
     if speaker.sample_rate != _SAMPLE_RATE:
         import soxr
 

@@ -12,8 +12,10 @@ alive (setting the noise scales to zero would also be reproducible, but flat).
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..errors import VoiceError
 from . import VoiceEngine, register_engine
@@ -67,6 +69,8 @@ class PiperEngine(VoiceEngine):
         return int(self._config.sample_rate)
 
     def synthesize(self, text: str, *, rate: float, seed: int) -> np.ndarray:
+        import numpy as np
+
         config = self._config
         scales = np.array([config.noise_scale, _length_scale(rate), config.noise_w_scale], dtype=np.float32)
         pieces = []
@@ -105,6 +109,7 @@ def _length_scale(rate: float) -> float:
 
 def _seedable_model(path: str) -> bytes:
     """The model with every RandomNormalLike node replaced by seeded hash noise."""
+    import numpy as np
     import onnx
     from onnx import TensorProto, helper
 

@@ -21,28 +21,27 @@ class _Parser(argparse.ArgumentParser):
         raise MeditationError(message if self.prog == "meditation" else f"{self.prog.split()[-1]}: {message}")
 
 
-def _render_options(p: argparse.ArgumentParser, *, with_script: bool) -> None:
+def _setting_options(p: argparse.ArgumentParser, use) -> None:
+    """One option per setting that ``use`` honours, straight from the settings schema."""
+    from .settings import Kind, Role, format_duration, specs_for
+
     S = argparse.SUPPRESS  # only options the user gives override the script's front matter
-    if with_script:
-        p.add_argument("script", nargs="?", default=S, help="meditation script (.md or .txt); default: the dream")
-    p.add_argument("-o", "--output", default=S, help="output file; suffix picks the format (.mp3 .wav .flac .ogg)")
-    p.add_argument("--voice", default=S, help="engine:name, see 'meditation voices' (default piper:joe)")
-    p.add_argument("--rate", type=float, default=S, help="speaking rate, 0.8 = 20%% slower (default 0.9)")
-    p.add_argument("--pause-scale", type=float, default=S, help="multiply every pause (default 1)")
-    if with_script:
-        p.add_argument("--duration", default=S, help="target length, e.g. 10m: pauses stretch or shrink to fit")
-    p.add_argument("--lead-in", default=S, help="seconds before the first word (default 4)")
-    p.add_argument("--tail", default=S, help="seconds after the last word (default 10)")
-    p.add_argument("--soundscape", default=S, help="preset name or .toml path; 'none' for narration alone")
-    p.add_argument("--layers", default=S, help="keep only these layers, e.g. river,wind")
-    p.add_argument("--seed", type=int, default=S, help="seed for the soundscape (same seed, same audio)")
-    p.add_argument("--loudness", type=float, default=S, help="integrated loudness target in LUFS (default -16)")
-    p.add_argument("--sample-rate", type=int, default=S, help="mix and output sample rate (default 44100)")
-    p.add_argument("--title", default=S, help="title tag")
-    p.add_argument("--artist", default=S, help="artist tag")
-    p.add_argument("--timings", default=S, help="write the timeline as JSON here")
-    p.add_argument("--stems", default=S, help="write voice and layer stems (WAV) into this folder")
-    p.add_argument("--no-cache", dest="cache", action="store_false", default=S, help="do not reuse cached speech")
+    for spec in specs_for(use):
+        if spec.key == "script":
+            p.add_argument("script", nargs="?", default=S, help=spec.help + " (default: the dream)")
+            continue
+        if spec.kind is Kind.BOOL:
+            action = "store_false" if spec.default else "store_true"
+            p.add_argument(spec.option, dest=spec.key, action=action, default=S, help=("don't " if spec.default else "") + spec.help)
+            continue
+        default = spec.default
+        if spec.kind is Kind.DURATION and default is not None:
+            default = format_duration(default)
+        shown = f" (default {default})" if default not in (None, "") and spec.key != "output" else ""
+        names = [spec.short, spec.option] if spec.short else [spec.option]
+        metavar = {Kind.DURATION: "DUR", Kind.PATH: "DIR" if spec.role is Role.OUTPUT_FOLDER else "FILE", Kind.NAMES: "A,B",
+                   Kind.INTEGER: "N", Kind.TEXT: "TEXT", Kind.NUMBER: spec.unit if spec.unit.isalpha() else "X"}.get(spec.kind, "VALUE")
+        p.add_argument(*names, dest=spec.key, default=S, metavar=metavar, help=(spec.help + shown).replace("%", "%%"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,11 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="meditation", description="Turn a written meditation into a finished audio track.", parents=[common])
     parser.add_argument("--version", action="version", version=f"meditation {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    from .settings import Use
+
     render = sub.add_parser("render", help="render a script to an audio file (the default command)", parents=[common])
-    _render_options(render, with_script=True)
+    _setting_options(render, Use.RENDER)
     ambient = sub.add_parser("ambient", help="render a soundscape alone, for any length", parents=[common])
-    _render_options(ambient, with_script=False)
-    ambient.add_argument("--duration", required=True, help="length, e.g. 600, 20m, 8h")
+    _setting_options(ambient, Use.AMBIENT)
     sub.add_parser("voices", help="list usable voices as engine:name")
     sub.add_parser("soundscapes", help="list soundscape presets")
     batch = sub.add_parser("batch", help="render every variant of a manifest", parents=[common])
@@ -93,10 +93,14 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _render_values(args: argparse.Namespace) -> dict:
-    names = {"pause_scale": "pause_scale", "lead_in": "lead_in", "tail": "tail", "loudness": "loudness"}
-    skip = {"command", "progress", "script"}
-    return {names.get(k, k): v for k, v in vars(args).items() if k not in skip}
+def _setting_values(args: argparse.Namespace) -> tuple[dict, dict]:
+    """The settings the user gave, by key, and how to name each in messages (its option)."""
+    from .settings import SCHEMA
+
+    values = {k: v for k, v in vars(args).items() if k in SCHEMA}
+    labels = {k: SCHEMA[k].option for k in values}
+    labels.pop("script", None)
+    return values, labels
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -104,13 +108,13 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from .script import read_script
     from .settings import DEFAULT_SCRIPT, resolve_settings
 
-    script_path = Path(getattr(args, "script", DEFAULT_SCRIPT))
+    values, labels = _setting_values(args)
+    script_path = Path(values.pop("script", DEFAULT_SCRIPT))
     script = read_script(script_path)
-    values = _render_values(args)
     values["script"] = script_path
     if "output" not in values:
         values["output"] = Path(script_path.stem + ".mp3")
-    settings = resolve_settings(values, script)
+    settings = resolve_settings(values, script, labels=labels)
     settings = _check_voice_and_soundscape(settings)
     result = render(settings, script)
     _report(result)
@@ -119,17 +123,15 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_ambient(args: argparse.Namespace) -> int:
     from .render import render_ambient
-    from .settings import parse_duration_s, resolve_settings
+    from .settings import resolve_settings
 
-    duration = parse_duration_s(args.duration)
-    if not 1.0 <= duration <= 24 * 3600:
-        raise MeditationError(f"--duration {args.duration} is out of range (1 s to 24 h)")
-    values = _render_values(args)
-    values.pop("duration")
+    values, labels = _setting_values(args)
+    if "duration" not in values:
+        raise MeditationError("ambient: the following arguments are required: --duration")
     values.setdefault("output", Path("ambient.mp3"))
-    settings = resolve_settings(values)
+    settings = resolve_settings(values, labels=labels)
     settings = _check_voice_and_soundscape(settings, voice=False)
-    result = render_ambient(settings, duration)
+    result = render_ambient(settings, settings.duration_s)
     _report(result)
     return 0
 

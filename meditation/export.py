@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import ExportError
+from .files import check_replaceable, record_written
 
 __all__ = ["AudioWriter", "ENCODERS", "atomic_write_text"]
 
@@ -176,7 +177,9 @@ class AudioWriter:
             self._file.close()
             _tag(self._tmp, title=self.title, artist=self.artist)
             os.chmod(self._tmp, 0o644)
+            check_replaceable(self.path)  # again at the last moment: the file may have appeared since the start
             os.replace(self._tmp, self.path)
+            record_written(self.path)
         except BaseException:
             self._discard()
             raise
@@ -241,7 +244,9 @@ def atomic_write_text(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(tmp, 0o644)
+        check_replaceable(path)
         os.replace(tmp, path)
+        record_written(path)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -15,15 +15,10 @@ from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
+from .levels import VOICE_CREST_DB, VOICE_RMS_DB
 from .timeline import Timeline
 
 __all__ = ["limit_crest", "Ducking", "Ambience", "VoiceBus", "DuckEnvelope", "MixChunk", "mix_chunks", "VOICE_RMS_DB", "CHUNK"]
-
-VOICE_RMS_DB = -20.0
-"""Level the narration is brought to (RMS of its speech); layer levels are relative to it."""
-
-VOICE_CREST_DB = 9.0
-"""Speech peaks are limited to this far above its RMS, so the master limiter has little left to do."""
 
 CHUNK = 32768
 

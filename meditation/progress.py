@@ -43,7 +43,12 @@ def progress(description: str, total: float | None, unit: str = "it") -> Iterato
         return
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=description, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True)
+    # Seconds of audio read as seconds with one decimal (tqdm's default shows raw floats and "s/s").
+    if unit == "s":
+        fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]" if total else "{desc}: {n:.1f} s [{elapsed}]"
+    else:
+        fmt = None
+    bar = tqdm(total=total, desc=description, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True, bar_format=fmt)
     try:
         yield bar
     finally:

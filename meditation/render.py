@@ -6,17 +6,17 @@ Each stage lives in its own module; this file only calls them in order.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import SpeechCache
 from .export import atomic_write_text
+from .files import check_settings_files
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, mix_chunks
 from .script import Script, read_script
-from .settings import RenderSettings
+from .settings import RenderSettings, settings_to_dict
 from .speech import synthesize
 from .timeline import Timeline, fit_pause_scale, layout, plan_segments
 
@@ -44,10 +44,9 @@ class RenderResult:
         """Everything needed to audit the file: settings, version, timeline, measurements."""
         from . import __version__
 
-        settings = {k: (str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v)) for k, v in dataclasses.asdict(self.settings).items()}
         return {
             "version": __version__,
-            "settings": settings,
+            "settings": settings_to_dict(self.settings),
             "seed": self.settings.seed,
             "loudness_lufs": round(self.loudness_lufs, 2),
             "true_peak_db": round(self.true_peak_db, 2),
@@ -58,6 +57,7 @@ class RenderResult:
 
 def render(settings: RenderSettings, script: Script | None = None) -> RenderResult:
     """Render one meditation to ``settings.output`` and return what was made."""
+    check_settings_files(settings)
     script = script or read_script(settings.script)
     planned = plan_segments(script, rate=settings.rate)
     audio = _speak(planned, settings)
@@ -72,6 +72,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
+    check_settings_files(settings)
     from .soundscape import plan_ambience
     from .timeline import SceneSpan
 

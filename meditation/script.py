@@ -23,21 +23,12 @@ from pathlib import Path
 from typing import Union
 
 from .errors import ScriptError
+from .settings import front_matter_keys
 
 __all__ = ["Script", "Scene", "Paragraph", "Pause", "FRONT_MATTER_KEYS", "parse_script", "read_script"]
 
-FRONT_MATTER_KEYS = (
-    "title",
-    "artist",
-    "voice",
-    "rate",
-    "pause_scale",
-    "soundscape",
-    "seed",
-    "lead_in",
-    "tail",
-    "loudness",
-)
+FRONT_MATTER_KEYS = front_matter_keys()
+"""Settings a script's front matter may set (declared in the settings schema)."""
 
 BREATHE_S = 6.0
 """A breath pause: about one slow in-and-out breath."""

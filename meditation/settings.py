@@ -1,220 +1,556 @@
-"""Render settings: one frozen, validated object per render.
+"""Render settings: the one schema every setting is declared in, once.
+
+Each field of :class:`RenderSettings` is declared with :func:`setting`: its
+default, one line of help, its unit and range, which commands and files it
+applies to (``render`` / ``ambient`` options, script front matter, batch
+manifests) and, for paths, whether it is an input or an output. Everything
+else is derived from these declarations: the argparse options of each
+command (``cli``), front-matter and manifest validation with one wording for
+every error, the batch sidecar, and the README's option table
+(``python -m meditation.settings --readme`` rewrites it; a test compares).
 
 Values come from three places, in rising priority: defaults, the script's
 front matter, the command line (or a batch manifest). They are checked once,
 here, where they enter; every later stage trusts them.
+
+To add a setting: add one field below with ``setting(...)``, use it in its
+stage, and regenerate the README table.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import enum
+import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from .errors import ScriptError, SettingsError
 
-__all__ = ["RenderSettings", "FORMATS", "DEFAULT_SCRIPT", "parse_duration_s", "resolve_settings"]
-
-FORMATS = {".mp3": "MP3", ".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
+__all__ = [
+    "RenderSettings",
+    "Spec",
+    "Kind",
+    "Role",
+    "Use",
+    "SCHEMA",
+    "DEFAULT_SCRIPT",
+    "setting",
+    "specs_for",
+    "coerce",
+    "validate",
+    "resolve_settings",
+    "parse_duration_s",
+    "format_duration",
+    "settings_to_dict",
+    "readme_table",
+    "front_matter_keys",
+]
 
 DEFAULT_SCRIPT = Path(__file__).resolve().parent / "data" / "dream.md"
 
 
+class Kind(str, enum.Enum):
+    """How a setting's raw text or TOML value is read."""
+
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOL = "bool"
+    TEXT = "text"
+    DURATION = "duration"
+    PATH = "path"
+    NAMES = "names"
+    """A comma-separated list (or TOML array) of names."""
+    CHOICE = "choice"
+
+
+class Role(str, enum.Enum):
+    """What a path setting is to the file-safety check (see ``meditation.files``)."""
+
+    INPUT = "input"
+    OUTPUT = "output"
+    OUTPUT_FOLDER = "output folder"
+
+
+class Use(enum.Flag):
+    """Where a setting can be given."""
+
+    RENDER = enum.auto()
+    """An option of ``meditation render``."""
+    AMBIENT = enum.auto()
+    """An option of ``meditation ambient``."""
+    FRONT_MATTER = enum.auto()
+    """A key of a script's front matter."""
+    MANIFEST = enum.auto()
+    """A key of a batch manifest (``[defaults]``, ``[matrix]``, ``[[variants]]``)."""
+
+
+_EVERYWHERE = Use.RENDER | Use.FRONT_MATTER | Use.MANIFEST
+_UNIT_SUFFIXES = ("_s", "_db", "_lufs", "_hz")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One setting's declaration: everything the CLI, the files and the README need to know."""
+
+    name: str
+    """Field name in RenderSettings (``lead_in_s``)."""
+    key: str
+    """Name users write in front matter and manifests (``lead_in``); the option is ``--lead-in``."""
+    kind: Kind
+    default: Any
+    help: str
+    """One line, for ``--help`` and the README table."""
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    uses: Use = _EVERYWHERE
+    role: Role | None = None
+    audio: bool = True
+    """False when the setting does not change the rendered audio (batch resume ignores it)."""
+    optional: bool = False
+    """Accepts ``none`` (and None) for 'not set'."""
+    short: str | None = None
+    """A short option as well (``-o``)."""
+
+    @property
+    def option(self) -> str:
+        """The long command-line option (``--lead-in``), or ``--no-cache`` style for flags that default on."""
+        if self.kind is Kind.BOOL and self.default is True:
+            return "--no-" + self.key.replace("_", "-")
+        return "--" + self.key.replace("_", "-")
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    kind: Kind | None = None,
+    key: str | None = None,
+    unit: str = "",
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] = (),
+    uses: Use = _EVERYWHERE,
+    role: Role | None = None,
+    audio: bool = True,
+    optional: bool = False,
+    short: str | None = None,
+) -> Any:
+    """Declare one field of RenderSettings (a ``dataclasses.field`` carrying its Spec's parts)."""
+    meta = dict(
+        kind=kind, key=key, help=help, unit=unit, low=low, high=high, choices=choices, uses=uses, role=role,
+        audio=audio, optional=optional, short=short,
+    )
+    return field(default=default, metadata={"setting": meta})
+
+
 @dataclass(frozen=True)
 class RenderSettings:
-    """Everything that decides what a render sounds like and where it goes."""
+    """Everything that decides what a render sounds like and where it goes.
 
-    script: Path = DEFAULT_SCRIPT
-    """The meditation script (``.md`` markup or plain ``.txt``)."""
-    output: Path = Path("dream.mp3")
-    """Output file; its suffix picks the format (.mp3, .wav, .flac, .ogg)."""
-    voice: str = "piper:joe"
-    """Voice as ``engine:name`` (see ``meditation voices``)."""
-    rate: float = 0.9
-    """Speaking rate applied by the voice engine; 0.8 is 20 % slower than the voice's natural pace."""
-    pause_scale: float = 1.0
-    """Multiplies every pause: between sentences, paragraphs, scenes, and written pauses."""
-    duration_s: float | None = None
-    """Target track length; when set, pauses are scaled to fit it (instead of ``pause_scale``)."""
-    lead_in_s: float = 4.0
-    """Silence (ambience only) before the first word."""
-    tail_s: float = 10.0
-    """Time after the last word before the track ends (ambience fades out)."""
-    soundscape: str = "auto"
-    """Preset name or path; ``auto`` takes the script's choice or a calm default, ``none`` is narration alone."""
-    layers: tuple[str, ...] | None = None
-    """Keep only these soundscape layers (None keeps all)."""
-    seed: int = 1
-    """Seed of every random choice in the soundscape; same seed, same audio."""
-    loudness_lufs: float = -16.0
-    """Integrated loudness target (ITU-R BS.1770)."""
-    true_peak_db: float = -1.0
-    """Ceiling for the true-peak limiter, in dBTP."""
-    sample_rate: int = 44100
-    """Sample rate of the mix and the output file."""
-    title: str | None = None
-    """Title tag (defaults to the script's title)."""
-    artist: str = "meditation"
-    """Artist tag."""
-    timings: Path | None = None
-    """Where to write the timeline JSON, if anywhere."""
-    stems: Path | None = None
-    """Folder to write the voice and each layer as aligned WAV stems, if any."""
-    cache: bool = True
-    """Reuse synthesized speech from the on-disk cache."""
+    Each field's declaration (see :func:`setting`) is its documentation:
+    ``python -m meditation.settings --readme`` prints them as a table.
+    """
+
+    script: Path = setting(
+        DEFAULT_SCRIPT, "meditation script (.md markup or plain .txt)", kind=Kind.PATH,
+        uses=Use.RENDER | Use.MANIFEST, role=Role.INPUT,
+    )
+    output: Path = setting(
+        Path("dream.mp3"), "output file; its suffix picks the format", kind=Kind.PATH,
+        uses=Use.RENDER | Use.AMBIENT, role=Role.OUTPUT, audio=False, short="-o",
+    )
+    voice: str = setting("piper:joe", "voice as engine:name (see 'meditation voices')")
+    rate: float = setting(0.9, "speaking rate applied by the voice engine; 0.8 = 20 % slower", unit="×", low=0.5, high=2.0)
+    pause_scale: float = setting(1.0, "multiplies every pause", unit="×", low=0.0, high=10.0)
+    duration_s: float | None = setting(
+        None, "target length: pauses stretch or shrink to fit (ambient: the track's length)", kind=Kind.DURATION,
+        low=1.0, high=24 * 3600.0, uses=_EVERYWHERE | Use.AMBIENT, optional=True,
+    )
+    lead_in_s: float = setting(4.0, "time before the first word", kind=Kind.DURATION, low=0.0, high=3600.0)
+    tail_s: float = setting(10.0, "time after the last word", kind=Kind.DURATION, low=0.0, high=12 * 3600.0)
+    soundscape: str = setting(
+        "auto", "preset name or .toml path; 'none' for narration alone; 'auto' takes the script's or 'default'",
+        uses=_EVERYWHERE | Use.AMBIENT,
+    )
+    layers: tuple[str, ...] | None = setting(
+        None, "keep only these soundscape layers, e.g. river,wind", kind=Kind.NAMES,
+        uses=_EVERYWHERE | Use.AMBIENT, optional=True,
+    )
+    seed: int = setting(1, "seed of every random choice; same seed, same audio", kind=Kind.INTEGER, low=0, high=2**63 - 1, uses=_EVERYWHERE | Use.AMBIENT)
+    loudness_lufs: float = setting(
+        -16.0, "integrated loudness target (ITU-R BS.1770)", unit="LUFS", low=-40.0, high=-5.0, uses=_EVERYWHERE | Use.AMBIENT
+    )
+    true_peak_db: float = setting(-1.0, "true-peak ceiling of the limiter", unit="dBTP", low=-12.0, high=0.0, uses=_EVERYWHERE | Use.AMBIENT)
+    sample_rate: int = setting(
+        44100, "sample rate of the mix and the output", kind=Kind.INTEGER, unit="Hz", low=8000, high=192000,
+        uses=Use.RENDER | Use.AMBIENT | Use.MANIFEST,
+    )
+    title: str | None = setting(None, "title tag (default: the script's title)", kind=Kind.TEXT, uses=_EVERYWHERE | Use.AMBIENT, audio=False, optional=True)
+    artist: str = setting("meditation", "artist tag", uses=_EVERYWHERE | Use.AMBIENT, audio=False)
+    timings: Path | None = setting(
+        None, "write the timeline as JSON here", kind=Kind.PATH, uses=Use.RENDER, role=Role.OUTPUT, audio=False, optional=True
+    )
+    stems: Path | None = setting(
+        None, "write the voice and each layer as WAV stems into this folder", kind=Kind.PATH,
+        uses=Use.RENDER | Use.AMBIENT, role=Role.OUTPUT_FOLDER, audio=False, optional=True,
+    )
+    cache: bool = setting(True, "reuse speech from the on-disk cache", uses=Use.RENDER, audio=False)
 
     def replace(self, **changes: Any) -> "RenderSettings":
         """A validated copy with some fields changed."""
         return validate(dataclasses.replace(self, **changes))
 
 
-_RANGES = {
-    "rate": (0.5, 2.0),
-    "pause_scale": (0.0, 10.0),
-    "lead_in_s": (0.0, 600.0),
-    "tail_s": (0.0, 600.0),
-    "loudness_lufs": (-40.0, -5.0),
-    "true_peak_db": (-12.0, 0.0),
-    "sample_rate": (8000, 192000),
+def _build_schema() -> dict[str, Spec]:
+    schema: dict[str, Spec] = {}
+    for f in dataclasses.fields(RenderSettings):
+        meta = dict(f.metadata["setting"])
+        key = meta.pop("key") or _strip_unit(f.name)
+        kind = meta.pop("kind") or _kind_of(f.default)
+        schema[key] = Spec(name=f.name, key=key, kind=kind, default=f.default, **meta)
+    return schema
+
+
+def _strip_unit(name: str) -> str:
+    for suffix in _UNIT_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _kind_of(default: Any) -> Kind:
+    if isinstance(default, bool):
+        return Kind.BOOL
+    if isinstance(default, int):
+        return Kind.INTEGER
+    if isinstance(default, float):
+        return Kind.NUMBER
+    return Kind.TEXT
+
+
+SCHEMA: dict[str, Spec] = _build_schema()
+"""Every setting by its user-facing key, in declaration order."""
+_BY_FIELD = {spec.name: spec for spec in SCHEMA.values()}
+
+
+def specs_for(use: Use) -> Iterator[Spec]:
+    """The settings that can be given in ``use`` (a command, front matter or a manifest)."""
+    return (spec for spec in SCHEMA.values() if use & spec.uses)
+
+
+def spec_of(name: str) -> Spec:
+    """A setting's Spec by its key (``lead_in``) or field name (``lead_in_s``)."""
+    spec = SCHEMA.get(name) or _BY_FIELD.get(name)
+    if spec is None:
+        raise SettingsError(f"unknown setting {name!r} (known: {', '.join(SCHEMA)})")
+    return spec
+
+
+# --- reading values -------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(h|min|m|s|ms)")
+_DURATION_UNIT_S = {"h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration_s(text: Any) -> float:
+    """Seconds from 90, '90', '90s', '2.5m', '8h', '1h30m' or '500ms'."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        raw = str(text).strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", raw):
+            value = float(raw)
+        else:
+            parts = _DURATION_PART.findall(raw)
+            if not parts or _DURATION_PART.sub("", raw).strip():
+                raise ValueError(text)
+            value = sum(float(v) * _DURATION_UNIT_S[u] for v, u in parts)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(text)
+    return value
+
+
+def format_duration(seconds: float) -> str:
+    """'45 s', '10 min', '6 h', '1 h 30 min' — for messages and the README."""
+    if seconds < 60 or seconds % 60:
+        return f"{seconds:g} s"
+    if seconds < 3600 or seconds % 3600:
+        h, m = divmod(int(seconds) // 60, 60)
+        return f"{h} h {m} min" if h else f"{m} min"
+    return f"{int(seconds) // 3600} h"
+
+
+_WRITE_AS = {
+    Kind.NUMBER: "a number",
+    Kind.INTEGER: "a whole number",
+    Kind.BOOL: "true or false",
+    Kind.TEXT: "text",
+    Kind.DURATION: "a duration such as 90s, 20m or 8h",
+    Kind.PATH: "a file path",
+    Kind.NAMES: "a list of names such as river,wind",
+    Kind.CHOICE: "one of the listed choices",
 }
 
 
+def coerce(name: str, value: Any, *, label: str | None = None) -> Any:
+    """Read one raw value (command-line text, front-matter text or a TOML value) into the setting's type.
+
+    Raises SettingsError naming the setting as ``label`` (default: its key) and
+    quoting the value as written: ``rate 3 is out of range (0.5 to 2 ×)``.
+    """
+    spec = spec_of(name)
+    label = label or spec.key
+    if value is None or (spec.optional and isinstance(value, str) and value.strip().lower() == "none"):
+        if spec.optional:
+            return None
+        raise SettingsError(f"{label} needs a value ({_WRITE_AS[spec.kind]})")
+    try:
+        typed = _READERS[spec.kind](value, spec)
+    except (TypeError, ValueError, OverflowError):
+        choices = f" ({', '.join(spec.choices)})" if spec.choices else ""
+        raise SettingsError(f"{label} must be {_WRITE_AS[spec.kind]}{choices}, not {_shown(value)}") from None
+    _check_range(spec, typed, value, label)
+    return typed
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _read_number(value: Any, spec: Spec) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _read_integer(value: Any, spec: Spec) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    if isinstance(value, str):
+        if not re.fullmatch(r"\s*[+-]?\d+\s*", value):
+            raise ValueError(value)
+    return int(value)
+
+
+def _read_bool(value: Any, spec: Spec) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(value)
+
+
+def _read_text(value: Any, spec: Spec) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
+
+
+def _read_path(value: Any, spec: Spec) -> Path:
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise TypeError(value)
+    return Path(str(value))
+
+
+def _read_names(value: Any, spec: Spec) -> tuple[str, ...]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    if not all(isinstance(v, str) for v in items):
+        raise TypeError(value)
+    names = tuple(dict.fromkeys(v.strip() for v in items if v.strip()))
+    if not names:
+        raise ValueError(value)
+    return names
+
+
+def _read_choice(value: Any, spec: Spec) -> str:
+    text = str(value).strip().lower()
+    if text not in spec.choices:
+        raise ValueError(value)
+    return text
+
+
+_READERS = {
+    Kind.NUMBER: _read_number,
+    Kind.INTEGER: _read_integer,
+    Kind.BOOL: _read_bool,
+    Kind.TEXT: _read_text,
+    Kind.DURATION: lambda value, spec: parse_duration_s(value),
+    Kind.PATH: _read_path,
+    Kind.NAMES: _read_names,
+    Kind.CHOICE: _read_choice,
+}
+
+
+def _check_range(spec: Spec, typed: Any, raw: Any, label: str) -> None:
+    if spec.low is None and spec.high is None:
+        return
+    low = -math.inf if spec.low is None else spec.low
+    high = math.inf if spec.high is None else spec.high
+    if not (low <= typed <= high):
+        raise SettingsError(f"{label} {_raw_text(raw)} is out of range ({describe_range(spec)})")
+
+
+def _raw_text(raw: Any) -> str:
+    """The value as the user wrote it (``7h`` stays ``7h``)."""
+    return raw.strip() if isinstance(raw, str) else f"{raw:g}" if isinstance(raw, float) else str(raw)
+
+
+def describe_range(spec: Spec) -> str:
+    """'0.5 to 2 ×', '1 s to 24 h', 'at least 0'."""
+    show = format_duration if spec.kind is Kind.DURATION else (lambda v: f"{v:g}")
+    unit = f" {spec.unit}" if spec.unit and spec.kind is not Kind.DURATION else ""
+    if spec.high is None or (spec.kind is Kind.INTEGER and spec.high >= 2**62):
+        return f"at least {show(spec.low)}{unit}"
+    return f"{show(spec.low)} to {show(spec.high)}{unit}"
+
+
+# --- whole settings ---------------------------------------------------------------
+
+
 def validate(settings: RenderSettings) -> RenderSettings:
-    """Check every field; raise SettingsError naming the first bad one."""
-    for name, (low, high) in _RANGES.items():
-        value = getattr(settings, name)
-        if not (low <= value <= high):
-            raise SettingsError(f"{_option(name)} {value:g} is out of range ({low:g} to {high:g})")
+    """Check what single values cannot: the output's format, the voice's form. Returns ``settings``."""
+    from .export import ENCODERS  # the encoder registry decides which suffixes are formats
+
     suffix = settings.output.suffix.lower()
-    if suffix not in FORMATS:
+    if suffix not in ENCODERS:
         raise SettingsError(
             f"unknown output format {settings.output.suffix or '(no suffix)'!r} for {settings.output} "
-            f"(known: {', '.join(FORMATS)})"
+            f"(known: {', '.join(sorted(ENCODERS))})"
         )
-    folder = settings.output.parent
-    if not folder.is_dir():
-        raise SettingsError(f"output folder {str(folder)!r} does not exist")
-    if settings.output.is_dir():
-        raise SettingsError(f"output {str(settings.output)!r} is a folder")
-    if settings.stems is not None and settings.stems.exists() and not settings.stems.is_dir():
-        raise SettingsError(f"stems path {str(settings.stems)!r} exists and is not a folder")
-    if settings.timings is not None and not settings.timings.parent.is_dir():
-        raise SettingsError(f"timings folder {str(settings.timings.parent)!r} does not exist")
-    if settings.duration_s is not None and not (10.0 <= settings.duration_s <= 6 * 3600):
-        raise SettingsError(f"--duration {settings.duration_s:g}s is out of range (10 s to 6 h)")
-    if not isinstance(settings.seed, int) or settings.seed < 0:
-        raise SettingsError(f"seed must be a whole number ≥ 0, not {settings.seed!r}")
+    if not settings.voice.strip():
+        raise SettingsError("voice must be engine:name, not ''")
     return settings
 
 
-def _option(name: str) -> str:
-    return "--" + {"lead_in_s": "lead-in", "tail_s": "tail", "loudness_lufs": "loudness", "true_peak_db": "true-peak"}.get(
-        name, name
-    ).replace("_", "-")
+def resolve_settings(explicit: Mapping[str, Any], script=None, *, labels: Mapping[str, str] | None = None) -> RenderSettings:
+    """Merge defaults, the script's front matter and explicit values; validate once.
 
-
-# Front matter (and manifests) say these with plain names.
-_ALIASES = {"duration": "duration_s", "lead_in": "lead_in_s", "tail": "tail_s", "loudness": "loudness_lufs", "true_peak": "true_peak_db"}
-
-
-def parse_duration_s(text: str) -> float:
-    """Seconds from '90', '90s', '2.5m', '8h', '1h30m'."""
-    import re
-
-    raw = str(text).strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", raw):
-        return float(raw)
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|m|min|s|ms)", raw)
-    if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*(h|m|min|s|ms)", "", raw).strip():
-        raise SettingsError(f"bad duration {text!r} (write e.g. 90s, 20m or 8h)")
-    scale = {"h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "ms": 0.001}
-    return sum(float(v) * scale[u] for v, u in parts)
-
-
-def coerce(name: str, value: Any) -> Any:
-    """Turn a raw value (string from front matter, TOML value) into the field's type."""
-    name = _ALIASES.get(name, name)
-    fields = {f.name: f for f in dataclasses.fields(RenderSettings)}
-    if name not in fields:
-        raise SettingsError(f"unknown setting {name!r}")
-    default = getattr(RenderSettings(), name)
-    try:
-        if name == "duration_s":
-            return None if value is None else parse_duration_s(value)
-        if name in ("script", "output", "timings", "stems"):
-            return None if value is None else Path(str(value))
-        if name == "layers":
-            if value is None:
-                return None
-            items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-            return tuple(str(v).strip() for v in items if str(v).strip())
-        if isinstance(default, bool):
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("true", "yes", "1", "on"):
-                return True
-            if str(value).lower() in ("false", "no", "0", "off"):
-                return False
-            raise ValueError
-        if name == "seed":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(str(value)) if not isinstance(value, (int, float)) else int(value)
-        if name == "sample_rate":
-            return int(str(value)) if not isinstance(value, int) else value
-        if isinstance(default, float):
-            if isinstance(value, bool):
-                raise ValueError
-            if name in ("lead_in_s", "tail_s") and isinstance(value, str):
-                return parse_duration_s(value)
-            return float(value)
-        if value is None:
-            return None
-        return str(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{name.replace('_s', '').replace('_', '-')} must be {_kind(default)}, not {value!r}") from None
-
-
-def _kind(default: Any) -> str:
-    if isinstance(default, bool):
-        return "true or false"
-    if isinstance(default, int):
-        return "a whole number"
-    if isinstance(default, float):
-        return "a number"
-    return "text"
-
-
-def resolve_settings(explicit: Mapping[str, Any], script=None) -> RenderSettings:
-    """Merge defaults, the script's front matter and explicit options; validate once.
-
-    ``explicit`` holds only the options the user actually gave.
+    ``explicit`` holds only the settings the user actually gave, by key or
+    field name, as raw values; ``labels`` names them in messages (the CLI
+    passes ``--rate`` for ``rate``). A bad front-matter value is reported at
+    its line in the script.
     """
     values: dict[str, Any] = {}
     if script is not None:
         for key, raw in script.settings.items():
-            if key in ("title", "artist"):
-                values[key] = raw
-                continue
+            spec = spec_of(key)
             try:
-                values[_ALIASES.get(key, key)] = coerce(key, raw)
+                values[spec.name] = coerce(key, raw)
             except SettingsError as exc:
                 raise ScriptError(str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=1) from None
     for key, raw in explicit.items():
-        values[_ALIASES.get(key, key)] = coerce(key, raw)
+        spec = spec_of(key)
+        label = (labels or {}).get(key, spec.key)
+        values[spec.name] = coerce(key, raw, label=label)
     if script is not None and values.get("title") is None:
         values["title"] = script.title
-    try:
-        settings = RenderSettings(**values)
-    except TypeError as exc:  # pragma: no cover - programming error
-        raise SettingsError(str(exc)) from None
-    if script is not None:
-        # A bad value written in the front matter is the script's fault: say where.
-        try:
-            validate(dataclasses.replace(settings, **{k: v for k, v in values.items() if k not in explicit}))
-        except SettingsError as exc:
-            bad = next((k for k in script.settings if _option(_ALIASES.get(k, k)) in str(exc)), None)
-            if bad is not None and _ALIASES.get(bad, bad) not in explicit:
-                raise ScriptError(str(exc), path=script.path, line=script.setting_lines[bad], col=1) from None
-    return validate(settings)
+    return validate(RenderSettings(**values))
+
+
+def settings_to_dict(settings: RenderSettings) -> dict[str, Any]:
+    """The settings as JSON-ready values by key (paths as text, tuples as lists) — the sidecar's ``settings``."""
+    out: dict[str, Any] = {}
+    for spec in SCHEMA.values():
+        value = getattr(settings, spec.name)
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[spec.key] = value
+    return out
+
+
+def front_matter_keys() -> tuple[str, ...]:
+    """Keys a script's front matter may set."""
+    return tuple(spec.key for spec in specs_for(Use.FRONT_MATTER))
+
+
+# --- the README table ------------------------------------------------------------------
+
+_README_START = "<!-- settings table: generated by `python -m meditation.settings --readme` -->"
+_README_END = "<!-- end of settings table -->"
+
+
+def readme_table() -> str:
+    """The option table the README shows, from the schema."""
+    rows = [
+        "| option | front matter / manifest key | meaning | default | range | render | ambient |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for spec in SCHEMA.values():
+        if not spec.uses & (Use.RENDER | Use.AMBIENT):
+            continue
+        option = f"`{spec.short}`, `{spec.option}`" if spec.short else f"`{spec.option}`"
+        meaning = ("don't " if spec.kind is Kind.BOOL and spec.default else "") + spec.help
+        if spec.key == "script":
+            option = "`SCRIPT` (argument)"
+        key = f"`{spec.key}`" if spec.uses & (Use.FRONT_MATTER | Use.MANIFEST) else ""
+        where = "/".join(w for w, u in (("fm", Use.FRONT_MATTER), ("manifest", Use.MANIFEST)) if spec.uses & u)
+        key = f"{key} ({where})" if key else "—"
+        rng = describe_range(spec) if spec.low is not None else ""
+        rows.append(
+            f"| {option} | {key} | {meaning} | {_default_text(spec)} | {rng} | "
+            f"{'✓' if spec.uses & Use.RENDER else ''} | {'✓' if spec.uses & Use.AMBIENT else ''} |"
+        )
+    return "\n".join(rows)
+
+
+def _default_text(spec: Spec) -> str:
+    if spec.key == "script":
+        return "the dream"
+    if spec.key == "output":
+        return "`SCRIPT.mp3`, `ambient.mp3`"
+    if spec.default is None:
+        return ""
+    if spec.kind is Kind.BOOL:
+        return "on" if spec.default else "off"
+    if spec.kind is Kind.DURATION:
+        return format_duration(spec.default)
+    return f"`{spec.default}`"
+
+
+def readme_with_table(readme: str) -> str:
+    """``readme`` with the text between the table markers replaced by the current table."""
+    start, end = readme.find(_README_START), readme.find(_README_END)
+    if start < 0 or end < start:
+        raise SettingsError("README.md has no settings-table markers")
+    return readme[: start + len(_README_START)] + "\n" + readme_table() + "\n" + readme[end:]
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m meditation.settings", description="Print or update the README's settings table.")
+    parser.add_argument("--readme", nargs="?", const="README.md", help="rewrite the table in this README (default README.md)")
+    args = parser.parse_args(argv)
+    if args.readme:
+        path = Path(args.readme)
+        path.write_text(readme_with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        sys.stdout.write(readme_table() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
+
+
+def __getattr__(name: str) -> Any:
+    # FORMATS follows the encoder registry, so a new encoder needs no edit here.
+    if name == "FORMATS":
+        from .export import ENCODERS
+
+        return {suffix: suffix[1:].upper() for suffix in sorted(ENCODERS)}
+    raise AttributeError(name)

@@ -10,14 +10,17 @@ def rng():
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_speech_cache(tmp_path_factory):
-    """Keep the tests' speech cache out of the user's cache folder."""
+    """Keep the tests' speech cache and record of written files out of the user's folders."""
     import os
 
     folder = tmp_path_factory.mktemp("speech-cache")
-    old = os.environ.get("MEDITATION_CACHE_DIR")
+    state = tmp_path_factory.mktemp("state")
+    saved = {k: os.environ.get(k) for k in ("MEDITATION_CACHE_DIR", "MEDITATION_STATE_DIR")}
     os.environ["MEDITATION_CACHE_DIR"] = str(folder)
+    os.environ["MEDITATION_STATE_DIR"] = str(state)
     yield folder
-    if old is None:
-        os.environ.pop("MEDITATION_CACHE_DIR", None)
-    else:
-        os.environ["MEDITATION_CACHE_DIR"] = old
+    for key, old in saved.items():
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old

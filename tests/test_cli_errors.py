@@ -27,7 +27,7 @@ def _case(tmp_path, name):
         "unknown format": ([str(good), "-o", str(tmp_path / "out.aiff")], "unknown output format '.aiff'"),
         "bad front matter value": ([str(_write(tmp_path / "fm.md", "---\nrate: fast\n---\nHi.\n")), "-o", str(out)], "fm.md:2:1: rate must be a number"),
         "unknown soundscape": ([str(good), "-o", str(out), "--soundscape", "jungle"], "unknown soundscape 'jungle'"),
-        "not a number": ([str(good), "-o", str(out), "--rate", "fast"], "--rate: invalid float value"),
+        "not a number": ([str(good), "-o", str(out), "--rate", "fast"], "--rate must be a number, not 'fast'"),
     }
     return cases[name], out
 

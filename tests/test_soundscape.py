@@ -187,10 +187,11 @@ river = 0.0
 BAD_PRESETS = {
     "unknown layer": (GOOD_PRESET + "[layers.rain]\nlevel_db = -10.0\n", "unknown layer 'rain'"),
     "unknown parameter": (GOOD_PRESET.replace("level_db = -12.0\n[layers.bell]", "level_db = -12.0\nflwo = 0.5\n[layers.bell]"), "no parameter 'flwo'"),
-    "level out of range": (GOOD_PRESET.replace("level_db = -12.0\n[layers.bell]", "level_db = 40.0\n[layers.bell]"), "level_db = 40.0 is out of range"),
+    "level out of range": (GOOD_PRESET.replace("level_db = -12.0\n[layers.bell]", "level_db = 40.0\n[layers.bell]"), "layers.river.level_db 40 is out of range (-80 to 12)"),
     "unknown cue action": (GOOD_PRESET + '[[cues]]\nlayer = "bell"\naction = "ring"\nat = "start"\n', "no cue 'ring'"),
     "cue without anchor": (GOOD_PRESET + '[[cues]]\nlayer = "bell"\naction = "strike"\n', "give exactly one of at_text, at_scene, at"),
     "cue on a missing layer": (GOOD_PRESET + '[[cues]]\nlayer = "wings"\naction = "beat"\nat = "start"\n', "'wings' is not in [layers]"),
+    "not TOML": (GOOD_PRESET + "[scenes.calm\n", "mine.toml:9:13: soundscape is not valid TOML"),
 }
 
 

@@ -84,15 +84,18 @@ def list_voices() -> list[str]:
 
 def resolve_voice(voice_id: str) -> str:
     """Normalize ``engine`` or ``engine:name`` to a known ``engine:name``, or raise VoiceError."""
-    engine, _, voice = voice_id.partition(":")
+    engine, _, voice = voice_id.strip().partition(":")
+    engine = engine.lower()
     cls = ENGINES.get(engine)
     if cls is None:
         raise VoiceError(f"unknown voice {voice_id!r}; known voices: {_known()}")
     if not voice:
-        voice = cls.default_voice()
-    if voice not in cls.voices():
+        return f"{engine}:{cls.default_voice()}"
+    # Voice names are case-insensitive (eSpeak lists gmw/en-us; people write en-US).
+    match = next((v for v in cls.voices() if v.lower() == voice.lower()), None)
+    if match is None:
         raise VoiceError(f"unknown voice {voice_id!r}; known voices: {_known()}")
-    return f"{engine}:{voice}"
+    return f"{engine}:{match}"
 
 
 def _known() -> str:

@@ -16,29 +16,35 @@ Levels: at default parameters a layer's long-term RMS sits near
 from __future__ import annotations
 
 import abc
-import math
 import dataclasses
+import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from ...errors import SoundscapeError
+from ...levels import NOMINAL_RMS_DB
 
 __all__ = [
     "BLOCK_SIZE",
     "NOMINAL_RMS_DB",
     "Cue",
     "Layer",
+    "SpanLayer",
     "LAYERS",
     "register_layer",
     "render_layer",
+    "check_range",
     "soft_limit",
+    "BiquadKind",
     "rbj_biquad",
+    "impulse_response",
+    "noise_gain",
 ]
 
 BLOCK_SIZE = 8192
-NOMINAL_RMS_DB = -20.0
 
 LAYERS: dict[str, type["Layer"]] = {}
 
@@ -72,13 +78,17 @@ class Layer(abc.ABC):
     """A seeded, streaming stereo generator.
 
     Subclasses define ``Params`` (a frozen dataclass with a docstring per
-    field, units in the names), ``description`` (one line), the cue actions
-    they accept in ``cue_actions``, and ``_next_block``.
+    field, units in the names), the allowed ``ranges`` of its numbers,
+    ``description`` (one line), the cue actions they accept in
+    ``cue_actions``, and ``_next_block`` (or, via ``SpanLayer``,
+    ``_render_span``).
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     cue_actions: ClassVar[frozenset[str]] = frozenset()
+    ranges: ClassVar[Mapping[str, tuple[float, float]]] = {}
+    """Allowed (low, high) of each numeric parameter, checked by ``check_params``."""
 
     @dataclass(frozen=True)
     class Params:
@@ -92,8 +102,7 @@ class Layer(abc.ABC):
         params: Mapping[str, Any] | None = None,
         cues: Sequence[Cue] = (),
     ):
-        if sample_rate < 8000 or sample_rate > 192000:
-            raise SoundscapeError(f"sample rate {sample_rate} Hz is out of range (8000..192000)")
+        check_range("sample_rate", sample_rate, 8000, 192000)
         self.sample_rate = int(sample_rate)
         self.rng = rng
         self.params = self.make_params(params or {})
@@ -134,7 +143,9 @@ class Layer(abc.ABC):
 
     @classmethod
     def check_params(cls, params: "Layer.Params") -> None:
-        """Raise SoundscapeError when a parameter value is out of range."""
+        """Raise SoundscapeError when a parameter value is out of range (see ``ranges``)."""
+        for key, (low, high) in cls.ranges.items():
+            check_range(f"layer {cls.name!r}: {key}", getattr(params, key), low, high)
 
     @property
     def block_start(self) -> int:
@@ -178,18 +189,96 @@ class Layer(abc.ABC):
         """Render block number ``self._block_index``: float32, ``(BLOCK_SIZE, 2)``."""
 
 
-def rbj_biquad(kind: str, cutoff_hz: float, q: float, fs: float):
-    """Second-order low- or high-pass (RBJ cookbook), (b, a) with a[0] = 1."""
+class SpanLayer(Layer):
+    """A layer that renders ``span_blocks`` blocks at a time.
+
+    Per-call overhead of numpy and scipy is a large share of the cost at
+    ``BLOCK_SIZE``, so filtered-noise layers make a few blocks per call. A
+    span always starts on a block whose index is a multiple of
+    ``span_blocks``, so chunking cannot matter; after ``Layer.skip`` the
+    stream lands in some span and the carried state simply continues there.
+    """
+
+    span_blocks: ClassVar[int] = 4
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._span_audio = np.zeros((0, 2), dtype=np.float32)
+        self._span_number = -1
+
+    @property
+    def span_size(self) -> int:
+        """Samples per span."""
+        return self.span_blocks * BLOCK_SIZE
+
+    def _next_block(self) -> np.ndarray:
+        span, part = divmod(self._block_index, self.span_blocks)
+        if span != self._span_number:
+            self._span_audio = self._render_span(span * self.span_size)
+            self._span_number = span
+        return self._span_audio[part * BLOCK_SIZE : (part + 1) * BLOCK_SIZE]
+
+    @abc.abstractmethod
+    def _render_span(self, start: int) -> np.ndarray:
+        """Render the span that starts at absolute sample ``start``: float32, ``(span_size, 2)``."""
+
+
+class BiquadKind(str, enum.Enum):
+    """Which side of its cutoff an RBJ biquad passes."""
+
+    LOW = "low"
+    HIGH = "high"
+
+
+def rbj_biquad(kind: BiquadKind | str, cutoff_hz: float, q: float, fs: float) -> np.ndarray:
+    """Second-order low- or high-pass (RBJ cookbook) as one SOS row ``[b0, b1, b2, 1, a1, a2]``, shape (1, 6).
+
+    Cascade sections with ``np.vstack`` and run them with
+    ``scipy.signal.sosfilt``: a product of biquads expanded into one
+    high-order polynomial loses its poles in float32, sections do not.
+    """
+    kind = BiquadKind(kind)
     w0 = 2 * math.pi * cutoff_hz / fs
     alpha = math.sin(w0) / (2 * q)
     c = math.cos(w0)
-    if kind == "low":
+    if kind is BiquadKind.LOW:
         b = np.array([(1 - c) / 2, 1 - c, (1 - c) / 2])
     else:
         b = np.array([(1 + c) / 2, -(1 + c), (1 + c) / 2])
     a = np.array([1 + alpha, -2 * c, 1 - alpha])
-    return b / a[0], a / a[0]
+    return np.concatenate([b, a])[None, :] / a[0]
 
+
+def impulse_response(sos: np.ndarray, *, energy_left: float = 1e-12) -> np.ndarray:
+    """Impulse response (float64) of a stable SOS filter, cut where under ``energy_left`` of its energy remains."""
+    from scipy import signal
+
+    sos = np.asarray(sos, dtype=np.float64)
+    radius = max(float(np.max(np.abs(np.roots(section[3:])), initial=0.0)) for section in sos)
+    if not radius < 1.0:
+        raise ValueError(f"filter is not stable (pole radius {radius:g})")
+    # A pole of radius r leaves r^(2n) of the energy after n samples;
+    # repeated poles (cascades) decay a little slower, hence the margin.
+    n = 64 + 2 * len(sos) * int(math.ceil(math.log(energy_left) / (2 * math.log(max(radius, 1e-3)))))
+    impulse = np.zeros(min(n, 1 << 24))
+    impulse[0] = 1.0
+    return signal.sosfilt(sos, impulse)
+
+
+def noise_gain(sos: np.ndarray) -> float:
+    """RMS out of a filter for unit-variance white noise in: the square root of its impulse response energy."""
+    h = impulse_response(sos)
+    return math.sqrt(float(np.dot(h, h)))
+
+
+def check_range(what: str, value: float, low: float, high: float) -> None:
+    """Raise SoundscapeError unless ``low <= value <= high``.
+
+    Worded as the settings' range errors are (``flow 1.5 is out of range (0 to 1)``).
+    """
+    if not low <= value <= high:  # NaN is refused too
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        raise SoundscapeError(f"{what} {shown} is out of range ({low:g} to {high:g})")
 
 
 _KNEE = 0.7

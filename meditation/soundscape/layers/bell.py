@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, Cue, Layer, register_layer
+from .base import BLOCK_SIZE, Cue, Layer, check_range, register_layer
 
 __all__ = ["Bell", "bell"]
 
@@ -53,6 +53,13 @@ class Bell(Layer):
 
     description = "A singing bowl struck on cue: long, beating, inharmonic partials."
     cue_actions = frozenset({"strike"})
+    ranges = {
+        "fundamental_hz": (40.0, 2000.0),
+        "decay_s": (0.5, 30.0),
+        "brightness": (0.0, 1.0),
+        "wobble_hz": (0.0, 5.0),
+        "mallet_ms": (0.5, 50.0),
+    }
 
     @dataclass(frozen=True)
     class Params:
@@ -66,20 +73,6 @@ class Bell(Layer):
         """Beat rate of the fundamental's mode pair, in hertz (0 = a perfectly round bowl)."""
         mallet_ms: float = 4.0
         """Onset time of the strike, in milliseconds (soft mallets are slower)."""
-
-    @classmethod
-    def check_params(cls, params: "Bell.Params") -> None:
-        p = params
-        if not 40.0 <= p.fundamental_hz <= 2000.0:
-            raise SoundscapeError(f"bell: fundamental_hz {p.fundamental_hz} is out of range (40..2000)")
-        if not 0.5 <= p.decay_s <= 30.0:
-            raise SoundscapeError(f"bell: decay_s {p.decay_s} is out of range (0.5..30)")
-        if not 0.0 <= p.brightness <= 1.0:
-            raise SoundscapeError(f"bell: brightness {p.brightness} is out of range (0..1)")
-        if not 0.0 <= p.wobble_hz <= 5.0:
-            raise SoundscapeError(f"bell: wobble_hz {p.wobble_hz} is out of range (0..5)")
-        if not 0.5 <= p.mallet_ms <= 50.0:
-            raise SoundscapeError(f"bell: mallet_ms {p.mallet_ms} is out of range (0.5..50)")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -113,12 +106,11 @@ class Bell(Layer):
 
         self._grains: dict[int, np.ndarray] = {}
         self._scale = None  # set by the strength-1 grain: its peak is _STRIKE_PEAK
-        self._strikes: list[tuple[int, float, np.ndarray]] = []
-        for cue in self.cues:
-            strength = _strength(cue)
-            grain = self._grain(strength)
-            self._strikes.append((round(cue.time_s * sr), strength, grain))
-        self._strikes.sort(key=lambda s: s[0])
+        # Every grain has this length; grains themselves are built when a
+        # strike is first heard (a probe asked only for cue_duration_s, or a
+        # track that ends before its strike, never pays for them).
+        self._grain_length = int(math.ceil(_TAIL_T60S * p.decay_s * sr))
+        self._strikes = sorted(((round(cue.time_s * sr), _strength(cue)) for cue in self.cues), key=lambda s: s[0])
         self._first_live = 0
 
     def _grain(self, strength: float) -> np.ndarray:
@@ -137,7 +129,7 @@ class Bell(Layer):
         """Sum the partials of a strike whose timbre matches ``timbre_strength`` (peak ~1 at 1)."""
         p = self.params
         sr = self.sample_rate
-        n_total = int(math.ceil(_TAIL_T60S * p.decay_s * sr))
+        n_total = self._grain_length
         out = np.zeros((n_total, 2), dtype=np.float32)
         n_attack = max(2, int(p.mallet_ms * 1e-3 * sr))
         # A harder strike excites the upper partials more than the lower ones.
@@ -176,20 +168,22 @@ class Bell(Layer):
         # Every grain of one bowl has the same length, so strikes also end in
         # order: those that ended before this block never need looking at again.
         strikes = self._strikes
+        length = self._grain_length
         while self._first_live < len(strikes):
-            start, _, grain = strikes[self._first_live]
-            if start + len(grain) > b0:
+            start, _ = strikes[self._first_live]
+            if start + length > b0:
                 break
             self._first_live += 1
         out = None
         bound = 0.0
-        for start, strength, grain in strikes[self._first_live :]:
+        for start, strength in strikes[self._first_live :]:
             if start >= b1:
                 break  # sorted by start
-            if start + len(grain) <= b0 or strength <= 0.0:
+            if start + length <= b0 or strength <= 0.0:
                 continue
+            grain = self._grain(strength)
             i0 = max(0, b0 - start)
-            i1 = min(len(grain), b1 - start)
+            i1 = min(length, b1 - start)
             if out is None:
                 out = np.zeros((BLOCK_SIZE, 2), dtype=np.float32)
             o0 = start + i0 - b0
@@ -207,13 +201,14 @@ def _strength(cue: Cue) -> float:
     extra = set(cue.params) - {"strength"}
     if extra:
         raise SoundscapeError(
-            f"bell: cue {cue.action!r} has no option {sorted(extra)[0]!r} (known: strength)"
+            f"layer 'bell': cue {cue.action!r} has no option {sorted(extra)[0]!r} (known: strength)"
         )
     if not math.isfinite(cue.time_s) or cue.time_s < 0:
-        raise SoundscapeError(f"bell: cue time {cue.time_s} must be a time on the track (>= 0 s)")
+        raise SoundscapeError(f"layer 'bell': cue time {cue.time_s} must be a time on the track (>= 0 s)")
     value: Any = cue.params.get("strength", 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise SoundscapeError(f"bell: strike strength must be a number from 0 to 1, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SoundscapeError(f"layer 'bell': cue {cue.action!r}: strength must be a number, not {value!r}")
+    check_range(f"layer 'bell': cue {cue.action!r}: strength", value, 0.0, 1.0)
     return float(value)
 
 

@@ -16,11 +16,12 @@ The side voices make the bed wide without any reverb, while the shared
 centre keeps it solid in mono.  A little band-passed noise ("air") keeps it
 from sounding like a test tone.
 
-Implementation: sinusoids are summed with one small matrix product per block.
-Over a sub-block of ``_SUB`` samples each voice is
-``(alpha + beta*m) * sin(phi + w*m)``, and ``sin(phi + w*m)`` expands into a
-fixed cos/sin table times two coefficients that depend only on the phase at
-the sub-block start.  Levels are linear ramps between control points at the
+Implementation: sinusoids are summed with one small matrix product per block
+and voice group (centre, left side, right side). Over a sub-block of ``_SUB``
+samples each voice is ``(alpha + beta*m) * sin(phi + w*m)``, which expands
+into a fixed table of ``cos(w*m)``, ``sin(w*m)``, ``m*cos(w*m)`` and
+``m*sin(w*m)`` times four coefficients that depend only on the level ramp and
+the phase at the sub-block start.  Levels are linear ramps between control points at the
 sub-block edges (a control rate of ~43 Hz at 44.1 kHz), so amplitude moves
 without zipper steps.  Everything but the air noise is a function of the
 absolute sample index, so phases never drift and chunking cannot matter.
@@ -36,14 +37,14 @@ import numpy as np
 from scipy import signal
 
 from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer
+from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, SpanLayer, noise_gain, register_layer
 
 __all__ = ["Drone", "drone"]
 
 # Sub-block length for the sinusoid tables; a power of two dividing BLOCK_SIZE.
 _SUB = 1024
 _N_SUB = BLOCK_SIZE // _SUB
-# Blocks rendered per call (see _render_span).
+# Blocks per span (see SpanLayer).
 _SPAN_BLOCKS = 8
 
 # Partials as frequency ratios to the root, with their level at brightness 0.5
@@ -59,11 +60,20 @@ _MAX_FRACTION_OF_SR = 0.45
 
 
 @register_layer("drone")
-class Drone(Layer):
+class Drone(SpanLayer):
     """Detuned partial pairs with slow level and tilt drift, plus a breath of air."""
 
     description = "A warm, slowly evolving tonal bed of detuned partials (root, fifth, octave)."
     cue_actions = frozenset()
+    span_blocks = _SPAN_BLOCKS
+    ranges = {
+        "root_hz": (20.0, 1000.0),
+        "detune_cents": (0.0, 50.0),
+        "brightness": (0.0, 1.0),
+        "motion_s": (2.0, 600.0),
+        "motion_depth_db": (0.0, 12.0),
+        "air_db": (-120.0, 0.0),
+    }
 
     @dataclass(frozen=True)
     class Params:
@@ -79,24 +89,6 @@ class Drone(Layer):
         """How far each partial's level drifts, in dB either way."""
         air_db: float = -22.0
         """Level of the band-passed noise relative to the tones, in dB (-120 turns it off)."""
-
-    @classmethod
-    def check_params(cls, params: "Drone.Params") -> None:
-        p = params
-        if not 20.0 <= p.root_hz <= 1000.0:
-            raise SoundscapeError(f"drone: root_hz {p.root_hz} is out of range (20..1000)")
-        if not 0.0 <= p.detune_cents <= 50.0:
-            raise SoundscapeError(f"drone: detune_cents {p.detune_cents} is out of range (0..50)")
-        if not 0.0 <= p.brightness <= 1.0:
-            raise SoundscapeError(f"drone: brightness {p.brightness} is out of range (0..1)")
-        if not 2.0 <= p.motion_s <= 600.0:
-            raise SoundscapeError(f"drone: motion_s {p.motion_s} is out of range (2..600)")
-        if not 0.0 <= p.motion_depth_db <= 12.0:
-            raise SoundscapeError(
-                f"drone: motion_depth_db {p.motion_depth_db} is out of range (0..12)"
-            )
-        if not -120.0 <= p.air_db <= 0.0:
-            raise SoundscapeError(f"drone: air_db {p.air_db} is out of range (-120..0)")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -122,12 +114,10 @@ class Drone(Layer):
         self._osc_partial = np.tile(np.arange(n_part), 3)
         voice_amp = np.concatenate([part_amp * _VOICE_AMPS[0]] + 2 * [part_amp * _VOICE_AMPS[1]])
         self._voice_amp = voice_amp
-        # Oscillators each channel hears: the centre voices and its own side voices.
-        centre = np.arange(n_part)
-        self._channel_osc = (
-            np.concatenate([centre, n_part + centre]),
-            np.concatenate([centre, 2 * n_part + centre]),
-        )
+        # Oscillators by group: the centre voices (both ears), the left side
+        # voices and the right side voices. Each is summed once; an ear hears
+        # the centre plus its own side.
+        self._groups = tuple(np.arange(g * n_part, (g + 1) * n_part) for g in range(3))
 
         # Level drift: each partial sums two slow sines (periods around motion_s,
         # never commensurate, so the pattern does not repeat), in log amplitude.
@@ -141,20 +131,20 @@ class Drone(Layer):
         self._tilt_depth = 0.35
         self._log_ratio = np.log(_RATIOS)
 
-        # cos/sin tables for one sub-block, transposed so the matrix product lands
-        # in sample order; float32 is ample for m < _SUB.
+        # Tables for one sub-block, rows (oscillator, [cos wm, sin wm, m cos wm,
+        # m sin wm]), so one matrix product gives the ramped sum in sample
+        # order; float32 is ample for m < _SUB.
         m = np.arange(_SUB, dtype=np.float64)
         w = 2 * np.pi * self._freqs / sr
         arg = w[:, None] * m[None, :]
         self._tables = []
-        for osc in self._channel_osc:
-            table = np.empty((2 * len(osc), _SUB), dtype=np.float32)
-            table[0::2] = np.cos(arg[osc])
-            table[1::2] = np.sin(arg[osc])
-            self._tables.append(table)
-        self._ramp = m.astype(np.float32)
-        self._cache = np.zeros((2, 0), dtype=np.float32)
-        self._cache_first_block = 0
+        for osc in self._groups:
+            table = np.empty((len(osc), 4, _SUB), dtype=np.float32)
+            table[:, 0] = np.cos(arg[osc])
+            table[:, 1] = np.sin(arg[osc])
+            table[:, 2] = m * np.cos(arg[osc])
+            table[:, 3] = m * np.sin(arg[osc])
+            self._tables.append(table.reshape(4 * len(osc), _SUB))
 
         # Calibrate the long-term level: average the tonal power over a long grid
         # of control points (the drift is zero-mean in log, not in power).
@@ -173,15 +163,14 @@ class Drone(Layer):
             # noise live; a single band-pass section is enough for a bed.
             lo = min(4.0 * p.root_hz, 0.2 * sr)
             hi = min(24.0 * p.root_hz, 0.4 * sr)
-            b, a = signal.butter(1, [lo, hi], btype="bandpass", fs=sr)
-            self._air_b = b.astype(np.float32)
-            self._air_a = a.astype(np.float32)
-            # Uniform noise in [-0.5, 0.5) has variance 1/12; the band-pass makes it
-            # Gaussian and removes its DC.  Normalise by the filter's noise gain.
-            _, h = signal.freqz(b, a, worN=8192)
-            noise_gain = math.sqrt(float(np.mean(np.abs(h) ** 2)) / 12.0)
-            self._air_scale = np.float32(self._air_gain / noise_gain)
-            self._air_zi = np.zeros(len(a) - 1, dtype=np.float32)
+            sos = signal.butter(1, [lo, hi], btype="bandpass", fs=sr, output="sos")
+            # Uniform int16 noise has variance ~32768^2 / 3; the band-pass makes it
+            # Gaussian and removes its DC.  Normalise by the filter's noise gain
+            # (folded into the numerator: one pass fewer per span).
+            scale = self._air_gain / (noise_gain(sos) * 32768.0 / math.sqrt(3.0))
+            self._air_b = (sos[0, :3] * scale).astype(np.float32)
+            self._air_a = sos[0, 3:].astype(np.float32)
+            self._air_zi = np.zeros(2, dtype=np.float32)
             # The right channel hears the same air ~11 ms later: far longer than the
             # band's correlation time, so the channels are uncorrelated, at half the
             # cost of filtering two noises.
@@ -199,25 +188,11 @@ class Drone(Layer):
         tilt = self._tilt_depth * np.sin(2 * np.pi * t / self._tilt_period + self._tilt_phase)
         return np.exp(self._mod_depth * mod + self._log_ratio[:, None] * tilt[None, :])
 
-    def _next_block(self) -> np.ndarray:
-        i = self._block_index - self._cache_first_block
-        if i < 0 or (i + 1) * BLOCK_SIZE > self._cache.shape[1]:
-            self._cache_first_block = self._block_index
-            self._cache = self._render_span(self.block_start)
-            i = 0
-        span = self._cache[:, i * BLOCK_SIZE : (i + 1) * BLOCK_SIZE]
-        # Interleave with two strided copies: much cheaper than a transposing gather.
-        out = np.empty((BLOCK_SIZE, 2), dtype=np.float32)
-        out[:, 0] = span[0]
-        out[:, 1] = span[1]
-        return out
-
     def _render_span(self, start: int) -> np.ndarray:
-        """Render ``_SPAN_BLOCKS`` blocks from absolute sample ``start``: shape (2, n).
+        """Render the span from absolute sample ``start``: shape (n, 2).
 
-        Working on several blocks per call amortises the per-call overhead of
-        numpy, BLAS and lfilter; the result depends only on ``start`` and on the
-        rng stream, which is consumed in block order, so chunking cannot change it.
+        The tones depend only on ``start``; the air on the rng stream, which
+        is consumed span by span in order, so chunking cannot change it.
         """
         sr = self.sample_rate
         n_sub = _SPAN_BLOCKS * _N_SUB
@@ -233,36 +208,40 @@ class Drone(Layer):
         phi = 2 * np.pi * (cycles - np.floor(cycles))
         s, c = np.sin(phi), np.cos(phi)
 
-        out = np.empty((2, n_sub * _SUB), dtype=np.float32)
-        for ch, osc in enumerate(self._channel_osc):
-            # Rows (const/ramp, sub-block); columns pair with the table's
-            # (oscillator, cos/sin) rows: sin(phi + wm) = sin(phi)cos(wm) + cos(phi)sin(wm).
-            coef = np.empty((_SPAN_BLOCKS, 2, _N_SUB, len(osc), 2), dtype=np.float32)
-            shape = (_SPAN_BLOCKS, _N_SUB, len(osc))
-            coef[:, 0, :, :, 0] = (alpha[osc] * s[osc]).T.reshape(shape)
-            coef[:, 0, :, :, 1] = (alpha[osc] * c[osc]).T.reshape(shape)
-            coef[:, 1, :, :, 0] = (beta[osc] * s[osc]).T.reshape(shape)
-            coef[:, 1, :, :, 1] = (beta[osc] * c[osc]).T.reshape(shape)
+        # sin(phi + wm) (alpha + beta m) = alpha sin(phi) cos(wm) + alpha cos(phi) sin(wm)
+        #                                + beta sin(phi) m cos(wm) + beta cos(phi) m sin(wm)
+        coef = np.empty((n_sub, len(self._freqs), 4), dtype=np.float32)
+        coef[:, :, 0] = (alpha * s).T
+        coef[:, :, 1] = (alpha * c).T
+        coef[:, :, 2] = (beta * s).T
+        coef[:, :, 3] = (beta * c).T
+        group_sums = []
+        for osc, table in zip(self._groups, self._tables):
             # One small product per block: kept under OpenBLAS's threading
             # threshold on purpose, because a threaded GEMM on a busy machine (TTS
             # running alongside) is many times slower than a single-threaded one.
-            y = coef.reshape(_SPAN_BLOCKS, 2 * _N_SUB, -1) @ self._tables[ch]
-            y[:, _N_SUB:] *= self._ramp
-            y[:, :_N_SUB] += y[:, _N_SUB:]
-            out[ch] = y[:, :_N_SUB].reshape(-1)
+            rows = coef[:, osc].reshape(_SPAN_BLOCKS, _N_SUB, -1)
+            group_sums.append((rows @ table).reshape(-1))
+        centre, left, right = group_sums
 
+        n = n_sub * _SUB
+        stereo = np.empty((n, 2), dtype=np.float32)
         if self._air_gain > 0.0:
-            n = out.shape[1]
-            noise = self.rng.random(n, dtype=np.float32)
-            noise -= np.float32(0.5)
+            # int16 noise costs half the random bits of float noise.
+            noise = self.rng.integers(-32768, 32768, size=n, dtype=np.int16).astype(np.float32)
+            # One section: lfilter runs it as sosfilt would, a little faster.
             air, self._air_zi = signal.lfilter(self._air_b, self._air_a, noise, zi=self._air_zi)
-            air *= self._air_scale
-            out[0] += air
+            left += air  # the left ear hears the air now
             d = len(self._air_tail)
-            out[1, :d] += self._air_tail
-            out[1, d:] += air[:-d]
+            right[:d] += self._air_tail  # the right ear hears it ~11 ms later
+            right[d:] += air[:-d]
             self._air_tail = air[-d:].copy()
-        return out
+        left += centre
+        right += centre
+        # Interleave with two strided copies: much cheaper than a transposing gather.
+        stereo[:, 0] = left
+        stereo[:, 1] = right
+        return stereo
 
 
 def drone(

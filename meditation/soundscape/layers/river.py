@@ -22,7 +22,7 @@ the bubble grains instead, because a time-varying filter cannot run as one
 vectorised call and the layer has to stay about as cheap as plain filtered
 noise. Everything slow (tilt, level) is drawn at random knots ~0.1 s apart,
 joined by straight lines and held for ~3 ms control steps; audio is made a
-few blocks (a "span") at a time to keep per-call overhead down.
+few blocks (a span, see ``SpanLayer``) at a time to keep per-call overhead down.
 """
 
 from __future__ import annotations
@@ -35,15 +35,23 @@ import numpy as np
 from scipy import signal
 
 from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Layer, register_layer, rbj_biquad, render_layer, soft_limit
+from .base import (
+    BLOCK_SIZE,
+    NOMINAL_RMS_DB,
+    BiquadKind,
+    SpanLayer,
+    impulse_response,
+    rbj_biquad,
+    register_layer,
+    render_layer,
+    soft_limit,
+)
 
 __all__ = ["River", "river"]
 
 # Number of distinct bubble radii; grains are precomputed once per radius.
 _BANK_SIZE = 20
-# Audio is made a few blocks at a time: per-call overhead of numpy and scipy
-# is a large share of the cost at BLOCK_SIZE. The span always starts on a
-# block whose index is a multiple of _SPAN_BLOCKS, so chunking cannot matter.
+# Blocks per span (see SpanLayer).
 _SPAN_BLOCKS = 4
 _SPAN = _SPAN_BLOCKS * BLOCK_SIZE
 # Discrete stereo positions a bubble can take.
@@ -100,10 +108,21 @@ def _bubble_grain(radius_m: float, sample_rate: int) -> np.ndarray:
 
 
 @register_layer("river")
-class River(Layer):
+class River(SpanLayer):
     """A gentle stream: diffuse rushing water with a babble of small bubbles."""
 
     description = "A gentle stream: rushing water noise with a babble of small bubbles."
+    span_blocks = _SPAN_BLOCKS
+    ranges = {
+        "flow": (0.0, 1.0),
+        "bubble_rate_hz": (0.0, 1000.0),
+        "bubble_level_db": (-60.0, 20.0),
+        "bubble_min_radius_mm": (0.5, 20.0),
+        "bubble_max_radius_mm": (0.5, 20.0),
+        "bed_center_hz": (100.0, 4000.0),
+        "brightness": (0.0, 1.0),
+        "stereo_width": (0.0, 1.0),
+    }
 
     @dataclass(frozen=True)
     class Params:
@@ -129,20 +148,7 @@ class River(Layer):
     @classmethod
     def check_params(cls, params: "River.Params") -> None:
         """Raise SoundscapeError when a parameter value is out of range."""
-        ranges = {
-            "flow": (0.0, 1.0),
-            "bubble_rate_hz": (0.0, 1000.0),
-            "bubble_level_db": (-60.0, 20.0),
-            "bubble_min_radius_mm": (0.5, 20.0),
-            "bubble_max_radius_mm": (0.5, 20.0),
-            "bed_center_hz": (100.0, 4000.0),
-            "brightness": (0.0, 1.0),
-            "stereo_width": (0.0, 1.0),
-        }
-        for key, (low, high) in ranges.items():
-            value = getattr(params, key)
-            if not (low <= value <= high):
-                raise SoundscapeError(f"layer 'river': {key} must be in {low:g}..{high:g}, not {value!r}")
+        super().check_params(params)
         if params.bubble_min_radius_mm > params.bubble_max_radius_mm:
             raise SoundscapeError(
                 "layer 'river': bubble_min_radius_mm must not exceed bubble_max_radius_mm "
@@ -154,8 +160,6 @@ class River(Layer):
         p = self.params
         fs = self.sample_rate
         self._hop = _control_hop(fs)
-        self._span_audio = None
-        self._span_number = -1
 
         self._init_bed(p, fs)
 
@@ -186,25 +190,25 @@ class River(Layer):
         # Resonant-ish high-pass under the band, one-pole low-pass above it
         # (the brownish -6 dB/oct slope of turbulent water), and a steeper
         # low-pass that keeps the tilt boost from reaching ultrasonics.
-        # Coefficients stay float64: in float32 this order-5 direct form
-        # drifts by ~1 % at 96 kHz.
-        hp_b, hp_a = rbj_biquad("high", 0.5 * center, 1.1, fs)
-        lp1_b, lp1_a = signal.butter(1, center, fs=fs)
-        lp2_b, lp2_a = signal.butter(2, min(9000.0, 0.42 * fs), fs=fs)
-        b = np.polymul(np.polymul(hp_b, lp1_b), lp2_b)
-        a = np.polymul(np.polymul(hp_a, lp1_a), lp2_a)
-        impulse = np.zeros(fs)
-        impulse[0] = 1.0
-        h = signal.lfilter(b, a, impulse)
-        power = float(np.sum(h * h))
+        # Second-order sections, so the filter can run in float32 (the same
+        # cascade expanded into one order-5 polynomial drifts by ~1 % there).
+        sos = np.vstack(
+            [
+                rbj_biquad(BiquadKind.HIGH, 0.5 * center, 1.1, fs),
+                signal.butter(1, center, fs=fs, output="sos"),
+                signal.butter(2, min(9000.0, 0.42 * fs), fs=fs, output="sos"),
+            ]
+        )
+        h = impulse_response(sos)
+        power = float(np.dot(h, h))
         # rho: lag-1 autocorrelation of the filtered noise, needed to keep the
         # tilt (y + k * dy) from changing the level as k moves.
-        self._bed_rho = float(np.sum(h[:-1] * h[1:]) / power)
+        self._bed_rho = float(np.dot(h[:-1], h[1:]) / power)
         # int16 uniform noise has variance ~ 32768^2 / 3; fold its scale in.
         noise_std = 32768.0 / math.sqrt(3.0)
-        self._bed_b = b / (math.sqrt(power) * noise_std)
-        self._bed_a = a
-        self._bed_zi = np.zeros((len(a) - 1, 2))
+        sos[0, :3] /= math.sqrt(power) * noise_std
+        self._bed_sos = sos.astype(np.float32)
+        self._bed_zi = np.zeros((len(sos), 2, 2), dtype=np.float32)
         self._bed_last = np.zeros(2, dtype=np.float32)
 
         bubble_share = 10 ** (_DEFAULT_BUBBLE_LEVEL_DB / 10)
@@ -303,21 +307,11 @@ class River(Layer):
 
     # -- rendering --------------------------------------------------------
 
-    def _next_block(self) -> np.ndarray:
-        span, part = divmod(self._block_index, _SPAN_BLOCKS)
-        # A new span when the stream reaches one (or lands in one after
-        # Layer.skip): the carried state simply continues.
-        if span != self._span_number:
-            self._span_audio = self._render_span()
-            self._span_number = span
-        return self._span_audio[part * BLOCK_SIZE : (part + 1) * BLOCK_SIZE]
-
-    def _render_span(self) -> np.ndarray:
-        """Render the next ``_SPAN_BLOCKS`` blocks at once."""
+    def _render_span(self, start: int) -> np.ndarray:
+        """Render the next span (the stream's state carries on from the last one)."""
         n, hop = _SPAN, self._hop
         noise = self.rng.integers(-32768, 32768, size=(n, 2), dtype=np.int16).astype(np.float32)
-        y, self._bed_zi = signal.lfilter(self._bed_b, self._bed_a, noise, axis=0, zi=self._bed_zi)
-        y = y.astype(np.float32)
+        y, self._bed_zi = signal.sosfilt(self._bed_sos, noise, axis=0, zi=self._bed_zi)
 
         # Gains are held for one control step (~3 ms). They move by well
         # under 0.1 dB per step, so the steps vanish under the noise itself.

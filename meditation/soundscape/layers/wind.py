@@ -30,14 +30,22 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Layer, register_layer, rbj_biquad, render_layer, soft_limit
+from .base import (
+    BLOCK_SIZE,
+    NOMINAL_RMS_DB,
+    BiquadKind,
+    SpanLayer,
+    impulse_response,
+    noise_gain,
+    rbj_biquad,
+    register_layer,
+    render_layer,
+    soft_limit,
+)
 
 __all__ = ["Wind", "wind"]
 
-# Audio is made a few blocks at a time: per-call overhead of numpy and scipy
-# is a large share of the cost at BLOCK_SIZE. A span always starts on a block
-# whose index is a multiple of _SPAN_BLOCKS, so chunking cannot matter.
+# Blocks per span (see SpanLayer).
 _SPAN_BLOCKS = 4
 _SPAN = _SPAN_BLOCKS * BLOCK_SIZE
 # Spacing of control knots (rounded to a power-of-two number of samples).
@@ -74,16 +82,12 @@ def _pow2(x: float) -> int:
     return 2 ** int(round(math.log2(x)))
 
 
-def _unit_lowpass(cutoff_hz: float, rate_hz: float):
-    """Two one-pole low-passes in cascade, scaled to unit output std for unit white input."""
+def _unit_lowpass(cutoff_hz: float, rate_hz: float) -> np.ndarray:
+    """Two one-pole low-passes in cascade (one SOS row), scaled to unit output std for unit white input."""
     pole = math.exp(-2 * math.pi * cutoff_hz / rate_hz)
-    b = np.array([(1 - pole) ** 2])
-    a = np.polymul([1.0, -pole], [1.0, -pole])
-    n = int(50 * rate_hz / (2 * math.pi * cutoff_hz)) + 64
-    impulse = np.zeros(n)
-    impulse[0] = 1.0
-    h = signal.lfilter(b, a, impulse)
-    return b / math.sqrt(float(np.sum(h * h))), a
+    sos = np.array([[(1 - pole) ** 2, 0.0, 0.0, 1.0, -2 * pole, pole * pole]])
+    sos[0, :3] /= noise_gain(sos)
+    return sos
 
 
 def _speed(g: np.ndarray) -> np.ndarray:
@@ -92,10 +96,18 @@ def _speed(g: np.ndarray) -> np.ndarray:
 
 
 @register_layer("wind")
-class Wind(Layer):
+class Wind(SpanLayer):
     """Gusting wind: diffuse band noise with occasional whistles, all following one speed."""
 
     description = "Gusting wind: soft rushing air whose gusts travel across the field, with faint whistles."
+    span_blocks = _SPAN_BLOCKS
+    ranges = {
+        "gust_s": (0.5, 60.0),
+        "gustiness": (0.0, 1.0),
+        "whistle": (0.0, 1.0),
+        "center_hz": (100.0, 3000.0),
+        "travel_s": (0.0, 5.0),
+    }
 
     @dataclass(frozen=True)
     class Params:
@@ -112,27 +124,10 @@ class Wind(Layer):
         travel_s: float = 0.6
         """How long a gust takes to cross from the left ear to the right."""
 
-    @classmethod
-    def check_params(cls, params: "Wind.Params") -> None:
-        """Raise SoundscapeError when a parameter value is out of range."""
-        ranges = {
-            "gust_s": (0.5, 60.0),
-            "gustiness": (0.0, 1.0),
-            "whistle": (0.0, 1.0),
-            "center_hz": (100.0, 3000.0),
-            "travel_s": (0.0, 5.0),
-        }
-        for key, (low, high) in ranges.items():
-            value = getattr(params, key)
-            if not (low <= value <= high):
-                raise SoundscapeError(f"layer 'wind': {key} must be in {low:g}..{high:g}, not {value!r}")
-
     def __init__(self, *, sample_rate, rng, params=None, cues=()):
         super().__init__(sample_rate=sample_rate, rng=rng, params=params, cues=cues)
         p = self.params
         fs = self.sample_rate
-        self._span_audio = None
-        self._span_number = -1
         self._hop = min(max(_pow2(fs / 300.0), 16), 1024)
         self._n_control = _SPAN // self._hop
         knot = min(max(_pow2(_KNOT_S * fs), self._hop), _SPAN)
@@ -148,14 +143,14 @@ class Wind(Layer):
         # two-pole low-pass at knot rate; the slow drift is an AR(1) process
         # stepped once per span and interpolated across it.
         gust_hz = 0.35 / p.gust_s
-        self._gust_b, self._gust_a = _unit_lowpass(gust_hz, knot_rate)
+        self._gust_sos = _unit_lowpass(gust_hz, knot_rate)
         self._drift_pole = math.exp(-2 * math.pi * gust_hz / _DRIFT_SLOWER * _SPAN / fs)
         self._drift_frac = (np.arange(1, self._n_knots + 1) / self._n_knots)
         # Start in the middle of the weather rather than from dead calm: run
         # the gust filter over a few time constants of noise.
         burn = int(8 * knot_rate / (2 * math.pi * gust_hz)) + 1
-        _, self._gust_zi = signal.lfilter(
-            self._gust_b, self._gust_a, self.rng.standard_normal((burn, 3)), axis=0, zi=np.zeros((2, 3))
+        _, self._gust_zi = signal.sosfilt(
+            self._gust_sos, self.rng.standard_normal((burn, 3)), axis=0, zi=np.zeros((1, 2, 3))
         )
         self._drift = float(self.rng.standard_normal())
         # Gust values not yet heard by the right ear (left hears them first).
@@ -169,28 +164,29 @@ class Wind(Layer):
 
     def _gust_now(self) -> float:
         """Current speed value implied by the carried filter state (for initial conditions)."""
-        # The output of the direct-form filter at the next step with zero
-        # input is zi[0]; mix in the drift the same way as in _speed_knots.
-        fast = float(self._gust_zi[0, 0])
+        # The output of the (one-section, transposed direct form) filter at
+        # the next step with zero input is its first state value; mix in the
+        # drift the same way as in _control.
+        fast = float(self._gust_zi[0, 0, 0])
         return math.sqrt(1 - _DRIFT_SHARE) * fast + math.sqrt(_DRIFT_SHARE) * self._drift
 
     # -- body ------------------------------------------------------------
 
     def _init_body(self, p: "Wind.Params", fs: int) -> None:
         center = min(p.center_hz, 0.15 * fs)
-        hp_b, hp_a = rbj_biquad("high", 0.4 * center, 0.7, fs)
-        lp_b, lp_a = rbj_biquad("low", min(1.4 * center, 0.4 * fs), 1.0, fs)
-        b = np.polymul(hp_b, lp_b)
-        a = np.polymul(hp_a, lp_a)
-        impulse = np.zeros(fs)
-        impulse[0] = 1.0
-        h = signal.lfilter(b, a, impulse)
-        power = float(np.sum(h * h))
-        self._rho = float(np.sum(h[:-1] * h[1:]) / power)
+        sos = np.vstack(
+            [
+                rbj_biquad(BiquadKind.HIGH, 0.4 * center, 0.7, fs),
+                rbj_biquad(BiquadKind.LOW, min(1.4 * center, 0.4 * fs), 1.0, fs),
+            ]
+        )
+        h = impulse_response(sos)
+        power = float(np.dot(h, h))
+        self._rho = float(np.dot(h[:-1], h[1:]) / power)
         # int16 uniform noise has variance ~ 32768^2 / 3; fold its scale in.
-        self._body_b = b / (math.sqrt(power) * 32768.0 / math.sqrt(3.0))
-        self._body_a = a
-        self._body_zi = np.zeros((len(a) - 1, 2))
+        sos[0, :3] /= math.sqrt(power) * 32768.0 / math.sqrt(3.0)
+        self._body_sos = sos.astype(np.float32)
+        self._body_zi = np.zeros((len(sos), 2, 2), dtype=np.float32)
         self._body_last = np.zeros(2, dtype=np.float32)
         self._tilt_k0 = fs / (2 * math.pi * _TILT_CORNER * center)
         self._depth_db = _GUST_DEPTH_DB * p.gustiness
@@ -284,7 +280,7 @@ class Wind(Layer):
         """Control values for the span, one row per control step (see _knot_values)."""
         n = self._n_knots
         noise = self.rng.standard_normal((n + 1, 5))
-        gust, self._gust_zi = signal.lfilter(self._gust_b, self._gust_a, noise[:n, :3], axis=0, zi=self._gust_zi)
+        gust, self._gust_zi = signal.sosfilt(self._gust_sos, noise[:n, :3], axis=0, zi=self._gust_zi)
         drift0 = self._drift
         self._drift = self._drift_pole * drift0 + math.sqrt(1 - self._drift_pole**2) * float(noise[n, 0])
         drift = drift0 + (self._drift - drift0) * self._drift_frac
@@ -304,21 +300,11 @@ class Wind(Layer):
         self._last_knot = knots[-1]
         return steps, prev
 
-    def _next_block(self) -> np.ndarray:
-        span, part = divmod(self._block_index, _SPAN_BLOCKS)
-        # A new span when the stream reaches one (or lands in one after
-        # Layer.skip): the carried state simply continues.
-        if span != self._span_number:
-            self._span_audio = self._render_span()
-            self._span_number = span
-        return self._span_audio[part * BLOCK_SIZE : (part + 1) * BLOCK_SIZE]
-
-    def _render_span(self) -> np.ndarray:
-        """Render the next ``_SPAN_BLOCKS`` blocks at once."""
+    def _render_span(self, start: int) -> np.ndarray:
+        """Render the next span (the stream's state carries on from the last one)."""
         n, hop = _SPAN, self._hop
         noise = self.rng.integers(-32768, 32768, size=(n, 2), dtype=np.int16).astype(np.float32)
-        y, self._body_zi = signal.lfilter(self._body_b, self._body_a, noise, axis=0, zi=self._body_zi)
-        y = y.astype(np.float32)
+        y, self._body_zi = signal.sosfilt(self._body_sos, noise, axis=0, zi=self._body_zi)
 
         steps, prev_knot = self._control()
         # Body gains are held for one control step (~3 ms); they move far

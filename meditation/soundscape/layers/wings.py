@@ -28,7 +28,7 @@ import numpy as np
 from scipy import signal
 
 from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer
+from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, check_range, register_layer
 
 __all__ = ["Wings", "wings"]
 
@@ -102,6 +102,14 @@ class Wings(Layer):
 
     description = "The beat of great wings: slow whooshing strokes with a soft low thump."
     cue_actions = frozenset({"beat", "beats"})
+    ranges = {
+        "flap_rate_hz": (0.1, 8.0),
+        "jitter": (0.0, 0.5),
+        "strength": (0.0, 2.0),
+        "brightness_hz": (100.0, 8000.0),
+        "thump_hz": (25.0, 150.0),
+        "thump_db": (-120.0, 12.0),
+    }
 
     @dataclass(frozen=True)
     class Params:
@@ -119,24 +127,6 @@ class Wings(Layer):
         """Pitch of the low thump at the bottom of each stroke, in hertz."""
         thump_db: float = 0.0
         """Level of the thump relative to its nominal level, in dB (-120 removes it)."""
-
-    @classmethod
-    def check_params(cls, params: "Wings.Params") -> None:
-        p = params
-        if not 0.1 <= p.flap_rate_hz <= 8.0:
-            raise SoundscapeError(f"wings: flap_rate_hz {p.flap_rate_hz} is out of range (0.1..8)")
-        if not 0.0 <= p.jitter <= 0.5:
-            raise SoundscapeError(f"wings: jitter {p.jitter} is out of range (0..0.5)")
-        if not 0.0 <= p.strength <= 2.0:
-            raise SoundscapeError(f"wings: strength {p.strength} is out of range (0..2)")
-        if not 100.0 <= p.brightness_hz <= 8000.0:
-            raise SoundscapeError(
-                f"wings: brightness_hz {p.brightness_hz} is out of range (100..8000)"
-            )
-        if not 25.0 <= p.thump_hz <= 150.0:
-            raise SoundscapeError(f"wings: thump_hz {p.thump_hz} is out of range (25..150)")
-        if not -120.0 <= p.thump_db <= 12.0:
-            raise SoundscapeError(f"wings: thump_db {p.thump_db} is out of range (-120..12)")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -261,15 +251,15 @@ class Wings(Layer):
         """Validate a cue and list its strokes as (start sample, shape, gain); no randomness."""
         sr = self.sample_rate
         if cue.action not in _CUE_PARAMS:
-            raise SoundscapeError(f"wings: no cue {cue.action!r} (known: {', '.join(sorted(_CUE_PARAMS))})")
+            raise SoundscapeError(f"layer 'wings': no cue {cue.action!r} (known: {', '.join(sorted(_CUE_PARAMS))})")
         extra = set(cue.params) - _CUE_PARAMS[cue.action]
         if extra:
             raise SoundscapeError(
-                f"wings: cue {cue.action!r} has no option {sorted(extra)[0]!r} "
+                f"layer 'wings': cue {cue.action!r} has no option {sorted(extra)[0]!r} "
                 f"(known: {', '.join(sorted(_CUE_PARAMS[cue.action]))})"
             )
         if not math.isfinite(cue.time_s) or cue.time_s < 0:
-            raise SoundscapeError(f"wings: cue time {cue.time_s} must be a time on the track (>= 0 s)")
+            raise SoundscapeError(f"layer 'wings': cue time {cue.time_s} must be a time on the track (>= 0 s)")
         strength = _number(cue, "strength", 1.0, 0.0, 2.0)
         start = round(cue.time_s * sr)
         if cue.action == "beat":
@@ -372,11 +362,10 @@ def _interleave(out: np.ndarray) -> np.ndarray:
 def _number(cue: Cue, key: str, default: float, low: float, high: float, *, integer: bool = False) -> float:
     value: Any = cue.params.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SoundscapeError(f"wings: cue {cue.action!r}: {key} must be a number, not {value!r}")
-    if integer and value != int(value):
-        raise SoundscapeError(f"wings: cue {cue.action!r}: {key} must be a whole number, not {value!r}")
-    if not low <= value <= high or not math.isfinite(value):
-        raise SoundscapeError(f"wings: cue {cue.action!r}: {key} {value} is out of range ({low}..{high})")
+        raise SoundscapeError(f"layer 'wings': cue {cue.action!r}: {key} must be a number, not {value!r}")
+    if integer and (not math.isfinite(value) or value != int(value)):
+        raise SoundscapeError(f"layer 'wings': cue {cue.action!r}: {key} must be a whole number, not {value!r}")
+    check_range(f"layer 'wings': cue {cue.action!r}: {key}", value, low, high)
     return float(value)
 
 

@@ -1,0 +1,207 @@
+"""File safety: what a run may write, checked before any work starts.
+
+Rules, for every command:
+
+* an output is never an input of the same run (the script, a preset, a
+  manifest, a cover or a recording), never another output of the same run,
+  and never a folder or a special file;
+* an output's folder exists and can be written to (probed by creating and
+  removing a file, which also catches read-only file systems);
+* an existing file is only ever replaced when meditation can prove it wrote
+  it: every file the tool commits is recorded in a small ledger (device,
+  inode, size and modification time), and a file whose record no longer
+  matches — a user's own file, or ours edited since — is left alone.
+
+Writing itself is atomic (``meditation.export``): a temporary file beside
+the target, renamed into place when complete, then recorded here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from .errors import ExportError
+
+__all__ = ["check_outputs", "check_replaceable", "record_written", "written_by_us", "ledger_path"]
+
+_LEDGER_MAX_BYTES = 1 << 20
+
+
+def ledger_path() -> Path:
+    """Where the record of written files lives (``MEDITATION_STATE_DIR`` overrides the platform's state folder)."""
+    override = os.environ.get("MEDITATION_STATE_DIR")
+    if override:
+        return Path(override) / "written.log"
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("meditation", appauthor=False)) / "written.log"
+
+
+def _identity(st: os.stat_result) -> str:
+    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
+
+
+def record_written(path: str | Path) -> None:
+    """Remember that meditation wrote ``path`` as it is now (call right after the rename)."""
+    path = Path(path)
+    try:
+        line = f"{_identity(path.stat())} {os.path.abspath(path)}\n"
+        ledger = ledger_path()
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        if ledger.exists() and ledger.stat().st_size > _LEDGER_MAX_BYTES:
+            _compact(ledger)
+        # One short O_APPEND write per record: concurrent writers (batch workers) never interleave.
+        fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8", "surrogateescape"))
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # without a record the file is merely treated as the user's next time: safe
+
+
+def written_by_us(path: str | Path) -> bool:
+    """True when ``path`` is, byte for byte as far as its stat shows, a file meditation wrote."""
+    try:
+        identity = _identity(Path(path).stat())
+        with open(ledger_path(), "rb") as f:
+            data = f.read().decode("utf-8", "surrogateescape")
+    except OSError:
+        return False
+    return any(line.startswith(identity + " ") for line in data.splitlines())
+
+
+def _compact(ledger: Path) -> None:
+    """Keep only records that still describe an existing file."""
+    kept = []
+    for line in ledger.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
+        parts = line.split(" ", 4)
+        if len(parts) == 5:
+            try:
+                if _identity(Path(parts[4]).stat()) == " ".join(parts[:4]):
+                    kept.append(line + "\n")
+            except OSError:
+                pass
+    fd, tmp = tempfile.mkstemp(prefix=".written-", dir=ledger.parent)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.writelines(kept)
+    os.replace(tmp, ledger)
+
+
+def check_replaceable(path: str | Path, label: str = "output") -> None:
+    """Raise ExportError unless ``path`` is free, or a regular file meditation wrote."""
+    path = Path(path)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ExportError(f"{label} {str(path)!r}: {exc.strerror}") from None
+    import stat
+
+    if stat.S_ISDIR(st.st_mode):
+        raise ExportError(f"{label} {str(path)!r} is a folder")
+    if not stat.S_ISREG(st.st_mode):
+        raise ExportError(f"{label} {str(path)!r} exists and is not a regular file")
+    if not written_by_us(path):
+        raise ExportError(
+            f"{label} {str(path)!r} already exists and was not written by meditation; "
+            "move it away or choose another name (meditation only replaces files it wrote)"
+        )
+
+
+def check_outputs(
+    outputs: Mapping[str, Path | None],
+    *,
+    inputs: Iterable[Path | None] = (),
+    folders: Mapping[str, Path | None] | None = None,
+) -> None:
+    """Check every output path of one run before any work starts; raise ExportError naming the first problem.
+
+    ``outputs`` maps a label (``-o``, ``--timings``) to a file path; ``folders``
+    maps a label to an output folder (``--stems``: created if missing, files
+    in it follow the file rules); ``inputs`` are every file the run reads.
+    """
+    inputs = [Path(p) for p in inputs if p is not None]
+    seen: dict[str, str] = {}
+    for label, path in outputs.items():
+        if path is None:
+            continue
+        path = Path(path)
+        for other in inputs:
+            if _same_file(path, other):
+                raise ExportError(f"{label} {str(path)!r} is an input of this run ({str(other)!r}); it would be overwritten")
+        key = os.path.realpath(path)
+        if key in seen:
+            raise ExportError(f"{label} {str(path)!r} is also given as {seen[key]}")
+        seen[key] = label
+        check_replaceable(path, label)
+        _check_folder(path.parent if str(path.parent) else Path("."), label, path)
+    for label, folder in (folders or {}).items():
+        if folder is None:
+            continue
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise ExportError(f"{label} {str(folder)!r} exists and is not a folder")
+        parent = folder if folder.is_dir() else folder.parent
+        if not parent.exists():
+            # Created on demand, like `mkdir -p`; refuse where a file is in the way.
+            blocker = next((p for p in [parent, *parent.parents] if p.exists()), None)
+            if blocker is not None and not blocker.is_dir():
+                raise ExportError(f"{label} {str(folder)!r} is under {str(blocker)!r}, which is a file, not a folder")
+            if blocker is not None:
+                _check_folder(blocker, label, folder)
+            continue
+        _check_folder(parent, label, folder)
+        if folder.is_dir():
+            for existing in folder.glob("*.wav"):
+                check_replaceable(existing, f"{label} file")
+                for other in inputs:
+                    if _same_file(existing, other):
+                        raise ExportError(f"{label} {str(folder)!r} holds {existing.name}, an input of this run")
+        for other_label, path in outputs.items():
+            if path is not None and _inside(Path(path), folder) and Path(path).suffix.lower() == ".wav":
+                raise ExportError(f"{other_label} {str(path)!r} is inside {label} {str(folder)!r}, where stems are written")
+
+
+def _check_folder(folder: Path, label: str, path: Path) -> None:
+    if not folder.exists():
+        raise ExportError(f"{label} {str(path)!r}: output folder {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        raise ExportError(f"{label} {str(path)!r}: {str(folder)!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".meditation-probe-", dir=folder)
+    except OSError as exc:
+        raise ExportError(f"{label} {str(path)!r}: cannot write in {str(folder)!r} ({exc.strerror.lower()})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return os.path.realpath(path.parent) == os.path.realpath(folder)
+
+
+def check_settings_files(settings, *, inputs: Iterable[Path | None] = ()) -> None:
+    """``check_outputs`` for one render's settings: every path setting by its role in the schema.
+
+    ``inputs`` adds what the settings do not name directly (a manifest).
+    """
+    from .settings import SCHEMA, Role
+
+    def paths(role):
+        return {spec.option: getattr(settings, spec.name) for spec in SCHEMA.values() if spec.role is role}
+
+    read = [*paths(Role.INPUT).values(), *inputs]
+    if str(settings.soundscape).lower().endswith(".toml"):
+        read.append(Path(settings.soundscape))
+    check_outputs(paths(Role.OUTPUT), inputs=read, folders=paths(Role.OUTPUT_FOLDER))

@@ -1,0 +1,208 @@
+"""Reading soundscape presets: TOML files that say which layers play, how loud, where.
+
+Preset format::
+
+    name = "stream"
+    description = "A gentle mountain stream"
+    fade_s = 6.0                   # crossfade when scenes change
+
+    [layers.river]                 # every layer the preset uses
+    level_db = -10.0               # relative to the narration's level
+    flow = 0.6                     # any other key is a layer parameter
+
+    [scenes.default]               # scenes not named below, and scriptless tracks
+    river = 0.0                    # layer = gain in dB on top of level_db
+
+    [scenes."The valley"]          # a scene by its heading (case-insensitive)
+    river = 0.0
+    fade_s = 10.0
+
+    [[cues]]                       # one-off events
+    layer = "bell"
+    action = "strike"
+    at_scene = "The awakening"     # or at_text = "words in the script", or at = "start"/"end"
+    offset_s = 0.5
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import SoundscapeError
+from ..tomlfile import read_toml
+from .layers import LAYERS
+from .layers.base import check_range
+
+__all__ = ["Preset", "LayerSpec", "SceneSpec", "CueSpec", "Anchor", "load_preset", "list_presets", "PRESET_DIRS"]
+
+_PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "data" / "soundscapes"
+PRESET_DIRS = (_PACKAGE_PRESETS,)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a preset."""
+
+    name: str
+    level_db: float
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """How one scene sets the layers: dB offsets of those that play; the others are silent."""
+
+    layers: Mapping[str, float]
+    fade_s: float
+
+
+class Anchor(str, enum.Enum):
+    """Where ``at = ...`` places a cue: the start of the track or the end of its last words."""
+
+    START = "start"
+    END = "end"
+
+
+@dataclass(frozen=True)
+class CueSpec:
+    """A one-off event placed relative to the script."""
+
+    layer: str
+    action: str
+    at_text: str | None = None
+    at_scene: str | None = None
+    at: Anchor | None = None
+    offset_s: float = 0.0
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A parsed, validated soundscape preset."""
+
+    name: str
+    description: str
+    layers: Mapping[str, LayerSpec]
+    scenes: Mapping[str, SceneSpec]
+    cues: tuple[CueSpec, ...]
+    fade_s: float
+    path: Path
+
+
+def list_presets() -> list[Preset]:
+    """Every shipped preset, by name."""
+    found = {}
+    for folder in PRESET_DIRS:
+        for path in sorted(folder.glob("*.toml")):
+            found.setdefault(path.stem, load_preset(str(path)))
+    return [found[k] for k in sorted(found)]
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """Load a preset by name (shipped) or by path to a .toml file."""
+    path = Path(name_or_path)
+    if path.suffix.lower() != ".toml":
+        candidates = [folder / f"{name_or_path}.toml" for folder in PRESET_DIRS]
+        path = next((c for c in candidates if c.is_file()), candidates[0])
+        if not path.is_file():
+            names = sorted({p.stem for folder in PRESET_DIRS for p in folder.glob("*.toml")})
+            raise SoundscapeError(f"unknown soundscape {name_or_path!r} (known: {', '.join(names)}, none, or a .toml path)")
+    return _parse_preset(read_toml(path, error_class=SoundscapeError, what="soundscape"), path)
+
+
+def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
+    where = str(path)
+
+    def fail(message: str) -> SoundscapeError:
+        return SoundscapeError(f"{where}: {message}")
+
+    known_top = {"name", "description", "fade_s", "layers", "scenes", "cues"}
+    for key in data:
+        if key not in known_top:
+            raise fail(f"unknown key {key!r} (known: {', '.join(sorted(known_top))})")
+    fade_s = _number(data.get("fade_s", 6.0), "fade_s", fail, 0.0, 120.0)
+    layers: dict[str, LayerSpec] = {}
+    for name, table in dict(data.get("layers", {})).items():
+        if name not in LAYERS:
+            raise fail(f"unknown layer {name!r} (known: {', '.join(sorted(LAYERS))})")
+        if not isinstance(table, Mapping):
+            raise fail(f"[layers.{name}] must be a table")
+        params = {k: v for k, v in table.items() if k != "level_db"}
+        try:
+            LAYERS[name].make_params(params)
+        except SoundscapeError as exc:
+            raise fail(str(exc)) from None
+        level = _number(table.get("level_db", 0.0), f"layers.{name}.level_db", fail, -80.0, 12.0)
+        layers[name] = LayerSpec(name, level, params)
+    if not layers:
+        raise fail("a preset needs at least one [layers.NAME] table")
+    scenes: dict[str, SceneSpec] = {}
+    for scene, table in dict(data.get("scenes", {})).items():
+        if not isinstance(table, Mapping):
+            raise fail(f"[scenes.{scene!r}] must be a table")
+        gains = {}
+        for key, value in table.items():
+            if key == "fade_s":
+                continue
+            if key not in layers:
+                raise fail(f"scene {scene!r} sets layer {key!r}, which is not in [layers]")
+            gains[key] = _number(value, f"scenes.{scene}.{key}", fail, -80.0, 24.0)
+        scenes[scene.lower()] = SceneSpec(gains, _number(table.get("fade_s", fade_s), f"scenes.{scene}.fade_s", fail, 0.0, 120.0))
+    if "default" not in scenes:
+        scenes["default"] = SceneSpec({name: 0.0 for name in layers if not LAYERS[name].cue_actions}, fade_s)
+    cues = []
+    for i, table in enumerate(data.get("cues", [])):
+        if not isinstance(table, Mapping):
+            raise fail(f"cues[{i}] must be a table")
+        allowed = {"layer", "action", "at_text", "at_scene", "at", "offset_s", "params"}
+        for key in table:
+            if key not in allowed:
+                raise fail(f"cues[{i}]: unknown key {key!r} (known: {', '.join(sorted(allowed))})")
+        layer = table.get("layer")
+        if layer not in layers:
+            raise fail(f"cues[{i}]: layer {layer!r} is not in [layers]")
+        action = table.get("action")
+        if action not in LAYERS[layer].cue_actions:
+            raise fail(f"cues[{i}]: layer {layer!r} has no cue {action!r} (known: {', '.join(sorted(LAYERS[layer].cue_actions)) or 'none'})")
+        anchors = [k for k in ("at_text", "at_scene", "at") if k in table]
+        if len(anchors) != 1:
+            raise fail(f"cues[{i}]: give exactly one of at_text, at_scene, at")
+        at = None
+        if "at" in table:
+            try:
+                at = Anchor(table["at"])
+            except ValueError:
+                raise fail(f"cues[{i}]: at must be \"start\" or \"end\", not {table['at']!r}") from None
+        cues.append(
+            CueSpec(
+                layer=layer,
+                action=action,
+                at_text=table.get("at_text"),
+                at_scene=table.get("at_scene"),
+                at=at,
+                offset_s=_number(table.get("offset_s", 0.0), f"cues[{i}].offset_s", fail, -600.0, 600.0),
+                params=dict(table.get("params", {})),
+            )
+        )
+    return Preset(
+        name=str(data.get("name", path.stem)),
+        description=str(data.get("description", "")),
+        layers=layers,
+        scenes=scenes,
+        cues=tuple(cues),
+        fade_s=fade_s,
+        path=path,
+    )
+
+
+def _number(value: Any, what: str, fail, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail(f"{what} must be a number, not {value!r}")
+    try:
+        check_range(what, value, low, high)
+    except SoundscapeError as exc:
+        raise fail(str(exc)) from None
+    return float(value)

@@ -1,0 +1,298 @@
+"""Planning and streaming a soundscape over a timeline.
+
+``plan_ambience`` turns a preset and a timeline into per-layer gain envelopes
+and cue times; ``AmbiencePlan.build`` makes a fresh, seeded streaming renderer
+from that plan (the master stage streams the mix twice, so it builds two).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import SoundscapeError
+from ..levels import NOMINAL_RMS_DB, SILENT_DB, VOICE_RMS_DB
+from ..timeline import SceneSpan, Timeline
+from .layers import BLOCK_SIZE, LAYERS, Cue, Layer
+from .preset import Anchor, CueSpec, LayerSpec, Preset, SceneSpec, load_preset
+
+__all__ = ["AmbiencePlan", "Ambience", "plan_ambience"]
+
+
+@dataclass(frozen=True)
+class AmbiencePlan:
+    """Where each layer sounds and how loud: everything but the audio."""
+
+    preset: Preset
+    timeline: Timeline
+    """The timeline with each scene's sounding layers filled in."""
+    envelopes: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    """Per layer: breakpoints (sample positions, linear gains) of its level over the track."""
+    cues: Mapping[str, tuple[Cue, ...]]
+    seed: int
+    cue_only: frozenset = frozenset()
+    """Layers no scene mentions: they play their cues at their level and are silent otherwise."""
+
+    def build(self) -> "Ambience":
+        """A fresh streaming renderer; two builds render identical audio."""
+        return Ambience(self)
+
+
+class Ambience:
+    """Streams every layer of a plan with its level envelope applied."""
+
+    def __init__(self, plan: AmbiencePlan):
+        self.plan = plan
+        sr = plan.timeline.sample_rate
+        names = list(plan.preset.layers)
+        self.names = tuple(names)
+        self._position = 0
+        # A layer is made when it first sounds: most presets have layers
+        # that play in a few scenes only, or (a track without a script) in
+        # none, and making one can cost more than a minute of its audio.
+        # Each layer's generator starts from its own seed whenever it is
+        # made, and the silent stretch before is handed to ``skip`` as it
+        # would have been, so making it late changes no sample.
+        self._layers: dict[str, Layer | None] = {name: None for name in names}
+        self._active = {}
+        for name in names:
+            cues = plan.cues.get(name, ())
+            if cues:
+                # Cue lengths come from the layer itself (and making it checks the cues).
+                self._layers[name] = self._make(name)
+            self._active[name] = _active_ranges(plan, name, [self._layers[name].cue_duration_s(c) for c in cues] if cues else [])
+        # Samples of silent layer blocks not yet skipped (see ``render``).
+        self._deferred = {name: 0 for name in names}
+
+    def _make(self, name: str) -> Layer:
+        plan = self.plan
+        # One child seed per layer, by the layer's name: adding a layer to a
+        # preset never shifts the randomness of the others.
+        entropy = [plan.seed, *name.encode("utf-8")]
+        rng = np.random.default_rng(np.random.SeedSequence(entropy))
+        spec = plan.preset.layers[name]
+        return LAYERS[name](sample_rate=plan.timeline.sample_rate, rng=rng, params=spec.params, cues=plan.cues.get(name, ()))
+
+    def render(self, n_samples: int) -> dict[str, np.ndarray]:
+        """The next ``n_samples`` of every layer that sounds here, level envelope applied.
+
+        Layers silent for the whole stretch are left out of the result (the
+        caller treats a missing layer as silence). Whether a layer is
+        rendered or skipped is decided per whole layer block (``BLOCK_SIZE``
+        samples on a grid from sample 0), never per call, and a skip is
+        handed to the layer only once the silent blocks are over, in whole
+        blocks. Skipping leaves a layer's filters and random stream where
+        they were, so deciding per call would make the audio depend on how
+        the caller chunks the stream; on the grid, any chunk sizes give the
+        same audio.
+        """
+        start, end = self._position, self._position + n_samples
+        out = {}
+        for name, layer in self._layers.items():
+            pieces = []
+            pos = start
+            while pos < end:
+                # A run of blocks that are all loud or all silent.
+                loud = self._block_is_loud(name, pos // BLOCK_SIZE)
+                run_end = (pos // BLOCK_SIZE + 1) * BLOCK_SIZE
+                while run_end < end and self._block_is_loud(name, run_end // BLOCK_SIZE) == loud:
+                    run_end += BLOCK_SIZE
+                run_end = min(run_end, end)
+                if loud:
+                    if layer is None:
+                        layer = self._layers[name] = self._make(name)
+                    if self._deferred[name]:
+                        layer.skip(self._deferred[name])  # whole blocks: nothing rendered
+                        self._deferred[name] = 0
+                    pieces.append((pos - start, layer.render(run_end - pos)))
+                else:
+                    self._deferred[name] += run_end - pos  # silent here: don't spend time on it
+                pos = run_end
+            if not pieces:
+                continue
+            if len(pieces) == 1 and pieces[0][0] == 0 and len(pieces[0][1]) == n_samples:
+                buf = pieces[0][1]
+            else:
+                buf = np.zeros((n_samples, 2), dtype=np.float32)
+                for offset, audio in pieces:
+                    buf[offset : offset + len(audio)] = audio
+            gain = _gain(self.plan.envelopes[name], start, end)
+            if isinstance(gain, float):
+                buf *= np.float32(gain)
+            else:
+                buf *= gain[:, None]
+            out[name] = buf
+        self._position = end
+        return out
+
+    def _block_is_loud(self, name: str, block: int) -> bool:
+        return _overlaps(self._active[name], block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE)
+
+
+def _gain(envelope: tuple[np.ndarray, np.ndarray], start: int, end: int) -> float | np.ndarray:
+    """A layer's linear gain over samples [start, end): one number where the envelope is flat there."""
+    xs, ys = envelope
+    first, last = np.searchsorted(xs, [start, end - 1], side="right")
+    if first == last and (first == 0 or first == len(xs) or ys[first - 1] == ys[first]):
+        return float(ys[min(max(first - 1, 0), len(ys) - 1)])
+    return np.interp(np.arange(start, end, dtype=np.float64), xs, ys).astype(np.float32)
+
+
+def _active_ranges(plan: AmbiencePlan, name: str, cue_durations_s: Sequence[float]) -> list[tuple[int, int]]:
+    """Sample ranges where a layer can be heard: its envelope is up, or a cue rings."""
+    xs, ys = plan.envelopes[name]
+    ranges = []
+    loud = ys > 0 if name not in plan.cue_only else np.zeros(len(ys), dtype=bool)
+    for i in range(len(xs) - 1):
+        if loud[i] or loud[i + 1]:
+            ranges.append((int(xs[i]), int(np.ceil(xs[i + 1])) + 1))
+    if loud[-1]:
+        ranges.append((int(xs[-1]), 1 << 62))
+    sr = plan.timeline.sample_rate
+    for cue, duration_s in zip(plan.cues.get(name, ()), cue_durations_s):
+        begin = int(cue.time_s * sr)
+        ranges.append((begin, begin + int(duration_s * sr) + 1))
+    return ranges
+
+
+def _overlaps(ranges: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    return any(a < end and b > start for a, b in ranges)
+
+
+def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, only: Sequence[str] | None = None) -> AmbiencePlan:
+    """Plan a preset over a timeline: level envelopes, cue times and each scene's sounding layers."""
+    if preset_name == "auto":
+        preset_name = (script.settings.get("soundscape") if script is not None else None) or "default"
+    preset = load_preset(preset_name)
+    if only is not None:
+        unknown = [n for n in only if n not in preset.layers]
+        if unknown:
+            raise SoundscapeError(
+                f"--layers: {', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})"
+            )
+        preset = _keep_layers(preset, only)
+    offset_db = VOICE_RMS_DB - NOMINAL_RMS_DB
+    envelopes = {}
+    in_scenes = {name for scene in preset.scenes.values() for name in scene.layers}
+    cue_only = frozenset(c.layer for c in preset.cues if c.layer not in in_scenes)
+    for name, spec in preset.layers.items():
+        if name in cue_only:
+            gain = 10 ** ((spec.level_db + offset_db) / 20)
+            envelopes[name] = (np.array([0.0]), np.array([gain]))
+        else:
+            envelopes[name] = _envelope(preset, spec, timeline, offset_db)
+    cues: dict[str, list[Cue]] = {}
+    for cue in preset.cues:
+        time_s = _cue_time(cue, timeline, preset)
+        if time_s is None:
+            continue
+        time_s = min(max(0.0, time_s + cue.offset_s), timeline.duration_s)
+        cues.setdefault(cue.layer, []).append(Cue(time_s, cue.action, dict(cue.params)))
+    if only is not None:
+        # A layer asked for by name that never sounds would give a silent track
+        # (e.g. `ambient --soundscape dream --layers river`: no script, so only
+        # the preset's default scene plays, and the river is not in it).
+        silent = [n for n in preset.layers if not cues.get(n) and (n in cue_only or not np.any(envelopes[n][1] > 0))]
+        if silent:
+            where = sorted({scene for scene, spec in preset.scenes.items() if any(n in spec.layers for n in silent)} - {"default"})
+            raise SoundscapeError(
+                f"--layers: {', '.join(silent)} would be silent throughout this track in soundscape {preset.name!r}"
+                + (f" (it plays only in the scenes: {', '.join(where)})" if where else "")
+            )
+    plan = AmbiencePlan(preset, timeline, envelopes, {k: tuple(v) for k, v in cues.items()}, seed, cue_only)
+    return AmbiencePlan(preset, _with_layers(plan), envelopes, plan.cues, seed, cue_only)
+
+
+def _keep_layers(preset: Preset, only: Sequence[str]) -> Preset:
+    keep = set(only)
+    return Preset(
+        name=preset.name,
+        description=preset.description,
+        layers={k: v for k, v in preset.layers.items() if k in keep},
+        scenes={k: SceneSpec({n: g for n, g in s.layers.items() if n in keep}, s.fade_s) for k, s in preset.scenes.items()},
+        cues=tuple(c for c in preset.cues if c.layer in keep),
+        fade_s=preset.fade_s,
+        path=preset.path,
+    )
+
+
+def _scene_spec(preset: Preset, scene: SceneSpan) -> SceneSpec:
+    return preset.scenes.get(scene.name.lower(), preset.scenes["default"])
+
+
+def _envelope(preset: Preset, spec: LayerSpec, timeline: Timeline, offset_db: float) -> tuple[np.ndarray, np.ndarray]:
+    """Breakpoints of a layer's linear gain: each scene's level, crossfaded from the scene's start."""
+    sr = timeline.sample_rate
+    xs: list[float] = []
+    ys: list[float] = []
+    previous = None
+    for scene in timeline.scenes:
+        scene_spec = _scene_spec(preset, scene)
+        db = scene_spec.layers.get(spec.name)
+        gain = 0.0 if db is None else 10 ** ((spec.level_db + db + offset_db) / 20)
+        if previous is None:
+            xs.append(float(scene.start))
+            ys.append(gain)
+        elif gain != previous:
+            fade = scene_spec.fade_s * sr
+            xs += [float(scene.start), float(scene.start) + max(1.0, fade)]
+            ys += [previous, gain]
+        previous = gain
+    if not xs:
+        xs, ys = [0.0], [0.0]
+    return np.asarray(xs), np.asarray(ys)
+
+
+def _cue_time(cue: CueSpec, timeline: Timeline, preset: Preset) -> float | None:
+    sr = timeline.sample_rate
+    if cue.at is Anchor.START:
+        return 0.0
+    if cue.at is Anchor.END:
+        last = timeline.segments[-1].end if timeline.segments else timeline.length
+        return last / sr
+    if cue.at_scene is not None:
+        for scene in timeline.scenes:
+            if scene.name.lower() == cue.at_scene.lower():
+                return scene.start / sr
+        return None  # the script has no such scene: the cue simply does not play
+    needle = " ".join(cue.at_text.lower().split())
+    for seg in timeline.segments:
+        text = " ".join(seg.text.lower().split())
+        index = text.find(needle)
+        if index >= 0:
+            # Words are spread roughly evenly through a segment: estimate when these ones fall.
+            return (seg.start + seg.length * index / max(1, len(text))) / sr
+    return None
+
+
+def _with_layers(plan: AmbiencePlan) -> Timeline:
+    """The timeline with, per scene, the layers that sound in it (fading or ringing counts)."""
+    # Only layers with cues are made here, for their cues' lengths (and so
+    # that a bad cue is refused while planning, before any audio).
+    probe = {
+        name: LAYERS[name](sample_rate=plan.timeline.sample_rate, rng=np.random.default_rng(0), params=spec.params, cues=plan.cues[name])
+        for name, spec in plan.preset.layers.items()
+        if plan.cues.get(name)
+    }
+    scenes = []
+    for scene in plan.timeline.scenes:
+        sounding = []
+        for name in plan.preset.layers:
+            xs, ys = plan.envelopes[name]
+            level = np.interp(np.linspace(scene.start, max(scene.start, scene.end - 1), 256), xs, ys)
+            # Also the exact breakpoints inside the scene, so short fades are not missed.
+            inside = ys[(xs >= scene.start) & (xs < scene.end)]
+            peak = max(float(level.max(initial=0.0)), float(inside.max(initial=0.0)))
+            rings = any(
+                cue.time_s * plan.timeline.sample_rate < scene.end
+                and (cue.time_s + probe[name].cue_duration_s(cue)) * plan.timeline.sample_rate > scene.start
+                for cue in plan.cues.get(name, ())
+            )
+            if name in plan.cue_only:
+                peak = 0.0
+            if (peak > 0 and 20 * np.log10(peak) > SILENT_DB) or rings:
+                sounding.append(name)
+        scenes.append(replace(scene, layers=tuple(sounding)))
+    return replace(plan.timeline, scenes=tuple(scenes))

@@ -1,0 +1,84 @@
+"""The shared layer machinery: SOS biquads, noise gain, range errors, spans."""
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from meditation.errors import SoundscapeError
+from meditation.soundscape.layers import BLOCK_SIZE, LAYERS
+from meditation.soundscape.layers.base import BiquadKind, check_range, impulse_response, noise_gain, rbj_biquad
+from meditation.soundscape.layers.river import River
+
+
+@pytest.mark.parametrize("fs", [44100, 96000, 192000])
+def test_a_biquad_cascade_in_float32_sections_keeps_its_response(fs):
+    # The river's bed: a high-pass biquad, a one-pole and a two-pole low-pass.
+    # Expanded into one order-5 polynomial this drifted by ~1 % in float32;
+    # as sections it must stay within 0.01 dB of the float64 response.
+    sos = np.vstack(
+        [
+            rbj_biquad(BiquadKind.HIGH, 400.0, 1.1, fs),
+            signal.butter(1, 800.0, fs=fs, output="sos"),
+            signal.butter(2, min(9000.0, 0.42 * fs), fs=fs, output="sos"),
+        ]
+    )
+    x = np.random.default_rng(1).standard_normal(fs)
+    exact = signal.sosfilt(sos, x)
+    single = signal.sosfilt(sos.astype(np.float32), x.astype(np.float32))
+    assert single.dtype == np.float32
+    for low, high in [(100, 300), (300, 1000), (1000, 4000)]:
+        f, p64 = signal.welch(exact, fs=fs, nperseg=8192)
+        _, p32 = signal.welch(single.astype(np.float64), fs=fs, nperseg=8192)
+        band = (f >= low) & (f < high)
+        assert abs(10 * np.log10(p32[band].sum() / p64[band].sum())) < 0.01
+
+
+@pytest.mark.parametrize("kind, cutoff_hz", [("low", 1000.0), ("high", 200.0)])
+def test_an_rbj_biquad_is_3_db_down_at_its_cutoff_with_q_of_a_butterworth(kind, cutoff_hz):
+    sos = rbj_biquad(kind, cutoff_hz, 1 / np.sqrt(2), 44100)
+    _, h = signal.sosfreqz(sos, worN=[cutoff_hz], fs=44100)
+    assert 20 * np.log10(abs(h[0])) == pytest.approx(-3.01, abs=0.02)
+
+
+def test_a_biquad_kind_is_a_closed_choice():
+    with pytest.raises(ValueError):
+        rbj_biquad("band", 1000.0, 0.7, 44100)
+
+
+def test_noise_gain_predicts_the_rms_of_filtered_white_noise(rng):
+    sos = signal.butter(2, [300.0, 2000.0], btype="bandpass", fs=44100, output="sos")
+    noise = rng.standard_normal(44100 * 20)
+    measured = float(np.std(signal.sosfilt(sos, noise)))
+    assert measured == pytest.approx(noise_gain(sos), rel=0.01)
+
+
+def test_an_impulse_response_is_long_enough_to_hold_its_energy():
+    sos = signal.butter(1, 20.0, fs=44100, output="sos")  # a slow pole: a long tail
+    h = impulse_response(sos)
+    assert h[-1] ** 2 < 1e-12 * np.dot(h, h)
+
+
+def test_every_range_error_has_one_wording():
+    with pytest.raises(SoundscapeError) as caught:
+        check_range("layer 'river': flow", 1.5, 0.0, 1.0)
+    assert str(caught.value) == "layer 'river': flow 1.5 is out of range (0 to 1)"
+    with pytest.raises(SoundscapeError, match="is out of range"):
+        check_range("x", float("nan"), 0.0, 1.0)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_each_layer_refuses_an_out_of_range_parameter_in_the_same_words(name):
+    cls = LAYERS[name]
+    key, (low, high) = next(iter(cls.ranges.items()))
+    with pytest.raises(SoundscapeError) as caught:
+        cls.make_params({key: high + 1.0})
+    assert str(caught.value) == f"layer {name!r}: {key} {high + 1.0:g} is out of range ({low:g} to {high:g})"
+
+
+def test_a_span_layer_renders_whole_spans_on_a_grid_of_blocks(rng):
+    layer = River(sample_rate=44100, rng=rng)
+    layer.skip(3 * BLOCK_SIZE)  # lands inside the first span
+    layer.render(BLOCK_SIZE)
+    assert layer._span_number == 0
+    layer.render(BLOCK_SIZE)  # block 4: the second span
+    assert layer._span_number == 1 and len(layer._span_audio) == layer.span_size

@@ -141,7 +141,8 @@ def bench(quick: bool, runs: int) -> dict:
     from meditation.render import RenderSettings, render
     from meditation.script import read_script
     from meditation.soundscape import plan_ambience
-    from meditation.timeline import layout, plan_segments
+    from meditation.segments import plan_segments
+    from meditation.timeline import layout
     from meditation.voices import load_voice
 
     sr = 44100
@@ -159,7 +160,7 @@ def bench(quick: bool, runs: int) -> dict:
         return script, plan_segments(script, rate=0.8)
 
     t_parse, (script, planned) = _median_time(parse, runs)
-    texts = [s.text for s in planned]
+    texts = [s.text for s in planned if s.spoken]
 
     # Speech, per engine: the voice alone speaking the whole text is the speech floor.
     engines = {}

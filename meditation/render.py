@@ -18,7 +18,8 @@ from .mix import VoiceBus, limit_crest, mix_chunks
 from .script import Script, read_script
 from .settings import RenderSettings, settings_to_dict
 from .speech import synthesize
-from .timeline import Timeline, fit_pause_scale, layout, plan_segments
+from .segments import plan_segments
+from .timeline import Timeline, fit_pause_scale, layout
 
 __all__ = ["RenderResult", "render", "render_ambient"]
 
@@ -90,10 +91,10 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
 
 
 def _speak(planned, settings: RenderSettings) -> list:
-    """Stage: every segment spoken, trimmed, resampled and crest-limited."""
+    """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped)."""
     cache = SpeechCache() if settings.cache else None
     return synthesize(
-        [s.text for s in planned], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
+        [s.text for s in planned if s.spoken], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
     )
 
 

@@ -305,17 +305,58 @@ def master_to_file(
     # passes read it back instead of synthesizing and mixing it again; long
     # ones (hours of ambience) regenerate it, keeping disk use bounded.
     spool = tempfile.TemporaryFile(prefix="meditation-mix-") if stems is None and total <= _SPOOL_MAX_S * sr else None
-    with progress("measure", total / sr, "s") as bar:
-        for chunk in chunks(False):
-            meter.feed(chunk.mix)
-            if spool is not None:
-                spool.write(np.ascontiguousarray(chunk.mix, dtype=np.float32).tobytes())
-            bar.update(len(chunk.mix) / sr)
+    try:
+        _measure(chunks, meter, spool, total / sr, sr)
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
     measured = meter.integrated_lufs()
     if spool is None:
         return _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice)
     with spool:
         return _normalize_limit_encode(_replay(spool, total), settings, title, stems, measured, total, voice)
+
+
+def _measure(chunks, meter: LoudnessMeter, spool, seconds: float, sample_rate: int) -> None:
+    """The measure pass: this thread makes the mix while another meters (and spools) the chunk before.
+
+    Making the mix (the ambience, mostly) and metering it each take about
+    half the pass and both spend their time in numpy and scipy, which
+    release the GIL, so the two overlap on a second core. The meter still
+    sees every chunk in order: the result is the same as one thread's.
+    """
+    import queue
+    import threading
+
+    handoff: queue.Queue = queue.Queue(maxsize=4)
+    failed: list[BaseException] = []
+
+    def consume() -> None:
+        while (mix := handoff.get()) is not None:
+            if failed:
+                continue  # keep draining so the producer never blocks
+            try:
+                meter.feed(mix)
+                if spool is not None:
+                    spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
+            except BaseException as exc:  # e.g. disk full while spooling: raised on the main thread
+                failed.append(exc)
+
+    worker = threading.Thread(target=consume, name="meditation-meter", daemon=True)
+    worker.start()
+    try:
+        with progress("measure", seconds, "s") as bar:
+            for chunk in chunks(False):
+                if failed:
+                    break
+                handoff.put(chunk.mix)
+                bar.update(len(chunk.mix) / sample_rate)
+    finally:
+        handoff.put(None)
+        worker.join()
+    if failed:
+        raise failed[0]
 
 
 def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice) -> Mastered:

@@ -118,14 +118,16 @@ def _voice_list_file():
         return None
     try:
         import hashlib
-        import importlib.metadata
+        import importlib.util
 
         import espeakng_loader
 
         from ..cache import cache_dir
 
         data = espeakng_loader.get_data_path()
-        parts = [data, importlib.metadata.version("pyttsx3"), importlib.metadata.version("espeakng-loader")]
+        # Where pyttsx3 and the eSpeak wheel are installed, and when (cheaper than reading their metadata).
+        origins = [importlib.util.find_spec("pyttsx3").origin, espeakng_loader.__file__]
+        parts = [data, *origins, *(str(os.stat(o).st_mtime_ns) for o in origins)]
         parts += [str(os.stat(os.path.join(data, sub)).st_mtime_ns) for sub in ("lang", "voices") if os.path.isdir(os.path.join(data, sub))]
         key = hashlib.blake2b("\0".join(parts).encode("utf-8"), digest_size=8).hexdigest()
         return os.path.join(cache_dir(), f"espeak-voices-{key}.txt")

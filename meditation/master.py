@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage, signal
 
-from .export import AudioWriter
+from .export import AudioWriter, Metadata
 from .progress import progress
 
 if TYPE_CHECKING:
@@ -242,7 +242,12 @@ def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
 
 # MP3 decoders can overshoot the encoder's input by a few tenths of a dB:
 # limit lossy formats a little lower so the decoded file still meets the ceiling.
-_LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7}
+_LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7, ".opus": 0.7, ".m4a": 0.7, ".m4b": 0.7}
+
+_INTERSAMPLE_MARGIN_DB = 0.15
+"""The limiter's 4× estimate can miss an inter-sample peak by a little where it
+limits hard (0.07 dB measured, 16× oversampled, on a fully limited track):
+every format is limited this much under the ceiling so other meters agree."""
 
 _SPOOL_MAX_S = 30 * 60
 
@@ -273,7 +278,15 @@ class Mastered:
 
 
 def master_to_file(
-    chunks, settings: RenderSettings, *, title: str, total: int, stems: Path | None = None, voice: bool = True
+    chunks,
+    settings: RenderSettings,
+    *,
+    title: str,
+    total: int,
+    stems: Path | None = None,
+    voice: bool = True,
+    metadata: Metadata | None = None,
+    loudness_range: tuple[int, int] | None = None,
 ) -> Mastered:
     """Measure, normalize, limit and encode the mix (and stems) into ``settings.output``.
 
@@ -285,7 +298,7 @@ def master_to_file(
     settings : RenderSettings
         Output path, loudness target, true-peak ceiling and sample rate.
     title : str
-        Title tag.
+        Title tag (when ``metadata`` is not given).
     total : int
         Length of the track in samples.
     stems : Path, optional
@@ -293,6 +306,11 @@ def master_to_file(
         gain before the limiter: they sum to the mix the limiter sees.
     voice : bool
         Whether the mix has a voice part (for the stems).
+    metadata : Metadata, optional
+        Tags, chapters and cover for the output.
+    loudness_range : (int, int), optional
+        Samples [start, end) whose loudness meets the target and is
+        reported; None means the whole track.
 
     Returns
     -------
@@ -300,26 +318,52 @@ def master_to_file(
         Loudness and true peak of the written output, and any warnings.
     """
     sr = settings.sample_rate
-    meter = LoudnessMeter(sr)
+    meter = _RangeMeter(sr, loudness_range)
+    metadata = metadata or Metadata(title=title, artist=settings.artist)
     # Short tracks keep the measured mix in a temporary file, so the later
     # passes read it back instead of synthesizing and mixing it again; long
     # ones (hours of ambience) regenerate it, keeping disk use bounded.
     spool = tempfile.TemporaryFile(prefix="meditation-mix-") if stems is None and total <= _SPOOL_MAX_S * sr else None
+    # Without a spool to fill, measuring stops where the measured range ends:
+    # a long ambient tail is mixed once, in the final pass, not twice.
+    stop = total if spool is not None or loudness_range is None else min(total, loudness_range[1])
     try:
-        _measure(chunks, meter, spool, total / sr, sr)
+        _measure(chunks, meter, spool, stop, sr)
     except BaseException:
         if spool is not None:
             spool.close()
         raise
     measured = meter.integrated_lufs()
     if spool is None:
-        return _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice)
+        return _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, voice, loudness_range)
     with spool:
-        return _normalize_limit_encode(_replay(spool, total), settings, title, stems, measured, total, voice)
+        return _normalize_limit_encode(_replay(spool, total), settings, metadata, stems, measured, total, voice, loudness_range)
 
 
-def _measure(chunks, meter: LoudnessMeter, spool, seconds: float, sample_rate: int) -> None:
-    """The measure pass: this thread makes the mix while another meters (and spools) the chunk before.
+class _RangeMeter:
+    """A LoudnessMeter that hears only samples [start, end) of the stream it is fed."""
+
+    def __init__(self, sample_rate: int, span: tuple[int, int] | None):
+        self._meter = LoudnessMeter(sample_rate)
+        self._span = span
+        self._position = 0
+
+    def feed(self, block: np.ndarray) -> None:
+        start = self._position
+        self._position += len(block)
+        if self._span is None:
+            self._meter.feed(block)
+            return
+        lo, hi = max(start, self._span[0]), min(self._position, self._span[1])
+        if lo < hi:
+            self._meter.feed(block[lo - start : hi - start])
+
+    def integrated_lufs(self) -> float:
+        return self._meter.integrated_lufs()
+
+
+def _measure(chunks, meter, spool, stop: int, sample_rate: int) -> None:
+    """The measure pass up to sample ``stop``: this thread makes the mix while another meters (and spools) the chunk before.
 
     Making the mix (the ambience, mostly) and metering it each take about
     half the pass and both spend their time in numpy and scipy, which
@@ -346,12 +390,14 @@ def _measure(chunks, meter: LoudnessMeter, spool, seconds: float, sample_rate: i
     worker = threading.Thread(target=consume, name="meditation-meter", daemon=True)
     worker.start()
     try:
-        with progress("measure", seconds, "s") as bar:
+        with progress("measure", stop / sample_rate, "s") as bar:
             for chunk in chunks(False):
                 if failed:
                     break
                 handoff.put(chunk.mix)
                 bar.update(len(chunk.mix) / sample_rate)
+                if chunk.start + len(chunk.mix) >= stop:
+                    break
     finally:
         handoff.put(None)
         worker.join()
@@ -359,12 +405,12 @@ def _measure(chunks, meter: LoudnessMeter, spool, seconds: float, sample_rate: i
         raise failed[0]
 
 
-def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice) -> Mastered:
+def _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, voice, loudness_range) -> Mastered:
     target = settings.loudness_lufs
     lossy = settings.output.suffix.lower() in _LOSSY_MARGIN_DB
-    ceiling = settings.true_peak_db - _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
+    ceiling = settings.true_peak_db - _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0) - _INTERSAMPLE_MARGIN_DB
     if not np.isfinite(measured):
-        loudness, peak, _ = _final(chunks, settings, title, stems, 1.0, ceiling, total, voice)
+        loudness, peak, _ = _final(chunks, settings, metadata, stems, 1.0, ceiling, total, voice, loudness_range=loudness_range)
         return Mastered(loudness, peak)
     base_db = target - measured
 
@@ -376,7 +422,9 @@ def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voi
     # sparse tracks need their speech loud), search the gain against the
     # limited loudness with trial passes that are measured but not encoded,
     # then write once more.
-    loudness, peak, committed = _final(chunks, settings, title, stems, gain(0.0), ceiling, total, voice, commit_if=target)
+    loudness, peak, committed = _final(
+        chunks, settings, metadata, stems, gain(0.0), ceiling, total, voice, commit_if=target, loudness_range=loudness_range
+    )
     if committed:
         return Mastered(loudness, peak)
     first = (0.0, loudness)
@@ -388,8 +436,8 @@ def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voi
             extra = search.next_extra_db()
             if extra is None:
                 break
-            search.add(extra, _limit_and_encode(chunks, None, settings, gain(extra), ceiling, total, voice=voice)[0])
-        loudness, peak, _ = _final(chunks, settings, title, stems, gain(search.best_extra_db()), ceiling, total, voice)
+            search.add(extra, _limit_and_encode(chunks, None, settings, gain(extra), ceiling, total, voice=voice, loudness_range=loudness_range)[0])
+        loudness, peak, _ = _final(chunks, settings, metadata, stems, gain(search.best_extra_db()), ceiling, total, voice, loudness_range=loudness_range)
         # Heavy limiting leaves little room for a lossy codec's overshoot:
         # check the decoded file, and limit lower if it went over.
         over = _decoded_true_peak_db(settings.output) - settings.true_peak_db if lossy else 0.0
@@ -407,10 +455,17 @@ def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voi
 
 
 def _decoded_true_peak_db(path: Path) -> float:
-    """True peak of a written file as a player decodes it."""
+    """True peak of a written file as a player decodes it (libsndfile, or FFmpeg through PyAV for MP4)."""
     import soundfile
 
-    audio, _ = soundfile.read(path, dtype="float32", always_2d=True)
+    try:
+        audio, _ = soundfile.read(path, dtype="float32", always_2d=True)
+    except soundfile.LibsndfileError:
+        import av
+
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray() for f in container.decode(audio=0)]
+        audio = np.concatenate([f.T for f in frames]) if frames else np.zeros((0, 2))
     return true_peak_db(audio)
 
 
@@ -484,11 +539,13 @@ def _replay(spool, total: int):
     return chunks
 
 
-def _final(chunks, settings, title, stems, gain, ceiling_db, total, voice, commit_if: float | None = None) -> tuple[float, float, bool]:
+def _final(
+    chunks, settings, metadata, stems, gain, ceiling_db, total, voice, commit_if: float | None = None, loudness_range=None
+) -> tuple[float, float, bool]:
     """A pass that writes the files; with ``commit_if``, kept only when the loudness is within tolerance of it."""
-    writers = _Writers(settings, title, stems)
+    writers = _Writers(settings, metadata, stems)
     try:
-        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, ceiling_db, total, voice=voice)
+        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, ceiling_db, total, voice=voice, loudness_range=loudness_range)
     except BaseException:
         writers.discard()
         raise
@@ -507,8 +564,8 @@ class _Writers:
     instead of clipping it.
     """
 
-    def __init__(self, settings: RenderSettings, title: str, stems: Path | None):
-        self.main = AudioWriter(settings.output, sample_rate=settings.sample_rate, title=title, artist=settings.artist)
+    def __init__(self, settings: RenderSettings, metadata: Metadata, stems: Path | None):
+        self.main = AudioWriter(settings.output, sample_rate=settings.sample_rate, metadata=metadata)
         self.folder = stems
         self.stems: dict[str, AudioWriter] = {}
         self.sample_rate = settings.sample_rate
@@ -534,12 +591,12 @@ class _Writers:
 
 
 def _limit_and_encode(
-    chunks, writers: _Writers | None, settings: RenderSettings, gain: float, ceiling_db: float, total: int, *, voice: bool
+    chunks, writers: _Writers | None, settings: RenderSettings, gain: float, ceiling_db: float, total: int, *, voice: bool, loudness_range=None
 ) -> tuple[float, float]:
     """One pass: gain, limiter, meter, and (with ``writers``) the output and stems; returns (loudness, true peak)."""
     sr = settings.sample_rate
     limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db)
-    meter = LoudnessMeter(sr)
+    meter = _RangeMeter(sr, loudness_range)
     peak = -np.inf
 
     def emit(block: np.ndarray) -> None:

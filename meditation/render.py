@@ -6,15 +6,14 @@ Each stage lives in its own module; this file only calls them in order.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import publish
 from .cache import SpeechCache
-from .export import atomic_write_text
 from .files import check_settings_files
 from .master import master_to_file
-from .mix import VoiceBus, limit_crest, mix_chunks
+from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
 from .script import Script, read_script
 from .settings import RenderSettings, settings_to_dict
 from .speech import synthesize
@@ -22,6 +21,7 @@ from .segments import plan_segments
 from .timeline import Timeline, fit_pause_scale, layout
 
 __all__ = ["RenderResult", "render", "render_ambient"]
+
 
 @dataclass(frozen=True)
 class RenderResult:
@@ -58,21 +58,34 @@ class RenderResult:
 
 def render(settings: RenderSettings, script: Script | None = None) -> RenderResult:
     """Render one meditation to ``settings.output`` and return what was made."""
+    settings = publish.beside_output(settings)
     check_settings_files(settings)
     script = script or read_script(settings.script)
+    publication = publish.prepare(settings)  # cover, captions and plot paths: refused before any synthesis
     planned = plan_segments(script, rate=settings.rate)
     audio = _speak(planned, settings)
     timeline = _place(script, planned, audio, settings)
-    timeline, ambience = _plan_soundscape(script, timeline, settings)
-    chunks = _mixer(timeline, VoiceBus(timeline, audio), ambience, settings)
-    mastered = master_to_file(chunks, settings, title=settings.title or script.title, total=timeline.length, stems=settings.stems)
-    if settings.timings is not None:
-        atomic_write_text(settings.timings, json.dumps(timeline.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    timeline, ambience, preset = _plan_soundscape(script, timeline, settings)
+    voice = VoiceBus(timeline, audio, fx=_voice_fx(settings, preset.voice if preset is not None else {}))
+    chunks = _mixer(timeline, voice, ambience, *track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s))
+    title = settings.title or script.title
+    tags = publish.metadata(publication, settings, title=title, timeline=timeline, soundscape=preset.name if preset is not None else "none")
+    mastered = master_to_file(
+        chunks,
+        settings,
+        title=title,
+        total=timeline.length,
+        stems=settings.stems,
+        metadata=tags,
+        loudness_range=loudness_range(timeline, settings.loudness_scope),
+    )
+    publish.finish(settings, timeline, voice=audio, title=title)
     return RenderResult(settings.output, timeline.duration_s, mastered.loudness_lufs, mastered.true_peak_db, timeline, settings, mastered.warnings)
 
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
+    settings = publish.beside_output(settings)
     check_settings_files(settings)
     from .soundscape import plan_ambience
     from .timeline import SceneSpan
@@ -80,13 +93,20 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     length = int(round(duration_s * settings.sample_rate))
     bare = Timeline(settings.sample_rate, length, (), (SceneSpan("", 0, length),))
     preset = "default" if settings.soundscape in ("auto", "none") else settings.soundscape
-    plan = plan_ambience(preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers)
+    publication = publish.prepare(settings)
+    beds = _beds(settings)
+    if settings.soundscape == "none" and beds:
+        preset = "none"
+    plan = plan_ambience(preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds)
     fade = min(10.0, duration_s / 4)
-
-    def chunks(keep_layers: bool):
-        return mix_chunks(plan.timeline, None, plan.build(), fade_in_s=fade, fade_out_s=fade, keep_layers=keep_layers)
-
-    mastered = master_to_file(chunks, settings, title=settings.title or "Ambience", total=length, stems=settings.stems, voice=False)
+    fade_in = fade if settings.fade_in_s is None else settings.fade_in_s
+    fade_out = fade if settings.fade_out_s is None else settings.fade_out_s
+    chunks = _mixer(plan.timeline, None, plan.build, fade_in, fade_out)
+    title = settings.title or "Ambience"
+    tags = publish.metadata(publication, settings, title=title, timeline=None, soundscape=plan.preset.name)
+    mastered = master_to_file(chunks, settings, title=title, total=length, stems=settings.stems, voice=False, metadata=tags)
+    if settings.plot is not None:
+        publish.finish(settings, plan.timeline, voice=None, title=title)
     return RenderResult(settings.output, duration_s, mastered.loudness_lufs, mastered.true_peak_db, plan.timeline, settings, mastered.warnings)
 
 
@@ -118,22 +138,35 @@ def _place(script: Script, planned, audio, settings: RenderSettings) -> Timeline
 
 
 def _plan_soundscape(script: Script, timeline: Timeline, settings: RenderSettings):
-    """Stage: the soundscape over the timeline; returns (timeline with layers per scene, ambience factory or None)."""
-    if settings.soundscape == "none":
-        return timeline, None
+    """Stage: the soundscape (and ``--bed``) over the timeline.
+
+    Returns (the timeline with each scene's layers, an ambience factory or None, the preset or None).
+    """
+    beds = _beds(settings)
+    if settings.soundscape == "none" and not beds:
+        return timeline, None, None
     from .soundscape import plan_ambience
 
-    plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers)
-    return plan.timeline, plan.build
+    plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers, beds=beds)
+    return plan.timeline, plan.build, plan.preset
 
 
-def _mixer(timeline: Timeline, voice: VoiceBus, ambience_factory, settings: RenderSettings):
+def _mixer(timeline: Timeline, voice: VoiceBus | None, ambience_factory, fade_in_s: float, fade_out_s: float):
     """Stage: a function that starts a fresh stream of the mix (the master makes more than one pass)."""
-    fade_in = min(3.0, settings.lead_in_s * 0.75) if settings.lead_in_s > 0 else 0.5
-    fade_out = max(1.0, settings.tail_s * 0.8)
 
     def chunks(keep_layers: bool):
         ambience = ambience_factory() if ambience_factory else None
-        return mix_chunks(timeline, voice, ambience, fade_in_s=fade_in, fade_out_s=fade_out, keep_layers=keep_layers)
+        return mix_chunks(timeline, voice, ambience, fade_in_s=fade_in_s, fade_out_s=fade_out_s, keep_layers=keep_layers)
 
     return chunks
+
+
+def _beds(settings: RenderSettings) -> list[tuple[str, float]]:
+    """The ``--bed`` recording as (path, level_db) pairs (``validate`` split FILE:LEVEL_DB and checked the file)."""
+    return [(str(settings.bed), settings.bed_level_db)] if settings.bed is not None else []
+
+
+def _voice_fx(settings: RenderSettings, preset_table):
+    from .voicefx import parse_voice_fx
+
+    return parse_voice_fx(settings.voice_fx, preset_table)

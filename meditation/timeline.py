@@ -15,7 +15,7 @@ from typing import Sequence
 
 from .segments import Gaps, Segment
 
-__all__ = ["Gaps", "Segment", "SceneSpan", "Breath", "Timeline", "layout", "fit_pause_scale"]
+__all__ = ["Gaps", "Segment", "SceneSpan", "Breath", "LayerLevels", "Timeline", "layout", "fit_pause_scale"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,18 @@ class SceneSpan:
 
 
 @dataclass(frozen=True)
+class LayerLevels:
+    """A layer's level over the track: breakpoints in seconds and dB relative to the narration."""
+
+    name: str
+    times_s: tuple[float, ...]
+    levels_db: tuple[float, ...]
+    """Level at each breakpoint, linear in between; -inf where the layer is silent."""
+    cues_s: tuple[float, ...] = ()
+    """One-off events (a bell strike) of the layer."""
+
+
+@dataclass(frozen=True)
 class Timeline:
     """The finished layout of a track."""
 
@@ -55,6 +67,8 @@ class Timeline:
     scenes: tuple[SceneSpan, ...]
     breaths: tuple[Breath, ...] = ()
     """Phases of every guided breathing exercise, in order."""
+    layer_levels: tuple["LayerLevels", ...] = ()
+    """Each soundscape layer's planned level over the track (filled in by the soundscape plan)."""
 
     @property
     def duration_s(self) -> float:
@@ -76,7 +90,18 @@ class Timeline:
             ],
             # Phase lengths are whole samples: at 44.1 kHz a 4 s phase is exactly 4.0.
             "breaths": [{"start": round(b.start / sr, 6), "phase": b.phase, "duration": round(b.length / sr, 6)} for b in self.breaths],
+            "layers": {
+                l.name: {"time": [round(t, 3) for t in l.times_s], "level_db": [round(d, 2) if d > -1e9 else None for d in l.levels_db], "cues": [round(t, 3) for t in l.cues_s]}
+                for l in self.layer_levels
+            },
         }
+
+
+# Trimmed speech keeps up to 30 ms before its first sound (speech.trim_silence):
+# a voice with leading silence sounds 30 ms into its segment, one without
+# (eSpeak) at once. Starting a cue 15 ms early puts its onset within 15 ms
+# of the phase start either way.
+_CUE_LEAD_S = 0.015
 
 
 def layout(
@@ -94,8 +119,7 @@ def layout(
     ``lengths`` holds the speech length of each *spoken* segment, in order
     (silent entries of the plan have none). Gaps are multiplied by
     ``pause_scale``; breathing phases are placed exactly, and a spoken cue
-    starts on its phase (speech is trimmed to at most 30 ms before its first
-    sound, so the word is heard within 30 ms of the phase start).
+    starts ``_CUE_LEAD_S`` before its phase, so the word is heard on it.
     """
     lengths = iter(lengths)
     sr = sample_rate
@@ -107,7 +131,7 @@ def layout(
     spoken_end = 0
     for segment in segments:
         if segment.cue_at_s is not None:
-            start = max(exercise_start + int(round(segment.cue_at_s * sr)), spoken_end)
+            start = max(exercise_start + int(round((segment.cue_at_s - _CUE_LEAD_S) * sr)), spoken_end)
             entry = Segment(segment.text, segment.scene, start, int(next(lengths)), 0.0, cue_at_s=segment.cue_at_s)
         else:
             gap = segment.gap_before_s * pause_scale

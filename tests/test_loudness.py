@@ -57,7 +57,7 @@ def _render(*args):
 
 def test_presets_and_pause_scales_cover_the_grid():
     # The grid below names every preset; a new preset must join it.
-    assert set(PRESETS) == {"default", "dream", "drone", "night-wind", "stream"}
+    assert set(PRESETS) == {"default", "dream", "drone", "focus", "night-wind", "sleep", "stream"}
 
 
 @pytest.mark.parametrize(

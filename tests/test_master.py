@@ -65,7 +65,7 @@ def test_measure_pass_on_two_threads_equals_one_thread_and_spools_every_sample(r
     x = (rng.standard_normal((sr * 5, 2)) * 0.1).astype(np.float32)
     meter = LoudnessMeter(sr)
     with open(tmp_path / "spool", "w+b") as spool:
-        _measure(_chunks_of(x), meter, spool, len(x) / sr, sr)
+        _measure(_chunks_of(x), meter, spool, len(x), sr)
         spool.seek(0)
         assert spool.read() == x.tobytes()
     assert meter.integrated_lufs() == integrated_loudness(x, sr)
@@ -80,4 +80,4 @@ def test_measure_pass_reports_a_spool_failure_instead_of_hanging(rng):
 
     x = (rng.standard_normal((44100 * 3, 2)) * 0.1).astype(np.float32)
     with pytest.raises(OSError, match="No space"):
-        _measure(_chunks_of(x, 1000), LoudnessMeter(44100), FullDisk(), 3.0, 44100)
+        _measure(_chunks_of(x, 1000), LoudnessMeter(44100), FullDisk(), len(x), 44100)

@@ -43,6 +43,6 @@ def test_stored_voice_list_is_what_espeak_says():
     listed = espeak_engine._voice_list()
     assert "gmw/en-us" in [v.lower() for v in listed]
     assert espeak_engine._stored_voice_list() == listed
-    fresh = tuple(espeak_engine._call(espeak_engine._child_voices))
+    fresh = tuple(espeak_engine._call("voices"))
     espeak_engine._shutdown()
     assert fresh == listed

@@ -134,6 +134,32 @@ def _render_ambience(plan, total: int) -> None:
         ambience.render(min(CHUNK, total - start))
 
 
+def _startup_s(args: list[str], runs: int) -> float:
+    """Median wall time of a fresh ``meditation`` process (interpreter start included)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "meditation", *args], cwd=ROOT, stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def startup(runs: int) -> dict:
+    """CLI start-up: `--help` and `voices` (issue 11: under 0.5 s), against a bare interpreter."""
+    _startup_s(["voices"], 1)  # the first listing stores eSpeak's voice list; time the ones after
+    bare = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        bare.append(time.perf_counter() - start)
+    return {
+        "python_bare": statistics.median(bare),
+        "help": _startup_s(["--help"], runs),
+        "voices": _startup_s(["voices"], runs),
+        "render_help": _startup_s(["render", "--help"], runs),
+    }
+
+
 def bench(quick: bool, runs: int) -> dict:
     # Every file the benchmark writes goes here, and is gone afterwards (it was ~44 MB a run).
     with tempfile.TemporaryDirectory(prefix="meditation-bench-") as tmp:
@@ -144,7 +170,7 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     from meditation import speech as speech_stage
     from meditation.export import AudioWriter
     from meditation.mix import VoiceBus, limit_crest, mix_chunks
-    from meditation.render import RenderSettings, master_to_file, render
+    from meditation.render import RenderSettings, render
     from meditation.script import read_script
     from meditation.soundscape import plan_ambience
     from meditation.segments import plan_segments
@@ -158,6 +184,7 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     else:
         script_path = ROOT / "scripts" / "dream.md"
     results: dict = {"machine": _machine(), "quick": quick, "runs": runs}
+    results["startup_s"] = startup(max(runs, 5))
 
     # Script parsing (with segmentation).
     def parse():
@@ -325,6 +352,11 @@ def _table(r: dict) -> str:
     lines.append(
         f"soundscape ({r['soundscape_minutes']:g} min dream preset): {r['soundscape_rtf']:.0f}x real time; "
         f"brown noise {r['brown_noise_rtf']:.0f}x; ratio {r['brown_noise_ratio']:.2f}; all layers at once {r['all_layers_at_once_rtf']:.0f}x"
+    )
+    s = r["startup_s"]
+    lines.append(
+        f"start-up: --help {s['help']:.2f} s, voices {s['voices']:.2f} s, render --help {s['render_help']:.2f} s "
+        f"(bare interpreter {s['python_bare']:.2f} s)"
     )
     mem = ", ".join(f"{k} {v:.0f} MB" for k, v in r["memory_mb"].items())
     lines.append(f"peak RSS: {mem}; ratio long/short {r['memory_ratio_60_10']:.2f}")

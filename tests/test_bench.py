@@ -28,6 +28,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     for key in ("overhead_ratio", "soundscape_rtf", "brown_noise_ratio", "end_to_end_rtf", "memory_ratio_60_10"):
         assert math.isfinite(data[key]) and data[key] > 0, key
     assert data["machine"]["cores"] >= 1
+    assert all(data["startup_s"][key] > 0 for key in ("python_bare", "help", "voices", "render_help"))
     assert set(data["stages"]) >= {"parse", "speech_piper", "speech_pyttsx3", "soundscape", "mix_master", "encode", "end_to_end"}
     # The end-to-end render cannot be faster than the voice alone speaking the text.
     assert data["overhead_ratio"] > 0.8

@@ -216,7 +216,8 @@ def bench(quick: bool, runs: int) -> dict:
     from meditation.render import RenderSettings, master_to_file, render
     from meditation.script import read_script
     from meditation.soundscape import plan_ambience
-    from meditation.timeline import layout, plan_segments
+    from meditation.segments import plan_segments
+    from meditation.timeline import layout
     from meditation.voices import load_voice
 
     sr = 44100
@@ -234,7 +235,7 @@ def bench(quick: bool, runs: int) -> dict:
         return script, plan_segments(script, rate=0.8)
 
     t_parse, (script, planned) = _median_time(parse, runs)
-    texts = [s.text for s in planned]
+    texts = [s.text for s in planned if s.spoken]
 
     # Speech, per engine: the voice alone speaking the whole text is the speech floor.
     engines = {}
@@ -410,6 +411,93 @@ def _table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def bench_formats(seconds: float, runs: int) -> dict:
+    """Real-time factor of each output format's encoder beside lameenc's, and of the alternatives considered.
+
+    The same 44.1 kHz stereo signal (a tone over noise, like the encode
+    floor above) goes to each; AudioWriter rows are what a render uses.
+    """
+    import av
+    import lameenc
+    import soundfile
+    import soxr
+
+    from meditation.export import AudioWriter
+
+    sr = 44100
+    n = int(seconds * sr)
+    rng = np.random.default_rng(0)
+    t_axis = np.arange(n) / sr
+    signal_ = (0.2 * np.sin(2 * np.pi * 220 * t_axis)[:, None] + 0.05 * rng.standard_normal((n, 2))).astype(np.float32)
+    block = 32768
+    folder = Path(tempfile.mkdtemp(prefix="meditation-bench-formats-"))
+
+    def lame_in_process():
+        lame = lameenc.Encoder()
+        lame.set_in_sample_rate(sr)
+        lame.set_channels(2)
+        lame.set_vbr(4)
+        lame.set_vbr_quality(2)
+        lame.set_quality(5)
+        with open(folder / "lameenc.mp3", "wb") as f:
+            for i in range(0, n, block):
+                f.write(lame.encode(np.clip(np.round(signal_[i : i + block] * 32767), -32768, 32767).astype("<i2").tobytes()))
+            f.write(lame.flush())
+
+    def pyav_mp3():
+        with av.open(str(folder / "pyav.mp3"), "w", format="mp3") as container:
+            stream = container.add_stream("libmp3lame", rate=sr, layout="stereo")
+            stream.codec_context.qscale = True
+            stream.codec_context.options = {"global_quality": str(2 * 118), "compression_level": "5"}  # -V2, -q 5
+            for i in range(0, n, block):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(signal_[i : i + block].T), format="fltp", layout="stereo")
+                frame.sample_rate = sr
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+
+    def soundfile_opus():
+        resampled = soxr.resample(signal_, sr, 48000, quality="HQ").astype(np.float32)
+        with soundfile.SoundFile(folder / "sf.opus", "w", 48000, 2, format="OGG", subtype="OPUS") as f:
+            for i in range(0, len(resampled), block):
+                f.write(resampled[i : i + block])
+
+    def writer(suffix):
+        def run():
+            with AudioWriter(folder / f"writer{suffix}", sample_rate=sr) as w:
+                for i in range(0, n, block):
+                    w.write(signal_[i : i + block])
+
+        return run
+
+    cases = {
+        "lameenc (in process)": lame_in_process,
+        ".mp3 (render: lameenc process)": writer(".mp3"),
+        ".m4a (render: PyAV AAC)": writer(".m4a"),
+        ".opus (render: soxr + PyAV)": writer(".opus"),
+        ".ogg (render: soundfile)": writer(".ogg"),
+        ".flac (render: soundfile)": writer(".flac"),
+        "MP3 via PyAV libmp3lame": pyav_mp3,
+        "Opus via soundfile": soundfile_opus,
+    }
+    results = {}
+    for name, fn in cases.items():
+        t, _ = _median_time(fn, runs)
+        results[name] = {"s": t, "rtf": seconds / t}
+    for leftover in folder.iterdir():
+        leftover.unlink()
+    folder.rmdir()
+    return {"seconds": seconds, "encoders": results}
+
+
+def _formats_table(r: dict) -> str:
+    lines = [f"output formats, {r['seconds']:g} s of stereo audio each (real-time factor beside lameenc's):"]
+    for name, v in r["encoders"].items():
+        lines.append(f"  {name:<32}{v['s']:>8.2f} s{v['rtf']:>8.0f}x")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short inputs, finishes in under a minute")
@@ -418,7 +506,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     results = bench(args.quick, runs)
+    results["formats"] = bench_formats(30.0 if args.quick else 300.0, runs)
     print(_table(results))
+    print(_formats_table(results["formats"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0

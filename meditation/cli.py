@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--no-cache", dest="cache", action="store_false", default=True, help="do not reuse cached speech")
     cache = sub.add_parser("cache", help="manage the speech cache")
     cache.add_argument("action", choices=["clear", "path"])
+    # The web studio (issue 12): its own options, not render settings.
+    studio = sub.add_parser("studio", help="write, shape and hear a meditation in a local web page")
+    studio.add_argument("--dir", default=".", help="folder the studio may read and write (default: the current one)")
+    studio.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0 picks a free one)")
+    studio.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this computer only)")
+    studio.add_argument("--open", action="store_true", help="open the page in a web browser")
+    _plot_parser(sub)
     return parser
 
 
@@ -184,11 +191,52 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_studio(args: argparse.Namespace) -> int:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise MeditationError('the studio needs its extra: pip install "meditation[studio]"') from None
+    from .studio import serve
+
+    if not 0 <= args.port <= 65535:
+        raise MeditationError(f"--port {args.port} is out of range (0 to 65535)")
+    try:
+        serve(args.dir, host=args.host, port=args.port, open_browser=args.open)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+# --- meditation plot TIMINGS.json -o plan.png ----------------------------------
+
+
+def _plot_parser(sub) -> None:
+    plot = sub.add_parser("plot", help="draw a render's plan from its --timings JSON")
+    plot.add_argument("timings", help="timings JSON written by 'meditation render --timings'")
+    plot.add_argument("-o", "--output", default=None, help="picture to write: .png, .svg or .pdf (default: beside the timings, .png)")
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .files import check_outputs
+    from .plot import check_plot_path, read_timings, write_plot
+
+    timings_path = Path(args.timings)
+    output = Path(args.output) if args.output else timings_path.with_suffix(".png")
+    check_plot_path(output)
+    check_outputs({"-o": output}, inputs=[timings_path])
+    write_plot(read_timings(timings_path), output)
+    print(output)
+    return 0
+
+
 _COMMANDS = {
+    "plot": _cmd_plot,
     "render": _cmd_render,
     "ambient": _cmd_ambient,
     "voices": _cmd_voices,
     "soundscapes": _cmd_soundscapes,
     "batch": _cmd_batch,
     "cache": _cmd_cache,
+    "studio": _cmd_studio,
 }

@@ -102,8 +102,8 @@ class DuckEnvelope:
         sr = timeline.sample_rate
         spans: list[list[int]] = []
         for seg in timeline.segments:
-            if seg.length == 0:
-                continue
+            if seg.length == 0 or seg.cue_at_s is not None:
+                continue  # a breathing cue's one word must not pump the breath swell under it
             if spans and seg.start - spans[-1][1] < ducking.bridge_s * sr:
                 spans[-1][1] = seg.end
             else:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
-__all__ = ["progress", "enabled"]
+__all__ = ["progress", "enabled", "set_listener"]
 
 _forced: bool | None = None
+_listener: Callable[[str, float, float | None], None] | None = None
 
 
 def enabled() -> bool:
@@ -35,11 +36,36 @@ class _Quiet:
         pass
 
 
+def set_listener(listener: Callable[[str, float, float | None], None] | None) -> None:
+    """Also report every step to ``listener(stage, done, total)`` (None: stop); the studio's progress bar."""
+    global _listener
+    _listener = listener
+
+
+class _Reported:
+    """Passes steps to the listener, and to a terminal bar if there is one."""
+
+    def __init__(self, bar, stage: str, total: float | None, listener):
+        self.bar, self.stage, self.total, self.listener, self.done = bar, stage, total, listener, 0.0
+        listener(stage, 0.0, total)
+
+    def update(self, n: float = 1) -> None:
+        self.done += n
+        self.bar.update(n)
+        self.listener(self.stage, self.done, self.total)
+
+    def set_postfix_str(self, text: str) -> None:
+        self.bar.set_postfix_str(text)
+
+    def set_description(self, text: str) -> None:
+        self.bar.set_description(text)
+
+
 @contextmanager
 def progress(description: str, total: float | None, unit: str = "it") -> Iterator[object]:
-    """A tqdm bar on a terminal; a do-nothing object otherwise."""
+    """A tqdm bar on a terminal; a do-nothing object otherwise (either also tells the listener)."""
     if not enabled():
-        yield _Quiet()
+        yield _Quiet() if _listener is None else _Reported(_Quiet(), description, total, _listener)
         return
     from tqdm import tqdm
 
@@ -50,6 +76,6 @@ def progress(description: str, total: float | None, unit: str = "it") -> Iterato
         fmt = None
     bar = tqdm(total=total, desc=description, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True, bar_format=fmt)
     try:
-        yield bar
+        yield bar if _listener is None else _Reported(bar, description, total, _listener)
     finally:
         bar.close()

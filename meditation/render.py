@@ -10,7 +10,6 @@ ambience rather than holding the whole track in memory.
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .cache import SpeechCache
-from .export import AudioWriter, atomic_write_text
+from . import publish
+from .export import AudioWriter, Metadata
 from .files import check_settings_files
 from .master import LoudnessMeter, TruePeakLimiter, true_peak_db
 from .mix import VoiceBus, limit_crest, mix_chunks
@@ -26,13 +26,14 @@ from .progress import progress
 from .script import Script, read_script
 from .settings import RenderSettings, settings_to_dict
 from .speech import synthesize
-from .timeline import Timeline, fit_pause_scale, layout, plan_segments
+from .segments import plan_segments
+from .timeline import Timeline, fit_pause_scale, layout
 
 __all__ = ["RenderResult", "render", "render_ambient", "master_to_file"]
 
 # MP3 decoders can overshoot the encoder's input by a few tenths of a dB:
 # limit lossy formats a little lower so the decoded file still meets the ceiling.
-_LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7}
+_LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7, ".opus": 0.7, ".m4a": 0.7, ".m4b": 0.7}
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,14 @@ class RenderResult:
 
 def render(settings: RenderSettings, script: Script | None = None) -> RenderResult:
     """Render one meditation to ``settings.output`` and return what was made."""
+    settings = publish.beside_output(settings)
     check_settings_files(settings)
     script = script or read_script(settings.script)
+    publication = publish.prepare(settings)  # cover, captions and plot paths: refused before any synthesis
     planned = plan_segments(script, rate=settings.rate)
     cache = SpeechCache() if settings.cache else None
     audio = synthesize(
-        [s.text for s in planned], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
+        [s.text for s in planned if s.spoken], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
     )
     pause_scale = settings.pause_scale
     if settings.duration_s is not None:
@@ -95,12 +98,14 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     )
     voice = VoiceBus(timeline, audio)
     ambience_factory = None
+    preset_name = "none"
     if settings.soundscape != "none":
         from .soundscape import plan_ambience
 
         plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers)
         timeline = plan.timeline
         ambience_factory = plan.build
+        preset_name = plan.preset.name
     fade_in = min(3.0, settings.lead_in_s * 0.75) if settings.lead_in_s > 0 else 0.5
     fade_out = max(1.0, settings.tail_s * 0.8)
 
@@ -108,14 +113,16 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
         ambience = ambience_factory() if ambience_factory else None
         return mix_chunks(timeline, voice, ambience, fade_in_s=fade_in, fade_out_s=fade_out, keep_layers=keep_layers)
 
-    loudness, peak = master_to_file(chunks, settings, title=settings.title or script.title, total=timeline.length, stems=settings.stems)
-    if settings.timings is not None:
-        atomic_write_text(settings.timings, json.dumps(timeline.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    title = settings.title or script.title
+    tags = publish.metadata(publication, settings, title=title, timeline=timeline, soundscape=preset_name)
+    loudness, peak = master_to_file(chunks, settings, title=title, total=timeline.length, stems=settings.stems, metadata=tags)
+    publish.finish(settings, timeline, voice=audio, title=title)
     return RenderResult(settings.output, timeline.duration_s, loudness, peak, timeline, settings)
 
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
+    settings = publish.beside_output(settings)
     check_settings_files(settings)
     from .soundscape import plan_ambience
     from .timeline import SceneSpan
@@ -123,18 +130,23 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     length = int(round(duration_s * settings.sample_rate))
     bare = Timeline(settings.sample_rate, length, (), (SceneSpan("", 0, length),))
     preset = "default" if settings.soundscape in ("auto", "none") else settings.soundscape
+    publication = publish.prepare(settings)
     plan = plan_ambience(preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers)
     fade = min(10.0, duration_s / 4)
 
     def chunks(keep_layers: bool):
         return mix_chunks(plan.timeline, None, plan.build(), fade_in_s=fade, fade_out_s=fade, keep_layers=keep_layers)
 
-    loudness, peak = master_to_file(chunks, settings, title=settings.title or "Ambience", total=length, stems=settings.stems, voice=False)
+    title = settings.title or "Ambience"
+    tags = publish.metadata(publication, settings, title=title, timeline=None, soundscape=plan.preset.name)
+    loudness, peak = master_to_file(chunks, settings, title=title, total=length, stems=settings.stems, voice=False, metadata=tags)
+    if settings.plot is not None:
+        publish.finish(settings, plan.timeline, voice=None, title=title)
     return RenderResult(settings.output, duration_s, loudness, peak, plan.timeline, settings)
 
 
 def master_to_file(
-    chunks, settings: RenderSettings, *, title: str, total: int, stems: Path | None = None, voice: bool = True
+    chunks, settings: RenderSettings, *, title: str, total: int, stems: Path | None = None, voice: bool = True, metadata: Metadata | None = None
 ) -> tuple[float, float]:
     """Measure, normalize, limit and encode the mix; returns (loudness LUFS, true peak dBTP) of the output.
 
@@ -155,19 +167,19 @@ def master_to_file(
             bar.update(len(chunk.mix) / sr)
     measured = meter.integrated_lufs()
     if spool is None:
-        return _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice)
+        return _normalize_limit_encode(chunks, settings, metadata or Metadata(title=title, artist=settings.artist), stems, measured, total, voice)
     with spool:
-        return _normalize_limit_encode(_replay(spool, total), settings, title, stems, measured, total, voice)
+        return _normalize_limit_encode(_replay(spool, total), settings, metadata or Metadata(title=title, artist=settings.artist), stems, measured, total, voice)
 
 
-def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voice) -> tuple[float, float]:
+def _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, voice) -> tuple[float, float]:
     target = settings.loudness_lufs
     gain = 1.0 if not np.isfinite(measured) else 10 ** ((target - measured) / 20)
     # The limiter shaves peaks and with them some loudness. Usually that
     # stays within tolerance; when it does not (speech-sparse tracks need
     # their speech loud), correct the gain with limited trial passes that
     # are measured but not encoded, then encode once more.
-    loudness, peak, committed = _final(chunks, settings, title, stems, gain, total, voice, commit_if=target)
+    loudness, peak, committed = _final(chunks, settings, metadata, stems, gain, total, voice, commit_if=target)
     if committed:
         return loudness, peak
     for _ in range(_MAX_TRIALS):
@@ -176,7 +188,7 @@ def _normalize_limit_encode(chunks, settings, title, stems, measured, total, voi
         if abs(loudness - target) <= _LOUDNESS_TOLERANCE_LU:
             break
     gain *= 10 ** ((target - loudness) / 20)
-    loudness, peak, _ = _final(chunks, settings, title, stems, gain, total, voice)
+    loudness, peak, _ = _final(chunks, settings, metadata, stems, gain, total, voice)
     return loudness, peak
 
 
@@ -197,9 +209,9 @@ def _replay(spool, total: int):
     return chunks
 
 
-def _final(chunks, settings, title, stems, gain, total, voice, commit_if: float | None = None) -> tuple[float, float, bool]:
+def _final(chunks, settings, metadata, stems, gain, total, voice, commit_if: float | None = None) -> tuple[float, float, bool]:
     """A pass that writes the files; with ``commit_if``, kept only when the loudness is within tolerance of it."""
-    writers = _Writers(settings, title, stems)
+    writers = _Writers(settings, metadata, stems)
     try:
         loudness, peak = _limit_and_encode(chunks, writers, settings, gain, total, voice=voice)
     except BaseException:
@@ -221,8 +233,8 @@ _LOUDNESS_TOLERANCE_LU = 0.4
 class _Writers:
     """The output file and, if asked, one stem file per part; committed or discarded together."""
 
-    def __init__(self, settings: RenderSettings, title: str, stems: Path | None):
-        self.main = AudioWriter(settings.output, sample_rate=settings.sample_rate, title=title, artist=settings.artist)
+    def __init__(self, settings: RenderSettings, metadata: Metadata, stems: Path | None):
+        self.main = AudioWriter(settings.output, sample_rate=settings.sample_rate, metadata=metadata)
         self.folder = stems
         self.stems: dict[str, AudioWriter] = {}
         self.sample_rate = settings.sample_rate

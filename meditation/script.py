@@ -9,15 +9,24 @@ separate paragraphs). The markup adds, all optional:
 * scene headings: a line ``# The valley``;
 * pauses: ``[pause 4s]``, ``[pause 500ms]``, SSML ``<break time="4s"/>`` or
   ``<break strength="strong"/>``, and ``[breathe]`` (a slow breath's length,
-  or ``[breathe 8s]``).
+  or ``[breathe 8s]``);
+* guided breathing: ``[breathe 4-7-8 x4]`` (in 4 s, hold 7 s, out 8 s, four
+  cycles), ``[breathe 4-6 x5]`` (in, out), ``[breathe box 4 x3]`` (in, hold,
+  out, hold), optionally ending in ``cues`` to have the voice say "in",
+  "hold" and "out" at each phase.
 
-``\\[`` writes a literal bracket. Anything else in brackets or angle brackets
-is an error, reported as ``file:line:col: what is wrong``.
+``\\[`` and ``\\<`` write a literal bracket. Anything else in brackets or
+tag-like angle brackets (an unclosed one too) is an error, reported as
+``file:line:col: what is wrong``. A script is limited to ``MAX_SCRIPT_BYTES``
+and must hold something a voice can say.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
@@ -25,7 +34,17 @@ from typing import Union
 from .errors import ScriptError
 from .settings import front_matter_keys
 
-__all__ = ["Script", "Scene", "Paragraph", "Pause", "FRONT_MATTER_KEYS", "parse_script", "read_script"]
+__all__ = [
+    "Script",
+    "Scene",
+    "Paragraph",
+    "Pause",
+    "FRONT_MATTER_KEYS",
+    "MAX_SCRIPT_BYTES",
+    "parse_script",
+    "read_script",
+    "has_speakable_text",
+]
 
 FRONT_MATTER_KEYS = front_matter_keys()
 """Settings a script's front matter may set (declared in the settings schema)."""
@@ -36,7 +55,7 @@ BREATHE_S = 6.0
 _BREAK_STRENGTH_S = {"none": 0.0, "x-weak": 0.25, "weak": 0.5, "medium": 1.0, "strong": 2.0, "x-strong": 4.0}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Paragraph:
     """Text spoken as one paragraph (split into segments later)."""
 
@@ -47,7 +66,7 @@ class Paragraph:
     """True when it carries on a paragraph after a written pause (sentence, not paragraph, spacing)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pause:
     """An explicit silence written in the script."""
 
@@ -55,6 +74,12 @@ class Pause:
     kind: str = "pause"
     """``"pause"`` or ``"breathe"``."""
     line: int = 0
+    phases: tuple[tuple[str, float], ...] = ()
+    """A guided breathing exercise: its phases in order, each ``("in" | "hold" | "out", seconds)``; empty for a plain pause."""
+    cues: bool = False
+    """Speak "in", "hold", "out" at the start of each phase."""
+    in_paragraph: bool = False
+    """An exercise written after words of the same paragraph (it follows them a sentence gap later)."""
 
 
 Item = Union[Paragraph, Pause]
@@ -87,18 +112,38 @@ class Script:
         return any(scene.name for scene in self.scenes)
 
 
+MAX_SCRIPT_BYTES = 1_000_000
+"""Largest script accepted: about 20 hours of speech, far past any meditation."""
+
+
 def read_script(path: str | Path) -> Script:
-    """Read and parse a script file, refusing missing, binary or empty files."""
+    """Read and parse a script file, refusing missing, non-regular, oversized, binary or empty files.
+
+    The file is checked with ``stat`` before it is opened, and opened
+    non-blocking and checked again, so a FIFO or device is refused instead
+    of being read forever.
+    """
     path = Path(path)
     name = str(path)
     try:
-        data = path.read_bytes()
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise ScriptError("is a folder, not a script file", path=name)
+        if not stat.S_ISREG(info.st_mode):
+            raise ScriptError("is not a regular file (a pipe, device or socket); give a text file", path=name)
+        _check_size(info.st_size, name)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the stat above
+                raise ScriptError("is not a regular file (a pipe, device or socket); give a text file", path=name)
+            data = handle.read(MAX_SCRIPT_BYTES + 1)
     except FileNotFoundError:
         raise ScriptError("no such script file", path=name) from None
     except IsADirectoryError:
         raise ScriptError("is a folder, not a script file", path=name) from None
     except OSError as exc:
         raise ScriptError(f"cannot read: {exc.strerror}", path=name) from None
+    _check_size(len(data), name)
     if b"\x00" in data:
         raise ScriptError("is a binary file, not a UTF-8 text script", path=name)
     try:
@@ -109,13 +154,24 @@ def read_script(path: str | Path) -> Script:
     return parse_script(text, path=name)
 
 
-_DIRECTIVE = re.compile(r"\[([^\[\]\n]*)\]|<\s*(/?)\s*([A-Za-z]*)([^<>\n]*?)(/?)\s*>")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|seconds?)?\s*$")
-_ATTR = re.compile(r'([A-Za-z-]+)\s*=\s*"([^"]*)"|([A-Za-z-]+)\s*=\s*\'([^\']*)\'')
+def _check_size(n_bytes: int, path: str) -> None:
+    if n_bytes > MAX_SCRIPT_BYTES:
+        raise ScriptError(
+            f"is larger than {MAX_SCRIPT_BYTES / 1e6:g} MB, the limit for a script (about 20 hours of speech)",
+            path=path,
+        )
 
 
 def parse_script(text: str, *, path: str = "<script>") -> Script:
-    """Parse script text (see the module docstring for the format)."""
+    """Parse script text (see the module docstring for the format).
+
+    Runs in time linear in the length of the text whatever it holds (the
+    studio parses as the user types); text over ``MAX_SCRIPT_BYTES`` of UTF-8
+    is refused.
+    """
+    # Characters never outnumber UTF-8 bytes, so the cheap test comes first.
+    if len(text) > MAX_SCRIPT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_SCRIPT_BYTES:
+        _check_size(MAX_SCRIPT_BYTES + 1, path)
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     settings: dict[str, str] = {}
     setting_lines: dict[str, int] = {}
@@ -131,10 +187,10 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
             key, sep, value = raw.partition(":")
             key = key.strip().lower().replace("-", "_")
             if not sep:
-                raise ScriptError(f"expected 'key: value' in front matter, got {raw.strip()!r}", path=path, line=i + 1, col=1)
+                raise ScriptError(f"expected 'key: value' in front matter, got {_quote(raw.strip())}", path=path, line=i + 1, col=1)
             if key not in FRONT_MATTER_KEYS:
                 raise ScriptError(
-                    f"unknown front matter key {key!r} (known: {', '.join(FRONT_MATTER_KEYS)})",
+                    f"unknown front matter key {_quote(key)} (known: {', '.join(FRONT_MATTER_KEYS)})",
                     path=path,
                     line=i + 1,
                     col=1,
@@ -153,15 +209,35 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
         body.feed(lines[index], index + 1)
     scenes = body.finish()
 
-    if not any(isinstance(item, Paragraph) for scene in scenes for item in scene.items):
+    paragraphs = [item for scene in scenes for item in scene.items if isinstance(item, Paragraph)]
+    if not any(has_speakable_text(p.text) for p in paragraphs):
+        # Emoji, punctuation, zero-width or control characters alone would
+        # render a silent track; refuse it like an empty script.
+        if paragraphs:
+            raise ScriptError(
+                "script has no text to speak (only emoji, punctuation or invisible characters)",
+                path=path,
+                line=paragraphs[0].line,
+                col=1,
+            )
         raise ScriptError("script has no text to speak", path=path)
     seen = set()
     for scene in scenes:
         if scene.name and scene.name.lower() in seen:
-            raise ScriptError(f"scene {scene.name!r} appears twice; scene names must be unique", path=path, line=scene.line, col=1)
+            raise ScriptError(f"scene {_quote(scene.name)} appears twice; scene names must be unique", path=path, line=scene.line, col=1)
         seen.add(scene.name.lower())
     title = settings.get("title") or Path(path).stem.replace("-", " ").replace("_", " ").strip().title() or "Meditation"
     return Script(path=path, title=title, scenes=tuple(scenes), settings=settings, setting_lines=setting_lines)
+
+
+def has_speakable_text(text: str) -> bool:
+    """True if ``text`` holds a letter or digit a voice can say (what ``segments.speakable`` keeps)."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    """``repr`` of user text, shortened: an error line stays one readable line."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 class _Body:
@@ -214,23 +290,60 @@ class _Body:
         self.items = []
 
     def _line(self, raw: str, lineno: int) -> None:
-        """Split one line into text and pause directives."""
+        """Split one line into text and pause directives.
+
+        One left-to-right pass: each search starts where the last one ended,
+        so no part of the line is looked at twice (no regex backtracking
+        over runs of spaces, no rescanning after an unclosed ``<``).
+        """
         text = raw.replace("\\[", "\x01").replace("\\<", "\x02")
-        pos = 0
-        for match in _DIRECTIVE.finditer(text):
-            self._text(text[pos : match.start()], lineno)
-            col = match.start() + 1
-            if match.group(1) is not None:
-                pause = _bracket_directive(match.group(1), self.path, lineno, col)
+        done = 0  # text before this has been handed on
+        at = 0  # where the next search for markup starts
+        while True:
+            opener = _OPENER.search(text, at)
+            if opener is None:
+                break
+            open_at = opener.start()
+            col = open_at + 1
+            if opener.group() == "[":
+                closer = _BRACKET_END.search(text, open_at + 1)
+                if closer is None or closer.group() != "]":
+                    raise ScriptError(
+                        "'[' is not closed on this line (write \\[ for a literal bracket)", path=self.path, line=lineno, col=col
+                    )
+                pause = _bracket_directive(text[open_at + 1 : closer.start()], self.path, lineno, col)
             else:
-                pause = _angle_directive(match, self.path, lineno, col)
+                closer = _ANGLE_END.search(text, open_at + 1)
+                if closer is None or closer.group() != ">":
+                    raise ScriptError(
+                        "tag is not closed with '>' on this line (write \\< for a literal '<')", path=self.path, line=lineno, col=col
+                    )
+                pause = _angle_directive(text[open_at + 1 : closer.start()], self.path, lineno, col)
+            self._text(text[done:open_at], lineno)
             if pause is not None:
                 had_words = bool(self.words) or self.continuing
                 self._end_paragraph()
+                if pause.phases:
+                    pause = Pause(pause.seconds, pause.kind, pause.line, pause.phases, pause.cues, in_paragraph=had_words)
                 self.items.append(pause)
                 self.continuing = had_words
-            pos = match.end()
-        self._text(text[pos:], lineno)
+            done = at = closer.end()
+        self._text(text[done:], lineno)
+
+
+# Markup is found by searching for its first character, never by one pattern
+# spanning a whole directive, and the end by searching on from there: no
+# backtracking, nothing scanned twice. A '<' starts a tag only when a name
+# (or '/') follows, so "a < b" and "<3" stay text.
+_OPENER = re.compile(r"\[|<(?=[ \t]*+/?[ \t]*+[A-Za-z])")
+_BRACKET_END = re.compile(r"[\[\]]")
+_ANGLE_END = re.compile(r"[<>\[\]]")
+_WORD = re.compile(r"\S+")
+# Possessive quantifiers: a failed match gives nothing back, so it costs one pass.
+_DURATION = re.compile(r"(\d++(?:\.\d++)?+)[ \t]*+(ms|s|sec|seconds?)?+")
+# The look-behind stops retries from the middle of a word (quadratic on "aaaa…").
+_ATTR = re.compile(r"""(?<![A-Za-z-])([A-Za-z-]++)[ \t]*+=[ \t]*+(?:"([^"]*+)"|'([^']*+)')""")
+_TAG_NAME = re.compile(r"[ \t]*+(/?)[ \t]*+([A-Za-z]*+)")
 
 
 def _unescape(text: str) -> str:
@@ -248,38 +361,105 @@ def _bracket_directive(body: str, path: str, line: int, col: int) -> Pause:
             raise ScriptError("[pause] needs a length, e.g. [pause 4s]", path=path, line=line, col=col)
         return Pause(_duration(arg, path, line, col), "pause", line)
     if name == "breathe":
+        if arg and not _DURATION.fullmatch(arg.strip()):
+            return _breathing(body, path, line, col)
         seconds = _duration(arg, path, line, col) if arg else BREATHE_S
         return Pause(seconds, "breathe", line)
     raise ScriptError(
-        f"unknown directive [{body.strip()}] (known: [pause 4s], [breathe]; write \\[ for a literal bracket)",
+        f"unknown directive [{_unescape(body.strip())[:40]}] (known: [pause 4s], [breathe], [breathe 4-7-8 x4]; write \\[ for a literal bracket)",
         path=path,
         line=line,
         col=col,
     )
 
 
-def _angle_directive(match: re.Match, path: str, line: int, col: int) -> Pause | None:
-    closing, tag, attrs = match.group(2), match.group(3).lower(), match.group(4)
+_PHASE_NAMES = {2: ("in", "out"), 3: ("in", "hold", "out"), 4: ("in", "hold", "out", "hold")}
+_PHASE_S = (1.0, 60.0)
+_MAX_CYCLES = 100
+_PHASE = re.compile(r"(\d{1,3}(?:\.\d{1,3})?)s?", re.ASCII)
+_BREATHING_HELP = "write e.g. [breathe 4-7-8 x4], [breathe box 4 x3] or [breathe 4-6 x5 cues]"
+
+
+def _breathing(body: str, path: str, line: int, col: int) -> Pause:
+    """A guided breathing exercise: ``breathe PATTERN [xCYCLES] [cues]``."""
+    # Column of each word inside the brackets, so an error points at the bad word.
+    words = [(m.group(), col + 1 + m.start()) for m in _WORD.finditer(body)][1:]
+
+    def fail(message: str, at: int) -> ScriptError:
+        return ScriptError(f"{message} ({_BREATHING_HELP})", path=path, line=line, col=at)
+
+    pattern, pattern_col = words[0]
+    rest = words[1:]
+    if pattern.lower() == "box":
+        if not rest:
+            raise fail("[breathe box] needs a length in seconds", pattern_col)
+        side, side_col = rest.pop(0)
+        seconds = [_phase_seconds(side, fail, side_col)] * 4
+    else:
+        parts = pattern.split("-")
+        if len(parts) not in _PHASE_NAMES:
+            raise fail(f"bad breathing pattern {_quote(pattern)}: give 2 to 4 lengths in seconds joined by '-'", pattern_col)
+        seconds, at = [], pattern_col
+        for i, part in enumerate(parts):
+            seconds.append(_phase_seconds(part, fail, at, hold=len(parts) > 2 and i % 2 == 1))
+            at += len(part) + 1
+    cycles, cues = None, False
+    for word, word_col in rest:
+        lower = word.lower()
+        if lower == "cues" and not cues:
+            cues = True
+        elif lower[:1] == "x" and lower[1:].isdecimal() and cycles is None:
+            cycles = int(lower[1:])
+            if not 1 <= cycles <= _MAX_CYCLES:
+                raise fail(f"{word} cycles is out of range (x1 to x{_MAX_CYCLES})", word_col)
+        else:
+            raise fail(f"unexpected {_quote(word)} in [breathe]", word_col)
+    cycles = cycles or 1
+    names = _PHASE_NAMES[len(seconds)]
+    cycle = tuple((name, s) for name, s in zip(names, seconds) if s > 0)
+    phases = cycle * cycles
+    return Pause(sum(s for _, s in phases), "breathe", line, phases=phases, cues=cues)
+
+
+def _phase_seconds(text: str, fail, col: int, *, hold: bool = False) -> float:
+    match = _PHASE.fullmatch(text)
+    if not match:
+        raise fail(f"bad breathing pattern {_quote(text)}: lengths are seconds, e.g. 4 or 4.5", col)
+    value = float(match.group(1))
+    low, high = _PHASE_S
+    if hold and value == 0:
+        return 0.0  # "4-0-8": no hold
+    if not low <= value <= high:
+        raise fail(f"a breathing phase of {match.group(1)} s is out of range ({low:g} to {high:g} s)", col)
+    return value
+
+
+def _angle_directive(body: str, path: str, line: int, col: int) -> Pause | None:
+    head = _TAG_NAME.match(body)
+    closing, raw_tag = head.group(1), head.group(2)
+    tag = raw_tag.lower()
+    attrs = body[head.end() :].rstrip()
+    if attrs.endswith("/"):
+        attrs = attrs[:-1]
     if tag == "speak":
         return None  # SSML wrapper that people paste from other tools
     if tag != "break" or closing:
         raise ScriptError(
-            f"unsupported tag <{closing}{match.group(3)}> (only <break time=\"4s\"/> is understood)",
+            f"unsupported tag <{closing}{raw_tag[:40]}> (only <break time=\"4s\"/> is understood; write \\< for a literal '<')",
             path=path,
             line=line,
             col=col,
         )
     values = {}
     for a in _ATTR.finditer(attrs):
-        key = (a.group(1) or a.group(3)).lower()
-        values[key] = a.group(2) if a.group(1) else a.group(4)
+        values[a.group(1).lower()] = a.group(2) if a.group(2) is not None else a.group(3)
     if "time" in values:
         return Pause(_duration(values["time"], path, line, col), "pause", line)
     if "strength" in values:
         strength = values["strength"].lower()
         if strength not in _BREAK_STRENGTH_S:
             raise ScriptError(
-                f"unknown break strength {values['strength']!r} (known: {', '.join(_BREAK_STRENGTH_S)})",
+                f"unknown break strength {_quote(values['strength'])} (known: {', '.join(_BREAK_STRENGTH_S)})",
                 path=path,
                 line=line,
                 col=col,
@@ -289,9 +469,9 @@ def _angle_directive(match: re.Match, path: str, line: int, col: int) -> Pause |
 
 
 def _duration(text: str, path: str, line: int, col: int) -> float:
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text.strip())
     if not match or match.group(2) is None:
-        raise ScriptError(f"bad pause length {text.strip()!r} (write e.g. 4s or 500ms)", path=path, line=line, col=col)
+        raise ScriptError(f"bad pause length {_quote(text.strip())} (write e.g. 4s or 500ms)", path=path, line=line, col=col)
     value = float(match.group(1))
     seconds = value / 1000.0 if match.group(2) == "ms" else value
     if seconds > 600:

@@ -1,77 +1,283 @@
-"""Stage 2: split paragraphs into short spoken segments.
+"""Stage 2: plan what is spoken, in order, with the silence planned before each piece.
 
-Segments are sentences; a sentence longer than ``max_chars`` is split at the
-clause boundary nearest its middle (semicolon, colon, dash, comma), and failing
-that between words, until every piece fits. Abbreviations, decimal numbers,
-initials and ellipses followed by lower case do not end a sentence. Emoji and
-other pictographs are dropped from the spoken text (voices would read out
-their names); a segment left with nothing speakable is dropped.
+``plan_segments`` turns a parsed script into segments. Segments are
+sentences; a sentence longer than ``max_chars`` (about 15 s of speech) is
+split at the clause boundary nearest its middle (semicolon, colon, dash,
+comma, and the CJK 、，；：), failing that between words, and for text
+written without spaces (Chinese, Japanese) between characters, until every
+piece fits. CJK characters count three times towards the length: each takes
+about as long to say as a short Latin word's syllable or two. Abbreviations,
+decimal numbers, initials and ellipses followed by lower case do not end a
+sentence; the full-width ends 。！？ do, with or without a space after them.
+Emoji and other pictographs are dropped from the spoken text (voices would
+read out their names); a segment left with nothing speakable is dropped.
+
+Gaps follow the structure of the text (see ``Gaps``), and written pauses
+combine with them by one rule a reader can apply to the script:
+
+* between the sentences of a paragraph, a written pause replaces the natural
+  gap when it is longer (``Sit. [pause 4s] Rest.``: 4 s);
+* where a written pause stands between paragraphs or scenes, before the first
+  sentence or after the last, it is added to the natural gap (a ``[breathe]``
+  at the end of a scene lengthens the scene gap by 6 s; one after the last
+  sentence lengthens the tail; one before the first lengthens the lead-in).
+
+A guided breathing exercise (``[breathe 4-7-8 x4]``) is a fixed block of time:
+it starts one natural gap after the words before it (a sentence gap inside a
+paragraph, a paragraph or scene gap where it stands alone), the words after it
+follow one natural gap after it ends, and its phases are never scaled by
+``pause_scale``. Its spoken cues are segments of their own, placed at the
+phases' starts.
+
+Everything here runs in time linear in the text (a script is user input).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
-__all__ = ["split_sentences", "split_long", "speakable", "segment_paragraph"]
+from .script import Paragraph, Pause, Script
+
+__all__ = [
+    "Gaps",
+    "Segment",
+    "CUE_WORDS",
+    "MAX_SEGMENT_S",
+    "plan_segments",
+    "max_chars_for",
+    "split_sentences",
+    "split_long",
+    "speakable",
+    "spoken_length",
+    "segment_paragraph",
+]
+
+MAX_SEGMENT_S = 15.0
+_CHARS_PER_S = 14.0  # measured speaking speed of the default voice at rate 1.0
+
+CUE_WORDS = {"in": "In", "hold": "Hold", "out": "Out"}
+"""What the voice says at the start of each breathing phase."""
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """Silence between spoken pieces, in seconds, before ``pause_scale``."""
+
+    clause_s: float = 0.5
+    """Between the pieces of a long sentence split at a comma or dash."""
+    sentence_s: float = 1.8
+    """Between sentences: time to take the sentence in."""
+    paragraph_s: float = 4.0
+    """Between paragraphs: a breath or two."""
+    scene_s: float = 8.0
+    """Between scenes: time for the soundscape to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One piece of the track: spoken text, or silence the plan holds (a breathing exercise, a final pause).
+
+    Planning fills ``text``, ``scene``, ``gap_before_s`` and, for breathing,
+    ``breaths`` or ``cue_at_s``; layout fills ``start`` and ``length``.
+    """
+
+    text: str
+    """What is spoken; empty for silence (``breaths`` set: an exercise; else a final written pause)."""
+    scene: str
+    start: int = 0
+    """First sample on the final track."""
+    length: int = 0
+    """Number of samples of speech."""
+    gap_before_s: float = 0.0
+    """Planned silence before this segment, before ``pause_scale``."""
+    breaths: tuple[tuple[str, float], ...] = ()
+    """A breathing exercise's phases (``("in" | "hold" | "out", seconds)``), laid out exactly, never scaled."""
+    cue_at_s: float | None = None
+    """A spoken breathing cue: seconds from the start of the exercise planned before it."""
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+    @property
+    def spoken(self) -> bool:
+        """True if the voice says something here (silent plan entries are not synthesized)."""
+        return bool(self.text)
+
+
+def max_chars_for(rate: float) -> int:
+    """Longest segment, in characters (``spoken_length``), that stays under MAX_SEGMENT_S at this rate."""
+    return max(40, int(_CHARS_PER_S * rate * (MAX_SEGMENT_S - 3.0)))
+
+
+def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[Segment]:
+    """The script as segments in speaking order, each with the silence planned before it (unscaled).
+
+    Spoken segments have ``text``; silent entries (a breathing exercise, a
+    written pause after the last sentence) have none and are not synthesized.
+    """
+    planned: list[Segment] = []
+    max_chars = max_chars_for(rate)
+    pending_gap = 0.0  # structural gap before the next segment (a scene's)
+    written = 0.0  # written pauses since the last segment
+
+    def gap(structural: float, boundary: bool) -> float:
+        if not planned:
+            return written  # before the first words: the lead-in grows
+        return structural + written if boundary else max(structural, written)
+
+    for scene_index, scene in enumerate(script.scenes):
+        if scene_index > 0 and planned:
+            pending_gap = max(pending_gap, gaps.scene_s)
+        for item in scene.items:
+            if isinstance(item, Pause):
+                if not item.phases:
+                    written += item.seconds
+                    continue
+                if pending_gap:
+                    before = gap(pending_gap, True)
+                elif item.in_paragraph:
+                    before = gap(gaps.sentence_s, False)
+                else:
+                    before = gap(gaps.paragraph_s, True)
+                planned.append(Segment(text="", scene=scene.name, gap_before_s=before, breaths=item.phases))
+                if item.cues:
+                    offset = 0.0
+                    for phase, seconds in item.phases:
+                        planned.append(Segment(text=CUE_WORDS[phase], scene=scene.name, cue_at_s=offset))
+                        offset += seconds
+                pending_gap, written = 0.0, 0.0
+                continue
+            for s_index, pieces in enumerate(segment_paragraph(item.text, max_chars=max_chars)):
+                for p_index, piece in enumerate(pieces):
+                    if p_index > 0:
+                        before = gap(gaps.clause_s, False)
+                    elif s_index > 0 or (item.continues and not pending_gap):
+                        before = gap(gaps.sentence_s, False)
+                    else:
+                        before = gap(max(pending_gap, gaps.paragraph_s), True)
+                    planned.append(Segment(text=piece, scene=scene.name, gap_before_s=before))
+                    pending_gap, written = 0.0, 0.0
+    if written > 0 and planned:
+        # A pause after the last sentence: silence before the tail begins.
+        planned.append(Segment(text="", scene=planned[-1].scene, gap_before_s=written))
+    return planned
+
 
 _ABBREVIATIONS = {
     "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "e.g", "i.e", "eg", "ie",
     "a.m", "p.m", "am", "pm", "no", "vol", "fig", "approx", "ca", "cf", "inc", "ltd", "co", "jan",
     "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "ave",
 }
-_CLOSERS = "\"'”’»)]"
+_CLOSERS = "\"'”’»)]」』"
+_WIDE_ENDS = "。！？｡"
 # A sentence ends at . ! ? … (or runs of them), optional closing quotes, then space.
-_END = re.compile(r"([.!?…]+|[。！？]+)([" + re.escape(_CLOSERS) + r"」』]*)(\s*)")
-_CLAUSE = re.compile(r"(?<=[;:,])\s+|\s*[—–]\s*|\s+-\s+")
+_END = re.compile(r"([.!?…]++|[" + _WIDE_ENDS + r"]++)([" + re.escape(_CLOSERS) + r"]*+)(\s*+)")
+_CLAUSE = re.compile(r"(?<=[;:,])\s++|\s*+[—–]\s*+|\s+-\s++|(?<=[、，；：])\s*+")
+_INITIALS = re.compile(r"[a-z]|(?:[a-z]\.)+[a-z]")
+# Scripts written without spaces between words, and spoken slower per character.
+_WIDE = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003ffff]")
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split a paragraph into sentences, keeping abbreviations and numbers whole."""
+    """Split a paragraph into sentences, keeping abbreviations and numbers whole.
+
+    Runs of whitespace become one space. Linear in the text: each end
+    mark is looked at once, and only the word just before it is examined.
+    """
+    text = " ".join(text.split())
     sentences: list[str] = []
     start = 0
     for match in _END.finditer(text):
-        end = match.end(2)
-        following = text[match.end() : match.end() + 1]
-        if not following:
-            continue
+        after = match.end()
+        # Cheapest tests first: most end marks in hostile text fail one of them.
+        if after >= len(text) or text[after].islower():
+            continue  # the paragraph's end (the tail below); "“Really?” she asked", "late… and": one sentence
         punct = match.group(1)
-        if not match.group(3) and punct[0] not in "。！？":
+        if not match.group(3) and punct[0] not in _WIDE_ENDS:
             continue  # "3.5", "U.S.A": no space, no sentence end
-        word = text[start : match.start(1)].split()[-1:] or [""]
-        token = word[0].lower().lstrip("(\"'“‘")
         if punct == ".":
-            if token in _ABBREVIATIONS or re.fullmatch(r"[a-z]", token) or re.fullmatch(r"(?:[a-z]\.)+[a-z]", token):
+            word_start = max(text.rfind(" ", start, match.start(1)) + 1, start)
+            token = text[word_start : match.start(1)].lower().lstrip("(\"'“‘")
+            if token in _ABBREVIATIONS or _INITIALS.fullmatch(token):
                 continue
-        if following.islower():
-            continue  # "“Really?” she asked", "late… and", "e.g. this": one sentence
-        sentences.append(text[start:end].strip())
-        start = match.end()
+        sentences.append(text[start : match.end(2)].strip())
+        start = after
     tail = text[start:].strip()
     if tail:
         sentences.append(tail)
     return [s for s in sentences if s]
 
 
+def spoken_length(text: str) -> int:
+    """Length in Latin-character equivalents: a CJK character counts three."""
+    if text.isascii():
+        return len(text)
+    return len(text) + 2 * len(_WIDE.findall(text))
+
+
 def split_long(sentence: str, max_chars: int) -> list[str]:
-    """Split a sentence at clause boundaries (or between words) until each piece fits."""
-    if len(sentence) <= max_chars:
+    """Split a sentence until each piece's ``spoken_length`` fits ``max_chars``.
+
+    Cuts at the clause boundary nearest the middle, else between words,
+    else (text without spaces, such as Chinese or Japanese) between characters.
+    """
+    # A piece has a clause mark or a space only if the whole sentence has:
+    # look once, not again at every level of the recursion.
+    patterns = [p for p in (_CLAUSE, _SPACES) if p.search(sentence)]
+    return _split(sentence, max_chars, patterns)
+
+
+def _split(sentence: str, max_chars: int, patterns: list[re.Pattern]) -> list[str]:
+    if spoken_length(sentence) <= max_chars:
         return [sentence]
-    middle = len(sentence) / 2
-    cuts = [(m.start(), m.end()) for m in _CLAUSE.finditer(sentence) if 0 < m.start() < len(sentence) - 1]
-    if not cuts:
-        cuts = [(m.start(), m.end()) for m in re.finditer(r"\s+", sentence)]
-    if not cuts:  # one enormous word: nothing sensible to do but keep it
-        return [sentence]
-    start, end = min(cuts, key=lambda c: abs(c[0] - middle))
+    middle = len(sentence) // 2
+    cut = next(filter(None, (_nearest_cut(sentence, p, middle) for p in patterns)), None)
+    start, end = cut or (middle, middle)
     left, right = sentence[:start].strip(), sentence[end:].strip()
     if not left or not right:
-        return [sentence]
-    return split_long(left, max_chars) + split_long(right, max_chars)
+        start = end = middle  # a cut at the very edge would not shorten anything
+        left, right = sentence[:start].strip(), sentence[end:].strip()
+        if not left or not right:
+            return [sentence]
+    return _split(left, max_chars, patterns) + _split(right, max_chars, patterns)
+
+
+_SPACES = re.compile(r"\s++")
+_ALNUM = re.compile(r"[A-Za-z0-9]")
+
+
+def _nearest_cut(text: str, pattern: re.Pattern, middle: int) -> tuple[int, int] | None:
+    """(start, end) of the match of ``pattern`` nearest ``middle``, not at the text's edges.
+
+    Looks outwards from the middle in doubling windows, so the cost grows
+    with the distance to the cut, not with the length of the text.
+    """
+    usable = lambda m: 0 < m.start() < len(text) - 1  # noqa: E731
+    after = next((m for m in pattern.finditer(text, middle) if usable(m)), None)
+    reach = (after.start() - middle) if after else middle
+    before = None
+    width = 64
+    low = middle
+    while low > 0 and before is None:
+        low = max(0, middle - width)
+        for m in pattern.finditer(text, low, middle):
+            if usable(m):
+                before = m
+        if middle - low >= reach:
+            break  # nothing further back can be nearer than ``after``
+        width *= 2
+    best = min((m for m in (before, after) if m is not None), key=lambda m: abs(m.start() - middle), default=None)
+    return (best.start(), best.end()) if best is not None else None
 
 
 def speakable(text: str) -> str:
     """The text with emoji and pictographs removed and spaces tidied; '' if nothing is left to say."""
+    if text.isascii():  # the common case: nothing to remove, one C-speed pass
+        cleaned = " ".join(text.split())
+        return cleaned if _ALNUM.search(cleaned) else ""
     kept = []
     for ch in text:
         cat = unicodedata.category(ch)

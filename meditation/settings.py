@@ -200,6 +200,20 @@ class RenderSettings:
         uses=Use.RENDER | Use.AMBIENT, role=Role.OUTPUT_FOLDER, audio=False, optional=True,
     )
     cache: bool = setting(True, "reuse speech from the on-disk cache", uses=Use.RENDER, audio=False)
+    album: str | None = setting(None, "album tag (default: the title)", kind=Kind.TEXT, uses=_EVERYWHERE | Use.AMBIENT, optional=True)
+    cover: Path | None = setting(
+        None, "PNG or JPEG cover art, embedded in MP3, M4A/M4B, FLAC, Ogg and Opus", kind=Kind.PATH,
+        uses=_EVERYWHERE | Use.AMBIENT, role=Role.INPUT, optional=True,
+    )
+    captions: Path | None = setting(
+        None, "write captions here: .vtt (WebVTT) or .srt (SubRip); 'vtt' or 'srt' alone: beside the output", kind=Kind.PATH,
+        uses=Use.RENDER | Use.MANIFEST, role=Role.OUTPUT, optional=True,
+    )
+    chapters: bool = setting(True, "put a chapter per scene in MP3, M4A/M4B, FLAC, Ogg and Opus", uses=_EVERYWHERE)
+    plot: Path | None = setting(
+        None, "draw the plan and the track's loudness into this picture (.png .svg .pdf); 'png' alone: beside the output", kind=Kind.PATH,
+        uses=Use.RENDER | Use.AMBIENT | Use.MANIFEST, role=Role.OUTPUT, audio=False, optional=True,
+    )
 
     def replace(self, **changes: Any) -> "RenderSettings":
         """A validated copy with some fields changed."""
@@ -357,7 +371,10 @@ def _read_text(value: Any, spec: Spec) -> str:
     return value
 
 
-def _read_path(value: Any, spec: Spec) -> Path:
+def _read_path(value: Any, spec: Spec) -> Path | None:
+    if isinstance(value, bool) and spec.optional and spec.role is Role.OUTPUT:
+        # `plot = true` in a manifest: the default file beside the output (see publish.beside_output).
+        return Path("true") if value else None
     if not isinstance(value, (str, Path)) or not str(value).strip():
         raise TypeError(value)
     return Path(str(value))

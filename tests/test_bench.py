@@ -33,3 +33,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     else:
         assert math.isfinite(floors["sox_ratio"]) and floors["sox_ratio"] > 0
     assert "x sox" in result.stdout or "sox is not on the PATH" in result.stdout
+    # Every output format's encoder is timed beside lameenc.
+    formats = data["formats"]["encoders"]
+    assert {"lameenc (in process)", ".m4a (render: PyAV AAC)", ".opus (render: soxr + PyAV)"} <= set(formats)
+    assert all(math.isfinite(v["rtf"]) and v["rtf"] > 0 for v in formats.values())

@@ -51,3 +51,251 @@ def test_unknown_suffix_is_refused(tmp_path):
     with pytest.raises(ExportError, match="unknown output format"):
         AudioWriter(tmp_path / "x.aiff", sample_rate=44100)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- new formats, gapless timing, chapters, cover and tags -----------------------------------
+
+import io
+import re
+import subprocess
+
+from ffmpeg import ffmpeg
+from meditation.chapters import Chapter, vorbis_chapter_comments
+from meditation.errors import SettingsError
+from meditation.export import Metadata, load_cover
+
+LOSSY = [".mp3", ".m4a", ".m4b", ".opus", ".ogg"]
+TAGGED = [".mp3", ".m4a", ".m4b", ".opus", ".ogg", ".flac"]
+
+
+def _cover(path, kind="PNG", size=(64, 48)):
+    from PIL import Image
+
+    Image.new("RGB", size, (180, 120, 60)).save(path, kind)
+    return path
+
+
+def _burst(sr=44100, seconds=3.0, onset_s=1.234, extra=17):
+    """Silence, then a tone from ``onset_s``: a sharp, known first 'word'."""
+    n = int(seconds * sr) + extra
+    x = np.zeros((n, 2), np.float32)
+    on = int(onset_s * sr)
+    t = np.arange(n - on) / sr
+    x[on:, 0] = 0.3 * np.sin(2 * np.pi * 440 * t)
+    x[on:, 1] = x[on:, 0]
+    return x
+
+
+def decode(path, sr=44100) -> np.ndarray:
+    """The whole file as ffmpeg decodes it (honouring encoder delay, padding and edit lists), at ``sr``."""
+    raw = subprocess.run(
+        [ffmpeg(), "-v", "error", "-i", str(path), "-map", "0:a", "-ar", str(sr), "-ac", "2", "-f", "f32le", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(raw, dtype="<f4").reshape(-1, 2)
+
+
+def onset(x: np.ndarray, sr=44100) -> float:
+    """Seconds to the first 1 ms window within 30 dB of the loudest one (pre-echo stays below that)."""
+    mono = np.abs(x).mean(axis=1)
+    hop = sr // 1000
+    env = mono[: len(mono) // hop * hop].reshape(-1, hop).max(axis=1)
+    return float(np.argmax(env > env.max() * 10 ** (-30 / 20)) * hop / sr)
+
+
+def ffmpeg_chapters(path) -> list[tuple[float, str]]:
+    """(start seconds, title) of each chapter, as ffmpeg's demuxer reads them."""
+    text = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    text = text.split("Stream #0")[0]  # the input's header: chapters come before the streams
+    starts = [float(s) for s in re.findall(r"Chapter #0:\d+: start (-?[\d.]+)", text)]
+    titles = re.findall(r"Chapter #0:\d+:.*?\n\s+Metadata:\s*\n\s+title\s*: (.*)", text)
+    return list(zip(starts, titles))
+
+
+def attached_picture(path) -> str | None:
+    """The codec and size of an attached picture stream, as ffmpeg reads it ('png 64x48'), or None."""
+    text = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    found = re.search(r"Video: (\w+).*?, (\d+x\d+).*\(attached pic\)", text)
+    return f"{found.group(1)} {found.group(2)}" if found else None
+
+
+@pytest.mark.parametrize("suffix", LOSSY)
+def test_lossy_files_decode_to_the_exact_length_with_the_onset_in_place(tmp_path, suffix):
+    """Encoder delay and padding are signalled (LAME tag, MP4 edit list, Opus pre-skip), so nothing shifts."""
+    audio = _burst()
+    path = tmp_path / f"t{suffix}"
+    with AudioWriter(path, sample_rate=44100) as w:
+        for i in range(0, len(audio), 10000):
+            w.write(audio[i : i + 10000])
+    assert decode_errors(path) == ""
+    decoded = decode(path)
+    assert abs(len(decoded) - len(audio)) / 44100 < 0.030
+    assert abs(onset(decoded) - onset(audio)) < 0.010
+
+
+def test_mp3_carries_a_lame_tag_with_encoder_delay_and_padding(tmp_path):
+    audio = _burst()
+    path = tmp_path / "t.mp3"
+    with AudioWriter(path, sample_rate=44100) as w:
+        w.write(audio)
+    data = path.read_bytes()
+    xing = data.find(b"Xing")
+    assert xing > 0 and data[xing + 120 : xing + 124] == b"LAME"
+    frames = int.from_bytes(data[xing + 8 : xing + 12], "big")
+    packed = int.from_bytes(data[xing + 141 : xing + 144], "big")
+    delay, padding = packed >> 12, packed & 0xFFF
+    assert delay == 576
+    assert frames * 1152 == delay + len(audio) + padding  # the decoder can trim exactly to the input
+    from meditation._lame_worker import _crc16
+
+    frame_start = xing - 36  # MPEG-1 stereo: 4-byte header + 32 bytes of side information
+    assert int.from_bytes(data[xing + 154 : xing + 156], "big") == _crc16(data[frame_start : frame_start + 190])
+
+
+def test_opus_is_48_khz_and_keeps_a_tone_where_it_was(tmp_path):
+    """Opus runs at 48 kHz: the 44.1 kHz mix is resampled (soxr), not sped up."""
+    sr = 44100
+    t = np.arange(2 * sr) / sr
+    tone = (0.3 * np.sin(2 * np.pi * 1000 * t))[:, None].repeat(2, axis=1).astype(np.float32)
+    path = tmp_path / "t.opus"
+    with AudioWriter(path, sample_rate=sr) as w:
+        w.write(tone)
+    info = probe(path)
+    assert info["codec"] == "opus" and info["sample_rate"] == 48000
+    decoded = decode(path, sr=48000)[:, 0]
+    spectrum = np.abs(np.fft.rfft(decoded * np.hanning(len(decoded))))
+    assert np.fft.rfftfreq(len(decoded), 1 / 48000)[np.argmax(spectrum)] == pytest.approx(1000, abs=2)
+
+
+# Titles of falling length: file order must still be time order (players list chapters as stored).
+CHAPTERS = (Chapter("Arriving at the shore", 0.0, 2.0), Chapter("The stream", 2.0, 4.5), Chapter("Ünïcode", 4.5, 6.0))
+
+
+@pytest.mark.parametrize("suffix", TAGGED)
+def test_chapters_cover_and_tags_read_back(tmp_path, suffix):
+    cover = load_cover(_cover(tmp_path / "art.png"))
+    meta = Metadata(title="Evening", artist="Tester", year=2026, comment="voice pyttsx3, seed 3", chapters=CHAPTERS, cover=cover)
+    path = tmp_path / f"t{suffix}"
+    with AudioWriter(path, sample_rate=44100, metadata=meta) as w:
+        w.write(_tone(6.0))
+    assert decode_errors(path) == ""
+    chapters = ffmpeg_chapters(path)
+    assert [t for _, t in chapters] == [c.title for c in CHAPTERS]
+    assert [s for s, _ in chapters] == pytest.approx([c.start_s for c in CHAPTERS], abs=0.001)
+    assert attached_picture(path) == "png 64x48"
+    import mutagen
+
+    tags = mutagen.File(path)
+    text = " ".join(str(v) for v in (tags.tags.values() if hasattr(tags.tags, "values") else tags.tags))
+    for expected in ("Evening", "Tester", "Meditation", "2026", "voice pyttsx3, seed 3"):
+        assert expected in text or expected in str(tags.tags)
+    if suffix in (".opus", ".ogg", ".flac"):
+        assert tags.tags["CHAPTER002NAME"] == ["The stream"] and tags.tags["CHAPTER002"] == ["00:00:02.000"]
+
+
+def test_mp3_chapters_are_id3_chap_frames_under_a_ctoc(tmp_path):
+    from mutagen.id3 import ID3
+
+    path = tmp_path / "t.mp3"
+    with AudioWriter(path, sample_rate=44100, metadata=Metadata(title="T", chapters=CHAPTERS)) as w:
+        w.write(_tone(6.0))
+    tags = ID3(path)
+    toc = tags.getall("CTOC")[0]
+    chaps = {c.element_id: c for c in tags.getall("CHAP")}
+    assert [(chaps[i].start_time, chaps[i].end_time, chaps[i].sub_frames["TIT2"].text[0]) for i in toc.child_element_ids] == [
+        (0, 2000, "Arriving at the shore"),
+        (2000, 4500, "The stream"),
+        (4500, 6000, "Ünïcode"),
+    ]
+
+
+def test_m4b_is_an_audiobook_with_a_quicktime_chapter_track(tmp_path):
+    path = tmp_path / "t.m4b"
+    with AudioWriter(path, sample_rate=44100, metadata=Metadata(title="T", chapters=CHAPTERS)) as w:
+        w.write(_tone(6.0))
+    text = probe(path)["text"]
+    assert "major_brand     : M4B" in text
+    assert "Audio: aac (LC)" in text
+    assert re.search(r"Data: bin_data \(text", text)  # the chapter text track Apple players read
+    from mutagen.mp4 import MP4
+
+    assert [c.title for c in MP4(path).chapters] == [c.title for c in CHAPTERS]  # and the Nero chpl box
+
+
+def test_wav_stays_plain(tmp_path):
+    path = tmp_path / "t.wav"
+    cover = load_cover(_cover(tmp_path / "art.png"))
+    with AudioWriter(path, sample_rate=44100, metadata=Metadata(title="T", chapters=CHAPTERS, cover=cover)) as w:
+        w.write(_tone(1.0))
+    assert ffmpeg_chapters(path) == [] and attached_picture(path) is None
+    decoded, _ = sf.read(path, dtype="float32")
+    assert decoded.shape == (44100, 2)
+
+
+def test_a_jpeg_cover_is_embedded_as_jpeg(tmp_path):
+    cover = load_cover(_cover(tmp_path / "art.jpg", "JPEG", (40, 30)))
+    assert cover.mime == "image/jpeg"
+    path = tmp_path / "t.flac"
+    with AudioWriter(path, sample_rate=44100, metadata=Metadata(title="T", cover=cover)) as w:
+        w.write(_tone(1.0))
+    assert attached_picture(path) == "mjpeg 40x30"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p, "does not exist"),
+        (lambda p: (p.write_text("hello"), p)[1], "is not a PNG or JPEG"),
+        (lambda p: (p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40), p)[1], "damaged PNG"),
+        (lambda p: (p.mkdir(), p)[1], "is a folder"),
+    ],
+    ids=["missing", "not an image", "truncated png", "folder"],
+)
+def test_a_bad_cover_is_refused_in_one_line(tmp_path, make, message):
+    path = make(tmp_path / "art.png")
+    with pytest.raises(SettingsError, match=message) as error:
+        load_cover(path)
+    assert "\n" not in str(error.value)
+
+
+def test_a_truncated_jpeg_is_refused(tmp_path):
+    good = _cover(tmp_path / "good.jpg", "JPEG", (200, 200))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 3])
+    with pytest.raises(SettingsError, match="damaged JPEG"):
+        load_cover(bad)
+
+
+def test_vorbis_chapter_comments_follow_the_ogg_convention():
+    comments = vorbis_chapter_comments((Chapter("One", 0.0, 61.5), Chapter("Two", 3723.456, 4000.0)))
+    assert comments == {"CHAPTER001": "00:00:00.000", "CHAPTER001NAME": "One", "CHAPTER002": "01:02:03.456", "CHAPTER002NAME": "Two"}
+
+
+@pytest.fixture(scope="module")
+def short_renders(tmp_path_factory):
+    """One short script rendered to WAV and to each lossy format, narration only so the first word is sharp."""
+    from meditation.cli import main
+
+    folder = tmp_path_factory.mktemp("gapless")
+    script = folder / "s.md"
+    script.write_text("# One\n\nBreathe in slowly.\n\nAnd out.\n", encoding="utf-8")
+    renders = {}
+    for suffix in (".wav", ".mp3", ".m4a", ".opus"):
+        out, timings = folder / f"s{suffix}", folder / f"s{suffix}.json"
+        args = ["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1.5", "--tail", "1"]
+        assert main([*args, "-o", str(out), "--timings", str(timings), "--progress", "off"]) == 0
+        import json
+
+        renders[suffix] = (out, json.loads(timings.read_text(encoding="utf-8")))
+    return renders
+
+
+@pytest.mark.parametrize("suffix", [".mp3", ".m4a", ".opus"])
+def test_a_rendered_lossy_file_has_the_timelines_length_and_the_wavs_first_word(short_renders, suffix):
+    wav, _ = short_renders[".wav"]
+    path, timings = short_renders[suffix]
+    decoded = decode(path)
+    assert abs(len(decoded) / 44100 - timings["duration"]) < 0.030
+    assert abs(onset(decoded) - onset(decode(wav))) < 0.010
+    assert onset(decoded) == pytest.approx(timings["segments"][0]["start"], abs=0.040)  # the word is where the timings say

@@ -14,8 +14,9 @@ import numpy as np
 
 from ..errors import SoundscapeError
 from ..levels import NOMINAL_RMS_DB, SILENT_DB, VOICE_RMS_DB
-from ..timeline import SceneSpan, Timeline
+from ..timeline import LayerLevels, SceneSpan, Timeline
 from .layers import BLOCK_SIZE, LAYERS, Cue, Layer
+from .layers.breath import BREATH_LEVEL_DB, breath_cues
 from .preset import Anchor, CueSpec, LayerSpec, Preset, SceneSpec, load_preset
 
 __all__ = ["AmbiencePlan", "Ambience", "plan_ambience"]
@@ -166,6 +167,11 @@ def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, on
     if preset_name == "auto":
         preset_name = (script.settings.get("soundscape") if script is not None else None) or "default"
     preset = load_preset(preset_name)
+    # --- guided breathing: the breath layer paces every exercise in the script,
+    # listed in the preset or not (``--layers`` can still leave it out) ---
+    if timeline.breaths and "breath" not in preset.layers:
+        preset = replace(preset, layers={**preset.layers, "breath": LayerSpec("breath", BREATH_LEVEL_DB, {})})
+    # --- end guided breathing ---
     if only is not None:
         unknown = [n for n in only if n not in preset.layers]
         if unknown:
@@ -177,6 +183,8 @@ def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, on
     envelopes = {}
     in_scenes = {name for scene in preset.scenes.values() for name in scene.layers}
     cue_only = frozenset(c.layer for c in preset.cues if c.layer not in in_scenes)
+    if "breath" in preset.layers and "breath" not in in_scenes:
+        cue_only |= {"breath"}  # guided breathing: sounds on its cues only
     for name, spec in preset.layers.items():
         if name in cue_only:
             gain = 10 ** ((spec.level_db + offset_db) / 20)
@@ -190,6 +198,8 @@ def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, on
             continue
         time_s = min(max(0.0, time_s + cue.offset_s), timeline.duration_s)
         cues.setdefault(cue.layer, []).append(Cue(time_s, cue.action, dict(cue.params)))
+    if "breath" in preset.layers and timeline.breaths:
+        cues.setdefault("breath", []).extend(breath_cues(timeline.breaths, timeline.sample_rate))  # guided breathing
     if only is not None:
         # A layer asked for by name that never sounds would give a silent track
         # (e.g. `ambient --soundscape dream --layers river`: no script, so only
@@ -295,4 +305,19 @@ def _with_layers(plan: AmbiencePlan) -> Timeline:
             if (peak > 0 and 20 * np.log10(peak) > SILENT_DB) or rings:
                 sounding.append(name)
         scenes.append(replace(scene, layers=tuple(sounding)))
-    return replace(plan.timeline, scenes=tuple(scenes))
+    return replace(plan.timeline, scenes=tuple(scenes), layer_levels=_layer_levels(plan))
+
+
+def _layer_levels(plan: AmbiencePlan) -> tuple[LayerLevels, ...]:
+    """The plan's level envelopes in seconds and dB relative to the narration, for the timings and the plot."""
+    sr = plan.timeline.sample_rate
+    offset_db = VOICE_RMS_DB - NOMINAL_RMS_DB
+    levels = []
+    for name, (xs, ys) in plan.envelopes.items():
+        with np.errstate(divide="ignore"):
+            db = 20 * np.log10(np.asarray(ys, dtype=np.float64)) - offset_db
+        if name in plan.cue_only:
+            db = np.full_like(db, -np.inf)  # heard only in its cues
+        cues = tuple(c.time_s for c in plan.cues.get(name, ()))
+        levels.append(LayerLevels(name, tuple(float(x) / sr for x in xs), tuple(float(d) for d in db), cues))
+    return tuple(levels)

@@ -1,0 +1,214 @@
+"""A picture of a track's plan: what happens when, at a glance.
+
+From the timings JSON (``--timings``): the scenes as labelled bands, each
+spoken segment as a bar, each soundscape layer's planned level over time,
+and the finished track's short-term loudness (3 s windows, ITU-R BS.1770)
+against the loudness target. Nothing is re-rendered: levels come from the
+plan, loudness from the rendered file, measured once after the render.
+
+Drawing needs matplotlib, an optional extra (``pip install "meditation[plot]"``);
+measuring does not.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import MeditationError, SettingsError
+
+__all__ = ["PLOT_FORMATS", "short_term_loudness", "loudness_of_file", "draw_plan", "write_plot", "read_timings", "check_plot_path"]
+
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+SHORT_TERM_S = 3.0
+"""BS.1770 short-term loudness window (EBU Tech 3341)."""
+_STEP_S = 1.0  # one short-term value a second: plenty for a picture, small in the JSON
+_INSTALL = 'plotting needs matplotlib: pip install "meditation[plot]"'
+
+
+def short_term_loudness(meter_hops: np.ndarray, *, hop_s: float = 0.1, step_s: float = _STEP_S) -> np.ndarray:
+    """Short-term loudness (LUFS, 3 s windows) every ``step_s`` from 100 ms mean-square hops of K-weighted power."""
+    hops = np.asarray(meter_hops, dtype=np.float64)
+    per_window = int(round(SHORT_TERM_S / hop_s))
+    if len(hops) == 0:
+        return np.zeros(0)
+    # Windows ending at each step; the first seconds use what there is so far.
+    cumulative = np.concatenate([[0.0], np.cumsum(hops)])
+    ends = np.arange(int(round(step_s / hop_s)), len(hops) + 1, int(round(step_s / hop_s)))
+    starts = np.maximum(0, ends - per_window)
+    power = (cumulative[ends] - cumulative[starts]) / np.maximum(1, ends - starts)
+    with np.errstate(divide="ignore"):
+        return -0.691 + 10 * np.log10(power)
+
+
+def loudness_of_file(path: Path, *, target_lufs: float) -> dict[str, Any]:
+    """Decode a rendered file and measure its short-term loudness series, for the timings and the plot."""
+    import av
+
+    from .master import LoudnessMeter
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        meter = LoudnessMeter(stream.rate)
+        # Frames are a few ms long: feed the meter about a second at a time.
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=stream.rate, frame_size=stream.rate)
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                meter.feed(out.to_ndarray().T)
+        for out in resampler.resample(None):
+            meter.feed(out.to_ndarray().T)
+    series = short_term_loudness(np.asarray(meter._hop_power))  # the meter's 100 ms hops (BS.1770 building blocks)
+    return {
+        "target_lufs": target_lufs,
+        "integrated_lufs": round(meter.integrated_lufs(), 2),
+        "short_term_step_s": _STEP_S,
+        "short_term_lufs": [round(v, 2) if np.isfinite(v) else None for v in series],
+    }
+
+
+def read_timings(path: Path) -> dict[str, Any]:
+    """Read a timings JSON file; one clear error if it is not one."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"timings file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"timings file {str(path)!r} cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("scenes"), list) or not isinstance(data.get("duration"), (int, float)):
+        raise SettingsError(f"{path}: not a meditation timings file (write one with 'meditation render --timings FILE')")
+    return data
+
+
+def check_plot_path(path: Path) -> None:
+    """Refuse an unknown picture format or a missing folder before any synthesis, and say if matplotlib is missing."""
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise SettingsError(f"unknown plot format {path.suffix or '(no suffix)'!r} for {path} (known: {', '.join(PLOT_FORMATS)})")
+    if not path.parent.is_dir():
+        raise SettingsError(f"plot folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise SettingsError(f"plot path {str(path)!r} is a folder")
+    _matplotlib()
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        raise MeditationError(_INSTALL) from None
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+_SCENE_COLOURS = ("#e8eef7", "#f4efe4")
+_LAYER_COLOURS = {"river": "#2a7fb8", "wind": "#7a8b99", "wings": "#c0392b", "drone": "#8e44ad", "bell": "#d4a017"}
+
+
+def draw_plan(timings: dict[str, Any], *, title: str | None = None):
+    """The plan as a matplotlib Figure: scenes, segments, layer levels and (if measured) short-term loudness.
+
+    Scene bands carry the gid ``scene``, so a caller can count them.
+    """
+    plt = _matplotlib()
+    duration = float(timings["duration"])
+    minutes = duration > 120
+    unit, scale = ("min", 60.0) if minutes else ("s", 1.0)
+    loudness = timings.get("loudness")
+    rows = 2 if loudness else 1
+    fig, axes = plt.subplots(
+        rows, 1, figsize=(13, 6.5 if rows == 2 else 4.5), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 2][:rows]}
+    )
+    axes = axes[:, 0]
+    levels_ax = axes[0]
+    for ax in axes:
+        for i, scene in enumerate(timings["scenes"]):
+            band = ax.axvspan(scene["start"] / scale, scene["end"] / scale, color=_SCENE_COLOURS[i % 2], zorder=0, lw=0)
+            band.set_gid("scene")
+        ax.grid(axis="y", color="#cccccc", lw=0.5, zorder=1)
+        ax.set_xlim(0, duration / scale)
+
+    # Layer levels (dB relative to the narration), from the plan's breakpoints.
+    floor_db = -40.0
+    layers = timings.get("layers") or {}
+    for name, layer in layers.items():
+        xs = np.asarray(layer["time"], dtype=float)
+        ys = np.array([floor_db if v is None else max(floor_db, v) for v in layer["level_db"]], dtype=float)
+        if len(xs) == 0:
+            continue
+        xs, ys = np.append(xs, duration), np.append(ys, ys[-1])  # the last level holds to the end
+        colour = _LAYER_COLOURS.get(name)
+        if np.any(ys > floor_db):
+            levels_ax.plot(xs / scale, ys, lw=2, color=colour, label=name, zorder=3)
+        for cue in layer.get("cues", []):
+            levels_ax.plot([cue / scale], [floor_db + 4], marker="v", ms=9, color=colour or "#555555", zorder=4, ls="none", label=f"{name} (strike)" if cue == layer["cues"][0] else None)
+    # Each spoken segment as a bar along the top: the narration's own row.
+    voice_y = 2.0
+    for seg in timings.get("segments", []):
+        levels_ax.plot([seg["start"] / scale, seg["end"] / scale], [voice_y, voice_y], lw=6, color="#222222", solid_capstyle="butt", zorder=3)
+    levels_ax.plot([], [], lw=6, color="#222222", label="narration (each segment)")
+    levels_ax.set_ylim(floor_db, voice_y + 10)
+    ticks = [t for t in levels_ax.get_yticks() if floor_db <= t <= 0]
+    levels_ax.set_yticks(ticks, ["off" if t == floor_db else f"{t:g}" for t in ticks])
+    levels_ax.set_ylabel("level (dB re narration)")
+    for scene in timings["scenes"]:
+        if scene["name"]:
+            mid = (scene["start"] + scene["end"]) / 2 / scale
+            levels_ax.text(mid, voice_y + 5, _label(scene["name"]), ha="center", va="center", fontsize=8.5, color="#333333", zorder=5)
+    levels_ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+
+    if loudness:
+        ax = axes[1]
+        step = float(loudness.get("short_term_step_s", _STEP_S))
+        values = np.array([np.nan if v is None else v for v in loudness["short_term_lufs"]], dtype=float)
+        times = (np.arange(len(values)) + 1) * step
+        ax.plot(times / scale, values, color="#1b6e3c", lw=1.5, label="short-term loudness (3 s)", zorder=3)
+        target = loudness.get("target_lufs")
+        if target is not None:
+            ax.axhline(target, color="#c0392b", ls="--", lw=1.2, label=f"target {target:g} LUFS", zorder=3)
+        finite = values[np.isfinite(values)]
+        low = min(float(np.percentile(finite, 2)) if len(finite) else -40.0, (target or -16) - 6)
+        ax.set_ylim(max(-60.0, low - 3), max((target or -16) + 6, float(finite.max(initial=-60)) + 2))
+        ax.set_ylabel("LUFS")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    axes[-1].set_xlabel(f"time ({unit})")
+    heading = title or timings.get("title") or "Plan"
+    fig.suptitle(f"{heading} — {int(duration // 60)}:{int(round(duration % 60)):02d}", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def write_plot(timings: dict[str, Any], path: Path, *, title: str | None = None) -> Path:
+    """Draw the plan into ``path`` (PNG, SVG or PDF by suffix), written under a temporary name and renamed."""
+    import io
+
+    from .export import atomic_write_bytes
+
+    path = Path(path)
+    check_plot_path(path)
+    plt = _matplotlib()
+    fig = draw_plan(timings, title=title)
+    try:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=path.suffix.lower()[1:], dpi=110)
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def _label(name: str, width: int = 18) -> str:
+    """A scene name on at most two lines, so neighbouring labels do not collide."""
+    import textwrap
+
+    lines = textwrap.wrap(name, width) or [""]
+    if len(lines) > 2:
+        lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), width, placeholder="…")]
+    return "\n".join(lines)

@@ -1,0 +1,225 @@
+"""Keep: scripts, settings and manifests as files inside the studio's folder, and nowhere else.
+
+Every path the page sends is relative to the folder given with ``--dir``.
+Absolute paths, ``..`` and anything that resolves outside the folder (a
+symbolic link pointing out) are refused, as are hidden files and kinds of
+file the studio has no business with.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
+
+from ..errors import MeditationError
+
+__all__ = [
+    "FileRefused",
+    "safe_path",
+    "list_files",
+    "list_presets",
+    "read_text",
+    "write_text",
+    "save_settings",
+    "read_settings",
+    "add_variant",
+    "save_preset",
+]
+
+SCRIPT_SUFFIXES = (".md", ".txt")
+SETTINGS_SUFFIXES = (".toml",)
+MAX_FILE_BYTES = 1_000_000
+
+
+class FileRefused(MeditationError):
+    """A path outside the folder, or a file the studio will not touch."""
+
+    def __init__(self, message: str, status: int = 403):
+        super().__init__(message)
+        self.status = status
+
+
+def safe_path(root: Path, relative: str, suffixes: tuple[str, ...] = SCRIPT_SUFFIXES + SETTINGS_SUFFIXES) -> Path:
+    """``relative`` inside ``root``, or FileRefused."""
+    text = str(relative).replace("\\", "/")
+    pure = PurePosixPath(text)
+    if not text or "\x00" in text or pure.is_absolute() or text.startswith("~") or (len(text) > 1 and text[1] == ":"):
+        raise FileRefused(f"{relative!r}: only paths inside the studio folder are allowed")
+    if any(part in ("..", "") for part in text.split("/")) or any(part.startswith(".") for part in pure.parts):
+        raise FileRefused(f"{relative!r}: only plain paths inside the studio folder are allowed (no '..', no hidden files)")
+    if pure.suffix.lower() not in suffixes:
+        raise FileRefused(f"{relative!r}: the studio only reads and writes {', '.join(suffixes)} files", status=400)
+    base = root.resolve()
+    path = base.joinpath(*pure.parts)
+    resolved = path.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise FileRefused(f"{relative!r} leads outside the studio folder")
+    return path
+
+
+def list_files(root: Path) -> list[dict]:
+    """Scripts and settings in the folder and its sub-folders (not hidden ones, not through links out)."""
+    base = root.resolve()
+    found = []
+    for folder, dirs, files in os.walk(base):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve().is_relative_to(base))
+        for name in sorted(files):
+            path = Path(folder) / name
+            if name.startswith(".") or path.suffix.lower() not in SCRIPT_SUFFIXES + SETTINGS_SUFFIXES:
+                continue
+            if not path.resolve().is_relative_to(base):
+                continue
+            kind = "script" if path.suffix.lower() in SCRIPT_SUFFIXES else "settings"
+            found.append({"path": path.relative_to(base).as_posix(), "kind": kind})
+        if len(found) > 2000:
+            break
+    return found
+
+
+def read_text(root: Path, relative: str, suffixes=SCRIPT_SUFFIXES + SETTINGS_SUFFIXES) -> str:
+    """The text of a file in the folder."""
+    path = safe_path(root, relative, suffixes)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise FileRefused(f"{relative}: larger than {MAX_FILE_BYTES // 1000} kB", status=413)
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise FileRefused(f"{relative}: no such file", status=404) from None
+    except IsADirectoryError:
+        raise FileRefused(f"{relative}: is a folder", status=400) from None
+    except UnicodeDecodeError:
+        raise FileRefused(f"{relative}: not UTF-8 text", status=400) from None
+
+
+def write_text(root: Path, relative: str, text: str, *, overwrite: bool, suffixes=SCRIPT_SUFFIXES + SETTINGS_SUFFIXES) -> Path:
+    """Write atomically (temporary file, then rename); an existing file is replaced only with ``overwrite``."""
+    path = safe_path(root, relative, suffixes)
+    if path.is_dir():
+        raise FileRefused(f"{relative}: is a folder", status=400)
+    if path.exists() and not overwrite:
+        raise FileRefused(f"{relative} exists", status=409)
+    if not path.parent.is_dir():
+        raise FileRefused(f"{relative}: folder {path.parent.relative_to(root.resolve()).as_posix()!r} does not exist", status=400)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        if path.exists():
+            os.chmod(temp, path.stat().st_mode & 0o777)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _toml_values(values: Mapping[str, Any]) -> dict:
+    return {k: v for k, v in values.items() if v is not None and v != ""}
+
+
+def save_settings(root: Path, relative: str, values: Mapping[str, Any], *, script: str, fmt: str, overwrite: bool) -> Path:
+    """Settings as a one-render manifest (``[defaults]`` only): ``meditation batch`` renders it as it is."""
+    import tomli_w
+
+    document = {"output": f"{{script}}.{fmt}", "defaults": {"script": script, **_toml_values(values)}}
+    return write_text(root, relative, tomli_w.dumps(document), overwrite=overwrite, suffixes=SETTINGS_SUFFIXES)
+
+
+def read_settings(root: Path, relative: str) -> dict:
+    """The settings saved by ``save_settings`` (a manifest's ``[defaults]``), script and format included."""
+    text = read_text(root, relative, SETTINGS_SUFFIXES)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FileRefused(f"{relative}: {exc}", status=400) from None
+    defaults = dict(data.get("defaults", {}))
+    output = str(data.get("output", ""))
+    return {"script": defaults.pop("script", None), "format": Path(output).suffix.lstrip(".") or None, "values": defaults}
+
+
+def add_variant(root: Path, relative: str, values: Mapping[str, Any], *, script: str, name: str, fmt: str) -> tuple[Path, int]:
+    """Append a ``[[variants]]`` entry to a manifest (made if missing); refused if the result would not load.
+
+    Returns the manifest and how many variants it now describes.
+    """
+    import tomli_w
+
+    from ..batch import expand_manifest
+
+    path = safe_path(root, relative, SETTINGS_SUFFIXES)
+    old = read_text(root, relative, SETTINGS_SUFFIXES) if path.exists() else f'output = "{{name}}.{fmt}"\n'
+    entry = {"name": name, "script": os.path.relpath(safe_path(root, script, SCRIPT_SUFFIXES), path.parent), **_toml_values(values)}
+    new = old.rstrip("\n") + "\n\n[[variants]]\n" + tomli_w.dumps(entry)
+    # Check the manifest as `meditation batch` would, from a temporary file beside it.
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".toml")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            f.write(new)
+        count = len(expand_manifest(temp, validate=False))
+    finally:
+        Path(temp).unlink(missing_ok=True)
+    write_text(root, relative, new, overwrite=True, suffixes=SETTINGS_SUFFIXES)
+    return path, count
+
+
+def list_presets(root: Path) -> list[dict]:
+    """Soundscape presets saved in the folder (by relative path), as the page lists them."""
+    from ..errors import SoundscapeError
+    from ..soundscape import load_preset
+
+    found = []
+    for entry in list_files(root):
+        if entry["kind"] != "settings":
+            continue
+        try:
+            preset = load_preset(str(root.resolve() / entry["path"]))
+        except (SoundscapeError, ValueError, KeyError, TypeError):
+            continue  # a manifest or settings file, not a preset
+        found.append({"name": entry["path"], "description": preset.description, "layers": {n: s.level_db for n, s in preset.layers.items()}})
+    return found
+
+
+def save_preset(root: Path, relative: str, base: str, levels: Mapping[str, float]) -> Path:
+    """A copy of preset ``base`` with its layers' levels changed, saved as ``relative`` in the folder.
+
+    An existing file is replaced only if meditation wrote it (a preset saved
+    here before), never one the user made.
+    """
+    import tomli_w
+
+    from ..errors import SoundscapeError
+    from ..files import check_replaceable, record_written
+    from ..soundscape import load_preset
+    from ..tomlfile import read_toml
+
+    path = safe_path(root, relative, SETTINGS_SUFFIXES)
+    source = load_preset(base).path
+    data = read_toml(source, error_class=SoundscapeError)
+    layers = data.get("layers", {})
+    for name, level in levels.items():
+        if name not in layers:
+            raise SoundscapeError(f"layer {name!r} is not in soundscape {base!r} (it has: {', '.join(layers)})")
+        if isinstance(level, bool) or not isinstance(level, (int, float)):
+            raise SoundscapeError(f"level of {name} must be a number of dB, not {level!r}")
+        layers[name]["level_db"] = float(level)
+    data["name"] = path.stem
+    data["description"] = str(data.get("description", "")).split(" (levels set in the studio)")[0] + " (levels set in the studio)"
+    text = tomli_w.dumps(data)
+    try:
+        check_replaceable(path, "preset")
+    except MeditationError as exc:
+        raise FileRefused(f"{relative}: {exc}; choose another name", status=409) from None
+    # Checked as a render would read it, before it replaces anything.
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".toml")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            f.write(text)
+        load_preset(temp)
+        os.replace(temp, path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+    record_written(path)
+    return path

@@ -1,0 +1,189 @@
+"""The studio's view of the render settings: controls, resolution, commands, previews.
+
+Every control is a render setting under its manifest key (``pause_scale``,
+``lead_in``…); the page sends only the ones the user set, so the script's
+front matter still applies under them, exactly as on the command line.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import MeditationError, SettingsError
+from ..script import Paragraph, Script, parse_script
+from ..settings import RenderSettings, resolve_settings
+
+__all__ = ["controls", "resolve", "effective_preset", "command_line", "preview_text", "formats", "SETTING_KEYS"]
+
+# The settings the Shape panel offers: every render setting that shapes the sound or its tags.
+# Files the render writes besides the track (timings, stems) are the studio's business, the
+# output is a download, the script is the editor, and the speech cache is always used.
+_NOT_SHAPE = ("script", "output", "timings", "stems", "cache")
+
+
+def _specs():
+    from ..settings import Use, specs_for
+
+    return [spec for spec in specs_for(Use.RENDER) if spec.key not in _NOT_SHAPE and spec.role is None]
+
+
+def formats() -> tuple[str, ...]:
+    from ..settings import FORMATS as suffixes
+
+    """Output formats (file suffixes without the dot), MP3 first."""
+    ordered = sorted((s.lstrip(".") for s in suffixes), key=lambda f: (f != "mp3", f))  # MP3 first: the default
+    return tuple(ordered)
+
+
+SETTING_KEYS = tuple(spec.key for spec in _specs())
+
+
+def controls() -> list[dict]:
+    """The Shape panel's controls, from the settings schema, with the command line's defaults."""
+    from ..settings import Kind, describe_range, format_duration
+
+    out = []
+    for spec in _specs():
+        kind = {"voice": "voice", "soundscape": "soundscape"}.get(spec.key) or {
+            Kind.NAMES: "layers",
+            Kind.DURATION: "duration",
+            Kind.NUMBER: "number",
+            Kind.INTEGER: "integer",
+            Kind.CHOICE: "choice",
+            Kind.BOOL: "bool",
+        }.get(spec.kind, "text")
+        default = spec.default
+        shown = format_duration(default) if spec.kind is Kind.DURATION and default is not None else default
+        control = {"key": spec.key, "option": spec.option, "kind": kind, "default": default, "shown": shown, "help": spec.help, "unit": spec.unit}
+        if spec.low is not None and kind in ("number", "integer"):
+            control.update(min=spec.low, max=spec.high, range=describe_range(spec))
+        if spec.choices:
+            control["choices"] = list(spec.choices)
+        out.append(control)
+    return out
+
+
+def clean_values(values: Mapping[str, Any]) -> dict:
+    """Keep the known, set keys of ``values``; refuse unknown ones."""
+    if not isinstance(values, Mapping):
+        raise SettingsError("settings must be an object of key: value")
+    unknown = [k for k in values if k not in SETTING_KEYS]
+    if unknown:
+        raise SettingsError(f"unknown setting {unknown[0]!r} (known: {', '.join(SETTING_KEYS)})")
+    out = {}
+    for key, value in values.items():
+        if value is None or value == "":
+            continue
+        if key == "layers" and isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        out[key] = value
+    return out
+
+
+def resolve(text: str, values: Mapping[str, Any], *, name: str, output: Path, folder: Path | None = None) -> tuple[RenderSettings, Script]:
+    """Parse the script and merge its front matter with the set controls, checked as the CLI checks them.
+
+    With ``folder``, a soundscape given as a ``.toml`` file must lie inside it
+    (and is made absolute); shipped presets are named, never reached by path.
+    """
+    from ..settings import SCHEMA
+
+    script = parse_script(text, path=name)
+    cleaned = clean_values(values)
+    labels = {key: SCHEMA[key].option for key in cleaned}  # messages name options, as on the command line
+    settings = resolve_settings({**cleaned, "script": Path(name), "output": output}, script, labels=labels)
+    if folder is not None:
+        settings = settings.replace(soundscape=soundscape_in(folder, settings.soundscape))
+    from ..voices import resolve_voice
+
+    settings = settings.replace(voice=resolve_voice(settings.voice))
+    effective_preset(settings)
+    return settings, script
+
+
+def soundscape_in(folder: Path, value: str) -> str:
+    """A shipped preset's name, ``auto``/``none``, or the absolute path of a ``.toml`` preset inside ``folder``."""
+    from ..soundscape import list_presets
+    from .files import safe_path
+
+    if value in ("auto", "none") or value in {p.name for p in list_presets()}:
+        return value
+    if value.lower().endswith(".toml"):
+        return str(safe_path(folder, value, (".toml",)).resolve())
+    known = ", ".join(p.name for p in list_presets())
+    raise SettingsError(f"unknown soundscape {value!r} (known: {known}, none, or a .toml preset in the studio's folder)")
+
+
+def effective_preset(settings: RenderSettings):
+    """The soundscape preset a render will play (None for narration alone); raises on an unknown one."""
+    from ..soundscape import load_preset
+
+    name = settings.soundscape
+    if name == "none":
+        return None
+    preset = load_preset("default" if name == "auto" else name)
+    if settings.layers is not None:
+        unknown = [n for n in settings.layers if n not in preset.layers]
+        if unknown:
+            raise SettingsError(f"--layers: {', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})")
+    return preset
+
+
+def command_line(values: Mapping[str, Any], *, script: str, fmt: str = "mp3") -> str:
+    """The ``meditation render …`` line that renders the same thing."""
+    from ..settings import SCHEMA
+
+    values = clean_values(values)
+    words = ["meditation", "render", script, "-o", f"{Path(script).stem}.{fmt}"]
+    for key in SETTING_KEYS:
+        if key in values:
+            words += [SCHEMA[key].option, str(values[key])]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+_PREVIEW_S = 60.0
+_CHARS_PER_S = 14.0  # speaking speed at rate 1.0, as the segment planner assumes
+
+
+def preview_text(text: str, *, line: int, name: str = "<script>") -> tuple[str, str]:
+    """The part of the script to preview: the scene holding ``line``, or about the first minute.
+
+    Returns the text (front matter kept, so settings still apply; other lines
+    blanked, so errors keep their line numbers) and a label for the page.
+    """
+    script = parse_script(text, path=name)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    body_start = _body_start(lines)
+    if script.has_scenes:
+        starts = [max(s.line, body_start + 1) if s.name else body_start + 1 for s in script.scenes]
+        index = max((i for i, start in enumerate(starts) if start <= max(line, starts[0])), default=0)
+        first = starts[index]
+        last = starts[index + 1] - 1 if index + 1 < len(starts) else len(lines)
+        label = script.scenes[index].name or "opening"
+    else:
+        first, last, budget = body_start + 1, len(lines), _PREVIEW_S * _CHARS_PER_S
+        for item in script.scenes[0].items:
+            if isinstance(item, Paragraph):
+                if budget <= 0:
+                    last = item.line - 1
+                    break
+                budget -= len(item.text)
+        label = "the first minute"
+    kept = [raw if (i < body_start or first <= i + 1 <= last) else "" for i, raw in enumerate(lines)]
+    return "\n".join(kept), label
+
+
+def _body_start(lines: list[str]) -> int:
+    """Index of the first line after the front matter (0 if there is none)."""
+    if lines and lines[0].strip() == "---":
+        for i in range(1, len(lines)):
+            if lines[i].strip() == "---":
+                return i + 1
+    return 0
+
+
+def one_line(exc: MeditationError) -> str:
+    """The error as the CLI prints it, on one line."""
+    return " ".join(str(exc).split())

@@ -1,0 +1,161 @@
+"""Guided breathing: the breath layer, the phases on the track, and the spoken cues."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from meditation.cli import main
+from meditation.errors import SoundscapeError
+from meditation.soundscape.layers import Cue
+from meditation.soundscape.layers.breath import BreathLayer, breath, breath_cues
+from meditation.timeline import Breath
+from measure import render_in_chunks, rms_db
+
+SR = 44100
+
+
+def _exercise(pattern, cycles, start_s=1.0):
+    """Breath phases of ``cycles`` cycles of ``pattern`` (name, seconds) from ``start_s``."""
+    breaths, at = [], int(start_s * SR)
+    for _ in range(cycles):
+        for phase, seconds in pattern:
+            breaths.append(Breath(at, phase, int(seconds * SR)))
+            at += int(seconds * SR)
+    return breaths
+
+
+def _quarters_db(audio, b):
+    """RMS in dB of each quarter of a phase."""
+    q = b.length // 4
+    return [rms_db(audio[b.start + k * q : b.start + (k + 1) * q]) for k in range(4)]
+
+
+def _assert_paces(audio, breaths, *, hold_tolerance_db=1.0):
+    """The swell rises through every inhale, falls through every exhale, and holds."""
+    for b in breaths:
+        q = _quarters_db(audio, b)
+        if b.phase == "in":
+            assert all(x < y for x, y in zip(q, q[1:])), (b, q)
+            assert q[-1] - q[0] > 10, (b, q)
+        elif b.phase == "out":
+            assert all(x > y for x, y in zip(q, q[1:])), (b, q)
+            assert q[0] - q[-1] > 10, (b, q)
+        elif q[0] > -60:  # a held full breath stays put (a hold after an exhale is silence)
+            assert max(q) - min(q) < hold_tolerance_db, (b, q)
+
+
+@pytest.mark.parametrize("sound", ["noise", "tone"])
+def test_the_swell_rises_in_each_inhale_falls_in_each_exhale_and_is_silent_outside(sound, rng):
+    breaths = _exercise([("in", 4), ("hold", 7), ("out", 8)], 2) + _exercise([("in", 4), ("hold", 4), ("out", 4), ("hold", 4)], 1, start_s=45)
+    n = breaths[-1].end + 2 * SR
+    audio = breath(n, sample_rate=SR, rng=rng, cues=breath_cues(breaths, SR), sound=sound)
+    _assert_paces(audio, breaths)
+    gap = slice(breaths[5].end, breaths[6].start)  # between the two exercises
+    assert np.max(np.abs(audio[: breaths[0].start])) == 0 and np.max(np.abs(audio[gap])) == 0
+    assert np.max(np.abs(audio[breaths[-1].end :])) == 0
+    # Full breath at the layer's nominal level; soft enough to sit under a voice.
+    held = audio[breaths[1].start : breaths[1].end]
+    assert rms_db(held) == pytest.approx(-20.0, abs=1.0)
+
+
+def test_the_noise_is_a_soft_band_with_no_hiss(rng):
+    from measure import band_energy_db
+
+    breaths = _exercise([("in", 2), ("hold", 6), ("out", 2)], 1, start_s=0)
+    audio = breath(breaths[-1].end, sample_rate=SR, rng=rng, cues=breath_cues(breaths, SR))
+    held = audio[breaths[1].start : breaths[1].end].mean(axis=1)
+    assert band_energy_db(held, SR, 150, 900) - band_energy_db(held, SR, 4000, 16000) > 25
+
+
+def test_the_layer_is_the_same_in_any_chunk_size():
+    breaths = _exercise([("in", 1), ("hold", 1), ("out", 1)], 3, start_s=0.3)
+    cues = breath_cues(breaths, SR)
+    make = lambda: BreathLayer(sample_rate=SR, rng=np.random.default_rng(5), cues=cues)  # noqa: E731
+    whole = make().render(breaths[-1].end + SR)
+    for size in (512, 4096, 44100):
+        assert np.array_equal(render_in_chunks(make(), len(whole), size), whole)
+
+
+def test_bad_parameters_and_cues_are_refused():
+    with pytest.raises(SoundscapeError, match="sound"):
+        BreathLayer.make_params({"sound": "whale"})
+    with pytest.raises(SoundscapeError, match="duration_s"):
+        BreathLayer(sample_rate=SR, rng=np.random.default_rng(0), cues=[Cue(1.0, "in")])
+
+
+# --- in a render: timings, stems, spoken cues ---
+
+SCRIPT = """# Settle
+
+Breathe with me. [breathe 2-1-3 x2 cues] Good.
+
+# Rest
+
+Rest now.
+"""
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("breath")
+    script = folder / "b.md"
+    script.write_text(SCRIPT, encoding="utf-8")
+    out, timings, stems = folder / "out.wav", folder / "t.json", folder / "stems"
+    code = main(["render", str(script), "-o", str(out), "--voice", "pyttsx3", "--timings", str(timings), "--stems", str(stems), "--lead-in", "2", "--tail", "3", "--progress", "off"])
+    assert code == 0
+    return json.loads(timings.read_text()), stems, script
+
+
+def test_the_timings_list_the_phases_and_they_add_up_exactly(rendered):
+    timings, _, _ = rendered
+    breaths = timings["breaths"]
+    assert [b["phase"] for b in breaths] == ["in", "hold", "out"] * 2
+    assert [b["duration"] for b in breaths] == [2.0, 1.0, 3.0] * 2
+    for a, b in zip(breaths, breaths[1:]):
+        assert round(b["start"] * SR) == round(a["start"] * SR) + round(a["duration"] * SR)
+    assert breaths[-1]["start"] + breaths[-1]["duration"] - breaths[0]["start"] == pytest.approx(12.0, abs=1e-6)
+
+
+def test_the_breath_stem_paces_the_phases_though_the_preset_does_not_list_it(rendered):
+    timings, stems, _ = rendered
+    audio, sr = sf.read(stems / "breath.wav", dtype="float32")
+    breaths = [Breath(round(b["start"] * sr), b["phase"], round(b["duration"] * sr)) for b in timings["breaths"]]
+    _assert_paces(audio, breaths)
+    assert np.max(np.abs(audio[: breaths[0].start])) == 0 and np.max(np.abs(audio[breaths[-1].end :])) == 0
+    scene = timings["scenes"][0]
+    assert "breath" in scene["layers"] and "breath" not in timings["scenes"][1]["layers"]
+
+
+def test_spoken_cues_start_within_50_ms_of_their_phase(rendered):
+    timings, stems, _ = rendered
+    cues = [s for s in timings["segments"] if s["text"] in ("In", "Hold", "Out")]
+    assert [c["text"] for c in cues] == ["In", "Hold", "Out"] * 2
+    voice, sr = sf.read(stems / "voice.wav", dtype="float32")
+    voice = np.abs(voice.mean(axis=1))
+    for cue, phase in zip(cues, timings["breaths"]):
+        assert abs(cue["start"] - phase["start"]) <= 0.05
+        # Measured: the first sample within 30 dB of the cue word's own peak.
+        lo, hi = int((phase["start"] - 0.3) * sr), int(cue["end"] * sr)
+        window = voice[lo:hi]
+        onset = (lo + int(np.argmax(window > window.max() * 10 ** (-30 / 20)))) / sr
+        assert abs(onset - phase["start"]) <= 0.05, (cue, phase, onset)
+
+
+def test_cues_are_cached_like_all_speech(rendered):
+    from meditation.cache import SpeechCache
+    from meditation.voices import resolve_voice
+
+    voice = resolve_voice("pyttsx3")
+    cache = SpeechCache()
+    for word in ("In", "Hold", "Out"):
+        assert cache.get(SpeechCache.key(voice, 0.9, word, SR)) is not None
+
+
+def test_layers_can_leave_the_breath_out(rendered, tmp_path):
+    _, _, script = rendered
+    stems = tmp_path / "stems"
+    code = main(["render", str(script), "-o", str(tmp_path / "o.wav"), "--voice", "pyttsx3", "--layers", "drone", "--stems", str(stems), "--progress", "off"])
+    assert code == 0
+    assert sorted(p.name for p in stems.iterdir()) == ["drone.wav", "voice.wav"]

@@ -1,0 +1,49 @@
+"""Chapters, one per scene, in every format that carries them — read back as a player's demuxer reads them."""
+
+import pytest
+
+from ffmpeg import decode_errors
+from meditation.chapters import chapters_from_timeline
+from meditation.timeline import SceneSpan, Timeline
+from published import DREAM_SCENES, dream_render
+from test_export import attached_picture, ffmpeg_chapters
+
+
+@pytest.mark.parametrize("suffix", [".m4b", ".mp3", ".opus", ".ogg", ".flac"])
+def test_the_dream_has_a_named_chapter_per_scene_at_the_scene_start_and_its_cover(tmp_path_factory, suffix):
+    render = dream_render(tmp_path_factory, suffix)
+    chapters = ffmpeg_chapters(render["output"])
+    assert [title for _, title in chapters] == list(DREAM_SCENES)
+    scene_starts = [s["start"] for s in render["timings_data"]["scenes"]]
+    for (start, title), expected in zip(chapters, scene_starts):
+        assert start == pytest.approx(expected, abs=0.050), title
+    assert attached_picture(render["output"]) == "png 96x96"
+    assert decode_errors(render["output"]) == ""
+
+
+def test_no_chapters_leaves_them_out(tmp_path):
+    from meditation.cli import main
+
+    script = tmp_path / "s.md"
+    script.write_text("# One\n\nBreathe in.\n\n# Two\n\nBreathe out.\n", encoding="utf-8")
+    out = tmp_path / "s.mp3"
+    assert main(["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1", "--tail", "1", "-o", str(out), "--no-chapters", "--progress", "off"]) == 0
+    assert ffmpeg_chapters(out) == []
+    out2 = tmp_path / "s2.mp3"
+    assert main(["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1", "--tail", "1", "-o", str(out2), "--progress", "off"]) == 0
+    assert [t for _, t in ffmpeg_chapters(out2)] == ["One", "Two"]
+
+
+def _timeline(*scenes):
+    sr = 1000
+    spans = tuple(SceneSpan(name, int(a * sr), int(b * sr)) for name, a, b in scenes)
+    return Timeline(sample_rate=sr, length=spans[-1].end, segments=(), scenes=spans)
+
+
+def test_a_script_without_headings_has_no_chapters():
+    assert chapters_from_timeline(_timeline(("", 0, 60))) == ()
+
+
+def test_text_before_the_first_heading_belongs_to_the_first_chapter():
+    chapters = chapters_from_timeline(_timeline(("", 0, 10), ("Arriving", 10, 40), ("Resting", 40, 70)))
+    assert [(c.title, c.start_s, c.end_s) for c in chapters] == [("Arriving", 0.0, 40.0), ("Resting", 40.0, 70.0)]

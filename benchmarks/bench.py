@@ -210,6 +210,12 @@ def ambient_vs_floors(minutes: float, runs: int, folder: Path) -> dict:
 
 
 def bench(quick: bool, runs: int) -> dict:
+    # Every file the benchmark writes goes here, and is gone afterwards (it was ~44 MB a run).
+    with tempfile.TemporaryDirectory(prefix="meditation-bench-") as tmp:
+        return _bench(quick, runs, Path(tmp))
+
+
+def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     from meditation import speech as speech_stage
     from meditation.export import AudioWriter
     from meditation.mix import VoiceBus, limit_crest, mix_chunks
@@ -221,7 +227,6 @@ def bench(quick: bool, runs: int) -> dict:
     from meditation.voices import load_voice
 
     sr = 44100
-    tmp = Path(tempfile.mkdtemp(prefix="meditation-bench-"))
     if quick:
         script_path = tmp / "quick.md"
         script_path.write_text(QUICK_SCRIPT, encoding="utf-8")

@@ -1,24 +1,50 @@
 """The MP3 encoder process: 16-bit PCM on stdin, a gapless VBR MP3 (``-V2``) written to a path.
 
-Run as ``python -m meditation._lame_worker PATH SAMPLE_RATE CHANNELS`` by
-``meditation.export``; it imports nothing but lameenc, so it starts fast.
+Run as ``python -m meditation._lame_worker PATH SAMPLE_RATE CHANNELS PARENT_PID PDEATHSIG``
+by ``meditation.export``; it imports nothing but lameenc, so it starts fast.
 
 lameenc (measured about 3× faster than FFmpeg's libmp3lame through PyAV,
 with the same LAME settings) writes bare frames; the Xing/LAME info frame
 that makes the file seekable and gapless is built here.
+
+It lives and dies with the process that feeds it: when that parent dies
+(even by ``kill -9``) the encoder deletes its file and exits, and end of
+input from a dead parent is not mistaken for the end of the track, so a
+killed render never leaves a short but playable file behind. Ctrl-C and a
+SIGTERM sent to the whole process group are the parent's to handle: it stops
+the encoder itself.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 _READ = 1 << 16
 
 
 def main(argv: list[str]) -> int:
-    import lameenc
+    from meditation._lifecycle import die_with_parent, ignore_interrupts, parent_is_alive
 
     path, sample_rate, channels = argv[0], int(argv[1]), int(argv[2])
+    parent = int(argv[3]) if len(argv) > 3 else os.getppid()
+
+    def orphaned(signum=None, frame=None) -> None:
+        if signum is not None and parent_is_alive(parent):
+            return  # a group-wide SIGTERM: the living parent will stop us
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        os._exit(143)
+
+    ignore_interrupts()
+    signal.signal(signal.SIGTERM, orphaned)
+    die_with_parent(parent, pdeathsig=len(argv) <= 4 or argv[4] == "1")
+
+    import lameenc
+
     frame = 2 * channels
     lame = lameenc.Encoder()
     lame.set_in_sample_rate(sample_rate)
@@ -33,6 +59,8 @@ def main(argv: list[str]) -> int:
         while True:
             data = source.read(_READ)
             if not data:
+                if not parent_is_alive(parent):
+                    orphaned()
                 break
             data = leftover + data
             whole = len(data) - len(data) % frame  # lameenc wants whole sample frames

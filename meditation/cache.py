@@ -31,7 +31,7 @@ __all__ = ["SpeechCache", "cache_dir"]
 
 # Bump when engine output changes for the same inputs (voice model patch,
 # trimming) or when the entry layout changes; old entries are then ignored.
-_FORMAT = "3"
+_FORMAT = "4"  # 4: pyttsx3 takes no longer depend on the sentences spoken before
 _MAGIC = b"MEDSPCH3"
 # magic, number of float32 samples, blake2b-128 digest of the samples
 _HEADER = struct.Struct("<8sQ16s")

@@ -6,7 +6,10 @@ Every user error becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -60,11 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("soundscapes", help="list soundscape presets")
     batch = sub.add_parser("batch", help="render every variant of a manifest", parents=[common])
     batch.add_argument("manifest")
-    batch.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: number of cores)")
-    batch.add_argument("--out-dir", default=None, help="folder for outputs (default: beside the manifest)")
-    batch.add_argument("--force", action="store_true", help="render even when an up-to-date output exists")
-    batch.add_argument("--dry-run", action="store_true", help="list what would be rendered and where")
-    batch.add_argument("--no-cache", dest="cache", action="store_false", default=True, help="do not reuse cached speech")
+    from .batch.command import add_batch_options
+
+    add_batch_options(batch)
     cache = sub.add_parser("cache", help="manage the speech cache")
     cache.add_argument("action", choices=["clear", "path"])
     # The web studio (issue 12): its own options, not render settings.
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(a in _COMMANDS for a in argv[:3]) and not any(a in ("-h", "--help", "--version") for a in argv[:1]):
         argv = ["render", *argv]  # `meditation` alone renders the dream
+    previous = _on_sigterm_unwind()
     try:
         args = _parser().parse_args(argv)
         from . import progress
@@ -91,9 +93,79 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MeditationError as exc:
         print(f"meditation: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("meditation: interrupted; no partial file was left", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+    except Exception as exc:
+        # Ctrl-C while a native module initializes comes out as another
+        # error (scipy: "ImportError: initialization failed") caused by it.
+        cause = _interruption(exc)
+        if cause is not None:
+            return _interrupted(cause)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            # A full disk anywhere (the speech cache, a spool file): one line, like a failed output.
+            where = f" writing {exc.filename}" if exc.filename else ""
+            print(f"meditation: error: disk full{where} ({exc.strerror})", file=sys.stderr)
+            return 2
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Report Ctrl-C or SIGTERM in one line; SIGTERM exits 128 + 15, as a shell reports it."""
+    from ._lifecycle import Terminated
+
+    terminated = isinstance(exc, Terminated)
+    _forget_native_interrupt()
+    print(f"meditation: {'terminated' if terminated else 'interrupted'}; no partial file was left", file=sys.stderr)
+    return 143 if terminated else 130
+
+
+def _forget_native_interrupt() -> None:
+    """Keep the exit status we return (130) when the interrupt passed through Python code run by a native module.
+
+    CPython remembers a KeyboardInterrupt that left code run through
+    ``PyRun_String`` (as native extensions do while importing) and then ends
+    the process by SIGINT instead of with our status. Running a trivial
+    expression the same way clears that note.
+    """
+    try:
+        import ctypes
+
+        run = ctypes.pythonapi.PyRun_String
+        run.restype, run.argtypes = ctypes.py_object, [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+        run(b"0", 258, {}, {})  # 258: Py_eval_input
+    except Exception:
+        pass  # another Python implementation: at worst the status is "killed by SIGINT", which shells also show as 130
+
+
+def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (or Terminated) that caused ``exc``, if one did."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
+
+
+def _on_sigterm_unwind():
+    """Make SIGTERM raise ``Terminated`` (a KeyboardInterrupt) so it cleans up like Ctrl-C; returns the old handler."""
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminate(signum, frame):
+        from ._lifecycle import Terminated
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup short
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, terminate)
 
 
 def _one_line(text: str) -> str:

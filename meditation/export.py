@@ -2,7 +2,10 @@
 
 Audio goes to a hidden temporary file beside the target and is renamed over
 it only when complete: a failed or interrupted run never leaves a partial
-file and never damages an existing one. The format follows the suffix.
+file and never damages an existing one, and a full disk is one line
+(``ExportError``), never a traceback. Temporary files are named after the
+process writing them, so a later run removes those of killed runs (see
+``meditation._lifecycle``). The format follows the suffix.
 
 Formats and encoders:
 
@@ -21,14 +24,15 @@ complete (M4A/M4B chapters excepted: the muxer writes them).
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ._lifecycle import create_temporary, orphaned, signals_blocked, started_from_main_thread
 from .chapters import Chapter, vorbis_chapter_comments
 from .errors import ExportError, SettingsError
 from .files import check_replaceable, record_written
@@ -146,12 +150,14 @@ class _LameEncoder(_Encoder):
         env = dict(os.environ)
         package_parent = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "meditation._lame_worker", str(path), str(sample_rate), str(channels)],
-            stdin=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
+        pdeathsig = "1" if started_from_main_thread() else "0"
+        with signals_blocked():  # the encoder starts deaf to Ctrl-C; the parent stops it
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "meditation._lame_worker", str(path), str(sample_rate), str(channels), str(os.getpid()), pdeathsig],
+                stdin=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
         _widen_pipe(self._process.stdin)
 
     def write(self, chunk: np.ndarray) -> None:
@@ -204,7 +210,11 @@ class _SoundfileEncoder(_Encoder):
         import soundfile
 
         fmt, subtype = self._FORMATS[suffix]
-        self._sf = soundfile.SoundFile(file, "w", sample_rate, channels, subtype=subtype, format=fmt)
+        # libsndfile writes to the descriptor itself and reports a failed
+        # write as an error. Given a Python file object it would call back
+        # into Python, and a full disk there printed dozens of "Exception
+        # ignored from cffi callback" lines and ended in an AssertionError.
+        self._sf = soundfile.SoundFile(file.fileno(), "w", sample_rate, channels, subtype=subtype, format=fmt, closefd=False)
 
     def write(self, chunk: np.ndarray) -> None:
         self._sf.write(chunk)
@@ -336,7 +346,11 @@ class _OpusEncoder(_PyAVEncoder):
 
 
 class AudioWriter:
-    """Write ``(n, channels)`` float chunks to ``path``; the file appears only on success."""
+    """Write ``(n, channels)`` float chunks to ``path``; the file appears only on success.
+
+    Any failure to write (disk full, file size limit, I/O error) discards the
+    temporary file and raises ``ExportError`` naming ``path``.
+    """
 
     def __init__(
         self,
@@ -356,41 +370,66 @@ class AudioWriter:
             metadata = Metadata(title=title, artist=artist, genre=None)
         self.metadata = metadata
         self.frames = 0
+        self._done = False
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}-", suffix=suffix, dir=self.path.parent or ".")
+            fd, self._tmp = create_temporary(self.path)
         except OSError as exc:
             raise ExportError(f"cannot write in {str(self.path.parent)!r}: {exc.strerror}") from None
-        self._tmp = Path(tmp)
         self._file = os.fdopen(fd, "w+b")
         try:
             self._encoder = ENCODERS[suffix](self._file, self._tmp, sample_rate, channels, suffix, metadata)
-        except Exception:
-            self._discard()
-            raise
+        except BaseException as exc:
+            self._fail(exc)
 
     def write(self, chunk: np.ndarray) -> None:
-        self._encoder.write(chunk)
+        try:
+            self._encoder.write(chunk)
+        except BaseException as exc:
+            self._fail(exc)
         self.frames += len(chunk)
 
     def commit(self) -> Path:
         """Finish the file, tag it, and move it into place."""
         try:
             self._encoder.close()
+            self._file.flush()
+            os.fsync(self._file.fileno())  # a full disk shows here, not after the rename
             self._file.close()
             _tag(self._tmp, self.metadata)
             os.chmod(self._tmp, 0o644)
             check_replaceable(self.path)  # again at the last moment: the file may have appeared since the start
+            if orphaned():  # a worker whose parent died: nobody asked for this file any more
+                raise SystemExit(143)
             os.replace(self._tmp, self.path)
             record_written(self.path)
-        except BaseException:
-            self._discard()
-            raise
+        except BaseException as exc:
+            self._fail(exc)
+        self._done = True
         return self.path
 
+    def _fail(self, exc: BaseException):
+        """Discard the temporary file and raise: one ``ExportError`` line for a failed write."""
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        reason = None if interrupted else _write_error(self._tmp)
+        if reason is None and isinstance(exc, OSError) and exc.errno is not None:
+            reason = exc.errno
+        self._discard()
+        if reason is not None and not interrupted:
+            raise ExportError(_describe(reason, self.path)) from None
+        if type(exc).__module__ == "soundfile":  # libsndfile's own complaint, still one line
+            raise ExportError(f"cannot write {self.path}: {exc}") from None
+        raise exc
+
     def _discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
         encoder = getattr(self, "_encoder", None)
         if encoder is not None:
-            encoder.abort()
+            try:
+                encoder.abort()
+            except Exception:
+                pass
         try:
             self._file.close()
         except Exception:
@@ -408,6 +447,38 @@ class AudioWriter:
             self.commit()
         else:
             self._discard()
+
+
+def _write_error(path: Path) -> int | None:
+    """The errno a write at the end of ``path`` gives now (ENOSPC, EFBIG, EIO...), or None if it succeeds.
+
+    libsndfile, the encoder processes and taggers report a failed write
+    without its cause; repeating one write on the temporary file (about to be
+    deleted) finds it.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:
+        return None
+    try:
+        os.pwrite(fd, bytes(1 << 16), os.fstat(fd).st_size)
+        os.fsync(fd)
+    except OSError as exc:
+        return exc.errno
+    finally:
+        os.close(fd)
+    return None
+
+
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def _describe(code: int, path: Path) -> str:
+    if code in _DISK_FULL:
+        return f"disk full writing {path}"
+    if code == errno.EFBIG:
+        return f"file too large writing {path} (the file size limit was reached)"
+    return f"cannot write {path}: {os.strerror(code)}"
 
 
 def _tag(path: Path, metadata: Metadata) -> None:
@@ -525,38 +596,33 @@ def _tag_vorbis(path: Path, fields: dict, metadata: Metadata) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file via a temporary name and rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        check_replaceable(path)
-        os.replace(tmp, path)
-        record_written(path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write a text file via a temporary name and rename; a failed write is one ``ExportError`` and leaves nothing."""
+    _atomic_write(Path(path), text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a binary file (a picture) the way ``atomic_write_text`` writes text."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent or ".")
+    _atomic_write(Path(path), data)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         check_replaceable(path)
+        if orphaned():
+            raise SystemExit(143)
         os.replace(tmp, path)
         record_written(path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.errno in (*_DISK_FULL, errno.EFBIG):
+            raise ExportError(_describe(exc.errno, path)) from None
         raise

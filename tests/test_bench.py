@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +12,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_quick_benchmark_writes_every_figure(tmp_path):
     out = tmp_path / "bench.json"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    # The benchmark's scratch folder is removed (onnxruntime leaves its own ".ses" session file there).
+    assert not list(scratch.glob("meditation-*"))
     data = json.loads(out.read_text())
     for key in ("overhead_ratio", "soundscape_rtf", "brown_noise_ratio", "end_to_end_rtf", "memory_ratio_60_10"):
         assert math.isfinite(data[key]) and data[key] > 0, key

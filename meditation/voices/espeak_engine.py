@@ -8,6 +8,16 @@ pyttsx3 reaches the system voices instead.
 
 pyttsx3 runs in a child process of its own: Piper carries a second, private
 copy of eSpeak NG, and the two copies crash when loaded into one process.
+The child is a plain subprocess spoken to over its stdin and stdout (not
+multiprocessing): it needs no ``__main__`` guard in the caller's script, no
+resource tracker, and it starts deaf to Ctrl-C. It exits when its parent
+dies (see ``meditation._lifecycle``) or closes the pipe.
+
+Each sentence is spoken by a fresh ``fork`` of the initialized child (on
+Linux), so it starts from the same eSpeak state whatever was spoken before:
+eSpeak NG keeps its pitch flutter position in a function-level static that
+no API resets, and a sentence used to come out differently after different
+sentences (two batches on an empty cache cached different takes of it).
 """
 
 from __future__ import annotations
@@ -16,13 +26,14 @@ import contextlib
 import ctypes
 import functools
 import io
-import multiprocessing
 import os
+import pickle
+import struct
+import subprocess
 import sys
 import tempfile
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import numpy as np
 
@@ -58,48 +69,115 @@ class Pyttsx3Engine(VoiceEngine):
         return _SAMPLE_RATE
 
     def reset(self) -> None:
-        # eSpeak NG carries pitch-flutter state from one utterance to the next,
-        # so the same text can come out slightly differently later in a
-        # process; a fresh worker per render makes the render reproducible.
+        # Release the helper process (a render calls this at its end).
         _shutdown()
 
     def synthesize(self, text: str, *, rate: float, seed: int) -> np.ndarray:
-        return _call(_child_speak, text, self.voice, int(round(_BASE_WPM * rate)), seed)
+        return _call("speak", text, self.voice, int(round(_BASE_WPM * rate)), seed)
 
 
-_pool: ProcessPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_LENGTH = struct.Struct("<Q")
 
 
-def _call(fn, *args):
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        pool = _pool
-    try:
-        result = pool.submit(fn, *args).result()
-    except BrokenProcessPool:
-        raise VoiceError("the pyttsx3 voice process died; try another voice") from None
+class _Child:
+    """The helper process and its two pipes; one request at a time."""
+
+    def __init__(self):
+        from .._lifecycle import signals_blocked, started_from_main_thread
+
+        env = dict(os.environ)
+        package_parent = str(Path(__file__).resolve().parent.parent.parent)
+        env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
+        code = "from meditation.voices.espeak_engine import _child_main; _child_main()"
+        pdeathsig = "1" if started_from_main_thread() else "0"
+        with signals_blocked():
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", code, str(os.getpid()), pdeathsig],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+
+    def call(self, name: str, *args):
+        try:
+            _send(self.process.stdin, (name, args))
+            return _receive(self.process.stdout)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            raise VoiceError("the pyttsx3 voice process died; try another voice") from None
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()  # end of input: the child exits
+            self.process.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.kill()
+            return
+        self.process.stdout.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+def _send(stream, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream):
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)
+
+
+_child: _Child | None = None
+_child_lock = threading.Lock()
+
+
+def _call(name: str, *args):
+    global _child
+    with _child_lock:
+        if _child is None:
+            _child = _Child()
+        try:
+            result = _child.call(name, *args)
+        except BaseException:
+            # An interrupted exchange leaves the pipes mid-message: start afresh next time.
+            _child.kill()
+            _child = None
+            raise
     if isinstance(result, str):
         raise VoiceError(result)
     return result
 
 
 def _shutdown() -> None:
-    global _pool
-    with _pool_lock:
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
+    global _child
+    with _child_lock:
+        if _child is not None:
+            _child.close()
+            _child = None
 
 
 @functools.lru_cache(maxsize=1)
 def _voice_list() -> tuple[str, ...]:
     try:
-        return tuple(_call(_child_voices))
+        return tuple(_call("voices"))
     except VoiceError:
         return ()
+    finally:
+        _shutdown()  # a listing must not leave a process behind
 
 
 # --- runs in the child process -------------------------------------------------
@@ -144,6 +222,28 @@ class _LinuxSpeaker:
         return [v.id for v in self._driver.getProperty("voices")]
 
     def speak(self, text: str, voice: str, wpm: int, seed: int) -> np.ndarray:
+        """Speak in a forked copy of this process, which starts from the state right after initialization."""
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the copy: speak, send the samples, vanish without running any cleanup
+            status = 1
+            try:
+                os.close(read_end)
+                pcm = self._speak_here(text, voice, wpm, seed)
+                with os.fdopen(write_end, "wb") as out:
+                    out.write(pcm)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as source:
+            data = source.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise RuntimeError("eSpeak NG stopped while speaking")
+        return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+
+    def _speak_here(self, text: str, voice: str, wpm: int, seed: int) -> bytes:
         self._driver.setProperty("voice", voice)
         self._driver.setProperty("rate", wpm)
         # eSpeak NG's voicing jitter comes from its own generator: reseed it per utterance.
@@ -152,8 +252,7 @@ class _LinuxSpeaker:
             seed_fn(ctypes.c_long(seed & 0x7FFFFFFF))
         self._pieces = []
         self._espeak.Synth(text, flags=self._espeak.ENDPAUSE | self._espeak.CHARS_UTF8)
-        pcm = np.frombuffer(b"".join(self._pieces), dtype="<i2")
-        return pcm.astype(np.float32) / 32768.0
+        return b"".join(self._pieces)
 
 
 class _SystemSpeaker:
@@ -193,6 +292,29 @@ class _SystemSpeaker:
 @functools.lru_cache(maxsize=1)
 def _child_engine():
     return _LinuxSpeaker() if sys.platform.startswith("linux") else _SystemSpeaker()
+
+
+def _child_main() -> None:
+    """The helper process: answer requests on stdin until it closes or the parent dies."""
+    from .._lifecycle import die_with_parent, ignore_interrupts
+
+    ignore_interrupts()
+    parent, pdeathsig = int(sys.argv[1]), sys.argv[2] == "1"
+    die_with_parent(parent, pdeathsig=pdeathsig)
+    requests = sys.stdin.buffer
+    replies = os.fdopen(os.dup(1), "wb")
+    # Anything eSpeak or pyttsx3 prints must not land in the replies.
+    os.dup2(2, 1)
+    handlers = {"voices": _child_voices, "speak": _child_speak}
+    while True:
+        try:
+            name, args = _receive(requests)
+        except EOFError:
+            return
+        try:
+            _send(replies, handlers[name](*args))
+        except BrokenPipeError:
+            return
 
 
 def _child_voices():

@@ -269,9 +269,47 @@ class _PyAVEncoder(_Encoder):
         """Chapters the muxer writes itself; formats tagged later ignore this."""
 
     def write(self, chunk: np.ndarray) -> None:
-        if self._resampler is not None:
-            chunk = self._resampler.resample_chunk(np.ascontiguousarray(chunk, dtype=np.float32))
-        self._encode(chunk)
+        self._check_worker()
+        if self._worker is None:
+            self._start_worker()
+        # A copy: the caller may reuse its buffer while the worker is still encoding this one.
+        self._queue.put(np.array(chunk, dtype=np.float32))
+
+    def _start_worker(self) -> None:
+        """Encode in a thread: FFmpeg and soxr release the GIL, so encoding overlaps with mixing."""
+        import queue
+        import threading
+
+        self._queue = queue.Queue(maxsize=8)  # a few chunks ahead, bounded memory
+        self._failure: BaseException | None = None
+        self._worker = threading.Thread(target=self._work, name="meditation-encoder", daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        try:
+            while True:
+                chunk = self._queue.get()
+                if chunk is None:
+                    break
+                if self._resampler is not None:
+                    chunk = self._resampler.resample_chunk(chunk)
+                self._encode(chunk)
+        except BaseException as exc:  # reported to the writer by the next write or by close
+            self._failure = exc
+            while self._queue.get() is not None:  # keep the writer from blocking on a full queue
+                pass
+
+    def _check_worker(self) -> None:
+        if self._worker is not None and self._failure is not None:
+            raise ExportError(f"{self._CODEC} encoder failed: {self._failure}") from self._failure
+
+    _worker = None
+
+    def _finish_worker(self) -> None:
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._check_worker()
 
     def _encode(self, chunk: np.ndarray | None) -> None:
         import av
@@ -294,12 +332,17 @@ class _PyAVEncoder(_Encoder):
             self._container.mux(packet)
 
     def close(self) -> None:
+        self._finish_worker()
         if self._resampler is not None:
             self._encode(self._resampler.resample_chunk(np.zeros((0, 2 if self._layout == "stereo" else 1), np.float32), last=True))
         self._encode(None)
         self._container.close()
 
     def abort(self) -> None:
+        try:
+            self._finish_worker()
+        except Exception:
+            pass
         try:
             self._container.close()
         except Exception:

@@ -33,6 +33,13 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     # The end-to-end render cannot be faster than the voice alone speaking the text.
     assert data["overhead_ratio"] > 0.8
     assert "overhead ratio" in result.stdout
+    floors = data["ambient_floors"]
+    assert math.isfinite(floors["ambient_numpy_ratio"]) and floors["ambient_numpy_ratio"] > 0
+    if floors["sox_ratio"] is None:
+        assert "sox" in floors["sox_note"]
+    else:
+        assert math.isfinite(floors["sox_ratio"]) and floors["sox_ratio"] > 0
+    assert "x sox" in result.stdout or "sox is not on the PATH" in result.stdout
     # Every output format's encoder is timed beside lameenc.
     formats = data["formats"]["encoders"]
     assert {"lameenc (in process)", ".m4a (render: PyAV AAC)", ".opus (render: soxr + PyAV)"} <= set(formats)

@@ -219,15 +219,15 @@ def test_ctrl_c_to_the_group_during_expansion_prints_one_line(folder):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
-        # Expansion is under way once the voice's helper process is up (it lists the voices)
-        # and the parent listens to Ctrl-C again (it ignores it while the helper starts).
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
+        # Expansion is under way once the voice's helper process is up (it lists the voices),
+        # or soon after start (the helper may be gone already; 9,000 variants take longer).
+        started = time.monotonic()
+        while time.monotonic() < started + 60 and proc.poll() is None:
             helpers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-            if helpers and not _ignores_sigint(proc.pid):
+            if (helpers or time.monotonic() > started + 3) and not _ignores_sigint(proc.pid):
                 break
             time.sleep(0.02)
-        assert helpers and proc.poll() is None
+        assert proc.poll() is None, "expansion finished before the interrupt"
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         out, err = proc.communicate(timeout=60)
     finally:

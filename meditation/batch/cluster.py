@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import re
 import signal
 import tempfile
@@ -215,33 +214,15 @@ def _collect(future, variant: Variant, shared: bool) -> tuple[str, float, str]:
         record_written(output)
         record_written(sidecar_path(output))
         return outcome.state, outcome.seconds, outcome.detail
-    from ..export import atomic_write_text
+    from ..export import atomic_write_bytes, atomic_write_text
     from .runner import sidecar_data
 
     output = Path(variant.settings.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(output, outcome.audio)
+    atomic_write_bytes(output, outcome.audio)  # checked again, renamed into place, recorded as ours
     data = sidecar_data(variant, outcome.measured, outcome.duration_s, len(outcome.audio))
     atomic_write_text(sidecar_path(output), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return "rendered", outcome.seconds, str(output)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via ``.NAME-XXXX.SUFFIX`` beside the target (the name a local render's temp file has), rename, record."""
-    from ..files import check_replaceable, record_written
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        check_replaceable(path)  # again at the last moment: the file may have appeared since the check
-        os.replace(tmp, path)
-        record_written(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _speech_first(todo: Sequence[Variant]) -> list[Variant]:
@@ -313,7 +294,14 @@ class Connection:
 
 
 def dask_setup(worker) -> None:
-    """Run by each LocalCluster worker as it starts (``preload``): import what every render needs."""
+    """Run by each LocalCluster worker as it starts (``preload``).
+
+    The worker leaves a terminal's Ctrl-C to the batch (which cancels the
+    tasks and closes the cluster) instead of printing its own traceback, and
+    imports what every render needs.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .. import render, soundscape  # noqa: F401
 
 

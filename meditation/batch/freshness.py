@@ -94,6 +94,17 @@ def _fingerprint(settings: RenderSettings, *, authoritative: bool) -> dict:
     }
 
 
+def _other_inputs(settings: RenderSettings) -> list[tuple[str, Path]]:
+    """(key, path) of every input file besides the script and the preset."""
+    from ..settings import SCHEMA, Role
+
+    return [
+        (spec.key, value)
+        for spec in SCHEMA.values()
+        if spec.role is Role.INPUT and spec.key != "script" and isinstance(value := getattr(settings, spec.name), Path)
+    ]
+
+
 def _input_hashes(settings: RenderSettings) -> dict:
     """Hashes of the other input files (a cover, a recording): a changed file re-renders like a changed script."""
     from ..settings import SCHEMA, Role
@@ -145,10 +156,14 @@ def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = 
     read: set[tuple] = set()
     for v in variants:
         s = v.settings
-        if (str(s.script), s.soundscape) in read:  # thousands of variants share a few inputs
+        others = _other_inputs(s)  # a cover, a recording, …: whatever the schema calls an input
+        seen_key = (str(s.script), s.soundscape, tuple(str(p) for _, p in others))
+        if seen_key in read:  # thousands of variants share a few inputs
             continue
-        read.add((str(s.script), s.soundscape))
+        read.add(seen_key)
         inputs.setdefault(_key(s.script), f"the script of {_label(v)}")
+        for key, path in others:
+            inputs.setdefault(_key(path), f"the {key} of {_label(v)}")
         preset = _preset_file_of(s)
         if preset is not None:
             inputs.setdefault(_key(preset), f"the soundscape preset of {_label(v)}")

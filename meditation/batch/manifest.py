@@ -5,15 +5,12 @@ See the package docstring for the manifest format.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import itertools
 import os
 import re
-import signal
 import string
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -173,8 +170,7 @@ def expand_manifest(
                 settings = resolve_settings({**explicit, "script": script_path, "output": placeholder, "cache": cache}, script)
                 voice = settings.voice
                 if voice not in voices:
-                    with _interrupts_held():
-                        voices[voice] = resolve_voice(voice)
+                    voices[voice] = resolve_voice(voice)
                 settings = dataclasses.replace(settings, voice=voices[voice])
             except MeditationError as exc:
                 raise ManifestError(f"{path}: {label}: {_one_line(exc)}") from None
@@ -213,27 +209,6 @@ def _combinations(defaults: dict, matrix: dict, tables: list):
         yield "[defaults]", dict(defaults)
 
 
-@contextlib.contextmanager
-def _interrupts_held():
-    """Let an engine start its helper process with Ctrl-C ignored.
-
-    A terminal's Ctrl-C reaches the whole process group; a helper started
-    while SIGINT is ignored keeps ignoring it (an ignored signal stays
-    ignored across exec, and Python then installs no KeyboardInterrupt
-    handler), so it cannot print its own traceback: the parent reports the
-    interrupt in one line and stops it. A Ctrl-C within this short block
-    (the first voice lookup) is lost; the next one works.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _release_engine_helpers(voices: set[str]) -> None:
     """Stop helper processes that listing voices started here (pyttsx3 speaks in a child).
 
@@ -247,8 +222,7 @@ def _release_engine_helpers(voices: set[str]) -> None:
         cls = ENGINES.get(voice.partition(":")[0])
         if cls is not None and cls.reset is not VoiceEngine.reset:
             try:
-                with _interrupts_held():
-                    load_voice(voice).reset()
+                load_voice(voice).reset()
             except MeditationError:
                 pass
 

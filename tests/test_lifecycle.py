@@ -534,11 +534,15 @@ def test_a_pyttsx3_sentence_is_the_same_whatever_was_spoken_before():
         after_other = engine.synthesize(sentence, rate=0.9, seed=7)
         engine.synthesize("Short.", rate=1.3, seed=5)
         after_short = engine.synthesize(sentence, rate=0.9, seed=7)
+        other_voice = load_voice("pyttsx3:gmw/en-gb-x-rp" if "gmw/en-gb-x-rp" in engine.voices() else "pyttsx3:gmw/en")
+        other_voice.synthesize("Another voice speaks in between.", rate=0.9, seed=2)
+        after_other_voice = engine.synthesize(sentence, rate=0.9, seed=7)
     finally:
         engine.reset()
     assert len(first) > 22050  # real speech, over a second
     np.testing.assert_array_equal(first, after_other)
     np.testing.assert_array_equal(first, after_short)
+    np.testing.assert_array_equal(first, after_other_voice)
 
 
 def _render(folder: Path, out: str, cache: Path) -> subprocess.Popen:

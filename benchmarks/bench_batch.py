@@ -15,8 +15,13 @@ machine are noisy):
 3. workers: the 12-variant batch with -j 1 and with -j 2, each from an empty
    output folder and an empty speech cache. Figure: -j1 time / -j2 time
    (goal ≥ 1.5 on two cores).
+4. cluster: 16 short variants (pyttsx3, 2 rates × 2 soundscapes × 4 seeds)
+   through -j 2 and through --scheduler local:2 (a Dask LocalCluster of two
+   worker processes, its start-up included), side by side from an empty
+   output folder and speech cache. Figure: cluster time / -j 2 time
+   (goal ≤ 1.2). Needs dask[distributed] (skipped with a note without it).
 
-Run:  python benchmarks/bench_batch.py [--repeats 3] [--json results.json]
+Run:  python benchmarks/bench_batch.py [--repeats 3] [--json results.json] [--only cluster]
 """
 
 from __future__ import annotations
@@ -219,17 +224,56 @@ def bench_jobs(work: Path, repeats: int) -> dict:
     return {"j1_s": times[1], "j2_s": times[2], "median_j1_s": j1, "median_j2_s": j2, "speedup": j1 / j2, "cores": os.cpu_count()}
 
 
+CLUSTER_MANIFEST = """\
+output = "{{rate}}-{{soundscape}}-{{seed}}.wav"
+
+[defaults]
+script = "short.md"
+voice = "pyttsx3"
+lead_in = {lead_in}
+tail = {tail}
+
+[matrix]
+rate = [0.9, 1.0]
+soundscape = ["stream", "night-wind"]
+seed = [1, 2, 3, 4]
+"""
+
+
+def bench_cluster(work: Path, repeats: int) -> dict:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        print("  cluster: skipped (pip install 'meditation[cluster]')", file=sys.stderr)
+        return {}
+    runs = {"local": ("-j", "2"), "cluster": ("--scheduler", "local:2")}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for i in range(repeats):
+        for name, extra in runs.items():  # alternate, so load from other users hits both alike
+            root = work / f"cluster-{name}-{i}"
+            root.mkdir(parents=True)
+            (root / "short.md").write_text(SCRIPT, encoding="utf-8")
+            manifest = root / "sixteen.toml"
+            manifest.write_text(CLUSTER_MANIFEST.format(**PADDING), encoding="utf-8")
+            seconds, summary = _batch(manifest, root / "cache", *extra)
+            assert summary == "16 rendered, 0 failed, 0 skipped", summary
+            times[name].append(seconds)
+            print(f"  {' '.join(extra)} run {i + 1}: {seconds:.2f}s", file=sys.stderr)
+    local, cluster = statistics.median(times["local"]), statistics.median(times["cluster"])
+    return {"j2_s": times["local"], "local2_s": times["cluster"], "median_j2_s": local, "median_local2_s": cluster, "ratio": cluster / local}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Figures are medians of --repeats runs.")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (default 3)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--only", choices=["resume", "speech", "jobs"], action="append", help="run only these parts (repeatable)")
+    parser.add_argument("--only", choices=["resume", "speech", "jobs", "cluster"], action="append", help="run only these parts (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (printed)")
     parser.add_argument("--lead-in", type=float, default=4.0, help="lead-in of every variant, s (default 4, as render)")
     parser.add_argument("--tail", type=float, default=10.0, help="tail of every variant, s (default 10, as render)")
     args = parser.parse_args(argv)
     PADDING.update(lead_in=args.lead_in, tail=args.tail)
-    parts = args.only or ["resume", "speech", "jobs"]
+    parts = args.only or ["resume", "speech", "jobs", "cluster"]
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     results: dict = {"lead_in_s": args.lead_in, "tail_s": args.tail, "repeats": args.repeats, "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}
     try:
@@ -239,6 +283,8 @@ def main(argv=None) -> int:
             results["speech_cache"] = bench_speech_cache(work, args.repeats)
         if "jobs" in parts:
             results["jobs"] = bench_jobs(work, args.repeats)
+        if "cluster" in parts:
+            results["cluster"] = bench_cluster(work, args.repeats)
     finally:
         if args.keep:
             print(f"work folder: {work}", file=sys.stderr)
@@ -262,6 +308,11 @@ def main(argv=None) -> int:
         rows.append(("12-variant batch -j 1 (s)", f"{r['median_j1_s']:.2f}", ""))
         rows.append(("12-variant batch -j 2 (s)", f"{r['median_j2_s']:.2f}", ""))
         rows.append(("speedup -j 2 vs -j 1", f"{r['speedup']:.2f}x", ">= 1.5x"))
+    if results.get("cluster"):
+        r = results["cluster"]
+        rows.append(("16 short variants -j 2 (s)", f"{r['median_j2_s']:.2f}", ""))
+        rows.append(("16 short variants --scheduler local:2 (s)", f"{r['median_local2_s']:.2f}", ""))
+        rows.append(("cluster / -j 2", f"{r['ratio']:.2f}", "<= 1.2"))
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     print(f"{'measure':<{width}}  {'median':>{vwidth}}  goal")

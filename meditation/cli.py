@@ -63,11 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("soundscapes", help="list soundscape presets")
     batch = sub.add_parser("batch", help="render every variant of a manifest", parents=[common])
     batch.add_argument("manifest")
-    batch.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: number of cores)")
-    batch.add_argument("--out-dir", default=None, help="folder for outputs (default: beside the manifest)")
-    batch.add_argument("--force", action="store_true", help="render even when an up-to-date output exists")
-    batch.add_argument("--dry-run", action="store_true", help="list what would be rendered and where")
-    batch.add_argument("--no-cache", dest="cache", action="store_false", default=True, help="do not reuse cached speech")
+    from .batch.command import add_batch_options
+
+    add_batch_options(batch)
     cache = sub.add_parser("cache", help="manage the speech cache")
     cache.add_argument("action", choices=["clear", "path"])
     # The web studio (issue 12): its own options, not render settings.

@@ -3,22 +3,42 @@
 The ambience ducks under the voice: the duck envelope comes from the timeline
 (where speech is known to be), with a gentle attack before each word, a slow
 release after, and held through pauses shorter than ``bridge_s`` so the bed
-does not pump between sentences. Everything here is random access by sample
-position, so a mix made in any chunk size is the same.
+does not pump between sentences. The voice passes through the voice chain
+(``voicefx``) as one continuous stream, so its reverb rings on into the
+pauses. Track fades are equal-power and sample-exact: the fade-in starts at
+zero on the first sample and the fade-out reaches zero on the last. A mix made
+in any chunk size is the same.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 import numpy as np
 
 from .levels import VOICE_CREST_DB, VOICE_RMS_DB
 from .timeline import Timeline
 
-__all__ = ["limit_crest", "Ducking", "Ambience", "VoiceBus", "DuckEnvelope", "MixChunk", "mix_chunks", "VOICE_RMS_DB", "CHUNK"]
+if TYPE_CHECKING:
+    from .voicefx import VoiceFx
+
+__all__ = [
+    "limit_crest",
+    "Ducking",
+    "Ambience",
+    "VoiceBus",
+    "DuckEnvelope",
+    "MixChunk",
+    "mix_chunks",
+    "track_fades_s",
+    "fade_gain",
+    "loudness_range",
+    "LOUDNESS_SCOPES",
+    "VOICE_RMS_DB",
+    "CHUNK",
+]
 
 CHUNK = 32768
 
@@ -67,9 +87,13 @@ def limit_crest(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 class VoiceBus:
-    """The narration placed on the timeline, mono, at a fixed speech level (segments already crest-limited)."""
+    """The narration placed on the timeline, mono, at a fixed speech level (segments already crest-limited).
 
-    def __init__(self, timeline: Timeline, audio: Sequence[np.ndarray]):
+    With ``fx`` (a ``voicefx.VoiceFx``), ``stream()`` passes the placed voice
+    through the voice chain; without, it is the dry voice in both ears.
+    """
+
+    def __init__(self, timeline: Timeline, audio: Sequence[np.ndarray], fx: "VoiceFx | None" = None):
         self.timeline = timeline
         # float64 and numpy's own summation: BLAS dot products may thread and
         # round differently from run to run, and the level must be exact.
@@ -79,6 +103,16 @@ class VoiceBus:
         self.gain = np.float32(10 ** (VOICE_RMS_DB / 20) / rms)
         self.audio = list(audio)
         self._starts = [s.start for s in timeline.segments]
+        self.fx = fx
+        self._makeup_db = 0.0
+        if fx is not None:
+            from .voicefx import measure_makeup_db
+
+            self._makeup_db = measure_makeup_db(fx, [a * self.gain for a in self.audio[:64]], timeline.sample_rate)
+
+    def stream(self) -> "VoiceStream":
+        """A fresh sequential reader of the voice as it sits in the mix, stereo, from sample 0."""
+        return VoiceStream(self)
 
     def render(self, start: int, n: int) -> np.ndarray:
         """Mono voice for samples [start, start + n)."""
@@ -93,6 +127,86 @@ class VoiceBus:
             if lo < hi:
                 out[lo - start : hi - start] += audio[lo - seg_start : hi - seg_start] * self.gain
         return out
+
+
+class VoiceStream:
+    """Reads the voice in order, chunk by chunk, through the voice chain if there is one."""
+
+    def __init__(self, bus: VoiceBus):
+        self._bus = bus
+        self._position = 0
+        self._chain = None
+        if bus.fx is not None:
+            from .voicefx import VoiceChain
+
+            self._chain = VoiceChain(bus.fx, bus.timeline.sample_rate, bus.render, makeup_db=bus._makeup_db)
+
+    def render(self, n: int) -> np.ndarray:
+        """The next ``n`` samples, ``(n, 2)``."""
+        if self._chain is not None:
+            out = self._chain.render(n)
+        else:
+            out = np.repeat(self._bus.render(self._position, n)[:, None], 2, axis=1)
+        self._position += n
+        return out
+
+
+LOUDNESS_SCOPES = ("auto", "track", "speech")
+_AUTO_TAIL_S = 30.0
+
+
+def loudness_range(timeline: Timeline, scope: str = "auto") -> tuple[int, int] | None:
+    """Samples [start, end) whose loudness meets the target; None for the whole track.
+
+    ``track``: the whole track. ``speech``: first word to last word, however
+    long the ambience around them. ``auto``: the whole track, but no more than
+    30 s after the last word, so an ordinary track is measured whole while a
+    sleep story's long ambient tail neither lowers the measurement (and with
+    it raises the voice) nor has to be mixed twice.
+    """
+    if scope not in LOUDNESS_SCOPES:
+        raise ValueError(f"loudness scope {scope!r} is not one of {', '.join(LOUDNESS_SCOPES)}")
+    spoken = [s for s in timeline.segments if s.length > 0]
+    if scope == "track" or not spoken:
+        return None
+    last = max(s.end for s in spoken)
+    if scope == "speech":
+        return spoken[0].start, last
+    end = last + int(_AUTO_TAIL_S * timeline.sample_rate)
+    return None if end >= timeline.length else (0, end)
+
+
+def track_fades_s(lead_in_s: float, tail_s: float, fade_in_s: float | None = None, fade_out_s: float | None = None) -> tuple[float, float]:
+    """Fade-in and fade-out lengths: the given ones, else ones that stay clear of the words.
+
+    The default fade-in lasts three quarters of the lead-in (at most 3 s) and
+    the default fade-out four fifths of the tail (at least 1 s), so a track
+    with default fades never fades a spoken word.
+    """
+    if fade_in_s is None:
+        fade_in_s = min(3.0, lead_in_s * 0.75) if lead_in_s > 0 else 0.05
+    if fade_out_s is None:
+        fade_out_s = max(1.0, tail_s * 0.8)
+    return fade_in_s, fade_out_s
+
+
+def fade_gain(start: int, n: int, total: int, fade_in: int, fade_out: int) -> np.ndarray | None:
+    """Track fade gain for samples [start, start + n) of a ``total``-sample track; None where it is all 1.
+
+    Equal-power (quarter-sine) curves, exact to the sample: the fade-in is 0 at
+    sample 0 and reaches 1 at sample ``fade_in``; the fade-out leaves 1 at
+    ``total - 1 - fade_out`` and is exactly 0 at the last sample. Fades that
+    overlap (a very short track) multiply.
+    """
+    if fade_in <= start and start + n <= total - 1 - fade_out:
+        return None
+    t = np.arange(start, start + n, dtype=np.float64)
+    gain = np.ones(n)
+    if fade_in > 0 and start < fade_in:
+        gain *= np.sin(0.5 * np.pi * np.clip(t / fade_in, 0.0, 1.0))
+    if fade_out > 0 and start + n > total - 1 - fade_out:
+        gain *= np.sin(0.5 * np.pi * np.clip((total - 1 - t) / fade_out, 0.0, 1.0))
+    return gain
 
 
 class DuckEnvelope:
@@ -134,9 +248,9 @@ class MixChunk:
     mix: np.ndarray
     """Stereo mix, ``(n, 2)``."""
     voice: np.ndarray
-    """Stereo voice as it sits in the mix."""
+    """Stereo voice as it sits in the mix (voice chain and fades applied)."""
     layers: dict[str, np.ndarray]
-    """Each layer after ducking, as it sits in the mix."""
+    """Each layer after ducking and fades, as it sits in the mix."""
 
 
 def mix_chunks(
@@ -152,26 +266,30 @@ def mix_chunks(
 ) -> Iterator[MixChunk]:
     """Yield the mix chunk by chunk, from sample 0 to the end of the timeline.
 
-    With ``keep_layers`` each chunk also carries every layer as it sits in the
-    mix (for stems); their sum equals the ambience in the mix up to float
-    rounding.
+    The track fades (``fade_in_s``, ``fade_out_s``; see ``fade_gain``) shape
+    the whole mix, voice included. With ``keep_layers`` each chunk also
+    carries every layer as it sits in the mix (for stems); their sum equals
+    the ambience in the mix up to float rounding.
     """
     duck = DuckEnvelope(timeline, ducking) if voice is not None else None
+    reader = voice.stream() if voice is not None else None
     sr = timeline.sample_rate
     total = timeline.length
-    fade_in = max(1, int(fade_in_s * sr))
-    fade_out = max(1, int(fade_out_s * sr))
+    fade_in = int(round(fade_in_s * sr))
+    fade_out = int(round(fade_out_s * sr))
     for start in range(0, total, chunk):
         n = min(chunk, total - start)
-        if voice is not None:
-            mono = voice.render(start, n)
-            voice_st = np.repeat(mono[:, None], 2, axis=1)
+        fade = fade_gain(start, n, total, fade_in, fade_out)
+        if reader is not None:
+            voice_st = reader.render(n)
+            if fade is not None:
+                voice_st = voice_st * fade.astype(np.float32)[:, None]
         else:
             voice_st = np.zeros((n, 2), dtype=np.float32)
         mix = voice_st.copy()
         layers: dict[str, np.ndarray] = {}
         if ambience is not None:
-            env = _fade(start, n, total, fade_in, fade_out)
+            env = fade
             if duck is not None:
                 env = duck.gain(start, n) if env is None else env * duck.gain(start, n)
             env = None if env is None else env.astype(np.float32)[:, None]
@@ -189,12 +307,3 @@ def mix_chunks(
                     else:
                         layers[name] = stem if env is None else stem * env
         yield MixChunk(start, mix, voice_st, layers)
-
-
-def _fade(start: int, n: int, total: int, fade_in: int, fade_out: int) -> np.ndarray | None:
-    """Raised-cosine fade-in at the start and fade-out at the end; None where the chunk is all 1."""
-    if fade_in <= start and start + n <= total - fade_out:
-        return None
-    t = np.arange(start, start + n, dtype=np.float64)
-    env = np.clip(np.minimum(t / fade_in, (total - t) / fade_out), 0.0, 1.0)
-    return 0.5 - 0.5 * np.cos(np.pi * env)

@@ -21,7 +21,7 @@ from . import publish
 from .export import AudioWriter, Metadata
 from .files import check_settings_files
 from .master import LoudnessMeter, TruePeakLimiter, true_peak_db
-from .mix import VoiceBus, limit_crest, mix_chunks
+from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
 from .progress import progress
 from .script import Script, read_script
 from .settings import RenderSettings, settings_to_dict
@@ -96,18 +96,21 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
         scene_names=[s.name for s in script.scenes],
         pause_scale=pause_scale,
     )
-    voice = VoiceBus(timeline, audio)
     ambience_factory = None
     preset_name = "none"
-    if settings.soundscape != "none":
+    voice_table = {}
+    beds = _beds(settings)
+    if settings.soundscape != "none" or beds:
         from .soundscape import plan_ambience
 
-        plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers)
+        plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers, beds=beds)
         timeline = plan.timeline
         ambience_factory = plan.build
         preset_name = plan.preset.name
-    fade_in = min(3.0, settings.lead_in_s * 0.75) if settings.lead_in_s > 0 else 0.5
-    fade_out = max(1.0, settings.tail_s * 0.8)
+        voice_table = plan.preset.voice
+    voice = VoiceBus(timeline, audio, fx=_voice_fx(settings, voice_table))
+    fade_in, fade_out = track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s)
+    scope = loudness_range(timeline, settings.loudness_scope)
 
     def chunks(keep_layers: bool):
         ambience = ambience_factory() if ambience_factory else None
@@ -115,7 +118,9 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
 
     title = settings.title or script.title
     tags = publish.metadata(publication, settings, title=title, timeline=timeline, soundscape=preset_name)
-    loudness, peak = master_to_file(chunks, settings, title=title, total=timeline.length, stems=settings.stems, metadata=tags)
+    loudness, peak = master_to_file(
+        chunks, settings, title=title, total=timeline.length, stems=settings.stems, metadata=tags, loudness_range=scope
+    )
     publish.finish(settings, timeline, voice=audio, title=title)
     return RenderResult(settings.output, timeline.duration_s, loudness, peak, timeline, settings)
 
@@ -131,11 +136,16 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     bare = Timeline(settings.sample_rate, length, (), (SceneSpan("", 0, length),))
     preset = "default" if settings.soundscape in ("auto", "none") else settings.soundscape
     publication = publish.prepare(settings)
-    plan = plan_ambience(preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers)
+    beds = _beds(settings)
+    if settings.soundscape == "none" and beds:
+        preset = "none"
+    plan = plan_ambience(preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds)
     fade = min(10.0, duration_s / 4)
+    fade_in = fade if settings.fade_in_s is None else settings.fade_in_s
+    fade_out = fade if settings.fade_out_s is None else settings.fade_out_s
 
     def chunks(keep_layers: bool):
-        return mix_chunks(plan.timeline, None, plan.build(), fade_in_s=fade, fade_out_s=fade, keep_layers=keep_layers)
+        return mix_chunks(plan.timeline, None, plan.build(), fade_in_s=fade_in, fade_out_s=fade_out, keep_layers=keep_layers)
 
     title = settings.title or "Ambience"
     tags = publish.metadata(publication, settings, title=title, timeline=None, soundscape=plan.preset.name)
@@ -146,49 +156,99 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
 
 
 def master_to_file(
-    chunks, settings: RenderSettings, *, title: str, total: int, stems: Path | None = None, voice: bool = True, metadata: Metadata | None = None
+    chunks,
+    settings: RenderSettings,
+    *,
+    title: str,
+    total: int,
+    stems: Path | None = None,
+    voice: bool = True,
+    metadata: Metadata | None = None,
+    loudness_range: tuple[int, int] | None = None,
 ) -> tuple[float, float]:
     """Measure, normalize, limit and encode the mix; returns (loudness LUFS, true peak dBTP) of the output.
 
     ``chunks(keep_layers)`` must start a fresh, identical stream of MixChunks
-    each time it is called.
+    each time it is called. ``loudness_range`` (samples [start, end)) is the
+    part whose loudness meets the target and is reported; None means the
+    whole track.
     """
     sr = settings.sample_rate
-    meter = LoudnessMeter(sr)
+    meter = _RangeMeter(sr, loudness_range)
     # Short tracks keep the measured mix in a temporary file, so the later
     # passes read it back instead of synthesizing and mixing it again; long
     # ones (hours of ambience) regenerate it, keeping disk use bounded.
     spool = tempfile.TemporaryFile(prefix="meditation-mix-") if stems is None and total <= _SPOOL_MAX_S * sr else None
-    with progress("measure", total / sr, "s") as bar:
+    # Without a spool to fill, measuring stops where the measured range ends:
+    # a long ambient tail is mixed once, in the final pass, not twice.
+    stop = total if spool is not None or loudness_range is None else min(total, loudness_range[1])
+    with progress("measure", stop / sr, "s") as bar:
         for chunk in chunks(False):
             meter.feed(chunk.mix)
             if spool is not None:
                 spool.write(np.ascontiguousarray(chunk.mix, dtype=np.float32).tobytes())
             bar.update(len(chunk.mix) / sr)
+            if chunk.start + len(chunk.mix) >= stop:
+                break
     measured = meter.integrated_lufs()
     if spool is None:
-        return _normalize_limit_encode(chunks, settings, metadata or Metadata(title=title, artist=settings.artist), stems, measured, total, voice)
+        return _normalize_limit_encode(chunks, settings, metadata or Metadata(title=title, artist=settings.artist), stems, measured, total, voice, loudness_range)
     with spool:
-        return _normalize_limit_encode(_replay(spool, total), settings, metadata or Metadata(title=title, artist=settings.artist), stems, measured, total, voice)
+        return _normalize_limit_encode(
+            _replay(spool, total), settings, metadata or Metadata(title=title, artist=settings.artist), stems, measured, total, voice, loudness_range
+        )
 
 
-def _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, voice) -> tuple[float, float]:
+class _RangeMeter:
+    """A LoudnessMeter that hears only samples [start, end) of the stream it is fed."""
+
+    def __init__(self, sample_rate: int, span: tuple[int, int] | None):
+        self._meter = LoudnessMeter(sample_rate)
+        self._span = span
+        self._position = 0
+
+    def feed(self, block: np.ndarray) -> None:
+        start = self._position
+        self._position += len(block)
+        if self._span is None:
+            self._meter.feed(block)
+            return
+        lo, hi = max(start, self._span[0]), min(self._position, self._span[1])
+        if lo < hi:
+            self._meter.feed(block[lo - start : hi - start])
+
+    def integrated_lufs(self) -> float:
+        return self._meter.integrated_lufs()
+
+
+def _beds(settings: RenderSettings) -> list[tuple[str, float]]:
+    """The ``--bed`` recording as (path, level_db) pairs (``validate`` split FILE:LEVEL_DB and checked the file)."""
+    return [(str(settings.bed), settings.bed_level_db)] if settings.bed is not None else []
+
+
+def _voice_fx(settings: RenderSettings, preset_table):
+    from .voicefx import parse_voice_fx
+
+    return parse_voice_fx(settings.voice_fx, preset_table)
+
+
+def _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, voice, loudness_range=None) -> tuple[float, float]:
     target = settings.loudness_lufs
     gain = 1.0 if not np.isfinite(measured) else 10 ** ((target - measured) / 20)
     # The limiter shaves peaks and with them some loudness. Usually that
     # stays within tolerance; when it does not (speech-sparse tracks need
     # their speech loud), correct the gain with limited trial passes that
     # are measured but not encoded, then encode once more.
-    loudness, peak, committed = _final(chunks, settings, metadata, stems, gain, total, voice, commit_if=target)
+    loudness, peak, committed = _final(chunks, settings, metadata, stems, gain, total, voice, commit_if=target, loudness_range=loudness_range)
     if committed:
         return loudness, peak
     for _ in range(_MAX_TRIALS):
         gain *= 10 ** ((target - loudness) / 20)
-        loudness, _ = _limit_and_encode(chunks, None, settings, gain, total, voice=voice)
+        loudness, _ = _limit_and_encode(chunks, None, settings, gain, total, voice=voice, loudness_range=loudness_range)
         if abs(loudness - target) <= _LOUDNESS_TOLERANCE_LU:
             break
     gain *= 10 ** ((target - loudness) / 20)
-    loudness, peak, _ = _final(chunks, settings, metadata, stems, gain, total, voice)
+    loudness, peak, _ = _final(chunks, settings, metadata, stems, gain, total, voice, loudness_range=loudness_range)
     return loudness, peak
 
 
@@ -209,11 +269,11 @@ def _replay(spool, total: int):
     return chunks
 
 
-def _final(chunks, settings, metadata, stems, gain, total, voice, commit_if: float | None = None) -> tuple[float, float, bool]:
+def _final(chunks, settings, metadata, stems, gain, total, voice, commit_if: float | None = None, loudness_range=None) -> tuple[float, float, bool]:
     """A pass that writes the files; with ``commit_if``, kept only when the loudness is within tolerance of it."""
     writers = _Writers(settings, metadata, stems)
     try:
-        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, total, voice=voice)
+        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, total, voice=voice, loudness_range=loudness_range)
     except BaseException:
         writers.discard()
         raise
@@ -259,11 +319,13 @@ class _Writers:
             w._discard()
 
 
-def _limit_and_encode(chunks, writers: _Writers, settings: RenderSettings, gain: float, total: int, *, voice: bool) -> tuple[float, float]:
+def _limit_and_encode(
+    chunks, writers: _Writers, settings: RenderSettings, gain: float, total: int, *, voice: bool, loudness_range=None
+) -> tuple[float, float]:
     sr = settings.sample_rate
     margin = _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
     limiter = TruePeakLimiter(sr, ceiling_db=settings.true_peak_db - margin)
-    meter = LoudnessMeter(sr)
+    meter = _RangeMeter(sr, loudness_range)
     peak = -np.inf
 
     def emit(block: np.ndarray) -> None:

@@ -361,10 +361,19 @@ def _bracket_directive(body: str, path: str, line: int, col: int) -> Pause:
             raise ScriptError("[pause] needs a length, e.g. [pause 4s]", path=path, line=line, col=col)
         return Pause(_duration(arg, path, line, col), "pause", line)
     if name == "breathe":
-        if arg and not _DURATION.fullmatch(arg.strip()):
+        if not arg:
+            return Pause(BREATHE_S, "breathe", line)
+        length = _DURATION.fullmatch(arg.strip())
+        if length is None:
             return _breathing(body, path, line, col)
-        seconds = _duration(arg, path, line, col) if arg else BREATHE_S
-        return Pause(seconds, "breathe", line)
+        if length.group(2) is None:
+            raise ScriptError(
+                f"bad [breathe] length {_quote(arg.strip())}: write [breathe 8s], or a pattern such as [breathe 4-7-8 x4]",
+                path=path,
+                line=line,
+                col=col,
+            )
+        return Pause(_duration(arg, path, line, col), "breathe", line)
     raise ScriptError(
         f"unknown directive [{_unescape(body.strip())[:40]}] (known: [pause 4s], [breathe], [breathe 4-7-8 x4]; write \\[ for a literal bracket)",
         path=path,

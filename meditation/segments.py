@@ -192,12 +192,14 @@ def split_sentences(text: str) -> list[str]:
     start = 0
     for match in _END.finditer(text):
         after = match.end()
-        # Cheapest tests first: most end marks in hostile text fail one of them.
-        if after >= len(text) or text[after].islower():
-            continue  # the paragraph's end (the tail below); "“Really?” she asked", "late… and": one sentence
+        if after >= len(text):
+            continue  # the paragraph's end: the tail below
         punct = match.group(1)
-        if not match.group(3) and punct[0] not in _WIDE_ENDS:
-            continue  # "3.5", "U.S.A": no space, no sentence end
+        if punct[0] not in _WIDE_ENDS:  # 。！？ end a sentence whatever follows
+            if text[after].islower():
+                continue  # "“Really?” she asked", "late… and", "e.g. this": one sentence
+            if not match.group(3):
+                continue  # "3.5", "U.S.A": no space, no sentence end
         if punct == ".":
             word_start = max(text.rfind(" ", start, match.start(1)) + 1, start)
             token = text[word_start : match.start(1)].lower().lstrip("(\"'“‘")

@@ -165,6 +165,9 @@ class RenderSettings:
         uses=Use.RENDER | Use.AMBIENT, role=Role.OUTPUT, audio=False, short="-o",
     )
     voice: str = setting("piper:joe", "voice as engine:name (see 'meditation voices')")
+    voice_fx: str = setting(
+        "auto", "voice chain: auto (gentle, tuned by the soundscape's [voice]), none, gentle, room, hall, dry; tune with ,key=value",
+    )
     rate: float = setting(0.9, "speaking rate applied by the voice engine; 0.8 = 20 % slower", unit="×", low=0.5, high=2.0)
     pause_scale: float = setting(1.0, "multiplies every pause", unit="×", low=0.0, high=10.0)
     duration_s: float | None = setting(
@@ -173,6 +176,14 @@ class RenderSettings:
     )
     lead_in_s: float = setting(4.0, "time before the first word", kind=Kind.DURATION, low=0.0, high=3600.0)
     tail_s: float = setting(10.0, "time after the last word", kind=Kind.DURATION, low=0.0, high=12 * 3600.0)
+    fade_in_s: float | None = setting(
+        None, "equal-power fade-in of the whole track (default: ¾ of the lead-in, at most 3 s; ambient 10 s)", kind=Kind.DURATION,
+        low=0.0, high=12 * 3600.0, uses=_EVERYWHERE | Use.AMBIENT, optional=True,
+    )
+    fade_out_s: float | None = setting(
+        None, "equal-power fade-out ending exactly at the last sample (default: ⅘ of the tail; ambient 10 s)", kind=Kind.DURATION,
+        low=0.0, high=12 * 3600.0, uses=_EVERYWHERE | Use.AMBIENT, optional=True,
+    )
     soundscape: str = setting(
         "auto", "preset name or .toml path; 'none' for narration alone; 'auto' takes the script's or 'default'",
         uses=_EVERYWHERE | Use.AMBIENT,
@@ -181,9 +192,21 @@ class RenderSettings:
         None, "keep only these soundscape layers, e.g. river,wind", kind=Kind.NAMES,
         uses=_EVERYWHERE | Use.AMBIENT, optional=True,
     )
+    bed: Path | None = setting(
+        None, "a recording FILE[:LEVEL_DB] looped under the soundscape (WAV, FLAC, Ogg, MP3; level default -12 dB)", kind=Kind.PATH,
+        uses=_EVERYWHERE | Use.AMBIENT, role=Role.INPUT, optional=True,
+    )
+    bed_level_db: float = setting(
+        -12.0, "level of the --bed recording, relative to the narration like a layer's level_db", unit="dB", low=-60.0, high=12.0,
+        uses=_EVERYWHERE | Use.AMBIENT,
+    )
     seed: int = setting(1, "seed of every random choice; same seed, same audio", kind=Kind.INTEGER, low=0, high=2**63 - 1, uses=_EVERYWHERE | Use.AMBIENT)
     loudness_lufs: float = setting(
         -16.0, "integrated loudness target (ITU-R BS.1770)", unit="LUFS", low=-40.0, high=-5.0, uses=_EVERYWHERE | Use.AMBIENT
+    )
+    loudness_scope: str = setting(
+        "auto", "what meets the loudness target: auto (the track, at most 30 s past the last word), track, speech",
+        kind=Kind.CHOICE, choices=("auto", "track", "speech"),
     )
     true_peak_db: float = setting(-1.0, "true-peak ceiling of the limiter", unit="dBTP", low=-12.0, high=0.0, uses=_EVERYWHERE | Use.AMBIENT)
     sample_rate: int = setting(
@@ -447,6 +470,15 @@ def validate(settings: RenderSettings) -> RenderSettings:
         )
     if not settings.voice.strip():
         raise SettingsError("voice must be engine:name, not ''")
+    from .voicefx import parse_voice_fx
+
+    parse_voice_fx(settings.voice_fx)
+    if settings.bed is not None:
+        # FILE:LEVEL_DB splits here, and the file is checked now, before any speech.
+        from .soundscape import parse_bed
+
+        path, level_db = parse_bed(str(settings.bed))
+        settings = dataclasses.replace(settings, bed=Path(path), bed_level_db=level_db)
     return settings
 
 

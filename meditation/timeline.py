@@ -97,6 +97,13 @@ class Timeline:
         }
 
 
+# Trimmed speech keeps up to 30 ms before its first sound (speech.trim_silence):
+# a voice with leading silence sounds 30 ms into its segment, one without
+# (eSpeak) at once. Starting a cue 15 ms early puts its onset within 15 ms
+# of the phase start either way.
+_CUE_LEAD_S = 0.015
+
+
 def layout(
     segments: Sequence[Segment],
     lengths: Sequence[int],
@@ -112,8 +119,7 @@ def layout(
     ``lengths`` holds the speech length of each *spoken* segment, in order
     (silent entries of the plan have none). Gaps are multiplied by
     ``pause_scale``; breathing phases are placed exactly, and a spoken cue
-    starts on its phase (speech is trimmed to at most 30 ms before its first
-    sound, so the word is heard within 30 ms of the phase start).
+    starts ``_CUE_LEAD_S`` before its phase, so the word is heard on it.
     """
     lengths = iter(lengths)
     sr = sample_rate
@@ -125,7 +131,7 @@ def layout(
     spoken_end = 0
     for segment in segments:
         if segment.cue_at_s is not None:
-            start = max(exercise_start + int(round(segment.cue_at_s * sr)), spoken_end)
+            start = max(exercise_start + int(round((segment.cue_at_s - _CUE_LEAD_S) * sr)), spoken_end)
             entry = Segment(segment.text, segment.scene, start, int(next(lengths)), 0.0, cue_at_s=segment.cue_at_s)
         else:
             gap = segment.gap_before_s * pause_scale

@@ -61,6 +61,8 @@ def read_toml(path: str | Path, *, error_class: type[MeditationError], what: str
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error_class(_decode_message(path, what, str(exc), text)) from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise error_class(f"{path}: {what} is nested too deeply to read") from None
 
 
 def _decode_message(path: Path, what: str, message: str, text: str) -> str:

@@ -86,7 +86,11 @@ def test_matrix_and_variants_expand_to_settings_objects(folder):
         ('output = "{colour}.mp3"\n[defaults]\nseed = 1\n', "output template field {colour} is not a setting"),
         ('output = "{seed}.aiff"\n[defaults]\nseed = 1\n', "must end in one of"),
         ('output = "../{seed}.mp3"\n[defaults]\nseed = 1\n', "must stay inside the output folder"),
-        ('[defaults]\nseed = 1\n', "needs a top-level output name template"),
+        ('[matrix]\nseed = [1, 2]\n', "needs a top-level output name template"),
+        ('output = "{seed:>5}.mp3"\n[defaults]\nseed = 1\n', "field {seed:>5} has a format spec or conversion; write {seed}"),
+        ('output = "{seed!r}.mp3"\n[defaults]\nseed = 1\n', "field {seed!r} has a format spec or conversion"),
+        ('output = "{seed.mp3"\n[defaults]\nseed = 1\n', "write literal braces as {{ and }}"),
+        ('output = "{seed}}.mp3"\n[defaults]\nseed = 1\n', "write literal braces as {{ and }}"),
         ('output = "{seed}.mp3"\n[matrix]\nseed = 3\n', "[matrix] seed must be a non-empty list"),
         ('output = "{seed}.mp3"\njobs = 2\n', "unknown top-level key 'jobs'"),
         ('output = "{seed}.mp3"\n[defaults\n', "variants.toml"),
@@ -141,7 +145,7 @@ def test_python_api_renders_one_variant_and_returns_its_sidecar(folder):
     assert out == folder / "short-2.wav" and out.is_file()
     assert json.loads(sidecar_path(out).read_text()) == data
     assert data["seed"] == 2 and data["version"] and data["settings"]["voice"].startswith("pyttsx3:")
-    assert data["settings"]["lead_in_s"] == 1.0 and data["settings"]["soundscape"] == "none"
+    assert data["settings"]["lead_in"] == 1.0 and data["settings"]["soundscape"] == "none"
     assert [s["text"] for s in data["timeline"]["segments"]] == ["Breathe in slowly.", "And let it go.", "The river flows on, and on."]
     assert data["loudness_lufs"] == pytest.approx(-16, abs=1) and data["true_peak_db"] <= -0.9
     assert data["output_bytes"] == out.stat().st_size
@@ -197,7 +201,7 @@ def test_batch_renders_skips_resumes_and_keeps_failures_local(folder, capsys):
     out, _ = capsys.readouterr()
     assert out.strip().splitlines()[-1] == "2 rendered, 1 failed, 1 skipped"
     assert (folder / "variant-stream-5.wav").stat().st_mtime_ns == stamps["variant-stream-5.wav"]
-    assert json.loads((folder / "plain-none-5.json").read_text())["settings"]["loudness_lufs"] == -18
+    assert json.loads((folder / "plain-none-5.json").read_text())["settings"]["loudness"] == -18
 
 
 def test_force_renders_again_and_out_dir_is_used(folder, capsys):
@@ -214,7 +218,8 @@ def test_force_renders_again_and_out_dir_is_used(folder, capsys):
     assert target.stat().st_mtime_ns != before
 
 
-def test_a_damaged_sidecar_or_output_means_render_again(folder):
+def test_a_damaged_output_or_sidecar_is_stale_and_never_overwritten(folder):
+    """A file changed since meditation wrote it is not provably ours: refused, byte for byte intact."""
     path = _manifest(folder, 'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "none"\n' + FAST)
     (variant,) = expand_manifest(path)
     out, _ = render_variant(variant)
@@ -223,20 +228,24 @@ def test_a_damaged_sidecar_or_output_means_render_again(folder):
         f.truncate(1000)  # an output that is not the one the sidecar describes
     assert not is_up_to_date(variant)
     # Changed since meditation wrote it: no longer provably ours, so it is not replaced.
-    with pytest.raises(ExportError, match="was not written by meditation"):
+    with pytest.raises(ExportError, match="1.wav.*was not written by meditation"):
         render_variant(variant)
+    assert out.stat().st_size == 1000
     out.unlink()
     render_variant(variant)
     sidecar_path(out).write_text("{not json", encoding="utf-8")
     assert not is_up_to_date(variant)
     with pytest.raises(ExportError, match="was not written by meditation"):
         render_variant(variant)  # an edited sidecar is the user's now
+    assert sidecar_path(out).read_text() == "{not json"
     sidecar_path(out).unlink()
     (folder / "short.md").write_text(SCRIPT.replace("slowly", "deeply"), encoding="utf-8")
     render_variant(variant)
     assert is_up_to_date(variant)
-    (folder / "short.md").write_text(SCRIPT, encoding="utf-8")  # the script changed: stale
+    (folder / "short.md").write_text(SCRIPT, encoding="utf-8")  # the script changed: stale, and ours to replace
     assert not is_up_to_date(variant)
+    render_variant(variant)
+    assert is_up_to_date(variant)
 
 
 # --- interrupt ------------------------------------------------------------------------

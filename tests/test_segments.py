@@ -56,9 +56,10 @@ def _fill(unit: str, size: int = _MB) -> str:
 
 
 # One megabyte of hostile scripts in all, an equal share each.
-_SHARE = _MB // 11
+_SHARE = _MB // 12
 _ADVERSARIAL = {
     "unclosed <": "Hello there. <" + " " * _SHARE,
+    "unclosed <break": "Hello. <break" + " " * _SHARE,
     "lone < runs": "Hi. " + _fill("< ", _SHARE),
     "<break + spaces": _fill("Hello. \\<break" + " " * 8000 + "\n", _SHARE),
     "spaces and tabs": "Hi.\t" + _fill("\t  ", _SHARE),
@@ -86,12 +87,19 @@ def _cpu_s(fn, repeats: int = 3) -> float:
 
 def test_a_megabyte_of_hostile_text_parses_in_a_few_times_the_time_of_plain_prose():
     """A ratio measured in the same test, not a wall-clock limit: the old parser was quadratic or worse here."""
+    from meditation.errors import ScriptError
     from meditation.script import parse_script
 
     plain = _fill("Let your body settle into the chair, and notice the weight of your hands. Breathe slowly.\n\n")
 
     def parse(text):
-        return lambda: plan_segments(parse_script(text), rate=0.9)
+        def run():
+            try:
+                plan_segments(parse_script(text), rate=0.9)
+            except ScriptError:
+                pass  # a refusal (an unclosed tag) is an answer too: how fast it comes is what counts
+
+        return run
 
     reference = _cpu_s(parse(plain))
     times = {name: _cpu_s(parse(text)) for name, text in _ADVERSARIAL.items()}
@@ -138,3 +146,7 @@ def test_a_script_of_japanese_plans_no_segment_over_15_seconds():
     planned = plan_segments(parse_script(line), rate=1.0)
     # About 5 CJK characters a second: the voice's own pace for these scripts.
     assert max(len(s.text) for s in planned) / 5.0 <= 15.0
+
+
+def test_a_full_width_end_before_latin_lower_case_still_ends_the_sentence():
+    assert split_sentences("静かに座ります。then we rest.") == ["静かに座ります。", "then we rest."]

@@ -102,7 +102,8 @@ def test_spoken_cues_start_at_their_phase_and_sound_on_it():
     cues = [s for s in timeline.segments if s.text in ("In", "Hold", "Out")]
     assert [c.text for c in cues] == ["In", "Hold", "Out"] * 2
     for cue, phase in zip(cues, timeline.breaths):
-        assert cue.start == phase.start
+        # 15 ms early: trimmed speech sounds 0 to 30 ms into its segment.
+        assert phase.start - cue.start == round(0.015 * SR)
     starts = [s.start for s in timeline.segments]
     assert starts == sorted(starts) and all(a.end <= b.start for a, b in zip(timeline.segments, timeline.segments[1:]))
 
@@ -137,3 +138,16 @@ def test_duration_fits_gaps_around_fixed_breathing():
 
 def test_timeline_has_no_json_writer_of_its_own():
     assert not hasattr(Timeline, "write_json")  # render writes the timings file
+
+
+def test_the_cli_gives_the_real_reason_for_an_unstretchable_duration(tmp_path, capsys):
+    from meditation.cli import main
+
+    script = tmp_path / "hello.md"
+    script.write_text("Hello there.\n", encoding="utf-8")
+    out = tmp_path / "hello.wav"
+    code = main(["render", str(script), "-o", str(out), "--voice", "pyttsx3", "--duration", "60s", "--progress", "off"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "no pause to stretch" in err and "too short" not in err
+    assert not out.exists()

@@ -11,7 +11,7 @@ cues (a bell strike, a single wing beat) fall where.
 - ``layers``: one module per layer, each registered by name.
 """
 
-from .preset import PRESET_DIRS, Preset, list_presets, load_preset
+from .preset import PRESET_DIRS, Preset, list_presets, load_preset, parse_bed
 from .stream import AmbiencePlan, plan_ambience
 
-__all__ = ["Preset", "AmbiencePlan", "load_preset", "list_presets", "plan_ambience", "PRESET_DIRS"]
+__all__ = ["Preset", "AmbiencePlan", "load_preset", "list_presets", "parse_bed", "plan_ambience", "PRESET_DIRS"]

@@ -10,6 +10,12 @@ Preset format::
     level_db = -10.0               # relative to the narration's level
     flow = 0.6                     # any other key is a layer parameter
 
+    [layers.rain]                  # any name with a file is a recording
+    file = "rain.flac"             # relative to this preset file
+
+    [voice]                        # voice-chain settings this soundscape suits
+    reverb = "hall"                # (see meditation.voicefx)
+
     [scenes.default]               # scenes not named below, and scriptless tracks
     river = 0.0                    # layer = gain in dB on top of level_db
 
@@ -31,12 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import SoundscapeError
+from ..errors import MeditationError, SoundscapeError
 from ..tomlfile import read_toml
-from .layers import LAYERS
+from .layers import LAYERS, Layer
 from .layers.base import check_range
 
-__all__ = ["Preset", "LayerSpec", "SceneSpec", "CueSpec", "Anchor", "load_preset", "list_presets", "PRESET_DIRS"]
+__all__ = ["Preset", "LayerSpec", "SceneSpec", "CueSpec", "Anchor", "load_preset", "list_presets", "parse_bed", "PRESET_DIRS"]
 
 _PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "data" / "soundscapes"
 PRESET_DIRS = (_PACKAGE_PRESETS,)
@@ -49,6 +55,12 @@ class LayerSpec:
     name: str
     level_db: float
     params: Mapping[str, Any]
+    kind: str = ""
+    """The registered layer that plays it, when not ``name`` (``recording`` for a ``file = ...`` table)."""
+
+    @property
+    def cls(self) -> type[Layer]:
+        return LAYERS[self.kind or self.name]
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,27 @@ class Preset:
     cues: tuple[CueSpec, ...]
     fade_s: float
     path: Path
+    voice: Mapping[str, Any] = field(default_factory=dict)
+    """The ``[voice]`` table: voice-chain settings this soundscape suits (see ``meditation.voicefx``)."""
+
+
+def parse_bed(text: str, level_db: float = -12.0) -> tuple[str, float]:
+    """``FILE[:LEVEL_DB]`` (``--bed``) as (path, level_db); the file is checked at once (one-line errors)."""
+    from .layers.recording import inspect_recording
+
+    raw = str(text)
+    path, level = raw, level_db
+    head, sep, tail = raw.rpartition(":")
+    if sep and head:
+        try:
+            level = float(tail)
+            path = head
+        except ValueError:
+            pass
+    if not -60.0 <= level <= 12.0:
+        raise SoundscapeError(f"--bed {raw!r}: level {level:g} dB is out of range (-60 to 12)")
+    inspect_recording(path)
+    return path, level
 
 
 def list_presets() -> list[Preset]:
@@ -119,24 +152,28 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
     def fail(message: str) -> SoundscapeError:
         return SoundscapeError(f"{where}: {message}")
 
-    known_top = {"name", "description", "fade_s", "layers", "scenes", "cues"}
+    known_top = {"name", "description", "fade_s", "layers", "scenes", "cues", "voice"}
     for key in data:
         if key not in known_top:
             raise fail(f"unknown key {key!r} (known: {', '.join(sorted(known_top))})")
     fade_s = _number(data.get("fade_s", 6.0), "fade_s", fail, 0.0, 120.0)
     layers: dict[str, LayerSpec] = {}
     for name, table in dict(data.get("layers", {})).items():
-        if name not in LAYERS:
-            raise fail(f"unknown layer {name!r} (known: {', '.join(sorted(LAYERS))})")
         if not isinstance(table, Mapping):
             raise fail(f"[layers.{name}] must be a table")
+        # Any name with a file is a recording, so a preset can hold several.
+        kind = "recording" if "file" in table else name
+        if kind not in LAYERS:
+            raise fail(f"unknown layer {name!r} (known: {', '.join(sorted(LAYERS))}, or any name with file = ...)")
         params = {k: v for k, v in table.items() if k != "level_db"}
+        if isinstance(params.get("file"), str):
+            params["file"] = str(path.parent / params["file"])  # relative to the preset
         try:
-            LAYERS[name].make_params(params)
+            LAYERS[kind].make_params(params)
         except SoundscapeError as exc:
             raise fail(str(exc)) from None
         level = _number(table.get("level_db", 0.0), f"layers.{name}.level_db", fail, -80.0, 12.0)
-        layers[name] = LayerSpec(name, level, params)
+        layers[name] = LayerSpec(name, level, params, "" if kind == name else kind)
     if not layers:
         raise fail("a preset needs at least one [layers.NAME] table")
     scenes: dict[str, SceneSpec] = {}
@@ -152,7 +189,7 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
             gains[key] = _number(value, f"scenes.{scene}.{key}", fail, -80.0, 24.0)
         scenes[scene.lower()] = SceneSpec(gains, _number(table.get("fade_s", fade_s), f"scenes.{scene}.fade_s", fail, 0.0, 120.0))
     if "default" not in scenes:
-        scenes["default"] = SceneSpec({name: 0.0 for name in layers if not LAYERS[name].cue_actions}, fade_s)
+        scenes["default"] = SceneSpec({name: 0.0 for name, spec in layers.items() if _bed_like(spec.cls)}, fade_s)
     cues = []
     for i, table in enumerate(data.get("cues", [])):
         if not isinstance(table, Mapping):
@@ -165,8 +202,8 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         if layer not in layers:
             raise fail(f"cues[{i}]: layer {layer!r} is not in [layers]")
         action = table.get("action")
-        if action not in LAYERS[layer].cue_actions:
-            raise fail(f"cues[{i}]: layer {layer!r} has no cue {action!r} (known: {', '.join(sorted(LAYERS[layer].cue_actions)) or 'none'})")
+        if action not in layers[layer].cls.cue_actions:
+            raise fail(f"cues[{i}]: layer {layer!r} has no cue {action!r} (known: {', '.join(sorted(layers[layer].cls.cue_actions)) or 'none'})")
         anchors = [k for k in ("at_text", "at_scene", "at") if k in table]
         if len(anchors) != 1:
             raise fail(f"cues[{i}]: give exactly one of at_text, at_scene, at")
@@ -187,7 +224,17 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
                 params=dict(table.get("params", {})),
             )
         )
+    voice = data.get("voice", {})
+    if not isinstance(voice, Mapping):
+        raise fail("[voice] must be a table")
+    from ..voicefx import STYLES, voice_fx_from
+
+    try:
+        voice_fx_from(STYLES["gentle"], voice, "[voice]")
+    except MeditationError as exc:
+        raise fail(str(exc)) from None
     return Preset(
+        voice=dict(voice),
         name=str(data.get("name", path.stem)),
         description=str(data.get("description", "")),
         layers=layers,
@@ -196,6 +243,11 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         fade_s=fade_s,
         path=path,
     )
+
+
+def _bed_like(cls: type[Layer]) -> bool:
+    """A layer that plays continuously (not one that only rings on cues): in the default scene unless told."""
+    return not cls.cue_actions or getattr(cls, "follows_scenes", False)
 
 
 def _number(value: Any, what: str, fail, low: float, high: float) -> float:

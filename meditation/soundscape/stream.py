@@ -8,6 +8,7 @@ from that plan (the master stage streams the mix twice, so it builds two).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -74,7 +75,7 @@ class Ambience:
         entropy = [plan.seed, *name.encode("utf-8")]
         rng = np.random.default_rng(np.random.SeedSequence(entropy))
         spec = plan.preset.layers[name]
-        return LAYERS[name](sample_rate=plan.timeline.sample_rate, rng=rng, params=spec.params, cues=plan.cues.get(name, ()))
+        return spec.cls(sample_rate=plan.timeline.sample_rate, rng=rng, params=spec.params, cues=plan.cues.get(name, ()))
 
     def render(self, n_samples: int) -> dict[str, np.ndarray]:
         """The next ``n_samples`` of every layer that sounds here, level envelope applied.
@@ -162,11 +163,20 @@ def _overlaps(ranges: Sequence[tuple[int, int]], start: int, end: int) -> bool:
     return any(a < end and b > start for a, b in ranges)
 
 
-def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, only: Sequence[str] | None = None) -> AmbiencePlan:
-    """Plan a preset over a timeline: level envelopes, cue times and each scene's sounding layers."""
+def plan_ambience(
+    preset_name: str, *, script, timeline: Timeline, seed: int, only: Sequence[str] | None = None, beds: Sequence[tuple[str, float]] = ()
+) -> AmbiencePlan:
+    """Plan a preset over a timeline: level envelopes, cue times and each scene's sounding layers.
+
+    ``beds`` are recordings ``(path, level_db)`` added under the preset in
+    every scene (``--bed``); with ``preset_name="none"`` they play alone.
+    """
     if preset_name == "auto":
         preset_name = (script.settings.get("soundscape") if script is not None else None) or "default"
-    preset = load_preset(preset_name)
+    if preset_name == "none":
+        preset = Preset("none", "", {}, {"default": SceneSpec({}, 6.0)}, (), 6.0, Path("none"))
+    else:
+        preset = load_preset(preset_name)
     # --- guided breathing: the breath layer paces every exercise in the script,
     # listed in the preset or not (``--layers`` can still leave it out) ---
     if timeline.breaths and "breath" not in preset.layers:
@@ -179,6 +189,8 @@ def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, on
                 f"--layers: {', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})"
             )
         preset = _keep_layers(preset, only)
+    if beds:
+        preset = _with_beds(preset, beds)
     offset_db = VOICE_RMS_DB - NOMINAL_RMS_DB
     envelopes = {}
     in_scenes = {name for scene in preset.scenes.values() for name in scene.layers}
@@ -198,6 +210,12 @@ def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, on
             continue
         time_s = min(max(0.0, time_s + cue.offset_s), timeline.duration_s)
         cues.setdefault(cue.layer, []).append(Cue(time_s, cue.action, dict(cue.params)))
+    for name, spec in preset.layers.items():
+        if getattr(spec.cls, "follows_scenes", False):
+            # Such a layer (beats) sets itself per scene: tell it each scene's name and crossfade.
+            for scene in timeline.scenes:
+                fade = _scene_spec(preset, scene).fade_s
+                cues.setdefault(name, []).append(Cue(scene.start / timeline.sample_rate, "scene", {"scene": scene.name, "fade_s": fade}))
     if "breath" in preset.layers and timeline.breaths:
         cues.setdefault("breath", []).extend(breath_cues(timeline.breaths, timeline.sample_rate))  # guided breathing
     if only is not None:
@@ -215,6 +233,20 @@ def plan_ambience(preset_name: str, *, script, timeline: Timeline, seed: int, on
     return AmbiencePlan(preset, _with_layers(plan), envelopes, plan.cues, seed, cue_only)
 
 
+def _with_beds(preset: Preset, beds: Sequence[tuple[str, float]]) -> Preset:
+    """The preset with each bed recording as one more layer, playing at its level in every scene."""
+    layers = dict(preset.layers)
+    added = []
+    for i, (path, level_db) in enumerate(beds):
+        name = "bed" if i == 0 else f"bed{i + 1}"
+        while name in layers:
+            name += "_"
+        layers[name] = LayerSpec(name, float(level_db), {"file": str(path)}, "recording")
+        added.append(name)
+    scenes = {k: SceneSpec({**s.layers, **{n: 0.0 for n in added}}, s.fade_s) for k, s in preset.scenes.items()}
+    return replace(preset, layers=layers, scenes=scenes)
+
+
 def _keep_layers(preset: Preset, only: Sequence[str]) -> Preset:
     keep = set(only)
     return Preset(
@@ -225,6 +257,7 @@ def _keep_layers(preset: Preset, only: Sequence[str]) -> Preset:
         cues=tuple(c for c in preset.cues if c.layer in keep),
         fade_s=preset.fade_s,
         path=preset.path,
+        voice=preset.voice,
     )
 
 
@@ -282,7 +315,7 @@ def _with_layers(plan: AmbiencePlan) -> Timeline:
     # Only layers with cues are made here, for their cues' lengths (and so
     # that a bad cue is refused while planning, before any audio).
     probe = {
-        name: LAYERS[name](sample_rate=plan.timeline.sample_rate, rng=np.random.default_rng(0), params=spec.params, cues=plan.cues[name])
+        name: spec.cls(sample_rate=plan.timeline.sample_rate, rng=np.random.default_rng(0), params=spec.params, cues=plan.cues[name])
         for name, spec in plan.preset.layers.items()
         if plan.cues.get(name)
     }

@@ -1,0 +1,208 @@
+"""Decide whether an output is up to date: its sidecar records the same settings and inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..errors import ExportError, ManifestError, MeditationError
+from ..settings import RenderSettings
+from .manifest import Variant, _preset_name
+
+__all__ = ["sidecar_path", "is_up_to_date", "check_outputs"]
+
+
+def _not_content() -> frozenset[str]:
+    """Settings that do not change the audio (the schema says so): not compared when deciding to skip."""
+    from ..settings import SCHEMA
+
+    return frozenset(key for key, spec in SCHEMA.items() if not spec.audio)
+
+
+def sidecar_path(output: Path) -> Path:
+    """``NAME.json`` next to ``NAME.mp3``."""
+    return Path(output).with_suffix(".json")
+
+
+def _preset_file(name: str) -> Path | None:
+    """The preset file ``load_preset(name)`` reads, found without importing the soundscape package."""
+    path = Path(name)
+    if path.suffix.lower() == ".toml":
+        return path.resolve() if path.is_file() else None
+    module = sys.modules.get("meditation.soundscape")
+    folders = getattr(module, "PRESET_DIRS", None) or (Path(__file__).resolve().parent.parent / "data" / "soundscapes",)
+    for folder in folders:
+        candidate = Path(folder) / f"{name}.toml"
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _settings_record(settings: RenderSettings) -> dict:
+    """Every setting by key as JSON-able values, paths absolute (so a record names one file wherever it is read)."""
+    from ..settings import settings_to_dict
+
+    absolute = {f.name: Path(v).resolve() for f in dataclasses.fields(settings) if isinstance(v := getattr(settings, f.name), Path)}
+    return settings_to_dict(dataclasses.replace(settings, **absolute))
+
+
+def _content(record: Mapping) -> dict:
+    skip = _not_content()
+    return {k: v for k, v in record.items() if k not in skip}
+
+
+def _fingerprint(settings: RenderSettings, *, authoritative: bool) -> dict:
+    """Settings, version and the hashes of the script and preset files.
+
+    ``authoritative`` asks the soundscape package where the preset is (at
+    render time); otherwise it is looked up without importing it (when
+    deciding to skip), and a lookup that fails gives an empty fingerprint,
+    which never matches.
+    """
+    from .. import __version__
+
+    preset_file = ""
+    preset_hash = ""
+    if settings.soundscape != "none":
+        name = _preset_name(settings)
+        if authoritative:
+            from ..soundscape import load_preset
+
+            found = Path(load_preset(name).path).resolve()
+        else:
+            found = _preset_file(name)
+            if found is None:
+                return {}
+        preset_file, preset_hash = str(found), _sha256(found)
+    return {
+        "settings": _settings_record(settings),
+        "version": __version__,
+        "script_sha256": _sha256(settings.script),
+        "soundscape_file": preset_file,
+        "soundscape_sha256": preset_hash,
+    }
+
+
+def is_up_to_date(variant: Variant | RenderSettings) -> bool:
+    """True when the output exists, is the file its sidecar describes, and the sidecar
+    records the same settings, package version, script and preset."""
+    settings = variant.settings if isinstance(variant, Variant) else variant
+    output = settings.output
+    try:
+        recorded = json.loads(sidecar_path(output).read_text(encoding="utf-8"))
+        size = output.stat().st_size
+        fp = _fingerprint(settings, authoritative=False)
+    except (OSError, ValueError, MeditationError):
+        return False
+    if not fp or not isinstance(recorded, dict) or recorded.get("output_bytes") != size:
+        return False
+    if _content(recorded.get("settings") or {}) != _content(fp["settings"]):
+        return False
+    return all(recorded.get(k) == v for k, v in fp.items() if k != "settings")
+
+
+# --- never replace a file the tool did not write --------------------------------
+
+
+def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = None) -> None:
+    """Refuse, before anything renders, every output that could destroy a file.
+
+    Inputs (the manifest, scripts, preset files) are never outputs, no two
+    outputs or sidecars of the batch are one file, every output folder is a
+    folder (or can be made one) the user may write into, and an existing
+    output or sidecar is replaced only when this tool provably wrote it and
+    nobody changed it since (``meditation.files``' ledger). Raises
+    ManifestError or ExportError naming the variant and the file.
+    """
+    where = f"{manifest}: " if manifest else ""
+    _real_folder.cache_clear()  # folders are resolved once per check, not once per process
+    inputs: dict[str, str] = {}
+    if manifest:
+        inputs[_key(Path(manifest))] = "the manifest"
+    read: set[tuple] = set()
+    for v in variants:
+        s = v.settings
+        if (str(s.script), s.soundscape) in read:  # thousands of variants share a few inputs
+            continue
+        read.add((str(s.script), s.soundscape))
+        inputs.setdefault(_key(s.script), f"the script of {_label(v)}")
+        preset = _preset_file_of(s)
+        if preset is not None:
+            inputs.setdefault(_key(preset), f"the soundscape preset of {_label(v)}")
+    for folder in sorted({Path(v.settings.output).parent for v in variants}):
+        _check_folder(folder, where)
+    outputs: dict[str, str] = {}
+    for v in variants:
+        output = Path(v.settings.output)
+        for written, what in ((output, "output"), (sidecar_path(output), "sidecar")):
+            key = _key(written)
+            if key in inputs:
+                raise ManifestError(f"{where}{_label(v)}: {what} {written} is {inputs[key]}; an input is never overwritten")
+            if key in outputs:
+                raise ManifestError(f"{where}{_label(v)}: {what} {written} is also {outputs[key]}")
+            outputs[key] = f"the {what} of {_label(v)}"
+        _check_replaceable(v, where)
+
+
+def _key(path: Path) -> str:
+    # Symlinks resolved and case folded: one file on case-insensitive disks too.
+    return os.path.normcase(_realpath(os.path.abspath(path))).casefold()
+
+
+def _realpath(path: str) -> str:
+    """os.path.realpath, resolving each folder once (outputs share a few folders)."""
+    folder, name = os.path.split(path)
+    return os.path.join(_real_folder(folder), name) if not os.path.islink(path) else os.path.realpath(path)
+
+
+@functools.lru_cache(maxsize=1024)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def _label(v: Variant) -> str:
+    return v.label or f"variant {v.name!r}"
+
+
+def _preset_file_of(settings: RenderSettings) -> Path | None:
+    if settings.soundscape == "none":
+        return None
+    try:
+        return _preset_file(_preset_name(settings))
+    except MeditationError:
+        return None
+
+
+def _check_replaceable(v: Variant, where: str) -> None:
+    """An existing output or sidecar must be a file meditation wrote and nobody changed since (its ledger)."""
+    from ..files import check_replaceable
+
+    output = Path(v.settings.output)
+    for path, what in ((output, "output"), (sidecar_path(output), "sidecar")):
+        try:
+            check_replaceable(path, what)
+        except MeditationError as exc:
+            raise ExportError(f"{where}{_label(v)}: {exc}") from None
+
+
+def _check_folder(folder: Path, where: str) -> None:
+    """The folder exists or can be made: its nearest existing ancestor is a writable folder."""
+    probe = Path(os.path.abspath(folder))
+    while not probe.exists():
+        if probe.is_symlink():  # a dangling link: mkdir would fail
+            raise ManifestError(f"{where}output folder {probe} is a broken link")
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ManifestError(f"{where}output folder {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ManifestError(f"{where}cannot write into {probe}: permission denied")

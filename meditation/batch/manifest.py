@@ -1,0 +1,401 @@
+"""Read a manifest and expand it into validated variants.
+
+See the package docstring for the manifest format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import itertools
+import os
+import re
+import signal
+import string
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ManifestError, MeditationError
+from ..settings import FORMATS, RenderSettings, coerce, resolve_settings
+
+__all__ = ["Variant", "expand_manifest", "validate_variant", "count_variants", "MAX_VARIANTS"]
+
+def manifest_keys() -> frozenset[str]:
+    """The keys a manifest may set per variant: every setting the schema declares for manifests."""
+    from ..settings import Use, specs_for
+
+    return frozenset(spec.key for spec in specs_for(Use.MANIFEST))
+
+
+def field_of(key: str) -> str:
+    """The RenderSettings field a manifest key sets."""
+    from ..settings import spec_of
+
+    return spec_of(key).name
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One render of a batch: a name for reports and complete, validated settings."""
+
+    name: str
+    settings: RenderSettings
+    values: Mapping[str, Any]
+    """The manifest values that made it (for reports)."""
+    label: str = ""
+    """Where it comes from in the manifest, for error messages."""
+
+
+# Past this many variants a manifest is most likely a mistake (a matrix
+# multiplies fast); --max-variants lifts it.
+MAX_VARIANTS = 10_000  # also in command.py
+DEFAULT_TEMPLATE = "{script}.mp3"
+
+
+def count_variants(data: Mapping) -> int:
+    """How many variants a parsed manifest makes, without making them."""
+    matrix = data.get("matrix") or {}
+    product = 1
+    if isinstance(matrix, Mapping) and matrix:
+        for values in matrix.values():
+            product *= len(values) if isinstance(values, list) else 1
+    else:
+        product = 0
+    hand = data.get("variants") or []
+    return product + (len(hand) if isinstance(hand, list) else 0)
+
+
+def expand_manifest(
+    path: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    cache: bool = True,
+    validate: bool = True,
+    max_variants: int | None = MAX_VARIANTS,
+) -> list[Variant]:
+    """Read, expand and validate a manifest; raise ManifestError naming the variant and key.
+
+    With ``validate=False`` the soundscape presets and layer names are not
+    checked (that needs the soundscape package, slow to import); call
+    ``validate_variant`` on each variant before rendering it. ``run_batch``
+    does so for the variants it renders, so an up-to-date batch finishes fast.
+    A manifest that makes more than ``max_variants`` variants is refused
+    before any is made (``None``: no limit).
+    """
+    from ..tomlfile import read_toml
+
+    path = Path(path)
+    if not path.exists():
+        raise ManifestError(f"{path}: no such manifest")
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise ManifestError(f"{path}: not a regular file")  # a FIFO would block the read forever
+    data = read_toml(path, error_class=ManifestError, what="manifest")
+    for key in data:
+        if key not in ("output", "defaults", "matrix", "variants"):
+            raise ManifestError(f"{path}: unknown top-level key {key!r} (known: output, defaults, matrix, variants)")
+    count = count_variants(data)
+    if max_variants is not None and count > max_variants:
+        raise ManifestError(
+            f"{path}: makes {count:,} variants, more than the limit of {max_variants:,}; "
+            f"pass --max-variants {count} if you mean it"
+        )
+    keys = manifest_keys()
+    template = data.get("output")
+    if template is None and count <= 1:
+        template = DEFAULT_TEMPLATE  # one file: named after its script, as `meditation render` does
+    if not isinstance(template, str) or not template.strip():
+        raise ManifestError(f"{path}: needs a top-level output name template, e.g. output = \"{{script}}-{{seed}}.mp3\"")
+    fields = _template_fields(template, path, keys)
+    suffix = Path(template).suffix.lower()
+    if suffix not in FORMATS:
+        raise ManifestError(f"{path}: output template {template!r} must end in one of {', '.join(FORMATS)}")
+    if Path(template).is_absolute() or ".." in Path(template).parts:
+        raise ManifestError(f"{path}: output template {template!r} must stay inside the output folder")
+    base = path.parent
+    out_dir = Path(out_dir) if out_dir is not None else base
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ManifestError(f"{path}: output folder {str(out_dir)!r} is a file")
+
+    defaults = _table(data.get("defaults", {}), "[defaults]", path)
+    _check_keys(defaults, "[defaults]", path, keys)
+    _check_values(defaults, "[defaults]", path)
+    matrix = _table(data.get("matrix", {}), "[matrix]", path)
+    _check_keys(matrix, "[matrix]", path, keys)
+    for key, values in matrix.items():
+        if not isinstance(values, list) or not values:
+            raise ManifestError(f"{path}: [matrix] {key} must be a non-empty list of values, e.g. {key} = [..., ...]")
+        for value in values:
+            _check_values({key: value}, "[matrix]", path)
+    hand = data.get("variants", [])
+    if not isinstance(hand, list):
+        raise ManifestError(f"{path}: variants must be an array of tables ([[variants]])")
+    tables = []
+    for i, table in enumerate(hand):
+        table = _table(table, f"[[variants]] #{i + 1}", path)
+        if "name" in table and (not isinstance(table["name"], str) or not table["name"].strip()):
+            raise ManifestError(f"{path}: [[variants]] #{i + 1}: name must be non-empty text, not {table['name']!r}")
+        label = f"variant {table['name']!r}" if "name" in table else f"[[variants]] #{i + 1}"
+        rest = {k: v for k, v in table.items() if k != "name"}
+        _check_keys(rest, label, path, keys)
+        _check_values(rest, label, path)
+        tables.append((label, {**defaults, **table}))
+    if not matrix and not tables and not defaults:
+        raise ManifestError(f"{path}: nothing to render: add [defaults], [matrix] or [[variants]]")
+
+    from ..script import read_script
+    from ..settings import DEFAULT_SCRIPT
+    from ..voices import resolve_voice
+
+    out_root = _absolute(out_dir)
+    variants: list[Variant] = []
+    seen: dict[str, str] = {}
+    scripts: dict[Path, Any] = {}
+    voices: dict[str, str] = {}
+    placeholder = base / f"variant{suffix}"  # validated here; the real name needs the resolved settings
+    try:
+        for label, values in _combinations(defaults, matrix, tables):
+            values = dict(values)
+            name = str(values.pop("name", "")).strip()
+            script_path = _resolve(values.get("script"), base) or DEFAULT_SCRIPT
+            try:
+                if script_path not in scripts:
+                    scripts[script_path] = read_script(script_path)
+                script = scripts[script_path]
+                explicit = {k: v for k, v in values.items() if k != "script"}
+                if "soundscape" in explicit and str(explicit["soundscape"]).lower().endswith(".toml"):
+                    explicit["soundscape"] = str(_resolve(explicit["soundscape"], base))
+                settings = resolve_settings({**explicit, "script": script_path, "output": placeholder, "cache": cache}, script)
+                voice = settings.voice
+                if voice not in voices:
+                    with _interrupts_held():
+                        voices[voice] = resolve_voice(voice)
+                settings = dataclasses.replace(settings, voice=voices[voice])
+            except MeditationError as exc:
+                raise ManifestError(f"{path}: {label}: {_one_line(exc)}") from None
+            output = out_dir / _fill(fields, values, settings, script_path, name)
+            if not _inside(output, out_root):
+                raise ManifestError(f"{path}: {label}: output {str(output)!r} is outside the output folder")
+            settings = dataclasses.replace(settings, output=output)
+            # One file on case-insensitive disks too; a.wav and a.mp3 share the sidecar a.json.
+            for written in (output, output.with_suffix(".json")):
+                where = os.path.normcase(str(_absolute(written))).casefold()
+                if where in seen:
+                    raise ManifestError(
+                        f"{path}: {label} and {seen[where]} would both write {written.name}; "
+                        "add a distinguishing field to the output template or a name to the variants"
+                    )
+                seen[where] = label
+            variant = Variant(name=name or output.stem, settings=settings, values=values, label=label)
+            if validate:
+                validate_variant(variant, manifest=path)
+            variants.append(variant)
+    finally:
+        _release_engine_helpers(set(voices.values()))
+    return variants
+
+
+def _combinations(defaults: dict, matrix: dict, tables: list):
+    """(label, values) of every variant, made one at a time: matrix cells, then hand-written ones."""
+    if matrix:
+        keys = list(matrix)
+        for i, values in enumerate(itertools.product(*(matrix[k] for k in keys))):
+            combo = dict(zip(keys, values))
+            label = f"matrix #{i + 1} ({', '.join(f'{k}={v}' for k, v in combo.items())})"
+            yield label, {**defaults, **combo}
+    yield from tables
+    if not matrix and not tables:
+        yield "[defaults]", dict(defaults)
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Let an engine start its helper process with Ctrl-C ignored.
+
+    A terminal's Ctrl-C reaches the whole process group; a helper started
+    while SIGINT is ignored keeps ignoring it (an ignored signal stays
+    ignored across exec, and Python then installs no KeyboardInterrupt
+    handler), so it cannot print its own traceback: the parent reports the
+    interrupt in one line and stops it. A Ctrl-C within this short block
+    (the first voice lookup) is lost; the next one works.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _release_engine_helpers(voices: set[str]) -> None:
+    """Stop helper processes that listing voices started here (pyttsx3 speaks in a child).
+
+    The parent of a batch speaks nothing; an idle helper would only outlive
+    its use and catch the terminal's Ctrl-C. Engines that keep helpers
+    override ``reset``; the others are not even loaded (Piper's model is slow to load).
+    """
+    from ..voices import ENGINES, VoiceEngine, load_voice
+
+    for voice in voices:
+        cls = ENGINES.get(voice.partition(":")[0])
+        if cls is not None and cls.reset is not VoiceEngine.reset:
+            try:
+                with _interrupts_held():
+                    load_voice(voice).reset()
+            except MeditationError:
+                pass
+
+
+def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
+    """Check what expansion may have left out: the soundscape preset and its layer names."""
+    settings = variant.settings
+    where = f"{manifest}: {variant.label or variant.name}"
+    if settings.soundscape == "none":
+        return
+    from ..errors import SoundscapeError
+
+    name = _preset_name(settings)
+    try:
+        preset = _load_preset(name, _stamp(name) if name.lower().endswith(".toml") else None)
+    except MeditationError as exc:
+        raise ManifestError(f"{where}: soundscape: {_one_line(exc)}") from None
+    if settings.layers is not None:
+        unknown = [n for n in settings.layers if n not in preset.layers]
+        if unknown:
+            error = SoundscapeError(f"{', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})")
+            raise ManifestError(f"{where}: layers: {error}")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _table(value: Any, what: str, path: Path) -> dict:
+    if not isinstance(value, Mapping):
+        raise ManifestError(f"{path}: {what} must be a table")
+    return dict(value)
+
+
+def _check_keys(table: Mapping, what: str, path: Path, keys: frozenset[str]) -> None:
+    for key in table:
+        if key not in keys:
+            hint = f"; did you mean {key.replace('-', '_')!r}?" if key.replace("-", "_") in keys else ""
+            raise ManifestError(f"{path}: {what}: unknown key {key!r}{hint} (known: {', '.join(sorted(keys))})")
+
+
+def _check_values(table: Mapping, what: str, path: Path) -> None:
+    """Type errors name the variant, the key and the value."""
+    for key, value in table.items():
+        if isinstance(value, (dict, list)) and key != "layers":
+            raise ManifestError(f"{path}: {what}: {key} must be a single value, not {value!r}")
+        try:
+            coerce(key, value)
+        except MeditationError as exc:
+            raise ManifestError(f"{path}: {what}: {key} = {value!r}: {_one_line(exc)}") from None
+
+
+def _resolve(value: Any, base: Path) -> Path | None:
+    if value is None:
+        return None
+    p = Path(str(value)).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _absolute(path: Path) -> Path:
+    """An absolute, normalized path, symlinks resolved as far as they exist (no disk writes)."""
+    return Path(os.path.realpath(path))
+
+
+def _inside(output: Path, root: Path) -> bool:
+    try:
+        _absolute(output).relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def _template_fields(template: str, manifest: Path, keys: frozenset[str]) -> list[tuple[str, str | None]]:
+    """The template as (literal text, field name or None) pieces; refuse what would not be a plain field.
+
+    ``{seed:>5}`` or ``{voice!r}`` would pass through as odd file names:
+    fields are plain names, literal braces are written ``{{`` and ``}}``.
+    """
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ManifestError(f"{manifest}: output template {template!r}: {exc} (write literal braces as {{{{ and }}}})") from None
+    pieces: list[tuple[str, str | None]] = []
+    for literal, field, spec, conversion in parsed:
+        if field is not None:
+            if spec or conversion or "{" in field:
+                written = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+                raise ManifestError(
+                    f"{manifest}: output template field {written} has a format spec or conversion; write {{{field.split('!')[0].split(':')[0]}}}"
+                )
+            if field not in keys and field not in ("script", "name"):
+                raise ManifestError(
+                    f"{manifest}: output template field {{{field}}} is not a setting "
+                    f"(use {{script}}, {{name}} or one of: {', '.join(sorted(keys))})"
+                )
+        pieces.append((literal, field))
+    return pieces
+
+
+def _fill(pieces: list[tuple[str, str | None]], values: Mapping, settings: RenderSettings, script_path: Path, name: str) -> str:
+    def value(key: str) -> str:
+        if key == "script":
+            return _clean(script_path.stem)
+        if key == "name":
+            return _clean(name or "variant")
+        if key in values:  # as written in the manifest: "pyttsx3", not "pyttsx3:gmw/en"
+            raw = values[key]
+            text = ",".join(map(str, raw)) if isinstance(raw, list) else str(raw)
+        else:  # from the script's front matter, else the default
+            raw = getattr(settings, field_of(key))
+            text = "none" if raw is None else (",".join(raw) if isinstance(raw, tuple) else (f"{raw:g}" if isinstance(raw, float) else str(raw)))
+        if key == "soundscape" and text.lower().endswith(".toml"):
+            text = Path(text).stem
+        return _clean(text)
+
+    return "".join(literal + (value(field) if field is not None else "") for literal, field in pieces)
+
+
+def _clean(text: str) -> str:
+    """A field value as a safe piece of a file name (no separators, no leading dot)."""
+    return re.sub(r"[^\w.+-]+", "-", text).strip("-.") or "x"
+
+
+def _preset_name(settings: RenderSettings) -> str:
+    """The preset a variant plays: ``auto`` is the script's front matter, else the default."""
+    name = settings.soundscape
+    if name == "auto":
+        name = _front_matter_soundscape(str(settings.script), _stamp(settings.script))
+    return name
+
+
+# Thousands of variants share a few scripts and presets: read each once per
+# version of the file (the stamp changes when the file does).
+def _stamp(path: str | Path) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ()
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@functools.lru_cache(maxsize=64)
+def _front_matter_soundscape(script: str, stamp: tuple) -> str:
+    from ..script import read_script
+
+    return read_script(script).settings.get("soundscape") or "default"
+
+
+@functools.lru_cache(maxsize=64)
+def _load_preset(name: str, stamp: tuple | None):
+    from ..soundscape import load_preset
+
+    return load_preset(name)

@@ -1,0 +1,204 @@
+"""`meditation batch --scheduler`: the same batch on a Dask cluster (issue 11.1).
+
+A LocalCluster of worker processes renders exactly what the local runner
+renders (bit for bit), resumes the same way, survives a worker killed
+mid-variant (Dask reschedules the task), fails a variant's own error once,
+and leaves no partial file.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from meditation.batch import expand_manifest, run_batch  # noqa: E402
+from meditation.cli import main  # noqa: E402
+
+# Words no other test speaks (the tests share one speech cache).
+SCRIPT = "# Drift\n\nClouds move slowly over the hills. [pause 1s] Nothing to do now.\n"
+MANIFEST = (
+    'output = "{seed}.wav"\n[defaults]\nscript = "drift.md"\nvoice = "pyttsx3"\nlead_in = 1\ntail = 1\n'
+    'soundscape = "stream"\nduration = "20s"\n[matrix]\nseed = [1, 2, 3, 4]\n'
+)
+# Sidecar fields that may differ between two runs of the same variant: where it was written.
+_WHERE = ("output",)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "drift.md").write_text(SCRIPT, encoding="utf-8")
+    (tmp_path / "m.toml").write_text(MANIFEST, encoding="utf-8")
+    return tmp_path
+
+
+def _batch(folder, *args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "meditation", "batch", str(folder / "m.toml"), "--progress", "off", *args],
+        capture_output=True, text=True, timeout=900, env=env,
+    )
+
+
+def _sidecar(path):
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for key in _WHERE:
+        data.pop(key, None)
+        data["settings"].pop(key, None)
+    return data
+
+
+def _session(pid):
+    return subprocess.run(["pgrep", "-s", str(pid)], capture_output=True, text=True).stdout.split()
+
+
+def _writer_of(pids, scratch):
+    """The worker process that has an audio file open under the scratch folder (its render in progress)."""
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(scratch)) and target.endswith(".wav"):
+                return int(pid)
+    return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc")
+def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker(folder):
+    local = _batch(folder, "-j", "1", "--no-cache", "--out-dir", str(folder / "local"))
+    assert local.returncode == 0, local.stderr
+
+    # The cluster run, with a worker killed while it writes a variant.
+    scratch = folder / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1"}  # Dask's worker folders go here
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meditation", "batch", str(folder / "m.toml"), "--progress", "off", "--no-cache",
+         "--scheduler", "local:2", "--out-dir", str(folder / "cluster")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )
+    killed = None
+    try:
+        deadline = time.monotonic() + 600
+        while killed is None and proc.poll() is None and time.monotonic() < deadline:
+            killed = _writer_of([p for p in _session(proc.pid) if int(p) != proc.pid], scratch)
+            if killed is None:
+                time.sleep(0.01)
+        assert killed is not None, "no worker was caught rendering"
+        os.kill(killed, signal.SIGKILL)
+        out, err = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out.strip().splitlines()[-1] == "4 rendered, 0 failed, 0 skipped"
+    assert "Traceback" not in err
+
+    names = [f"{seed}.wav" for seed in (1, 2, 3, 4)]
+    cluster = folder / "cluster"
+    assert sorted(p.name for p in cluster.iterdir()) == sorted(names + [n.replace(".wav", ".json") for n in names])  # nothing partial
+    for name in names:
+        assert (cluster / name).read_bytes() == (folder / "local" / name).read_bytes(), name
+        side = name.replace(".wav", ".json")
+        assert _sidecar(cluster / side) == _sidecar(folder / "local" / side)
+    # No worker left behind once the batch ends.
+    deadline = time.monotonic() + 15
+    while len(_session(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _session(proc.pid)
+
+    # Resume: the client decides, exactly as locally.
+    again = _batch(folder, "--no-cache", "--scheduler", "local:2", "--out-dir", str(cluster))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().splitlines()[-1] == "0 rendered, 0 failed, 4 skipped"
+    dry = _batch(folder, "--dry-run", "--out-dir", str(cluster))
+    assert [line.split()[0] for line in dry.stdout.strip().splitlines()] == ["up"] * 4
+
+
+def test_client_api_fails_a_variants_own_error_once_and_writes_into_a_shared_folder(folder):
+    (folder / "m.toml").write_text(
+        'output = "{name}.wav"\n[defaults]\nscript = "drift.md"\nvoice = "pyttsx3"\nlead_in = 1\ntail = 1\nsoundscape = "none"\n'
+        '[[variants]]\nname = "fine"\n[[variants]]\nname = "hour"\nduration = "1h"\n',
+        encoding="utf-8",
+    )
+    variants = expand_manifest(folder / "m.toml")
+    lines = []
+    import dask
+
+    # Workers that may start the pyttsx3 voice's helper process (see the README).
+    with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        report = run_batch(variants, client=client, shared_folder=True, echo=lines.append, progress=False)
+        assert report.rendered == ["fine"] and [name for name, _ in report.failed] == ["hour"]
+        assert "would stretch the pauses" in report.failed[0][1]
+        assert (folder / "fine.wav").is_file() and (folder / "fine.json").is_file()
+        assert not (folder / "hour.wav").exists()
+        assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+        # The files the workers wrote count as this tool's: a forced run may replace them.
+        again = run_batch(variants[:1], client=client, force=True, echo=lines.append, progress=False)
+        assert again.rendered == ["fine"]
+        assert run_batch(variants[:1], client=client, echo=lines.append, progress=False).skipped == ["fine"]
+
+
+def test_scheduler_errors_are_one_line(folder, capsys):
+    for value, needle in (("local:0", "need 1 to 1024 local workers"), ("http//nowhere", "write tcp://HOST:8786")):
+        assert main(["batch", str(folder / "m.toml"), "--scheduler", value]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1
+    assert main(["batch", str(folder / "m.toml"), "--shared-folder"]) == 2
+    assert "only means something with --scheduler" in capsys.readouterr().err
+
+
+def test_without_dask_the_scheduler_option_says_how_to_install_it(folder):
+    code = (
+        "import sys; sys.modules['distributed'] = None\n"  # as if dask[distributed] were not installed
+        "from meditation.cli import main\n"
+        f"raise SystemExit(main(['batch', {str(folder / 'm.toml')!r}, '--scheduler', 'local:2']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "meditation: error: --scheduler needs Dask's distributed scheduler: pip install 'meditation[cluster]'"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc")
+def test_ctrl_c_cancels_the_cluster_batch_and_leaves_no_partial_file(folder):
+    scratch = folder / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meditation", "batch", str(folder / "m.toml"), "--progress", "off", "--no-cache",
+         "--scheduler", "local:2", "--out-dir", str(folder / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _writer_of([p for p in _session(proc.pid) if int(p) != proc.pid], scratch):
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches every process of the group
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    out_dir = folder / "out"
+    assert not out_dir.exists() or not [p for p in out_dir.iterdir() if p.name.startswith(".")]
+    deadline = time.monotonic() + 15
+    while _session(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _session(proc.pid)

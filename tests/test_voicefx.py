@@ -1,0 +1,134 @@
+"""The voice chain: sentences that sit together, a room that rings into the pauses, and the same bits every time."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from meditation.cache import SpeechCache
+from meditation.cli import main
+from meditation.errors import SettingsError
+from meditation.master import integrated_loudness
+from meditation.mix import VoiceBus, limit_crest
+from meditation.script import read_script
+from meditation.settings import DEFAULT_SCRIPT
+from meditation.speech import synthesize
+from meditation.timeline import layout, plan_segments
+from meditation.voicefx import STYLES, VoiceChain, parse_voice_fx
+
+from measure import band_energy_db
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def dream():
+    """The first sentences of the dream, spoken by the default voice and laid out as in a render."""
+    script = read_script(DEFAULT_SCRIPT)
+    planned = plan_segments(script, rate=0.9)[:8]
+    audio = synthesize([s.text for s in planned], voice="piper:joe", rate=0.9, sample_rate=SR, cache=SpeechCache(), finish_with=limit_crest)
+    timeline = layout(planned, [len(a) for a in audio], sample_rate=SR, lead_in_s=1.0, tail_s=4.0, scene_names=[s.name for s in script.scenes])
+    return timeline, audio
+
+
+def _stem(timeline, audio, fx, chunk=32768):
+    stream = VoiceBus(timeline, audio, fx=fx).stream()
+    parts = [stream.render(min(chunk, timeline.length - s)) for s in range(0, timeline.length, chunk)]
+    return np.concatenate(parts)
+
+
+def _sentence_loudness(x, timeline):
+    return np.array([integrated_loudness(x[s.start : s.end].astype(np.float64), SR) for s in timeline.segments])
+
+
+def test_sentences_sit_together_with_the_chain_on(dream):
+    timeline, audio = dream
+    dry = _sentence_loudness(_stem(timeline, audio, None), timeline)
+    wet = _sentence_loudness(_stem(timeline, audio, parse_voice_fx("auto")), timeline)
+    assert dry.std() > 0.5  # the voice does vary from sentence to sentence
+    assert wet.std() <= 0.7 * dry.std(), (dry.round(2), wet.round(2))
+    # The chain keeps the voice where it was against the ambience (within 1 LU overall).
+    assert abs(np.mean(wet) - np.mean(dry)) < 1.0
+
+
+def test_reverb_tail_rings_into_the_pauses_and_belongs_to_the_voice(dream):
+    timeline, audio = dream
+    dry = _stem(timeline, audio, None).astype(np.float64)
+    wet = _stem(timeline, audio, parse_voice_fx("hall")).astype(np.float64)
+    for seg, nxt in zip(timeline.segments, timeline.segments[1:]):
+        after = slice(seg.end + SR // 10, seg.end + SR // 4)
+        assert np.all(dry[after] == 0.0)  # a dry voice stops dead
+        speech_db = 10 * np.log10(np.mean(wet[seg.start : seg.end] ** 2))
+        tail_db = 10 * np.log10(np.mean(wet[after] ** 2) + 1e-30)
+        assert -60 < tail_db - speech_db < -15  # audible, but well under the voice
+    # The two ears hear different reflections: the room is wide.
+    tail = wet[timeline.segments[0].end + SR // 10 : timeline.segments[0].end + SR // 2]
+    assert np.corrcoef(tail[:, 0], tail[:, 1])[0, 1] < 0.9
+
+
+def test_high_pass_and_de_esser_shape_the_spectrum(dream):
+    # Rumble under a voice: a 40 Hz hum beside a 1 kHz tone, at speech level.
+    t = np.arange(10 * SR) / SR
+    hum = (0.07 * np.sin(2 * np.pi * 40 * t) + 0.07 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    chain = VoiceChain(STYLES["dry"], SR, lambda start, n: hum[start : start + n] if start + n <= len(hum) else np.zeros(n, np.float32))
+    out = chain.render(len(hum))[SR:]
+    before = band_energy_db(hum[SR:], SR, 30, 50) - band_energy_db(hum[SR:], SR, 900, 1100)
+    after = band_energy_db(out, SR, 30, 50) - band_energy_db(out, SR, 900, 1100)
+    assert after - before < -10  # rumble cut by more than 10 dB against the voice band
+    # Sibilance: the de-esser takes the band above 6 kHz of the real voice down, and leaves its body alone.
+    timeline, audio = dream
+    plain = _stem(timeline, audio, parse_voice_fx("dry,deess_ratio=1"))
+    deessed = _stem(timeline, audio, parse_voice_fx("dry"))
+    assert band_energy_db(deessed, SR, 6000, 12000) - band_energy_db(plain, SR, 6000, 12000) < -3
+    assert abs(band_energy_db(deessed, SR, 200, 2000) - band_energy_db(plain, SR, 200, 2000)) < 1.0
+
+
+def test_deterministic_and_independent_of_chunk_size(dream):
+    timeline, audio = dream
+    fx = parse_voice_fx("gentle")
+    whole = _stem(timeline, audio, fx, chunk=timeline.length)
+    assert np.array_equal(_stem(timeline, audio, fx), whole)
+    assert np.array_equal(_stem(timeline, audio, fx, chunk=1000), whole)
+    assert np.array_equal(_stem(timeline, audio, fx, chunk=44100), whole)
+
+
+def test_silence_costs_nothing_and_stays_exactly_silent():
+    sr = 16000
+    calls = []
+
+    def source(start, n):
+        calls.append(start)
+        x = np.zeros(n, dtype=np.float32)
+        if start == 0:
+            x[:4000] = 0.1 * np.sin(np.arange(4000) * 0.2)
+        return x
+
+    chain = VoiceChain(STYLES["hall"], sr, source)
+    out = chain.render(60 * sr)
+    assert np.abs(out[: sr // 2]).max() > 0.01
+    # The hall dies away, then the chain stops processing: the rest is exact zeros.
+    silent_from = np.flatnonzero(np.abs(out).max(axis=1) > 0)[-1] + 1
+    assert silent_from < 15 * sr and np.all(out[silent_from:] == 0)
+
+
+def test_voice_fx_values():
+    assert parse_voice_fx("none") is None
+    assert parse_voice_fx("auto") == STYLES["gentle"]
+    assert parse_voice_fx("auto", {"reverb": "hall"}).reverb == "hall"
+    assert parse_voice_fx("hall,reverb_mix=0.3") == dataclasses.replace(STYLES["hall"], reverb_mix=0.3)
+    for bad in ("cathedral", "room,size=3", "room,reverb_mix=2", "room,reverb_mix", "room,reverb=cave"):
+        with pytest.raises(SettingsError):
+            parse_voice_fx(bad)
+
+
+def test_bad_voice_fx_is_refused_in_one_line(tmp_path, capsys):
+    script = tmp_path / "s.md"
+    script.write_text("Hello.\n", encoding="utf-8")
+    code = main(["render", str(script), "-o", str(tmp_path / "o.wav"), "--voice-fx", "room,reverb_mix=5", "--progress", "off"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "reverb_mix" in err
+    bad_preset = tmp_path / "p.toml"
+    bad_preset.write_text('[voice]\nreverb = "cave"\n[layers.drone]\n', encoding="utf-8")
+    code = main(["render", str(script), "-o", str(tmp_path / "o.wav"), "--soundscape", str(bad_preset), "--progress", "off"])
+    err = capsys.readouterr().err
+    assert code == 2 and "p.toml" in err and "cave" in err

@@ -441,7 +441,7 @@ except MeditationError as exc:
 
 
 @pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE")
-@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3"])
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus"])
 def test_a_write_that_fails_part_way_is_one_error_and_leaves_nothing(tmp_path, suffix):
     target = tmp_path / f"out{suffix}"
     target.write_bytes(OLD_BYTES)
@@ -490,12 +490,13 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(mount)], check=False)
 
 
-@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3"])
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus"])
 def test_a_full_disk_is_one_line_leaves_nothing_and_keeps_the_old_file(small_disk, suffix):
     old = small_disk / f"track{suffix}"
     _earlier_output(old)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    duration = "60s" if suffix in (".ogg", ".mp3") else "10s"  # lossy files are small: a longer track fills it
+    # Long enough to fill 512 KB: lossy files are small (Opus at 64 kbit/s the smallest).
+    duration = {".wav": "10s", ".flac": "10s", ".opus": "120s"}.get(suffix, "60s")
     result = subprocess.run(
         [sys.executable, "-m", "meditation", "ambient", "--duration", duration, "--soundscape", "stream", "-o", str(old), "--progress", "off"],
         capture_output=True, text=True, env=env, timeout=300,

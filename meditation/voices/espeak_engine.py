@@ -83,20 +83,19 @@ class _Child:
     """The helper process and its two pipes; one request at a time."""
 
     def __init__(self):
-        from .._lifecycle import signals_blocked, started_from_main_thread
+        from .._lifecycle import popen_quietly, started_from_main_thread
 
         env = dict(os.environ)
         package_parent = str(Path(__file__).resolve().parent.parent.parent)
         env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
         code = "from meditation.voices.espeak_engine import _child_main; _child_main()"
         pdeathsig = "1" if started_from_main_thread() else "0"
-        with signals_blocked():
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", code, str(os.getpid()), pdeathsig],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=env,
-            )
+        self.process = popen_quietly(
+            [sys.executable, "-c", code, str(os.getpid()), pdeathsig],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
 
     def call(self, name: str, *args):
         try:
@@ -176,8 +175,6 @@ def _voice_list() -> tuple[str, ...]:
         return tuple(_call("voices"))
     except VoiceError:
         return ()
-    finally:
-        _shutdown()  # a listing must not leave a process behind
 
 
 # --- runs in the child process -------------------------------------------------

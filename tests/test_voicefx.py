@@ -13,7 +13,8 @@ from meditation.mix import VoiceBus, limit_crest
 from meditation.script import read_script
 from meditation.settings import DEFAULT_SCRIPT
 from meditation.speech import synthesize
-from meditation.timeline import layout, plan_segments
+from meditation.segments import plan_segments
+from meditation.timeline import layout
 from meditation.voicefx import STYLES, VoiceChain, parse_voice_fx
 
 from measure import band_energy_db

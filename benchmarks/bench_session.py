@@ -75,12 +75,13 @@ def main() -> int:
         figures["track_s"] = length_s
         figures["sleep_story_rtf"] = length_s / story_s
         figures["ambient_rtf"] = length_s / ambient_s
+        print(f"track {length_s:.0f} s: sleep story {figures['sleep_story_rtf']:.1f}x real time, ambient {figures['ambient_rtf']:.1f}x", flush=True)
 
-        sys.path.insert(0, str(ROOT))
+        sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
         import numpy as np
         import soundfile as sf
 
-        from tests.test_recording import make_recording  # the tests' surf-like material
+        from test_recording import make_recording  # the tests' surf-like material
 
         bed = tmp / "surf.flac"
         sf.write(bed, make_recording(), 48000)

@@ -136,13 +136,21 @@ def _wrap(text: str) -> list[str]:
 
 
 def _break_bonus(word: str) -> float:
-    """How much a break after this word is worth: most after a sentence, some after a clause."""
+    """How much a break after this word is worth: most after a sentence, some after a clause, less than nothing after 'the'."""
     end = word[-1:]
     if end in ".!?;:":
         return 0.5
     if end in ",—–)":
         return 0.3
+    if word.lower() in _BINDING_WORDS:
+        return -0.3  # a line should not end on a word that leans on the next one
     return 0.0
+
+
+_BINDING_WORDS = frozenset(
+    "a an the and or but nor of to in on at by for with from into onto upon as than that "
+    "my your his her its our their this these those i we you he she they it is am are was were be".split()
+)
 
 
 def _balanced(words: list[str], count: int) -> list[list[str]]:

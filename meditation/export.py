@@ -210,10 +210,11 @@ def _widen_pipe(stream) -> None:
 class _SoundfileEncoder(_Encoder):
     _FORMATS = {".wav": ("WAV", "PCM_24"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
 
-    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata):
+    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata, subtype: str | None = None):
         import soundfile
 
-        fmt, subtype = self._FORMATS[suffix]
+        fmt, default_subtype = self._FORMATS[suffix]
+        subtype = subtype or default_subtype
         # libsndfile writes to the descriptor itself and reports a failed
         # write as an error. Given a Python file object it would call back
         # into Python, and a full disk there printed dozens of "Exception
@@ -273,9 +274,47 @@ class _PyAVEncoder(_Encoder):
         """Chapters the muxer writes itself; formats tagged later ignore this."""
 
     def write(self, chunk: np.ndarray) -> None:
-        if self._resampler is not None:
-            chunk = self._resampler.resample_chunk(np.ascontiguousarray(chunk, dtype=np.float32))
-        self._encode(chunk)
+        self._check_worker()
+        if self._worker is None:
+            self._start_worker()
+        # A copy: the caller may reuse its buffer while the worker is still encoding this one.
+        self._queue.put(np.array(chunk, dtype=np.float32))
+
+    def _start_worker(self) -> None:
+        """Encode in a thread: FFmpeg and soxr release the GIL, so encoding overlaps with mixing."""
+        import queue
+        import threading
+
+        self._queue = queue.Queue(maxsize=8)  # a few chunks ahead, bounded memory
+        self._failure: BaseException | None = None
+        self._worker = threading.Thread(target=self._work, name="meditation-encoder", daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        try:
+            while True:
+                chunk = self._queue.get()
+                if chunk is None:
+                    break
+                if self._resampler is not None:
+                    chunk = self._resampler.resample_chunk(chunk)
+                self._encode(chunk)
+        except BaseException as exc:  # reported to the writer by the next write or by close
+            self._failure = exc
+            while self._queue.get() is not None:  # keep the writer from blocking on a full queue
+                pass
+
+    def _check_worker(self) -> None:
+        if self._worker is not None and self._failure is not None:
+            raise ExportError(f"{self._CODEC} encoder failed: {self._failure}") from self._failure
+
+    _worker = None
+
+    def _finish_worker(self) -> None:
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._check_worker()
 
     def _encode(self, chunk: np.ndarray | None) -> None:
         import av
@@ -298,12 +337,17 @@ class _PyAVEncoder(_Encoder):
             self._container.mux(packet)
 
     def close(self) -> None:
+        self._finish_worker()
         if self._resampler is not None:
             self._encode(self._resampler.resample_chunk(np.zeros((0, 2 if self._layout == "stereo" else 1), np.float32), last=True))
         self._encode(None)
         self._container.close()
 
     def abort(self) -> None:
+        try:
+            self._finish_worker()
+        except Exception:
+            pass
         try:
             self._container.close()
         except Exception:
@@ -365,7 +409,9 @@ class AudioWriter:
         title: str | None = None,
         artist: str | None = None,
         metadata: Metadata | None = None,
+        subtype: str | None = None,
     ):
+        """``subtype``: a soundfile subtype for WAV/FLAC instead of 24-bit PCM (stems use ``"FLOAT"``)."""
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in ENCODERS:
@@ -381,7 +427,8 @@ class AudioWriter:
             raise ExportError(f"cannot write in {str(self.path.parent)!r}: {exc.strerror}") from None
         self._file = os.fdopen(fd, "w+b")
         try:
-            self._encoder = ENCODERS[suffix](self._file, self._tmp, sample_rate, channels, suffix, metadata)
+            extra = {"subtype": subtype} if subtype else {}
+            self._encoder = ENCODERS[suffix](self._file, self._tmp, sample_rate, channels, suffix, metadata, **extra)
         except BaseException as exc:
             self._fail(exc)
 

@@ -51,6 +51,9 @@ def dream_render(tmp_path_factory, suffix: str) -> dict:
         args += ["--timings", str(paths["timings"]), "--progress", "off"]
         if suffix == ".m4b":  # the full publication once; the other formats only need their chapters and cover
             args += ["--stems", str(paths["stems"]), "--captions", str(paths["vtt"]), "--plot", str(paths["plot"])]
+            # A dry voice stem (no room reverb): measured before a cue, it holds only that segment's
+            # speech, not the previous segment's reverb tail ringing on through a 0.5 s clause gap.
+            args += ["--voice-fx", "none"]
         assert main(args) == 0
         timings = json.loads(paths["timings"].read_text(encoding="utf-8"))
         _renders[suffix] = {**paths, "timings_data": timings}

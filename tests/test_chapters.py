@@ -47,3 +47,35 @@ def test_a_script_without_headings_has_no_chapters():
 def test_text_before_the_first_heading_belongs_to_the_first_chapter():
     chapters = chapters_from_timeline(_timeline(("", 0, 10), ("Arriving", 10, 40), ("Resting", 40, 70)))
     assert [(c.title, c.start_s, c.end_s) for c in chapters] == [("Arriving", 0.0, 40.0), ("Resting", 40.0, 70.0)]
+
+
+def test_the_dreams_tags_say_what_it_is_and_how_it_was_made(tmp_path_factory):
+    import mutagen
+
+    from meditation import __version__
+
+    render = dream_render(tmp_path_factory, ".mp3")
+    tags = mutagen.File(render["output"]).tags
+    assert str(tags["TIT2"]) == "The Library and the Phoenix"
+    assert str(tags["TALB"]) == "The Library and the Phoenix"  # album defaults to the title
+    assert str(tags["TCON"]) == "Meditation" and str(tags["TPE1"]) == "meditation"
+    assert str(tags["TDRC"]).isdigit()
+    comment = str(tags.getall("COMM")[0])
+    assert comment.startswith("voice pyttsx3:") and f"meditation {__version__}" in comment  # the tests' voice
+    for part in ("rate 0.8", "soundscape dream", "seed 1"):  # the dream's front matter
+        assert part in comment
+
+
+def test_album_and_year_can_be_set(tmp_path, monkeypatch):
+    import mutagen
+
+    from meditation.cli import main
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # reproducible builds fix the year (2023)
+    script = tmp_path / "s.md"
+    script.write_text("# One\n\nBreathe in.\n", encoding="utf-8")
+    out = tmp_path / "s.m4a"
+    args = ["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1", "--tail", "1"]
+    assert main([*args, "-o", str(out), "--album", "Evening series", "--progress", "off"]) == 0
+    tags = mutagen.File(out).tags
+    assert tags["\xa9alb"] == ["Evening series"] and tags["\xa9day"] == ["2023"] and tags["\xa9gen"] == ["Meditation"]

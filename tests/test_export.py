@@ -299,3 +299,17 @@ def test_a_rendered_lossy_file_has_the_timelines_length_and_the_wavs_first_word(
     assert abs(len(decoded) / 44100 - timings["duration"]) < 0.030
     assert abs(onset(decoded) - onset(decode(wav))) < 0.010
     assert onset(decoded) == pytest.approx(timings["segments"][0]["start"], abs=0.040)  # the word is where the timings say
+
+
+@pytest.mark.parametrize("suffix", [".m4a", ".opus", ".mp3"])
+def test_an_interrupted_encode_leaves_no_file_and_no_thread(tmp_path, suffix):
+    import threading
+
+    path = tmp_path / f"x{suffix}"
+    with pytest.raises(RuntimeError):
+        with AudioWriter(path, sample_rate=44100) as w:
+            for _ in range(20):
+                w.write(_tone(0.5))
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name == "meditation-encoder"]

@@ -229,3 +229,15 @@ def test_peak_memory_does_not_grow_with_the_track(tmp_path, rec_path):
         )
         peaks[minutes] = int(done.stdout.split()[-1])
     assert peaks[60] <= 1.3 * peaks[10], peaks
+
+
+def test_render_with_a_bed_alone_under_the_voice(tmp_path, rec_path):
+    script = tmp_path / "s.md"
+    script.write_text("# Rest\n\nListen to the surf. Let it carry you.\n", encoding="utf-8")
+    stems = tmp_path / "stems"
+    args = ["render", str(script), "-o", str(tmp_path / "o.wav"), "--voice", "pyttsx3", "--soundscape", "none"]
+    assert main([*args, "--bed", f"{rec_path}:-6", "--stems", str(stems), "--sample-rate", str(SR), "--progress", "off"]) == 0
+    assert {p.stem for p in stems.glob("*.wav")} == {"voice", "bed"}
+    bed, _ = sf.read(stems / "bed.wav", dtype="float64", always_2d=True)
+    levels = _levels_db(bed.mean(axis=1)[3 * SR : -8 * SR], SR // 2)  # clear of the track fades
+    assert levels.min() > -60  # the bed plays throughout, under the voice (ducked, never gone)

@@ -27,6 +27,7 @@ def dream():
     """The first sentences of the dream, spoken by the default voice and laid out as in a render."""
     script = read_script(DEFAULT_SCRIPT)
     planned = plan_segments(script, rate=0.9)[:8]
+    assert all(s.spoken for s in planned)
     audio = synthesize([s.text for s in planned], voice="piper:joe", rate=0.9, sample_rate=SR, cache=SpeechCache(), finish_with=limit_crest)
     timeline = layout(planned, [len(a) for a in audio], sample_rate=SR, lead_in_s=1.0, tail_s=4.0, scene_names=[s.name for s in script.scenes])
     return timeline, audio

@@ -90,7 +90,20 @@ def _fingerprint(settings: RenderSettings, *, authoritative: bool) -> dict:
         "script_sha256": _sha256(settings.script),
         "soundscape_file": preset_file,
         "soundscape_sha256": preset_hash,
+        "inputs_sha256": _input_hashes(settings),
     }
+
+
+def _input_hashes(settings: RenderSettings) -> dict:
+    """Hashes of the other input files (a cover, a recording): a changed file re-renders like a changed script."""
+    from ..settings import SCHEMA, Role
+
+    hashes = {}
+    for spec in SCHEMA.values():
+        value = getattr(settings, spec.name)
+        if spec.role is Role.INPUT and spec.key != "script" and isinstance(value, Path):
+            hashes[spec.key] = _sha256(value)
+    return hashes
 
 
 def is_up_to_date(variant: Variant | RenderSettings) -> bool:

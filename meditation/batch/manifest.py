@@ -167,6 +167,9 @@ def expand_manifest(
                 explicit = {k: v for k, v in values.items() if k != "script"}
                 if "soundscape" in explicit and str(explicit["soundscape"]).lower().endswith(".toml"):
                     explicit["soundscape"] = str(_resolve(explicit["soundscape"], base))
+                for key in _INPUT_KEYS:  # a cover, a recording: beside the manifest, like the script
+                    if isinstance(explicit.get(key), str) and explicit[key].strip().lower() != "none":
+                        explicit[key] = str(_resolve(explicit[key], base))
                 settings = resolve_settings({**explicit, "script": script_path, "output": placeholder, "cache": cache}, script)
                 voice = settings.voice
                 if voice not in voices:
@@ -296,6 +299,15 @@ def _check_values(table: Mapping, what: str, path: Path) -> None:
             coerce(key, value)
         except MeditationError as exc:
             raise ManifestError(f"{path}: {what}: {key} = {value!r}: {_one_line(exc)}") from None
+
+
+def _input_keys() -> tuple[str, ...]:
+    from ..settings import SCHEMA, Role
+
+    return tuple(spec.key for spec in SCHEMA.values() if spec.role is Role.INPUT and spec.key != "script")
+
+
+_INPUT_KEYS = _input_keys()
 
 
 def _resolve(value: Any, base: Path) -> Path | None:

@@ -54,6 +54,7 @@ __all__ = [
     "orphaned",
     "parent_is_alive",
     "pid_alive",
+    "popen_quietly",
     "remove_stale_temporaries",
     "signals_blocked",
     "spawn_context",
@@ -159,27 +160,68 @@ def signals_blocked(*signums: int):
 
     A signal mask survives ``fork`` and ``exec``, so the child cannot be
     interrupted while Python starts and imports (a Ctrl-C there prints a
-    traceback per child); it unblocks after :func:`ignore_interrupts`. A
-    SIGINT that reaches this process meanwhile stays pending and is handled
-    on leaving the block. Elsewhere than POSIX this does nothing.
+    traceback per child); it unblocks after :func:`ignore_interrupts`. In this
+    process a Ctrl-C is held back until the block ends, so starting a child is
+    never cut in half (the mask alone would not do: another thread may take
+    the signal and Python then raises it in the main thread anyway). Elsewhere
+    than POSIX this does nothing.
     """
     signums = signums or (signal.SIGINT,)
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
+    held: list = []
+    swapped = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in signums:
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                swapped[signum] = handler
+                signal.signal(signum, lambda s, f: held.append((s, f)))
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, signums)
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in swapped.items():
+            signal.signal(signum, handler)
+        if held:
+            signum, frame = held[0]
+            swapped[signum](signum, frame)  # usually raises KeyboardInterrupt
 
 
 class QuietSpawnProcess(multiprocessing.context.SpawnProcess):
     """A spawned process that starts with SIGINT blocked (see :func:`signals_blocked`)."""
 
     def start(self):
+        try:
+            with signals_blocked():
+                super().start()
+        except KeyboardInterrupt:
+            # A Ctrl-C held back during the start lands as the block ends, before
+            # the caller (a process pool) has recorded this process: stop it here,
+            # or it would start up without a parent that knows it.
+            if self._popen is not None:
+                self.kill()
+                self.join()
+            raise
+
+
+def popen_quietly(args, **kwargs):
+    """``subprocess.Popen`` for a helper process: it starts with SIGINT blocked, and is never left running
+    by a Ctrl-C that lands as it starts (see :func:`signals_blocked`)."""
+    import subprocess
+
+    process = None
+    try:
         with signals_blocked():
-            super().start()
+            process = subprocess.Popen(args, **kwargs)
+    except KeyboardInterrupt:
+        if process is not None:
+            process.kill()
+            process.wait()
+        raise
+    return process
 
 
 class _QuietSpawnContext(multiprocessing.context.SpawnContext):

@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._lifecycle import create_temporary, orphaned, signals_blocked, started_from_main_thread
+from ._lifecycle import create_temporary, orphaned, popen_quietly, started_from_main_thread
 from .chapters import Chapter, vorbis_chapter_comments
 from .errors import ExportError, SettingsError
 from .files import check_replaceable, record_written
@@ -151,14 +151,18 @@ class _LameEncoder(_Encoder):
         package_parent = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
         pdeathsig = "1" if started_from_main_thread() else "0"
-        with signals_blocked():  # the encoder starts deaf to Ctrl-C; the parent stops it
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "meditation._lame_worker", str(path), str(sample_rate), str(channels), str(os.getpid()), pdeathsig],
-                stdin=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-            )
-        _widen_pipe(self._process.stdin)
+        # The encoder starts deaf to Ctrl-C; the parent stops it.
+        self._process = popen_quietly(
+            [sys.executable, "-m", "meditation._lame_worker", str(path), str(sample_rate), str(channels), str(os.getpid()), pdeathsig],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            _widen_pipe(self._process.stdin)
+        except BaseException:
+            self.abort()  # an interrupt here: the writer never learns of this encoder
+            raise
 
     def write(self, chunk: np.ndarray) -> None:
         pcm = np.clip(np.round(chunk * 32767.0), -32768, 32767).astype("<i2")

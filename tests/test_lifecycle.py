@@ -441,7 +441,7 @@ except MeditationError as exc:
 
 
 @pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE")
-@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3"])
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus"])
 def test_a_write_that_fails_part_way_is_one_error_and_leaves_nothing(tmp_path, suffix):
     target = tmp_path / f"out{suffix}"
     target.write_bytes(OLD_BYTES)
@@ -490,12 +490,13 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(mount)], check=False)
 
 
-@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3"])
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus"])
 def test_a_full_disk_is_one_line_leaves_nothing_and_keeps_the_old_file(small_disk, suffix):
     old = small_disk / f"track{suffix}"
     _earlier_output(old)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    duration = "60s" if suffix in (".ogg", ".mp3") else "10s"  # lossy files are small: a longer track fills it
+    # Long enough to fill 512 KB: lossy files are small (Opus at 64 kbit/s the smallest).
+    duration = {".wav": "10s", ".flac": "10s", ".opus": "120s"}.get(suffix, "60s")
     result = subprocess.run(
         [sys.executable, "-m", "meditation", "ambient", "--duration", duration, "--soundscape", "stream", "-o", str(old), "--progress", "off"],
         capture_output=True, text=True, env=env, timeout=300,
@@ -534,11 +535,15 @@ def test_a_pyttsx3_sentence_is_the_same_whatever_was_spoken_before():
         after_other = engine.synthesize(sentence, rate=0.9, seed=7)
         engine.synthesize("Short.", rate=1.3, seed=5)
         after_short = engine.synthesize(sentence, rate=0.9, seed=7)
+        other_voice = load_voice("pyttsx3:gmw/en-gb-x-rp" if "gmw/en-gb-x-rp" in engine.voices() else "pyttsx3:gmw/en")
+        other_voice.synthesize("Another voice speaks in between.", rate=0.9, seed=2)
+        after_other_voice = engine.synthesize(sentence, rate=0.9, seed=7)
     finally:
         engine.reset()
     assert len(first) > 22050  # real speech, over a second
     np.testing.assert_array_equal(first, after_other)
     np.testing.assert_array_equal(first, after_short)
+    np.testing.assert_array_equal(first, after_other_voice)
 
 
 def _render(folder: Path, out: str, cache: Path) -> subprocess.Popen:

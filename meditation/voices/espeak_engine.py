@@ -85,20 +85,19 @@ class _Child:
     """The helper process and its two pipes; one request at a time."""
 
     def __init__(self):
-        from .._lifecycle import signals_blocked, started_from_main_thread
+        from .._lifecycle import popen_quietly, started_from_main_thread
 
         env = dict(os.environ)
         package_parent = str(Path(__file__).resolve().parent.parent.parent)
         env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
         code = "from meditation.voices.espeak_engine import _child_main; _child_main()"
         pdeathsig = "1" if started_from_main_thread() else "0"
-        with signals_blocked():
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", code, str(os.getpid()), pdeathsig],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=env,
-            )
+        self.process = popen_quietly(
+            [sys.executable, "-c", code, str(os.getpid()), pdeathsig],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
 
     def call(self, name: str, *args):
         try:
@@ -275,6 +274,7 @@ class _LinuxSpeaker:
         if self.sample_rate <= 0:
             raise RuntimeError("eSpeak NG could not initialize")
         self._pieces: list[bytes] = []
+        self._settings: tuple[str, int] | None = None
         _espeak.SetSynthCallback(self._collect)
 
     def _collect(self, wav, numsamples, events) -> int:
@@ -286,14 +286,24 @@ class _LinuxSpeaker:
         return [v.id for v in self._driver.getProperty("voices")]
 
     def speak(self, text: str, voice: str, wpm: int, seed: int) -> np.ndarray:
-        """Speak in a forked copy of this process, which starts from the state right after initialization."""
+        """Speak in a forked copy of this process, which starts from the state right after initialization.
+
+        Voice and rate are set here, before the fork: loading a voice (and
+        its dictionary) is most of the cost of a short sentence, and it only
+        sets parameters; the synthesis state that carries over lives in the
+        copy and vanishes with it.
+        """
+        if self._settings != (voice, wpm):
+            self._driver.setProperty("voice", voice)
+            self._driver.setProperty("rate", wpm)
+            self._settings = (voice, wpm)
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the copy: speak, send the samples, vanish without running any cleanup
             status = 1
             try:
                 os.close(read_end)
-                pcm = self._speak_here(text, voice, wpm, seed)
+                pcm = self._speak_here(text, seed)
                 with os.fdopen(write_end, "wb") as out:
                     out.write(pcm)
                 status = 0
@@ -309,9 +319,7 @@ class _LinuxSpeaker:
 
         return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
-    def _speak_here(self, text: str, voice: str, wpm: int, seed: int) -> bytes:
-        self._driver.setProperty("voice", voice)
-        self._driver.setProperty("rate", wpm)
+    def _speak_here(self, text: str, seed: int) -> bytes:
         # eSpeak NG's voicing jitter comes from its own generator: reseed it per utterance.
         seed_fn = getattr(self._lib, "espeak_ng_SetRandSeed", None)
         if seed_fn is not None:

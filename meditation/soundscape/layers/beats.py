@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer
+from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, check_range, register_layer
 
 __all__ = ["Beats", "beats", "MODES"]
 
@@ -63,16 +63,14 @@ class Beats(Layer):
         scenes: Mapping[str, Any] = field(default_factory=dict)
         """Per scene (heading, case-insensitive; ``default`` for the others): ``{carrier_hz, beat_hz}``."""
 
+    ranges = {"carrier_hz": _CARRIER_RANGE_HZ, "beat_hz": _BEAT_RANGE_HZ, "duty": (0.1, 0.9), "ramp": (0.05, 0.5)}
+
     @classmethod
     def check_params(cls, params: "Beats.Params") -> None:
         p = params
+        super().check_params(p)
         if p.mode not in MODES:
-            raise SoundscapeError(f"beats: mode {p.mode!r} is not one of {', '.join(MODES)}")
-        _check_freqs("beats", {"carrier_hz": p.carrier_hz, "beat_hz": p.beat_hz})
-        if not 0.1 <= p.duty <= 0.9:
-            raise SoundscapeError(f"beats: duty {p.duty} is out of range (0.1..0.9)")
-        if not 0.05 <= p.ramp <= 0.5:
-            raise SoundscapeError(f"beats: ramp {p.ramp} is out of range (0.05..0.5)")
+            raise SoundscapeError(f"layer 'beats': mode {p.mode!r} is not one of {', '.join(MODES)}")
         if not isinstance(p.scenes, Mapping):
             raise SoundscapeError("beats: scenes must be a table of scene = { carrier_hz, beat_hz }")
         for scene, values in p.scenes.items():
@@ -210,8 +208,7 @@ def _check_freqs(where: str, values: Mapping[str, Any]) -> None:
         value = values[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SoundscapeError(f"{where}: {key} must be a number, not {value!r}")
-        if not low <= value <= high:
-            raise SoundscapeError(f"{where}: {key} {value} is out of range ({low:g}..{high:g})")
+        check_range(f"{where}: {key}", value, low, high)
     unknown = set(values) - {"carrier_hz", "beat_hz"}
     if unknown:
         raise SoundscapeError(f"{where}: unknown key {', '.join(sorted(unknown))} (known: carrier_hz, beat_hz)")

@@ -222,12 +222,13 @@ class Recording(Layer):
         crossfade_s: float = 2.0
         """Longest crossfade between segments, in seconds (shorter for short recordings)."""
 
+    ranges = {"crossfade_s": (0.05, 10.0)}
+
     @classmethod
     def check_params(cls, params: "Recording.Params") -> None:
+        super().check_params(params)
         if not isinstance(params.file, str) or not params.file:
-            raise SoundscapeError("recording: give the audio file as file = \"name.flac\"")
-        if not 0.05 <= params.crossfade_s <= 10.0:
-            raise SoundscapeError(f"recording: crossfade_s {params.crossfade_s} is out of range (0.05..10)")
+            raise SoundscapeError("layer 'recording': give the audio file as file = \"name.flac\"")
         inspect_recording(params.file)
 
     def __init__(self, **kwargs):

@@ -133,6 +133,107 @@ def _render_ambience(plan, total: int) -> None:
     for start in range(0, total, CHUNK):
         ambience.render(min(CHUNK, total - start))
 
+_NUMPY_BROWN_WAV = """
+import sys
+import numpy as np
+import soundfile
+
+# Brown noise with numpy alone: a random walk (cumulative sum of white
+# noise), carried from block to block, written as 16-bit stereo WAV.
+seconds, out = float(sys.argv[1]), sys.argv[2]
+rng = np.random.default_rng(0)
+total = int(seconds * 44100)
+step = np.float32(0.5 / np.sqrt(total))
+level = np.zeros(2, dtype=np.float32)
+with soundfile.SoundFile(out, "w", 44100, 2, subtype="PCM_16") as f:
+    for i in range(0, total, 32768):
+        walk = np.cumsum(rng.standard_normal((min(32768, total - i), 2), dtype=np.float32) * step, axis=0)
+        walk += level
+        level = walk[-1].copy()
+        f.write(walk)
+"""
+
+
+def ambient_vs_floors(minutes: float, runs: int, folder: Path) -> dict:
+    """``meditation ambient --soundscape dream`` to a WAV, against SoX and plain numpy writing brown noise.
+
+    Returns wall-time medians, their ratios (``sox_ratio``,
+    ``ambient_numpy_ratio``) and CPU-time medians (``cpu_s``, ``sox_ratio_cpu``).
+
+    Each is a fresh process, as a user runs it, and the three are timed side
+    by side (interleaved, run after run) so load on a shared machine hits
+    them alike; figures are medians. SoX's ``synth brownnoise`` writing a
+    16-bit stereo WAV of the same length is the anchor of issue 11; the
+    ambient WAV is whatever the WAV writer writes (24-bit PCM today). Without
+    ``sox`` on the PATH, ``sox_ratio`` is None and ``sox_note`` says why.
+    """
+    import shutil
+
+    seconds = minutes * 60
+    sox = shutil.which("sox")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    ambient = [sys.executable, "-m", "meditation", "ambient", "--soundscape", "dream", "--duration", f"{seconds:g}s", "--progress", "off"]
+    commands = {
+        "ambient": ambient + ["-o", str(folder / "ambient.wav")],
+        "numpy": [sys.executable, "-c", _NUMPY_BROWN_WAV, f"{seconds:g}", str(folder / "numpy.wav")],
+    }
+    if sox:
+        commands["sox"] = [sox, "-n", "-r", "44100", "-c", "2", "-b", "16", str(folder / "sox.wav"), "synth", f"{seconds:g}", "brownnoise"]
+    import resource
+
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, command in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            # CPU time (user + system) is steadier than wall time on a shared machine.
+            cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+            (folder / f"{name}.wav").unlink(missing_ok=True)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    median_cpu = {name: statistics.median(t) for name, t in cpu.items()}
+    return {
+        "minutes": minutes,
+        "ambient_s": median["ambient"],
+        "numpy_brown_s": median["numpy"],
+        "ambient_numpy_ratio": median["ambient"] / median["numpy"],
+        "sox_s": median.get("sox"),
+        "sox_ratio": median["ambient"] / median["sox"] if sox else None,
+        "sox_ratio_cpu": median_cpu["ambient"] / median_cpu["sox"] if sox else None,
+        "sox_note": None if sox else "sox is not on the PATH: sox_ratio skipped",
+        "cpu_s": median_cpu,
+        "runs_s": times,
+    }
+
+
+def _startup_s(args: list[str], runs: int) -> float:
+    """Median wall time of a fresh ``meditation`` process (interpreter start included)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "meditation", *args], cwd=ROOT, stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def startup(runs: int) -> dict:
+    """CLI start-up: `--help` and `voices` (issue 11: under 0.5 s), against a bare interpreter."""
+    _startup_s(["voices"], 1)  # the first listing stores eSpeak's voice list; time the ones after
+    bare = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        bare.append(time.perf_counter() - start)
+    return {
+        "python_bare": statistics.median(bare),
+        "help": _startup_s(["--help"], runs),
+        "voices": _startup_s(["voices"], runs),
+        "render_help": _startup_s(["render", "--help"], runs),
+    }
+
 
 def bench(quick: bool, runs: int) -> dict:
     # Every file the benchmark writes goes here, and is gone afterwards (it was ~44 MB a run).
@@ -144,7 +245,7 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     from meditation import speech as speech_stage
     from meditation.export import AudioWriter
     from meditation.mix import VoiceBus, limit_crest, mix_chunks
-    from meditation.render import RenderSettings, master_to_file, render
+    from meditation.render import RenderSettings, render
     from meditation.script import read_script
     from meditation.soundscape import plan_ambience
     from meditation.segments import plan_segments
@@ -158,6 +259,7 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     else:
         script_path = ROOT / "scripts" / "dream.md"
     results: dict = {"machine": _machine(), "quick": quick, "runs": runs}
+    results["startup_s"] = startup(max(runs, 5))
 
     # Script parsing (with segmentation).
     def parse():
@@ -295,6 +397,10 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     results["brown_noise_ratio"] = t_amb / t_brown
     results["all_layers_at_once_rtf"] = minutes * 60 / t_all
 
+    # The ambient command against SoX and numpy writing brown noise (issue 11.2).
+    results["ambient_floors"] = ambient_vs_floors(minutes, runs, tmp)
+    results["sox_ratio"] = results["ambient_floors"]["sox_ratio"]
+
     # Peak memory of fresh processes.
     short, long_ = ("30s", "3m") if quick else ("10m", "60m")
     rss_short = _peak_rss_mb(["ambient", "--soundscape", "dream", "--duration", short, "-o", str(tmp / "a.flac")])
@@ -325,6 +431,17 @@ def _table(r: dict) -> str:
     lines.append(
         f"soundscape ({r['soundscape_minutes']:g} min dream preset): {r['soundscape_rtf']:.0f}x real time; "
         f"brown noise {r['brown_noise_rtf']:.0f}x; ratio {r['brown_noise_ratio']:.2f}; all layers at once {r['all_layers_at_once_rtf']:.0f}x"
+    )
+    s = r["startup_s"]
+    lines.append(
+        f"start-up: --help {s['help']:.2f} s, voices {s['voices']:.2f} s, render --help {s['render_help']:.2f} s "
+        f"(bare interpreter {s['python_bare']:.2f} s)"
+    )
+    a = r["ambient_floors"]
+    sox = f"{a['sox_ratio']:.2f} x sox ({a['sox_s']:.2f} s)" if a["sox_ratio"] is not None else a["sox_note"]
+    lines.append(
+        f"ambient --soundscape dream {a['minutes']:g} min to WAV: {a['ambient_s']:.2f} s = {sox}, "
+        f"{a['ambient_numpy_ratio']:.2f} x numpy brown noise ({a['numpy_brown_s']:.2f} s)"
     )
     mem = ", ".join(f"{k} {v:.0f} MB" for k, v in r["memory_mb"].items())
     lines.append(f"peak RSS: {mem}; ratio long/short {r['memory_ratio_60_10']:.2f}")

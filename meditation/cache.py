@@ -24,8 +24,10 @@ import shutil
 import struct
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # imported where used: `meditation voices` reads the cache folder without numpy
+    import numpy as np
 
 __all__ = ["SpeechCache", "cache_dir"]
 
@@ -96,6 +98,8 @@ class SpeechCache:
     def put(self, key: str, audio: np.ndarray) -> None:
         """Store audio; failures to write are not errors (the cache is only a speed-up)."""
         path = self._path(key)
+        import numpy as np
+
         data = np.ascontiguousarray(audio, dtype="<f4").reshape(-1).tobytes()
         blob = _HEADER.pack(_MAGIC, len(data) // 4, _digest(data)) + data
         tmp = None
@@ -138,6 +142,8 @@ def _decode(blob: bytes) -> np.ndarray | None:
     data = blob[_HEADER.size :]
     if magic != _MAGIC or len(data) != 4 * n or _digest(data) != digest:
         return None
+    import numpy as np
+
     audio = np.frombuffer(data, dtype="<f4").astype(np.float32)  # a writable, native-order copy
     if not np.all(np.isfinite(audio)):
         return None

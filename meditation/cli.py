@@ -196,7 +196,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     settings = resolve_settings(values, script, labels=labels)
     settings = _check_voice_and_soundscape(settings)
     result = render(settings, script)
-    print(result.summary())
+    _report(result)
     return 0
 
 
@@ -211,8 +211,15 @@ def _cmd_ambient(args: argparse.Namespace) -> int:
     settings = resolve_settings(values, labels=labels)
     settings = _check_voice_and_soundscape(settings, voice=False)
     result = render_ambient(settings, settings.duration_s)
-    print(result.summary())
+    _report(result)
     return 0
+
+
+def _report(result) -> None:
+    """The summary line on stdout; each warning (e.g. a loudness target out of reach) as one line on stderr."""
+    print(result.summary())
+    for warning in result.warnings:
+        print(f"meditation: warning: {_one_line(warning)}", file=sys.stderr)
 
 
 def _check_voice_and_soundscape(settings, *, voice: bool = True):

@@ -206,10 +206,11 @@ def _widen_pipe(stream) -> None:
 class _SoundfileEncoder(_Encoder):
     _FORMATS = {".wav": ("WAV", "PCM_24"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
 
-    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata):
+    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata, subtype: str | None = None):
         import soundfile
 
-        fmt, subtype = self._FORMATS[suffix]
+        fmt, default_subtype = self._FORMATS[suffix]
+        subtype = subtype or default_subtype
         # libsndfile writes to the descriptor itself and reports a failed
         # write as an error. Given a Python file object it would call back
         # into Python, and a full disk there printed dozens of "Exception
@@ -404,7 +405,9 @@ class AudioWriter:
         title: str | None = None,
         artist: str | None = None,
         metadata: Metadata | None = None,
+        subtype: str | None = None,
     ):
+        """``subtype``: a soundfile subtype for WAV/FLAC instead of 24-bit PCM (stems use ``"FLOAT"``)."""
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in ENCODERS:
@@ -420,7 +423,8 @@ class AudioWriter:
             raise ExportError(f"cannot write in {str(self.path.parent)!r}: {exc.strerror}") from None
         self._file = os.fdopen(fd, "w+b")
         try:
-            self._encoder = ENCODERS[suffix](self._file, self._tmp, sample_rate, channels, suffix, metadata)
+            extra = {"subtype": subtype} if subtype else {}
+            self._encoder = ENCODERS[suffix](self._file, self._tmp, sample_rate, channels, suffix, metadata, **extra)
         except BaseException as exc:
             self._fail(exc)
 

@@ -1,17 +1,29 @@
-"""Mastering: loudness measurement (ITU-R BS.1770-4) and a true-peak limiter.
+"""Stage 7: mastering — loudness measurement (ITU-R BS.1770-4), gain, a
+true-peak limiter, and the passes that write the output (and stems).
 
-Both stream: they see the track chunk by chunk, so memory does not grow with
-its length. The meter reuses pyloudnorm's K-weighting filter design (a
+Everything streams: it sees the track chunk by chunk, so memory does not grow
+with its length. The meter reuses pyloudnorm's K-weighting filter design (a
 maintained reference) but runs the filters with carried state and keeps only
 one mean-square value per 100 ms, which pyloudnorm's whole-array API cannot.
 """
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage, signal
 
-__all__ = ["LoudnessMeter", "TruePeakLimiter", "integrated_loudness", "true_peak_db"]
+from .export import AudioWriter, Metadata
+from .progress import progress
+
+if TYPE_CHECKING:
+    from .settings import RenderSettings
+
+__all__ = ["LoudnessMeter", "TruePeakLimiter", "integrated_loudness", "true_peak_db", "master_to_file", "Mastered", "GainSearch", "MAX_LIMITING_DB"]
 
 _BLOCK_S = 0.4
 _HOP_S = 0.1
@@ -226,3 +238,383 @@ class TruePeakLimiter:
 def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average of odd width, edges held."""
     return ndimage.uniform_filter1d(x, size=width, mode="nearest")
+
+
+# MP3 decoders can overshoot the encoder's input by a few tenths of a dB:
+# limit lossy formats a little lower so the decoded file still meets the ceiling.
+_LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7, ".opus": 0.7, ".m4a": 0.7, ".m4b": 0.7}
+
+_INTERSAMPLE_MARGIN_DB = 0.15
+"""The limiter's 4× estimate can miss an inter-sample peak by a little where it
+limits hard (0.07 dB measured, 16× oversampled, on a fully limited track):
+every format is limited this much under the ceiling so other meters agree."""
+
+_SPOOL_MAX_S = 30 * 60
+
+_COMMIT_TOLERANCE_LU = 0.2
+"""A written pass whose loudness is this close to the target is kept."""
+
+_PROMISE_LU = 0.4
+"""Farther than this from the target (0.5 LU less a codec's share) is reported as out of reach."""
+
+_SEARCH_TOLERANCE_LU = 0.05
+"""Trial passes stop once they are this close."""
+
+_MAX_TRIALS = 10
+
+MAX_LIMITING_DB = 8.0
+"""Most gain added beyond what the unlimited mix needs: past this the limiter
+flattens speech audibly, and the track is left quieter with a warning."""
+
+
+@dataclass(frozen=True)
+class Mastered:
+    """What the mastering stage measured on what it wrote."""
+
+    loudness_lufs: float
+    true_peak_db: float
+    warnings: tuple[str, ...] = ()
+    """One line each, for the user (e.g. a loudness target out of reach)."""
+
+
+def master_to_file(
+    chunks,
+    settings: RenderSettings,
+    *,
+    title: str,
+    total: int,
+    stems: Path | None = None,
+    voice: bool = True,
+    metadata: Metadata | None = None,
+    loudness_range: tuple[int, int] | None = None,
+) -> Mastered:
+    """Measure, normalize, limit and encode the mix (and stems) into ``settings.output``.
+
+    Parameters
+    ----------
+    chunks : callable
+        ``chunks(keep_layers)`` starts a fresh, identical stream of MixChunks
+        each time it is called.
+    settings : RenderSettings
+        Output path, loudness target, true-peak ceiling and sample rate.
+    title : str
+        Title tag (when ``metadata`` is not given).
+    total : int
+        Length of the track in samples.
+    stems : Path, optional
+        Folder for one float WAV per part (voice, each layer), at the mix's
+        gain before the limiter: they sum to the mix the limiter sees.
+    voice : bool
+        Whether the mix has a voice part (for the stems).
+    metadata : Metadata, optional
+        Tags, chapters and cover for the output.
+    loudness_range : (int, int), optional
+        Samples [start, end) whose loudness meets the target and is
+        reported; None means the whole track.
+
+    Returns
+    -------
+    Mastered
+        Loudness and true peak of the written output, and any warnings.
+    """
+    sr = settings.sample_rate
+    meter = _RangeMeter(sr, loudness_range)
+    metadata = metadata or Metadata(title=title, artist=settings.artist)
+    # Short tracks keep the measured mix in a temporary file, so the later
+    # passes read it back instead of synthesizing and mixing it again; long
+    # ones (hours of ambience) regenerate it, keeping disk use bounded.
+    spool = tempfile.TemporaryFile(prefix="meditation-mix-") if stems is None and total <= _SPOOL_MAX_S * sr else None
+    # Without a spool to fill, measuring stops where the measured range ends:
+    # a long ambient tail is mixed once, in the final pass, not twice.
+    stop = total if spool is not None or loudness_range is None else min(total, loudness_range[1])
+    try:
+        _measure(chunks, meter, spool, stop, sr)
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
+    measured = meter.integrated_lufs()
+    if spool is None:
+        return _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, voice, loudness_range)
+    with spool:
+        return _normalize_limit_encode(_replay(spool, total), settings, metadata, stems, measured, total, voice, loudness_range)
+
+
+class _RangeMeter:
+    """A LoudnessMeter that hears only samples [start, end) of the stream it is fed."""
+
+    def __init__(self, sample_rate: int, span: tuple[int, int] | None):
+        self._meter = LoudnessMeter(sample_rate)
+        self._span = span
+        self._position = 0
+
+    def feed(self, block: np.ndarray) -> None:
+        start = self._position
+        self._position += len(block)
+        if self._span is None:
+            self._meter.feed(block)
+            return
+        lo, hi = max(start, self._span[0]), min(self._position, self._span[1])
+        if lo < hi:
+            self._meter.feed(block[lo - start : hi - start])
+
+    def integrated_lufs(self) -> float:
+        return self._meter.integrated_lufs()
+
+
+def _measure(chunks, meter, spool, stop: int, sample_rate: int) -> None:
+    """The measure pass up to sample ``stop``: this thread makes the mix while another meters (and spools) the chunk before.
+
+    Making the mix (the ambience, mostly) and metering it each take about
+    half the pass and both spend their time in numpy and scipy, which
+    release the GIL, so the two overlap on a second core. The meter still
+    sees every chunk in order: the result is the same as one thread's.
+    """
+    import queue
+    import threading
+
+    handoff: queue.Queue = queue.Queue(maxsize=4)
+    failed: list[BaseException] = []
+
+    def consume() -> None:
+        while (mix := handoff.get()) is not None:
+            if failed:
+                continue  # keep draining so the producer never blocks
+            try:
+                meter.feed(mix)
+                if spool is not None:
+                    spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
+            except BaseException as exc:  # e.g. disk full while spooling: raised on the main thread
+                failed.append(exc)
+
+    worker = threading.Thread(target=consume, name="meditation-meter", daemon=True)
+    worker.start()
+    try:
+        with progress("measure", stop / sample_rate, "s") as bar:
+            for chunk in chunks(False):
+                if failed:
+                    break
+                handoff.put(chunk.mix)
+                bar.update(len(chunk.mix) / sample_rate)
+                if chunk.start + len(chunk.mix) >= stop:
+                    break
+    finally:
+        handoff.put(None)
+        worker.join()
+    if failed:
+        raise failed[0]
+
+
+def _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, voice, loudness_range) -> Mastered:
+    target = settings.loudness_lufs
+    lossy = settings.output.suffix.lower() in _LOSSY_MARGIN_DB
+    ceiling = settings.true_peak_db - _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0) - _INTERSAMPLE_MARGIN_DB
+    if not np.isfinite(measured):
+        loudness, peak, _ = _final(chunks, settings, metadata, stems, 1.0, ceiling, total, voice, loudness_range=loudness_range)
+        return Mastered(loudness, peak)
+    base_db = target - measured
+
+    def gain(extra_db: float) -> float:
+        return 10 ** ((base_db + extra_db) / 20)
+
+    # The limiter shaves peaks and with them some loudness. Usually little:
+    # the first written pass lands and is kept. When it does not (speech-
+    # sparse tracks need their speech loud), search the gain against the
+    # limited loudness with trial passes that are measured but not encoded,
+    # then write once more.
+    loudness, peak, committed = _final(
+        chunks, settings, metadata, stems, gain(0.0), ceiling, total, voice, commit_if=target, loudness_range=loudness_range
+    )
+    if committed:
+        return Mastered(loudness, peak)
+    first = (0.0, loudness)
+    for _ in range(3):
+        search = GainSearch(target, max_extra_db=MAX_LIMITING_DB)
+        if first is not None:
+            search.add(*first)
+        for _ in range(_MAX_TRIALS):
+            extra = search.next_extra_db()
+            if extra is None:
+                break
+            search.add(extra, _limit_and_encode(chunks, None, settings, gain(extra), ceiling, total, voice=voice, loudness_range=loudness_range)[0])
+        loudness, peak, _ = _final(chunks, settings, metadata, stems, gain(search.best_extra_db()), ceiling, total, voice, loudness_range=loudness_range)
+        # Heavy limiting leaves little room for a lossy codec's overshoot:
+        # check the decoded file, and limit lower if it went over.
+        over = _decoded_true_peak_db(settings.output) - settings.true_peak_db if lossy else 0.0
+        if over <= 0:
+            break
+        ceiling -= over + 0.1
+        first = None
+    warnings = ()
+    if abs(loudness - target) > _PROMISE_LU:
+        warnings = (
+            f"loudness target {target:g} LUFS is out of reach under the {settings.true_peak_db:g} dBTP ceiling "
+            f"without limiting the peaks by more than {MAX_LIMITING_DB:g} dB: the track is at {loudness:.1f} LUFS",
+        )
+    return Mastered(loudness, peak, warnings)
+
+
+def _decoded_true_peak_db(path: Path) -> float:
+    """True peak of a written file as a player decodes it (libsndfile, or FFmpeg through PyAV for MP4)."""
+    import soundfile
+
+    try:
+        audio, _ = soundfile.read(path, dtype="float32", always_2d=True)
+    except soundfile.LibsndfileError:
+        import av
+
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray() for f in container.decode(audio=0)]
+        audio = np.concatenate([f.T for f in frames]) if frames else np.zeros((0, 2))
+    return true_peak_db(audio)
+
+
+class GainSearch:
+    """Find the extra gain (dB) at which the limited loudness meets a target.
+
+    The limited loudness L(x) of the mix at extra gain x dB rises with x, by
+    at most 1 LU per dB (the limiter only takes level away, and takes more
+    the louder its input). Points are measured passes; the next point is a
+    secant step, kept inside the bracket once the target is bracketed
+    (regula falsi with the Illinois fix), extrapolated from the measured
+    slope while it is not.
+    """
+
+    def __init__(self, target_lufs: float, *, max_extra_db: float, tolerance_lu: float = _SEARCH_TOLERANCE_LU):
+        self.target = target_lufs
+        self.max_extra_db = max_extra_db
+        self.tolerance = tolerance_lu
+        self.points: list[tuple[float, float]] = []  # (extra dB, loudness LUFS)
+        self._stale = 0  # Illinois: how often the same bracket end has been kept
+
+    def add(self, extra_db: float, loudness_lufs: float) -> None:
+        """Record a measured pass."""
+        self.points.append((float(extra_db), float(loudness_lufs)))
+
+    def best_extra_db(self) -> float:
+        """The measured point closest to the target (ties: the lower gain)."""
+        return min(self.points, key=lambda p: (abs(p[1] - self.target), p[0]))[0]
+
+    def next_extra_db(self) -> float | None:
+        """Where to measure next; None when done (close enough, or out of reach)."""
+        if not self.points:
+            return 0.0
+        if min(abs(loudness - self.target) for _, loudness in self.points) <= self.tolerance:
+            return None
+        below = [p for p in self.points if p[1] < self.target]
+        above = [p for p in self.points if p[1] > self.target]
+        lo = max(below, default=None)
+        hi = min(above, default=None)
+        if lo is not None and hi is not None:
+            if hi[0] - lo[0] < 1e-3:
+                return None  # a step in L(x) (gating) narrower than we can resolve
+            # Regula falsi, kept away from the ends so the bracket shrinks.
+            f_lo, f_hi = lo[1] - self.target, hi[1] - self.target
+            x = lo[0] - f_lo * (hi[0] - lo[0]) / (f_hi - f_lo)
+            margin = 0.1 * (hi[0] - lo[0])
+            return float(min(max(x, lo[0] + margin), hi[0] - margin))
+        if hi is None:
+            if lo[0] >= self.max_extra_db:
+                return None  # out of reach without limiting more than allowed
+            slope = 1.0
+            if len(below) >= 2:
+                (x0, l0), (x1, l1) = sorted(below)[-2:]
+                slope = min(1.0, max(0.1, (l1 - l0) / (x1 - x0))) if x1 > x0 else 1.0
+            return float(min(self.max_extra_db, lo[0] + (self.target - lo[1]) / slope))
+        # Everything measured is too loud: at most 1 LU per dB, so stepping down by the excess cannot overshoot much.
+        return float(hi[0] - (hi[1] - self.target))
+
+
+def _replay(spool, total: int):
+    """A ``chunks`` function that reads the spooled mix back, chunk by chunk."""
+    from .mix import CHUNK, MixChunk
+
+    def chunks(keep_layers: bool):
+        spool.seek(0)
+        for start in range(0, total, CHUNK):
+            n = min(CHUNK, total - start)
+            mix = np.frombuffer(spool.read(n * 8), dtype=np.float32).reshape(n, 2)
+            yield MixChunk(start, mix, None, {})
+
+    return chunks
+
+
+def _final(
+    chunks, settings, metadata, stems, gain, ceiling_db, total, voice, commit_if: float | None = None, loudness_range=None
+) -> tuple[float, float, bool]:
+    """A pass that writes the files; with ``commit_if``, kept only when the loudness is within tolerance of it."""
+    writers = _Writers(settings, metadata, stems)
+    try:
+        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, ceiling_db, total, voice=voice, loudness_range=loudness_range)
+    except BaseException:
+        writers.discard()
+        raise
+    if commit_if is not None and np.isfinite(loudness) and abs(loudness - commit_if) > _COMMIT_TOLERANCE_LU:
+        writers.discard()
+        return loudness, peak, False
+    writers.commit()
+    return loudness, peak, True
+
+
+class _Writers:
+    """The output file and, if asked, one stem file per part; committed or discarded together.
+
+    Stems are 32-bit float WAV: they carry the mix's gain before the limiter,
+    so the voice of a loud track goes past full scale, and float keeps it
+    instead of clipping it.
+    """
+
+    def __init__(self, settings: RenderSettings, metadata: Metadata, stems: Path | None):
+        self.main = AudioWriter(settings.output, sample_rate=settings.sample_rate, metadata=metadata)
+        self.folder = stems
+        self.stems: dict[str, AudioWriter] = {}
+        self.sample_rate = settings.sample_rate
+        if stems is not None:
+            stems.mkdir(parents=True, exist_ok=True)
+
+    def write_stems(self, chunk, gain: float, *, voice: bool = True) -> None:
+        parts = {"voice": chunk.voice, **chunk.layers} if voice else chunk.layers
+        for name, audio in parts.items():
+            if name not in self.stems:
+                self.stems[name] = AudioWriter(self.folder / f"{name}.wav", sample_rate=self.sample_rate, subtype="FLOAT")
+            self.stems[name].write(audio * np.float32(gain))
+
+    def commit(self) -> None:
+        for w in self.stems.values():
+            w.commit()
+        self.main.commit()
+
+    def discard(self) -> None:
+        self.main._discard()
+        for w in self.stems.values():
+            w._discard()
+
+
+def _limit_and_encode(
+    chunks, writers: _Writers | None, settings: RenderSettings, gain: float, ceiling_db: float, total: int, *, voice: bool, loudness_range=None
+) -> tuple[float, float]:
+    """One pass: gain, limiter, meter, and (with ``writers``) the output and stems; returns (loudness, true peak)."""
+    sr = settings.sample_rate
+    limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db)
+    meter = _RangeMeter(sr, loudness_range)
+    peak = -np.inf
+
+    def emit(block: np.ndarray) -> None:
+        nonlocal peak
+        if len(block):
+            if writers is not None:
+                writers.main.write(block)
+                # A block whose samples stay 6 dB under the peak so far cannot raise it.
+                if 20 * np.log10(float(np.abs(block).max()) + 1e-20) + 6.0 > peak:
+                    peak = max(peak, true_peak_db(block))
+            meter.feed(block)
+
+    keep = writers is not None and writers.folder is not None
+    with progress("master", total / sr, "s") as bar:
+        for chunk in chunks(keep):
+            if keep:
+                writers.write_stems(chunk, gain, voice=voice)
+            emit(limiter.process(chunk.mix * np.float32(gain)))
+            bar.update(len(chunk.mix) / sr)
+        emit(limiter.flush())
+    return meter.integrated_lufs(), float(peak)

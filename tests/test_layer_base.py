@@ -82,3 +82,20 @@ def test_a_span_layer_renders_whole_spans_on_a_grid_of_blocks(rng):
     assert layer._span_number == 0
     layer.render(BLOCK_SIZE)  # block 4: the second span
     assert layer._span_number == 1 and len(layer._span_audio) == layer.span_size
+
+
+def test_held_tilt_is_the_held_gain_difference_carried_across_spans(rng):
+    from meditation.soundscape.layers.base import held_tilt
+
+    hop, steps = 16, 8
+    y = rng.standard_normal((2, hop * steps)).astype(np.float32)
+    g_now = rng.uniform(0.5, 2.0, (steps, 2)).astype(np.float32)
+    g_prev = rng.uniform(0.0, 1.0, (steps, 2)).astype(np.float32)
+    last = np.array([0.25, -0.5], dtype=np.float32)
+    out, new_last = held_tilt(y, g_now, g_prev, hop, last)
+    previous = np.concatenate([last[:, None], y[:, :-1]], axis=1)
+    k = np.arange(hop * steps) // hop
+    expected = (y * g_now[k].T - previous * g_prev[k].T).T
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+    assert out.shape == (hop * steps, 2) and out.dtype == np.float32
+    np.testing.assert_array_equal(new_last, y[:, -1])

@@ -46,3 +46,38 @@ def test_limiter_output_does_not_depend_on_chunk_size(rng):
         limiter = TruePeakLimiter(sr, ceiling_db=-1.0)
         outs.append(np.concatenate([limiter.process(x[i : i + chunk]) for i in range(0, len(x), chunk)] + [limiter.flush()]))
     assert np.array_equal(outs[0], outs[1])
+
+
+def _chunks_of(x, size=10000):
+    from meditation.mix import MixChunk
+
+    def chunks(keep_layers):
+        for start in range(0, len(x), size):
+            yield MixChunk(start, x[start : start + size], None, {})
+
+    return chunks
+
+
+def test_measure_pass_on_two_threads_equals_one_thread_and_spools_every_sample(rng, tmp_path):
+    from meditation.master import _measure
+
+    sr = 44100
+    x = (rng.standard_normal((sr * 5, 2)) * 0.1).astype(np.float32)
+    meter = LoudnessMeter(sr)
+    with open(tmp_path / "spool", "w+b") as spool:
+        _measure(_chunks_of(x), meter, spool, len(x), sr)
+        spool.seek(0)
+        assert spool.read() == x.tobytes()
+    assert meter.integrated_lufs() == integrated_loudness(x, sr)
+
+
+def test_measure_pass_reports_a_spool_failure_instead_of_hanging(rng):
+    from meditation.master import _measure
+
+    class FullDisk:
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    x = (rng.standard_normal((44100 * 3, 2)) * 0.1).astype(np.float32)
+    with pytest.raises(OSError, match="No space"):
+        _measure(_chunks_of(x, 1000), LoudnessMeter(44100), FullDisk(), len(x), 44100)

@@ -109,3 +109,25 @@ def test_narration_meets_loudness_target(script, tmp_path):
 
     audio, sr, _ = _render(script, tmp_path / "a.flac", "--soundscape", "none", "--loudness", "-18")
     assert pyloudnorm.Meter(sr).integrated_loudness(audio.astype(np.float64)) == pytest.approx(-18, abs=0.7)
+
+
+def test_stems_are_float_never_clip_and_sum_to_the_mix_the_limiter_saw(script, tmp_path):
+    from meditation.master import _INTERSAMPLE_MARGIN_DB, TruePeakLimiter
+
+    # A loud target: the voice goes past full scale before the master limiter.
+    stems = tmp_path / "stems"
+    mix, sr, _ = _render(script, tmp_path / "out.wav", "--voice", "pyttsx3", "--soundscape", "stream", "--loudness", "-11", "--stems", str(stems))
+    names = sorted(p.name for p in stems.iterdir())
+    assert names == ["river.wav", "voice.wav"]  # the stream preset has one layer
+    parts = {}
+    for path in stems.iterdir():
+        assert sf.info(path).subtype == "FLOAT"
+        parts[path.stem], stem_sr = sf.read(path, dtype="float32", always_2d=True)
+        assert stem_sr == sr and len(parts[path.stem]) == len(mix)
+        assert not np.any(np.abs(parts[path.stem]) == 1.0)  # nothing pinned at full scale
+    assert np.abs(parts["voice"]).max() > 1.0  # 16- or 24-bit PCM would have clipped this
+    total = sum(parts.values())
+    limiter = TruePeakLimiter(sr, ceiling_db=-1.0 - _INTERSAMPLE_MARGIN_DB)  # the master's ceiling for WAV
+    relimited = np.concatenate([limiter.process(total[i : i + 32768]) for i in range(0, len(total), 32768)] + [limiter.flush()])
+    # The stems' sum through the same limiter is the output, up to float and 24-bit rounding.
+    assert np.max(np.abs(relimited - mix)) < 1e-5

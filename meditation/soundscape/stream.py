@@ -7,6 +7,7 @@ from that plan (the master stage streams the mix twice, so it builds two).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -64,7 +65,7 @@ class Ambience:
             if cues:
                 # Cue lengths come from the layer itself (and making it checks the cues).
                 self._layers[name] = self._make(name)
-            self._active[name] = _active_ranges(plan, name, [self._layers[name].cue_duration_s(c) for c in cues] if cues else [])
+            self._active[name] = _merged(_active_ranges(plan, name, [self._layers[name].cue_duration_s(c) for c in cues] if cues else []))
         # Samples of silent layer blocks not yet skipped (see ``render``).
         self._deferred = {name: 0 for name in names}
 
@@ -130,7 +131,11 @@ class Ambience:
         return out
 
     def _block_is_loud(self, name: str, block: int) -> bool:
-        return _overlaps(self._active[name], block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE)
+        starts, ends = self._active[name]
+        # The first range that ends after the block starts is the only one
+        # that can overlap it (the ranges are disjoint and sorted).
+        i = bisect.bisect_right(ends, block * BLOCK_SIZE)
+        return i < len(ends) and starts[i] < (block + 1) * BLOCK_SIZE
 
 
 def _gain(envelope: tuple[np.ndarray, np.ndarray], start: int, end: int) -> float | np.ndarray:
@@ -159,8 +164,17 @@ def _active_ranges(plan: AmbiencePlan, name: str, cue_durations_s: Sequence[floa
     return ranges
 
 
-def _overlaps(ranges: Sequence[tuple[int, int]], start: int, end: int) -> bool:
-    return any(a < end and b > start for a, b in ranges)
+def _merged(ranges: Sequence[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Sorted, disjoint (starts, ends) covering the same samples as ``ranges``."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for a, b in sorted(ranges):
+        if ends and a <= ends[-1]:
+            ends[-1] = max(ends[-1], b)
+        else:
+            starts.append(a)
+            ends.append(b)
+    return starts, ends
 
 
 def plan_ambience(

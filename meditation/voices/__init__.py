@@ -10,7 +10,10 @@ import abc
 import functools
 from typing import Callable, ClassVar
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy only in annotations: `meditation voices` starts without it
+    import numpy as np
 
 from ..errors import VoiceError
 

@@ -34,11 +34,13 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import VoiceError
 from . import VoiceEngine, register_engine
+
+if TYPE_CHECKING:  # imported where used: listing voices needs no numpy
+    import numpy as np
 
 # eSpeak's natural rate is 175 words per minute; rate 1.0 maps here.
 _BASE_WPM = 175
@@ -172,12 +174,74 @@ def _shutdown() -> None:
 
 @functools.lru_cache(maxsize=1)
 def _voice_list() -> tuple[str, ...]:
+    # Asking eSpeak means starting its helper process (about a second);
+    # the list only changes with the installed eSpeak data, so it is kept
+    # on disk under a key of that data's location and dates.
+    stored = _stored_voice_list()
+    if stored is not None:
+        return stored
     try:
-        return tuple(_call("voices"))
+        voices = tuple(_call("voices"))
     except VoiceError:
         return ()
     finally:
         _shutdown()  # a listing must not leave a process behind
+    _store_voice_list(voices)
+    return voices
+
+
+def _voice_list_file():
+    """Where the voice list is kept, or None where it may change without notice (system voices)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import hashlib
+        import importlib.util
+
+        import espeakng_loader
+
+        from ..cache import cache_dir
+
+        data = espeakng_loader.get_data_path()
+        # Where pyttsx3 and the eSpeak wheel are installed, and when (cheaper than reading their metadata).
+        origins = [importlib.util.find_spec("pyttsx3").origin, espeakng_loader.__file__]
+        parts = [data, *origins, *(str(os.stat(o).st_mtime_ns) for o in origins)]
+        parts += [str(os.stat(os.path.join(data, sub)).st_mtime_ns) for sub in ("lang", "voices") if os.path.isdir(os.path.join(data, sub))]
+        key = hashlib.blake2b("\0".join(parts).encode("utf-8"), digest_size=8).hexdigest()
+        return os.path.join(cache_dir(), f"espeak-voices-{key}.txt")
+    except Exception:  # not installed, or no cache folder: just ask eSpeak
+        return None
+
+
+def _stored_voice_list() -> tuple[str, ...] | None:
+    path = _voice_list_file()
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except (OSError, TypeError):
+        return None
+    return tuple(lines[:-1]) if lines and lines[-1] == "" and len(lines) > 1 else None
+
+
+def _store_voice_list(voices: tuple[str, ...]) -> None:
+    path = _voice_list_file()
+    if path is None or not voices:
+        return
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-voices-", dir=folder)
+    except OSError:
+        return  # a read-only cache folder only costs the next listing a second
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(v + "\n" for v in voices))
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 # --- runs in the child process -------------------------------------------------
@@ -241,6 +305,8 @@ class _LinuxSpeaker:
         _, status = os.waitpid(pid, 0)
         if status != 0:
             raise RuntimeError("eSpeak NG stopped while speaking")
+        import numpy as np
+
         return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
     def _speak_here(self, text: str, voice: str, wpm: int, seed: int) -> bytes:
@@ -269,6 +335,7 @@ class _SystemSpeaker:
         return [v.id for v in self._tts.getProperty("voices")]
 
     def speak(self, text: str, voice: str, wpm: int, seed: int) -> np.ndarray:
+        import numpy as np
         import soundfile
 
         with tempfile.TemporaryDirectory(prefix="meditation-tts-") as tmp:
@@ -330,6 +397,8 @@ def _child_speak(text: str, voice: str, wpm: int, seed: int):
         audio = speaker.speak(text, voice, wpm, seed)
     except Exception as exc:
         return f"pyttsx3 could not speak: {exc}"
+    import numpy as np
+
     if speaker.sample_rate != _SAMPLE_RATE:
         import soxr
 

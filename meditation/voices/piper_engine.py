@@ -12,8 +12,10 @@ alive (setting the noise scales to zero would also be reproducible, but flat).
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..errors import VoiceError
 from . import VoiceEngine, register_engine
@@ -42,12 +44,14 @@ class PiperEngine(VoiceEngine):
 
         with open(package.config_path(), encoding="utf-8") as f:
             config = PiperConfig.from_dict(json.load(f))
-        model = _seedable_model(str(package.model_path()))
         options = onnxruntime.SessionOptions()
         # Two cores: leave one free for resampling/mixing that overlaps synthesis.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        # The CPU memory arena stays on: without it the peak was higher
+        # (malloc fragments) and synthesis slower. Graph optimization stays at
+        # onnxruntime's default: other levels change the samples.
+        session = _session(str(package.model_path()), options, onnxruntime)
         self._voice = PiperVoice(config=config, session=session)
         self._config = config
         self._lock = threading.Lock()
@@ -67,6 +71,8 @@ class PiperEngine(VoiceEngine):
         return int(self._config.sample_rate)
 
     def synthesize(self, text: str, *, rate: float, seed: int) -> np.ndarray:
+        import numpy as np
+
         config = self._config
         scales = np.array([config.noise_scale, _length_scale(rate), config.noise_w_scale], dtype=np.float32)
         pieces = []
@@ -103,8 +109,78 @@ def _length_scale(rate: float) -> float:
     return max(0.3, 1.0 + 1.3 * (1.0 / rate - 1.0))
 
 
+_SEEDABLE_VERSION = "1"  # bump when _seedable_model changes the graph
+
+
+def _session(model_path: str, options, onnxruntime):
+    """An inference session of the seedable model, loaded from a file where possible.
+
+    onnxruntime given the model as bytes holds about 90 MB more for the
+    whole render (its copy of the bytes, and the heap left fragmented by the
+    Python protobuf), and synthesis peaks about 80 MB higher than when it
+    reads the model from a file. So the seedable model is written once into
+    the cache folder, keyed by the source model's path, size and date; if
+    that folder cannot be written, the bytes are used as before.
+    """
+    providers = ["CPUExecutionProvider"]
+    stored = _seedable_model_file(model_path)
+    if stored is not None:
+        if stored.exists():
+            try:
+                return onnxruntime.InferenceSession(str(stored), sess_options=options, providers=providers)
+            except Exception:  # damaged: build it again
+                stored.unlink(missing_ok=True)
+        model = _seedable_model(model_path)
+        if _store(stored, model):
+            del model  # let the session read the file instead
+            return onnxruntime.InferenceSession(str(stored), sess_options=options, providers=providers)
+    else:
+        model = _seedable_model(model_path)
+    return onnxruntime.InferenceSession(model, sess_options=options, providers=providers)
+
+
+def _seedable_model_file(model_path: str):
+    import hashlib
+    import os
+
+    from ..cache import cache_dir
+
+    try:
+        info = os.stat(model_path)
+        folder = cache_dir() / "piper"
+    except OSError:
+        return None
+    key = hashlib.blake2b(f"{_SEEDABLE_VERSION}\0{os.path.abspath(model_path)}\0{info.st_size}\0{info.st_mtime_ns}".encode(), digest_size=8)
+    stem = os.path.basename(model_path).rsplit(".", 1)[0]
+    return folder / f"{stem}-seedable-{key.hexdigest()}.onnx"
+
+
+def _store(path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` atomically; False if the folder cannot be written."""
+    import os
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=path.parent)
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+    return True
+
+
 def _seedable_model(path: str) -> bytes:
     """The model with every RandomNormalLike node replaced by seeded hash noise."""
+    import numpy as np
     import onnx
     from onnx import TensorProto, helper
 

@@ -68,15 +68,15 @@ class Beats(Layer):
     @classmethod
     def check_params(cls, params: "Beats.Params") -> None:
         p = params
-        super().check_params(p)
         if p.mode not in MODES:
-            raise SoundscapeError(f"layer 'beats': mode {p.mode!r} is not one of {', '.join(MODES)}")
+            raise SoundscapeError(f"beats: mode {p.mode!r} is not one of {', '.join(MODES)}")
+        super().check_params(params)  # carrier_hz, beat_hz, duty, ramp: see ``ranges``
         if not isinstance(p.scenes, Mapping):
             raise SoundscapeError("beats: scenes must be a table of scene = { carrier_hz, beat_hz }")
         for scene, values in p.scenes.items():
             if not isinstance(values, Mapping):
                 raise SoundscapeError(f"beats: scenes.{scene} must be a table like {{ beat_hz = 6.0 }}")
-            _check_freqs(f"beats: scenes.{scene}", values)
+            _check_freqs(f"layer 'beats': scenes.{scene}", values)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -130,7 +130,8 @@ class Bell(Layer):
         p = self.params
         sr = self.sample_rate
         n_total = self._grain_length
-        out = np.zeros((n_total, 2), dtype=np.float32)
+        # Each ear summed in its own flat array, interleaved once at the end.
+        ears = np.zeros((2, n_total), dtype=np.float32)
         n_attack = max(2, int(p.mallet_ms * 1e-3 * sr))
         # A harder strike excites the upper partials more than the lower ones.
         hardness = timbre_strength ** (0.5 * np.arange(len(_RATIOS)))
@@ -150,11 +151,17 @@ class Bell(Layer):
             for j in range(2):
                 # Phase in float64 cycles, reduced before the float32 sine.
                 cyc = idx * (self._freqs[k, j] / sr)
-                mode = np.sin((2 * np.pi * (cyc - np.floor(cyc))).astype(np.float32)) * env
+                cyc -= np.floor(cyc)
+                cyc *= 2 * np.pi
+                mode = np.sin(cyc.astype(np.float32))
+                mode *= env
                 for ear in range(2):
                     w = self._weights[ear, k, j]
                     if w != 0.0:
-                        out[:n, ear] += np.float32(w) * mode
+                        ears[ear, :n] += np.float32(w) * mode
+        out = np.empty((n_total, 2), dtype=np.float32)
+        out[:, 0] = ears[0]
+        out[:, 1] = ears[1]
         return out
 
     def cue_duration_s(self, cue: Cue) -> float:

@@ -226,9 +226,9 @@ class Recording(Layer):
 
     @classmethod
     def check_params(cls, params: "Recording.Params") -> None:
-        super().check_params(params)
+        super().check_params(params)  # crossfade_s: see ``ranges``
         if not isinstance(params.file, str) or not params.file:
-            raise SoundscapeError("layer 'recording': give the audio file as file = \"name.flac\"")
+            raise SoundscapeError("recording: give the audio file as file = \"name.flac\"")
         inspect_recording(params.file)
 
     def __init__(self, **kwargs):

@@ -35,6 +35,7 @@ from .base import (
     NOMINAL_RMS_DB,
     BiquadKind,
     SpanLayer,
+    held_tilt,
     impulse_response,
     noise_gain,
     rbj_biquad,
@@ -303,18 +304,14 @@ class Wind(SpanLayer):
     def _render_span(self, start: int) -> np.ndarray:
         """Render the next span (the stream's state carries on from the last one)."""
         n, hop = _SPAN, self._hop
-        noise = self.rng.integers(-32768, 32768, size=(n, 2), dtype=np.int16).astype(np.float32)
-        y, self._body_zi = signal.sosfilt(self._body_sos, noise, axis=0, zi=self._body_zi)
+        noise = self.rng.integers(-32768, 32768, size=(2, n), dtype=np.int16).astype(np.float32)
+        y, self._body_zi = signal.sosfilt(self._body_sos, noise, axis=-1, zi=self._body_zi)
 
         steps, prev_knot = self._control()
         # Body gains are held for one control step (~3 ms); they move far
         # less than 0.1 dB per step, which vanishes under the noise.
         gains = steps[:, :4].astype(np.float32)
-        out = y * np.repeat(gains[:, :2], hop, axis=0)
-        g_prev = np.repeat(gains[:, 2:4], hop, axis=0)
-        out[1:] -= y[:-1] * g_prev[1:]
-        out[0] -= self._body_last * g_prev[0]
-        self._body_last = y[-1].copy()
+        out, self._body_last = held_tilt(y, gains[:, :2], gains[:, 2:4], hop, self._body_last)
 
         # Whistle amplitude is ramped per sample: a sine would show steps.
         tones = self._whistles(steps, prev_knot)

@@ -172,8 +172,11 @@ def _check_folder(folder: Path, label: str, path: Path) -> None:
         raise ExportError(f"{label} {str(path)!r}: output folder {str(folder)!r} does not exist")
     if not folder.is_dir():
         raise ExportError(f"{label} {str(path)!r}: {str(folder)!r} is not a folder")
+    from ._lifecycle import create_temporary
+
     try:
-        fd, probe = tempfile.mkstemp(prefix=".meditation-probe-", dir=folder)
+        # Named like every other temporary file, so one left by a kill -9 is swept by the next run.
+        fd, probe = create_temporary(folder / "probe")
     except OSError as exc:
         raise ExportError(f"{label} {str(path)!r}: cannot write in {str(folder)!r} ({exc.strerror.lower()})") from None
     os.close(fd)

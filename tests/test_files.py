@@ -21,7 +21,8 @@ def folder(tmp_path, monkeypatch):
 
 
 def _snapshot(root: Path) -> dict:
-    return {p: (p.read_bytes() if p.is_file() else None) for p in root.rglob("*")}
+    # eSpeak's list of voices is kept in the cache folder when a voice is resolved; it is not speech.
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and not p.name.startswith("espeak-voices-")}
 
 
 def _refused(folder, capsys, args, expected):

@@ -97,6 +97,27 @@ def create_temporary(path: Path) -> tuple[int, Path]:
     return fd, Path(tmp)
 
 
+def store_quietly(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` atomically, for caches: False (and nothing left) where it cannot be written."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = create_temporary(path)
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+    return True
+
+
 def remove_stale_temporaries(folder: Path) -> int:
     """Delete this host's temporary files in ``folder`` whose writing process is gone; returns how many.
 

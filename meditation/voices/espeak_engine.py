@@ -223,24 +223,12 @@ def _stored_voice_list() -> tuple[str, ...] | None:
 
 
 def _store_voice_list(voices: tuple[str, ...]) -> None:
+    from .._lifecycle import store_quietly
+
     path = _voice_list_file()
-    if path is None or not voices:
-        return
-    folder = os.path.dirname(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-voices-", dir=folder)
-    except OSError:
-        return  # a read-only cache folder only costs the next listing a second
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(v + "\n" for v in voices))
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    if path is not None and voices:
+        # A read-only cache folder only costs the next listing a second.
+        store_quietly(Path(path), "".join(v + "\n" for v in voices).encode("utf-8"))
 
 
 # --- runs in the child process -------------------------------------------------

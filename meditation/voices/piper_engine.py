@@ -157,25 +157,9 @@ def _seedable_model_file(model_path: str):
 
 def _store(path, data: bytes) -> bool:
     """Write ``data`` to ``path`` atomically; False if the folder cannot be written."""
-    import os
-    import tempfile
+    from .._lifecycle import store_quietly
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=path.parent)
-    except OSError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        return False
-    return True
+    return store_quietly(path, data)
 
 
 def _seedable_model(path: str) -> bytes:

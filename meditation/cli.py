@@ -6,6 +6,7 @@ Every user error becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import errno
 import signal
 import sys
@@ -89,12 +90,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import progress
 
         progress.set_enabled({"auto": None, "on": True, "off": False}[getattr(args, "progress", "auto")])
-        return _COMMANDS[args.command or "render"](args)
+        status = _COMMANDS[args.command or "render"](args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
+        return status
     except MeditationError as exc:
         print(f"meditation: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
+    except BrokenPipeError:
+        # `meditation voices | head`: the reader left; say nothing more (Python's own exit would print a traceback).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         # Ctrl-C while a native module initializes comes out as another
         # error (scipy: "ImportError: initialization failed") caused by it.

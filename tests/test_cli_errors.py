@@ -88,3 +88,12 @@ def test_console_entry_point_prints_one_line_without_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"meditation: error: {tmp_path / 'missing.md'}: no such script file"]
     assert result.stdout == ""
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`meditation voices | head -1`: the pipe closes under the tool, which ends quietly."""
+    proc = subprocess.Popen([sys.executable, "-m", "meditation", "voices"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the tool has listed anything: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in err and err == ""

@@ -23,7 +23,7 @@ from .progress import progress
 if TYPE_CHECKING:
     from .settings import RenderSettings
 
-__all__ = ["LoudnessMeter", "TruePeakLimiter", "integrated_loudness", "true_peak_db", "master_to_file", "Mastered", "GainSearch", "MAX_LIMITING_DB"]
+__all__ = ["LoudnessMeter", "TruePeakLimiter", "integrated_loudness", "true_peak_db", "TruePeakMeter", "master_to_file", "Mastered", "GainSearch", "MAX_LIMITING_DB"]
 
 _BLOCK_S = 0.4
 _HOP_S = 0.1
@@ -56,9 +56,13 @@ class LoudnessMeter:
             self._hop_power.extend(power[: whole * self._hop].reshape(whole, self._hop).mean(axis=1))
         self._leftover = power[whole * self._hop :]
 
-    def integrated_lufs(self) -> float:
-        """Gated integrated loudness of everything fed so far (-inf for silence)."""
-        hops = np.asarray(self._hop_power)
+    def integrated_lufs(self, gain: float = 1.0) -> float:
+        """Gated integrated loudness of everything fed so far (-inf for silence), or of it scaled by ``gain``.
+
+        K-weighting is linear, so the scaled stream's 100 ms powers are these
+        times ``gain²``; the gates are applied afresh to them.
+        """
+        hops = np.asarray(self._hop_power) * (float(gain) ** 2)
         per_block = int(round(_BLOCK_S / _HOP_S))
         if len(hops) < per_block:
             return float("-inf")
@@ -145,17 +149,52 @@ def true_peak_db(audio: np.ndarray) -> float:
         audio = audio[:, None]
     if len(audio) == 0:
         return float("-inf")
-    pad = np.zeros((_HALF_TAPS, audio.shape[1]))
-    padded = np.concatenate([pad, audio, pad])
-    level = _level(padded)
-    # Inter-sample peaks of real audio stay well within 6 dB of the sample
-    # peak: only points next to samples that loud can hold the true peak.
-    loud = level >= 0.5 * level.max()
-    near = np.flatnonzero(loud[_HALF_TAPS : -_HALF_TAPS] | loud[_HALF_TAPS + 1 : len(loud) - _HALF_TAPS + 1])
-    peak = 0.0
-    for i in range(0, len(near), 1 << 16):
-        peak = max(peak, float(_peaks_at(padded, near[i : i + (1 << 16)] + _HALF_TAPS).max(initial=0.0)))
-    return float(20 * np.log10(peak + 1e-20))
+    meter = TruePeakMeter(audio.shape[1])
+    meter.feed(audio)
+    return meter.finish_db()
+
+
+class TruePeakMeter:
+    """The running true peak (4× oversampled) of a stream fed block by block.
+
+    Each block is judged with its neighbours' samples (the stream is padded
+    with silence only at its two ends), and only next to samples within 6 dB
+    of the peak so far: inter-sample peaks of real audio stay well within
+    6 dB of the samples around them, so nothing quieter can raise it. On a
+    steady bed that is a few percent of the samples, where judging each
+    block against its own loudest sample filtered nearly all of them.
+    """
+
+    def __init__(self, channels: int = 2):
+        self._history = np.zeros((_HALF_TAPS, channels))  # context, then samples not yet judged
+        self._peak = 0.0
+
+    def feed(self, block: np.ndarray) -> None:
+        """Add the next ``(n, channels)`` block."""
+        if len(block) >= 2 * _HALF_TAPS and 2 * max(np.abs(block).max(), np.abs(self._history).max()) <= self._peak:
+            self._history = np.asarray(block[-2 * _HALF_TAPS :], dtype=np.float64)  # nothing here can raise the peak
+        elif len(block):
+            self._judge(np.concatenate([self._history, np.asarray(block, dtype=np.float64)]))
+
+    def finish_db(self) -> float:
+        """The true peak of everything fed, in dBTP (about -400 for silence); the stream ends here."""
+        self._judge(np.concatenate([self._history, np.zeros((_HALF_TAPS, self._history.shape[1]))]))
+        return float(20 * np.log10(self._peak + 1e-20))
+
+    def _judge(self, padded: np.ndarray) -> None:
+        # Points after sample i need samples up to i+6: the newest 6 wait for the next block.
+        ready = len(padded) - 2 * _HALF_TAPS
+        self._history = padded[-2 * _HALF_TAPS :]
+        if ready <= 0:
+            return
+        level = _level(padded)
+        loudest = float(level[_HALF_TAPS : _HALF_TAPS + ready + 1].max())
+        if 2 * loudest <= self._peak:
+            return
+        loud = level >= 0.5 * max(loudest, self._peak)
+        near = np.flatnonzero(loud[_HALF_TAPS : _HALF_TAPS + ready] | loud[_HALF_TAPS + 1 : _HALF_TAPS + ready + 1])
+        for i in range(0, len(near), 1 << 16):
+            self._peak = max(self._peak, float(_peaks_at(padded, near[i : i + (1 << 16)] + _HALF_TAPS).max(initial=0.0)))
 
 
 class TruePeakLimiter:
@@ -180,6 +219,8 @@ class TruePeakLimiter:
         self._x = np.zeros((0, 2), dtype=np.float32)
         self._need = np.ones(self._behind + 2 * half)  # required gain for context before pending samples
         self._emitted_context = len(self._need)
+        self.engaged = False
+        """Whether any sample so far was turned down."""
 
     def _required_gain(self, chunk: np.ndarray) -> np.ndarray:
         """Gain needed by each sample whose neighbourhood is now complete (all but the newest 6)."""
@@ -224,6 +265,7 @@ class TruePeakLimiter:
         if span.min() >= 1.0:
             out = np.asarray(self._x[:ready], dtype=np.float32)  # nothing near the ceiling: pass through
         else:
+            self.engaged = True
             held = ndimage.minimum_filter1d(span, size=window, origin=(window // 2) - self._ahead, mode="nearest")
             gain = _moving_average(_moving_average(held, self._smooth_a), self._smooth_b)
             out = (self._x[:ready] * gain[context : context + ready, None]).astype(np.float32)
@@ -327,17 +369,18 @@ def master_to_file(
     # Without a spool to fill, measuring stops where the measured range ends:
     # a long ambient tail is mixed once, in the final pass, not twice.
     stop = total if spool is not None or loudness_range is None else min(total, loudness_range[1])
+    peaks = TruePeakMeter() if stop == total else None
     try:
-        _measure(chunks, meter, spool, stop, sr)
+        _measure(chunks, meter, spool, stop, sr, peaks)
     except BaseException:
         if spool is not None:
             spool.close()
         raise
-    measured = meter.integrated_lufs()
+    mix = _MixMeasure(meter, peaks.finish_db()) if peaks is not None else None
     if spool is None:
-        return _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, voice, loudness_range)
+        return _normalize_limit_encode(chunks, settings, metadata, stems, mix, meter.integrated_lufs(), total, voice, loudness_range)
     with spool:
-        return _normalize_limit_encode(_replay(spool, total), settings, metadata, stems, measured, total, voice, loudness_range)
+        return _normalize_limit_encode(_replay(spool, total), settings, metadata, stems, mix, meter.integrated_lufs(), total, voice, loudness_range)
 
 
 class _RangeMeter:
@@ -358,11 +401,30 @@ class _RangeMeter:
         if lo < hi:
             self._meter.feed(block[lo - start : hi - start])
 
-    def integrated_lufs(self) -> float:
-        return self._meter.integrated_lufs()
+    def integrated_lufs(self, gain: float = 1.0) -> float:
+        return self._meter.integrated_lufs(gain)
 
 
-def _measure(chunks, meter, spool, stop: int, sample_rate: int) -> None:
+@dataclass(frozen=True)
+class _MixMeasure:
+    """What the measure pass learnt of the whole mix: the final pass can skip metering when its limiter cannot act."""
+
+    meter: _RangeMeter
+    true_peak_db: float
+
+    def untouched_by(self, gain: float, ceiling_db: float) -> bool:
+        """Whether the limiter passes every sample of the mix at ``gain`` through.
+
+        It acts only where a 4× oversampled peak of its input goes over the
+        ceiling, judged next to samples within 6 dB of it; the mix's true
+        peak was judged the same way, at every such sample, so a scaled peak
+        under the ceiling (with room for float rounding) means no sample is
+        touched and the output is exactly the scaled mix.
+        """
+        return self.true_peak_db + 20 * np.log10(gain) < ceiling_db - 0.001
+
+
+def _measure(chunks, meter, spool, stop: int, sample_rate: int, peaks: TruePeakMeter | None = None) -> None:
     """The measure pass up to sample ``stop``: this thread makes the mix while another meters (and spools) the chunk before.
 
     Making the mix (the ambience, mostly) and metering it each take about
@@ -382,6 +444,8 @@ def _measure(chunks, meter, spool, stop: int, sample_rate: int) -> None:
                 continue  # keep draining so the producer never blocks
             try:
                 meter.feed(mix)
+                if peaks is not None:
+                    peaks.feed(mix)
                 if spool is not None:
                     spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
             except BaseException as exc:  # e.g. disk full while spooling: raised on the main thread
@@ -405,12 +469,12 @@ def _measure(chunks, meter, spool, stop: int, sample_rate: int) -> None:
         raise failed[0]
 
 
-def _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, voice, loudness_range) -> Mastered:
+def _normalize_limit_encode(chunks, settings, metadata, stems, mix, measured, total, voice, loudness_range) -> Mastered:
     target = settings.loudness_lufs
     lossy = settings.output.suffix.lower() in _LOSSY_MARGIN_DB
     ceiling = settings.true_peak_db - _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0) - _INTERSAMPLE_MARGIN_DB
     if not np.isfinite(measured):
-        loudness, peak, _ = _final(chunks, settings, metadata, stems, 1.0, ceiling, total, voice, loudness_range=loudness_range)
+        loudness, peak, _ = _final(chunks, settings, metadata, stems, 1.0, ceiling, total, voice, loudness_range=loudness_range, mix=mix)
         return Mastered(loudness, peak)
     base_db = target - measured
 
@@ -423,7 +487,7 @@ def _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, 
     # limited loudness with trial passes that are measured but not encoded,
     # then write once more.
     loudness, peak, committed = _final(
-        chunks, settings, metadata, stems, gain(0.0), ceiling, total, voice, commit_if=target, loudness_range=loudness_range
+        chunks, settings, metadata, stems, gain(0.0), ceiling, total, voice, commit_if=target, loudness_range=loudness_range, mix=mix
     )
     if committed:
         return Mastered(loudness, peak)
@@ -437,7 +501,9 @@ def _normalize_limit_encode(chunks, settings, metadata, stems, measured, total, 
             if extra is None:
                 break
             search.add(extra, _limit_and_encode(chunks, None, settings, gain(extra), ceiling, total, voice=voice, loudness_range=loudness_range)[0])
-        loudness, peak, _ = _final(chunks, settings, metadata, stems, gain(search.best_extra_db()), ceiling, total, voice, loudness_range=loudness_range)
+        loudness, peak, _ = _final(
+            chunks, settings, metadata, stems, gain(search.best_extra_db()), ceiling, total, voice, loudness_range=loudness_range, mix=mix
+        )
         # Heavy limiting leaves little room for a lossy codec's overshoot:
         # check the decoded file, and limit lower if it went over.
         over = _decoded_true_peak_db(settings.output) - settings.true_peak_db if lossy else 0.0
@@ -540,12 +606,12 @@ def _replay(spool, total: int):
 
 
 def _final(
-    chunks, settings, metadata, stems, gain, ceiling_db, total, voice, commit_if: float | None = None, loudness_range=None
+    chunks, settings, metadata, stems, gain, ceiling_db, total, voice, commit_if: float | None = None, loudness_range=None, mix=None
 ) -> tuple[float, float, bool]:
     """A pass that writes the files; with ``commit_if``, kept only when the loudness is within tolerance of it."""
     writers = _Writers(settings, metadata, stems)
     try:
-        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, ceiling_db, total, voice=voice, loudness_range=loudness_range)
+        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, ceiling_db, total, voice=voice, loudness_range=loudness_range, mix=mix)
     except BaseException:
         writers.discard()
         raise
@@ -591,23 +657,37 @@ class _Writers:
 
 
 def _limit_and_encode(
-    chunks, writers: _Writers | None, settings: RenderSettings, gain: float, ceiling_db: float, total: int, *, voice: bool, loudness_range=None
+    chunks,
+    writers: _Writers | None,
+    settings: RenderSettings,
+    gain: float,
+    ceiling_db: float,
+    total: int,
+    *,
+    voice: bool,
+    loudness_range=None,
+    mix: _MixMeasure | None = None,
 ) -> tuple[float, float]:
-    """One pass: gain, limiter, meter, and (with ``writers``) the output and stems; returns (loudness, true peak)."""
+    """One pass: gain, limiter, meter, and (with ``writers``) the output and stems; returns (loudness, true peak).
+
+    With ``mix`` (the measure pass's figures for the whole mix) and a gain
+    at which the limiter cannot act, the output is the mix scaled, and its
+    loudness and true peak are the mix's scaled: nothing is metered again.
+    """
     sr = settings.sample_rate
     limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db)
-    meter = _RangeMeter(sr, loudness_range)
-    peak = -np.inf
+    untouched = mix is not None and mix.untouched_by(gain, ceiling_db)
+    meter = None if untouched else _RangeMeter(sr, loudness_range)
+    peaks = TruePeakMeter() if writers is not None and not untouched else None
 
     def emit(block: np.ndarray) -> None:
-        nonlocal peak
         if len(block):
             if writers is not None:
                 writers.main.write(block)
-                # A block whose samples stay 6 dB under the peak so far cannot raise it.
-                if 20 * np.log10(float(np.abs(block).max()) + 1e-20) + 6.0 > peak:
-                    peak = max(peak, true_peak_db(block))
-            meter.feed(block)
+            if peaks is not None:
+                peaks.feed(block)
+            if meter is not None:
+                meter.feed(block)
 
     keep = writers is not None and writers.folder is not None
     with progress("master", total / sr, "s") as bar:
@@ -617,4 +697,8 @@ def _limit_and_encode(
             emit(limiter.process(chunk.mix * np.float32(gain)))
             bar.update(len(chunk.mix) / sr)
         emit(limiter.flush())
-    return meter.integrated_lufs(), float(peak)
+    if untouched:
+        if limiter.engaged:  # cannot happen (see _MixMeasure.untouched_by); never report figures that are not the output's
+            raise AssertionError("the limiter acted on a mix whose peaks were under its ceiling")
+        return mix.meter.integrated_lufs(gain), mix.true_peak_db + 20 * float(np.log10(gain))
+    return meter.integrated_lufs(), peaks.finish_db() if peaks is not None else float("-inf")

@@ -81,3 +81,74 @@ def test_measure_pass_reports_a_spool_failure_instead_of_hanging(rng):
     x = (rng.standard_normal((44100 * 3, 2)) * 0.1).astype(np.float32)
     with pytest.raises(OSError, match="No space"):
         _measure(_chunks_of(x, 1000), LoudnessMeter(44100), FullDisk(), len(x), 44100)
+
+
+def _sixteen_times_oversampled_peak(x):
+    """An independent true-peak reading: scipy's polyphase resampler at 16×, no shortcuts."""
+    from scipy import signal
+
+    return float(20 * np.log10(np.abs(signal.resample_poly(x.astype(np.float64), 16, 1, axis=0)).max()))
+
+
+@pytest.mark.parametrize("sizes", [(32768,), (1, 7, 500), (11, 4096), (100000,)])
+def test_true_peak_meter_streamed_in_any_blocks_reads_the_whole_signal(rng, sizes):
+    from meditation.master import TruePeakMeter
+
+    sr = 44100
+    t = np.arange(sr * 2) / sr
+    # A bed of noise with a burst at a quarter of the rate whose peaks all fall between samples (3 dB over them).
+    x = 0.01 * rng.standard_normal((len(t), 2))
+    x[30000:30400] += 0.6 * np.sin(2 * np.pi * (sr / 4) * t[:400] + np.pi / 4)[:, None]
+    meter = TruePeakMeter()
+    i, k = 0, 0
+    while i < len(x):
+        step = sizes[k % len(sizes)]
+        meter.feed(x[i : i + step].astype(np.float32))
+        i, k = i + step, k + 1
+    streamed = meter.finish_db()
+    assert streamed == pytest.approx(true_peak_db(x.astype(np.float32)), abs=1e-9)
+    # Inter-sample: well over the largest sample, and where a 16× reading puts it.
+    assert streamed > 20 * np.log10(np.abs(x).max()) + 1.0
+    assert streamed == pytest.approx(_sixteen_times_oversampled_peak(x), abs=0.3)
+
+
+def test_a_peak_between_two_blocks_is_read_across_the_boundary():
+    from meditation.master import TruePeakMeter
+
+    sr = 44100
+    n = sr // 10
+    t = np.arange(n) / sr
+    tone = 0.5 * np.sin(2 * np.pi * (sr / 4.2) * t + 0.3)[:, None] * np.ones((1, 2))
+    for cut in range(n // 2 - 8, n // 2 + 8):
+        meter = TruePeakMeter()
+        meter.feed(tone[:cut])
+        meter.feed(tone[cut:])
+        assert meter.finish_db() == pytest.approx(true_peak_db(tone), abs=1e-9)
+
+
+def test_a_render_the_limiter_leaves_alone_reports_what_its_file_holds(tmp_path, rng):
+    """The final pass skips metering when the limiter cannot act: its figures must still be the file's."""
+    import soundfile
+
+    from meditation.export import Metadata
+    from meditation.master import master_to_file
+    from meditation.settings import RenderSettings
+
+    sr = 44100
+    x = (rng.standard_normal((sr * 6, 2)) * 0.02).astype(np.float32)  # quiet and peakless: gain only
+    out = tmp_path / "quiet.wav"
+    settings = RenderSettings(output=out, loudness_lufs=-20.0)
+    mastered = master_to_file(_chunks_of(x), settings, title="t", total=len(x), metadata=Metadata(title="t"))
+    written, _ = soundfile.read(out, dtype="float32", always_2d=True)
+    assert mastered.loudness_lufs == pytest.approx(integrated_loudness(written, sr), abs=0.01)
+    assert mastered.loudness_lufs == pytest.approx(-20.0, abs=0.05)
+    assert mastered.true_peak_db == pytest.approx(true_peak_db(written), abs=0.01)
+    # A loud one that the limiter does touch is metered, and lands too.
+    y = x * 40
+    y[sr : sr + 300] *= 3
+    loud = tmp_path / "loud.wav"
+    mastered = master_to_file(_chunks_of(y), RenderSettings(output=loud, loudness_lufs=-9.0), title="t", total=len(y), metadata=Metadata(title="t"))
+    written, _ = soundfile.read(loud, dtype="float32", always_2d=True)
+    assert mastered.loudness_lufs == pytest.approx(integrated_loudness(written, sr), abs=0.01)
+    assert mastered.true_peak_db == pytest.approx(true_peak_db(written), abs=0.01)
+    assert mastered.true_peak_db <= -1.0

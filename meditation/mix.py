@@ -272,16 +272,33 @@ def mix_chunks(
     the ambience in the mix up to float rounding.
     """
     duck = DuckEnvelope(timeline, ducking) if voice is not None else None
-    reader = voice.stream() if voice is not None else None
     sr = timeline.sample_rate
     total = timeline.length
     fade_in = int(round(fade_in_s * sr))
     fade_out = int(round(fade_out_s * sr))
+    voices = None
+    if voice is not None:
+        reader = voice.stream()
+        voices = (reader.render(min(chunk, total - start)) for start in range(0, total, chunk))
+        if voice.fx is not None:
+            # The voice chain costs about as much as the whole ambience: it
+            # runs a chunk or two ahead in its own thread (pedalboard and
+            # scipy release the GIL), while this one renders the ambience.
+            voices = _made_ahead(voices)
+    try:
+        yield from _mixed(timeline, voices, ambience, duck, chunk, fade_in, fade_out, keep_layers)
+    finally:
+        if voices is not None:
+            voices.close()  # stops the voice thread when the consumer stops early
+
+
+def _mixed(timeline, voices, ambience, duck, chunk, fade_in, fade_out, keep_layers) -> Iterator[MixChunk]:
+    total = timeline.length
     for start in range(0, total, chunk):
         n = min(chunk, total - start)
         fade = fade_gain(start, n, total, fade_in, fade_out)
-        if reader is not None:
-            voice_st = reader.render(n)
+        if voices is not None:
+            voice_st = next(voices)
             if fade is not None:
                 voice_st = voice_st * fade.astype(np.float32)[:, None]
         else:
@@ -307,3 +324,52 @@ def mix_chunks(
                     else:
                         layers[name] = stem if env is None else stem * env
         yield MixChunk(start, mix, voice_st, layers)
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def _made_ahead(items: Iterator, depth: int = 2) -> Iterator:
+    """The items of ``items``, made in a thread up to ``depth`` ahead of the consumer, in the same order.
+
+    Closing the returned generator stops the thread; an exception in it is raised here.
+    """
+    import queue
+    import threading
+
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer
+            put(_Failed(exc))
+
+    worker = threading.Thread(target=produce, name="meditation-voice", daemon=True)
+    worker.start()
+    try:
+        while (item := handoff.get()) is not _DONE:
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()

@@ -134,3 +134,20 @@ def test_bad_voice_fx_is_refused_in_one_line(tmp_path, capsys):
     code = main(["render", str(script), "-o", str(tmp_path / "o.wav"), "--soundscape", str(bad_preset), "--progress", "off"])
     err = capsys.readouterr().err
     assert code == 2 and "p.toml" in err and "cave" in err
+
+
+def test_the_voice_chain_thread_gives_the_same_mix_and_stops_with_the_consumer(dream):
+    import threading
+
+    from meditation.mix import mix_chunks
+
+    timeline, audio = dream
+    bus = VoiceBus(timeline, audio, fx=parse_voice_fx("room"))
+    ahead = np.concatenate([c.mix for c in mix_chunks(timeline, bus, None, fade_in_s=0, fade_out_s=0)])
+    assert np.array_equal(ahead, _stem(timeline, audio, parse_voice_fx("room")))
+    # A consumer that stops early leaves no thread behind.
+    stream = mix_chunks(timeline, bus, None, chunk=4096)
+    next(stream)
+    assert any(t.name == "meditation-voice" for t in threading.enumerate())
+    stream.close()
+    assert not any(t.name == "meditation-voice" for t in threading.enumerate())

@@ -206,8 +206,64 @@ def _widen_pipe(stream) -> None:
         pass  # other systems, or a lower limit: the default still works, a little slower
 
 
+class _ThreadedEncoder(_Encoder):
+    """An encoder that works in a thread of its own, a few chunks behind the writer.
+
+    For libraries that release the GIL while they encode (libsndfile through
+    cffi, FFmpeg, soxr): the encoding overlaps with the mastering that makes
+    the next chunks. Subclasses ``_consume`` each chunk in order.
+    """
+
+    _WHAT = "encoder"
+    _worker = None
+
+    def _consume(self, chunk: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def write(self, chunk: np.ndarray) -> None:
+        self._check_worker()
+        if self._worker is None:
+            self._start_worker()
+        # A copy: the caller may reuse its buffer while the worker is still encoding this one.
+        self._queue.put(np.array(chunk, dtype=np.float32))
+
+    def _start_worker(self) -> None:
+        import queue
+        import threading
+
+        self._queue = queue.Queue(maxsize=8)  # a few chunks ahead, bounded memory
+        self._failure: BaseException | None = None
+        self._worker = threading.Thread(target=self._work, name="meditation-encoder", daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        try:
+            while True:
+                chunk = self._queue.get()
+                if chunk is None:
+                    break
+                self._consume(chunk)
+        except BaseException as exc:  # reported to the writer by the next write or by close
+            self._failure = exc
+            while self._queue.get() is not None:  # keep the writer from blocking on a full queue
+                pass
+
+    def _check_worker(self) -> None:
+        if self._worker is not None and self._failure is not None:
+            failure = self._failure
+            if isinstance(failure, OSError) or type(failure).__module__ == "soundfile":
+                raise failure  # the writer words these (disk full, size limit) itself
+            raise ExportError(f"{self._WHAT} failed: {failure}") from failure
+
+    def _finish_worker(self) -> None:
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._check_worker()
+
+
 @_encoder(".wav", ".flac", ".ogg")
-class _SoundfileEncoder(_Encoder):
+class _SoundfileEncoder(_ThreadedEncoder):
     _FORMATS = {".wav": ("WAV", "PCM_24"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
 
     def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata, subtype: str | None = None):
@@ -221,20 +277,27 @@ class _SoundfileEncoder(_Encoder):
         # ignored from cffi callback" lines and ended in an AssertionError.
         self._sf = soundfile.SoundFile(file.fileno(), "w", sample_rate, channels, subtype=subtype, format=fmt, closefd=False)
 
-    def write(self, chunk: np.ndarray) -> None:
+    _WHAT = "libsndfile"
+
+    def _consume(self, chunk: np.ndarray) -> None:
         self._sf.write(chunk)
 
     def close(self) -> None:
+        self._finish_worker()
         self._sf.close()
 
     def abort(self) -> None:
+        try:
+            self._finish_worker()
+        except BaseException:
+            pass
         try:
             self._sf.close()
         except Exception:
             pass
 
 
-class _PyAVEncoder(_Encoder):
+class _PyAVEncoder(_ThreadedEncoder):
     """An FFmpeg encoder and muxer through PyAV, fed float frames."""
 
     _CODEC = _FORMAT = ""
@@ -273,48 +336,14 @@ class _PyAVEncoder(_Encoder):
     def _set_chapters(self, chapters: tuple[Chapter, ...]) -> None:
         """Chapters the muxer writes itself; formats tagged later ignore this."""
 
-    def write(self, chunk: np.ndarray) -> None:
-        self._check_worker()
-        if self._worker is None:
-            self._start_worker()
-        # A copy: the caller may reuse its buffer while the worker is still encoding this one.
-        self._queue.put(np.array(chunk, dtype=np.float32))
+    @property
+    def _WHAT(self) -> str:  # noqa: N802 - the base class's constant
+        return f"{self._CODEC} encoder"
 
-    def _start_worker(self) -> None:
-        """Encode in a thread: FFmpeg and soxr release the GIL, so encoding overlaps with mixing."""
-        import queue
-        import threading
-
-        self._queue = queue.Queue(maxsize=8)  # a few chunks ahead, bounded memory
-        self._failure: BaseException | None = None
-        self._worker = threading.Thread(target=self._work, name="meditation-encoder", daemon=True)
-        self._worker.start()
-
-    def _work(self) -> None:
-        try:
-            while True:
-                chunk = self._queue.get()
-                if chunk is None:
-                    break
-                if self._resampler is not None:
-                    chunk = self._resampler.resample_chunk(chunk)
-                self._encode(chunk)
-        except BaseException as exc:  # reported to the writer by the next write or by close
-            self._failure = exc
-            while self._queue.get() is not None:  # keep the writer from blocking on a full queue
-                pass
-
-    def _check_worker(self) -> None:
-        if self._worker is not None and self._failure is not None:
-            raise ExportError(f"{self._CODEC} encoder failed: {self._failure}") from self._failure
-
-    _worker = None
-
-    def _finish_worker(self) -> None:
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join()
-            self._check_worker()
+    def _consume(self, chunk: np.ndarray) -> None:
+        if self._resampler is not None:
+            chunk = self._resampler.resample_chunk(chunk)
+        self._encode(chunk)
 
     def _encode(self, chunk: np.ndarray | None) -> None:
         import av

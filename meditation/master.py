@@ -425,7 +425,7 @@ class _MixMeasure:
 
 
 def _measure(chunks, meter, spool, stop: int, sample_rate: int, peaks: TruePeakMeter | None = None) -> None:
-    """The measure pass up to sample ``stop``: this thread makes the mix while another meters (and spools) the chunk before.
+    """The measure pass up to sample ``stop``: this thread makes the mix (and reads its true peak) while another meters and spools the chunk before.
 
     Making the mix (the ambience, mostly) and metering it each take about
     half the pass and both spend their time in numpy and scipy, which
@@ -444,8 +444,6 @@ def _measure(chunks, meter, spool, stop: int, sample_rate: int, peaks: TruePeakM
                 continue  # keep draining so the producer never blocks
             try:
                 meter.feed(mix)
-                if peaks is not None:
-                    peaks.feed(mix)
                 if spool is not None:
                     spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
             except BaseException as exc:  # e.g. disk full while spooling: raised on the main thread
@@ -459,6 +457,8 @@ def _measure(chunks, meter, spool, stop: int, sample_rate: int, peaks: TruePeakM
                 if failed:
                     break
                 handoff.put(chunk.mix)
+                if peaks is not None:
+                    peaks.feed(chunk.mix)  # here: the meter's thread has the larger share already
                 bar.update(len(chunk.mix) / sample_rate)
                 if chunk.start + len(chunk.mix) >= stop:
                     break

@@ -56,8 +56,8 @@ def _session(pid):
     return subprocess.run(["pgrep", "-s", str(pid)], capture_output=True, text=True).stdout.split()
 
 
-def _writer_of(pids, scratch):
-    """The worker process that has an audio file open under the scratch folder (its render in progress)."""
+def _writer_of(pids, *folders):
+    """The worker process that has an audio file open under one of ``folders`` (its render in progress)."""
     for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -68,7 +68,7 @@ def _writer_of(pids, scratch):
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:
                 continue
-            if target.startswith(str(scratch)) and target.endswith(".wav"):
+            if any(target.startswith(str(f)) for f in folders) and target.endswith(".wav"):
                 return int(pid)
     return None
 
@@ -91,7 +91,8 @@ def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker
     try:
         deadline = time.monotonic() + 600
         while killed is None and proc.poll() is None and time.monotonic() < deadline:
-            killed = _writer_of([p for p in _session(proc.pid) if int(p) != proc.pid], scratch)
+            # local:N workers write straight into the output folder (a scheduler's workers, in their scratch folder).
+            killed = _writer_of([p for p in _session(proc.pid) if int(p) != proc.pid], scratch, folder / "cluster")
             if killed is None:
                 time.sleep(0.01)
         assert killed is not None, "no worker was caught rendering"
@@ -124,6 +125,27 @@ def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker
     assert again.stdout.strip().splitlines()[-1] == "0 rendered, 0 failed, 4 skipped"
     dry = _batch(folder, "--dry-run", "--out-dir", str(cluster))
     assert [line.split()[0] for line in dry.stdout.strip().splitlines()] == ["up"] * 4
+
+
+def test_a_scheduler_address_gets_the_files_back_from_its_workers(folder):
+    """With tcp://, workers share no folder with the client: each returns its file's bytes, written here."""
+    import dask
+
+    local = _batch(folder, "-j", "1", "--out-dir", str(folder / "local"))
+    assert local.returncode == 0, local.stderr
+    scratch = folder / "scratch"
+    with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", local_directory=str(scratch)
+    ) as cluster:
+        remote = _batch(folder, "--scheduler", cluster.scheduler_address, "--out-dir", str(folder / "remote"))
+        assert remote.returncode == 0, remote.stderr
+        assert remote.stdout.strip().splitlines()[-1] == "4 rendered, 0 failed, 0 skipped"
+        # Each render went to the worker's own scratch folder, and is gone from it.
+        assert not [p for p in scratch.rglob("*.wav")]
+    for seed in (1, 2, 3, 4):
+        assert (folder / "remote" / f"{seed}.wav").read_bytes() == (folder / "local" / f"{seed}.wav").read_bytes()
+        assert _sidecar(folder / "remote" / f"{seed}.json") == _sidecar(folder / "local" / f"{seed}.json")
+    assert not [p for p in (folder / "remote").iterdir() if p.name.startswith(".")]
 
 
 def test_client_api_fails_a_variants_own_error_once_and_writes_into_a_shared_folder(folder):
@@ -184,7 +206,7 @@ def test_ctrl_c_cancels_the_cluster_batch_and_leaves_no_partial_file(folder):
     try:
         deadline = time.monotonic() + 600
         while proc.poll() is None and time.monotonic() < deadline:
-            if _writer_of([p for p in _session(proc.pid) if int(p) != proc.pid], scratch):
+            if _writer_of([p for p in _session(proc.pid) if int(p) != proc.pid], scratch, folder / "out"):
                 break
             time.sleep(0.01)
         assert proc.poll() is None

@@ -132,8 +132,18 @@ def _validate_all(variants: Sequence[Variant], manifest: str) -> None:
         validate_variant(v, manifest=manifest)
 
 
-def _warm_up() -> None:
-    """Import what every render needs while the first worker validates."""
+def warm_up() -> None:
+    """Import what every render needs (about a second), so that a worker's first variant does not wait for it.
+
+    The local runner's workers do this while the first one checks the
+    variants; a cluster's workers as they start.
+    """
+    import pedalboard  # noqa: F401 - the voice chain
+    import pyloudnorm  # noqa: F401
+    import soundfile  # noqa: F401
+    import soxr  # noqa: F401
+    from scipy import signal  # noqa: F401 - the layers import it when they first run
+
     from .. import render, soundscape  # noqa: F401
 
 
@@ -318,7 +328,7 @@ def _render_all(todo: list[Variant], jobs: int, report: BatchReport, display: Di
         slots = [_Slot(i, context) for i in range(jobs)]
         check = slots[0].pool.submit(_validate_all, todo, str(manifest))
         for slot in slots[1:]:
-            slot.pool.submit(_warm_up)
+            slot.pool.submit(warm_up)
         try:
             check.result()
         except cf.process.BrokenProcessPool:

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import signal
+
+# scipy.signal is imported where a layer runs: it takes most of a second to
+# load, and reading or checking a preset (batch, studio) needs none of it.
 
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, noise_gain, register_layer
@@ -68,6 +70,8 @@ class BreathLayer(Layer):
         super().check_params(params)
 
     def __init__(self, **kwargs):
+        from scipy import signal
+
         super().__init__(**kwargs)
         sr = self.sample_rate
         # Phases in samples: (start, end, level at start, level at end).
@@ -118,6 +122,8 @@ class BreathLayer(Layer):
         return out
 
     def _next_block(self) -> np.ndarray:
+        from scipy import signal
+
         start = self.block_start
         env = self.envelope(start, BLOCK_SIZE)
         if not env.any():

@@ -34,7 +34,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import signal
+
+# scipy.signal is imported where a layer runs: it takes most of a second to
+# load, and reading or checking a preset (batch, studio) needs none of it.
 
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, SpanLayer, noise_gain, register_layer
@@ -91,6 +93,8 @@ class Drone(SpanLayer):
         """Level of the band-passed noise relative to the tones, in dB (-120 turns it off)."""
 
     def __init__(self, **kwargs):
+        from scipy import signal
+
         super().__init__(**kwargs)
         p = self.params
         sr = self.sample_rate
@@ -194,6 +198,8 @@ class Drone(SpanLayer):
         The tones depend only on ``start``; the air on the rng stream, which
         is consumed span by span in order, so chunking cannot change it.
         """
+        from scipy import signal
+
         sr = self.sample_rate
         n_sub = _SPAN_BLOCKS * _N_SUB
         edges = start + _SUB * np.arange(n_sub + 1)  # absolute sample index

@@ -32,7 +32,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
+
+# scipy.signal is imported where a layer runs: it takes most of a second to
+# load, and reading or checking a preset (batch, studio) needs none of it.
 
 from ...errors import SoundscapeError
 from .base import (
@@ -187,6 +189,8 @@ class River(SpanLayer):
     # -- the rush ---------------------------------------------------------
 
     def _init_bed(self, p: "River.Params", fs: int) -> None:
+        from scipy import signal
+
         center = min(p.bed_center_hz, 0.2 * fs)
         # Resonant-ish high-pass under the band, one-pole low-pass above it
         # (the brownish -6 dB/oct slope of turbulent water), and a steeper
@@ -310,6 +314,8 @@ class River(SpanLayer):
 
     def _render_span(self, start: int) -> np.ndarray:
         """Render the next span (the stream's state carries on from the last one)."""
+        from scipy import signal
+
         n, hop = _SPAN, self._hop
         noise = self.rng.integers(-32768, 32768, size=(2, n), dtype=np.int16).astype(np.float32)
         y, self._bed_zi = signal.sosfilt(self._bed_sos, noise, axis=-1, zi=self._bed_zi)

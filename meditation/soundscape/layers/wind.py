@@ -28,7 +28,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
+
+# scipy.signal is imported where a layer runs: it takes most of a second to
+# load, and reading or checking a preset (batch, studio) needs none of it.
 
 from .base import (
     BLOCK_SIZE,
@@ -126,6 +128,8 @@ class Wind(SpanLayer):
         """How long a gust takes to cross from the left ear to the right."""
 
     def __init__(self, *, sample_rate, rng, params=None, cues=()):
+        from scipy import signal
+
         super().__init__(sample_rate=sample_rate, rng=rng, params=params, cues=cues)
         p = self.params
         fs = self.sample_rate
@@ -279,6 +283,8 @@ class Wind(SpanLayer):
 
     def _control(self) -> np.ndarray:
         """Control values for the span, one row per control step (see _knot_values)."""
+        from scipy import signal
+
         n = self._n_knots
         noise = self.rng.standard_normal((n + 1, 5))
         gust, self._gust_zi = signal.sosfilt(self._gust_sos, noise[:n, :3], axis=0, zi=self._gust_zi)
@@ -303,6 +309,8 @@ class Wind(SpanLayer):
 
     def _render_span(self, start: int) -> np.ndarray:
         """Render the next span (the stream's state carries on from the last one)."""
+        from scipy import signal
+
         n, hop = _SPAN, self._hop
         noise = self.rng.integers(-32768, 32768, size=(2, n), dtype=np.int16).astype(np.float32)
         y, self._body_zi = signal.sosfilt(self._body_sos, noise, axis=-1, zi=self._body_zi)

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import signal
+
+# scipy.signal is imported where a layer runs: it takes most of a second to
+# load, and reading or checking a preset (batch, studio) needs none of it.
 
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, check_range, register_layer
@@ -129,6 +131,8 @@ class Wings(Layer):
         """Level of the thump relative to its nominal level, in dB (-120 removes it)."""
 
     def __init__(self, **kwargs):
+        from scipy import signal
+
         super().__init__(**kwargs)
         p = self.params
         sr = self.sample_rate
@@ -179,6 +183,8 @@ class Wings(Layer):
 
     def _shaped_noise(self, white_hp: np.ndarray, corner_hz: float) -> np.ndarray:
         """One-pole low-pass (20 dB/decade above ``corner_hz``), unit RMS, float32."""
+        from scipy import signal
+
         sr = self.sample_rate
         b, a = signal.butter(1, min(corner_hz, 0.4 * sr), fs=sr)
         x = signal.lfilter(b.astype(np.float32), a.astype(np.float32), white_hp)[_WARMUP:]

@@ -42,6 +42,7 @@ BLOCK = 8192
 _PEAK_DB = VOICE_RMS_DB + VOICE_CREST_DB  # the speech stage's peak ceiling
 _PEAK_GAIN = np.float32(10 ** (_PEAK_DB / 20))
 _SILENT = 1e-6  # -120 dBFS: the reverb has died away below this
+_DENORMAL_GUARD = 1e-18  # -360 dBFS
 _MAKEUP_SAMPLE_S = 30.0
 
 
@@ -266,7 +267,10 @@ class _Lowpass:
             self._sos = signal.butter(4, self.cutoff_hz, btype="low", fs=sample_rate, output="sos")
         if reset or self._zi is None:
             self._zi = np.zeros((self._sos.shape[0], 2))
-        y, self._zi = signal.sosfilt(self._sos, x[0].astype(np.float64), zi=self._zi)
+        # A constant far below hearing keeps the filter's state out of the
+        # denormal range while it decays in the pauses: there it ran 4-5x slower.
+        y, self._zi = signal.sosfilt(self._sos, x[0].astype(np.float64) + _DENORMAL_GUARD, zi=self._zi)
+        y -= _DENORMAL_GUARD
         return y[None, :].astype(np.float32)
 
 

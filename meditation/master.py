@@ -612,6 +612,9 @@ def _final(
     writers = _Writers(settings, metadata, stems)
     try:
         loudness, peak = _limit_and_encode(chunks, writers, settings, gain, ceiling_db, total, voice=voice, loudness_range=loudness_range, mix=mix)
+    except _Mispredicted:
+        writers.discard()
+        return _final(chunks, settings, metadata, stems, gain, ceiling_db, total, voice, commit_if, loudness_range)  # metered
     except BaseException:
         writers.discard()
         raise
@@ -656,6 +659,10 @@ class _Writers:
             w._discard()
 
 
+class _Mispredicted(Exception):
+    """The limiter acted on a pass that was not metered because it could not: ``_final`` runs it again, metered."""
+
+
 def _limit_and_encode(
     chunks,
     writers: _Writers | None,
@@ -698,7 +705,7 @@ def _limit_and_encode(
             bar.update(len(chunk.mix) / sr)
         emit(limiter.flush())
     if untouched:
-        if limiter.engaged:  # cannot happen (see _MixMeasure.untouched_by); never report figures that are not the output's
-            raise AssertionError("the limiter acted on a mix whose peaks were under its ceiling")
+        if limiter.engaged:  # should not happen (see _MixMeasure.untouched_by); never report figures that are not the output's
+            raise _Mispredicted
         return mix.meter.integrated_lufs(gain), mix.true_peak_db + 20 * float(np.log10(gain))
     return meter.integrated_lufs(), peaks.finish_db() if peaks is not None else float("-inf")

@@ -152,3 +152,23 @@ def test_a_render_the_limiter_leaves_alone_reports_what_its_file_holds(tmp_path,
     assert mastered.loudness_lufs == pytest.approx(integrated_loudness(written, sr), abs=0.01)
     assert mastered.true_peak_db == pytest.approx(true_peak_db(written), abs=0.01)
     assert mastered.true_peak_db <= -1.0
+
+
+def test_a_pass_wrongly_thought_untouched_is_run_again_and_metered(tmp_path, rng, monkeypatch):
+    """If the limiter ever acts where the measure pass said it could not, the figures still come from the output."""
+    import soundfile
+
+    from meditation import master
+    from meditation.export import Metadata
+    from meditation.settings import RenderSettings
+
+    monkeypatch.setattr(master._MixMeasure, "untouched_by", lambda self, gain, ceiling_db: True)
+    sr = 44100
+    y = (rng.standard_normal((sr * 6, 2)) * 0.8).astype(np.float32)
+    y[sr : sr + 300] *= 3
+    out = tmp_path / "loud.wav"
+    mastered = master.master_to_file(_chunks_of(y), RenderSettings(output=out, loudness_lufs=-9.0), title="t", total=len(y), metadata=Metadata(title="t"))
+    written, _ = soundfile.read(out, dtype="float32", always_2d=True)
+    assert mastered.loudness_lufs == pytest.approx(integrated_loudness(written, sr), abs=0.01)
+    assert mastered.true_peak_db == pytest.approx(true_peak_db(written), abs=0.01)
+    assert [p.name for p in tmp_path.iterdir()] == ["loud.wav"]  # the abandoned pass left nothing

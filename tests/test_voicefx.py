@@ -151,3 +151,16 @@ def test_the_voice_chain_thread_gives_the_same_mix_and_stops_with_the_consumer(d
     assert any(t.name == "meditation-voice" for t in threading.enumerate())
     stream.close()
     assert not any(t.name == "meditation-voice" for t in threading.enumerate())
+
+
+def test_a_failure_in_the_voice_thread_reaches_the_mixer():
+    from meditation.mix import _made_ahead
+
+    def chunks():
+        yield np.zeros(4)
+        raise OSError("the voice chain broke")
+
+    made = _made_ahead(chunks())
+    assert np.array_equal(next(made), np.zeros(4))
+    with pytest.raises(OSError, match="the voice chain broke"):
+        next(made)

@@ -1,5 +1,7 @@
 """Piper loads its seedable model from a file in the cache folder (less memory), and speaks the same samples."""
 
+import os
+
 import numpy as np
 
 
@@ -41,3 +43,18 @@ def test_a_damaged_stored_model_is_rebuilt(tmp_path, monkeypatch):
     session = piper_engine._session(model, onnxruntime.SessionOptions(), onnxruntime)
     assert "noise_seed" in [i.name for i in session.get_inputs()]
     assert path.stat().st_size > 10_000_000
+
+
+def test_the_voice_leaves_no_telemetry_behind(tmp_path):
+    """onnxruntime would keep a device id under ~/.cache/Microsoft and upload usage events: a render is offline."""
+    import subprocess
+    import sys
+
+    home, scratch = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), TMPDIR=str(scratch), MEDITATION_CACHE_DIR=str(tmp_path / "cache"))
+    code = "from meditation.voices import load_voice; import sys; sys.exit(0 if len(load_voice('piper:joe').synthesize('Be still.', rate=1.0, seed=1)) else 1)"
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=300).returncode == 0
+    assert not list(home.rglob("*")) and not list(scratch.rglob("*"))

@@ -30,6 +30,7 @@ class PiperEngine(VoiceEngine):
 
     def __init__(self, voice: str):
         super().__init__(voice)
+        _no_telemetry()
         try:
             import importlib
 
@@ -96,6 +97,18 @@ class PiperEngine(VoiceEngine):
         if peak > 0.98:
             audio *= 0.98 / peak
         return audio
+
+
+def _no_telemetry() -> None:
+    """Keep onnxruntime from phoning home: since 1.29 it uploads usage events
+    from Linux and macOS and keeps a device id under ~/.cache/Microsoft.
+
+    A meditation renders offline. The switch is read once, when onnxruntime
+    starts, so it is set before the first import; a user's own setting stands.
+    """
+    import os
+
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 def _length_scale(rate: float) -> float:

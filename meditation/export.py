@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 
 from ._lifecycle import create_temporary, orphaned, popen_quietly, started_from_main_thread
+from ._threads import InOrder
 from .chapters import Chapter, vorbis_chapter_comments
 from .errors import ExportError, SettingsError
 from .files import check_replaceable, record_written
@@ -223,42 +224,20 @@ class _ThreadedEncoder(_Encoder):
     def write(self, chunk: np.ndarray) -> None:
         self._check_worker()
         if self._worker is None:
-            self._start_worker()
+            self._worker = InOrder(self._consume, depth=8, name="meditation-encoder")  # a few chunks ahead, bounded memory
         # A copy: the caller may reuse its buffer while the worker is still encoding this one.
-        self._queue.put(np.array(chunk, dtype=np.float32))
-
-    def _start_worker(self) -> None:
-        import queue
-        import threading
-
-        self._queue = queue.Queue(maxsize=8)  # a few chunks ahead, bounded memory
-        self._failure: BaseException | None = None
-        self._worker = threading.Thread(target=self._work, name="meditation-encoder", daemon=True)
-        self._worker.start()
-
-    def _work(self) -> None:
-        try:
-            while True:
-                chunk = self._queue.get()
-                if chunk is None:
-                    break
-                self._consume(chunk)
-        except BaseException as exc:  # reported to the writer by the next write or by close
-            self._failure = exc
-            while self._queue.get() is not None:  # keep the writer from blocking on a full queue
-                pass
+        self._worker.put(np.array(chunk, dtype=np.float32))
 
     def _check_worker(self) -> None:
-        if self._worker is not None and self._failure is not None:
-            failure = self._failure
+        failure = self._worker.failure if self._worker is not None else None
+        if failure is not None:
             if isinstance(failure, OSError) or type(failure).__module__ == "soundfile":
                 raise failure  # the writer words these (disk full, size limit) itself
             raise ExportError(f"{self._WHAT} failed: {failure}") from failure
 
     def _finish_worker(self) -> None:
         if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join()
+            self._worker.finish()
             self._check_worker()
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage, signal
 
+from ._threads import InOrder
 from .export import AudioWriter, Metadata
 from .progress import progress
 
@@ -432,41 +433,27 @@ def _measure(chunks, meter, spool, stop: int, sample_rate: int, peaks: TruePeakM
     release the GIL, so the two overlap on a second core. The meter still
     sees every chunk in order: the result is the same as one thread's.
     """
-    import queue
-    import threading
+    def consume(mix: np.ndarray) -> None:
+        meter.feed(mix)
+        if spool is not None:
+            spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
 
-    handoff: queue.Queue = queue.Queue(maxsize=4)
-    failed: list[BaseException] = []
-
-    def consume() -> None:
-        while (mix := handoff.get()) is not None:
-            if failed:
-                continue  # keep draining so the producer never blocks
-            try:
-                meter.feed(mix)
-                if spool is not None:
-                    spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
-            except BaseException as exc:  # e.g. disk full while spooling: raised on the main thread
-                failed.append(exc)
-
-    worker = threading.Thread(target=consume, name="meditation-meter", daemon=True)
-    worker.start()
+    behind = InOrder(consume, depth=4, name="meditation-meter")
     try:
         with progress("measure", stop / sample_rate, "s") as bar:
             for chunk in chunks(False):
-                if failed:
+                if behind.failure is not None:  # e.g. disk full while spooling: raised below, on this thread
                     break
-                handoff.put(chunk.mix)
+                behind.put(chunk.mix)
                 if peaks is not None:
-                    peaks.feed(chunk.mix)  # here: the meter's thread has the larger share already
+                    peaks.feed(chunk.mix)
                 bar.update(len(chunk.mix) / sample_rate)
                 if chunk.start + len(chunk.mix) >= stop:
                     break
     finally:
-        handoff.put(None)
-        worker.join()
-    if failed:
-        raise failed[0]
+        behind.finish()
+    if behind.failure is not None:
+        raise behind.failure
 
 
 def _normalize_limit_encode(chunks, settings, metadata, stems, mix, measured, total, voice, loudness_range) -> Mastered:

@@ -142,7 +142,6 @@ def warm_up() -> None:
     import pyloudnorm  # noqa: F401
     import soundfile  # noqa: F401
     import soxr  # noqa: F401
-    from scipy import signal  # noqa: F401 - the layers import it when they first run
 
     from .. import render, soundscape  # noqa: F401
 

@@ -113,6 +113,25 @@ def _brown_noise_s(seconds: float, sample_rate: int) -> float:
     return time.perf_counter() - start
 
 
+def _floor_signal(n: int, sample_rate: int) -> np.ndarray:
+    """What the encoders are timed on: a 220 Hz tone in a little noise, ``(n, 2)`` float32."""
+    rng = np.random.default_rng(0)
+    t = np.arange(n) / sample_rate
+    return (0.2 * np.sin(2 * np.pi * 220 * t)[:, None] + 0.05 * rng.standard_normal((n, 2))).astype(np.float32)
+
+
+def _lame_in_process(signal_: np.ndarray, sample_rate: int, path: Path, block: int = 32768) -> None:
+    """The encode floor: lameenc in this process, at the settings the renderer's MP3 uses (VBR -V2)."""
+    from meditation._lame_worker import new_encoder
+
+    lame = new_encoder(sample_rate, 2)
+    with open(path, "wb") as f:
+        for i in range(0, len(signal_), block):
+            pcm = np.clip(np.round(signal_[i : i + block] * 32767), -32768, 32767).astype("<i2")
+            f.write(lame.encode(pcm.tobytes()))
+        f.write(lame.flush())
+
+
 def _ambience_timeline(script_path: Path, minutes: float, sample_rate: int):
     """The script's scenes spread evenly over ``minutes`` (no speech needed)."""
     from meditation.script import read_script
@@ -306,26 +325,12 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     t_mix_only = max(t_mix - 2 * t_soundscape, 1e-9)  # the mix passes regenerate the ambience twice
 
     # Encode floor: an in-memory array of the track's length, written by each in-process encoder.
-    rng = np.random.default_rng(0)
     n = timeline.length
-    t_axis = np.arange(n) / sr
-    signal_ = (0.2 * np.sin(2 * np.pi * 220 * t_axis)[:, None] + 0.05 * rng.standard_normal((n, 2))).astype(np.float32)
+    signal_ = _floor_signal(n, sr)
     encoders = {}
 
     def lame_in_process():
-        import lameenc
-
-        lame = lameenc.Encoder()
-        lame.set_in_sample_rate(sr)
-        lame.set_channels(2)
-        lame.set_vbr(4)
-        lame.set_vbr_quality(2)
-        lame.set_quality(5)
-        with open(tmp / "floor.mp3", "wb") as f:
-            for i in range(0, n, 32768):
-                pcm = np.clip(np.round(signal_[i : i + 32768] * 32767), -32768, 32767).astype("<i2")
-                f.write(lame.encode(pcm.tobytes()))
-            f.write(lame.flush())
+        _lame_in_process(signal_, sr, tmp / "floor.mp3")
 
     def soundfile_mp3():
         import soundfile
@@ -455,7 +460,6 @@ def bench_formats(seconds: float, runs: int) -> dict:
     floor above) goes to each; AudioWriter rows are what a render uses.
     """
     import av
-    import lameenc
     import soundfile
     import soxr
 
@@ -463,23 +467,12 @@ def bench_formats(seconds: float, runs: int) -> dict:
 
     sr = 44100
     n = int(seconds * sr)
-    rng = np.random.default_rng(0)
-    t_axis = np.arange(n) / sr
-    signal_ = (0.2 * np.sin(2 * np.pi * 220 * t_axis)[:, None] + 0.05 * rng.standard_normal((n, 2))).astype(np.float32)
+    signal_ = _floor_signal(n, sr)
     block = 32768
     folder = Path(tempfile.mkdtemp(prefix="meditation-bench-formats-"))
 
     def lame_in_process():
-        lame = lameenc.Encoder()
-        lame.set_in_sample_rate(sr)
-        lame.set_channels(2)
-        lame.set_vbr(4)
-        lame.set_vbr_quality(2)
-        lame.set_quality(5)
-        with open(folder / "lameenc.mp3", "wb") as f:
-            for i in range(0, n, block):
-                f.write(lame.encode(np.clip(np.round(signal_[i : i + block] * 32767), -32768, 32767).astype("<i2").tobytes()))
-            f.write(lame.flush())
+        _lame_in_process(signal_, sr, folder / "lameenc.mp3")
 
     def pyav_mp3():
         with av.open(str(folder / "pyav.mp3"), "w", format="mp3") as container:

@@ -24,6 +24,19 @@ import sys
 _READ = 1 << 16
 
 
+def new_encoder(sample_rate: int, channels: int):
+    """A lameenc encoder at the renderer's settings (VBR -V2); the benchmark's encode floor uses it too."""
+    import lameenc
+
+    lame = lameenc.Encoder()
+    lame.set_in_sample_rate(sample_rate)
+    lame.set_channels(channels)
+    lame.set_vbr(4)  # vbr_mtrh, LAME's default VBR mode
+    lame.set_vbr_quality(2)  # -V2
+    lame.set_quality(5)
+    return lame
+
+
 def main(argv: list[str]) -> int:
     from meditation._lifecycle import die_with_parent, ignore_interrupts, parent_is_alive
 
@@ -43,15 +56,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, orphaned)
     die_with_parent(parent, pdeathsig=len(argv) <= 4 or argv[4] == "1")
 
-    import lameenc
-
     frame = 2 * channels
-    lame = lameenc.Encoder()
-    lame.set_in_sample_rate(sample_rate)
-    lame.set_channels(channels)
-    lame.set_vbr(4)  # vbr_mtrh, LAME's default VBR mode
-    lame.set_vbr_quality(2)  # -V2
-    lame.set_quality(5)
+    lame = new_encoder(sample_rate, channels)
     source = sys.stdin.buffer
     leftover = b""
     samples = 0

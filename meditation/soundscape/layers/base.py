@@ -90,6 +90,13 @@ class Layer(abc.ABC):
     cue_actions: ClassVar[frozenset[str]] = frozenset()
     ranges: ClassVar[Mapping[str, tuple[float, float]]] = {}
     """Allowed (low, high) of each numeric parameter, checked by ``check_params``."""
+    cue_lookahead_s: ClassVar[float] = 0.0
+    """The layer's audio up to any time depends only on its cues that start before that time plus this.
+
+    A render gives a layer its cues as the speech that places them is made
+    (``Ambience.adopt``): a layer that looks further ahead must say so here.
+    ``tests/test_layer_base.py`` checks it for every layer that takes cues.
+    """
 
     @dataclass(frozen=True)
     class Params:

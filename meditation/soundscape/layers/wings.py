@@ -130,6 +130,10 @@ class Wings(Layer):
         thump_db: float = 0.0
         """Level of the thump relative to its nominal level, in dB (-120 removes it)."""
 
+    # An ordinary stroke is left out where it would overlap a cued one, so
+    # the audio up to a time depends on cues up to one stroke later.
+    cue_lookahead_s = _MAX_ATTACK_S + _MAX_RELEASE_S + 0.05
+
     def __init__(self, **kwargs):
         from scipy import signal
 
@@ -169,6 +173,10 @@ class Wings(Layer):
         power = (whoosh_energy + thump_energy) * p.flap_rate_hz / sr
         self._gain = math.sqrt(10.0 ** (NOMINAL_RMS_DB / 10.0) / power) * p.strength
 
+        # Cued strokes draw their small differences from a stream of their
+        # own, in cue order: adding a later cue changes nothing before it
+        # (the render adds cues as the speech that places them is made).
+        self._cue_rng = rng.spawn(1)[0]
         self._events: list[_Flap] = []
         for cue in self.cues:
             self._events.extend(self._cue_flaps(cue))
@@ -239,8 +247,7 @@ class Wings(Layer):
             thump_peak=float(np.max(np.abs(thump))),
         )
 
-    def _flap(self, start: int, shape: _Shape, gain: float, thump_gain: float) -> _Flap:
-        rng = self.rng
+    def _flap(self, start: int, shape: _Shape, gain: float, thump_gain: float, rng: np.random.Generator) -> _Flap:
         n = self._noise_len
         return _Flap(
             start=int(start),
@@ -284,9 +291,9 @@ class Wings(Layer):
         flaps = []
         for start, shape, g in self._cue_strokes(cue):
             if shape is self._big:
-                flaps.append(self._flap(start, shape, _BIG_GAIN * g, _BIG_THUMP_GAIN * g))
+                flaps.append(self._flap(start, shape, _BIG_GAIN * g, _BIG_THUMP_GAIN * g, self._cue_rng))
             else:
-                flaps.append(self._flap(start, shape, g, g))
+                flaps.append(self._flap(start, shape, g, g, self._cue_rng))
         return flaps
 
     def cue_duration_s(self, cue: Cue) -> float:
@@ -308,9 +315,10 @@ class Wings(Layer):
             start = round(self._next_flap)
             end = start + self._normal.length
             # A flap wholly inside a skipped stretch only advances the timing, and
-            # the bird does not flap over its own cued strokes: those replace it.
+            # the bird does not flap over its own cued strokes: those replace it
+            # (hence ``cue_lookahead_s``: a flap looks one stroke ahead).
             if end > b0 and not np.any((self._cue_starts < end) & (self._cue_ends > start)):
-                self._active.append(self._flap(start, self._normal, 1.0, 1.0))
+                self._active.append(self._flap(start, self._normal, 1.0, 1.0, self.rng))
             self._next_flap += period * (1.0 + jitter * self.rng.uniform(-1.0, 1.0))
         self._active = [e for e in self._active if e.end > b0]
         if not self._active:

@@ -8,10 +8,13 @@ is built to sit near ``NOMINAL_RMS_DB`` at default parameters, so a preset's
 
 from __future__ import annotations
 
-__all__ = ["VOICE_RMS_DB", "VOICE_CREST_DB", "NOMINAL_RMS_DB", "SILENT_DB"]
+__all__ = ["VOICE_RMS_DB", "VOICE_LEVEL_SAMPLE_S", "VOICE_CREST_DB", "NOMINAL_RMS_DB", "SILENT_DB"]
 
 VOICE_RMS_DB = -20.0
 """Level the narration is brought to (RMS of its speech), dBFS; layer levels are relative to it."""
+
+VOICE_LEVEL_SAMPLE_S = 30.0
+"""The narration's level (and the voice chain's make-up gain) is measured on its first this-many seconds of speech."""
 
 VOICE_CREST_DB = 9.0
 """Speech peaks are limited to this far above its RMS, so the master limiter has little left to do."""

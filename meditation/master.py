@@ -330,6 +330,7 @@ def master_to_file(
     voice: bool = True,
     metadata: Metadata | None = None,
     loudness_range: tuple[int, int] | None = None,
+    measured: "MeasurePass | None" = None,
 ) -> Mastered:
     """Measure, normalize, limit and encode the mix (and stems) into ``settings.output``.
 
@@ -354,6 +355,9 @@ def master_to_file(
     loudness_range : (int, int), optional
         Samples [start, end) whose loudness meets the target and is
         reported; None means the whole track.
+    measured : MeasurePass, optional
+        The measure pass, already fed as ``measure_extent`` says (its spool
+        only if it holds the whole mix); without it, it is made here.
 
     Returns
     -------
@@ -361,27 +365,100 @@ def master_to_file(
         Loudness and true peak of the written output, and any warnings.
     """
     sr = settings.sample_rate
-    meter = _RangeMeter(sr, loudness_range)
     metadata = metadata or Metadata(title=title, artist=settings.artist)
-    # Short tracks keep the measured mix in a temporary file, so the later
-    # passes read it back instead of synthesizing and mixing it again; long
-    # ones (hours of ambience) regenerate it, keeping disk use bounded.
-    spool = tempfile.TemporaryFile(prefix="meditation-mix-") if stems is None and total <= _SPOOL_MAX_S * sr else None
-    # Without a spool to fill, measuring stops where the measured range ends:
-    # a long ambient tail is mixed once, in the final pass, not twice.
-    stop = total if spool is not None or loudness_range is None else min(total, loudness_range[1])
-    peaks = TruePeakMeter() if stop == total else None
-    try:
-        _measure(chunks, meter, spool, stop, sr, peaks)
-    except BaseException:
-        if spool is not None:
-            spool.close()
-        raise
-    mix = _MixMeasure(meter, peaks.finish_db()) if peaks is not None else None
-    if spool is None:
-        return _normalize_limit_encode(chunks, settings, metadata, stems, mix, meter.integrated_lufs(), total, voice, loudness_range)
-    with spool:
-        return _normalize_limit_encode(_replay(spool, total), settings, metadata, stems, mix, meter.integrated_lufs(), total, voice, loudness_range)
+    if measured is None:
+        spool, stop = measure_extent(total, sr, stems=stems is not None, loudness_range=loudness_range)
+        measured = MeasurePass(sr, loudness_range, spool=spool)
+        try:
+            _measure(chunks, measured, stop, sr)
+        except BaseException:
+            measured.close()
+            raise
+    with measured:
+        measured.finish()
+        # The shortcut of the final pass needs the true peak of the whole mix.
+        mix = _MixMeasure(measured.meter, measured.peaks.finish_db()) if measured.position >= total else None
+        source = _replay(measured.spool, total) if measured.spool is not None else chunks
+        return _normalize_limit_encode(source, settings, metadata, stems, mix, measured.meter.integrated_lufs(), total, voice, loudness_range)
+
+
+def measure_extent(total: int, sample_rate: int, *, stems: bool, loudness_range: tuple[int, int] | None) -> tuple[bool, int]:
+    """How the measure pass goes: (spool the mix?, up to which sample).
+
+    Short tracks keep the measured mix in a temporary file, so the later
+    passes read it back instead of synthesizing and mixing it again; long
+    ones (hours of ambience) regenerate it, keeping disk use bounded.
+    Without a spool to fill, measuring stops where the measured range ends:
+    a long ambient tail is mixed once, in the final pass, not twice.
+    """
+    spool = not stems and total <= _SPOOL_MAX_S * sample_rate
+    stop = total if spool or loudness_range is None else min(total, loudness_range[1])
+    return spool, stop
+
+
+class MeasurePass:
+    """The measure pass, fed the mix in order: its loudness, its true peak and, for short tracks, a spool of it.
+
+    Metering and spooling run in a thread of their own (``InOrder``), the
+    true peak on the feeding one: both spend their time in numpy and scipy,
+    which release the GIL. ``render`` feeds one while the speech is still
+    being synthesized (``premix``); ``master_to_file`` feeds its own otherwise.
+    """
+
+    def __init__(self, sample_rate: int, loudness_range: tuple[int, int] | None, *, spool: bool):
+        self.sample_rate = sample_rate
+        self.meter = _RangeMeter(sample_rate, loudness_range)
+        self.peaks = TruePeakMeter()
+        self.position = 0
+        """Samples fed so far."""
+        self.spool = tempfile.TemporaryFile(prefix="meditation-mix-") if spool else None
+        self._spooling = spool
+        self._behind: InOrder | None = InOrder(self._consume, depth=4, name="meditation-meter")
+
+    def _consume(self, mix: np.ndarray) -> None:
+        self.meter.feed(mix)
+        if self._spooling:
+            self.spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
+
+    def feed(self, mix: np.ndarray) -> None:
+        """The next chunk of the mix, ``(n, 2)``."""
+        if self._behind.failure is not None:  # e.g. disk full while spooling: raised on the feeding thread
+            self.finish()
+        self._behind.put(mix)
+        self.peaks.feed(mix)
+        self.position += len(mix)
+
+    def drop_spool(self) -> None:
+        """Stop spooling (the track turned out long): the later passes will mix again."""
+        self._spooling = False
+
+    def finish(self) -> None:
+        """Wait for the metering thread; raise what failed in it."""
+        if self._behind is not None:
+            behind, self._behind = self._behind, None
+            behind.finish()
+            if behind.failure is not None:
+                raise behind.failure
+        if not self._spooling and self.spool is not None:
+            self.spool.close()
+            self.spool = None
+
+    def close(self) -> None:
+        """Stop and let go of the spool, whatever state the pass is in (also on errors)."""
+        try:
+            if self._behind is not None:
+                behind, self._behind = self._behind, None
+                behind.finish()
+        finally:
+            if self.spool is not None:
+                self.spool.close()
+                self.spool = None
+
+    def __enter__(self) -> "MeasurePass":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class _RangeMeter:
@@ -389,16 +466,17 @@ class _RangeMeter:
 
     def __init__(self, sample_rate: int, span: tuple[int, int] | None):
         self._meter = LoudnessMeter(sample_rate)
-        self._span = span
+        self.span = span
+        """Samples [start, end) heard; None: all. A render still growing its timeline narrows it as it learns (``premix``)."""
         self._position = 0
 
     def feed(self, block: np.ndarray) -> None:
         start = self._position
         self._position += len(block)
-        if self._span is None:
+        if self.span is None:
             self._meter.feed(block)
             return
-        lo, hi = max(start, self._span[0]), min(self._position, self._span[1])
+        lo, hi = max(start, self.span[0]), min(self._position, self.span[1])
         if lo < hi:
             self._meter.feed(block[lo - start : hi - start])
 
@@ -425,35 +503,15 @@ class _MixMeasure:
         return self.true_peak_db + 20 * np.log10(gain) < ceiling_db - 0.001
 
 
-def _measure(chunks, meter, spool, stop: int, sample_rate: int, peaks: TruePeakMeter | None = None) -> None:
-    """The measure pass up to sample ``stop``: this thread makes the mix (and reads its true peak) while another meters and spools the chunk before.
-
-    Making the mix (the ambience, mostly) and metering it each take about
-    half the pass and both spend their time in numpy and scipy, which
-    release the GIL, so the two overlap on a second core. The meter still
-    sees every chunk in order: the result is the same as one thread's.
-    """
-    def consume(mix: np.ndarray) -> None:
-        meter.feed(mix)
-        if spool is not None:
-            spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
-
-    behind = InOrder(consume, depth=4, name="meditation-meter")
-    try:
-        with progress("measure", stop / sample_rate, "s") as bar:
-            for chunk in chunks(False):
-                if behind.failure is not None:  # e.g. disk full while spooling: raised below, on this thread
-                    break
-                behind.put(chunk.mix)
-                if peaks is not None:
-                    peaks.feed(chunk.mix)
-                bar.update(len(chunk.mix) / sample_rate)
-                if chunk.start + len(chunk.mix) >= stop:
-                    break
-    finally:
-        behind.finish()
-    if behind.failure is not None:
-        raise behind.failure
+def _measure(chunks, measured: MeasurePass, stop: int, sample_rate: int) -> None:
+    """The measure pass up to sample ``stop``: this thread makes the mix while another meters and spools the chunk before."""
+    with progress("measure", stop / sample_rate, "s") as bar:
+        for chunk in chunks(False):
+            measured.feed(chunk.mix)
+            bar.update(len(chunk.mix) / sample_rate)
+            if chunk.start + len(chunk.mix) >= stop:
+                break
+    measured.finish()
 
 
 def _normalize_limit_encode(chunks, settings, metadata, stems, mix, measured, total, voice, loudness_range) -> Mastered:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from .levels import VOICE_CREST_DB, VOICE_RMS_DB
+from .levels import VOICE_CREST_DB, VOICE_LEVEL_SAMPLE_S, VOICE_RMS_DB
 from .timeline import Timeline
 
 if TYPE_CHECKING:
@@ -37,6 +37,9 @@ __all__ = [
     "loudness_range",
     "LOUDNESS_SCOPES",
     "VOICE_RMS_DB",
+    "VOICE_LEVEL_SAMPLE_S",
+    "voice_opening",
+    "mix_chunk",
     "CHUNK",
 ]
 
@@ -86,29 +89,63 @@ def limit_crest(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(limited[:, 0] / scale)
 
 
+def voice_opening(audio: Sequence[np.ndarray], sample_rate: int) -> list[np.ndarray] | None:
+    """The first ``VOICE_LEVEL_SAMPLE_S`` seconds of speech, segment by segment; None while ``audio`` holds less."""
+    limit = int(VOICE_LEVEL_SAMPLE_S * sample_rate)
+    parts, have = [], 0
+    for a in audio:
+        if have >= limit:
+            break
+        parts.append(a[: limit - have])
+        have += len(parts[-1])
+    return parts if have >= limit else None
+
+
 class VoiceBus:
     """The narration placed on the timeline, mono, at a fixed speech level (segments already crest-limited).
 
-    With ``fx`` (a ``voicefx.VoiceFx``), ``stream()`` passes the placed voice
-    through the voice chain; without, it is the dry voice in both ears.
+    The level comes from the first ``VOICE_LEVEL_SAMPLE_S`` seconds of
+    speech (all of it, if shorter): where a listener sets the volume, and
+    known long before the last segment is synthesized, so the mix can be
+    made while the voice is still speaking (``premix``). With ``fx`` (a
+    ``voicefx.VoiceFx``), ``stream()`` passes the placed voice through the
+    voice chain; without, it is the dry voice in both ears.
     """
 
     def __init__(self, timeline: Timeline, audio: Sequence[np.ndarray], fx: "VoiceFx | None" = None):
-        self.timeline = timeline
+        sr = timeline.sample_rate
+        opening = voice_opening(audio, sr)
+        if opening is None:
+            if not timeline.complete:
+                raise ValueError("the voice's level needs its opening seconds of speech, or all of it")
+            opening = list(audio)
         # float64 and numpy's own summation: BLAS dot products may thread and
         # round differently from run to run, and the level must be exact.
-        energy = sum(float(np.sum(np.square(a, dtype=np.float64))) for a in audio)
-        count = sum(len(a) for a in audio)
+        energy = sum(float(np.sum(np.square(a, dtype=np.float64))) for a in opening)
+        count = sum(len(a) for a in opening)
         rms = float(np.sqrt(energy / count)) if count and energy > 0 else 1.0
         self.gain = np.float32(10 ** (VOICE_RMS_DB / 20) / rms)
-        self.audio = list(audio)
-        self._starts = [s.start for s in timeline.segments]
         self.fx = fx
         self._makeup_db = 0.0
         if fx is not None:
             from .voicefx import measure_makeup_db
 
-            self._makeup_db = measure_makeup_db(fx, [a * self.gain for a in self.audio[:64]], timeline.sample_rate)
+            self._makeup_db = measure_makeup_db(fx, [a * self.gain for a in opening], sr)
+        self.grow(timeline, audio)
+
+    def grow(self, timeline: Timeline, audio: Sequence[np.ndarray]) -> None:
+        """Go on with a longer timeline and more of its speech (the same before ``timeline.settled``).
+
+        A reader in another thread may be rendering: the placed segments are
+        swapped in one assignment, and it only reads settled samples.
+        """
+        self.timeline = timeline
+        known = min(len(audio), len(timeline.segments))
+        self._placed = ([s.start for s in timeline.segments[:known]], list(audio[:known]))
+
+    @property
+    def audio(self) -> list[np.ndarray]:
+        return self._placed[1]
 
     def stream(self) -> "VoiceStream":
         """A fresh sequential reader of the voice as it sits in the mix, stereo, from sample 0."""
@@ -116,16 +153,16 @@ class VoiceBus:
 
     def render(self, start: int, n: int) -> np.ndarray:
         """Mono voice for samples [start, start + n)."""
+        starts, audio = self._placed
         out = np.zeros(n, dtype=np.float32)
-        first = max(0, bisect.bisect_right(self._starts, start) - 1)
-        for i in range(first, len(self._starts)):
-            seg_start = self._starts[i]
+        first = max(0, bisect.bisect_right(starts, start) - 1)
+        for i in range(first, len(starts)):
+            seg_start = starts[i]
             if seg_start >= start + n:
                 break
-            audio = self.audio[i]
-            lo, hi = max(start, seg_start), min(start + n, seg_start + len(audio))
+            lo, hi = max(start, seg_start), min(start + n, seg_start + len(audio[i]))
             if lo < hi:
-                out[lo - start : hi - start] += audio[lo - seg_start : hi - seg_start] * self.gain
+                out[lo - start : hi - start] += audio[i][lo - seg_start : hi - seg_start] * self.gain
         return out
 
 
@@ -296,34 +333,42 @@ def _mixed(timeline, voices, ambience, duck, chunk, fade_in, fade_out, keep_laye
     total = timeline.length
     for start in range(0, total, chunk):
         n = min(chunk, total - start)
-        fade = fade_gain(start, n, total, fade_in, fade_out)
-        if voices is not None:
-            voice_st = next(voices)
-            if fade is not None:
-                voice_st = voice_st * fade.astype(np.float32)[:, None]
-        else:
-            voice_st = np.zeros((n, 2), dtype=np.float32)
-        mix = voice_st.copy()
-        layers: dict[str, np.ndarray] = {}
-        if ambience is not None:
-            env = fade
-            if duck is not None:
-                env = duck.gain(start, n) if env is None else env * duck.gain(start, n)
-            env = None if env is None else env.astype(np.float32)[:, None]
-            rendered = ambience.render(n)
-            if rendered:
-                # The mix is summed the same way with or without stems, so
-                # asking for stems never changes a single sample of it.
-                bed = sum(rendered.values())
-                mix += bed if env is None else bed * env
-            if keep_layers:
-                for name in ambience.names:
-                    stem = rendered.get(name)
-                    if stem is None:  # silent here
-                        layers[name] = np.zeros((n, 2), dtype=np.float32)
-                    else:
-                        layers[name] = stem if env is None else stem * env
-        yield MixChunk(start, mix, voice_st, layers)
+        yield mix_chunk(start, n, total, fade_in, fade_out, next(voices) if voices is not None else None, ambience, duck, keep_layers)
+
+
+def mix_chunk(start: int, n: int, total: int, fade_in: int, fade_out: int, voice_st, ambience, duck, keep_layers: bool) -> MixChunk:
+    """Samples [start, start + n) of a ``total``-sample mix: the voice chunk (stereo, or None), ambience and duck envelope.
+
+    Only the fade-out needs ``total``: a mix made while the timeline still
+    grows passes a lower bound, and stops before the fade-out could begin.
+    """
+    fade = fade_gain(start, n, total, fade_in, fade_out)
+    if voice_st is not None:
+        if fade is not None:
+            voice_st = voice_st * fade.astype(np.float32)[:, None]
+    else:
+        voice_st = np.zeros((n, 2), dtype=np.float32)
+    mix = voice_st.copy()
+    layers: dict[str, np.ndarray] = {}
+    if ambience is not None:
+        env = fade
+        if duck is not None:
+            env = duck.gain(start, n) if env is None else env * duck.gain(start, n)
+        env = None if env is None else env.astype(np.float32)[:, None]
+        rendered = ambience.render(n)
+        if rendered:
+            # The mix is summed the same way with or without stems, so
+            # asking for stems never changes a single sample of it.
+            bed = sum(rendered.values())
+            mix += bed if env is None else bed * env
+        if keep_layers:
+            for name in ambience.names:
+                stem = rendered.get(name)
+                if stem is None:  # silent here
+                    layers[name] = np.zeros((n, 2), dtype=np.float32)
+                else:
+                    layers[name] = stem if env is None else stem * env
+    return MixChunk(start, mix, voice_st, layers)
 
 
 class _Failed:

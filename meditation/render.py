@@ -14,6 +14,7 @@ from .cache import SpeechCache
 from .files import check_settings_files
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
+from .premix import Premix
 from .script import Script, read_script
 from .settings import RenderSettings, settings_to_dict
 from .speech import synthesize
@@ -63,22 +64,29 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     script = script or read_script(settings.script)
     publication = publish.prepare(settings)  # cover, captions and plot paths: refused before any synthesis
     planned = plan_segments(script, rate=settings.rate)
-    audio = _speak(planned, settings)
-    timeline = _place(script, planned, audio, settings)
-    timeline, ambience, preset = _plan_soundscape(script, timeline, settings)
-    voice = VoiceBus(timeline, audio, fx=_voice_fx(settings, preset.voice if preset is not None else {}))
-    chunks = _mixer(timeline, voice, ambience, *track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s))
+    fades = track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s)
+    # The mix is made and measured as the speech comes in (see ``premix``).
+    with _premix(script, planned, settings) as premix:
+        audio = _speak(planned, settings, each=premix.add)
+        made = premix.finish(audio)
+    timeline, voice = made.timeline, made.voice
+    chunks = _mixer(timeline, voice, made.plan.build if made.plan is not None else None, *fades)
     title = settings.title or script.title
-    tags = publish.metadata(publication, settings, title=title, timeline=timeline, soundscape=preset.name if preset is not None else "none")
-    mastered = master_to_file(
-        chunks,
-        settings,
-        title=title,
-        total=timeline.length,
-        stems=settings.stems,
-        metadata=tags,
-        loudness_range=loudness_range(timeline, settings.loudness_scope),
-    )
+    try:
+        tags = publish.metadata(publication, settings, title=title, timeline=timeline, soundscape=made.preset.name if made.preset is not None else "none")
+        mastered = master_to_file(
+            chunks,
+            settings,
+            title=title,
+            total=timeline.length,
+            stems=settings.stems,
+            metadata=tags,
+            loudness_range=loudness_range(timeline, settings.loudness_scope),
+            measured=made.measured,
+        )
+    finally:
+        if made.measured is not None:
+            made.measured.close()  # the spool goes now, whatever happened
     publish.finish(settings, timeline, voice=audio, title=title)
     return RenderResult(settings.output, timeline.duration_s, mastered.loudness_lufs, mastered.true_peak_db, timeline, settings, mastered.warnings)
 
@@ -110,19 +118,39 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     return RenderResult(settings.output, duration_s, mastered.loudness_lufs, mastered.true_peak_db, plan.timeline, settings, mastered.warnings)
 
 
-def _speak(planned, settings: RenderSettings) -> list:
-    """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped)."""
-    cache = SpeechCache() if settings.cache else None
-    return synthesize(
-        [s.text for s in planned if s.spoken], voice=settings.voice, rate=settings.rate, sample_rate=settings.sample_rate, cache=cache, finish_with=limit_crest
+def _premix(script: Script, planned, settings: RenderSettings) -> Premix:
+    """Stages 4 to 6 and the measure pass, in a thread that follows the speech stage."""
+    return Premix(
+        sample_rate=settings.sample_rate,
+        place=lambda lengths, known: _place(script, planned, lengths, settings, known),
+        plan_soundscape=lambda timeline, partial: _plan_soundscape(script, timeline, settings, partial),
+        voice_fx=lambda preset: _voice_fx(settings, preset.voice if preset is not None else {}),
+        fades=track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s),
+        scope=settings.loudness_scope,
+        stems=settings.stems is not None,
+        grows=settings.duration_s is None,
     )
 
 
-def _place(script: Script, planned, audio, settings: RenderSettings) -> Timeline:
-    """Stage: the timeline, pauses scaled by ``pause_scale`` or to fit ``duration_s``."""
-    lengths = [len(a) for a in audio]
+def _speak(planned, settings: RenderSettings, each=None) -> list:
+    """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped)."""
+    cache = SpeechCache() if settings.cache else None
+    return synthesize(
+        [s.text for s in planned if s.spoken],
+        voice=settings.voice,
+        rate=settings.rate,
+        sample_rate=settings.sample_rate,
+        cache=cache,
+        finish_with=limit_crest,
+        each=each,
+    )
+
+
+def _place(script: Script, planned, lengths, settings: RenderSettings, known: int | None = None) -> Timeline:
+    """Stage: the timeline, pauses scaled by ``pause_scale`` or to fit ``duration_s`` (``known``: see ``layout``)."""
     pause_scale = settings.pause_scale
     if settings.duration_s is not None:
+        assert known is None, "pauses fitted to a duration need every length"
         pause_scale = fit_pause_scale(
             planned, lengths, sample_rate=settings.sample_rate, lead_in_s=settings.lead_in_s, tail_s=settings.tail_s, duration_s=settings.duration_s
         )
@@ -134,21 +162,22 @@ def _place(script: Script, planned, audio, settings: RenderSettings) -> Timeline
         tail_s=settings.tail_s,
         scene_names=[s.name for s in script.scenes],
         pause_scale=pause_scale,
+        known=known,
     )
 
 
-def _plan_soundscape(script: Script, timeline: Timeline, settings: RenderSettings):
+def _plan_soundscape(script: Script, timeline: Timeline, settings: RenderSettings, partial: bool = False):
     """Stage: the soundscape (and ``--bed``) over the timeline.
 
-    Returns (the timeline with each scene's layers, an ambience factory or None, the preset or None).
+    Returns (the timeline with each scene's layers, the plan or None, the preset or None).
     """
     beds = _beds(settings)
     if settings.soundscape == "none" and not beds:
         return timeline, None, None
     from .soundscape import plan_ambience
 
-    plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers, beds=beds)
-    return plan.timeline, plan.build, plan.preset
+    plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers, beds=beds, partial=partial)
+    return plan.timeline, plan, plan.preset
 
 
 def _mixer(timeline: Timeline, voice: VoiceBus | None, ambience_factory, fade_in_s: float, fade_out_s: float):

@@ -57,8 +57,13 @@ def synthesize(
     sample_rate: int,
     cache: SpeechCache | None = None,
     finish_with=None,
+    each=None,
 ) -> list[np.ndarray]:
     """Speak every text; mono float32 arrays at ``sample_rate`` in the same order.
+
+    ``each(audio)``, if given, is called with every finished segment in
+    order as soon as it is ready (on this thread), so later stages can
+    start while the engine speaks on.
 
     Resampling (and ``finish_with(audio, sample_rate)``, if given) of one
     segment runs in a thread while the engine speaks the next (both release
@@ -93,6 +98,19 @@ def synthesize(
         return finish_with(audio, sample_rate) if finish_with is not None else audio
 
     results: list = []
+    told = 0  # results handed to ``each`` so far
+
+    def tell(wait: bool) -> None:
+        nonlocal told
+        while each is not None and told < len(results):
+            a = results[told]
+            if isinstance(a, Future):
+                if not (wait or a.done()):
+                    return
+                a = a.result()
+            each(a)
+            told += 1
+
     spoken: dict[str, Future] = {}  # a text repeated in this script is spoken once
     try:
         with ThreadPoolExecutor(max_workers=1) as pool, progress("speech", len(texts), "seg") as bar:
@@ -105,7 +123,9 @@ def synthesize(
                     raw = speak(text)
                     audio = spoken[text] = pool.submit(finish, raw, engine.sample_rate, key)
                 results.append(pool.submit(polish, audio) if finish_with is not None else audio)
+                tell(wait=False)
                 bar.update(1)
+            tell(wait=True)
             return [a.result() if isinstance(a, Future) else a for a in results]
     finally:
         if engine is not None:

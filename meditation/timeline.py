@@ -69,6 +69,13 @@ class Timeline:
     """Phases of every guided breathing exercise, in order."""
     layer_levels: tuple["LayerLevels", ...] = ()
     """Each soundscape layer's planned level over the track (filled in by the soundscape plan)."""
+    settled: int | None = None
+    """For a layout made while speech is still being synthesized: every sample before this one is final
+    (speech, pauses, scene starts, breaths); after it, positions are lower bounds. None: all final."""
+
+    @property
+    def complete(self) -> bool:
+        return self.settled is None
 
     @property
     def duration_s(self) -> float:
@@ -113,6 +120,7 @@ def layout(
     tail_s: float,
     scene_names: Sequence[str],
     pause_scale: float = 1.0,
+    known: int | None = None,
 ) -> Timeline:
     """Place planned segments; scene boundaries fall mid-way through the gap between scenes.
 
@@ -120,8 +128,20 @@ def layout(
     (silent entries of the plan have none). Gaps are multiplied by
     ``pause_scale``; breathing phases are placed exactly, and a spoken cue
     starts ``_CUE_LEAD_S`` before its phase, so the word is heard on it.
+
+    With ``known``, only the first ``known`` lengths are given (speech still
+    being synthesized): the rest count as zero, and ``Timeline.settled``
+    says up to where the layout is final. Every position only grows with
+    the lengths before it, so with zeros each later one is a lower bound;
+    the earliest of them (from the first unknown segment on) is where the
+    final layout may start to differ.
     """
+    lengths = list(lengths)[:known] if known is not None else list(lengths)
+    if known is not None:
+        lengths += [0] * sum(1 for s in segments if s.spoken)
     lengths = iter(lengths)
+    spoken_count = 0
+    settled: int | None = None
     sr = sample_rate
     placed: list[Segment] = []  # spoken and silent, in order: scenes are found from both
     reach: list[int] = []  # latest end so far, per placed entry (cues sit inside their exercise)
@@ -150,6 +170,9 @@ def layout(
             cursor = entry.end
         if entry.spoken:
             spoken_end = entry.end
+            spoken_count += 1
+        if known is not None and (settled is not None or (entry.spoken and spoken_count > known)):
+            settled = entry.start if settled is None else min(settled, entry.start)
         placed.append(entry)
         reach.append(max(entry.end, reach[-1] if reach else 0))
     total = max(cursor, reach[-1] if reach else 0) + int(round(tail_s * sr))
@@ -172,7 +195,11 @@ def layout(
         end = starts[k + 1][1] if k + 1 < len(starts) else total
         spans.append(SceneSpan(name, start, end))
     spoken = tuple(seg for seg in placed if seg.spoken)
-    return Timeline(sample_rate=sample_rate, length=total, segments=spoken, scenes=tuple(spans), breaths=tuple(breaths))
+    if known is not None and settled is None:
+        settled = total  # everything was known after all
+    return Timeline(
+        sample_rate=sample_rate, length=total, segments=spoken, scenes=tuple(spans), breaths=tuple(breaths), settled=None if known is None else settled
+    )
 
 
 def fit_pause_scale(segments: Sequence[Segment], lengths: Sequence[int], *, sample_rate: int, lead_in_s: float, tail_s: float, duration_s: float) -> float:

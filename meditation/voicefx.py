@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .errors import SettingsError
-from .levels import VOICE_CREST_DB, VOICE_RMS_DB
+from .levels import VOICE_CREST_DB, VOICE_LEVEL_SAMPLE_S, VOICE_RMS_DB
 
 __all__ = ["VoiceFx", "VoiceChain", "STYLES", "parse_voice_fx", "voice_fx_from"]
 
@@ -43,7 +43,6 @@ _PEAK_DB = VOICE_RMS_DB + VOICE_CREST_DB  # the speech stage's peak ceiling
 _PEAK_GAIN = np.float32(10 ** (_PEAK_DB / 20))
 _SILENT = 1e-6  # -120 dBFS: the reverb has died away below this
 _DENORMAL_GUARD = 1e-18  # -360 dBFS
-_MAKEUP_SAMPLE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -302,14 +301,14 @@ def _run_dynamics(stages: dict, x: np.ndarray, sr: int, makeup: float = 1.0) -> 
 
 
 def measure_makeup_db(fx: VoiceFx, speech: list[np.ndarray], sample_rate: int) -> float:
-    """Gain that keeps the voice's loudness (BS.1770) through the chain, from up to a minute of its speech.
+    """Gain that keeps the voice's loudness (BS.1770) through the chain, from its first ``VOICE_LEVEL_SAMPLE_S`` of speech.
 
     The chain must not move the voice against the ambience (layer levels are
     relative to it): whatever the leveler takes and the room adds, this gives back.
     """
     from .master import integrated_loudness
 
-    limit = int(_MAKEUP_SAMPLE_S * sample_rate)
+    limit = int(VOICE_LEVEL_SAMPLE_S * sample_rate)
     parts, have = [], 0
     for a in speech:
         if have >= limit:

@@ -58,17 +58,18 @@ def _chunks_of(x, size=10000):
     return chunks
 
 
-def test_measure_pass_on_two_threads_equals_one_thread_and_spools_every_sample(rng, tmp_path):
-    from meditation.master import _measure
+def test_measure_pass_on_two_threads_equals_one_thread_and_spools_every_sample(rng):
+    from meditation.master import MeasurePass, _measure
 
     sr = 44100
     x = (rng.standard_normal((sr * 5, 2)) * 0.1).astype(np.float32)
-    meter = LoudnessMeter(sr)
-    with open(tmp_path / "spool", "w+b") as spool:
-        _measure(_chunks_of(x), meter, spool, len(x), sr)
-        spool.seek(0)
-        assert spool.read() == x.tobytes()
-    assert meter.integrated_lufs() == integrated_loudness(x, sr)
+    with MeasurePass(sr, None, spool=True) as measured:
+        _measure(_chunks_of(x), measured, len(x), sr)
+        measured.spool.seek(0)
+        assert measured.spool.read() == x.tobytes()
+        assert measured.meter.integrated_lufs() == integrated_loudness(x, sr)
+        assert measured.peaks.finish_db() == true_peak_db(x)
+    assert measured.spool is None  # closed with the pass
 
 
 def test_measure_pass_reports_a_spool_failure_instead_of_hanging(rng):
@@ -78,9 +79,14 @@ def test_measure_pass_reports_a_spool_failure_instead_of_hanging(rng):
         def write(self, data):
             raise OSError(28, "No space left on device")
 
+    from meditation.master import MeasurePass
+
     x = (rng.standard_normal((44100 * 3, 2)) * 0.1).astype(np.float32)
+    measured = MeasurePass(44100, None, spool=True)
+    measured.spool.close()
+    measured.spool = FullDisk()
     with pytest.raises(OSError, match="No space"):
-        _measure(_chunks_of(x, 1000), LoudnessMeter(44100), FullDisk(), len(x), 44100)
+        _measure(_chunks_of(x, 1000), measured, len(x), 44100)
 
 
 def _sixteen_times_oversampled_peak(x):

@@ -38,19 +38,33 @@ class AmbiencePlan:
     cue_only: frozenset = frozenset()
     """Layers no scene mentions: they play their cues at their level and are silent otherwise."""
 
-    def build(self) -> "Ambience":
-        """A fresh streaming renderer; two builds render identical audio."""
-        return Ambience(self)
+    def build(self, until: int | None = None) -> "Ambience":
+        """A fresh streaming renderer; two builds render identical audio.
+
+        ``until``: this plan is final only before that sample (the timeline
+        is still growing, see ``Ambience.adopt``); cues at or after it are
+        held back.
+        """
+        return Ambience(self, until)
+
+    def final_before(self, settled: int) -> int:
+        """Where this plan's audio is final, made from a timeline final before sample ``settled``.
+
+        Later cues are placed at the earliest they can be (``Timeline.settled``),
+        but a cue may be set to play before its anchor (a negative
+        ``offset_s``) and a layer may look ahead for its cues
+        (``Layer.cue_lookahead_s``): this is ``settled`` less both.
+        """
+        sr = self.timeline.sample_rate
+        early = min((c.offset_s for c in self.preset.cues), default=0.0)
+        ahead = max((spec.cls.cue_lookahead_s for spec in self.preset.layers.values()), default=0.0)
+        return settled + int(np.floor((min(0.0, early) - ahead) * sr)) - 1
 
 
 class Ambience:
     """Streams every layer of a plan with its level envelope applied."""
 
-    def __init__(self, plan: AmbiencePlan):
-        self.plan = plan
-        sr = plan.timeline.sample_rate
-        names = list(plan.preset.layers)
-        self.names = tuple(names)
+    def __init__(self, plan: AmbiencePlan, until: int | None = None):
         self._position = 0
         # A layer is made when it first sounds: most presets have layers
         # that play in a few scenes only, or (a track without a script) in
@@ -58,25 +72,63 @@ class Ambience:
         # Each layer's generator starts from its own seed whenever it is
         # made, and the silent stretch before is handed to ``skip`` as it
         # would have been, so making it late changes no sample.
-        self._layers: dict[str, Layer | None] = {name: None for name in names}
-        self._active = {}
-        for name in names:
-            cues = plan.cues.get(name, ())
-            if cues:
-                # Cue lengths come from the layer itself (and making it checks the cues).
-                self._layers[name] = self._make(name)
-            self._active[name] = _merged(_active_ranges(plan, name, [self._layers[name].cue_duration_s(c) for c in cues] if cues else []))
+        self._layers: dict[str, Layer | None] = {}
+        self._cues: dict[str, tuple[Cue, ...]] = {}  # the cues each layer was made with
+        self._calls: dict[str, list[tuple[bool, int]]] = {}  # (rendered?, samples): what each made layer was asked, for a remake
         # Samples of silent layer blocks not yet skipped (see ``render``).
-        self._deferred = {name: 0 for name in names}
+        self._deferred: dict[str, int] = {}
+        self.adopt(plan, until)
 
-    def _make(self, name: str) -> Layer:
+    def adopt(self, plan: AmbiencePlan, until: int | None = None) -> None:
+        """Go on with a newer plan of the same track, final before sample ``until`` (None: final).
+
+        While speech is still being synthesized the plan is made again as
+        the timeline grows; each new one agrees with the last before the
+        last one's ``until``, which this stream never passed. A layer is
+        given the cues before ``until`` and its ``cue_lookahead_s``; the
+        plan's later ones are held back (their times are lower bounds: the
+        caller makes sure those within the lookahead are final). A layer
+        whose cues change is made again and given the same calls, which
+        brings it to where it was: a layer's audio before a cue does not
+        depend on the cue (``tests/test_layer_base.py`` checks every layer
+        for it).
+        """
+        sr = plan.timeline.sample_rate
+        if until is not None and self._position > until:
+            raise ValueError(f"a plan final before sample {until} came after sample {self._position} was rendered")
+        self.plan = plan
+        self.names = tuple(plan.preset.layers)
+        layers, self._active = {}, {}
+        for name in self.names:  # in the plan's order: the mix sums the layers in it
+            ahead = plan.preset.layers[name].cls.cue_lookahead_s
+            cues = tuple(c for c in plan.cues.get(name, ()) if until is None or c.time_s * sr < until + ahead * sr)
+            layer = self._layers.get(name)
+            self._deferred.setdefault(name, self._position)  # a layer new to the plan was silent so far
+            if cues and (layer is None or cues != self._cues[name]):
+                # Cue lengths come from the layer itself (and making it checks the cues).
+                layer = self._remade(name, cues)
+            layers[name] = layer
+            self._active[name] = _merged(_active_ranges(plan, name, [layer.cue_duration_s(c) for c in cues] if cues else [], cues))
+        self._layers = layers
+
+    def _remade(self, name: str, cues: tuple[Cue, ...]) -> Layer:
+        layer = self._make(name, cues)
+        for rendered, n in self._calls.setdefault(name, []):
+            if rendered:
+                layer.render(n)
+            else:
+                layer.skip(n)
+        self._cues[name] = cues
+        return layer
+
+    def _make(self, name: str, cues: tuple[Cue, ...]) -> Layer:
         plan = self.plan
         # One child seed per layer, by the layer's name: adding a layer to a
         # preset never shifts the randomness of the others.
         entropy = [plan.seed, *name.encode("utf-8")]
         rng = np.random.default_rng(np.random.SeedSequence(entropy))
         spec = plan.preset.layers[name]
-        return spec.cls(sample_rate=plan.timeline.sample_rate, rng=rng, params=spec.params, cues=plan.cues.get(name, ()))
+        return spec.cls(sample_rate=plan.timeline.sample_rate, rng=rng, params=spec.params, cues=cues)
 
     def render(self, n_samples: int) -> dict[str, np.ndarray]:
         """The next ``n_samples`` of every layer that sounds here, level envelope applied.
@@ -104,12 +156,16 @@ class Ambience:
                     run_end += BLOCK_SIZE
                 run_end = min(run_end, end)
                 if loud:
+                    calls = self._calls.setdefault(name, [])
                     if layer is None:
-                        layer = self._layers[name] = self._make(name)
+                        layer = self._layers[name] = self._make(name, ())
+                        self._cues[name] = ()
                     if self._deferred[name]:
                         layer.skip(self._deferred[name])  # whole blocks: nothing rendered
+                        calls.append((False, self._deferred[name]))
                         self._deferred[name] = 0
                     pieces.append((pos - start, layer.render(run_end - pos)))
+                    calls.append((True, run_end - pos))
                 else:
                     self._deferred[name] += run_end - pos  # silent here: don't spend time on it
                 pos = run_end
@@ -147,7 +203,7 @@ def _gain(envelope: tuple[np.ndarray, np.ndarray], start: int, end: int) -> floa
     return np.interp(np.arange(start, end, dtype=np.float64), xs, ys).astype(np.float32)
 
 
-def _active_ranges(plan: AmbiencePlan, name: str, cue_durations_s: Sequence[float]) -> list[tuple[int, int]]:
+def _active_ranges(plan: AmbiencePlan, name: str, cue_durations_s: Sequence[float], cues: Sequence[Cue]) -> list[tuple[int, int]]:
     """Sample ranges where a layer can be heard: its envelope is up, or a cue rings."""
     xs, ys = plan.envelopes[name]
     ranges = []
@@ -158,7 +214,7 @@ def _active_ranges(plan: AmbiencePlan, name: str, cue_durations_s: Sequence[floa
     if loud[-1]:
         ranges.append((int(xs[-1]), 1 << 62))
     sr = plan.timeline.sample_rate
-    for cue, duration_s in zip(plan.cues.get(name, ()), cue_durations_s):
+    for cue, duration_s in zip(cues, cue_durations_s):
         begin = int(cue.time_s * sr)
         ranges.append((begin, begin + int(duration_s * sr) + 1))
     return ranges
@@ -178,12 +234,22 @@ def _merged(ranges: Sequence[tuple[int, int]]) -> tuple[list[int], list[int]]:
 
 
 def plan_ambience(
-    preset_name: str, *, script, timeline: Timeline, seed: int, only: Sequence[str] | None = None, beds: Sequence[tuple[str, float]] = ()
+    preset_name: str,
+    *,
+    script,
+    timeline: Timeline,
+    seed: int,
+    only: Sequence[str] | None = None,
+    beds: Sequence[tuple[str, float]] = (),
+    partial: bool = False,
 ) -> AmbiencePlan:
     """Plan a preset over a timeline: level envelopes, cue times and each scene's sounding layers.
 
     ``beds`` are recordings ``(path, level_db)`` added under the preset in
     every scene (``--bed``); with ``preset_name="none"`` they play alone.
+    ``partial``: the timeline is still growing (``Timeline.settled``): only
+    the audio's plan is made, not the timeline's list of what sounds where,
+    and a layer not heard yet is no error.
     """
     if preset_name == "auto":
         preset_name = (script.settings.get("soundscape") if script is not None else None) or "default"
@@ -232,7 +298,7 @@ def plan_ambience(
                 cues.setdefault(name, []).append(Cue(scene.start / timeline.sample_rate, "scene", {"scene": scene.name, "fade_s": fade}))
     if "breath" in preset.layers and timeline.breaths:
         cues.setdefault("breath", []).extend(breath_cues(timeline.breaths, timeline.sample_rate))  # guided breathing
-    if only is not None:
+    if only is not None and not partial:
         # A layer asked for by name that never sounds would give a silent track
         # (e.g. `ambient --soundscape dream --layers river`: no script, so only
         # the preset's default scene plays, and the river is not in it).
@@ -244,6 +310,8 @@ def plan_ambience(
                 + (f" (it plays only in the scenes: {', '.join(where)})" if where else "")
             )
     plan = AmbiencePlan(preset, timeline, envelopes, {k: tuple(v) for k, v in cues.items()}, seed, cue_only)
+    if partial:
+        return plan
     return AmbiencePlan(preset, _with_layers(plan), envelopes, plan.cues, seed, cue_only)
 
 

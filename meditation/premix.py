@@ -19,6 +19,8 @@ every mix this way, so there is one path and one result.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from .timeline import Timeline
 __all__ = ["Premix", "Premixed"]
 
 _FAR = 1 << 62  # a range end not known yet: after anything made so far
+_NICE = 10
 
 
 @dataclass
@@ -173,6 +176,7 @@ class Premix:
     # -- the thread -------------------------------------------------------------
 
     def _run(self) -> None:
+        _give_way()
         seen = 0
         try:
             while True:
@@ -293,6 +297,19 @@ class Premix:
             first = next((s for s in timeline.segments[:known] if s.length > 0), None)
             return (first.start, _FAR) if first is not None else (_FAR, _FAR)
         return (0, _FAR)
+
+
+def _give_way() -> None:
+    """Let the speech engine's thread have a core first when both want one (Linux: niceness is per thread).
+
+    The threads this one starts (the voice chain's, the meter's) inherit it.
+    The mix has all the time the speech takes; the speech is what the user waits for.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _NICE)
+        except OSError:
+            pass
 
 
 def _same_within(a: tuple[int, int] | None, b: tuple[int, int] | None, n: int) -> bool:

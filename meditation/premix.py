@@ -291,8 +291,8 @@ class Premix:
 
     def _provisional_span(self, timeline: Timeline, known: int) -> tuple[int, int] | None:
         """The loudness range as far as it is known: its start once the first word is, its end later than anything made."""
-        if self._scope == "track":
-            return None
+        if self._scope == "track" or known >= len(timeline.segments):
+            return loudness_range(timeline, self._scope)  # every word placed: the range is final
         if self._scope == "speech":
             first = next((s for s in timeline.segments[:known] if s.length > 0), None)
             return (first.start, _FAR) if first is not None else (_FAR, _FAR)

@@ -132,9 +132,11 @@ def _premixed(setup, one_by_one: bool, **changes):
         made = premix.finish(audio)
     measured = made.measured
     measured.finish()
-    measured.spool.seek(0)
-    mix = np.frombuffer(measured.spool.read(), dtype=np.float32).reshape(-1, 2)
-    figures = (measured.meter.integrated_lufs(), measured.peaks.finish_db())
+    mix = None
+    if measured.spool is not None:
+        measured.spool.seek(0)
+        mix = np.frombuffer(measured.spool.read(), dtype=np.float32).reshape(-1, 2)
+    figures = (measured.meter.integrated_lufs(), measured.peaks.finish_db(), measured.position)
     measured.close()
     return made, mix, figures, made_before_the_end
 
@@ -208,3 +210,61 @@ def test_without_a_duration_to_fit_nothing_is_mixed_before_the_last_length(setup
     assert early == (0, 0)
     assert abs(fitted.timeline.duration_s - (plain.timeline.duration_s + 20)) < 0.05
     assert np.isfinite(fitted_figures[0])
+
+
+@pytest.fixture
+def early_opening(monkeypatch):
+    """The voice's level from its first 4 s: this short script is then mixed segment by segment."""
+    monkeypatch.setattr("meditation.mix.VOICE_LEVEL_SAMPLE_S", 4.0)
+    monkeypatch.setattr("meditation.voicefx.VOICE_LEVEL_SAMPLE_S", 4.0)
+
+
+@pytest.mark.parametrize("scope", ["speech", "track"])
+def test_each_loudness_scope_measures_the_same_samples_either_way(setup, scope, early_opening):
+    # "speech" starts at the first word: a range whose start is known only once that word is.
+    at_once, mix, figures, _ = _premixed(setup, one_by_one=False, loudness_scope=scope)
+    _, grown_mix, grown_figures, (early, _) = _premixed(setup, one_by_one=True, loudness_scope=scope)
+    assert early > 0
+    assert figures == grown_figures and np.array_equal(mix, grown_mix)
+    other = _premixed(setup, one_by_one=False, loudness_scope="auto")[2]
+    assert other[0] != figures[0] if scope == "speech" else True  # the scope does change what is measured
+
+
+def test_a_track_too_long_to_spool_is_measured_the_same_and_left_to_the_final_pass(setup, early_opening, monkeypatch):
+    # Past the spool's limit the mix is not kept: the final pass makes it again,
+    # and measuring stops where the loudness range ends (30 s after the last word).
+    monkeypatch.setattr("meditation.master._SPOOL_MAX_S", 20.0)
+    at_once, mix, figures, _ = _premixed(setup, one_by_one=False, tail_s=60)
+    _, grown_mix, grown_figures, (early, _) = _premixed(setup, one_by_one=True, tail_s=60)
+    assert mix is None and grown_mix is None
+    assert early > 0
+    last_word = at_once.timeline.segments[-1].end
+    assert figures[2] < at_once.timeline.length and figures[2] >= last_word + 30 * SR
+    assert figures == grown_figures
+
+
+def test_a_render_is_the_same_whether_its_speech_is_spoken_or_comes_from_the_cache(tmp_path, monkeypatch, early_opening):
+    # The real path, with the real Piper voice: spoken, the mix is made as each
+    # segment arrives; from the cache, every segment is there at once.
+    from meditation.premix import Premix
+    from meditation.render import render
+
+    monkeypatch.setenv("MEDITATION_CACHE_DIR", str(tmp_path / "cache"))
+    advances = []
+    original = Premix._advance
+
+    def counted(self, audio):
+        original(self, audio)
+        advances.append(self.position)
+
+    monkeypatch.setattr(Premix, "_advance", counted)
+    script = tmp_path / "s.md"
+    script.write_text(SCRIPT, encoding="utf-8")
+    files = []
+    for name in ("spoken.wav", "cached.wav"):
+        settings = RenderSettings(script=script, output=tmp_path / name, voice="piper:joe", sample_rate=SR, soundscape="dream", lead_in_s=2, tail_s=4)
+        render(settings)
+        files.append((tmp_path / name).read_bytes())
+        if name == "spoken.wav":
+            assert max(advances) > 0  # mixed before the last segment was spoken
+    assert files[0] == files[1]

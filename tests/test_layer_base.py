@@ -132,3 +132,8 @@ def test_a_layer_sounds_the_same_before_a_cue_whether_or_not_it_knows_of_it(name
     assert np.any(without[:cut])  # the early cues (or flapping) sound
     assert np.array_equal(with_late[:cut], without[:cut])
     assert not np.array_equal(with_late[cut:], without[cut:])  # and the late one is heard
+    # Told of the late cue only after rendering up to it, it sounds as if it had known all along.
+    told = make(early)
+    first = told.render(cut)
+    assert told.add_cues([late])
+    assert np.array_equal(np.concatenate([first, told.render(n - cut)]), with_late)

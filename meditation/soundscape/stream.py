@@ -105,8 +105,12 @@ class Ambience:
             layer = self._layers.get(name)
             self._deferred.setdefault(name, self._position)  # a layer new to the plan was silent so far
             if cues and (layer is None or cues != self._cues[name]):
-                # Cue lengths come from the layer itself (and making it checks the cues).
-                layer = self._remade(name, cues)
+                had = self._cues.get(name, ())
+                if layer is not None and cues[: len(had)] == had and layer.add_cues(cues[len(had) :]):
+                    self._cues[name] = cues  # later cues, taken as they are
+                else:
+                    # Cue lengths come from the layer itself (and making it checks the cues).
+                    layer = self._remade(name, cues)
             layers[name] = layer
             self._active[name] = _merged(_active_ranges(plan, name, [layer.cue_duration_s(c) for c in cues] if cues else [], cues))
         self._layers = layers

@@ -120,7 +120,7 @@ class Layer(abc.ABC):
                 raise SoundscapeError(
                     f"layer {self.name!r} has no cue {cue.action!r} (known: {known})"
                 )
-        self.cues = tuple(sorted(cues, key=lambda c: c.time_s))
+        self.cues: tuple[Cue, ...] = tuple(sorted(cues, key=lambda c: c.time_s))
         self._block_index = 0
         self._pending = np.zeros((0, 2), dtype=np.float32)
 
@@ -191,6 +191,28 @@ class Layer(abc.ABC):
     def cue_duration_s(self, cue: Cue) -> float:
         """How long a cue goes on sounding (for the timeline's list of what sounds where)."""
         return 2.0
+
+    def add_cues(self, later: Sequence[Cue]) -> bool:
+        """Take more cues, all later than every cue the layer has (and than what it has rendered, plus its lookahead).
+
+        A render learns its cues as the speech that places them is made.
+        Afterwards the layer must sound as one made with all the cues from
+        the start would (``tests/test_layer_base.py``). Returns False where
+        a layer cannot, and must be made again (the default).
+        """
+        return False
+
+    def _checked_later(self, later: Sequence[Cue]) -> tuple[Cue, ...]:
+        """``later`` validated like the constructor's cues, and sorted; ``self.cues`` extended with them."""
+        for cue in later:
+            if cue.action not in self.cue_actions:
+                known = ", ".join(sorted(self.cue_actions)) or "none"
+                raise SoundscapeError(f"layer {self.name!r} has no cue {cue.action!r} (known: {known})")
+        later = tuple(sorted(later, key=lambda c: c.time_s))
+        if later and self.cues and later[0].time_s < self.cues[-1].time_s:
+            raise ValueError("add_cues takes only cues later than the layer's own")
+        self.cues = self.cues + later
+        return later
 
     @abc.abstractmethod
     def _next_block(self) -> np.ndarray:

@@ -156,6 +156,11 @@ class Beats(Layer):
     def cue_duration_s(self, cue: Cue) -> float:
         return self._target(cue)[1] if cue.action in self.cue_actions else 0.0
 
+    def add_cues(self, later: Sequence[Cue]) -> bool:
+        self._checked_later(later)
+        self._pieces = self._schedule(self.cues)  # each piece follows from the ones before: the earlier ones stay
+        return True
+
     # -- audio ----------------------------------------------------------------
 
     def _advance(self, which: int, freq_hz: np.ndarray) -> np.ndarray:

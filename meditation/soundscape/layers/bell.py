@@ -164,6 +164,12 @@ class Bell(Layer):
         out[:, 1] = ears[1]
         return out
 
+    def add_cues(self, later: Sequence[Cue]) -> bool:
+        sr = self.sample_rate
+        # Later strikes sort after the ones before: the live index stays where it is.
+        self._strikes = self._strikes + [(round(cue.time_s * sr), _strength(cue)) for cue in self._checked_later(later)]
+        return True
+
     def cue_duration_s(self, cue: Cue) -> float:
         """How long a strike is heard: until the fundamental has fallen 60 dB."""
         _strength(cue)

@@ -74,19 +74,7 @@ class BreathLayer(Layer):
 
         super().__init__(**kwargs)
         sr = self.sample_rate
-        # Phases in samples: (start, end, level at start, level at end).
-        spans = []
-        level = 0.0
-        previous_end = None
-        for cue in self.cues:
-            start = int(round(cue.time_s * sr))
-            end = int(round((cue.time_s + self.cue_duration_s(cue)) * sr))
-            if previous_end != start:
-                level = 0.0  # a new exercise starts from empty lungs
-            begin, level = level, {"in": 1.0, "out": 0.0}.get(cue.action, level)
-            spans.append((start, end, begin, level))
-            previous_end = end
-        self._spans = np.array(spans, dtype=np.float64).reshape(-1, 4)
+        self._spans = self._phases(self.cues)
         target = 10.0 ** (NOMINAL_RMS_DB / 20.0)
         p = self.params
         if p.sound == "noise":
@@ -96,6 +84,27 @@ class BreathLayer(Layer):
         else:
             # A sine of amplitude a has RMS a/sqrt(2); the octave adds its power.
             self._scale = target * math.sqrt(2.0) / math.sqrt(1.0 + _OCTAVE_LEVEL**2)
+
+    def _phases(self, cues) -> np.ndarray:
+        """Phases in samples: (start, end, level at start, level at end); each follows from the one before."""
+        sr = self.sample_rate
+        spans = []
+        level = 0.0
+        previous_end = None
+        for cue in cues:
+            start = int(round(cue.time_s * sr))
+            end = int(round((cue.time_s + self.cue_duration_s(cue)) * sr))
+            if previous_end != start:
+                level = 0.0  # a new exercise starts from empty lungs
+            begin, level = level, {"in": 1.0, "out": 0.0}.get(cue.action, level)
+            spans.append((start, end, begin, level))
+            previous_end = end
+        return np.array(spans, dtype=np.float64).reshape(-1, 4)
+
+    def add_cues(self, later) -> bool:
+        self._checked_later(later)
+        self._spans = self._phases(self.cues)
+        return True
 
     def cue_duration_s(self, cue: Cue) -> float:
         try:

@@ -178,16 +178,25 @@ class Wings(Layer):
         # (the render adds cues as the speech that places them is made).
         self._cue_rng = rng.spawn(1)[0]
         self._events: list[_Flap] = []
-        for cue in self.cues:
-            self._events.extend(self._cue_flaps(cue))
-        self._events.sort(key=lambda e: e.start)
-        self._cue_starts = np.array([e.start for e in self._events], dtype=np.int64)
-        self._cue_ends = np.array([e.end for e in self._events], dtype=np.int64)
         self._next_cue_event = 0
+        self._schedule_cues(self.cues)
         self._active: list[_Flap] = []
         # Continuous flaps are scheduled lazily, in time order, from the rng:
         # blocks are always rendered in order, so the schedule cannot depend on chunking.
         self._next_flap = rng.uniform(0.1, 1.0) * self._period_s * sr if p.continuous else math.inf
+
+    def _schedule_cues(self, cues) -> None:
+        for cue in cues:
+            self._events.extend(self._cue_flaps(cue))
+        # A stable sort of the same list a layer made with every cue would
+        # have: the strokes already under way (all earlier) keep their places.
+        self._events.sort(key=lambda e: e.start)
+        self._cue_starts = np.array([e.start for e in self._events], dtype=np.int64)
+        self._cue_ends = np.array([e.end for e in self._events], dtype=np.int64)
+
+    def add_cues(self, later) -> bool:
+        self._schedule_cues(self._checked_later(later))
+        return True
 
     def _shaped_noise(self, white_hp: np.ndarray, corner_hz: float) -> np.ndarray:
         """One-pole low-pass (20 dB/decade above ``corner_hz``), unit RMS, float32."""

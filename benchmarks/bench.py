@@ -358,9 +358,21 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     results["lame_cli"] = lame_cli
     encode_floor = min(e["s"] for k, e in encoders.items() if k in ("lameenc", "soundfile"))
 
-    # End to end: the default render (voice model already loaded in this process).
+    # End to end: the default render (voice model already loaded in this process),
+    # each run beside a run of both floors: on a shared machine the speed drifts
+    # over minutes, and a ratio of figures taken minutes apart drifts with it.
     settings = RenderSettings(script=script_path, output=tmp / "e2e.mp3", rate=0.8, lead_in_s=8, tail_s=16, soundscape="dream", cache=False)
-    t_e2e, _ = _median_time(lambda: render(settings), runs)
+    piper = load_voice("piper:joe")
+    piper.reset()
+    triples = []
+    for _ in range(runs):
+        t_speech, _ = _median_time(lambda: [piper.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts], 1)
+        t_lame, _ = _median_time(lame_in_process, 1)
+        t_run, _ = _median_time(lambda: render(settings), 1)
+        triples.append((t_speech, t_lame, t_run))
+    piper.reset()
+    t_e2e = statistics.median(t for _, _, t in triples)
+    results["overhead_runs"] = [{"speech_floor_s": a, "encode_floor_s": b, "end_to_end_s": c, "ratio": c / (a + b)} for a, b, c in triples]
 
     speech_floor = engines["piper:joe"]["floor_s"]
     results["stages"] = {
@@ -374,7 +386,7 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     }
     results["speech_floor_s"] = speech_floor
     results["encode_floor_s"] = encode_floor
-    results["overhead_ratio"] = t_e2e / (speech_floor + encode_floor)
+    results["overhead_ratio"] = statistics.median(r["ratio"] for r in results["overhead_runs"])
     results["end_to_end_rtf"] = duration / t_e2e
 
     # Soundscape alone: 10 minutes of the dream preset over the dream's scenes, against brown noise.
@@ -432,7 +444,10 @@ def _table(r: dict) -> str:
     if r.get("lame_cli"):
         lines.append(f"encoder lame -V2 (CLI)     {r['lame_cli']['s']:.2f} s ({r['lame_cli']['rtf']:.0f}x)")
     lines.append("")
-    lines.append(f"overhead ratio = end-to-end / (speech floor + encode floor) = {r['overhead_ratio']:.3f}")
+    lines.append(f"overhead ratio = end-to-end / (speech floor + encode floor) = {r['overhead_ratio']:.3f} (median of runs taken side by side:")
+    for run in r["overhead_runs"]:
+        lines.append(f"  {run['end_to_end_s']:.2f} s / ({run['speech_floor_s']:.2f} s + {run['encode_floor_s']:.2f} s) = {run['ratio']:.3f}")
+    lines[-1] += ")"
     lines.append(
         f"soundscape ({r['soundscape_minutes']:g} min dream preset): {r['soundscape_rtf']:.0f}x real time; "
         f"brown noise {r['brown_noise_rtf']:.0f}x; ratio {r['brown_noise_ratio']:.2f}; all layers at once {r['all_layers_at_once_rtf']:.0f}x"

@@ -74,7 +74,8 @@ class Ambience:
         # would have been, so making it late changes no sample.
         self._layers: dict[str, Layer | None] = {}
         self._cues: dict[str, tuple[Cue, ...]] = {}  # the cues each layer was made with
-        self._calls: dict[str, list[tuple[bool, int]]] = {}  # (rendered?, samples): what each made layer was asked, for a remake
+        # (rendered?, samples): what each layer was asked, for a remake; kept only while the plan can still change.
+        self._calls: dict[str, list[tuple[bool, int]]] | None = {} if until is not None else None
         # Samples of silent layer blocks not yet skipped (see ``render``).
         self._deferred: dict[str, int] = {}
         self.adopt(plan, until)
@@ -114,15 +115,21 @@ class Ambience:
             layers[name] = layer
             self._active[name] = _merged(_active_ranges(plan, name, [layer.cue_duration_s(c) for c in cues] if cues else [], cues))
         self._layers = layers
+        if until is None:
+            self._calls = None  # final: no layer will be made again
 
     def _remade(self, name: str, cues: tuple[Cue, ...]) -> Layer:
         layer = self._make(name, cues)
+        self._cues[name] = cues
+        if self._calls is None:
+            if self._layers.get(name) is not None:
+                raise RuntimeError(f"layer {name!r} cannot be made again: its calls were not kept (the plan was final)")
+            return layer
         for rendered, n in self._calls.setdefault(name, []):
             if rendered:
                 layer.render(n)
             else:
                 layer.skip(n)
-        self._cues[name] = cues
         return layer
 
     def _make(self, name: str, cues: tuple[Cue, ...]) -> Layer:
@@ -160,16 +167,18 @@ class Ambience:
                     run_end += BLOCK_SIZE
                 run_end = min(run_end, end)
                 if loud:
-                    calls = self._calls.setdefault(name, [])
+                    calls = self._calls.setdefault(name, []) if self._calls is not None else None
                     if layer is None:
                         layer = self._layers[name] = self._make(name, ())
                         self._cues[name] = ()
                     if self._deferred[name]:
                         layer.skip(self._deferred[name])  # whole blocks: nothing rendered
-                        calls.append((False, self._deferred[name]))
+                        if calls is not None:
+                            calls.append((False, self._deferred[name]))
                         self._deferred[name] = 0
                     pieces.append((pos - start, layer.render(run_end - pos)))
-                    calls.append((True, run_end - pos))
+                    if calls is not None:
+                        calls.append((True, run_end - pos))
                 else:
                     self._deferred[name] += run_end - pos  # silent here: don't spend time on it
                 pos = run_end

@@ -245,7 +245,6 @@ class Premix:
                 self._ambience.adopt(plan, until)
             if self._measured is not None:
                 self._measured.meter.span = self._span
-        self._timeline = timeline
         self._duck = DuckEnvelope(timeline, self._ducking)
 
     def _make(self, limit: int, total: int) -> None:

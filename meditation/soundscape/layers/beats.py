@@ -141,9 +141,17 @@ class Beats(Layer):
 
     def frequencies_hz(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Instantaneous (carrier, beat) frequency of samples [start, start + n), in hertz."""
+        starts = np.array([p[0] for p in self._pieces])
+        first, last = np.searchsorted(starts, [start, start + n - 1], side="right") - 1
+        s, length, lo, hi = self._pieces[first]
+        if first == last and start - s >= length:
+            # Between glides (nearly always): one frequency for the whole block, by the same formula.
+            x = np.ones(1)
+            w = 0.5 - 0.5 * np.cos(np.pi * x)
+            held = np.exp(lo[:, None] + (hi - lo)[:, None] * w[None, :])
+            return np.repeat(held[0], n), np.repeat(held[1], n)
         t = np.arange(start, start + n, dtype=np.int64)
         out = np.empty((2, n))
-        starts = np.array([p[0] for p in self._pieces])
         which = np.searchsorted(starts, t, side="right") - 1
         for k in np.unique(which):
             sel = which == k

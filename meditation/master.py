@@ -406,7 +406,6 @@ class MeasurePass:
     """
 
     def __init__(self, sample_rate: int, loudness_range: tuple[int, int] | None, *, spool: bool):
-        self.sample_rate = sample_rate
         self.meter = _RangeMeter(sample_rate, loudness_range)
         self.peaks = TruePeakMeter()
         self.position = 0
@@ -432,13 +431,19 @@ class MeasurePass:
         """Stop spooling (the track turned out long): the later passes will mix again."""
         self._spooling = False
 
+    def _join(self) -> BaseException | None:
+        """End the metering thread (once); what failed in it, if anything."""
+        behind, self._behind = self._behind, None
+        if behind is None:
+            return None
+        behind.finish()
+        return behind.failure
+
     def finish(self) -> None:
         """Wait for the metering thread; raise what failed in it."""
-        if self._behind is not None:
-            behind, self._behind = self._behind, None
-            behind.finish()
-            if behind.failure is not None:
-                raise behind.failure
+        failure = self._join()
+        if failure is not None:
+            raise failure
         if not self._spooling and self.spool is not None:
             self.spool.close()
             self.spool = None
@@ -446,9 +451,7 @@ class MeasurePass:
     def close(self) -> None:
         """Stop and let go of the spool, whatever state the pass is in (also on errors)."""
         try:
-            if self._behind is not None:
-                behind, self._behind = self._behind, None
-                behind.finish()
+            self._join()
         finally:
             if self.spool is not None:
                 self.spool.close()

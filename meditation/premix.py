@@ -47,7 +47,6 @@ class Premixed:
     """The final timeline, with each scene's layers."""
     plan: object | None
     """The soundscape plan (``AmbiencePlan``), or None without a soundscape."""
-    preset: object | None
     voice: VoiceBus
     measured: MeasurePass | None
     """The measure pass, fed as ``master.measure_extent`` asks; None if it had to be given up (the master measures again)."""
@@ -64,9 +63,9 @@ class Premix:
         ``known`` lengths (None: all of them, final).
     plan_soundscape : callable
         ``plan_soundscape(timeline, partial)`` returns (timeline, plan or
-        None, preset or None); ``partial`` while the timeline still grows.
+        None); ``partial`` while the timeline still grows.
     voice_fx : callable
-        ``voice_fx(preset)``: the voice chain (``VoiceFx``) or None.
+        ``voice_fx(plan)``: the voice chain (``VoiceFx``) or None; the plan may be None.
     fades : (float, float)
         Track fade-in and fade-out, seconds.
     scope : str
@@ -203,18 +202,18 @@ class Premix:
     def _advance(self, audio: list[np.ndarray]) -> None:
         """Make the mix as far as it is final, with the segments in so far."""
         timeline = self._place([len(a) for a in audio], len(audio))
-        timeline, plan, preset = self._plan_soundscape(timeline, True)
+        timeline, plan = self._plan_soundscape(timeline, True)
         if self._bus is None and voice_opening(audio, self._sr) is None:
             return  # the voice's level is not known yet
         until = self._final_before(timeline, plan)
         self._span = self._provisional_span(timeline, len(audio))
-        self._follow(timeline, plan, preset, audio, until)
+        self._follow(timeline, plan, audio, until)
         self._make(until, timeline.length)  # a lower bound of the length: the fade-out starts after ``until``
         self.advances += 1
 
     def _last(self, audio: list[np.ndarray]) -> Premixed:
         timeline = self._place([len(a) for a in audio], None)
-        timeline, plan, preset = self._plan_soundscape(timeline, False)
+        timeline, plan = self._plan_soundscape(timeline, False)
         total = timeline.length
         span = loudness_range(timeline, self._scope)
         spool, stop = measure_extent(total, self._sr, stems=self._stems, loudness_range=span)
@@ -224,18 +223,18 @@ class Premix:
             self._measured.close()
             self._measured = None
         self._span = span
-        self._follow(timeline, plan, preset, audio, None)
+        self._follow(timeline, plan, audio, None)
         if self._measured is not None:
             if not spool:
                 self._measured.drop_spool()
             self.stop = stop
             self._make(stop, total)
-        return Premixed(timeline, plan, preset, self._bus, self._measured)
+        return Premixed(timeline, plan, self._bus, self._measured)
 
-    def _follow(self, timeline: Timeline, plan, preset, audio, until: int | None) -> None:
+    def _follow(self, timeline: Timeline, plan, audio, until: int | None) -> None:
         """Bring the voice, the ambience and the meter to the newest timeline."""
         if self._bus is None:
-            self._bus = VoiceBus(timeline, audio, fx=self._voice_fx(preset))
+            self._bus = VoiceBus(timeline, audio, fx=self._voice_fx(plan))
             self._reader = self._bus.stream()
             self._ambience = plan.build(until) if plan is not None else None
             self._measured = MeasurePass(self._sr, self._span, spool=not self._stems)

@@ -66,14 +66,14 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     planned = plan_segments(script, rate=settings.rate)
     fades = track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s)
     # The mix is made and measured as the speech comes in (see ``premix``).
-    with _premix(script, planned, settings) as premix:
+    with _premix(script, planned, settings, fades) as premix:
         audio = _speak(planned, settings, each=premix.add)
         made = premix.finish(audio)
     timeline, voice = made.timeline, made.voice
     chunks = _mixer(timeline, voice, made.plan.build if made.plan is not None else None, *fades)
     title = settings.title or script.title
     try:
-        tags = publish.metadata(publication, settings, title=title, timeline=timeline, soundscape=made.preset.name if made.preset is not None else "none")
+        tags = publish.metadata(publication, settings, title=title, timeline=timeline, soundscape=made.plan.preset.name if made.plan is not None else "none")
         mastered = master_to_file(
             chunks,
             settings,
@@ -118,14 +118,14 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     return RenderResult(settings.output, duration_s, mastered.loudness_lufs, mastered.true_peak_db, plan.timeline, settings, mastered.warnings)
 
 
-def _premix(script: Script, planned, settings: RenderSettings) -> Premix:
+def _premix(script: Script, planned, settings: RenderSettings, fades: tuple[float, float]) -> Premix:
     """Stages 4 to 6 and the measure pass, in a thread that follows the speech stage."""
     return Premix(
         sample_rate=settings.sample_rate,
         place=lambda lengths, known: _place(script, planned, lengths, settings, known),
         plan_soundscape=lambda timeline, partial: _plan_soundscape(script, timeline, settings, partial),
-        voice_fx=lambda preset: _voice_fx(settings, preset.voice if preset is not None else {}),
-        fades=track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s),
+        voice_fx=lambda plan: _voice_fx(settings, plan.preset.voice if plan is not None else {}),
+        fades=fades,
         scope=settings.loudness_scope,
         stems=settings.stems is not None,
         grows=settings.duration_s is None,
@@ -169,15 +169,15 @@ def _place(script: Script, planned, lengths, settings: RenderSettings, known: in
 def _plan_soundscape(script: Script, timeline: Timeline, settings: RenderSettings, partial: bool = False):
     """Stage: the soundscape (and ``--bed``) over the timeline.
 
-    Returns (the timeline with each scene's layers, the plan or None, the preset or None).
+    Returns (the timeline with each scene's layers, the plan or None).
     """
     beds = _beds(settings)
     if settings.soundscape == "none" and not beds:
-        return timeline, None, None
+        return timeline, None
     from .soundscape import plan_ambience
 
     plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers, beds=beds, partial=partial)
-    return plan.timeline, plan, plan.preset
+    return plan.timeline, plan
 
 
 def _mixer(timeline: Timeline, voice: VoiceBus | None, ambience_factory, fade_in_s: float, fade_out_s: float):

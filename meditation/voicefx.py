@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .errors import SettingsError
-from .levels import VOICE_CREST_DB, VOICE_LEVEL_SAMPLE_S, VOICE_RMS_DB
+from .levels import VOICE_CREST_DB, VOICE_RMS_DB
 
 __all__ = ["VoiceFx", "VoiceChain", "STYLES", "parse_voice_fx", "voice_fx_from"]
 
@@ -301,23 +301,16 @@ def _run_dynamics(stages: dict, x: np.ndarray, sr: int, makeup: float = 1.0) -> 
 
 
 def measure_makeup_db(fx: VoiceFx, speech: list[np.ndarray], sample_rate: int) -> float:
-    """Gain that keeps the voice's loudness (BS.1770) through the chain, from its first ``VOICE_LEVEL_SAMPLE_S`` of speech.
+    """Gain that keeps the voice's loudness (BS.1770) through the chain, measured on ``speech``: the voice's opening (``mix.voice_opening``).
 
     The chain must not move the voice against the ambience (layer levels are
     relative to it): whatever the leveler takes and the room adds, this gives back.
     """
     from .master import integrated_loudness
 
-    limit = int(VOICE_LEVEL_SAMPLE_S * sample_rate)
-    parts, have = [], 0
-    for a in speech:
-        if have >= limit:
-            break
-        parts.append(np.asarray(a[: limit - have], dtype=np.float32))
-        have += len(parts[-1])
-    if not have:
+    x = np.concatenate([np.asarray(a, dtype=np.float32) for a in speech]) if speech else np.zeros(0, dtype=np.float32)
+    if not len(x):
         return 0.0
-    x = np.concatenate(parts)
 
     def source(start: int, n: int) -> np.ndarray:
         out = np.zeros(n, dtype=np.float32)

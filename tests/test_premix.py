@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from meditation import render as render_module
-from meditation.mix import CHUNK
+from meditation.mix import CHUNK, track_fades_s
 from meditation.soundscape.layers import BLOCK_SIZE
 from meditation.script import parse_script
 from meditation.segments import plan_segments
@@ -123,7 +123,8 @@ def _premixed(setup, one_by_one: bool, **changes):
     script, planned, settings, audio = setup
     settings = settings.replace(**changes) if changes else settings
     made_before_the_end = (0, 0)
-    with render_module._premix(script, planned, settings) as premix:
+    fades = track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s)
+    with render_module._premix(script, planned, settings, fades) as premix:
         if one_by_one:
             for a in audio:
                 premix.add(a)
@@ -156,7 +157,6 @@ def test_the_mix_made_while_the_speech_comes_in_is_the_mix_made_after_it(setup, 
     # this short script is mixed segment by segment.
     monkeypatch.setattr("meditation.premix.CHUNK", grid)
     monkeypatch.setattr("meditation.mix.VOICE_LEVEL_SAMPLE_S", 4.0)
-    monkeypatch.setattr("meditation.voicefx.VOICE_LEVEL_SAMPLE_S", 4.0)
     soundscape = str(setup[2].script.parent / f"{preset}.toml")
     at_once, mix, figures, _ = _premixed(setup, one_by_one=False, soundscape=soundscape)
     growing, grown_mix, grown_figures, (early, advances) = _premixed(setup, one_by_one=True, soundscape=soundscape)
@@ -223,7 +223,6 @@ def test_without_a_duration_to_fit_nothing_is_mixed_before_the_last_length(setup
 def early_opening(monkeypatch):
     """The voice's level from its first 4 s: this short script is then mixed segment by segment."""
     monkeypatch.setattr("meditation.mix.VOICE_LEVEL_SAMPLE_S", 4.0)
-    monkeypatch.setattr("meditation.voicefx.VOICE_LEVEL_SAMPLE_S", 4.0)
 
 
 @pytest.mark.parametrize("scope", ["speech", "track"])

@@ -91,7 +91,9 @@ def _peak_rss_mb(args: list[str]) -> float:
     """
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
         result = subprocess.run(
-            [sys.executable, "-c", _RSS_PROBE, report.name, *args, "--progress", "off"], cwd=ROOT, stdout=subprocess.DEVNULL
+            [sys.executable, "-c", _RSS_PROBE, report.name, *args, "--progress", "off"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
         )
         if result.returncode != 0:
             raise SystemExit(f"benchmark render failed: meditation {' '.join(args)}")
@@ -117,7 +119,9 @@ def _floor_signal(n: int, sample_rate: int) -> np.ndarray:
     """What the encoders are timed on: a 220 Hz tone in a little noise, ``(n, 2)`` float32."""
     rng = np.random.default_rng(0)
     t = np.arange(n) / sample_rate
-    return (0.2 * np.sin(2 * np.pi * 220 * t)[:, None] + 0.05 * rng.standard_normal((n, 2))).astype(np.float32)
+    return (0.2 * np.sin(2 * np.pi * 220 * t)[:, None] + 0.05 * rng.standard_normal((n, 2))).astype(
+        np.float32
+    )
 
 
 def _lame_in_process(signal_: np.ndarray, sample_rate: int, path: Path, block: int = 32768) -> None:
@@ -141,7 +145,10 @@ def _ambience_timeline(script_path: Path, minutes: float, sample_rate: int):
     length = int(minutes * 60 * sample_rate)
     names = [s.name for s in script.scenes]
     step = length // len(names)
-    spans = tuple(SceneSpan(n, i * step, length if i == len(names) - 1 else (i + 1) * step) for i, n in enumerate(names))
+    spans = tuple(
+        SceneSpan(n, i * step, length if i == len(names) - 1 else (i + 1) * step)
+        for i, n in enumerate(names)
+    )
     return script, Timeline(sample_rate, length, (), spans)
 
 
@@ -151,6 +158,7 @@ def _render_ambience(plan, total: int) -> None:
     ambience = plan.build()
     for start in range(0, total, CHUNK):
         ambience.render(min(CHUNK, total - start))
+
 
 _NUMPY_BROWN_WAV = """
 import sys
@@ -190,14 +198,47 @@ def ambient_vs_floors(minutes: float, runs: int, folder: Path) -> dict:
 
     seconds = minutes * 60
     sox = shutil.which("sox")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    ambient = [sys.executable, "-m", "meditation", "ambient", "--soundscape", "dream", "--duration", f"{seconds:g}s", "--progress", "off"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    ambient = [
+        sys.executable,
+        "-m",
+        "meditation",
+        "ambient",
+        "--soundscape",
+        "dream",
+        "--duration",
+        f"{seconds:g}s",
+        "--progress",
+        "off",
+    ]
     commands = {
         "ambient": ambient + ["-o", str(folder / "ambient.wav")],
-        "numpy": [sys.executable, "-c", _NUMPY_BROWN_WAV, f"{seconds:g}", str(folder / "numpy.wav")],
+        "numpy": [
+            sys.executable,
+            "-c",
+            _NUMPY_BROWN_WAV,
+            f"{seconds:g}",
+            str(folder / "numpy.wav"),
+        ],
     }
     if sox:
-        commands["sox"] = [sox, "-n", "-r", "44100", "-c", "2", "-b", "16", str(folder / "sox.wav"), "synth", f"{seconds:g}", "brownnoise"]
+        commands["sox"] = [
+            sox,
+            "-n",
+            "-r",
+            "44100",
+            "-c",
+            "2",
+            "-b",
+            "16",
+            str(folder / "sox.wav"),
+            "synth",
+            f"{seconds:g}",
+            "brownnoise",
+        ]
     import resource
 
     times: dict[str, list[float]] = {name: [] for name in commands}
@@ -206,7 +247,9 @@ def ambient_vs_floors(minutes: float, runs: int, folder: Path) -> dict:
         for name, command in commands.items():
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             times[name].append(time.perf_counter() - start)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             # CPU time (user + system) is steadier than wall time on a shared machine.
@@ -233,7 +276,12 @@ def _startup_s(args: list[str], runs: int) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "meditation", *args], cwd=ROOT, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "meditation", *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -266,8 +314,8 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     from meditation.mix import VoiceBus, limit_crest, mix_chunks
     from meditation.render import RenderSettings, render
     from meditation.script import read_script
-    from meditation.soundscape import plan_ambience
     from meditation.segments import plan_segments
+    from meditation.soundscape import plan_ambience
     from meditation.timeline import layout
     from meditation.voices import load_voice
 
@@ -293,16 +341,40 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     for voice in ("piper:joe", "pyttsx3"):
         engine = load_voice(voice)
         engine.reset()
-        t_floor, audio_native = _median_time(lambda: [engine.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts], runs)
+        t_floor, audio_native = _median_time(
+            lambda: [engine.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts],
+            runs,
+        )
         engine.reset()
         seconds = sum(len(a) for a in audio_native) / engine.sample_rate
-        t_stage, _ = _median_time(lambda: speech_stage.synthesize(texts, voice=voice, rate=0.8, sample_rate=sr, cache=None, finish_with=limit_crest), runs)
-        engines[voice] = {"speech_s": seconds, "floor_s": t_floor, "floor_rtf": seconds / t_floor, "stage_s": t_stage, "stage_rtf": seconds / t_stage}
+        t_stage, _ = _median_time(
+            lambda: speech_stage.synthesize(
+                texts, voice=voice, rate=0.8, sample_rate=sr, cache=None, finish_with=limit_crest
+            ),
+            runs,
+        )
+        engines[voice] = {
+            "speech_s": seconds,
+            "floor_s": t_floor,
+            "floor_rtf": seconds / t_floor,
+            "stage_s": t_stage,
+            "stage_rtf": seconds / t_stage,
+        }
     results["speech"] = engines
 
     # The rest of the default render with the default voice.
-    audio = speech_stage.synthesize(texts, voice="piper:joe", rate=0.8, sample_rate=sr, cache=None, finish_with=limit_crest)
-    timeline = layout(planned, [len(a) for a in audio], sample_rate=sr, lead_in_s=8, tail_s=16, scene_names=[s.name for s in script.scenes], pause_scale=1.0)
+    audio = speech_stage.synthesize(
+        texts, voice="piper:joe", rate=0.8, sample_rate=sr, cache=None, finish_with=limit_crest
+    )
+    timeline = layout(
+        planned,
+        [len(a) for a in audio],
+        sample_rate=sr,
+        lead_in_s=8,
+        tail_s=16,
+        scene_names=[s.name for s in script.scenes],
+        pause_scale=1.0,
+    )
     duration = timeline.duration_s
     results["track_s"] = duration
     plan = plan_ambience("dream", script=script, timeline=timeline, seed=1)
@@ -335,7 +407,16 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     def soundfile_mp3():
         import soundfile
 
-        with soundfile.SoundFile(tmp / "floor_sf.mp3", "w", sr, 2, format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="VARIABLE", compression_level=0.2) as f:
+        with soundfile.SoundFile(
+            tmp / "floor_sf.mp3",
+            "w",
+            sr,
+            2,
+            format="MP3",
+            subtype="MPEG_LAYER_III",
+            bitrate_mode="VARIABLE",
+            compression_level=0.2,
+        ) as f:
             for i in range(0, n, 32768):
                 f.write(signal_[i : i + 32768])
 
@@ -344,7 +425,11 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
             for i in range(0, n, 32768):
                 w.write(signal_[i : i + 32768])
 
-    for name, fn in (("lameenc", lame_in_process), ("soundfile", soundfile_mp3), ("meditation_writer", pipeline_writer)):
+    for name, fn in (
+        ("lameenc", lame_in_process),
+        ("soundfile", soundfile_mp3),
+        ("meditation_writer", pipeline_writer),
+    ):
         t, _ = _median_time(fn, runs)
         encoders[name] = {"s": t, "rtf": duration / t}
     lame_cli = None
@@ -352,7 +437,13 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
         import soundfile
 
         soundfile.write(tmp / "floor.wav", signal_, sr, subtype="PCM_16")
-        t, _ = _median_time(lambda: subprocess.run(["lame", "--silent", "-V2", str(tmp / "floor.wav"), str(tmp / "cli.mp3")], check=True), runs)
+        t, _ = _median_time(
+            lambda: subprocess.run(
+                ["lame", "--silent", "-V2", str(tmp / "floor.wav"), str(tmp / "cli.mp3")],
+                check=True,
+            ),
+            runs,
+        )
         lame_cli = {"s": t, "rtf": duration / t}
     results["encoders"] = encoders
     results["lame_cli"] = lame_cli
@@ -361,27 +452,50 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     # End to end: the default render (voice model already loaded in this process),
     # each run beside a run of both floors: on a shared machine the speed drifts
     # over minutes, and a ratio of figures taken minutes apart drifts with it.
-    settings = RenderSettings(script=script_path, output=tmp / "e2e.mp3", rate=0.8, lead_in_s=8, tail_s=16, soundscape="dream", cache=False)
+    settings = RenderSettings(
+        script=script_path,
+        output=tmp / "e2e.mp3",
+        rate=0.8,
+        lead_in_s=8,
+        tail_s=16,
+        soundscape="dream",
+        cache=False,
+    )
     piper = load_voice("piper:joe")
     piper.reset()
     triples = []
     for _ in range(runs):
-        t_speech, _ = _median_time(lambda: [piper.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts], 1)
+        t_speech, _ = _median_time(
+            lambda: [piper.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts],
+            1,
+        )
         t_lame, _ = _median_time(lame_in_process, 1)
         t_run, _ = _median_time(lambda: render(settings), 1)
         triples.append((t_speech, t_lame, t_run))
     piper.reset()
     t_e2e = statistics.median(t for _, _, t in triples)
-    results["overhead_runs"] = [{"speech_floor_s": a, "encode_floor_s": b, "end_to_end_s": c, "ratio": c / (a + b)} for a, b, c in triples]
+    results["overhead_runs"] = [
+        {"speech_floor_s": a, "encode_floor_s": b, "end_to_end_s": c, "ratio": c / (a + b)}
+        for a, b, c in triples
+    ]
 
     speech_floor = engines["piper:joe"]["floor_s"]
     results["stages"] = {
         "parse": {"s": t_parse, "rtf": duration / t_parse},
-        "speech_piper": {"s": engines["piper:joe"]["stage_s"], "rtf": duration / engines["piper:joe"]["stage_s"]},
-        "speech_pyttsx3": {"s": engines["pyttsx3"]["stage_s"], "rtf": duration / engines["pyttsx3"]["stage_s"]},
+        "speech_piper": {
+            "s": engines["piper:joe"]["stage_s"],
+            "rtf": duration / engines["piper:joe"]["stage_s"],
+        },
+        "speech_pyttsx3": {
+            "s": engines["pyttsx3"]["stage_s"],
+            "rtf": duration / engines["pyttsx3"]["stage_s"],
+        },
         "soundscape": {"s": t_soundscape, "rtf": duration / t_soundscape},
         "mix_master": {"s": t_mix_only, "rtf": duration / t_mix_only},
-        "encode": {"s": encoders["meditation_writer"]["s"], "rtf": encoders["meditation_writer"]["rtf"]},
+        "encode": {
+            "s": encoders["meditation_writer"]["s"],
+            "rtf": encoders["meditation_writer"]["rtf"],
+        },
         "end_to_end": {"s": t_e2e, "rtf": duration / t_e2e},
     }
     results["speech_floor_s"] = speech_floor
@@ -401,7 +515,10 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     def all_layers():
         from meditation.mix import CHUNK
 
-        layers = [LAYERS[name](sample_rate=sr, rng=np.random.default_rng(i), params=spec.params) for i, (name, spec) in enumerate(amb_plan.preset.layers.items())]
+        layers = [
+            LAYERS[name](sample_rate=sr, rng=np.random.default_rng(i), params=spec.params)
+            for i, (name, spec) in enumerate(amb_plan.preset.layers.items())
+        ]
         total = amb_timeline.length
         for start in range(0, total, CHUNK):
             n_ = min(CHUNK, total - start)
@@ -420,33 +537,51 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
 
     # Peak memory of fresh processes.
     short, long_ = ("30s", "3m") if quick else ("10m", "60m")
-    rss_short = _peak_rss_mb(["ambient", "--soundscape", "dream", "--duration", short, "-o", str(tmp / "a.flac")])
-    rss_long = _peak_rss_mb(["ambient", "--soundscape", "dream", "--duration", long_, "-o", str(tmp / "b.flac")])
+    rss_short = _peak_rss_mb(
+        ["ambient", "--soundscape", "dream", "--duration", short, "-o", str(tmp / "a.flac")]
+    )
+    rss_long = _peak_rss_mb(
+        ["ambient", "--soundscape", "dream", "--duration", long_, "-o", str(tmp / "b.flac")]
+    )
     results["memory_mb"] = {f"ambient_{short}": rss_short, f"ambient_{long_}": rss_long}
     results["memory_ratio_60_10"] = rss_long / rss_short
     if not quick:
-        results["memory_mb"]["dream_render"] = _peak_rss_mb(["render", "-o", str(tmp / "d.mp3"), "--no-cache"])
+        results["memory_mb"]["dream_render"] = _peak_rss_mb(
+            ["render", "-o", str(tmp / "d.mp3"), "--no-cache"]
+        )
     return results
 
 
 def _table(r: dict) -> str:
-    lines = [f"machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, Python {r['machine']['python']}, numpy {r['machine']['numpy']}"]
-    lines.append(f"track: {r['track_s']:.1f} s of audio{' (quick mode)' if r['quick'] else ''}, median of {r['runs']} runs")
+    lines = [
+        f"machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, Python {r['machine']['python']}, numpy {r['machine']['numpy']}"
+    ]
+    lines.append(
+        f"track: {r['track_s']:.1f} s of audio{' (quick mode)' if r['quick'] else ''}, median of {r['runs']} runs"
+    )
     lines.append("")
     lines.append(f"{'stage':<22}{'seconds':>10}{'RTF (x real time)':>20}")
     for name, v in r["stages"].items():
         lines.append(f"{name:<22}{v['s']:>10.3f}{v['rtf']:>20.1f}")
     lines.append("")
     for voice, v in r["speech"].items():
-        lines.append(f"speech floor {voice:<12} {v['floor_s']:.2f} s for {v['speech_s']:.1f} s of speech ({v['floor_rtf']:.1f}x)")
+        lines.append(
+            f"speech floor {voice:<12} {v['floor_s']:.2f} s for {v['speech_s']:.1f} s of speech ({v['floor_rtf']:.1f}x)"
+        )
     for name, v in r["encoders"].items():
         lines.append(f"encoder {name:<18} {v['s']:.2f} s ({v['rtf']:.0f}x)")
     if r.get("lame_cli"):
-        lines.append(f"encoder lame -V2 (CLI)     {r['lame_cli']['s']:.2f} s ({r['lame_cli']['rtf']:.0f}x)")
+        lines.append(
+            f"encoder lame -V2 (CLI)     {r['lame_cli']['s']:.2f} s ({r['lame_cli']['rtf']:.0f}x)"
+        )
     lines.append("")
-    lines.append(f"overhead ratio = end-to-end / (speech floor + encode floor) = {r['overhead_ratio']:.3f} (median of runs taken side by side:")
+    lines.append(
+        f"overhead ratio = end-to-end / (speech floor + encode floor) = {r['overhead_ratio']:.3f} (median of runs taken side by side:"
+    )
     for run in r["overhead_runs"]:
-        lines.append(f"  {run['end_to_end_s']:.2f} s / ({run['speech_floor_s']:.2f} s + {run['encode_floor_s']:.2f} s) = {run['ratio']:.3f}")
+        lines.append(
+            f"  {run['end_to_end_s']:.2f} s / ({run['speech_floor_s']:.2f} s + {run['encode_floor_s']:.2f} s) = {run['ratio']:.3f}"
+        )
     lines[-1] += ")"
     lines.append(
         f"soundscape ({r['soundscape_minutes']:g} min dream preset): {r['soundscape_rtf']:.0f}x real time; "
@@ -458,7 +593,11 @@ def _table(r: dict) -> str:
         f"(bare interpreter {s['python_bare']:.2f} s)"
     )
     a = r["ambient_floors"]
-    sox = f"{a['sox_ratio']:.2f} x sox ({a['sox_s']:.2f} s)" if a["sox_ratio"] is not None else a["sox_note"]
+    sox = (
+        f"{a['sox_ratio']:.2f} x sox ({a['sox_s']:.2f} s)"
+        if a["sox_ratio"] is not None
+        else a["sox_note"]
+    )
     lines.append(
         f"ambient --soundscape dream {a['minutes']:g} min to WAV: {a['ambient_s']:.2f} s = {sox}, "
         f"{a['ambient_numpy_ratio']:.2f} x numpy brown noise ({a['numpy_brown_s']:.2f} s)"
@@ -493,9 +632,14 @@ def bench_formats(seconds: float, runs: int) -> dict:
         with av.open(str(folder / "pyav.mp3"), "w", format="mp3") as container:
             stream = container.add_stream("libmp3lame", rate=sr, layout="stereo")
             stream.codec_context.qscale = True
-            stream.codec_context.options = {"global_quality": str(2 * 118), "compression_level": "5"}  # -V2, -q 5
+            stream.codec_context.options = {
+                "global_quality": str(2 * 118),
+                "compression_level": "5",
+            }  # -V2, -q 5
             for i in range(0, n, block):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(signal_[i : i + block].T), format="fltp", layout="stereo")
+                frame = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(signal_[i : i + block].T), format="fltp", layout="stereo"
+                )
                 frame.sample_rate = sr
                 for packet in stream.encode(frame):
                     container.mux(packet)
@@ -504,7 +648,9 @@ def bench_formats(seconds: float, runs: int) -> dict:
 
     def soundfile_opus():
         resampled = soxr.resample(signal_, sr, 48000, quality="HQ").astype(np.float32)
-        with soundfile.SoundFile(folder / "sf.opus", "w", 48000, 2, format="OGG", subtype="OPUS") as f:
+        with soundfile.SoundFile(
+            folder / "sf.opus", "w", 48000, 2, format="OGG", subtype="OPUS"
+        ) as f:
             for i in range(0, len(resampled), block):
                 f.write(resampled[i : i + block])
 
@@ -537,16 +683,24 @@ def bench_formats(seconds: float, runs: int) -> dict:
 
 
 def _formats_table(r: dict) -> str:
-    lines = [f"output formats, {r['seconds']:g} s of stereo audio each (real-time factor beside lameenc's):"]
+    lines = [
+        f"output formats, {r['seconds']:g} s of stereo audio each (real-time factor beside lameenc's):"
+    ]
     for name, v in r["encoders"].items():
         lines.append(f"  {name:<32}{v['s']:>8.2f} s{v['rtf']:>8.0f}x")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="short inputs, finishes in under a minute")
-    parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 3, quick 1)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short inputs, finishes in under a minute"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=None, help="runs per figure (default 3, quick 1)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)

@@ -80,7 +80,12 @@ def _setup(root: Path) -> Path:
 def _batch(manifest: Path, cache: Path, *extra: str) -> tuple[float, str]:
     env = {**os.environ, "MEDITATION_CACHE_DIR": str(cache)}
     start = time.perf_counter()
-    proc = subprocess.run([*MEDITATION, "batch", str(manifest), "--progress", "off", *extra], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [*MEDITATION, "batch", str(manifest), "--progress", "off", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     summary = (proc.stdout.strip().splitlines() or [""])[-1]
     if proc.returncode != 0:
@@ -103,7 +108,13 @@ def bench_resume(work: Path, repeats: int, jobs: int | None) -> dict:
         reruns.append(again)
         print(f"  resume run {i + 1}: first {first:.2f}s, again {again:.2f}s", file=sys.stderr)
     first, again = statistics.median(firsts), statistics.median(reruns)
-    return {"first_s": firsts, "rerun_s": reruns, "median_first_s": first, "median_rerun_s": again, "ratio": again / first}
+    return {
+        "first_s": firsts,
+        "rerun_s": reruns,
+        "median_first_s": first,
+        "median_rerun_s": again,
+        "ratio": again / first,
+    }
 
 
 _SPEECH_PROBE = textwrap.dedent(
@@ -146,7 +157,12 @@ _SPEECH_PROBE = textwrap.dedent(
 
 def _speech_probe(manifest: Path, cache: Path, mode: str) -> list[dict]:
     env = {**os.environ, "MEDITATION_CACHE_DIR": str(cache)}
-    proc = subprocess.run([sys.executable, "-c", _SPEECH_PROBE, str(manifest), mode], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _SPEECH_PROBE, str(manifest), mode],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"speech probe failed: {proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -177,7 +193,9 @@ def bench_speech_cache(work: Path, repeats: int) -> dict:
             )
             cold, warm = _speech_probe(manifest, root / "cache", "preload")
             assert cold["engine_calls"] > 0 and warm["engine_calls"] == 0, (cold, warm)
-            in_proc.append((cold["speech_s"], warm["speech_s"], cold["engine_calls"], warm["engine_calls"]))
+            in_proc.append(
+                (cold["speech_s"], warm["speech_s"], cold["engine_calls"], warm["engine_calls"])
+            )
             # Fresh processes: the second one starts with a warm cache and no engine loaded.
             for leftover in root.glob("*.wav"):
                 leftover.unlink()
@@ -221,7 +239,14 @@ def bench_jobs(work: Path, repeats: int) -> dict:
             times[jobs].append(seconds)
             print(f"  -j {jobs} run {i + 1}: {seconds:.2f}s", file=sys.stderr)
     j1, j2 = statistics.median(times[1]), statistics.median(times[2])
-    return {"j1_s": times[1], "j2_s": times[2], "median_j1_s": j1, "median_j2_s": j2, "speedup": j1 / j2, "cores": os.cpu_count()}
+    return {
+        "j1_s": times[1],
+        "j2_s": times[2],
+        "median_j1_s": j1,
+        "median_j2_s": j2,
+        "speedup": j1 / j2,
+        "cores": os.cpu_count(),
+    }
 
 
 CLUSTER_MANIFEST = """\
@@ -260,22 +285,48 @@ def bench_cluster(work: Path, repeats: int) -> dict:
             times[name].append(seconds)
             print(f"  {' '.join(extra)} run {i + 1}: {seconds:.2f}s", file=sys.stderr)
     local, cluster = statistics.median(times["local"]), statistics.median(times["cluster"])
-    return {"j2_s": times["local"], "local2_s": times["cluster"], "median_j2_s": local, "median_local2_s": cluster, "ratio": cluster / local}
+    return {
+        "j2_s": times["local"],
+        "local2_s": times["cluster"],
+        "median_j2_s": local,
+        "median_local2_s": cluster,
+        "ratio": cluster / local,
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Figures are medians of --repeats runs.")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="Figures are medians of --repeats runs."
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (default 3)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--only", choices=["resume", "speech", "jobs", "cluster"], action="append", help="run only these parts (repeatable)")
+    parser.add_argument(
+        "--only",
+        choices=["resume", "speech", "jobs", "cluster"],
+        action="append",
+        help="run only these parts (repeatable)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (printed)")
-    parser.add_argument("--lead-in", type=float, default=4.0, help="lead-in of every variant, s (default 4, as render)")
-    parser.add_argument("--tail", type=float, default=10.0, help="tail of every variant, s (default 10, as render)")
+    parser.add_argument(
+        "--lead-in",
+        type=float,
+        default=4.0,
+        help="lead-in of every variant, s (default 4, as render)",
+    )
+    parser.add_argument(
+        "--tail", type=float, default=10.0, help="tail of every variant, s (default 10, as render)"
+    )
     args = parser.parse_args(argv)
     PADDING.update(lead_in=args.lead_in, tail=args.tail)
     parts = args.only or ["resume", "speech", "jobs", "cluster"]
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
-    results: dict = {"lead_in_s": args.lead_in, "tail_s": args.tail, "repeats": args.repeats, "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}
+    results: dict = {
+        "lead_in_s": args.lead_in,
+        "tail_s": args.tail,
+        "repeats": args.repeats,
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
     try:
         if "resume" in parts:
             results["resume"] = bench_resume(work, args.repeats, None)
@@ -299,10 +350,30 @@ def main(argv=None) -> int:
         rows.append(("rerun / first run", f"{r['ratio']:.3f}", "< 0.1"))
     if "speech_cache" in results:
         for voice, r in results["speech_cache"].items():
-            rows.append((f"{voice}: speech time cold / warm cache (s)", f"{r['cold_s']:.3f} / {r['warm_s']:.3f}", ""))
-            rows.append((f"{voice}: engine calls cold / warm", f"{r['engine_calls_cold']} / {r['engine_calls_warm']}", ""))
-            rows.append((f"{voice}: speech-time ratio, batch worker", f"{r['ratio']:.1f}x", ">= 5x"))
-            rows.append((f"{voice}: speech-time ratio, fresh process", f"{r['fresh_process_ratio']:.1f}x", "(reference)"))
+            rows.append(
+                (
+                    f"{voice}: speech time cold / warm cache (s)",
+                    f"{r['cold_s']:.3f} / {r['warm_s']:.3f}",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"{voice}: engine calls cold / warm",
+                    f"{r['engine_calls_cold']} / {r['engine_calls_warm']}",
+                    "",
+                )
+            )
+            rows.append(
+                (f"{voice}: speech-time ratio, batch worker", f"{r['ratio']:.1f}x", ">= 5x")
+            )
+            rows.append(
+                (
+                    f"{voice}: speech-time ratio, fresh process",
+                    f"{r['fresh_process_ratio']:.1f}x",
+                    "(reference)",
+                )
+            )
     if "jobs" in results:
         r = results["jobs"]
         rows.append(("12-variant batch -j 1 (s)", f"{r['median_j1_s']:.2f}", ""))
@@ -311,7 +382,9 @@ def main(argv=None) -> int:
     if results.get("cluster"):
         r = results["cluster"]
         rows.append(("16 short variants -j 2 (s)", f"{r['median_j2_s']:.2f}", ""))
-        rows.append(("16 short variants --scheduler local:2 (s)", f"{r['median_local2_s']:.2f}", ""))
+        rows.append(
+            ("16 short variants --scheduler local:2 (s)", f"{r['median_local2_s']:.2f}", "")
+        )
         rows.append(("cluster / -j 2", f"{r['ratio']:.2f}", "<= 1.2"))
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)

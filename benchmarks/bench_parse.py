@@ -108,8 +108,15 @@ def main() -> None:
     for kind in CASES:
         seconds = cpu_s(make(kind, args.size), args.repeats)
         plain = plain or seconds
-        results[kind] = {"cpu_s": round(seconds, 4), "ratio": round(seconds / plain, 2), "peak_mb": round(peak_mb(kind, args.size), 1)}
-        print(f"{kind:32s} {seconds:8.3f} s CPU  {seconds / plain:6.2f}x plain  {results[kind]['peak_mb']:6.1f} MB", flush=True)
+        results[kind] = {
+            "cpu_s": round(seconds, 4),
+            "ratio": round(seconds / plain, 2),
+            "peak_mb": round(peak_mb(kind, args.size), 1),
+        }
+        print(
+            f"{kind:32s} {seconds:8.3f} s CPU  {seconds / plain:6.2f}x plain  {results[kind]['peak_mb']:6.1f} MB",
+            flush=True,
+        )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"size": args.size, "results": results}, handle, indent=2)

@@ -48,7 +48,13 @@ sys.exit(code)
 def run(args: list[str]) -> tuple[float, int]:
     """(seconds inside main, peak RSS in kB) of one CLI run in a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", _RUN, *args, "--progress", "off"], capture_output=True, text=True, env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, *args, "--progress", "off"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     fields = done.stdout.split()
     return float(fields[fields.index("ELAPSED") + 1]), int(fields[fields.index("RSS_KB") + 1])
 
@@ -64,29 +70,60 @@ def main() -> int:
         tmp = Path(tmp)
         story = tmp / "story.md"
         story.write_text(STORY, encoding="utf-8")
-        render = ["render", str(story), "--voice", args.voice, "--soundscape", "sleep", "--tail", "30m", "--fade-out", "10m"]
-        run([*render, "-o", str(tmp / "warm.flac")])  # fills the speech cache: the tail is what we measure
+        render = [
+            "render",
+            str(story),
+            "--voice",
+            args.voice,
+            "--soundscape",
+            "sleep",
+            "--tail",
+            "30m",
+            "--fade-out",
+            "10m",
+        ]
+        run(
+            [*render, "-o", str(tmp / "warm.flac")]
+        )  # fills the speech cache: the tail is what we measure
         timings = tmp / "t.json"
         run([*render, "-o", str(tmp / "warm.flac"), "--timings", str(timings)])
         length_s = json.loads(timings.read_text())["duration"]
-        story_s = statistics.median(run([*render, "-o", str(tmp / f"s{i}.flac")])[0] for i in range(args.runs))
+        story_s = statistics.median(
+            run([*render, "-o", str(tmp / f"s{i}.flac")])[0] for i in range(args.runs)
+        )
         ambient = ["ambient", "--soundscape", "sleep", "--duration", f"{length_s:.3f}"]
-        ambient_s = statistics.median(run([*ambient, "-o", str(tmp / f"a{i}.flac")])[0] for i in range(args.runs))
+        ambient_s = statistics.median(
+            run([*ambient, "-o", str(tmp / f"a{i}.flac")])[0] for i in range(args.runs)
+        )
         figures["track_s"] = length_s
         figures["sleep_story_rtf"] = length_s / story_s
         figures["ambient_rtf"] = length_s / ambient_s
-        print(f"track {length_s:.0f} s: sleep story {figures['sleep_story_rtf']:.1f}x real time, ambient {figures['ambient_rtf']:.1f}x", flush=True)
+        print(
+            f"track {length_s:.0f} s: sleep story {figures['sleep_story_rtf']:.1f}x real time, ambient {figures['ambient_rtf']:.1f}x",
+            flush=True,
+        )
 
         sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
         import numpy as np
         import soundfile as sf
-
         from test_recording import make_recording  # the tests' surf-like material
 
         bed = tmp / "surf.flac"
         sf.write(bed, make_recording(), 48000)
         for minutes in (10, 60):
-            seconds, rss = run(["ambient", "--soundscape", "none", "--bed", str(bed), "--duration", f"{minutes}m", "-o", str(tmp / f"b{minutes}.flac")])
+            seconds, rss = run(
+                [
+                    "ambient",
+                    "--soundscape",
+                    "none",
+                    "--bed",
+                    str(bed),
+                    "--duration",
+                    f"{minutes}m",
+                    "-o",
+                    str(tmp / f"b{minutes}.flac"),
+                ]
+            )
             figures[f"bed_{minutes}min_rss_mb"] = rss / 1024
             figures[f"bed_{minutes}min_rtf"] = minutes * 60 / seconds
 
@@ -94,7 +131,11 @@ def main() -> int:
 
         sr = 44100
         voice = (0.1 * np.random.default_rng(0).standard_normal(120 * sr)).astype(np.float32)
-        chain = VoiceChain(STYLES["gentle"], sr, lambda s, n: voice[s : s + n] if s + n <= len(voice) else np.zeros(n, np.float32))
+        chain = VoiceChain(
+            STYLES["gentle"],
+            sr,
+            lambda s, n: voice[s : s + n] if s + n <= len(voice) else np.zeros(n, np.float32),
+        )
         t = time.perf_counter()
         chain.render(len(voice))
         figures["voice_chain_s_per_voice_min"] = (time.perf_counter() - t) / 2

@@ -110,18 +110,42 @@ def main() -> int:
             with httpx.Client(headers=headers, timeout=600) as client:
                 for _ in range(max(10, 5 * args.repeats)):
                     t = time.perf_counter()
-                    client.post(base + "/api/check", json={"text": dream, "name": "dream.md"}).raise_for_status()
+                    client.post(
+                        base + "/api/check", json={"text": dream, "name": "dream.md"}
+                    ).raise_for_status()
                     checks.append(time.perf_counter() - t)
-                body = {"kind": "render", "text": SHORT, "name": "short.md", "values": {}, "format": "wav"}
-                _until_finished(client, base, client.post(base + "/api/jobs", json=body).json()["id"])  # warms the speech cache
+                body = {
+                    "kind": "render",
+                    "text": SHORT,
+                    "name": "short.md",
+                    "values": {},
+                    "format": "wav",
+                }
+                _until_finished(
+                    client, base, client.post(base + "/api/jobs", json=body).json()["id"]
+                )  # warms the speech cache
                 for i in range(args.repeats):
                     t = time.perf_counter()
-                    done = _until_finished(client, base, client.post(base + "/api/jobs", json=body).json()["id"])
+                    done = _until_finished(
+                        client, base, client.post(base + "/api/jobs", json=body).json()["id"]
+                    )
                     studio_s.append(time.perf_counter() - t)
                     assert done["state"] == "done", done
                     t = time.perf_counter()
                     subprocess.run(
-                        [sys.executable, "-m", "meditation", "render", "short.md", "-o", f"cli-{i}.wav"], cwd=folder, env=env, check=True, capture_output=True
+                        [
+                            sys.executable,
+                            "-m",
+                            "meditation",
+                            "render",
+                            "short.md",
+                            "-o",
+                            f"cli-{i}.wav",
+                        ],
+                        cwd=folder,
+                        env=env,
+                        check=True,
+                        capture_output=True,
                     )
                     cli_s.append(time.perf_counter() - t)
                 for _ in range(args.repeats):
@@ -146,7 +170,9 @@ def main() -> int:
     print(f"start-up until the page's first call answers: {figures['startup_s']:.2f} s")
     print(f"check of the whole dream (as you type):        {figures['check_dream_ms']:.1f} ms")
     print(f"short render, CLI:                              {figures['render_cli_s']:.2f} s")
-    print(f"short render, studio (submit to done):          {figures['render_studio_s']:.2f} s  (× {figures['render_overhead_ratio']:.2f})")
+    print(
+        f"short render, studio (submit to done):          {figures['render_studio_s']:.2f} s  (× {figures['render_overhead_ratio']:.2f})"
+    )
     print(f"cancel until nothing is left:                   {figures['cancel_s']:.2f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

@@ -80,8 +80,15 @@ def main(argv: list[str]) -> int:
 
 
 # MPEG audio Layer III tables: kbps by bitrate index, Hz by sample-rate index.
-_BITRATES = {1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320), 2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}
-_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}  # by version bits: MPEG1, 2, 2.5
+_BITRATES = {
+    1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_RATES = {
+    3: (44100, 48000, 32000),
+    2: (22050, 24000, 16000),
+    0: (11025, 12000, 8000),
+}  # by version bits: MPEG1, 2, 2.5
 
 
 def _frame_info(header: int):
@@ -141,13 +148,29 @@ def add_xing_header(path: str, *, samples: int | None = None) -> None:
             break
     total = size + len(audio)
     toc = bytes(
-        min(255, int(256 * (size + offsets[min(len(offsets) - 1, int(i * len(offsets) / 100))] - offsets[0]) / total))
+        min(
+            255,
+            int(
+                256
+                * (size + offsets[min(len(offsets) - 1, int(i * len(offsets) / 100))] - offsets[0])
+                / total
+            ),
+        )
         for i in range(100)
     )
     frame_samples = 1152 if mpeg1 else 576
-    padding = 0 if samples is None else max(0, len(offsets) * frame_samples - ENCODER_DELAY - samples)
+    padding = (
+        0 if samples is None else max(0, len(offsets) * frame_samples - ENCODER_DELAY - samples)
+    )
     quality = 100 - 10 * 2 - 5  # LAME's rule: 100 - 10 × VBR quality (-V2) - algorithm quality (5)
-    body = b"Xing" + (0xF).to_bytes(4, "big") + len(offsets).to_bytes(4, "big") + total.to_bytes(4, "big") + toc + quality.to_bytes(4, "big")
+    body = (
+        b"Xing"
+        + (0xF).to_bytes(4, "big")
+        + len(offsets).to_bytes(4, "big")
+        + total.to_bytes(4, "big")
+        + toc
+        + quality.to_bytes(4, "big")
+    )
     lame = (
         b"LAME3.100"
         + bytes([(0 << 4) | 4])  # tag revision 0, VBR method 4 (mtrh, -V)
@@ -195,11 +218,15 @@ def _crc16(data: bytes) -> int:
     # costs milliseconds instead of a Python step per byte.
     table = np.asarray(_CRC16, dtype=np.uint16)
     whole = len(data) // _CRC_BLOCK
-    blocks = np.frombuffer(data, dtype=np.uint8, count=whole * _CRC_BLOCK).reshape(whole, _CRC_BLOCK)
+    blocks = np.frombuffer(data, dtype=np.uint8, count=whole * _CRC_BLOCK).reshape(
+        whole, _CRC_BLOCK
+    )
     crcs = np.zeros(whole, dtype=np.uint16)
     for j in range(_CRC_BLOCK):
         crcs = (crcs >> 8) ^ table[(crcs ^ blocks[:, j]) & 0xFF]
-    shift = [_crc16_bytes(bytes(_CRC_BLOCK), start=1 << bit) for bit in range(16)]  # a state carried over one block
+    shift = [
+        _crc16_bytes(bytes(_CRC_BLOCK), start=1 << bit) for bit in range(16)
+    ]  # a state carried over one block
     crc = 0
     for block_crc in crcs.tolist():
         carried = 0

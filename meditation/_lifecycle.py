@@ -76,11 +76,15 @@ class Terminated(KeyboardInterrupt):
 def _host_tag() -> str:
     # PIDs are only meaningful on the machine (or container) that issued
     # them: a shared folder must not lose another host's work in progress.
-    return hashlib.blake2b(socket.gethostname().encode("utf-8", "replace"), digest_size=3).hexdigest()
+    return hashlib.blake2b(
+        socket.gethostname().encode("utf-8", "replace"), digest_size=3
+    ).hexdigest()
 
 
 _HOST = _host_tag()
-_STALE = re.compile(r"^\..+\." + _TAG + r"-(?P<host>[0-9a-f]{6})-(?P<pid>[0-9]+)-[A-Za-z0-9_]+(?:\.[A-Za-z0-9]+)?$")
+_STALE = re.compile(
+    r"^\..+\." + _TAG + r"-(?P<host>[0-9a-f]{6})-(?P<pid>[0-9]+)-[A-Za-z0-9_]+(?:\.[A-Za-z0-9]+)?$"
+)
 
 
 def create_temporary(path: Path) -> tuple[int, Path]:
@@ -93,7 +97,9 @@ def create_temporary(path: Path) -> tuple[int, Path]:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     remove_stale_temporaries(folder)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_TAG}-{_HOST}-{os.getpid()}-", suffix=path.suffix, dir=folder)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{_TAG}-{_HOST}-{os.getpid()}-", suffix=path.suffix, dir=folder
+    )
     return fd, Path(tmp)
 
 
@@ -270,7 +276,13 @@ def parent_is_alive(parent_pid: int) -> bool:
     return os.getppid() == parent_pid
 
 
-def die_with_parent(parent_pid: int | None = None, *, signum: int = signal.SIGTERM, pdeathsig: bool = True, grace_s: float = _GRACE_S) -> None:
+def die_with_parent(
+    parent_pid: int | None = None,
+    *,
+    signum: int = signal.SIGTERM,
+    pdeathsig: bool = True,
+    grace_s: float = _GRACE_S,
+) -> None:
     """Call first thing in a child process: receive ``signum`` when the parent dies, and exit.
 
     Parameters

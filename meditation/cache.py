@@ -69,7 +69,9 @@ class SpeechCache:
         as finished audio at ``sample_rate``."""
         from . import __version__
 
-        raw = "\x00".join([_FORMAT, __version__, voice_id, f"{rate:.6f}", str(int(sample_rate)), text])
+        raw = "\x00".join(
+            [_FORMAT, __version__, voice_id, f"{rate:.6f}", str(int(sample_rate)), text]
+        )
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
     def _path(self, key: str) -> Path:
@@ -124,7 +126,9 @@ class SpeechCache:
         """How many entries the cache holds."""
         if not self.folder.is_dir():
             return 0
-        return sum(1 for p in self.folder.rglob(f"*{_SUFFIX}") if not p.name.startswith(_TMP_PREFIX))
+        return sum(
+            1 for p in self.folder.rglob(f"*{_SUFFIX}") if not p.name.startswith(_TMP_PREFIX)
+        )
 
     def clear(self) -> int:
         """Delete every entry (and any leftover temporary file); returns how many entries were removed."""

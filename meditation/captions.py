@@ -18,23 +18,33 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from .errors import SettingsError
 from .timeline import Timeline
 
-__all__ = ["Cue", "CAPTION_FORMATS", "MAX_LINE_CHARS", "MAX_LINES", "plan_cues", "write_captions", "check_captions_path"]
+__all__ = [
+    "Cue",
+    "CAPTION_FORMATS",
+    "MAX_LINE_CHARS",
+    "MAX_LINES",
+    "plan_cues",
+    "write_captions",
+    "check_captions_path",
+]
 
 MAX_LINE_CHARS = 42
 MAX_LINES = 2
 CAPTION_FORMATS = {".vtt": "WebVTT", ".srt": "SubRip"}
 
-_SNAP_WINDOW_S = 0.35  # how far from the proportional estimate a split may move to find a gap between words
+_SNAP_WINDOW_S = (
+    0.35  # how far from the proportional estimate a split may move to find a gap between words
+)
 _FRAME_S = 0.01
 _MIN_CUE_S = 0.3
 
@@ -193,7 +203,9 @@ def _onset(audio: np.ndarray) -> int:
 _ONSET_RATIO = 10 ** (-55 / 20)
 
 
-def _split_times(groups: list[list[str]], length: int, sample_rate: int, audio: np.ndarray | None) -> list[int]:
+def _split_times(
+    groups: list[list[str]], length: int, sample_rate: int, audio: np.ndarray | None
+) -> list[int]:
     """Sample offsets in the segment where each cue starts, plus its end."""
     chars = [sum(len(line) for line in g) + len(g) for g in groups]
     total = sum(chars)
@@ -234,20 +246,37 @@ def format_captions(cues: Sequence[Cue], suffix: str) -> str:
             return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
         document = webvtt.WebVTT(
-            captions=[webvtt.Caption(start=_vtt_time(c.start_ms), end=_vtt_time(c.end_ms), text=[plain(l) for l in c.lines]) for c in cues]
+            captions=[
+                webvtt.Caption(
+                    start=_vtt_time(c.start_ms),
+                    end=_vtt_time(c.end_ms),
+                    text=[plain(l) for l in c.lines],
+                )
+                for c in cues
+            ]
         )
         return document.content
     if suffix == ".srt":
         import srt
 
         return srt.compose(
-            [srt.Subtitle(i + 1, timedelta(milliseconds=c.start_ms), timedelta(milliseconds=c.end_ms), c.text) for i, c in enumerate(cues)],
+            [
+                srt.Subtitle(
+                    i + 1,
+                    timedelta(milliseconds=c.start_ms),
+                    timedelta(milliseconds=c.end_ms),
+                    c.text,
+                )
+                for i, c in enumerate(cues)
+            ],
             reindex=False,
         )
     raise SettingsError(f"unknown captions format {suffix!r} (known: {', '.join(CAPTION_FORMATS)})")
 
 
-def write_captions(path: Path, timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> list[Cue]:
+def write_captions(
+    path: Path, timeline: Timeline, voice: Sequence[np.ndarray] | None = None
+) -> list[Cue]:
     """Plan the cues of a track and write them to ``path`` (format by suffix), atomically; returns the cues."""
     from .export import atomic_write_text
 

@@ -25,7 +25,7 @@ class Chapter:
     end_s: float
 
 
-def chapters_from_timeline(timeline: "Timeline") -> tuple[Chapter, ...]:
+def chapters_from_timeline(timeline: Timeline) -> tuple[Chapter, ...]:
     """A chapter per named scene, in order; none for a script without scene headings.
 
     An unnamed opening (text before the first heading) belongs to the first

@@ -6,13 +6,13 @@ Every user error becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import errno
+import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import __version__
 from .errors import MeditationError
@@ -22,7 +22,9 @@ __all__ = ["main"]
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message
-        raise MeditationError(message if self.prog == "meditation" else f"{self.prog.split()[-1]}: {message}")
+        raise MeditationError(
+            message if self.prog == "meditation" else f"{self.prog.split()[-1]}: {message}"
+        )
 
 
 def _setting_options(p: argparse.ArgumentParser, use) -> None:
@@ -36,29 +38,62 @@ def _setting_options(p: argparse.ArgumentParser, use) -> None:
             continue
         if spec.kind is Kind.BOOL:
             action = "store_false" if spec.default else "store_true"
-            p.add_argument(spec.option, dest=spec.key, action=action, default=S, help=("don't " if spec.default else "") + spec.help)
+            p.add_argument(
+                spec.option,
+                dest=spec.key,
+                action=action,
+                default=S,
+                help=("don't " if spec.default else "") + spec.help,
+            )
             continue
         default = spec.default
         if spec.kind is Kind.DURATION and default is not None:
             default = format_duration(default)
-        shown = f" (default {default})" if default not in (None, "") and spec.key != "output" else ""
+        shown = (
+            f" (default {default})" if default not in (None, "") and spec.key != "output" else ""
+        )
         names = [spec.short, spec.option] if spec.short else [spec.option]
-        metavar = {Kind.DURATION: "DUR", Kind.PATH: "DIR" if spec.role is Role.OUTPUT_FOLDER else "FILE", Kind.NAMES: "A,B",
-                   Kind.INTEGER: "N", Kind.TEXT: "TEXT", Kind.NUMBER: spec.unit if spec.unit.isalpha() else "X"}.get(spec.kind, "VALUE")
-        p.add_argument(*names, dest=spec.key, default=S, metavar=metavar, help=(spec.help + shown).replace("%", "%%"))
+        metavar = {
+            Kind.DURATION: "DUR",
+            Kind.PATH: "DIR" if spec.role is Role.OUTPUT_FOLDER else "FILE",
+            Kind.NAMES: "A,B",
+            Kind.INTEGER: "N",
+            Kind.TEXT: "TEXT",
+            Kind.NUMBER: spec.unit if spec.unit.isalpha() else "X",
+        }.get(spec.kind, "VALUE")
+        p.add_argument(
+            *names,
+            dest=spec.key,
+            default=S,
+            metavar=metavar,
+            help=(spec.help + shown).replace("%", "%%"),
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
-    common.add_argument("--progress", choices=["auto", "on", "off"], default=argparse.SUPPRESS, help="progress bars (default: on a terminal)")
-    parser = _Parser(prog="meditation", description="Turn a written meditation into a finished audio track.", parents=[common])
+    common.add_argument(
+        "--progress",
+        choices=["auto", "on", "off"],
+        default=argparse.SUPPRESS,
+        help="progress bars (default: on a terminal)",
+    )
+    parser = _Parser(
+        prog="meditation",
+        description="Turn a written meditation into a finished audio track.",
+        parents=[common],
+    )
     parser.add_argument("--version", action="version", version=f"meditation {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     from .settings import Use
 
-    render = sub.add_parser("render", help="render a script to an audio file (the default command)", parents=[common])
+    render = sub.add_parser(
+        "render", help="render a script to an audio file (the default command)", parents=[common]
+    )
     _setting_options(render, Use.RENDER)
-    ambient = sub.add_parser("ambient", help="render a soundscape alone, for any length", parents=[common])
+    ambient = sub.add_parser(
+        "ambient", help="render a soundscape alone, for any length", parents=[common]
+    )
     _setting_options(ambient, Use.AMBIENT)
     sub.add_parser("voices", help="list usable voices as engine:name")
     sub.add_parser("soundscapes", help="list soundscape presets")
@@ -71,9 +106,20 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=["clear", "path"])
     # The web studio (issue 12): its own options, not render settings.
     studio = sub.add_parser("studio", help="write, shape and hear a meditation in a local web page")
-    studio.add_argument("--dir", default=".", help="folder the studio may read and write (default: the current one)")
-    studio.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0 picks a free one)")
-    studio.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this computer only)")
+    studio.add_argument(
+        "--dir", default=".", help="folder the studio may read and write (default: the current one)"
+    )
+    studio.add_argument(
+        "--port",
+        type=int,
+        default=8765,
+        help="port to listen on (default 8765; 0 picks a free one)",
+    )
+    studio.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this computer only)",
+    )
     studio.add_argument("--open", action="store_true", help="open the page in a web browser")
     _plot_parser(sub)
     return parser
@@ -82,14 +128,18 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``meditation`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not any(a in _COMMANDS for a in argv[:3]) and not any(a in ("-h", "--help", "--version") for a in argv[:1]):
+    if not any(a in _COMMANDS for a in argv[:3]) and not any(
+        a in ("-h", "--help", "--version") for a in argv[:1]
+    ):
         argv = ["render", *argv]  # `meditation` alone renders the dream
     previous = _on_sigterm_unwind()
     try:
         args = _parser().parse_args(argv)
         from . import progress
 
-        progress.set_enabled({"auto": None, "on": True, "off": False}[getattr(args, "progress", "auto")])
+        progress.set_enabled(
+            {"auto": None, "on": True, "off": False}[getattr(args, "progress", "auto")]
+        )
         status = _COMMANDS[args.command or "render"](args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
         return status
@@ -125,7 +175,10 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
 
     terminated = isinstance(exc, Terminated)
     _forget_native_interrupt()
-    print(f"meditation: {'terminated' if terminated else 'interrupted'}; no partial file was left", file=sys.stderr)
+    print(
+        f"meditation: {'terminated' if terminated else 'interrupted'}; no partial file was left",
+        file=sys.stderr,
+    )
     return 143 if terminated else 130
 
 
@@ -141,7 +194,10 @@ def _forget_native_interrupt() -> None:
         import ctypes
 
         run = ctypes.pythonapi.PyRun_String
-        run.restype, run.argtypes = ctypes.py_object, [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+        run.restype, run.argtypes = (
+            ctypes.py_object,
+            [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object],
+        )
         run(b"0", 258, {}, {})  # 258: Py_eval_input
     except Exception:
         pass  # another Python implementation: at worst the status is "killed by SIGINT", which shells also show as 130
@@ -282,7 +338,9 @@ def _cmd_studio(args: argparse.Namespace) -> int:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        raise MeditationError('the studio needs its extra: pip install "meditation[studio]"') from None
+        raise MeditationError(
+            'the studio needs its extra: pip install "meditation[studio]"'
+        ) from None
     from .studio import serve
 
     if not 0 <= args.port <= 65535:
@@ -300,7 +358,12 @@ def _cmd_studio(args: argparse.Namespace) -> int:
 def _plot_parser(sub) -> None:
     plot = sub.add_parser("plot", help="draw a render's plan from its --timings JSON")
     plot.add_argument("timings", help="timings JSON written by 'meditation render --timings'")
-    plot.add_argument("-o", "--output", default=None, help="picture to write: .png, .svg or .pdf (default: beside the timings, .png)")
+    plot.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="picture to write: .png, .svg or .pdf (default: beside the timings, .png)",
+    )
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:

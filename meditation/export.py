@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -38,7 +38,15 @@ from .chapters import Chapter, vorbis_chapter_comments
 from .errors import ExportError, SettingsError
 from .files import check_replaceable, record_written
 
-__all__ = ["AudioWriter", "ENCODERS", "Cover", "Metadata", "load_cover", "atomic_write_text", "atomic_write_bytes"]
+__all__ = [
+    "AudioWriter",
+    "ENCODERS",
+    "Cover",
+    "Metadata",
+    "load_cover",
+    "atomic_write_text",
+    "atomic_write_bytes",
+]
 
 
 @dataclass(frozen=True)
@@ -99,16 +107,28 @@ def load_cover(path: Path) -> Cover:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # decode every pixel: a truncated or corrupt file fails here
             width, height = image.size
-            depth = {"1": 1, "L": 8, "P": 8, "RGB": 24, "RGBA": 32, "CMYK": 32, "I;16": 16, "LA": 16}.get(image.mode, 24)
+            depth = {
+                "1": 1,
+                "L": 8,
+                "P": 8,
+                "RGB": 24,
+                "RGBA": 32,
+                "CMYK": 32,
+                "I;16": 16,
+                "LA": 16,
+            }.get(image.mode, 24)
             if image.format != kind:
                 raise ValueError(image.format)
     except Exception:
         raise SettingsError(f"cover image {str(path)!r} is a damaged {kind} file") from None
     if not (1 <= width <= 10000 and 1 <= height <= 10000):
-        raise SettingsError(f"cover image {str(path)!r} is {width}×{height} pixels; use at most 10000×10000")
+        raise SettingsError(
+            f"cover image {str(path)!r} is {width}×{height} pixels; use at most 10000×10000"
+        )
     return Cover(data, mime, width, height, depth)
 
-ENCODERS: dict[str, Callable[..., "_Encoder"]] = {}
+
+ENCODERS: dict[str, Callable[..., _Encoder]] = {}
 
 
 def _encoder(*suffixes: str):
@@ -121,7 +141,9 @@ def _encoder(*suffixes: str):
 
 
 class _Encoder:
-    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata):
+    def __init__(
+        self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata
+    ):
         raise NotImplementedError
 
     def write(self, chunk: np.ndarray) -> None:
@@ -144,7 +166,9 @@ class _LameEncoder(_Encoder):
     ``__main__`` guard cannot start the caller's script again.
     """
 
-    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata):
+    def __init__(
+        self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata
+    ):
         import subprocess
         import sys
 
@@ -154,7 +178,16 @@ class _LameEncoder(_Encoder):
         pdeathsig = "1" if started_from_main_thread() else "0"
         # The encoder starts deaf to Ctrl-C; the parent stops it.
         self._process = popen_quietly(
-            [sys.executable, "-m", "meditation._lame_worker", str(path), str(sample_rate), str(channels), str(os.getpid()), pdeathsig],
+            [
+                sys.executable,
+                "-m",
+                "meditation._lame_worker",
+                str(path),
+                str(sample_rate),
+                str(channels),
+                str(os.getpid()),
+                pdeathsig,
+            ],
             stdin=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
@@ -224,7 +257,9 @@ class _ThreadedEncoder(_Encoder):
     def write(self, chunk: np.ndarray) -> None:
         self._check_worker()
         if self._worker is None:
-            self._worker = InOrder(self._consume, depth=8, name="meditation-encoder")  # a few chunks ahead, bounded memory
+            self._worker = InOrder(
+                self._consume, depth=8, name="meditation-encoder"
+            )  # a few chunks ahead, bounded memory
         # A copy: the caller may reuse its buffer while the worker is still encoding this one.
         self._worker.put(np.array(chunk, dtype=np.float32))
 
@@ -245,7 +280,16 @@ class _ThreadedEncoder(_Encoder):
 class _SoundfileEncoder(_ThreadedEncoder):
     _FORMATS = {".wav": ("WAV", "PCM_24"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
 
-    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata, subtype: str | None = None):
+    def __init__(
+        self,
+        file,
+        path: Path,
+        sample_rate: int,
+        channels: int,
+        suffix: str,
+        metadata: Metadata,
+        subtype: str | None = None,
+    ):
         import soundfile
 
         fmt, default_subtype = self._FORMATS[suffix]
@@ -254,7 +298,9 @@ class _SoundfileEncoder(_ThreadedEncoder):
         # write as an error. Given a Python file object it would call back
         # into Python, and a full disk there printed dozens of "Exception
         # ignored from cffi callback" lines and ended in an AssertionError.
-        self._sf = soundfile.SoundFile(file.fileno(), "w", sample_rate, channels, subtype=subtype, format=fmt, closefd=False)
+        self._sf = soundfile.SoundFile(
+            file.fileno(), "w", sample_rate, channels, subtype=subtype, format=fmt, closefd=False
+        )
 
     _WHAT = "libsndfile"
 
@@ -285,7 +331,9 @@ class _PyAVEncoder(_ThreadedEncoder):
     """Sample rates the codec takes; others are resampled (soxr) to ``_FALLBACK_RATE``."""
     _FALLBACK_RATE = 48000
 
-    def __init__(self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata):
+    def __init__(
+        self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata
+    ):
         import av
 
         self._rate = sample_rate if sample_rate in self._RATES else self._FALLBACK_RATE
@@ -293,15 +341,21 @@ class _PyAVEncoder(_ThreadedEncoder):
         if self._rate != sample_rate:
             import soxr
 
-            self._resampler = soxr.ResampleStream(sample_rate, self._rate, channels, dtype="float32", quality="HQ")
+            self._resampler = soxr.ResampleStream(
+                sample_rate, self._rate, channels, dtype="float32", quality="HQ"
+            )
         self._layout = "stereo" if channels == 2 else "mono"
         from fractions import Fraction
 
         self._samples = 0
         self._time_base = Fraction(1, self._rate)
-        self._container = av.open(str(path), "w", format=self._FORMAT, options=self._options(suffix))
+        self._container = av.open(
+            str(path), "w", format=self._FORMAT, options=self._options(suffix)
+        )
         try:
-            self._stream = self._container.add_stream(self._CODEC, rate=self._rate, layout=self._layout)
+            self._stream = self._container.add_stream(
+                self._CODEC, rate=self._rate, layout=self._layout
+            )
             self._stream.bit_rate = self._BIT_RATE
             if metadata.chapters:
                 self._set_chapters(metadata.chapters)
@@ -347,7 +401,11 @@ class _PyAVEncoder(_ThreadedEncoder):
     def close(self) -> None:
         self._finish_worker()
         if self._resampler is not None:
-            self._encode(self._resampler.resample_chunk(np.zeros((0, 2 if self._layout == "stereo" else 1), np.float32), last=True))
+            self._encode(
+                self._resampler.resample_chunk(
+                    np.zeros((0, 2 if self._layout == "stereo" else 1), np.float32), last=True
+                )
+            )
         self._encode(None)
         self._container.close()
 
@@ -382,7 +440,13 @@ class _AacEncoder(_PyAVEncoder):
 
         self._container.set_chapters(
             [
-                {"id": i + 1, "start": int(round(c.start_s * 1000)), "end": int(round(c.end_s * 1000)), "time_base": Fraction(1, 1000), "metadata": {"title": c.title}}
+                {
+                    "id": i + 1,
+                    "start": int(round(c.start_s * 1000)),
+                    "end": int(round(c.end_s * 1000)),
+                    "time_base": Fraction(1, 1000),
+                    "metadata": {"title": c.title},
+                }
                 for i, c in enumerate(chapters)
             ]
         )
@@ -423,7 +487,9 @@ class AudioWriter:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in ENCODERS:
-            raise ExportError(f"unknown output format {self.path.suffix!r} (known: {', '.join(sorted(ENCODERS))})")
+            raise ExportError(
+                f"unknown output format {self.path.suffix!r} (known: {', '.join(sorted(ENCODERS))})"
+            )
         if metadata is None:
             metadata = Metadata(title=title, artist=artist, genre=None)
         self.metadata = metadata
@@ -432,11 +498,15 @@ class AudioWriter:
         try:
             fd, self._tmp = create_temporary(self.path)
         except OSError as exc:
-            raise ExportError(f"cannot write in {str(self.path.parent)!r}: {exc.strerror}") from None
+            raise ExportError(
+                f"cannot write in {str(self.path.parent)!r}: {exc.strerror}"
+            ) from None
         self._file = os.fdopen(fd, "w+b")
         try:
             extra = {"subtype": subtype} if subtype else {}
-            self._encoder = ENCODERS[suffix](self._file, self._tmp, sample_rate, channels, suffix, metadata, **extra)
+            self._encoder = ENCODERS[suffix](
+                self._file, self._tmp, sample_rate, channels, suffix, metadata, **extra
+            )
         except BaseException as exc:
             self._fail(exc)
 
@@ -456,7 +526,9 @@ class AudioWriter:
             self._file.close()
             _tag(self._tmp, self.metadata)
             os.chmod(self._tmp, 0o644)
-            check_replaceable(self.path)  # again at the last moment: the file may have appeared since the start
+            check_replaceable(
+                self.path
+            )  # again at the last moment: the file may have appeared since the start
             if orphaned():  # a worker whose parent died: nobody asked for this file any more
                 raise SystemExit(143)
             os.replace(self._tmp, self.path)
@@ -498,7 +570,7 @@ class AudioWriter:
         except OSError:
             pass
 
-    def __enter__(self) -> "AudioWriter":
+    def __enter__(self) -> AudioWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -575,10 +647,21 @@ def _tag_id3(path: Path, fields: dict, metadata: Metadata) -> None:
     if "comment" in fields:
         tags.add(COMM(encoding=3, lang="eng", desc="", text=fields["comment"]))
     if metadata.cover is not None:
-        tags.add(APIC(encoding=3, mime=metadata.cover.mime, type=3, desc="Cover", data=metadata.cover.data))
+        tags.add(
+            APIC(
+                encoding=3, mime=metadata.cover.mime, type=3, desc="Cover", data=metadata.cover.data
+            )
+        )
     if metadata.chapters:
         ids = _chapter_ids(metadata.chapters)
-        tags.add(CTOC(element_id="toc", flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED, child_element_ids=ids, sub_frames=[TIT2(encoding=3, text="Chapters")]))
+        tags.add(
+            CTOC(
+                element_id="toc",
+                flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
+                child_element_ids=ids,
+                sub_frames=[TIT2(encoding=3, text="Chapters")],
+            )
+        )
         for element_id, chapter in zip(ids, metadata.chapters):
             tags.add(
                 CHAP(
@@ -611,7 +694,14 @@ def _chapter_ids(chapters: tuple[Chapter, ...]) -> list[str]:
 def _tag_mp4(path: Path, fields: dict, metadata: Metadata) -> None:
     from mutagen.mp4 import MP4, MP4Cover
 
-    atoms = {"title": "\xa9nam", "artist": "\xa9ART", "album": "\xa9alb", "genre": "\xa9gen", "date": "\xa9day", "comment": "\xa9cmt"}
+    atoms = {
+        "title": "\xa9nam",
+        "artist": "\xa9ART",
+        "album": "\xa9alb",
+        "genre": "\xa9gen",
+        "date": "\xa9day",
+        "comment": "\xa9cmt",
+    }
     audio = MP4(str(path))
     if audio.tags is None:
         audio.add_tags()
@@ -643,14 +733,20 @@ def _tag_vorbis(path: Path, fields: dict, metadata: Metadata) -> None:
         picture.type = 3  # front cover
         picture.mime = metadata.cover.mime
         picture.desc = "Cover"
-        picture.width, picture.height, picture.depth = metadata.cover.width, metadata.cover.height, metadata.cover.depth
+        picture.width, picture.height, picture.depth = (
+            metadata.cover.width,
+            metadata.cover.height,
+            metadata.cover.depth,
+        )
         picture.data = metadata.cover.data
         if isinstance(audio, FLAC):
             audio.add_picture(picture)
         else:
             import base64
 
-            audio.tags["metadata_block_picture"] = [base64.b64encode(picture.write()).decode("ascii")]
+            audio.tags["metadata_block_picture"] = [
+                base64.b64encode(picture.write()).decode("ascii")
+            ]
     audio.save()
 
 

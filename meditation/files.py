@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from .errors import ExportError
 
@@ -133,7 +133,9 @@ def check_outputs(
         path = Path(path)
         for other in inputs:
             if _same_file(path, other):
-                raise ExportError(f"{label} {str(path)!r} is an input of this run ({str(other)!r}); it would be overwritten")
+                raise ExportError(
+                    f"{label} {str(path)!r} is an input of this run ({str(other)!r}); it would be overwritten"
+                )
         key = os.path.realpath(path)
         if key in seen:
             raise ExportError(f"{label} {str(path)!r} is also given as {seen[key]}")
@@ -151,7 +153,9 @@ def check_outputs(
             # Created on demand, like `mkdir -p`; refuse where a file is in the way.
             blocker = next((p for p in [parent, *parent.parents] if p.exists()), None)
             if blocker is not None and not blocker.is_dir():
-                raise ExportError(f"{label} {str(folder)!r} is under {str(blocker)!r}, which is a file, not a folder")
+                raise ExportError(
+                    f"{label} {str(folder)!r} is under {str(blocker)!r}, which is a file, not a folder"
+                )
             if blocker is not None:
                 _check_folder(blocker, label, folder)
             continue
@@ -161,10 +165,18 @@ def check_outputs(
                 check_replaceable(existing, f"{label} file")
                 for other in inputs:
                     if _same_file(existing, other):
-                        raise ExportError(f"{label} {str(folder)!r} holds {existing.name}, an input of this run")
+                        raise ExportError(
+                            f"{label} {str(folder)!r} holds {existing.name}, an input of this run"
+                        )
         for other_label, path in outputs.items():
-            if path is not None and _inside(Path(path), folder) and Path(path).suffix.lower() == ".wav":
-                raise ExportError(f"{other_label} {str(path)!r} is inside {label} {str(folder)!r}, where stems are written")
+            if (
+                path is not None
+                and _inside(Path(path), folder)
+                and Path(path).suffix.lower() == ".wav"
+            ):
+                raise ExportError(
+                    f"{other_label} {str(path)!r} is inside {label} {str(folder)!r}, where stems are written"
+                )
 
 
 def _check_folder(folder: Path, label: str, path: Path) -> None:
@@ -178,7 +190,9 @@ def _check_folder(folder: Path, label: str, path: Path) -> None:
         # Named like every other temporary file, so one left by a kill -9 is swept by the next run.
         fd, probe = create_temporary(folder / "probe")
     except OSError as exc:
-        raise ExportError(f"{label} {str(path)!r}: cannot write in {str(folder)!r} ({exc.strerror.lower()})") from None
+        raise ExportError(
+            f"{label} {str(path)!r}: cannot write in {str(folder)!r} ({exc.strerror.lower()})"
+        ) from None
     os.close(fd)
     os.unlink(probe)
 
@@ -202,7 +216,11 @@ def check_settings_files(settings, *, inputs: Iterable[Path | None] = ()) -> Non
     from .settings import SCHEMA, Role
 
     def paths(role):
-        return {spec.option: getattr(settings, spec.name) for spec in SCHEMA.values() if spec.role is role}
+        return {
+            spec.option: getattr(settings, spec.name)
+            for spec in SCHEMA.values()
+            if spec.role is role
+        }
 
     read = [*paths(Role.INPUT).values(), *inputs]
     if str(settings.soundscape).lower().endswith(".toml"):

@@ -24,7 +24,17 @@ from .progress import progress
 if TYPE_CHECKING:
     from .settings import RenderSettings
 
-__all__ = ["LoudnessMeter", "TruePeakLimiter", "integrated_loudness", "true_peak_db", "TruePeakMeter", "master_to_file", "Mastered", "GainSearch", "MAX_LIMITING_DB"]
+__all__ = [
+    "LoudnessMeter",
+    "TruePeakLimiter",
+    "integrated_loudness",
+    "true_peak_db",
+    "TruePeakMeter",
+    "master_to_file",
+    "Mastered",
+    "GainSearch",
+    "MAX_LIMITING_DB",
+]
 
 _BLOCK_S = 0.4
 _HOP_S = 0.1
@@ -40,7 +50,10 @@ class LoudnessMeter:
 
         reference = pyloudnorm.Meter(sample_rate)
         self._sos = np.array(
-            [np.concatenate([f.b, f.a]) for f in (reference._filters["high_shelf"], reference._filters["high_pass"])]
+            [
+                np.concatenate([f.b, f.a])
+                for f in (reference._filters["high_shelf"], reference._filters["high_pass"])
+            ]
         )
         self._zi = np.zeros((2, 2, 2))  # sections × 2 state values × channels
         self._hop = int(round(_HOP_S * sample_rate))
@@ -49,12 +62,16 @@ class LoudnessMeter:
 
     def feed(self, chunk: np.ndarray) -> None:
         """Add the next ``(n, 2)`` chunk."""
-        weighted, self._zi = signal.sosfilt(self._sos, chunk.astype(np.float64), axis=0, zi=self._zi)
+        weighted, self._zi = signal.sosfilt(
+            self._sos, chunk.astype(np.float64), axis=0, zi=self._zi
+        )
         # Channel weights are 1.0 for left and right: sum their mean squares.
         power = np.concatenate([self._leftover, np.sum(weighted * weighted, axis=1)])
         whole = len(power) // self._hop
         if whole:
-            self._hop_power.extend(power[: whole * self._hop].reshape(whole, self._hop).mean(axis=1))
+            self._hop_power.extend(
+                power[: whole * self._hop].reshape(whole, self._hop).mean(axis=1)
+            )
         self._leftover = power[whole * self._hop :]
 
     def integrated_lufs(self, gain: float = 1.0) -> float:
@@ -172,8 +189,13 @@ class TruePeakMeter:
 
     def feed(self, block: np.ndarray) -> None:
         """Add the next ``(n, channels)`` block."""
-        if len(block) >= 2 * _HALF_TAPS and 2 * max(np.abs(block).max(), np.abs(self._history).max()) <= self._peak:
-            self._history = np.asarray(block[-2 * _HALF_TAPS :], dtype=np.float64)  # nothing here can raise the peak
+        if (
+            len(block) >= 2 * _HALF_TAPS
+            and 2 * max(np.abs(block).max(), np.abs(self._history).max()) <= self._peak
+        ):
+            self._history = np.asarray(
+                block[-2 * _HALF_TAPS :], dtype=np.float64
+            )  # nothing here can raise the peak
         elif len(block):
             self._judge(np.concatenate([self._history, np.asarray(block, dtype=np.float64)]))
 
@@ -193,9 +215,14 @@ class TruePeakMeter:
         if 2 * loudest <= self._peak:
             return
         loud = level >= 0.5 * max(loudest, self._peak)
-        near = np.flatnonzero(loud[_HALF_TAPS : _HALF_TAPS + ready] | loud[_HALF_TAPS + 1 : _HALF_TAPS + ready + 1])
+        near = np.flatnonzero(
+            loud[_HALF_TAPS : _HALF_TAPS + ready] | loud[_HALF_TAPS + 1 : _HALF_TAPS + ready + 1]
+        )
         for i in range(0, len(near), 1 << 16):
-            self._peak = max(self._peak, float(_peaks_at(padded, near[i : i + (1 << 16)] + _HALF_TAPS).max(initial=0.0)))
+            self._peak = max(
+                self._peak,
+                float(_peaks_at(padded, near[i : i + (1 << 16)] + _HALF_TAPS).max(initial=0.0)),
+            )
 
 
 class TruePeakLimiter:
@@ -208,7 +235,14 @@ class TruePeakLimiter:
     ``latency`` samples; ``flush`` returns the rest.
     """
 
-    def __init__(self, sample_rate: int, *, ceiling_db: float, attack_s: float = 0.005, release_s: float = 0.06):
+    def __init__(
+        self,
+        sample_rate: int,
+        *,
+        ceiling_db: float,
+        attack_s: float = 0.005,
+        release_s: float = 0.06,
+    ):
         self.ceiling = 10 ** (ceiling_db / 20)
         self._smooth_a = max(1, int(attack_s * sample_rate)) | 1
         self._smooth_b = max(1, int(release_s * sample_rate / 2)) | 1
@@ -218,7 +252,9 @@ class TruePeakLimiter:
         self.latency = 2 * half
         self._history = np.zeros((_HALF_TAPS, 2))  # input not yet judged, plus context before it
         self._x = np.zeros((0, 2), dtype=np.float32)
-        self._need = np.ones(self._behind + 2 * half)  # required gain for context before pending samples
+        self._need = np.ones(
+            self._behind + 2 * half
+        )  # required gain for context before pending samples
         self._emitted_context = len(self._need)
         self.engaged = False
         """Whether any sample so far was turned down."""
@@ -235,7 +271,9 @@ class TruePeakLimiter:
         level = _level(padded)
         # Only where the signal comes within 6 dB of the ceiling can its true peak reach it.
         loud = level > 0.5 * self.ceiling
-        near = np.flatnonzero(loud[_HALF_TAPS - 1 : _HALF_TAPS + ready] | loud[_HALF_TAPS : _HALF_TAPS + ready + 1])
+        near = np.flatnonzero(
+            loud[_HALF_TAPS - 1 : _HALF_TAPS + ready] | loud[_HALF_TAPS : _HALF_TAPS + ready + 1]
+        )
         near = near[near < ready]
         if len(near):
             peaks = _peaks_at(padded, near + _HALF_TAPS)
@@ -264,10 +302,14 @@ class TruePeakLimiter:
         window = self._behind + self._ahead + 1
         span = self._need[: context + ready + self._ahead + self._smooth_a + self._smooth_b]
         if span.min() >= 1.0:
-            out = np.asarray(self._x[:ready], dtype=np.float32)  # nothing near the ceiling: pass through
+            out = np.asarray(
+                self._x[:ready], dtype=np.float32
+            )  # nothing near the ceiling: pass through
         else:
             self.engaged = True
-            held = ndimage.minimum_filter1d(span, size=window, origin=(window // 2) - self._ahead, mode="nearest")
+            held = ndimage.minimum_filter1d(
+                span, size=window, origin=(window // 2) - self._ahead, mode="nearest"
+            )
             gain = _moving_average(_moving_average(held, self._smooth_a), self._smooth_b)
             out = (self._x[:ready] * gain[context : context + ready, None]).astype(np.float32)
             np.clip(out, -self.ceiling, self.ceiling, out=out)
@@ -330,7 +372,7 @@ def master_to_file(
     voice: bool = True,
     metadata: Metadata | None = None,
     loudness_range: tuple[int, int] | None = None,
-    measured: "MeasurePass | None" = None,
+    measured: MeasurePass | None = None,
 ) -> Mastered:
     """Measure, normalize, limit and encode the mix (and stems) into ``settings.output``.
 
@@ -367,7 +409,9 @@ def master_to_file(
     sr = settings.sample_rate
     metadata = metadata or Metadata(title=title, artist=settings.artist)
     if measured is None:
-        spool, stop = measure_extent(total, sr, stems=stems is not None, loudness_range=loudness_range)
+        spool, stop = measure_extent(
+            total, sr, stems=stems is not None, loudness_range=loudness_range
+        )
         measured = MeasurePass(sr, loudness_range, spool=spool)
         try:
             _measure(chunks, measured, stop, sr)
@@ -377,12 +421,28 @@ def master_to_file(
     with measured:
         measured.finish()
         # The shortcut of the final pass needs the true peak of the whole mix.
-        mix = _MixMeasure(measured.meter, measured.peaks.finish_db()) if measured.position >= total else None
+        mix = (
+            _MixMeasure(measured.meter, measured.peaks.finish_db())
+            if measured.position >= total
+            else None
+        )
         source = _replay(measured.spool, total) if measured.spool is not None else chunks
-        return _normalize_limit_encode(source, settings, metadata, stems, mix, measured.meter.integrated_lufs(), total, voice, loudness_range)
+        return _normalize_limit_encode(
+            source,
+            settings,
+            metadata,
+            stems,
+            mix,
+            measured.meter.integrated_lufs(),
+            total,
+            voice,
+            loudness_range,
+        )
 
 
-def measure_extent(total: int, sample_rate: int, *, stems: bool, loudness_range: tuple[int, int] | None) -> tuple[bool, int]:
+def measure_extent(
+    total: int, sample_rate: int, *, stems: bool, loudness_range: tuple[int, int] | None
+) -> tuple[bool, int]:
     """How the measure pass goes: (spool the mix?, up to which sample).
 
     Short tracks keep the measured mix in a temporary file, so the later
@@ -421,7 +481,9 @@ class MeasurePass:
 
     def feed(self, mix: np.ndarray) -> None:
         """The next chunk of the mix, ``(n, 2)``."""
-        if self._behind.failure is not None:  # e.g. disk full while spooling: raised on the feeding thread
+        if (
+            self._behind.failure is not None
+        ):  # e.g. disk full while spooling: raised on the feeding thread
             self.finish()
         self._behind.put(mix)
         self.peaks.feed(mix)
@@ -457,7 +519,7 @@ class MeasurePass:
                 self.spool.close()
                 self.spool = None
 
-    def __enter__(self) -> "MeasurePass":
+    def __enter__(self) -> MeasurePass:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -517,12 +579,29 @@ def _measure(chunks, measured: MeasurePass, stop: int, sample_rate: int) -> None
     measured.finish()
 
 
-def _normalize_limit_encode(chunks, settings, metadata, stems, mix, measured, total, voice, loudness_range) -> Mastered:
+def _normalize_limit_encode(
+    chunks, settings, metadata, stems, mix, measured, total, voice, loudness_range
+) -> Mastered:
     target = settings.loudness_lufs
     lossy = settings.output.suffix.lower() in _LOSSY_MARGIN_DB
-    ceiling = settings.true_peak_db - _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0) - _INTERSAMPLE_MARGIN_DB
+    ceiling = (
+        settings.true_peak_db
+        - _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
+        - _INTERSAMPLE_MARGIN_DB
+    )
     if not np.isfinite(measured):
-        loudness, peak, _ = _final(chunks, settings, metadata, stems, 1.0, ceiling, total, voice, loudness_range=loudness_range, mix=mix)
+        loudness, peak, _ = _final(
+            chunks,
+            settings,
+            metadata,
+            stems,
+            1.0,
+            ceiling,
+            total,
+            voice,
+            loudness_range=loudness_range,
+            mix=mix,
+        )
         return Mastered(loudness, peak)
     base_db = target - measured
 
@@ -535,7 +614,17 @@ def _normalize_limit_encode(chunks, settings, metadata, stems, mix, measured, to
     # limited loudness with trial passes that are measured but not encoded,
     # then write once more.
     loudness, peak, committed = _final(
-        chunks, settings, metadata, stems, gain(0.0), ceiling, total, voice, commit_if=target, loudness_range=loudness_range, mix=mix
+        chunks,
+        settings,
+        metadata,
+        stems,
+        gain(0.0),
+        ceiling,
+        total,
+        voice,
+        commit_if=target,
+        loudness_range=loudness_range,
+        mix=mix,
     )
     if committed:
         return Mastered(loudness, peak)
@@ -548,9 +637,30 @@ def _normalize_limit_encode(chunks, settings, metadata, stems, mix, measured, to
             extra = search.next_extra_db()
             if extra is None:
                 break
-            search.add(extra, _limit_and_encode(chunks, None, settings, gain(extra), ceiling, total, voice=voice, loudness_range=loudness_range)[0])
+            search.add(
+                extra,
+                _limit_and_encode(
+                    chunks,
+                    None,
+                    settings,
+                    gain(extra),
+                    ceiling,
+                    total,
+                    voice=voice,
+                    loudness_range=loudness_range,
+                )[0],
+            )
         loudness, peak, _ = _final(
-            chunks, settings, metadata, stems, gain(search.best_extra_db()), ceiling, total, voice, loudness_range=loudness_range, mix=mix
+            chunks,
+            settings,
+            metadata,
+            stems,
+            gain(search.best_extra_db()),
+            ceiling,
+            total,
+            voice,
+            loudness_range=loudness_range,
+            mix=mix,
         )
         # Heavy limiting leaves little room for a lossy codec's overshoot:
         # check the decoded file, and limit lower if it went over.
@@ -594,7 +704,9 @@ class GainSearch:
     slope while it is not.
     """
 
-    def __init__(self, target_lufs: float, *, max_extra_db: float, tolerance_lu: float = _SEARCH_TOLERANCE_LU):
+    def __init__(
+        self, target_lufs: float, *, max_extra_db: float, tolerance_lu: float = _SEARCH_TOLERANCE_LU
+    ):
         self.target = target_lufs
         self.max_extra_db = max_extra_db
         self.tolerance = tolerance_lu
@@ -654,19 +766,54 @@ def _replay(spool, total: int):
 
 
 def _final(
-    chunks, settings, metadata, stems, gain, ceiling_db, total, voice, commit_if: float | None = None, loudness_range=None, mix=None
+    chunks,
+    settings,
+    metadata,
+    stems,
+    gain,
+    ceiling_db,
+    total,
+    voice,
+    commit_if: float | None = None,
+    loudness_range=None,
+    mix=None,
 ) -> tuple[float, float, bool]:
     """A pass that writes the files; with ``commit_if``, kept only when the loudness is within tolerance of it."""
     writers = _Writers(settings, metadata, stems)
     try:
-        loudness, peak = _limit_and_encode(chunks, writers, settings, gain, ceiling_db, total, voice=voice, loudness_range=loudness_range, mix=mix)
+        loudness, peak = _limit_and_encode(
+            chunks,
+            writers,
+            settings,
+            gain,
+            ceiling_db,
+            total,
+            voice=voice,
+            loudness_range=loudness_range,
+            mix=mix,
+        )
     except _Mispredicted:
         writers.discard()
-        return _final(chunks, settings, metadata, stems, gain, ceiling_db, total, voice, commit_if, loudness_range)  # metered
+        return _final(
+            chunks,
+            settings,
+            metadata,
+            stems,
+            gain,
+            ceiling_db,
+            total,
+            voice,
+            commit_if,
+            loudness_range,
+        )  # metered
     except BaseException:
         writers.discard()
         raise
-    if commit_if is not None and np.isfinite(loudness) and abs(loudness - commit_if) > _COMMIT_TOLERANCE_LU:
+    if (
+        commit_if is not None
+        and np.isfinite(loudness)
+        and abs(loudness - commit_if) > _COMMIT_TOLERANCE_LU
+    ):
         writers.discard()
         return loudness, peak, False
     writers.commit()
@@ -682,7 +829,9 @@ class _Writers:
     """
 
     def __init__(self, settings: RenderSettings, metadata: Metadata, stems: Path | None):
-        self.main = AudioWriter(settings.output, sample_rate=settings.sample_rate, metadata=metadata)
+        self.main = AudioWriter(
+            settings.output, sample_rate=settings.sample_rate, metadata=metadata
+        )
         self.folder = stems
         self.stems: dict[str, AudioWriter] = {}
         self.sample_rate = settings.sample_rate
@@ -693,7 +842,9 @@ class _Writers:
         parts = {"voice": chunk.voice, **chunk.layers} if voice else chunk.layers
         for name, audio in parts.items():
             if name not in self.stems:
-                self.stems[name] = AudioWriter(self.folder / f"{name}.wav", sample_rate=self.sample_rate, subtype="FLOAT")
+                self.stems[name] = AudioWriter(
+                    self.folder / f"{name}.wav", sample_rate=self.sample_rate, subtype="FLOAT"
+                )
             self.stems[name].write(audio * np.float32(gain))
 
     def commit(self) -> None:

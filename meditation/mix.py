@@ -13,8 +13,9 @@ in any chunk size is the same.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -83,7 +84,9 @@ def limit_crest(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     if rms <= 0:
         return audio
     scale = np.float32(10 ** (VOICE_RMS_DB / 20) / rms)
-    limiter = TruePeakLimiter(sample_rate, ceiling_db=VOICE_RMS_DB + VOICE_CREST_DB, attack_s=0.003, release_s=0.05)
+    limiter = TruePeakLimiter(
+        sample_rate, ceiling_db=VOICE_RMS_DB + VOICE_CREST_DB, attack_s=0.003, release_s=0.05
+    )
     stereo = np.repeat((audio * scale)[:, None], 2, axis=1)
     limited = np.concatenate([limiter.process(stereo), limiter.flush()])
     return np.ascontiguousarray(limited[:, 0] / scale)
@@ -112,12 +115,14 @@ class VoiceBus:
     voice chain; without, it is the dry voice in both ears.
     """
 
-    def __init__(self, timeline: Timeline, audio: Sequence[np.ndarray], fx: "VoiceFx | None" = None):
+    def __init__(self, timeline: Timeline, audio: Sequence[np.ndarray], fx: VoiceFx | None = None):
         sr = timeline.sample_rate
         opening = voice_opening(audio, sr)
         if opening is None:
             if not timeline.complete:
-                raise ValueError("the voice's level needs its opening seconds of speech, or all of it")
+                raise ValueError(
+                    "the voice's level needs its opening seconds of speech, or all of it"
+                )
             opening = list(audio)
         # float64 and numpy's own summation: BLAS dot products may thread and
         # round differently from run to run, and the level must be exact.
@@ -147,7 +152,7 @@ class VoiceBus:
     def audio(self) -> list[np.ndarray]:
         return self._placed[1]
 
-    def stream(self) -> "VoiceStream":
+    def stream(self) -> VoiceStream:
         """A fresh sequential reader of the voice as it sits in the mix, stereo, from sample 0."""
         return VoiceStream(self)
 
@@ -162,7 +167,9 @@ class VoiceBus:
                 break
             lo, hi = max(start, seg_start), min(start + n, seg_start + len(audio[i]))
             if lo < hi:
-                out[lo - start : hi - start] += audio[i][lo - seg_start : hi - seg_start] * self.gain
+                out[lo - start : hi - start] += (
+                    audio[i][lo - seg_start : hi - seg_start] * self.gain
+                )
         return out
 
 
@@ -176,7 +183,9 @@ class VoiceStream:
         if bus.fx is not None:
             from .voicefx import VoiceChain
 
-            self._chain = VoiceChain(bus.fx, bus.timeline.sample_rate, bus.render, makeup_db=bus._makeup_db)
+            self._chain = VoiceChain(
+                bus.fx, bus.timeline.sample_rate, bus.render, makeup_db=bus._makeup_db
+            )
 
     def render(self, n: int) -> np.ndarray:
         """The next ``n`` samples, ``(n, 2)``."""
@@ -213,7 +222,9 @@ def loudness_range(timeline: Timeline, scope: str = "auto") -> tuple[int, int] |
     return None if end >= timeline.length else (0, end)
 
 
-def track_fades_s(lead_in_s: float, tail_s: float, fade_in_s: float | None = None, fade_out_s: float | None = None) -> tuple[float, float]:
+def track_fades_s(
+    lead_in_s: float, tail_s: float, fade_in_s: float | None = None, fade_out_s: float | None = None
+) -> tuple[float, float]:
     """Fade-in and fade-out lengths: the given ones, else ones that stay clear of the words.
 
     The default fade-in lasts three quarters of the lead-in (at most 3 s) and
@@ -329,14 +340,36 @@ def mix_chunks(
             voices.close()  # stops the voice thread when the consumer stops early
 
 
-def _mixed(timeline, voices, ambience, duck, chunk, fade_in, fade_out, keep_layers) -> Iterator[MixChunk]:
+def _mixed(
+    timeline, voices, ambience, duck, chunk, fade_in, fade_out, keep_layers
+) -> Iterator[MixChunk]:
     total = timeline.length
     for start in range(0, total, chunk):
         n = min(chunk, total - start)
-        yield mix_chunk(start, n, total, fade_in, fade_out, next(voices) if voices is not None else None, ambience, duck, keep_layers)
+        yield mix_chunk(
+            start,
+            n,
+            total,
+            fade_in,
+            fade_out,
+            next(voices) if voices is not None else None,
+            ambience,
+            duck,
+            keep_layers,
+        )
 
 
-def mix_chunk(start: int, n: int, total: int, fade_in: int, fade_out: int, voice_st, ambience, duck, keep_layers: bool) -> MixChunk:
+def mix_chunk(
+    start: int,
+    n: int,
+    total: int,
+    fade_in: int,
+    fade_out: int,
+    voice_st,
+    ambience,
+    duck,
+    keep_layers: bool,
+) -> MixChunk:
     """Samples [start, start + n) of a ``total``-sample mix: the voice chunk (stereo, or None), ambience and duck envelope.
 
     Only the fade-out needs ``total``: a mix made while the timeline still

@@ -20,7 +20,15 @@ import numpy as np
 
 from .errors import MeditationError, SettingsError
 
-__all__ = ["PLOT_FORMATS", "short_term_loudness", "loudness_of_file", "draw_plan", "write_plot", "read_timings", "check_plot_path"]
+__all__ = [
+    "PLOT_FORMATS",
+    "short_term_loudness",
+    "loudness_of_file",
+    "draw_plan",
+    "write_plot",
+    "read_timings",
+    "check_plot_path",
+]
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 SHORT_TERM_S = 3.0
@@ -29,7 +37,9 @@ _STEP_S = 1.0  # one short-term value a second: plenty for a picture, small in t
 _INSTALL = 'plotting needs matplotlib: pip install "meditation[plot]"'
 
 
-def short_term_loudness(meter_hops: np.ndarray, *, hop_s: float = 0.1, step_s: float = _STEP_S) -> np.ndarray:
+def short_term_loudness(
+    meter_hops: np.ndarray, *, hop_s: float = 0.1, step_s: float = _STEP_S
+) -> np.ndarray:
     """Short-term loudness (LUFS, 3 s windows) every ``step_s`` from 100 ms mean-square hops of K-weighted power."""
     hops = np.asarray(meter_hops, dtype=np.float64)
     per_window = int(round(SHORT_TERM_S / hop_s))
@@ -54,13 +64,17 @@ def loudness_of_file(path: Path, *, target_lufs: float) -> dict[str, Any]:
         stream = container.streams.audio[0]
         meter = LoudnessMeter(stream.rate)
         # Frames are a few ms long: feed the meter about a second at a time.
-        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=stream.rate, frame_size=stream.rate)
+        resampler = av.AudioResampler(
+            format="fltp", layout="stereo", rate=stream.rate, frame_size=stream.rate
+        )
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
                 meter.feed(out.to_ndarray().T)
         for out in resampler.resample(None):
             meter.feed(out.to_ndarray().T)
-    series = short_term_loudness(np.asarray(meter._hop_power))  # the meter's 100 ms hops (BS.1770 building blocks)
+    series = short_term_loudness(
+        np.asarray(meter._hop_power)
+    )  # the meter's 100 ms hops (BS.1770 building blocks)
     return {
         "target_lufs": target_lufs,
         "integrated_lufs": round(meter.integrated_lufs(), 2),
@@ -80,8 +94,14 @@ def read_timings(path: Path) -> dict[str, Any]:
         raise SettingsError(f"timings file {str(path)!r} cannot be read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise SettingsError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("scenes"), list) or not isinstance(data.get("duration"), (int, float)):
-        raise SettingsError(f"{path}: not a meditation timings file (write one with 'meditation render --timings FILE')")
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("scenes"), list)
+        or not isinstance(data.get("duration"), (int, float))
+    ):
+        raise SettingsError(
+            f"{path}: not a meditation timings file (write one with 'meditation render --timings FILE')"
+        )
     return data
 
 
@@ -89,7 +109,9 @@ def check_plot_path(path: Path) -> None:
     """Refuse an unknown picture format or a missing folder before any synthesis, and say if matplotlib is missing."""
     path = Path(path)
     if path.suffix.lower() not in PLOT_FORMATS:
-        raise SettingsError(f"unknown plot format {path.suffix or '(no suffix)'!r} for {path} (known: {', '.join(PLOT_FORMATS)})")
+        raise SettingsError(
+            f"unknown plot format {path.suffix or '(no suffix)'!r} for {path} (known: {', '.join(PLOT_FORMATS)})"
+        )
     if not path.parent.is_dir():
         raise SettingsError(f"plot folder {str(path.parent)!r} does not exist")
     if path.is_dir():
@@ -109,7 +131,13 @@ def _matplotlib():
 
 
 _SCENE_COLOURS = ("#e8eef7", "#f4efe4")
-_LAYER_COLOURS = {"river": "#2a7fb8", "wind": "#7a8b99", "wings": "#c0392b", "drone": "#8e44ad", "bell": "#d4a017"}
+_LAYER_COLOURS = {
+    "river": "#2a7fb8",
+    "wind": "#7a8b99",
+    "wings": "#c0392b",
+    "drone": "#8e44ad",
+    "bell": "#d4a017",
+}
 
 
 def draw_plan(timings: dict[str, Any], *, title: str | None = None):
@@ -124,13 +152,24 @@ def draw_plan(timings: dict[str, Any], *, title: str | None = None):
     loudness = timings.get("loudness")
     rows = 2 if loudness else 1
     fig, axes = plt.subplots(
-        rows, 1, figsize=(13, 6.5 if rows == 2 else 4.5), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 2][:rows]}
+        rows,
+        1,
+        figsize=(13, 6.5 if rows == 2 else 4.5),
+        sharex=True,
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 2][:rows]},
     )
     axes = axes[:, 0]
     levels_ax = axes[0]
     for ax in axes:
         for i, scene in enumerate(timings["scenes"]):
-            band = ax.axvspan(scene["start"] / scale, scene["end"] / scale, color=_SCENE_COLOURS[i % 2], zorder=0, lw=0)
+            band = ax.axvspan(
+                scene["start"] / scale,
+                scene["end"] / scale,
+                color=_SCENE_COLOURS[i % 2],
+                zorder=0,
+                lw=0,
+            )
             band.set_gid("scene")
         ax.grid(axis="y", color="#cccccc", lw=0.5, zorder=1)
         ax.set_xlim(0, duration / scale)
@@ -140,7 +179,9 @@ def draw_plan(timings: dict[str, Any], *, title: str | None = None):
     layers = timings.get("layers") or {}
     for name, layer in layers.items():
         xs = np.asarray(layer["time"], dtype=float)
-        ys = np.array([floor_db if v is None else max(floor_db, v) for v in layer["level_db"]], dtype=float)
+        ys = np.array(
+            [floor_db if v is None else max(floor_db, v) for v in layer["level_db"]], dtype=float
+        )
         if len(xs) == 0:
             continue
         xs, ys = np.append(xs, duration), np.append(ys, ys[-1])  # the last level holds to the end
@@ -148,11 +189,27 @@ def draw_plan(timings: dict[str, Any], *, title: str | None = None):
         if np.any(ys > floor_db):
             levels_ax.plot(xs / scale, ys, lw=2, color=colour, label=name, zorder=3)
         for cue in layer.get("cues", []):
-            levels_ax.plot([cue / scale], [floor_db + 4], marker="v", ms=9, color=colour or "#555555", zorder=4, ls="none", label=f"{name} (strike)" if cue == layer["cues"][0] else None)
+            levels_ax.plot(
+                [cue / scale],
+                [floor_db + 4],
+                marker="v",
+                ms=9,
+                color=colour or "#555555",
+                zorder=4,
+                ls="none",
+                label=f"{name} (strike)" if cue == layer["cues"][0] else None,
+            )
     # Each spoken segment as a bar along the top: the narration's own row.
     voice_y = 2.0
     for seg in timings.get("segments", []):
-        levels_ax.plot([seg["start"] / scale, seg["end"] / scale], [voice_y, voice_y], lw=6, color="#222222", solid_capstyle="butt", zorder=3)
+        levels_ax.plot(
+            [seg["start"] / scale, seg["end"] / scale],
+            [voice_y, voice_y],
+            lw=6,
+            color="#222222",
+            solid_capstyle="butt",
+            zorder=3,
+        )
     levels_ax.plot([], [], lw=6, color="#222222", label="narration (each segment)")
     levels_ax.set_ylim(floor_db, voice_y + 10)
     ticks = [t for t in levels_ax.get_yticks() if floor_db <= t <= 0]
@@ -161,21 +218,43 @@ def draw_plan(timings: dict[str, Any], *, title: str | None = None):
     for scene in timings["scenes"]:
         if scene["name"]:
             mid = (scene["start"] + scene["end"]) / 2 / scale
-            levels_ax.text(mid, voice_y + 5, _label(scene["name"]), ha="center", va="center", fontsize=8.5, color="#333333", zorder=5)
+            levels_ax.text(
+                mid,
+                voice_y + 5,
+                _label(scene["name"]),
+                ha="center",
+                va="center",
+                fontsize=8.5,
+                color="#333333",
+                zorder=5,
+            )
     levels_ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
 
     if loudness:
         ax = axes[1]
         step = float(loudness.get("short_term_step_s", _STEP_S))
-        values = np.array([np.nan if v is None else v for v in loudness["short_term_lufs"]], dtype=float)
+        values = np.array(
+            [np.nan if v is None else v for v in loudness["short_term_lufs"]], dtype=float
+        )
         times = (np.arange(len(values)) + 1) * step
-        ax.plot(times / scale, values, color="#1b6e3c", lw=1.5, label="short-term loudness (3 s)", zorder=3)
+        ax.plot(
+            times / scale,
+            values,
+            color="#1b6e3c",
+            lw=1.5,
+            label="short-term loudness (3 s)",
+            zorder=3,
+        )
         target = loudness.get("target_lufs")
         if target is not None:
-            ax.axhline(target, color="#c0392b", ls="--", lw=1.2, label=f"target {target:g} LUFS", zorder=3)
+            ax.axhline(
+                target, color="#c0392b", ls="--", lw=1.2, label=f"target {target:g} LUFS", zorder=3
+            )
         finite = values[np.isfinite(values)]
         low = min(float(np.percentile(finite, 2)) if len(finite) else -40.0, (target or -16) - 6)
-        ax.set_ylim(max(-60.0, low - 3), max((target or -16) + 6, float(finite.max(initial=-60)) + 2))
+        ax.set_ylim(
+            max(-60.0, low - 3), max((target or -16) + 6, float(finite.max(initial=-60)) + 2)
+        )
         ax.set_ylabel("LUFS")
         ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
     axes[-1].set_xlabel(f"time ({unit})")

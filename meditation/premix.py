@@ -22,9 +22,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -130,12 +130,21 @@ class Premix:
     def caught_up(self, timeout: float | None = None) -> bool:
         """Wait until the mix is made with every segment added so far (tests and benchmarks); False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._handled >= len(self._audio) or self._failure is not None or not self._thread.is_alive(), timeout)
+            return self._cond.wait_for(
+                lambda: (
+                    self._handled >= len(self._audio)
+                    or self._failure is not None
+                    or not self._thread.is_alive()
+                ),
+                timeout,
+            )
 
     def finish(self, audio: Sequence[np.ndarray]) -> Premixed:
         """Every segment is in (``audio``, all of them): make the rest, and return what was made."""
         with self._cond:
-            if len(audio) != len(self._audio):  # e.g. a speech stage that did not report each segment
+            if len(audio) != len(
+                self._audio
+            ):  # e.g. a speech stage that did not report each segment
                 self._audio = list(audio)
             self._complete = True
             self._cond.notify_all()
@@ -166,7 +175,7 @@ class Premix:
             self._measured.close()
             self._measured = None
 
-    def __enter__(self) -> "Premix":
+    def __enter__(self) -> Premix:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -208,7 +217,9 @@ class Premix:
         until = self._final_before(timeline, plan)
         self._span = self._provisional_span(timeline, len(audio))
         self._follow(timeline, plan, audio, until)
-        self._make(until, timeline.length)  # a lower bound of the length: the fade-out starts after ``until``
+        self._make(
+            until, timeline.length
+        )  # a lower bound of the length: the fade-out starts after ``until``
         self.advances += 1
 
     def _last(self, audio: list[np.ndarray]) -> Premixed:
@@ -270,7 +281,17 @@ class Premix:
             n = min(CHUNK, total - start)
             voice = ahead.pop(0).result()
             more_voice()
-            chunk = mix_chunk(start, n, total, self._fade_in, self._fade_out, voice, self._ambience, self._duck, False)
+            chunk = mix_chunk(
+                start,
+                n,
+                total,
+                self._fade_in,
+                self._fade_out,
+                voice,
+                self._ambience,
+                self._duck,
+                False,
+            )
             self._measured.feed(chunk.mix)
             self.position += n
 
@@ -284,7 +305,9 @@ class Premix:
         edge = settled - int((d.attack_s + d.bridge_s) * sr) - 1
         if plan is not None:
             edge = min(edge, plan.final_before(settled))
-        edge = min(edge, timeline.length - self._fade_out - 2)  # the track is at least this long: its fade-out is later
+        edge = min(
+            edge, timeline.length - self._fade_out - 2
+        )  # the track is at least this long: its fade-out is later
         return max(0, edge // CHUNK * CHUNK)
 
     def _provisional_span(self, timeline: Timeline, known: int) -> tuple[int, int] | None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 __all__ = ["progress", "enabled", "set_listener"]
 
@@ -46,7 +46,13 @@ class _Reported:
     """Passes steps to the listener, and to a terminal bar if there is one."""
 
     def __init__(self, bar, stage: str, total: float | None, listener):
-        self.bar, self.stage, self.total, self.listener, self.done = bar, stage, total, listener, 0.0
+        self.bar, self.stage, self.total, self.listener, self.done = (
+            bar,
+            stage,
+            total,
+            listener,
+            0.0,
+        )
         listener(stage, 0.0, total)
 
     def update(self, n: float = 1) -> None:
@@ -71,10 +77,22 @@ def progress(description: str, total: float | None, unit: str = "it") -> Iterato
 
     # Seconds of audio read as seconds with one decimal (tqdm's default shows raw floats and "s/s").
     if unit == "s":
-        fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]" if total else "{desc}: {n:.1f} s [{elapsed}]"
+        fmt = (
+            "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]"
+            if total
+            else "{desc}: {n:.1f} s [{elapsed}]"
+        )
     else:
         fmt = None
-    bar = tqdm(total=total, desc=description, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True, bar_format=fmt)
+    bar = tqdm(
+        total=total,
+        desc=description,
+        unit=unit,
+        leave=False,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        bar_format=fmt,
+    )
     try:
         yield bar if _listener is None else _Reported(bar, description, total, _listener)
     finally:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -62,12 +62,21 @@ def prepare(settings: RenderSettings) -> Publication:
     return Publication(cover)
 
 
-def metadata(publication: Publication, settings: RenderSettings, *, title: str, timeline: Timeline | None, soundscape: str) -> Metadata:
+def metadata(
+    publication: Publication,
+    settings: RenderSettings,
+    *,
+    title: str,
+    timeline: Timeline | None,
+    soundscape: str,
+) -> Metadata:
     """Tags for the audio file: title, artist, album, genre, year, how it was made, chapters and cover."""
     from . import __version__
 
     made = f"voice {settings.voice}, rate {settings.rate:g}, soundscape {soundscape}, seed {settings.seed}, meditation {__version__}"
-    chapters = chapters_from_timeline(timeline) if timeline is not None and settings.chapters else ()
+    chapters = (
+        chapters_from_timeline(timeline) if timeline is not None and settings.chapters else ()
+    )
     return Metadata(
         title=title,
         artist=settings.artist,
@@ -80,7 +89,9 @@ def metadata(publication: Publication, settings: RenderSettings, *, title: str, 
     )
 
 
-def finish(settings: RenderSettings, timeline: Timeline, *, voice: Sequence[np.ndarray] | None, title: str) -> None:
+def finish(
+    settings: RenderSettings, timeline: Timeline, *, voice: Sequence[np.ndarray] | None, title: str
+) -> None:
     """Write the captions, the timings (with the finished track's loudness) and the plot, each atomically."""
     if settings.captions is not None and voice is not None:
         from .captions import write_captions
@@ -95,7 +106,9 @@ def finish(settings: RenderSettings, timeline: Timeline, *, voice: Sequence[np.n
 
     timings["loudness"] = loudness_of_file(settings.output, target_lufs=settings.loudness_lufs)
     if settings.timings is not None:
-        atomic_write_text(settings.timings, json.dumps(timings, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(
+            settings.timings, json.dumps(timings, indent=2, ensure_ascii=False) + "\n"
+        )
     if plot_path is not None:
         from .plot import write_plot
 

@@ -16,9 +16,9 @@ from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
 from .premix import Premix
 from .script import Script, read_script
+from .segments import plan_segments
 from .settings import RenderSettings, settings_to_dict
 from .speech import synthesize
-from .segments import plan_segments
 from .timeline import Timeline, fit_pause_scale, layout
 
 __all__ = ["RenderResult", "render", "render_ambient"]
@@ -62,9 +62,13 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     settings = publish.beside_output(settings)
     check_settings_files(settings)
     script = script or read_script(settings.script)
-    publication = publish.prepare(settings)  # cover, captions and plot paths: refused before any synthesis
+    publication = publish.prepare(
+        settings
+    )  # cover, captions and plot paths: refused before any synthesis
     planned = plan_segments(script, rate=settings.rate)
-    fades = track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s)
+    fades = track_fades_s(
+        settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
+    )
     # The mix is made and measured as the speech comes in (see ``premix``).
     with _premix(script, planned, settings, fades) as premix:
         audio = _speak(planned, settings, each=premix.add)
@@ -73,7 +77,13 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     chunks = _mixer(timeline, voice, made.plan.build if made.plan is not None else None, *fades)
     title = settings.title or script.title
     try:
-        tags = publish.metadata(publication, settings, title=title, timeline=timeline, soundscape=made.plan.preset.name if made.plan is not None else "none")
+        tags = publish.metadata(
+            publication,
+            settings,
+            title=title,
+            timeline=timeline,
+            soundscape=made.plan.preset.name if made.plan is not None else "none",
+        )
         mastered = master_to_file(
             chunks,
             settings,
@@ -88,7 +98,15 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
         if made.measured is not None:
             made.measured.close()  # the spool goes now, whatever happened
     publish.finish(settings, timeline, voice=audio, title=title)
-    return RenderResult(settings.output, timeline.duration_s, mastered.loudness_lufs, mastered.true_peak_db, timeline, settings, mastered.warnings)
+    return RenderResult(
+        settings.output,
+        timeline.duration_s,
+        mastered.loudness_lufs,
+        mastered.true_peak_db,
+        timeline,
+        settings,
+        mastered.warnings,
+    )
 
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
@@ -105,25 +123,49 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     beds = _beds(settings)
     if settings.soundscape == "none" and beds:
         preset = "none"
-    plan = plan_ambience(preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds)
+    plan = plan_ambience(
+        preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds
+    )
     fade = min(10.0, duration_s / 4)
     fade_in = fade if settings.fade_in_s is None else settings.fade_in_s
     fade_out = fade if settings.fade_out_s is None else settings.fade_out_s
     chunks = _mixer(plan.timeline, None, plan.build, fade_in, fade_out)
     title = settings.title or "Ambience"
-    tags = publish.metadata(publication, settings, title=title, timeline=None, soundscape=plan.preset.name)
-    mastered = master_to_file(chunks, settings, title=title, total=length, stems=settings.stems, voice=False, metadata=tags)
+    tags = publish.metadata(
+        publication, settings, title=title, timeline=None, soundscape=plan.preset.name
+    )
+    mastered = master_to_file(
+        chunks,
+        settings,
+        title=title,
+        total=length,
+        stems=settings.stems,
+        voice=False,
+        metadata=tags,
+    )
     if settings.plot is not None:
         publish.finish(settings, plan.timeline, voice=None, title=title)
-    return RenderResult(settings.output, duration_s, mastered.loudness_lufs, mastered.true_peak_db, plan.timeline, settings, mastered.warnings)
+    return RenderResult(
+        settings.output,
+        duration_s,
+        mastered.loudness_lufs,
+        mastered.true_peak_db,
+        plan.timeline,
+        settings,
+        mastered.warnings,
+    )
 
 
-def _premix(script: Script, planned, settings: RenderSettings, fades: tuple[float, float]) -> Premix:
+def _premix(
+    script: Script, planned, settings: RenderSettings, fades: tuple[float, float]
+) -> Premix:
     """Stages 4 to 6 and the measure pass, in a thread that follows the speech stage."""
     return Premix(
         sample_rate=settings.sample_rate,
         place=lambda lengths, known: _place(script, planned, lengths, settings, known),
-        plan_soundscape=lambda timeline, partial: _plan_soundscape(script, timeline, settings, partial),
+        plan_soundscape=lambda timeline, partial: _plan_soundscape(
+            script, timeline, settings, partial
+        ),
         voice_fx=lambda plan: _voice_fx(settings, plan.preset.voice if plan is not None else {}),
         fades=fades,
         scope=settings.loudness_scope,
@@ -146,13 +188,20 @@ def _speak(planned, settings: RenderSettings, each=None) -> list:
     )
 
 
-def _place(script: Script, planned, lengths, settings: RenderSettings, known: int | None = None) -> Timeline:
+def _place(
+    script: Script, planned, lengths, settings: RenderSettings, known: int | None = None
+) -> Timeline:
     """Stage: the timeline, pauses scaled by ``pause_scale`` or to fit ``duration_s`` (``known``: see ``layout``)."""
     pause_scale = settings.pause_scale
     if settings.duration_s is not None:
         assert known is None, "pauses fitted to a duration need every length"
         pause_scale = fit_pause_scale(
-            planned, lengths, sample_rate=settings.sample_rate, lead_in_s=settings.lead_in_s, tail_s=settings.tail_s, duration_s=settings.duration_s
+            planned,
+            lengths,
+            sample_rate=settings.sample_rate,
+            lead_in_s=settings.lead_in_s,
+            tail_s=settings.tail_s,
+            duration_s=settings.duration_s,
         )
     return layout(
         planned,
@@ -166,7 +215,9 @@ def _place(script: Script, planned, lengths, settings: RenderSettings, known: in
     )
 
 
-def _plan_soundscape(script: Script, timeline: Timeline, settings: RenderSettings, partial: bool = False):
+def _plan_soundscape(
+    script: Script, timeline: Timeline, settings: RenderSettings, partial: bool = False
+):
     """Stage: the soundscape (and ``--bed``) over the timeline.
 
     Returns (the timeline with each scene's layers, the plan or None).
@@ -176,16 +227,37 @@ def _plan_soundscape(script: Script, timeline: Timeline, settings: RenderSetting
         return timeline, None
     from .soundscape import plan_ambience
 
-    plan = plan_ambience(settings.soundscape, script=script, timeline=timeline, seed=settings.seed, only=settings.layers, beds=beds, partial=partial)
+    plan = plan_ambience(
+        settings.soundscape,
+        script=script,
+        timeline=timeline,
+        seed=settings.seed,
+        only=settings.layers,
+        beds=beds,
+        partial=partial,
+    )
     return plan.timeline, plan
 
 
-def _mixer(timeline: Timeline, voice: VoiceBus | None, ambience_factory, fade_in_s: float, fade_out_s: float):
+def _mixer(
+    timeline: Timeline,
+    voice: VoiceBus | None,
+    ambience_factory,
+    fade_in_s: float,
+    fade_out_s: float,
+):
     """Stage: a function that starts a fresh stream of the mix (the master makes more than one pass)."""
 
     def chunks(keep_layers: bool):
         ambience = ambience_factory() if ambience_factory else None
-        return mix_chunks(timeline, voice, ambience, fade_in_s=fade_in_s, fade_out_s=fade_out_s, keep_layers=keep_layers)
+        return mix_chunks(
+            timeline,
+            voice,
+            ambience,
+            fade_in_s=fade_in_s,
+            fade_out_s=fade_out_s,
+            keep_layers=keep_layers,
+        )
 
     return chunks
 

@@ -52,7 +52,14 @@ FRONT_MATTER_KEYS = front_matter_keys()
 BREATHE_S = 6.0
 """A breath pause: about one slow in-and-out breath."""
 
-_BREAK_STRENGTH_S = {"none": 0.0, "x-weak": 0.25, "weak": 0.5, "medium": 1.0, "strong": 2.0, "x-strong": 4.0}
+_BREAK_STRENGTH_S = {
+    "none": 0.0,
+    "x-weak": 0.25,
+    "weak": 0.5,
+    "medium": 1.0,
+    "strong": 2.0,
+    "x-strong": 4.0,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +137,16 @@ def read_script(path: str | Path) -> Script:
         if stat.S_ISDIR(info.st_mode):
             raise ScriptError("is a folder, not a script file", path=name)
         if not stat.S_ISREG(info.st_mode):
-            raise ScriptError("is not a regular file (a pipe, device or socket); give a text file", path=name)
+            raise ScriptError(
+                "is not a regular file (a pipe, device or socket); give a text file", path=name
+            )
         _check_size(info.st_size, name)
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the stat above
-                raise ScriptError("is not a regular file (a pipe, device or socket); give a text file", path=name)
+                raise ScriptError(
+                    "is not a regular file (a pipe, device or socket); give a text file", path=name
+                )
             data = handle.read(MAX_SCRIPT_BYTES + 1)
     except FileNotFoundError:
         raise ScriptError("no such script file", path=name) from None
@@ -170,7 +181,10 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
     is refused.
     """
     # Characters never outnumber UTF-8 bytes, so the cheap test comes first.
-    if len(text) > MAX_SCRIPT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_SCRIPT_BYTES:
+    if (
+        len(text) > MAX_SCRIPT_BYTES
+        or len(text.encode("utf-8", "surrogatepass")) > MAX_SCRIPT_BYTES
+    ):
         _check_size(MAX_SCRIPT_BYTES + 1, path)
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     settings: dict[str, str] = {}
@@ -179,7 +193,9 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
     if lines and lines[0].strip() == "---":
         end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
         if end is None:
-            raise ScriptError("front matter opened with '---' is never closed", path=path, line=1, col=1)
+            raise ScriptError(
+                "front matter opened with '---' is never closed", path=path, line=1, col=1
+            )
         for i in range(1, end):
             raw = lines[i]
             if not raw.strip() or raw.lstrip().startswith("#"):
@@ -187,7 +203,12 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
             key, sep, value = raw.partition(":")
             key = key.strip().lower().replace("-", "_")
             if not sep:
-                raise ScriptError(f"expected 'key: value' in front matter, got {_quote(raw.strip())}", path=path, line=i + 1, col=1)
+                raise ScriptError(
+                    f"expected 'key: value' in front matter, got {_quote(raw.strip())}",
+                    path=path,
+                    line=i + 1,
+                    col=1,
+                )
             if key not in FRONT_MATTER_KEYS:
                 raise ScriptError(
                     f"unknown front matter key {_quote(key)} (known: {', '.join(FRONT_MATTER_KEYS)})",
@@ -199,7 +220,12 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
             if not value:
-                raise ScriptError(f"front matter key {key!r} has no value", path=path, line=i + 1, col=len(raw) + 1)
+                raise ScriptError(
+                    f"front matter key {key!r} has no value",
+                    path=path,
+                    line=i + 1,
+                    col=len(raw) + 1,
+                )
             settings[key] = value
             setting_lines[key] = i + 1
         start = end + 1
@@ -224,10 +250,21 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
     seen = set()
     for scene in scenes:
         if scene.name and scene.name.lower() in seen:
-            raise ScriptError(f"scene {_quote(scene.name)} appears twice; scene names must be unique", path=path, line=scene.line, col=1)
+            raise ScriptError(
+                f"scene {_quote(scene.name)} appears twice; scene names must be unique",
+                path=path,
+                line=scene.line,
+                col=1,
+            )
         seen.add(scene.name.lower())
-    title = settings.get("title") or Path(path).stem.replace("-", " ").replace("_", " ").strip().title() or "Meditation"
-    return Script(path=path, title=title, scenes=tuple(scenes), settings=settings, setting_lines=setting_lines)
+    title = (
+        settings.get("title")
+        or Path(path).stem.replace("-", " ").replace("_", " ").strip().title()
+        or "Meditation"
+    )
+    return Script(
+        path=path, title=title, scenes=tuple(scenes), settings=settings, setting_lines=setting_lines
+    )
 
 
 def has_speakable_text(text: str) -> bool:
@@ -309,14 +346,22 @@ class _Body:
                 closer = _BRACKET_END.search(text, open_at + 1)
                 if closer is None or closer.group() != "]":
                     raise ScriptError(
-                        "'[' is not closed on this line (write \\[ for a literal bracket)", path=self.path, line=lineno, col=col
+                        "'[' is not closed on this line (write \\[ for a literal bracket)",
+                        path=self.path,
+                        line=lineno,
+                        col=col,
                     )
-                pause = _bracket_directive(text[open_at + 1 : closer.start()], self.path, lineno, col)
+                pause = _bracket_directive(
+                    text[open_at + 1 : closer.start()], self.path, lineno, col
+                )
             else:
                 closer = _ANGLE_END.search(text, open_at + 1)
                 if closer is None or closer.group() != ">":
                     raise ScriptError(
-                        "tag is not closed with '>' on this line (write \\< for a literal '<')", path=self.path, line=lineno, col=col
+                        "tag is not closed with '>' on this line (write \\< for a literal '<')",
+                        path=self.path,
+                        line=lineno,
+                        col=col,
                     )
                 pause = _angle_directive(text[open_at + 1 : closer.start()], self.path, lineno, col)
             self._text(text[done:open_at], lineno)
@@ -324,7 +369,14 @@ class _Body:
                 had_words = bool(self.words) or self.continuing
                 self._end_paragraph()
                 if pause.phases:
-                    pause = Pause(pause.seconds, pause.kind, pause.line, pause.phases, pause.cues, in_paragraph=had_words)
+                    pause = Pause(
+                        pause.seconds,
+                        pause.kind,
+                        pause.line,
+                        pause.phases,
+                        pause.cues,
+                        in_paragraph=had_words,
+                    )
                 self.items.append(pause)
                 self.continuing = had_words
             done = at = closer.end()
@@ -353,12 +405,16 @@ def _unescape(text: str) -> str:
 def _bracket_directive(body: str, path: str, line: int, col: int) -> Pause:
     words = body.strip().split(None, 1)
     if not words:
-        raise ScriptError("empty [] directive (write \\[ for a literal bracket)", path=path, line=line, col=col)
+        raise ScriptError(
+            "empty [] directive (write \\[ for a literal bracket)", path=path, line=line, col=col
+        )
     name = words[0].lower()
     arg = words[1] if len(words) > 1 else ""
     if name == "pause":
         if not arg:
-            raise ScriptError("[pause] needs a length, e.g. [pause 4s]", path=path, line=line, col=col)
+            raise ScriptError(
+                "[pause] needs a length, e.g. [pause 4s]", path=path, line=line, col=col
+            )
         return Pause(_duration(arg, path, line, col), "pause", line)
     if name == "breathe":
         if not arg:
@@ -407,7 +463,10 @@ def _breathing(body: str, path: str, line: int, col: int) -> Pause:
     else:
         parts = pattern.split("-")
         if len(parts) not in _PHASE_NAMES:
-            raise fail(f"bad breathing pattern {_quote(pattern)}: give 2 to 4 lengths in seconds joined by '-'", pattern_col)
+            raise fail(
+                f"bad breathing pattern {_quote(pattern)}: give 2 to 4 lengths in seconds joined by '-'",
+                pattern_col,
+            )
         seconds, at = [], pattern_col
         for i, part in enumerate(parts):
             seconds.append(_phase_seconds(part, fail, at, hold=len(parts) > 2 and i % 2 == 1))
@@ -439,7 +498,9 @@ def _phase_seconds(text: str, fail, col: int, *, hold: bool = False) -> float:
     if hold and value == 0:
         return 0.0  # "4-0-8": no hold
     if not low <= value <= high:
-        raise fail(f"a breathing phase of {match.group(1)} s is out of range ({low:g} to {high:g} s)", col)
+        raise fail(
+            f"a breathing phase of {match.group(1)} s is out of range ({low:g} to {high:g} s)", col
+        )
     return value
 
 
@@ -480,9 +541,16 @@ def _angle_directive(body: str, path: str, line: int, col: int) -> Pause | None:
 def _duration(text: str, path: str, line: int, col: int) -> float:
     match = _DURATION.fullmatch(text.strip())
     if not match or match.group(2) is None:
-        raise ScriptError(f"bad pause length {_quote(text.strip())} (write e.g. 4s or 500ms)", path=path, line=line, col=col)
+        raise ScriptError(
+            f"bad pause length {_quote(text.strip())} (write e.g. 4s or 500ms)",
+            path=path,
+            line=line,
+            col=col,
+        )
     value = float(match.group(1))
     seconds = value / 1000.0 if match.group(2) == "ms" else value
     if seconds > 600:
-        raise ScriptError(f"pause of {text.strip()} is longer than 10 minutes", path=path, line=line, col=col)
+        raise ScriptError(
+            f"pause of {text.strip()} is longer than 10 minutes", path=path, line=line, col=col
+        )
     return seconds

@@ -38,7 +38,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from .script import Paragraph, Pause, Script
+from .script import Pause, Script
 
 __all__ = [
     "Gaps",
@@ -142,11 +142,15 @@ def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[S
                     before = gap(gaps.sentence_s, False)
                 else:
                     before = gap(gaps.paragraph_s, True)
-                planned.append(Segment(text="", scene=scene.name, gap_before_s=before, breaths=item.phases))
+                planned.append(
+                    Segment(text="", scene=scene.name, gap_before_s=before, breaths=item.phases)
+                )
                 if item.cues:
                     offset = 0.0
                     for phase, seconds in item.phases:
-                        planned.append(Segment(text=CUE_WORDS[phase], scene=scene.name, cue_at_s=offset))
+                        planned.append(
+                            Segment(text=CUE_WORDS[phase], scene=scene.name, cue_at_s=offset)
+                        )
                         offset += seconds
                 pending_gap, written = 0.0, 0.0
                 continue
@@ -167,9 +171,49 @@ def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[S
 
 
 _ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "e.g", "i.e", "eg", "ie",
-    "a.m", "p.m", "am", "pm", "no", "vol", "fig", "approx", "ca", "cf", "inc", "ltd", "co", "jan",
-    "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "ave",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "sr",
+    "jr",
+    "st",
+    "mt",
+    "vs",
+    "etc",
+    "e.g",
+    "i.e",
+    "eg",
+    "ie",
+    "a.m",
+    "p.m",
+    "am",
+    "pm",
+    "no",
+    "vol",
+    "fig",
+    "approx",
+    "ca",
+    "cf",
+    "inc",
+    "ltd",
+    "co",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "u.s",
+    "u.k",
+    "ave",
 }
 _CLOSERS = "\"'”’»)]」』"
 _WIDE_ENDS = "。！？｡"
@@ -271,7 +315,11 @@ def _nearest_cut(text: str, pattern: re.Pattern, middle: int) -> tuple[int, int]
         if middle - low >= reach:
             break  # nothing further back can be nearer than ``after``
         width *= 2
-    best = min((m for m in (before, after) if m is not None), key=lambda m: abs(m.start() - middle), default=None)
+    best = min(
+        (m for m in (before, after) if m is not None),
+        key=lambda m: abs(m.start() - middle),
+        default=None,
+    )
     return (best.start(), best.end()) if best is not None else None
 
 

@@ -23,9 +23,10 @@ import dataclasses
 import enum
 import math
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .errors import ScriptError, SettingsError
 
@@ -142,8 +143,18 @@ def setting(
 ) -> Any:
     """Declare one field of RenderSettings (a ``dataclasses.field`` carrying its Spec's parts)."""
     meta = dict(
-        kind=kind, key=key, help=help, unit=unit, low=low, high=high, choices=choices, uses=uses, role=role,
-        audio=audio, optional=optional, short=short,
+        kind=kind,
+        key=key,
+        help=help,
+        unit=unit,
+        low=low,
+        high=high,
+        choices=choices,
+        uses=uses,
+        role=role,
+        audio=audio,
+        optional=optional,
+        short=short,
     )
     return field(default=default, metadata={"setting": meta})
 
@@ -157,88 +168,199 @@ class RenderSettings:
     """
 
     script: Path = setting(
-        DEFAULT_SCRIPT, "meditation script (.md markup or plain .txt)", kind=Kind.PATH,
-        uses=Use.RENDER | Use.MANIFEST, role=Role.INPUT,
+        DEFAULT_SCRIPT,
+        "meditation script (.md markup or plain .txt)",
+        kind=Kind.PATH,
+        uses=Use.RENDER | Use.MANIFEST,
+        role=Role.INPUT,
     )
     output: Path = setting(
-        Path("dream.mp3"), "output file; its suffix picks the format", kind=Kind.PATH,
-        uses=Use.RENDER | Use.AMBIENT, role=Role.OUTPUT, audio=False, short="-o",
+        Path("dream.mp3"),
+        "output file; its suffix picks the format",
+        kind=Kind.PATH,
+        uses=Use.RENDER | Use.AMBIENT,
+        role=Role.OUTPUT,
+        audio=False,
+        short="-o",
     )
     voice: str = setting("piper:joe", "voice as engine:name (see 'meditation voices')")
     voice_fx: str = setting(
-        "auto", "voice chain: auto (gentle, tuned by the soundscape's [voice]), none, gentle, room, hall, dry; tune with ,key=value",
+        "auto",
+        "voice chain: auto (gentle, tuned by the soundscape's [voice]), none, gentle, room, hall, dry; tune with ,key=value",
     )
-    rate: float = setting(0.9, "speaking rate applied by the voice engine; 0.8 = 20 % slower", unit="×", low=0.5, high=2.0)
+    rate: float = setting(
+        0.9,
+        "speaking rate applied by the voice engine; 0.8 = 20 % slower",
+        unit="×",
+        low=0.5,
+        high=2.0,
+    )
     pause_scale: float = setting(1.0, "multiplies every pause", unit="×", low=0.0, high=10.0)
     duration_s: float | None = setting(
-        None, "target length: pauses stretch or shrink to fit (ambient: the track's length)", kind=Kind.DURATION,
-        low=1.0, high=24 * 3600.0, uses=_EVERYWHERE | Use.AMBIENT, optional=True,
+        None,
+        "target length: pauses stretch or shrink to fit (ambient: the track's length)",
+        kind=Kind.DURATION,
+        low=1.0,
+        high=24 * 3600.0,
+        uses=_EVERYWHERE | Use.AMBIENT,
+        optional=True,
     )
-    lead_in_s: float = setting(4.0, "time before the first word", kind=Kind.DURATION, low=0.0, high=3600.0)
-    tail_s: float = setting(10.0, "time after the last word", kind=Kind.DURATION, low=0.0, high=12 * 3600.0)
+    lead_in_s: float = setting(
+        4.0, "time before the first word", kind=Kind.DURATION, low=0.0, high=3600.0
+    )
+    tail_s: float = setting(
+        10.0, "time after the last word", kind=Kind.DURATION, low=0.0, high=12 * 3600.0
+    )
     fade_in_s: float | None = setting(
-        None, "equal-power fade-in of the whole track (default: ¾ of the lead-in, at most 3 s; ambient 10 s)", kind=Kind.DURATION,
-        low=0.0, high=12 * 3600.0, uses=_EVERYWHERE | Use.AMBIENT, optional=True,
+        None,
+        "equal-power fade-in of the whole track (default: ¾ of the lead-in, at most 3 s; ambient 10 s)",
+        kind=Kind.DURATION,
+        low=0.0,
+        high=12 * 3600.0,
+        uses=_EVERYWHERE | Use.AMBIENT,
+        optional=True,
     )
     fade_out_s: float | None = setting(
-        None, "equal-power fade-out ending exactly at the last sample (default: ⅘ of the tail; ambient 10 s)", kind=Kind.DURATION,
-        low=0.0, high=12 * 3600.0, uses=_EVERYWHERE | Use.AMBIENT, optional=True,
+        None,
+        "equal-power fade-out ending exactly at the last sample (default: ⅘ of the tail; ambient 10 s)",
+        kind=Kind.DURATION,
+        low=0.0,
+        high=12 * 3600.0,
+        uses=_EVERYWHERE | Use.AMBIENT,
+        optional=True,
     )
     soundscape: str = setting(
-        "auto", "preset name or .toml path; 'none' for narration alone; 'auto' takes the script's or 'default'",
+        "auto",
+        "preset name or .toml path; 'none' for narration alone; 'auto' takes the script's or 'default'",
         uses=_EVERYWHERE | Use.AMBIENT,
     )
     layers: tuple[str, ...] | None = setting(
-        None, "keep only these soundscape layers, e.g. river,wind", kind=Kind.NAMES,
-        uses=_EVERYWHERE | Use.AMBIENT, optional=True,
+        None,
+        "keep only these soundscape layers, e.g. river,wind",
+        kind=Kind.NAMES,
+        uses=_EVERYWHERE | Use.AMBIENT,
+        optional=True,
     )
     bed: Path | None = setting(
-        None, "a recording FILE[:LEVEL_DB] looped under the soundscape (WAV, FLAC, Ogg, MP3; level default -12 dB)", kind=Kind.PATH,
-        uses=_EVERYWHERE | Use.AMBIENT, role=Role.INPUT, optional=True,
+        None,
+        "a recording FILE[:LEVEL_DB] looped under the soundscape (WAV, FLAC, Ogg, MP3; level default -12 dB)",
+        kind=Kind.PATH,
+        uses=_EVERYWHERE | Use.AMBIENT,
+        role=Role.INPUT,
+        optional=True,
     )
     bed_level_db: float = setting(
-        -12.0, "level of the --bed recording, relative to the narration like a layer's level_db", unit="dB", low=-60.0, high=12.0,
+        -12.0,
+        "level of the --bed recording, relative to the narration like a layer's level_db",
+        unit="dB",
+        low=-60.0,
+        high=12.0,
         uses=_EVERYWHERE | Use.AMBIENT,
     )
-    seed: int = setting(1, "seed of every random choice; same seed, same audio", kind=Kind.INTEGER, low=0, high=2**63 - 1, uses=_EVERYWHERE | Use.AMBIENT)
+    seed: int = setting(
+        1,
+        "seed of every random choice; same seed, same audio",
+        kind=Kind.INTEGER,
+        low=0,
+        high=2**63 - 1,
+        uses=_EVERYWHERE | Use.AMBIENT,
+    )
     loudness_lufs: float = setting(
-        -16.0, "integrated loudness target (ITU-R BS.1770)", unit="LUFS", low=-40.0, high=-5.0, uses=_EVERYWHERE | Use.AMBIENT
+        -16.0,
+        "integrated loudness target (ITU-R BS.1770)",
+        unit="LUFS",
+        low=-40.0,
+        high=-5.0,
+        uses=_EVERYWHERE | Use.AMBIENT,
     )
     loudness_scope: str = setting(
-        "auto", "what meets the loudness target: auto (the track, at most 30 s past the last word), track, speech",
-        kind=Kind.CHOICE, choices=("auto", "track", "speech"),
+        "auto",
+        "what meets the loudness target: auto (the track, at most 30 s past the last word), track, speech",
+        kind=Kind.CHOICE,
+        choices=("auto", "track", "speech"),
     )
-    true_peak_db: float = setting(-1.0, "true-peak ceiling of the limiter", unit="dBTP", low=-12.0, high=0.0, uses=_EVERYWHERE | Use.AMBIENT)
+    true_peak_db: float = setting(
+        -1.0,
+        "true-peak ceiling of the limiter",
+        unit="dBTP",
+        low=-12.0,
+        high=0.0,
+        uses=_EVERYWHERE | Use.AMBIENT,
+    )
     sample_rate: int = setting(
-        44100, "sample rate of the mix and the output", kind=Kind.INTEGER, unit="Hz", low=8000, high=192000,
+        44100,
+        "sample rate of the mix and the output",
+        kind=Kind.INTEGER,
+        unit="Hz",
+        low=8000,
+        high=192000,
         uses=Use.RENDER | Use.AMBIENT | Use.MANIFEST,
     )
-    title: str | None = setting(None, "title tag (default: the script's title)", kind=Kind.TEXT, uses=_EVERYWHERE | Use.AMBIENT, audio=False, optional=True)
+    title: str | None = setting(
+        None,
+        "title tag (default: the script's title)",
+        kind=Kind.TEXT,
+        uses=_EVERYWHERE | Use.AMBIENT,
+        audio=False,
+        optional=True,
+    )
     artist: str = setting("meditation", "artist tag", uses=_EVERYWHERE | Use.AMBIENT, audio=False)
     timings: Path | None = setting(
-        None, "write the timeline as JSON here", kind=Kind.PATH, uses=Use.RENDER, role=Role.OUTPUT, audio=False, optional=True
+        None,
+        "write the timeline as JSON here",
+        kind=Kind.PATH,
+        uses=Use.RENDER,
+        role=Role.OUTPUT,
+        audio=False,
+        optional=True,
     )
     stems: Path | None = setting(
-        None, "write the voice and each layer as WAV stems into this folder", kind=Kind.PATH,
-        uses=Use.RENDER | Use.AMBIENT, role=Role.OUTPUT_FOLDER, audio=False, optional=True,
+        None,
+        "write the voice and each layer as WAV stems into this folder",
+        kind=Kind.PATH,
+        uses=Use.RENDER | Use.AMBIENT,
+        role=Role.OUTPUT_FOLDER,
+        audio=False,
+        optional=True,
     )
     cache: bool = setting(True, "reuse speech from the on-disk cache", uses=Use.RENDER, audio=False)
-    album: str | None = setting(None, "album tag (default: the title)", kind=Kind.TEXT, uses=_EVERYWHERE | Use.AMBIENT, optional=True)
+    album: str | None = setting(
+        None,
+        "album tag (default: the title)",
+        kind=Kind.TEXT,
+        uses=_EVERYWHERE | Use.AMBIENT,
+        optional=True,
+    )
     cover: Path | None = setting(
-        None, "PNG or JPEG cover art, embedded in MP3, M4A/M4B, FLAC, Ogg and Opus", kind=Kind.PATH,
-        uses=_EVERYWHERE | Use.AMBIENT, role=Role.INPUT, optional=True,
+        None,
+        "PNG or JPEG cover art, embedded in MP3, M4A/M4B, FLAC, Ogg and Opus",
+        kind=Kind.PATH,
+        uses=_EVERYWHERE | Use.AMBIENT,
+        role=Role.INPUT,
+        optional=True,
     )
     captions: Path | None = setting(
-        None, "write captions here: .vtt (WebVTT) or .srt (SubRip); 'vtt' or 'srt' alone: beside the output", kind=Kind.PATH,
-        uses=Use.RENDER | Use.MANIFEST, role=Role.OUTPUT, optional=True,
+        None,
+        "write captions here: .vtt (WebVTT) or .srt (SubRip); 'vtt' or 'srt' alone: beside the output",
+        kind=Kind.PATH,
+        uses=Use.RENDER | Use.MANIFEST,
+        role=Role.OUTPUT,
+        optional=True,
     )
-    chapters: bool = setting(True, "put a chapter per scene in MP3, M4A/M4B, FLAC, Ogg and Opus", uses=_EVERYWHERE)
+    chapters: bool = setting(
+        True, "put a chapter per scene in MP3, M4A/M4B, FLAC, Ogg and Opus", uses=_EVERYWHERE
+    )
     plot: Path | None = setting(
-        None, "draw the plan and the track's loudness into this picture (.png .svg .pdf); 'png' alone: beside the output", kind=Kind.PATH,
-        uses=Use.RENDER | Use.AMBIENT | Use.MANIFEST, role=Role.OUTPUT, audio=False, optional=True,
+        None,
+        "draw the plan and the track's loudness into this picture (.png .svg .pdf); 'png' alone: beside the output",
+        kind=Kind.PATH,
+        uses=Use.RENDER | Use.AMBIENT | Use.MANIFEST,
+        role=Role.OUTPUT,
+        audio=False,
+        optional=True,
     )
 
-    def replace(self, **changes: Any) -> "RenderSettings":
+    def replace(self, **changes: Any) -> RenderSettings:
         """A validated copy with some fields changed."""
         return validate(dataclasses.replace(self, **changes))
 
@@ -342,7 +464,9 @@ def coerce(name: str, value: Any, *, label: str | None = None) -> Any:
     """
     spec = spec_of(name)
     label = label or spec.key
-    if value is None or (spec.optional and isinstance(value, str) and value.strip().lower() == "none"):
+    if value is None or (
+        spec.optional and isinstance(value, str) and value.strip().lower() == "none"
+    ):
         if spec.optional:
             return None
         raise SettingsError(f"{label} needs a value ({_WRITE_AS[spec.kind]})")
@@ -350,7 +474,9 @@ def coerce(name: str, value: Any, *, label: str | None = None) -> Any:
         typed = _READERS[spec.kind](value, spec)
     except (TypeError, ValueError, OverflowError):
         choices = f" ({', '.join(spec.choices)})" if spec.choices else ""
-        raise SettingsError(f"{label} must be {_WRITE_AS[spec.kind]}{choices}, not {_shown(value)}") from None
+        raise SettingsError(
+            f"{label} must be {_WRITE_AS[spec.kind]}{choices}, not {_shown(value)}"
+        ) from None
     _check_range(spec, typed, value, label)
     return typed
 
@@ -443,7 +569,9 @@ def _check_range(spec: Spec, typed: Any, raw: Any, label: str) -> None:
 
 def _raw_text(raw: Any) -> str:
     """The value as the user wrote it (``7h`` stays ``7h``)."""
-    return raw.strip() if isinstance(raw, str) else f"{raw:g}" if isinstance(raw, float) else str(raw)
+    return (
+        raw.strip() if isinstance(raw, str) else f"{raw:g}" if isinstance(raw, float) else str(raw)
+    )
 
 
 def describe_range(spec: Spec) -> str:
@@ -482,7 +610,9 @@ def validate(settings: RenderSettings) -> RenderSettings:
     return settings
 
 
-def resolve_settings(explicit: Mapping[str, Any], script=None, *, labels: Mapping[str, str] | None = None) -> RenderSettings:
+def resolve_settings(
+    explicit: Mapping[str, Any], script=None, *, labels: Mapping[str, str] | None = None
+) -> RenderSettings:
     """Merge defaults, the script's front matter and explicit values; validate once.
 
     ``explicit`` holds only the settings the user actually gave, by key or
@@ -497,7 +627,9 @@ def resolve_settings(explicit: Mapping[str, Any], script=None, *, labels: Mappin
             try:
                 values[spec.name] = coerce(key, raw)
             except SettingsError as exc:
-                raise ScriptError(str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=1) from None
+                raise ScriptError(
+                    str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=1
+                ) from None
     for key, raw in explicit.items():
         spec = spec_of(key)
         label = (labels or {}).get(key, spec.key)
@@ -545,7 +677,9 @@ def readme_table() -> str:
         if spec.key == "script":
             option = "`SCRIPT` (argument)"
         key = f"`{spec.key}`" if spec.uses & (Use.FRONT_MATTER | Use.MANIFEST) else ""
-        where = "/".join(w for w, u in (("fm", Use.FRONT_MATTER), ("manifest", Use.MANIFEST)) if spec.uses & u)
+        where = "/".join(
+            w for w, u in (("fm", Use.FRONT_MATTER), ("manifest", Use.MANIFEST)) if spec.uses & u
+        )
         key = f"{key} ({where})" if key else "—"
         rng = describe_range(spec) if spec.low is not None else ""
         rows.append(
@@ -581,8 +715,16 @@ def _main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m meditation.settings", description="Print or update the README's settings table.")
-    parser.add_argument("--readme", nargs="?", const="README.md", help="rewrite the table in this README (default README.md)")
+    parser = argparse.ArgumentParser(
+        prog="python -m meditation.settings",
+        description="Print or update the README's settings table.",
+    )
+    parser.add_argument(
+        "--readme",
+        nargs="?",
+        const="README.md",
+        help="rewrite the table in this README (default README.md)",
+    )
     args = parser.parse_args(argv)
     if args.readme:
         path = Path(args.readme)

@@ -8,8 +8,8 @@ trailing silence so the timeline knows where words really are.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Sequence
 
 import numpy as np
 
@@ -86,7 +86,9 @@ def synthesize(
     def finish(audio: np.ndarray, native: int, key: str | None) -> np.ndarray:
         audio = trim_silence(audio, native)
         if native != sample_rate and len(audio):
-            audio = soxr.resample(audio, native, sample_rate, quality="HQ").astype(np.float32, copy=False)
+            audio = soxr.resample(audio, native, sample_rate, quality="HQ").astype(
+                np.float32, copy=False
+            )
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         if key is not None:
             cache.put(key, audio)
@@ -113,9 +115,16 @@ def synthesize(
 
     spoken: dict[str, Future] = {}  # a text repeated in this script is spoken once
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool, progress("speech", len(texts), "seg") as bar:
+        with (
+            ThreadPoolExecutor(max_workers=1) as pool,
+            progress("speech", len(texts), "seg") as bar,
+        ):
             for text in texts:
-                key = SpeechCache.key(voice_id, rate, text, sample_rate) if cache is not None else None
+                key = (
+                    SpeechCache.key(voice_id, rate, text, sample_rate)
+                    if cache is not None
+                    else None
+                )
                 audio = spoken.get(text)
                 if audio is None and key is not None:
                     audio = cache.get(key)

@@ -10,12 +10,21 @@ nothing drifts; the JSON export gives seconds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .segments import Gaps, Segment
 
-__all__ = ["Gaps", "Segment", "SceneSpan", "Breath", "LayerLevels", "Timeline", "layout", "fit_pause_scale"]
+__all__ = [
+    "Gaps",
+    "Segment",
+    "SceneSpan",
+    "Breath",
+    "LayerLevels",
+    "Timeline",
+    "layout",
+    "fit_pause_scale",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +76,7 @@ class Timeline:
     scenes: tuple[SceneSpan, ...]
     breaths: tuple[Breath, ...] = ()
     """Phases of every guided breathing exercise, in order."""
-    layer_levels: tuple["LayerLevels", ...] = ()
+    layer_levels: tuple[LayerLevels, ...] = ()
     """Each soundscape layer's planned level over the track (filled in by the soundscape plan)."""
     settled: int | None = None
     """For a layout made while speech is still being synthesized: every sample before this one is final
@@ -88,17 +97,38 @@ class Timeline:
             "duration": round(self.length / sr, 4),
             "sample_rate": sr,
             "scenes": [
-                {"name": s.name, "start": round(s.start / sr, 4), "end": round(s.end / sr, 4), "layers": list(s.layers)}
+                {
+                    "name": s.name,
+                    "start": round(s.start / sr, 4),
+                    "end": round(s.end / sr, 4),
+                    "layers": list(s.layers),
+                }
                 for s in self.scenes
             ],
             "segments": [
-                {"text": g.text, "start": round(g.start / sr, 4), "end": round(g.end / sr, 4), "scene": g.scene}
+                {
+                    "text": g.text,
+                    "start": round(g.start / sr, 4),
+                    "end": round(g.end / sr, 4),
+                    "scene": g.scene,
+                }
                 for g in self.segments
             ],
             # Phase lengths are whole samples: at 44.1 kHz a 4 s phase is exactly 4.0.
-            "breaths": [{"start": round(b.start / sr, 6), "phase": b.phase, "duration": round(b.length / sr, 6)} for b in self.breaths],
+            "breaths": [
+                {
+                    "start": round(b.start / sr, 6),
+                    "phase": b.phase,
+                    "duration": round(b.length / sr, 6),
+                }
+                for b in self.breaths
+            ],
             "layers": {
-                l.name: {"time": [round(t, 3) for t in l.times_s], "level_db": [round(d, 2) if d > -1e9 else None for d in l.levels_db], "cues": [round(t, 3) for t in l.cues_s]}
+                l.name: {
+                    "time": [round(t, 3) for t in l.times_s],
+                    "level_db": [round(d, 2) if d > -1e9 else None for d in l.levels_db],
+                    "cues": [round(t, 3) for t in l.cues_s],
+                }
                 for l in self.layer_levels
             },
         }
@@ -151,8 +181,17 @@ def layout(
     spoken_end = 0
     for segment in segments:
         if segment.cue_at_s is not None:
-            start = max(exercise_start + int(round((segment.cue_at_s - _CUE_LEAD_S) * sr)), spoken_end)
-            entry = Segment(segment.text, segment.scene, start, int(next(lengths)), 0.0, cue_at_s=segment.cue_at_s)
+            start = max(
+                exercise_start + int(round((segment.cue_at_s - _CUE_LEAD_S) * sr)), spoken_end
+            )
+            entry = Segment(
+                segment.text,
+                segment.scene,
+                start,
+                int(next(lengths)),
+                0.0,
+                cue_at_s=segment.cue_at_s,
+            )
         else:
             gap = segment.gap_before_s * pause_scale
             cursor += int(round(gap * sr))
@@ -163,7 +202,9 @@ def layout(
                     # Boundaries from the running total: the phases tile the exercise exactly.
                     first, offset = cursor + int(round(offset * sr)), offset + seconds
                     breaths.append(Breath(first, phase, cursor + int(round(offset * sr)) - first))
-                entry = Segment("", segment.scene, cursor, breaths[-1].end - cursor, gap, segment.breaths)
+                entry = Segment(
+                    "", segment.scene, cursor, breaths[-1].end - cursor, gap, segment.breaths
+                )
             else:
                 length = int(next(lengths)) if segment.spoken else 0
                 entry = Segment(segment.text, segment.scene, cursor, length, gap)
@@ -198,11 +239,24 @@ def layout(
     if known is not None and settled is None:
         settled = total  # everything was known after all
     return Timeline(
-        sample_rate=sample_rate, length=total, segments=spoken, scenes=tuple(spans), breaths=tuple(breaths), settled=None if known is None else settled
+        sample_rate=sample_rate,
+        length=total,
+        segments=spoken,
+        scenes=tuple(spans),
+        breaths=tuple(breaths),
+        settled=None if known is None else settled,
     )
 
 
-def fit_pause_scale(segments: Sequence[Segment], lengths: Sequence[int], *, sample_rate: int, lead_in_s: float, tail_s: float, duration_s: float) -> float:
+def fit_pause_scale(
+    segments: Sequence[Segment],
+    lengths: Sequence[int],
+    *,
+    sample_rate: int,
+    lead_in_s: float,
+    tail_s: float,
+    duration_s: float,
+) -> float:
     """The pause scale that makes the track last ``duration_s`` (for 10- and 20-minute cuts of one script).
 
     ``lengths`` are those of the spoken segments, as for ``layout``; cues and
@@ -222,8 +276,12 @@ def fit_pause_scale(segments: Sequence[Segment], lengths: Sequence[int], *, samp
         )
     shortest = fixed_s + 0.25 * gaps_s
     if duration_s < shortest:
-        raise SettingsError(f"--duration {duration_s:g}s is too short for this script and voice (at least {shortest:.0f}s)")
+        raise SettingsError(
+            f"--duration {duration_s:g}s is too short for this script and voice (at least {shortest:.0f}s)"
+        )
     scale = (duration_s - fixed_s) / gaps_s
     if scale > 20.0:
-        raise SettingsError(f"--duration {duration_s:g}s would stretch the pauses over 20×; at most {fixed_s + 20 * gaps_s:.0f}s")
+        raise SettingsError(
+            f"--duration {duration_s:g}s would stretch the pauses over 20×; at most {fixed_s + 20 * gaps_s:.0f}s"
+        )
     return scale

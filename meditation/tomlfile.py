@@ -21,7 +21,9 @@ _POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _AT_END = re.compile(r"\s*\(at end of document\)\s*$")
 
 
-def read_toml(path: str | Path, *, error_class: type[MeditationError], what: str = "soundscape") -> dict[str, Any]:
+def read_toml(
+    path: str | Path, *, error_class: type[MeditationError], what: str = "soundscape"
+) -> dict[str, Any]:
     """Parse the TOML file at ``path``.
 
     Parameters

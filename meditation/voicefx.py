@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class VoiceFx:
     reverb_mix: float = 0.25
     """Reverb return level (0..1; 0.25 puts the room about 16 dB under the voice)."""
 
-    def replace(self, **changes: Any) -> "VoiceFx":
+    def replace(self, **changes: Any) -> VoiceFx:
         """A validated copy with some fields changed."""
         return _checked(dataclasses.replace(self, **changes))
 
@@ -88,7 +89,10 @@ STYLES: dict[str, VoiceFx] = {
 """Named chains for ``--voice-fx``; ``none`` turns the chain off."""
 
 # Freeverb settings per space: size sets the decay, damping darkens it.
-_ROOMS = {"room": dict(room_size=0.35, damping=0.6, width=0.8), "hall": dict(room_size=0.72, damping=0.45, width=1.0)}
+_ROOMS = {
+    "room": dict(room_size=0.35, damping=0.6, width=0.8),
+    "hall": dict(room_size=0.72, damping=0.45, width=1.0),
+}
 _RANGES = {
     "highpass_hz": (20.0, 300.0),
     "warmth_db": (-6.0, 6.0),
@@ -107,8 +111,14 @@ _RANGES = {
 def _checked(fx: VoiceFx) -> VoiceFx:
     for name, (low, high) in _RANGES.items():
         value = getattr(fx, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise SettingsError(f"voice fx: {name} = {value!r} is out of range ({low:g} to {high:g})")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not low <= value <= high
+        ):
+            raise SettingsError(
+                f"voice fx: {name} = {value!r} is out of range ({low:g} to {high:g})"
+            )
     if fx.reverb not in (*_ROOMS, "none"):
         raise SettingsError(f"voice fx: reverb {fx.reverb!r} is not one of room, hall, none")
     return fx
@@ -148,12 +158,16 @@ def parse_voice_fx(text: str, preset: Mapping[str, Any] | None = None) -> VoiceF
         return voice_fx_from(STYLES["gentle"], dict(preset or {}), "soundscape [voice]")
     style, *pairs = [p.strip() for p in raw.split(",")]
     if style.lower() not in STYLES:
-        raise SettingsError(f"--voice-fx {raw!r}: unknown style {style!r} (known: auto, none, {', '.join(STYLES)})")
+        raise SettingsError(
+            f"--voice-fx {raw!r}: unknown style {style!r} (known: auto, none, {', '.join(STYLES)})"
+        )
     values = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SettingsError(f"--voice-fx {raw!r}: write overrides as key=value, e.g. hall,reverb_mix=0.2")
+            raise SettingsError(
+                f"--voice-fx {raw!r}: write overrides as key=value, e.g. hall,reverb_mix=0.2"
+            )
         values[key.strip()] = value.strip()
     return voice_fx_from(STYLES[style.lower()], values, f"--voice-fx {raw!r}")
 
@@ -174,7 +188,14 @@ class VoiceChain:
         Gain after the leveler, so the voice keeps its level (see ``measure_makeup_db``).
     """
 
-    def __init__(self, fx: VoiceFx, sample_rate: int, source: Callable[[int, int], np.ndarray], *, makeup_db: float = 0.0):
+    def __init__(
+        self,
+        fx: VoiceFx,
+        sample_rate: int,
+        source: Callable[[int, int], np.ndarray],
+        *,
+        makeup_db: float = 0.0,
+    ):
         self.fx = fx
         self.sample_rate = int(sample_rate)
         self._source = source
@@ -227,13 +248,20 @@ def _dynamics(fx: VoiceFx) -> dict:
     stages = {
         "hp1": pb.HighpassFilter(cutoff_frequency_hz=fx.highpass_hz),
         "hp2": pb.HighpassFilter(cutoff_frequency_hz=fx.highpass_hz),
-        "warmth": pb.PeakFilter(cutoff_frequency_hz=fx.warmth_hz, gain_db=fx.warmth_db, q=0.7) if fx.warmth_db else None,
+        "warmth": pb.PeakFilter(cutoff_frequency_hz=fx.warmth_hz, gain_db=fx.warmth_db, q=0.7)
+        if fx.warmth_db
+        else None,
         "split": _Lowpass(fx.deess_hz) if fx.deess_ratio > 1 else None,
-        "deess": pb.Compressor(threshold_db=fx.deess_threshold_db, ratio=fx.deess_ratio, attack_ms=1.0, release_ms=60.0)
+        "deess": pb.Compressor(
+            threshold_db=fx.deess_threshold_db, ratio=fx.deess_ratio, attack_ms=1.0, release_ms=60.0
+        )
         if fx.deess_ratio > 1
         else None,
         "level": pb.Compressor(
-            threshold_db=fx.level_threshold_db, ratio=fx.level_ratio, attack_ms=fx.level_attack_ms, release_ms=fx.level_release_ms
+            threshold_db=fx.level_threshold_db,
+            ratio=fx.level_ratio,
+            attack_ms=fx.level_attack_ms,
+            release_ms=fx.level_release_ms,
         )
         if fx.level_ratio > 1
         else None,
@@ -259,7 +287,9 @@ class _Lowpass:
     def reset(self) -> None:
         self._zi = None
 
-    def process(self, x: np.ndarray, sample_rate: float, buffer_size: int = 0, reset: bool = True) -> np.ndarray:
+    def process(
+        self, x: np.ndarray, sample_rate: float, buffer_size: int = 0, reset: bool = True
+    ) -> np.ndarray:
         from scipy import signal
 
         if self._sos is None:
@@ -268,7 +298,9 @@ class _Lowpass:
             self._zi = np.zeros((self._sos.shape[0], 2))
         # A constant far below hearing keeps the filter's state out of the
         # denormal range while it decays in the pauses: there it ran 4-5x slower.
-        y, self._zi = signal.sosfilt(self._sos, x[0].astype(np.float64) + _DENORMAL_GUARD, zi=self._zi)
+        y, self._zi = signal.sosfilt(
+            self._sos, x[0].astype(np.float64) + _DENORMAL_GUARD, zi=self._zi
+        )
         y -= _DENORMAL_GUARD
         return y[None, :].astype(np.float32)
 
@@ -279,7 +311,9 @@ def _reverb(fx: VoiceFx):
     if fx.reverb == "none" or fx.reverb_mix <= 0:
         return None
     # JUCE's reverb scales dry by 2 and wet by 3: dry 0.5 is the voice unchanged.
-    return pb.Reverb(**_ROOMS[fx.reverb], wet_level=fx.reverb_mix / 3.0, dry_level=0.5, freeze_mode=0.0)
+    return pb.Reverb(
+        **_ROOMS[fx.reverb], wet_level=fx.reverb_mix / 3.0, dry_level=0.5, freeze_mode=0.0
+    )
 
 
 def _run_dynamics(stages: dict, x: np.ndarray, sr: int, makeup: float = 1.0) -> np.ndarray:
@@ -291,11 +325,17 @@ def _run_dynamics(stages: dict, x: np.ndarray, sr: int, makeup: float = 1.0) -> 
     if stages["split"] is not None:
         low = stages["split"].process(y, sr, buffer_size=BLOCK, reset=False)
         high = y - low  # the exact complement: an idle de-esser gives the input back
-        y = low + stages["deess"].process(np.ascontiguousarray(high), sr, buffer_size=BLOCK, reset=False)
+        y = low + stages["deess"].process(
+            np.ascontiguousarray(high), sr, buffer_size=BLOCK, reset=False
+        )
     if stages["level"] is not None:
-        y = stages["level"].process(np.ascontiguousarray(y, dtype=np.float32), sr, buffer_size=BLOCK, reset=False)
+        y = stages["level"].process(
+            np.ascontiguousarray(y, dtype=np.float32), sr, buffer_size=BLOCK, reset=False
+        )
     y = y * np.float32(makeup)
-    y = stages["peak"].process(np.ascontiguousarray(y, dtype=np.float32), sr, buffer_size=BLOCK, reset=False)
+    y = stages["peak"].process(
+        np.ascontiguousarray(y, dtype=np.float32), sr, buffer_size=BLOCK, reset=False
+    )
     y *= _PEAK_GAIN  # JUCE's limiter raises its threshold to 0 dBFS: bring it back
     return np.asarray(y[0], dtype=np.float32)
 
@@ -308,7 +348,11 @@ def measure_makeup_db(fx: VoiceFx, speech: list[np.ndarray], sample_rate: int) -
     """
     from .master import integrated_loudness
 
-    x = np.concatenate([np.asarray(a, dtype=np.float32) for a in speech]) if speech else np.zeros(0, dtype=np.float32)
+    x = (
+        np.concatenate([np.asarray(a, dtype=np.float32) for a in speech])
+        if speech
+        else np.zeros(0, dtype=np.float32)
+    )
     if not len(x):
         return 0.0
 
@@ -322,7 +366,11 @@ def measure_makeup_db(fx: VoiceFx, speech: list[np.ndarray], sample_rate: int) -
     makeup_db = 0.0
     # Twice: the peak limiter after the make-up gain is not linear.
     for _ in range(2):
-        y = VoiceChain(fx, sample_rate, source, makeup_db=makeup_db).render(len(x)).astype(np.float64)
+        y = (
+            VoiceChain(fx, sample_rate, source, makeup_db=makeup_db)
+            .render(len(x))
+            .astype(np.float64)
+        )
         after = integrated_loudness(y, sample_rate)
         if not (math.isfinite(before) and math.isfinite(after)):
             return 0.0

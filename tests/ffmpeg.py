@@ -14,13 +14,22 @@ def ffmpeg() -> str:
 
 def decode_errors(path) -> str:
     """What ffmpeg complains about while decoding the whole file ('' if nothing)."""
-    result = subprocess.run([ffmpeg(), "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True, text=True, timeout=300)
-    return result.stderr.strip() + ("" if result.returncode == 0 else f" (exit {result.returncode})")
+    result = subprocess.run(
+        [ffmpeg(), "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result.stderr.strip() + (
+        "" if result.returncode == 0 else f" (exit {result.returncode})"
+    )
 
 
 def probe(path) -> dict:
     """Sample rate, channels and duration as ffmpeg reads them."""
-    result = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, timeout=60
+    )
     text = result.stderr
     stream = re.search(r"Audio: (\w+).*?, (\d+) Hz, (\w+)", text)
     dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
@@ -37,7 +46,18 @@ def probe(path) -> dict:
 def ebur128(path) -> tuple[float, float]:
     """(integrated loudness LUFS, true peak dBTP) measured by ffmpeg's ebur128 filter."""
     result = subprocess.run(
-        [ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-af", "ebur128=peak=true", "-f", "null", "-"],
+        [
+            ffmpeg(),
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            str(path),
+            "-af",
+            "ebur128=peak=true",
+            "-f",
+            "null",
+            "-",
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -47,10 +47,28 @@ def dream_render(tmp_path_factory, suffix: str) -> dict:
             "vtt": folder / "dream.vtt",
             "plot": folder / "plan.png",
         }
-        args = ["render", str(DREAM), "--voice", "pyttsx3", "-o", str(out), "--cover", str(paths["cover"])]
+        args = [
+            "render",
+            str(DREAM),
+            "--voice",
+            "pyttsx3",
+            "-o",
+            str(out),
+            "--cover",
+            str(paths["cover"]),
+        ]
         args += ["--timings", str(paths["timings"]), "--progress", "off"]
-        if suffix == ".m4b":  # the full publication once; the other formats only need their chapters and cover
-            args += ["--stems", str(paths["stems"]), "--captions", str(paths["vtt"]), "--plot", str(paths["plot"])]
+        if (
+            suffix == ".m4b"
+        ):  # the full publication once; the other formats only need their chapters and cover
+            args += [
+                "--stems",
+                str(paths["stems"]),
+                "--captions",
+                str(paths["vtt"]),
+                "--plot",
+                str(paths["plot"]),
+            ]
             # A dry voice stem (no room reverb): measured before a cue, it holds only that segment's
             # speech, not the previous segment's reverb tail ringing on through a 0.5 s clause gap.
             args += ["--voice-fx", "none"]

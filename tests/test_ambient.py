@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import soundfile as sf
-
 from ffmpeg import decode_errors, ebur128
-from meditation.cli import main
 from measure import rms_db, welch_db
+
+from meditation.cli import main
 
 # A user preset whose default scene (the one an ambient track plays) has both
 # a drone and a river, so --layers has something to take away.
@@ -60,9 +60,27 @@ def _partials_db(x, sr, root_hz):
 def test_layers_keeps_only_the_river(tmp_path):
     preset = tmp_path / "both.toml"
     preset.write_text(BOTH, encoding="utf-8")
-    full = _ambient(tmp_path, "full.flac", "--soundscape", str(preset), "--duration", "30s", "--seed", "2")
-    river = _ambient(tmp_path, "river.flac", "--soundscape", str(preset), "--duration", "30s", "--seed", "2", "--layers", "river", "--stems", str(tmp_path / "stems"))
-    assert sorted(p.stem for p in (tmp_path / "stems").glob("*.wav")) in (["river"], ["river", "voice"])
+    full = _ambient(
+        tmp_path, "full.flac", "--soundscape", str(preset), "--duration", "30s", "--seed", "2"
+    )
+    river = _ambient(
+        tmp_path,
+        "river.flac",
+        "--soundscape",
+        str(preset),
+        "--duration",
+        "30s",
+        "--seed",
+        "2",
+        "--layers",
+        "river",
+        "--stems",
+        str(tmp_path / "stems"),
+    )
+    assert sorted(p.stem for p in (tmp_path / "stems").glob("*.wav")) in (
+        ["river"],
+        ["river", "voice"],
+    )
     a, sr = sf.read(full, dtype="float64")
     b, _ = sf.read(river, dtype="float64")
     # The drone's harmonics (110 Hz and up) stand far out of the spectrum of
@@ -75,7 +93,21 @@ def test_layers_keeps_only_the_river(tmp_path):
 
 def test_an_unknown_layer_is_refused_with_one_line(tmp_path, capsys):
     out = tmp_path / "x.flac"
-    code = main(["ambient", "--soundscape", "stream", "--layers", "river,rain", "--duration", "30s", "-o", str(out), "--progress", "off"])
+    code = main(
+        [
+            "ambient",
+            "--soundscape",
+            "stream",
+            "--layers",
+            "river,rain",
+            "--duration",
+            "30s",
+            "-o",
+            str(out),
+            "--progress",
+            "off",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("meditation: error: ")
@@ -86,7 +118,21 @@ def test_an_unknown_layer_is_refused_with_one_line(tmp_path, capsys):
 def test_a_layer_that_would_be_silent_is_refused_not_rendered_as_silence(tmp_path, capsys):
     # The dream's river plays only in its scenes; an ambient track has none.
     out = tmp_path / "x.flac"
-    code = main(["ambient", "--soundscape", "dream", "--layers", "river", "--duration", "10s", "-o", str(out), "--progress", "off"])
+    code = main(
+        [
+            "ambient",
+            "--soundscape",
+            "dream",
+            "--layers",
+            "river",
+            "--duration",
+            "10s",
+            "-o",
+            str(out),
+            "--progress",
+            "off",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "river" in err
     assert list(tmp_path.iterdir()) == []
@@ -95,10 +141,17 @@ def test_a_layer_that_would_be_silent_is_refused_not_rendered_as_silence(tmp_pat
 def test_soundscapes_lists_the_presets_with_descriptions(capsys):
     assert main(["soundscapes"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    listed = {line.split()[0]: line.split(None, 1)[1] if len(line.split(None, 1)) > 1 else "" for line in lines if line.strip()}
+    listed = {
+        line.split()[0]: line.split(None, 1)[1] if len(line.split(None, 1)) > 1 else ""
+        for line in lines
+        if line.strip()
+    }
     for name in ("dream", "stream", "night-wind", "drone", "default"):
         assert name in listed, lines
-        assert len(listed[name].split()) >= 3, (name, listed[name])  # a real description, not a stub
+        assert len(listed[name].split()) >= 3, (
+            name,
+            listed[name],
+        )  # a real description, not a stub
 
 
 def test_ambient_of_the_same_seed_is_identical_and_another_seed_differs(tmp_path):
@@ -108,4 +161,6 @@ def test_ambient_of_the_same_seed_is_identical_and_another_seed_differs(tmp_path
     assert a.read_bytes() == b.read_bytes()
     x, _ = sf.read(a, dtype="float64")
     y, _ = sf.read(c, dtype="float64")
-    assert rms_db(x - y) > rms_db(x) - 3.0  # independent noise: the difference is as loud as the signal
+    assert (
+        rms_db(x - y) > rms_db(x) - 3.0
+    )  # independent noise: the difference is as loud as the signal

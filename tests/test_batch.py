@@ -54,14 +54,18 @@ def test_matrix_and_variants_expand_to_settings_objects(folder):
     path = _manifest(
         folder,
         'output = "{script}-{voice}-{rate}-{soundscape}-{name}.wav"\n'
-        '[defaults]\nscript = "short.md"\nseed = 4\n' + FAST + '[matrix]\nrate = [0.9, 1.0]\nsoundscape = ["stream", "none"]\n'
+        '[defaults]\nscript = "short.md"\nseed = 4\n'
+        + FAST
+        + '[matrix]\nrate = [0.9, 1.0]\nsoundscape = ["stream", "none"]\n'
         '[[variants]]\nname = "long"\nduration = "2m"\nsoundscape = "drone"\n',
     )
     variants = expand_manifest(path)
     assert len(variants) == 5
     names = [v.settings.output.name for v in variants]
     assert names[0] == "short-pyttsx3-0.9-stream-variant.wav"
-    assert names[-1] == "short-pyttsx3-0.9-drone-long.wav"  # rate from the default, written as the setting
+    assert (
+        names[-1] == "short-pyttsx3-0.9-drone-long.wav"
+    )  # rate from the default, written as the setting
     long = variants[-1]
     assert long.name == "long" and long.settings.duration_s == 120 and long.settings.seed == 4
     assert long.settings.voice.startswith("pyttsx3:")  # resolved to a concrete voice
@@ -74,21 +78,57 @@ def test_matrix_and_variants_expand_to_settings_objects(folder):
     "text, message",
     [
         ('output = "a.mp3"\n[defaults]\nspeed = 1\n', "[defaults]: unknown key 'speed'"),
-        ('output = "{name}.mp3"\n[[variants]]\nname = "calm"\npause-scale = 2\n', "variant 'calm': unknown key 'pause-scale'; did you mean 'pause_scale'?"),
-        ('output = "{rate}.mp3"\n[matrix]\nrate = [0.9, "fast"]\n', "[matrix]: rate = 'fast': rate must be a number"),
-        ('output = "{name}.mp3"\n[[variants]]\nname = "quick"\nrate = 7\n', "variant 'quick': rate = 7: rate 7 is out of range"),
-        ('output = "{name}.mp3"\n[[variants]]\nname = "v"\nvoice = "piper:nobody"\n', "variant 'v': unknown voice 'piper:nobody'"),
-        ('output = "{name}.mp3"\n[[variants]]\nname = "v"\nsoundscape = "jungle"\n', "variant 'v': soundscape: unknown soundscape 'jungle'"),
-        ('output = "{name}.mp3"\n[[variants]]\nname = "v"\nsoundscape = "stream"\nlayers = ["river", "tuba"]\n', "variant 'v': layers: tuba not in soundscape"),
-        ('output = "{name}.mp3"\n[[variants]]\nname = "v"\nseed = 1.5\n', "variant 'v': seed = 1.5: seed must be a whole number"),
-        ('output = "{name}.mp3"\n[[variants]]\nname = "v"\nscript = "broken.md"\n', "variant 'v': "),
-        ('output = "{name}.mp3"\n[[variants]]\nname = "v"\nscript = "missing.md"\n', "missing.md: no such script file"),
-        ('output = "{colour}.mp3"\n[defaults]\nseed = 1\n', "output template field {colour} is not a setting"),
+        (
+            'output = "{name}.mp3"\n[[variants]]\nname = "calm"\npause-scale = 2\n',
+            "variant 'calm': unknown key 'pause-scale'; did you mean 'pause_scale'?",
+        ),
+        (
+            'output = "{rate}.mp3"\n[matrix]\nrate = [0.9, "fast"]\n',
+            "[matrix]: rate = 'fast': rate must be a number",
+        ),
+        (
+            'output = "{name}.mp3"\n[[variants]]\nname = "quick"\nrate = 7\n',
+            "variant 'quick': rate = 7: rate 7 is out of range",
+        ),
+        (
+            'output = "{name}.mp3"\n[[variants]]\nname = "v"\nvoice = "piper:nobody"\n',
+            "variant 'v': unknown voice 'piper:nobody'",
+        ),
+        (
+            'output = "{name}.mp3"\n[[variants]]\nname = "v"\nsoundscape = "jungle"\n',
+            "variant 'v': soundscape: unknown soundscape 'jungle'",
+        ),
+        (
+            'output = "{name}.mp3"\n[[variants]]\nname = "v"\nsoundscape = "stream"\nlayers = ["river", "tuba"]\n',
+            "variant 'v': layers: tuba not in soundscape",
+        ),
+        (
+            'output = "{name}.mp3"\n[[variants]]\nname = "v"\nseed = 1.5\n',
+            "variant 'v': seed = 1.5: seed must be a whole number",
+        ),
+        (
+            'output = "{name}.mp3"\n[[variants]]\nname = "v"\nscript = "broken.md"\n',
+            "variant 'v': ",
+        ),
+        (
+            'output = "{name}.mp3"\n[[variants]]\nname = "v"\nscript = "missing.md"\n',
+            "missing.md: no such script file",
+        ),
+        (
+            'output = "{colour}.mp3"\n[defaults]\nseed = 1\n',
+            "output template field {colour} is not a setting",
+        ),
         ('output = "{seed}.aiff"\n[defaults]\nseed = 1\n', "must end in one of"),
         ('output = "../{seed}.mp3"\n[defaults]\nseed = 1\n', "must stay inside the output folder"),
-        ('[matrix]\nseed = [1, 2]\n', "needs a top-level output name template"),
-        ('output = "{seed:>5}.mp3"\n[defaults]\nseed = 1\n', "field {seed:>5} has a format spec or conversion; write {seed}"),
-        ('output = "{seed!r}.mp3"\n[defaults]\nseed = 1\n', "field {seed!r} has a format spec or conversion"),
+        ("[matrix]\nseed = [1, 2]\n", "needs a top-level output name template"),
+        (
+            'output = "{seed:>5}.mp3"\n[defaults]\nseed = 1\n',
+            "field {seed:>5} has a format spec or conversion; write {seed}",
+        ),
+        (
+            'output = "{seed!r}.mp3"\n[defaults]\nseed = 1\n',
+            "field {seed!r} has a format spec or conversion",
+        ),
         ('output = "{seed.mp3"\n[defaults]\nseed = 1\n', "write literal braces as {{ and }}"),
         ('output = "{seed}}.mp3"\n[defaults]\nseed = 1\n', "write literal braces as {{ and }}"),
         ('output = "{seed}.mp3"\n[matrix]\nseed = 3\n', "[matrix] seed must be a non-empty list"),
@@ -111,13 +151,20 @@ def test_collisions_are_refused_before_anything_renders(folder, capsys):
     # The template leaves out the soundscape: two matrix cells would write one file.
     path = _manifest(
         folder,
-        'output = "{script}-{rate}.wav"\n[defaults]\nscript = "short.md"\n' + FAST + '[matrix]\nrate = [0.9, 1.0]\nsoundscape = ["stream", "drone"]\n',
+        'output = "{script}-{rate}.wav"\n[defaults]\nscript = "short.md"\n'
+        + FAST
+        + '[matrix]\nrate = [0.9, 1.0]\nsoundscape = ["stream", "drone"]\n',
     )
-    with pytest.raises(ManifestError, match=r"matrix #1 \(rate=0.9, soundscape=stream\).*would both write short-0.9.wav"):
+    with pytest.raises(
+        ManifestError,
+        match=r"matrix #1 \(rate=0.9, soundscape=stream\).*would both write short-0.9.wav",
+    ):
         expand_manifest(path)
     hand = _manifest(
         folder,
-        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\n' + FAST + '[[variants]]\nname = "a"\n[[variants]]\nname = "b"\nrate = 0.8\n',
+        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\n'
+        + FAST
+        + '[[variants]]\nname = "a"\n[[variants]]\nname = "b"\nrate = 0.8\n',
         "hand.toml",
     )
     assert main(["batch", str(hand)]) == 2
@@ -138,15 +185,25 @@ def test_bad_job_count_and_missing_manifest_exit_2(folder, capsys):
 
 
 def test_python_api_renders_one_variant_and_returns_its_sidecar(folder):
-    path = _manifest(folder, 'output = "{script}-{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "none"\nseed = 2\n' + FAST)
+    path = _manifest(
+        folder,
+        'output = "{script}-{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "none"\nseed = 2\n'
+        + FAST,
+    )
     (variant,) = expand_manifest(path)
     assert not is_up_to_date(variant)
     out, data = render_variant(variant)
     assert out == folder / "short-2.wav" and out.is_file()
     assert json.loads(sidecar_path(out).read_text()) == data
-    assert data["seed"] == 2 and data["version"] and data["settings"]["voice"].startswith("pyttsx3:")
+    assert (
+        data["seed"] == 2 and data["version"] and data["settings"]["voice"].startswith("pyttsx3:")
+    )
     assert data["settings"]["lead_in"] == 1.0 and data["settings"]["soundscape"] == "none"
-    assert [s["text"] for s in data["timeline"]["segments"]] == ["Breathe in slowly.", "And let it go.", "The river flows on, and on."]
+    assert [s["text"] for s in data["timeline"]["segments"]] == [
+        "Breathe in slowly.",
+        "And let it go.",
+        "The river flows on, and on.",
+    ]
     assert data["loudness_lufs"] == pytest.approx(-16, abs=1) and data["true_peak_db"] <= -0.9
     assert data["output_bytes"] == out.stat().st_size
     assert is_up_to_date(variant)
@@ -156,7 +213,9 @@ def test_batch_renders_skips_resumes_and_keeps_failures_local(folder, capsys):
     path = _manifest(
         folder,
         'output = "{name}-{soundscape}-{seed}.wav"\n'
-        '[defaults]\nscript = "short.md"\nseed = 5\n' + FAST + '[matrix]\nsoundscape = ["stream", "drone"]\n'
+        '[defaults]\nscript = "short.md"\nseed = 5\n'
+        + FAST
+        + '[matrix]\nsoundscape = ["stream", "drone"]\n'
         # Valid on paper; only after speaking is it clear the pauses cannot stretch to an hour.
         '[[variants]]\nname = "hour"\nduration = "1h"\nsoundscape = "none"\n'
         '[[variants]]\nname = "plain"\nsoundscape = "none"\nrate = 0.9\n',
@@ -177,8 +236,30 @@ def test_batch_renders_skips_resumes_and_keeps_failures_local(folder, capsys):
     # A batch-rendered WAV equals the same variant rendered alone, byte for byte
     # (the batch used the speech cache, the single render does not).
     alone = folder / "alone.wav"
-    assert main(["render", str(folder / "short.md"), "-o", str(alone), "--voice", "pyttsx3", "--lead-in", "1", "--tail", "1",
-                 "--soundscape", "stream", "--seed", "5", "--no-cache", "--progress", "off"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(folder / "short.md"),
+                "-o",
+                str(alone),
+                "--voice",
+                "pyttsx3",
+                "--lead-in",
+                "1",
+                "--tail",
+                "1",
+                "--soundscape",
+                "stream",
+                "--seed",
+                "5",
+                "--no-cache",
+                "--progress",
+                "off",
+            ]
+        )
+        == 0
+    )
     assert alone.read_bytes() == (folder / "variant-stream-5.wav").read_bytes()
     alone.unlink()
     capsys.readouterr()
@@ -192,11 +273,20 @@ def test_batch_renders_skips_resumes_and_keeps_failures_local(folder, capsys):
 
     # Resume: a deleted output and a changed setting are rendered again, nothing else.
     (folder / "variant-drone-5.wav").unlink()
-    path.write_text(path.read_text().replace('rate = 0.9', 'rate = 0.9\nloudness = -18'), encoding="utf-8")
+    path.write_text(
+        path.read_text().replace("rate = 0.9", "rate = 0.9\nloudness = -18"), encoding="utf-8"
+    )
     assert main(["batch", str(path), "--dry-run"]) == 0
     out, _ = capsys.readouterr()
-    lines = {line.split()[-1].rsplit("/", 1)[-1]: line.split()[0] for line in out.strip().splitlines()}
-    assert lines == {"variant-stream-5.wav": "up", "variant-drone-5.wav": "render", "hour-none-5.wav": "render", "plain-none-5.wav": "render"}
+    lines = {
+        line.split()[-1].rsplit("/", 1)[-1]: line.split()[0] for line in out.strip().splitlines()
+    }
+    assert lines == {
+        "variant-stream-5.wav": "up",
+        "variant-drone-5.wav": "render",
+        "hour-none-5.wav": "render",
+        "plain-none-5.wav": "render",
+    }
     assert main(["batch", str(path), "--progress", "off"]) == 1
     out, _ = capsys.readouterr()
     assert out.strip().splitlines()[-1] == "2 rendered, 1 failed, 1 skipped"
@@ -207,20 +297,29 @@ def test_batch_renders_skips_resumes_and_keeps_failures_local(folder, capsys):
 def test_force_renders_again_and_out_dir_is_used(folder, capsys):
     out_dir = folder / "out"
     out_dir.mkdir()
-    path = _manifest(folder, 'output = "{voice}/{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "none"\n' + FAST)
+    path = _manifest(
+        folder,
+        'output = "{voice}/{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "none"\n'
+        + FAST,
+    )
     assert main(["batch", str(path), "--out-dir", str(out_dir), "--progress", "off"]) == 0
     target = out_dir / "pyttsx3" / "1.wav"  # a / in the template makes a sub-folder
     assert target.is_file() and sidecar_path(target).is_file()
     before = target.stat().st_mtime_ns
     capsys.readouterr()
-    assert main(["batch", str(path), "--out-dir", str(out_dir), "--force", "--progress", "off"]) == 0
+    assert (
+        main(["batch", str(path), "--out-dir", str(out_dir), "--force", "--progress", "off"]) == 0
+    )
     assert capsys.readouterr().out.strip().splitlines()[-1] == "1 rendered, 0 failed, 0 skipped"
     assert target.stat().st_mtime_ns != before
 
 
 def test_a_damaged_output_or_sidecar_is_stale_and_never_overwritten(folder):
     """A file changed since meditation wrote it is not provably ours: refused, byte for byte intact."""
-    path = _manifest(folder, 'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "none"\n' + FAST)
+    path = _manifest(
+        folder,
+        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "none"\n' + FAST,
+    )
     (variant,) = expand_manifest(path)
     out, _ = render_variant(variant)
     assert is_up_to_date(variant)
@@ -242,7 +341,9 @@ def test_a_damaged_output_or_sidecar_is_stale_and_never_overwritten(folder):
     (folder / "short.md").write_text(SCRIPT.replace("slowly", "deeply"), encoding="utf-8")
     render_variant(variant)
     assert is_up_to_date(variant)
-    (folder / "short.md").write_text(SCRIPT, encoding="utf-8")  # the script changed: stale, and ours to replace
+    (folder / "short.md").write_text(
+        SCRIPT, encoding="utf-8"
+    )  # the script changed: stale, and ours to replace
     assert not is_up_to_date(variant)
     render_variant(variant)
     assert is_up_to_date(variant)
@@ -256,18 +357,25 @@ def test_interrupt_stops_workers_and_leaves_no_partial_file(folder, target):
     """Ctrl-C on a terminal signals the whole process group; `kill -INT` only the parent."""
     path = _manifest(
         folder,
-        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "stream"\nduration = "90s"\n' + FAST
+        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "stream"\nduration = "90s"\n'
+        + FAST
         + "[matrix]\nseed = [1, 2, 3, 4, 5, 6, 7, 8]\n",
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "meditation", "batch", str(path), "-j", "2", "--progress", "off"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     try:
         # Wait until a render is under way: a temporary output file appears.
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list(folder.glob(".*.wav")) and proc.poll() is None:
+        while (
+            time.monotonic() < deadline and not list(folder.glob(".*.wav")) and proc.poll() is None
+        ):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.3)
@@ -289,7 +397,9 @@ def test_interrupt_stops_workers_and_leaves_no_partial_file(folder, target):
     # No worker (nor an engine's helper process) outlives the batch.
     deadline = time.monotonic() + 10
     while True:
-        leftover = subprocess.run(["pgrep", "-a", "-s", str(proc.pid)], capture_output=True, text=True).stdout.strip()
+        leftover = subprocess.run(
+            ["pgrep", "-a", "-s", str(proc.pid)], capture_output=True, text=True
+        ).stdout.strip()
         if not leftover or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -299,16 +409,27 @@ def test_interrupt_stops_workers_and_leaves_no_partial_file(folder, target):
 def test_a_worker_killed_mid_batch_fails_only_its_variant(folder):
     path = _manifest(
         folder,
-        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "stream"\n' + FAST + "[matrix]\nseed = [1, 2, 3, 4, 5, 6]\n",
+        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "stream"\n'
+        + FAST
+        + "[matrix]\nseed = [1, 2, 3, 4, 5, 6]\n",
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "meditation", "batch", str(path), "-j", "2", "--progress", "off"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meditation", "batch", str(path), "-j", "2", "--progress", "off"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list(folder.glob(".*.wav")) and proc.poll() is None:
+        while (
+            time.monotonic() < deadline and not list(folder.glob(".*.wav")) and proc.poll() is None
+        ):
             time.sleep(0.02)
-        workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True, text=True).stdout.split()
+        workers = subprocess.run(
+            ["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True, text=True
+        ).stdout.split()
         assert workers and proc.poll() is None
         os.kill(int(workers[-1]), signal.SIGKILL)
         out, err = proc.communicate(timeout=120)

@@ -39,8 +39,20 @@ def folder(tmp_path):
 
 def _batch(folder, *args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "meditation", "batch", str(folder / "m.toml"), "--progress", "off", *args],
-        capture_output=True, text=True, timeout=900, env=env,
+        [
+            sys.executable,
+            "-m",
+            "meditation",
+            "batch",
+            str(folder / "m.toml"),
+            "--progress",
+            "off",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
     )
 
 
@@ -73,7 +85,9 @@ def _writer_of(pids, *folders):
     return None
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc"
+)
 def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker(folder):
     local = _batch(folder, "-j", "1", "--no-cache", "--out-dir", str(folder / "local"))
     assert local.returncode == 0, local.stderr
@@ -81,18 +95,40 @@ def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker
     # The cluster run, with a worker killed while it writes a variant.
     scratch = folder / "tmp"
     scratch.mkdir()
-    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1"}  # Dask's worker folders go here
+    env = {
+        **os.environ,
+        "TMPDIR": str(scratch),
+        "PYTHONUNBUFFERED": "1",
+    }  # Dask's worker folders go here
     proc = subprocess.Popen(
-        [sys.executable, "-m", "meditation", "batch", str(folder / "m.toml"), "--progress", "off", "--no-cache",
-         "--scheduler", "local:2", "--out-dir", str(folder / "cluster")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "meditation",
+            "batch",
+            str(folder / "m.toml"),
+            "--progress",
+            "off",
+            "--no-cache",
+            "--scheduler",
+            "local:2",
+            "--out-dir",
+            str(folder / "cluster"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     killed = None
     try:
         deadline = time.monotonic() + 600
         while killed is None and proc.poll() is None and time.monotonic() < deadline:
             # local:N workers write straight into the output folder (a scheduler's workers, in their scratch folder).
-            killed = _writer_of([p for p in _session(proc.pid) if int(p) != proc.pid], scratch, folder / "cluster")
+            killed = _writer_of(
+                [p for p in _session(proc.pid) if int(p) != proc.pid], scratch, folder / "cluster"
+            )
             if killed is None:
                 time.sleep(0.01)
         assert killed is not None, "no worker was caught rendering"
@@ -108,7 +144,9 @@ def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker
 
     names = [f"{seed}.wav" for seed in (1, 2, 3, 4)]
     cluster = folder / "cluster"
-    assert sorted(p.name for p in cluster.iterdir()) == sorted(names + [n.replace(".wav", ".json") for n in names])  # nothing partial
+    assert sorted(p.name for p in cluster.iterdir()) == sorted(
+        names + [n.replace(".wav", ".json") for n in names]
+    )  # nothing partial
     for name in names:
         assert (cluster / name).read_bytes() == (folder / "local" / name).read_bytes(), name
         side = name.replace(".wav", ".json")
@@ -134,17 +172,30 @@ def test_a_scheduler_address_gets_the_files_back_from_its_workers(folder):
     local = _batch(folder, "-j", "1", "--out-dir", str(folder / "local"))
     assert local.returncode == 0, local.stderr
     scratch = folder / "scratch"
-    with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", local_directory=str(scratch)
-    ) as cluster:
-        remote = _batch(folder, "--scheduler", cluster.scheduler_address, "--out-dir", str(folder / "remote"))
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            local_directory=str(scratch),
+        ) as cluster,
+    ):
+        remote = _batch(
+            folder, "--scheduler", cluster.scheduler_address, "--out-dir", str(folder / "remote")
+        )
         assert remote.returncode == 0, remote.stderr
         assert remote.stdout.strip().splitlines()[-1] == "4 rendered, 0 failed, 0 skipped"
         # Each render went to the worker's own scratch folder, and is gone from it.
         assert not [p for p in scratch.rglob("*.wav")]
     for seed in (1, 2, 3, 4):
-        assert (folder / "remote" / f"{seed}.wav").read_bytes() == (folder / "local" / f"{seed}.wav").read_bytes()
-        assert _sidecar(folder / "remote" / f"{seed}.json") == _sidecar(folder / "local" / f"{seed}.json")
+        assert (folder / "remote" / f"{seed}.wav").read_bytes() == (
+            folder / "local" / f"{seed}.wav"
+        ).read_bytes()
+        assert _sidecar(folder / "remote" / f"{seed}.json") == _sidecar(
+            folder / "local" / f"{seed}.json"
+        )
     assert not [p for p in (folder / "remote").iterdir() if p.name.startswith(".")]
 
 
@@ -159,22 +210,36 @@ def test_client_api_fails_a_variants_own_error_once_and_writes_into_a_shared_fol
     import dask
 
     # Workers that may start the pyttsx3 voice's helper process (see the README).
-    with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as client:
-        report = run_batch(variants, client=client, shared_folder=True, echo=lines.append, progress=False)
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        report = run_batch(
+            variants, client=client, shared_folder=True, echo=lines.append, progress=False
+        )
         assert report.rendered == ["fine"] and [name for name, _ in report.failed] == ["hour"]
         assert "would stretch the pauses" in report.failed[0][1]
         assert (folder / "fine.wav").is_file() and (folder / "fine.json").is_file()
         assert not (folder / "hour.wav").exists()
         assert not [p for p in folder.iterdir() if p.name.startswith(".")]
         # The files the workers wrote count as this tool's: a forced run may replace them.
-        again = run_batch(variants[:1], client=client, force=True, echo=lines.append, progress=False)
+        again = run_batch(
+            variants[:1], client=client, force=True, echo=lines.append, progress=False
+        )
         assert again.rendered == ["fine"]
-        assert run_batch(variants[:1], client=client, echo=lines.append, progress=False).skipped == ["fine"]
+        assert run_batch(
+            variants[:1], client=client, echo=lines.append, progress=False
+        ).skipped == ["fine"]
 
 
 def test_scheduler_errors_are_one_line(folder, capsys):
-    for value, needle in (("local:0", "need 1 to 1024 local workers"), ("http//nowhere", "write tcp://HOST:8786")):
+    for value, needle in (
+        ("local:0", "need 1 to 1024 local workers"),
+        ("http//nowhere", "write tcp://HOST:8786"),
+    ):
         assert main(["batch", str(folder / "m.toml"), "--scheduler", value]) == 2
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1
@@ -190,23 +255,46 @@ def test_without_dask_the_scheduler_option_says_how_to_install_it(folder):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "meditation: error: --scheduler needs Dask's distributed scheduler: pip install 'meditation[cluster]'"
+    assert (
+        proc.stderr.strip()
+        == "meditation: error: --scheduler needs Dask's distributed scheduler: pip install 'meditation[cluster]'"
+    )
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc"
+)
 def test_ctrl_c_cancels_the_cluster_batch_and_leaves_no_partial_file(folder):
     scratch = folder / "tmp"
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "meditation", "batch", str(folder / "m.toml"), "--progress", "off", "--no-cache",
-         "--scheduler", "local:2", "--out-dir", str(folder / "out")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "meditation",
+            "batch",
+            str(folder / "m.toml"),
+            "--progress",
+            "off",
+            "--no-cache",
+            "--scheduler",
+            "local:2",
+            "--out-dir",
+            str(folder / "out"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 600
         while proc.poll() is None and time.monotonic() < deadline:
-            if _writer_of([p for p in _session(proc.pid) if int(p) != proc.pid], scratch, folder / "out"):
+            if _writer_of(
+                [p for p in _session(proc.pid) if int(p) != proc.pid], scratch, folder / "out"
+            ):
                 break
             time.sleep(0.01)
         assert proc.poll() is None

@@ -26,8 +26,12 @@ from meditation.batch import check_outputs, expand_manifest  # noqa: E402
 from meditation.batch.manifest import manifest_keys  # noqa: E402
 from meditation.errors import MeditationError  # noqa: E402
 
-settings.register_profile("ci", max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
-settings.register_profile("deep", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile(
+    "ci", max_examples=600, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.register_profile(
+    "deep", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck)
+)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 
 KEYS = sorted(manifest_keys())
@@ -39,14 +43,41 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.booleans(),
     text,
-    st.sampled_from(["pyttsx3", "piper:joe", "PIPER:JOE", "none", "auto", "stream", "drone", "s.md", "missing.md",
-                     "10m", "90s", "1h", "0", "-1", "river,wind", "../s.md", "/etc/passwd", "s.md/", "nope.toml"]),
+    st.sampled_from(
+        [
+            "pyttsx3",
+            "piper:joe",
+            "PIPER:JOE",
+            "none",
+            "auto",
+            "stream",
+            "drone",
+            "s.md",
+            "missing.md",
+            "10m",
+            "90s",
+            "1h",
+            "0",
+            "-1",
+            "river,wind",
+            "../s.md",
+            "/etc/passwd",
+            "s.md/",
+            "nope.toml",
+        ]
+    ),
     st.dates(),
     st.datetimes(),
     st.times(),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=2), max_leaves=5)
-keys = st.one_of(st.sampled_from(KEYS), st.sampled_from(["name", "output", "pause-scale", "speed"]), text)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=2),
+    max_leaves=5,
+)
+keys = st.one_of(
+    st.sampled_from(KEYS), st.sampled_from(["name", "output", "pause-scale", "speed"]), text
+)
 # Plausible values per key (most manifests should get far into expansion), else anything.
 PLAUSIBLE = {
     "script": st.sampled_from(["s.md", "s.md", "missing.md", "", "out", "m.toml"]),
@@ -74,23 +105,51 @@ def value_of(key):
 
 def settings_table(required=()):
     """A table of settings, now and then with a key that is not one."""
-    some = st.lists(st.sampled_from([k for k in KEYS if k not in required]), max_size=3, unique=True).flatmap(
-        lambda chosen: st.fixed_dictionaries({k: value_of(k) for k in (*required, *chosen)})
-    )
+    some = st.lists(
+        st.sampled_from([k for k in KEYS if k not in required]), max_size=3, unique=True
+    ).flatmap(lambda chosen: st.fixed_dictionaries({k: value_of(k) for k in (*required, *chosen)}))
     tables = some
     junk = st.dictionaries(keys, values, min_size=1, max_size=1)
-    return st.one_of(tables, tables, tables, st.tuples(tables, junk).map(lambda pair: {**pair[0], **pair[1]}))
+    return st.one_of(
+        tables, tables, tables, st.tuples(tables, junk).map(lambda pair: {**pair[0], **pair[1]})
+    )
 
 
-matrix = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(KEYS).flatmap(lambda k: st.lists(value_of(k), max_size=3)), max_size=2)
+matrix = st.dictionaries(
+    st.sampled_from(KEYS),
+    st.sampled_from(KEYS).flatmap(lambda k: st.lists(value_of(k), max_size=3)),
+    max_size=2,
+)
 field = st.one_of(
     st.sampled_from(KEYS + ["script", "name"]).map(lambda k: "{" + k + "}"),
     st.sampled_from(KEYS + ["script", "name"]).map(lambda k: "{" + k + "}"),
-    st.sampled_from(["{seed:>5}", "{seed!r}", "{", "}", "{{", "}}", "{0}", "{}", "{seed.real}", "{voice[0]}", "/", "..", "~"]),
+    st.sampled_from(
+        [
+            "{seed:>5}",
+            "{seed!r}",
+            "{",
+            "}",
+            "{{",
+            "}}",
+            "{0}",
+            "{}",
+            "{seed.real}",
+            "{voice[0]}",
+            "/",
+            "..",
+            "~",
+        ]
+    ),
     st.text(alphabet=string.ascii_letters + "-_./é ", max_size=5),
 )
 suffix = st.sampled_from([".mp3", ".wav", ".flac", ".ogg", ".mp3", ".wav", ".aiff", ""])
-plain = st.lists(st.sampled_from(["{seed}", "{name}", "{voice}", "{rate}", "{script}", "{soundscape}", "-", "/"]), min_size=1, max_size=4)
+plain = st.lists(
+    st.sampled_from(
+        ["{seed}", "{name}", "{voice}", "{rate}", "{script}", "{soundscape}", "-", "/"]
+    ),
+    min_size=1,
+    max_size=4,
+)
 template = st.one_of(
     st.tuples(plain.map("".join), suffix).map("".join),
     st.tuples(plain.map("".join), suffix).map("".join),
@@ -98,7 +157,12 @@ template = st.one_of(
 )
 manifests = st.fixed_dictionaries(
     {
-        "defaults": st.one_of(settings_table(required=("script",)), settings_table(required=("script",)), settings_table(), values),
+        "defaults": st.one_of(
+            settings_table(required=("script",)),
+            settings_table(required=("script",)),
+            settings_table(),
+            values,
+        ),
         "output": st.one_of(template, template, template, values),
     },
     optional={
@@ -115,7 +179,13 @@ def _toml(value, depth=0):
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
+        return (
+            "nan"
+            if math.isnan(value)
+            else ("inf" if value > 0 else "-inf")
+            if math.isinf(value)
+            else repr(value)
+        )
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, str):
@@ -123,7 +193,14 @@ def _toml(value, depth=0):
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v, depth + 1) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)} = {_toml(v, depth + 1)}" for k, v in value.items()) + "}"
+        return (
+            "{"
+            + ", ".join(
+                f"{json.dumps(k, ensure_ascii=False)} = {_toml(v, depth + 1)}"
+                for k, v in value.items()
+            )
+            + "}"
+        )
     raise TypeError(type(value))
 
 
@@ -133,10 +210,16 @@ def _document(manifest):
         if isinstance(value, dict) and key in ("defaults", "matrix"):
             lines.append(f"[{key}]")
             lines += [f"{json.dumps(k, ensure_ascii=False)} = {_toml(v)}" for k, v in value.items()]
-        elif isinstance(value, list) and key == "variants" and all(isinstance(v, dict) for v in value):
+        elif (
+            isinstance(value, list)
+            and key == "variants"
+            and all(isinstance(v, dict) for v in value)
+        ):
             for item in value:
                 lines.append("[[variants]]")
-                lines += [f"{json.dumps(k, ensure_ascii=False)} = {_toml(v)}" for k, v in item.items()]
+                lines += [
+                    f"{json.dumps(k, ensure_ascii=False)} = {_toml(v)}" for k, v in item.items()
+                ]
         else:
             lines.insert(0, f"{key} = {_toml(value)}")
     return "\n".join(lines) + "\n"
@@ -175,11 +258,36 @@ def test_generated_manifests_raise_only_our_errors(place, manifest):
     _expand(place, _document(manifest))
 
 
-@settings(settings.get_profile(PROFILE), max_examples=settings.get_profile(PROFILE).max_examples // 3)
-@given(st.lists(st.sampled_from([
-    'output = "{seed}.wav"\n', "[defaults]\n", "[matrix]\n", "[[variants]]\n", 'script = "s.md"\n', "seed = [1, 2]\n",
-    'voice = "piper:joe"\n', "rate = 0.9\n", 'name = "a"\n', "duration = '1h'\n", "[defaults\n", "= 1\n", '"\n',
-    "seed = 1\n", "layers = ['river']\n", "soundscape = 'stream'\n", "x = {a = 1}\n", "[matrix.seed]\n",
-]) | text, max_size=8).map("".join))
+@settings(
+    settings.get_profile(PROFILE), max_examples=settings.get_profile(PROFILE).max_examples // 3
+)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                'output = "{seed}.wav"\n',
+                "[defaults]\n",
+                "[matrix]\n",
+                "[[variants]]\n",
+                'script = "s.md"\n',
+                "seed = [1, 2]\n",
+                'voice = "piper:joe"\n',
+                "rate = 0.9\n",
+                'name = "a"\n',
+                "duration = '1h'\n",
+                "[defaults\n",
+                "= 1\n",
+                '"\n',
+                "seed = 1\n",
+                "layers = ['river']\n",
+                "soundscape = 'stream'\n",
+                "x = {a = 1}\n",
+                "[matrix.seed]\n",
+            ]
+        )
+        | text,
+        max_size=8,
+    ).map("".join)
+)
 def test_raw_text_manifests_raise_only_our_errors(place, document):
     _expand(place, document)

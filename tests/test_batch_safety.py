@@ -22,7 +22,11 @@ FAST = 'voice = "pyttsx3"\nlead_in = 1\ntail = 1\nsoundscape = "none"\n'
 
 def _snapshot(folder):
     """Every file under the folder with a hash of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
 
 
 def _refused(folder, argv, capsys, *needles):
@@ -49,40 +53,78 @@ def folder(tmp_path):
 def test_an_output_that_is_the_script_is_refused(folder, capsys):
     (folder / "in.wav").write_text(SCRIPT, encoding="utf-8")  # a script that happens to end in .wav
     manifest = folder / "m.toml"
-    manifest.write_text('output = "{script}.wav"\n[defaults]\nscript = "in.wav"\n' + FAST, encoding="utf-8")
+    manifest.write_text(
+        'output = "{script}.wav"\n[defaults]\nscript = "in.wav"\n' + FAST, encoding="utf-8"
+    )
     for extra in ([], ["--dry-run"], ["--force"]):
-        _refused(folder, ["batch", str(manifest), "--progress", "off", *extra], capsys, "in.wav is the script of", "never overwritten")
+        _refused(
+            folder,
+            ["batch", str(manifest), "--progress", "off", *extra],
+            capsys,
+            "in.wav is the script of",
+            "never overwritten",
+        )
 
 
 def test_a_sidecar_that_is_the_script_or_the_manifest_is_refused(folder, capsys):
     (folder / "calm.json").write_text(SCRIPT, encoding="utf-8")  # a script named like a sidecar
     manifest = folder / "m.toml"
-    manifest.write_text('output = "{script}.wav"\n[defaults]\nscript = "calm.json"\n' + FAST, encoding="utf-8")
+    manifest.write_text(
+        'output = "{script}.wav"\n[defaults]\nscript = "calm.json"\n' + FAST, encoding="utf-8"
+    )
     _refused(folder, ["batch", str(manifest)], capsys, "sidecar", "calm.json is the script of")
     # A manifest named like the sidecar of one of its outputs.
     odd = folder / "7.json"
-    odd.write_text('output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nseed = 7\n' + FAST, encoding="utf-8")
+    odd.write_text(
+        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nseed = 7\n' + FAST,
+        encoding="utf-8",
+    )
     _refused(folder, ["batch", str(odd)], capsys, "7.json is the manifest")
 
 
 def test_a_users_own_files_are_never_replaced(folder, capsys):
     manifest = folder / "m.toml"
-    manifest.write_text('output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nseed = 3\n' + FAST, encoding="utf-8")
+    manifest.write_text(
+        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nseed = 3\n' + FAST,
+        encoding="utf-8",
+    )
     # The user's own notes, named like the sidecar.
     (folder / "3.json").write_text('{"my": "notes"}\n', encoding="utf-8")
-    _refused(folder, ["batch", str(manifest)], capsys, "sidecar", "3.json' already exists and was not written by meditation")
+    _refused(
+        folder,
+        ["batch", str(manifest)],
+        capsys,
+        "sidecar",
+        "3.json' already exists and was not written by meditation",
+    )
     (folder / "3.json").unlink()
     # The user's own recording, named like the output, without a sidecar.
     (folder / "3.wav").write_bytes(b"RIFF my own recording")
-    _refused(folder, ["batch", str(manifest), "--force"], capsys, "3.wav' already exists and was not written by meditation")
+    _refused(
+        folder,
+        ["batch", str(manifest), "--force"],
+        capsys,
+        "3.wav' already exists and was not written by meditation",
+    )
     # A sidecar that looks like ours is no proof either: the user may have copied it there.
-    (folder / "3.json").write_text(json.dumps({"output": str(folder / "3.wav"), "settings": {}, "output_bytes": 21}), encoding="utf-8")
-    _refused(folder, ["batch", str(manifest)], capsys, "3.wav' already exists and was not written by meditation")
+    (folder / "3.json").write_text(
+        json.dumps({"output": str(folder / "3.wav"), "settings": {}, "output_bytes": 21}),
+        encoding="utf-8",
+    )
+    _refused(
+        folder,
+        ["batch", str(manifest)],
+        capsys,
+        "3.wav' already exists and was not written by meditation",
+    )
 
 
 def test_outputs_written_by_the_batch_are_replaced_and_nothing_else_is_touched(folder, capsys):
     manifest = folder / "m.toml"
-    manifest.write_text('output = "out/{seed}.wav"\n[defaults]\nscript = "short.md"\nseed = 3\n' + FAST, encoding="utf-8")
+    manifest.write_text(
+        'output = "out/{seed}.wav"\n[defaults]\nscript = "short.md"\nseed = 3\n' + FAST,
+        encoding="utf-8",
+    )
     (folder / "notes.json").write_text("{}", encoding="utf-8")
     assert main(["batch", str(manifest), "--progress", "off"]) == 0
     mine = _snapshot(folder)
@@ -91,7 +133,9 @@ def test_outputs_written_by_the_batch_are_replaced_and_nothing_else_is_touched(f
     assert (folder / "out" / "3.wav").stat().st_mtime_ns != first
     after = _snapshot(folder)
     assert after.keys() == mine.keys()  # no temp file, nothing new
-    assert {k: v for k, v in after.items() if not k.startswith("out/3.")} == {k: v for k, v in mine.items() if not k.startswith("out/3.")}
+    assert {k: v for k, v in after.items() if not k.startswith("out/3.")} == {
+        k: v for k, v in mine.items() if not k.startswith("out/3.")
+    }
     capsys.readouterr()
 
 
@@ -100,24 +144,40 @@ def test_outputs_written_by_the_batch_are_replaced_and_nothing_else_is_touched(f
 
 def test_an_output_subfolder_taken_by_a_file_is_refused_before_rendering(folder, capsys):
     manifest = folder / "m.toml"
-    manifest.write_text('output = "{voice}/{seed}.wav"\n[defaults]\nscript = "short.md"\n' + FAST, encoding="utf-8")
+    manifest.write_text(
+        'output = "{voice}/{seed}.wav"\n[defaults]\nscript = "short.md"\n' + FAST, encoding="utf-8"
+    )
     (folder / "pyttsx3").write_text("a file where a folder should be", encoding="utf-8")
     for extra in ([], ["--dry-run"]):
-        err = _refused(folder, ["batch", str(manifest), "--progress", "off", *extra], capsys, "pyttsx3 is a file, not a folder")
+        err = _refused(
+            folder,
+            ["batch", str(manifest), "--progress", "off", *extra],
+            capsys,
+            "pyttsx3 is a file, not a folder",
+        )
         assert "FAILED" not in err and "FileExistsError" not in err
 
 
 def test_an_out_dir_taken_by_a_file_or_read_only_is_refused(folder, capsys):
     manifest = folder / "m.toml"
-    manifest.write_text('output = "{seed}.wav"\n[defaults]\nscript = "short.md"\n' + FAST, encoding="utf-8")
+    manifest.write_text(
+        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\n' + FAST, encoding="utf-8"
+    )
     (folder / "taken").write_text("x", encoding="utf-8")
-    _refused(folder, ["batch", str(manifest), "--out-dir", str(folder / "taken")], capsys, "is a file")
+    _refused(
+        folder, ["batch", str(manifest), "--out-dir", str(folder / "taken")], capsys, "is a file"
+    )
     if os.geteuid() != 0:  # root writes anywhere
         locked = folder / "locked"
         locked.mkdir()
         locked.chmod(0o555)
         try:
-            _refused(folder, ["batch", str(manifest), "--out-dir", str(locked / "new")], capsys, "permission denied")
+            _refused(
+                folder,
+                ["batch", str(manifest), "--out-dir", str(locked / "new")],
+                capsys,
+                "permission denied",
+            )
         finally:
             locked.chmod(0o755)
 
@@ -128,12 +188,16 @@ def test_an_out_dir_taken_by_a_file_or_read_only_is_refused(folder, capsys):
 def test_a_missing_out_dir_is_made_and_a_failure_is_reported_once(folder, capsys):
     manifest = folder / "m.toml"
     manifest.write_text(
-        'output = "{name}.wav"\n[defaults]\nscript = "short.md"\n' + FAST
+        'output = "{name}.wav"\n[defaults]\nscript = "short.md"\n'
+        + FAST
         + '[[variants]]\nname = "ok"\n[[variants]]\nname = "hour"\nduration = "1h"\n',
         encoding="utf-8",
     )
     out_dir = folder / "new" / "deeper"
-    assert main(["batch", str(manifest), "--out-dir", str(out_dir), "--progress", "off", "-j", "1"]) == 1
+    assert (
+        main(["batch", str(manifest), "--out-dir", str(out_dir), "--progress", "off", "-j", "1"])
+        == 1
+    )
     out, err = capsys.readouterr()
     assert (out_dir / "ok.wav").is_file() and (out_dir / "ok.json").is_file()
     assert (out + err).count("hour") == 1, (out, err)  # one line for the failure, not two
@@ -161,16 +225,40 @@ def test_a_million_variant_manifest_is_refused_in_one_line(folder, capsys):
     seeds = ", ".join(map(str, range(1000)))
     rates = ", ".join(f"{0.5 + i / 1000:g}" for i in range(1000))
     manifest = folder / "m.toml"
-    manifest.write_text(f'output = "{{seed}}-{{rate}}.wav"\n[defaults]\nscript = "short.md"\n[matrix]\nseed = [{seeds}]\nrate = [{rates}]\n', encoding="utf-8")
-    err = _refused(folder, ["batch", str(manifest), "--dry-run"], capsys, "makes 1,000,000 variants", "--max-variants 1000000")
+    manifest.write_text(
+        f'output = "{{seed}}-{{rate}}.wav"\n[defaults]\nscript = "short.md"\n[matrix]\nseed = [{seeds}]\nrate = [{rates}]\n',
+        encoding="utf-8",
+    )
+    err = _refused(
+        folder,
+        ["batch", str(manifest), "--dry-run"],
+        capsys,
+        "makes 1,000,000 variants",
+        "--max-variants 1000000",
+    )
     assert "limit of 10,000" in err
-    _refused(folder, ["batch", str(manifest), "--dry-run", "--max-variants", "999999"], capsys, "limit of 999,999")
+    _refused(
+        folder,
+        ["batch", str(manifest), "--dry-run", "--max-variants", "999999"],
+        capsys,
+        "limit of 999,999",
+    )
 
 
 def test_the_variant_limit_is_an_option(folder, capsys):
     manifest = folder / "m.toml"
-    manifest.write_text('output = "{seed}.wav"\n[defaults]\nscript = "short.md"\n' + FAST + "[matrix]\nseed = [1, 2, 3]\n", encoding="utf-8")
-    _refused(folder, ["batch", str(manifest), "--dry-run", "--max-variants", "2"], capsys, "makes 3 variants")
+    manifest.write_text(
+        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\n'
+        + FAST
+        + "[matrix]\nseed = [1, 2, 3]\n",
+        encoding="utf-8",
+    )
+    _refused(
+        folder,
+        ["batch", str(manifest), "--dry-run", "--max-variants", "2"],
+        capsys,
+        "makes 3 variants",
+    )
     assert main(["batch", str(manifest), "--dry-run", "--max-variants", "3"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
 
@@ -188,15 +276,34 @@ def test_workers_are_capped_at_two_per_core_with_a_note(folder, capsys):
 
 def test_batch_progress_shows_no_raw_floats(folder):
     manifest = folder / "m.toml"
-    manifest.write_text('output = "{seed}.wav"\n[defaults]\nscript = "short.md"\n' + FAST + "[matrix]\nseed = [1, 2]\n", encoding="utf-8")
+    manifest.write_text(
+        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\n'
+        + FAST
+        + "[matrix]\nseed = [1, 2]\n",
+        encoding="utf-8",
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "meditation", "batch", str(manifest), "--progress", "on", "-j", "1000"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "meditation",
+            "batch",
+            str(manifest),
+            "--progress",
+            "on",
+            "-j",
+            "1000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "variants" in proc.stderr and "100%" in proc.stderr
     assert "note: -j 1000" in proc.stderr and proc.stderr.count("note:") == 1
-    assert not re.findall(r"\d\.\d{3,}", proc.stderr), proc.stderr  # seconds with one decimal, or percent
+    assert not re.findall(r"\d\.\d{3,}", proc.stderr), (
+        proc.stderr
+    )  # seconds with one decimal, or percent
 
 
 # --- item 4: Ctrl-C during expansion ----------------------------------------------------------
@@ -208,22 +315,29 @@ def _ignores_sigint(pid):
     return bool(ignored & (1 << (signal.SIGINT - 1)))
 
 
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_to_the_group_during_expansion_prints_one_line(folder):
     seeds = ", ".join(map(str, range(9000)))
     manifest = folder / "m.toml"
-    manifest.write_text(f'output = "{{seed}}.wav"\n[defaults]\nscript = "short.md"\nvoice = "pyttsx3"\n[matrix]\nseed = [{seeds}]\n', encoding="utf-8")
+    manifest.write_text(
+        f'output = "{{seed}}.wav"\n[defaults]\nscript = "short.md"\nvoice = "pyttsx3"\n[matrix]\nseed = [{seeds}]\n',
+        encoding="utf-8",
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "meditation", "batch", str(manifest), "--dry-run"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         # Expansion is under way once the voice's helper process is up (it lists the voices),
         # or soon after start (the helper may be gone already; 9,000 variants take longer).
         started = time.monotonic()
         while time.monotonic() < started + 60 and proc.poll() is None:
-            helpers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            helpers = subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()
             if (helpers or time.monotonic() > started + 3) and not _ignores_sigint(proc.pid):
                 break
             time.sleep(0.02)
@@ -238,6 +352,11 @@ def test_ctrl_c_to_the_group_during_expansion_prints_one_line(folder):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.strip().count("\n") == 0 and "interrupted" in err
     deadline = time.monotonic() + 10
-    while subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 0 and time.monotonic() < deadline:
+    while (
+        subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 0
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
-    assert subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1  # no helper left behind
+    assert (
+        subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1
+    )  # no helper left behind

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
+from measure import max_click_ratio, render_in_chunks
 from scipy import signal
 
 from meditation.cli import main
@@ -11,8 +12,6 @@ from meditation.soundscape import load_preset, plan_ambience
 from meditation.soundscape.layers import LAYERS, Cue
 from meditation.soundscape.layers.beats import Beats, beats
 from meditation.timeline import SceneSpan, Timeline
-
-from measure import max_click_ratio, render_in_chunks
 
 SR = 8000  # beats are low tones: a low rate keeps the long FFTs cheap
 
@@ -32,7 +31,20 @@ def _peak_hz(x, sample_rate, near_hz, span_hz=3.0):
 def _ambient_stems(tmp_path, *args):
     out = tmp_path / "out.wav"
     stems = tmp_path / "stems"
-    code = main(["ambient", *args, "-o", str(out), "--stems", str(stems), "--sample-rate", str(SR), "--progress", "off"])
+    code = main(
+        [
+            "ambient",
+            *args,
+            "-o",
+            str(out),
+            "--stems",
+            str(stems),
+            "--sample-rate",
+            str(SR),
+            "--progress",
+            "off",
+        ]
+    )
     assert code == 0
     return {p.stem: sf.read(p, dtype="float64", always_2d=True)[0] for p in stems.glob("*.wav")}
 
@@ -44,7 +56,9 @@ def test_registered_with_description():
 
 def test_binaural_stem_has_each_ear_at_carrier_minus_and_plus_half_the_beat(tmp_path):
     # The shipped sleep preset, only its beats layer (--layers), as a stem: 180 Hz carrier, 10 Hz beat.
-    stems = _ambient_stems(tmp_path, "--soundscape", "sleep", "--layers", "beats", "--duration", "60")
+    stems = _ambient_stems(
+        tmp_path, "--soundscape", "sleep", "--layers", "beats", "--duration", "60"
+    )
     assert set(stems) == {"beats"}
     x = stems["beats"]
     left_hz, left_spec, freqs = _peak_hz(x[:, 0], SR, 175.0)
@@ -70,7 +84,15 @@ def test_monaural_beats_in_the_sound_itself(rng):
 @pytest.fixture(scope="module")
 def focus_stem(tmp_path_factory):
     """The shipped focus preset's isochronic beats (220 Hz pulsing at 14 Hz), as a stem."""
-    return _ambient_stems(tmp_path_factory.mktemp("focus"), "--soundscape", "focus", "--layers", "beats", "--duration", "40")["beats"]
+    return _ambient_stems(
+        tmp_path_factory.mktemp("focus"),
+        "--soundscape",
+        "focus",
+        "--layers",
+        "beats",
+        "--duration",
+        "40",
+    )["beats"]
 
 
 def test_isochronic_envelope_pulses_at_the_beat_frequency(focus_stem):
@@ -86,7 +108,11 @@ def test_isochronic_envelope_pulses_at_the_beat_frequency(focus_stem):
 
 def test_isochronic_gate_never_clicks(focus_stem):
     x = focus_stem[:, 0]
-    layer = Beats(sample_rate=SR, rng=np.random.default_rng(0), params=load_preset("focus").layers["beats"].params)
+    layer = Beats(
+        sample_rate=SR,
+        rng=np.random.default_rng(0),
+        params=load_preset("focus").layers["beats"].params,
+    )
     # The layer's own threshold, scaled to the stem's level (level_db, mastering gain).
     threshold = layer.click_threshold() * np.abs(x).max() / layer._amp
     assert np.abs(np.diff(x)).max() <= threshold
@@ -115,7 +141,9 @@ fade_s = {fade_s}
         encoding="utf-8",
     )
     change = 20 * SR
-    timeline = Timeline(SR, 50 * SR, (), (SceneSpan("One", 0, change), SceneSpan("Two", change, 50 * SR)))
+    timeline = Timeline(
+        SR, 50 * SR, (), (SceneSpan("One", 0, change), SceneSpan("Two", change, 50 * SR))
+    )
     return plan_ambience(str(preset), script=None, timeline=timeline, seed=3), change
 
 
@@ -138,7 +166,9 @@ def test_scene_change_glides_monotonically_over_the_crossfade(tmp_path):
     inner = (t > 2) & (t < 48)  # away from the analytic signal's edge effects
     before, after = inner & (t < 19.5), inner & (t > 28.5)
     assert np.allclose(beat[before], 10.0, atol=0.02) and np.allclose(beat[after], 6.0, atol=0.02)
-    assert np.allclose(carrier[before], 200.0, atol=0.02) and np.allclose(carrier[after], 150.0, atol=0.02)
+    assert np.allclose(carrier[before], 200.0, atol=0.02) and np.allclose(
+        carrier[after], 150.0, atol=0.02
+    )
     during = (t > 19.5) & (t < 28.5)
     assert np.all(np.diff(beat[during]) <= 0.01) and np.all(np.diff(carrier[during]) <= 0.01)
     # It lasts the crossfade: it leaves 10 Hz at the scene change, passes the
@@ -153,11 +183,24 @@ def test_scene_change_glides_monotonically_over_the_crossfade(tmp_path):
 
 
 def test_glide_cue_at_any_moment_and_validation(rng):
-    layer = Beats(sample_rate=SR, rng=rng, params={"beat_hz": 10.0}, cues=[Cue(5.0, "glide", {"beat_hz": 2.0, "glide_s": 4.0})])
+    layer = Beats(
+        sample_rate=SR,
+        rng=rng,
+        params={"beat_hz": 10.0},
+        cues=[Cue(5.0, "glide", {"beat_hz": 2.0, "glide_s": 4.0})],
+    )
     _, beat = layer.frequencies_hz(0, 12 * SR)
-    assert beat[4 * SR] == pytest.approx(10.0, abs=1e-9) and beat[int(9.5 * SR)] == pytest.approx(2.0, abs=1e-9)
+    assert beat[4 * SR] == pytest.approx(10.0, abs=1e-9) and beat[int(9.5 * SR)] == pytest.approx(
+        2.0, abs=1e-9
+    )
     assert np.all(np.diff(beat) <= 0)
-    for bad in ({"mode": "stereo"}, {"beat_hz": 100.0}, {"carrier_hz": 5.0}, {"scenes": {"x": {"beat_hz": "slow"}}}, {"scenes": {"x": {"pitch": 3}}}):
+    for bad in (
+        {"mode": "stereo"},
+        {"beat_hz": 100.0},
+        {"carrier_hz": 5.0},
+        {"scenes": {"x": {"beat_hz": "slow"}}},
+        {"scenes": {"x": {"pitch": 3}}},
+    ):
         with pytest.raises(SoundscapeError):
             Beats.make_params(bad)
     with pytest.raises(SoundscapeError):
@@ -167,9 +210,13 @@ def test_glide_cue_at_any_moment_and_validation(rng):
 @pytest.mark.parametrize("mode", ["binaural", "monaural", "isochronic"])
 def test_chunked_render_equals_whole_through_a_glide(mode):
     cues = [Cue(0.5, "glide", {"beat_hz": 3.0, "carrier_hz": 120.0, "glide_s": 1.5})]
-    whole = Beats(sample_rate=SR, rng=np.random.default_rng(4), params={"mode": mode}, cues=cues).render(4 * SR)
+    whole = Beats(
+        sample_rate=SR, rng=np.random.default_rng(4), params={"mode": mode}, cues=cues
+    ).render(4 * SR)
     for chunk in (1000, 8192, 12345):
-        layer = Beats(sample_rate=SR, rng=np.random.default_rng(4), params={"mode": mode}, cues=cues)
+        layer = Beats(
+            sample_rate=SR, rng=np.random.default_rng(4), params={"mode": mode}, cues=cues
+        )
         assert np.array_equal(render_in_chunks(layer, 4 * SR, chunk), whole)
 
 
@@ -178,6 +225,8 @@ def test_level_is_nominal_and_quiet_under_the_voice_in_the_presets():
 
     for mode in ("binaural", "monaural", "isochronic"):
         x = beats(10 * SR, sample_rate=SR, rng=np.random.default_rng(1), mode=mode)
-        assert 10 * np.log10(np.mean(x.astype(np.float64) ** 2)) == pytest.approx(NOMINAL_RMS_DB, abs=0.3)
+        assert 10 * np.log10(np.mean(x.astype(np.float64) ** 2)) == pytest.approx(
+            NOMINAL_RMS_DB, abs=0.3
+        )
     for name in ("sleep", "focus"):
         assert load_preset(name).layers["beats"].level_db <= -15.0

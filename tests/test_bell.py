@@ -2,13 +2,20 @@
 
 import numpy as np
 import pytest
+from measure import (
+    boundary_jump_ratio,
+    envelope_db,
+    max_click_ratio,
+    peak_db,
+    render_in_chunks,
+    spectral_centroid_hz,
+    welch_db,
+)
 from scipy import signal
 
 from meditation.errors import SoundscapeError
-from meditation.soundscape.layers import BLOCK_SIZE, Cue, LAYERS
+from meditation.soundscape.layers import LAYERS, Cue
 from meditation.soundscape.layers.bell import Bell, bell
-
-from measure import boundary_jump_ratio, envelope_db, max_click_ratio, peak_db, render_in_chunks, spectral_centroid_hz, welch_db
 
 SR = 44100
 RATIOS = (1.0, 2.71, 5.12, 8.21)  # singing-bowl partials the layer promises
@@ -22,8 +29,13 @@ def strike():
 
 def band_level_db(x, sample_rate, centre_hz, rel_width=0.06, window_s=0.25):
     """Level (dB, both channels' power) of a narrow band around centre_hz, per window."""
-    sos = signal.butter(4, [centre_hz * (1 - rel_width), centre_hz * (1 + rel_width)],
-                        btype="bandpass", fs=sample_rate, output="sos")
+    sos = signal.butter(
+        4,
+        [centre_hz * (1 - rel_width), centre_hz * (1 + rel_width)],
+        btype="bandpass",
+        fs=sample_rate,
+        output="sos",
+    )
     y = signal.sosfilt(sos, x.astype(np.float64), axis=0)
     power = (y**2).sum(axis=1)
     n = int(window_s * sample_rate)
@@ -73,8 +85,12 @@ def test_strike_peak_near_minus_6_dbfs(strike):
 
 def test_strength_scales_level_and_brightness():
     def hit(strength):
-        return bell(6 * SR, sample_rate=SR, rng=np.random.default_rng(5),
-                    cues=[Cue(0.1, "strike", {"strength": strength})])
+        return bell(
+            6 * SR,
+            sample_rate=SR,
+            rng=np.random.default_rng(5),
+            cues=[Cue(0.1, "strike", {"strength": strength})],
+        )
 
     hard, soft = hit(1.0), hit(0.3)
     assert abs((peak_db(hard) - peak_db(soft)) - 20 * np.log10(1 / 0.3)) < 3.0
@@ -91,8 +107,13 @@ def test_strength_scales_level_and_brightness():
 
 @pytest.mark.parametrize("fundamental_hz", [220.0, 150.0])
 def test_partials_at_singing_bowl_ratios(fundamental_hz):
-    x = bell(8 * SR, sample_rate=SR, rng=np.random.default_rng(9),
-             cues=[Cue(0.5, "strike")], fundamental_hz=fundamental_hz)
+    x = bell(
+        8 * SR,
+        sample_rate=SR,
+        rng=np.random.default_rng(9),
+        cues=[Cue(0.5, "strike")],
+        fundamental_hz=fundamental_hz,
+    )
     f, p_db = welch_db(x[SR // 2 : 4 * SR], SR, nperseg=2**15)
     peaks, _ = signal.find_peaks(p_db, prominence=15.0)
     found = f[peaks]
@@ -109,8 +130,13 @@ def test_partials_at_singing_bowl_ratios(fundamental_hz):
 
 @pytest.mark.parametrize("decay_s", [12.0, 6.0])
 def test_fundamental_decays_in_decay_s(decay_s):
-    x = bell(int((decay_s + 2) * SR), sample_rate=SR, rng=np.random.default_rng(3),
-             cues=[Cue(0.5, "strike")], decay_s=decay_s)
+    x = bell(
+        int((decay_s + 2) * SR),
+        sample_rate=SR,
+        rng=np.random.default_rng(3),
+        cues=[Cue(0.5, "strike")],
+        decay_s=decay_s,
+    )
     measured = t60_s(x, SR, 220.0, start_s=0.75)
     assert abs(measured - decay_s) < 0.25 * decay_s
 
@@ -125,8 +151,14 @@ def test_higher_partials_decay_faster(strike):
 
 def test_fundamental_wobbles_at_wobble_hz():
     for wobble_hz in (0.7, 1.5):
-        x = bell(14 * SR, sample_rate=SR, rng=np.random.default_rng(2),
-                 cues=[Cue(0.5, "strike")], wobble_hz=wobble_hz, decay_s=20.0)
+        x = bell(
+            14 * SR,
+            sample_rate=SR,
+            rng=np.random.default_rng(2),
+            cues=[Cue(0.5, "strike")],
+            wobble_hz=wobble_hz,
+            decay_s=20.0,
+        )
         sos = signal.butter(4, [200, 240], btype="bandpass", fs=SR, output="sos")
         y = signal.sosfilt(sos, x[:, 0].astype(np.float64))[SR : 13 * SR]
         env = 10 ** (envelope_db(y, SR, 0.02) / 20)
@@ -172,7 +204,9 @@ def test_same_seed_same_sound_other_seed_other_sound():
 def test_chunked_render_equals_whole(chunk):
     cues = [Cue(0.1, "strike"), Cue(0.75, "strike", {"strength": 0.5}), Cue(2.0, "strike")]
     n = 4 * SR + 5
-    make = lambda: Bell(sample_rate=SR, rng=np.random.default_rng(4), params={"decay_s": 3.0}, cues=cues)
+    make = lambda: Bell(
+        sample_rate=SR, rng=np.random.default_rng(4), params={"decay_s": 3.0}, cues=cues
+    )
     whole = make().render(n)
     layer = make()
     assert np.array_equal(render_in_chunks(layer, n, chunk), whole)
@@ -186,8 +220,12 @@ def test_overlapping_strikes_stay_in_range(rng):
 
 @pytest.mark.parametrize("sample_rate", [22050, 44100, 48000])
 def test_sample_rates(sample_rate):
-    x = bell(6 * sample_rate, sample_rate=sample_rate, rng=np.random.default_rng(6),
-             cues=[Cue(0.5, "strike")])
+    x = bell(
+        6 * sample_rate,
+        sample_rate=sample_rate,
+        rng=np.random.default_rng(6),
+        cues=[Cue(0.5, "strike")],
+    )
     assert abs(peak_db(x) - -6.0) < 1.0
     f, p_db = welch_db(x[sample_rate // 2 :], sample_rate, nperseg=2**14)
     for ratio in RATIOS[:3]:

@@ -25,11 +25,27 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     # The benchmark's scratch folder is removed (onnxruntime leaves its own ".ses" session file there).
     assert not list(scratch.glob("meditation-*"))
     data = json.loads(out.read_text())
-    for key in ("overhead_ratio", "soundscape_rtf", "brown_noise_ratio", "end_to_end_rtf", "memory_ratio_60_10"):
+    for key in (
+        "overhead_ratio",
+        "soundscape_rtf",
+        "brown_noise_ratio",
+        "end_to_end_rtf",
+        "memory_ratio_60_10",
+    ):
         assert math.isfinite(data[key]) and data[key] > 0, key
     assert data["machine"]["cores"] >= 1
-    assert all(data["startup_s"][key] > 0 for key in ("python_bare", "help", "voices", "render_help"))
-    assert set(data["stages"]) >= {"parse", "speech_piper", "speech_pyttsx3", "soundscape", "mix_master", "encode", "end_to_end"}
+    assert all(
+        data["startup_s"][key] > 0 for key in ("python_bare", "help", "voices", "render_help")
+    )
+    assert set(data["stages"]) >= {
+        "parse",
+        "speech_piper",
+        "speech_pyttsx3",
+        "soundscape",
+        "mix_master",
+        "encode",
+        "end_to_end",
+    }
     # The end-to-end render cannot be faster than the voice alone speaking the text.
     assert data["overhead_ratio"] > 0.8
     assert "overhead ratio" in result.stdout
@@ -42,5 +58,9 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     assert "x sox" in result.stdout or "sox is not on the PATH" in result.stdout
     # Every output format's encoder is timed beside lameenc.
     formats = data["formats"]["encoders"]
-    assert {"lameenc (in process)", ".m4a (render: PyAV AAC)", ".opus (render: soxr + PyAV)"} <= set(formats)
+    assert {
+        "lameenc (in process)",
+        ".m4a (render: PyAV AAC)",
+        ".opus (render: soxr + PyAV)",
+    } <= set(formats)
     assert all(math.isfinite(v["rtf"]) and v["rtf"] > 0 for v in formats.values())

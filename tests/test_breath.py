@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from measure import render_in_chunks, rms_db
 
 from meditation.cli import main
 from meditation.errors import SoundscapeError
 from meditation.soundscape.layers import Cue
 from meditation.soundscape.layers.breath import BreathLayer, breath, breath_cues
 from meditation.timeline import Breath
-from measure import render_in_chunks, rms_db
 
 SR = 44100
 
@@ -48,7 +48,9 @@ def _assert_paces(audio, breaths, *, hold_tolerance_db=1.0):
 
 @pytest.mark.parametrize("sound", ["noise", "tone"])
 def test_the_swell_rises_in_each_inhale_falls_in_each_exhale_and_is_silent_outside(sound, rng):
-    breaths = _exercise([("in", 4), ("hold", 7), ("out", 8)], 2) + _exercise([("in", 4), ("hold", 4), ("out", 4), ("hold", 4)], 1, start_s=45)
+    breaths = _exercise([("in", 4), ("hold", 7), ("out", 8)], 2) + _exercise(
+        [("in", 4), ("hold", 4), ("out", 4), ("hold", 4)], 1, start_s=45
+    )
     n = breaths[-1].end + 2 * SR
     audio = breath(n, sample_rate=SR, rng=rng, cues=breath_cues(breaths, SR), sound=sound)
     _assert_paces(audio, breaths)
@@ -103,7 +105,26 @@ def rendered(tmp_path_factory):
     script = folder / "b.md"
     script.write_text(SCRIPT, encoding="utf-8")
     out, timings, stems = folder / "out.wav", folder / "t.json", folder / "stems"
-    code = main(["render", str(script), "-o", str(out), "--voice", "pyttsx3", "--timings", str(timings), "--stems", str(stems), "--lead-in", "2", "--tail", "3", "--progress", "off"])
+    code = main(
+        [
+            "render",
+            str(script),
+            "-o",
+            str(out),
+            "--voice",
+            "pyttsx3",
+            "--timings",
+            str(timings),
+            "--stems",
+            str(stems),
+            "--lead-in",
+            "2",
+            "--tail",
+            "3",
+            "--progress",
+            "off",
+        ]
+    )
     assert code == 0
     return json.loads(timings.read_text()), stems, script
 
@@ -115,15 +136,23 @@ def test_the_timings_list_the_phases_and_they_add_up_exactly(rendered):
     assert [b["duration"] for b in breaths] == [2.0, 1.0, 3.0] * 2
     for a, b in zip(breaths, breaths[1:]):
         assert round(b["start"] * SR) == round(a["start"] * SR) + round(a["duration"] * SR)
-    assert breaths[-1]["start"] + breaths[-1]["duration"] - breaths[0]["start"] == pytest.approx(12.0, abs=1e-6)
+    assert breaths[-1]["start"] + breaths[-1]["duration"] - breaths[0]["start"] == pytest.approx(
+        12.0, abs=1e-6
+    )
 
 
 def test_the_breath_stem_paces_the_phases_though_the_preset_does_not_list_it(rendered):
     timings, stems, _ = rendered
     audio, sr = sf.read(stems / "breath.wav", dtype="float32")
-    breaths = [Breath(round(b["start"] * sr), b["phase"], round(b["duration"] * sr)) for b in timings["breaths"]]
+    breaths = [
+        Breath(round(b["start"] * sr), b["phase"], round(b["duration"] * sr))
+        for b in timings["breaths"]
+    ]
     _assert_paces(audio, breaths)
-    assert np.max(np.abs(audio[: breaths[0].start])) == 0 and np.max(np.abs(audio[breaths[-1].end :])) == 0
+    assert (
+        np.max(np.abs(audio[: breaths[0].start])) == 0
+        and np.max(np.abs(audio[breaths[-1].end :])) == 0
+    )
     scene = timings["scenes"][0]
     assert "breath" in scene["layers"] and "breath" not in timings["scenes"][1]["layers"]
 
@@ -156,6 +185,21 @@ def test_cues_are_cached_like_all_speech(rendered):
 def test_layers_can_leave_the_breath_out(rendered, tmp_path):
     _, _, script = rendered
     stems = tmp_path / "stems"
-    code = main(["render", str(script), "-o", str(tmp_path / "o.wav"), "--voice", "pyttsx3", "--layers", "drone", "--stems", str(stems), "--progress", "off"])
+    code = main(
+        [
+            "render",
+            str(script),
+            "-o",
+            str(tmp_path / "o.wav"),
+            "--voice",
+            "pyttsx3",
+            "--layers",
+            "drone",
+            "--stems",
+            str(stems),
+            "--progress",
+            "off",
+        ]
+    )
     assert code == 0
     assert sorted(p.name for p in stems.iterdir()) == ["drone.wav", "voice.wav"]

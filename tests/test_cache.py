@@ -41,7 +41,9 @@ class _Counting(voices.VoiceEngine):
         type(self).calls.append((self.voice, rate, text))
         rng = np.random.default_rng(seed)
         n = int(22050 * 0.02 * len(text) / rate)
-        return (0.3 * np.sin(np.arange(n) * 0.05) * (1 + 0.1 * rng.standard_normal(n))).astype(np.float32)
+        return (0.3 * np.sin(np.arange(n) * 0.05) * (1 + 0.1 * rng.standard_normal(n))).astype(
+            np.float32
+        )
 
 
 @pytest.fixture
@@ -124,7 +126,9 @@ def test_a_damaged_entry_is_a_miss_and_is_rewritten(cache, counting, damage):
 
 
 def test_cache_clear_command_empties_it(cache, counting, capsys):
-    synthesize(["One.", "Two.", "Three."], voice="counting:a", rate=1.0, sample_rate=22050, cache=cache)
+    synthesize(
+        ["One.", "Two.", "Three."], voice="counting:a", rate=1.0, sample_rate=22050, cache=cache
+    )
     (cache.folder / "ab").mkdir()
     (cache.folder / "ab" / ".tmp-left-by-a-crash.f32").write_bytes(b"x")
     assert cache.count() == 3
@@ -140,7 +144,19 @@ def test_cache_clear_command_empties_it(cache, counting, capsys):
 def test_no_cache_render_neither_reads_nor_writes(cache, tmp_path):
     script = tmp_path / "s.md"
     script.write_text("# One\n\nBreathe in.\n", encoding="utf-8")
-    common = [str(script), "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1", "--tail", "1", "--progress", "off"]
+    common = [
+        str(script),
+        "--voice",
+        "pyttsx3",
+        "--soundscape",
+        "none",
+        "--lead-in",
+        "1",
+        "--tail",
+        "1",
+        "--progress",
+        "off",
+    ]
     assert main(["render", *common, "-o", str(tmp_path / "a.wav"), "--no-cache"]) == 0
     assert cache.count() == 0
     assert main(["render", *common, "-o", str(tmp_path / "b.wav")]) == 0
@@ -174,12 +190,19 @@ _WRITER = textwrap.dedent(
 
 def test_concurrent_writers_never_leave_a_torn_entry(cache):
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(4)
     ]
     results = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), results
-    assert [out.strip() for out, _ in results] == ["0"] * 4  # no reader ever saw a partial or wrong entry
+    assert [out.strip() for out, _ in results] == [
+        "0"
+    ] * 4  # no reader ever saw a partial or wrong entry
     assert cache.count() == 40
     for k in range(40):
         expected = np.random.default_rng(k).standard_normal(2000 + 37 * k).astype(np.float32)

@@ -5,13 +5,13 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-
 from ffmpeg import ffmpeg
 from measure import peak_db, rms_db
-from meditation.captions import MAX_LINE_CHARS, Cue, format_captions, plan_cues, split_text
+from published import dream_render
+
+from meditation.captions import MAX_LINE_CHARS, format_captions, plan_cues, split_text
 from meditation.cli import main
 from meditation.timeline import SceneSpan, Segment, Timeline
-from published import cover_png, dream_render
 
 
 def read_cues(path) -> list[tuple[float, float, str]]:
@@ -22,7 +22,10 @@ def read_cues(path) -> list[tuple[float, float, str]]:
         return [(_seconds(c.start), _seconds(c.end), c.text) for c in webvtt.read(str(path))]
     import srt
 
-    return [(c.start.total_seconds(), c.end.total_seconds(), c.content) for c in srt.parse(path.read_text(encoding="utf-8"))]
+    return [
+        (c.start.total_seconds(), c.end.total_seconds(), c.content)
+        for c in srt.parse(path.read_text(encoding="utf-8"))
+    ]
 
 
 def _seconds(stamp: str) -> float:
@@ -31,8 +34,12 @@ def _seconds(stamp: str) -> float:
 
 
 def ffmpeg_complaints(path) -> str:
-    result = subprocess.run([ffmpeg(), "-v", "error", "-i", str(path), "-f", "ass", "-"], capture_output=True, text=True)
-    return result.stderr.strip() + ("" if result.returncode == 0 else f" (exit {result.returncode})")
+    result = subprocess.run(
+        [ffmpeg(), "-v", "error", "-i", str(path), "-f", "ass", "-"], capture_output=True, text=True
+    )
+    return result.stderr.strip() + (
+        "" if result.returncode == 0 else f" (exit {result.returncode})"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +51,9 @@ def dream(tmp_path_factory):
 
 def _segment_of(cue, segments):
     start, end, _ = cue
-    return next((s for s in segments if s["start"] - 0.001 <= start and end <= s["end"] + 0.001), None)
+    return next(
+        (s for s in segments if s["start"] - 0.001 <= start and end <= s["end"] + 0.001), None
+    )
 
 
 def test_every_dream_cue_lies_inside_a_spoken_segment_in_reading_order_without_overlap(dream):
@@ -105,7 +114,9 @@ def _timeline(texts, sr=1000, speech_s=4.0, gap_s=1.0):
         length = int(speech_s * sr * max(1, len(text) / 60))
         segments.append(Segment(text, "", cursor, length))
         cursor += length + int(gap_s * sr)
-    return Timeline(sample_rate=sr, length=cursor, segments=tuple(segments), scenes=(SceneSpan("", 0, cursor),))
+    return Timeline(
+        sample_rate=sr, length=cursor, segments=tuple(segments), scenes=(SceneSpan("", 0, cursor),)
+    )
 
 
 TEXTS = [
@@ -123,9 +134,14 @@ def test_written_files_round_trip_the_cues_and_ffmpeg_reads_them(tmp_path, suffi
     path = tmp_path / f"c{suffix}"
     path.write_text(format_captions(cues, suffix), encoding="utf-8")
     read = read_cues(path)
-    assert [(round(a * 1000), round(b * 1000)) for a, b, _ in read] == [(c.start_ms, c.end_ms) for c in cues]
+    assert [(round(a * 1000), round(b * 1000)) for a, b, _ in read] == [
+        (c.start_ms, c.end_ms) for c in cues
+    ]
     if suffix == ".vtt":  # WebVTT escapes what would be markup; the reader gives the entities back
-        assert read[-1][2] == "Fish &amp; chips &lt;b&gt;are&lt;/b&gt; not --&gt;\nmarkup here." or "&amp;" in read[-1][2]
+        assert (
+            read[-1][2] == "Fish &amp; chips &lt;b&gt;are&lt;/b&gt; not --&gt;\nmarkup here."
+            or "&amp;" in read[-1][2]
+        )
     else:
         assert read[-1][2].replace("\n", " ") == TEXTS[-1]
     assert ffmpeg_complaints(path) == ""
@@ -166,10 +182,39 @@ def test_a_break_after_punctuation_is_preferred():
 
 def test_the_srt_of_a_short_render_matches_its_timings(tmp_path):
     script = tmp_path / "s.md"
-    script.write_text("# One\n\nBreathe in, slowly, and let the breath fill you from the belly up to the chest.\n\nBreathe out.\n", encoding="utf-8")
+    script.write_text(
+        "# One\n\nBreathe in, slowly, and let the breath fill you from the belly up to the chest.\n\nBreathe out.\n",
+        encoding="utf-8",
+    )
     out, captions, timings = tmp_path / "s.opus", tmp_path / "s.srt", tmp_path / "s.json"
-    args = ["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1", "--tail", "1"]
-    assert main([*args, "-o", str(out), "--captions", str(captions), "--timings", str(timings), "--progress", "off"]) == 0
+    args = [
+        "render",
+        str(script),
+        "--voice",
+        "pyttsx3",
+        "--soundscape",
+        "none",
+        "--lead-in",
+        "1",
+        "--tail",
+        "1",
+    ]
+    assert (
+        main(
+            [
+                *args,
+                "-o",
+                str(out),
+                "--captions",
+                str(captions),
+                "--timings",
+                str(timings),
+                "--progress",
+                "off",
+            ]
+        )
+        == 0
+    )
     import json
 
     segments = json.loads(timings.read_text(encoding="utf-8"))["segments"]
@@ -194,26 +239,54 @@ def _bad_cases(tmp_path):
         "missing cover": (["--cover", str(tmp_path / "nope.png")], "cover image", "does not exist"),
         "unreadable image": (["--cover", str(unreadable)], "cover image", "damaged PNG"),
         "not an image": (["--cover", str(text)], "cover image", "not a PNG or JPEG"),
-        "captions into a missing folder": (["--captions", str(tmp_path / "no" / "c.vtt")], "captions", "does not exist"),
+        "captions into a missing folder": (
+            ["--captions", str(tmp_path / "no" / "c.vtt")],
+            "captions",
+            "does not exist",
+        ),
         "unknown caption suffix": (["--captions", str(tmp_path / "c.txt")], "captions", "'.txt'"),
         "unknown plot suffix": (["--plot", str(tmp_path / "p.gif")], "plot", "'.gif'"),
     }
 
 
 @pytest.mark.parametrize(
-    "name", ["missing cover", "unreadable image", "not an image", "captions into a missing folder", "unknown caption suffix", "unknown plot suffix"]
+    "name",
+    [
+        "missing cover",
+        "unreadable image",
+        "not an image",
+        "captions into a missing folder",
+        "unknown caption suffix",
+        "unknown plot suffix",
+    ],
 )
 def test_bad_publication_inputs_are_refused_before_synthesis(tmp_path, capsys, monkeypatch, name):
     script = tmp_path / "s.md"
-    script.write_text("# One\n\nA sentence nobody has spoken before, number 9931.\n", encoding="utf-8")
+    script.write_text(
+        "# One\n\nA sentence nobody has spoken before, number 9931.\n", encoding="utf-8"
+    )
     cache = tmp_path / "cache"
     monkeypatch.setenv("MEDITATION_CACHE_DIR", str(cache))
     extra, *words = _bad_cases(tmp_path)[name]
     before = set(tmp_path.rglob("*"))
-    code = main(["render", str(script), "--voice", "pyttsx3", "-o", str(tmp_path / "out.mp3"), "--progress", "off", *extra])
+    code = main(
+        [
+            "render",
+            str(script),
+            "--voice",
+            "pyttsx3",
+            "-o",
+            str(tmp_path / "out.mp3"),
+            "--progress",
+            "off",
+            *extra,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
     for word in words:
         assert word in err
-    assert set(tmp_path.rglob("*")) == before  # no output, no captions, nothing cached: nothing was spoken
+    assert (
+        set(tmp_path.rglob("*")) == before
+    )  # no output, no captions, nothing cached: nothing was spoken

@@ -1,16 +1,18 @@
 """Chapters, one per scene, in every format that carries them — read back as a player's demuxer reads them."""
 
 import pytest
-
 from ffmpeg import decode_errors
-from meditation.chapters import chapters_from_timeline
-from meditation.timeline import SceneSpan, Timeline
 from published import DREAM_SCENES, dream_render
 from test_export import attached_picture, ffmpeg_chapters
 
+from meditation.chapters import chapters_from_timeline
+from meditation.timeline import SceneSpan, Timeline
+
 
 @pytest.mark.parametrize("suffix", [".m4b", ".mp3", ".opus", ".ogg", ".flac"])
-def test_the_dream_has_a_named_chapter_per_scene_at_the_scene_start_and_its_cover(tmp_path_factory, suffix):
+def test_the_dream_has_a_named_chapter_per_scene_at_the_scene_start_and_its_cover(
+    tmp_path_factory, suffix
+):
     render = dream_render(tmp_path_factory, suffix)
     chapters = ffmpeg_chapters(render["output"])
     assert [title for _, title in chapters] == list(DREAM_SCENES)
@@ -27,10 +29,51 @@ def test_no_chapters_leaves_them_out(tmp_path):
     script = tmp_path / "s.md"
     script.write_text("# One\n\nBreathe in.\n\n# Two\n\nBreathe out.\n", encoding="utf-8")
     out = tmp_path / "s.mp3"
-    assert main(["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1", "--tail", "1", "-o", str(out), "--no-chapters", "--progress", "off"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(script),
+                "--voice",
+                "pyttsx3",
+                "--soundscape",
+                "none",
+                "--lead-in",
+                "1",
+                "--tail",
+                "1",
+                "-o",
+                str(out),
+                "--no-chapters",
+                "--progress",
+                "off",
+            ]
+        )
+        == 0
+    )
     assert ffmpeg_chapters(out) == []
     out2 = tmp_path / "s2.mp3"
-    assert main(["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1", "--tail", "1", "-o", str(out2), "--progress", "off"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(script),
+                "--voice",
+                "pyttsx3",
+                "--soundscape",
+                "none",
+                "--lead-in",
+                "1",
+                "--tail",
+                "1",
+                "-o",
+                str(out2),
+                "--progress",
+                "off",
+            ]
+        )
+        == 0
+    )
     assert [t for _, t in ffmpeg_chapters(out2)] == ["One", "Two"]
 
 
@@ -45,8 +88,13 @@ def test_a_script_without_headings_has_no_chapters():
 
 
 def test_text_before_the_first_heading_belongs_to_the_first_chapter():
-    chapters = chapters_from_timeline(_timeline(("", 0, 10), ("Arriving", 10, 40), ("Resting", 40, 70)))
-    assert [(c.title, c.start_s, c.end_s) for c in chapters] == [("Arriving", 0.0, 40.0), ("Resting", 40.0, 70.0)]
+    chapters = chapters_from_timeline(
+        _timeline(("", 0, 10), ("Arriving", 10, 40), ("Resting", 40, 70))
+    )
+    assert [(c.title, c.start_s, c.end_s) for c in chapters] == [
+        ("Arriving", 0.0, 40.0),
+        ("Resting", 40.0, 70.0),
+    ]
 
 
 def test_the_dreams_tags_say_what_it_is_and_how_it_was_made(tmp_path_factory):
@@ -61,7 +109,9 @@ def test_the_dreams_tags_say_what_it_is_and_how_it_was_made(tmp_path_factory):
     assert str(tags["TCON"]) == "Meditation" and str(tags["TPE1"]) == "meditation"
     assert str(tags["TDRC"]).isdigit()
     comment = str(tags.getall("COMM")[0])
-    assert comment.startswith("voice pyttsx3:") and f"meditation {__version__}" in comment  # the tests' voice
+    assert (
+        comment.startswith("voice pyttsx3:") and f"meditation {__version__}" in comment
+    )  # the tests' voice
     for part in ("rate 0.8", "soundscape dream", "seed 1"):  # the dream's front matter
         assert part in comment
 
@@ -75,7 +125,22 @@ def test_album_and_year_can_be_set(tmp_path, monkeypatch):
     script = tmp_path / "s.md"
     script.write_text("# One\n\nBreathe in.\n", encoding="utf-8")
     out = tmp_path / "s.m4a"
-    args = ["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1", "--tail", "1"]
+    args = [
+        "render",
+        str(script),
+        "--voice",
+        "pyttsx3",
+        "--soundscape",
+        "none",
+        "--lead-in",
+        "1",
+        "--tail",
+        "1",
+    ]
     assert main([*args, "-o", str(out), "--album", "Evening series", "--progress", "off"]) == 0
     tags = mutagen.File(out).tags
-    assert tags["\xa9alb"] == ["Evening series"] and tags["\xa9day"] == ["2023"] and tags["\xa9gen"] == ["Meditation"]
+    assert (
+        tags["\xa9alb"] == ["Evening series"]
+        and tags["\xa9day"] == ["2023"]
+        and tags["\xa9gen"] == ["Meditation"]
+    )

@@ -16,18 +16,54 @@ def _case(tmp_path, name):
     out = tmp_path / "out.mp3"
     cases = {
         "missing script": ([str(tmp_path / "nope.md"), "-o", str(out)], "no such script file"),
-        "empty script": ([str(_write(tmp_path / "empty.md", "")), "-o", str(out)], "no text to speak"),
-        "binary file": ([str(_write(tmp_path / "bin.md", b"\x89PNG\r\n\x1a\n\x00\x00")), "-o", str(out)], "binary file"),
-        "bad markup": ([str(_write(tmp_path / "bad.md", "Hello.\n[pasue 2s]\n")), "-o", str(out)], "bad.md:2:1: unknown directive"),
-        "unknown voice": ([str(good), "-o", str(out), "--voice", "piper:nobody"], "unknown voice 'piper:nobody'; known voices: piper:joe"),
-        "unknown engine": ([str(good), "-o", str(out), "--voice", "festival"], "unknown voice 'festival'"),
-        "rate out of range": ([str(good), "-o", str(out), "--rate", "7"], "--rate 7 is out of range"),
-        "pause scale out of range": ([str(good), "-o", str(out), "--pause-scale", "-1"], "--pause-scale -1 is out of range"),
-        "missing output folder": ([str(good), "-o", str(tmp_path / "no" / "dir" / "x.mp3")], "output folder"),
-        "unknown format": ([str(good), "-o", str(tmp_path / "out.aiff")], "unknown output format '.aiff'"),
-        "bad front matter value": ([str(_write(tmp_path / "fm.md", "---\nrate: fast\n---\nHi.\n")), "-o", str(out)], "fm.md:2:1: rate must be a number"),
-        "unknown soundscape": ([str(good), "-o", str(out), "--soundscape", "jungle"], "unknown soundscape 'jungle'"),
-        "not a number": ([str(good), "-o", str(out), "--rate", "fast"], "--rate must be a number, not 'fast'"),
+        "empty script": (
+            [str(_write(tmp_path / "empty.md", "")), "-o", str(out)],
+            "no text to speak",
+        ),
+        "binary file": (
+            [str(_write(tmp_path / "bin.md", b"\x89PNG\r\n\x1a\n\x00\x00")), "-o", str(out)],
+            "binary file",
+        ),
+        "bad markup": (
+            [str(_write(tmp_path / "bad.md", "Hello.\n[pasue 2s]\n")), "-o", str(out)],
+            "bad.md:2:1: unknown directive",
+        ),
+        "unknown voice": (
+            [str(good), "-o", str(out), "--voice", "piper:nobody"],
+            "unknown voice 'piper:nobody'; known voices: piper:joe",
+        ),
+        "unknown engine": (
+            [str(good), "-o", str(out), "--voice", "festival"],
+            "unknown voice 'festival'",
+        ),
+        "rate out of range": (
+            [str(good), "-o", str(out), "--rate", "7"],
+            "--rate 7 is out of range",
+        ),
+        "pause scale out of range": (
+            [str(good), "-o", str(out), "--pause-scale", "-1"],
+            "--pause-scale -1 is out of range",
+        ),
+        "missing output folder": (
+            [str(good), "-o", str(tmp_path / "no" / "dir" / "x.mp3")],
+            "output folder",
+        ),
+        "unknown format": (
+            [str(good), "-o", str(tmp_path / "out.aiff")],
+            "unknown output format '.aiff'",
+        ),
+        "bad front matter value": (
+            [str(_write(tmp_path / "fm.md", "---\nrate: fast\n---\nHi.\n")), "-o", str(out)],
+            "fm.md:2:1: rate must be a number",
+        ),
+        "unknown soundscape": (
+            [str(good), "-o", str(out), "--soundscape", "jungle"],
+            "unknown soundscape 'jungle'",
+        ),
+        "not a number": (
+            [str(good), "-o", str(out), "--rate", "fast"],
+            "--rate must be a number, not 'fast'",
+        ),
     }
     return cases[name], out
 
@@ -86,13 +122,19 @@ def test_console_entry_point_prints_one_line_without_traceback(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"meditation: error: {tmp_path / 'missing.md'}: no such script file"]
+    assert result.stderr.strip().splitlines() == [
+        f"meditation: error: {tmp_path / 'missing.md'}: no such script file"
+    ]
     assert result.stdout == ""
 
 
 def test_a_reader_that_stops_early_gets_no_traceback():
     """`meditation voices | head -1`: the pipe closes under the tool, which ends quietly."""
-    proc = subprocess.Popen([sys.executable, "-m", "meditation", "voices"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meditation", "voices"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.close()  # before the tool has listed anything: its first write meets a closed pipe
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from ffmpeg import decode_errors, ebur128, ffmpeg, probe
-from meditation.cli import main
 from measure import rms_db
+
+from meditation.cli import main
 
 DREAM = Path(__file__).resolve().parent.parent / "scripts" / "dream.md"
 LAYERS = ("drone", "river", "wind", "wings", "bell")
@@ -36,14 +36,34 @@ def dream(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dream")
     out, timings, stems = folder / "dream.mp3", folder / "dream.json", folder / "stems"
     code = main(
-        ["render", str(DREAM), "--voice", "pyttsx3", "--stems", str(stems), "--timings", str(timings), "-o", str(out), "--progress", "off", "--no-cache"]
+        [
+            "render",
+            str(DREAM),
+            "--voice",
+            "pyttsx3",
+            "--stems",
+            str(stems),
+            "--timings",
+            str(timings),
+            "-o",
+            str(out),
+            "--progress",
+            "off",
+            "--no-cache",
+        ]
     )
     assert code == 0
     audio = {}
     for name in ("voice", *LAYERS):
         audio[name], sr = sf.read(stems / f"{name}.wav", dtype="float32", always_2d=True)
         assert sr == 44100
-    return {"mp3": out, "timings": json.loads(timings.read_text(encoding="utf-8")), "stems": audio, "sr": sr, "folder": stems}
+    return {
+        "mp3": out,
+        "timings": json.loads(timings.read_text(encoding="utf-8")),
+        "stems": audio,
+        "sr": sr,
+        "folder": stems,
+    }
 
 
 # Timings are written to 0.1 ms; a scene's edges are known to within that (plus a sample).
@@ -73,7 +93,12 @@ def test_mp3_meets_loudness_and_true_peak_by_an_independent_meter(dream):
 
 def _decoded_duration_s(path):
     """Length of the audio as ffmpeg decodes it, all of it (not a header's estimate)."""
-    result = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path), "-f", "null", "-"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [ffmpeg(), "-hide_banner", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     h, m, s = re.findall(r"time=(\d+):(\d+):([\d.]+)", result.stderr)[-1]
     return int(h) * 3600 + int(m) * 60 + float(s)
 
@@ -122,7 +147,9 @@ def test_stems_have_the_length_of_the_output(dream):
     assert len(set(lengths.values())) == 1, lengths
     # The timings' seconds are rounded to 0.1 ms: a couple of samples.
     assert lengths["voice"] == pytest.approx(dream["timings"]["duration"] * dream["sr"], abs=3)
-    assert lengths["voice"] / dream["sr"] == pytest.approx(_decoded_duration_s(dream["mp3"]), abs=0.1)
+    assert lengths["voice"] / dream["sr"] == pytest.approx(
+        _decoded_duration_s(dream["mp3"]), abs=0.1
+    )
     assert sorted(p.stem for p in dream["folder"].glob("*.wav")) == sorted(("voice", *LAYERS))
 
 
@@ -165,7 +192,11 @@ def test_the_wind_blows_in_the_flight_and_not_before(dream):
     steady = _slice(wind, sr, flight["start"] + FADE_S, flight["end"])
     assert rms_db(steady) > -40.0
     # It is the flight's main bed: louder than the fading river and drone there.
-    assert all(rms_db(steady) > rms_db(_slice(dream["stems"][n], sr, flight["start"] + FADE_S, flight["end"])) + 3 for n in ("drone", "river"))
+    assert all(
+        rms_db(steady)
+        > rms_db(_slice(dream["stems"][n], sr, flight["start"] + FADE_S, flight["end"])) + 3
+        for n in ("drone", "river")
+    )
 
 
 def test_each_scene_plays_exactly_the_layers_its_timings_list(dream):
@@ -179,14 +210,25 @@ def test_each_scene_plays_exactly_the_layers_its_timings_list(dream):
                 # Audible over some part of the scene: the loudest second.
                 n = sr
                 frames = x[: len(x) // n * n].reshape(-1, n, 2)
-                loudest = 10 * np.log10(np.max(np.mean(frames.astype(np.float64) ** 2, axis=(1, 2))) + 1e-20)
+                loudest = 10 * np.log10(
+                    np.max(np.mean(frames.astype(np.float64) ** 2, axis=(1, 2))) + 1e-20
+                )
                 if loudest <= SILENT_DB:
-                    problems.append(f"{scene['name']}: {name} listed but silent ({loudest:.1f} dBFS)")
+                    problems.append(
+                        f"{scene['name']}: {name} listed but silent ({loudest:.1f} dBFS)"
+                    )
             else:
-                x = _slice(dream["stems"][name], sr, scene["start"] + JSON_PRECISION_S, scene["end"] - JSON_PRECISION_S)
+                x = _slice(
+                    dream["stems"][name],
+                    sr,
+                    scene["start"] + JSON_PRECISION_S,
+                    scene["end"] - JSON_PRECISION_S,
+                )
                 peak = float(np.max(np.abs(x)))
                 if peak != 0.0:  # silent layers are skipped by the mixer: exact zeros
-                    problems.append(f"{scene['name']}: {name} not listed but peaks at {20 * np.log10(peak):.1f} dBFS")
+                    problems.append(
+                        f"{scene['name']}: {name} not listed but peaks at {20 * np.log10(peak):.1f} dBFS"
+                    )
     assert problems == []
 
 

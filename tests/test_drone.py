@@ -2,13 +2,19 @@
 
 import numpy as np
 import pytest
+from measure import (
+    boundary_jump_ratio,
+    envelope_db,
+    max_click_ratio,
+    render_in_chunks,
+    rms_db,
+    welch_db,
+)
 from scipy import signal
 
 from meditation.errors import SoundscapeError
-from meditation.soundscape.layers import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, LAYERS
+from meditation.soundscape.layers import BLOCK_SIZE, LAYERS, NOMINAL_RMS_DB, Cue
 from meditation.soundscape.layers.drone import Drone, drone
-
-from measure import boundary_jump_ratio, envelope_db, max_click_ratio, render_in_chunks, rms_db, welch_db
 
 SR = 44100
 

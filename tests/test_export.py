@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import soundfile as sf
-
 from ffmpeg import decode_errors, probe
+
 from meditation.errors import ExportError
 from meditation.export import AudioWriter
 
@@ -15,7 +15,9 @@ def _tone(seconds=2.0, sr=44100):
     return np.stack([x, 0.5 * x], axis=1).astype(np.float32)
 
 
-@pytest.mark.parametrize("suffix, codec", [(".mp3", "mp3"), (".wav", "pcm_s24le"), (".flac", "flac"), (".ogg", "vorbis")])
+@pytest.mark.parametrize(
+    "suffix, codec", [(".mp3", "mp3"), (".wav", "pcm_s24le"), (".flac", "flac"), (".ogg", "vorbis")]
+)
 def test_each_format_decodes_cleanly_with_the_right_shape(tmp_path, suffix, codec):
     path = tmp_path / f"t{suffix}"
     audio = _tone()
@@ -55,11 +57,11 @@ def test_unknown_suffix_is_refused(tmp_path):
 
 # --- new formats, gapless timing, chapters, cover and tags -----------------------------------
 
-import io
 import re
 import subprocess
 
 from ffmpeg import ffmpeg
+
 from meditation.chapters import Chapter, vorbis_chapter_comments
 from meditation.errors import SettingsError
 from meditation.export import Metadata, load_cover
@@ -89,7 +91,22 @@ def _burst(sr=44100, seconds=3.0, onset_s=1.234, extra=17):
 def decode(path, sr=44100) -> np.ndarray:
     """The whole file as ffmpeg decodes it (honouring encoder delay, padding and edit lists), at ``sr``."""
     raw = subprocess.run(
-        [ffmpeg(), "-v", "error", "-i", str(path), "-map", "0:a", "-ar", str(sr), "-ac", "2", "-f", "f32le", "-"],
+        [
+            ffmpeg(),
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a",
+            "-ar",
+            str(sr),
+            "-ac",
+            "2",
+            "-f",
+            "f32le",
+            "-",
+        ],
         capture_output=True,
         check=True,
     ).stdout
@@ -106,7 +123,9 @@ def onset(x: np.ndarray, sr=44100) -> float:
 
 def ffmpeg_chapters(path) -> list[tuple[float, str]]:
     """(start seconds, title) of each chapter, as ffmpeg's demuxer reads them."""
-    text = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    text = subprocess.run(
+        [ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
     text = text.split("Stream #0")[0]  # the input's header: chapters come before the streams
     starts = [float(s) for s in re.findall(r"Chapter #0:\d+: start (-?[\d.]+)", text)]
     titles = re.findall(r"Chapter #0:\d+:.*?\n\s+Metadata:\s*\n\s+title\s*: (.*)", text)
@@ -115,7 +134,9 @@ def ffmpeg_chapters(path) -> list[tuple[float, str]]:
 
 def attached_picture(path) -> str | None:
     """The codec and size of an attached picture stream, as ffmpeg reads it ('png 64x48'), or None."""
-    text = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    text = subprocess.run(
+        [ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
     found = re.search(r"Video: (\w+).*?, (\d+x\d+).*\(attached pic\)", text)
     return f"{found.group(1)} {found.group(2)}" if found else None
 
@@ -146,11 +167,15 @@ def test_mp3_carries_a_lame_tag_with_encoder_delay_and_padding(tmp_path):
     packed = int.from_bytes(data[xing + 141 : xing + 144], "big")
     delay, padding = packed >> 12, packed & 0xFFF
     assert delay == 576
-    assert frames * 1152 == delay + len(audio) + padding  # the decoder can trim exactly to the input
+    assert (
+        frames * 1152 == delay + len(audio) + padding
+    )  # the decoder can trim exactly to the input
     from meditation._lame_worker import _crc16
 
     frame_start = xing - 36  # MPEG-1 stereo: 4-byte header + 32 bytes of side information
-    assert int.from_bytes(data[xing + 154 : xing + 156], "big") == _crc16(data[frame_start : frame_start + 190])
+    assert int.from_bytes(data[xing + 154 : xing + 156], "big") == _crc16(
+        data[frame_start : frame_start + 190]
+    )
 
 
 def test_opus_is_48_khz_and_keeps_a_tone_where_it_was(tmp_path):
@@ -165,17 +190,30 @@ def test_opus_is_48_khz_and_keeps_a_tone_where_it_was(tmp_path):
     assert info["codec"] == "opus" and info["sample_rate"] == 48000
     decoded = decode(path, sr=48000)[:, 0]
     spectrum = np.abs(np.fft.rfft(decoded * np.hanning(len(decoded))))
-    assert np.fft.rfftfreq(len(decoded), 1 / 48000)[np.argmax(spectrum)] == pytest.approx(1000, abs=2)
+    assert np.fft.rfftfreq(len(decoded), 1 / 48000)[np.argmax(spectrum)] == pytest.approx(
+        1000, abs=2
+    )
 
 
 # Titles of falling length: file order must still be time order (players list chapters as stored).
-CHAPTERS = (Chapter("Arriving at the shore", 0.0, 2.0), Chapter("The stream", 2.0, 4.5), Chapter("Ünïcode", 4.5, 6.0))
+CHAPTERS = (
+    Chapter("Arriving at the shore", 0.0, 2.0),
+    Chapter("The stream", 2.0, 4.5),
+    Chapter("Ünïcode", 4.5, 6.0),
+)
 
 
 @pytest.mark.parametrize("suffix", TAGGED)
 def test_chapters_cover_and_tags_read_back(tmp_path, suffix):
     cover = load_cover(_cover(tmp_path / "art.png"))
-    meta = Metadata(title="Evening", artist="Tester", year=2026, comment="voice pyttsx3, seed 3", chapters=CHAPTERS, cover=cover)
+    meta = Metadata(
+        title="Evening",
+        artist="Tester",
+        year=2026,
+        comment="voice pyttsx3, seed 3",
+        chapters=CHAPTERS,
+        cover=cover,
+    )
     path = tmp_path / f"t{suffix}"
     with AudioWriter(path, sample_rate=44100, metadata=meta) as w:
         w.write(_tone(6.0))
@@ -187,11 +225,15 @@ def test_chapters_cover_and_tags_read_back(tmp_path, suffix):
     import mutagen
 
     tags = mutagen.File(path)
-    text = " ".join(str(v) for v in (tags.tags.values() if hasattr(tags.tags, "values") else tags.tags))
+    text = " ".join(
+        str(v) for v in (tags.tags.values() if hasattr(tags.tags, "values") else tags.tags)
+    )
     for expected in ("Evening", "Tester", "Meditation", "2026", "voice pyttsx3, seed 3"):
         assert expected in text or expected in str(tags.tags)
     if suffix in (".opus", ".ogg", ".flac"):
-        assert tags.tags["CHAPTER002NAME"] == ["The stream"] and tags.tags["CHAPTER002"] == ["00:00:02.000"]
+        assert tags.tags["CHAPTER002NAME"] == ["The stream"] and tags.tags["CHAPTER002"] == [
+            "00:00:02.000"
+        ]
 
 
 def test_mp3_chapters_are_id3_chap_frames_under_a_ctoc(tmp_path):
@@ -203,7 +245,10 @@ def test_mp3_chapters_are_id3_chap_frames_under_a_ctoc(tmp_path):
     tags = ID3(path)
     toc = tags.getall("CTOC")[0]
     chaps = {c.element_id: c for c in tags.getall("CHAP")}
-    assert [(chaps[i].start_time, chaps[i].end_time, chaps[i].sub_frames["TIT2"].text[0]) for i in toc.child_element_ids] == [
+    assert [
+        (chaps[i].start_time, chaps[i].end_time, chaps[i].sub_frames["TIT2"].text[0])
+        for i in toc.child_element_ids
+    ] == [
         (0, 2000, "Arriving at the shore"),
         (2000, 4500, "The stream"),
         (4500, 6000, "Ünïcode"),
@@ -220,13 +265,17 @@ def test_m4b_is_an_audiobook_with_a_quicktime_chapter_track(tmp_path):
     assert re.search(r"Data: bin_data \(text", text)  # the chapter text track Apple players read
     from mutagen.mp4 import MP4
 
-    assert [c.title for c in MP4(path).chapters] == [c.title for c in CHAPTERS]  # and the Nero chpl box
+    assert [c.title for c in MP4(path).chapters] == [
+        c.title for c in CHAPTERS
+    ]  # and the Nero chpl box
 
 
 def test_wav_stays_plain(tmp_path):
     path = tmp_path / "t.wav"
     cover = load_cover(_cover(tmp_path / "art.png"))
-    with AudioWriter(path, sample_rate=44100, metadata=Metadata(title="T", chapters=CHAPTERS, cover=cover)) as w:
+    with AudioWriter(
+        path, sample_rate=44100, metadata=Metadata(title="T", chapters=CHAPTERS, cover=cover)
+    ) as w:
         w.write(_tone(1.0))
     assert ffmpeg_chapters(path) == [] and attached_picture(path) is None
     decoded, _ = sf.read(path, dtype="float32")
@@ -268,8 +317,15 @@ def test_a_truncated_jpeg_is_refused(tmp_path):
 
 
 def test_vorbis_chapter_comments_follow_the_ogg_convention():
-    comments = vorbis_chapter_comments((Chapter("One", 0.0, 61.5), Chapter("Two", 3723.456, 4000.0)))
-    assert comments == {"CHAPTER001": "00:00:00.000", "CHAPTER001NAME": "One", "CHAPTER002": "01:02:03.456", "CHAPTER002NAME": "Two"}
+    comments = vorbis_chapter_comments(
+        (Chapter("One", 0.0, 61.5), Chapter("Two", 3723.456, 4000.0))
+    )
+    assert comments == {
+        "CHAPTER001": "00:00:00.000",
+        "CHAPTER001NAME": "One",
+        "CHAPTER002": "01:02:03.456",
+        "CHAPTER002NAME": "Two",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +339,18 @@ def short_renders(tmp_path_factory):
     renders = {}
     for suffix in (".wav", ".mp3", ".m4a", ".opus"):
         out, timings = folder / f"s{suffix}", folder / f"s{suffix}.json"
-        args = ["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1.5", "--tail", "1"]
+        args = [
+            "render",
+            str(script),
+            "--voice",
+            "pyttsx3",
+            "--soundscape",
+            "none",
+            "--lead-in",
+            "1.5",
+            "--tail",
+            "1",
+        ]
         assert main([*args, "-o", str(out), "--timings", str(timings), "--progress", "off"]) == 0
         import json
 
@@ -292,13 +359,17 @@ def short_renders(tmp_path_factory):
 
 
 @pytest.mark.parametrize("suffix", [".mp3", ".m4a", ".opus"])
-def test_a_rendered_lossy_file_has_the_timelines_length_and_the_wavs_first_word(short_renders, suffix):
+def test_a_rendered_lossy_file_has_the_timelines_length_and_the_wavs_first_word(
+    short_renders, suffix
+):
     wav, _ = short_renders[".wav"]
     path, timings = short_renders[suffix]
     decoded = decode(path)
     assert abs(len(decoded) / 44100 - timings["duration"]) < 0.030
     assert abs(onset(decoded) - onset(decode(wav))) < 0.010
-    assert onset(decoded) == pytest.approx(timings["segments"][0]["start"], abs=0.040)  # the word is where the timings say
+    assert onset(decoded) == pytest.approx(
+        timings["segments"][0]["start"], abs=0.040
+    )  # the word is where the timings say
 
 
 @pytest.mark.parametrize("suffix", [".m4a", ".opus", ".mp3"])

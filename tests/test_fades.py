@@ -33,8 +33,15 @@ def test_fade_curves_are_equal_power_and_exact_to_the_sample():
     assert np.allclose(rise**2 + fall**2, 1.0, atol=1e-12)
     assert np.all(np.diff(g[:fade_in]) > 0) and np.all(np.diff(g[total - 1 - fade_out :]) < 0)
     # Random access: any chunking gives the same curve; flat chunks are reported as None.
-    parts = [fade_gain(s, min(777, total - s), total, fade_in, fade_out) for s in range(0, total, 777)]
-    joined = np.concatenate([np.ones(min(777, total - s)) if p is None else p for s, p in zip(range(0, total, 777), parts)])
+    parts = [
+        fade_gain(s, min(777, total - s), total, fade_in, fade_out) for s in range(0, total, 777)
+    ]
+    joined = np.concatenate(
+        [
+            np.ones(min(777, total - s)) if p is None else p
+            for s, p in zip(range(0, total, 777), parts)
+        ]
+    )
     assert np.array_equal(joined, g)
     assert fade_gain(2000, 1000, total, fade_in, fade_out) is None
 
@@ -61,15 +68,32 @@ def test_loudness_scope_ranges():
 def test_ambient_fade_out_falls_every_second_to_silence_at_the_last_sample(tmp_path):
     # A steady bed (the focus preset's pulsing tone) so every change of level is the fade's.
     out = tmp_path / "focus.wav"
-    args = ["ambient", "--soundscape", "focus", "--layers", "beats", "--duration", "40", "--fade-in", "4", "--fade-out", "20"]
+    args = [
+        "ambient",
+        "--soundscape",
+        "focus",
+        "--layers",
+        "beats",
+        "--duration",
+        "40",
+        "--fade-in",
+        "4",
+        "--fade-out",
+        "20",
+    ]
     assert main([*args, "-o", str(out), "--sample-rate", str(SR), "--progress", "off"]) == 0
     x, sr = sf.read(out, dtype="float64", always_2d=True)
     assert len(x) == 40 * SR  # exact length
     mono = x.mean(axis=1)
-    assert abs(mono[-1]) < 1e-3 and 20 * np.log10(np.sqrt(np.mean(mono[-sr // 100 :] ** 2)) + 1e-20) < -60
+    assert (
+        abs(mono[-1]) < 1e-3
+        and 20 * np.log10(np.sqrt(np.mean(mono[-sr // 100 :] ** 2)) + 1e-20) < -60
+    )
     assert mono[0] == 0.0
     levels = _window_db(mono, sr)
-    assert np.all(np.diff(levels[20:]) < 0), np.diff(levels[20:])  # the last 20 s: monotone, second by second
+    assert np.all(np.diff(levels[20:]) < 0), np.diff(
+        levels[20:]
+    )  # the last 20 s: monotone, second by second
     assert np.all(np.diff(levels[:4]) > 0)  # the fade-in rises
     assert np.ptp(levels[5:19]) < 0.5  # in between, the bed is untouched
     # The fade follows the equal-power curve: 1 s windows vs sin(pi/2 * time left / 20 s).
@@ -92,8 +116,37 @@ def test_sleep_story_long_tail_keeps_the_spoken_part_at_the_target(tmp_path):
     script.write_text(SCRIPT, encoding="utf-8")
     out = tmp_path / "sleep.flac"
     timings = tmp_path / "sleep.json"
-    args = ["render", str(script), "-o", str(out), "--timings", str(timings), "--voice", "pyttsx3", "--no-cache", "--progress", "off"]
-    assert main([*args, "--soundscape", "sleep", "--tail", "30m", "--fade-out", "10m", "--sample-rate", str(SR), "--lead-in", "3"]) == 0
+    args = [
+        "render",
+        str(script),
+        "-o",
+        str(out),
+        "--timings",
+        str(timings),
+        "--voice",
+        "pyttsx3",
+        "--no-cache",
+        "--progress",
+        "off",
+    ]
+    assert (
+        main(
+            [
+                *args,
+                "--soundscape",
+                "sleep",
+                "--tail",
+                "30m",
+                "--fade-out",
+                "10m",
+                "--sample-rate",
+                str(SR),
+                "--lead-in",
+                "3",
+            ]
+        )
+        == 0
+    )
     x, sr = sf.read(out, dtype="float32", always_2d=True)
     t = json.loads(timings.read_text())
     last = t["segments"][-1]["end"]
@@ -103,6 +156,9 @@ def test_sleep_story_long_tail_keeps_the_spoken_part_at_the_target(tmp_path):
     # The tail goes on at the bed's level, then the ten-minute fade takes it to silence at the last sample.
     levels = _window_db(x.mean(axis=1), sr, 10.0)
     start_tail = int(last // 10) + 2
-    assert levels[start_tail : start_tail + 100].max() - levels[start_tail : start_tail + 100].min() < 10
+    assert (
+        levels[start_tail : start_tail + 100].max() - levels[start_tail : start_tail + 100].min()
+        < 10
+    )
     assert levels[-2] < levels[-61] - 20 and levels[-61] < levels[start_tail] + 1
     assert abs(float(x[-1].max())) < 1e-4

@@ -22,17 +22,25 @@ def folder(tmp_path, monkeypatch):
 
 def _snapshot(root: Path) -> dict:
     # eSpeak's list of voices is kept in the cache folder when a voice is resolved; it is not speech.
-    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and not p.name.startswith("espeak-voices-")}
+    return {
+        p: p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith("espeak-voices-")
+    }
 
 
 def _refused(folder, capsys, args, expected):
     before = _snapshot(folder.parent)
-    code = main(["render", "--progress", "off", "--voice", "pyttsx3", "--soundscape", "none", *args])
+    code = main(
+        ["render", "--progress", "off", "--voice", "pyttsx3", "--soundscape", "none", *args]
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("meditation: error: ")
     assert expected in err
-    assert _snapshot(folder.parent) == before  # not one byte changed, no file added (no temp, no cache entry)
+    assert (
+        _snapshot(folder.parent) == before
+    )  # not one byte changed, no file added (no temp, no cache entry)
 
 
 def test_an_output_that_is_the_script_is_refused(folder, capsys):
@@ -44,15 +52,27 @@ def test_an_output_that_is_the_script_is_refused(folder, capsys):
 def test_timings_onto_the_script_or_the_audio_are_refused(folder, capsys):
     script = folder / "in.txt"
     script.write_text(SCRIPT)
-    _refused(folder, capsys, [str(script), "-o", str(folder / "out.mp3"), "--timings", str(script)], "--timings")
-    _refused(folder, capsys, [str(script), "-o", str(folder / "out.mp3"), "--timings", str(folder / "out.mp3")], "is also given as --output")
+    _refused(
+        folder,
+        capsys,
+        [str(script), "-o", str(folder / "out.mp3"), "--timings", str(script)],
+        "--timings",
+    )
+    _refused(
+        folder,
+        capsys,
+        [str(script), "-o", str(folder / "out.mp3"), "--timings", str(folder / "out.mp3")],
+        "is also given as --output",
+    )
 
 
 def test_a_hard_link_to_the_script_is_the_script(folder, capsys):
     script = folder / "in.txt"
     script.write_text(SCRIPT)
     os.link(script, folder / "link.wav")
-    _refused(folder, capsys, [str(script), "-o", str(folder / "link.wav")], "is an input of this run")
+    _refused(
+        folder, capsys, [str(script), "-o", str(folder / "link.wav")], "is an input of this run"
+    )
 
 
 def test_a_users_own_file_is_never_replaced(folder, capsys):
@@ -63,7 +83,12 @@ def test_a_users_own_file_is_never_replaced(folder, capsys):
     _refused(folder, capsys, [str(script), "-o", str(mine)], "was not written by meditation")
     notes = folder / "notes.json"
     notes.write_text("{}")
-    _refused(folder, capsys, [str(script), "-o", str(folder / "x.wav"), "--timings", str(notes)], "was not written by meditation")
+    _refused(
+        folder,
+        capsys,
+        [str(script), "-o", str(folder / "x.wav"), "--timings", str(notes)],
+        "was not written by meditation",
+    )
 
 
 def test_unwritable_places_are_refused_before_synthesis(folder, capsys):
@@ -89,18 +114,39 @@ def test_a_stems_folder_holding_a_users_wav_is_refused(folder, capsys):
     stems = folder / "stems"
     stems.mkdir()
     (stems / "voice.wav").write_bytes(b"RIFF mine")
-    _refused(folder, capsys, [str(script), "-o", str(folder / "out.wav"), "--stems", str(stems)], "voice.wav")
+    _refused(
+        folder,
+        capsys,
+        [str(script), "-o", str(folder / "out.wav"), "--stems", str(stems)],
+        "voice.wav",
+    )
 
 
 def test_its_own_output_is_replaced_on_the_next_run(folder, capsys):
     script = folder / "in.txt"
     script.write_text(SCRIPT)
     out, timings = folder / "out.wav", folder / "t.json"
-    args = ["render", "--progress", "off", "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "0.5", "--tail", "0.5"]
+    args = [
+        "render",
+        "--progress",
+        "off",
+        "--voice",
+        "pyttsx3",
+        "--soundscape",
+        "none",
+        "--lead-in",
+        "0.5",
+        "--tail",
+        "0.5",
+    ]
     assert main([*args, str(script), "-o", str(out), "--timings", str(timings)]) == 0
     assert written_by_us(out) and written_by_us(timings)
     assert main([*args, str(script), "-o", str(out), "--timings", str(timings), "--seed", "2"]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == ["in.txt", "out.wav", "t.json"]  # no temp files
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "in.txt",
+        "out.wav",
+        "t.json",
+    ]  # no temp files
 
 
 def test_a_recorded_file_edited_since_is_no_longer_ours(tmp_path):

@@ -6,7 +6,13 @@ from scipy import signal
 
 from meditation.errors import SoundscapeError
 from meditation.soundscape.layers import BLOCK_SIZE, LAYERS, Cue
-from meditation.soundscape.layers.base import BiquadKind, check_range, impulse_response, noise_gain, rbj_biquad
+from meditation.soundscape.layers.base import (
+    BiquadKind,
+    check_range,
+    impulse_response,
+    noise_gain,
+    rbj_biquad,
+)
 from meditation.soundscape.layers.river import River
 
 
@@ -72,7 +78,10 @@ def test_each_layer_refuses_an_out_of_range_parameter_in_the_same_words(name):
     key, (low, high) = next(iter(cls.ranges.items()))
     with pytest.raises(SoundscapeError) as caught:
         cls.make_params({key: high + 1.0})
-    assert str(caught.value) == f"layer {name!r}: {key} {high + 1.0:g} is out of range ({low:g} to {high:g})"
+    assert (
+        str(caught.value)
+        == f"layer {name!r}: {key} {high + 1.0:g} is out of range ({low:g} to {high:g})"
+    )
 
 
 def test_a_span_layer_renders_whole_spans_on_a_grid_of_blocks(rng):
@@ -105,8 +114,17 @@ def test_held_tilt_is_the_held_gain_difference_carried_across_spans(rng):
 _CUES = {
     "bell": ([Cue(0.4, "strike"), Cue(1.0, "strike", {"strength": 0.5})], Cue(2.2, "strike")),
     "wings": ([Cue(0.3, "beats", {"count": 3}), Cue(1.2, "beat")], Cue(4.4, "beats", {"count": 4})),
-    "beats": ([Cue(0.0, "scene", {"scene": "default", "fade_s": 0.0}), Cue(0.8, "glide", {"beat_hz": 4.0, "glide_s": 0.5})], Cue(2.1, "glide", {"beat_hz": 9.0})),
-    "breath": ([Cue(0.2, "in", {"duration_s": 0.8}), Cue(1.0, "out", {"duration_s": 0.9})], Cue(2.3, "in", {"duration_s": 1.0})),
+    "beats": (
+        [
+            Cue(0.0, "scene", {"scene": "default", "fade_s": 0.0}),
+            Cue(0.8, "glide", {"beat_hz": 4.0, "glide_s": 0.5}),
+        ],
+        Cue(2.1, "glide", {"beat_hz": 9.0}),
+    ),
+    "breath": (
+        [Cue(0.2, "in", {"duration_s": 0.8}), Cue(1.0, "out", {"duration_s": 0.9})],
+        Cue(2.3, "in", {"duration_s": 1.0}),
+    ),
 }
 _PARAMS = {"wings": {"continuous": True, "flap_rate_hz": 3.0}}
 
@@ -122,9 +140,13 @@ def test_a_layer_sounds_the_same_before_a_cue_whether_or_not_it_knows_of_it(name
     # calls must have sounded the same up to that cue, sample for sample.
     sr = 12000
     early, late = _CUES[name]
-    make = lambda cues: LAYERS[name](sample_rate=sr, rng=np.random.default_rng(5), params=_PARAMS.get(name), cues=cues)
+    make = lambda cues: LAYERS[name](
+        sample_rate=sr, rng=np.random.default_rng(5), params=_PARAMS.get(name), cues=cues
+    )
     cls = LAYERS[name]
-    cut = int((late.time_s - cls.cue_lookahead_s) * sr) // BLOCK_SIZE * BLOCK_SIZE  # renders ask for whole blocks
+    cut = (
+        int((late.time_s - cls.cue_lookahead_s) * sr) // BLOCK_SIZE * BLOCK_SIZE
+    )  # renders ask for whole blocks
     assert cut >= 2 * BLOCK_SIZE
     n = int((late.time_s + 1.0) * sr)
     without = make(early).render(n)

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -25,8 +24,12 @@ from meditation import _lifecycle
 from meditation.files import record_written
 
 ROOT = Path(__file__).resolve().parent.parent
-POSIX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="walks /proc and signals process groups")
-EXIT_WAIT_S = 15.0  # how long a helper may outlive its parent, at most (it should take well under a second)
+POSIX_ONLY = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="walks /proc and signals process groups"
+)
+EXIT_WAIT_S = (
+    15.0  # how long a helper may outlive its parent, at most (it should take well under a second)
+)
 OLD_BYTES = b"a file that was here before the run\n" * 100
 
 
@@ -45,7 +48,12 @@ def _stat(pid: int):
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        return (
+            Path(f"/proc/{pid}/cmdline")
+            .read_bytes()
+            .replace(b"\0", b" ")
+            .decode("utf-8", "replace")
+        )
     except OSError:
         return ""
 
@@ -108,10 +116,20 @@ def _wait_for(condition, proc, what: str, timeout_s: float = 120.0):
 
 
 def _start(args, cwd, **kwargs):
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONUNBUFFERED": "1",
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "meditation", *args, "--progress", "off"],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True, **kwargs,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+        **kwargs,
     )
 
 
@@ -152,9 +170,14 @@ def _helper(pid: int, marker: str):
     return next((p for p, cmd in _descendants(pid).items() if marker in cmd), None)
 
 
-SCRIPT = "# Arrive\n\n" + "\n\n".join(
-    f"Breath number {n} comes in slowly, and the shoulders soften a little more. [pause 1s]" for n in range(1, 41)
-) + "\n"
+SCRIPT = (
+    "# Arrive\n\n"
+    + "\n\n".join(
+        f"Breath number {n} comes in slowly, and the shoulders soften a little more. [pause 1s]"
+        for n in range(1, 41)
+    )
+    + "\n"
+)
 
 
 @pytest.fixture
@@ -169,12 +192,20 @@ def folder(tmp_path):
 
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
-def test_a_render_killed_while_encoding_leaves_no_encoder_no_file_and_the_old_file(folder, signum, survivors):
-    proc = _start(["ambient", "--duration", "4m", "--soundscape", "stream", "-o", "out.mp3"], folder)
+def test_a_render_killed_while_encoding_leaves_no_encoder_no_file_and_the_old_file(
+    folder, signum, survivors
+):
+    proc = _start(
+        ["ambient", "--duration", "4m", "--soundscape", "stream", "-o", "out.mp3"], folder
+    )
     try:
-        temporary = _wait_for(lambda: list(folder.glob(".out.mp3.meditation-*.mp3")), proc, "encoding started")
+        temporary = _wait_for(
+            lambda: list(folder.glob(".out.mp3.meditation-*.mp3")), proc, "encoding started"
+        )
         encoder = _wait_for(lambda: _helper(proc.pid, "_lame_worker"), proc, "the encoder process")
-        _wait_for(lambda: temporary[0].exists() and temporary[0].stat().st_size > 0, proc, "encoded bytes")
+        _wait_for(
+            lambda: temporary[0].exists() and temporary[0].stat().st_size > 0, proc, "encoded bytes"
+        )
         survivors.update(_descendants(proc.pid))
         os.kill(proc.pid, signum)
         out, err = _finish(proc)
@@ -195,9 +226,15 @@ def test_a_render_killed_while_encoding_leaves_no_encoder_no_file_and_the_old_fi
 def test_a_temporary_file_left_by_kill_9_is_removed_by_the_next_run_in_that_folder(folder):
     """A WAV is written by the render process itself, so ``kill -9`` leaves its temporary file."""
     _earlier_output(folder / "out.wav")
-    proc = _start(["ambient", "--duration", "4m", "--soundscape", "stream", "-o", "out.wav"], folder)
+    proc = _start(
+        ["ambient", "--duration", "4m", "--soundscape", "stream", "-o", "out.wav"], folder
+    )
     try:
-        _wait_for(lambda: [p for p in folder.glob(".out.wav.meditation-*.wav") if p.stat().st_size > 0], proc, "writing")
+        _wait_for(
+            lambda: [p for p in folder.glob(".out.wav.meditation-*.wav") if p.stat().st_size > 0],
+            proc,
+            "writing",
+        )
         os.kill(proc.pid, signal.SIGKILL)
         _finish(proc)
     finally:
@@ -205,10 +242,14 @@ def test_a_temporary_file_left_by_kill_9_is_removed_by_the_next_run_in_that_fold
             os.killpg(proc.pid, signal.SIGKILL)
     stale = _temporaries(folder)
     assert [p.name.split(".meditation-")[0] for p in stale] == [".out.wav"]
-    mine = folder / f".mine.wav.meditation-{_lifecycle._HOST}-{os.getpid()}-abcdefgh.wav"  # a live writer's
+    mine = (
+        folder / f".mine.wav.meditation-{_lifecycle._HOST}-{os.getpid()}-abcdefgh.wav"
+    )  # a live writer's
     mine.write_bytes(OLD_BYTES)
 
-    later = _start(["ambient", "--duration", "2s", "--soundscape", "stream", "-o", "other.flac"], folder)
+    later = _start(
+        ["ambient", "--duration", "2s", "--soundscape", "stream", "-o", "other.flac"], folder
+    )
     out, err = _finish(later)
     assert later.returncode == 0, err
     assert _temporaries(folder) == [mine]
@@ -218,8 +259,12 @@ def test_a_temporary_file_left_by_kill_9_is_removed_by_the_next_run_in_that_fold
 
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
-def test_a_render_killed_during_pyttsx3_synthesis_leaves_no_voice_process(folder, signum, survivors):
-    proc = _start(["render", "long.md", "--voice", "pyttsx3", "--no-cache", "-o", "out.mp3"], folder)
+def test_a_render_killed_during_pyttsx3_synthesis_leaves_no_voice_process(
+    folder, signum, survivors
+):
+    proc = _start(
+        ["render", "long.md", "--voice", "pyttsx3", "--no-cache", "-o", "out.mp3"], folder
+    )
     try:
         voice = _wait_for(lambda: _helper(proc.pid, "espeak_engine"), proc, "the voice process")
         time.sleep(0.5)  # speaking, not starting
@@ -233,7 +278,10 @@ def test_a_render_killed_during_pyttsx3_synthesis_leaves_no_voice_process(folder
     assert voice is not None and any("espeak_engine" in cmd for cmd in everything.values())
     assert _wait_all_gone(everything) == []
     if signum == signal.SIGTERM:
-        assert proc.returncode == 143 and err.strip() == "meditation: terminated; no partial file was left"
+        assert (
+            proc.returncode == 143
+            and err.strip() == "meditation: terminated; no partial file was left"
+        )
     assert _temporaries(folder) == []
     assert (folder / "out.mp3").read_bytes() == OLD_BYTES
 
@@ -242,9 +290,13 @@ def test_a_render_killed_during_pyttsx3_synthesis_leaves_no_voice_process(folder
 @pytest.mark.parametrize("when", ["starting", "speaking"])
 def test_ctrl_c_to_the_process_group_during_pyttsx3_is_one_line(folder, when, survivors):
     """What a terminal sends: SIGINT to every process of the group, the voice process included."""
-    proc = _start(["render", "long.md", "--voice", "pyttsx3", "--no-cache", "-o", "out.mp3"], folder)
+    proc = _start(
+        ["render", "long.md", "--voice", "pyttsx3", "--no-cache", "-o", "out.mp3"], folder
+    )
     try:
-        _wait_for(lambda: _helper(proc.pid, "espeak_engine"), proc, "the voice process", timeout_s=120)
+        _wait_for(
+            lambda: _helper(proc.pid, "espeak_engine"), proc, "the voice process", timeout_s=120
+        )
         if when == "speaking":
             time.sleep(1.0)
         everything = _descendants(proc.pid)
@@ -264,7 +316,9 @@ def test_ctrl_c_to_the_process_group_during_pyttsx3_is_one_line(folder, when, su
 def test_ctrl_c_at_any_moment_of_a_render_is_one_line_and_status_130(folder):
     """Interrupts land in imports of native modules, in starting helpers, in speech: all read the same."""
     for delay_s in (0.2, 0.5, 0.8, 1.1, 1.4, 1.8, 2.2, 2.8):
-        proc = _start(["render", "long.md", "--voice", "pyttsx3", "--no-cache", "-o", "out.mp3"], folder)
+        proc = _start(
+            ["render", "long.md", "--voice", "pyttsx3", "--no-cache", "-o", "out.mp3"], folder
+        )
         try:
             time.sleep(delay_s)
             everything = _descendants(proc.pid)
@@ -273,7 +327,10 @@ def test_ctrl_c_at_any_moment_of_a_render_is_one_line_and_status_130(folder):
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-        assert (proc.returncode, err.strip()) == (130, "meditation: interrupted; no partial file was left"), delay_s
+        assert (proc.returncode, err.strip()) == (
+            130,
+            "meditation: interrupted; no partial file was left",
+        ), delay_s
         assert _wait_all_gone(everything) == []
     assert _temporaries(folder) == [] and (folder / "out.mp3").read_bytes() == OLD_BYTES
 
@@ -297,8 +354,13 @@ def test_a_killed_batch_leaves_no_worker_and_no_temporary_file(folder, signum, s
     _earlier_output(folder / "1.wav")
     proc = _start(["batch", "v.toml", "-j", "2", "--no-cache", "--force"], folder)
     try:
+
         def speaking_in_a_worker():
-            return any("espeak_engine" in cmd and _stat(pid)[0] != proc.pid for (pid, _), cmd in _descendants(proc.pid).items() if _stat(pid))
+            return any(
+                "espeak_engine" in cmd and _stat(pid)[0] != proc.pid
+                for (pid, _), cmd in _descendants(proc.pid).items()
+                if _stat(pid)
+            )
 
         _wait_for(speaking_in_a_worker, proc, "a voice process in a worker")
         time.sleep(0.5)
@@ -316,11 +378,15 @@ def test_a_killed_batch_leaves_no_worker_and_no_temporary_file(folder, signum, s
         assert err.strip() == "meditation: terminated; no partial file was left"
     # Workers, their voice processes and multiprocessing's resource tracker all end.
     assert _wait_all_gone(everything) == []
-    later = _start(["ambient", "--duration", "2s", "--soundscape", "none", "-o", "later.flac"], folder)
+    later = _start(
+        ["ambient", "--duration", "2s", "--soundscape", "none", "-o", "later.flac"], folder
+    )
     _finish(later)
     assert later.returncode == 0
     assert _temporaries(folder) == []
-    assert (folder / "1.wav").read_bytes() == OLD_BYTES  # killed long before its variant could finish
+    assert (
+        folder / "1.wav"
+    ).read_bytes() == OLD_BYTES  # killed long before its variant could finish
 
 
 @POSIX_ONLY
@@ -329,9 +395,12 @@ def test_ctrl_c_while_batch_workers_start_is_one_line(folder, survivors):
     (folder / "v.toml").write_text(BATCH, encoding="utf-8")
     proc = _start(["batch", "v.toml", "-j", "2", "--no-cache", "--force"], folder)
     try:
+
         def worker_in_python():  # Python ignores SIGPIPE from its start: the worker is importing now
             worker = _helper(proc.pid, "spawn_main")
-            return worker is not None and _signal_mask(worker[0], "SigIgn") & (1 << (signal.SIGPIPE - 1))
+            return worker is not None and _signal_mask(worker[0], "SigIgn") & (
+                1 << (signal.SIGPIPE - 1)
+            )
 
         _wait_for(worker_in_python, proc, "a worker process starting Python")
         survivors.update(_descendants(proc.pid))
@@ -369,7 +438,9 @@ time.sleep(600)
 @pytest.mark.parametrize("pdeathsig", ["1", "0"], ids=["kernel-signal", "watchdog-only"])
 def test_a_child_ends_when_its_parent_is_killed(tmp_path, pdeathsig, survivors):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD, pdeathsig], stdout=subprocess.PIPE, text=True, env=env)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, CHILD, pdeathsig], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         child_pid = int(parent.stdout.readline())
         assert parent.stdout.readline().strip() == "ready"  # the child shares the parent's stdout
@@ -393,14 +464,28 @@ def test_only_our_stale_temporary_files_are_removed(tmp_path):
     host = _lifecycle._HOST
     stale = tmp_path / f".out.mp3.meditation-{host}-{dead.pid}-k2j3h4l5.mp3"
     live = tmp_path / f".out.mp3.meditation-{host}-{os.getpid()}-a1b2c3d4.mp3"
-    other_host = tmp_path / f".out.mp3.meditation-{'0' * 6 if host != '0' * 6 else '1' * 6}-{dead.pid}-zzzzzzzz.mp3"
-    users = [tmp_path / name for name in (".out.mp3", ".hidden", f"out.mp3.meditation-{host}-{dead.pid}-abc.mp3", f".x.meditation-{host}-notapid-abc")]
+    other_host = (
+        tmp_path
+        / f".out.mp3.meditation-{'0' * 6 if host != '0' * 6 else '1' * 6}-{dead.pid}-zzzzzzzz.mp3"
+    )
+    users = [
+        tmp_path / name
+        for name in (
+            ".out.mp3",
+            ".hidden",
+            f"out.mp3.meditation-{host}-{dead.pid}-abc.mp3",
+            f".x.meditation-{host}-notapid-abc",
+        )
+    ]
     for path in (stale, live, other_host, *users):
         path.write_bytes(OLD_BYTES)
     fd, tmp = _lifecycle.create_temporary(tmp_path / "song.flac")
     os.close(fd)
     assert not stale.exists()
-    assert tmp.name.startswith(f".song.flac.meditation-{host}-{os.getpid()}-") and tmp.suffix == ".flac"
+    assert (
+        tmp.name.startswith(f".song.flac.meditation-{host}-{os.getpid()}-")
+        and tmp.suffix == ".flac"
+    )
     for path in (live, other_host, *users):
         assert path.read_bytes() == OLD_BYTES
 
@@ -446,10 +531,19 @@ def test_a_write_that_fails_part_way_is_one_error_and_leaves_nothing(tmp_path, s
     target = tmp_path / f"out{suffix}"
     target.write_bytes(OLD_BYTES)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", WRITER, str(target), "60000"], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", WRITER, str(target), "60000"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0
     assert result.stderr == ""  # no "Exception ignored from cffi callback", no traceback
-    assert result.stdout.strip() == f"ExportError file too large writing {target} (the file size limit was reached)"
+    assert (
+        result.stdout.strip()
+        == f"ExportError file too large writing {target} (the file size limit was reached)"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
     assert target.read_bytes() == OLD_BYTES
 
@@ -463,9 +557,27 @@ def test_stems_that_cannot_be_written_are_one_line_and_leave_nothing(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "meditation", "ambient", "--duration", "20s", "--soundscape", "stream", "-o", str(tmp_path / "mix.ogg"),
-         "--stems", str(tmp_path / "stems"), "--progress", "off"],
-        capture_output=True, text=True, env=env, timeout=300, preexec_fn=limit,
+        [
+            sys.executable,
+            "-m",
+            "meditation",
+            "ambient",
+            "--duration",
+            "20s",
+            "--soundscape",
+            "stream",
+            "-o",
+            str(tmp_path / "mix.ogg"),
+            "--stems",
+            str(tmp_path / "stems"),
+            "--progress",
+            "off",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        preexec_fn=limit,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -481,7 +593,9 @@ def small_disk(tmp_path):
     mount.mkdir()
     if not sys.platform.startswith("linux") or shutil.which("mount") is None:
         pytest.skip("no tmpfs mount here")
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
+    )
     if made.returncode != 0:
         pytest.skip("cannot mount a tmpfs here (not root)")
     try:
@@ -498,8 +612,24 @@ def test_a_full_disk_is_one_line_leaves_nothing_and_keeps_the_old_file(small_dis
     # Long enough to fill 512 KB: lossy files are small (Opus at 64 kbit/s the smallest).
     duration = {".wav": "10s", ".flac": "10s", ".opus": "120s"}.get(suffix, "60s")
     result = subprocess.run(
-        [sys.executable, "-m", "meditation", "ambient", "--duration", duration, "--soundscape", "stream", "-o", str(old), "--progress", "off"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "meditation",
+            "ambient",
+            "--duration",
+            duration,
+            "--soundscape",
+            "stream",
+            "-o",
+            str(old),
+            "--progress",
+            "off",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"meditation: error: disk full writing {old}"
@@ -510,13 +640,32 @@ def test_a_full_disk_is_one_line_leaves_nothing_and_keeps_the_old_file(small_dis
 def test_stems_on_a_full_disk_are_one_line_and_leave_nothing(small_disk, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "meditation", "ambient", "--duration", "30s", "--soundscape", "stream", "-o", str(tmp_path / "mix.flac"),
-         "--stems", str(small_disk / "stems"), "--progress", "off"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "meditation",
+            "ambient",
+            "--duration",
+            "30s",
+            "--soundscape",
+            "stream",
+            "-o",
+            str(tmp_path / "mix.flac"),
+            "--stems",
+            str(small_disk / "stems"),
+            "--progress",
+            "off",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"meditation: error: disk full writing {small_disk / 'stems'}")
+    assert len(lines) == 1 and lines[0].startswith(
+        f"meditation: error: disk full writing {small_disk / 'stems'}"
+    )
     assert not (tmp_path / "mix.flac").exists()
     assert [p for p in small_disk.rglob("*") if p.is_file()] == []
 
@@ -531,11 +680,17 @@ def test_a_pyttsx3_sentence_is_the_same_whatever_was_spoken_before():
     try:
         sentence = "Breathe in slowly, and feel the air fill you."
         first = engine.synthesize(sentence, rate=0.9, seed=7)
-        engine.synthesize("Something quite different comes first, with many more words in it than before.", rate=0.9, seed=3)
+        engine.synthesize(
+            "Something quite different comes first, with many more words in it than before.",
+            rate=0.9,
+            seed=3,
+        )
         after_other = engine.synthesize(sentence, rate=0.9, seed=7)
         engine.synthesize("Short.", rate=1.3, seed=5)
         after_short = engine.synthesize(sentence, rate=0.9, seed=7)
-        other_voice = load_voice("pyttsx3:gmw/en-gb-x-rp" if "gmw/en-gb-x-rp" in engine.voices() else "pyttsx3:gmw/en")
+        other_voice = load_voice(
+            "pyttsx3:gmw/en-gb-x-rp" if "gmw/en-gb-x-rp" in engine.voices() else "pyttsx3:gmw/en"
+        )
         other_voice.synthesize("Another voice speaks in between.", rate=0.9, seed=2)
         after_other_voice = engine.synthesize(sentence, rate=0.9, seed=7)
     finally:
@@ -549,16 +704,46 @@ def test_a_pyttsx3_sentence_is_the_same_whatever_was_spoken_before():
 def _render(folder: Path, out: str, cache: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDITATION_CACHE_DIR": str(cache)}
     return subprocess.Popen(
-        [sys.executable, "-m", "meditation", "render", "short.md", "--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "1", "--tail", "1",
-         "-o", out, "--progress", "off"],
-        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "meditation",
+            "render",
+            "short.md",
+            "--voice",
+            "pyttsx3",
+            "--soundscape",
+            "none",
+            "--lead-in",
+            "1",
+            "--tail",
+            "1",
+            "-o",
+            out,
+            "--progress",
+            "off",
+        ],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
-SHORT = "\n\n".join(
-    ["Settle in, and let the day fall away.", "Notice the breath as it comes and goes.", "Let the shoulders drop.",
-     "Feel the weight of the body on the floor.", "Listen to the quiet around you.", "Rest here for a while."]
-) + "\n"
+SHORT = (
+    "\n\n".join(
+        [
+            "Settle in, and let the day fall away.",
+            "Notice the breath as it comes and goes.",
+            "Let the shoulders drop.",
+            "Feel the weight of the body on the floor.",
+            "Listen to the quiet around you.",
+            "Rest here for a while.",
+        ]
+    )
+    + "\n"
+)
 
 
 def test_two_renders_at_once_on_an_empty_cache_make_identical_files(tmp_path):

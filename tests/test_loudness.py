@@ -11,8 +11,8 @@ except where the lossy codec's overshoot is the point (MP3).
 from pathlib import Path
 
 import pytest
-
 from ffmpeg import ebur128
+
 from meditation.cli import main
 from meditation.master import GainSearch
 
@@ -34,7 +34,12 @@ Slowly, come back to the room.
 
 TARGET_LUFS = -16.0
 CEILING_DBTP = -1.0
-PRESETS = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "meditation" / "data" / "soundscapes").glob("*.toml"))
+PRESETS = sorted(
+    p.stem
+    for p in (Path(__file__).resolve().parent.parent / "meditation" / "data" / "soundscapes").glob(
+        "*.toml"
+    )
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,18 +67,35 @@ def test_presets_and_pause_scales_cover_the_grid():
 
 @pytest.mark.parametrize(
     "soundscape, pause_scale",
-    [(preset, 3.0) for preset in ["none", *PRESETS]] + [("none", 0.5), ("dream", 0.5), ("drone", 0.5), ("stream", 1.5)],
+    [(preset, 3.0) for preset in ["none", *PRESETS]]
+    + [("none", 0.5), ("dream", 0.5), ("drone", 0.5), ("stream", 1.5)],
 )
 def test_pyttsx3_render_lands(script, tmp_path, capsys, soundscape, pause_scale):
     out = tmp_path / "out.wav"
-    _render("render", str(script), "-o", str(out), "--voice", "pyttsx3", "--soundscape", soundscape, "--pause-scale", str(pause_scale))
+    _render(
+        "render",
+        str(script),
+        "-o",
+        str(out),
+        "--voice",
+        "pyttsx3",
+        "--soundscape",
+        soundscape,
+        "--pause-scale",
+        str(pause_scale),
+    )
     _lands(out, capsys)
 
 
 @pytest.mark.parametrize(
     "voice, soundscape, extra, suffix",
     [
-        ("piper:joe", "dream", ("--pause-scale", "1.5"), ".mp3"),  # the case of issue 8: landed at -16.8
+        (
+            "piper:joe",
+            "dream",
+            ("--pause-scale", "1.5"),
+            ".mp3",
+        ),  # the case of issue 8: landed at -16.8
         ("piper:joe", "stream", ("--pause-scale", "3"), ".wav"),
         ("piper:joe", "night-wind", ("--duration", "75s"), ".wav"),
         ("pyttsx3", "dream", ("--duration", "60s"), ".mp3"),
@@ -82,7 +104,9 @@ def test_pyttsx3_render_lands(script, tmp_path, capsys, soundscape, pause_scale)
 )
 def test_voices_durations_and_mp3_land(script, tmp_path, capsys, voice, soundscape, extra, suffix):
     out = tmp_path / f"out{suffix}"
-    _render("render", str(script), "-o", str(out), "--voice", voice, "--soundscape", soundscape, *extra)
+    _render(
+        "render", str(script), "-o", str(out), "--voice", voice, "--soundscape", soundscape, *extra
+    )
     _lands(out, capsys)
 
 
@@ -101,15 +125,43 @@ def test_ambient_mp3_lands(tmp_path, capsys):
 
 def test_quieter_target_lands(script, tmp_path, capsys):
     out = tmp_path / "quiet.wav"
-    _render("render", str(script), "-o", str(out), "--voice", "pyttsx3", "--soundscape", "stream", "--loudness", "-23")
+    _render(
+        "render",
+        str(script),
+        "-o",
+        str(out),
+        "--voice",
+        "pyttsx3",
+        "--soundscape",
+        "stream",
+        "--loudness",
+        "-23",
+    )
     _lands(out, capsys, target=-23.0)
 
 
-def test_a_target_out_of_reach_says_so_in_one_line_with_the_figure_reached(script, tmp_path, capsys):
+def test_a_target_out_of_reach_says_so_in_one_line_with_the_figure_reached(
+    script, tmp_path, capsys
+):
     out = tmp_path / "loud.mp3"
-    _render("render", str(script), "-o", str(out), "--voice", "pyttsx3", "--soundscape", "dream", "--pause-scale", "3", "--loudness", "-6")
+    _render(
+        "render",
+        str(script),
+        "-o",
+        str(out),
+        "--voice",
+        "pyttsx3",
+        "--soundscape",
+        "dream",
+        "--pause-scale",
+        "3",
+        "--loudness",
+        "-6",
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("meditation: warning: loudness target -6 LUFS is out of reach"), err
+    assert len(err) == 1 and err[0].startswith(
+        "meditation: warning: loudness target -6 LUFS is out of reach"
+    ), err
     reached = float(err[0].split("the track is at ")[1].split()[0])
     loudness, peak = ebur128(out)
     assert loudness == pytest.approx(reached, abs=0.5)

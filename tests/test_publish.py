@@ -1,15 +1,14 @@
 """Publication settings in batch manifests: captions, cover, chapters and plot per variant, beside each output."""
 
-import os
 from pathlib import Path
 
 import pytest
+from published import cover_png
+from test_export import attached_picture, ffmpeg_chapters
 
 from meditation.cli import main
 from meditation.publish import beside_output
 from meditation.settings import RenderSettings
-from published import cover_png
-from test_export import attached_picture, ffmpeg_chapters
 
 SCRIPT = "# Arriving\n\nBreathe in.\n\n# Resting\n\nBreathe out.\n"
 MANIFEST = """
@@ -48,7 +47,10 @@ def test_a_manifest_asks_for_publication_files_per_variant_and_changes_re_render
     # Beside each output, with its name: a.vtt and a.png, b.srt; the cover is read beside the manifest.
     assert {p.name for p in tmp_path.iterdir()} >= {"a.mp3", "a.vtt", "a.png", "b.mp3", "b.srt"}
     assert not (tmp_path / "b.png").exists() and not (tmp_path / "b.vtt").exists()
-    assert attached_picture(tmp_path / "a.mp3") == "png 96x96" and attached_picture(tmp_path / "b.mp3") is None
+    assert (
+        attached_picture(tmp_path / "a.mp3") == "png 96x96"
+        and attached_picture(tmp_path / "b.mp3") is None
+    )
     assert ffmpeg_chapters(tmp_path / "a.mp3") == []  # chapters = false
     assert [t for _, t in ffmpeg_chapters(tmp_path / "b.mp3")] == ["Arriving", "Resting"]
     assert (tmp_path / "a.vtt").read_text(encoding="utf-8").startswith("WEBVTT")
@@ -78,7 +80,11 @@ def test_a_manifest_asks_for_publication_files_per_variant_and_changes_re_render
     ],
 )
 def test_a_bare_format_name_means_beside_the_output(captions, plot, expected):
-    settings = RenderSettings(output=Path("out/track.m4b"), captions=Path(captions), plot=Path(plot))
+    settings = RenderSettings(
+        output=Path("out/track.m4b"), captions=Path(captions), plot=Path(plot)
+    )
     resolved = beside_output(settings)
     assert (str(resolved.captions), str(resolved.plot)) == expected
-    assert beside_output(RenderSettings(output=Path("x.mp3"))) == RenderSettings(output=Path("x.mp3"))
+    assert beside_output(RenderSettings(output=Path("x.mp3"))) == RenderSettings(
+        output=Path("x.mp3")
+    )

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from measure import render_in_chunks
 from scipy import signal
 
 from meditation.cli import main
@@ -16,8 +17,6 @@ from meditation.master import integrated_loudness
 from meditation.soundscape import plan_ambience
 from meditation.soundscape.layers.recording import TARGET_LUFS, Recording, inspect_recording
 from meditation.timeline import SceneSpan, Timeline
-
-from measure import render_in_chunks
 
 SR = 16000
 
@@ -37,7 +36,9 @@ def make_recording(seconds=60.0, sample_rate=48000, channels=2, level=0.2, seed=
     for t0 in rng.uniform(0.0, seconds - 0.2, int(seconds / 2)):
         i = int(t0 * sample_rate)
         k = np.arange(int(0.2 * sample_rate))
-        x[i : i + len(k)] += (0.8 * np.exp(-k / (0.03 * sample_rate)) * np.sin(2 * np.pi * 900 * k / sample_rate))[:, None] * x.std()
+        x[i : i + len(k)] += (
+            0.8 * np.exp(-k / (0.03 * sample_rate)) * np.sin(2 * np.pi * 900 * k / sample_rate)
+        )[:, None] * x.std()
     return (level * x / x.std()).astype(np.float32)
 
 
@@ -51,7 +52,9 @@ def rec_path(tmp_path_factory):
 def _bed_ambience(path, seconds, seed=1):
     length = int(seconds * SR)
     timeline = Timeline(SR, length, (), (SceneSpan("", 0, length),))
-    plan = plan_ambience("none", script=None, timeline=timeline, seed=seed, beds=[(str(path), 0.0)])  # level 0: the layer as it is
+    plan = plan_ambience(
+        "none", script=None, timeline=timeline, seed=seed, beds=[(str(path), 0.0)]
+    )  # level 0: the layer as it is
     return plan.build()
 
 
@@ -91,7 +94,9 @@ def test_twenty_minutes_have_no_seam(twenty_minutes, rec_path):
     assert np.percentile(steps, 99.9) <= 1.1 * typical
     # No level dip: 50 ms windows never fall 3 dB below the recording's own quietest.
     window = SR // 20
-    assert _levels_db(x.mean(axis=1), window).min() >= _levels_db(own.mean(axis=1), window).min() - 3.0
+    assert (
+        _levels_db(x.mean(axis=1), window).min() >= _levels_db(own.mean(axis=1), window).min() - 3.0
+    )
     # The yardsticks would catch a seam: a hard cut between two offsets, or a 100 ms gap.
     # (a hard cut from a crest to a trough, as a careless loop makes at its seam)
     i = int(np.argmax(own[: 20 * SR, 0]))
@@ -100,7 +105,10 @@ def test_twenty_minutes_have_no_seam(twenty_minutes, rec_path):
     assert np.abs(np.diff(cut, axis=0)).max() > 1.1 * largest
     gap = own.copy()
     gap[30 * SR : 30 * SR + SR // 10] = 0
-    assert _levels_db(gap.mean(axis=1), window).min() < _levels_db(own.mean(axis=1), window).min() - 3.0
+    assert (
+        _levels_db(gap.mean(axis=1), window).min()
+        < _levels_db(own.mean(axis=1), window).min() - 3.0
+    )
 
 
 def longest_exact_repeat_s(x, sample_rate):
@@ -110,7 +118,9 @@ def longest_exact_repeat_s(x, sample_rate):
     order = np.argsort(keys, kind="stable")
     same = keys[order][1:] == keys[order][:-1]
     offset = np.full(len(keys), -1, dtype=np.int64)
-    offset[order[1:][same]] = order[1:][same] - order[:-1][same]  # distance to the previous occurrence
+    offset[order[1:][same]] = (
+        order[1:][same] - order[:-1][same]
+    )  # distance to the previous occurrence
     change = np.flatnonzero(np.diff(offset) != 0)
     bounds = np.concatenate([[-1], change, [len(offset) - 1]])
     runs = np.diff(bounds)
@@ -121,7 +131,9 @@ def longest_exact_repeat_s(x, sample_rate):
 def test_longest_exact_repeat_is_far_shorter_than_the_track(twenty_minutes, rec_path):
     x, _, gain = twenty_minutes
     inner = x[15 * SR : -15 * SR, 0]
-    assert longest_exact_repeat_s(inner, SR) < 60.0  # at most one segment, under the recording's length
+    assert (
+        longest_exact_repeat_s(inner, SR) < 60.0
+    )  # at most one segment, under the recording's length
     # The measure finds a plain loop's repeat: 3 minutes of the 60 s file looped repeat for 2 minutes.
     own = _own(rec_path, gain)[:, 0].astype(np.float32)
     assert longest_exact_repeat_s(np.tile(own, 3), SR) == pytest.approx(120.0, abs=0.5)
@@ -129,21 +141,37 @@ def test_longest_exact_repeat_is_far_shorter_than_the_track(twenty_minutes, rec_
 
 def test_quiet_and_loud_recordings_sit_at_the_same_loudness(tmp_path):
     sf.write(tmp_path / "loud.wav", make_recording(20, 44100, seed=1, level=0.3), 44100)
-    sf.write(tmp_path / "quiet.ogg", make_recording(20, 22050, channels=1, seed=2, level=0.03), 22050)  # 20 dB down, mono, Ogg
+    sf.write(
+        tmp_path / "quiet.ogg", make_recording(20, 22050, channels=1, seed=2, level=0.03), 22050
+    )  # 20 dB down, mono, Ogg
     preset = tmp_path / "two.toml"
-    preset.write_text('[layers.loud]\nfile = "loud.wav"\n[layers.quiet]\nfile = "quiet.ogg"\n', encoding="utf-8")
+    preset.write_text(
+        '[layers.loud]\nfile = "loud.wav"\n[layers.quiet]\nfile = "quiet.ogg"\n', encoding="utf-8"
+    )
     quiet_in = inspect_recording(tmp_path / "quiet.ogg").loudness_lufs
     loud_in = inspect_recording(tmp_path / "loud.wav").loudness_lufs
     assert loud_in - quiet_in > 17.0
     stems = tmp_path / "stems"
-    args = ["ambient", "--soundscape", str(preset), "--duration", "60", "--stems", str(stems), "-o", str(tmp_path / "mix.wav")]
+    args = [
+        "ambient",
+        "--soundscape",
+        str(preset),
+        "--duration",
+        "60",
+        "--stems",
+        str(stems),
+        "-o",
+        str(tmp_path / "mix.wav"),
+    ]
     assert main([*args, "--sample-rate", str(SR), "--progress", "off"]) == 0
     loud, _ = sf.read(stems / "loud.wav", dtype="float64", always_2d=True)
     quiet, _ = sf.read(stems / "quiet.wav", dtype="float64", always_2d=True)
     assert abs(integrated_loudness(loud, SR) - integrated_loudness(quiet, SR)) < 1.0
 
 
-@pytest.mark.parametrize("fmt,suffix", [("WAV", ".wav"), ("FLAC", ".flac"), ("OGG", ".ogg"), ("MP3", ".mp3")])
+@pytest.mark.parametrize(
+    "fmt,suffix", [("WAV", ".wav"), ("FLAC", ".flac"), ("OGG", ".ogg"), ("MP3", ".mp3")]
+)
 def test_reads_common_formats_mono_and_stereo_at_any_rate(tmp_path, fmt, suffix):
     x = make_recording(6, 32000, channels=1, seed=3)
     mono, stereo = tmp_path / f"m{suffix}", tmp_path / f"s{suffix}"
@@ -152,15 +180,21 @@ def test_reads_common_formats_mono_and_stereo_at_any_rate(tmp_path, fmt, suffix)
     a, b = inspect_recording(mono), inspect_recording(stereo)
     assert a.channels == 1 and b.channels == 2 and a.duration_s == pytest.approx(6.0, abs=0.1)
     assert a.loudness_lufs == pytest.approx(b.loudness_lufs, abs=0.3)  # mono is heard in both ears
-    y = Recording(sample_rate=SR, rng=np.random.default_rng(0), params={"file": str(mono)}).render(20 * SR)
+    y = Recording(sample_rate=SR, rng=np.random.default_rng(0), params={"file": str(mono)}).render(
+        20 * SR
+    )
     level = integrated_loudness(y.astype(np.float64)[2 * SR :], SR)
     assert level == pytest.approx(TARGET_LUFS, abs=1.0)
 
 
 def test_chunked_render_equals_whole(rec_path):
-    whole = Recording(sample_rate=SR, rng=np.random.default_rng(5), params={"file": str(rec_path)}).render(150 * SR)
+    whole = Recording(
+        sample_rate=SR, rng=np.random.default_rng(5), params={"file": str(rec_path)}
+    ).render(150 * SR)
     for chunk in (1000, 8192, 65537):
-        layer = Recording(sample_rate=SR, rng=np.random.default_rng(5), params={"file": str(rec_path)})
+        layer = Recording(
+            sample_rate=SR, rng=np.random.default_rng(5), params={"file": str(rec_path)}
+        )
         assert np.array_equal(render_in_chunks(layer, 150 * SR, chunk), whole)
 
 
@@ -168,7 +202,9 @@ def test_preset_file_is_relative_to_the_preset(tmp_path, rec_path, monkeypatch):
     folder = tmp_path / "presets"
     folder.mkdir()
     (folder / "rain.flac").write_bytes(rec_path.read_bytes())
-    (folder / "rain.toml").write_text('[layers.rain]\nfile = "rain.flac"\nlevel_db = -6.0\n', encoding="utf-8")
+    (folder / "rain.toml").write_text(
+        '[layers.rain]\nfile = "rain.flac"\nlevel_db = -6.0\n', encoding="utf-8"
+    )
     monkeypatch.chdir(tmp_path)
     timeline = Timeline(SR, 5 * SR, (), (SceneSpan("", 0, 5 * SR),))
     plan = plan_ambience(str(folder / "rain.toml"), script=None, timeline=timeline, seed=1)
@@ -180,7 +216,9 @@ SCRIPT = "# Rest\n\nA sentence nobody has cached: the lamp of {n}.\n"
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "garbage", "silent", "short"])
-def test_unusable_recording_is_refused_in_one_line_before_any_speech(tmp_path, capsys, problem, _private_speech_cache):
+def test_unusable_recording_is_refused_in_one_line_before_any_speech(
+    tmp_path, capsys, problem, _private_speech_cache
+):
     bed = tmp_path / "bed.wav"
     if problem == "empty":
         bed.write_bytes(b"")
@@ -194,10 +232,29 @@ def test_unusable_recording_is_refused_in_one_line_before_any_speech(tmp_path, c
     script.write_text(SCRIPT.format(n=problem), encoding="utf-8")
     before = sorted(p.name for p in _private_speech_cache.rglob("*"))
     out = tmp_path / "out.wav"
-    code = main(["render", str(script), "-o", str(out), "--voice", "pyttsx3", "--bed", f"{bed}:-6", "--progress", "off"])
+    code = main(
+        [
+            "render",
+            str(script),
+            "-o",
+            str(out),
+            "--voice",
+            "pyttsx3",
+            "--bed",
+            f"{bed}:-6",
+            "--progress",
+            "off",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "bed.wav" in err, err
-    assert {"missing": "does not exist", "empty": "empty", "garbage": "cannot read", "silent": "silent", "short": "too short"}[problem] in err
+    assert {
+        "missing": "does not exist",
+        "empty": "empty",
+        "garbage": "cannot read",
+        "silent": "silent",
+        "short": "too short",
+    }[problem] in err
     assert not out.exists()
     assert sorted(p.name for p in _private_speech_cache.rglob("*")) == before  # nothing was spoken
 
@@ -224,8 +281,18 @@ def test_peak_memory_does_not_grow_with_the_track(tmp_path, rec_path):
     peaks = {}
     for minutes in (10, 60):
         done = subprocess.run(
-            [sys.executable, "-c", _PEAK_RSS, str(rec_path), f"{minutes}m", str(tmp_path / f"{minutes}.flac")],
-            capture_output=True, text=True, env={**os.environ}, check=True,
+            [
+                sys.executable,
+                "-c",
+                _PEAK_RSS,
+                str(rec_path),
+                f"{minutes}m",
+                str(tmp_path / f"{minutes}.flac"),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ},
+            check=True,
         )
         peaks[minutes] = int(done.stdout.split()[-1])
     assert peaks[60] <= 1.3 * peaks[10], peaks
@@ -235,8 +302,32 @@ def test_render_with_a_bed_alone_under_the_voice(tmp_path, rec_path):
     script = tmp_path / "s.md"
     script.write_text("# Rest\n\nListen to the surf. Let it carry you.\n", encoding="utf-8")
     stems = tmp_path / "stems"
-    args = ["render", str(script), "-o", str(tmp_path / "o.wav"), "--voice", "pyttsx3", "--soundscape", "none"]
-    assert main([*args, "--bed", f"{rec_path}:-6", "--stems", str(stems), "--sample-rate", str(SR), "--progress", "off"]) == 0
+    args = [
+        "render",
+        str(script),
+        "-o",
+        str(tmp_path / "o.wav"),
+        "--voice",
+        "pyttsx3",
+        "--soundscape",
+        "none",
+    ]
+    assert (
+        main(
+            [
+                *args,
+                "--bed",
+                f"{rec_path}:-6",
+                "--stems",
+                str(stems),
+                "--sample-rate",
+                str(SR),
+                "--progress",
+                "off",
+            ]
+        )
+        == 0
+    )
     assert {p.stem for p in stems.glob("*.wav")} == {"voice", "bed"}
     bed, _ = sf.read(stems / "bed.wav", dtype="float64", always_2d=True)
     levels = _levels_db(bed.mean(axis=1)[3 * SR : -8 * SR], SR // 2)  # clear of the track fades

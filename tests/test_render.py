@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from measure import rms_db
 
 from meditation.cli import main
-from measure import rms_db
 
 SCRIPT = """---
 title: Short test
@@ -31,7 +31,20 @@ def script(tmp_path):
 
 def _render(script, out, *extra):
     timings = out.with_suffix(".json")
-    code = main(["render", str(script), "-o", str(out), "--timings", str(timings), "--progress", "off", "--no-cache", *extra])
+    code = main(
+        [
+            "render",
+            str(script),
+            "-o",
+            str(out),
+            "--timings",
+            str(timings),
+            "--progress",
+            "off",
+            "--no-cache",
+            *extra,
+        ]
+    )
     assert code == 0
     audio, sr = sf.read(out, dtype="float32", always_2d=True)
     return audio, sr, json.loads(timings.read_text())
@@ -53,10 +66,16 @@ def _speech_and_gaps(audio, sr, timings):
 @pytest.mark.parametrize("voice", ["piper:joe", "pyttsx3"])
 def test_each_engine_speaks_where_the_timeline_says_and_is_silent_between(voice, script, tmp_path):
     # Dry voice (no voice chain): its reverb would rightly ring into the pauses.
-    audio, sr, timings = _render(script, tmp_path / "out.wav", "--voice", voice, "--soundscape", "none", "--voice-fx", "none")
+    audio, sr, timings = _render(
+        script, tmp_path / "out.wav", "--voice", voice, "--soundscape", "none", "--voice-fx", "none"
+    )
     assert sr == 44100 and audio.shape[1] == 2
     assert abs(len(audio) / sr - timings["duration"]) < 0.01
-    assert [s["text"] for s in timings["segments"]] == ["Breathe in slowly.", "And let it go.", "The river flows on, and on."]
+    assert [s["text"] for s in timings["segments"]] == [
+        "Breathe in slowly.",
+        "And let it go.",
+        "The river flows on, and on.",
+    ]
     assert [s["scene"] for s in timings["segments"]] == ["Arrive", "Arrive", "Rest"]
     starts = [s["start"] for s in timings["segments"]]
     ends = [s["end"] for s in timings["segments"]]
@@ -108,7 +127,9 @@ def test_narration_meets_loudness_target(script, tmp_path):
     import pyloudnorm
 
     audio, sr, _ = _render(script, tmp_path / "a.flac", "--soundscape", "none", "--loudness", "-18")
-    assert pyloudnorm.Meter(sr).integrated_loudness(audio.astype(np.float64)) == pytest.approx(-18, abs=0.7)
+    assert pyloudnorm.Meter(sr).integrated_loudness(audio.astype(np.float64)) == pytest.approx(
+        -18, abs=0.7
+    )
 
 
 def test_stems_are_float_never_clip_and_sum_to_the_mix_the_limiter_saw(script, tmp_path):
@@ -116,7 +137,18 @@ def test_stems_are_float_never_clip_and_sum_to_the_mix_the_limiter_saw(script, t
 
     # A loud target: the voice goes past full scale before the master limiter.
     stems = tmp_path / "stems"
-    mix, sr, _ = _render(script, tmp_path / "out.wav", "--voice", "pyttsx3", "--soundscape", "stream", "--loudness", "-11", "--stems", str(stems))
+    mix, sr, _ = _render(
+        script,
+        tmp_path / "out.wav",
+        "--voice",
+        "pyttsx3",
+        "--soundscape",
+        "stream",
+        "--loudness",
+        "-11",
+        "--stems",
+        str(stems),
+    )
     names = sorted(p.name for p in stems.iterdir())
     assert names == ["river.wav", "voice.wav"]  # the stream preset has one layer
     parts = {}
@@ -127,7 +159,12 @@ def test_stems_are_float_never_clip_and_sum_to_the_mix_the_limiter_saw(script, t
         assert not np.any(np.abs(parts[path.stem]) == 1.0)  # nothing pinned at full scale
     assert np.abs(parts["voice"]).max() > 1.0  # 16- or 24-bit PCM would have clipped this
     total = sum(parts.values())
-    limiter = TruePeakLimiter(sr, ceiling_db=-1.0 - _INTERSAMPLE_MARGIN_DB)  # the master's ceiling for WAV
-    relimited = np.concatenate([limiter.process(total[i : i + 32768]) for i in range(0, len(total), 32768)] + [limiter.flush()])
+    limiter = TruePeakLimiter(
+        sr, ceiling_db=-1.0 - _INTERSAMPLE_MARGIN_DB
+    )  # the master's ceiling for WAV
+    relimited = np.concatenate(
+        [limiter.process(total[i : i + 32768]) for i in range(0, len(total), 32768)]
+        + [limiter.flush()]
+    )
     # The stems' sum through the same limiter is the output, up to float and 24-bit rounding.
     assert np.max(np.abs(relimited - mix)) < 1e-5

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from measure import band_energy_db, envelope_db, max_click_ratio, rms_db, welch_db
 from scipy import signal, stats
 
 from meditation.errors import SoundscapeError
 from meditation.soundscape.layers import BLOCK_SIZE, NOMINAL_RMS_DB, render_layer
 from meditation.soundscape.layers.river import River, river
-
-from measure import band_energy_db, envelope_db, max_click_ratio, rms_db, welch_db
 
 FS = 44100
 
@@ -56,7 +55,9 @@ def test_energy_spread_broadly_not_a_tone(default_20s):
 
 
 def test_bubbles_make_the_mid_band_impulsive(default_20s):
-    without = river(20 * FS, sample_rate=FS, rng=np.random.default_rng(20261125), bubble_rate_hz=0.0)
+    without = river(
+        20 * FS, sample_rate=FS, rng=np.random.default_rng(20261125), bubble_rate_hz=0.0
+    )
     k_with = _band_kurtosis(default_20s, FS)
     k_without = _band_kurtosis(without, FS)
     # Gaussian noise has excess kurtosis 0; the rush alone only churns slowly.
@@ -97,7 +98,9 @@ def test_chunked_render_equals_whole(chunk):
 
 def test_pure_function_matches_layer():
     a = river(20000, sample_rate=FS, rng=np.random.default_rng(4), flow=0.7)
-    b = render_layer("river", 20000, sample_rate=FS, rng=np.random.default_rng(4), params={"flow": 0.7})
+    b = render_layer(
+        "river", 20000, sample_rate=FS, rng=np.random.default_rng(4), params={"flow": 0.7}
+    )
     assert np.array_equal(a, b)
 
 
@@ -132,7 +135,9 @@ def test_left_right_decorrelated(default_20s):
 
 def test_stereo_width_zero_centres_bubbles():
     wide = river(10 * FS, sample_rate=FS, rng=np.random.default_rng(2), bubble_level_db=5.0)
-    narrow = river(10 * FS, sample_rate=FS, rng=np.random.default_rng(2), bubble_level_db=5.0, stereo_width=0.0)
+    narrow = river(
+        10 * FS, sample_rate=FS, rng=np.random.default_rng(2), bubble_level_db=5.0, stereo_width=0.0
+    )
     c_wide = np.corrcoef(wide.T)[0, 1]
     c_narrow = np.corrcoef(narrow.T)[0, 1]
     assert c_narrow > c_wide + 0.3

@@ -84,11 +84,15 @@ def test_binary_and_non_utf8_files_are_refused(tmp_path):
 
 def test_the_dream_script_is_the_seed_text_word_for_word():
     script = read_script(ROOT / "scripts" / "dream.md")
-    spoken = " ".join(item.text for scene in script.scenes for item in scene.items if isinstance(item, Paragraph))
+    spoken = " ".join(
+        item.text for scene in script.scenes for item in scene.items if isinstance(item, Paragraph)
+    )
     seed = (ROOT / "scripts" / "dream.txt").read_text(encoding="utf-8")
     assert _words(spoken) == _words(seed)
     assert len(script.scenes) >= 6
-    assert {"The library", "The phoenix", "The flight", "The awakening"} <= {s.name for s in script.scenes}
+    assert {"The library", "The phoenix", "The flight", "The awakening"} <= {
+        s.name for s in script.scenes
+    }
 
 
 def test_packaged_default_script_is_the_dream():
@@ -107,7 +111,11 @@ def test_a_script_over_one_megabyte_is_refused_in_one_line(tmp_path):
     big.write_bytes(b"Rest now. " * (MAX_SCRIPT_BYTES // 10 + 1))
     with pytest.raises(ScriptError) as info:
         read_script(big)
-    assert str(info.value).startswith(f"{big}: ") and "1 MB" in str(info.value) and "\n" not in str(info.value)
+    assert (
+        str(info.value).startswith(f"{big}: ")
+        and "1 MB" in str(info.value)
+        and "\n" not in str(info.value)
+    )
     # The limit is in bytes of UTF-8: 400,000 three-byte characters are over it.
     with pytest.raises(ScriptError, match="1 MB"):
         parse_script("静" * 400_000)
@@ -137,15 +145,26 @@ print(peak_kib() - before)
 """
 
 
-@pytest.mark.parametrize("unit", ["Let your shoulders soften, and notice the breath. ", "calm. ", "In. [breathe 4-4 cues] "])
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads peak memory from /proc (Linux)")
+@pytest.mark.parametrize(
+    "unit",
+    ["Let your shoulders soften, and notice the breath. ", "calm. ", "In. [breathe 4-4 cues] "],
+)
+@pytest.mark.skipif(
+    not Path("/proc/self/status").exists(), reason="reads peak memory from /proc (Linux)"
+)
 def test_parsing_a_megabyte_keeps_memory_bounded(unit):
     """Peak memory grows in proportion to the script (the old parser grew by gigabytes on 5 MB)."""
     import subprocess
     import sys
 
     text = unit * (990_000 // len(unit))
-    out = subprocess.run([sys.executable, "-c", _MEASURE_PEAK], input=text, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE_PEAK],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     growth_mb = int(out.stdout) / 1024
     assert 0 < growth_mb < 64, f"{growth_mb:.0f} MB for a 1 MB script"
 
@@ -257,9 +276,13 @@ def test_a_lone_angle_bracket_is_spoken_text():
 
 
 def test_breathing_patterns_give_their_phases():
-    items = parse_script(
-        "Now. [breathe 4-7-8 x4]\n\n[breathe box 4 x3 cues]\n\n[breathe 4-6 x2]\n\n[breathe 4-0-8]\n\n[breathe]\n\n[breathe 8s]\n\nEnd."
-    ).scenes[0].items
+    items = (
+        parse_script(
+            "Now. [breathe 4-7-8 x4]\n\n[breathe box 4 x3 cues]\n\n[breathe 4-6 x2]\n\n[breathe 4-0-8]\n\n[breathe]\n\n[breathe 8s]\n\nEnd."
+        )
+        .scenes[0]
+        .items
+    )
     exercises = [i for i in items if isinstance(i, Pause)]
     assert exercises[0].phases == (("in", 4.0), ("hold", 7.0), ("out", 8.0)) * 4
     assert exercises[0].seconds == 76.0 and not exercises[0].cues and exercises[0].in_paragraph

@@ -2,7 +2,13 @@
 
 import pytest
 
-from meditation.segments import plan_segments, segment_paragraph, speakable, split_long, split_sentences
+from meditation.segments import (
+    plan_segments,
+    segment_paragraph,
+    speakable,
+    split_long,
+    split_sentences,
+)
 
 
 def test_abbreviations_numbers_and_ellipses_do_not_split():
@@ -16,7 +22,11 @@ def test_abbreviations_numbers_and_ellipses_do_not_split():
 
 
 def test_sentence_ends_with_closing_quote_and_exclamation():
-    assert split_sentences("He said “rest.” Then silence! Breathe?") == ["He said “rest.”", "Then silence!", "Breathe?"]
+    assert split_sentences("He said “rest.” Then silence! Breathe?") == [
+        "He said “rest.”",
+        "Then silence!",
+        "Breathe?",
+    ]
 
 
 def test_long_sentence_splits_at_clause_boundaries_under_the_limit():
@@ -43,7 +53,11 @@ def test_emoji_and_punctuation_alone_give_no_segment(text):
 
 def test_emoji_removed_but_non_latin_text_kept():
     assert speakable("Rest 🌙 now ✨") == "Rest now"
-    assert segment_paragraph("Привет, мир. 日本語のテキスト。Done.", max_chars=100) == [["Привет, мир."], ["日本語のテキスト。"], ["Done."]]
+    assert segment_paragraph("Привет, мир. 日本語のテキスト。Done.", max_chars=100) == [
+        ["Привет, мир."],
+        ["日本語のテキスト。"],
+        ["Done."],
+    ]
 
 
 # --- linear time on hostile text (issue 8, item 5) ---
@@ -90,7 +104,9 @@ def test_a_megabyte_of_hostile_text_parses_in_a_few_times_the_time_of_plain_pros
     from meditation.errors import ScriptError
     from meditation.script import parse_script
 
-    plain = _fill("Let your body settle into the chair, and notice the weight of your hands. Breathe slowly.\n\n")
+    plain = _fill(
+        "Let your body settle into the chair, and notice the weight of your hands. Breathe slowly.\n\n"
+    )
 
     def parse(text):
         def run():
@@ -104,9 +120,14 @@ def test_a_megabyte_of_hostile_text_parses_in_a_few_times_the_time_of_plain_pros
     reference = _cpu_s(parse(plain))
     times = {name: _cpu_s(parse(text)) for name, text in _ADVERSARIAL.items()}
     total = sum(times.values()) / reference
-    assert total <= 5.0, f"1 MB of hostile scripts took {total:.1f}x the CPU time of 1 MB of prose ({reference:.2f} s)"
+    assert total <= 5.0, (
+        f"1 MB of hostile scripts took {total:.1f}x the CPU time of 1 MB of prose ({reference:.2f} s)"
+    )
     # And no single kind is far slower per byte than prose (a quadratic one would be, even at 90 KB).
-    per_byte = {name: t / reference * _MB / len(_ADVERSARIAL[name].encode("utf-8")) for name, t in times.items()}
+    per_byte = {
+        name: t / reference * _MB / len(_ADVERSARIAL[name].encode("utf-8"))
+        for name, t in times.items()
+    }
     slow = {name: round(r, 1) for name, r in per_byte.items() if r > 10.0}
     assert not slow, f"per byte, slower than 10x prose: {slow}"
 
@@ -114,7 +135,9 @@ def test_a_megabyte_of_hostile_text_parses_in_a_few_times_the_time_of_plain_pros
 def test_lower_case_sentences_split_sentences_linearly():
     """The issue's case: "calm. " x 40,000 took 33 s; doubling the text must about double the time."""
     small, large = "calm. " * 40_000, "calm. " * 160_000
-    ratio = _cpu_s(lambda: split_sentences(large)) / max(_cpu_s(lambda: split_sentences(small)), 1e-4)
+    ratio = _cpu_s(lambda: split_sentences(large)) / max(
+        _cpu_s(lambda: split_sentences(small)), 1e-4
+    )
     assert ratio < 4 * 2.0, f"4x the text took {ratio:.1f}x the time"
 
 
@@ -122,15 +145,27 @@ def test_lower_case_sentences_split_sentences_linearly():
 
 
 def test_full_width_ends_split_sentences_without_a_space():
-    assert split_sentences("静かに座ります。息を吸います！聞こえますか？はい。") == ["静かに座ります。", "息を吸います！", "聞こえますか？", "はい。"]
-    assert split_sentences("「休みましょう。」そして眠ります。") == ["「休みましょう。」", "そして眠ります。"]
+    assert split_sentences("静かに座ります。息を吸います！聞こえますか？はい。") == [
+        "静かに座ります。",
+        "息を吸います！",
+        "聞こえますか？",
+        "はい。",
+    ]
+    assert split_sentences("「休みましょう。」そして眠ります。") == [
+        "「休みましょう。」",
+        "そして眠ります。",
+    ]
 
 
 def test_long_cjk_sentences_split_under_the_segment_limit():
     from meditation.segments import max_chars_for, spoken_length
 
     limit = max_chars_for(0.9)
-    for text in ("静かな森の中で" * 40 + "。", "我们慢慢地呼吸，感受身体的重量" * 10 + "。", "ゆっくり、" * 60):
+    for text in (
+        "静かな森の中で" * 40 + "。",
+        "我们慢慢地呼吸，感受身体的重量" * 10 + "。",
+        "ゆっくり、" * 60,
+    ):
         pieces = [p for sentence in segment_paragraph(text, max_chars=limit) for p in sentence]
         assert len(pieces) > 1
         assert all(spoken_length(p) <= limit for p in pieces), [spoken_length(p) for p in pieces]
@@ -142,7 +177,10 @@ def test_long_cjk_sentences_split_under_the_segment_limit():
 def test_a_script_of_japanese_plans_no_segment_over_15_seconds():
     from meditation.script import parse_script
 
-    line = "静かな森の中で私たちはゆっくりと呼吸をします。" * 3 + "木々の間を風が通り抜けていく音を聞きながら心を休めます" * 4
+    line = (
+        "静かな森の中で私たちはゆっくりと呼吸をします。" * 3
+        + "木々の間を風が通り抜けていく音を聞きながら心を休めます" * 4
+    )
     planned = plan_segments(parse_script(line), rate=1.0)
     # About 5 CJK characters a second: the voice's own pace for these scripts.
     assert max(len(s.text) for s in planned) / 5.0 <= 15.0

@@ -15,14 +15,19 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def _options_in_help(command: str) -> set[str]:
     sub = next(a for a in _parser()._actions if a.dest == "command").choices[command]
-    return {o for action in sub._actions for o in action.option_strings if o.startswith("--")} - {"--help", "--progress"}
+    return {o for action in sub._actions for o in action.option_strings if o.startswith("--")} - {
+        "--help",
+        "--progress",
+    }
 
 
 def test_the_readme_table_is_the_schema():
     text = README.read_text(encoding="utf-8")
     start = text.index("<!-- settings table")
     table = text[text.index("\n", start) + 1 : text.index("<!-- end of settings table -->")].strip()
-    assert table == readme_table(), "README table is stale: run python -m meditation.settings --readme"
+    assert table == readme_table(), (
+        "README table is stale: run python -m meditation.settings --readme"
+    )
 
 
 @pytest.mark.parametrize("command, use", [("render", Use.RENDER), ("ambient", Use.AMBIENT)])
@@ -34,7 +39,12 @@ def test_each_command_offers_exactly_the_settings_it_honours(command, use):
 def test_ambient_refuses_speech_options():
     from meditation.cli import main
 
-    for option in (["--voice", "pyttsx3"], ["--rate", "0.8"], ["--timings", "t.json"], ["--pause-scale", "2"]):
+    for option in (
+        ["--voice", "pyttsx3"],
+        ["--rate", "0.8"],
+        ["--timings", "t.json"],
+        ["--pause-scale", "2"],
+    ):
         assert main(["ambient", "--duration", "5s", "--progress", "off", *option]) == 2
 
 
@@ -88,6 +98,10 @@ def test_front_matter_keys_are_the_schemas():
 def test_voice_names_are_case_insensitive():
     from meditation.voices import list_voices, resolve_voice
 
-    espeak = next(v for v in list_voices() if v.startswith("pyttsx3:") and re.search(r"[a-z]", v.split(":", 1)[1]))
+    espeak = next(
+        v
+        for v in list_voices()
+        if v.startswith("pyttsx3:") and re.search(r"[a-z]", v.split(":", 1)[1])
+    )
     assert resolve_voice(espeak.upper().replace("PYTTSX3", "pyttsx3")) == espeak
     assert resolve_voice("PIPER:JOE") == "piper:joe"

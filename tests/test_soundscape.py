@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-
 from ffmpeg import ebur128
+from measure import rms_db
+
 from meditation.cli import main
 from meditation.mix import CHUNK
 from meditation.soundscape import plan_ambience
 from meditation.timeline import SceneSpan, Segment, Timeline
-from measure import rms_db
 
 SCENES = """---
 title: Soundscape test
@@ -34,13 +34,28 @@ def _write(path, text):
 def _render(tmp_path, script, out_name, *extra, voice="pyttsx3"):
     out = tmp_path / out_name
     timings = out.with_suffix(".json")
-    args = ["render", str(script), "-o", str(out), "--timings", str(timings), "--voice", voice, "--progress", "off", "--no-cache", *extra]
+    args = [
+        "render",
+        str(script),
+        "-o",
+        str(out),
+        "--timings",
+        str(timings),
+        "--voice",
+        voice,
+        "--progress",
+        "off",
+        "--no-cache",
+        *extra,
+    ]
     assert main(args) == 0
     return out, json.loads(timings.read_text(encoding="utf-8"))
 
 
 def _stems(folder):
-    return {p.stem: sf.read(p, dtype="float64", always_2d=True)[0] for p in sorted(folder.glob("*.wav"))}
+    return {
+        p.stem: sf.read(p, dtype="float64", always_2d=True)[0] for p in sorted(folder.glob("*.wav"))
+    }
 
 
 # -- stems and loudness -------------------------------------------------------
@@ -48,7 +63,17 @@ def _stems(folder):
 
 def test_stems_sum_to_the_mix_and_a_loudness_target_is_met(tmp_path):
     script = _write(tmp_path / "s.md", SCENES)
-    out, timings = _render(tmp_path, script, "out.wav", "--soundscape", "dream", "--stems", str(tmp_path / "stems"), "--loudness", "-20")
+    out, timings = _render(
+        tmp_path,
+        script,
+        "out.wav",
+        "--soundscape",
+        "dream",
+        "--stems",
+        str(tmp_path / "stems"),
+        "--loudness",
+        "-20",
+    )
     mix, sr = sf.read(out, dtype="float64", always_2d=True)
     stems = _stems(tmp_path / "stems")
     assert {"voice", "drone", "river", "wings", "bell"} <= set(stems)
@@ -83,7 +108,12 @@ def seeded(tmp_path_factory):
     script = _write(tmp_path / "s.md", SCENES)
     common = ("--soundscape", "dream", "--lead-in", "2", "--tail", "4")
     runs = {}
-    for name, extra in {"a": ("--seed", "5"), "b": ("--seed", "5"), "stems": ("--seed", "5", "--stems", str(tmp_path / "stems")), "c": ("--seed", "6")}.items():
+    for name, extra in {
+        "a": ("--seed", "5"),
+        "b": ("--seed", "5"),
+        "stems": ("--seed", "5", "--stems", str(tmp_path / "stems")),
+        "c": ("--seed", "6"),
+    }.items():
         runs[name] = _render(tmp_path, script, f"{name}.wav", *common, *extra, voice="piper:joe")
     return runs
 
@@ -96,7 +126,11 @@ def test_same_seed_gives_identical_wav_bytes_and_another_seed_another_ambience(s
     x, sr = sf.read(a, dtype="float64")
     y, _ = sf.read(c, dtype="float64")
     segs = timings["segments"]
-    gaps = [(p["end"] + 1.0, q["start"] - 0.3) for p, q in zip(segs, segs[1:]) if q["start"] - p["end"] > 2.0]
+    gaps = [
+        (p["end"] + 1.0, q["start"] - 0.3)
+        for p, q in zip(segs, segs[1:])
+        if q["start"] - p["end"] > 2.0
+    ]
     assert gaps
     x = np.concatenate([x[int(g0 * sr) : int(g1 * sr), 0] for g0, g1 in gaps])
     y = np.concatenate([y[int(g0 * sr) : int(g1 * sr), 0] for g0, g1 in gaps])
@@ -119,7 +153,9 @@ def test_a_script_without_scenes_gets_the_calm_default_bed(tmp_path):
     from meditation.soundscape import load_preset
 
     default = load_preset("default")
-    assert [s["layers"] for s in timings["scenes"]] == [sorted(default.layers, key=list(default.layers).index)]
+    assert [s["layers"] for s in timings["scenes"]] == [
+        sorted(default.layers, key=list(default.layers).index)
+    ]
     mix, sr = sf.read(out, dtype="float64", always_2d=True)
     segs = timings["segments"]
     gap = mix[int((segs[0]["end"] + 1.0) * sr) : int((segs[1]["start"] - 0.3) * sr)]
@@ -148,14 +184,28 @@ def test_ambience_stays_ducked_through_short_pauses_and_comes_up_in_long_ones(tm
     text = "Breathe in. Slowly. Gently. Fully. [pause 8s] Let the breath go. Feel the weight. The warmth.\n"
     script = _write(tmp_path / "p.txt", text)
     _, timings = _render(
-        tmp_path, script, "p.wav", "--soundscape", "drone", "--layers", "drone", "--seed", "4", "--pause-scale", "0.5", "--stems", str(tmp_path / "stems")
+        tmp_path,
+        script,
+        "p.wav",
+        "--soundscape",
+        "drone",
+        "--layers",
+        "drone",
+        "--seed",
+        "4",
+        "--pause-scale",
+        "0.5",
+        "--stems",
+        str(tmp_path / "stems"),
     )
     drone = _stems(tmp_path / "stems")["drone"]
     sr = 44100
     # The bare drone: one layer at a constant level, so the stem divided by it
     # is exactly the gain the mix applied (mastering gain, fades, ducking).
     bare = Timeline(sr, len(drone), (), (SceneSpan("", 0, len(drone)),))
-    raw = _render_in_chunks(plan_ambience("drone", script=None, timeline=bare, seed=4, only=["drone"]), [CHUNK])["drone"]
+    raw = _render_in_chunks(
+        plan_ambience("drone", script=None, timeline=bare, seed=4, only=["drone"]), [CHUNK]
+    )["drone"]
     segs = [s for s in timings["segments"] if s["end"] > s["start"]]
     speaking = [_gain_db(drone, raw, sr, s["start"], s["end"]) for s in segs]
     assert max(speaking) - min(speaking) < 0.2, speaking  # one ducked level
@@ -186,11 +236,28 @@ river = 0.0
 
 BAD_PRESETS = {
     "unknown layer": (GOOD_PRESET + "[layers.rain]\nlevel_db = -10.0\n", "unknown layer 'rain'"),
-    "unknown parameter": (GOOD_PRESET.replace("level_db = -12.0\n[layers.bell]", "level_db = -12.0\nflwo = 0.5\n[layers.bell]"), "no parameter 'flwo'"),
-    "level out of range": (GOOD_PRESET.replace("level_db = -12.0\n[layers.bell]", "level_db = 40.0\n[layers.bell]"), "layers.river.level_db 40 is out of range (-80 to 12)"),
-    "unknown cue action": (GOOD_PRESET + '[[cues]]\nlayer = "bell"\naction = "ring"\nat = "start"\n', "no cue 'ring'"),
-    "cue without anchor": (GOOD_PRESET + '[[cues]]\nlayer = "bell"\naction = "strike"\n', "give exactly one of at_text, at_scene, at"),
-    "cue on a missing layer": (GOOD_PRESET + '[[cues]]\nlayer = "wings"\naction = "beat"\nat = "start"\n', "'wings' is not in [layers]"),
+    "unknown parameter": (
+        GOOD_PRESET.replace(
+            "level_db = -12.0\n[layers.bell]", "level_db = -12.0\nflwo = 0.5\n[layers.bell]"
+        ),
+        "no parameter 'flwo'",
+    ),
+    "level out of range": (
+        GOOD_PRESET.replace("level_db = -12.0\n[layers.bell]", "level_db = 40.0\n[layers.bell]"),
+        "layers.river.level_db 40 is out of range (-80 to 12)",
+    ),
+    "unknown cue action": (
+        GOOD_PRESET + '[[cues]]\nlayer = "bell"\naction = "ring"\nat = "start"\n',
+        "no cue 'ring'",
+    ),
+    "cue without anchor": (
+        GOOD_PRESET + '[[cues]]\nlayer = "bell"\naction = "strike"\n',
+        "give exactly one of at_text, at_scene, at",
+    ),
+    "cue on a missing layer": (
+        GOOD_PRESET + '[[cues]]\nlayer = "wings"\naction = "beat"\nat = "start"\n',
+        "'wings' is not in [layers]",
+    ),
     "not TOML": (GOOD_PRESET + "[scenes.calm\n", "mine.toml:9:13: soundscape is not valid TOML"),
 }
 
@@ -204,7 +271,11 @@ def test_a_bad_user_preset_is_refused_with_one_line_and_no_output(case, command,
     out = tmp_path / "out.wav"
     before = set(tmp_path.rglob("*"))
     args = [command, "--soundscape", str(preset), "-o", str(out), "--progress", "off"]
-    args += [str(script), "--voice", "pyttsx3", "--no-cache"] if command == "render" else ["--duration", "10s"]
+    args += (
+        [str(script), "--voice", "pyttsx3", "--no-cache"]
+        if command == "render"
+        else ["--duration", "10s"]
+    )
     code = main(args)
     err = capsys.readouterr().err
     assert code == 2
@@ -216,7 +287,22 @@ def test_a_bad_user_preset_is_refused_with_one_line_and_no_output(case, command,
 def test_the_good_preset_of_the_validation_cases_is_accepted(tmp_path):
     # So the refusals above are about the one broken thing each adds.
     preset = _write(tmp_path / "mine.toml", GOOD_PRESET)
-    assert main(["ambient", "--soundscape", str(preset), "--duration", "3s", "-o", str(tmp_path / "ok.wav"), "--progress", "off"]) == 0
+    assert (
+        main(
+            [
+                "ambient",
+                "--soundscape",
+                str(preset),
+                "--duration",
+                "3s",
+                "-o",
+                str(tmp_path / "ok.wav"),
+                "--progress",
+                "off",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "ok.wav").stat().st_size > 0
 
 
@@ -224,7 +310,13 @@ def test_the_good_preset_of_the_validation_cases_is_accepted(tmp_path):
 
 
 def _timeline(sr=44100, seconds=60):
-    names = ["The library", "The valley and the river", "The phoenix", "The flight", "The awakening"]
+    names = [
+        "The library",
+        "The valley and the river",
+        "The phoenix",
+        "The flight",
+        "The awakening",
+    ]
     length = seconds * sr
     bounds = np.linspace(0, length, len(names) + 1).astype(int)
     scenes = tuple(SceneSpan(n, int(a), int(b)) for n, a, b in zip(names, bounds, bounds[1:]))
@@ -252,7 +344,13 @@ def test_ambience_is_the_same_in_any_chunk_size():
     # call for everything) must give the very same samples.
     plan = plan_ambience("dream", script=None, timeline=_timeline(), seed=3)
     sounding = {name for scene in plan.timeline.scenes for name in scene.layers}
-    assert {"drone", "river", "wind", "wings", "bell"} <= sounding  # every layer plays and is skipped somewhere
+    assert {
+        "drone",
+        "river",
+        "wind",
+        "wings",
+        "bell",
+    } <= sounding  # every layer plays and is skipped somewhere
     reference = _render_in_chunks(plan, [CHUNK])
     assert all(rms_db(x) > -60 for x in reference.values())
     for sizes in ([2 * CHUNK], [CHUNK, 3 * CHUNK], [1000], [44100, 7], [plan.timeline.length]):

@@ -24,12 +24,20 @@ print("lines=%d" % len(out.getvalue().splitlines()))
 
 
 def _heavy_modules(*args):
-    result = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     heavy, lines = result.stdout.strip().splitlines()[-2:]
     return heavy.removeprefix("heavy="), int(lines.removeprefix("lines="))
 
 
-@pytest.mark.parametrize("args", [("--help",), ("voices",), ("voices",)])  # the second listing reads the stored list
+@pytest.mark.parametrize(
+    "args", [("--help",), ("voices",), ("voices",)]
+)  # the second listing reads the stored list
 def test_help_and_voices_load_no_heavy_library(args):
     heavy, lines = _heavy_modules(*args)
     assert heavy == ""

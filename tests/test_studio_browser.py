@@ -24,18 +24,28 @@ import pytest
 import soundfile as sf
 
 pytest.importorskip("starlette", reason="the studio extra is not installed")
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[test]')")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install '.[test]')"
+)
 
 
 def _find_chromium() -> str | None:
-    for candidate in (os.environ.get("MEDITATION_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+    for candidate in (
+        os.environ.get("MEDITATION_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
 
 
 CHROMIUM = _find_chromium()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (install Debian's chromium: apt-get install -y chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium found (install Debian's chromium: apt-get install -y chromium)",
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "studio.png"
@@ -72,7 +82,9 @@ def studio(tmp_path_factory):
     try:
         line = process.stdout.readline()
         match = re.search(r"http://\S+", line)
-        assert match, f"no address printed: {line!r} {process.stderr.read() if process.poll() is not None else ''}"
+        assert match, (
+            f"no address printed: {line!r} {process.stderr.read() if process.poll() is not None else ''}"
+        )
         yield match.group(0), folder
     finally:
         process.terminate()
@@ -103,7 +115,9 @@ def browser():
 def page(browser, studio):
     url, _ = studio
     # bypass_csp: Playwright evaluates its waiting conditions as strings, which the page's policy forbids.
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, bypass_csp=True)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, accept_downloads=True, bypass_csp=True
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -117,7 +131,9 @@ def page(browser, studio):
 def _write(page, text: str, *, name: str = "calm.md") -> None:
     page.fill("#name", name)
     page.fill("#script", text)
-    page.wait_for_function("document.getElementById('check').textContent.includes('Evening rest')", timeout=10_000)
+    page.wait_for_function(
+        "document.getElementById('check').textContent.includes('Evening rest')", timeout=10_000
+    )
 
 
 def test_an_error_shows_at_its_line_and_goes_when_fixed(page):
@@ -134,7 +150,12 @@ def test_an_error_shows_at_its_line_and_goes_when_fixed(page):
     assert page.locator("#gutter .error").count() == 1
     # Clicking the message puts the cursor at the error.
     page.click("#check")
-    assert page.evaluate("document.getElementById('script').value.slice(0, document.getElementById('script').selectionStart).split('\\n').length") == 10
+    assert (
+        page.evaluate(
+            "document.getElementById('script').value.slice(0, document.getElementById('script').selectionStart).split('\\n').length"
+        )
+        == 10
+    )
     # Fix it: the error and its mark go.
     page.fill("#script", SCRIPT)
     page.wait_for_selector("#check.good", timeout=10_000)
@@ -150,16 +171,26 @@ def test_preview_plays_the_scene_under_the_cursor(page, tmp_path):
     _write(page, SCRIPT)
     page.click("#script")
     page.keyboard.press("Control+End")  # the last scene
-    page.wait_for_function("document.getElementById('scene-here').textContent === 'scene: The stream'")
+    page.wait_for_function(
+        "document.getElementById('scene-here').textContent === 'scene: The stream'"
+    )
     page.click("#preview")
-    page.wait_for_function("document.getElementById('job').textContent.includes('Preview of The stream: 0:')", timeout=120_000)
-    page.wait_for_function("(() => { const a = document.getElementById('player'); return a.readyState >= 2 && !a.paused && a.currentTime > 0.2; })()", timeout=30_000)
+    page.wait_for_function(
+        "document.getElementById('job').textContent.includes('Preview of The stream: 0:')",
+        timeout=120_000,
+    )
+    page.wait_for_function(
+        "(() => { const a = document.getElementById('player'); return a.readyState >= 2 && !a.paused && a.currentTime > 0.2; })()",
+        timeout=30_000,
+    )
     duration = page.evaluate("document.getElementById('player').duration")
 
     # The same scene alone through the Python API gives the length the page must play.
     alone = SCRIPT.split("# Arriving")[0] + "# The stream" + SCRIPT.split("# The stream")[1]
     script = parse_script(alone, path="calm.md")
-    expected = render(resolve_settings({"output": tmp_path / "alone.wav"}, script), script).duration_s
+    expected = render(
+        resolve_settings({"output": tmp_path / "alone.wav"}, script), script
+    ).duration_s
     assert duration == pytest.approx(expected, abs=0.05)
     assert duration < 14  # not the whole track
 
@@ -171,13 +202,17 @@ def test_render_shows_progress_timeline_and_downloads_what_the_cli_renders(page,
     # A quieter river: saved as a preset in the folder, which becomes the soundscape setting.
     page.fill("#level-river", "-16")
     page.dispatch_event("#level-river", "change")
-    page.wait_for_function("document.getElementById('c-soundscape').value === 'calm-stream.toml'", timeout=10_000)
+    page.wait_for_function(
+        "document.getElementById('c-soundscape').value === 'calm-stream.toml'", timeout=10_000
+    )
     assert page.input_value("#level-river") == "-16"
     page.fill("#c-seed", "7")
     page.dispatch_event("#c-seed", "change")
     page.select_option("#format", "wav")
     page.click("#save")
-    page.wait_for_function("document.getElementById('keep-status').textContent.startsWith('saved calm.md')")
+    page.wait_for_function(
+        "document.getElementById('keep-status').textContent.startsWith('saved calm.md')"
+    )
     assert (folder / "calm.md").read_text() == SCRIPT
 
     # Watch every value the progress bar takes.
@@ -186,7 +221,10 @@ def test_render_shows_progress_timeline_and_downloads_what_the_cli_renders(page,
         new MutationObserver(() => window.seen.push(bar.value)).observe(bar, {attributes: true}); }"""
     )
     page.click("#render")
-    page.wait_for_function("document.getElementById('job').textContent.includes('Render of the whole track: 0:')", timeout=180_000)
+    page.wait_for_function(
+        "document.getElementById('job').textContent.includes('Render of the whole track: 0:')",
+        timeout=180_000,
+    )
     seen = page.evaluate("window.seen")
     assert seen[-1] == 100 and any(0 < v < 100 for v in seen), seen
     assert seen == sorted(seen)
@@ -199,7 +237,9 @@ def test_render_shows_progress_timeline_and_downloads_what_the_cli_renders(page,
     page.wait_for_function("document.getElementById('player').currentTime > 1.0", timeout=30_000)
     assert float(page.get_attribute("#cursor", "x1")) > 90
     # The captions follow the voice under the player.
-    page.wait_for_function("document.getElementById('caption').textContent.length > 0", timeout=30_000)
+    page.wait_for_function(
+        "document.getElementById('caption').textContent.length > 0", timeout=30_000
+    )
     assert page.text_content("#caption").split()[0] in SCRIPT
 
     page.screenshot(path=str(tmp_path / "studio.png"), full_page=True)
@@ -217,10 +257,15 @@ def test_render_shows_progress_timeline_and_downloads_what_the_cli_renders(page,
 
     # "Copy as command", run in the studio's folder, renders the same audio.
     page.click("#copy-command")
-    page.wait_for_function("document.getElementById('command').textContent.startsWith('meditation render')")
+    page.wait_for_function(
+        "document.getElementById('command').textContent.startsWith('meditation render')"
+    )
     words = shlex.split(page.text_content("#command"))
     assert words[:5] == ["meditation", "render", "calm.md", "-o", "calm.wav"]
-    assert words[words.index("--soundscape") + 1] == "calm-stream.toml" and words[words.index("--seed") + 1] == "7"
+    assert (
+        words[words.index("--soundscape") + 1] == "calm-stream.toml"
+        and words[words.index("--seed") + 1] == "7"
+    )
     words[4] = str(tmp_path / "cli.wav")
     subprocess.run([sys.executable, "-m", *words], cwd=folder, check=True, capture_output=True)
     ours, rate = sf.read(downloaded, dtype="int16")
@@ -242,20 +287,31 @@ def test_keep_saves_and_opens_scripts_settings_and_manifest_entries(page, studio
     page.wait_for_function("document.getElementById('keep-status').textContent === 'saved keep.md'")
     assert page.input_value("#settings-path") == "keep.toml"
     page.click("#save-settings")
-    page.wait_for_function("document.getElementById('keep-status').textContent.startsWith('saved keep.toml')")
-    assert tomllib.loads((folder / "keep.toml").read_text())["defaults"] == {"script": "keep.md", "rate": 0.8}
+    page.wait_for_function(
+        "document.getElementById('keep-status').textContent.startsWith('saved keep.toml')"
+    )
+    assert tomllib.loads((folder / "keep.toml").read_text())["defaults"] == {
+        "script": "keep.md",
+        "rate": 0.8,
+    }
     page.fill("#manifest-path", "keep-variants.toml")
     page.fill("#variant-name", "slow")
     page.click("#add-manifest")
-    page.wait_for_function("document.getElementById('keep-status').textContent.includes('1 variant(s)')")
-    assert tomllib.loads((folder / "keep-variants.toml").read_text())["variants"] == [{"name": "slow", "script": "keep.md", "rate": 0.8}]
+    page.wait_for_function(
+        "document.getElementById('keep-status').textContent.includes('1 variant(s)')"
+    )
+    assert tomllib.loads((folder / "keep-variants.toml").read_text())["variants"] == [
+        {"name": "slow", "script": "keep.md", "rate": 0.8}
+    ]
 
     # Change everything, then open what was kept.
     page.fill("#script", SCRIPT.replace("Evening rest", "Other"))
     page.locator(".control.set + .reset").first.click()  # unset the rate
     assert page.input_value("#c-rate") == ""
     page.select_option("#open", "keep.md")
-    page.wait_for_function("document.getElementById('keep-status').textContent === 'opened keep.md'")
+    page.wait_for_function(
+        "document.getElementById('keep-status').textContent === 'opened keep.md'"
+    )
     assert page.input_value("#script") == SCRIPT
     page.select_option("#open", "keep.toml")
     page.wait_for_function("document.getElementById('c-rate').value === '0.8'")
@@ -264,17 +320,25 @@ def test_keep_saves_and_opens_scripts_settings_and_manifest_entries(page, studio
     page.keyboard.press("Control+s")
     page.wait_for_function("document.getElementById('keep-status').textContent === 'saved keep.md'")
     assert (folder / "keep.md").read_text().endswith("One more line.\n")
-    assert asked == ["The script has unsaved changes. Open another and lose them?", "keep.md exists. Replace it?"]
+    assert asked == [
+        "The script has unsaved changes. Open another and lose them?",
+        "keep.md exists. Replace it?",
+    ]
 
 
 def test_cancel_in_the_page_leaves_nothing(page, studio):
     _, folder = studio
-    long = SCRIPT + "\n".join(f"\nSentence {i} drifts past like a leaf on the water." for i in range(30))
+    long = SCRIPT + "\n".join(
+        f"\nSentence {i} drifts past like a leaf on the water." for i in range(30)
+    )
     _write(page, long, name="long.md")
     page.click("#render")
     page.wait_for_function("document.getElementById('bar').value > 0", timeout=60_000)
     page.click("#cancel")
-    page.wait_for_function("document.getElementById('job').textContent.includes('cancelled; nothing was kept')", timeout=30_000)
+    page.wait_for_function(
+        "document.getElementById('job').textContent.includes('cancelled; nothing was kept')",
+        timeout=30_000,
+    )
     assert page.evaluate("document.getElementById('bar').value") == 0
     assert not list(folder.glob("long*"))
 

@@ -25,7 +25,15 @@ def _layout(text, *, pause_scale=1.0, lead_in_s=4.0, tail_s=10.0, speech=SR):
     script = parse_script(text)
     planned = plan_segments(script, rate=0.9)
     lengths = [speech for s in planned if s.spoken]
-    timeline = layout(planned, lengths, sample_rate=SR, lead_in_s=lead_in_s, tail_s=tail_s, scene_names=[s.name for s in script.scenes], pause_scale=pause_scale)
+    timeline = layout(
+        planned,
+        lengths,
+        sample_rate=SR,
+        lead_in_s=lead_in_s,
+        tail_s=tail_s,
+        scene_names=[s.name for s in script.scenes],
+        pause_scale=pause_scale,
+    )
     return planned, timeline
 
 
@@ -55,22 +63,35 @@ def test_a_pause_after_the_last_sentence_lengthens_the_tail_and_one_before_the_f
     planned, paused = _layout("[pause 2s] Hello there. [pause 3s]")
     assert paused.segments[0].start - plain.segments[0].start == 2 * SR
     assert paused.length - plain.length == 5 * SR
-    assert [s.text for s in paused.segments] == ["Hello there."]  # silence is not a segment of the timings
+    assert [s.text for s in paused.segments] == [
+        "Hello there."
+    ]  # silence is not a segment of the timings
     _, scaled = _layout("[pause 2s] Hello there. [pause 3s]", pause_scale=2.0)
     assert scaled.length - plain.length == 10 * SR  # written pauses scale with --pause-scale
 
 
 def test_every_plan_has_finite_non_negative_gaps_and_spoken_text():
-    planned = _plan("# A\n\nOne, two; three — four.\n\n[breathe 4-6 x2 cues]\n\n# B\n\nFive. [pause 1s]")
+    planned = _plan(
+        "# A\n\nOne, two; three — four.\n\n[breathe 4-6 x2 cues]\n\n# B\n\nFive. [pause 1s]"
+    )
     assert all(s.gap_before_s >= 0 for s in planned)
-    assert [s.text for s in planned if s.spoken] == ["One, two; three — four.", "In", "Out", "In", "Out", "Five."]
+    assert [s.text for s in planned if s.spoken] == [
+        "One, two; three — four.",
+        "In",
+        "Out",
+        "In",
+        "Out",
+        "Five.",
+    ]
 
 
 # --- guided breathing on the timeline (issue 10, item 4) ---
 
 
 def test_breathing_phases_are_exact_and_add_up_in_samples_and_in_the_json():
-    _, timeline = _layout("Breathe with me. [breathe 4-7-8 x4 cues] Good.\n\n[breathe box 4.5 x2]\n\nRest.")
+    _, timeline = _layout(
+        "Breathe with me. [breathe 4-7-8 x4 cues] Good.\n\n[breathe box 4.5 x2]\n\nRest."
+    )
     breaths = timeline.breaths
     assert [b.phase for b in breaths[:3]] == ["in", "hold", "out"] and len(breaths) == 12 + 8
     first, second = breaths[:12], breaths[12:]
@@ -105,7 +126,9 @@ def test_spoken_cues_start_at_their_phase_and_sound_on_it():
         # 15 ms early: trimmed speech sounds 0 to 30 ms into its segment.
         assert phase.start - cue.start == round(0.015 * SR)
     starts = [s.start for s in timeline.segments]
-    assert starts == sorted(starts) and all(a.end <= b.start for a, b in zip(timeline.segments, timeline.segments[1:]))
+    assert starts == sorted(starts) and all(
+        a.end <= b.start for a, b in zip(timeline.segments, timeline.segments[1:])
+    )
 
 
 def test_an_exercise_alone_in_a_scene_gives_the_scene_a_place():
@@ -130,8 +153,18 @@ def test_duration_on_a_script_with_nothing_to_stretch_says_so():
 def test_duration_fits_gaps_around_fixed_breathing():
     planned, _ = _layout("Now. [breathe 4-6 x3] Then. And.")
     lengths = [SR for s in planned if s.spoken]
-    scale = fit_pause_scale(planned, lengths, sample_rate=SR, lead_in_s=4, tail_s=10, duration_s=120)
-    timeline = layout(planned, lengths, sample_rate=SR, lead_in_s=4, tail_s=10, scene_names=[""], pause_scale=scale)
+    scale = fit_pause_scale(
+        planned, lengths, sample_rate=SR, lead_in_s=4, tail_s=10, duration_s=120
+    )
+    timeline = layout(
+        planned,
+        lengths,
+        sample_rate=SR,
+        lead_in_s=4,
+        tail_s=10,
+        scene_names=[""],
+        pause_scale=scale,
+    )
     assert timeline.length == pytest.approx(120 * SR, abs=3)
     assert timeline.breaths[-1].end - timeline.breaths[0].start == 30 * SR
 
@@ -146,7 +179,20 @@ def test_the_cli_gives_the_real_reason_for_an_unstretchable_duration(tmp_path, c
     script = tmp_path / "hello.md"
     script.write_text("Hello there.\n", encoding="utf-8")
     out = tmp_path / "hello.wav"
-    code = main(["render", str(script), "-o", str(out), "--voice", "pyttsx3", "--duration", "60s", "--progress", "off"])
+    code = main(
+        [
+            "render",
+            str(script),
+            "-o",
+            str(out),
+            "--voice",
+            "pyttsx3",
+            "--duration",
+            "60s",
+            "--progress",
+            "off",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "no pause to stretch" in err and "too short" not in err

@@ -9,7 +9,10 @@ from meditation.tomlfile import read_toml
 def test_a_good_file_is_parsed(tmp_path):
     path = tmp_path / "ok.toml"
     path.write_text('name = "calm"\n[layers.river]\nlevel_db = -10.0\n', encoding="utf-8")
-    assert read_toml(path, error_class=SoundscapeError) == {"name": "calm", "layers": {"river": {"level_db": -10.0}}}
+    assert read_toml(path, error_class=SoundscapeError) == {
+        "name": "calm",
+        "layers": {"river": {"level_db": -10.0}},
+    }
 
 
 def test_a_missing_file_is_named(tmp_path):
@@ -50,7 +53,7 @@ def test_an_unreadable_file_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "text, where, reason",
     [
-        ('a = 1\nb = [\n  c\n', "3:3", "invalid value"),
+        ("a = 1\nb = [\n  c\n", "3:3", "invalid value"),
         ("name = 1\n[layers\n", "2:8", "expected ']' at the end of a table declaration"),
         ('name = "open\n', "1:13", "illegal character '\\n'"),
         ('a = 1\nb = "x', "2:7", "unterminated string"),

@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from measure import band_energy_db
 
 from meditation.cache import SpeechCache
 from meditation.cli import main
@@ -11,13 +12,11 @@ from meditation.errors import SettingsError
 from meditation.master import integrated_loudness
 from meditation.mix import VoiceBus, limit_crest
 from meditation.script import read_script
+from meditation.segments import plan_segments
 from meditation.settings import DEFAULT_SCRIPT
 from meditation.speech import synthesize
-from meditation.segments import plan_segments
 from meditation.timeline import layout
 from meditation.voicefx import STYLES, VoiceChain, parse_voice_fx
-
-from measure import band_energy_db
 
 SR = 44100
 
@@ -28,19 +27,37 @@ def dream():
     script = read_script(DEFAULT_SCRIPT)
     planned = plan_segments(script, rate=0.9)[:8]
     assert all(s.spoken for s in planned)
-    audio = synthesize([s.text for s in planned], voice="piper:joe", rate=0.9, sample_rate=SR, cache=SpeechCache(), finish_with=limit_crest)
-    timeline = layout(planned, [len(a) for a in audio], sample_rate=SR, lead_in_s=1.0, tail_s=4.0, scene_names=[s.name for s in script.scenes])
+    audio = synthesize(
+        [s.text for s in planned],
+        voice="piper:joe",
+        rate=0.9,
+        sample_rate=SR,
+        cache=SpeechCache(),
+        finish_with=limit_crest,
+    )
+    timeline = layout(
+        planned,
+        [len(a) for a in audio],
+        sample_rate=SR,
+        lead_in_s=1.0,
+        tail_s=4.0,
+        scene_names=[s.name for s in script.scenes],
+    )
     return timeline, audio
 
 
 def _stem(timeline, audio, fx, chunk=32768):
     stream = VoiceBus(timeline, audio, fx=fx).stream()
-    parts = [stream.render(min(chunk, timeline.length - s)) for s in range(0, timeline.length, chunk)]
+    parts = [
+        stream.render(min(chunk, timeline.length - s)) for s in range(0, timeline.length, chunk)
+    ]
     return np.concatenate(parts)
 
 
 def _sentence_loudness(x, timeline):
-    return np.array([integrated_loudness(x[s.start : s.end].astype(np.float64), SR) for s in timeline.segments])
+    return np.array(
+        [integrated_loudness(x[s.start : s.end].astype(np.float64), SR) for s in timeline.segments]
+    )
 
 
 def test_sentences_sit_together_with_the_chain_on(dream):
@@ -71,8 +88,16 @@ def test_reverb_tail_rings_into_the_pauses_and_belongs_to_the_voice(dream):
 def test_high_pass_and_de_esser_shape_the_spectrum(dream):
     # Rumble under a voice: a 40 Hz hum beside a 1 kHz tone, at speech level.
     t = np.arange(10 * SR) / SR
-    hum = (0.07 * np.sin(2 * np.pi * 40 * t) + 0.07 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
-    chain = VoiceChain(STYLES["dry"], SR, lambda start, n: hum[start : start + n] if start + n <= len(hum) else np.zeros(n, np.float32))
+    hum = (0.07 * np.sin(2 * np.pi * 40 * t) + 0.07 * np.sin(2 * np.pi * 1000 * t)).astype(
+        np.float32
+    )
+    chain = VoiceChain(
+        STYLES["dry"],
+        SR,
+        lambda start, n: (
+            hum[start : start + n] if start + n <= len(hum) else np.zeros(n, np.float32)
+        ),
+    )
     out = chain.render(len(hum))[SR:]
     before = band_energy_db(hum[SR:], SR, 30, 50) - band_energy_db(hum[SR:], SR, 900, 1100)
     after = band_energy_db(out, SR, 30, 50) - band_energy_db(out, SR, 900, 1100)
@@ -117,8 +142,16 @@ def test_voice_fx_values():
     assert parse_voice_fx("none") is None
     assert parse_voice_fx("auto") == STYLES["gentle"]
     assert parse_voice_fx("auto", {"reverb": "hall"}).reverb == "hall"
-    assert parse_voice_fx("hall,reverb_mix=0.3") == dataclasses.replace(STYLES["hall"], reverb_mix=0.3)
-    for bad in ("cathedral", "room,size=3", "room,reverb_mix=2", "room,reverb_mix", "room,reverb=cave"):
+    assert parse_voice_fx("hall,reverb_mix=0.3") == dataclasses.replace(
+        STYLES["hall"], reverb_mix=0.3
+    )
+    for bad in (
+        "cathedral",
+        "room,size=3",
+        "room,reverb_mix=2",
+        "room,reverb_mix",
+        "room,reverb=cave",
+    ):
         with pytest.raises(SettingsError):
             parse_voice_fx(bad)
 
@@ -126,12 +159,34 @@ def test_voice_fx_values():
 def test_bad_voice_fx_is_refused_in_one_line(tmp_path, capsys):
     script = tmp_path / "s.md"
     script.write_text("Hello.\n", encoding="utf-8")
-    code = main(["render", str(script), "-o", str(tmp_path / "o.wav"), "--voice-fx", "room,reverb_mix=5", "--progress", "off"])
+    code = main(
+        [
+            "render",
+            str(script),
+            "-o",
+            str(tmp_path / "o.wav"),
+            "--voice-fx",
+            "room,reverb_mix=5",
+            "--progress",
+            "off",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "reverb_mix" in err
     bad_preset = tmp_path / "p.toml"
     bad_preset.write_text('[voice]\nreverb = "cave"\n[layers.drone]\n', encoding="utf-8")
-    code = main(["render", str(script), "-o", str(tmp_path / "o.wav"), "--soundscape", str(bad_preset), "--progress", "off"])
+    code = main(
+        [
+            "render",
+            str(script),
+            "-o",
+            str(tmp_path / "o.wav"),
+            "--soundscape",
+            str(bad_preset),
+            "--progress",
+            "off",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "p.toml" in err and "cave" in err
 
@@ -143,7 +198,9 @@ def test_the_voice_chain_thread_gives_the_same_mix_and_stops_with_the_consumer(d
 
     timeline, audio = dream
     bus = VoiceBus(timeline, audio, fx=parse_voice_fx("room"))
-    ahead = np.concatenate([c.mix for c in mix_chunks(timeline, bus, None, fade_in_s=0, fade_out_s=0)])
+    ahead = np.concatenate(
+        [c.mix for c in mix_chunks(timeline, bus, None, fade_in_s=0, fade_out_s=0)]
+    )
     assert np.array_equal(ahead, _stem(timeline, audio, parse_voice_fx("room")))
     # A consumer that stops early leaves no thread behind.
     stream = mix_chunks(timeline, bus, None, chunk=4096)

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from measure import band_energy_db, envelope_db, max_click_ratio, rms_db, welch_db
 from scipy import signal
 
 from meditation.errors import SoundscapeError
 from meditation.soundscape.layers import BLOCK_SIZE, NOMINAL_RMS_DB, render_layer
 from meditation.soundscape.layers.wind import Wind, wind
-
-from measure import band_energy_db, envelope_db, max_click_ratio, rms_db, welch_db
 
 FS = 44100
 
@@ -26,7 +25,9 @@ def _envelope_lag_s(x, sample_rate, window_s=0.1, max_lag_s=3.0):
     right = right - right.mean()
     lags = np.arange(-int(max_lag_s / window_s), int(max_lag_s / window_s) + 1)
     n = len(left)
-    score = [np.dot(left[max(0, -k) : n - max(0, k)], right[max(0, k) : n - max(0, -k)]) for k in lags]
+    score = [
+        np.dot(left[max(0, -k) : n - max(0, k)], right[max(0, k) : n - max(0, -k)]) for k in lags
+    ]
     return lags[int(np.argmax(score))] * window_s
 
 
@@ -128,7 +129,9 @@ def test_chunked_render_equals_whole(chunk):
 
 def test_pure_function_matches_layer():
     a = wind(20000, sample_rate=FS, rng=np.random.default_rng(4), whistle=0.5)
-    b = render_layer("wind", 20000, sample_rate=FS, rng=np.random.default_rng(4), params={"whistle": 0.5})
+    b = render_layer(
+        "wind", 20000, sample_rate=FS, rng=np.random.default_rng(4), params={"whistle": 0.5}
+    )
     assert np.array_equal(a, b)
 
 
@@ -159,14 +162,18 @@ def test_left_right_decorrelated(default_60s):
 
 @pytest.mark.parametrize("sample_rate", [22050, 44100, 48000])
 def test_sample_rates(sample_rate):
-    x = wind(20 * sample_rate, sample_rate=sample_rate, rng=np.random.default_rng(11), gustiness=0.3)
+    x = wind(
+        20 * sample_rate, sample_rate=sample_rate, rng=np.random.default_rng(11), gustiness=0.3
+    )
     assert x.shape == (20 * sample_rate, 2) and x.dtype == np.float32
     assert np.isfinite(x).all() and np.abs(x).max() <= 1.0
     assert abs(rms_db(x) - NOMINAL_RMS_DB) < 3.0
     assert np.all(np.abs(x.mean(axis=0)) < 1e-3)
     assert max_click_ratio(x) < 4.0
     # The body's band stays put in hertz whatever the rate.
-    assert band_energy_db(x, sample_rate, 250, 1500) > band_energy_db(x, sample_rate, 4000, 8000) + 10
+    assert (
+        band_energy_db(x, sample_rate, 250, 1500) > band_energy_db(x, sample_rate, 4000, 8000) + 10
+    )
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,21 @@
 
 import numpy as np
 import pytest
+from measure import (
+    band_energy_db,
+    boundary_jump_ratio,
+    envelope_db,
+    max_click_ratio,
+    render_in_chunks,
+    rms_db,
+    spectral_centroid_hz,
+    welch_db,
+)
 from scipy import signal
 
 from meditation.errors import SoundscapeError
-from meditation.soundscape.layers import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, LAYERS
+from meditation.soundscape.layers import LAYERS, NOMINAL_RMS_DB, Cue
 from meditation.soundscape.layers.wings import Wings, wings
-
-from measure import band_energy_db, boundary_jump_ratio, envelope_db, max_click_ratio, render_in_chunks, rms_db, spectral_centroid_hz, welch_db
 
 SR = 44100
 
@@ -72,7 +80,9 @@ def test_flap_rate_visible_in_envelope(rate_hz, rng):
 
 def test_jitter_makes_timing_irregular_but_keeps_the_rhythm():
     def intervals(jitter):
-        x = wings(40 * SR, sample_rate=SR, rng=np.random.default_rng(4), continuous=True, jitter=jitter)
+        x = wings(
+            40 * SR, sample_rate=SR, rng=np.random.default_rng(4), continuous=True, jitter=jitter
+        )
         times, _ = stroke_peaks(x, SR)
         return np.diff(times)
 
@@ -97,8 +107,9 @@ def test_single_beat_is_one_burst_at_the_cue_time(rng):
 
 def test_single_beat_is_more_powerful_than_an_ordinary_stroke():
     big = wings(4 * SR, sample_rate=SR, rng=np.random.default_rng(1), cues=[Cue(0.5, "beat")])
-    small = wings(4 * SR, sample_rate=SR, rng=np.random.default_rng(1),
-                  cues=[Cue(0.5, "beats", {"count": 1})])
+    small = wings(
+        4 * SR, sample_rate=SR, rng=np.random.default_rng(1), cues=[Cue(0.5, "beats", {"count": 1})]
+    )
     # Louder (energy) and longer (time above -20 dB re its own peak).
     assert rms_db(big) - rms_db(small) > 2.0
 
@@ -142,9 +153,12 @@ def test_whoosh_spectrum_falls_about_20_db_per_decade(flapping):
 
 
 def test_brightness_raises_the_spectrum(rng):
-    dull = wings(15 * SR, sample_rate=SR, rng=np.random.default_rng(2), continuous=True, brightness_hz=400.0)
-    bright = wings(15 * SR, sample_rate=SR, rng=np.random.default_rng(2), continuous=True,
-                   brightness_hz=2500.0)
+    dull = wings(
+        15 * SR, sample_rate=SR, rng=np.random.default_rng(2), continuous=True, brightness_hz=400.0
+    )
+    bright = wings(
+        15 * SR, sample_rate=SR, rng=np.random.default_rng(2), continuous=True, brightness_hz=2500.0
+    )
     assert spectral_centroid_hz(bright, SR) > 1.5 * spectral_centroid_hz(dull, SR)
 
 
@@ -154,7 +168,9 @@ def test_thump_below_120_hz(flapping):
     peak_hz = f[bass][np.argmax(p_db[bass])]
     assert 40.0 <= peak_hz <= 90.0
     # The bass is the thump's: without it, the band under 120 Hz falls away.
-    no_thump = wings(40 * SR, sample_rate=SR, rng=np.random.default_rng(11), continuous=True, thump_db=-120.0)
+    no_thump = wings(
+        40 * SR, sample_rate=SR, rng=np.random.default_rng(11), continuous=True, thump_db=-120.0
+    )
     assert band_energy_db(flapping, SR, 30, 120) - band_energy_db(no_thump, SR, 30, 120) > 10.0
 
 
@@ -203,7 +219,9 @@ def test_same_seed_same_sound_other_seed_other_sound():
 def test_chunked_render_equals_whole(chunk):
     cues = [Cue(0.3, "beat"), Cue(1.1, "beats", {"count": 4})]
     n = 6 * SR + 77
-    make = lambda: Wings(sample_rate=SR, rng=np.random.default_rng(8), params={"continuous": True}, cues=cues)
+    make = lambda: Wings(
+        sample_rate=SR, rng=np.random.default_rng(8), params={"continuous": True}, cues=cues
+    )
     whole = make().render(n)
     layer = make()
     assert np.array_equal(render_in_chunks(layer, n, chunk), whole)
@@ -268,7 +286,9 @@ def test_skip_lands_on_the_same_absolute_time():
     assert abs(flap_rate_from_envelope(after, SR) - 1.2) <= 0.12
 
 
-@pytest.mark.parametrize("cue", [Cue(1.0, "beat"), Cue(1.0, "beats"), Cue(1.0, "beats", {"count": 2})])
+@pytest.mark.parametrize(
+    "cue", [Cue(1.0, "beat"), Cue(1.0, "beats"), Cue(1.0, "beats", {"count": 2})]
+)
 def test_cue_duration_covers_exactly_the_sound(cue, rng):
     layer = Wings(sample_rate=SR, rng=rng, cues=[cue])
     duration = layer.cue_duration_s(cue)
@@ -287,8 +307,15 @@ def test_cued_strokes_replace_ongoing_flaps_without_clipping():
     # While flapping continuously, a cued beat takes the place of the ordinary
     # strokes around it instead of piling on top of them.
     for seed in range(3):
-        x = wings(14 * SR, sample_rate=SR, rng=np.random.default_rng(seed), continuous=True,
-                  cues=[Cue(3.0, "beat"), Cue(7.0, "beats")])
+        x = wings(
+            14 * SR,
+            sample_rate=SR,
+            rng=np.random.default_rng(seed),
+            continuous=True,
+            cues=[Cue(3.0, "beat"), Cue(7.0, "beats")],
+        )
         assert np.max(np.abs(x)) < 0.999  # never touches the clip guard
         times, _ = stroke_peaks(x[int(2.6 * SR) : int(4.2 * SR)], SR)
-        assert len(times) == 1  # just the big beat: ordinary strokes end before 3.0 s or peak after 4.2 s
+        assert (
+            len(times) == 1
+        )  # just the big beat: ordinary strokes end before 3.0 s or peak after 4.2 s

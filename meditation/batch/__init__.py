@@ -39,7 +39,6 @@ Python API: ``expand_manifest`` gives ``Variant`` objects (settings inside);
 it over variants with any job runner, or use ``run_batch``.
 """
 
-
 from __future__ import annotations
 
 import importlib

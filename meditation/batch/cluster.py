@@ -31,9 +31,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from ..errors import MeditationError
 from .display import Display
@@ -121,7 +122,9 @@ def _render_task(job: _Job) -> _Outcome:
                 changes["soundscape"] = str(preset)
             result = render(dataclasses.replace(settings, **changes), job.script)
             audio = Path(result.path).read_bytes()
-        return _Outcome("rendered", time.perf_counter() - start, "", audio, result.sidecar(), result.duration_s)
+        return _Outcome(
+            "rendered", time.perf_counter() - start, "", audio, result.sidecar(), result.duration_s
+        )
     except MeditationError as exc:
         return _Outcome("failed", time.perf_counter() - start, _one_line(exc))
     except AssertionError as exc:
@@ -129,7 +132,9 @@ def _render_task(job: _Job) -> _Outcome:
             raise
         return _Outcome("failed", time.perf_counter() - start, _DAEMONIC)
     except Exception as exc:  # a bug hit by one variant must not sink the batch
-        return _Outcome("failed", time.perf_counter() - start, f"{type(exc).__name__}: {_one_line(exc)}")
+        return _Outcome(
+            "failed", time.perf_counter() - start, f"{type(exc).__name__}: {_one_line(exc)}"
+        )
 
 
 _DAEMONIC = (
@@ -181,7 +186,11 @@ def render_on_cluster(
         s = v.settings
         if s.script not in scripts:
             scripts[s.script] = read_script(s.script)
-        if not shared_folder and str(s.soundscape).lower().endswith(".toml") and s.soundscape not in presets:
+        if (
+            not shared_folder
+            and str(s.soundscape).lower().endswith(".toml")
+            and s.soundscape not in presets
+        ):
             presets[s.soundscape] = Path(s.soundscape).read_text(encoding="utf-8")
     with _connected(client, scheduler) as client:
         futures = {}
@@ -189,7 +198,9 @@ def render_on_cluster(
         for rank, v in enumerate(_speech_first(todo)):
             s = v.settings
             job = _Job(v, scripts[s.script], presets.get(s.soundscape), shared_folder)
-            future = client.submit(_render_task, job, key=f"meditation-{batch_id}-{rank}", pure=False, priority=-rank)
+            future = client.submit(
+                _render_task, job, key=f"meditation-{batch_id}-{rank}", pure=False, priority=-rank
+            )
             futures[future] = v
         try:
             for future in as_completed(list(futures)):
@@ -220,7 +231,11 @@ def _collect(future, variant: Variant, shared: bool) -> tuple[str, float, str]:
     try:
         outcome: _Outcome = future.result()
     except KilledWorker:
-        return "failed", 0.0, "its worker died every time it ran (killed or out of memory; see Dask's allowed-failures)"
+        return (
+            "failed",
+            0.0,
+            "its worker died every time it ran (killed or out of memory; see Dask's allowed-failures)",
+        )
     except Exception as exc:  # the task could not run at all (e.g. it could not be unpickled)
         return "failed", 0.0, f"{type(exc).__name__}: {_one_line(exc)}"
     if outcome.state != "rendered":
@@ -265,7 +280,11 @@ _LOCAL_CONFIG = {
     # Dask sets MALLOC_TRIM_THRESHOLD_ in new workers; any explicit malloc
     # threshold stops glibc from adapting its mmap threshold, so every large
     # array is mapped and unmapped afresh: renders took 1.7x as long.
-    "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
+    "distributed.nanny.pre-spawn-environ": {
+        "OMP_NUM_THREADS": 1,
+        "MKL_NUM_THREADS": 1,
+        "OPENBLAS_NUM_THREADS": 1,
+    },
 }
 
 
@@ -283,7 +302,9 @@ class Connection:
         self._context = None
         self._client = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._connect, name="meditation-connect", daemon=True)
+        self._thread = threading.Thread(
+            target=self._connect, name="meditation-connect", daemon=True
+        )
         self._thread.start()
 
     def _connect(self) -> None:
@@ -347,16 +368,30 @@ def _connected(client: Any, scheduler: Any) -> Iterator[Any]:
             try:
                 if kind == "local":
                     cluster = LocalCluster(
-                        n_workers=where, threads_per_worker=1, processes=True, dashboard_address=":0",
-                        silence_logs=logging.ERROR, preload=[__name__],
+                        n_workers=where,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=":0",
+                        silence_logs=logging.ERROR,
+                        preload=[__name__],
                     )
                     client = Client(cluster)
                 else:
                     cluster = None
                     client = Client(where, timeout="20s")
-            except (OSError, RuntimeError, TimeoutError) as exc:  # unreachable, or workers that would not start
-                what = "cannot start the local cluster" if kind == "local" else "cannot reach the scheduler"
-                raise MeditationError(f"--scheduler {scheduler}: {what}: {_one_line(exc)}") from None
+            except (
+                OSError,
+                RuntimeError,
+                TimeoutError,
+            ) as exc:  # unreachable, or workers that would not start
+                what = (
+                    "cannot start the local cluster"
+                    if kind == "local"
+                    else "cannot reach the scheduler"
+                )
+                raise MeditationError(
+                    f"--scheduler {scheduler}: {what}: {_one_line(exc)}"
+                ) from None
         try:
             yield client
         finally:
@@ -374,7 +409,10 @@ def _interrupts_blocked():
     main thread and wakes it at once, wherever it waits; it then cancels the
     tasks and closes the cluster (closing it is not cut short by a second one).
     """
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    if (
+        not hasattr(signal, "pthread_sigmask")
+        or threading.current_thread() is not threading.main_thread()
+    ):
         yield
         return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})

@@ -13,19 +13,42 @@ __all__ = ["run_batch_cli", "add_batch_options"]
 
 def add_batch_options(parser) -> None:
     """The options of ``meditation batch`` (beyond the manifest and the common ones)."""
-    parser.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: number of cores)")
-    parser.add_argument("--out-dir", default=None, help="folder for outputs, made if missing (default: beside the manifest)")
-    parser.add_argument("--force", action="store_true", help="render even when an up-to-date output exists")
-    parser.add_argument("--dry-run", action="store_true", help="list what would be rendered and where")
-    parser.add_argument("--no-cache", dest="cache", action="store_false", default=True, help="do not reuse cached speech")
     parser.add_argument(
-        "--max-variants", type=int, default=MAX_VARIANTS, help=f"refuse manifests that make more variants (default {MAX_VARIANTS:,})"
+        "-j", "--jobs", type=int, default=None, help="worker processes (default: number of cores)"
     )
     parser.add_argument(
-        "--scheduler", default=None, help="render on a Dask cluster: tcp://HOST:8786, or local:N for N local worker processes"
+        "--out-dir",
+        default=None,
+        help="folder for outputs, made if missing (default: beside the manifest)",
     )
     parser.add_argument(
-        "--shared-folder", action="store_true", help="with --scheduler: workers write straight into --out-dir (same path on every worker)"
+        "--force", action="store_true", help="render even when an up-to-date output exists"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list what would be rendered and where"
+    )
+    parser.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        default=True,
+        help="do not reuse cached speech",
+    )
+    parser.add_argument(
+        "--max-variants",
+        type=int,
+        default=MAX_VARIANTS,
+        help=f"refuse manifests that make more variants (default {MAX_VARIANTS:,})",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="render on a Dask cluster: tcp://HOST:8786, or local:N for N local worker processes",
+    )
+    parser.add_argument(
+        "--shared-folder",
+        action="store_true",
+        help="with --scheduler: workers write straight into --out-dir (same path on every worker)",
     )
 
 
@@ -44,14 +67,18 @@ def run_batch_cli(args) -> int:
         parse_scheduler(scheduler)  # a typo is refused before the manifest is read
         require_distributed()
         if args.jobs is not None:
-            raise MeditationError("-j counts local worker processes; with --scheduler the cluster's workers render (local:N sets their number)")
+            raise MeditationError(
+                "-j counts local worker processes; with --scheduler the cluster's workers render (local:N sets their number)"
+            )
     elif shared:
         raise MeditationError("--shared-folder only means something with --scheduler")
     connection = None
     if scheduler is not None and not args.dry_run:
         from .cluster import Connection
 
-        connection = Connection(scheduler)  # the workers start while the manifest is read and checked
+        connection = Connection(
+            scheduler
+        )  # the workers start while the manifest is read and checked
     try:
         return _run(args, max_variants, connection, shared)
     finally:
@@ -64,7 +91,13 @@ def _run(args, max_variants, connection, shared) -> int:
     from .manifest import expand_manifest, validate_variant
     from .runner import run_batch
 
-    variants = expand_manifest(args.manifest, out_dir=args.out_dir, cache=args.cache, validate=False, max_variants=max_variants)
+    variants = expand_manifest(
+        args.manifest,
+        out_dir=args.out_dir,
+        cache=args.cache,
+        validate=False,
+        max_variants=max_variants,
+    )
     if args.dry_run:
         check_outputs(variants, manifest=args.manifest)
         for v in variants:
@@ -74,7 +107,12 @@ def _run(args, max_variants, connection, shared) -> int:
             print(f"{state:>10}  {v.name}  -> {v.settings.output}")
         return 0
     report = run_batch(
-        variants, jobs=args.jobs, force=args.force, manifest=args.manifest, scheduler=connection, shared_folder=shared
+        variants,
+        jobs=args.jobs,
+        force=args.force,
+        manifest=args.manifest,
+        scheduler=connection,
+        shared_folder=shared,
     )
     print(report.summary())  # each failure was reported once, as it happened
     return 1 if report.failed else 0

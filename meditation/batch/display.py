@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Display"]
 
@@ -28,7 +29,14 @@ class Display:
                 dynamic_ncols=True,
             )
             self.workers = [
-                tqdm(total=0, bar_format="  {desc}", desc=f"worker {i + 1}: starting", position=i + 1, file=sys.stderr, leave=False)
+                tqdm(
+                    total=0,
+                    bar_format="  {desc}",
+                    desc=f"worker {i + 1}: starting",
+                    position=i + 1,
+                    file=sys.stderr,
+                    leave=False,
+                )
                 for i in range(jobs)
             ]
 
@@ -45,7 +53,9 @@ class Display:
 
     def worker(self, index: int, name: str | None) -> None:
         if self.bars:
-            self.workers[index].set_description_str(f"worker {index + 1}: {name}" if name else f"worker {index + 1}: idle")
+            self.workers[index].set_description_str(
+                f"worker {index + 1}: {name}" if name else f"worker {index + 1}: idle"
+            )
 
     def close(self) -> None:
         if self.bars and not self.closed:

@@ -8,8 +8,8 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from ..errors import ExportError, ManifestError, MeditationError
 from ..settings import RenderSettings
@@ -36,7 +36,9 @@ def _preset_file(name: str) -> Path | None:
     if path.suffix.lower() == ".toml":
         return path.resolve() if path.is_file() else None
     module = sys.modules.get("meditation.soundscape")
-    folders = getattr(module, "PRESET_DIRS", None) or (Path(__file__).resolve().parent.parent / "data" / "soundscapes",)
+    folders = getattr(module, "PRESET_DIRS", None) or (
+        Path(__file__).resolve().parent.parent / "data" / "soundscapes",
+    )
     for folder in folders:
         candidate = Path(folder) / f"{name}.toml"
         if candidate.is_file():
@@ -52,7 +54,11 @@ def _settings_record(settings: RenderSettings) -> dict:
     """Every setting by key as JSON-able values, paths absolute (so a record names one file wherever it is read)."""
     from ..settings import settings_to_dict
 
-    absolute = {f.name: Path(v).resolve() for f in dataclasses.fields(settings) if isinstance(v := getattr(settings, f.name), Path)}
+    absolute = {
+        f.name: Path(v).resolve()
+        for f in dataclasses.fields(settings)
+        if isinstance(v := getattr(settings, f.name), Path)
+    }
     return settings_to_dict(dataclasses.replace(settings, **absolute))
 
 
@@ -101,7 +107,9 @@ def _other_inputs(settings: RenderSettings) -> list[tuple[str, Path]]:
     return [
         (spec.key, value)
         for spec in SCHEMA.values()
-        if spec.role is Role.INPUT and spec.key != "script" and isinstance(value := getattr(settings, spec.name), Path)
+        if spec.role is Role.INPUT
+        and spec.key != "script"
+        and isinstance(value := getattr(settings, spec.name), Path)
     ]
 
 
@@ -175,7 +183,9 @@ def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = 
         for written, what in ((output, "output"), (sidecar_path(output), "sidecar")):
             key = _key(written)
             if key in inputs:
-                raise ManifestError(f"{where}{_label(v)}: {what} {written} is {inputs[key]}; an input is never overwritten")
+                raise ManifestError(
+                    f"{where}{_label(v)}: {what} {written} is {inputs[key]}; an input is never overwritten"
+                )
             if key in outputs:
                 raise ManifestError(f"{where}{_label(v)}: {what} {written} is also {outputs[key]}")
             outputs[key] = f"the {what} of {_label(v)}"
@@ -190,7 +200,11 @@ def _key(path: Path) -> str:
 def _realpath(path: str) -> str:
     """os.path.realpath, resolving each folder once (outputs share a few folders)."""
     folder, name = os.path.split(path)
-    return os.path.join(_real_folder(folder), name) if not os.path.islink(path) else os.path.realpath(path)
+    return (
+        os.path.join(_real_folder(folder), name)
+        if not os.path.islink(path)
+        else os.path.realpath(path)
+    )
 
 
 @functools.lru_cache(maxsize=1024)

@@ -11,14 +11,16 @@ import itertools
 import os
 import re
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ManifestError, MeditationError
 from ..settings import FORMATS, RenderSettings, coerce, resolve_settings
 
 __all__ = ["Variant", "expand_manifest", "validate_variant", "count_variants", "MAX_VARIANTS"]
+
 
 def manifest_keys() -> frozenset[str]:
     """The keys a manifest may set per variant: every setting the schema declares for manifests."""
@@ -92,7 +94,9 @@ def expand_manifest(
     data = read_toml(path, error_class=ManifestError, what="manifest")
     for key in data:
         if key not in ("output", "defaults", "matrix", "variants"):
-            raise ManifestError(f"{path}: unknown top-level key {key!r} (known: output, defaults, matrix, variants)")
+            raise ManifestError(
+                f"{path}: unknown top-level key {key!r} (known: output, defaults, matrix, variants)"
+            )
     count = count_variants(data)
     if max_variants is not None and count > max_variants:
         raise ManifestError(
@@ -104,13 +108,19 @@ def expand_manifest(
     if template is None and count <= 1:
         template = DEFAULT_TEMPLATE  # one file: named after its script, as `meditation render` does
     if not isinstance(template, str) or not template.strip():
-        raise ManifestError(f"{path}: needs a top-level output name template, e.g. output = \"{{script}}-{{seed}}.mp3\"")
+        raise ManifestError(
+            f'{path}: needs a top-level output name template, e.g. output = "{{script}}-{{seed}}.mp3"'
+        )
     fields = _template_fields(template, path, keys)
     suffix = Path(template).suffix.lower()
     if suffix not in FORMATS:
-        raise ManifestError(f"{path}: output template {template!r} must end in one of {', '.join(FORMATS)}")
+        raise ManifestError(
+            f"{path}: output template {template!r} must end in one of {', '.join(FORMATS)}"
+        )
     if Path(template).is_absolute() or ".." in Path(template).parts:
-        raise ManifestError(f"{path}: output template {template!r} must stay inside the output folder")
+        raise ManifestError(
+            f"{path}: output template {template!r} must stay inside the output folder"
+        )
     base = path.parent
     out_dir = Path(out_dir) if out_dir is not None else base
     if out_dir.exists() and not out_dir.is_dir():
@@ -123,7 +133,9 @@ def expand_manifest(
     _check_keys(matrix, "[matrix]", path, keys)
     for key, values in matrix.items():
         if not isinstance(values, list) or not values:
-            raise ManifestError(f"{path}: [matrix] {key} must be a non-empty list of values, e.g. {key} = [..., ...]")
+            raise ManifestError(
+                f"{path}: [matrix] {key} must be a non-empty list of values, e.g. {key} = [..., ...]"
+            )
         for value in values:
             _check_values({key: value}, "[matrix]", path)
     hand = data.get("variants", [])
@@ -133,7 +145,9 @@ def expand_manifest(
     for i, table in enumerate(hand):
         table = _table(table, f"[[variants]] #{i + 1}", path)
         if "name" in table and (not isinstance(table["name"], str) or not table["name"].strip()):
-            raise ManifestError(f"{path}: [[variants]] #{i + 1}: name must be non-empty text, not {table['name']!r}")
+            raise ManifestError(
+                f"{path}: [[variants]] #{i + 1}: name must be non-empty text, not {table['name']!r}"
+            )
         label = f"variant {table['name']!r}" if "name" in table else f"[[variants]] #{i + 1}"
         rest = {k: v for k, v in table.items() if k != "name"}
         _check_keys(rest, label, path, keys)
@@ -151,7 +165,9 @@ def expand_manifest(
     seen: dict[str, str] = {}
     scripts: dict[Path, Any] = {}
     voices: dict[str, str] = {}
-    placeholder = base / f"variant{suffix}"  # validated here; the real name needs the resolved settings
+    placeholder = (
+        base / f"variant{suffix}"
+    )  # validated here; the real name needs the resolved settings
     try:
         for label, values in _combinations(defaults, matrix, tables):
             values = dict(values)
@@ -162,12 +178,22 @@ def expand_manifest(
                     scripts[script_path] = read_script(script_path)
                 script = scripts[script_path]
                 explicit = {k: v for k, v in values.items() if k != "script"}
-                if "soundscape" in explicit and str(explicit["soundscape"]).lower().endswith(".toml"):
+                if "soundscape" in explicit and str(explicit["soundscape"]).lower().endswith(
+                    ".toml"
+                ):
                     explicit["soundscape"] = str(_resolve(explicit["soundscape"], base))
-                for key in _INPUT_KEYS:  # a cover, a recording: beside the manifest, like the script
-                    if isinstance(explicit.get(key), str) and explicit[key].strip().lower() != "none":
+                for (
+                    key
+                ) in _INPUT_KEYS:  # a cover, a recording: beside the manifest, like the script
+                    if (
+                        isinstance(explicit.get(key), str)
+                        and explicit[key].strip().lower() != "none"
+                    ):
                         explicit[key] = str(_resolve(explicit[key], base))
-                settings = resolve_settings({**explicit, "script": script_path, "output": placeholder, "cache": cache}, script)
+                settings = resolve_settings(
+                    {**explicit, "script": script_path, "output": placeholder, "cache": cache},
+                    script,
+                )
                 voice = settings.voice
                 if voice not in voices:
                     voices[voice] = resolve_voice(voice)
@@ -176,7 +202,9 @@ def expand_manifest(
                 raise ManifestError(f"{path}: {label}: {_one_line(exc)}") from None
             output = out_dir / _fill(fields, values, settings, script_path, name)
             if not _inside(output, out_root):
-                raise ManifestError(f"{path}: {label}: output {str(output)!r} is outside the output folder")
+                raise ManifestError(
+                    f"{path}: {label}: output {str(output)!r} is outside the output folder"
+                )
             settings = dataclasses.replace(settings, output=output)
             # One file on case-insensitive disks too; a.wav and a.mp3 share the sidecar a.json.
             for written in (output, output.with_suffix(".json")):
@@ -187,7 +215,9 @@ def expand_manifest(
                         "add a distinguishing field to the output template or a name to the variants"
                     )
                 seen[where] = label
-            variant = Variant(name=name or output.stem, settings=settings, values=values, label=label)
+            variant = Variant(
+                name=name or output.stem, settings=settings, values=values, label=label
+            )
             if validate:
                 validate_variant(variant, manifest=path)
             variants.append(variant)
@@ -243,7 +273,9 @@ def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
     if settings.layers is not None:
         unknown = [n for n in settings.layers if n not in preset.layers]
         if unknown:
-            error = SoundscapeError(f"{', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})")
+            error = SoundscapeError(
+                f"{', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})"
+            )
             raise ManifestError(f"{where}: layers: {error}")
 
 
@@ -260,8 +292,14 @@ def _table(value: Any, what: str, path: Path) -> dict:
 def _check_keys(table: Mapping, what: str, path: Path, keys: frozenset[str]) -> None:
     for key in table:
         if key not in keys:
-            hint = f"; did you mean {key.replace('-', '_')!r}?" if key.replace("-", "_") in keys else ""
-            raise ManifestError(f"{path}: {what}: unknown key {key!r}{hint} (known: {', '.join(sorted(keys))})")
+            hint = (
+                f"; did you mean {key.replace('-', '_')!r}?"
+                if key.replace("-", "_") in keys
+                else ""
+            )
+            raise ManifestError(
+                f"{path}: {what}: unknown key {key!r}{hint} (known: {', '.join(sorted(keys))})"
+            )
 
 
 def _check_values(table: Mapping, what: str, path: Path) -> None:
@@ -278,7 +316,9 @@ def _check_values(table: Mapping, what: str, path: Path) -> None:
 def _input_keys() -> tuple[str, ...]:
     from ..settings import SCHEMA, Role
 
-    return tuple(spec.key for spec in SCHEMA.values() if spec.role is Role.INPUT and spec.key != "script")
+    return tuple(
+        spec.key for spec in SCHEMA.values() if spec.role is Role.INPUT and spec.key != "script"
+    )
 
 
 _INPUT_KEYS = _input_keys()
@@ -304,7 +344,9 @@ def _inside(output: Path, root: Path) -> bool:
     return True
 
 
-def _template_fields(template: str, manifest: Path, keys: frozenset[str]) -> list[tuple[str, str | None]]:
+def _template_fields(
+    template: str, manifest: Path, keys: frozenset[str]
+) -> list[tuple[str, str | None]]:
     """The template as (literal text, field name or None) pieces; refuse what would not be a plain field.
 
     ``{seed:>5}`` or ``{voice!r}`` would pass through as odd file names:
@@ -313,12 +355,20 @@ def _template_fields(template: str, manifest: Path, keys: frozenset[str]) -> lis
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise ManifestError(f"{manifest}: output template {template!r}: {exc} (write literal braces as {{{{ and }}}})") from None
+        raise ManifestError(
+            f"{manifest}: output template {template!r}: {exc} (write literal braces as {{{{ and }}}})"
+        ) from None
     pieces: list[tuple[str, str | None]] = []
     for literal, field, spec, conversion in parsed:
         if field is not None:
             if spec or conversion or "{" in field:
-                written = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+                written = (
+                    "{"
+                    + field
+                    + (f"!{conversion}" if conversion else "")
+                    + (f":{spec}" if spec else "")
+                    + "}"
+                )
                 raise ManifestError(
                     f"{manifest}: output template field {written} has a format spec or conversion; write {{{field.split('!')[0].split(':')[0]}}}"
                 )
@@ -331,7 +381,13 @@ def _template_fields(template: str, manifest: Path, keys: frozenset[str]) -> lis
     return pieces
 
 
-def _fill(pieces: list[tuple[str, str | None]], values: Mapping, settings: RenderSettings, script_path: Path, name: str) -> str:
+def _fill(
+    pieces: list[tuple[str, str | None]],
+    values: Mapping,
+    settings: RenderSettings,
+    script_path: Path,
+    name: str,
+) -> str:
     def value(key: str) -> str:
         if key == "script":
             return _clean(script_path.stem)
@@ -342,12 +398,22 @@ def _fill(pieces: list[tuple[str, str | None]], values: Mapping, settings: Rende
             text = ",".join(map(str, raw)) if isinstance(raw, list) else str(raw)
         else:  # from the script's front matter, else the default
             raw = getattr(settings, field_of(key))
-            text = "none" if raw is None else (",".join(raw) if isinstance(raw, tuple) else (f"{raw:g}" if isinstance(raw, float) else str(raw)))
+            text = (
+                "none"
+                if raw is None
+                else (
+                    ",".join(raw)
+                    if isinstance(raw, tuple)
+                    else (f"{raw:g}" if isinstance(raw, float) else str(raw))
+                )
+            )
         if key == "soundscape" and text.lower().endswith(".toml"):
             text = Path(text).stem
         return _clean(text)
 
-    return "".join(literal + (value(field) if field is not None else "") for literal, field in pieces)
+    return "".join(
+        literal + (value(field) if field is not None else "") for literal, field in pieces
+    )
 
 
 def _clean(text: str) -> str:

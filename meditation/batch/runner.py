@@ -11,9 +11,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..errors import MeditationError
 from ..settings import RenderSettings
@@ -40,10 +41,14 @@ def render_variant(variant: Variant | RenderSettings) -> tuple[Path, dict]:
         variant = Variant(name=variant.output.stem, settings=variant, values={})
     settings = variant.settings
     check_outputs([variant])
-    settings.output.parent.mkdir(parents=True, exist_ok=True)  # --out-dir and a template's sub-folders
+    settings.output.parent.mkdir(
+        parents=True, exist_ok=True
+    )  # --out-dir and a template's sub-folders
     result = render(settings)
     data = sidecar_data(variant, result.sidecar(), result.duration_s, result.path.stat().st_size)
-    atomic_write_text(sidecar_path(result.path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(
+        sidecar_path(result.path), json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    )
     return result.path, data
 
 
@@ -70,7 +75,9 @@ class BatchReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        return f"{len(self.rendered)} rendered, {len(self.failed)} failed, {len(self.skipped)} skipped"
+        return (
+            f"{len(self.rendered)} rendered, {len(self.failed)} failed, {len(self.skipped)} skipped"
+        )
 
 
 # --- worker processes -----------------------------------------------------------
@@ -171,7 +178,9 @@ class _Slot:
         self.pool = self._new_pool()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=1, mp_context=self.context, initializer=_worker_init)
+        return cf.ProcessPoolExecutor(
+            max_workers=1, mp_context=self.context, initializer=_worker_init
+        )
 
     def replace_pool(self) -> None:
         """After the worker died: a fresh one for the next variant."""
@@ -180,7 +189,9 @@ class _Slot:
         self.voices = set()
 
 
-def _pick(remaining: list[Variant], slot: _Slot, slots: Sequence[_Slot], started: set, done: set) -> Variant:
+def _pick(
+    remaining: list[Variant], slot: _Slot, slots: Sequence[_Slot], started: set, done: set
+) -> Variant:
     """The next variant for an idle worker.
 
     First speech that nobody has synthesized yet (it is the long part and
@@ -203,7 +214,6 @@ def _pick(remaining: list[Variant], slot: _Slot, slots: Sequence[_Slot], started
         return 1 if not any(voice in s.voices for s in slots if s is not slot) else 3
 
     return min(remaining, key=cost)  # ties: manifest order
-
 
 
 def run_batch(
@@ -275,7 +285,13 @@ def run_batch(
 
         display = Display(len(variants), len(report.skipped), 0, bars, echo)
         work = lambda: render_on_cluster(  # noqa: E731
-            todo, report, display, client=client, scheduler=scheduler, shared_folder=shared_folder, manifest=manifest
+            todo,
+            report,
+            display,
+            client=client,
+            scheduler=scheduler,
+            shared_folder=shared_folder,
+            manifest=manifest,
         )
     else:
         jobs = _cap_jobs(jobs, len(todo))
@@ -287,7 +303,9 @@ def run_batch(
     except KeyboardInterrupt:
         _sweep_temporaries(todo, since)
         display.close()
-        echo(f"interrupted: {len(report.rendered)} rendered before the interrupt are kept; no partial file is left")
+        echo(
+            f"interrupted: {len(report.rendered)} rendered before the interrupt are kept; no partial file is left"
+        )
         raise
     finally:
         display.close()
@@ -300,11 +318,16 @@ def _cap_jobs(jobs: int | None, n_variants: int) -> int:
     cores = _default_jobs()
     limit = 2 * cores
     if jobs is not None and jobs > limit:
-        print(f"meditation: note: -j {jobs} is more than this machine can run at once; using {limit} workers ({cores} cores)", file=sys.stderr)
+        print(
+            f"meditation: note: -j {jobs} is more than this machine can run at once; using {limit} workers ({cores} cores)",
+            file=sys.stderr,
+        )
     return max(1, min(jobs or cores, limit, n_variants))
 
 
-def report_result(report: BatchReport, display: Display, variant: Variant, state: str, seconds: float, detail: str) -> None:
+def report_result(
+    report: BatchReport, display: Display, variant: Variant, state: str, seconds: float, detail: str
+) -> None:
     """One line per finished variant, failures on stderr (reported once: here)."""
     if state == "rendered":
         report.rendered.append(variant.name)
@@ -317,11 +340,20 @@ def report_result(report: BatchReport, display: Display, variant: Variant, state
 _DIED = "the worker process died (crash or killed)"
 
 
-def _render_all(todo: list[Variant], jobs: int, report: BatchReport, display: Display, manifest: str | Path, since: float) -> None:
+def _render_all(
+    todo: list[Variant],
+    jobs: int,
+    report: BatchReport,
+    display: Display,
+    manifest: str | Path,
+    since: float,
+) -> None:
     """Validate in a worker while the others warm up, then hand each idle worker a variant (see ``_pick``)."""
     from .._lifecycle import spawn_context
 
-    context = spawn_context()  # workers start deaf to Ctrl-C: no traceback from a half-started worker
+    context = (
+        spawn_context()
+    )  # workers start deaf to Ctrl-C: no traceback from a half-started worker
     slots: list[_Slot] = []
     try:
         slots = [_Slot(i, context) for i in range(jobs)]
@@ -361,7 +393,11 @@ def _render_all(todo: list[Variant], jobs: int, report: BatchReport, display: Di
                     slot.replace_pool()
                     _sweep_temporaries([variant], since)  # what the dead worker was writing
                 except Exception as exc:  # pragma: no cover - a bug in the runner itself
-                    state, seconds, detail = "failed", 0.0, f"{type(exc).__name__}: {_one_line(exc)}"
+                    state, seconds, detail = (
+                        "failed",
+                        0.0,
+                        f"{type(exc).__name__}: {_one_line(exc)}",
+                    )
                 if state == "rendered":
                     done.add(_speech_group(variant))
                 report_result(report, display, variant, state, seconds, detail)
@@ -376,11 +412,15 @@ def _stop_pools(pools: Sequence[cf.ProcessPoolExecutor]) -> None:
     """Ask every worker to stop (SIGTERM: they unwind and delete their
     temporary files), and make sure every worker has ended."""
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # a second Ctrl-C must not cut the cleanup short
+    previous = (
+        signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    )  # a second Ctrl-C must not cut the cleanup short
     try:
         # No future.cancel() here: Python 3.11's executor then trips over the
         # cancelled futures when it finds its workers gone (InvalidStateError).
-        processes = [p for pool in pools for p in (getattr(pool, "_processes", None) or {}).values()]
+        processes = [
+            p for pool in pools for p in (getattr(pool, "_processes", None) or {}).values()
+        ]
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
             alive = [p for p in processes if p.is_alive()]

@@ -14,4 +14,12 @@ cues (a bell strike, a single wing beat) fall where.
 from .preset import PRESET_DIRS, Preset, list_presets, load_preset, parse_bed
 from .stream import AmbiencePlan, plan_ambience
 
-__all__ = ["Preset", "AmbiencePlan", "load_preset", "list_presets", "parse_bed", "plan_ambience", "PRESET_DIRS"]
+__all__ = [
+    "Preset",
+    "AmbiencePlan",
+    "load_preset",
+    "list_presets",
+    "parse_bed",
+    "plan_ambience",
+    "PRESET_DIRS",
+]

@@ -33,16 +33,27 @@ Preset format::
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import MeditationError, SoundscapeError
 from ..tomlfile import read_toml
 from .layers import LAYERS, Layer
 from .layers.base import check_range
 
-__all__ = ["Preset", "LayerSpec", "SceneSpec", "CueSpec", "Anchor", "load_preset", "list_presets", "parse_bed", "PRESET_DIRS"]
+__all__ = [
+    "Preset",
+    "LayerSpec",
+    "SceneSpec",
+    "CueSpec",
+    "Anchor",
+    "load_preset",
+    "list_presets",
+    "parse_bed",
+    "PRESET_DIRS",
+]
 
 _PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "data" / "soundscapes"
 PRESET_DIRS = (_PACKAGE_PRESETS,)
@@ -142,7 +153,9 @@ def load_preset(name_or_path: str) -> Preset:
         path = next((c for c in candidates if c.is_file()), candidates[0])
         if not path.is_file():
             names = sorted({p.stem for folder in PRESET_DIRS for p in folder.glob("*.toml")})
-            raise SoundscapeError(f"unknown soundscape {name_or_path!r} (known: {', '.join(names)}, none, or a .toml path)")
+            raise SoundscapeError(
+                f"unknown soundscape {name_or_path!r} (known: {', '.join(names)}, none, or a .toml path)"
+            )
     return _parse_preset(read_toml(path, error_class=SoundscapeError, what="soundscape"), path)
 
 
@@ -164,7 +177,9 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         # Any name with a file is a recording, so a preset can hold several.
         kind = "recording" if "file" in table else name
         if kind not in LAYERS:
-            raise fail(f"unknown layer {name!r} (known: {', '.join(sorted(LAYERS))}, or any name with file = ...)")
+            raise fail(
+                f"unknown layer {name!r} (known: {', '.join(sorted(LAYERS))}, or any name with file = ...)"
+            )
         params = {k: v for k, v in table.items() if k != "level_db"}
         if isinstance(params.get("file"), str):
             params["file"] = str(path.parent / params["file"])  # relative to the preset
@@ -187,9 +202,13 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
             if key not in layers:
                 raise fail(f"scene {scene!r} sets layer {key!r}, which is not in [layers]")
             gains[key] = _number(value, f"scenes.{scene}.{key}", fail, -80.0, 24.0)
-        scenes[scene.lower()] = SceneSpec(gains, _number(table.get("fade_s", fade_s), f"scenes.{scene}.fade_s", fail, 0.0, 120.0))
+        scenes[scene.lower()] = SceneSpec(
+            gains, _number(table.get("fade_s", fade_s), f"scenes.{scene}.fade_s", fail, 0.0, 120.0)
+        )
     if "default" not in scenes:
-        scenes["default"] = SceneSpec({name: 0.0 for name, spec in layers.items() if _bed_like(spec.cls)}, fade_s)
+        scenes["default"] = SceneSpec(
+            {name: 0.0 for name, spec in layers.items() if _bed_like(spec.cls)}, fade_s
+        )
     cues = []
     for i, table in enumerate(data.get("cues", [])):
         if not isinstance(table, Mapping):
@@ -203,7 +222,9 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
             raise fail(f"cues[{i}]: layer {layer!r} is not in [layers]")
         action = table.get("action")
         if action not in layers[layer].cls.cue_actions:
-            raise fail(f"cues[{i}]: layer {layer!r} has no cue {action!r} (known: {', '.join(sorted(layers[layer].cls.cue_actions)) or 'none'})")
+            raise fail(
+                f"cues[{i}]: layer {layer!r} has no cue {action!r} (known: {', '.join(sorted(layers[layer].cls.cue_actions)) or 'none'})"
+            )
         anchors = [k for k in ("at_text", "at_scene", "at") if k in table]
         if len(anchors) != 1:
             raise fail(f"cues[{i}]: give exactly one of at_text, at_scene, at")
@@ -212,7 +233,7 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
             try:
                 at = Anchor(table["at"])
             except ValueError:
-                raise fail(f"cues[{i}]: at must be \"start\" or \"end\", not {table['at']!r}") from None
+                raise fail(f'cues[{i}]: at must be "start" or "end", not {table["at"]!r}') from None
         cues.append(
             CueSpec(
                 layer=layer,
@@ -220,7 +241,9 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
                 at_text=table.get("at_text"),
                 at_scene=table.get("at_scene"),
                 at=at,
-                offset_s=_number(table.get("offset_s", 0.0), f"cues[{i}].offset_s", fail, -600.0, 600.0),
+                offset_s=_number(
+                    table.get("offset_s", 0.0), f"cues[{i}].offset_s", fail, -600.0, 600.0
+                ),
                 params=dict(table.get("params", {})),
             )
         )

@@ -8,16 +8,16 @@ from that plan (the master stage streams the mix twice, so it builds two).
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..errors import SoundscapeError
 from ..levels import NOMINAL_RMS_DB, SILENT_DB, VOICE_RMS_DB
 from ..timeline import LayerLevels, SceneSpan, Timeline
-from .layers import BLOCK_SIZE, LAYERS, Cue, Layer
+from .layers import BLOCK_SIZE, Cue, Layer
 from .layers.breath import BREATH_LEVEL_DB, breath_cues
 from .preset import Anchor, CueSpec, LayerSpec, Preset, SceneSpec, load_preset
 
@@ -38,7 +38,7 @@ class AmbiencePlan:
     cue_only: frozenset = frozenset()
     """Layers no scene mentions: they play their cues at their level and are silent otherwise."""
 
-    def build(self, until: int | None = None) -> "Ambience":
+    def build(self, until: int | None = None) -> Ambience:
         """A fresh streaming renderer; two builds render identical audio.
 
         ``until``: this plan is final only before that sample (the timeline
@@ -96,24 +96,40 @@ class Ambience:
         """
         sr = plan.timeline.sample_rate
         if until is not None and self._position > until:
-            raise ValueError(f"a plan final before sample {until} came after sample {self._position} was rendered")
+            raise ValueError(
+                f"a plan final before sample {until} came after sample {self._position} was rendered"
+            )
         self.plan = plan
         self.names = tuple(plan.preset.layers)
         layers, self._active = {}, {}
         for name in self.names:  # in the plan's order: the mix sums the layers in it
             ahead = plan.preset.layers[name].cls.cue_lookahead_s
-            cues = tuple(c for c in plan.cues.get(name, ()) if until is None or c.time_s * sr < until + ahead * sr)
+            cues = tuple(
+                c
+                for c in plan.cues.get(name, ())
+                if until is None or c.time_s * sr < until + ahead * sr
+            )
             layer = self._layers.get(name)
-            self._deferred.setdefault(name, self._position)  # a layer new to the plan was silent so far
+            self._deferred.setdefault(
+                name, self._position
+            )  # a layer new to the plan was silent so far
             if cues and (layer is None or cues != self._cues[name]):
                 had = self._cues.get(name, ())
-                if layer is not None and cues[: len(had)] == had and layer.add_cues(cues[len(had) :]):
+                if (
+                    layer is not None
+                    and cues[: len(had)] == had
+                    and layer.add_cues(cues[len(had) :])
+                ):
                     self._cues[name] = cues  # later cues, taken as they are
                 else:
                     # Cue lengths come from the layer itself (and making it checks the cues).
                     layer = self._remade(name, cues)
             layers[name] = layer
-            self._active[name] = _merged(_active_ranges(plan, name, [layer.cue_duration_s(c) for c in cues] if cues else [], cues))
+            self._active[name] = _merged(
+                _active_ranges(
+                    plan, name, [layer.cue_duration_s(c) for c in cues] if cues else [], cues
+                )
+            )
         self._layers = layers
         if until is None:
             self._calls = None  # final: no layer will be made again
@@ -123,7 +139,9 @@ class Ambience:
         self._cues[name] = cues
         if self._calls is None:
             if self._layers.get(name) is not None:
-                raise RuntimeError(f"layer {name!r} cannot be made again: its calls were not kept (the plan was final)")
+                raise RuntimeError(
+                    f"layer {name!r} cannot be made again: its calls were not kept (the plan was final)"
+                )
             return layer
         for rendered, n in self._calls.setdefault(name, []):
             if rendered:
@@ -139,7 +157,9 @@ class Ambience:
         entropy = [plan.seed, *name.encode("utf-8")]
         rng = np.random.default_rng(np.random.SeedSequence(entropy))
         spec = plan.preset.layers[name]
-        return spec.cls(sample_rate=plan.timeline.sample_rate, rng=rng, params=spec.params, cues=cues)
+        return spec.cls(
+            sample_rate=plan.timeline.sample_rate, rng=rng, params=spec.params, cues=cues
+        )
 
     def render(self, n_samples: int) -> dict[str, np.ndarray]:
         """The next ``n_samples`` of every layer that sounds here, level envelope applied.
@@ -216,7 +236,9 @@ def _gain(envelope: tuple[np.ndarray, np.ndarray], start: int, end: int) -> floa
     return np.interp(np.arange(start, end, dtype=np.float64), xs, ys).astype(np.float32)
 
 
-def _active_ranges(plan: AmbiencePlan, name: str, cue_durations_s: Sequence[float], cues: Sequence[Cue]) -> list[tuple[int, int]]:
+def _active_ranges(
+    plan: AmbiencePlan, name: str, cue_durations_s: Sequence[float], cues: Sequence[Cue]
+) -> list[tuple[int, int]]:
     """Sample ranges where a layer can be heard: its envelope is up, or a cue rings."""
     xs, ys = plan.envelopes[name]
     ranges = []
@@ -265,7 +287,9 @@ def plan_ambience(
     and a layer not heard yet is no error.
     """
     if preset_name == "auto":
-        preset_name = (script.settings.get("soundscape") if script is not None else None) or "default"
+        preset_name = (
+            script.settings.get("soundscape") if script is not None else None
+        ) or "default"
     if preset_name == "none":
         preset = Preset("none", "", {}, {"default": SceneSpec({}, 6.0)}, (), 6.0, Path("none"))
     else:
@@ -273,7 +297,9 @@ def plan_ambience(
     # --- guided breathing: the breath layer paces every exercise in the script,
     # listed in the preset or not (``--layers`` can still leave it out) ---
     if timeline.breaths and "breath" not in preset.layers:
-        preset = replace(preset, layers={**preset.layers, "breath": LayerSpec("breath", BREATH_LEVEL_DB, {})})
+        preset = replace(
+            preset, layers={**preset.layers, "breath": LayerSpec("breath", BREATH_LEVEL_DB, {})}
+        )
     # --- end guided breathing ---
     if only is not None:
         unknown = [n for n in only if n not in preset.layers]
@@ -308,21 +334,42 @@ def plan_ambience(
             # Such a layer (beats) sets itself per scene: tell it each scene's name and crossfade.
             for scene in timeline.scenes:
                 fade = _scene_spec(preset, scene).fade_s
-                cues.setdefault(name, []).append(Cue(scene.start / timeline.sample_rate, "scene", {"scene": scene.name, "fade_s": fade}))
+                cues.setdefault(name, []).append(
+                    Cue(
+                        scene.start / timeline.sample_rate,
+                        "scene",
+                        {"scene": scene.name, "fade_s": fade},
+                    )
+                )
     if "breath" in preset.layers and timeline.breaths:
-        cues.setdefault("breath", []).extend(breath_cues(timeline.breaths, timeline.sample_rate))  # guided breathing
+        cues.setdefault("breath", []).extend(
+            breath_cues(timeline.breaths, timeline.sample_rate)
+        )  # guided breathing
     if only is not None and not partial:
         # A layer asked for by name that never sounds would give a silent track
         # (e.g. `ambient --soundscape dream --layers river`: no script, so only
         # the preset's default scene plays, and the river is not in it).
-        silent = [n for n in preset.layers if not cues.get(n) and (n in cue_only or not np.any(envelopes[n][1] > 0))]
+        silent = [
+            n
+            for n in preset.layers
+            if not cues.get(n) and (n in cue_only or not np.any(envelopes[n][1] > 0))
+        ]
         if silent:
-            where = sorted({scene for scene, spec in preset.scenes.items() if any(n in spec.layers for n in silent)} - {"default"})
+            where = sorted(
+                {
+                    scene
+                    for scene, spec in preset.scenes.items()
+                    if any(n in spec.layers for n in silent)
+                }
+                - {"default"}
+            )
             raise SoundscapeError(
                 f"--layers: {', '.join(silent)} would be silent throughout this track in soundscape {preset.name!r}"
                 + (f" (it plays only in the scenes: {', '.join(where)})" if where else "")
             )
-    plan = AmbiencePlan(preset, timeline, envelopes, {k: tuple(v) for k, v in cues.items()}, seed, cue_only)
+    plan = AmbiencePlan(
+        preset, timeline, envelopes, {k: tuple(v) for k, v in cues.items()}, seed, cue_only
+    )
     if partial:
         return plan
     return AmbiencePlan(preset, _with_layers(plan), envelopes, plan.cues, seed, cue_only)
@@ -338,7 +385,10 @@ def _with_beds(preset: Preset, beds: Sequence[tuple[str, float]]) -> Preset:
             name += "_"
         layers[name] = LayerSpec(name, float(level_db), {"file": str(path)}, "recording")
         added.append(name)
-    scenes = {k: SceneSpec({**s.layers, **{n: 0.0 for n in added}}, s.fade_s) for k, s in preset.scenes.items()}
+    scenes = {
+        k: SceneSpec({**s.layers, **{n: 0.0 for n in added}}, s.fade_s)
+        for k, s in preset.scenes.items()
+    }
     return replace(preset, layers=layers, scenes=scenes)
 
 
@@ -348,7 +398,10 @@ def _keep_layers(preset: Preset, only: Sequence[str]) -> Preset:
         name=preset.name,
         description=preset.description,
         layers={k: v for k, v in preset.layers.items() if k in keep},
-        scenes={k: SceneSpec({n: g for n, g in s.layers.items() if n in keep}, s.fade_s) for k, s in preset.scenes.items()},
+        scenes={
+            k: SceneSpec({n: g for n, g in s.layers.items() if n in keep}, s.fade_s)
+            for k, s in preset.scenes.items()
+        },
         cues=tuple(c for c in preset.cues if c.layer in keep),
         fade_s=preset.fade_s,
         path=preset.path,
@@ -360,7 +413,9 @@ def _scene_spec(preset: Preset, scene: SceneSpan) -> SceneSpec:
     return preset.scenes.get(scene.name.lower(), preset.scenes["default"])
 
 
-def _envelope(preset: Preset, spec: LayerSpec, timeline: Timeline, offset_db: float) -> tuple[np.ndarray, np.ndarray]:
+def _envelope(
+    preset: Preset, spec: LayerSpec, timeline: Timeline, offset_db: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Breakpoints of a layer's linear gain: each scene's level, crossfaded from the scene's start."""
     sr = timeline.sample_rate
     xs: list[float] = []
@@ -410,7 +465,12 @@ def _with_layers(plan: AmbiencePlan) -> Timeline:
     # Only layers with cues are made here, for their cues' lengths (and so
     # that a bad cue is refused while planning, before any audio).
     probe = {
-        name: spec.cls(sample_rate=plan.timeline.sample_rate, rng=np.random.default_rng(0), params=spec.params, cues=plan.cues[name])
+        name: spec.cls(
+            sample_rate=plan.timeline.sample_rate,
+            rng=np.random.default_rng(0),
+            params=spec.params,
+            cues=plan.cues[name],
+        )
         for name, spec in plan.preset.layers.items()
         if plan.cues.get(name)
     }
@@ -419,13 +479,16 @@ def _with_layers(plan: AmbiencePlan) -> Timeline:
         sounding = []
         for name in plan.preset.layers:
             xs, ys = plan.envelopes[name]
-            level = np.interp(np.linspace(scene.start, max(scene.start, scene.end - 1), 256), xs, ys)
+            level = np.interp(
+                np.linspace(scene.start, max(scene.start, scene.end - 1), 256), xs, ys
+            )
             # Also the exact breakpoints inside the scene, so short fades are not missed.
             inside = ys[(xs >= scene.start) & (xs < scene.end)]
             peak = max(float(level.max(initial=0.0)), float(inside.max(initial=0.0)))
             rings = any(
                 cue.time_s * plan.timeline.sample_rate < scene.end
-                and (cue.time_s + probe[name].cue_duration_s(cue)) * plan.timeline.sample_rate > scene.start
+                and (cue.time_s + probe[name].cue_duration_s(cue)) * plan.timeline.sample_rate
+                > scene.start
                 for cue in plan.cues.get(name, ())
             )
             if name in plan.cue_only:
@@ -447,5 +510,7 @@ def _layer_levels(plan: AmbiencePlan) -> tuple[LayerLevels, ...]:
         if name in plan.cue_only:
             db = np.full_like(db, -np.inf)  # heard only in its cues
         cues = tuple(c.time_s for c in plan.cues.get(name, ()))
-        levels.append(LayerLevels(name, tuple(float(x) / sr for x in xs), tuple(float(d) for d in db), cues))
+        levels.append(
+            LayerLevels(name, tuple(float(x) / sr for x in xs), tuple(float(d) for d in db), cues)
+        )
     return tuple(levels)

@@ -46,7 +46,14 @@ def studio_url(host: str, port: int, token: str) -> str:
     return f"http://{shown}:{port}/?token={token}"
 
 
-def serve(folder: str | Path = ".", *, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False, token: str | None = None) -> None:
+def serve(
+    folder: str | Path = ".",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    open_browser: bool = False,
+    token: str | None = None,
+) -> None:
     """Run the studio until interrupted (Ctrl-C or SIGTERM); prints its address, token included, first.
 
     Parameters
@@ -87,11 +94,17 @@ def serve(folder: str | Path = ".", *, host: str = "127.0.0.1", port: int = 8765
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise MeditationError(f"cannot listen on {host}:{port}: {exc.strerror} (try another --port)") from None
+        raise MeditationError(
+            f"cannot listen on {host}:{port}: {exc.strerror} (try another --port)"
+        ) from None
     sock.listen(128)  # connections wait in the backlog while the app starts
     port = sock.getsockname()[1]
     token = token or new_token()
-    names = {host, *("127.0.0.1", "localhost")} if host in LOOPBACK or host in ("0.0.0.0", "::") else {host}
+    names = (
+        {host, *("127.0.0.1", "localhost")}
+        if host in LOOPBACK or host in ("0.0.0.0", "::")
+        else {host}
+    )
     if host in ("0.0.0.0", "::"):
         names.add(socket.gethostname())
     hosts = [f"[{n}]:{port}" if ":" in n else f"{n}:{port}" for n in names]
@@ -100,5 +113,7 @@ def serve(folder: str | Path = ".", *, host: str = "127.0.0.1", port: int = 8765
     print(f"meditation studio: {url}  (folder {folder.resolve()}; Ctrl-C stops it)", flush=True)
     if open_browser:
         webbrowser.open(url)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=3
+    )
     uvicorn.Server(config).run(sockets=[sock])

@@ -20,7 +20,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -33,16 +40,20 @@ __all__ = ["create_app", "MAX_BODY_BYTES"]
 MAX_BODY_BYTES = 1_000_000
 """Largest request body: a long script is some tens of kB."""
 
+
 def _cookie_name(token: str) -> str:
     """Cookies are per host, not per port: each studio's cookie has a name of its own."""
     import hashlib
 
     return "meditation_studio_" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
+
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_. ")
 
 
-def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
+def create_app(
+    folder: Path, *, token: str, hosts: list[str], max_body_bytes: int = MAX_BODY_BYTES
+) -> Starlette:
     """The studio over ``folder``; ``hosts`` are the ``host:port`` names it answers to."""
     folder = Path(folder).resolve()
     static = resources.files("meditation.studio") / "static"
@@ -73,7 +84,11 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         from ..voices import DEFAULT_VOICE
 
         presets = [
-            {"name": p.name, "description": p.description, "layers": {n: spec.level_db for n, spec in p.layers.items()}}
+            {
+                "name": p.name,
+                "description": p.description,
+                "layers": {n: spec.level_db for n, spec in p.layers.items()},
+            }
             for p in list_presets()
         ]
         presets += files.list_presets(folder)
@@ -84,7 +99,10 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
                 "default_voice": DEFAULT_VOICE,
                 "presets": presets,
                 "controls": shape.controls(),
-                "inputs": {key: files.list_inputs(folder, suffixes) for key, suffixes in shape.INPUT_SUFFIXES.items()},
+                "inputs": {
+                    key: files.list_inputs(folder, suffixes)
+                    for key, suffixes in shape.INPUT_SUFFIXES.items()
+                },
                 "formats": list(shape.formats()),
                 "dream": dream.read_text(encoding="utf-8"),
                 "folder": str(folder),
@@ -101,7 +119,9 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         except ScriptError as exc:
             return JSONResponse({"ok": False, "error": _script_error(exc)})
         scenes = [{"name": s.name, "line": s.line} for s in script.scenes if s.name]
-        return JSONResponse({"ok": True, "title": script.title, "scenes": scenes, "front_matter": script.settings})
+        return JSONResponse(
+            {"ok": True, "title": script.title, "scenes": scenes, "front_matter": script.settings}
+        )
 
     async def submit(request: Request) -> Response:
         body = await _json(request)
@@ -118,16 +138,25 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
                 fmt = "wav"  # no encoder wait for a quick listen
             # Check everything the CLI checks before queueing: the page hears of a bad value at once.
             with tempfile.TemporaryDirectory() as scratch:
-                shape.resolve(text, values, name=name, output=Path(scratch) / f"check.{fmt}", folder=folder)
+                shape.resolve(
+                    text, values, name=name, output=Path(scratch) / f"check.{fmt}", folder=folder
+                )
         except ScriptError as exc:
-            return JSONResponse({"error": shape.one_line(exc), "script_error": _script_error(exc)}, status_code=400)
+            return JSONResponse(
+                {"error": shape.one_line(exc), "script_error": _script_error(exc)}, status_code=400
+            )
         except files.FileRefused:
             raise
         except (MeditationError, ValueError, TypeError) as exc:
             return _refuse(" ".join(str(exc).split()), 400)
         stem = Path(name).stem or "meditation"
         filename = f"{stem}-preview.{fmt}" if kind == "preview" else f"{stem}.{fmt}"
-        spec = {"text": text, "values": shape.clean_values(values), "name": name, "folder": str(folder)}
+        spec = {
+            "text": text,
+            "values": shape.clean_values(values),
+            "name": name,
+            "folder": str(folder),
+        }
         try:
             job = await queue().submit(kind, spec, filename=filename, label=label)
         except QueueFull as exc:
@@ -164,21 +193,29 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
                 if await request.is_disconnected():
                     return
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
 
     async def audio(request: Request) -> Response:
         job = _job(request)
         if job.state != "done":
             return _refuse("the render has not finished", 409)
         disposition = "attachment" if request.query_params.get("download") else "inline"
-        return FileResponse(job.output, filename=job.output.name, content_disposition_type=disposition)
+        return FileResponse(
+            job.output, filename=job.output.name, content_disposition_type=disposition
+        )
 
     async def timings(request: Request) -> Response:
         job = _job(request)
         if job.state != "done":
             return _refuse("the render has not finished", 409)
         data = json.dumps(job.result["timeline"], indent=2, ensure_ascii=False) + "\n"
-        return Response(data, media_type="application/json", headers={"Content-Disposition": f'attachment; filename="{job.output.stem}.json"'})
+        return Response(
+            data,
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{job.output.stem}.json"'},
+        )
 
     async def captions(request: Request) -> Response:
         job = _job(request)
@@ -186,7 +223,9 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         if job.state != "done" or not vtt.is_file():
             return _refuse("no captions for this job", 409 if job.state != "done" else 404)
         disposition = "attachment" if request.query_params.get("download") else "inline"
-        return FileResponse(vtt, media_type="text/vtt", filename=vtt.name, content_disposition_type=disposition)
+        return FileResponse(
+            vtt, media_type="text/vtt", filename=vtt.name, content_disposition_type=disposition
+        )
 
     async def list_files(request: Request) -> Response:
         return JSONResponse({"folder": str(folder), "files": files.list_files(folder)})
@@ -195,11 +234,19 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         path = request.query_params.get("path", "")
         if Path(path).suffix.lower() in files.SETTINGS_SUFFIXES:
             return JSONResponse({"path": path, "settings": files.read_settings(folder, path)})
-        return JSONResponse({"path": path, "text": files.read_text(folder, path, files.SCRIPT_SUFFIXES)})
+        return JSONResponse(
+            {"path": path, "text": files.read_text(folder, path, files.SCRIPT_SUFFIXES)}
+        )
 
     async def save_script(request: Request) -> Response:
         body = await _json(request)
-        path = files.write_text(folder, str(body.get("path", "")), _text(body), overwrite=bool(body.get("overwrite")), suffixes=files.SCRIPT_SUFFIXES)
+        path = files.write_text(
+            folder,
+            str(body.get("path", "")),
+            _text(body),
+            overwrite=bool(body.get("overwrite")),
+            suffixes=files.SCRIPT_SUFFIXES,
+        )
         return JSONResponse({"path": path.relative_to(folder).as_posix()})
 
     async def save_settings(request: Request) -> Response:
@@ -207,23 +254,42 @@ def create_app(folder: Path, *, token: str, hosts: list[str], max_body_bytes: in
         values = shape.clean_values(body.get("values", {}))
         script = str(body.get("script", ""))
         files.safe_path(folder, script, files.SCRIPT_SUFFIXES)
-        path = files.save_settings(folder, str(body.get("path", "")), values, script=script, fmt=_format(body), overwrite=bool(body.get("overwrite")))
+        path = files.save_settings(
+            folder,
+            str(body.get("path", "")),
+            values,
+            script=script,
+            fmt=_format(body),
+            overwrite=bool(body.get("overwrite")),
+        )
         return JSONResponse({"path": path.relative_to(folder).as_posix()})
 
     async def command(request: Request) -> Response:
         body = await _json(request)
-        return JSONResponse({"command": shape.command_line(body.get("values", {}), script=_name(body), fmt=_format(body))})
+        return JSONResponse(
+            {
+                "command": shape.command_line(
+                    body.get("values", {}), script=_name(body), fmt=_format(body)
+                )
+            }
+        )
 
     async def manifest(request: Request) -> Response:
         body = await _json(request)
         values = shape.clean_values(body.get("values", {}))
         script = str(body.get("script", ""))
         if not files.safe_path(folder, script, files.SCRIPT_SUFFIXES).is_file():
-            return _refuse(f"save the script as {script!r} first: a manifest names a script file", 409)
+            return _refuse(
+                f"save the script as {script!r} first: a manifest names a script file", 409
+            )
         name = str(body.get("name") or "").strip() or Path(script).stem
         if not set(name) <= _NAME_CHARS:
-            return _refuse(f"variant name {name!r}: use letters, digits, '-', '_', '.' and spaces", 400)
-        path, count = files.add_variant(folder, str(body.get("path", "")), values, script=script, name=name, fmt=_format(body))
+            return _refuse(
+                f"variant name {name!r}: use letters, digits, '-', '_', '.' and spaces", 400
+            )
+        path, count = files.add_variant(
+            folder, str(body.get("path", "")), values, script=script, name=name, fmt=_format(body)
+        )
         return JSONResponse({"path": path.relative_to(folder).as_posix(), "variants": count})
 
     async def save_preset(request: Request) -> Response:
@@ -404,7 +470,9 @@ class _Guard:
         if not self._has_token(scope, headers):
             message = "this studio needs the token from the address it printed at start-up"
             if scope.get("path") == "/":
-                return PlainTextResponse(f"meditation studio: {message} (http://…/?token=…)\n", status_code=401)
+                return PlainTextResponse(
+                    f"meditation studio: {message} (http://…/?token=…)\n", status_code=401
+                )
             return _refuse(message, 401)
         length = headers.get("content-length")
         if length is not None:

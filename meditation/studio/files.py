@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import MeditationError
 
@@ -43,16 +44,31 @@ class FileRefused(MeditationError):
         self.status = status
 
 
-def safe_path(root: Path, relative: str, suffixes: tuple[str, ...] = SCRIPT_SUFFIXES + SETTINGS_SUFFIXES) -> Path:
+def safe_path(
+    root: Path, relative: str, suffixes: tuple[str, ...] = SCRIPT_SUFFIXES + SETTINGS_SUFFIXES
+) -> Path:
     """``relative`` inside ``root``, or FileRefused."""
     text = str(relative).replace("\\", "/")
     pure = PurePosixPath(text)
-    if not text or "\x00" in text or pure.is_absolute() or text.startswith("~") or (len(text) > 1 and text[1] == ":"):
+    if (
+        not text
+        or "\x00" in text
+        or pure.is_absolute()
+        or text.startswith("~")
+        or (len(text) > 1 and text[1] == ":")
+    ):
         raise FileRefused(f"{relative!r}: only paths inside the studio folder are allowed")
-    if any(part in ("..", "") for part in text.split("/")) or any(part.startswith(".") for part in pure.parts):
-        raise FileRefused(f"{relative!r}: only plain paths inside the studio folder are allowed (no '..', no hidden files)")
+    if any(part in ("..", "") for part in text.split("/")) or any(
+        part.startswith(".") for part in pure.parts
+    ):
+        raise FileRefused(
+            f"{relative!r}: only plain paths inside the studio folder are allowed (no '..', no hidden files)"
+        )
     if pure.suffix.lower() not in suffixes:
-        raise FileRefused(f"{relative!r}: the studio only reads and writes {', '.join(suffixes)} files", status=400)
+        raise FileRefused(
+            f"{relative!r}: the studio only reads and writes {', '.join(suffixes)} files",
+            status=400,
+        )
     base = root.resolve()
     path = base.joinpath(*pure.parts)
     resolved = path.resolve()
@@ -66,10 +82,17 @@ def list_files(root: Path) -> list[dict]:
     base = root.resolve()
     found = []
     for folder, dirs, files in os.walk(base):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve().is_relative_to(base))
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and (Path(folder) / d).resolve().is_relative_to(base)
+        )
         for name in sorted(files):
             path = Path(folder) / name
-            if name.startswith(".") or path.suffix.lower() not in SCRIPT_SUFFIXES + SETTINGS_SUFFIXES:
+            if (
+                name.startswith(".")
+                or path.suffix.lower() not in SCRIPT_SUFFIXES + SETTINGS_SUFFIXES
+            ):
                 continue
             if not path.resolve().is_relative_to(base):
                 continue
@@ -95,7 +118,14 @@ def read_text(root: Path, relative: str, suffixes=SCRIPT_SUFFIXES + SETTINGS_SUF
         raise FileRefused(f"{relative}: not UTF-8 text", status=400) from None
 
 
-def write_text(root: Path, relative: str, text: str, *, overwrite: bool, suffixes=SCRIPT_SUFFIXES + SETTINGS_SUFFIXES) -> Path:
+def write_text(
+    root: Path,
+    relative: str,
+    text: str,
+    *,
+    overwrite: bool,
+    suffixes=SCRIPT_SUFFIXES + SETTINGS_SUFFIXES,
+) -> Path:
     """Write atomically (temporary file, then rename); an existing file is replaced only with ``overwrite``."""
     path = safe_path(root, relative, suffixes)
     if path.is_dir():
@@ -103,7 +133,10 @@ def write_text(root: Path, relative: str, text: str, *, overwrite: bool, suffixe
     if path.exists() and not overwrite:
         raise FileRefused(f"{relative} exists", status=409)
     if not path.parent.is_dir():
-        raise FileRefused(f"{relative}: folder {path.parent.relative_to(root.resolve()).as_posix()!r} does not exist", status=400)
+        raise FileRefused(
+            f"{relative}: folder {path.parent.relative_to(root.resolve()).as_posix()!r} does not exist",
+            status=400,
+        )
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as f:
@@ -121,12 +154,19 @@ def _toml_values(values: Mapping[str, Any]) -> dict:
     return {k: v for k, v in values.items() if v is not None and v != ""}
 
 
-def save_settings(root: Path, relative: str, values: Mapping[str, Any], *, script: str, fmt: str, overwrite: bool) -> Path:
+def save_settings(
+    root: Path, relative: str, values: Mapping[str, Any], *, script: str, fmt: str, overwrite: bool
+) -> Path:
     """Settings as a one-render manifest (``[defaults]`` only): ``meditation batch`` renders it as it is."""
     import tomli_w
 
-    document = {"output": f"{{script}}.{fmt}", "defaults": {"script": script, **_toml_values(values)}}
-    return write_text(root, relative, tomli_w.dumps(document), overwrite=overwrite, suffixes=SETTINGS_SUFFIXES)
+    document = {
+        "output": f"{{script}}.{fmt}",
+        "defaults": {"script": script, **_toml_values(values)},
+    }
+    return write_text(
+        root, relative, tomli_w.dumps(document), overwrite=overwrite, suffixes=SETTINGS_SUFFIXES
+    )
 
 
 def read_settings(root: Path, relative: str) -> dict:
@@ -138,10 +178,16 @@ def read_settings(root: Path, relative: str) -> dict:
         raise FileRefused(f"{relative}: {exc}", status=400) from None
     defaults = dict(data.get("defaults", {}))
     output = str(data.get("output", ""))
-    return {"script": defaults.pop("script", None), "format": Path(output).suffix.lstrip(".") or None, "values": defaults}
+    return {
+        "script": defaults.pop("script", None),
+        "format": Path(output).suffix.lstrip(".") or None,
+        "values": defaults,
+    }
 
 
-def add_variant(root: Path, relative: str, values: Mapping[str, Any], *, script: str, name: str, fmt: str) -> tuple[Path, int]:
+def add_variant(
+    root: Path, relative: str, values: Mapping[str, Any], *, script: str, name: str, fmt: str
+) -> tuple[Path, int]:
     """Append a ``[[variants]]`` entry to a manifest (made if missing); refused if the result would not load.
 
     Returns the manifest and how many variants it now describes.
@@ -151,8 +197,16 @@ def add_variant(root: Path, relative: str, values: Mapping[str, Any], *, script:
     from ..batch import expand_manifest
 
     path = safe_path(root, relative, SETTINGS_SUFFIXES)
-    old = read_text(root, relative, SETTINGS_SUFFIXES) if path.exists() else f'output = "{{name}}.{fmt}"\n'
-    entry = {"name": name, "script": os.path.relpath(safe_path(root, script, SCRIPT_SUFFIXES), path.parent), **_toml_values(values)}
+    old = (
+        read_text(root, relative, SETTINGS_SUFFIXES)
+        if path.exists()
+        else f'output = "{{name}}.{fmt}"\n'
+    )
+    entry = {
+        "name": name,
+        "script": os.path.relpath(safe_path(root, script, SCRIPT_SUFFIXES), path.parent),
+        **_toml_values(values),
+    }
     new = old.rstrip("\n") + "\n\n[[variants]]\n" + tomli_w.dumps(entry)
     # Check the manifest as `meditation batch` would, from a temporary file beside it.
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".toml")
@@ -171,10 +225,18 @@ def list_inputs(root: Path, suffixes: tuple[str, ...]) -> list[str]:
     base = root.resolve()
     found = []
     for folder, dirs, names in os.walk(base):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve().is_relative_to(base))
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and (Path(folder) / d).resolve().is_relative_to(base)
+        )
         for name in sorted(names):
             path = Path(folder) / name
-            if not name.startswith(".") and path.suffix.lower() in suffixes and path.resolve().is_relative_to(base):
+            if (
+                not name.startswith(".")
+                and path.suffix.lower() in suffixes
+                and path.resolve().is_relative_to(base)
+            ):
                 found.append(path.relative_to(base).as_posix())
         if len(found) > 500:
             break
@@ -194,7 +256,13 @@ def list_presets(root: Path) -> list[dict]:
             preset = load_preset(str(root.resolve() / entry["path"]))
         except (SoundscapeError, ValueError, KeyError, TypeError):
             continue  # a manifest or settings file, not a preset
-        found.append({"name": entry["path"], "description": preset.description, "layers": {n: s.level_db for n, s in preset.layers.items()}})
+        found.append(
+            {
+                "name": entry["path"],
+                "description": preset.description,
+                "layers": {n: s.level_db for n, s in preset.layers.items()},
+            }
+        )
     return found
 
 
@@ -217,12 +285,17 @@ def save_preset(root: Path, relative: str, base: str, levels: Mapping[str, float
     layers = data.get("layers", {})
     for name, level in levels.items():
         if name not in layers:
-            raise SoundscapeError(f"layer {name!r} is not in soundscape {base!r} (it has: {', '.join(layers)})")
+            raise SoundscapeError(
+                f"layer {name!r} is not in soundscape {base!r} (it has: {', '.join(layers)})"
+            )
         if isinstance(level, bool) or not isinstance(level, (int, float)):
             raise SoundscapeError(f"level of {name} must be a number of dB, not {level!r}")
         layers[name]["level_db"] = float(level)
     data["name"] = path.stem
-    data["description"] = str(data.get("description", "")).split(" (levels set in the studio)")[0] + " (levels set in the studio)"
+    data["description"] = (
+        str(data.get("description", "")).split(" (levels set in the studio)")[0]
+        + " (levels set in the studio)"
+    )
     text = tomli_w.dumps(data)
     try:
         check_replaceable(path, "preset")

@@ -171,7 +171,7 @@ class JobQueue:
             if job.version == seen:
                 try:
                     await asyncio.wait_for(self.changed.wait(), timeout_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     async def _notify(self, job: Job) -> None:
@@ -235,7 +235,9 @@ class JobQueue:
                 if event == "progress":
                     before = (job.stage, round(job.percent, 1))
                     job.stage = message["stage"]
-                    job.percent = max(job.percent, _percent(message["stage"], message["done"], message["total"]))
+                    job.percent = max(
+                        job.percent, _percent(message["stage"], message["done"], message["total"])
+                    )
                     if (job.stage, round(job.percent, 1)) == before:
                         continue
                 elif event == "done":
@@ -249,7 +251,7 @@ class JobQueue:
                 _stop(job.process)
                 try:
                     await asyncio.wait_for(job.process.wait(), 5.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             _stop(job.process, signal.SIGKILL)  # anything of its group still alive
             await job.process.wait()
@@ -261,7 +263,9 @@ class JobQueue:
         else:
             job.state = "failed"
             if not job.error:
-                last = [line for line in stderr.splitlines() if line.strip()][-1:] or [f"exit status {code}"]
+                last = [line for line in stderr.splitlines() if line.strip()][-1:] or [
+                    f"exit status {code}"
+                ]
                 job.error = f"the render failed: {last[0]}"
 
 

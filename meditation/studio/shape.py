@@ -8,14 +8,23 @@ front matter still applies under them, exactly as on the command line.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import MeditationError, SettingsError
 from ..script import Paragraph, Script, parse_script
 from ..settings import RenderSettings, resolve_settings
 
-__all__ = ["controls", "resolve", "effective_preset", "command_line", "preview_text", "formats", "SETTING_KEYS"]
+__all__ = [
+    "controls",
+    "resolve",
+    "effective_preset",
+    "command_line",
+    "preview_text",
+    "formats",
+    "SETTING_KEYS",
+]
 
 # The settings the Shape panel offers: every render setting that shapes the sound or its tags.
 # Files the render writes besides the track (timings, stems, captions, a plot) are the studio's
@@ -33,7 +42,8 @@ def _specs():
     return [
         spec
         for spec in specs_for(Use.RENDER)
-        if spec.key not in _NOT_SHAPE and (spec.role is None or (spec.role is Role.INPUT and spec.key in INPUT_SUFFIXES))
+        if spec.key not in _NOT_SHAPE
+        and (spec.role is None or (spec.role is Role.INPUT and spec.key in INPUT_SUFFIXES))
     ]
 
 
@@ -41,7 +51,9 @@ def formats() -> tuple[str, ...]:
     from ..settings import FORMATS as suffixes
 
     """Output formats (file suffixes without the dot), MP3 first."""
-    ordered = sorted((s.lstrip(".") for s in suffixes), key=lambda f: (f != "mp3", f))  # MP3 first: the default
+    ordered = sorted(
+        (s.lstrip(".") for s in suffixes), key=lambda f: (f != "mp3", f)
+    )  # MP3 first: the default
     return tuple(ordered)
 
 
@@ -54,7 +66,11 @@ def controls() -> list[dict]:
 
     out = []
     for spec in _specs():
-        kind = {"voice": "voice", "soundscape": "soundscape", **{k: "file" for k in INPUT_SUFFIXES}}.get(spec.key) or {
+        kind = {
+            "voice": "voice",
+            "soundscape": "soundscape",
+            **{k: "file" for k in INPUT_SUFFIXES},
+        }.get(spec.key) or {
             Kind.NAMES: "layers",
             Kind.DURATION: "duration",
             Kind.NUMBER: "number",
@@ -63,7 +79,11 @@ def controls() -> list[dict]:
             Kind.BOOL: "bool",
         }.get(spec.kind, "text")
         default = spec.default
-        shown = format_duration(default) if spec.kind is Kind.DURATION and default is not None else default
+        shown = (
+            format_duration(default)
+            if spec.kind is Kind.DURATION and default is not None
+            else default
+        )
         control = {
             "key": spec.key,
             "label": spec.key.replace("_", "-"),
@@ -101,7 +121,9 @@ def clean_values(values: Mapping[str, Any]) -> dict:
     return out
 
 
-def resolve(text: str, values: Mapping[str, Any], *, name: str, output: Path, folder: Path | None = None) -> tuple[RenderSettings, Script]:
+def resolve(
+    text: str, values: Mapping[str, Any], *, name: str, output: Path, folder: Path | None = None
+) -> tuple[RenderSettings, Script]:
     """Parse the script and merge its front matter with the set controls, checked as the CLI checks them.
 
     With ``folder``, a soundscape given as a ``.toml`` file must lie inside it
@@ -111,10 +133,16 @@ def resolve(text: str, values: Mapping[str, Any], *, name: str, output: Path, fo
 
     script = parse_script(text, path=name)
     cleaned = clean_values(values)
-    labels = {key: SCHEMA[key].option for key in cleaned}  # messages name options, as on the command line
-    settings = resolve_settings({**cleaned, "script": Path(name), "output": output}, script, labels=labels)
+    labels = {
+        key: SCHEMA[key].option for key in cleaned
+    }  # messages name options, as on the command line
+    settings = resolve_settings(
+        {**cleaned, "script": Path(name), "output": output}, script, labels=labels
+    )
     if folder is not None:
-        settings = settings.replace(soundscape=soundscape_in(folder, settings.soundscape), **inputs_in(folder, settings))
+        settings = settings.replace(
+            soundscape=soundscape_in(folder, settings.soundscape), **inputs_in(folder, settings)
+        )
     from ..voices import resolve_voice
 
     settings = settings.replace(voice=resolve_voice(settings.voice))
@@ -151,7 +179,9 @@ def soundscape_in(folder: Path, value: str) -> str:
     if value.lower().endswith(".toml"):
         return str(safe_path(folder, value, (".toml",)).resolve())
     known = ", ".join(p.name for p in list_presets())
-    raise SettingsError(f"unknown soundscape {value!r} (known: {known}, none, or a .toml preset in the studio's folder)")
+    raise SettingsError(
+        f"unknown soundscape {value!r} (known: {known}, none, or a .toml preset in the studio's folder)"
+    )
 
 
 def effective_preset(settings: RenderSettings):
@@ -165,7 +195,9 @@ def effective_preset(settings: RenderSettings):
     if settings.layers is not None:
         unknown = [n for n in settings.layers if n not in preset.layers]
         if unknown:
-            raise SettingsError(f"--layers: {', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})")
+            raise SettingsError(
+                f"--layers: {', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})"
+            )
     return preset
 
 
@@ -203,7 +235,9 @@ def preview_text(text: str, *, line: int, name: str = "<script>") -> tuple[str, 
     body_start = _body_start(lines)
     if script.has_scenes:
         starts = [max(s.line, body_start + 1) if s.name else body_start + 1 for s in script.scenes]
-        index = max((i for i, start in enumerate(starts) if start <= max(line, starts[0])), default=0)
+        index = max(
+            (i for i, start in enumerate(starts) if start <= max(line, starts[0])), default=0
+        )
         first = starts[index]
         last = starts[index + 1] - 1 if index + 1 < len(starts) else len(lines)
         label = script.scenes[index].name or "opening"
@@ -216,7 +250,9 @@ def preview_text(text: str, *, line: int, name: str = "<script>") -> tuple[str, 
                     break
                 budget -= len(item.text)
         label = "the first minute"
-    kept = [raw if (i < body_start or first <= i + 1 <= last) else "" for i, raw in enumerate(lines)]
+    kept = [
+        raw if (i < body_start or first <= i + 1 <= last) else "" for i, raw in enumerate(lines)
+    ]
     return "\n".join(kept), label
 
 

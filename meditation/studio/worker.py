@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def listener(stage: str, done: float, total: float | None) -> None:
         finished = total is not None and done >= total
-        send({"event": "progress", "stage": stage, "done": done, "total": total}, every_s=0.0 if finished or done == 0 else 0.1)
+        send(
+            {"event": "progress", "stage": stage, "done": done, "total": total},
+            every_s=0.0 if finished or done == 0 else 0.1,
+        )
 
     progress.set_enabled(False)
     progress.set_listener(listener)
@@ -62,7 +65,9 @@ def run_job(job: dict) -> dict:
     from .shape import resolve
 
     output = Path(job["output"])
-    settings, script = resolve(job["text"], job["values"], name=job["name"], output=output, folder=Path(job["folder"]))
+    settings, script = resolve(
+        job["text"], job["values"], name=job["name"], output=output, folder=Path(job["folder"])
+    )
     # Captions beside the track, for the page's caption line and the download.
     result = render(settings.replace(captions=output.with_suffix(".vtt")), script)
     return {
@@ -87,7 +92,13 @@ def layer_levels(settings, timeline) -> list[dict]:
     for scene in timeline.scenes:
         spec = preset.scenes.get(scene.name.lower(), preset.scenes.get("default"))
         offsets = spec.layers if spec is not None else {}
-        levels.append({name: round(preset.layers[name].level_db + offsets.get(name, 0.0), 1) for name in scene.layers if name in preset.layers})
+        levels.append(
+            {
+                name: round(preset.layers[name].level_db + offsets.get(name, 0.0), 1)
+                for name in scene.layers
+                if name in preset.layers
+            }
+        )
     return levels
 
 

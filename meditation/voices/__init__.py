@@ -8,23 +8,30 @@ from __future__ import annotations
 
 import abc
 import functools
-from typing import Callable, ClassVar
-
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:  # numpy only in annotations: `meditation voices` starts without it
     import numpy as np
 
 from ..errors import VoiceError
 
-__all__ = ["VoiceEngine", "ENGINES", "register_engine", "list_voices", "resolve_voice", "load_voice", "DEFAULT_VOICE"]
+__all__ = [
+    "VoiceEngine",
+    "ENGINES",
+    "register_engine",
+    "list_voices",
+    "resolve_voice",
+    "load_voice",
+    "DEFAULT_VOICE",
+]
 
 DEFAULT_VOICE = "piper:joe"
 
-ENGINES: dict[str, type["VoiceEngine"]] = {}
+ENGINES: dict[str, type[VoiceEngine]] = {}
 
 
-def register_engine(name: str) -> Callable[[type["VoiceEngine"]], type["VoiceEngine"]]:
+def register_engine(name: str) -> Callable[[type[VoiceEngine]], type[VoiceEngine]]:
     """Class decorator: make an engine available as ``name:voice``."""
 
     def decorate(cls: type[VoiceEngine]) -> type[VoiceEngine]:
@@ -115,4 +122,4 @@ def load_voice(voice_id: str) -> VoiceEngine:
 
 
 # Importing an engine module registers it; a new engine joins by adding a line here.
-from . import piper_engine, espeak_engine  # noqa: E402,F401
+from . import espeak_engine, piper_engine  # noqa: E402,F401

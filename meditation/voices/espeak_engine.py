@@ -205,7 +205,11 @@ def _voice_list_file():
         # Where pyttsx3 and the eSpeak wheel are installed, and when (cheaper than reading their metadata).
         origins = [importlib.util.find_spec("pyttsx3").origin, espeakng_loader.__file__]
         parts = [data, *origins, *(str(os.stat(o).st_mtime_ns) for o in origins)]
-        parts += [str(os.stat(os.path.join(data, sub)).st_mtime_ns) for sub in ("lang", "voices") if os.path.isdir(os.path.join(data, sub))]
+        parts += [
+            str(os.stat(os.path.join(data, sub)).st_mtime_ns)
+            for sub in ("lang", "voices")
+            if os.path.isdir(os.path.join(data, sub))
+        ]
         key = hashlib.blake2b("\0".join(parts).encode("utf-8"), digest_size=8).hexdigest()
         return os.path.join(cache_dir(), f"espeak-voices-{key}.txt")
     except Exception:  # not installed, or no cache folder: just ask eSpeak

@@ -61,7 +61,11 @@ class PiperEngine(VoiceEngine):
     def voices(cls) -> list[str]:
         import importlib.util
 
-        return [name for name, pkg in _VOICE_PACKAGES.items() if importlib.util.find_spec(pkg) is not None]
+        return [
+            name
+            for name, pkg in _VOICE_PACKAGES.items()
+            if importlib.util.find_spec(pkg) is not None
+        ]
 
     @classmethod
     def default_voice(cls) -> str:
@@ -75,7 +79,9 @@ class PiperEngine(VoiceEngine):
         import numpy as np
 
         config = self._config
-        scales = np.array([config.noise_scale, _length_scale(rate), config.noise_w_scale], dtype=np.float32)
+        scales = np.array(
+            [config.noise_scale, _length_scale(rate), config.noise_w_scale], dtype=np.float32
+        )
         pieces = []
         with self._lock:
             for i, phonemes in enumerate(self._voice.phonemize(text)):
@@ -86,7 +92,9 @@ class PiperEngine(VoiceEngine):
                     "input": ids,
                     "input_lengths": np.array([ids.shape[1]], dtype=np.int64),
                     "scales": scales,
-                    _NOISE_SEED_INPUT: np.array([(seed % 1_000_003) + 0.5 + 7919.0 * i], dtype=np.float64),
+                    _NOISE_SEED_INPUT: np.array(
+                        [(seed % 1_000_003) + 0.5 + 7919.0 * i], dtype=np.float64
+                    ),
                 }
                 audio = self._voice.session.run(None, inputs)[0]
                 pieces.append(np.asarray(audio, dtype=np.float32).reshape(-1))
@@ -140,13 +148,17 @@ def _session(model_path: str, options, onnxruntime):
     if stored is not None:
         if stored.exists():
             try:
-                return onnxruntime.InferenceSession(str(stored), sess_options=options, providers=providers)
+                return onnxruntime.InferenceSession(
+                    str(stored), sess_options=options, providers=providers
+                )
             except Exception:  # damaged: build it again
                 stored.unlink(missing_ok=True)
         model = _seedable_model(model_path)
         if _store(stored, model):
             del model  # let the session read the file instead
-            return onnxruntime.InferenceSession(str(stored), sess_options=options, providers=providers)
+            return onnxruntime.InferenceSession(
+                str(stored), sess_options=options, providers=providers
+            )
     else:
         model = _seedable_model(model_path)
     return onnxruntime.InferenceSession(model, sess_options=options, providers=providers)
@@ -163,7 +175,10 @@ def _seedable_model_file(model_path: str):
         folder = cache_dir() / "piper"
     except OSError:
         return None
-    key = hashlib.blake2b(f"{_SEEDABLE_VERSION}\0{os.path.abspath(model_path)}\0{info.st_size}\0{info.st_mtime_ns}".encode(), digest_size=8)
+    key = hashlib.blake2b(
+        f"{_SEEDABLE_VERSION}\0{os.path.abspath(model_path)}\0{info.st_size}\0{info.st_mtime_ns}".encode(),
+        digest_size=8,
+    )
     stem = os.path.basename(model_path).rsplit(".", 1)[0]
     return folder / f"{stem}-seedable-{key.hexdigest()}.onnx"
 
@@ -205,8 +220,14 @@ def _seedable_model(path: str) -> bytes:
         found += 1
         p = f"_seednoise{found}"
         x, y = node.input[0], node.output[0]
-        mults = [const(f"{p}_a", 12.9898 + found, TensorProto.DOUBLE), const(f"{p}_b", 78.233 + 3 * found, TensorProto.DOUBLE)]
-        offsets = [const(f"{p}_c", 0.0, TensorProto.DOUBLE), const(f"{p}_d", 311.7 * found, TensorProto.DOUBLE)]
+        mults = [
+            const(f"{p}_a", 12.9898 + found, TensorProto.DOUBLE),
+            const(f"{p}_b", 78.233 + 3 * found, TensorProto.DOUBLE),
+        ]
+        offsets = [
+            const(f"{p}_c", 0.0, TensorProto.DOUBLE),
+            const(f"{p}_d", 311.7 * found, TensorProto.DOUBLE),
+        ]
         mk = helper.make_node
         new_nodes += [
             mk("Shape", [x], [f"{p}_shape"]),

@@ -1,8 +1,15 @@
 """Soundscape layers: one module per layer, each registered by name."""
 
-from .base import BLOCK_SIZE, LAYERS, NOMINAL_RMS_DB, Cue, Layer, register_layer, render_layer
-
 # Importing a layer module registers it; a new layer joins by adding a line here.
 from . import beats, bell, breath, drone, recording, river, wind, wings  # noqa: E402,F401
+from .base import BLOCK_SIZE, LAYERS, NOMINAL_RMS_DB, Cue, Layer, register_layer, render_layer
 
-__all__ = ["BLOCK_SIZE", "LAYERS", "NOMINAL_RMS_DB", "Cue", "Layer", "register_layer", "render_layer"]
+__all__ = [
+    "BLOCK_SIZE",
+    "LAYERS",
+    "NOMINAL_RMS_DB",
+    "Cue",
+    "Layer",
+    "register_layer",
+    "render_layer",
+]

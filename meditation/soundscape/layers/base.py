@@ -19,8 +19,9 @@ import abc
 import dataclasses
 import enum
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -47,7 +48,7 @@ __all__ = [
 
 BLOCK_SIZE = 8192
 
-LAYERS: dict[str, type["Layer"]] = {}
+LAYERS: dict[str, type[Layer]] = {}
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Cue:
     """Action-specific options (e.g. ``{"count": 6}`` for a series of wing beats)."""
 
 
-def register_layer(name: str) -> Callable[[type["Layer"]], type["Layer"]]:
+def register_layer(name: str) -> Callable[[type[Layer]], type[Layer]]:
     """Class decorator: make a layer available to presets under ``name``."""
 
     def decorate(cls: type[Layer]) -> type[Layer]:
@@ -125,7 +126,7 @@ class Layer(abc.ABC):
         self._pending = np.zeros((0, 2), dtype=np.float32)
 
     @classmethod
-    def make_params(cls, values: Mapping[str, Any]) -> "Layer.Params":
+    def make_params(cls, values: Mapping[str, Any]) -> Layer.Params:
         """Validate user-given parameter values into this layer's ``Params``."""
         known = {f.name: f for f in dataclasses.fields(cls.Params)}
         for key in values:
@@ -139,10 +140,14 @@ class Layer(abc.ABC):
             default = getattr(cls.Params(), key)
             if isinstance(default, bool):
                 if not isinstance(value, bool):
-                    raise SoundscapeError(f"layer {cls.name!r}: {key} must be true or false, not {value!r}")
+                    raise SoundscapeError(
+                        f"layer {cls.name!r}: {key} must be true or false, not {value!r}"
+                    )
             elif isinstance(default, (int, float)):
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise SoundscapeError(f"layer {cls.name!r}: {key} must be a number, not {value!r}")
+                    raise SoundscapeError(
+                        f"layer {cls.name!r}: {key} must be a number, not {value!r}"
+                    )
                 value = type(default)(value) if isinstance(default, float) else value
             converted[key] = value
         params = cls.Params(**converted)
@@ -150,7 +155,7 @@ class Layer(abc.ABC):
         return params
 
     @classmethod
-    def check_params(cls, params: "Layer.Params") -> None:
+    def check_params(cls, params: Layer.Params) -> None:
         """Raise SoundscapeError when a parameter value is out of range (see ``ranges``)."""
         for key, (low, high) in cls.ranges.items():
             check_range(f"layer {cls.name!r}: {key}", getattr(params, key), low, high)
@@ -207,7 +212,9 @@ class Layer(abc.ABC):
         for cue in later:
             if cue.action not in self.cue_actions:
                 known = ", ".join(sorted(self.cue_actions)) or "none"
-                raise SoundscapeError(f"layer {self.name!r} has no cue {cue.action!r} (known: {known})")
+                raise SoundscapeError(
+                    f"layer {self.name!r} has no cue {cue.action!r} (known: {known})"
+                )
         later = tuple(sorted(later, key=lambda c: c.time_s))
         if later and self.cues and later[0].time_s < self.cues[-1].time_s:
             raise ValueError("add_cues takes only cues later than the layer's own")
@@ -289,7 +296,9 @@ def impulse_response(sos: np.ndarray, *, energy_left: float = 1e-12) -> np.ndarr
         raise ValueError(f"filter is not stable (pole radius {radius:g})")
     # A pole of radius r leaves r^(2n) of the energy after n samples;
     # repeated poles (cascades) decay a little slower, hence the margin.
-    n = 64 + 2 * len(sos) * int(math.ceil(math.log(energy_left) / (2 * math.log(max(radius, 1e-3)))))
+    n = 64 + 2 * len(sos) * int(
+        math.ceil(math.log(energy_left) / (2 * math.log(max(radius, 1e-3))))
+    )
     impulse = np.zeros(min(n, 1 << 24))
     impulse[0] = 1.0
     return signal.sosfilt(sos, impulse)
@@ -301,7 +310,9 @@ def noise_gain(sos: np.ndarray) -> float:
     return math.sqrt(float(np.dot(h, h)))
 
 
-def held_tilt(y: np.ndarray, g_now: np.ndarray, g_prev: np.ndarray, hop: int, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def held_tilt(
+    y: np.ndarray, g_now: np.ndarray, g_prev: np.ndarray, hop: int, last: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """``out[n] = g_now[k] * y[n] - g_prev[k] * y[n-1]`` per channel, gains held for ``hop`` samples.
 
     The spectral tilt of the river's and wind's noise beds: a first
@@ -349,7 +360,9 @@ def soft_limit(out: np.ndarray) -> None:
     if over.size:
         flat = out.reshape(-1)
         v = flat[over]
-        flat[over] = np.sign(v) * (_KNEE + (1.0 - _KNEE) * np.tanh((np.abs(v) - _KNEE) / (1.0 - _KNEE)))
+        flat[over] = np.sign(v) * (
+            _KNEE + (1.0 - _KNEE) * np.tanh((np.abs(v) - _KNEE) / (1.0 - _KNEE))
+        )
 
 
 def render_layer(
@@ -365,5 +378,7 @@ def render_layer(
     try:
         cls = LAYERS[name]
     except KeyError:
-        raise SoundscapeError(f"unknown layer {name!r} (known: {', '.join(sorted(LAYERS))})") from None
+        raise SoundscapeError(
+            f"unknown layer {name!r} (known: {', '.join(sorted(LAYERS))})"
+        ) from None
     return cls(sample_rate=sample_rate, rng=rng, params=params, cues=cues).render(n_samples)

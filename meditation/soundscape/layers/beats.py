@@ -22,8 +22,9 @@ never makes the phase jump.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,9 @@ _DEFAULT_GLIDE_S = 10.0
 class Beats(Layer):
     """Pure-tone beats (binaural, monaural or isochronic) whose frequencies glide with the scenes."""
 
-    description = "Binaural, monaural or isochronic beats; carrier and beat glide from scene to scene."
+    description = (
+        "Binaural, monaural or isochronic beats; carrier and beat glide from scene to scene."
+    )
     cue_actions = frozenset({"scene", "glide"})
     follows_scenes = True
     """The planner sends this layer a ``scene`` cue at every scene start (name and crossfade)."""
@@ -63,19 +66,28 @@ class Beats(Layer):
         scenes: Mapping[str, Any] = field(default_factory=dict)
         """Per scene (heading, case-insensitive; ``default`` for the others): ``{carrier_hz, beat_hz}``."""
 
-    ranges = {"carrier_hz": _CARRIER_RANGE_HZ, "beat_hz": _BEAT_RANGE_HZ, "duty": (0.1, 0.9), "ramp": (0.05, 0.5)}
+    ranges = {
+        "carrier_hz": _CARRIER_RANGE_HZ,
+        "beat_hz": _BEAT_RANGE_HZ,
+        "duty": (0.1, 0.9),
+        "ramp": (0.05, 0.5),
+    }
 
     @classmethod
-    def check_params(cls, params: "Beats.Params") -> None:
+    def check_params(cls, params: Beats.Params) -> None:
         p = params
         if p.mode not in MODES:
             raise SoundscapeError(f"beats: mode {p.mode!r} is not one of {', '.join(MODES)}")
         super().check_params(params)  # carrier_hz, beat_hz, duty, ramp: see ``ranges``
         if not isinstance(p.scenes, Mapping):
-            raise SoundscapeError("beats: scenes must be a table of scene = { carrier_hz, beat_hz }")
+            raise SoundscapeError(
+                "beats: scenes must be a table of scene = { carrier_hz, beat_hz }"
+            )
         for scene, values in p.scenes.items():
             if not isinstance(values, Mapping):
-                raise SoundscapeError(f"beats: scenes.{scene} must be a table like {{ beat_hz = 6.0 }}")
+                raise SoundscapeError(
+                    f"beats: scenes.{scene} must be a table like {{ beat_hz = 6.0 }}"
+                )
             _check_freqs(f"layer 'beats': scenes.{scene}", values)
 
     def __init__(self, **kwargs):
@@ -89,7 +101,11 @@ class Beats(Layer):
         # Phases in cycles, carried from block to block: [left/lower, right/upper, gate].
         self._phase = np.array([self.rng.uniform(), self.rng.uniform(), 0.0])
         if p.mode == "isochronic":
-            self._amp = math.sqrt(2.0) * 10 ** (NOMINAL_RMS_DB / 20) / math.sqrt(_gate_mean_square(p.duty, p.ramp))
+            self._amp = (
+                math.sqrt(2.0)
+                * 10 ** (NOMINAL_RMS_DB / 20)
+                / math.sqrt(_gate_mean_square(p.duty, p.ramp))
+            )
         elif p.mode == "monaural":
             self._amp = 2.0 * 10 ** (NOMINAL_RMS_DB / 20)  # two tones of half this amplitude each
         else:
@@ -107,7 +123,9 @@ class Beats(Layer):
             values = {k: v for k, v in cue.params.items() if k != "glide_s"}
             unknown = set(values) - {"carrier_hz", "beat_hz"}
             if unknown:
-                raise SoundscapeError(f"beats: a glide cue takes carrier_hz, beat_hz, glide_s (not {', '.join(sorted(unknown))})")
+                raise SoundscapeError(
+                    f"beats: a glide cue takes carrier_hz, beat_hz, glide_s (not {', '.join(sorted(unknown))})"
+                )
             _check_freqs("beats: glide cue", values)
             glide = float(cue.params.get("glide_s", _DEFAULT_GLIDE_S))
             if not 0.0 <= glide <= 3600.0:
@@ -166,7 +184,9 @@ class Beats(Layer):
 
     def add_cues(self, later: Sequence[Cue]) -> bool:
         self._checked_later(later)
-        self._pieces = self._schedule(self.cues)  # each piece follows from the ones before: the earlier ones stay
+        self._pieces = self._schedule(
+            self.cues
+        )  # each piece follows from the ones before: the earlier ones stay
         return True
 
     # -- audio ----------------------------------------------------------------
@@ -224,7 +244,9 @@ def _check_freqs(where: str, values: Mapping[str, Any]) -> None:
         check_range(f"{where}: {key}", value, low, high)
     unknown = set(values) - {"carrier_hz", "beat_hz"}
     if unknown:
-        raise SoundscapeError(f"{where}: unknown key {', '.join(sorted(unknown))} (known: carrier_hz, beat_hz)")
+        raise SoundscapeError(
+            f"{where}: unknown key {', '.join(sorted(unknown))} (known: carrier_hz, beat_hz)"
+        )
 
 
 def _piece_value(piece, at: int) -> np.ndarray:

@@ -18,8 +18,9 @@ computed once; each strike adds the slice of its grain that overlaps a block.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,9 @@ class Bell(Layer):
         # strike is first heard (a probe asked only for cue_duration_s, or a
         # track that ends before its strike, never pays for them).
         self._grain_length = int(math.ceil(_TAIL_T60S * p.decay_s * sr))
-        self._strikes = sorted(((round(cue.time_s * sr), _strength(cue)) for cue in self.cues), key=lambda s: s[0])
+        self._strikes = sorted(
+            ((round(cue.time_s * sr), _strength(cue)) for cue in self.cues), key=lambda s: s[0]
+        )
         self._first_live = 0
 
     def _grain(self, strength: float) -> np.ndarray:
@@ -122,7 +125,9 @@ class Bell(Layer):
                 self._scale = _STRIKE_PEAK / float(np.max(np.abs(raw)))
                 self._grains[int(round(1.0 / _STRENGTH_STEP))] = raw * np.float32(self._scale)
             if key not in self._grains:
-                self._grains[key] = self._build(max(key * _STRENGTH_STEP, 0.05)) * np.float32(self._scale)
+                self._grains[key] = self._build(max(key * _STRENGTH_STEP, 0.05)) * np.float32(
+                    self._scale
+                )
         return self._grains[key]
 
     def _build(self, timbre_strength: float) -> np.ndarray:
@@ -167,7 +172,9 @@ class Bell(Layer):
     def add_cues(self, later: Sequence[Cue]) -> bool:
         sr = self.sample_rate
         # Later strikes sort after the ones before: the live index stays where it is.
-        self._strikes = self._strikes + [(round(cue.time_s * sr), _strength(cue)) for cue in self._checked_later(later)]
+        self._strikes = self._strikes + [
+            (round(cue.time_s * sr), _strength(cue)) for cue in self._checked_later(later)
+        ]
         return True
 
     def cue_duration_s(self, cue: Cue) -> float:
@@ -217,10 +224,14 @@ def _strength(cue: Cue) -> float:
             f"layer 'bell': cue {cue.action!r} has no option {sorted(extra)[0]!r} (known: strength)"
         )
     if not math.isfinite(cue.time_s) or cue.time_s < 0:
-        raise SoundscapeError(f"layer 'bell': cue time {cue.time_s} must be a time on the track (>= 0 s)")
+        raise SoundscapeError(
+            f"layer 'bell': cue time {cue.time_s} must be a time on the track (>= 0 s)"
+        )
     value: Any = cue.params.get("strength", 1.0)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SoundscapeError(f"layer 'bell': cue {cue.action!r}: strength must be a number, not {value!r}")
+        raise SoundscapeError(
+            f"layer 'bell': cue {cue.action!r}: strength must be a number, not {value!r}"
+        )
     check_range(f"layer 'bell': cue {cue.action!r}: strength", value, 0.0, 1.0)
     return float(value)
 

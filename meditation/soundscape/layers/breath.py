@@ -25,14 +25,13 @@ sample index, so the audio does not depend on how it is asked for.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 # scipy.signal is imported where a layer runs: it takes most of a second to
 # load, and reading or checking a preset (batch, studio) needs none of it.
-
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, noise_gain, register_layer
 
@@ -49,7 +48,9 @@ _OCTAVE_LEVEL = 0.25  # of the tone's fundamental: a little body, still soft
 class BreathLayer(Layer):
     """A swell that rises through each inhale, holds, and falls through each exhale."""
 
-    description = "Paces guided breathing: a soft swell that rises on each inhale and falls on each exhale."
+    description = (
+        "Paces guided breathing: a soft swell that rises on each inhale and falls on each exhale."
+    )
     cue_actions = frozenset({"in", "hold", "out"})
 
     @dataclass(frozen=True)
@@ -64,9 +65,11 @@ class BreathLayer(Layer):
     ranges = {"tone_hz": (60.0, 1000.0), "cutoff_hz": (200.0, 8000.0)}
 
     @classmethod
-    def check_params(cls, params: "BreathLayer.Params") -> None:
+    def check_params(cls, params: BreathLayer.Params) -> None:
         if params.sound not in _SOUNDS:
-            raise SoundscapeError(f"layer 'breath': sound {params.sound!r} is not one of {', '.join(map(repr, _SOUNDS))}")
+            raise SoundscapeError(
+                f"layer 'breath': sound {params.sound!r} is not one of {', '.join(map(repr, _SOUNDS))}"
+            )
         super().check_params(params)
 
     def __init__(self, **kwargs):
@@ -78,7 +81,13 @@ class BreathLayer(Layer):
         target = 10.0 ** (NOMINAL_RMS_DB / 20.0)
         p = self.params
         if p.sound == "noise":
-            self._sos = signal.butter(2, [min(120.0, 0.4 * p.cutoff_hz), min(p.cutoff_hz, 0.45 * sr)], btype="bandpass", fs=sr, output="sos")
+            self._sos = signal.butter(
+                2,
+                [min(120.0, 0.4 * p.cutoff_hz), min(p.cutoff_hz, 0.45 * sr)],
+                btype="bandpass",
+                fs=sr,
+                output="sos",
+            )
             self._scale = target / noise_gain(self._sos)
             self._zi = np.zeros((self._sos.shape[0], 2, 2))
         else:
@@ -110,7 +119,9 @@ class BreathLayer(Layer):
         try:
             return float(cue.params["duration_s"])
         except (KeyError, TypeError, ValueError):
-            raise SoundscapeError(f"breath: a {cue.action!r} cue needs params.duration_s (seconds)") from None
+            raise SoundscapeError(
+                f"breath: a {cue.action!r} cue needs params.duration_s (seconds)"
+            ) from None
 
     def envelope(self, start: int, n: int) -> np.ndarray:
         """The swell's level (0 to 1) for samples [start, start + n)."""
@@ -150,9 +161,18 @@ class BreathLayer(Layer):
 
 def breath_cues(breaths: Sequence, sample_rate: int) -> list[Cue]:
     """One cue per breathing phase, from a timeline's ``breaths`` (``start``, ``phase``, ``length`` in samples)."""
-    return [Cue(b.start / sample_rate, b.phase, {"duration_s": b.length / sample_rate}) for b in breaths]
+    return [
+        Cue(b.start / sample_rate, b.phase, {"duration_s": b.length / sample_rate}) for b in breaths
+    ]
 
 
-def breath(n_samples: int, *, sample_rate: int, rng: np.random.Generator, cues: Sequence[Cue] = (), **params) -> np.ndarray:
+def breath(
+    n_samples: int,
+    *,
+    sample_rate: int,
+    rng: np.random.Generator,
+    cues: Sequence[Cue] = (),
+    **params,
+) -> np.ndarray:
     """Render ``n_samples`` of the breath layer in one call: float32, shape (n_samples, 2)."""
     return BreathLayer(sample_rate=sample_rate, rng=rng, params=params, cues=cues).render(n_samples)

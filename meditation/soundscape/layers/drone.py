@@ -30,14 +30,13 @@ absolute sample index, so phases never drift and chunking cannot matter.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 # scipy.signal is imported where a layer runs: it takes most of a second to
 # load, and reading or checking a preset (batch, studio) needs none of it.
-
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, SpanLayer, noise_gain, register_layer
 
@@ -187,7 +186,8 @@ class Drone(SpanLayer):
         """Relative level of each partial at times ``t_s`` (seconds): shape (n_part, len(t))."""
         t = np.asarray(t_s, dtype=np.float64)
         mod = np.sin(
-            2 * np.pi * t[None, None, :] / self._mod_period[:, :, None] + self._mod_phase[:, :, None]
+            2 * np.pi * t[None, None, :] / self._mod_period[:, :, None]
+            + self._mod_phase[:, :, None]
         ).sum(axis=1)
         tilt = self._tilt_depth * np.sin(2 * np.pi * t / self._tilt_period + self._tilt_phase)
         return np.exp(self._mod_depth * mod + self._log_ratio[:, None] * tilt[None, :])

@@ -30,16 +30,23 @@ import functools
 import math
 import os
 import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer, soft_limit
 
-__all__ = ["Recording", "RecordingInfo", "inspect_recording", "decode_recording", "recording", "TARGET_LUFS"]
+__all__ = [
+    "Recording",
+    "RecordingInfo",
+    "inspect_recording",
+    "decode_recording",
+    "recording",
+    "TARGET_LUFS",
+]
 
 TARGET_LUFS = NOMINAL_RMS_DB + 10 * math.log10(2.0) - 0.691
 """BS.1770 loudness of a stereo layer whose channels sit at ``NOMINAL_RMS_DB`` RMS (broadband)."""
@@ -107,7 +114,9 @@ def _inspect(path: str, mtime_ns: int, size: int) -> RecordingInfo:
     if frames == 0 or meter is None:
         raise SoundscapeError(f"recording {path!r} is empty (no audio frames)")
     if frames < _MIN_DURATION_S * sample_rate:
-        raise SoundscapeError(f"recording {path!r} is too short to loop ({frames / sample_rate:.2f} s; at least {_MIN_DURATION_S:g} s)")
+        raise SoundscapeError(
+            f"recording {path!r} is too short to loop ({frames / sample_rate:.2f} s; at least {_MIN_DURATION_S:g} s)"
+        )
     loudness = meter.integrated_lufs()
     if not np.isfinite(loudness) or loudness < _SILENT_LUFS:
         raise SoundscapeError(f"recording {path!r} is silent")
@@ -151,7 +160,9 @@ def _read_blocks_av(path: str) -> Iterator[tuple[np.ndarray, int]]:
     try:
         container = av.open(path)
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise SoundscapeError(f"cannot read recording {path!r}: not an audio file this tool can decode ({_short(exc)})") from None
+        raise SoundscapeError(
+            f"cannot read recording {path!r}: not an audio file this tool can decode ({_short(exc)})"
+        ) from None
     with container:
         if not container.streams.audio:
             raise SoundscapeError(f"cannot read recording {path!r}: it has no audio stream")
@@ -174,7 +185,7 @@ def _short(exc: BaseException) -> str:
 
 
 # One decoded copy per (file, rate), alive while any layer holds it.
-_DECODED: "weakref.WeakValueDictionary[tuple, np.ndarray]" = weakref.WeakValueDictionary()
+_DECODED: weakref.WeakValueDictionary[tuple, np.ndarray] = weakref.WeakValueDictionary()
 
 
 def decode_recording(info: RecordingInfo, sample_rate: int) -> np.ndarray:
@@ -190,7 +201,11 @@ def decode_recording(info: RecordingInfo, sample_rate: int) -> np.ndarray:
     # Filled block by block: the file's samples never exist twice in memory.
     out = np.empty((int(math.ceil(info.frames * ratio)) + 64, channels), dtype=np.float32)
     n = 0
-    stream = soxr.ResampleStream(info.sample_rate, sample_rate, channels, dtype="float32", quality="HQ") if ratio != 1 else None
+    stream = (
+        soxr.ResampleStream(info.sample_rate, sample_rate, channels, dtype="float32", quality="HQ")
+        if ratio != 1
+        else None
+    )
 
     def put(block: np.ndarray) -> None:
         nonlocal n
@@ -212,7 +227,9 @@ def decode_recording(info: RecordingInfo, sample_rate: int) -> np.ndarray:
 class Recording(Layer):
     """A recording looped as a seamless, never-repeating chain of crossfaded segments."""
 
-    description = "Your own recording (WAV, FLAC, Ogg, MP3), looped without seams or a short period."
+    description = (
+        "Your own recording (WAV, FLAC, Ogg, MP3), looped without seams or a short period."
+    )
     cue_actions = frozenset()
 
     @dataclass(frozen=True)
@@ -225,17 +242,19 @@ class Recording(Layer):
     ranges = {"crossfade_s": (0.05, 10.0)}
 
     @classmethod
-    def check_params(cls, params: "Recording.Params") -> None:
+    def check_params(cls, params: Recording.Params) -> None:
         super().check_params(params)  # crossfade_s: see ``ranges``
         if not isinstance(params.file, str) or not params.file:
-            raise SoundscapeError("recording: give the audio file as file = \"name.flac\"")
+            raise SoundscapeError('recording: give the audio file as file = "name.flac"')
         inspect_recording(params.file)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.info = inspect_recording(self.params.file)
         self._gain = np.float32(10 ** ((TARGET_LUFS - self.info.loudness_lufs) / 20))
-        self._audio: np.ndarray | None = None  # decoded on the first block: planning never pays for it
+        self._audio: np.ndarray | None = (
+            None  # decoded on the first block: planning never pays for it
+        )
         self._segments: list[list] = []  # [out_start, src_start, src_end, r_in] in order
         self.joins: list[int] = []
         """Output sample at the middle of every crossfade so far (one number per segment: tiny)."""
@@ -258,7 +277,9 @@ class Recording(Layer):
         power = np.empty(n_frames)
         for i in range(0, n_frames, 4096):  # in slices: no full-size temporary
             part = audio[i * frame : min(n_frames, i + 4096) * frame].astype(np.float64)
-            power[i : i + len(part) // frame] = np.mean(np.square(part).reshape(-1, frame * part.shape[1]), axis=1)
+            power[i : i + len(part) // frame] = np.mean(
+                np.square(part).reshape(-1, frame * part.shape[1]), axis=1
+            )
         width = max(1, self._xfade // frame)
         smooth = np.convolve(power, np.ones(width) / width, mode="same")
         centres = (np.arange(n_frames) * frame + frame // 2).astype(np.int64)
@@ -371,9 +392,16 @@ class Recording(Layer):
         b0 = self.block_start
         b1 = b0 + BLOCK_SIZE
         # The chain runs one segment past the block, so every fade-out knows its partner.
-        while not self._segments or self._segments[-1][0] + (self._segments[-1][2] - self._segments[-1][1]) <= b1 + self._xfade:
+        while (
+            not self._segments
+            or self._segments[-1][0] + (self._segments[-1][2] - self._segments[-1][1])
+            <= b1 + self._xfade
+        ):
             self._next_segment()
-        while len(self._segments) > 1 and self._segments[0][0] + (self._segments[0][2] - self._segments[0][1]) <= b0:
+        while (
+            len(self._segments) > 1
+            and self._segments[0][0] + (self._segments[0][2] - self._segments[0][1]) <= b0
+        ):
             self._segments.pop(0)
         out = np.zeros((BLOCK_SIZE, 2), dtype=np.float32)
         for k, (o, a, b, r_in) in enumerate(self._segments):
@@ -389,7 +417,9 @@ class Recording(Layer):
             if k + 1 < len(self._segments) and hi > end - self._xfade:  # fading out
                 begin = max(lo, end - self._xfade)
                 r_out = self._segments[k + 1][3]
-                weight[begin - lo :] *= self._fade(r_out, begin - (end - self._xfade), hi - (end - self._xfade))[1]
+                weight[begin - lo :] *= self._fade(
+                    r_out, begin - (end - self._xfade), hi - (end - self._xfade)
+                )[1]
             out[lo - b0 : hi - b0] += piece * weight[:, None]
         soft_limit(out)
         return out

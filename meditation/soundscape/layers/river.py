@@ -35,7 +35,6 @@ import numpy as np
 
 # scipy.signal is imported where a layer runs: it takes most of a second to
 # load, and reading or checking a preset (batch, studio) needs none of it.
-
 from ...errors import SoundscapeError
 from .base import (
     BLOCK_SIZE,
@@ -149,7 +148,7 @@ class River(SpanLayer):
         """0..1: how widely bubbles spread across the stereo field."""
 
     @classmethod
-    def check_params(cls, params: "River.Params") -> None:
+    def check_params(cls, params: River.Params) -> None:
         """Raise SoundscapeError when a parameter value is out of range."""
         super().check_params(params)
         if params.bubble_min_radius_mm > params.bubble_max_radius_mm:
@@ -172,23 +171,23 @@ class River(SpanLayer):
         knot = min(max(knot, self._hop), _SPAN)
         self._knot_steps = knot // self._hop
         self._n_knots = _SPAN // knot
-        self._knot_frac = np.arange(1, self._knot_steps + 1, dtype=np.float32)[None, :, None] / np.float32(
-            self._knot_steps
-        )
+        self._knot_frac = np.arange(1, self._knot_steps + 1, dtype=np.float32)[
+            None, :, None
+        ] / np.float32(self._knot_steps)
         # The slow level wander: an AR(1) process of unit variance with one new
         # value per span, interpolated at the knots.
         self._wander_pole = math.exp(-2 * math.pi * _LEVEL_WANDER_HZ * _SPAN / fs)
         self._wander = np.zeros(2)
         self._wander_frac = (np.arange(1, self._n_knots + 1) / self._n_knots)[:, None]
-        self._last_knot = self._knot_gains(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2)))[0].astype(
-            np.float32
-        )
+        self._last_knot = self._knot_gains(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2)))[
+            0
+        ].astype(np.float32)
 
         self._init_bubbles(p, fs)
 
     # -- the rush ---------------------------------------------------------
 
-    def _init_bed(self, p: "River.Params", fs: int) -> None:
+    def _init_bed(self, p: River.Params, fs: int) -> None:
         from scipy import signal
 
         center = min(p.bed_center_hz, 0.2 * fs)
@@ -232,7 +231,9 @@ class River(SpanLayer):
         # tilt moves brightness, not level.
         power = 1.0 + 2.0 * (1.0 - self._bed_rho) * k * (1.0 + k)
         ln10_20 = math.log(10.0) / 20.0
-        amp = np.exp(ln10_20 * (self._bed_level_db + _CHURN_DB * level + self._wander_db * wander)) / np.sqrt(power)
+        amp = np.exp(
+            ln10_20 * (self._bed_level_db + _CHURN_DB * level + self._wander_db * wander)
+        ) / np.sqrt(power)
         return np.concatenate([amp * (1.0 + k), amp * k], axis=1)
 
     def _bed_gains(self) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +251,7 @@ class River(SpanLayer):
 
     # -- the babble -------------------------------------------------------
 
-    def _init_bubbles(self, p: "River.Params", fs: int) -> None:
+    def _init_bubbles(self, p: River.Params, fs: int) -> None:
         # Highest instantaneous pitch of a grain is ~1.7 f0 (the rise over its
         # life); keep it under Nyquist at low sample rates.
         r_floor = 3.0 * 1.7 / (0.45 * fs)

@@ -31,7 +31,6 @@ import numpy as np
 
 # scipy.signal is imported where a layer runs: it takes most of a second to
 # load, and reading or checking a preset (batch, studio) needs none of it.
-
 from .base import (
     BLOCK_SIZE,
     NOMINAL_RMS_DB,
@@ -102,7 +101,9 @@ def _speed(g: np.ndarray) -> np.ndarray:
 class Wind(SpanLayer):
     """Gusting wind: diffuse band noise with occasional whistles, all following one speed."""
 
-    description = "Gusting wind: soft rushing air whose gusts travel across the field, with faint whistles."
+    description = (
+        "Gusting wind: soft rushing air whose gusts travel across the field, with faint whistles."
+    )
     span_blocks = _SPAN_BLOCKS
     ranges = {
         "gust_s": (0.5, 60.0),
@@ -150,7 +151,7 @@ class Wind(SpanLayer):
         gust_hz = 0.35 / p.gust_s
         self._gust_sos = _unit_lowpass(gust_hz, knot_rate)
         self._drift_pole = math.exp(-2 * math.pi * gust_hz / _DRIFT_SLOWER * _SPAN / fs)
-        self._drift_frac = (np.arange(1, self._n_knots + 1) / self._n_knots)
+        self._drift_frac = np.arange(1, self._n_knots + 1) / self._n_knots
         # Start in the middle of the weather rather than from dead calm: run
         # the gust filter over a few time constants of noise.
         burn = int(8 * knot_rate / (2 * math.pi * gust_hz)) + 1
@@ -177,7 +178,7 @@ class Wind(SpanLayer):
 
     # -- body ------------------------------------------------------------
 
-    def _init_body(self, p: "Wind.Params", fs: int) -> None:
+    def _init_body(self, p: Wind.Params, fs: int) -> None:
         center = min(p.center_hz, 0.15 * fs)
         sos = np.vstack(
             [
@@ -232,7 +233,7 @@ class Wind(SpanLayer):
 
     # -- whistles --------------------------------------------------------
 
-    def _init_whistles(self, p: "Wind.Params", fs: int) -> None:
+    def _init_whistles(self, p: Wind.Params, fs: int) -> None:
         self._whistle_gain = p.whistle * _WHISTLE_GAIN
         ceiling = 0.4 * fs
         self._whistle_hz = np.array([min(p.center_hz * r, ceiling / 1.5) for r in _WHISTLE_RATIOS])
@@ -287,9 +288,13 @@ class Wind(SpanLayer):
 
         n = self._n_knots
         noise = self.rng.standard_normal((n + 1, 5))
-        gust, self._gust_zi = signal.sosfilt(self._gust_sos, noise[:n, :3], axis=0, zi=self._gust_zi)
+        gust, self._gust_zi = signal.sosfilt(
+            self._gust_sos, noise[:n, :3], axis=0, zi=self._gust_zi
+        )
         drift0 = self._drift
-        self._drift = self._drift_pole * drift0 + math.sqrt(1 - self._drift_pole**2) * float(noise[n, 0])
+        self._drift = self._drift_pole * drift0 + math.sqrt(1 - self._drift_pole**2) * float(
+            noise[n, 0]
+        )
         drift = drift0 + (self._drift - drift0) * self._drift_frac
         speed = math.sqrt(1 - _DRIFT_SHARE) * gust[:, 0] + math.sqrt(_DRIFT_SHARE) * drift
         # The left ear hears the speed now, the right ear travel_s later.
@@ -302,7 +307,9 @@ class Wind(SpanLayer):
         g = np.stack([speed, right], axis=1)
         knots = self._knot_values(g, noise[:n, 3:5], gust[:, 1:3])
         starts = np.concatenate([self._last_knot[None], knots[:-1]])
-        steps = (starts[:, None, :] + (knots - starts)[:, None, :] * self._knot_frac).reshape(-1, knots.shape[1])
+        steps = (starts[:, None, :] + (knots - starts)[:, None, :] * self._knot_frac).reshape(
+            -1, knots.shape[1]
+        )
         prev = self._last_knot
         self._last_knot = knots[-1]
         return steps, prev

@@ -21,14 +21,14 @@ per channel) in a long buffer, so no two flaps share the same noise.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 # scipy.signal is imported where a layer runs: it takes most of a second to
 # load, and reading or checking a preset (batch, studio) needs none of it.
-
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, check_range, register_layer
 
@@ -158,7 +158,9 @@ class Wings(Layer):
         self._bright_rev = self._bright[::-1]
 
         self._normal = self._make_shape(self._period_s, pitch=1.0, thump_length=1.0)
-        self._big = self._make_shape(self._period_s * _BIG_LENGTH, pitch=_BIG_THUMP_PITCH, thump_length=1.6)
+        self._big = self._make_shape(
+            self._period_s * _BIG_LENGTH, pitch=_BIG_THUMP_PITCH, thump_length=1.6
+        )
 
         # Calibrate: continuous flapping at strength 1 lands on NOMINAL_RMS_DB.
         rho = float(np.mean(self._dark * self._bright, dtype=np.float64))
@@ -168,7 +170,9 @@ class Wings(Layer):
             + np.sum(sh.env_bright.astype(np.float64) ** 2)
             + 2 * rho * np.sum(sh.env_dark.astype(np.float64) * sh.env_bright)
         )
-        self._thump_level = _THUMP_LEVEL * 10.0 ** (p.thump_db / 20.0) if p.thump_db > -100.0 else 0.0
+        self._thump_level = (
+            _THUMP_LEVEL * 10.0 ** (p.thump_db / 20.0) if p.thump_db > -100.0 else 0.0
+        )
         thump_energy = float(np.sum(sh.thump.astype(np.float64) ** 2)) * self._thump_level**2
         power = (whoosh_energy + thump_energy) * p.flap_rate_hz / sr
         self._gain = math.sqrt(10.0 ** (NOMINAL_RMS_DB / 10.0) / power) * p.strength
@@ -256,7 +260,9 @@ class Wings(Layer):
             thump_peak=float(np.max(np.abs(thump))),
         )
 
-    def _flap(self, start: int, shape: _Shape, gain: float, thump_gain: float, rng: np.random.Generator) -> _Flap:
+    def _flap(
+        self, start: int, shape: _Shape, gain: float, thump_gain: float, rng: np.random.Generator
+    ) -> _Flap:
         n = self._noise_len
         return _Flap(
             start=int(start),
@@ -273,7 +279,9 @@ class Wings(Layer):
         """Validate a cue and list its strokes as (start sample, shape, gain); no randomness."""
         sr = self.sample_rate
         if cue.action not in _CUE_PARAMS:
-            raise SoundscapeError(f"layer 'wings': no cue {cue.action!r} (known: {', '.join(sorted(_CUE_PARAMS))})")
+            raise SoundscapeError(
+                f"layer 'wings': no cue {cue.action!r} (known: {', '.join(sorted(_CUE_PARAMS))})"
+            )
         extra = set(cue.params) - _CUE_PARAMS[cue.action]
         if extra:
             raise SoundscapeError(
@@ -281,7 +289,9 @@ class Wings(Layer):
                 f"(known: {', '.join(sorted(_CUE_PARAMS[cue.action]))})"
             )
         if not math.isfinite(cue.time_s) or cue.time_s < 0:
-            raise SoundscapeError(f"layer 'wings': cue time {cue.time_s} must be a time on the track (>= 0 s)")
+            raise SoundscapeError(
+                f"layer 'wings': cue time {cue.time_s} must be a time on the track (>= 0 s)"
+            )
         strength = _number(cue, "strength", 1.0, 0.0, 2.0)
         start = round(cue.time_s * sr)
         if cue.action == "beat":
@@ -300,7 +310,9 @@ class Wings(Layer):
         flaps = []
         for start, shape, g in self._cue_strokes(cue):
             if shape is self._big:
-                flaps.append(self._flap(start, shape, _BIG_GAIN * g, _BIG_THUMP_GAIN * g, self._cue_rng))
+                flaps.append(
+                    self._flap(start, shape, _BIG_GAIN * g, _BIG_THUMP_GAIN * g, self._cue_rng)
+                )
             else:
                 flaps.append(self._flap(start, shape, g, g, self._cue_rng))
         return flaps
@@ -360,7 +372,10 @@ class Wings(Layer):
                 th = sh.thump[t0 - sh.thump_offset : t1 - sh.thump_offset] * np.float32(thump_gain)
                 # Low frequencies arrive in phase at both ears: the thump is centred.
                 out[:, e.start + t0 - b0 : e.start + t1 - b0] += th
-            bound += abs(g) * self._noise_peak * (1.0 + e.bright * _BRIGHT_MIX) + thump_gain * sh.thump_peak
+            bound += (
+                abs(g) * self._noise_peak * (1.0 + e.bright * _BRIGHT_MIX)
+                + thump_gain * sh.thump_peak
+            )
         if bound > 1.0:
             # Only overlapping loud strokes can get here; a hard guard keeps the
             # contract ([-1, 1]) without paying for a limiter on every block.
@@ -382,12 +397,18 @@ def _interleave(out: np.ndarray) -> np.ndarray:
     return res
 
 
-def _number(cue: Cue, key: str, default: float, low: float, high: float, *, integer: bool = False) -> float:
+def _number(
+    cue: Cue, key: str, default: float, low: float, high: float, *, integer: bool = False
+) -> float:
     value: Any = cue.params.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SoundscapeError(f"layer 'wings': cue {cue.action!r}: {key} must be a number, not {value!r}")
+        raise SoundscapeError(
+            f"layer 'wings': cue {cue.action!r}: {key} must be a number, not {value!r}"
+        )
     if integer and (not math.isfinite(value) or value != int(value)):
-        raise SoundscapeError(f"layer 'wings': cue {cue.action!r}: {key} must be a whole number, not {value!r}")
+        raise SoundscapeError(
+            f"layer 'wings': cue {cue.action!r}: {key} must be a whole number, not {value!r}"
+        )
     check_range(f"layer 'wings': cue {cue.action!r}: {key}", value, low, high)
     return float(value)
 

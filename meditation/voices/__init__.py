@@ -122,4 +122,6 @@ def load_voice(voice_id: str) -> VoiceEngine:
 
 
 # Importing an engine module registers it; a new engine joins by adding a line here.
-from . import espeak_engine, piper_engine  # noqa: E402,F401
+# The registration order is the listing order: the neural voice first.
+from . import piper_engine  # noqa: E402,F401  # isort: skip
+from . import espeak_engine  # noqa: E402,F401  # isort: skip

@@ -383,7 +383,8 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     voice = VoiceBus(plan.timeline, audio)
 
     def mix_and_master():
-        from meditation.master import LoudnessMeter, TruePeakLimiter
+        from meditation.limiter import TruePeakLimiter
+        from meditation.loudness import LoudnessMeter
 
         meter = LoudnessMeter(sr)
         for chunk in mix_chunks(plan.timeline, voice, plan.build()):

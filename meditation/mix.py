@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from .levels import VOICE_CREST_DB, VOICE_LEVEL_SAMPLE_S, VOICE_RMS_DB
+from .limiter import TruePeakLimiter
 from .timeline import Timeline
 
 if TYPE_CHECKING:
@@ -76,8 +77,6 @@ def limit_crest(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     A few plosives would otherwise decide how loud the whole track can be.
     The speech stage runs this in its worker thread, beside synthesis.
     """
-    from .master import TruePeakLimiter
-
     if len(audio) == 0:
         return audio
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from .errors import MeditationError, SettingsError
+from .loudness import LoudnessMeter
 
 __all__ = [
     "PLOT_FORMATS",
-    "short_term_loudness",
     "loudness_of_file",
     "draw_plan",
     "write_plot",
@@ -31,34 +31,13 @@ __all__ = [
 ]
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
-SHORT_TERM_S = 3.0
-"""BS.1770 short-term loudness window (EBU Tech 3341)."""
 _STEP_S = 1.0  # one short-term value a second: plenty for a picture, small in the JSON
 _INSTALL = 'plotting needs matplotlib: pip install "meditation[plot]"'
-
-
-def short_term_loudness(
-    meter_hops: np.ndarray, *, hop_s: float = 0.1, step_s: float = _STEP_S
-) -> np.ndarray:
-    """Short-term loudness (LUFS, 3 s windows) every ``step_s`` from 100 ms mean-square hops of K-weighted power."""
-    hops = np.asarray(meter_hops, dtype=np.float64)
-    per_window = int(round(SHORT_TERM_S / hop_s))
-    if len(hops) == 0:
-        return np.zeros(0)
-    # Windows ending at each step; the first seconds use what there is so far.
-    cumulative = np.concatenate([[0.0], np.cumsum(hops)])
-    ends = np.arange(int(round(step_s / hop_s)), len(hops) + 1, int(round(step_s / hop_s)))
-    starts = np.maximum(0, ends - per_window)
-    power = (cumulative[ends] - cumulative[starts]) / np.maximum(1, ends - starts)
-    with np.errstate(divide="ignore"):
-        return -0.691 + 10 * np.log10(power)
 
 
 def loudness_of_file(path: Path, *, target_lufs: float) -> dict[str, Any]:
     """Decode a rendered file and measure its short-term loudness series, for the timings and the plot."""
     import av
-
-    from .master import LoudnessMeter
 
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
@@ -72,9 +51,7 @@ def loudness_of_file(path: Path, *, target_lufs: float) -> dict[str, Any]:
                 meter.feed(out.to_ndarray().T)
         for out in resampler.resample(None):
             meter.feed(out.to_ndarray().T)
-    series = short_term_loudness(
-        np.asarray(meter._hop_power)
-    )  # the meter's 100 ms hops (BS.1770 building blocks)
+    series = meter.short_term_lufs(_STEP_S)
     return {
         "target_lufs": target_lufs,
         "integrated_lufs": round(meter.integrated_lufs(), 2),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .master import MeasurePass, measure_extent
+from .measure import MeasurePass, measure_extent
 from .mix import CHUNK, DuckEnvelope, Ducking, VoiceBus, loudness_range, mix_chunk, voice_opening
 from .progress import progress
 from .timeline import Timeline
@@ -49,7 +49,7 @@ class Premixed:
     """The soundscape plan (``AmbiencePlan``), or None without a soundscape."""
     voice: VoiceBus
     measured: MeasurePass | None
-    """The measure pass, fed as ``master.measure_extent`` asks; None if it had to be given up (the master measures again)."""
+    """The measure pass, fed as ``measure.measure_extent`` asks; None if it had to be given up (the master measures again)."""
 
 
 class Premix:

@@ -346,7 +346,7 @@ def measure_makeup_db(fx: VoiceFx, speech: list[np.ndarray], sample_rate: int) -
     The chain must not move the voice against the ambience (layer levels are
     relative to it): whatever the leveler takes and the room adds, this gives back.
     """
-    from .master import integrated_loudness
+    from .loudness import integrated_loudness
 
     x = (
         np.concatenate([np.asarray(a, dtype=np.float32) for a in speech])

@@ -13,7 +13,7 @@ from scipy import signal
 
 from meditation.cli import main
 from meditation.errors import SoundscapeError
-from meditation.master import integrated_loudness
+from meditation.loudness import integrated_loudness
 from meditation.soundscape import plan_ambience
 from meditation.soundscape.layers.recording import TARGET_LUFS, Recording, inspect_recording
 from meditation.timeline import SceneSpan, Timeline

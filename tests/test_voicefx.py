@@ -9,7 +9,7 @@ from measure import band_energy_db
 from meditation.cache import SpeechCache
 from meditation.cli import main
 from meditation.errors import SettingsError
-from meditation.master import integrated_loudness
+from meditation.loudness import integrated_loudness
 from meditation.mix import VoiceBus, limit_crest
 from meditation.script import read_script
 from meditation.segments import plan_segments

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import SoundscapeError
+from ...loudness import LoudnessMeter
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer, soft_limit
 
 __all__ = [
@@ -98,8 +99,6 @@ def inspect_recording(path: str | os.PathLike) -> RecordingInfo:
 @functools.lru_cache(maxsize=32)
 def _inspect(path: str, mtime_ns: int, size: int) -> RecordingInfo:
     """Cached by path, modification time and size: a batch checks each file once."""
-    from ...master import LoudnessMeter
-
     if size == 0:
         raise SoundscapeError(f"recording {path!r} is empty")
     frames = 0

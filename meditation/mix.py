@@ -4,7 +4,7 @@ The ambience ducks under the voice: the duck envelope comes from the timeline
 (where speech is known to be), with a gentle attack before each word, a slow
 release after, and held through pauses shorter than ``bridge_s`` so the bed
 does not pump between sentences. The voice passes through the voice chain
-(``voicefx``) as one continuous stream, so its reverb rings on into the
+(``voicechain``) as one continuous stream, so its reverb rings on into the
 pauses. Track fades are equal-power and sample-exact: the fade-in starts at
 zero on the first sample and the fade-out reaches zero on the last. A mix made
 in any chunk size is the same.
@@ -15,16 +15,15 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from .levels import VOICE_CREST_DB, VOICE_LEVEL_SAMPLE_S, VOICE_RMS_DB
 from .limiter import TruePeakLimiter
 from .timeline import Timeline
-
-if TYPE_CHECKING:
-    from .voicefx import VoiceFx
+from .voicechain import VoiceChain, measure_makeup_db
+from .voicefx import VoiceFx
 
 __all__ = [
     "limit_crest",
@@ -132,8 +131,6 @@ class VoiceBus:
         self.fx = fx
         self._makeup_db = 0.0
         if fx is not None:
-            from .voicefx import measure_makeup_db
-
             self._makeup_db = measure_makeup_db(fx, [a * self.gain for a in opening], sr)
         self.grow(timeline, audio)
 
@@ -180,8 +177,6 @@ class VoiceStream:
         self._position = 0
         self._chain = None
         if bus.fx is not None:
-            from .voicefx import VoiceChain
-
             self._chain = VoiceChain(
                 bus.fx, bus.timeline.sample_rate, bus.render, makeup_db=bus._makeup_db
             )

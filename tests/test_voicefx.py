@@ -16,7 +16,8 @@ from meditation.segments import plan_segments
 from meditation.settings import DEFAULT_SCRIPT
 from meditation.speech import synthesize
 from meditation.timeline import layout
-from meditation.voicefx import STYLES, VoiceChain, parse_voice_fx
+from meditation.voicechain import VoiceChain
+from meditation.voicefx import STYLES, parse_voice_fx
 
 SR = 44100
 

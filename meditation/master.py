@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .decode import read_audio
 from .export import AudioWriter, Metadata
 from .limiter import TruePeakLimiter
 from .loudness import RangeMeter, TruePeakMeter, true_peak_db
@@ -264,18 +265,8 @@ def _normalize_limit_encode(
 
 
 def _decoded_true_peak_db(path: Path) -> float:
-    """True peak of a written file as a player decodes it (libsndfile, or FFmpeg through PyAV for MP4)."""
-    import soundfile
-
-    try:
-        audio, _ = soundfile.read(path, dtype="float32", always_2d=True)
-    except soundfile.LibsndfileError:
-        import av
-
-        with av.open(str(path)) as container:
-            frames = [f.to_ndarray() for f in container.decode(audio=0)]
-        audio = np.concatenate([f.T for f in frames]) if frames else np.zeros((0, 2))
-    return true_peak_db(audio)
+    """True peak of a written file as a player decodes it."""
+    return true_peak_db(read_audio(path)[0])
 
 
 class GainSearch:

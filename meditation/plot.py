@@ -12,13 +12,17 @@ measuring does not.
 
 from __future__ import annotations
 
+import io
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .decode import as_stereo, read_blocks
 from .errors import MeditationError, SettingsError
+from .export import atomic_write_bytes
 from .loudness import LoudnessMeter
 
 __all__ = [
@@ -37,24 +41,15 @@ _INSTALL = 'plotting needs matplotlib: pip install "meditation[plot]"'
 
 def loudness_of_file(path: Path, *, target_lufs: float) -> dict[str, Any]:
     """Decode a rendered file and measure its short-term loudness series, for the timings and the plot."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        meter = LoudnessMeter(stream.rate)
-        # Frames are a few ms long: feed the meter about a second at a time.
-        resampler = av.AudioResampler(
-            format="fltp", layout="stereo", rate=stream.rate, frame_size=stream.rate
-        )
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                meter.feed(out.to_ndarray().T)
-        for out in resampler.resample(None):
-            meter.feed(out.to_ndarray().T)
-    series = meter.short_term_lufs(_STEP_S)
+    meter = None
+    for block, sample_rate in read_blocks(path):
+        if meter is None:
+            meter = LoudnessMeter(sample_rate)
+        meter.feed(as_stereo(block))
+    series = meter.short_term_lufs(_STEP_S) if meter is not None else np.zeros(0)
     return {
         "target_lufs": target_lufs,
-        "integrated_lufs": round(meter.integrated_lufs(), 2),
+        "integrated_lufs": round(meter.integrated_lufs() if meter is not None else -np.inf, 2),
         "short_term_step_s": _STEP_S,
         "short_term_lufs": [round(v, 2) if np.isfinite(v) else None for v in series],
     }
@@ -98,11 +93,11 @@ def check_plot_path(path: Path) -> None:
 
 def _matplotlib():
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415 - an optional extra, loaded only to draw
     except ImportError:
         raise MeditationError(_INSTALL) from None
     matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - after choosing the Agg backend
 
     return plt
 
@@ -243,10 +238,6 @@ def draw_plan(timings: dict[str, Any], *, title: str | None = None):
 
 def write_plot(timings: dict[str, Any], path: Path, *, title: str | None = None) -> Path:
     """Draw the plan into ``path`` (PNG, SVG or PDF by suffix), written under a temporary name and renamed."""
-    import io
-
-    from .export import atomic_write_bytes
-
     path = Path(path)
     check_plot_path(path)
     plt = _matplotlib()
@@ -262,8 +253,6 @@ def write_plot(timings: dict[str, Any], path: Path, *, title: str | None = None)
 
 def _label(name: str, width: int = 18) -> str:
     """A scene name on at most two lines, so neighbouring labels do not collide."""
-    import textwrap
-
     lines = textwrap.wrap(name, width) or [""]
     if len(lines) > 2:
         lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), width, placeholder="…")]

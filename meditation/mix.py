@@ -28,7 +28,7 @@ from .voicefx import VoiceFx
 __all__ = [
     "limit_crest",
     "Ducking",
-    "Ambience",
+    "AmbienceSource",
     "VoiceBus",
     "DuckEnvelope",
     "MixChunk",
@@ -61,7 +61,7 @@ class Ducking:
     """Pauses shorter than this stay ducked (no pumping between sentences)."""
 
 
-class Ambience(Protocol):
+class AmbienceSource(Protocol):
     """What the mixer needs of a soundscape: named stereo stems, streamed."""
 
     names: tuple[str, ...]
@@ -298,7 +298,7 @@ class MixChunk:
 def mix_chunks(
     timeline: Timeline,
     voice: VoiceBus | None,
-    ambience: Ambience | None,
+    ambience: AmbienceSource | None,
     *,
     ducking: Ducking = Ducking(),
     fade_in_s: float = 3.0,

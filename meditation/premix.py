@@ -31,6 +31,7 @@ import numpy as np
 from .measure import MeasurePass, measure_extent
 from .mix import CHUNK, DuckEnvelope, Ducking, VoiceBus, loudness_range, mix_chunk, voice_opening
 from .progress import progress
+from .soundscape import AmbienceStream
 from .timeline import Timeline
 
 __all__ = ["Premix", "Premixed"]
@@ -247,7 +248,7 @@ class Premix:
         if self._bus is None:
             self._bus = VoiceBus(timeline, audio, fx=self._voice_fx(plan))
             self._reader = self._bus.stream()
-            self._ambience = plan.build(until) if plan is not None else None
+            self._ambience = AmbienceStream(plan, until) if plan is not None else None
             self._measured = MeasurePass(self._sr, self._span, spool=not self._stems)
         else:
             self._bus.grow(timeline, audio)

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .levels import VOICE_CREST_DB, VOICE_LEVEL_SAMPLE_S, VOICE_RMS_DB
+from .levels import LOUDNESS_SCOPES, VOICE_CREST_DB, VOICE_LEVEL_SAMPLE_S, VOICE_RMS_DB
 from .limiter import TruePeakLimiter
 from .timeline import Timeline
 from .voicechain import VoiceChain, measure_makeup_db
@@ -36,7 +36,6 @@ __all__ = [
     "track_fades_s",
     "fade_gain",
     "loudness_range",
-    "LOUDNESS_SCOPES",
     "VOICE_RMS_DB",
     "VOICE_LEVEL_SAMPLE_S",
     "voice_opening",
@@ -191,7 +190,6 @@ class VoiceStream:
         return out
 
 
-LOUDNESS_SCOPES = ("auto", "track", "speech")
 _AUTO_TAIL_S = 30.0
 
 

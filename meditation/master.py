@@ -175,19 +175,36 @@ def _normalize_limit_encode(
         - _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
         - _INTERSAMPLE_MARGIN_DB
     )
-    if not np.isfinite(measured):
-        loudness, peak, _ = _final(
+
+    def final(gain: float, ceiling_db: float, commit_if: float | None = None):
+        return _final(
             chunks,
             settings,
             metadata,
             stems,
-            1.0,
-            ceiling,
+            gain,
+            ceiling_db,
             total,
             voice,
+            commit_if=commit_if,
             loudness_range=loudness_range,
             mix=mix,
         )
+
+    def trial(gain: float, ceiling_db: float) -> float:
+        return _limit_and_encode(
+            chunks,
+            None,
+            settings,
+            gain,
+            ceiling_db,
+            total,
+            voice=voice,
+            loudness_range=loudness_range,
+        )[0]
+
+    if not np.isfinite(measured):
+        loudness, peak, _ = final(1.0, ceiling)
         return Mastered(loudness, peak)
     base_db = target - measured
 
@@ -199,19 +216,7 @@ def _normalize_limit_encode(
     # sparse tracks need their speech loud), search the gain against the
     # limited loudness with trial passes that are measured but not encoded,
     # then write once more.
-    loudness, peak, committed = _final(
-        chunks,
-        settings,
-        metadata,
-        stems,
-        gain(0.0),
-        ceiling,
-        total,
-        voice,
-        commit_if=target,
-        loudness_range=loudness_range,
-        mix=mix,
-    )
+    loudness, peak, committed = final(gain(0.0), ceiling, commit_if=target)
     if committed:
         return Mastered(loudness, peak)
     first = (0.0, loudness)
@@ -223,31 +228,8 @@ def _normalize_limit_encode(
             extra = search.next_extra_db()
             if extra is None:
                 break
-            search.add(
-                extra,
-                _limit_and_encode(
-                    chunks,
-                    None,
-                    settings,
-                    gain(extra),
-                    ceiling,
-                    total,
-                    voice=voice,
-                    loudness_range=loudness_range,
-                )[0],
-            )
-        loudness, peak, _ = _final(
-            chunks,
-            settings,
-            metadata,
-            stems,
-            gain(search.best_extra_db()),
-            ceiling,
-            total,
-            voice,
-            loudness_range=loudness_range,
-            mix=mix,
-        )
+            search.add(extra, trial(gain(extra), ceiling))
+        loudness, peak, _ = final(gain(search.best_extra_db()), ceiling)
         # Heavy limiting leaves little room for a lossy codec's overshoot:
         # check the decoded file, and limit lower if it went over.
         over = _decoded_true_peak_db(settings.output) - settings.true_peak_db if lossy else 0.0

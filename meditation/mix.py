@@ -13,6 +13,8 @@ in any chunk size is the same.
 from __future__ import annotations
 
 import bisect
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -409,9 +411,6 @@ def _made_ahead(items: Iterator, depth: int = 2) -> Iterator:
 
     Closing the returned generator stops the thread; an exception in it is raised here.
     """
-    import queue
-    import threading
-
     handoff: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

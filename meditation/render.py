@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import publish
+from . import __version__, publish
 from .cache import SpeechCache
 from .files import check_settings_files
 from .master import master_to_file
@@ -46,8 +46,6 @@ class RenderResult:
 
     def sidecar(self) -> dict:
         """Everything needed to audit the file: settings, version, timeline, measurements."""
-        from . import __version__
-
         return {
             "version": __version__,
             "settings": settings_to_dict(self.settings),

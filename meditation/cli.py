@@ -6,7 +6,6 @@ Every user error becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import signal
 import sys
@@ -15,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import MeditationError
+from .errors import DISK_FULL, MeditationError, one_line
 
 __all__ = ["main"]
 
@@ -144,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
         return status
     except MeditationError as exc:
-        print(f"meditation: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"meditation: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
@@ -158,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cause = _interruption(exc)
         if cause is not None:
             return _interrupted(cause)
-        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
             # A full disk anywhere (the speech cache, a spool file): one line, like a failed output.
             where = f" writing {exc.filename}" if exc.filename else ""
             print(f"meditation: error: disk full{where} ({exc.strerror})", file=sys.stderr)
@@ -214,9 +213,6 @@ def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
-_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
-
-
 def _on_sigterm_unwind():
     """Make SIGTERM raise ``Terminated`` (a KeyboardInterrupt) so it cleans up like Ctrl-C; returns the old handler."""
     if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
@@ -231,10 +227,6 @@ def _on_sigterm_unwind():
     return signal.signal(signal.SIGTERM, terminate)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _setting_values(args: argparse.Namespace) -> tuple[dict, dict]:
     """The settings the user gave, by key, and how to name each in messages (its option)."""
     from .settings import SCHEMA
@@ -246,6 +238,7 @@ def _setting_values(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
+    from .preflight import check_values
     from .render import render
     from .script import read_script
     from .settings import DEFAULT_SCRIPT, resolve_settings
@@ -256,14 +249,14 @@ def _cmd_render(args: argparse.Namespace) -> int:
     values["script"] = script_path
     if "output" not in values:
         values["output"] = Path(script_path.stem + ".mp3")
-    settings = resolve_settings(values, script, labels=labels)
-    settings = _check_voice_and_soundscape(settings)
+    settings = check_values(resolve_settings(values, script, labels=labels), script)
     result = render(settings, script)
     _report(result)
     return 0
 
 
 def _cmd_ambient(args: argparse.Namespace) -> int:
+    from .preflight import check_values
     from .render import render_ambient
     from .settings import resolve_settings
 
@@ -271,8 +264,7 @@ def _cmd_ambient(args: argparse.Namespace) -> int:
     if "duration" not in values:
         raise MeditationError("ambient: the following arguments are required: --duration")
     values.setdefault("output", Path("ambient.mp3"))
-    settings = resolve_settings(values, labels=labels)
-    settings = _check_voice_and_soundscape(settings, voice=False)
+    settings = check_values(resolve_settings(values, labels=labels), voice=False)
     result = render_ambient(settings, settings.duration_s)
     _report(result)
     return 0
@@ -282,20 +274,7 @@ def _report(result) -> None:
     """The summary line on stdout; each warning (e.g. a loudness target out of reach) as one line on stderr."""
     print(result.summary())
     for warning in result.warnings:
-        print(f"meditation: warning: {_one_line(warning)}", file=sys.stderr)
-
-
-def _check_voice_and_soundscape(settings, *, voice: bool = True):
-    """Fail fast, before any synthesis, on an unknown voice or preset; returns settings with the voice resolved."""
-    if voice:
-        from .voices import resolve_voice
-
-        settings = settings.replace(voice=resolve_voice(settings.voice))
-    if settings.soundscape not in ("none", "auto"):
-        from .soundscape import load_preset
-
-        load_preset(settings.soundscape)
-    return settings
+        print(f"meditation: warning: {one_line(warning)}", file=sys.stderr)
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:

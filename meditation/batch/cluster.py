@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import MeditationError
+from ..errors import MeditationError, one_line
 from .display import Display
 from .freshness import sidecar_path
-from .manifest import Variant, _one_line, validate_variant
+from .manifest import Variant, validate_variant
 
 __all__ = ["parse_scheduler", "require_distributed", "render_on_cluster", "Connection"]
 
@@ -126,14 +126,14 @@ def _render_task(job: _Job) -> _Outcome:
             "rendered", time.perf_counter() - start, "", audio, result.sidecar(), result.duration_s
         )
     except MeditationError as exc:
-        return _Outcome("failed", time.perf_counter() - start, _one_line(exc))
+        return _Outcome("failed", time.perf_counter() - start, one_line(exc))
     except AssertionError as exc:
         if "daemonic" not in str(exc):
             raise
         return _Outcome("failed", time.perf_counter() - start, _DAEMONIC)
     except Exception as exc:  # a bug hit by one variant must not sink the batch
         return _Outcome(
-            "failed", time.perf_counter() - start, f"{type(exc).__name__}: {_one_line(exc)}"
+            "failed", time.perf_counter() - start, f"{type(exc).__name__}: {one_line(exc)}"
         )
 
 
@@ -237,7 +237,7 @@ def _collect(future, variant: Variant, shared: bool) -> tuple[str, float, str]:
             "its worker died every time it ran (killed or out of memory; see Dask's allowed-failures)",
         )
     except Exception as exc:  # the task could not run at all (e.g. it could not be unpickled)
-        return "failed", 0.0, f"{type(exc).__name__}: {_one_line(exc)}"
+        return "failed", 0.0, f"{type(exc).__name__}: {one_line(exc)}"
     if outcome.state != "rendered":
         return outcome.state, outcome.seconds, outcome.detail
     if shared:
@@ -390,7 +390,7 @@ def _connected(client: Any, scheduler: Any) -> Iterator[Any]:
                     else "cannot reach the scheduler"
                 )
                 raise MeditationError(
-                    f"--scheduler {scheduler}: {what}: {_one_line(exc)}"
+                    f"--scheduler {scheduler}: {what}: {one_line(exc)}"
                 ) from None
         try:
             yield client

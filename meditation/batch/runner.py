@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import MeditationError
+from ..errors import MeditationError, one_line
 from ..settings import RenderSettings
 from .display import Display
 from .freshness import _fingerprint, check_outputs, is_up_to_date, sidecar_path
-from .manifest import Variant, _one_line, validate_variant
+from .manifest import Variant, validate_variant
 
 __all__ = ["render_variant", "run_batch", "BatchReport", "sidecar_data"]
 
@@ -128,9 +128,9 @@ def _run_one(variant: Variant) -> tuple[str, float, str]:
         # temporary files. Leave now rather than wait for more work.
         os._exit(143)
     except MeditationError as exc:
-        return ("failed", time.perf_counter() - start, _one_line(exc))
+        return ("failed", time.perf_counter() - start, one_line(exc))
     except Exception as exc:  # a bug hit by one variant must not sink the batch
-        return ("failed", time.perf_counter() - start, f"{type(exc).__name__}: {_one_line(exc)}")
+        return ("failed", time.perf_counter() - start, f"{type(exc).__name__}: {one_line(exc)}")
     return ("rendered", time.perf_counter() - start, str(path))
 
 
@@ -396,7 +396,7 @@ def _render_all(
                     state, seconds, detail = (
                         "failed",
                         0.0,
-                        f"{type(exc).__name__}: {_one_line(exc)}",
+                        f"{type(exc).__name__}: {one_line(exc)}",
                     )
                 if state == "rendered":
                     done.add(_speech_group(variant))

@@ -11,7 +11,7 @@ cues (a bell strike, a single wing beat) fall where.
 - ``layers``: one module per layer, each registered by name.
 """
 
-from .preset import PRESET_DIRS, Preset, list_presets, load_preset, parse_bed
+from .preset import PRESET_DIRS, Preset, list_presets, load_preset
 from .stream import AmbiencePlan, plan_ambience
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "AmbiencePlan",
     "load_preset",
     "list_presets",
-    "parse_bed",
     "plan_ambience",
     "PRESET_DIRS",
 ]

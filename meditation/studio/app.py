@@ -31,7 +31,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import MeditationError, ScriptError
+from ..errors import MeditationError, ScriptError, one_line
 from . import files, shape
 from .jobs import JobQueue, QueueFull
 
@@ -143,12 +143,12 @@ def create_app(
                 )
         except ScriptError as exc:
             return JSONResponse(
-                {"error": shape.one_line(exc), "script_error": _script_error(exc)}, status_code=400
+                {"error": one_line(exc), "script_error": _script_error(exc)}, status_code=400
             )
         except files.FileRefused:
             raise
         except (MeditationError, ValueError, TypeError) as exc:
-            return _refuse(" ".join(str(exc).split()), 400)
+            return _refuse(one_line(exc), 400)
         stem = Path(name).stem or "meditation"
         filename = f"{stem}-preview.{fmt}" if kind == "preview" else f"{stem}.{fmt}"
         spec = {
@@ -331,7 +331,7 @@ def create_app(
         files.FileRefused: lambda request, exc: _refuse(str(exc), exc.status),
         _NotFound: lambda request, exc: _refuse(str(exc), 404),
         _BadRequest: lambda request, exc: _refuse(str(exc), 400),
-        MeditationError: lambda request, exc: _refuse(" ".join(str(exc).split()), 400),
+        MeditationError: lambda request, exc: _refuse(one_line(exc), 400),
         _TooLarge: lambda request, exc: _too_large(max_body_bytes),
     }
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
@@ -406,7 +406,7 @@ def _format(body: dict) -> str:
 
 
 def _script_error(exc: ScriptError) -> dict:
-    return {"line": exc.line, "col": exc.col, "message": exc.message, "text": shape.one_line(exc)}
+    return {"line": exc.line, "col": exc.col, "message": exc.message, "text": one_line(exc)}
 
 
 class _TooLarge(Exception):

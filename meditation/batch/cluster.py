@@ -249,7 +249,7 @@ def _collect(future, variant: Variant, shared: bool) -> tuple[str, float, str]:
         record_written(output)
         record_written(sidecar_path(output))
         return outcome.state, outcome.seconds, outcome.detail
-    from ..export import atomic_write_bytes, atomic_write_text
+    from ..files import atomic_write_bytes, atomic_write_text
     from .runner import sidecar_data
 
     output = Path(variant.settings.output)

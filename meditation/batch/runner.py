@@ -34,7 +34,7 @@ def render_variant(variant: Variant | RenderSettings) -> tuple[Path, dict]:
     interrupted render leaves either nothing or a finished file that the next
     run renders again (a missing or older sidecar never matches).
     """
-    from ..export import atomic_write_text
+    from ..files import atomic_write_text
     from ..render import render
 
     if isinstance(variant, RenderSettings):

@@ -33,6 +33,7 @@ from ..settings import (
 )
 from ..tomlfile import read_toml
 from ..voices import ENGINES, VoiceEngine, load_voice, resolve_voice
+from . import MAX_VARIANTS
 
 if TYPE_CHECKING:
     from ..soundscape import Preset
@@ -62,9 +63,6 @@ class Variant:
     """Where it comes from in the manifest, for error messages."""
 
 
-# Past this many variants a manifest is most likely a mistake (a matrix
-# multiplies fast); --max-variants lifts it.
-MAX_VARIANTS = 10_000  # also in command.py
 DEFAULT_TEMPLATE = "{script}.mp3"
 
 

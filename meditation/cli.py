@@ -13,8 +13,20 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, progress
+from ._lifecycle import Terminated
 from .errors import DISK_FULL, MeditationError, one_line
+from .script import read_script
+from .settings import (
+    DEFAULT_SCRIPT,
+    SCHEMA,
+    Kind,
+    Role,
+    Use,
+    format_duration,
+    resolve_settings,
+    specs_for,
+)
 
 __all__ = ["main"]
 
@@ -28,8 +40,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _setting_options(p: argparse.ArgumentParser, use) -> None:
     """One option per setting that ``use`` honours, straight from the settings schema."""
-    from .settings import Kind, Role, format_duration, specs_for
-
     S = argparse.SUPPRESS  # only options the user gives override the script's front matter
     for spec in specs_for(use):
         if spec.key == "script":
@@ -84,8 +94,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"meditation {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    from .settings import Use
-
     render = sub.add_parser(
         "render", help="render a script to an audio file (the default command)", parents=[common]
     )
@@ -98,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("soundscapes", help="list soundscape presets")
     batch = sub.add_parser("batch", help="render every variant of a manifest", parents=[common])
     batch.add_argument("manifest")
-    from .batch.command import add_batch_options
+    from .batch.command import add_batch_options  # noqa: PLC0415 - start-up: batch loads only when asked for
 
     add_batch_options(batch)
     cache = sub.add_parser("cache", help="manage the speech cache")
@@ -134,8 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _on_sigterm_unwind()
     try:
         args = _parser().parse_args(argv)
-        from . import progress
-
         progress.set_enabled(
             {"auto": None, "on": True, "off": False}[getattr(args, "progress", "auto")]
         )
@@ -170,8 +176,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
     """Report Ctrl-C or SIGTERM in one line; SIGTERM exits 128 + 15, as a shell reports it."""
-    from ._lifecycle import Terminated
-
     terminated = isinstance(exc, Terminated)
     _forget_native_interrupt()
     print(
@@ -190,7 +194,7 @@ def _forget_native_interrupt() -> None:
     expression the same way clears that note.
     """
     try:
-        import ctypes
+        import ctypes  # noqa: PLC0415 - only after an interrupt
 
         run = ctypes.pythonapi.PyRun_String
         run.restype, run.argtypes = (
@@ -219,8 +223,6 @@ def _on_sigterm_unwind():
         return None
 
     def terminate(signum, frame):
-        from ._lifecycle import Terminated
-
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup short
         raise Terminated()
 
@@ -229,8 +231,6 @@ def _on_sigterm_unwind():
 
 def _setting_values(args: argparse.Namespace) -> tuple[dict, dict]:
     """The settings the user gave, by key, and how to name each in messages (its option)."""
-    from .settings import SCHEMA
-
     values = {k: v for k, v in vars(args).items() if k in SCHEMA}
     labels = {k: SCHEMA[k].option for k in values}
     labels.pop("script", None)
@@ -238,10 +238,9 @@ def _setting_values(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .preflight import check_values
-    from .render import render
-    from .script import read_script
-    from .settings import DEFAULT_SCRIPT, resolve_settings
+    # Here, not at the top: `meditation --help` and `voices` start without numpy.
+    from .preflight import check_values  # noqa: PLC0415
+    from .render import render  # noqa: PLC0415
 
     values, labels = _setting_values(args)
     script_path = Path(values.pop("script", DEFAULT_SCRIPT))
@@ -256,9 +255,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_ambient(args: argparse.Namespace) -> int:
-    from .preflight import check_values
-    from .render import render_ambient
-    from .settings import resolve_settings
+    from .preflight import check_values  # noqa: PLC0415 - start-up, as in _cmd_render
+    from .render import render_ambient  # noqa: PLC0415
 
     values, labels = _setting_values(args)
     if "duration" not in values:
@@ -278,7 +276,7 @@ def _report(result) -> None:
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
-    from .voices import DEFAULT_VOICE, list_voices
+    from .voices import DEFAULT_VOICE, list_voices  # noqa: PLC0415 - start-up: only this command lists voices
 
     for voice in list_voices():
         print(voice + ("  (default)" if voice == DEFAULT_VOICE else ""))
@@ -286,7 +284,7 @@ def _cmd_voices(args: argparse.Namespace) -> int:
 
 
 def _cmd_soundscapes(args: argparse.Namespace) -> int:
-    from .soundscape import list_presets
+    from .soundscape import list_presets  # noqa: PLC0415 - start-up: the soundscape package loads numpy
 
     presets = list_presets()
     width = max(len(p.name) for p in presets)
@@ -296,13 +294,13 @@ def _cmd_soundscapes(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import run_batch_cli
+    from .batch import run_batch_cli  # noqa: PLC0415 - start-up: batch loads only when asked for
 
     return run_batch_cli(args)
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from .cache import SpeechCache
+    from .cache import SpeechCache  # noqa: PLC0415 - start-up: only this command
 
     cache = SpeechCache()
     if args.action == "clear":
@@ -314,13 +312,13 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 def _cmd_studio(args: argparse.Namespace) -> int:
     try:
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
+        import starlette  # noqa: F401, PLC0415 - optional extra (studio)
+        import uvicorn  # noqa: F401, PLC0415 - optional extra (studio)
     except ImportError:
         raise MeditationError(
             'the studio needs its extra: pip install "meditation[studio]"'
         ) from None
-    from .studio import serve
+    from .studio import serve  # noqa: PLC0415 - optional extra (studio)
 
     if not 0 <= args.port <= 65535:
         raise MeditationError(f"--port {args.port} is out of range (0 to 65535)")
@@ -346,8 +344,8 @@ def _plot_parser(sub) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from .files import check_outputs
-    from .plot import check_plot_path, read_timings, write_plot
+    from .files import check_outputs  # noqa: PLC0415 - start-up: only this command
+    from .plot import check_plot_path, read_timings, write_plot  # noqa: PLC0415 - loads numpy
 
     timings_path = Path(args.timings)
     output = Path(args.output) if args.output else timings_path.with_suffix(".png")

@@ -30,11 +30,9 @@ import platformdirs
 
 from ._lifecycle import create_temporary, orphaned
 from .errors import DISK_FULL, ExportError, describe_write_error
-from .settings import SCHEMA, Role
 
 __all__ = [
     "check_outputs",
-    "check_settings_files",
     "check_replaceable",
     "record_written",
     "written_by_us",
@@ -217,25 +215,6 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _inside(path: Path, folder: Path) -> bool:
     return os.path.realpath(path.parent) == os.path.realpath(folder)
-
-
-def check_settings_files(settings, *, inputs: Iterable[Path | None] = ()) -> None:
-    """``check_outputs`` for one render's settings: every path setting by its role in the schema.
-
-    ``inputs`` adds what the settings do not name directly (a manifest).
-    """
-
-    def paths(role):
-        return {
-            spec.option: getattr(settings, spec.name)
-            for spec in SCHEMA.values()
-            if spec.role is role
-        }
-
-    read = [*paths(Role.INPUT).values(), *inputs]
-    if str(settings.soundscape).lower().endswith(".toml"):
-        read.append(Path(settings.soundscape))
-    check_outputs(paths(Role.OUTPUT), inputs=read, folders=paths(Role.OUTPUT_FOLDER))
 
 
 # --- writing ----------------------------------------------------------------------

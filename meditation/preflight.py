@@ -9,7 +9,7 @@ mistake costs nothing and is one line:
 - the recorded bed (``--bed``) is a usable recording;
 - the soundscape preset loads and holds the ``--layers`` asked for;
 - every output path may be written and is none of the inputs
-  (``files.check_settings_files``);
+  (:func:`check_files`);
 - the publication's inputs and paths: the cover decodes, the captions and plot
   formats are known (``publish.prepare``).
 
@@ -26,11 +26,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import publish
+from . import files, publish
 from .errors import ManifestError, MeditationError, SoundscapeError, one_line
-from .files import check_settings_files
 from .script import Pause, Script
-from .settings import RenderSettings, preset_name
+from .settings import SCHEMA, RenderSettings, Role, preset_name
 from .soundscape import Preset, load_preset
 from .soundscape.layers.recording import inspect_recording
 from .voicefx import parse_voice_fx
@@ -42,6 +41,7 @@ __all__ = [
     "check_values",
     "check_outputs",
     "check_soundscape",
+    "check_files",
     "preset_name",
 ]
 
@@ -142,5 +142,24 @@ def check_outputs(settings: RenderSettings, *, inputs: Iterable[Path | None] = (
     ``inputs`` adds files the settings do not name (a manifest).
     """
     settings = publish.beside_output(settings)
-    check_settings_files(settings, inputs=inputs)
+    check_files(settings, inputs=inputs)
     return Checked(settings, publish.prepare(settings))
+
+
+def check_files(settings: RenderSettings, *, inputs: Iterable[Path | None] = ()) -> None:
+    """``check_outputs`` for one render's settings: every path setting by its role in the schema.
+
+    ``inputs`` adds what the settings do not name directly (a manifest).
+    """
+
+    def paths(role):
+        return {
+            spec.option: getattr(settings, spec.name)
+            for spec in SCHEMA.values()
+            if spec.role is role
+        }
+
+    read = [*paths(Role.INPUT).values(), *inputs]
+    if str(settings.soundscape).lower().endswith(".toml"):
+        read.append(Path(settings.soundscape))
+    files.check_outputs(paths(Role.OUTPUT), inputs=read, folders=paths(Role.OUTPUT_FOLDER))

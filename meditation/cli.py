@@ -13,20 +13,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, progress
-from ._lifecycle import Terminated
+from . import __version__
 from .errors import DISK_FULL, MeditationError, one_line
-from .script import read_script
-from .settings import (
-    DEFAULT_SCRIPT,
-    SCHEMA,
-    Kind,
-    Role,
-    Use,
-    format_duration,
-    resolve_settings,
-    specs_for,
-)
+
+# Everything else is imported inside main's handlers, on first use: a Ctrl-C
+# during start-up is then one line too, and `meditation --help` and `voices`
+# load no numpy (tests/test_startup.py). Each such import says so (PLC0415).
 
 __all__ = ["main"]
 
@@ -40,6 +32,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _setting_options(p: argparse.ArgumentParser, use) -> None:
     """One option per setting that ``use`` honours, straight from the settings schema."""
+    from .settings import Kind, Role, format_duration, specs_for  # noqa: PLC0415 - see the note at the top
+
     S = argparse.SUPPRESS  # only options the user gives override the script's front matter
     for spec in specs_for(use):
         if spec.key == "script":
@@ -94,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"meditation {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    from .settings import Use  # noqa: PLC0415 - see the note at the top
+
     render = sub.add_parser(
         "render", help="render a script to an audio file (the default command)", parents=[common]
     )
@@ -142,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _on_sigterm_unwind()
     try:
         args = _parser().parse_args(argv)
+        from . import progress  # noqa: PLC0415 - see the note at the top
+
         progress.set_enabled(
             {"auto": None, "on": True, "off": False}[getattr(args, "progress", "auto")]
         )
@@ -176,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
     """Report Ctrl-C or SIGTERM in one line; SIGTERM exits 128 + 15, as a shell reports it."""
+    from ._lifecycle import Terminated  # noqa: PLC0415 - see the note at the top
+
     terminated = isinstance(exc, Terminated)
     _forget_native_interrupt()
     print(
@@ -223,6 +223,8 @@ def _on_sigterm_unwind():
         return None
 
     def terminate(signum, frame):
+        from ._lifecycle import Terminated  # noqa: PLC0415 - see the note at the top
+
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup short
         raise Terminated()
 
@@ -231,6 +233,8 @@ def _on_sigterm_unwind():
 
 def _setting_values(args: argparse.Namespace) -> tuple[dict, dict]:
     """The settings the user gave, by key, and how to name each in messages (its option)."""
+    from .settings import SCHEMA  # noqa: PLC0415 - see the note at the top
+
     values = {k: v for k, v in vars(args).items() if k in SCHEMA}
     labels = {k: SCHEMA[k].option for k in values}
     labels.pop("script", None)
@@ -238,9 +242,10 @@ def _setting_values(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    # Here, not at the top: `meditation --help` and `voices` start without numpy.
-    from .preflight import check_values  # noqa: PLC0415
-    from .render import render  # noqa: PLC0415
+    from .preflight import check_values  # noqa: PLC0415 - see the note at the top
+    from .render import render  # noqa: PLC0415 - see the note at the top
+    from .script import read_script  # noqa: PLC0415 - see the note at the top
+    from .settings import DEFAULT_SCRIPT, resolve_settings  # noqa: PLC0415 - see the note at the top
 
     values, labels = _setting_values(args)
     script_path = Path(values.pop("script", DEFAULT_SCRIPT))
@@ -255,8 +260,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_ambient(args: argparse.Namespace) -> int:
-    from .preflight import check_values  # noqa: PLC0415 - start-up, as in _cmd_render
-    from .render import render_ambient  # noqa: PLC0415
+    from .preflight import check_values  # noqa: PLC0415 - see the note at the top
+    from .render import render_ambient  # noqa: PLC0415 - see the note at the top
+    from .settings import resolve_settings  # noqa: PLC0415 - see the note at the top
 
     values, labels = _setting_values(args)
     if "duration" not in values:

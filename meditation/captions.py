@@ -24,8 +24,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import srt
+import webvtt
 
 from .errors import SettingsError
+from .files import atomic_write_text
 from .timeline import Timeline
 
 __all__ = [
@@ -239,8 +242,6 @@ def format_captions(cues: Sequence[Caption], suffix: str) -> str:
     """The text of a ``.vtt`` or ``.srt`` file."""
     suffix = suffix.lower()
     if suffix == ".vtt":
-        import webvtt
-
         # WebVTT treats & and < as markup; the spoken text is plain.
         def plain(line: str) -> str:
             return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -257,8 +258,6 @@ def format_captions(cues: Sequence[Caption], suffix: str) -> str:
         )
         return document.content
     if suffix == ".srt":
-        import srt
-
         return srt.compose(
             [
                 srt.Subtitle(
@@ -278,8 +277,6 @@ def write_captions(
     path: Path, timeline: Timeline, voice: Sequence[np.ndarray] | None = None
 ) -> list[Caption]:
     """Plan the cues of a track and write them to ``path`` (format by suffix), atomically; returns the cues."""
-    from .export import atomic_write_text
-
     path = Path(path)
     check_captions_path(path)
     cues = plan_cues(timeline, voice)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from . import __version__, publish
 from .cache import SpeechCache
-from .files import check_settings_files
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
+from .preflight import check_outputs
 from .premix import Premix
 from .script import Script, read_script
 from .segments import plan_segments
@@ -59,12 +59,10 @@ class RenderResult:
 
 def render(settings: RenderSettings, script: Script | None = None) -> RenderResult:
     """Render one meditation to ``settings.output`` and return what was made."""
-    settings = publish.beside_output(settings)
-    check_settings_files(settings)
+    # Outputs, cover, captions and plot paths: refused before any synthesis.
+    checked = check_outputs(settings)
+    settings, publication = checked.settings, checked.publication
     script = script or read_script(settings.script)
-    publication = publish.prepare(
-        settings
-    )  # cover, captions and plot paths: refused before any synthesis
     planned = plan_segments(script, rate=settings.rate)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
@@ -111,13 +109,12 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
-    settings = publish.beside_output(settings)
-    check_settings_files(settings)
+    checked = check_outputs(settings)
+    settings, publication = checked.settings, checked.publication
 
     length = int(round(duration_s * settings.sample_rate))
     bare = Timeline(settings.sample_rate, length, (), (SceneSpan("", 0, length),))
     preset = "default" if settings.soundscape in ("auto", "none") else settings.soundscape
-    publication = publish.prepare(settings)
     beds = _beds(settings)
     if settings.soundscape == "none" and beds:
         preset = "none"

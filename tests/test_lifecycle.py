@@ -266,7 +266,7 @@ def test_a_render_killed_during_pyttsx3_synthesis_leaves_no_voice_process(
         ["render", "long.md", "--voice", "pyttsx3", "--no-cache", "-o", "out.mp3"], folder
     )
     try:
-        voice = _wait_for(lambda: _helper(proc.pid, "espeak_engine"), proc, "the voice process")
+        voice = _wait_for(lambda: _helper(proc.pid, "pyttsx3_engine"), proc, "the voice process")
         time.sleep(0.5)  # speaking, not starting
         everything = _descendants(proc.pid)
         survivors.update(everything)
@@ -275,7 +275,7 @@ def test_a_render_killed_during_pyttsx3_synthesis_leaves_no_voice_process(
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert voice is not None and any("espeak_engine" in cmd for cmd in everything.values())
+    assert voice is not None and any("pyttsx3_engine" in cmd for cmd in everything.values())
     assert _wait_all_gone(everything) == []
     if signum == signal.SIGTERM:
         assert (
@@ -295,7 +295,7 @@ def test_ctrl_c_to_the_process_group_during_pyttsx3_is_one_line(folder, when, su
     )
     try:
         _wait_for(
-            lambda: _helper(proc.pid, "espeak_engine"), proc, "the voice process", timeout_s=120
+            lambda: _helper(proc.pid, "pyttsx3_engine"), proc, "the voice process", timeout_s=120
         )
         if when == "speaking":
             time.sleep(1.0)
@@ -357,7 +357,7 @@ def test_a_killed_batch_leaves_no_worker_and_no_temporary_file(folder, signum, s
 
         def speaking_in_a_worker():
             return any(
-                "espeak_engine" in cmd and _stat(pid)[0] != proc.pid
+                "pyttsx3_engine" in cmd and _stat(pid)[0] != proc.pid
                 for (pid, _), cmd in _descendants(proc.pid).items()
                 if _stat(pid)
             )
@@ -372,7 +372,7 @@ def test_a_killed_batch_leaves_no_worker_and_no_temporary_file(folder, signum, s
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     kinds = " ".join(everything.values())
-    assert "spawn_main" in kinds and "resource_tracker" in kinds and "espeak_engine" in kinds
+    assert "spawn_main" in kinds and "resource_tracker" in kinds and "pyttsx3_engine" in kinds
     if signum == signal.SIGTERM:
         assert proc.returncode == 143
         assert err.strip() == "meditation: terminated; no partial file was left"

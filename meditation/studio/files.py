@@ -250,9 +250,9 @@ def list_presets(root: Path) -> list[dict]:
         if entry["kind"] != "settings":
             continue
         try:
-            preset = load_preset(str(root.resolve() / entry["path"]))
-        except (SoundscapeError, ValueError, KeyError, TypeError):
-            continue  # a manifest or settings file, not a preset
+            preset = load_folder_preset(root, entry["path"])
+        except (FileRefused, SoundscapeError, ValueError, KeyError, TypeError):
+            continue  # a manifest or settings file, not a preset (or one reaching outside)
         found.append(
             {
                 "name": entry["path"],
@@ -261,6 +261,29 @@ def list_presets(root: Path) -> list[dict]:
             }
         )
     return found
+
+
+RECORDING_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def load_folder_preset(root: Path, relative: str):
+    """A preset saved in the folder; each recording it names must lie inside the folder too.
+
+    Checked on the TOML text before the preset is loaded: loading decodes the
+    recordings, and a file outside the folder is never opened.
+    """
+    path = safe_path(root, relative, SETTINGS_SUFFIXES)
+    data = read_toml(path, error_class=SoundscapeError)
+    layers = data.get("layers", {})
+    for name, table in layers.items() if isinstance(layers, Mapping) else ():
+        file = table.get("file") if isinstance(table, Mapping) else None
+        if isinstance(file, str):
+            beside = PurePosixPath(relative).parent / file.replace("\\", "/")
+            try:
+                safe_path(root, beside.as_posix(), RECORDING_SUFFIXES)
+            except FileRefused as exc:
+                raise FileRefused(f"{relative}: layer {name!r}: {exc}", exc.status) from None
+    return load_preset(str(path))
 
 
 def save_preset(root: Path, relative: str, base: str, levels: Mapping[str, float]) -> Path:

@@ -29,7 +29,7 @@ from ..settings import (
     specs_for,
 )
 from ..soundscape import list_presets
-from .files import safe_path
+from .files import RECORDING_SUFFIXES, load_folder_preset, safe_path
 
 __all__ = [
     "controls",
@@ -47,7 +47,7 @@ __all__ = [
 # used. Files a render reads (a cover, a recorded bed) are chosen among the folder's files.
 _NOT_SHAPE = ("script", "output", "cache")
 
-INPUT_SUFFIXES = {"cover": (".png", ".jpg", ".jpeg"), "bed": (".wav", ".flac", ".ogg", ".mp3")}
+INPUT_SUFFIXES = {"cover": (".png", ".jpg", ".jpeg"), "bed": RECORDING_SUFFIXES}
 """Files each input setting may name, inside the studio's folder."""
 
 
@@ -174,6 +174,7 @@ def soundscape_in(folder: Path, value: str) -> str:
     if value in ("auto", "none") or value in {p.name for p in list_presets()}:
         return value
     if value.lower().endswith(".toml"):
+        load_folder_preset(folder, value)  # its recordings, too, lie inside the folder
         return str(safe_path(folder, value, (".toml",)).resolve())
     known = ", ".join(p.name for p in list_presets())
     raise SettingsError(

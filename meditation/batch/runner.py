@@ -20,7 +20,15 @@ from .cluster import render_on_cluster
 from .display import Display
 from .freshness import check_outputs, is_up_to_date
 from .manifest import Variant, validate_variant
-from .work import BatchReport, render_variant, report_result, speech_group, warm_up
+from .work import (
+    BatchReport,
+    available_cores,
+    render_variant,
+    report_result,
+    speech_group,
+    warm_up,
+    worker_limit,
+)
 
 __all__ = ["run_batch"]
 
@@ -82,10 +90,7 @@ def _validate_all(variants: Sequence[Variant], manifest: str) -> None:
 
 
 def _default_jobs() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return available_cores()
 
 
 class _Slot:
@@ -233,14 +238,8 @@ def run_batch(
 
 def _cap_jobs(jobs: int | None, n_variants: int) -> int:
     """Workers: as asked, but no more than two per core (each may hold a voice model) nor than variants."""
-    cores = _default_jobs()
-    limit = 2 * cores
-    if jobs is not None and jobs > limit:
-        print(
-            f"meditation: note: -j {jobs} is more than this machine can run at once; using {limit} workers ({cores} cores)",
-            file=sys.stderr,
-        )
-    return max(1, min(jobs or cores, limit, n_variants))
+    asked = _default_jobs() if jobs is None else worker_limit(jobs, f"-j {jobs}")
+    return max(1, min(asked, n_variants))
 
 
 _DIED = "the worker process died (crash or killed)"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from .freshness import _fingerprint, check_outputs, sidecar_path
 from .manifest import Variant
 
 __all__ = [
+    "available_cores",
+    "worker_limit",
     "render_variant",
     "sidecar_data",
     "BatchReport",
@@ -121,3 +125,27 @@ def warm_up() -> None:
     import soxr  # noqa: F401, PLC0415
 
     from .. import render, soundscape  # noqa: F401, PLC0415
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def worker_limit(asked: int, option: str) -> int:
+    """``asked`` workers, but at most two per core (each may hold a voice model); a note when capped.
+
+    ``option`` names what asked, as the user wrote it (``-j 1000``, ``--scheduler local:1000``).
+    """
+    cores = available_cores()
+    limit = 2 * cores
+    if asked > limit:
+        print(
+            f"meditation: note: {option} is more than this machine can run at once; "
+            f"using {limit} workers ({cores} cores)",
+            file=sys.stderr,
+        )
+    return min(asked, limit)

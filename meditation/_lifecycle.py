@@ -39,6 +39,7 @@ import hashlib
 import multiprocessing.context
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -49,6 +50,7 @@ from pathlib import Path
 __all__ = [
     "Terminated",
     "create_temporary",
+    "create_work_folder",
     "die_with_parent",
     "ignore_interrupts",
     "orphaned",
@@ -149,6 +151,32 @@ def remove_stale_temporaries(folder: Path) -> int:
         except OSError:
             pass  # another run removed it first, or it is not ours to remove
     return removed
+
+
+def create_work_folder(kind: str) -> Path:
+    """A private folder in the system's temporary folder, named for this process; stale ones are removed first.
+
+    ``kill -9`` leaves such a folder behind; the next process of the same
+    ``kind`` on this host removes every one whose process is gone (only
+    folders of that exact name pattern, owned by this user).
+    """
+    parent = Path(tempfile.gettempdir())
+    prefix = f"{_TAG}-{kind}-{_HOST}-"
+    pattern = re.compile(re.escape(prefix) + r"(?P<pid>[0-9]+)-[A-Za-z0-9_]+$")
+    try:
+        entries = list(os.scandir(parent)) if os.name == "posix" else []  # PIDs probed safely
+    except OSError:
+        entries = []
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None or pid_alive(int(match["pid"])):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False) and entry.stat().st_uid == os.getuid():
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            pass  # another process removed it first
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
 
 
 def pid_alive(pid: int) -> bool:

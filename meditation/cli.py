@@ -328,10 +328,9 @@ def _cmd_studio(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise MeditationError(f"--port {args.port} is out of range (0 to 65535)")
-    try:
-        serve(args.dir, host=args.host, port=args.port, open_browser=args.open)
-    except KeyboardInterrupt:
-        pass
+    # Ctrl-C or SIGTERM: the server stops its renders, then re-raises the signal; main reports it
+    # in one line and exits 130 or 143, as a render does.
+    serve(args.dir, host=args.host, port=args.port, open_browser=args.open)
     return 0
 
 

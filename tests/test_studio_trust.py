@@ -6,11 +6,14 @@ Renders are real (the fast pyttsx3 voice, short sentences, WAV), as in test_stud
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,10 @@ pytest.importorskip("starlette", reason="the studio extra is not installed")
 pytest.importorskip("tomli_w", reason="the studio extra is not installed")
 from starlette.testclient import TestClient  # noqa: E402
 
+from meditation.batch import expand_manifest  # noqa: E402
+from meditation.batch.manifest import validate_variant  # noqa: E402
 from meditation.studio import allowed_hosts, create_app  # noqa: E402
+from meditation.studio.jobs import JobQueue  # noqa: E402
 
 TOKEN = "test-token-0123456789"
 HOST = "127.0.0.1:8765"
@@ -195,3 +201,210 @@ def test_the_readme_says_the_token_is_what_protects_a_lan_studio():
     section = readme.split("## Studio", 1)[1].split("\n## ", 1)[0]
     assert "--host 0.0.0.0" in section and "token" in section
     assert "Host header" in section
+
+
+# --- item 7: the queue keeps its word, odd bodies are 400, nothing is left behind ------------
+
+LONG = (
+    SHORT
+    + "\n"
+    + "\n\n".join(f"Sentence number {i} settles like a leaf on still water." for i in range(40))
+    + "\n"
+)
+
+
+def test_a_cancel_while_the_worker_process_starts_stops_it(tmp_path):
+    async def scenario():
+        queue = JobQueue(tmp_path / "work")
+        queue.start()
+        spec = {"text": LONG, "values": {}, "name": "calm.md", "folder": str(tmp_path)}
+        job = await queue.submit("render", spec, filename="calm.wav")
+        while job.state != "running":
+            await asyncio.sleep(0)
+        # The runner marked it running and now waits for its process to start: the window.
+        assert job.process is None
+        await queue.cancel(job.id)
+        while job.state not in ("done", "failed", "cancelled"):
+            await asyncio.sleep(0.05)
+        await queue.stop()
+        return job
+
+    job = asyncio.run(scenario())
+    assert job.state == "cancelled" and job.result is None
+    # Its process was stopped by the cancel (SIGTERM), not left to render to the end.
+    assert job.process is None or job.process.returncode == -signal.SIGTERM
+    assert not job.folder.exists()
+
+
+def test_absurd_bodies_are_refused_with_400_and_a_message(client):
+    deep = client.post("/api/check", content="[" * 100_000)
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]
+    for raw in (
+        '{"kind": "preview", "text": "Hi.", "line": 1e400}',
+        '{"kind": "preview", "text": "Hi.", "line": "x"}',
+        '{"kind": "preview", "text": "Hi.", "line": 2.5}',
+        '{"kind": "preview", "text": "Hi.", "line": true}',
+    ):
+        response = client.post("/api/jobs", content=raw)
+        assert response.status_code == 400, raw
+        assert response.json()["error"].startswith("line must be a"), response.text
+    assert not client.studio["queue"].jobs
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds processes in /proc")
+def test_a_studio_killed_with_kill_9_leaves_its_job_folder_only_until_the_next_start(tmp_path):
+    httpx = pytest.importorskip("httpx2")
+    marker = f"MEDITATION_STUDIO_TEST={os.getpid()}-{time.time_ns()}"
+    work = tmp_path / "tmp"
+    work.mkdir()
+    env = {**os.environ, "TMPDIR": str(work), marker.split("=")[0]: marker.split("=")[1]}
+    first = _studio(tmp_path, "--dir", str(tmp_path), env=env)
+    try:
+        base, token = first.stdout.readline().split()[2].split("/?token=")
+        headers = {"X-Studio-Token": token}
+        with httpx.Client(timeout=120, headers=headers) as web:
+            job = web.post(
+                base + "/api/jobs", json={"kind": "render", "text": LONG, "values": {}}
+            ).json()
+            deadline = time.time() + 120
+            while web.get(f"{base}/api/jobs/{job['id']}").json()["percent"] <= 0:
+                assert time.time() < deadline
+                time.sleep(0.1)
+    finally:
+        first.kill()
+        first.communicate(timeout=30)
+    deadline = time.time() + 30
+    while _processes_with(marker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(marker) == []  # the render worker died with the studio
+    left = [p for p in work.iterdir()]
+    assert len(left) == 1 and list(left[0].rglob("job.json"))  # the script's text, left behind
+    second = _studio(tmp_path, "--dir", str(tmp_path), env=env)
+    try:
+        base, token = second.stdout.readline().split()[2].split("/?token=")
+        with httpx.Client(timeout=120) as web:
+            assert (
+                web.get(base + "/api/options", headers={"X-Studio-Token": token}).status_code == 200
+            )
+        now = list(work.iterdir())
+        assert left[0] not in now and len(now) == 1  # the old one swept, the new studio's own
+    finally:
+        second.terminate()
+        second.communicate(timeout=30)
+    assert list(work.iterdir()) == []
+
+
+def test_saved_files_get_the_mode_the_umask_gives(client, folder):
+    expected = 0o666 & ~_umask()
+    assert client.post("/api/script", json={"path": "calm.md", "text": SHORT}).status_code == 200
+    assert (
+        client.post(
+            "/api/settings",
+            json={
+                "path": "calm.toml",
+                "values": {"rate": 0.9},
+                "script": "calm.md",
+                "format": "mp3",
+            },
+        ).status_code
+        == 200
+    )
+    saved = client.post(
+        "/api/preset", json={"path": "mine.toml", "base": "stream", "levels": {"river": -3}}
+    )
+    assert saved.status_code == 200, saved.text
+    for name in ("calm.md", "calm.toml", "mine.toml"):
+        assert (folder / name).stat().st_mode & 0o777 == expected, name
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_errors_name_the_users_files_not_the_studios_hidden_paths(client, folder):
+    (folder / "cover.png").write_bytes(b"not a picture at all")
+    missing = client.post(
+        "/api/jobs",
+        json={"kind": "render", "text": SHORT, "values": {"bed": "rain.wav"}, "format": "mp3"},
+    )
+    assert missing.status_code == 400
+    assert missing.json()["error"] == "recording 'rain.wav' does not exist"
+    job = client.post(
+        "/api/jobs",
+        json={"kind": "render", "text": SHORT, "values": {"cover": "cover.png"}, "format": "mp3"},
+    ).json()
+    queue = client.studio["queue"]
+    deadline = time.time() + 120
+    while queue.jobs[job["id"]].state not in ("done", "failed", "cancelled"):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    error = client.get(f"/api/jobs/{job['id']}").json()["error"]
+    assert "cover.png" in error, error
+    for hidden in (str(folder), str(queue.work_dir), "/tmp"):
+        assert hidden not in error, error
+
+
+def test_save_settings_refuses_what_batch_would_refuse(client, folder):
+    (folder / "calm.md").write_text(SHORT)
+    for values, needle in (
+        ({"rate": "fast"}, "rate"),
+        ({"soundscape": "stream", "layers": "thunder"}, "thunder"),
+        ({"voice_fx": "gentle,nonsense=3"}, "nonsense"),
+        ({"bed": "missing.wav"}, "missing.wav"),
+    ):
+        response = client.post(
+            "/api/settings",
+            json={"path": "calm.toml", "values": values, "script": "calm.md", "format": "mp3"},
+        )
+        assert response.status_code == 400, (values, response.text)
+        assert needle in response.json()["error"]
+        assert not (folder / "calm.toml").exists()
+        added = client.post(
+            "/api/manifest",
+            json={"path": "all.toml", "values": values, "script": "calm.md", "format": "mp3"},
+        )
+        assert added.status_code == 400 and not (folder / "all.toml").exists()
+    good = {"rate": 0.9, "soundscape": "stream", "layers": "river"}
+    response = client.post(
+        "/api/settings",
+        json={"path": "calm.toml", "values": good, "script": "calm.md", "format": "mp3"},
+    )
+    assert response.status_code == 200, response.text
+    for variant in expand_manifest(folder / "calm.toml"):
+        validate_variant(variant, manifest=folder / "calm.toml")
+
+
+@pytest.mark.parametrize(
+    ("sig", "status", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_the_studio_reports_ctrl_c_and_sigterm_in_one_line_and_exits_like_the_cli(
+    tmp_path, sig, status, word
+):
+    httpx = pytest.importorskip("httpx2")
+    process = _studio(tmp_path, "--dir", str(tmp_path))
+    try:
+        base, token = process.stdout.readline().split()[2].split("/?token=")
+        with httpx.Client(timeout=120) as web:  # the app has started: its signal handlers are set
+            assert (
+                web.get(base + "/api/options", headers={"X-Studio-Token": token}).status_code == 200
+            )
+    finally:
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == status
+    assert err == f"meditation: {word}; no partial file was left\n"

@@ -8,6 +8,7 @@ file the studio has no business with.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import tomllib
@@ -83,6 +84,18 @@ def safe_path(
     return path
 
 
+@functools.cache
+def new_file_mode() -> int:
+    """The mode a new file gets from ``open`` under this process's umask (0644 under the usual 022).
+
+    ``mkstemp`` makes its files 0600 whatever the umask; a saved file is then
+    given this mode, as an editor's would be. Read once, at the first save.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def list_files(root: Path) -> list[dict]:
     """Scripts and settings in the folder and its sub-folders (not hidden ones, not through links out)."""
     base = root.resolve()
@@ -147,8 +160,7 @@ def write_text(
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as f:
             f.write(text)
-        if path.exists():
-            os.chmod(temp, path.stat().st_mode & 0o777)
+        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else new_file_mode())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -320,6 +332,7 @@ def save_preset(root: Path, relative: str, base: str, levels: Mapping[str, float
         with os.fdopen(handle, "w", encoding="utf-8") as f:
             f.write(text)
         load_preset(temp)
+        os.chmod(temp, new_file_mode())
         os.replace(temp, path)
     finally:
         Path(temp).unlink(missing_ok=True)

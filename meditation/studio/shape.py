@@ -36,6 +36,7 @@ __all__ = [
     "resolve",
     "effective_preset",
     "command_line",
+    "checked_values",
     "preview_text",
     "formats",
     "SETTING_KEYS",
@@ -151,6 +152,23 @@ def resolve(
             soundscape=soundscape_in(folder, settings.soundscape), **inputs_in(folder, settings)
         )
     return check_values(settings, script), script
+
+
+def checked_values(
+    values: Mapping[str, Any], *, script: str, fmt: str, folder: Path
+) -> dict[str, Any]:
+    """The set controls, checked as ``meditation batch`` checks a manifest's values (coerced, files
+    inside the folder, voice, soundscape and layers), before they are saved to one; raises on a bad one."""
+    cleaned = clean_values(values)
+    # Messages name manifest keys (rate, lead_in), as batch's would.
+    settings = resolve_settings(
+        {**cleaned, "script": Path(script), "output": Path(f"{Path(script).stem}.{fmt}")}
+    )
+    settings = settings.replace(
+        soundscape=soundscape_in(folder, settings.soundscape), **inputs_in(folder, settings)
+    )
+    check_values(settings)
+    return cleaned
 
 
 def inputs_in(folder: Path, settings: RenderSettings) -> dict[str, Path]:

@@ -287,9 +287,37 @@ def spawn_context() -> multiprocessing.context.SpawnContext:
     """A multiprocessing "spawn" context whose processes start with SIGINT blocked.
 
     For ``ProcessPoolExecutor(mp_context=...)``; the workers' initializer
-    calls :func:`ignore_interrupts` and :func:`die_with_parent`.
+    calls :func:`ignore_interrupts` and :func:`die_with_parent`. Starts
+    multiprocessing's resource tracker quietly first (see :func:`_quiet_resource_tracker`).
     """
+    _quiet_resource_tracker()
     return _QuietSpawnContext()
+
+
+def _quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker with its standard error on the null device.
+
+    A process pool's queues hold POSIX semaphores, registered with the
+    tracker. After ``kill -9`` of this process the tracker still removes them,
+    but would print a ``leaked semaphore objects`` UserWarning (and a Python
+    source line) under the shell's prompt: it has nothing else to say, so it
+    says it nowhere. Called before any pool exists, from the main thread; the
+    redirection lasts only while the tracker starts.
+    """
+    from multiprocessing import resource_tracker  # noqa: PLC0415 - only processes with pools
+
+    if os.name != "posix":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        resource_tracker.ensure_running()  # a running tracker is left as it is
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def ignore_interrupts() -> None:

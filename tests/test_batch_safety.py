@@ -360,3 +360,56 @@ def test_ctrl_c_to_the_group_during_expansion_prints_one_line(folder):
     assert (
         subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1
     )  # no helper left behind
+
+
+# --- issue 18, item 13: kill -9 of a batch says nothing more ----------------------------------
+
+
+def _session_commands(sid: int) -> list[str]:
+    pids = subprocess.run(["pgrep", "-s", str(sid)], capture_output=True, text=True).stdout.split()
+    commands = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                commands.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return commands
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_a_batch_leaves_no_leaked_semaphore_warning(folder):
+    manifest = folder / "m.toml"
+    manifest.write_text(
+        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nvoice = "pyttsx3"\n'
+        'soundscape = "none"\n[matrix]\nseed = [1, 2, 3, 4]\n',
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meditation", "batch", str(manifest), "-j", "2", "--no-cache"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        # The worker pools (and the semaphores of their queues) exist once a worker runs.
+        deadline = time.monotonic() + 120
+        while not any("spawn_main" in c for c in _session_commands(proc.pid)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        tracker = [c for c in _session_commands(proc.pid) if "resource_tracker" in c]
+        assert tracker, "the pools' semaphores are registered with a resource tracker"
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+        # The tracker removes the dead batch's semaphores once the workers have gone, then exits.
+        deadline = time.monotonic() + 60
+        while _session_commands(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _session_commands(proc.pid) == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "leaked semaphore" not in err and "resource_tracker" not in err, err
+    assert "Traceback" not in err, err

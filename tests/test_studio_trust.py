@@ -408,3 +408,14 @@ def test_the_studio_reports_ctrl_c_and_sigterm_in_one_line_and_exits_like_the_cl
         _, err = process.communicate(timeout=60)
     assert process.returncode == status
     assert err == f"meditation: {word}; no partial file was left\n"
+
+
+# --- item 13: a host that cannot be listened on is one line, and no warning -------------------
+
+
+def test_a_host_that_does_not_resolve_is_one_line_without_the_security_warning(tmp_path):
+    process = _studio(tmp_path, "--host", "bogus.invalid", "--dir", str(tmp_path))
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2 and out == ""
+    assert err.startswith("meditation: error: --host 'bogus.invalid': no such address")
+    assert err.count("\n") == 1 and "warning" not in err

@@ -48,7 +48,12 @@ def _worker_init() -> None:
         signal.signal(signal.SIGTERM, _on_terminate)
         # The parent's death (even kill -9) arrives as SIGTERM: unwind, delete temporary files, exit.
         parent = multiprocessing.parent_process()
-        die_with_parent(parent.pid if parent is not None else None)
+        try:
+            die_with_parent(parent.pid if parent is not None else None)
+        except SystemExit:
+            # The parent died as this worker started: nothing to unwind, and the pool would print
+            # the initializer's "exception" as a traceback on the terminal.
+            os._exit(143)
     sys.unraisablehook = _unraisable
 
 

@@ -337,6 +337,7 @@ def test_copy_as_command_gives_a_line_the_cli_parses_to_the_same_settings(client
         "chapters": False,
         "lead_in": "2m",
     }
+    client.post("/api/script", json={"path": "evening.md", "text": SHORT})
     line = client.post(
         "/api/command", json={"values": values, "name": "evening.md", "format": "flac"}
     ).json()["command"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -419,3 +420,29 @@ def test_a_host_that_does_not_resolve_is_one_line_without_the_security_warning(t
     assert process.returncode == 2 and out == ""
     assert err.startswith("meditation: error: --host 'bogus.invalid': no such address")
     assert err.count("\n") == 1 and "warning" not in err
+
+
+# --- item 19: "Copy as command" gives a command that works, or says what to do first ----------
+
+
+def test_copy_as_command_asks_for_the_script_to_be_saved_and_then_gives_a_line_that_renders(
+    client, folder, tmp_path
+):
+    body = {"values": {"seed": 3}, "name": "calm.md", "text": SHORT, "format": "wav"}
+    unsaved = client.post("/api/command", json=body)
+    assert unsaved.status_code == 409
+    assert unsaved.json()["error"].startswith("save the script as 'calm.md' first")
+    (folder / "calm.md").write_text(SHORT.replace("shoulders", "arms"))
+    changed = client.post("/api/command", json=body)
+    assert changed.status_code == 409 and "not saved" in changed.json()["error"]
+    assert client.post("/api/script", json={"path": "calm.md", "text": SHORT, "overwrite": True})
+    answer = client.post("/api/command", json=body).json()
+    assert answer["folder"] == str(folder.resolve())
+    words = shlex.split(answer["command"])
+    words[4] = str(tmp_path / "cli.wav")
+    done = subprocess.run(
+        [sys.executable, "-m", *words], cwd=answer["folder"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    audio, rate = sf.read(tmp_path / "cli.wav")
+    assert rate > 0 and len(audio) / rate > 1.5  # lead-in, the sentence and the tail

@@ -287,14 +287,33 @@ async def save_settings(request: Request) -> Response:
 
 
 async def command(request: Request) -> Response:
+    """The command line that renders what the page would: it reads the script from the folder, so
+    the script must be saved there, as the page shows it."""
+    folder = request.app.state.folder
     body = await _json(request)
-    return JSONResponse(
-        {
-            "command": shape.command_line(
-                body.get("values", {}), script=_name(body), fmt=_format(body)
-            )
-        }
-    )
+    script = str(body.get("name") or "")
+    path = files.safe_path(folder, script, files.SCRIPT_SUFFIXES)
+    if not path.is_file():
+        return refuse(
+            f"save the script as {script!r} first: the command reads it from the studio's folder",
+            409,
+        )
+    text = body.get("text")
+    saved = files.read_text(folder, script, files.SCRIPT_SUFFIXES)
+    if isinstance(text, str) and _lines(saved) != _lines(text):
+        return refuse(
+            f"{script} has changes that are not saved: save it first, so the command renders "
+            "what you hear",
+            409,
+        )
+    relative = path.relative_to(folder).as_posix()
+    line = shape.command_line(body.get("values", {}), script=relative, fmt=_format(body))
+    return JSONResponse({"command": line, "folder": str(folder)})
+
+
+def _lines(text: str) -> str:
+    """Text as a browser's text box holds it (its line ends are always LF)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 async def manifest(request: Request) -> Response:

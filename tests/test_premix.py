@@ -227,15 +227,19 @@ def test_a_timeline_laid_out_before_all_speech_is_final_up_to_where_it_says(setu
     assert settled == final.length
 
 
-def test_without_a_duration_to_fit_nothing_is_mixed_before_the_last_length(setup):
-    # Pauses fitted to --duration need every length first: the same mix, all made at the end.
-    script, planned, settings, audio = setup
-    plain, mix, figures, _ = _premixed(setup, one_by_one=False, duration_s=None)
+def test_with_a_duration_to_fit_nothing_is_mixed_before_the_last_length(setup):
+    # Pauses fitted to --duration need every length first: the same mix, all made at the end
+    # (without a duration, the same speech arriving one by one is mixed as it comes).
+    plain, _, _, plain_early = _premixed(setup, one_by_one=True, duration_s=None)
+    assert plain_early[0] > 0
+    duration_s = plain.timeline.duration_s + 20
     fitted, fitted_mix, fitted_figures, early = _premixed(
-        setup, one_by_one=True, duration_s=plain.timeline.duration_s + 20
+        setup, one_by_one=True, duration_s=duration_s
     )
     assert early == (0, 0)
-    assert abs(fitted.timeline.duration_s - (plain.timeline.duration_s + 20)) < 0.05
+    assert abs(fitted.timeline.duration_s - duration_s) < 0.05
+    _, at_once_mix, at_once_figures, _ = _premixed(setup, one_by_one=False, duration_s=duration_s)
+    assert np.array_equal(fitted_mix, at_once_mix) and fitted_figures == at_once_figures
     assert np.isfinite(fitted_figures[0])
 
 
@@ -254,10 +258,13 @@ def test_each_loudness_scope_measures_the_same_samples_either_way(setup, scope, 
     )
     assert early > 0
     assert figures == grown_figures and np.array_equal(mix, grown_mix)
-    other = _premixed(setup, one_by_one=False, loudness_scope="auto")[2]
-    assert (
-        other[0] != figures[0] if scope == "speech" else True
-    )  # the scope does change what is measured
+    # The scope does change what is measured: "speech" stops at the last word, "track" at the end.
+    other_scope = "track" if scope == "speech" else "speech"
+    other = _premixed(setup, one_by_one=False, loudness_scope=other_scope)[2]
+    assert other[0] != figures[0]
+    spoken = [s for s in at_once.timeline.segments if s.length]
+    heard = (spoken[0].start, spoken[-1].end) if scope == "speech" else None
+    assert at_once.measured.meter.span == heard
 
 
 def test_a_track_too_long_to_spool_is_measured_the_same_and_left_to_the_final_pass(

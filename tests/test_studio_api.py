@@ -439,32 +439,26 @@ def test_levels_are_saved_as_a_preset_in_the_folder_and_never_over_the_users_fil
         "/api/preset", json={"path": "calm-stream.toml", "base": "stream", "levels": {"river": -20}}
     )
     assert response.status_code == 200, response.text
+    stream = tomllib.loads(
+        (
+            Path(__import__("meditation").__file__).parent / "data" / "soundscapes" / "stream.toml"
+        ).read_text()
+    )
+    # The copy says where its levels came from, once, after the base's own words.
+    described = stream["description"] + " (levels set in the studio)"
     assert response.json()["preset"] == {
         "name": "calm-stream.toml",
-        "description": response.json()["preset"]["description"],
+        "description": described,
         "layers": {"river": -20.0},
     }
     saved = tomllib.loads((folder / "calm-stream.toml").read_text())
-    assert (
-        saved["layers"]["river"]["level_db"] == -20.0
-        and saved["scenes"]
-        == tomllib.loads(
-            (
-                Path(__import__("meditation").__file__).parent
-                / "data"
-                / "soundscapes"
-                / "stream.toml"
-            ).read_text()
-        )["scenes"]
-    )
+    assert saved["layers"]["river"]["level_db"] == -20.0 and saved["scenes"] == stream["scenes"]
     # Ours: saving again replaces it. The user's own file: refused, untouched.
-    assert (
-        client.post(
-            "/api/preset",
-            json={"path": "calm-stream.toml", "base": "calm-stream.toml", "levels": {"river": -18}},
-        ).status_code
-        == 200
+    again = client.post(
+        "/api/preset",
+        json={"path": "calm-stream.toml", "base": "calm-stream.toml", "levels": {"river": -18}},
     )
+    assert again.status_code == 200 and again.json()["preset"]["description"] == described
     (folder / "mine.toml").write_text("# my notes\n")
     assert (
         client.post(

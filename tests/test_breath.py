@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from measure import render_in_chunks, rms_db
+from measure import rms_db
 
 from meditation.cli import main
 from meditation.errors import SoundscapeError
@@ -69,15 +69,6 @@ def test_the_noise_is_a_soft_band_with_no_hiss(rng):
     audio = breath(breaths[-1].end, sample_rate=SR, rng=rng, cues=breath_cues(breaths, SR))
     held = audio[breaths[1].start : breaths[1].end].mean(axis=1)
     assert band_energy_db(held, SR, 150, 900) - band_energy_db(held, SR, 4000, 16000) > 25
-
-
-def test_the_layer_is_the_same_in_any_chunk_size():
-    breaths = _exercise([("in", 1), ("hold", 1), ("out", 1)], 3, start_s=0.3)
-    cues = breath_cues(breaths, SR)
-    make = lambda: BreathLayer(sample_rate=SR, rng=np.random.default_rng(5), cues=cues)  # noqa: E731
-    whole = make().render(breaths[-1].end + SR)
-    for size in (512, 4096, 44100):
-        assert np.array_equal(render_in_chunks(make(), len(whole), size), whole)
 
 
 def test_bad_parameters_and_cues_are_refused():

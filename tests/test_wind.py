@@ -113,20 +113,6 @@ def test_determinism():
     assert not np.allclose(a, c)
 
 
-@pytest.mark.parametrize("chunk", [1000, 4097, 33333])
-def test_chunked_render_equals_whole(chunk):
-    n = 5 * 4 * BLOCK_SIZE + 1234
-    params = {"whistle": 1.0, "gust_s": 1.0}  # whistles on often, so they are covered too
-    whole = Wind(sample_rate=FS, rng=np.random.default_rng(3), params=params).render(n)
-    layer = Wind(sample_rate=FS, rng=np.random.default_rng(3), params=params)
-    parts, done = [], 0
-    while done < n:
-        k = min(chunk, n - done)
-        parts.append(layer.render(k))
-        done += k
-    assert np.array_equal(np.concatenate(parts), whole)
-
-
 def test_pure_function_matches_layer():
     a = wind(20000, sample_rate=FS, rng=np.random.default_rng(4), whistle=0.5)
     b = render_layer(

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from waiting import wait_until
 
 from meditation import _lifecycle
 from meditation.files import record_written
@@ -94,25 +95,19 @@ def _running(process: tuple[int, int]) -> bool:
 
 def _wait_all_gone(processes) -> list[str]:
     """Wait (bounded) for the processes to end; returns the command lines of those still running."""
-    deadline = time.monotonic() + EXIT_WAIT_S
-    while time.monotonic() < deadline:
-        alive = [p for p in processes if _running(p)]
-        if not alive:
-            return []
-        time.sleep(0.1)
+    wait_until(lambda: not any(_running(p) for p in processes), EXIT_WAIT_S, poll_s=0.1)
     return [processes[p] for p in processes if _running(p)]
 
 
 def _wait_for(condition, proc, what: str, timeout_s: float = 120.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
+    value = wait_until(lambda: condition() or proc.poll() is not None, timeout_s)
+    if value is True and proc.poll() is not None:
+        value = condition()  # it may have come just as the run ended
+    if not value:
         if proc.poll() is not None:
             pytest.fail(f"the run ended before {what}: {proc.communicate()}")
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
+        pytest.fail(f"timed out waiting for {what}")
+    return value
 
 
 def _start(args, cwd, **kwargs):
@@ -180,11 +175,13 @@ SCRIPT = (
 )
 
 
+SCRIPT_NAME = "long.md"  # the shared ``folder`` holds SCRIPT under this name
+
+
 @pytest.fixture
-def folder(tmp_path):
-    (tmp_path / "long.md").write_text(SCRIPT, encoding="utf-8")
-    _earlier_output(tmp_path / "out.mp3")
-    return tmp_path
+def folder(folder):
+    _earlier_output(folder / "out.mp3")
+    return folder
 
 
 # --- killed renders --------------------------------------------------------------
@@ -492,9 +489,7 @@ def test_only_our_stale_temporary_files_are_removed(tmp_path):
 
 def test_a_zombie_counts_as_gone_and_a_foreign_process_as_alive():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _stat(child.pid) and _stat(child.pid)[2] != "Z":
-        time.sleep(0.02)
+    assert wait_until(lambda: (_stat(child.pid) or ("", "", "Z"))[2] == "Z", 30)
     assert not _lifecycle.pid_alive(child.pid)  # exited, not yet reaped
     child.wait()
     assert not _lifecycle.pid_alive(child.pid)

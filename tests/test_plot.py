@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from published import DREAM_SCENES, dream_render
+from published import DREAM_SCENES
 
 from meditation.cli import main
 from meditation.plot import draw_plan, loudness_of_file, short_term_loudness
@@ -22,11 +22,6 @@ def _png_size(path: Path) -> tuple[int, int]:
     with Image.open(path) as image:
         image.load()
         return image.size
-
-
-@pytest.fixture(scope="module")
-def dream(tmp_path_factory):
-    return dream_render(tmp_path_factory, ".m4b")
 
 
 def test_meditation_plot_draws_the_dreams_plan(dream, tmp_path):

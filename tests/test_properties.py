@@ -4,7 +4,7 @@ Whatever a user (or the studio, as they type) hands the parser, only the
 project's own errors come out, and every script that parses yields spoken
 segments with finite, non-negative gaps and a timeline that adds up.
 
-Profiles: the default ("ci") runs 4,000 generated scripts in about
+Profiles (tests/conftest.py): the default runs 4,000 generated scripts in about
 ten seconds of CPU time. For an occasional deep run::
 
     HYPOTHESIS_PROFILE=deep python -m pytest tests/test_properties.py
@@ -15,23 +15,14 @@ ten seconds of CPU time. For an occasional deep run::
 from __future__ import annotations
 
 import math
-import os
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from meditation.errors import MeditationError
 from meditation.script import Paragraph, Pause, parse_script
 from meditation.segments import max_chars_for, plan_segments, spoken_length
 from meditation.timeline import layout
-
-settings.register_profile(
-    "ci", max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "deep", max_examples=40_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Pieces of markup, whole and broken, that scripts are made of.
 _MARKUP = st.sampled_from(

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from waiting import wait_until
 
 pytest.importorskip("starlette", reason="the studio extra is not installed")
 pytest.importorskip("tomli_w", reason="the studio extra is not installed")
@@ -97,14 +98,15 @@ def _submit(client, text=SHORT, **extra) -> dict:
 
 def _group_gone(pgid: int, *, within_s: float) -> bool:
     """True once no process of the group is left (killed helpers take a moment to be reaped)."""
-    deadline = time.time() + within_s
-    while time.time() < deadline:
+
+    def gone():
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return True
-        time.sleep(0.05)
-    return False
+        return False
+
+    return wait_until(gone, within_s)
 
 
 def _audio_files(*folders: Path) -> list[Path]:
@@ -550,12 +552,7 @@ def test_two_renders_queue_and_run_one_after_the_other(client):
     first = _submit(client)
     second = _submit(client, values={"seed": 2})
     assert second["state"] == "queued" and second["position"] >= 1
-    deadline = time.time() + 60
-    while (
-        client.get(f"/api/jobs/{first['id']}").json()["state"] == "queued"
-        and time.time() < deadline
-    ):
-        time.sleep(0.02)
+    wait_until(lambda: client.get(f"/api/jobs/{first['id']}").json()["state"] != "queued", 60)
     waiting = client.get(f"/api/jobs/{second['id']}").json()
     assert (waiting["state"], waiting["position"]) == ("queued", 1)
     a, b = _events(client, first["id"]), _events(client, second["id"])
@@ -584,9 +581,7 @@ def test_cancel_stops_the_render_and_leaves_no_file(client, folder):
     queue = client.studio["queue"]
     running = _submit(client, text=LONG)
     waiting = _submit(client)
-    deadline = time.time() + 60
-    while queue.jobs[running["id"]].percent <= 0 and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: queue.jobs[running["id"]].percent > 0, 60)
     assert queue.jobs[running["id"]].state == "running"
     pid = queue.jobs[running["id"]].process.pid
     assert client.post(f"/api/jobs/{waiting['id']}/cancel").json()["state"] == "cancelled"
@@ -756,20 +751,14 @@ def test_stopping_the_studio_mid_render_leaves_no_process_and_no_file(tmp_path):
             json={"kind": "render", "text": LONG, "values": {}, "format": "wav"},
             headers=headers,
         ).json()
-        deadline = time.time() + 60
-        while (
-            httpx.get(f"{base}/api/jobs/{job['id']}", headers=headers).json()["percent"] <= 0
-            and time.time() < deadline
-        ):
-            time.sleep(0.1)
+        url = f"{base}/api/jobs/{job['id']}"
+        wait_until(lambda: httpx.get(url, headers=headers).json()["percent"] > 0, 60, poll_s=0.1)
         assert len(_processes_with(marker)) >= 2  # the studio and its render worker
     finally:
         process.terminate()
         out, err = process.communicate(timeout=60)
     assert "Traceback" not in err, err
-    deadline = time.time() + 10
-    while _processes_with(marker) and time.time() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not _processes_with(marker), 10, poll_s=0.1)
     assert _processes_with(marker) == []
     assert list(work.iterdir()) == []  # the studio's work folder and the partial render are gone
 

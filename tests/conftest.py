@@ -7,7 +7,8 @@
   default ``short.md``).
 - ``published`` and ``dream``: the dream rendered as finished publications, once per session
   (``tests/published.py``).
-- The slow marker: ``python -m pytest -m "not slow"`` is the quick loop; see ``pyproject.toml``.
+- The slow marker: ``python -m pytest -m "not slow"`` is the quick loop (see ``pyproject.toml``);
+  a test that uses ``dream`` or ``published`` (any module's) is marked slow here.
 """
 
 import os
@@ -22,6 +23,18 @@ settings.register_profile("default", max_examples=800, **_PROFILE)
 settings.register_profile("ci", max_examples=800, derandomize=True, print_blob=True, **_PROFILE)
 settings.register_profile("deep", max_examples=40_000, **_PROFILE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# Module fixtures that render whole tracks (the dream, a breathing session, twenty minutes of a
+# recording, seeded ambiences, lossy files): every test that uses one is slow by that alone.
+_WHOLE_RENDERS = {"dream", "published", "rendered", "twenty_minutes", "seeded", "short_renders"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark ``slow`` every test that needs a whole render (the rest are marked where they are)."""
+    for item in items:
+        if _WHOLE_RENDERS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

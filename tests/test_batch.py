@@ -214,6 +214,7 @@ def test_python_api_renders_one_variant_and_returns_its_sidecar(folder):
     assert is_up_to_date(variant)
 
 
+@pytest.mark.slow
 def test_batch_renders_skips_resumes_and_keeps_failures_local(folder, capsys):
     path = _manifest(
         folder,
@@ -357,6 +358,7 @@ def test_a_damaged_output_or_sidecar_is_stale_and_never_overwritten(folder):
 # --- interrupt ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["group", "parent"])
 def test_interrupt_stops_workers_and_leaves_no_partial_file(folder, target):
     """Ctrl-C on a terminal signals the whole process group; `kill -INT` only the parent."""
@@ -404,6 +406,7 @@ def test_interrupt_stops_workers_and_leaves_no_partial_file(folder, target):
     assert not left()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_batch_fails_only_its_variant(folder):
     path = _manifest(
         folder,

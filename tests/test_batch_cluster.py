@@ -87,6 +87,7 @@ def _writer_of(pids, *folders):
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc"
 )
@@ -164,6 +165,7 @@ def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker
     assert [line.split()[0] for line in dry.stdout.strip().splitlines()] == ["up"] * 4
 
 
+@pytest.mark.slow
 def test_a_scheduler_address_gets_the_files_back_from_its_workers(folder):
     """With tcp://, workers share no folder with the client: each returns its file's bytes, written here."""
     import dask
@@ -198,6 +200,7 @@ def test_a_scheduler_address_gets_the_files_back_from_its_workers(folder):
     assert not [p for p in (folder / "remote").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_client_api_fails_a_variants_own_error_once_and_writes_into_a_shared_folder(folder):
     (folder / "m.toml").write_text(
         'output = "{name}.wav"\n[defaults]\nscript = "drift.md"\nvoice = "pyttsx3"\nlead_in = 1\ntail = 1\nsoundscape = "none"\n'
@@ -260,6 +263,7 @@ def test_without_dask_the_scheduler_option_says_how_to_install_it(folder):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc"
 )

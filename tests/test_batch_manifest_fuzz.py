@@ -248,12 +248,14 @@ def _expand(place, document):
         assert all(v.settings.output.suffix in (".mp3", ".wav", ".flac", ".ogg") for v in variants)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(manifests)
 def test_generated_manifests_raise_only_our_errors(place, manifest):
     _expand(place, _document(manifest))
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=EXAMPLES // 3)
 @given(
     st.lists(

@@ -114,6 +114,7 @@ def test_a_users_own_files_are_never_replaced(folder, capsys):
     )
 
 
+@pytest.mark.slow
 def test_outputs_written_by_the_batch_are_replaced_and_nothing_else_is_touched(folder, capsys):
     manifest = folder / "m.toml"
     manifest.write_text(
@@ -180,6 +181,7 @@ def test_an_out_dir_taken_by_a_file_or_read_only_is_refused(folder, capsys):
 # --- item 14: batch details -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_missing_out_dir_is_made_and_a_failure_is_reported_once(folder, capsys):
     manifest = folder / "m.toml"
     manifest.write_text(
@@ -269,6 +271,7 @@ def test_workers_are_capped_at_two_per_core_with_a_note(folder, capsys):
 # --- item 15: progress in human units ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_batch_progress_shows_no_raw_floats(folder):
     manifest = folder / "m.toml"
     manifest.write_text(
@@ -310,6 +313,7 @@ def _ignores_sigint(pid):
     return bool(ignored & (1 << (signal.SIGINT - 1)))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_to_the_group_during_expansion_prints_one_line(folder):
     seeds = ", ".join(map(str, range(9000)))

@@ -120,6 +120,7 @@ def rendered(tmp_path_factory):
     return json.loads(timings.read_text()), stems, script
 
 
+@pytest.mark.slow
 def test_the_timings_list_the_phases_and_they_add_up_exactly(rendered):
     timings, _, _ = rendered
     breaths = timings["breaths"]
@@ -173,6 +174,7 @@ def test_cues_are_cached_like_all_speech(rendered):
         assert cache.get(SpeechCache.key(voice, 0.9, word, SR)) is not None
 
 
+@pytest.mark.slow
 def test_layers_can_leave_the_breath_out(rendered, tmp_path):
     _, _, script = rendered
     stems = tmp_path / "stems"

@@ -55,6 +55,7 @@ def _segment_of(cue, segments):
     )
 
 
+@pytest.mark.slow
 def test_every_dream_cue_lies_inside_a_spoken_segment_in_reading_order_without_overlap(dream):
     segments = [s for s in dream["timings_data"]["segments"] if s["end"] > s["start"]]
     cues = dream["cues"]

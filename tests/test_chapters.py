@@ -9,6 +9,7 @@ from meditation.chapters import chapters_from_timeline
 from meditation.timeline import SceneSpan, Timeline
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".m4b", ".mp3", ".opus", ".ogg", ".flac"])
 def test_the_dream_has_a_named_chapter_per_scene_at_the_scene_start_and_its_cover(
     published, suffix
@@ -23,6 +24,7 @@ def test_the_dream_has_a_named_chapter_per_scene_at_the_scene_start_and_its_cove
     assert decode_errors(render["output"]) == ""
 
 
+@pytest.mark.slow
 def test_no_chapters_leaves_them_out(tmp_path):
     from meditation.cli import main
 

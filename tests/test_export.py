@@ -234,6 +234,7 @@ CHAPTERS = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", TAGGED)
 def test_chapters_cover_and_tags_read_back(tmp_path, suffix):
     cover = load_cover(_cover(tmp_path / "art.png"))
@@ -389,6 +390,7 @@ def short_renders(tmp_path_factory):
     return renders
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".mp3", ".m4a", ".opus"])
 def test_a_rendered_lossy_file_has_the_timelines_length_and_the_wavs_first_word(
     short_renders, suffix

@@ -187,6 +187,7 @@ def folder(folder):
 # --- killed renders --------------------------------------------------------------
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_a_render_killed_while_encoding_leaves_no_encoder_no_file_and_the_old_file(
@@ -219,6 +220,7 @@ def test_a_render_killed_while_encoding_leaves_no_encoder_no_file_and_the_old_fi
     assert (folder / "out.mp3").read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 def test_a_temporary_file_left_by_kill_9_is_removed_by_the_next_run_in_that_folder(folder):
     """A WAV is written by the render process itself, so ``kill -9`` leaves its temporary file."""
@@ -254,6 +256,7 @@ def test_a_temporary_file_left_by_kill_9_is_removed_by_the_next_run_in_that_fold
     assert (folder / "out.mp3").read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_a_render_killed_during_pyttsx3_synthesis_leaves_no_voice_process(
@@ -283,6 +286,7 @@ def test_a_render_killed_during_pyttsx3_synthesis_leaves_no_voice_process(
     assert (folder / "out.mp3").read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 @pytest.mark.parametrize("when", ["starting", "speaking"])
 def test_ctrl_c_to_the_process_group_during_pyttsx3_is_one_line(folder, when, survivors):
@@ -309,6 +313,7 @@ def test_ctrl_c_to_the_process_group_during_pyttsx3_is_one_line(folder, when, su
     assert _temporaries(folder) == [] and (folder / "out.mp3").read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 def test_ctrl_c_at_any_moment_of_a_render_is_one_line_and_status_130(folder):
     """Interrupts land in imports of native modules, in starting helpers, in speech: all read the same."""
@@ -344,6 +349,7 @@ seed = [1, 2, 3, 4]
 """
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_a_killed_batch_leaves_no_worker_and_no_temporary_file(folder, signum, survivors):
@@ -543,6 +549,7 @@ def test_a_write_that_fails_part_way_is_one_error_and_leaves_nothing(tmp_path, s
     assert target.read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE")
 def test_stems_that_cannot_be_written_are_one_line_and_leave_nothing(tmp_path):
     import resource
@@ -599,6 +606,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(mount)], check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus"])
 def test_a_full_disk_is_one_line_leaves_nothing_and_keeps_the_old_file(small_disk, suffix):
     old = small_disk / f"track{suffix}"
@@ -632,6 +640,7 @@ def test_a_full_disk_is_one_line_leaves_nothing_and_keeps_the_old_file(small_dis
     assert old.read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 def test_stems_on_a_full_disk_are_one_line_and_leave_nothing(small_disk, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
@@ -741,6 +750,7 @@ SHORT = (
 )
 
 
+@pytest.mark.slow
 def test_two_renders_at_once_on_an_empty_cache_make_identical_files(tmp_path):
     (tmp_path / "short.md").write_text(SHORT, encoding="utf-8")
     cache = tmp_path / "cache"
@@ -751,6 +761,7 @@ def test_two_renders_at_once_on_an_empty_cache_make_identical_files(tmp_path):
     assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_render_that_finds_half_its_speech_cached_is_identical(tmp_path):
     """What happened between two batches at once: one takes some sentences from the
     other's cache and speaks the rest after different predecessors."""

@@ -151,6 +151,7 @@ def _premixed(setup, one_by_one: bool, **changes):
     return made, mix, figures, made_before_the_end
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "grid, preset",
     [(CHUNK, "premix"), (BLOCK_SIZE, "premix"), (BLOCK_SIZE, "steady"), (BLOCK_SIZE, "remade")],
@@ -227,6 +228,7 @@ def test_a_timeline_laid_out_before_all_speech_is_final_up_to_where_it_says(setu
     assert settled == final.length
 
 
+@pytest.mark.slow
 def test_with_a_duration_to_fit_nothing_is_mixed_before_the_last_length(setup):
     # Pauses fitted to --duration need every length first: the same mix, all made at the end
     # (without a duration, the same speech arriving one by one is mixed as it comes).
@@ -249,6 +251,7 @@ def early_opening(monkeypatch):
     monkeypatch.setattr("meditation.mix.VOICE_LEVEL_SAMPLE_S", 4.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scope", ["speech", "track"])
 def test_each_loudness_scope_measures_the_same_samples_either_way(setup, scope, early_opening):
     # "speech" starts at the first word: a range whose start is known only once that word is.
@@ -267,6 +270,7 @@ def test_each_loudness_scope_measures_the_same_samples_either_way(setup, scope, 
     assert at_once.measured.meter.span == heard
 
 
+@pytest.mark.slow
 def test_a_track_too_long_to_spool_is_measured_the_same_and_left_to_the_final_pass(
     setup, early_opening, monkeypatch
 ):
@@ -282,6 +286,7 @@ def test_a_track_too_long_to_spool_is_measured_the_same_and_left_to_the_final_pa
     assert figures == grown_figures
 
 
+@pytest.mark.slow
 def test_a_render_is_the_same_whether_its_speech_is_spoken_or_comes_from_the_cache(
     tmp_path, monkeypatch, early_opening
 ):

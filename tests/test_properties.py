@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -189,6 +190,7 @@ def _check_plan(text: str) -> None:
     )
 
 
+@pytest.mark.slow
 @given(_PIECES)
 def test_scripts_of_markup_fragments_parse_or_fail_with_our_error(pieces):
     _check_plan("".join(pieces))
@@ -204,6 +206,7 @@ def test_arbitrary_unicode_text(text):
     _check_plan(text)
 
 
+@pytest.mark.slow
 @given(
     st.lists(
         st.sampled_from(["title", "rate", "seed", "voice", "colour", "pause-scale", "# note", ""]),
@@ -221,6 +224,7 @@ def test_front_matter_blocks(keys, values, body):
     _check_plan("---\n" + "\n".join(lines) + "\n---\n" + "".join(body))
 
 
+@pytest.mark.slow
 @given(
     st.lists(
         st.sampled_from(

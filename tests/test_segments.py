@@ -99,6 +99,7 @@ def _cpu_s(fn, repeats: int = 3) -> float:
     return best
 
 
+@pytest.mark.slow
 def test_a_megabyte_of_hostile_text_parses_in_a_few_times_the_time_of_plain_prose():
     """A ratio measured in the same test, not a wall-clock limit: the old parser was quadratic or worse here."""
     from meditation.errors import ScriptError

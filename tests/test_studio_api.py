@@ -263,6 +263,7 @@ def test_an_oversized_script_is_refused_with_413(client):
 # --- checking and settings -----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_check_reports_the_clis_words_at_the_line_and_column(client, tmp_path):
     text = "# Arriving\n\nSettle in.\n\nBreathe out [paws 3s] slowly.\n"
     error = client.post("/api/check", json={"text": text, "name": "bad.md"}).json()["error"]
@@ -548,6 +549,7 @@ def test_files_a_render_reads_must_lie_inside_the_folder(client, folder):
 # --- renders --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_renders_queue_and_run_one_after_the_other(client):
     first = _submit(client)
     second = _submit(client, values={"seed": 2})
@@ -577,6 +579,7 @@ def test_two_renders_queue_and_run_one_after_the_other(client):
         assert captions.text.startswith("WEBVTT") and "shoulders drop" in captions.text
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_render_and_leaves_no_file(client, folder):
     queue = client.studio["queue"]
     running = _submit(client, text=LONG)
@@ -601,6 +604,7 @@ def test_cancel_stops_the_render_and_leaves_no_file(client, folder):
     assert _events(client, after["id"])[-1]["state"] == "done"
 
 
+@pytest.mark.slow
 def test_a_render_plays_the_levels_saved_in_the_folder(client, folder):
     assert (
         client.post(
@@ -643,6 +647,7 @@ def test_the_queue_has_a_limit_and_forgets_old_jobs(client, monkeypatch):
     assert all(_events(client, j["id"])[-1]["state"] == "cancelled" for j in (running, d, e, f))
 
 
+@pytest.mark.slow
 def test_a_preview_renders_only_its_scene(client):
     text = (
         SHORT
@@ -687,6 +692,7 @@ def test_the_studio_command_without_its_extra_says_how_to_install_it(tmp_path):
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_the_studio_command_prints_its_address_and_stops_cleanly_on_ctrl_c(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "meditation", "studio", "--port", "0", "--dir", str(tmp_path)],
@@ -725,6 +731,7 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not Path("/proc/self/environ").exists(), reason="needs /proc to find the studio's processes"
 )

@@ -71,6 +71,7 @@ def test_gusts_travel_from_left_to_right():
     assert abs(_envelope_lag_s(y, FS)) <= 0.1
 
 
+@pytest.mark.slow
 def test_whistle_adds_narrow_band_energy_in_gusts():
     seed = 20261125
     plain = wind(60 * FS, sample_rate=FS, rng=np.random.default_rng(seed), whistle=0.0)

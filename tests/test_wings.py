@@ -161,6 +161,7 @@ def test_brightness_raises_the_spectrum(rng):
     assert spectral_centroid_hz(bright, SR) > 1.5 * spectral_centroid_hz(dull, SR)
 
 
+@pytest.mark.slow
 def test_thump_below_120_hz(flapping):
     f, p_db = welch_db(flapping, SR, nperseg=2**15)
     bass = (f > 20) & (f < 150)

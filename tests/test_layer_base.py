@@ -123,9 +123,11 @@ def test_a_layer_sounds_the_same_before_a_cue_whether_or_not_it_knows_of_it(name
     # calls must have sounded the same up to that cue, sample for sample.
     sr = 12000
     early, late = CUES[name]
-    make = lambda cues: LAYERS[name](
-        sample_rate=sr, rng=np.random.default_rng(5), params=PARAMS.get(name, [{}])[0], cues=cues
-    )
+    params = PARAMS.get(name, [{}])[0]
+
+    def make(cues):
+        return LAYERS[name](sample_rate=sr, rng=np.random.default_rng(5), params=params, cues=cues)
+
     cls = LAYERS[name]
     cut = (
         int((late.time_s - cls.cue_lookahead_s) * sr) // BLOCK_SIZE * BLOCK_SIZE

@@ -43,7 +43,9 @@ def test_the_figure_has_one_band_per_scene_a_bar_per_segment_and_a_line_per_laye
     legend = [t.get_text() for t in levels.get_legend().get_texts()]
     for layer in ("drone", "river", "wind"):
         assert layer in legend
-    segment_bars = [l for l in levels.lines if l.get_linewidth() == 6 and len(l.get_xdata()) == 2]
+    segment_bars = [
+        line for line in levels.lines if line.get_linewidth() == 6 and len(line.get_xdata()) == 2
+    ]
     assert len(segment_bars) == len(timings["segments"])
     assert any("target -16 LUFS" in t.get_text() for t in loudness.get_legend().get_texts())
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from waiting import wait_until
 
 pytest.importorskip("starlette", reason="the studio extra is not installed")
 pytest.importorskip("tomli_w", reason="the studio extra is not installed")
@@ -279,16 +280,12 @@ def test_a_studio_killed_with_kill_9_leaves_its_job_folder_only_until_the_next_s
             job = web.post(
                 base + "/api/jobs", json={"kind": "render", "text": LONG, "values": {}}
             ).json()
-            deadline = time.time() + 120
-            while web.get(f"{base}/api/jobs/{job['id']}").json()["percent"] <= 0:
-                assert time.time() < deadline
-                time.sleep(0.1)
+            speaking = lambda: web.get(f"{base}/api/jobs/{job['id']}").json()["percent"] > 0  # noqa: E731
+            assert wait_until(speaking, 120, poll_s=0.1)
     finally:
         first.kill()
         first.communicate(timeout=30)
-    deadline = time.time() + 30
-    while _processes_with(marker) and time.time() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not _processes_with(marker), 30, poll_s=0.1)
     assert _processes_with(marker) == []  # the render worker died with the studio
     left = [p for p in work.iterdir()]
     assert len(left) == 1 and list(left[0].rglob("job.json"))  # the script's text, left behind
@@ -349,10 +346,9 @@ def test_errors_name_the_users_files_not_the_studios_hidden_paths(client, folder
         json={"kind": "render", "text": SHORT, "values": {"cover": "cover.png"}, "format": "mp3"},
     ).json()
     queue = client.studio["queue"]
-    deadline = time.time() + 120
-    while queue.jobs[job["id"]].state not in ("done", "failed", "cancelled"):
-        assert time.time() < deadline
-        time.sleep(0.1)
+    assert wait_until(
+        lambda: queue.jobs[job["id"]].state in ("done", "failed", "cancelled"), 120, poll_s=0.1
+    )
     error = client.get(f"/api/jobs/{job['id']}").json()["error"]
     assert "cover.png" in error, error
     for hidden in (str(folder), str(queue.work_dir), "/tmp"):

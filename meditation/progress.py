@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-__all__ = ["Bar", "progress", "enabled", "set_listener"]
+__all__ = ["Bar", "progress", "enabled", "set_listener", "clock"]
 
 Listener = Callable[[str, float, float | None], None]
 
@@ -110,3 +110,12 @@ def progress(description: str, total: float | None, unit: str = "it") -> Iterato
         yield bar if _listener is None else _Reported(bar, description, total, _listener)
     finally:
         bar.close()
+
+
+def clock(seconds: float) -> str:
+    """A length as a player shows it: ``5:47``, or ``8:00:00`` from an hour on."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}:{secs:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"

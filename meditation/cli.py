@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         "ambient", help="render a soundscape alone, for any length", parents=[common]
     )
     _setting_options(ambient, Use.AMBIENT)
+    # Timer sessions (issue 22): a sit between bells; its options come from the schema (Use.TIMER).
+    timer = sub.add_parser(
+        "timer", help="a silent or ambient sit between bells, e.g. 'timer 20m'", parents=[common]
+    )
+    timer.add_argument("duration", metavar="DUR", help="length of the sit, e.g. 20m")
+    _setting_options(timer, Use.TIMER)
     sub.add_parser("voices", help="list usable voices as engine:name")
     sub.add_parser("soundscapes", help="list soundscape presets")
     batch = sub.add_parser("batch", help="render every variant of a manifest", parents=[common])
@@ -278,6 +284,21 @@ def _cmd_ambient(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_timer(args: argparse.Namespace) -> int:
+    from .settings import resolve_settings
+    from .timer import check_timer, render_timer
+
+    values, labels = _setting_values(args)
+    labels["duration"] = "timer: length of the sit"
+    values.setdefault("output", Path("timer.mp3"))
+    settings = resolve_settings(values, labels=labels)
+    check_timer(settings)
+    speaks = settings.opening_line is not None or settings.closing_line is not None
+    settings = _check_voice_and_soundscape(settings, voice=speaks)
+    _report(render_timer(settings))
+    return 0
+
+
 def _report(result) -> None:
     """The summary line on stdout; each warning (e.g. a loudness target out of reach) as one line on stderr."""
     print(result.summary())
@@ -383,6 +404,7 @@ _COMMANDS = {
     "plot": _cmd_plot,
     "render": _cmd_render,
     "ambient": _cmd_ambient,
+    "timer": _cmd_timer,
     "voices": _cmd_voices,
     "soundscapes": _cmd_soundscapes,
     "batch": _cmd_batch,

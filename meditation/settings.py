@@ -64,6 +64,8 @@ class Kind(str, enum.Enum):
     PATH = "path"
     NAMES = "names"
     """A comma-separated list (or TOML array) of names."""
+    DURATIONS = "durations"
+    """A comma-separated list (or TOML array) of durations, in seconds."""
     CHOICE = "choice"
 
 
@@ -86,9 +88,13 @@ class Use(enum.Flag):
     """A key of a script's front matter."""
     MANIFEST = enum.auto()
     """A key of a batch manifest (``[defaults]``, ``[matrix]``, ``[[variants]]``)."""
+    TIMER = enum.auto()
+    """An option of ``meditation timer`` (a sit between bells, see ``meditation.timer``)."""
 
 
 _EVERYWHERE = Use.RENDER | Use.FRONT_MATTER | Use.MANIFEST
+# What a timer session shares with an ambient track: the ambience, the master, the file.
+_SESSION = Use.AMBIENT | Use.TIMER
 _UNIT_SUFFIXES = ("_s", "_db", "_lufs", "_hz")
 
 
@@ -178,15 +184,20 @@ class RenderSettings:
         Path("dream.mp3"),
         "output file; its suffix picks the format",
         kind=Kind.PATH,
-        uses=Use.RENDER | Use.AMBIENT,
+        uses=Use.RENDER | _SESSION,
         role=Role.OUTPUT,
         audio=False,
         short="-o",
     )
-    voice: str = setting("piper:joe", "voice as engine:name (see 'meditation voices')")
+    voice: str = setting(
+        "piper:joe",
+        "voice as engine:name (see 'meditation voices')",
+        uses=_EVERYWHERE | Use.TIMER,
+    )
     voice_fx: str = setting(
         "auto",
         "voice chain: auto (gentle, tuned by the soundscape's [voice]), none, gentle, room, hall, dry; tune with ,key=value",
+        uses=_EVERYWHERE | Use.TIMER,
     )
     rate: float = setting(
         0.9,
@@ -194,6 +205,7 @@ class RenderSettings:
         unit="×",
         low=0.5,
         high=2.0,
+        uses=_EVERYWHERE | Use.TIMER,
     )
     pause_scale: float = setting(1.0, "multiplies every pause", unit="×", low=0.0, high=10.0)
     duration_s: float | None = setting(
@@ -232,20 +244,20 @@ class RenderSettings:
     soundscape: str = setting(
         "auto",
         "preset name or .toml path; 'none' for narration alone; 'auto' takes the script's or 'default'",
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
     )
     layers: tuple[str, ...] | None = setting(
         None,
         "keep only these soundscape layers, e.g. river,wind",
         kind=Kind.NAMES,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
         optional=True,
     )
     bed: Path | None = setting(
         None,
         "a recording FILE[:LEVEL_DB] looped under the soundscape (WAV, FLAC, Ogg, MP3; level default -12 dB)",
         kind=Kind.PATH,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
         role=Role.INPUT,
         optional=True,
     )
@@ -255,7 +267,7 @@ class RenderSettings:
         unit="dB",
         low=-60.0,
         high=12.0,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
     )
     seed: int = setting(
         1,
@@ -263,7 +275,7 @@ class RenderSettings:
         kind=Kind.INTEGER,
         low=0,
         high=2**63 - 1,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
     )
     loudness_lufs: float = setting(
         -16.0,
@@ -271,7 +283,7 @@ class RenderSettings:
         unit="LUFS",
         low=-40.0,
         high=-5.0,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
     )
     loudness_scope: str = setting(
         "auto",
@@ -285,7 +297,7 @@ class RenderSettings:
         unit="dBTP",
         low=-12.0,
         high=0.0,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
     )
     sample_rate: int = setting(
         44100,
@@ -294,22 +306,22 @@ class RenderSettings:
         unit="Hz",
         low=8000,
         high=192000,
-        uses=Use.RENDER | Use.AMBIENT | Use.MANIFEST,
+        uses=Use.RENDER | _SESSION | Use.MANIFEST,
     )
     title: str | None = setting(
         None,
         "title tag (default: the script's title)",
         kind=Kind.TEXT,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
         audio=False,
         optional=True,
     )
-    artist: str = setting("meditation", "artist tag", uses=_EVERYWHERE | Use.AMBIENT, audio=False)
+    artist: str = setting("meditation", "artist tag", uses=_EVERYWHERE | _SESSION, audio=False)
     timings: Path | None = setting(
         None,
         "write the timeline as JSON here",
         kind=Kind.PATH,
-        uses=Use.RENDER,
+        uses=Use.RENDER | Use.TIMER,
         role=Role.OUTPUT,
         audio=False,
         optional=True,
@@ -318,24 +330,26 @@ class RenderSettings:
         None,
         "write the voice and each layer as WAV stems into this folder",
         kind=Kind.PATH,
-        uses=Use.RENDER | Use.AMBIENT,
+        uses=Use.RENDER | _SESSION,
         role=Role.OUTPUT_FOLDER,
         audio=False,
         optional=True,
     )
-    cache: bool = setting(True, "reuse speech from the on-disk cache", uses=Use.RENDER, audio=False)
+    cache: bool = setting(
+        True, "reuse speech from the on-disk cache", uses=Use.RENDER | Use.TIMER, audio=False
+    )
     album: str | None = setting(
         None,
         "album tag (default: the title)",
         kind=Kind.TEXT,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
         optional=True,
     )
     cover: Path | None = setting(
         None,
         "PNG or JPEG cover art, embedded in MP3, M4A/M4B, FLAC, Ogg and Opus",
         kind=Kind.PATH,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
         role=Role.INPUT,
         optional=True,
     )
@@ -348,15 +362,63 @@ class RenderSettings:
         optional=True,
     )
     chapters: bool = setting(
-        True, "put a chapter per scene in MP3, M4A/M4B, FLAC, Ogg and Opus", uses=_EVERYWHERE
+        True,
+        "put a chapter per scene in MP3, M4A/M4B, FLAC, Ogg and Opus",
+        uses=_EVERYWHERE | Use.TIMER,
     )
     plot: Path | None = setting(
         None,
         "draw the plan and the track's loudness into this picture (.png .svg .pdf); 'png' alone: beside the output",
         kind=Kind.PATH,
-        uses=Use.RENDER | Use.AMBIENT | Use.MANIFEST,
+        uses=Use.RENDER | _SESSION | Use.MANIFEST,
         role=Role.OUTPUT,
         audio=False,
+        optional=True,
+    )
+
+    # --- timer sessions (issue 22; ``meditation.timer``) ---
+    interval_s: float | None = setting(
+        None,
+        "timer: a bell every DUR of the sit (or --at)",
+        kind=Kind.DURATION,
+        key="interval",
+        low=10.0,
+        high=24 * 3600.0,
+        uses=Use.TIMER,
+        optional=True,
+    )
+    bell_at_s: tuple[float, ...] | None = setting(
+        None,
+        "timer: a bell at these times into the sit, e.g. 5m,12m (or --interval)",
+        kind=Kind.DURATIONS,
+        key="at",
+        uses=Use.TIMER,
+        optional=True,
+    )
+    bell: str = setting(
+        "bowl",
+        "timer: the sound of its bells",
+        kind=Kind.CHOICE,
+        choices=("bowl", "bell", "chime"),
+        uses=Use.TIMER,
+    )
+    closing_strikes: int = setting(
+        3, "timer: strikes of the closing bell", low=1, high=9, uses=Use.TIMER
+    )
+    opening_line: str | None = setting(
+        None,
+        "timer: a line spoken before the first bell",
+        kind=Kind.TEXT,
+        key="open",
+        uses=Use.TIMER,
+        optional=True,
+    )
+    closing_line: str | None = setting(
+        None,
+        "timer: a line spoken after the closing bell",
+        kind=Kind.TEXT,
+        key="close",
+        uses=Use.TIMER,
         optional=True,
     )
 
@@ -452,6 +514,7 @@ _WRITE_AS = {
     Kind.DURATION: "a duration such as 90s, 20m or 8h",
     Kind.PATH: "a file path",
     Kind.NAMES: "a list of names such as river,wind",
+    Kind.DURATIONS: "a list of durations such as 5m,12m",
     Kind.CHOICE: "one of the listed choices",
 }
 
@@ -539,6 +602,18 @@ def _read_names(value: Any, spec: Spec) -> tuple[str, ...]:
     return names
 
 
+def _read_durations(value: Any, spec: Spec) -> tuple[float, ...]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    if isinstance(value, (list, tuple)) and not all(
+        isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in items
+    ):
+        raise TypeError(value)
+    times = tuple(parse_duration_s(v) for v in items if str(v).strip())
+    if not times:
+        raise ValueError(value)
+    return times
+
+
 def _read_choice(value: Any, spec: Spec) -> str:
     text = str(value).strip().lower()
     if text not in spec.choices:
@@ -554,6 +629,7 @@ _READERS = {
     Kind.DURATION: lambda value, spec: parse_duration_s(value),
     Kind.PATH: _read_path,
     Kind.NAMES: _read_names,
+    Kind.DURATIONS: _read_durations,
     Kind.CHOICE: _read_choice,
 }
 
@@ -666,11 +742,11 @@ _README_END = "<!-- end of settings table -->"
 def readme_table() -> str:
     """The option table the README shows, from the schema."""
     rows = [
-        "| option | front matter / manifest key | meaning | default | range | render | ambient |",
-        "|---|---|---|---|---|---|---|",
+        "| option | front matter / manifest key | meaning | default | range | render | ambient | timer |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for spec in SCHEMA.values():
-        if not spec.uses & (Use.RENDER | Use.AMBIENT):
+        if not spec.uses & (Use.RENDER | Use.AMBIENT | Use.TIMER):
             continue
         option = f"`{spec.short}`, `{spec.option}`" if spec.short else f"`{spec.option}`"
         meaning = ("don't " if spec.kind is Kind.BOOL and spec.default else "") + spec.help
@@ -684,7 +760,8 @@ def readme_table() -> str:
         rng = describe_range(spec) if spec.low is not None else ""
         rows.append(
             f"| {option} | {key} | {meaning} | {_default_text(spec)} | {rng} | "
-            f"{'✓' if spec.uses & Use.RENDER else ''} | {'✓' if spec.uses & Use.AMBIENT else ''} |"
+            f"{'✓' if spec.uses & Use.RENDER else ''} | {'✓' if spec.uses & Use.AMBIENT else ''} | "
+            f"{'✓' if spec.uses & Use.TIMER else ''} |"
         )
     return "\n".join(rows)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import publish
 from .cache import SpeechCache
+from .errors import SettingsError
 from .files import check_settings_files
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
@@ -18,6 +19,7 @@ from .premix import Premix
 from .script import Script, read_script
 from .segments import plan_segments
 from .settings import RenderSettings, settings_to_dict
+from .soundscape.schedule import load_schedule, plan_night
 from .speech import synthesize
 from .timeline import Timeline, fit_pause_scale, layout
 
@@ -112,7 +114,8 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
     settings = publish.beside_output(settings)
-    check_settings_files(settings)
+    schedule_file = str(settings.schedule or "").lower().endswith(".toml")
+    check_settings_files(settings, inputs=[Path(settings.schedule)] if schedule_file else [])
     from .soundscape import plan_ambience
     from .timeline import SceneSpan
 
@@ -123,16 +126,35 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     beds = _beds(settings)
     if settings.soundscape == "none" and beds:
         preset = "none"
-    plan = plan_ambience(
-        preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds
-    )
+    if settings.schedule is not None:  # a night in movements (issue 22)
+        plan = plan_night(
+            _schedule(settings),
+            timeline=bare,
+            seed=settings.seed,
+            beds=beds,
+            crossfade_s=settings.crossfade_s,
+            wake_s=settings.wake_s,
+        )
+        soundscape = plan.name
+    else:
+        if settings.wake_s is not None or settings.crossfade_s is not None:
+            raise SettingsError("--wake and --crossfade shape a --schedule; give one")
+        plan = plan_ambience(
+            preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds
+        )
+        soundscape = plan.preset.name
     fade = min(10.0, duration_s / 4)
     fade_in = fade if settings.fade_in_s is None else settings.fade_in_s
     fade_out = fade if settings.fade_out_s is None else settings.fade_out_s
     chunks = _mixer(plan.timeline, None, plan.build, fade_in, fade_out)
     title = settings.title or "Ambience"
     tags = publish.metadata(
-        publication, settings, title=title, timeline=None, soundscape=plan.preset.name
+        publication,
+        settings,
+        title=title,
+        # A night in movements has a chapter per place.
+        timeline=plan.timeline if settings.schedule is not None else None,
+        soundscape=soundscape,
     )
     mastered = master_to_file(
         chunks,
@@ -154,6 +176,17 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
         settings,
         mastered.warnings,
     )
+
+
+def _schedule(settings: RenderSettings):
+    """``--schedule``, checked against the other ambient settings (one line each)."""
+    if settings.soundscape not in ("auto", "none"):
+        raise SettingsError(
+            "give --schedule or --soundscape, not both (a schedule names its places)"
+        )
+    if settings.layers is not None:
+        raise SettingsError("--layers does not apply to a --schedule (each place plays its preset)")
+    return load_schedule(settings.schedule)
 
 
 def _premix(

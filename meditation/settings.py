@@ -376,6 +376,33 @@ class RenderSettings:
         optional=True,
     )
 
+    # --- a night in movements (issue 22; ``meditation.soundscape.schedule``) ---
+    schedule: str | None = setting(
+        None,
+        "ambient: places over the hours, e.g. night-wind@0,stream@2h,drone@6h30m, or a .toml file",
+        kind=Kind.TEXT,
+        uses=Use.AMBIENT,
+        optional=True,
+    )
+    crossfade_s: float | None = setting(
+        None,
+        "ambient: length of each change of place in a --schedule (default 5 min)",
+        kind=Kind.DURATION,
+        low=1.0,
+        high=3600.0,
+        uses=Use.AMBIENT,
+        optional=True,
+    )
+    wake_s: float | None = setting(
+        None,
+        "ambient: a wake-up ramp over the track's last DUR (the last place rises, a bell grows)",
+        kind=Kind.DURATION,
+        key="wake",
+        low=10.0,
+        high=12 * 3600.0,
+        uses=Use.AMBIENT,
+        optional=True,
+    )
     # --- timer sessions (issue 22; ``meditation.timer``) ---
     interval_s: float | None = setting(
         None,

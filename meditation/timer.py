@@ -23,14 +23,13 @@ from . import publish
 from .cache import SpeechCache
 from .errors import SettingsError
 from .files import check_settings_files
-from .levels import NOMINAL_RMS_DB, VOICE_RMS_DB
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, mix_chunks
 from .render import RenderResult
 from .segments import Segment
 from .settings import RenderSettings
 from .soundscape import load_preset, plan_ambience
-from .soundscape.layers import Cue
+from .soundscape.combine import StruckBell, Together
 from .soundscape.layers.bell import Bell
 from .speech import synthesize
 from .timeline import LayerLevels, SceneSpan, Timeline
@@ -205,13 +204,22 @@ def render_timer(settings: RenderSettings):
         voice = VoiceBus(timeline, audio, parse_voice_fx(settings.voice_fx, preset_voice))
 
     def chunks(keep_layers: bool):
-        parts = [_Bells(settings, plan)]
+        parts = [
+            StruckBell(
+                "bell",
+                plan.strikes,
+                sample_rate=settings.sample_rate,
+                seed=settings.seed,
+                params=BELL_SOUNDS[settings.bell],
+                level_db=BELL_LEVEL_DB,
+            )
+        ]
         if ambience_plan is not None:
             parts.insert(0, ambience_plan.build())
         return mix_chunks(
             timeline,
             voice,
-            _Together(parts),
+            Together(parts),
             fade_in_s=_FADE_IN_S,
             fade_out_s=_FADE_OUT_S,
             keep_layers=keep_layers,
@@ -304,10 +312,6 @@ def _times(
     return xs, ys
 
 
-def _bell_gain() -> float:
-    return 10 ** ((BELL_LEVEL_DB + VOICE_RMS_DB - NOMINAL_RMS_DB) / 20)
-
-
 def _with_bell(timeline: Timeline, plan: TimerPlan, ambience_plan) -> Timeline:
     """The timeline with the bell among its layers: in the timings, the plot and each scene's list."""
     sr = timeline.sample_rate
@@ -320,34 +324,3 @@ def _with_bell(timeline: Timeline, plan: TimerPlan, ambience_plan) -> Timeline:
         for scene in timeline.scenes
     )
     return replace(timeline, scenes=scenes, layer_levels=(*timeline.layer_levels, bell))
-
-
-class _Bells:
-    """The timer's strikes as one more ambience layer, named ``bell``."""
-
-    names = ("bell",)
-
-    def __init__(self, settings: RenderSettings, plan: TimerPlan):
-        sr = settings.sample_rate
-        rng = np.random.default_rng(np.random.SeedSequence([settings.seed, *b"timer-bell"]))
-        # A strike's time in seconds must round back to its sample (the layer rounds time × rate).
-        cues = [Cue(s / sr, "strike") for s in plan.strikes]
-        self._layer = Bell(sample_rate=sr, rng=rng, params=BELL_SOUNDS[settings.bell], cues=cues)
-        self._gain = np.float32(_bell_gain())
-
-    def render(self, n: int) -> dict[str, np.ndarray]:
-        return {"bell": self._layer.render(n) * self._gain}
-
-
-class _Together:
-    """Several ambience streams as one: their layers side by side, in order."""
-
-    def __init__(self, parts: Sequence):
-        self._parts = list(parts)
-        self.names = tuple(n for p in self._parts for n in p.names)
-
-    def render(self, n: int) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for part in self._parts:
-            out.update(part.render(n))
-        return out

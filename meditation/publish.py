@@ -102,6 +102,9 @@ def finish(
         return
     timings = timeline.to_dict()
     timings["title"] = title
+    # What makes this render again bit for bit (with --vary: the night's own seed).
+    timings["seed"] = settings.seed
+    timings["vary"] = settings.vary
     from .plot import loudness_of_file
 
     timings["loudness"] = loudness_of_file(settings.output, target_lufs=settings.loudness_lufs)

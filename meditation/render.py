@@ -22,6 +22,7 @@ from .settings import RenderSettings, settings_to_dict
 from .soundscape.schedule import load_schedule, plan_night
 from .speech import synthesize
 from .timeline import Timeline, fit_pause_scale, layout
+from .vary import delay_cues, vary_script
 
 __all__ = ["RenderResult", "render", "render_ambient"]
 
@@ -64,6 +65,8 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     settings = publish.beside_output(settings)
     check_settings_files(settings)
     script = script or read_script(settings.script)
+    # [either ...] lines chosen and, with --vary, breathing counts varied (issue 22).
+    script = vary_script(script, seed=settings.seed, vary=settings.vary is not None)
     publication = publish.prepare(
         settings
     )  # cover, captions and plot paths: refused before any synthesis
@@ -142,6 +145,8 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
         plan = plan_ambience(
             preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds
         )
+        if settings.vary is not None:
+            plan = delay_cues(plan, settings.seed)
         soundscape = plan.preset.name
     fade = min(10.0, duration_s / 4)
     fade_in = fade if settings.fade_in_s is None else settings.fade_in_s
@@ -269,6 +274,8 @@ def _plan_soundscape(
         beds=beds,
         partial=partial,
     )
+    if settings.vary is not None:
+        plan = delay_cues(plan, settings.seed)
     return plan.timeline, plan
 
 

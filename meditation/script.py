@@ -13,7 +13,10 @@ separate paragraphs). The markup adds, all optional:
 * guided breathing: ``[breathe 4-7-8 x4]`` (in 4 s, hold 7 s, out 8 s, four
   cycles), ``[breathe 4-6 x5]`` (in, out), ``[breathe box 4 x3]`` (in, hold,
   out, hold), optionally ending in ``cues`` to have the voice say "in",
-  "hold" and "out" at each phase.
+  "hold" and "out" at each phase;
+* variant lines: ``[either Breathe in slowly | Take a slow breath in]`` speaks
+  the first, or with ``--vary`` one chosen by the night's seed
+  (``meditation.vary``).
 
 ``\\[`` and ``\\<`` write a literal bracket. Anything else in brackets or
 tag-like angle brackets (an unclosed one too) is an error, reported as
@@ -33,6 +36,7 @@ from typing import Union
 
 from .errors import ScriptError
 from .settings import front_matter_keys
+from .vary import EITHER_CLOSE, EITHER_OPEN, EITHER_SPLIT
 
 __all__ = [
     "Script",
@@ -351,9 +355,13 @@ class _Body:
                         line=lineno,
                         col=col,
                     )
-                pause = _bracket_directive(
-                    text[open_at + 1 : closer.start()], self.path, lineno, col
-                )
+                body = text[open_at + 1 : closer.start()]
+                if _EITHER_NAME.match(body):  # variant lines (issue 22): text, not a pause
+                    self._text(text[done:open_at], lineno)
+                    self._text(_either(body, self.path, lineno, col), lineno)
+                    done = at = closer.end()
+                    continue
+                pause = _bracket_directive(body, self.path, lineno, col)
             else:
                 closer = _ANGLE_END.search(text, open_at + 1)
                 if closer is None or closer.group() != ">":
@@ -402,6 +410,22 @@ def _unescape(text: str) -> str:
     return text.replace("\x01", "[").replace("\x02", "<")
 
 
+_EITHER_NAME = re.compile(r"[ \t]*+either(?![A-Za-z])")
+
+
+def _either(body: str, path: str, line: int, col: int) -> str:
+    """``[either A | B | C]``: the lines, kept for the render to choose from (see ``meditation.vary``)."""
+    options = [" ".join(o.split()) for o in _EITHER_NAME.sub("", body, count=1).split("|")]
+    if len(options) < 2 or not all(options):
+        raise ScriptError(
+            "[either] needs two or more lines between |, e.g. [either Breathe in slowly | Take a slow breath in]",
+            path=path,
+            line=line,
+            col=col,
+        )
+    return EITHER_OPEN + EITHER_SPLIT.join(options) + EITHER_CLOSE
+
+
 def _bracket_directive(body: str, path: str, line: int, col: int) -> Pause:
     words = body.strip().split(None, 1)
     if not words:
@@ -431,7 +455,7 @@ def _bracket_directive(body: str, path: str, line: int, col: int) -> Pause:
             )
         return Pause(_duration(arg, path, line, col), "breathe", line)
     raise ScriptError(
-        f"unknown directive [{_unescape(body.strip())[:40]}] (known: [pause 4s], [breathe], [breathe 4-7-8 x4]; write \\[ for a literal bracket)",
+        f"unknown directive [{_unescape(body.strip())[:40]}] (known: [pause 4s], [breathe], [breathe 4-7-8 x4], [either A | B]; write \\[ for a literal bracket)",
         path=path,
         line=line,
         col=col,

@@ -376,6 +376,13 @@ class RenderSettings:
         optional=True,
     )
 
+    vary: str | None = setting(
+        None,
+        "a new night every night: nightly (from today's date), a night's date YYYY-MM-DD, or seed (vary by --seed)",
+        kind=Kind.TEXT,
+        uses=_EVERYWHERE | Use.AMBIENT,
+        optional=True,
+    )
     # --- a night in movements (issue 22; ``meditation.soundscape.schedule``) ---
     schedule: str | None = setting(
         None,
@@ -710,6 +717,10 @@ def validate(settings: RenderSettings) -> RenderSettings:
 
         path, level_db = parse_bed(str(settings.bed))
         settings = dataclasses.replace(settings, bed=Path(path), bed_level_db=level_db)
+    if settings.vary is not None:
+        from .vary import resolve_vary  # numpy: kept out of the CLI's start-up
+
+        settings = resolve_vary(settings)
     return settings
 
 

@@ -156,3 +156,25 @@ def test_a_bad_vary_is_one_line_exit_2(tmp_path, capsys, value, says):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err, err
     assert not out.exists()
+
+
+def test_a_batch_matrix_over_nights_records_each_nights_seed_and_makes_it_again(tmp_path):
+    (tmp_path / "s.md").write_text(SCRIPT)
+    (tmp_path / "m.toml").write_text(
+        'output = "{script}-{vary}.wav"\n'
+        '[defaults]\nscript = "s.md"\nduration = "40s"\nsample_rate = 16000\n'
+        'soundscape = "stream"\n'
+        '[matrix]\nvary = ["2026-12-01", "2026-12-02"]\n'
+    )
+    assert main(["batch", str(tmp_path / "m.toml"), "-j", "1", "--progress", "off"]) == 0
+    seeds = []
+    for night in ("2026-12-01", "2026-12-02"):
+        sidecar = json.loads((tmp_path / f"s-{night}.json").read_text())
+        assert sidecar["settings"]["vary"] == "seed"
+        seeds.append(sidecar["seed"])
+        again = tmp_path / f"again-{night}.wav"
+        args = ["render", str(tmp_path / "s.md"), "--soundscape", "stream", "--duration", "40s"]
+        args += ["--sample-rate", "16000", "--vary", "seed", "--seed", str(sidecar["seed"])]
+        assert main([*args, "-o", str(again), "--progress", "off"]) == 0
+        assert again.read_bytes() == (tmp_path / f"s-{night}.wav").read_bytes()
+    assert seeds[0] != seeds[1]

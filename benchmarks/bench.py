@@ -154,8 +154,9 @@ def _ambience_timeline(script_path: Path, minutes: float, sample_rate: int):
 
 def _render_ambience(plan, total: int) -> None:
     from meditation.mix import CHUNK
+    from meditation.soundscape import AmbienceStream
 
-    ambience = plan.build()
+    ambience = AmbienceStream(plan)
     for start in range(0, total, CHUNK):
         ambience.render(min(CHUNK, total - start))
 
@@ -315,7 +316,7 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     from meditation.render import RenderSettings, render
     from meditation.script import read_script
     from meditation.segments import plan_segments
-    from meditation.soundscape import plan_ambience
+    from meditation.soundscape import AmbienceStream, plan_ambience
     from meditation.timeline import layout
     from meditation.voices import load_voice
 
@@ -383,13 +384,14 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     voice = VoiceBus(plan.timeline, audio)
 
     def mix_and_master():
-        from meditation.master import LoudnessMeter, TruePeakLimiter
+        from meditation.limiter import TruePeakLimiter
+        from meditation.loudness import LoudnessMeter
 
         meter = LoudnessMeter(sr)
-        for chunk in mix_chunks(plan.timeline, voice, plan.build()):
+        for chunk in mix_chunks(plan.timeline, voice, AmbienceStream(plan)):
             meter.feed(chunk.mix)
         limiter, out = TruePeakLimiter(sr, ceiling_db=-1.7), LoudnessMeter(sr)
-        for chunk in mix_chunks(plan.timeline, voice, plan.build()):
+        for chunk in mix_chunks(plan.timeline, voice, AmbienceStream(plan)):
             out.feed(limiter.process(chunk.mix))
         out.feed(limiter.flush())
 

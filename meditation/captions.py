@@ -29,7 +29,7 @@ from .errors import SettingsError
 from .timeline import Timeline
 
 __all__ = [
-    "Cue",
+    "Caption",
     "CAPTION_FORMATS",
     "MAX_LINE_CHARS",
     "MAX_LINES",
@@ -50,7 +50,7 @@ _MIN_CUE_S = 0.3
 
 
 @dataclass(frozen=True)
-class Cue:
+class Caption:
     """One caption on screen: its time span in milliseconds and its lines."""
 
     start_ms: int
@@ -75,7 +75,7 @@ def check_captions_path(path: Path) -> None:
         raise SettingsError(f"captions path {str(path)!r} is a folder")
 
 
-def plan_cues(timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> list[Cue]:
+def plan_cues(timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> list[Caption]:
     """The cues of a whole track, in reading order.
 
     Parameters
@@ -88,7 +88,7 @@ def plan_cues(timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> 
         where the text falls proportionally.
     """
     sr = timeline.sample_rate
-    cues: list[Cue] = []
+    cues: list[Caption] = []
     for index, segment in enumerate(timeline.segments):
         groups = split_text(segment.text)
         if not groups or segment.length <= 0:
@@ -109,7 +109,7 @@ def plan_cues(timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> 
             if cues and start_ms < cues[-1].end_ms:
                 start_ms = cues[-1].end_ms
             if end_ms > start_ms:
-                cues.append(Cue(start_ms, end_ms, tuple(lines)))
+                cues.append(Caption(start_ms, end_ms, tuple(lines)))
     return cues
 
 
@@ -235,7 +235,7 @@ def _split_times(
     return bounds
 
 
-def format_captions(cues: Sequence[Cue], suffix: str) -> str:
+def format_captions(cues: Sequence[Caption], suffix: str) -> str:
     """The text of a ``.vtt`` or ``.srt`` file."""
     suffix = suffix.lower()
     if suffix == ".vtt":
@@ -276,7 +276,7 @@ def format_captions(cues: Sequence[Cue], suffix: str) -> str:
 
 def write_captions(
     path: Path, timeline: Timeline, voice: Sequence[np.ndarray] | None = None
-) -> list[Cue]:
+) -> list[Caption]:
     """Plan the cues of a track and write them to ``path`` (format by suffix), atomically; returns the cues."""
     from .export import atomic_write_text
 

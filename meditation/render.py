@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import publish
+from . import __version__, publish
 from .cache import SpeechCache
 from .errors import SettingsError
 from .files import check_settings_files
@@ -19,10 +19,12 @@ from .premix import Premix
 from .script import Script, read_script
 from .segments import plan_segments
 from .settings import RenderSettings, settings_to_dict
-from .soundscape.schedule import load_schedule, plan_night
+from .soundscape import AmbiencePlan, AmbienceStream, plan_ambience
+from .soundscape.schedule import NightPlan, load_schedule, plan_night
 from .speech import synthesize
-from .timeline import Timeline, fit_pause_scale, layout
+from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
 from .vary import delay_cues, vary_script
+from .voicefx import parse_voice_fx
 
 __all__ = ["RenderResult", "render", "render_ambient"]
 
@@ -47,8 +49,6 @@ class RenderResult:
 
     def sidecar(self) -> dict:
         """Everything needed to audit the file: settings, version, timeline, measurements."""
-        from . import __version__
-
         return {
             "version": __version__,
             "settings": settings_to_dict(self.settings),
@@ -79,7 +79,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
         audio = _speak(planned, settings, each=premix.add)
         made = premix.finish(audio)
     timeline, voice = made.timeline, made.voice
-    chunks = _mixer(timeline, voice, made.plan.build if made.plan is not None else None, *fades)
+    chunks = _mixer(timeline, voice, made.plan, *fades)
     title = settings.title or script.title
     try:
         tags = publish.metadata(
@@ -119,8 +119,6 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     settings = publish.beside_output(settings)
     schedule_file = str(settings.schedule or "").lower().endswith(".toml")
     check_settings_files(settings, inputs=[Path(settings.schedule)] if schedule_file else [])
-    from .soundscape import plan_ambience
-    from .timeline import SceneSpan
 
     length = int(round(duration_s * settings.sample_rate))
     bare = Timeline(settings.sample_rate, length, (), (SceneSpan("", 0, length),))
@@ -151,7 +149,7 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     fade = min(10.0, duration_s / 4)
     fade_in = fade if settings.fade_in_s is None else settings.fade_in_s
     fade_out = fade if settings.fade_out_s is None else settings.fade_out_s
-    chunks = _mixer(plan.timeline, None, plan.build, fade_in, fade_out)
+    chunks = _mixer(plan.timeline, None, plan, fade_in, fade_out)
     title = settings.title or "Ambience"
     tags = publish.metadata(
         publication,
@@ -263,7 +261,6 @@ def _plan_soundscape(
     beds = _beds(settings)
     if settings.soundscape == "none" and not beds:
         return timeline, None
-    from .soundscape import plan_ambience
 
     plan = plan_ambience(
         settings.soundscape,
@@ -282,14 +279,17 @@ def _plan_soundscape(
 def _mixer(
     timeline: Timeline,
     voice: VoiceBus | None,
-    ambience_factory,
+    plan: AmbiencePlan | NightPlan | None,
     fade_in_s: float,
     fade_out_s: float,
 ):
     """Stage: a function that starts a fresh stream of the mix (the master makes more than one pass)."""
 
     def chunks(keep_layers: bool):
-        ambience = ambience_factory() if ambience_factory else None
+        if isinstance(plan, NightPlan):
+            ambience = plan.stream()  # a night in movements: its places side by side
+        else:
+            ambience = AmbienceStream(plan) if plan is not None else None
         return mix_chunks(
             timeline,
             voice,
@@ -308,6 +308,4 @@ def _beds(settings: RenderSettings) -> list[tuple[str, float]]:
 
 
 def _voice_fx(settings: RenderSettings, preset_table):
-    from .voicefx import parse_voice_fx
-
     return parse_voice_fx(settings.voice_fx, preset_table)

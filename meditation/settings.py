@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ScriptError, SettingsError
+from .levels import LOUDNESS_SCOPES
 
 __all__ = [
     "RenderSettings",
@@ -289,7 +290,7 @@ class RenderSettings:
         "auto",
         "what meets the loudness target: auto (the track, at most 30 s past the last word), track, speech",
         kind=Kind.CHOICE,
-        choices=("auto", "track", "speech"),
+        choices=LOUDNESS_SCOPES,
     )
     true_peak_db: float = setting(
         -1.0,

@@ -28,7 +28,7 @@ from .mix import VoiceBus, limit_crest, mix_chunks
 from .render import RenderResult
 from .segments import Segment
 from .settings import RenderSettings
-from .soundscape import load_preset, plan_ambience
+from .soundscape import AmbienceStream, load_preset, plan_ambience
 from .soundscape.combine import StruckBell, Together
 from .soundscape.layers.bell import Bell
 from .speech import synthesize
@@ -215,7 +215,7 @@ def render_timer(settings: RenderSettings):
             )
         ]
         if ambience_plan is not None:
-            parts.insert(0, ambience_plan.build())
+            parts.insert(0, AmbienceStream(ambience_plan))
         return mix_chunks(
             timeline,
             voice,

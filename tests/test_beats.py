@@ -8,7 +8,7 @@ from scipy import signal
 
 from meditation.cli import main
 from meditation.errors import SoundscapeError
-from meditation.soundscape import load_preset, plan_ambience
+from meditation.soundscape import AmbienceStream, load_preset, plan_ambience
 from meditation.soundscape.layers import LAYERS, Cue
 from meditation.soundscape.layers.beats import Beats, beats
 from meditation.timeline import SceneSpan, Timeline
@@ -159,7 +159,7 @@ def _instantaneous_hz(x, hop):
 
 def test_scene_change_glides_monotonically_over_the_crossfade(tmp_path):
     plan, change = _glide_plan(tmp_path, fade_s=8.0)
-    x = plan.build().render(50 * SR)["beats"].astype(np.float64)
+    x = AmbienceStream(plan).render(50 * SR)["beats"].astype(np.float64)
     hop = SR // 10
     carrier, beat = _instantaneous_hz(x, hop)
     t = (np.arange(len(beat)) + 0.5) * hop / SR

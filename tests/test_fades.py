@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from meditation.cli import main
-from meditation.master import integrated_loudness
+from meditation.loudness import integrated_loudness
 from meditation.mix import fade_gain, loudness_range, track_fades_s
 from meditation.timeline import SceneSpan, Segment, Timeline
 

@@ -4,7 +4,8 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from meditation.master import LoudnessMeter, TruePeakLimiter, integrated_loudness, true_peak_db
+from meditation.limiter import TruePeakLimiter
+from meditation.loudness import LoudnessMeter, integrated_loudness, true_peak_db
 
 
 def test_meter_agrees_with_pyloudnorm_when_fed_in_chunks(rng):
@@ -68,7 +69,8 @@ def _chunks_of(x, size=10000):
 
 
 def test_measure_pass_on_two_threads_equals_one_thread_and_spools_every_sample(rng):
-    from meditation.master import MeasurePass, _measure
+    from meditation.measure import MeasurePass
+    from meditation.measure import measure as _measure
 
     sr = 44100
     x = (rng.standard_normal((sr * 5, 2)) * 0.1).astype(np.float32)
@@ -82,13 +84,13 @@ def test_measure_pass_on_two_threads_equals_one_thread_and_spools_every_sample(r
 
 
 def test_measure_pass_reports_a_spool_failure_instead_of_hanging(rng):
-    from meditation.master import _measure
+    from meditation.measure import measure as _measure
 
     class FullDisk:
         def write(self, data):
             raise OSError(28, "No space left on device")
 
-    from meditation.master import MeasurePass
+    from meditation.measure import MeasurePass
 
     x = (rng.standard_normal((44100 * 3, 2)) * 0.1).astype(np.float32)
     measured = MeasurePass(44100, None, spool=True)
@@ -109,7 +111,7 @@ def _sixteen_times_oversampled_peak(x):
 
 @pytest.mark.parametrize("sizes", [(32768,), (1, 7, 500), (11, 4096), (100000,)])
 def test_true_peak_meter_streamed_in_any_blocks_reads_the_whole_signal(rng, sizes):
-    from meditation.master import TruePeakMeter
+    from meditation.loudness import TruePeakMeter
 
     sr = 44100
     t = np.arange(sr * 2) / sr
@@ -130,7 +132,7 @@ def test_true_peak_meter_streamed_in_any_blocks_reads_the_whole_signal(rng, size
 
 
 def test_a_peak_between_two_blocks_is_read_across_the_boundary():
-    from meditation.master import TruePeakMeter
+    from meditation.loudness import TruePeakMeter
 
     sr = 44100
     n = sr // 10

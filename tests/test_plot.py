@@ -11,7 +11,8 @@ import soundfile as sf
 from published import DREAM_SCENES, dream_render
 
 from meditation.cli import main
-from meditation.plot import draw_plan, loudness_of_file, short_term_loudness
+from meditation.loudness import short_term_loudness
+from meditation.plot import draw_plan, loudness_of_file
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -265,7 +265,7 @@ def test_a_track_too_long_to_spool_is_measured_the_same_and_left_to_the_final_pa
 ):
     # Past the spool's limit the mix is not kept: the final pass makes it again,
     # and measuring stops where the loudness range ends (30 s after the last word).
-    monkeypatch.setattr("meditation.master._SPOOL_MAX_S", 20.0)
+    monkeypatch.setattr("meditation.measure._SPOOL_MAX_S", 20.0)
     at_once, mix, figures, _ = _premixed(setup, one_by_one=False, tail_s=60)
     _, grown_mix, grown_figures, (early, _) = _premixed(setup, one_by_one=True, tail_s=60)
     assert mix is None and grown_mix is None

@@ -13,8 +13,8 @@ from scipy import signal
 
 from meditation.cli import main
 from meditation.errors import SoundscapeError
-from meditation.master import integrated_loudness
-from meditation.soundscape import plan_ambience
+from meditation.loudness import integrated_loudness
+from meditation.soundscape import AmbienceStream, plan_ambience
 from meditation.soundscape.layers.recording import TARGET_LUFS, Recording, inspect_recording
 from meditation.timeline import SceneSpan, Timeline
 
@@ -55,7 +55,7 @@ def _bed_ambience(path, seconds, seed=1):
     plan = plan_ambience(
         "none", script=None, timeline=timeline, seed=seed, beds=[(str(path), 0.0)]
     )  # level 0: the layer as it is
-    return plan.build()
+    return AmbienceStream(plan)
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +209,7 @@ def test_preset_file_is_relative_to_the_preset(tmp_path, rec_path, monkeypatch):
     timeline = Timeline(SR, 5 * SR, (), (SceneSpan("", 0, 5 * SR),))
     plan = plan_ambience(str(folder / "rain.toml"), script=None, timeline=timeline, seed=1)
     assert plan.preset.layers["rain"].params["file"] == str(folder / "rain.flac")
-    assert np.abs(plan.build().render(5 * SR)["rain"]).max() > 0
+    assert np.abs(AmbienceStream(plan).render(5 * SR)["rain"]).max() > 0
 
 
 SCRIPT = "# Rest\n\nA sentence nobody has cached: the lamp of {n}.\n"

@@ -133,7 +133,8 @@ def test_narration_meets_loudness_target(script, tmp_path):
 
 
 def test_stems_are_float_never_clip_and_sum_to_the_mix_the_limiter_saw(script, tmp_path):
-    from meditation.master import _INTERSAMPLE_MARGIN_DB, TruePeakLimiter
+    from meditation.limiter import TruePeakLimiter
+    from meditation.master import _INTERSAMPLE_MARGIN_DB
 
     # A loud target: the voice goes past full scale before the master limiter.
     stems = tmp_path / "stems"

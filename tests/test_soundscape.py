@@ -10,7 +10,7 @@ from measure import rms_db
 
 from meditation.cli import main
 from meditation.mix import CHUNK
-from meditation.soundscape import plan_ambience
+from meditation.soundscape import AmbienceStream, plan_ambience
 from meditation.timeline import SceneSpan, Segment, Timeline
 
 SCENES = """---
@@ -326,7 +326,7 @@ def _timeline(sr=44100, seconds=60):
 
 
 def _render_in_chunks(plan, sizes):
-    ambience = plan.build()
+    ambience = AmbienceStream(plan)
     parts = {name: [] for name in ambience.names}
     pos, i = 0, 0
     while pos < plan.timeline.length:
@@ -339,7 +339,7 @@ def _render_in_chunks(plan, sizes):
 
 
 def test_ambience_is_the_same_in_any_chunk_size():
-    # The mixer streams in fixed CHUNKs, but Ambience decides what to skip on
+    # The mixer streams in fixed CHUNKs, but AmbienceStream decides what to skip on
     # its own block grid, so other sizes (multiples of CHUNK, odd sizes, one
     # call for everything) must give the very same samples.
     plan = plan_ambience("dream", script=None, timeline=_timeline(), seed=3)

@@ -9,14 +9,15 @@ from measure import band_energy_db
 from meditation.cache import SpeechCache
 from meditation.cli import main
 from meditation.errors import SettingsError
-from meditation.master import integrated_loudness
+from meditation.loudness import integrated_loudness
 from meditation.mix import VoiceBus, limit_crest
 from meditation.script import read_script
 from meditation.segments import plan_segments
 from meditation.settings import DEFAULT_SCRIPT
 from meditation.speech import synthesize
 from meditation.timeline import layout
-from meditation.voicefx import STYLES, VoiceChain, parse_voice_fx
+from meditation.voicechain import VoiceChain
+from meditation.voicefx import STYLES, parse_voice_fx
 
 SR = 44100
 

@@ -40,8 +40,10 @@ from typing import Any
 
 from ..errors import MeditationError, SoundscapeError
 from ..tomlfile import read_toml
+from ..voicefx import STYLES, voice_fx_from
 from .layers import LAYERS, Layer
 from .layers.base import check_range
+from .layers.recording import inspect_recording
 
 __all__ = [
     "Preset",
@@ -82,7 +84,7 @@ class SceneSpec:
     fade_s: float
 
 
-class Anchor(str, enum.Enum):
+class Anchor(enum.StrEnum):
     """Where ``at = ...`` places a cue: the start of the track or the end of its last words."""
 
     START = "start"
@@ -119,8 +121,6 @@ class Preset:
 
 def parse_bed(text: str, level_db: float = -12.0) -> tuple[str, float]:
     """``FILE[:LEVEL_DB]`` (``--bed``) as (path, level_db); the file is checked at once (one-line errors)."""
-    from .layers.recording import inspect_recording
-
     raw = str(text)
     path, level = raw, level_db
     head, sep, tail = raw.rpartition(":")
@@ -250,8 +250,6 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
     voice = data.get("voice", {})
     if not isinstance(voice, Mapping):
         raise fail("[voice] must be a table")
-    from ..voicefx import STYLES, voice_fx_from
-
     try:
         voice_fx_from(STYLES["gentle"], voice, "[voice]")
     except MeditationError as exc:

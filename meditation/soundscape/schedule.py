@@ -39,8 +39,9 @@ from ..settings import format_duration, parse_duration_s
 from ..timeline import LayerLevels, SceneSpan, Timeline
 from ..tomlfile import read_toml
 from .combine import Prefixed, StruckBell, Together
+from .plan import AmbiencePlan, plan_ambience
 from .preset import load_preset
-from .stream import AmbiencePlan, plan_ambience
+from .stream import AmbienceStream
 
 __all__ = [
     "Place",
@@ -151,7 +152,7 @@ def _duration(value, what: str) -> float:
 
 @dataclass(frozen=True)
 class NightPlan:
-    """Every place's plan, windowed to its hours; ``build`` streams them as one ambience."""
+    """Every place's plan, windowed to its hours; ``stream`` plays them as one ambience."""
 
     name: str
     """What the tags and the summary call the soundscape: the places, in order."""
@@ -164,11 +165,11 @@ class NightPlan:
     """(sample, strength) of each wake-up bell strike."""
     seed: int
 
-    def build(self) -> Together:
-        """A fresh streaming renderer of the whole night; two builds render identical audio."""
-        parts: list = [Prefixed(plan.build(), prefix) for prefix, plan in self.places]
+    def stream(self) -> Together:
+        """A fresh streaming renderer of the whole night; two streams render identical audio."""
+        parts: list = [Prefixed(AmbienceStream(plan), prefix) for prefix, plan in self.places]
         if self.beds is not None:
-            parts.append(self.beds.build())
+            parts.append(AmbienceStream(self.beds))
         if self.wake_strikes:
             parts.append(
                 StruckBell(

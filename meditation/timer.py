@@ -29,7 +29,7 @@ from .render import RenderResult
 from .segments import Segment
 from .settings import RenderSettings
 from .soundscape import AmbienceStream, load_preset, plan_ambience
-from .soundscape.combine import StruckBell, Together
+from .soundscape.combine import StruckBell, Together, layer_levels
 from .soundscape.layers.bell import Bell
 from .speech import synthesize
 from .timeline import LayerLevels, SceneSpan, Timeline
@@ -287,7 +287,10 @@ def _plan_ambience(settings: RenderSettings, plan: TimerPlan):
     sr = settings.sample_rate
     dip = _dip(plan.strikes, sr)
     envelopes = {name: _times(env, dip) for name, env in ambience.envelopes.items()}
-    return replace(ambience, envelopes=envelopes)
+    ambience = replace(ambience, envelopes=envelopes)
+    # The timings and the plot show the bed's level with its dips.
+    levels = tuple(layer_levels(n, env, ambience, sr) for n, env in envelopes.items())
+    return replace(ambience, timeline=replace(ambience.timeline, layer_levels=levels))
 
 
 def _dip(strikes: Sequence[int], sample_rate: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from PIL import Image
 from test_export import ffmpeg_chapters
 
 from meditation.cli import main
@@ -182,3 +183,35 @@ def test_bad_timer_input_is_one_line_exit_2_and_no_file(tmp_path, capsys, args, 
     assert err.count("\n") == 1 and err.startswith("meditation: error: "), err
     assert says in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_timer_never_replaces_a_file_it_did_not_write_nor_its_bed(tmp_path, capsys):
+    mine = tmp_path / "sit.mp3"
+    mine.write_bytes(b"the user's own file")
+    assert main(["timer", "1m", "-o", str(mine), "--progress", "off"]) == 2
+    assert mine.read_bytes() == b"the user's own file"
+    assert "sit.mp3" in capsys.readouterr().err
+    bed = tmp_path / "bed.wav"
+    sf.write(bed, np.random.default_rng(1).normal(0, 0.1, (8000 * 3, 2)), 8000)
+    before = bed.read_bytes()
+    assert main(["timer", "1m", "--bed", str(bed), "-o", str(bed), "--progress", "off"]) == 2
+    assert bed.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bed.wav", "sit.mp3"]
+
+
+def test_the_plot_and_timings_show_the_bed_dipping_under_every_strike(tmp_path):
+    plot, timings = tmp_path / "sit.png", tmp_path / "sit.json"
+    args = ["timer", "2m", "--interval", "1m", "--soundscape", "stream", "--sample-rate", "8000"]
+    args += ["--plot", str(plot), "--timings", str(timings)]
+    assert main([*args, "-o", str(tmp_path / "sit.mp3"), "--progress", "off"]) == 0
+    with Image.open(plot) as picture:
+        assert picture.size[0] > 400
+    plan = json.loads(timings.read_text())
+    river = plan["layers"]["river"]
+    full = max(river["level_db"])
+    for strike in plan["layers"]["bell"]["cues"]:  # closing strikes 5 s apart: each dips on its own
+        at = np.interp(strike + 0.5, river["time"], river["level_db"])
+        assert full - at == pytest.approx(8.0, abs=0.1), strike
+    assert (
+        np.interp(plan["layers"]["bell"]["cues"][1] - 5.0, river["time"], river["level_db"]) == full
+    )

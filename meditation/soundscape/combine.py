@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 
 from ..levels import NOMINAL_RMS_DB, VOICE_RMS_DB
+from ..timeline import LayerLevels
 from .layers import Cue
 from .layers.bell import Bell
+from .plan import AmbiencePlan
 
-__all__ = ["Together", "Prefixed", "StruckBell"]
+__all__ = ["Together", "Prefixed", "StruckBell", "layer_levels"]
 
 
 class Together:
@@ -75,3 +77,16 @@ class StruckBell:
 
     def render(self, n: int) -> dict[str, np.ndarray]:
         return {self.names[0]: self._layer.render(n) * self._gain}
+
+
+def layer_levels(name: str, envelope, plan: AmbiencePlan, sample_rate: int) -> LayerLevels:
+    """A layer's planned level for the timings and the plot, in dB relative to the narration."""
+    xs, ys = envelope
+    layer = name.rsplit(".", 1)[-1]
+    offset_db = VOICE_RMS_DB - NOMINAL_RMS_DB
+    with np.errstate(divide="ignore"):
+        db = 20 * np.log10(np.asarray(ys, dtype=np.float64)) - offset_db
+    if layer in plan.cue_only:
+        db = np.full_like(db, -np.inf)
+    cues = tuple(c.time_s for c in plan.cues.get(layer, ()))
+    return LayerLevels(name, tuple(float(x) / sample_rate for x in xs), tuple(map(float, db)), cues)

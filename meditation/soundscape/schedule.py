@@ -34,11 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeditationError, SoundscapeError
-from ..levels import NOMINAL_RMS_DB, VOICE_RMS_DB
 from ..settings import format_duration, parse_duration_s
 from ..timeline import LayerLevels, SceneSpan, Timeline
 from ..tomlfile import read_toml
-from .combine import Prefixed, StruckBell, Together
+from .combine import Prefixed, StruckBell, Together, layer_levels
 from .plan import AmbiencePlan, plan_ambience
 from .preset import load_preset
 from .stream import AmbienceStream
@@ -244,12 +243,14 @@ def plan_night(
     if bed_plan is not None:
         scenes = [replace(s, layers=(*s.layers, *bed_plan.preset.layers)) for s in scenes]
     levels = [
-        _levels(f"{prefix}.{name}", env, plan, sr)
+        layer_levels(f"{prefix}.{name}", env, plan, sr)
         for prefix, plan in places
         for name, env in plan.envelopes.items()
     ]
     if bed_plan is not None:
-        levels += [_levels(name, env, bed_plan, sr) for name, env in bed_plan.envelopes.items()]
+        levels += [
+            layer_levels(name, env, bed_plan, sr) for name, env in bed_plan.envelopes.items()
+        ]
     if wake_strikes:
         levels.append(
             LayerLevels("wake-bell", (0.0,), (-math.inf,), tuple(s / sr for s, _ in wake_strikes))
@@ -344,16 +345,3 @@ def _product(
     """Two gain envelopes multiplied, at the union of their breakpoints (each held flat past its ends)."""
     xs = np.union1d(a[0], b[0])
     return xs, np.interp(xs, *a) * np.interp(xs, *b)
-
-
-def _levels(name: str, envelope, plan: AmbiencePlan, sample_rate: int) -> LayerLevels:
-    """A layer's planned level for the timings and the plot, in dB relative to the narration."""
-    xs, ys = envelope
-    layer = name.rsplit(".", 1)[-1]
-    offset_db = VOICE_RMS_DB - NOMINAL_RMS_DB
-    with np.errstate(divide="ignore"):
-        db = 20 * np.log10(np.asarray(ys, dtype=np.float64)) - offset_db
-    if layer in plan.cue_only:
-        db = np.full_like(db, -np.inf)
-    cues = tuple(c.time_s for c in plan.cues.get(layer, ()))
-    return LayerLevels(name, tuple(float(x) / sample_rate for x in xs), tuple(map(float, db)), cues)

@@ -178,3 +178,16 @@ def test_a_batch_matrix_over_nights_records_each_nights_seed_and_makes_it_again(
         assert main([*args, "-o", str(again), "--progress", "off"]) == 0
         assert again.read_bytes() == (tmp_path / f"s-{night}.wav").read_bytes()
     assert seeds[0] != seeds[1]
+
+
+def test_ambient_nights_differ_and_each_is_made_again_from_its_seed(tmp_path):
+    common = ["ambient", "--soundscape", "stream", "--duration", "20s", "--sample-rate", "8000"]
+    common += ["--progress", "off"]
+    one, two = tmp_path / "one.wav", tmp_path / "two.wav"
+    assert main([*common, "--vary", "2026-12-01", "-o", str(one)]) == 0
+    assert main([*common, "--vary", "2026-12-02", "-o", str(two)]) == 0
+    assert one.read_bytes() != two.read_bytes()
+    again = tmp_path / "again.wav"
+    seed = night_seed(1, dt.date(2026, 12, 1))
+    assert main([*common, "--vary", "seed", "--seed", str(seed), "-o", str(again)]) == 0
+    assert again.read_bytes() == one.read_bytes()

@@ -57,6 +57,7 @@ def _setting_options(p: argparse.ArgumentParser, use) -> None:
             Kind.DURATION: "DUR",
             Kind.PATH: "DIR" if spec.role is Role.OUTPUT_FOLDER else "FILE",
             Kind.NAMES: "A,B",
+            Kind.DURATIONS: "T,T",
             Kind.INTEGER: "N",
             Kind.TEXT: "TEXT",
             Kind.NUMBER: spec.unit if spec.unit.isalpha() else "X",

@@ -11,16 +11,16 @@ from pathlib import Path
 
 from . import __version__, publish
 from .cache import SpeechCache
-from .errors import SettingsError
-from .files import check_settings_files
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
+from .preflight import check_outputs, check_schedule
 from .premix import Premix
 from .script import Script, read_script
 from .segments import plan_segments
 from .settings import RenderSettings, settings_to_dict
 from .soundscape import AmbiencePlan, AmbienceStream, plan_ambience
-from .soundscape.schedule import NightPlan, load_schedule, plan_night
+from .soundscape.combine import Together
+from .soundscape.schedule import NightPlan, plan_night
 from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
 from .vary import delay_cues, vary_script
@@ -62,14 +62,12 @@ class RenderResult:
 
 def render(settings: RenderSettings, script: Script | None = None) -> RenderResult:
     """Render one meditation to ``settings.output`` and return what was made."""
-    settings = publish.beside_output(settings)
-    check_settings_files(settings)
+    # Outputs, cover, captions and plot paths: refused before any synthesis.
+    checked = check_outputs(settings)
+    settings, publication = checked.settings, checked.publication
     script = script or read_script(settings.script)
     # [either ...] lines chosen and, with --vary, breathing counts varied (issue 22).
     script = vary_script(script, seed=settings.seed, vary=settings.vary is not None)
-    publication = publish.prepare(
-        settings
-    )  # cover, captions and plot paths: refused before any synthesis
     planned = plan_segments(script, rate=settings.rate)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
@@ -116,36 +114,36 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
-    settings = publish.beside_output(settings)
-    schedule_file = str(settings.schedule or "").lower().endswith(".toml")
-    check_settings_files(settings, inputs=[Path(settings.schedule)] if schedule_file else [])
+    schedule = settings.schedule
+    schedule_files = [Path(schedule)] if schedule and schedule.lower().endswith(".toml") else []
+    checked = check_outputs(settings, inputs=schedule_files)
+    settings, publication = checked.settings, checked.publication
 
     length = int(round(duration_s * settings.sample_rate))
     bare = Timeline(settings.sample_rate, length, (), (SceneSpan("", 0, length),))
     preset = "default" if settings.soundscape in ("auto", "none") else settings.soundscape
-    publication = publish.prepare(settings)
     beds = _beds(settings)
     if settings.soundscape == "none" and beds:
         preset = "none"
-    if settings.schedule is not None:  # a night in movements (issue 22)
-        plan = plan_night(
-            _schedule(settings),
+    plan: AmbiencePlan | NightPlan
+    night_schedule = check_schedule(settings)  # also refuses --wake without a schedule
+    if night_schedule is not None:  # a night in movements (issue 22)
+        night = plan_night(
+            night_schedule,
             timeline=bare,
             seed=settings.seed,
             beds=beds,
             crossfade_s=settings.crossfade_s,
             wake_s=settings.wake_s,
         )
-        soundscape = plan.name
+        plan, soundscape = night, night.name
     else:
-        if settings.wake_s is not None or settings.crossfade_s is not None:
-            raise SettingsError("--wake and --crossfade shape a --schedule; give one")
-        plan = plan_ambience(
+        ambience = plan_ambience(
             preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds
         )
         if settings.vary is not None:
-            plan = delay_cues(plan, settings.seed)
-        soundscape = plan.preset.name
+            ambience = delay_cues(ambience, settings.seed)
+        plan, soundscape = ambience, ambience.preset.name
     fade = min(10.0, duration_s / 4)
     fade_in = fade if settings.fade_in_s is None else settings.fade_in_s
     fade_out = fade if settings.fade_out_s is None else settings.fade_out_s
@@ -179,17 +177,6 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
         settings,
         mastered.warnings,
     )
-
-
-def _schedule(settings: RenderSettings):
-    """``--schedule``, checked against the other ambient settings (one line each)."""
-    if settings.soundscape not in ("auto", "none"):
-        raise SettingsError(
-            "give --schedule or --soundscape, not both (a schedule names its places)"
-        )
-    if settings.layers is not None:
-        raise SettingsError("--layers does not apply to a --schedule (each place plays its preset)")
-    return load_schedule(settings.schedule)
 
 
 def _premix(
@@ -286,6 +273,7 @@ def _mixer(
     """Stage: a function that starts a fresh stream of the mix (the master makes more than one pass)."""
 
     def chunks(keep_layers: bool):
+        ambience: Together | AmbienceStream | None
         if isinstance(plan, NightPlan):
             ambience = plan.stream()  # a night in movements: its places side by side
         else:

@@ -22,9 +22,9 @@ import numpy as np
 from . import publish
 from .cache import SpeechCache
 from .errors import SettingsError
-from .files import check_settings_files
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, mix_chunks
+from .preflight import check_outputs
 from .render import RenderResult
 from .segments import Segment
 from .settings import RenderSettings
@@ -93,11 +93,16 @@ class TimerPlan:
     """The opening bell: where the sit's times (``--interval``, ``--at``) count from."""
 
 
+def _sit_s(settings: RenderSettings) -> float:
+    """The sit's length (the timer's ``duration``), which a timer cannot do without."""
+    if settings.duration_s is None:
+        raise SettingsError("timer: the length of the sit is required, e.g. 'meditation timer 20m'")
+    return settings.duration_s
+
+
 def check_timer(settings: RenderSettings) -> None:
     """Refuse, in one line, a timer session that cannot be made (before anything is spoken)."""
-    sit_s = settings.duration_s
-    if sit_s is None:
-        raise SettingsError("timer: the length of the sit is required, e.g. 'meditation timer 20m'")
+    sit_s = _sit_s(settings)
     if settings.interval_s is not None and settings.bell_at_s is not None:
         raise SettingsError("timer: give --interval or --at, not both")
     if settings.interval_s is not None and settings.interval_s >= sit_s:
@@ -129,7 +134,7 @@ def check_timer(settings: RenderSettings) -> None:
 
 def interval_times_s(settings: RenderSettings) -> tuple[float, ...]:
     """The bells between the opening and the closing one, in seconds into the sit."""
-    sit_s = settings.duration_s
+    sit_s = _sit_s(settings)
     if settings.bell_at_s is not None:
         return tuple(sorted(settings.bell_at_s))
     if settings.interval_s is None:
@@ -143,7 +148,7 @@ def plan_timer(
 ) -> TimerPlan:
     """Lay the session out: bells to the sample, the spoken lines (of these lengths) around them."""
     sr = settings.sample_rate
-    sit_s = settings.duration_s
+    sit_s = _sit_s(settings)
     segments = []
     cursor = int(round(_LEAD_S * sr))
     if settings.opening_line is not None:
@@ -185,10 +190,10 @@ def _clock(seconds: float) -> str:
 
 def render_timer(settings: RenderSettings):
     """Render a timer session to ``settings.output``; returns a ``render.RenderResult``."""
-    settings = publish.beside_output(settings)
     check_timer(settings)
-    check_settings_files(settings)
-    publication = publish.prepare(settings)
+    # Outputs, cover and plot paths: refused before any synthesis.
+    checked = check_outputs(settings)
+    settings, publication = checked.settings, checked.publication
     lines = [t for t in (settings.opening_line, settings.closing_line) if t is not None]
     audio = _speak(lines, settings) if lines else []
     spoken = iter(audio)
@@ -204,7 +209,7 @@ def render_timer(settings: RenderSettings):
         voice = VoiceBus(timeline, audio, parse_voice_fx(settings.voice_fx, preset_voice))
 
     def chunks(keep_layers: bool):
-        parts = [
+        parts: list[AmbienceStream | StruckBell] = [
             StruckBell(
                 "bell",
                 plan.strikes,
@@ -225,7 +230,7 @@ def render_timer(settings: RenderSettings):
             keep_layers=keep_layers,
         )
 
-    title = settings.title or f"Timer {_clock(settings.duration_s)}"
+    title = settings.title or f"Timer {_clock(_sit_s(settings))}"
     tags = publish.metadata(
         publication,
         settings,

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 from ...decode import DecodeError, as_stereo, read_blocks
 from ...errors import SoundscapeError
@@ -140,7 +141,6 @@ def decode_recording(info: RecordingInfo, sample_rate: int) -> np.ndarray:
     cached = _DECODED.get(key)
     if cached is not None:
         return cached
-    import soxr
 
     channels = min(info.channels, 2)
     ratio = sample_rate / info.sample_rate

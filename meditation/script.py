@@ -360,7 +360,7 @@ class _Body:
                     self._text(_either(body, self.path, lineno, col), lineno)
                     done = at = closer.end()
                     continue
-                pause = _bracket_directive(body, self.path, lineno, col)
+                pause: Pause | None = _bracket_directive(body, self.path, lineno, col)
             else:
                 closer = _ANGLE_END.search(text, open_at + 1)
                 if closer is None or closer.group() != ">":
@@ -529,6 +529,7 @@ def _phase_seconds(text: str, fail, col: int, *, hold: bool = False) -> float:
 
 def _angle_directive(body: str, path: str, line: int, col: int) -> Pause | None:
     head = _TAG_NAME.match(body)
+    assert head is not None  # every part of the pattern is optional: it matches any text
     closing, raw_tag = head.group(1), head.group(2)
     tag = raw_tag.lower()
     attrs = body[head.end() :].rstrip()

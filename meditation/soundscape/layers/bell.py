@@ -26,6 +26,7 @@ import numpy as np
 
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, Cue, Layer, check_range, register_layer
+from .dsp import layer_function
 
 __all__ = ["Bell", "bell"]
 
@@ -236,13 +237,4 @@ def _strength(cue: Cue) -> float:
     return float(value)
 
 
-def bell(
-    n_samples: int,
-    *,
-    sample_rate: int,
-    rng: np.random.Generator,
-    cues: Sequence[Cue] = (),
-    **params,
-) -> np.ndarray:
-    """Render ``n_samples`` of bowl strikes in one call: float32, shape (n_samples, 2)."""
-    return Bell(sample_rate=sample_rate, rng=rng, params=params, cues=cues).render(n_samples)
+bell = layer_function("bell", takes_cues=True)

@@ -45,9 +45,9 @@ from .base import (
     impulse_response,
     rbj_biquad,
     register_layer,
-    render_layer,
     soft_limit,
 )
+from .dsp import INT16_NOISE_STD, int16_noise, layer_function
 
 __all__ = ["River", "river"]
 
@@ -209,7 +209,7 @@ class River(SpanLayer):
         # tilt (y + k * dy) from changing the level as k moves.
         self._bed_rho = float(np.dot(h[:-1], h[1:]) / power)
         # int16 uniform noise has variance ~ 32768^2 / 3; fold its scale in.
-        noise_std = 32768.0 / math.sqrt(3.0)
+        noise_std = INT16_NOISE_STD
         sos[0, :3] /= math.sqrt(power) * noise_std
         self._bed_sos = sos.astype(np.float32)
         self._bed_zi = np.zeros((len(sos), 2, 2), dtype=np.float32)
@@ -318,7 +318,7 @@ class River(SpanLayer):
         from scipy import signal
 
         n, hop = _SPAN, self._hop
-        noise = self.rng.integers(-32768, 32768, size=(2, n), dtype=np.int16).astype(np.float32)
+        noise = int16_noise(self.rng, (2, n))
         y, self._bed_zi = signal.sosfilt(self._bed_sos, noise, axis=-1, zi=self._bed_zi)
 
         # Gains are held for one control step (~3 ms). They move by well
@@ -336,23 +336,4 @@ class River(SpanLayer):
         return out
 
 
-def river(n_samples: int, *, sample_rate: int, rng: np.random.Generator, **params) -> np.ndarray:
-    """Render ``n_samples`` of the river layer in one call.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of stereo frames to render.
-    sample_rate : int
-        Output sample rate in hertz (8000..96000 is supported).
-    rng : numpy.random.Generator
-        Source of all randomness; the same seed gives the same audio.
-    **params
-        Any field of :class:`River.Params`.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32, shape ``(n_samples, 2)``, within [-1, 1].
-    """
-    return render_layer("river", n_samples, sample_rate=sample_rate, rng=rng, params=params)
+river = layer_function("river")

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# scipy.signal is imported where a layer runs: it takes most of a second to
-# load, and reading or checking a preset (batch, studio) needs none of it.
 from .base import (
     BLOCK_SIZE,
     NOMINAL_RMS_DB,
@@ -41,9 +39,12 @@ from .base import (
     noise_gain,
     rbj_biquad,
     register_layer,
-    render_layer,
     soft_limit,
 )
+
+# scipy.signal is imported where a layer runs: it takes most of a second to
+# load, and reading or checking a preset (batch, studio) needs none of it.
+from .dsp import INT16_NOISE_STD, int16_noise, layer_function
 
 __all__ = ["Wind", "wind"]
 
@@ -190,7 +191,7 @@ class Wind(SpanLayer):
         power = float(np.dot(h, h))
         self._rho = float(np.dot(h[:-1], h[1:]) / power)
         # int16 uniform noise has variance ~ 32768^2 / 3; fold its scale in.
-        sos[0, :3] /= math.sqrt(power) * 32768.0 / math.sqrt(3.0)
+        sos[0, :3] /= math.sqrt(power) * INT16_NOISE_STD
         self._body_sos = sos.astype(np.float32)
         self._body_zi = np.zeros((len(sos), 2, 2), dtype=np.float32)
         self._body_last = np.zeros(2, dtype=np.float32)
@@ -319,7 +320,7 @@ class Wind(SpanLayer):
         from scipy import signal
 
         n, hop = _SPAN, self._hop
-        noise = self.rng.integers(-32768, 32768, size=(2, n), dtype=np.int16).astype(np.float32)
+        noise = int16_noise(self.rng, (2, n))
         y, self._body_zi = signal.sosfilt(self._body_sos, noise, axis=-1, zi=self._body_zi)
 
         steps, prev_knot = self._control()
@@ -337,23 +338,4 @@ class Wind(SpanLayer):
         return out
 
 
-def wind(n_samples: int, *, sample_rate: int, rng: np.random.Generator, **params) -> np.ndarray:
-    """Render ``n_samples`` of the wind layer in one call.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of stereo frames to render.
-    sample_rate : int
-        Output sample rate in hertz (8000..96000 is supported).
-    rng : numpy.random.Generator
-        Source of all randomness; the same seed gives the same audio.
-    **params
-        Any field of :class:`Wind.Params`.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32, shape ``(n_samples, 2)``, within [-1, 1].
-    """
-    return render_layer("wind", n_samples, sample_rate=sample_rate, rng=rng, params=params)
+wind = layer_function("wind")

@@ -1,7 +1,17 @@
 """Soundscape layers: one module per layer, each registered by name."""
 
 # Importing a layer module registers it; a new layer joins by adding a line here.
-from . import beats, bell, breath, drone, recording, river, wind, wings  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    beats,
+    bell,
+    breath,
+    drone,
+    rain,
+    recording,
+    river,
+    wind,
+    wings,
+)
 from .base import BLOCK_SIZE, LAYERS, NOMINAL_RMS_DB, Cue, Layer, register_layer, render_layer
 
 __all__ = [

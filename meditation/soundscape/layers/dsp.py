@@ -120,3 +120,117 @@ def layer_function(name: str, *, takes_cues: bool = False) -> Callable[..., np.n
         + (", ``cues`` its one-off events." if takes_cues else ".")
     )
     return render
+
+
+class GrainBank:
+    """Mono grains baked into stereo variants (a few loudnesses x pan positions), scattered at random.
+
+    A scattered grain then costs one slice add, which keeps a layer of
+    hundreds of events a second (drops, bubbles, crackles) about as cheap as
+    filtered noise. ``weights`` say how often each grain is chosen.
+    """
+
+    def __init__(
+        self,
+        grains: Sequence[np.ndarray],
+        *,
+        weights: Sequence[float] | None = None,
+        loudness: Sequence[float] = (1.0,),
+        pans: Sequence[float] = (-0.8, -0.4, 0.0, 0.4, 0.8),
+    ):
+        self.variants = [
+            [_stereo(g, level, pan) for level in loudness for pan in pans] for g in grains
+        ]
+        w = np.ones(len(grains)) if weights is None else np.asarray(weights, dtype=np.float64)
+        self.cdf = np.cumsum(w / w.sum())
+        self.cdf[-1] = 1.0
+        self.per_grain = len(self.variants[0])
+        self.longest = max(len(g) for g in grains)
+
+    def scatter(self, tail: GrainTail, rng: np.random.Generator, count: int, within: int) -> None:
+        """Add ``count`` grains at uniform random offsets in ``[0, within)`` of the tail's span."""
+        if count <= 0:
+            return
+        starts = rng.integers(0, within, count).tolist()
+        u = rng.random((2, count))
+        kinds = np.searchsorted(self.cdf, u[0]).tolist()
+        variants = (u[1] * self.per_grain).astype(int).tolist()
+        buffer = tail.buffer
+        bank = self.variants
+        for start, kind, variant in zip(starts, kinds, variants, strict=True):
+            grain = bank[kind][variant]
+            buffer[start : start + len(grain)] += grain
+
+
+def _stereo(grain: np.ndarray, level: float, pan: float) -> np.ndarray:
+    left, right = pan_gains(pan)
+    out = np.empty((len(grain), 2), dtype=np.float32)
+    out[:, 0] = grain * np.float32(level * left)
+    out[:, 1] = grain * np.float32(level * right)
+    return out
+
+
+def decaying_noise(
+    rng: np.random.Generator, n: int, decay_s: float, sample_rate: int, attack_s: float = 0.0005
+) -> np.ndarray:
+    """White noise under an exponential decay with a short raised-cosine attack, float64."""
+    t = np.arange(n) / sample_rate
+    env = np.exp(-t / decay_s) * np.minimum(1.0, t / max(attack_s, 1e-9))
+    return rng.standard_normal(n) * env
+
+
+def resonate(x: np.ndarray, freq_hz: float, q: float, sample_rate: int) -> np.ndarray:
+    """``x`` through a second-order resonance (peak gain 1) at ``freq_hz``."""
+    from scipy import signal  # reason: scipy.signal loads slowly; presets are read without it
+
+    b, a = signal.iirpeak(min(freq_hz, 0.45 * sample_rate), q, fs=sample_rate)
+    return signal.lfilter(b, a, x)
+
+
+def unit_energy(grain: np.ndarray) -> np.ndarray:
+    """``grain`` scaled to unit energy (sum of squares), float32."""
+    return (grain / math.sqrt(float(np.dot(grain, grain)) or 1.0)).astype(np.float32)
+
+
+class EventLayerMixin:
+    """One-off sounds at absolute times: cues, plus spontaneous events drawn block by block.
+
+    A layer keeps ``self._events`` (start sample, stereo grain) and sums those
+    that overlap each block. A cue's sound is made from its own seed (the
+    layer's cue seed and the cue's index), so a cue added later sounds as it
+    would have had the layer known of it from the start.
+    """
+
+    def _init_events(self) -> None:
+        self._events: list[tuple[int, np.ndarray]] = []
+        self._cue_seed = int(self.rng.integers(2**63))
+        self._next_cue = 0
+
+    def _cue_sound(self, cue: Cue, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def _mix_events(self, out: np.ndarray, b0: int) -> None:
+        """Start the cues that begin before this block ends; add every live event to ``out``."""
+        n = len(out)
+        b1 = b0 + n
+        sr = self.sample_rate
+        while self._next_cue < len(self.cues):
+            cue = self.cues[self._next_cue]
+            start = round(cue.time_s * sr)
+            if start >= b1:
+                break
+            sound = self._cue_sound(cue, np.random.default_rng([self._cue_seed, self._next_cue]))
+            self._events.append((start, sound))
+            self._next_cue += 1
+        live = []
+        for start, grain in self._events:
+            if start + len(grain) <= b0:
+                continue
+            live.append((start, grain))
+            if start >= b1:
+                continue
+            i0 = max(0, b0 - start)
+            i1 = min(len(grain), b1 - start)
+            o0 = start + i0 - b0
+            out[o0 : o0 + i1 - i0] += grain[i0:i1]
+        self._events = live

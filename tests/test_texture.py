@@ -28,3 +28,9 @@ def _water(t):
 @pytest.mark.parametrize("surface", ["leaves", "roof", "window", "tent"])
 def test_rain_on_every_surface_has_the_statistics_of_real_rain(surface):
     _water(_texture("rain", surface=surface))
+
+
+@pytest.mark.parametrize("name", ["river", "stream", "waterfall"])
+def test_running_water_has_the_statistics_of_a_real_river(name):
+    # Bubbles ring independently (van den Doel), so bands do not swell together.
+    _water(_texture(name))

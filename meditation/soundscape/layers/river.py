@@ -49,10 +49,10 @@ from .base import (
 )
 from .dsp import INT16_NOISE_STD, int16_noise, layer_function
 
-__all__ = ["River", "river"]
+__all__ = ["River", "Stream", "Waterfall", "river", "stream", "waterfall"]
 
 # Number of distinct bubble radii; grains are precomputed once per radius.
-_BANK_SIZE = 20
+_BANK_SIZE = 64
 # Blocks per span (see SpanLayer).
 _SPAN_BLOCKS = 4
 _SPAN = _SPAN_BLOCKS * BLOCK_SIZE
@@ -83,7 +83,7 @@ _CHURN_KNOT_S = 0.09
 _CHURN_TILT = 0.45
 _CHURN_DB = 0.8
 # Power split of the default mix: bubbles this many dB below the rush.
-_DEFAULT_BUBBLE_LEVEL_DB = -6.0
+_DEFAULT_BUBBLE_LEVEL_DB = -3.0
 _DEFAULT_BUBBLE_RATE_HZ = 60.0
 
 
@@ -136,8 +136,8 @@ class River(SpanLayer):
         """Bubbles per second at flow 0.5."""
         bubble_level_db: float = _DEFAULT_BUBBLE_LEVEL_DB
         """Power of the bubbling relative to the rush, at the default bubble rate."""
-        bubble_min_radius_mm: float = 1.0
-        """Smallest bubble radius (highest pitch, about 3000 Hz at 1 mm)."""
+        bubble_min_radius_mm: float = 0.8
+        """Smallest bubble radius (highest pitch, about 3750 Hz at 0.8 mm)."""
         bubble_max_radius_mm: float = 4.0
         """Largest bubble radius (lowest pitch, about 750 Hz at 4 mm)."""
         bed_center_hz: float = 800.0
@@ -153,7 +153,7 @@ class River(SpanLayer):
         super().check_params(params)
         if params.bubble_min_radius_mm > params.bubble_max_radius_mm:
             raise SoundscapeError(
-                "layer 'river': bubble_min_radius_mm must not exceed bubble_max_radius_mm "
+                f"layer {cls.name!r}: bubble_min_radius_mm must not exceed bubble_max_radius_mm "
                 f"({params.bubble_min_radius_mm:g} > {params.bubble_max_radius_mm:g})"
             )
 
@@ -215,7 +215,8 @@ class River(SpanLayer):
         self._bed_zi = np.zeros((len(sos), 2, 2), dtype=np.float32)
         self._bed_last = np.zeros(2, dtype=np.float32)
 
-        bubble_share = 10 ** (_DEFAULT_BUBBLE_LEVEL_DB / 10)
+        # The bubbles' share of the power, so that the total stays near nominal.
+        bubble_share = 10 ** (p.bubble_level_db / 10) * p.bubble_rate_hz / _DEFAULT_BUBBLE_RATE_HZ
         self._bed_power = 10 ** (NOMINAL_RMS_DB / 10) / (1.0 + bubble_share)
         self._wander_db = _LEVEL_WANDER_DB * (0.5 + p.flow)
         # Mean of 10^(x/10) for Gaussian x of std s dB is s^2 ln10 / 20 dB
@@ -337,3 +338,44 @@ class River(SpanLayer):
 
 
 river = layer_function("river")
+
+
+@register_layer("stream")
+class Stream(River):
+    """A small brook: smaller, higher, busier bubbles than the river, over a brighter rush."""
+
+    description = "A small brook close by: quick high bubbles over a bright trickle."
+
+    @dataclass(frozen=True)
+    class Params(River.Params):
+        """Stream parameters (the river's, with a brook's defaults)."""
+
+        bubble_rate_hz: float = 150.0
+        bubble_level_db: float = -2.0
+        bubble_min_radius_mm: float = 0.5
+        bubble_max_radius_mm: float = 2.5
+        bed_center_hz: float = 1200.0
+        brightness: float = 0.7
+
+
+@register_layer("waterfall")
+class Waterfall(River):
+    """A waterfall: a broad roar with big splashing bubbles all through it."""
+
+    description = "A waterfall or weir: a broad roar full of splashes, large and small."
+
+    @dataclass(frozen=True)
+    class Params(River.Params):
+        """Waterfall parameters (the river's, with a waterfall's defaults)."""
+
+        flow: float = 0.6
+        bubble_rate_hz: float = 100.0
+        bubble_level_db: float = 1.0
+        bubble_min_radius_mm: float = 0.6
+        bubble_max_radius_mm: float = 6.0
+        bed_center_hz: float = 600.0
+        brightness: float = 0.8
+
+
+stream = layer_function("stream")
+waterfall = layer_function("waterfall")

@@ -34,3 +34,10 @@ def test_rain_on_every_surface_has_the_statistics_of_real_rain(surface):
 def test_running_water_has_the_statistics_of_a_real_river(name):
     # Bubbles ring independently (van den Doel), so bands do not swell together.
     _water(_texture(name))
+
+
+def test_wind_gusts_unevenly_across_bands_like_real_wind():
+    t = _texture("wind")
+    # Real wind: kurtosis ~1, bands partly together (0.34), not a band-locked swell.
+    assert t.mean_kurtosis >= 0.3, t.summary()
+    assert 0.15 <= t.correlation <= 0.5, t.summary()

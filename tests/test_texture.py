@@ -41,3 +41,9 @@ def test_wind_gusts_unevenly_across_bands_like_real_wind():
     # Real wind: kurtosis ~1, bands partly together (0.34), not a band-locked swell.
     assert t.mean_kurtosis >= 0.3, t.summary()
     assert 0.15 <= t.correlation <= 0.5, t.summary()
+
+
+def test_wind_in_trees_is_a_rustle_of_independent_leaves():
+    # Real wind in trees: bands almost independent (0.05), no slow swell.
+    t = _texture("trees")
+    assert t.correlation <= 0.15, t.summary()

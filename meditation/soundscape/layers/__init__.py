@@ -9,6 +9,7 @@ from . import (  # noqa: E402,F401
     rain,
     recording,
     river,
+    trees,
     wind,
     wings,
 )

@@ -47,3 +47,10 @@ def test_wind_in_trees_is_a_rustle_of_independent_leaves():
     # Real wind in trees: bands almost independent (0.05), no slow swell.
     t = _texture("trees")
     assert t.correlation <= 0.15, t.summary()
+
+
+def test_waves_rise_and_fall_together_slowly_like_real_surf():
+    # Real waves: bands move together (0.44), a third of the movement at 0.5-2 Hz.
+    t = _texture("waves")
+    assert 0.3 <= t.correlation <= 0.6, t.summary()
+    assert t.share(0.5) >= 0.2, t.summary()

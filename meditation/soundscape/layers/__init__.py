@@ -10,6 +10,7 @@ from . import (  # noqa: E402,F401
     recording,
     river,
     trees,
+    waves,
     wind,
     wings,
 )

@@ -54,3 +54,10 @@ def test_waves_rise_and_fall_together_slowly_like_real_surf():
     t = _texture("waves")
     assert 0.3 <= t.correlation <= 0.6, t.summary()
     assert t.share(0.5) >= 0.2, t.summary()
+
+
+def test_a_campfire_crackles_like_a_real_one():
+    # Real campfire: rare loud crackles (kurtosis ~11), bands loosely together (0.22).
+    t = _texture("campfire")
+    assert t.mean_kurtosis >= 6, t.summary()
+    assert 0.1 <= t.correlation <= 0.35, t.summary()

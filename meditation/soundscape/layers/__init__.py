@@ -5,6 +5,7 @@ from . import (  # noqa: E402,F401
     beats,
     bell,
     breath,
+    campfire,
     drone,
     rain,
     recording,

@@ -61,3 +61,10 @@ def test_a_campfire_crackles_like_a_real_one():
     t = _texture("campfire")
     assert t.mean_kurtosis >= 6, t.summary()
     assert 0.1 <= t.correlation <= 0.35, t.summary()
+
+
+def test_crickets_pulse_fast_and_apart_like_real_ones():
+    # Real crickets: over half the envelope power at 32-128 Hz, bands independent.
+    t = _texture("crickets")
+    assert t.correlation <= 0.15, t.summary()
+    assert t.share(32.0) >= 0.4, t.summary()

@@ -6,6 +6,7 @@ from . import (  # noqa: E402,F401
     bell,
     breath,
     campfire,
+    crickets,
     drone,
     rain,
     recording,

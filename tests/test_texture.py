@@ -68,3 +68,9 @@ def test_crickets_pulse_fast_and_apart_like_real_ones():
     t = _texture("crickets")
     assert t.correlation <= 0.15, t.summary()
     assert t.share(32.0) >= 0.4, t.summary()
+
+
+def test_a_dawn_chorus_has_bands_where_songs_stand_out():
+    # Real dawn chorus: songs stand out of the quiet in some bands (max band kurtosis ~10).
+    t = _texture("birds")
+    assert t.max_kurtosis >= 4, t.summary()

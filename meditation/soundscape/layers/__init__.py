@@ -4,6 +4,7 @@
 from . import (  # noqa: E402,F401
     beats,
     bell,
+    birds,
     breath,
     campfire,
     crickets,

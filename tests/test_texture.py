@@ -74,3 +74,10 @@ def test_a_dawn_chorus_has_bands_where_songs_stand_out():
     # Real dawn chorus: songs stand out of the quiet in some bands (max band kurtosis ~10).
     t = _texture("birds")
     assert t.max_kurtosis >= 4, t.summary()
+
+
+def test_a_singing_bowl_beats_in_all_bands_together():
+    # Real singing bowl: bands move together (0.73), nearly half the movement the 2-8 Hz beating.
+    t = _texture("bowl")
+    assert t.correlation >= 0.5, t.summary()
+    assert t.share(2.0) >= 0.3, t.summary()

@@ -125,8 +125,20 @@ _CUES = {
         [Cue(0.2, "in", {"duration_s": 0.8}), Cue(1.0, "out", {"duration_s": 0.9})],
         Cue(2.3, "in", {"duration_s": 1.0}),
     ),
+    "bowl": ([Cue(0.4, "strike"), Cue(1.0, "strike", {"strength": 0.5})], Cue(2.2, "strike")),
+    "temple-bell": ([Cue(0.4, "strike")], Cue(2.2, "strike", {"strength": 0.7})),
+    "thunder": ([Cue(0.2, "roll")], Cue(2.2, "roll", {"strength": 0.6})),
+    "owl": ([Cue(0.1, "hoot")], Cue(2.3, "hoot")),
+    "frogs": ([Cue(0.3, "chorus", {"duration_s": 1.0})], Cue(2.2, "chorus", {"strength": 0.5})),
 }
-_PARAMS = {"wings": {"continuous": True, "flap_rate_hz": 3.0}}
+# Layers that also sound on their own are made to, so that the check covers it.
+_PARAMS = {
+    "wings": {"continuous": True, "flap_rate_hz": 3.0},
+    "bowl": {"interval_s": 1.5},
+    "thunder": {"rate_per_min": 10.0, "roll_s": 2.0},
+    "owl": {"rate_per_min": 10.0},
+    "frogs": {"activity": 2.0},
+}
 
 
 def test_every_cue_taking_layer_is_checked_for_cues_that_come_later():

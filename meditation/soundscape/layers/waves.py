@@ -74,12 +74,15 @@ class Waves(SpanLayer):
         self._wash_s = (0.3 + 0.25 * p.size) * p.swell_s
         self._waves: list[tuple[float, float, float, float]] = []  # start s, size, pan, phase
         self._next_s = float(self.rng.uniform(0.0, 0.5 * p.swell_s))
-        # Long-term power of the envelopes, by integrating a mean wave.
-        t = np.arange(0.0, 6 * self._wash_s, self._dt)
-        r, f = self._shapes(t, 0.0)
-        mean_size_ms = 1.0 + 0.3**2
-        per_wave = (np.sum(r**2) + _FOAM_SHARE * np.sum(f**2)) * self._dt * mean_size_ms
-        power = per_wave / p.swell_s + _FLOOR**2 * (1 + _FOAM_SHARE)
+        # Long-term power: the waves overlap (their gains add), so it is
+        # measured on a long run of waves from a fixed generator.
+        self._gain = 1.0
+        probe = Waves.__new__(Waves)
+        probe.__dict__.update(self.__dict__)
+        probe.rng = np.random.default_rng(0)
+        probe._waves, probe._next_s = [], 0.0
+        gains = np.concatenate([probe._envelopes(i * _SPAN) for i in range(600)])
+        power = float(np.mean(gains[:, 0] ** 2 + _FOAM_SHARE * gains[:, 2] ** 2))
         self._gain = math.sqrt(10 ** (NOMINAL_RMS_DB / 10) / power)
 
     def _shapes(self, t: np.ndarray, phase: float) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +105,7 @@ class Waves(SpanLayer):
         t = t0 + np.arange(n_steps) * self._dt
         end = t0 + _SPAN / fs
         while self._next_s < end:
-            size = max(0.2, 1.0 + 0.3 * float(rng.standard_normal()))
+            size = max(0.4, 1.0 + 0.15 * float(rng.standard_normal()))
             pan = float(rng.uniform(-1, 1)) * p.stereo_width
             self._waves.append((self._next_s, size, pan, float(rng.uniform(0, 2 * np.pi))))
             self._next_s += p.swell_s * float(rng.uniform(0.7, 1.3))

@@ -28,9 +28,9 @@ __all__ = ["Campfire", "campfire"]
 
 _SPAN_BLOCKS = 4
 _SPAN = _SPAN_BLOCKS * BLOCK_SIZE
-_CRACKLE_SHARE = 0.6
+_CRACKLE_SHARE = 0.5
 # Crackle loudnesses: spread over ~24 dB, loud ones rare.
-_LOUDNESS = np.exp(np.array([-1.6, -0.8, 0.0, 0.8, 1.4]))
+_LOUDNESS = np.exp(np.array([-1.6, -0.8, 0.0, 0.4, 0.6]))
 _LOUDNESS_WEIGHT = np.array([0.35, 0.3, 0.2, 0.1, 0.05])
 _FLICKER_KNOT_S = 0.08
 
@@ -62,19 +62,22 @@ class Campfire(SpanLayer):
         total = 10 ** (NOMINAL_RMS_DB / 10)
         share = _CRACKLE_SHARE * (1.2 - 0.6 * p.roar) if p.crackle_rate_hz > 0 else 0.0
         sos = signal.butter(1, [60.0, 700.0], btype="bandpass", fs=fs, output="sos")
-        self._bed = NoiseBed(sos, rms=math.sqrt(total * (1 - share)))
+        self._bed_sos = sos
         self._knot = 2 ** int(round(math.log2(_FLICKER_KNOT_S * fs)))
         self._last = np.ones(2, dtype=np.float32)
         self._ramp = (np.arange(1, self._knot + 1, dtype=np.float32) / self._knot)[:, None]
 
         grains = []
         weights = []
+        lowpass = signal.butter(2, min(4000.0, 0.3 * fs), fs=fs, output="sos")
         for i in range(24):
             if i < 16:  # clicks: a fraction of a millisecond of broadband noise
-                decay = rng.uniform(0.0001, 0.0006)
+                decay = rng.uniform(0.0003, 0.0012)
                 n = int(8 * decay * fs) + 8
-                g = decaying_noise(rng, n, decay, fs, attack_s=1e-5)
-                g = signal.lfilter([1.0, -0.9], [1.0], g)  # tilt up: wood pops are bright
+                g = decaying_noise(rng, n, decay, fs, attack_s=3e-4)
+                # Bright, but with little left near Nyquist: a click with energy
+                # there peaks between samples far above its sample peak.
+                g = signal.sosfilt(lowpass, g)
                 weights.append(1.0)
             else:  # snaps: a short ring
                 decay = rng.uniform(0.002, 0.008)
@@ -87,6 +90,7 @@ class Campfire(SpanLayer):
         rate = max(p.crackle_rate_hz, 1e-9) * self._burst_mean
         loud_ms = float(np.sum(_LOUDNESS_WEIGHT * _LOUDNESS**2))
         scale = math.sqrt(total * share * fs / (rate * loud_ms * 0.5)) if share else 0.0
+        self._bed = NoiseBed(self._bed_sos, rms=math.sqrt(total * (1 - share)))
         pans = np.linspace(-0.7, 0.7, 5)
         self._banks = [
             GrainBank(grains, weights=weights, loudness=(scale * v,), pans=pans) for v in _LOUDNESS
@@ -99,7 +103,7 @@ class Campfire(SpanLayer):
         y = self._bed.render(rng, _SPAN)
         # Flicker: gain knots (lognormal, mean power 1) joined by straight lines.
         n_knots = _SPAN // self._knot
-        knots = np.exp(0.5 * rng.standard_normal((n_knots, 2)) - 0.25).astype(np.float32)
+        knots = np.exp(0.3 * rng.standard_normal((n_knots, 2)) - 0.09).astype(np.float32)
         starts = np.concatenate([self._last[None], knots[:-1]])
         gain = (starts[:, None, :] + (knots - starts)[:, None, :] * self._ramp).reshape(-1, 2)
         self._last = knots[-1]

@@ -263,9 +263,9 @@ class _Tolling(Bell):
             sr = self.sample_rate
             end = self.block_start + BLOCK_SIZE
             while self._next_toll * sr < end:
-                # Two strengths: each distinct strength costs a grain.
-                strength = float(self._toll_rng.choice([0.8, 1.0]))
-                bisect.insort(self._strikes, (round(self._next_toll * sr), strength))
+                # Full strength: each distinct strength costs a grain of
+                # decay_s * 1.5 seconds, too dear to vary per strike.
+                bisect.insort(self._strikes, (round(self._next_toll * sr), 1.0))
                 self._next_toll += self.params.interval_s * float(self._toll_rng.uniform(0.8, 1.2))
         return super()._next_block()
 

@@ -31,9 +31,9 @@ def main(out: Path = ROOT / "docs" / "layers.png") -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from bench_layers import palette
     from scipy import signal
 
-    from bench_layers import palette
     from meditation.soundscape.layers import LAYERS, Cue, render_layer
 
     names = [n for n in palette() if n != "drone"]

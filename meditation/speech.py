@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+import soxr
 
 from .cache import SpeechCache
 from .progress import progress
@@ -71,7 +72,6 @@ def synthesize(
     (before ``finish_with``), and the engine is loaded only on the first
     miss: a render whose speech is all cached never starts a voice.
     """
-    import soxr
 
     voice_id = voice if ":" in voice else resolve_voice(voice)
     engine = None

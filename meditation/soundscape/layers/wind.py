@@ -146,7 +146,7 @@ class Wind(SpanLayer):
         """How long a gust takes to cross from the left ear to the right."""
 
     def __init__(self, *, sample_rate, rng, params=None, cues=()):
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         super().__init__(sample_rate=sample_rate, rng=rng, params=params, cues=cues)
         p = self.params
@@ -318,7 +318,7 @@ class Wind(SpanLayer):
 
     def _control(self) -> np.ndarray:
         """Control values for the span, one row per control step (see _knot_values)."""
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         n = self._n_knots
         noise = self.rng.standard_normal((n + 1, 6))

@@ -125,7 +125,7 @@ class Birds(SpanLayer):
         """Songs come this many times more often than a typical bird's."""
 
     def __init__(self, **kwargs):
-        from scipy import signal  # reason: scipy.signal loads slowly; presets are read without it
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         super().__init__(**kwargs)
         p = self.params

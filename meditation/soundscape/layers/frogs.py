@@ -128,7 +128,7 @@ class Frogs(EventLayerMixin, Layer):
         length = self._duration_s(cue)
         out = np.zeros((int(length * fs) + self._longest, 2), dtype=np.float32)
         for frog in self._frogs:
-            t = float(rng.uniform(0.0, 0.5))
+            t = 0.0 if frog is self._frogs[0] else float(rng.uniform(0.0, 0.5))
             while t < length:
                 croak = frog.croaks[int(rng.integers(2))] * np.float32(0.4 * self._gain * strength)
                 i = int(t * fs)

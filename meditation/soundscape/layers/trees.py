@@ -50,7 +50,7 @@ class Trees(SpanLayer):
         """Typical length of a gust, in seconds."""
 
     def __init__(self, **kwargs):
-        from scipy import signal  # reason: scipy.signal loads slowly; presets are read without it
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         super().__init__(**kwargs)
         p = self.params

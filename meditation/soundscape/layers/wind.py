@@ -5,9 +5,12 @@ as wind is not the air but what it hits, and every part of the sound follows
 one wind-speed signal. Here that speed is a smooth random process whose gusts
 last a few seconds, plus a slower drift underneath. It drives:
 
-* the *body*: band-shaped noise whose level rises with the speed (several dB
-  between lull and gust) and whose band brightens as the speed rises (a
-  spectral tilt, as in the river layer, so one fixed filter serves);
+* the *body*: two bands of noise, a low roar that follows the speed and a
+  higher rush that gusts mostly on its own, so gusts differ across the
+  spectrum (real wind's band envelopes are only partly together: cross-band
+  correlation ~0.34). Level follows the speed through a skewed law: long
+  lulls and short strong gusts, heavy-tailed as real wind's envelopes are
+  (kurtosis ~1, where a symmetric swell measures below 0);
 * *whistles*: two narrow, almost sinusoidal tones (air over edges and
   wires) whose pitch follows the speed and wanders a little, and which only
   sound when the speed is high; a fast random shimmer of their amplitude

@@ -103,12 +103,16 @@ class Thunder(EventLayerMixin, Layer):
             env += rng.uniform(0.3, 1.0) * (1 - np.exp(-x / rise)) * np.exp(-x / fall)
         env /= env.max()
         cutoff = 450.0 * (1.0 - p.distance) + 110.0
-        sos = signal.butter(2, cutoff, fs=fs, output="sos")
-        noise = int16_noise(rng, (2, n)).astype(np.float64)
-        noise = signal.sosfilt(signal.butter(1, 25.0, "highpass", fs=fs, output="sos"), noise)
-        y = signal.sosfilt(sos, noise)
-        y /= np.sqrt(np.mean(y * y))
-        out = (y * env).T
+        # One cascade in float32 sections: a roll is long, and made while the track plays.
+        sos = np.vstack(
+            [
+                signal.butter(2, cutoff, fs=fs, output="sos"),
+                signal.butter(1, 25.0, "highpass", fs=fs, output="sos"),
+            ]
+        ).astype(np.float32)
+        y = signal.sosfilt(sos, int16_noise(rng, (2, n)))
+        y /= np.float32(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+        out = (y * env.astype(np.float32)).T
         if p.distance < 0.5:  # near enough to hear the crack
             k = int(0.15 * fs)
             crack = rng.standard_normal((k, 2)) * np.exp(-np.arange(k) / (0.03 * fs))[:, None]

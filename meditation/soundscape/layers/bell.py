@@ -255,7 +255,9 @@ class _Tolling(Bell):
         super().__init__(**kwargs)
         # Its own generator: the strikes do not depend on how the bell's was used.
         self._toll_rng = np.random.default_rng(int(self.rng.integers(2**63)))
-        interval = self.params.interval_s
+        # Both subclasses' Params add interval_s to the bell's.
+        interval: float = self.params.interval_s  # type: ignore[attr-defined]
+        self._interval_s = interval
         self._next_toll = float(self._toll_rng.uniform(0.05, 0.5)) * interval if interval else None
 
     def _next_block(self) -> np.ndarray:
@@ -266,7 +268,7 @@ class _Tolling(Bell):
                 # Full strength: each distinct strength costs a grain of
                 # decay_s * 1.5 seconds, too dear to vary per strike.
                 bisect.insort(self._strikes, (round(self._next_toll * sr), 1.0))
-                self._next_toll += self.params.interval_s * float(self._toll_rng.uniform(0.8, 1.2))
+                self._next_toll += self._interval_s * float(self._toll_rng.uniform(0.8, 1.2))
         return super()._next_block()
 
 

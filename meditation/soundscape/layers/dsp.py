@@ -136,7 +136,7 @@ class GrainBank:
         *,
         weights: Sequence[float] | None = None,
         loudness: Sequence[float] = (1.0,),
-        pans: Sequence[float] = (-0.8, -0.4, 0.0, 0.4, 0.8),
+        pans: Sequence[float] | np.ndarray = (-0.8, -0.4, 0.0, 0.4, 0.8),
     ):
         self.variants = [
             [_stereo(g, level, pan) for level in loudness for pan in pans] for g in grains

@@ -94,7 +94,7 @@ class Frogs(EventLayerMixin, Layer):
                     rng.uniform(0.0, period),
                 )
             )
-            power += level**2 * np.mean([len(c) for c in croaks]) / fs / period * 0.5
+            power += level**2 * float(np.mean([len(c) for c in croaks])) / fs / period * 0.5
         activity = max(self.params.activity, 1e-9)
         # Croaks are sparse and peaky: the long-term level sits 10 dB under
         # nominal so that a single croak peaks well under full scale.

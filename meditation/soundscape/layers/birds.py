@@ -175,10 +175,17 @@ class Birds(SpanLayer):
             if n < 8:
                 continue
             x = np.arange(n) / n
-            f = np.minimum(f0 * (f1 / f0) ** x, top / 2)
-            phase = 2 * np.pi * np.cumsum(f) / fs
-            env = np.sin(np.pi * x) ** 1.5 * level
-            out[i0 : i0 + n] += env * (np.sin(phase) + 0.2 * np.sin(2 * phase))
+            # An exponential glide, its phase summed in float64 (long notes
+            # drift in float32); the sines themselves in float32.
+            f = np.minimum(f0 * np.exp(math.log(f1 / f0) * x), top / 2)
+            cycles = np.cumsum(f) / fs
+            cycles -= np.floor(cycles)
+            phase = (2 * np.pi * cycles).astype(np.float32)
+            s = np.sin(np.float32(np.pi) * x.astype(np.float32))
+            env = s * np.sqrt(s) * np.float32(level)
+            tone = np.sin(phase)
+            tone += np.float32(0.2) * np.sin(2 * phase)
+            out[i0 : i0 + n] += env * tone
         return out
 
     def _render_span(self, start: int) -> np.ndarray:

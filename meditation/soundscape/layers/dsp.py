@@ -57,6 +57,12 @@ class NoiseBed:
         from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         noise = int16_noise(rng, (self.channels, n))
+        if len(self.sos) == 1:
+            # One section: lfilter runs it as sosfilt would, a third faster.
+            y, self.zi[0] = signal.lfilter(
+                self.sos[0, :3], self.sos[0, 3:], noise, axis=-1, zi=self.zi[0]
+            )
+            return y
         y, self.zi = signal.sosfilt(self.sos, noise, axis=-1, zi=self.zi)
         return y
 

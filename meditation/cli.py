@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         "ambient", help="render a soundscape alone, for any length", parents=[common]
     )
     _setting_options(ambient, Use.AMBIENT)
-    sub.add_parser("voices", help="list usable voices as engine:name")
+    sub.add_parser("voices", help="list usable voices: engine, language, gender, sample rate, kind")
     sub.add_parser("soundscapes", help="list soundscape presets")
     batch = sub.add_parser("batch", help="render every variant of a manifest", parents=[common])
     batch.add_argument("manifest")
@@ -299,10 +299,33 @@ def _check_voice_and_soundscape(settings, *, voice: bool = True):
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
-    from .voices import DEFAULT_VOICE, list_voices
+    from .voices import DEFAULT_VOICE, ENGINES, list_voices
 
-    for voice in list_voices():
-        print(voice + ("  (default)" if voice == DEFAULT_VOICE else ""))
+    rows = []
+    for voice_id in list_voices():
+        engine, _, name = voice_id.partition(":")
+        info = ENGINES[engine].describe(name)
+        rows.append(
+            (
+                # The default, then the other neural voices: the ones to choose from.
+                (voice_id != DEFAULT_VOICE, not info.neural),
+                voice_id + (" (default)" if voice_id == DEFAULT_VOICE else ""),
+                engine,
+                info.language or "-",
+                info.accent or "-",
+                info.gender or "-",
+                f"{info.sample_rate} Hz" if info.sample_rate else "-",
+                "yes" if info.neural else "no",
+            )
+        )
+    rows.sort(key=lambda row: row[0])  # stable: each engine keeps its own order
+    table = [("voice", "engine", "language", "accent", "gender", "sample rate", "neural")]
+    table += [row[1:] for row in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
     return 0
 
 

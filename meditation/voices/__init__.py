@@ -7,6 +7,7 @@ engine name alone picks that engine's default voice.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
@@ -18,6 +19,7 @@ from ..errors import VoiceError
 
 __all__ = [
     "VoiceEngine",
+    "VoiceInfo",
     "ENGINES",
     "register_engine",
     "list_voices",
@@ -42,6 +44,22 @@ def register_engine(name: str) -> Callable[[type[VoiceEngine]], type[VoiceEngine
     return decorate
 
 
+@dataclasses.dataclass(frozen=True)
+class VoiceInfo:
+    """What ``meditation voices`` shows of a voice, known without loading its model."""
+
+    language: str = ""
+    """Language tag (``en-US``); empty when the engine does not say."""
+    accent: str = ""
+    """Accent in words (``American``); empty when unknown."""
+    gender: str = ""
+    """``female`` or ``male`` where the voice's maker says; empty when unknown."""
+    sample_rate: int = 0
+    """Native sample rate of the voice (Hz); 0 when unknown."""
+    neural: bool = False
+    """A neural model (natural prosody) rather than formant or concatenative synthesis."""
+
+
 class VoiceEngine(abc.ABC):
     """One loaded voice of one engine. Load once per process; synthesis is stateless."""
 
@@ -63,6 +81,16 @@ class VoiceEngine(abc.ABC):
     @abc.abstractmethod
     def default_voice(cls) -> str:
         """The voice used when only the engine is named."""
+
+    @classmethod
+    def describe(cls, voice: str) -> VoiceInfo:
+        """Language, gender, sample rate and kind of ``voice``; fast, without loading a model."""
+        return VoiceInfo()
+
+    @classmethod
+    def refusal(cls, voice: str) -> str | None:
+        """Why a voice the engine knows of cannot be used here (e.g. not installed), or None."""
+        return None
 
     @property
     @abc.abstractmethod
@@ -97,10 +125,14 @@ def resolve_voice(voice_id: str) -> str:
     if cls is None:
         raise VoiceError(f"unknown voice {voice_id!r}; known voices: {_known()}")
     if not voice:
-        return f"{engine}:{cls.default_voice()}"
+        voice = cls.default_voice()
     # Voice names are case-insensitive (eSpeak lists gmw/en-us; people write en-US).
     match = next((v for v in cls.voices() if v.lower() == voice.lower()), None)
     if match is None:
+        refusal = cls.refusal(voice)
+        if refusal is not None:
+            installed = ", ".join(f"{engine}:{v}" for v in cls.voices()) or "none"
+            raise VoiceError(f"{refusal}; installed {engine} voices: {installed}")
         raise VoiceError(f"unknown voice {voice_id!r}; known voices: {_known()}")
     return f"{engine}:{match}"
 
@@ -122,4 +154,4 @@ def load_voice(voice_id: str) -> VoiceEngine:
 
 
 # Importing an engine module registers it; a new engine joins by adding a line here.
-from . import espeak_engine, piper_engine  # noqa: E402,F401
+from . import espeak_engine, hibari_engine, piper_engine  # noqa: E402,F401

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import VoiceError
-from . import VoiceEngine, register_engine
+from . import VoiceEngine, VoiceInfo, register_engine
 
 if TYPE_CHECKING:  # imported where used: listing voices needs no numpy
     import numpy as np
@@ -65,6 +65,11 @@ class Pyttsx3Engine(VoiceEngine):
             if preferred in voices:
                 return preferred
         return voices[0] if voices else "default"
+
+    @classmethod
+    def describe(cls, voice: str) -> VoiceInfo:
+        # eSpeak's voice names are its language tags (``gmw/en-us``: family/language).
+        return VoiceInfo(language=voice.rpartition("/")[2], sample_rate=_SAMPLE_RATE)
 
     @property
     def sample_rate(self) -> int:

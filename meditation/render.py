@@ -270,4 +270,4 @@ def _beds(settings: RenderSettings) -> list[tuple[str, float]]:
 def _voice_fx(settings: RenderSettings, preset_table):
     from .voicefx import parse_voice_fx
 
-    return parse_voice_fx(settings.voice_fx, preset_table)
+    return parse_voice_fx(settings.voice_fx, preset_table, voice=settings.voice)

@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _setting_options(ambient, Use.AMBIENT)
     sub.add_parser("voices", help="list usable voices: engine, language, gender, sample rate, kind")
+    _say_parser(sub, common)
     sub.add_parser("soundscapes", help="list soundscape presets")
     batch = sub.add_parser("batch", help="render every variant of a manifest", parents=[common])
     batch.add_argument("manifest")
@@ -375,6 +376,45 @@ def _cmd_studio(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- meditation say "text" --voice V -o say.wav ------------------------------------
+
+
+def _say_parser(sub, common) -> None:
+    say = sub.add_parser(
+        "say", help="speak a line with a voice, to audition it (writes say.wav)", parents=[common]
+    )
+    say.add_argument("text", help="what to say (script markup works: [pause 1s], [breathe])")
+    say.add_argument("--voice", default=argparse.SUPPRESS, help="voice as engine:name")
+    say.add_argument("--rate", default=argparse.SUPPRESS, metavar="X", help="speaking rate")
+    say.add_argument(
+        "--voice-fx", dest="voice_fx", default=argparse.SUPPRESS, help="voice chain, as render's"
+    )
+    say.add_argument(
+        "-o",
+        "--output",
+        default="say.wav",
+        help="audio file to write; its suffix picks the format (default say.wav)",
+    )
+
+
+def _cmd_say(args: argparse.Namespace) -> int:
+    """The line alone, through the render's own voice, chain, loudness and writer (no ambience)."""
+    from .render import render
+    from .script import has_speakable_text, parse_script
+    from .settings import resolve_settings
+
+    if not has_speakable_text(args.text):
+        raise MeditationError("say: nothing to say (give the words in quotes)")
+    script = parse_script(args.text, path="<say>")
+    values = {k: getattr(args, k) for k in ("voice", "rate", "voice_fx") if hasattr(args, k)}
+    labels = {k: "--" + k.replace("_", "-") for k in values}
+    values.update(output=Path(args.output), soundscape="none", lead_in=0.3, tail=0.6)
+    settings = resolve_settings(values, script, labels=labels | {"output": "-o"})
+    settings = _check_voice_and_soundscape(settings)
+    _report(render(settings, script))
+    return 0
+
+
 # --- meditation plot TIMINGS.json -o plan.png ----------------------------------
 
 
@@ -407,6 +447,7 @@ _COMMANDS = {
     "render": _cmd_render,
     "ambient": _cmd_ambient,
     "voices": _cmd_voices,
+    "say": _cmd_say,
     "soundscapes": _cmd_soundscapes,
     "batch": _cmd_batch,
     "cache": _cmd_cache,

@@ -12,6 +12,7 @@ from pathlib import Path
 from . import publish
 from .cache import SpeechCache
 from .files import check_settings_files
+from .lexicon import script_lexicon
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
 from .premix import Premix
@@ -62,6 +63,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     settings = publish.beside_output(settings)
     check_settings_files(settings)
     script = script or read_script(settings.script)
+    lexicon = script_lexicon(script, settings.lexicon)  # bad entries refused before any synthesis
     publication = publish.prepare(
         settings
     )  # cover, captions and plot paths: refused before any synthesis
@@ -71,7 +73,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     )
     # The mix is made and measured as the speech comes in (see ``premix``).
     with _premix(script, planned, settings, fades) as premix:
-        audio = _speak(planned, settings, each=premix.add)
+        audio = _speak(planned, settings, each=premix.add, lexicon=lexicon)
         made = premix.finish(audio)
     timeline, voice = made.timeline, made.voice
     chunks = _mixer(timeline, voice, made.plan.build if made.plan is not None else None, *fades)
@@ -174,7 +176,7 @@ def _premix(
     )
 
 
-def _speak(planned, settings: RenderSettings, each=None) -> list:
+def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
     """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped)."""
     cache = SpeechCache() if settings.cache else None
     return synthesize(
@@ -185,6 +187,7 @@ def _speak(planned, settings: RenderSettings, each=None) -> list:
         cache=cache,
         finish_with=limit_crest,
         each=each,
+        lexicon=lexicon,
     )
 
 

@@ -88,6 +88,12 @@ class VoiceEngine(abc.ABC):
         return VoiceInfo()
 
     @classmethod
+    def phonemes(cls, word: str, ipa: str) -> str | None:
+        """``word`` said as the IPA ``ipa``, in the notation this engine reads in its text;
+        None when it takes no phonemes (the lexicon then gives it the respelling)."""
+        return None
+
+    @classmethod
     def refusal(cls, voice: str) -> str | None:
         """Why a voice the engine knows of cannot be used here (e.g. not installed), or None."""
         return None

@@ -81,6 +81,11 @@ class HibariEngine(VoiceEngine):
         )
 
     @classmethod
+    def phonemes(cls, word: str, ipa: str) -> str | None:
+        # hibari's G2P takes a word's phonemes as a Markdown link: [word](/phonemes/).
+        return f"[{word}](/{misaki_phonemes(ipa)}/)"
+
+    @classmethod
     def refusal(cls, voice: str) -> str | None:
         """Why ``voice`` cannot be used, when hibari knows it but its weights are not here."""
         known = {name.lower(): name for name in _registry()}
@@ -116,6 +121,21 @@ def speed_for_rate(rate: float) -> float:
     i = next(k for k in range(1, len(rates)) if rates[k] >= rate)
     t = (rate - rates[i - 1]) / (rates[i] - rates[i - 1])
     return speeds[i - 1] + t * (speeds[i] - speeds[i - 1])
+
+
+# IPA as eSpeak NG writes it -> the misaki alphabet hibari's model reads (one
+# letter per diphthong and affricate, ɹ for r, ɡ for g, r-coloured vowels split).
+_MISAKI = (
+    ("eɪ", "A"), ("aɪ", "I"), ("oʊ", "O"), ("aʊ", "W"), ("ɔɪ", "Y"), ("əʊ", "Q"),
+    ("dʒ", "ʤ"), ("tʃ", "ʧ"), ("ɝ", "ɜɹ"), ("ɚ", "əɹ"), ("r", "ɹ"), ("g", "ɡ"), ("ɫ", "l"),
+)  # fmt: skip
+
+
+def misaki_phonemes(ipa: str) -> str:
+    """eSpeak NG IPA in the misaki alphabet of hibari's model."""
+    for ipa_form, misaki in _MISAKI:
+        ipa = ipa.replace(ipa_form, misaki)
+    return ipa
 
 
 def _not_installed(voice: str) -> str:

@@ -75,6 +75,11 @@ class PiperEngine(VoiceEngine):
         return "joe"
 
     @classmethod
+    def phonemes(cls, word: str, ipa: str) -> str | None:
+        # Piper passes text between [[ and ]] to the model as eSpeak NG IPA, unread.
+        return f"[[ {ipa} ]]"
+
+    @classmethod
     def describe(cls, voice: str) -> VoiceInfo:
         import importlib
         import json

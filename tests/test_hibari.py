@@ -221,3 +221,48 @@ def test_the_studio_renders_with_hibari_offline(offline, tmp_path):
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["state"] == "done" and outcome["bytes"] > 44100, outcome
     assert not log.exists(), log.read_text()
+
+
+# --- the dream, spoken by heart --------------------------------------------------------
+
+
+def test_the_dream_with_heart_meets_loudness_with_captions_inside_speech_and_same_bits(
+    tmp_path,
+):
+    from ffmpeg import ebur128
+    from measure import rms_db
+    from published import DREAM, DREAM_SCENES
+    from test_captions import _segment_of, read_cues
+
+    from meditation.cli import main
+
+    def render(name, *extra):
+        out = tmp_path / f"{name}.wav"
+        args = ["render", str(DREAM), "--voice", "hibari:heart", "-o", str(out)]
+        assert main([*args, "--progress", "off", *extra]) == 0
+        return out
+
+    first = render(
+        "first",
+        "--no-cache",
+        "--timings",
+        str(tmp_path / "dream.json"),
+        "--captions",
+        str(tmp_path / "dream.vtt"),
+        "--stems",
+        str(tmp_path / "stems"),
+    )
+    loudness, true_peak = ebur128(first)
+    assert abs(loudness - -16.0) <= 0.5 and true_peak <= -1.0
+    timings = json.loads((tmp_path / "dream.json").read_text(encoding="utf-8"))
+    assert [s["name"] for s in timings["scenes"]] == list(DREAM_SCENES)  # the chapters
+    segments = [s for s in timings["segments"] if s["end"] > s["start"]]
+    voice, sr = sf.read(tmp_path / "stems" / "voice.wav", dtype="float32")
+    voice = voice.mean(axis=1)
+    cues = read_cues(tmp_path / "dream.vtt")
+    assert len(cues) >= len(segments)
+    for cue in cues:
+        assert _segment_of(cue, segments) is not None, cue
+        assert rms_db(voice[int(cue[0] * sr) : int(cue[1] * sr)]) > -40.0, cue
+    # Spoken afresh through the speech cache, the same bits.
+    assert render("second").read_bytes() == first.read_bytes()

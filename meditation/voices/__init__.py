@@ -139,12 +139,13 @@ def resolve_voice(voice_id: str) -> str:
         if refusal is not None:
             installed = ", ".join(f"{engine}:{v}" for v in cls.voices()) or "none"
             raise VoiceError(f"{refusal}; installed {engine} voices: {installed}")
-        raise VoiceError(f"unknown voice {voice_id!r}; known voices: {_known()}")
+        raise VoiceError(f"unknown voice {voice_id!r}; known voices: {_known(engine)}")
     return f"{engine}:{match}"
 
 
-def _known() -> str:
-    voices = list_voices()
+def _known(engine: str = "") -> str:
+    """The voices to suggest, the named engine's first (its voices are what the user meant)."""
+    voices = sorted(list_voices(), key=lambda v: not v.startswith(f"{engine}:"))
     if len(voices) > 12:
         shown = ", ".join(voices[:12])
         return f"{shown}, … ({len(voices)} in all; see 'meditation voices')"

@@ -266,3 +266,23 @@ def test_the_dream_with_heart_meets_loudness_with_captions_inside_speech_and_sam
         assert rms_db(voice[int(cue[0] * sr) : int(cue[1] * sr)]) > -40.0, cue
     # Spoken afresh through the speech cache, the same bits.
     assert render("second").read_bytes() == first.read_bytes()
+
+
+def test_heart_speaks_the_breathing_cues_at_each_phase(tmp_path):
+    from measure import rms_db
+
+    from meditation.cli import main
+
+    out = tmp_path / "cues.wav"
+    args = ["say", "Breathe with me. [breathe 4-2-6 x2 cues] Good.", "--voice", "hibari:heart"]
+    assert main([*args, "-o", str(out), "--voice-fx", "none"]) == 0
+    audio, sr = sf.read(out)
+    voice = audio.mean(axis=1)
+    # The phases start 4, 2 and 6 s apart, twice; each begins with its word.
+    loud = np.array(
+        [rms_db(voice[i : i + sr // 10]) > -35 for i in range(0, len(voice) - sr // 10, sr // 10)]
+    )
+    onsets = np.flatnonzero(loud[1:] & ~loud[:-1]) + 1
+    assert len(onsets) == 1 + 6 + 1, onsets  # the sentence, six cue words, "Good."
+    gaps_s = np.diff(onsets[1:7]) / 10
+    assert np.allclose(gaps_s, [4, 2, 6, 4, 2], atol=0.25), gaps_s

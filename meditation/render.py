@@ -15,12 +15,14 @@ from .files import check_settings_files
 from .lexicon import script_lexicon
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
+from .pace import rate_for_wpm, refine_rate
 from .premix import Premix
 from .script import Script, read_script
 from .segments import plan_segments
 from .settings import RenderSettings, settings_to_dict
 from .speech import synthesize
 from .timeline import Timeline, fit_pause_scale, layout
+from .voices import resolve_voice
 
 __all__ = ["RenderResult", "render", "render_ambient"]
 
@@ -63,6 +65,16 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     settings = publish.beside_output(settings)
     check_settings_files(settings)
     script = script or read_script(settings.script)
+    if settings.wpm is not None:  # a pace sets the rate for this voice and script, before speech
+        texts = [s.text for s in plan_segments(script, rate=settings.rate) if s.spoken]
+        voice = resolve_voice(settings.voice)
+        rate = rate_for_wpm(settings.wpm, voice, texts)
+        # Long sentences split by their length at the rate: probe the segments it will speak.
+        texts = [s.text for s in plan_segments(script, rate=rate) if s.spoken]
+        rate = refine_rate(
+            rate, voice, texts, lambda probe, r: _speech_seconds(probe, voice, r), wpm=settings.wpm
+        )
+        settings = settings.replace(rate=rate)
     lexicon = script_lexicon(script, settings.lexicon)  # bad entries refused before any synthesis
     publication = publish.prepare(
         settings
@@ -189,6 +201,12 @@ def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
         each=each,
         lexicon=lexicon,
     )
+
+
+def _speech_seconds(texts, voice: str, rate: float) -> float:
+    """Seconds of speech in ``texts`` as the speech stage would place them (trimmed)."""
+    audio = synthesize(texts, voice=voice, rate=rate, sample_rate=24000)
+    return sum(len(a) for a in audio) / 24000
 
 
 def _place(

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SettingsError
+from .tomlfile import read_toml
 
 __all__ = ["Entry", "Lexicon", "read_lexicon", "script_lexicon", "parse_form", "IPA_SYMBOLS"]
 
@@ -164,7 +165,7 @@ class Lexicon:
             found = [self.lookup(m.group()) for m in self._pattern.finditer(entry.say)]
             leads_to[entry] = [e for e in found if e is not None]
         for start in in_order:  # the first written is the one named
-            stack = [(e, (e,)) for e in leads_to[start]]
+            stack: list[tuple[Entry, tuple[Entry, ...]]] = [(e, (e,)) for e in leads_to[start]]
             seen: set[Entry] = set()
             while stack:
                 entry, path = stack.pop()
@@ -204,8 +205,6 @@ def read_lexicon(path: str | Path) -> list[Entry]:
     (``Metta = "/mˈɛtə/"``), or a table giving both
     (``Metta = { say = "MET-tah", ipa = "mˈɛtə" }``).
     """
-    from .tomlfile import read_toml
-
     path = Path(path)
     document = read_toml(path, error_class=SettingsError, what="lexicon")
     table = document.get("lexicon")

@@ -73,7 +73,7 @@ def progress(description: str, total: float | None, unit: str = "it") -> Iterato
     if not enabled():
         yield _Quiet() if _listener is None else _Reported(_Quiet(), description, total, _listener)
         return
-    from tqdm import tqdm
+    from tqdm import tqdm  # noqa: PLC0415 - only a terminal draws bars; quiet runs start without tqdm
 
     # Seconds of audio read as seconds with one decimal (tqdm's default shows raw floats and "s/s").
     if unit == "s":

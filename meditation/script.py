@@ -35,7 +35,6 @@ import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from .errors import ScriptError, SettingsError
 from .lexicon import Entry, parse_form
@@ -96,7 +95,7 @@ class Pause:
     """An exercise written after words of the same paragraph (it follows them a sentence gap later)."""
 
 
-Item = Union[Paragraph, Pause]
+Item = Paragraph | Pause
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
+import soxr
 
 from .cache import SpeechCache
 from .progress import progress
@@ -79,7 +80,6 @@ def synthesize(
     ``lexicon`` rewrites each text into what the engine is given (respellings,
     phonemes); the seed and the cache key follow that text.
     """
-    import soxr
 
     voice_id = voice if ":" in voice else resolve_voice(voice)
     engine = None

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from meditation.cli import main
-from meditation.master import integrated_loudness
+from meditation.loudness import integrated_loudness
 
 
 @pytest.mark.parametrize("voice", ["hibari:heart", "piper:joe"])

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 from ..errors import VoiceError
-from . import VoiceEngine, VoiceInfo, register_engine
 from .piper_engine import _no_telemetry
+from .registry import VoiceEngine, VoiceInfo, register_engine
 
 # Our rate -> hibari's ``speed``, measured (benchmarks/calibrate_hibari.py): the
 # spoken duration (trimmed as the speech stage trims it) of four held-in
@@ -54,7 +54,7 @@ class HibariEngine(VoiceEngine):
         if path is None:
             raise VoiceError(_not_installed(voice))
         try:
-            from hibari import Hibari  # start-up: it imports numpy and scipy
+            from hibari import Hibari  # noqa: PLC0415 - start-up: it imports numpy and scipy
         except ImportError as exc:  # pragma: no cover - install problem
             raise VoiceError(f"hibari voice {voice!r} cannot be loaded: {exc}") from None
         # One thread: the other core resamples and mixes while the voice speaks.
@@ -99,7 +99,7 @@ class HibariEngine(VoiceEngine):
         return int(self._tts.sample_rate)
 
     def synthesize(self, text: str, *, rate: float, seed: int) -> np.ndarray:
-        import numpy as np  # start-up: listing voices runs without numpy
+        import numpy as np  # noqa: PLC0415 - start-up: listing voices runs without numpy
 
         with self._lock:
             audio = self._tts(text, speed=speed_for_rate(rate), seed=seed)

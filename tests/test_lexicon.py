@@ -206,3 +206,26 @@ def test_a_lexicon_that_is_not_a_table_or_missing_is_refused(tmp_path):
         read_lexicon(bad)
     with pytest.raises(SettingsError, match="no such lexicon file"):
         read_lexicon(tmp_path / "missing.toml")
+
+
+def test_batch_skips_an_unchanged_render_and_re_renders_after_a_lexicon_change(tmp_path, capsys):
+    (tmp_path / "calm.md").write_text(
+        "---\nlead_in: 0.3\ntail: 0.5\nsoundscape: none\n---\n\nRest in metta.\n", encoding="utf-8"
+    )
+    lexicon = tmp_path / "names.toml"
+    lexicon.write_text('[lexicon]\nmetta = "MET-tah"\n', encoding="utf-8")
+    manifest = tmp_path / "set.toml"
+    manifest.write_text(
+        'output = "{name}.wav"\n[defaults]\nscript = "calm.md"\nvoice = "hibari:heart"\n'
+        'lexicon = "names.toml"\n[[variants]]\nname = "one"\n',
+        encoding="utf-8",
+    )
+    assert main(["batch", str(manifest)]) == 0
+    first = (tmp_path / "one.wav").read_bytes()
+    capsys.readouterr()
+    assert main(["batch", str(manifest)]) == 0
+    assert "skipped one (up to date)" in capsys.readouterr().out
+    lexicon.write_text('[lexicon]\nmetta = "/mˈɛtə/"\n', encoding="utf-8")
+    assert main(["batch", str(manifest)]) == 0
+    assert "rendered one" in capsys.readouterr().out
+    assert (tmp_path / "one.wav").read_bytes() != first

@@ -66,6 +66,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     checked = check_outputs(settings)
     settings, publication = checked.settings, checked.publication
     script = script or read_script(settings.script)
+    lexicon = script_lexicon(script, settings.lexicon)  # bad entries refused before any synthesis
     if settings.wpm is not None:  # a pace sets the rate for this voice and script, before speech
         texts = [s.text for s in plan_segments(script, rate=settings.rate) if s.spoken]
         voice_id = resolve_voice(settings.voice)
@@ -76,11 +77,10 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
             rate,
             voice_id,
             texts,
-            lambda probe, r: _speech_seconds(probe, voice_id, r),
+            lambda probe, r: _speech_seconds(probe, voice_id, r, lexicon),
             wpm=settings.wpm,
         )
         settings = settings.replace(rate=rate)
-    lexicon = script_lexicon(script, settings.lexicon)  # bad entries refused before any synthesis
     planned = plan_segments(script, rate=settings.rate)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
@@ -202,9 +202,9 @@ def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
     )
 
 
-def _speech_seconds(texts, voice: str, rate: float) -> float:
+def _speech_seconds(texts, voice: str, rate: float, lexicon=None) -> float:
     """Seconds of speech in ``texts`` as the speech stage would place them (trimmed)."""
-    audio = synthesize(texts, voice=voice, rate=rate, sample_rate=24000)
+    audio = synthesize(texts, voice=voice, rate=rate, sample_rate=24000, lexicon=lexicon)
     return sum(len(a) for a in audio) / 24000
 
 

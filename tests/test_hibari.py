@@ -286,3 +286,34 @@ def test_heart_speaks_the_breathing_cues_at_each_phase(tmp_path):
     assert len(onsets) == 1 + 6 + 1, onsets  # the sentence, six cue words, "Good."
     gaps_s = np.diff(onsets[1:7]) / 10
     assert np.allclose(gaps_s, [4, 2, 6, 4, 2], atol=0.25), gaps_s
+
+
+def test_voices_shows_engine_language_gender_sample_rate_and_kind(capsys):
+    from meditation.cli import main
+
+    assert main(["voices"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "voice",
+        "engine",
+        "language",
+        "accent",
+        "gender",
+        "sample",
+        "rate",
+        "neural",
+    ]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert lines[1].startswith("piper:joe (default)")
+    assert rows["piper:joe"][2:] == ["piper", "en-US", "American", "male", "22050", "Hz", "yes"]
+    assert rows["hibari:heart"][1:] == [
+        "hibari",
+        "en-US",
+        "American",
+        "female",
+        "24000",
+        "Hz",
+        "yes",
+    ]
+    assert rows["pyttsx3:gmw/en-us"][1:] == ["pyttsx3", "en-us", "-", "-", "22050", "Hz", "no"]
+    assert lines.index(next(line for line in lines if line.startswith("hibari:heart"))) == 2

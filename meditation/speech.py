@@ -8,7 +8,7 @@ trailing silence so the timeline knows where words really are.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,7 @@ import soxr
 
 from .cache import SpeechCache
 from .progress import progress
-from .voices import ENGINES, load_voice, resolve_voice
+from .voices import ENGINES, VoiceEngine, load_voice, resolve_voice
 
 if TYPE_CHECKING:
     from .lexicon import Lexicon
@@ -61,8 +61,8 @@ def synthesize(
     rate: float,
     sample_rate: int,
     cache: SpeechCache | None = None,
-    finish_with=None,
-    each=None,
+    finish_with: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    each: Callable[[np.ndarray], object] | None = None,
     lexicon: Lexicon | None = None,
 ) -> list[np.ndarray]:
     """Speak every text; mono float32 arrays at ``sample_rate`` in the same order.
@@ -82,14 +82,15 @@ def synthesize(
     """
 
     voice_id = voice if ":" in voice else resolve_voice(voice)
-    engine = None
+    engine: VoiceEngine | None = None
 
-    def speak(text: str) -> np.ndarray:
+    def speak(text: str) -> tuple[np.ndarray, int]:
+        """The engine's audio for ``text`` and its native sample rate."""
         nonlocal engine
         if engine is None:
             engine = load_voice(voice_id)
             engine.reset()
-        return engine.synthesize(text, rate=rate, seed=text_seed(text))
+        return engine.synthesize(text, rate=rate, seed=text_seed(text)), engine.sample_rate
 
     def finish(audio: np.ndarray, native: int, key: str | None) -> np.ndarray:
         audio = trim_silence(audio, native)
@@ -98,16 +99,16 @@ def synthesize(
                 np.float32, copy=False
             )
         audio = np.ascontiguousarray(audio, dtype=np.float32)
-        if key is not None:
+        if cache is not None and key is not None:
             cache.put(key, audio)
         return audio
 
-    def polish(audio) -> np.ndarray:
+    def polish(audio: np.ndarray | Future[np.ndarray]) -> np.ndarray:
         if isinstance(audio, Future):
             audio = audio.result()
         return finish_with(audio, sample_rate) if finish_with is not None else audio
 
-    results: list = []
+    results: list[np.ndarray | Future[np.ndarray]] = []
     told = 0  # results handed to ``each`` so far
 
     def tell(wait: bool) -> None:
@@ -121,7 +122,7 @@ def synthesize(
             each(a)
             told += 1
 
-    spoken: dict[str, Future] = {}  # a text repeated in this script is spoken once
+    spoken: dict[str, Future[np.ndarray]] = {}  # a text repeated in this script is spoken once
     try:
         with (
             ThreadPoolExecutor(max_workers=1) as pool,
@@ -136,12 +137,12 @@ def synthesize(
                     if cache is not None
                     else None
                 )
-                audio = spoken.get(text)
-                if audio is None and key is not None:
+                audio: np.ndarray | Future[np.ndarray] | None = spoken.get(text)
+                if audio is None and cache is not None and key is not None:
                     audio = cache.get(key)
                 if audio is None:
-                    raw = speak(text)
-                    audio = spoken[text] = pool.submit(finish, raw, engine.sample_rate, key)
+                    raw, native = speak(text)
+                    audio = spoken[text] = pool.submit(finish, raw, native, key)
                 results.append(pool.submit(polish, audio) if finish_with is not None else audio)
                 tell(wait=False)
                 bar.update(1)

@@ -185,6 +185,7 @@ def _speak(planned, settings: RenderSettings, each=None) -> list:
         cache=cache,
         finish_with=limit_crest,
         each=each,
+        jobs=settings.speech_jobs,
     )
 
 

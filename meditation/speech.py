@@ -3,13 +3,26 @@
 Speech is resampled with soxr (a band-limited, high-quality resampler), never
 by changing playback speed, and trimmed of the engine's own leading and
 trailing silence so the timeline knows where words really are.
+
+Segments are spoken side by side, ``jobs`` at a time, by engines that can
+speak several texts at once (``VoiceEngine.concurrent``), and handed on in
+order, so later stages see exactly what a one-at-a-time render gives them:
+each take depends only on its text, rate and seed (``text_seed``), never on
+what was spoken before or beside it. The speaking runs in threads (one
+voice model per process, shared): measured on the dream with Piper, two
+threads cost the same CPU time as one session speaking alone, a second
+session ~90 MB more memory than a second thread on the shared one, and two
+worker processes about 2 s more CPU (start-up and their own model) and
+~350 MB each.
 """
 
 from __future__ import annotations
 
+import os
 import zlib
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -17,10 +30,16 @@ from .cache import SpeechCache
 from .progress import progress
 from .voices import load_voice, resolve_voice
 
-__all__ = ["synthesize", "trim_silence", "text_seed"]
+__all__ = ["synthesize", "trim_silence", "text_seed", "auto_speech_jobs", "available_cores"]
 
 _TRIM_THRESHOLD_DB = -45.0
 _TRIM_MARGIN_S = 0.03
+# Memory each session speaking at once adds at its peak (Piper, the dream's
+# longest sentences: onnxruntime's arena holds the largest decoder tensors
+# of every run in flight), rounded up.
+_SESSION_MB = 160
+_MEMORY_RESERVE_MB = 700  # one render's own peak besides the extra sessions
+_MAX_JOBS = 64
 
 
 def text_seed(text: str) -> int:
@@ -49,6 +68,48 @@ def trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return out
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, e.g. under ``taskset``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _available_memory_mb() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def auto_speech_jobs(renders_at_once: int = 1, *, cores: int | None = None) -> int:
+    """How many segments one render speaks at once when ``speech_jobs`` is not set.
+
+    Each of ``renders_at_once`` renders on this machine (batch workers) gets
+    an equal share of the cores. On one or two cores every core speaks: the
+    mix runs at a lower priority and catches up with what is left when the
+    speech ends, which measured faster than keeping a core for it (see
+    ``benchmarks/bench_speech.py``). From three cores up one core is left
+    to the mix, which then keeps pace with the speech (it needs about a
+    quarter of the speech's CPU time). Free memory caps it at one
+    session's peak each. ``cores``: the cores these renders may use
+    (default: every core this process may run on).
+    """
+    cores = available_cores() if cores is None else min(cores, available_cores())
+    share = max(1, cores // max(1, renders_at_once))
+    jobs = share if share <= 2 else share - 1
+    free = _available_memory_mb()
+    if free is not None:
+        extra = (free / max(1, renders_at_once) - _MEMORY_RESERVE_MB) // _SESSION_MB
+        jobs = min(jobs, 1 + max(0, int(extra)))
+    return max(1, min(jobs, _MAX_JOBS))
+
+
 def synthesize(
     texts: Sequence[str],
     *,
@@ -58,6 +119,7 @@ def synthesize(
     cache: SpeechCache | None = None,
     finish_with=None,
     each=None,
+    jobs: int | None = None,
 ) -> list[np.ndarray]:
     """Speak every text; mono float32 arrays at ``sample_rate`` in the same order.
 
@@ -65,25 +127,34 @@ def synthesize(
     order as soon as it is ready (on this thread), so later stages can
     start while the engine speaks on.
 
-    Resampling (and ``finish_with(audio, sample_rate)``, if given) of one
-    segment runs in a thread while the engine speaks the next (both release
-    the GIL in their native code). The cache holds trimmed, resampled audio
+    ``jobs`` segments are spoken at once (default: ``auto_speech_jobs()``;
+    1 for an engine that cannot speak two texts at once); the audio is the
+    same for any number. Segments are handed out in order and at most
+    ``2 × jobs`` ahead of the one handed on. Resampling (and
+    ``finish_with(audio, sample_rate)``, if given) of one segment runs in a
+    thread of its own while the engine speaks the next (both release the
+    GIL in their native code). The cache holds trimmed, resampled audio
     (before ``finish_with``), and the engine is loaded only on the first
     miss: a render whose speech is all cached never starts a voice.
     """
     import soxr
 
     voice_id = voice if ":" in voice else resolve_voice(voice)
+    wanted = auto_speech_jobs() if jobs is None else max(1, int(jobs))
     engine = None
+    speakers: ThreadPoolExecutor | None = None
 
-    def speak(text: str) -> np.ndarray:
-        nonlocal engine
+    def speak(text: str) -> Future:
+        nonlocal engine, speakers
         if engine is None:
             engine = load_voice(voice_id)
             engine.reset()
-        return engine.synthesize(text, rate=rate, seed=text_seed(text))
+            n = wanted if getattr(engine, "concurrent", False) else 1
+            speakers = ThreadPoolExecutor(max_workers=n, thread_name_prefix="meditation-speech")
+        return speakers.submit(engine.synthesize, text, rate=rate, seed=text_seed(text))
 
-    def finish(audio: np.ndarray, native: int, key: str | None) -> np.ndarray:
+    def finish(raw: Future, key: str | None) -> np.ndarray:
+        audio, native = raw.result(), engine.sample_rate
         audio = trim_silence(audio, native)
         if native != sample_rate and len(audio):
             audio = soxr.resample(audio, native, sample_rate, quality="HQ").astype(
@@ -99,43 +170,66 @@ def synthesize(
             audio = audio.result()
         return finish_with(audio, sample_rate) if finish_with is not None else audio
 
+    def key_of(text: str) -> str | None:
+        return SpeechCache.key(voice_id, rate, text, sample_rate) if cache is not None else None
+
+    # Segments looked up in the cache or handed to the speakers, ahead of the one handed on.
+    ahead: deque = deque()  # (text, its cached audio or None)
+    spoken: dict[str, Future] = {}  # raw takes; a text repeated in this script is spoken once
+    upcoming = iter(texts)
+
+    def look_ahead() -> None:
+        while len(ahead) < 2 * wanted:
+            text = next(upcoming, None)
+            if text is None:
+                return
+            audio = None
+            if text not in spoken:
+                if cache is not None:
+                    audio = cache.get(key_of(text))
+                if audio is None:
+                    spoken[text] = speak(text)
+            ahead.append((text, audio))
+
     results: list = []
     told = 0  # results handed to ``each`` so far
 
-    def tell(wait: bool) -> None:
+    def tell(block: bool) -> None:
         nonlocal told
         while each is not None and told < len(results):
             a = results[told]
             if isinstance(a, Future):
-                if not (wait or a.done()):
+                if not (block or a.done()):
                     return
                 a = a.result()
             each(a)
             told += 1
 
-    spoken: dict[str, Future] = {}  # a text repeated in this script is spoken once
+    finished: dict[str, Future] = {}
     try:
         with (
-            ThreadPoolExecutor(max_workers=1) as pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="meditation-finish") as pool,
             progress("speech", len(texts), "seg") as bar,
         ):
-            for text in texts:
-                key = (
-                    SpeechCache.key(voice_id, rate, text, sample_rate)
-                    if cache is not None
-                    else None
-                )
-                audio = spoken.get(text)
-                if audio is None and key is not None:
-                    audio = cache.get(key)
+            for _ in range(len(texts)):
+                look_ahead()
+                text, audio = ahead.popleft()
                 if audio is None:
-                    raw = speak(text)
-                    audio = spoken[text] = pool.submit(finish, raw, engine.sample_rate, key)
+                    audio = finished.get(text)
+                if audio is None:
+                    raw = spoken[text]
+                    while not wait([raw], timeout=0.1).done:
+                        tell(block=False)  # earlier segments, finished meanwhile
+                    raw.result()  # the engine's error, raised here
+                    audio = finished[text] = pool.submit(finish, raw, key_of(text))
                 results.append(pool.submit(polish, audio) if finish_with is not None else audio)
-                tell(wait=False)
+                tell(block=False)
                 bar.update(1)
-            tell(wait=True)
+            tell(block=True)
             return [a.result() if isinstance(a, Future) else a for a in results]
     finally:
+        if speakers is not None:
+            # Takes not started are dropped; those under way end within a sentence.
+            speakers.shutdown(wait=True, cancel_futures=True)
         if engine is not None:
             engine.reset()  # release helper processes now, not at interpreter exit

@@ -85,6 +85,8 @@ class _Job:
     script: Any
     preset_text: str | None
     shared: bool
+    renders_here: int | None = None
+    """Renders at once on the worker's machine (``local:N``: N); None: the worker's own threads."""
 
 
 @dataclass(frozen=True)
@@ -104,14 +106,15 @@ def _render_task(job: _Job) -> _Outcome:
     progress.set_enabled(False)
     start = time.perf_counter()
     try:
+        variant = _sharing_cores(job)
         if job.shared:
             from .runner import render_variant
 
-            path, _ = render_variant(job.variant)
+            path, _ = render_variant(variant)
             return _Outcome("rendered", time.perf_counter() - start, str(path))
         from ..render import render
 
-        settings = job.variant.settings
+        settings = variant.settings
         # The worker's scratch folder: Dask removes it with the worker.
         with tempfile.TemporaryDirectory(prefix="meditation-", dir=_scratch_folder()) as tmp:
             changes: dict[str, Any] = {"output": Path(tmp) / Path(settings.output).name}
@@ -141,6 +144,21 @@ _DAEMONIC = (
     "this voice speaks in a helper process, which daemonic Dask workers may not start; "
     "start the workers with DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment"
 )
+
+
+def _sharing_cores(job: _Job) -> Variant:
+    """The variant with its speech jobs: its share of the machine (``local:N``), or of the worker's threads among its running tasks."""
+    from .runner import sharing_cores
+
+    if job.renders_here is not None:
+        return sharing_cores(job.variant, job.renders_here)
+    try:
+        from distributed import get_worker
+
+        state = get_worker().state
+        return sharing_cores(job.variant, max(1, state.executing_count), cores=state.nthreads)
+    except (ImportError, ValueError, AttributeError):  # not on a worker
+        return sharing_cores(job.variant, 1)
 
 
 def _scratch_folder() -> str | None:
@@ -197,7 +215,13 @@ def render_on_cluster(
         batch_id = uuid.uuid4().hex[:8]
         for rank, v in enumerate(_speech_first(todo)):
             s = v.settings
-            job = _Job(v, scripts[s.script], presets.get(s.soundscape), shared_folder)
+            job = _Job(
+                v,
+                scripts[s.script],
+                presets.get(s.soundscape),
+                shared_folder,
+                _local_workers(scheduler),
+            )
             future = client.submit(
                 _render_task, job, key=f"meditation-{batch_id}-{rank}", pure=False, priority=-rank
             )
@@ -216,6 +240,14 @@ def render_on_cluster(
                 # were writing are then stale, and the batch's sweep removes them.
                 scheduler.close()
             raise
+
+
+def _local_workers(scheduler: Any) -> int | None:
+    """N for ``local:N`` (its workers share this machine), else None."""
+    text = scheduler.scheduler if isinstance(scheduler, Connection) else scheduler
+    if isinstance(text, str) and parse_scheduler(text)[0] == "local":
+        return parse_scheduler(text)[1]
+    return None
 
 
 def _is_local(scheduler: Any) -> bool:

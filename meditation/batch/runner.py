@@ -160,6 +160,23 @@ def _default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+def sharing_cores(variant: Variant, renders: int, cores: int | None = None) -> Variant:
+    """The variant as one of ``renders`` renders at once on ``cores`` (default: this machine's) renders it.
+
+    Unless the manifest sets ``speech_jobs``, each render speaks with its
+    share of the cores, so workers and their speech threads do not ask for
+    more cores than there are (``speech.auto_speech_jobs``).
+    """
+    if variant.settings.speech_jobs is not None:
+        return variant
+    from ..speech import auto_speech_jobs
+
+    jobs = auto_speech_jobs(renders, cores=cores)
+    return dataclasses.replace(
+        variant, settings=dataclasses.replace(variant.settings, speech_jobs=jobs)
+    )
+
+
 def _speech_group(variant: Variant) -> tuple:
     """Variants sharing (script, voice, rate) share all their speech."""
     s = variant.settings
@@ -377,7 +394,8 @@ def _render_all(
                     if not (variant.settings.cache and group in done):
                         started.add(group)
                         slot.voices.add(variant.settings.voice)
-                    slot.variant, slot.future = variant, slot.pool.submit(_run_one, variant)
+                    slot.variant = variant
+                    slot.future = slot.pool.submit(_run_one, sharing_cores(variant, jobs))
                     running[slot.future] = slot
                     display.worker(slot.index, variant.name)
             finished, _ = cf.wait(list(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)

@@ -1,0 +1,175 @@
+"""Speech spoken side by side (``--speech-jobs``): the same bytes as one at a time,
+handed on in order, the cores shared with batch workers, and nothing left by a kill."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from test_lifecycle import (
+    OLD_BYTES,
+    POSIX_ONLY,
+    SCRIPT,
+    _descendants,
+    _earlier_output,
+    _finish,
+    _start,
+    _temporaries,
+    _wait_all_gone,
+    _wait_for,
+    survivors,  # noqa: F401 - a fixture
+)
+
+from meditation.batch.manifest import Variant
+from meditation.batch.runner import sharing_cores
+from meditation.cli import main
+from meditation.script import read_script
+from meditation.settings import RenderSettings, resolve_settings
+from meditation.speech import auto_speech_jobs, available_cores, synthesize
+
+ROOT = Path(__file__).resolve().parent.parent
+VOICES = ["piper:joe", "pyttsx3"]
+
+SHORT = """---
+title: Speech jobs
+---
+# Arrive
+
+Breathe in slowly, and feel the cool air. [pause 1s] And let it go.
+
+The shoulders soften a little more.
+
+# Rest
+
+The river flows on, and on. Rest here a while, with nothing to do.
+
+Breathe in slowly, and feel the cool air.
+"""
+
+TEXTS = [
+    "Breathe in slowly, and feel the cool air.",
+    "And let it go.",
+    "The shoulders soften a little more.",
+    "The river flows on, and on.",
+    "Breathe in slowly, and feel the cool air.",  # said twice: spoken once
+    "Rest here a while, with nothing to do.",
+]
+
+
+@pytest.mark.parametrize("voice", VOICES)
+def test_one_and_two_speech_jobs_write_the_same_wav(tmp_path, voice):
+    script = tmp_path / "short.md"
+    script.write_text(SHORT, encoding="utf-8")
+    written = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}.wav"
+        args = ["render", str(script), "-o", str(out), "--voice", voice, "--no-cache"]
+        assert main([*args, "--speech-jobs", str(jobs), "--progress", "off"]) == 0
+        written[jobs] = out.read_bytes()
+    assert written[1] == written[2]
+    audio, sr = sf.read(tmp_path / "jobs2.wav", dtype="float32")
+    assert len(audio) > 10 * sr and np.sqrt(np.mean(audio**2)) > 0.01  # a real track, not silence
+
+
+@pytest.mark.parametrize("voice", VOICES)
+def test_two_jobs_speak_in_two_threads_and_hand_on_in_order(voice):
+    handed: list = []
+    speakers: list[int] = []
+
+    def each(audio):
+        handed.append(audio)
+        names = {t.name for t in threading.enumerate() if t.name.startswith("meditation-speech")}
+        speakers.append(len(names))
+
+    two = synthesize(TEXTS, voice=voice, rate=1.0, sample_rate=22050, each=each, jobs=2)
+    one = synthesize(TEXTS, voice=voice, rate=1.0, sample_rate=22050, jobs=1)
+    assert max(speakers) == 2  # two threads drove the engine
+    assert len(handed) == len(TEXTS) and all(a is b for a, b in zip(handed, two, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
+    assert np.array_equal(two[0], two[4]) and len(two[1]) < len(two[0])  # in order, not shuffled
+    # Nothing is left running once the stage returns.
+    assert not [t for t in threading.enumerate() if t.name.startswith("meditation-speech")]
+
+
+def test_speech_jobs_is_a_setting_like_the_others(tmp_path, capsys):
+    script = tmp_path / "s.md"
+    script.write_text("---\nspeech_jobs: 3\n---\nHello.\n", encoding="utf-8")
+    assert resolve_settings({}, read_script(script)).speech_jobs == 3
+    assert resolve_settings({"speech_jobs": "2"}, read_script(script)).speech_jobs == 2
+    assert RenderSettings().speech_jobs is None  # chosen from the machine
+    assert main(["render", str(script), "--speech-jobs", "0", "-o", str(tmp_path / "o.wav")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "meditation: error: --speech-jobs 0 is out of range (1 to 64)"
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_the_default_follows_the_cores_this_process_may_use():
+    cores = available_cores()
+    assert 1 <= auto_speech_jobs() <= cores
+    assert auto_speech_jobs(renders_at_once=cores) == 1  # batch workers, one per core
+    assert auto_speech_jobs(cores=1) == 1
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    # As under `taskset -c 0`: one core, one job.
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from meditation.speech import auto_speech_jobs; print(auto_speech_jobs())"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "1", out.stderr
+
+
+def test_batch_workers_share_the_cores_with_their_speech():
+    cores = available_cores()
+    variant = Variant(name="v", settings=RenderSettings(), values={})
+    for workers in (1, cores, 2 * cores):
+        jobs = sharing_cores(variant, workers).settings.speech_jobs
+        assert jobs == auto_speech_jobs(workers) and workers * jobs <= max(cores, workers)
+    given = Variant(name="v", settings=RenderSettings(speech_jobs=3), values={})
+    assert sharing_cores(given, cores).settings.speech_jobs == 3  # the manifest's own value stands
+
+
+@POSIX_ONLY
+@pytest.mark.parametrize("voice", ["piper", "pyttsx3"])
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_a_render_killed_mid_speech_with_two_jobs_leaves_nothing(
+    tmp_path,
+    monkeypatch,
+    voice,
+    signum,
+    survivors,  # noqa: F811 - the fixture
+):
+    folder, cache, scratch = tmp_path / "work", tmp_path / "cache", tmp_path / "tmp"
+    for f in (folder, cache, scratch):
+        f.mkdir()
+    (folder / "long.md").write_text(SCRIPT, encoding="utf-8")
+    _earlier_output(folder / "out.mp3")
+    monkeypatch.setenv("MEDITATION_CACHE_DIR", str(cache))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    args = ["render", "long.md", "--voice", voice, "--speech-jobs", "2", "-o", "out.mp3"]
+    proc = _start(args, folder)
+    try:
+        # Mid-speech: some sentences are spoken (and cached), most are not.
+        _wait_for(lambda: len(list(cache.rglob("*.f32"))) >= 2, proc, "speech under way")
+        everything = _descendants(proc.pid)
+        if voice == "pyttsx3":
+            assert any("espeak_engine" in cmd for cmd in everything.values())
+        survivors.update(everything)
+        os.kill(proc.pid, signum)
+        out, err = _finish(proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert len(list(cache.rglob("*.f32"))) < 40  # it was stopped before the end of the speech
+    assert _wait_all_gone(everything) == []
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 143
+        assert err.strip() == "meditation: terminated; no partial file was left"
+    assert _temporaries(folder) == [] and list(scratch.iterdir()) == []
+    assert (folder / "out.mp3").read_bytes() == OLD_BYTES

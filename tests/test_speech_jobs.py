@@ -1,6 +1,7 @@
 """Speech spoken side by side (``--speech-jobs``): the same bytes as one at a time,
 handed on in order, the cores shared with batch workers, and nothing left by a kill."""
 
+import json
 import os
 import signal
 import subprocess
@@ -133,6 +134,25 @@ def test_batch_workers_share_the_cores_with_their_speech():
         assert jobs == auto_speech_jobs(workers) and workers * jobs <= max(cores, workers)
     given = Variant(name="v", settings=RenderSettings(speech_jobs=3), values={})
     assert sharing_cores(given, cores).settings.speech_jobs == 3  # the manifest's own value stands
+
+
+def test_a_batch_renders_each_variant_with_its_share_of_the_cores(tmp_path, capsys):
+    (tmp_path / "short.md").write_text(SHORT, encoding="utf-8")
+    manifest = tmp_path / "variants.toml"
+    manifest.write_text(
+        'output = "{name}-{seed}.wav"\n[defaults]\nscript = "short.md"\nvoice = "pyttsx3"\n'
+        'lead_in = 1\ntail = 1\nsoundscape = "none"\n[matrix]\nseed = [1, 2]\n'
+        '[[variants]]\nname = "given"\nspeech_jobs = 3\n',
+        encoding="utf-8",
+    )
+    assert main(["batch", str(manifest), "-j", "2", "--progress", "off"]) == 0
+    capsys.readouterr()
+    recorded = {
+        p.stem: json.loads(p.read_text())["settings"]["speech_jobs"]
+        for p in tmp_path.glob("*.json")
+    }
+    share = auto_speech_jobs(2)  # two workers at once
+    assert recorded == {"variant-1": share, "variant-2": share, "given-1": 3}
 
 
 @POSIX_ONLY

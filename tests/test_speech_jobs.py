@@ -97,6 +97,26 @@ def test_two_jobs_speak_in_two_threads_and_hand_on_in_order(voice):
     assert not [t for t in threading.enumerate() if t.name.startswith("meditation-speech")]
 
 
+@pytest.mark.parametrize("voice", VOICES)
+def test_two_renders_at_once_in_one_process_each_get_their_own_speech(voice):
+    """As in a Dask worker with two threads: one voice, two renders speaking side by side."""
+    alone = synthesize(TEXTS, voice=voice, rate=0.9, sample_rate=22050, jobs=1)
+    together: dict = {}
+
+    def speak(name, texts, each=None):
+        together[name] = synthesize(
+            texts, voice=voice, rate=0.9, sample_rate=22050, jobs=2, each=each
+        )
+
+    # The second render starts (and resets the voice) while the first is mid-speech.
+    second = threading.Thread(target=speak, args=("backward", TEXTS[::-1]))
+    speak("forward", TEXTS, each=lambda audio: second.is_alive() or second.ident or second.start())
+    second.join()
+    assert set(together) == {"forward", "backward"}  # neither failed
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together["forward"], strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together["backward"][::-1], strict=True))
+
+
 def test_speech_jobs_is_a_setting_like_the_others(tmp_path, capsys):
     script = tmp_path / "s.md"
     script.write_text("---\nspeech_jobs: 3\n---\nHello.\n", encoding="utf-8")

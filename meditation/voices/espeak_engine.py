@@ -116,7 +116,17 @@ class _Child:
         self._turn = threading.Condition()
         self._asked = 0  # requests sent
         self._answered = 0  # answers read
+        self._users = 0  # calls that hold this child (see ``_call``)
         self.broken = False
+
+    def enter(self) -> None:
+        with self._turn:
+            self._users += 1
+
+    def leave(self) -> None:
+        with self._turn:
+            self._users -= 1
+            self._turn.notify_all()
 
     def call(self, name: str, *args):
         try:
@@ -150,6 +160,9 @@ class _Child:
             self._turn.notify_all()
 
     def close(self) -> None:
+        """End the helper once the calls that hold it are answered (another render may be speaking)."""
+        with self._turn:
+            self._turn.wait_for(lambda: self._users == 0)
         try:
             self.process.stdin.close()  # end of input: the child exits
             self.process.wait(timeout=5)
@@ -195,6 +208,7 @@ def _call(name: str, *args):
         if _child is None:
             _child = _Child()
         child = _child
+        child.enter()
     try:
         result = child.call(name, *args)
     except BaseException:
@@ -203,6 +217,8 @@ def _call(name: str, *args):
                 _child = None
                 child.kill()
         raise
+    finally:
+        child.leave()
     if isinstance(result, str):
         raise VoiceError(result)
     return result
@@ -211,9 +227,9 @@ def _call(name: str, *args):
 def _shutdown() -> None:
     global _child
     with _child_lock:
-        if _child is not None:
-            _child.close()
-            _child = None
+        child, _child = _child, None  # a call from now on starts a new helper
+    if child is not None:
+        child.close()
 
 
 @functools.lru_cache(maxsize=1)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -58,6 +59,14 @@ def _label(jobs: int | None) -> str:
     return "auto" if jobs is None else str(jobs)
 
 
+def _cpu_s() -> float:
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def measure(quick: bool, runs: int, settings_jobs: list[int | None], tmp: Path) -> dict:
     """Floor and end-to-end runs side by side, in this process, on the cores it may use."""
     if quick:
@@ -87,9 +96,11 @@ def measure(quick: bool, runs: int, settings_jobs: list[int | None], tmp: Path) 
             piper.synthesize(t, rate=0.8, seed=text_seed(t))
         row["speech_floor_s"] = time.perf_counter() - start
         for jobs in settings_jobs:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _cpu_s()
             result = render(base.replace(speech_jobs=jobs))
             row[f"e2e_{_label(jobs)}_s"] = time.perf_counter() - start
+            # CPU time (this process and the encoder's): what parallel speech costs in work.
+            row[f"cpu_{_label(jobs)}_s"] = _cpu_s() - cpu
             if signal_ is None:  # the encode floor: a track of the render's length
                 signal_ = _floor_signal(int(round(result.duration_s * sr)), sr)
         start = time.perf_counter()
@@ -156,7 +167,8 @@ def _table(r: dict) -> str:
             per_run = ", ".join(f"{run[f'ratio_{label}']:.2f}" for run in part["runs"])
             lines.append(
                 f"  speech jobs {label:>4}: end to end {part[f'median_e2e_{label}_s']:.2f} s, "
-                f"ratio {part[f'median_ratio_{label}']:.3f} (runs: {per_run})"
+                f"ratio {part[f'median_ratio_{label}']:.3f} (runs: {per_run}); "
+                f"CPU {part[f'median_cpu_{label}_s']:.1f} s"
             )
         loads = ", ".join(f"{run['load_before']:.1f}" for run in part["runs"])
         lines.append(f"  load average at the start of each run: {loads}")

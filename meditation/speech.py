@@ -34,10 +34,10 @@ __all__ = ["synthesize", "trim_silence", "text_seed", "auto_speech_jobs", "avail
 
 _TRIM_THRESHOLD_DB = -45.0
 _TRIM_MARGIN_S = 0.03
-# Memory each session speaking at once adds at its peak (Piper, the dream's
-# longest sentences: onnxruntime's arena holds the largest decoder tensors
-# of every run in flight), rounded up.
-_SESSION_MB = 160
+# Memory each sentence spoken at once adds at the peak (Piper: onnxruntime's
+# arena holds the decoder's largest tensors of every run in flight). The
+# dream's render peaked at 689 MB with one job and 887 MB with two.
+_SESSION_MB = 200
 _MEMORY_RESERVE_MB = 700  # one render's own peak besides the extra sessions
 _MAX_JOBS = 64
 
@@ -91,14 +91,12 @@ def auto_speech_jobs(renders_at_once: int = 1, *, cores: int | None = None) -> i
     """How many segments one render speaks at once when ``speech_jobs`` is not set.
 
     Each of ``renders_at_once`` renders on this machine (batch workers) gets
-    an equal share of the cores. On one or two cores every core speaks: the
-    mix runs at a lower priority and catches up with what is left when the
-    speech ends, which measured faster than keeping a core for it (see
-    ``benchmarks/bench_speech.py``). From three cores up one core is left
-    to the mix, which then keeps pace with the speech (it needs about a
-    quarter of the speech's CPU time). Free memory caps it at one
-    session's peak each. ``cores``: the cores these renders may use
-    (default: every core this process may run on).
+    an equal share of ``cores`` (default: every core this process may run
+    on). On one or two cores every core speaks: the mix runs at a lower
+    priority meanwhile and makes what is left when the speech ends. From
+    three cores up one core is left to the mix, which needs about a quarter
+    of the speech's CPU time to keep pace (a rule: only two cores were
+    there to measure on). Free memory caps it at one session's peak each.
     """
     cores = available_cores() if cores is None else min(cores, available_cores())
     share = max(1, cores // max(1, renders_at_once))

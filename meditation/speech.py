@@ -18,10 +18,12 @@ worker processes about 2 s more CPU (start-up and their own model) and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
@@ -30,7 +32,14 @@ from .cache import SpeechCache
 from .progress import progress
 from .voices import load_voice, resolve_voice
 
-__all__ = ["synthesize", "trim_silence", "text_seed", "auto_speech_jobs", "available_cores"]
+__all__ = [
+    "synthesize",
+    "trim_silence",
+    "text_seed",
+    "auto_speech_jobs",
+    "available_cores",
+    "sharing_cores",
+]
 
 _TRIM_THRESHOLD_DB = -45.0
 _TRIM_MARGIN_S = 0.03
@@ -40,6 +49,8 @@ _TRIM_MARGIN_S = 0.03
 _SESSION_MB = 200
 _MEMORY_RESERVE_MB = 700  # one render's own peak besides the extra sessions
 _MAX_JOBS = 64
+# (renders at once, cores they share or None for all): see ``sharing_cores``.
+_SHARE: ContextVar[tuple[int, int | None]] = ContextVar("meditation_core_share", default=(1, None))
 
 
 def text_seed(text: str) -> int:
@@ -87,17 +98,32 @@ def _available_memory_mb() -> float | None:
     return None
 
 
-def auto_speech_jobs(renders_at_once: int = 1, *, cores: int | None = None) -> int:
+@contextlib.contextmanager
+def sharing_cores(renders: int, cores: int | None = None) -> Iterator[None]:
+    """Renders run inside (on this thread) are one of ``renders`` at once on ``cores``
+    (default: every core): their speech jobs default to their share (batch
+    workers, Dask tasks). The settings, and so the sidecar, stay as given."""
+    token = _SHARE.set((max(1, renders), cores))
+    try:
+        yield
+    finally:
+        _SHARE.reset(token)
+
+
+def auto_speech_jobs(renders_at_once: int | None = None, *, cores: int | None = None) -> int:
     """How many segments one render speaks at once when ``speech_jobs`` is not set.
 
     Each of ``renders_at_once`` renders on this machine (batch workers) gets
     an equal share of ``cores`` (default: every core this process may run
-    on). On one or two cores every core speaks: the mix runs at a lower
+    on; both default to what ``sharing_cores`` says, else one render). On one or two cores every core speaks: the mix runs at a lower
     priority meanwhile and makes what is left when the speech ends. From
     three cores up one core is left to the mix, which needs about a quarter
     of the speech's CPU time to keep pace (a rule: only two cores were
     there to measure on). Free memory caps it at one session's peak each.
     """
+    if renders_at_once is None:
+        renders_at_once, shared = _SHARE.get()
+        cores = shared if cores is None else cores
     cores = available_cores() if cores is None else min(cores, available_cores())
     share = max(1, cores // max(1, renders_at_once))
     jobs = share if share <= 2 else share - 1

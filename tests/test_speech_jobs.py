@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +28,14 @@ from test_lifecycle import (
     survivors,  # noqa: F401 - a fixture
 )
 
+from meditation import voices
+from meditation.batch import cluster, runner
 from meditation.batch.manifest import Variant
-from meditation.batch.runner import sharing_cores
 from meditation.cli import main
 from meditation.script import read_script
+from meditation.segments import plan_segments
 from meditation.settings import RenderSettings, resolve_settings
-from meditation.speech import auto_speech_jobs, available_cores, synthesize
+from meditation.speech import auto_speech_jobs, available_cores, sharing_cores, synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 VOICES = ["piper:joe", "pyttsx3"]
@@ -134,6 +138,11 @@ def test_the_default_follows_the_cores_this_process_may_use():
     assert 1 <= auto_speech_jobs() <= cores
     assert auto_speech_jobs(renders_at_once=cores) == 1  # batch workers, one per core
     assert auto_speech_jobs(cores=1) == 1
+    with sharing_cores(cores):
+        assert auto_speech_jobs() == 1
+        with sharing_cores(1, cores=1):
+            assert auto_speech_jobs() == 1
+    assert auto_speech_jobs() == auto_speech_jobs(1)
     if not hasattr(os, "sched_setaffinity"):
         return
     # As under `taskset -c 0`: one core, one job.
@@ -146,33 +155,68 @@ def test_the_default_follows_the_cores_this_process_may_use():
     assert out.stdout.strip() == "1", out.stderr
 
 
-def test_batch_workers_share_the_cores_with_their_speech():
-    cores = available_cores()
-    variant = Variant(name="v", settings=RenderSettings(), values={})
-    for workers in (1, cores, 2 * cores):
-        jobs = sharing_cores(variant, workers).settings.speech_jobs
-        assert jobs == auto_speech_jobs(workers) and workers * jobs <= max(cores, workers)
-    given = Variant(name="v", settings=RenderSettings(speech_jobs=3), values={})
-    assert sharing_cores(given, cores).settings.speech_jobs == 3  # the manifest's own value stands
+class _Probe(voices.VoiceEngine):
+    """A stand-in voice that notes the threads it speaks on, so a render's speech jobs show."""
+
+    concurrent = True
+    threads: set = set()
+
+    @classmethod
+    def voices(cls):
+        return ["a"]
+
+    @classmethod
+    def default_voice(cls):
+        return "a"
+
+    @property
+    def sample_rate(self):
+        return 22050
+
+    def synthesize(self, text, *, rate, seed):
+        type(self).threads.add(threading.current_thread().name)
+        time.sleep(0.2)  # speaking takes a while: the next sentence goes to another thread
+        n = int(22050 * 0.03 * len(text) / rate)
+        return (0.3 * np.sin(np.arange(n) * 0.05)).astype(np.float32)
 
 
-def test_a_batch_renders_each_variant_with_its_share_of_the_cores(tmp_path, capsys):
-    (tmp_path / "short.md").write_text(SHORT, encoding="utf-8")
-    manifest = tmp_path / "variants.toml"
-    manifest.write_text(
-        'output = "{name}-{seed}.wav"\n[defaults]\nscript = "short.md"\nvoice = "pyttsx3"\n'
-        'lead_in = 1\ntail = 1\nsoundscape = "none"\n[matrix]\nseed = [1, 2]\n'
-        '[[variants]]\nname = "given"\nspeech_jobs = 3\n',
-        encoding="utf-8",
+@pytest.fixture
+def probe():
+    voices.register_engine("probe")(_Probe)
+    voices.load_voice.cache_clear()
+    _Probe.threads = set()
+    yield _Probe
+    voices.ENGINES.pop("probe", None)
+    voices.load_voice.cache_clear()
+
+
+def test_batch_workers_and_dask_tasks_speak_with_their_share_of_the_cores(tmp_path, probe):
+    script = tmp_path / "short.md"
+    script.write_text(SHORT, encoding="utf-8")
+    settings = RenderSettings(
+        script=script, output=tmp_path / "v.wav", voice="probe:a", soundscape="none", cache=False
     )
-    assert main(["batch", str(manifest), "-j", "2", "--progress", "off"]) == 0
-    capsys.readouterr()
-    recorded = {
-        p.stem: json.loads(p.read_text())["settings"]["speech_jobs"]
-        for p in tmp_path.glob("*.json")
-    }
-    share = auto_speech_jobs(2)  # two workers at once
-    assert recorded == {"variant-1": share, "variant-2": share, "given-1": 3}
+    spoken = len({s.text for s in plan_segments(read_script(script), rate=0.9) if s.spoken})
+    cores = available_cores()
+
+    def speakers(run) -> int:
+        probe.threads = set()
+        outcome = run()
+        assert outcome[0] == "rendered", outcome
+        return len(probe.threads)
+
+    variant = Variant(name="v", settings=settings, values={})
+    for workers in (1, cores, 2 * cores):  # -j N: N worker processes, each renders like this
+        expected = min(auto_speech_jobs(workers), spoken)
+        assert speakers(lambda workers=workers: runner._run_one(variant, workers)) == expected
+    given = Variant(name="v", settings=settings.replace(speech_jobs=2), values={})
+    assert speakers(lambda: runner._run_one(given, cores)) == 2  # the manifest's own value stands
+    assert json.loads((tmp_path / "v.json").read_text())["settings"]["speech_jobs"] == 2
+    # A Dask task: local:N shares this machine's cores (elsewhere: the worker's threads).
+    for workers in (1, cores):
+        job = cluster._Job(variant, read_script(script), None, True, renders_here=workers)
+        expected = min(auto_speech_jobs(workers), spoken)
+        assert speakers(lambda job=job: astuple(cluster._render_task(job))) == expected
 
 
 @POSIX_ONLY

@@ -100,21 +100,25 @@ class _Outcome:
 
 
 def _render_task(job: _Job) -> _Outcome:
-    """Render one variant on a worker (runs in a worker thread)."""
+    """Render one variant on a worker (runs in a worker thread), its speech taking its share of the cores."""
+    with _sharing_cores(job):
+        return _render(job)
+
+
+def _render(job: _Job) -> _Outcome:
     from .. import progress
 
     progress.set_enabled(False)
     start = time.perf_counter()
     try:
-        variant = _sharing_cores(job)
         if job.shared:
             from .runner import render_variant
 
-            path, _ = render_variant(variant)
+            path, _ = render_variant(job.variant)
             return _Outcome("rendered", time.perf_counter() - start, str(path))
         from ..render import render
 
-        settings = variant.settings
+        settings = job.variant.settings
         # The worker's scratch folder: Dask removes it with the worker.
         with tempfile.TemporaryDirectory(prefix="meditation-", dir=_scratch_folder()) as tmp:
             changes: dict[str, Any] = {"output": Path(tmp) / Path(settings.output).name}
@@ -146,19 +150,19 @@ _DAEMONIC = (
 )
 
 
-def _sharing_cores(job: _Job) -> Variant:
-    """The variant with its speech jobs: its share of the machine (``local:N``), or of the worker's threads among its running tasks."""
-    from .runner import sharing_cores
+def _sharing_cores(job: _Job):
+    """This machine's cores shared by ``local:N``'s N workers; else the worker's threads by the tasks it runs now."""
+    from ..speech import sharing_cores  # numpy and the voices: not in the batch's client
 
     if job.renders_here is not None:
-        return sharing_cores(job.variant, job.renders_here)
+        return sharing_cores(job.renders_here)
     try:
         from distributed import get_worker
 
         state = get_worker().state
-        return sharing_cores(job.variant, max(1, state.executing_count), cores=state.nthreads)
+        return sharing_cores(state.executing_count, cores=state.nthreads)
     except (ImportError, ValueError, AttributeError):  # not on a worker
-        return sharing_cores(job.variant, 1)
+        return contextlib.nullcontext()
 
 
 def _scratch_folder() -> str | None:

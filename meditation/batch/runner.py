@@ -117,12 +117,16 @@ def _unraisable(info, _default=sys.unraisablehook) -> None:
     _default(info)
 
 
-def _run_one(variant: Variant) -> tuple[str, float, str]:
+def _run_one(variant: Variant, workers: int = 1) -> tuple[str, float, str]:
+    """Render in a worker, one of ``workers``: its speech takes its share of the cores."""
+    from ..speech import sharing_cores  # numpy and the voices: not in the batch's parent
+
     if _stopping:
         return ("cancelled", 0.0, "")
     start = time.perf_counter()
     try:
-        path, _ = render_variant(variant)
+        with sharing_cores(workers):
+            path, _ = render_variant(variant)
     except SystemExit:
         # SIGTERM from the parent: the render has unwound and deleted its
         # temporary files. Leave now rather than wait for more work.
@@ -158,23 +162,6 @@ def _default_jobs() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-def sharing_cores(variant: Variant, renders: int, cores: int | None = None) -> Variant:
-    """The variant as one of ``renders`` renders at once on ``cores`` (default: this machine's) renders it.
-
-    Unless the manifest sets ``speech_jobs``, each render speaks with its
-    share of the cores, so workers and their speech threads do not ask for
-    more cores than there are (``speech.auto_speech_jobs``).
-    """
-    if variant.settings.speech_jobs is not None:
-        return variant
-    from ..speech import auto_speech_jobs
-
-    jobs = auto_speech_jobs(renders, cores=cores)
-    return dataclasses.replace(
-        variant, settings=dataclasses.replace(variant.settings, speech_jobs=jobs)
-    )
 
 
 def _speech_group(variant: Variant) -> tuple:
@@ -394,8 +381,7 @@ def _render_all(
                     if not (variant.settings.cache and group in done):
                         started.add(group)
                         slot.voices.add(variant.settings.voice)
-                    slot.variant = variant
-                    slot.future = slot.pool.submit(_run_one, sharing_cores(variant, jobs))
+                    slot.variant, slot.future = variant, slot.pool.submit(_run_one, variant, jobs)
                     running[slot.future] = slot
                     display.worker(slot.index, variant.name)
             finished, _ = cf.wait(list(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)

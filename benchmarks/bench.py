@@ -154,8 +154,9 @@ def _ambience_timeline(script_path: Path, minutes: float, sample_rate: int):
 
 def _render_ambience(plan, total: int) -> None:
     from meditation.mix import CHUNK
+    from meditation.soundscape import AmbienceStream
 
-    ambience = plan.build()
+    ambience = AmbienceStream(plan)
     for start in range(0, total, CHUNK):
         ambience.render(min(CHUNK, total - start))
 
@@ -315,7 +316,7 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     from meditation.render import RenderSettings, render
     from meditation.script import read_script
     from meditation.segments import plan_segments
-    from meditation.soundscape import plan_ambience
+    from meditation.soundscape import AmbienceStream, plan_ambience
     from meditation.timeline import layout
     from meditation.voices import load_voice
 
@@ -342,13 +343,15 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
         engine = load_voice(voice)
         engine.reset()
         t_floor, audio_native = _median_time(
-            lambda: [engine.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts],
+            lambda engine=engine: [
+                engine.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts
+            ],
             runs,
         )
         engine.reset()
         seconds = sum(len(a) for a in audio_native) / engine.sample_rate
         t_stage, _ = _median_time(
-            lambda: speech_stage.synthesize(
+            lambda voice=voice: speech_stage.synthesize(
                 texts, voice=voice, rate=0.8, sample_rate=sr, cache=None, finish_with=limit_crest
             ),
             runs,
@@ -383,13 +386,14 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     voice = VoiceBus(plan.timeline, audio)
 
     def mix_and_master():
-        from meditation.master import LoudnessMeter, TruePeakLimiter
+        from meditation.limiter import TruePeakLimiter
+        from meditation.loudness import LoudnessMeter
 
         meter = LoudnessMeter(sr)
-        for chunk in mix_chunks(plan.timeline, voice, plan.build()):
+        for chunk in mix_chunks(plan.timeline, voice, AmbienceStream(plan)):
             meter.feed(chunk.mix)
         limiter, out = TruePeakLimiter(sr, ceiling_db=-1.7), LoudnessMeter(sr)
-        for chunk in mix_chunks(plan.timeline, voice, plan.build()):
+        for chunk in mix_chunks(plan.timeline, voice, AmbienceStream(plan)):
             out.feed(limiter.process(chunk.mix))
         out.feed(limiter.flush())
 

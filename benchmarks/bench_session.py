@@ -127,7 +127,8 @@ def main() -> int:
             figures[f"bed_{minutes}min_rss_mb"] = rss / 1024
             figures[f"bed_{minutes}min_rtf"] = minutes * 60 / seconds
 
-        from meditation.voicefx import STYLES, VoiceChain
+        from meditation.voicechain import VoiceChain
+        from meditation.voicefx import STYLES
 
         sr = 44100
         voice = (0.1 * np.random.default_rng(0).standard_normal(120 * sr)).astype(np.float32)

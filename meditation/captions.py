@@ -24,12 +24,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import srt
+import webvtt
 
 from .errors import SettingsError
+from .files import atomic_write_text
 from .timeline import Timeline
 
 __all__ = [
-    "Cue",
+    "Caption",
     "CAPTION_FORMATS",
     "MAX_LINE_CHARS",
     "MAX_LINES",
@@ -50,7 +53,7 @@ _MIN_CUE_S = 0.3
 
 
 @dataclass(frozen=True)
-class Cue:
+class Caption:
     """One caption on screen: its time span in milliseconds and its lines."""
 
     start_ms: int
@@ -75,7 +78,7 @@ def check_captions_path(path: Path) -> None:
         raise SettingsError(f"captions path {str(path)!r} is a folder")
 
 
-def plan_cues(timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> list[Cue]:
+def plan_cues(timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> list[Caption]:
     """The cues of a whole track, in reading order.
 
     Parameters
@@ -88,7 +91,7 @@ def plan_cues(timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> 
         where the text falls proportionally.
     """
     sr = timeline.sample_rate
-    cues: list[Cue] = []
+    cues: list[Caption] = []
     for index, segment in enumerate(timeline.segments):
         groups = split_text(segment.text)
         if not groups or segment.length <= 0:
@@ -109,7 +112,7 @@ def plan_cues(timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> 
             if cues and start_ms < cues[-1].end_ms:
                 start_ms = cues[-1].end_ms
             if end_ms > start_ms:
-                cues.append(Cue(start_ms, end_ms, tuple(lines)))
+                cues.append(Caption(start_ms, end_ms, tuple(lines)))
     return cues
 
 
@@ -177,7 +180,7 @@ def _balanced(words: list[str], count: int) -> list[list[str]]:
         if not candidates:
             break
 
-        def cost(i: int) -> float:
+        def cost(i: int, target: float = target) -> float:
             return abs(lengths[i - 1] - target) / (total / count) - _break_bonus(words[i - 1])
 
         best = min(candidates, key=cost)
@@ -235,12 +238,10 @@ def _split_times(
     return bounds
 
 
-def format_captions(cues: Sequence[Cue], suffix: str) -> str:
+def format_captions(cues: Sequence[Caption], suffix: str) -> str:
     """The text of a ``.vtt`` or ``.srt`` file."""
     suffix = suffix.lower()
     if suffix == ".vtt":
-        import webvtt
-
         # WebVTT treats & and < as markup; the spoken text is plain.
         def plain(line: str) -> str:
             return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -250,15 +251,13 @@ def format_captions(cues: Sequence[Cue], suffix: str) -> str:
                 webvtt.Caption(
                     start=_vtt_time(c.start_ms),
                     end=_vtt_time(c.end_ms),
-                    text=[plain(l) for l in c.lines],
+                    text=[plain(line) for line in c.lines],
                 )
                 for c in cues
             ]
         )
         return document.content
     if suffix == ".srt":
-        import srt
-
         return srt.compose(
             [
                 srt.Subtitle(
@@ -276,10 +275,8 @@ def format_captions(cues: Sequence[Cue], suffix: str) -> str:
 
 def write_captions(
     path: Path, timeline: Timeline, voice: Sequence[np.ndarray] | None = None
-) -> list[Cue]:
+) -> list[Caption]:
     """Plan the cues of a track and write them to ``path`` (format by suffix), atomically; returns the cues."""
-    from .export import atomic_write_text
-
     path = Path(path)
     check_captions_path(path)
     cues = plan_cues(timeline, voice)

@@ -8,7 +8,14 @@ is built to sit near ``NOMINAL_RMS_DB`` at default parameters, so a preset's
 
 from __future__ import annotations
 
-__all__ = ["VOICE_RMS_DB", "VOICE_LEVEL_SAMPLE_S", "VOICE_CREST_DB", "NOMINAL_RMS_DB", "SILENT_DB"]
+__all__ = [
+    "VOICE_RMS_DB",
+    "VOICE_LEVEL_SAMPLE_S",
+    "VOICE_CREST_DB",
+    "NOMINAL_RMS_DB",
+    "SILENT_DB",
+    "LOUDNESS_SCOPES",
+]
 
 VOICE_RMS_DB = -20.0
 """Level the narration is brought to (RMS of its speech), dBFS; layer levels are relative to it."""
@@ -24,3 +31,6 @@ NOMINAL_RMS_DB = -20.0
 
 SILENT_DB = -60.0
 """Below this a layer counts as silent in a scene (it is left out of the timeline's list of what sounds)."""
+
+LOUDNESS_SCOPES = ("auto", "track", "speech")
+"""What the loudness target is measured on (``--loudness-scope``; see ``mix.loudness_range``)."""

@@ -1,329 +1,37 @@
-"""Stage 7: mastering — loudness measurement (ITU-R BS.1770-4), gain, a
-true-peak limiter, and the passes that write the output (and stems).
+"""Stage 7: mastering — gain to the loudness target, the true-peak limiter, and
+the passes that write the output (and stems).
 
 Everything streams: it sees the track chunk by chunk, so memory does not grow
-with its length. The meter reuses pyloudnorm's K-weighting filter design (a
-maintained reference) but runs the filters with carried state and keeps only
-one mean-square value per 100 ms, which pyloudnorm's whole-array API cannot.
+with its length. The measure pass (``measure``) gives the mix's loudness; the
+final pass scales it, limits it (``limiter``) and encodes it, and when the
+limiter takes too much loudness away, trial passes search the gain
+(``GainSearch``) before the last one is written. The meters are in ``loudness``.
 """
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage, signal
 
-from ._threads import InOrder
+from .decode import read_audio
 from .export import AudioWriter, Metadata
+from .limiter import TruePeakLimiter
+from .loudness import RangeMeter, TruePeakMeter, true_peak_db
+from .measure import MeasurePass, measure, measure_extent, replay
 from .progress import progress
 
 if TYPE_CHECKING:
     from .settings import RenderSettings
 
 __all__ = [
-    "LoudnessMeter",
-    "TruePeakLimiter",
-    "integrated_loudness",
-    "true_peak_db",
-    "TruePeakMeter",
     "master_to_file",
     "Mastered",
     "GainSearch",
     "MAX_LIMITING_DB",
 ]
-
-_BLOCK_S = 0.4
-_HOP_S = 0.1
-_ABSOLUTE_GATE_LUFS = -70.0
-_RELATIVE_GATE_LU = -10.0
-
-
-class LoudnessMeter:
-    """Streaming integrated loudness of a stereo signal (BS.1770-4 gating)."""
-
-    def __init__(self, sample_rate: int):
-        import pyloudnorm
-
-        reference = pyloudnorm.Meter(sample_rate)
-        self._sos = np.array(
-            [
-                np.concatenate([f.b, f.a])
-                for f in (reference._filters["high_shelf"], reference._filters["high_pass"])
-            ]
-        )
-        self._zi = np.zeros((2, 2, 2))  # sections × 2 state values × channels
-        self._hop = int(round(_HOP_S * sample_rate))
-        self._leftover = np.zeros(0)
-        self._hop_power: list[float] = []
-
-    def feed(self, chunk: np.ndarray) -> None:
-        """Add the next ``(n, 2)`` chunk."""
-        weighted, self._zi = signal.sosfilt(
-            self._sos, chunk.astype(np.float64), axis=0, zi=self._zi
-        )
-        # Channel weights are 1.0 for left and right: sum their mean squares.
-        power = np.concatenate([self._leftover, np.sum(weighted * weighted, axis=1)])
-        whole = len(power) // self._hop
-        if whole:
-            self._hop_power.extend(
-                power[: whole * self._hop].reshape(whole, self._hop).mean(axis=1)
-            )
-        self._leftover = power[whole * self._hop :]
-
-    def integrated_lufs(self, gain: float = 1.0) -> float:
-        """Gated integrated loudness of everything fed so far (-inf for silence), or of it scaled by ``gain``.
-
-        K-weighting is linear, so the scaled stream's 100 ms powers are these
-        times ``gain²``; the gates are applied afresh to them.
-        """
-        hops = np.asarray(self._hop_power) * (float(gain) ** 2)
-        per_block = int(round(_BLOCK_S / _HOP_S))
-        if len(hops) < per_block:
-            return float("-inf")
-        blocks = np.convolve(hops, np.ones(per_block) / per_block, mode="valid")
-        with np.errstate(divide="ignore"):
-            loudness = -0.691 + 10 * np.log10(blocks)
-        gated = blocks[loudness > _ABSOLUTE_GATE_LUFS]
-        if len(gated) == 0:
-            return float("-inf")
-        relative = -0.691 + 10 * np.log10(gated.mean()) + _RELATIVE_GATE_LU
-        with np.errstate(divide="ignore"):
-            final = gated[-0.691 + 10 * np.log10(gated) > relative]
-        return float(-0.691 + 10 * np.log10(final.mean()))
-
-
-def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness of a whole ``(n, 2)`` array in LUFS."""
-    meter = LoudnessMeter(sample_rate)
-    meter.feed(audio)
-    return meter.integrated_lufs()
-
-
-_OVERSAMPLE = 4
-_HALF_TAPS = 6  # the interpolators look 6 samples either side
-
-
-def _fractional_filters() -> np.ndarray:
-    """Kaiser-windowed sinc interpolators for the 3 points between samples (4× oversampling).
-
-    BS.1770-4 Annex 2 estimates true peak by 4× oversampling; evaluating only
-    the in-between points, and only where the signal is loud, gives the same
-    peaks at a fraction of the cost of filtering everything.
-    """
-    k = np.arange(-_HALF_TAPS + 1, _HALF_TAPS + 1)  # offsets of the samples used
-    filters = []
-    for phase in range(1, _OVERSAMPLE):
-        t = k - phase / _OVERSAMPLE
-        window = np.kaiser(2 * _HALF_TAPS + 1, 6.0)
-        w = np.interp(t, np.arange(-_HALF_TAPS, _HALF_TAPS + 1), window)
-        h = np.sinc(t) * w
-        filters.append(h / h.sum())
-    return np.asarray(filters)  # (3 phases, 12 taps)
-
-
-_FILTERS = _fractional_filters()
-_OFFSETS = np.arange(-_HALF_TAPS + 1, _HALF_TAPS + 1)
-
-
-def _peaks_at(padded: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Largest |value| at and just after each position (sample and 3 interpolated points), over channels.
-
-    ``padded`` must have at least ``_HALF_TAPS`` samples of context on either side of every position.
-    """
-    if len(positions) == 0:
-        return np.zeros(0)
-    first, last = int(positions[0]), int(positions[-1])
-    if len(positions) * 8 > last - first:
-        # Dense: filter the whole stretch (fast C loops) and pick the positions.
-        stretch = padded[first - _HALF_TAPS + 1 : last + _HALF_TAPS + 1]
-        peak = _level(padded[positions])
-        for h in _FILTERS:
-            # correlate1d centres an even filter one sample right of the middle tap.
-            values = ndimage.correlate1d(stretch, h, axis=0, mode="constant", origin=-1)
-            np.maximum(peak, _level(values[positions - first + _HALF_TAPS - 1]), out=peak)
-        return peak
-    around = padded[positions[:, None] + _OFFSETS[None, :]]  # (n, 12, channels)
-    between = np.matmul(around.transpose(0, 2, 1), _FILTERS.T)  # (n, channels, 3)
-    peak = np.abs(between).max(axis=(1, 2))
-    return np.maximum(peak, _level(padded[positions]))
-
-
-def _level(frames: np.ndarray) -> np.ndarray:
-    """Per-frame max |sample| over channels (column-wise: much faster than .max(axis=1))."""
-    level = np.abs(frames[:, 0])
-    for c in range(1, frames.shape[1]):
-        np.maximum(level, np.abs(frames[:, c]), out=level)
-    return level
-
-
-def true_peak_db(audio: np.ndarray) -> float:
-    """True peak (4× oversampled) of a whole ``(n, channels)`` array, in dBTP."""
-    audio = np.asarray(audio, dtype=np.float64)
-    if audio.ndim == 1:
-        audio = audio[:, None]
-    if len(audio) == 0:
-        return float("-inf")
-    meter = TruePeakMeter(audio.shape[1])
-    meter.feed(audio)
-    return meter.finish_db()
-
-
-class TruePeakMeter:
-    """The running true peak (4× oversampled) of a stream fed block by block.
-
-    Each block is judged with its neighbours' samples (the stream is padded
-    with silence only at its two ends), and only next to samples within 6 dB
-    of the peak so far: inter-sample peaks of real audio stay well within
-    6 dB of the samples around them, so nothing quieter can raise it. On a
-    steady bed that is a few percent of the samples, where judging each
-    block against its own loudest sample filtered nearly all of them.
-    """
-
-    def __init__(self, channels: int = 2):
-        self._history = np.zeros((_HALF_TAPS, channels))  # context, then samples not yet judged
-        self._peak = 0.0
-
-    def feed(self, block: np.ndarray) -> None:
-        """Add the next ``(n, channels)`` block."""
-        if (
-            len(block) >= 2 * _HALF_TAPS
-            and 2 * max(np.abs(block).max(), np.abs(self._history).max()) <= self._peak
-        ):
-            self._history = np.asarray(
-                block[-2 * _HALF_TAPS :], dtype=np.float64
-            )  # nothing here can raise the peak
-        elif len(block):
-            self._judge(np.concatenate([self._history, np.asarray(block, dtype=np.float64)]))
-
-    def finish_db(self) -> float:
-        """The true peak of everything fed, in dBTP (about -400 for silence); the stream ends here."""
-        self._judge(np.concatenate([self._history, np.zeros((_HALF_TAPS, self._history.shape[1]))]))
-        return float(20 * np.log10(self._peak + 1e-20))
-
-    def _judge(self, padded: np.ndarray) -> None:
-        # Points after sample i need samples up to i+6: the newest 6 wait for the next block.
-        ready = len(padded) - 2 * _HALF_TAPS
-        self._history = padded[-2 * _HALF_TAPS :]
-        if ready <= 0:
-            return
-        level = _level(padded)
-        loudest = float(level[_HALF_TAPS : _HALF_TAPS + ready + 1].max())
-        if 2 * loudest <= self._peak:
-            return
-        loud = level >= 0.5 * max(loudest, self._peak)
-        near = np.flatnonzero(
-            loud[_HALF_TAPS : _HALF_TAPS + ready] | loud[_HALF_TAPS + 1 : _HALF_TAPS + ready + 1]
-        )
-        for i in range(0, len(near), 1 << 16):
-            self._peak = max(
-                self._peak,
-                float(_peaks_at(padded, near[i : i + (1 << 16)] + _HALF_TAPS).max(initial=0.0)),
-            )
-
-
-class TruePeakLimiter:
-    """A look-ahead limiter that keeps the 4× oversampled peak under a ceiling.
-
-    The gain is computed without recursion: the gain each sample needs is
-    spread by a running minimum over the look-ahead and release window, then
-    smoothed by two moving averages that the minimum window fully covers, so
-    the smoothed gain never exceeds what any sample needs. Output is delayed by
-    ``latency`` samples; ``flush`` returns the rest.
-    """
-
-    def __init__(
-        self,
-        sample_rate: int,
-        *,
-        ceiling_db: float,
-        attack_s: float = 0.005,
-        release_s: float = 0.06,
-    ):
-        self.ceiling = 10 ** (ceiling_db / 20)
-        self._smooth_a = max(1, int(attack_s * sample_rate)) | 1
-        self._smooth_b = max(1, int(release_s * sample_rate / 2)) | 1
-        half = self._smooth_a // 2 + self._smooth_b // 2
-        self._ahead = half  # samples of future the minimum must see
-        self._behind = half + int(release_s * sample_rate)  # hold: the gain recovers after this
-        self.latency = 2 * half
-        self._history = np.zeros((_HALF_TAPS, 2))  # input not yet judged, plus context before it
-        self._x = np.zeros((0, 2), dtype=np.float32)
-        self._need = np.ones(
-            self._behind + 2 * half
-        )  # required gain for context before pending samples
-        self._emitted_context = len(self._need)
-        self.engaged = False
-        """Whether any sample so far was turned down."""
-
-    def _required_gain(self, chunk: np.ndarray) -> np.ndarray:
-        """Gain needed by each sample whose neighbourhood is now complete (all but the newest 6)."""
-        padded = np.concatenate([self._history, chunk.astype(np.float64)])
-        # Points after sample i need samples up to i+6: the newest 6 samples wait for the next chunk.
-        ready = len(padded) - 2 * _HALF_TAPS
-        self._history = padded[-2 * _HALF_TAPS :]
-        need = np.ones(max(ready, 0))
-        if ready <= 0 or np.abs(padded).max() <= 0.5 * self.ceiling:
-            return need
-        level = _level(padded)
-        # Only where the signal comes within 6 dB of the ceiling can its true peak reach it.
-        loud = level > 0.5 * self.ceiling
-        near = np.flatnonzero(
-            loud[_HALF_TAPS - 1 : _HALF_TAPS + ready] | loud[_HALF_TAPS : _HALF_TAPS + ready + 1]
-        )
-        near = near[near < ready]
-        if len(near):
-            peaks = _peaks_at(padded, near + _HALF_TAPS)
-            need[near] = np.minimum(1.0, self.ceiling / np.maximum(peaks, 1e-12))
-        return need
-
-    def process(self, chunk: np.ndarray) -> np.ndarray:
-        """Feed a chunk; returns the limited samples that are ready (possibly fewer)."""
-        self._x = np.concatenate([self._x, chunk]) if len(self._x) else chunk
-        self._need = np.concatenate([self._need, self._required_gain(chunk)])
-        return self._emit(final=False)
-
-    def flush(self) -> np.ndarray:
-        """Return the delayed tail."""
-        tail = self._required_gain(np.zeros((_HALF_TAPS, 2), dtype=np.float32))
-        self._need = np.concatenate([self._need, tail, np.ones(self._ahead + self.latency)])
-        return self._emit(final=True)
-
-    def _emit(self, *, final: bool) -> np.ndarray:
-        context = self._emitted_context
-        known = len(self._need) - context  # pending samples whose own need is known
-        ready = len(self._x) if final else max(0, known - self._ahead - self.latency)
-        ready = min(ready, len(self._x))
-        if ready == 0:
-            return np.zeros((0, 2), dtype=np.float32)
-        window = self._behind + self._ahead + 1
-        span = self._need[: context + ready + self._ahead + self._smooth_a + self._smooth_b]
-        if span.min() >= 1.0:
-            out = np.asarray(
-                self._x[:ready], dtype=np.float32
-            )  # nothing near the ceiling: pass through
-        else:
-            self.engaged = True
-            held = ndimage.minimum_filter1d(
-                span, size=window, origin=(window // 2) - self._ahead, mode="nearest"
-            )
-            gain = _moving_average(_moving_average(held, self._smooth_a), self._smooth_b)
-            out = (self._x[:ready] * gain[context : context + ready, None]).astype(np.float32)
-            np.clip(out, -self.ceiling, self.ceiling, out=out)
-        self._x = self._x[ready:]
-        keep = self._behind + self._smooth_a + self._smooth_b
-        self._need = self._need[context + ready - keep :]
-        self._emitted_context = keep
-        return out
-
-
-def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
-    """Centred moving average of odd width, edges held."""
-    return ndimage.uniform_filter1d(x, size=width, mode="nearest")
-
 
 # MP3 decoders can overshoot the encoder's input by a few tenths of a dB:
 # limit lossy formats a little lower so the decoded file still meets the ceiling.
@@ -333,8 +41,6 @@ _INTERSAMPLE_MARGIN_DB = 0.15
 """The limiter's 4× estimate can miss an inter-sample peak by a little where it
 limits hard (0.07 dB measured, 16× oversampled, on a fully limited track):
 every format is limited this much under the ceiling so other meters agree."""
-
-_SPOOL_MAX_S = 30 * 60
 
 _COMMIT_TOLERANCE_LU = 0.2
 """A written pass whose loudness is this close to the target is kept."""
@@ -414,7 +120,7 @@ def master_to_file(
         )
         measured = MeasurePass(sr, loudness_range, spool=spool)
         try:
-            _measure(chunks, measured, stop, sr)
+            measure(chunks, measured, stop, sr)
         except BaseException:
             measured.close()
             raise
@@ -426,7 +132,7 @@ def master_to_file(
             if measured.position >= total
             else None
         )
-        source = _replay(measured.spool, total) if measured.spool is not None else chunks
+        source = replay(measured.spool, total) if measured.spool is not None else chunks
         return _normalize_limit_encode(
             source,
             settings,
@@ -440,120 +146,11 @@ def master_to_file(
         )
 
 
-def measure_extent(
-    total: int, sample_rate: int, *, stems: bool, loudness_range: tuple[int, int] | None
-) -> tuple[bool, int]:
-    """How the measure pass goes: (spool the mix?, up to which sample).
-
-    Short tracks keep the measured mix in a temporary file, so the later
-    passes read it back instead of synthesizing and mixing it again; long
-    ones (hours of ambience) regenerate it, keeping disk use bounded.
-    Without a spool to fill, measuring stops where the measured range ends:
-    a long ambient tail is mixed once, in the final pass, not twice.
-    """
-    spool = not stems and total <= _SPOOL_MAX_S * sample_rate
-    stop = total if spool or loudness_range is None else min(total, loudness_range[1])
-    return spool, stop
-
-
-class MeasurePass:
-    """The measure pass, fed the mix in order: its loudness, its true peak and, for short tracks, a spool of it.
-
-    Metering and spooling run in a thread of their own (``InOrder``), the
-    true peak on the feeding one: both spend their time in numpy and scipy,
-    which release the GIL. ``render`` feeds one while the speech is still
-    being synthesized (``premix``); ``master_to_file`` feeds its own otherwise.
-    """
-
-    def __init__(self, sample_rate: int, loudness_range: tuple[int, int] | None, *, spool: bool):
-        self.meter = _RangeMeter(sample_rate, loudness_range)
-        self.peaks = TruePeakMeter()
-        self.position = 0
-        """Samples fed so far."""
-        self.spool = tempfile.TemporaryFile(prefix="meditation-mix-") if spool else None
-        self._spooling = spool
-        self._behind: InOrder | None = InOrder(self._consume, depth=4, name="meditation-meter")
-
-    def _consume(self, mix: np.ndarray) -> None:
-        self.meter.feed(mix)
-        if self._spooling:
-            self.spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
-
-    def feed(self, mix: np.ndarray) -> None:
-        """The next chunk of the mix, ``(n, 2)``."""
-        if (
-            self._behind.failure is not None
-        ):  # e.g. disk full while spooling: raised on the feeding thread
-            self.finish()
-        self._behind.put(mix)
-        self.peaks.feed(mix)
-        self.position += len(mix)
-
-    def drop_spool(self) -> None:
-        """Stop spooling (the track turned out long): the later passes will mix again."""
-        self._spooling = False
-
-    def _join(self) -> BaseException | None:
-        """End the metering thread (once); what failed in it, if anything."""
-        behind, self._behind = self._behind, None
-        if behind is None:
-            return None
-        behind.finish()
-        return behind.failure
-
-    def finish(self) -> None:
-        """Wait for the metering thread; raise what failed in it."""
-        failure = self._join()
-        if failure is not None:
-            raise failure
-        if not self._spooling and self.spool is not None:
-            self.spool.close()
-            self.spool = None
-
-    def close(self) -> None:
-        """Stop and let go of the spool, whatever state the pass is in (also on errors)."""
-        try:
-            self._join()
-        finally:
-            if self.spool is not None:
-                self.spool.close()
-                self.spool = None
-
-    def __enter__(self) -> MeasurePass:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class _RangeMeter:
-    """A LoudnessMeter that hears only samples [start, end) of the stream it is fed."""
-
-    def __init__(self, sample_rate: int, span: tuple[int, int] | None):
-        self._meter = LoudnessMeter(sample_rate)
-        self.span = span
-        """Samples [start, end) heard; None: all. A render still growing its timeline narrows it as it learns (``premix``)."""
-        self._position = 0
-
-    def feed(self, block: np.ndarray) -> None:
-        start = self._position
-        self._position += len(block)
-        if self.span is None:
-            self._meter.feed(block)
-            return
-        lo, hi = max(start, self.span[0]), min(self._position, self.span[1])
-        if lo < hi:
-            self._meter.feed(block[lo - start : hi - start])
-
-    def integrated_lufs(self, gain: float = 1.0) -> float:
-        return self._meter.integrated_lufs(gain)
-
-
 @dataclass(frozen=True)
 class _MixMeasure:
     """What the measure pass learnt of the whole mix: the final pass can skip metering when its limiter cannot act."""
 
-    meter: _RangeMeter
+    meter: RangeMeter
     true_peak_db: float
 
     def untouched_by(self, gain: float, ceiling_db: float) -> bool:
@@ -568,17 +165,6 @@ class _MixMeasure:
         return self.true_peak_db + 20 * np.log10(gain) < ceiling_db - 0.001
 
 
-def _measure(chunks, measured: MeasurePass, stop: int, sample_rate: int) -> None:
-    """The measure pass up to sample ``stop``: this thread makes the mix while another meters and spools the chunk before."""
-    with progress("measure", stop / sample_rate, "s") as bar:
-        for chunk in chunks(False):
-            measured.feed(chunk.mix)
-            bar.update(len(chunk.mix) / sample_rate)
-            if chunk.start + len(chunk.mix) >= stop:
-                break
-    measured.finish()
-
-
 def _normalize_limit_encode(
     chunks, settings, metadata, stems, mix, measured, total, voice, loudness_range
 ) -> Mastered:
@@ -589,19 +175,36 @@ def _normalize_limit_encode(
         - _LOSSY_MARGIN_DB.get(settings.output.suffix.lower(), 0.0)
         - _INTERSAMPLE_MARGIN_DB
     )
-    if not np.isfinite(measured):
-        loudness, peak, _ = _final(
+
+    def final(gain: float, ceiling_db: float, commit_if: float | None = None):
+        return _final(
             chunks,
             settings,
             metadata,
             stems,
-            1.0,
-            ceiling,
+            gain,
+            ceiling_db,
             total,
             voice,
+            commit_if=commit_if,
             loudness_range=loudness_range,
             mix=mix,
         )
+
+    def trial(gain: float, ceiling_db: float) -> float:
+        return _limit_and_encode(
+            chunks,
+            None,
+            settings,
+            gain,
+            ceiling_db,
+            total,
+            voice=voice,
+            loudness_range=loudness_range,
+        )[0]
+
+    if not np.isfinite(measured):
+        loudness, peak, _ = final(1.0, ceiling)
         return Mastered(loudness, peak)
     base_db = target - measured
 
@@ -613,19 +216,7 @@ def _normalize_limit_encode(
     # sparse tracks need their speech loud), search the gain against the
     # limited loudness with trial passes that are measured but not encoded,
     # then write once more.
-    loudness, peak, committed = _final(
-        chunks,
-        settings,
-        metadata,
-        stems,
-        gain(0.0),
-        ceiling,
-        total,
-        voice,
-        commit_if=target,
-        loudness_range=loudness_range,
-        mix=mix,
-    )
+    loudness, peak, committed = final(gain(0.0), ceiling, commit_if=target)
     if committed:
         return Mastered(loudness, peak)
     first = (0.0, loudness)
@@ -637,31 +228,8 @@ def _normalize_limit_encode(
             extra = search.next_extra_db()
             if extra is None:
                 break
-            search.add(
-                extra,
-                _limit_and_encode(
-                    chunks,
-                    None,
-                    settings,
-                    gain(extra),
-                    ceiling,
-                    total,
-                    voice=voice,
-                    loudness_range=loudness_range,
-                )[0],
-            )
-        loudness, peak, _ = _final(
-            chunks,
-            settings,
-            metadata,
-            stems,
-            gain(search.best_extra_db()),
-            ceiling,
-            total,
-            voice,
-            loudness_range=loudness_range,
-            mix=mix,
-        )
+            search.add(extra, trial(gain(extra), ceiling))
+        loudness, peak, _ = final(gain(search.best_extra_db()), ceiling)
         # Heavy limiting leaves little room for a lossy codec's overshoot:
         # check the decoded file, and limit lower if it went over.
         over = _decoded_true_peak_db(settings.output) - settings.true_peak_db if lossy else 0.0
@@ -679,18 +247,8 @@ def _normalize_limit_encode(
 
 
 def _decoded_true_peak_db(path: Path) -> float:
-    """True peak of a written file as a player decodes it (libsndfile, or FFmpeg through PyAV for MP4)."""
-    import soundfile
-
-    try:
-        audio, _ = soundfile.read(path, dtype="float32", always_2d=True)
-    except soundfile.LibsndfileError:
-        import av
-
-        with av.open(str(path)) as container:
-            frames = [f.to_ndarray() for f in container.decode(audio=0)]
-        audio = np.concatenate([f.T for f in frames]) if frames else np.zeros((0, 2))
-    return true_peak_db(audio)
+    """True peak of a written file as a player decodes it."""
+    return true_peak_db(read_audio(path)[0])
 
 
 class GainSearch:
@@ -749,20 +307,6 @@ class GainSearch:
             return float(min(self.max_extra_db, lo[0] + (self.target - lo[1]) / slope))
         # Everything measured is too loud: at most 1 LU per dB, so stepping down by the excess cannot overshoot much.
         return float(hi[0] - (hi[1] - self.target))
-
-
-def _replay(spool, total: int):
-    """A ``chunks`` function that reads the spooled mix back, chunk by chunk."""
-    from .mix import CHUNK, MixChunk
-
-    def chunks(keep_layers: bool):
-        spool.seek(0)
-        for start in range(0, total, CHUNK):
-            n = min(CHUNK, total - start)
-            mix = np.frombuffer(spool.read(n * 8), dtype=np.float32).reshape(n, 2)
-            yield MixChunk(start, mix, None, {})
-
-    return chunks
 
 
 def _final(
@@ -883,7 +427,7 @@ def _limit_and_encode(
     sr = settings.sample_rate
     limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db)
     untouched = mix is not None and mix.untouched_by(gain, ceiling_db)
-    meter = None if untouched else _RangeMeter(sr, loudness_range)
+    meter = None if untouched else RangeMeter(sr, loudness_range)
     peaks = TruePeakMeter() if writers is not None and not untouched else None
 
     def emit(block: np.ndarray) -> None:

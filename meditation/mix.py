@@ -4,7 +4,7 @@ The ambience ducks under the voice: the duck envelope comes from the timeline
 (where speech is known to be), with a gentle attack before each word, a slow
 release after, and held through pauses shorter than ``bridge_s`` so the bed
 does not pump between sentences. The voice passes through the voice chain
-(``voicefx``) as one continuous stream, so its reverb rings on into the
+(``voicechain``) as one continuous stream, so its reverb rings on into the
 pauses. Track fades are equal-power and sample-exact: the fade-in starts at
 zero on the first sample and the fade-out reaches zero on the last. A mix made
 in any chunk size is the same.
@@ -13,22 +13,24 @@ in any chunk size is the same.
 from __future__ import annotations
 
 import bisect
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from .levels import VOICE_CREST_DB, VOICE_LEVEL_SAMPLE_S, VOICE_RMS_DB
+from .levels import LOUDNESS_SCOPES, VOICE_CREST_DB, VOICE_LEVEL_SAMPLE_S, VOICE_RMS_DB
+from .limiter import TruePeakLimiter
 from .timeline import Timeline
-
-if TYPE_CHECKING:
-    from .voicefx import VoiceFx
+from .voicechain import VoiceChain, measure_makeup_db
+from .voicefx import VoiceFx
 
 __all__ = [
     "limit_crest",
     "Ducking",
-    "Ambience",
+    "AmbienceSource",
     "VoiceBus",
     "DuckEnvelope",
     "MixChunk",
@@ -36,7 +38,6 @@ __all__ = [
     "track_fades_s",
     "fade_gain",
     "loudness_range",
-    "LOUDNESS_SCOPES",
     "VOICE_RMS_DB",
     "VOICE_LEVEL_SAMPLE_S",
     "voice_opening",
@@ -61,7 +62,7 @@ class Ducking:
     """Pauses shorter than this stay ducked (no pumping between sentences)."""
 
 
-class Ambience(Protocol):
+class AmbienceSource(Protocol):
     """What the mixer needs of a soundscape: named stereo stems, streamed."""
 
     names: tuple[str, ...]
@@ -76,8 +77,6 @@ def limit_crest(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     A few plosives would otherwise decide how loud the whole track can be.
     The speech stage runs this in its worker thread, beside synthesis.
     """
-    from .master import TruePeakLimiter
-
     if len(audio) == 0:
         return audio
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
@@ -133,8 +132,6 @@ class VoiceBus:
         self.fx = fx
         self._makeup_db = 0.0
         if fx is not None:
-            from .voicefx import measure_makeup_db
-
             self._makeup_db = measure_makeup_db(fx, [a * self.gain for a in opening], sr)
         self.grow(timeline, audio)
 
@@ -181,8 +178,6 @@ class VoiceStream:
         self._position = 0
         self._chain = None
         if bus.fx is not None:
-            from .voicefx import VoiceChain
-
             self._chain = VoiceChain(
                 bus.fx, bus.timeline.sample_rate, bus.render, makeup_db=bus._makeup_db
             )
@@ -197,7 +192,6 @@ class VoiceStream:
         return out
 
 
-LOUDNESS_SCOPES = ("auto", "track", "speech")
 _AUTO_TAIL_S = 30.0
 
 
@@ -304,7 +298,7 @@ class MixChunk:
 def mix_chunks(
     timeline: Timeline,
     voice: VoiceBus | None,
-    ambience: Ambience | None,
+    ambience: AmbienceSource | None,
     *,
     ducking: Ducking = Ducking(),
     fade_in_s: float = 3.0,
@@ -417,9 +411,6 @@ def _made_ahead(items: Iterator, depth: int = 2) -> Iterator:
 
     Closing the returned generator stops the thread; an exception in it is raised here.
     """
-    import queue
-    import threading
-
     handoff: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

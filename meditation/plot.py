@@ -12,17 +12,21 @@ measuring does not.
 
 from __future__ import annotations
 
+import io
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .decode import as_stereo, read_blocks
 from .errors import MeditationError, SettingsError
+from .files import atomic_write_bytes
+from .loudness import LoudnessMeter
 
 __all__ = [
     "PLOT_FORMATS",
-    "short_term_loudness",
     "loudness_of_file",
     "draw_plan",
     "write_plot",
@@ -31,53 +35,21 @@ __all__ = [
 ]
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
-SHORT_TERM_S = 3.0
-"""BS.1770 short-term loudness window (EBU Tech 3341)."""
 _STEP_S = 1.0  # one short-term value a second: plenty for a picture, small in the JSON
 _INSTALL = 'plotting needs matplotlib: pip install "meditation[plot]"'
 
 
-def short_term_loudness(
-    meter_hops: np.ndarray, *, hop_s: float = 0.1, step_s: float = _STEP_S
-) -> np.ndarray:
-    """Short-term loudness (LUFS, 3 s windows) every ``step_s`` from 100 ms mean-square hops of K-weighted power."""
-    hops = np.asarray(meter_hops, dtype=np.float64)
-    per_window = int(round(SHORT_TERM_S / hop_s))
-    if len(hops) == 0:
-        return np.zeros(0)
-    # Windows ending at each step; the first seconds use what there is so far.
-    cumulative = np.concatenate([[0.0], np.cumsum(hops)])
-    ends = np.arange(int(round(step_s / hop_s)), len(hops) + 1, int(round(step_s / hop_s)))
-    starts = np.maximum(0, ends - per_window)
-    power = (cumulative[ends] - cumulative[starts]) / np.maximum(1, ends - starts)
-    with np.errstate(divide="ignore"):
-        return -0.691 + 10 * np.log10(power)
-
-
 def loudness_of_file(path: Path, *, target_lufs: float) -> dict[str, Any]:
     """Decode a rendered file and measure its short-term loudness series, for the timings and the plot."""
-    import av
-
-    from .master import LoudnessMeter
-
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        meter = LoudnessMeter(stream.rate)
-        # Frames are a few ms long: feed the meter about a second at a time.
-        resampler = av.AudioResampler(
-            format="fltp", layout="stereo", rate=stream.rate, frame_size=stream.rate
-        )
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                meter.feed(out.to_ndarray().T)
-        for out in resampler.resample(None):
-            meter.feed(out.to_ndarray().T)
-    series = short_term_loudness(
-        np.asarray(meter._hop_power)
-    )  # the meter's 100 ms hops (BS.1770 building blocks)
+    meter = None
+    for block, sample_rate in read_blocks(path):
+        if meter is None:
+            meter = LoudnessMeter(sample_rate)
+        meter.feed(as_stereo(block))
+    series = meter.short_term_lufs(_STEP_S) if meter is not None else np.zeros(0)
     return {
         "target_lufs": target_lufs,
-        "integrated_lufs": round(meter.integrated_lufs(), 2),
+        "integrated_lufs": round(meter.integrated_lufs() if meter is not None else -np.inf, 2),
         "short_term_step_s": _STEP_S,
         "short_term_lufs": [round(v, 2) if np.isfinite(v) else None for v in series],
     }
@@ -121,11 +93,11 @@ def check_plot_path(path: Path) -> None:
 
 def _matplotlib():
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415 - an optional extra, loaded only to draw
     except ImportError:
         raise MeditationError(_INSTALL) from None
     matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - after choosing the Agg backend
 
     return plt
 
@@ -266,10 +238,6 @@ def draw_plan(timings: dict[str, Any], *, title: str | None = None):
 
 def write_plot(timings: dict[str, Any], path: Path, *, title: str | None = None) -> Path:
     """Draw the plan into ``path`` (PNG, SVG or PDF by suffix), written under a temporary name and renamed."""
-    import io
-
-    from .export import atomic_write_bytes
-
     path = Path(path)
     check_plot_path(path)
     plt = _matplotlib()
@@ -285,8 +253,6 @@ def write_plot(timings: dict[str, Any], path: Path, *, title: str | None = None)
 
 def _label(name: str, width: int = 18) -> str:
     """A scene name on at most two lines, so neighbouring labels do not collide."""
-    import textwrap
-
     lines = textwrap.wrap(name, width) or [""]
     if len(lines) > 2:
         lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), width, placeholder="…")]

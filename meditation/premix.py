@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .master import MeasurePass, measure_extent
+from .measure import MeasurePass, measure_extent
 from .mix import CHUNK, DuckEnvelope, Ducking, VoiceBus, loudness_range, mix_chunk, voice_opening
 from .progress import progress
+from .soundscape import AmbienceStream
 from .timeline import Timeline
 
 __all__ = ["Premix", "Premixed"]
@@ -49,7 +50,7 @@ class Premixed:
     """The soundscape plan (``AmbiencePlan``), or None without a soundscape."""
     voice: VoiceBus
     measured: MeasurePass | None
-    """The measure pass, fed as ``master.measure_extent`` asks; None if it had to be given up (the master measures again)."""
+    """The measure pass, fed as ``measure.measure_extent`` asks; None if it had to be given up (the master measures again)."""
 
 
 class Premix:
@@ -247,7 +248,7 @@ class Premix:
         if self._bus is None:
             self._bus = VoiceBus(timeline, audio, fx=self._voice_fx(plan))
             self._reader = self._bus.stream()
-            self._ambience = plan.build(until) if plan is not None else None
+            self._ambience = AmbienceStream(plan, until) if plan is not None else None
             self._measured = MeasurePass(self._sr, self._span, spool=not self._stems)
         else:
             self._bus.grow(timeline, audio)

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["progress", "enabled", "set_listener"]
+__all__ = ["progress", "enabled", "set_listener", "clock"]
 
 _forced: bool | None = None
 _listener: Callable[[str, float, float | None], None] | None = None
@@ -73,7 +73,7 @@ def progress(description: str, total: float | None, unit: str = "it") -> Iterato
     if not enabled():
         yield _Quiet() if _listener is None else _Reported(_Quiet(), description, total, _listener)
         return
-    from tqdm import tqdm
+    from tqdm import tqdm  # noqa: PLC0415 - only a terminal draws bars; quiet runs start without tqdm
 
     # Seconds of audio read as seconds with one decimal (tqdm's default shows raw floats and "s/s").
     if unit == "s":
@@ -97,3 +97,12 @@ def progress(description: str, total: float | None, unit: str = "it") -> Iterato
         yield bar if _listener is None else _Reported(bar, description, total, _listener)
     finally:
         bar.close()
+
+
+def clock(seconds: float) -> str:
+    """A length as a player shows it: ``5:47``, or ``8:00:00`` from an hour on."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}:{secs:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"

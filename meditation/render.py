@@ -9,17 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import publish
+from . import __version__, publish
 from .cache import SpeechCache
-from .files import check_settings_files
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
+from .preflight import check_outputs
 from .premix import Premix
+from .progress import clock
 from .script import Script, read_script
 from .segments import plan_segments
 from .settings import RenderSettings, settings_to_dict
+from .soundscape import AmbiencePlan, AmbienceStream, plan_ambience
 from .speech import synthesize
-from .timeline import Timeline, fit_pause_scale, layout
+from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
+from .voicefx import parse_voice_fx
 
 __all__ = ["RenderResult", "render", "render_ambient"]
 
@@ -39,13 +42,10 @@ class RenderResult:
 
     def summary(self) -> str:
         """The one line the CLI prints at the end."""
-        minutes, seconds = divmod(int(round(self.duration_s)), 60)
-        return f"{self.path}: {minutes}:{seconds:02d}, {self.loudness_lufs:.1f} LUFS, true peak {self.true_peak_db:.1f} dBTP"
+        return f"{self.path}: {clock(self.duration_s)}, {self.loudness_lufs:.1f} LUFS, true peak {self.true_peak_db:.1f} dBTP"
 
     def sidecar(self) -> dict:
         """Everything needed to audit the file: settings, version, timeline, measurements."""
-        from . import __version__
-
         return {
             "version": __version__,
             "settings": settings_to_dict(self.settings),
@@ -59,12 +59,10 @@ class RenderResult:
 
 def render(settings: RenderSettings, script: Script | None = None) -> RenderResult:
     """Render one meditation to ``settings.output`` and return what was made."""
-    settings = publish.beside_output(settings)
-    check_settings_files(settings)
+    # Outputs, cover, captions and plot paths: refused before any synthesis.
+    checked = check_outputs(settings)
+    settings, publication = checked.settings, checked.publication
     script = script or read_script(settings.script)
-    publication = publish.prepare(
-        settings
-    )  # cover, captions and plot paths: refused before any synthesis
     planned = plan_segments(script, rate=settings.rate)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
@@ -74,7 +72,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
         audio = _speak(planned, settings, each=premix.add)
         made = premix.finish(audio)
     timeline, voice = made.timeline, made.voice
-    chunks = _mixer(timeline, voice, made.plan.build if made.plan is not None else None, *fades)
+    chunks = _mixer(timeline, voice, made.plan, *fades)
     title = settings.title or script.title
     try:
         tags = publish.metadata(
@@ -111,15 +109,12 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
-    settings = publish.beside_output(settings)
-    check_settings_files(settings)
-    from .soundscape import plan_ambience
-    from .timeline import SceneSpan
+    checked = check_outputs(settings)
+    settings, publication = checked.settings, checked.publication
 
     length = int(round(duration_s * settings.sample_rate))
     bare = Timeline(settings.sample_rate, length, (), (SceneSpan("", 0, length),))
     preset = "default" if settings.soundscape in ("auto", "none") else settings.soundscape
-    publication = publish.prepare(settings)
     beds = _beds(settings)
     if settings.soundscape == "none" and beds:
         preset = "none"
@@ -129,7 +124,7 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     fade = min(10.0, duration_s / 4)
     fade_in = fade if settings.fade_in_s is None else settings.fade_in_s
     fade_out = fade if settings.fade_out_s is None else settings.fade_out_s
-    chunks = _mixer(plan.timeline, None, plan.build, fade_in, fade_out)
+    chunks = _mixer(plan.timeline, None, plan, fade_in, fade_out)
     title = settings.title or "Ambience"
     tags = publish.metadata(
         publication, settings, title=title, timeline=None, soundscape=plan.preset.name
@@ -226,7 +221,6 @@ def _plan_soundscape(
     beds = _beds(settings)
     if settings.soundscape == "none" and not beds:
         return timeline, None
-    from .soundscape import plan_ambience
 
     plan = plan_ambience(
         settings.soundscape,
@@ -243,14 +237,14 @@ def _plan_soundscape(
 def _mixer(
     timeline: Timeline,
     voice: VoiceBus | None,
-    ambience_factory,
+    plan: AmbiencePlan | None,
     fade_in_s: float,
     fade_out_s: float,
 ):
     """Stage: a function that starts a fresh stream of the mix (the master makes more than one pass)."""
 
     def chunks(keep_layers: bool):
-        ambience = ambience_factory() if ambience_factory else None
+        ambience = AmbienceStream(plan) if plan is not None else None
         return mix_chunks(
             timeline,
             voice,
@@ -269,6 +263,4 @@ def _beds(settings: RenderSettings) -> list[tuple[str, float]]:
 
 
 def _voice_fx(settings: RenderSettings, preset_table):
-    from .voicefx import parse_voice_fx
-
     return parse_voice_fx(settings.voice_fx, preset_table)

@@ -29,7 +29,6 @@ import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from .errors import ScriptError
 from .settings import front_matter_keys
@@ -89,7 +88,7 @@ class Pause:
     """An exercise written after words of the same paragraph (it follows them a sentence gap later)."""
 
 
-Item = Union[Paragraph, Pause]
+Item = Paragraph | Pause
 
 
 @dataclass(frozen=True)

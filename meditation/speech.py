@@ -23,10 +23,11 @@ import os
 import zlib
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextvars import ContextVar
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextvars import ContextVar
 
 import numpy as np
+import soxr
 
 from .cache import SpeechCache
 from .progress import progress
@@ -161,7 +162,6 @@ def synthesize(
     (before ``finish_with``), and the engine is loaded only on the first
     miss: a render whose speech is all cached never starts a voice.
     """
-    import soxr
 
     voice_id = voice if ":" in voice else resolve_voice(voice)
     wanted = auto_speech_jobs() if jobs is None else max(1, int(jobs))
@@ -173,7 +173,7 @@ def synthesize(
         if engine is None:
             engine = load_voice(voice_id)
             engine.reset()
-            n = wanted if getattr(engine, "concurrent", False) else 1
+            n = wanted if engine.concurrent else 1
             speakers = ThreadPoolExecutor(max_workers=n, thread_name_prefix="meditation-speech")
         return speakers.submit(engine.synthesize, text, rate=rate, seed=text_seed(text))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .errors import SettingsError
 from .segments import Gaps, Segment
 
 __all__ = [
@@ -124,12 +125,12 @@ class Timeline:
                 for b in self.breaths
             ],
             "layers": {
-                l.name: {
-                    "time": [round(t, 3) for t in l.times_s],
-                    "level_db": [round(d, 2) if d > -1e9 else None for d in l.levels_db],
-                    "cues": [round(t, 3) for t in l.cues_s],
+                layer.name: {
+                    "time": [round(t, 3) for t in layer.times_s],
+                    "level_db": [round(d, 2) if d > -1e9 else None for d in layer.levels_db],
+                    "cues": [round(t, 3) for t in layer.cues_s],
                 }
-                for l in self.layer_levels
+                for layer in self.layer_levels
             },
         }
 
@@ -262,7 +263,6 @@ def fit_pause_scale(
     ``lengths`` are those of the spoken segments, as for ``layout``; cues and
     breathing exercises are fixed time, like speech.
     """
-    from .errors import SettingsError
 
     spoken = [s for s in segments if s.spoken]
     speech_s = sum(n for s, n in zip(spoken, lengths) if s.cue_at_s is None) / sample_rate

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from meditation.cli import main
-from meditation.master import integrated_loudness
+from meditation.loudness import integrated_loudness
 from meditation.mix import fade_gain, loudness_range, track_fades_s
 from meditation.timeline import SceneSpan, Segment, Timeline
 
@@ -111,6 +111,7 @@ Let the day go. Sleep now.
 """
 
 
+@pytest.mark.slow
 def test_sleep_story_long_tail_keeps_the_spoken_part_at_the_target(tmp_path):
     script = tmp_path / "sleep.md"
     script.write_text(SCRIPT, encoding="utf-8")

@@ -4,7 +4,8 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from meditation.master import LoudnessMeter, TruePeakLimiter, integrated_loudness, true_peak_db
+from meditation.limiter import TruePeakLimiter
+from meditation.loudness import LoudnessMeter, integrated_loudness, true_peak_db
 
 
 def test_meter_agrees_with_pyloudnorm_when_fed_in_chunks(rng):
@@ -25,6 +26,47 @@ def test_meter_reads_the_ebu_reference_tone():
     t = np.arange(sr * 20) / sr
     tone = 10 ** (-23 / 20) * np.sin(2 * np.pi * 1000 * t)
     assert integrated_loudness(np.stack([tone, tone], axis=1), sr) == pytest.approx(-23.0, abs=0.1)
+
+
+def _tone_bursts(levels_dbfs_and_seconds, sr):
+    """A 1 kHz stereo sine whose level steps through (dBFS, seconds) pairs, its phase continuous."""
+    gains = np.concatenate(
+        [np.full(int(round(s * sr)), 10 ** (db / 20)) for db, s in levels_dbfs_and_seconds]
+    )
+    tone = gains * np.sin(2 * np.pi * 1000 * np.arange(len(gains)) / sr)
+    return np.stack([tone, tone], axis=1).astype(np.float32)
+
+
+# EBU Tech 3341 (v4, 2016), table 1, test cases 3 to 5: each reads -23.0 LUFS (+-0.1 LU).
+# Case 3: the relative gate (-10 LU) drops the -36 dBFS bursts.
+# Case 4: the absolute gate (-70 LUFS) drops the -72 dBFS bursts too.
+# Case 5: a louder middle is averaged in energy, not in dB (6 dB apart, it reads -23 not -24).
+EBU_3341_GATING = {
+    "case 3": [(-36, 10), (-23, 60), (-36, 10)],
+    "case 4": [(-72, 10), (-36, 10), (-23, 60), (-36, 10), (-72, 10)],
+    "case 5": [(-26, 20), (-20, 20.1), (-26, 20)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(EBU_3341_GATING))
+def test_meter_reads_the_ebu_gating_tone_bursts(case):
+    sr = 48000
+    x = _tone_bursts(EBU_3341_GATING[case], sr)
+    assert integrated_loudness(x, sr) == pytest.approx(-23.0, abs=0.1)
+    # Streamed in blocks that fall across the 400 ms gating blocks and the bursts' edges.
+    meter = LoudnessMeter(sr)
+    for i in range(0, len(x), 4801):
+        meter.feed(x[i : i + 4801])
+    assert meter.integrated_lufs() == pytest.approx(-23.0, abs=0.1)
+
+
+def test_without_its_gates_the_ebu_bursts_would_read_otherwise():
+    # The gating cases can fail: ungated, case 3 averages to -24.18 and case 4 to -25.15 "LUFS"
+    # (a 1 kHz sine at -23 dBFS in both ears reads -23, so its energy is the scale).
+    sr = 48000
+    for case, ungated in (("case 3", -24.18), ("case 4", -25.15)):
+        x = _tone_bursts(EBU_3341_GATING[case], sr).astype(np.float64)
+        assert 10 * np.log10(2 * np.mean(x[:, 0] ** 2)) == pytest.approx(ungated, abs=0.02)
 
 
 @pytest.mark.parametrize("chunk", [512, 4096, 44100])
@@ -68,7 +110,8 @@ def _chunks_of(x, size=10000):
 
 
 def test_measure_pass_on_two_threads_equals_one_thread_and_spools_every_sample(rng):
-    from meditation.master import MeasurePass, _measure
+    from meditation.measure import MeasurePass
+    from meditation.measure import measure as _measure
 
     sr = 44100
     x = (rng.standard_normal((sr * 5, 2)) * 0.1).astype(np.float32)
@@ -82,13 +125,13 @@ def test_measure_pass_on_two_threads_equals_one_thread_and_spools_every_sample(r
 
 
 def test_measure_pass_reports_a_spool_failure_instead_of_hanging(rng):
-    from meditation.master import _measure
+    from meditation.measure import measure as _measure
 
     class FullDisk:
         def write(self, data):
             raise OSError(28, "No space left on device")
 
-    from meditation.master import MeasurePass
+    from meditation.measure import MeasurePass
 
     x = (rng.standard_normal((44100 * 3, 2)) * 0.1).astype(np.float32)
     measured = MeasurePass(44100, None, spool=True)
@@ -109,7 +152,7 @@ def _sixteen_times_oversampled_peak(x):
 
 @pytest.mark.parametrize("sizes", [(32768,), (1, 7, 500), (11, 4096), (100000,)])
 def test_true_peak_meter_streamed_in_any_blocks_reads_the_whole_signal(rng, sizes):
-    from meditation.master import TruePeakMeter
+    from meditation.loudness import TruePeakMeter
 
     sr = 44100
     t = np.arange(sr * 2) / sr
@@ -130,7 +173,7 @@ def test_true_peak_meter_streamed_in_any_blocks_reads_the_whole_signal(rng, size
 
 
 def test_a_peak_between_two_blocks_is_read_across_the_boundary():
-    from meditation.master import TruePeakMeter
+    from meditation.loudness import TruePeakMeter
 
     sr = 44100
     n = sr // 10

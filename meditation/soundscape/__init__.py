@@ -5,21 +5,23 @@ level and with which parameters, how each scene sets them, and which one-off
 cues (a bell strike, a single wing beat) fall where.
 
 - ``preset``: reading and validating presets (the format is described there);
-- ``stream``: ``plan_ambience`` turns a preset and a timeline into per-layer
-  gain envelopes and cue times, and ``AmbiencePlan.build`` makes a fresh,
-  seeded streaming renderer from that plan;
+- ``plan``: ``plan_ambience`` turns a preset and a timeline into per-layer
+  gain envelopes and cue times (an ``AmbiencePlan``);
+- ``stream``: ``AmbienceStream(plan)`` is a fresh, seeded streaming renderer
+  of that plan;
 - ``layers``: one module per layer, each registered by name.
 """
 
-from .preset import PRESET_DIRS, Preset, list_presets, load_preset, parse_bed
-from .stream import AmbiencePlan, plan_ambience
+from .plan import AmbiencePlan, plan_ambience
+from .preset import PRESET_DIRS, Preset, list_presets, load_preset
+from .stream import AmbienceStream
 
 __all__ = [
     "Preset",
     "AmbiencePlan",
+    "AmbienceStream",
     "load_preset",
     "list_presets",
-    "parse_bed",
     "plan_ambience",
     "PRESET_DIRS",
 ]

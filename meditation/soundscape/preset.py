@@ -40,6 +40,7 @@ from typing import Any
 
 from ..errors import MeditationError, SoundscapeError
 from ..tomlfile import read_toml
+from ..voicefx import STYLES, voice_fx_from
 from .layers import LAYERS, Layer
 from .layers.base import check_range
 
@@ -51,7 +52,6 @@ __all__ = [
     "Anchor",
     "load_preset",
     "list_presets",
-    "parse_bed",
     "PRESET_DIRS",
 ]
 
@@ -82,7 +82,7 @@ class SceneSpec:
     fade_s: float
 
 
-class Anchor(str, enum.Enum):
+class Anchor(enum.StrEnum):
     """Where ``at = ...`` places a cue: the start of the track or the end of its last words."""
 
     START = "start"
@@ -115,25 +115,6 @@ class Preset:
     path: Path
     voice: Mapping[str, Any] = field(default_factory=dict)
     """The ``[voice]`` table: voice-chain settings this soundscape suits (see ``meditation.voicefx``)."""
-
-
-def parse_bed(text: str, level_db: float = -12.0) -> tuple[str, float]:
-    """``FILE[:LEVEL_DB]`` (``--bed``) as (path, level_db); the file is checked at once (one-line errors)."""
-    from .layers.recording import inspect_recording
-
-    raw = str(text)
-    path, level = raw, level_db
-    head, sep, tail = raw.rpartition(":")
-    if sep and head:
-        try:
-            level = float(tail)
-            path = head
-        except ValueError:
-            pass
-    if not -60.0 <= level <= 12.0:
-        raise SoundscapeError(f"--bed {raw!r}: level {level:g} dB is out of range (-60 to 12)")
-    inspect_recording(path)
-    return path, level
 
 
 def list_presets() -> list[Preset]:
@@ -250,8 +231,6 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
     voice = data.get("voice", {})
     if not isinstance(voice, Mapping):
         raise fail("[voice] must be a table")
-    from ..voicefx import STYLES, voice_fx_from
-
     try:
         voice_fx_from(STYLES["gentle"], voice, "[voice]")
     except MeditationError as exc:

@@ -288,7 +288,7 @@ def rbj_biquad(kind: BiquadKind | str, cutoff_hz: float, q: float, fs: float) ->
 
 def impulse_response(sos: np.ndarray, *, energy_left: float = 1e-12) -> np.ndarray:
     """Impulse response (float64) of a stable SOS filter, cut where under ``energy_left`` of its energy remains."""
-    from scipy import signal
+    from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
     sos = np.asarray(sos, dtype=np.float64)
     radius = max(float(np.max(np.abs(np.roots(section[3:])), initial=0.0)) for section in sos)

@@ -73,7 +73,7 @@ class BreathLayer(Layer):
         super().check_params(params)
 
     def __init__(self, **kwargs):
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         super().__init__(**kwargs)
         sr = self.sample_rate
@@ -142,7 +142,7 @@ class BreathLayer(Layer):
         return out
 
     def _next_block(self) -> np.ndarray:
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         start = self.block_start
         env = self.envelope(start, BLOCK_SIZE)

@@ -92,7 +92,7 @@ class Drone(SpanLayer):
         """Level of the band-passed noise relative to the tones, in dB (-120 turns it off)."""
 
     def __init__(self, **kwargs):
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         super().__init__(**kwargs)
         p = self.params
@@ -198,7 +198,7 @@ class Drone(SpanLayer):
         The tones depend only on ``start``; the air on the rng stream, which
         is consumed span by span in order, so chunking cannot change it.
         """
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         sr = self.sample_rate
         n_sub = _SPAN_BLOCKS * _N_SUB

@@ -35,8 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soxr
 
+from ...decode import DecodeError, as_stereo, read_blocks
 from ...errors import SoundscapeError
+from ...loudness import LoudnessMeter
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer, soft_limit
 
 __all__ = [
@@ -57,7 +60,6 @@ _FRAME_S = 0.02  # energy frames for finding quiet join points
 _SNAP_S = 1.0  # a join moves at most this far to find a lull
 _REHEARSAL_SEGMENTS = 64
 _GAP_SHARE = 0.01  # stretches 20 dB under the median energy are gaps, not lulls
-_READ_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,6 @@ def inspect_recording(path: str | os.PathLike) -> RecordingInfo:
 @functools.lru_cache(maxsize=32)
 def _inspect(path: str, mtime_ns: int, size: int) -> RecordingInfo:
     """Cached by path, modification time and size: a batch checks each file once."""
-    from ...master import LoudnessMeter
-
     if size == 0:
         raise SoundscapeError(f"recording {path!r} is empty")
     frames = 0
@@ -109,7 +109,7 @@ def _inspect(path: str, mtime_ns: int, size: int) -> RecordingInfo:
         if meter is None:
             meter = LoudnessMeter(sample_rate)
             channels = block.shape[1]
-        meter.feed(_stereo(block))
+        meter.feed(as_stereo(block))
         frames += len(block)
     if frames == 0 or meter is None:
         raise SoundscapeError(f"recording {path!r} is empty (no audio frames)")
@@ -123,65 +123,12 @@ def _inspect(path: str, mtime_ns: int, size: int) -> RecordingInfo:
     return RecordingInfo(Path(path), sample_rate, channels, frames, loudness)
 
 
-def _stereo(block: np.ndarray) -> np.ndarray:
-    """(n, 2) view of a block: mono is heard in both ears, extra channels are dropped."""
-    if block.shape[1] == 1:
-        return np.repeat(block, 2, axis=1)
-    return block[:, :2]
-
-
 def _read_blocks(path: str) -> Iterator[tuple[np.ndarray, int]]:
-    """Decode a file as float32 ``(n, channels)`` blocks: libsndfile first (WAV, FLAC, Ogg, MP3), else FFmpeg via PyAV."""
-    import soundfile as sf
-
+    """Decode the recording as float32 ``(n, channels)`` blocks; one line naming the file if it cannot be."""
     try:
-        handle = sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        handle = None
-    except OSError as exc:
-        raise SoundscapeError(f"cannot read recording {path!r}: {exc.strerror or exc}") from None
-    if handle is not None:
-        with handle:
-            sr = handle.samplerate
-            try:
-                while True:
-                    block = handle.read(_READ_BLOCK, dtype="float32", always_2d=True)
-                    if not len(block):
-                        return
-                    yield block, sr
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                raise SoundscapeError(f"cannot read recording {path!r}: {exc}") from None
-    yield from _read_blocks_av(path)
-
-
-def _read_blocks_av(path: str) -> Iterator[tuple[np.ndarray, int]]:
-    import av
-
-    try:
-        container = av.open(path)
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise SoundscapeError(
-            f"cannot read recording {path!r}: not an audio file this tool can decode ({_short(exc)})"
-        ) from None
-    with container:
-        if not container.streams.audio:
-            raise SoundscapeError(f"cannot read recording {path!r}: it has no audio stream")
-        stream = container.streams.audio[0]
-        try:
-            for frame in container.decode(stream):
-                data = frame.to_ndarray()
-                if data.dtype.kind in "iu":
-                    data = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
-                # Planar formats come as (channels, n); packed ones as (1, n * channels).
-                channels = len(frame.layout.channels)
-                data = data.reshape(-1, channels) if frame.format.is_packed else data.T
-                yield np.ascontiguousarray(data, dtype=np.float32), frame.sample_rate
-        except av.FFmpegError as exc:
-            raise SoundscapeError(f"cannot read recording {path!r}: {_short(exc)}") from None
-
-
-def _short(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:160]
+        yield from read_blocks(path)
+    except DecodeError as exc:
+        raise SoundscapeError(f"cannot read recording {path!r}: {exc}") from None
 
 
 # One decoded copy per (file, rate), alive while any layer holds it.
@@ -194,7 +141,6 @@ def decode_recording(info: RecordingInfo, sample_rate: int) -> np.ndarray:
     cached = _DECODED.get(key)
     if cached is not None:
         return cached
-    import soxr
 
     channels = min(info.channels, 2)
     ratio = sample_rate / info.sample_rate

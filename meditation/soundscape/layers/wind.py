@@ -129,7 +129,7 @@ class Wind(SpanLayer):
         """How long a gust takes to cross from the left ear to the right."""
 
     def __init__(self, *, sample_rate, rng, params=None, cues=()):
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         super().__init__(sample_rate=sample_rate, rng=rng, params=params, cues=cues)
         p = self.params
@@ -208,7 +208,7 @@ class Wind(SpanLayer):
         gate = np.clip((u - _WHISTLE_ON) / (_WHISTLE_FULL - _WHISTLE_ON), 0.0, 1.0)
         whistle_amp = p.whistle * _WHISTLE_GAIN * gate * np.sqrt(body_ms)
         shimmer_ms = 1.0 + _SHIMMER**2 * (2.0 / 3.0)  # linear interpolation of unit knots
-        pan_ms = float(np.mean([l * l + r * r for l, r in _WHISTLE_PANS]))
+        pan_ms = float(np.mean([left * left + right * right for left, right in _WHISTLE_PANS]))
         # Each whistle is a sine (mean square amp^2 / 2); two whistles spread
         # over two channels give one whistle's worth per channel on average.
         whistle_ms = whistle_amp**2 / 2 * shimmer_ms * pan_ms
@@ -284,7 +284,7 @@ class Wind(SpanLayer):
 
     def _control(self) -> np.ndarray:
         """Control values for the span, one row per control step (see _knot_values)."""
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         n = self._n_knots
         noise = self.rng.standard_normal((n + 1, 5))
@@ -316,7 +316,7 @@ class Wind(SpanLayer):
 
     def _render_span(self, start: int) -> np.ndarray:
         """Render the next span (the stream's state carries on from the last one)."""
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         n, hop = _SPAN, self._hop
         noise = self.rng.integers(-32768, 32768, size=(2, n), dtype=np.int16).astype(np.float32)

@@ -135,7 +135,7 @@ class Wings(Layer):
     cue_lookahead_s = _MAX_ATTACK_S + _MAX_RELEASE_S + 0.05
 
     def __init__(self, **kwargs):
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         super().__init__(**kwargs)
         p = self.params
@@ -204,7 +204,7 @@ class Wings(Layer):
 
     def _shaped_noise(self, white_hp: np.ndarray, corner_hz: float) -> np.ndarray:
         """One-pole low-pass (20 dB/decade above ``corner_hz``), unit RMS, float32."""
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         sr = self.sample_rate
         b, a = signal.butter(1, min(corner_hz, 0.4 * sr), fs=sr)

@@ -30,22 +30,34 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import hashlib
+import importlib.util
 import io
 import os
 import pickle
+import selectors
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._lifecycle import (
+    die_with_parent,
+    ignore_interrupts,
+    popen_quietly,
+    started_from_main_thread,
+    store_quietly,
+)
+from ..cache import cache_dir
 from ..errors import VoiceError
-from . import VoiceEngine, register_engine
+from .registry import VoiceEngine, register_engine
 
 if TYPE_CHECKING:  # imported where used: listing voices needs no numpy
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
 
 # eSpeak's natural rate is 175 words per minute; rate 1.0 maps here.
 _BASE_WPM = 175
@@ -99,12 +111,10 @@ class _Child:
     """
 
     def __init__(self):
-        from .._lifecycle import popen_quietly, started_from_main_thread
-
         env = dict(os.environ)
         package_parent = str(Path(__file__).resolve().parent.parent.parent)
         env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
-        code = "from meditation.voices.espeak_engine import _child_main; _child_main()"
+        code = "from meditation.voices.pyttsx3_engine import _child_main; _child_main()"
         pdeathsig = "1" if started_from_main_thread() else "0"
         self.process = popen_quietly(
             [sys.executable, "-c", code, str(os.getpid()), pdeathsig],
@@ -255,12 +265,7 @@ def _voice_list_file():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        import hashlib
-        import importlib.util
-
-        import espeakng_loader
-
-        from ..cache import cache_dir
+        import espeakng_loader  # noqa: PLC0415 - start-up: loaded only where used
 
         data = espeakng_loader.get_data_path()
         # Where pyttsx3 and the eSpeak wheel are installed, and when (cheaper than reading their metadata).
@@ -288,8 +293,6 @@ def _stored_voice_list() -> tuple[str, ...] | None:
 
 
 def _store_voice_list(voices: tuple[str, ...]) -> None:
-    from .._lifecycle import store_quietly
-
     path = _voice_list_file()
     if path is not None and voices:
         # A read-only cache folder only costs the next listing a second.
@@ -309,7 +312,7 @@ class _LinuxSpeaker:
     """
 
     def __init__(self):
-        import espeakng_loader
+        import espeakng_loader  # noqa: PLC0415 - start-up: loaded only where used
 
         lib_dir = os.path.dirname(espeakng_loader.get_library_path())
         for name in ("libespeak-ng.so.1", "libespeak-ng.so"):
@@ -318,8 +321,8 @@ class _LinuxSpeaker:
                 self._lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
                 break
         os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
-        from pyttsx3.drivers import _espeak
-        from pyttsx3.drivers.espeak import EspeakDriver
+        from pyttsx3.drivers import _espeak  # noqa: PLC0415 - start-up: loaded only where used
+        from pyttsx3.drivers.espeak import EspeakDriver  # noqa: PLC0415 - start-up: loaded only where used
 
         self._espeak = _espeak
         self._driver = EspeakDriver  # static property helpers only; never started
@@ -403,7 +406,7 @@ class _Take:
         _, status = os.waitpid(self.pid, 0)
         if status != 0:
             raise RuntimeError("eSpeak NG stopped while speaking")
-        import numpy as np
+        import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
 
         return np.frombuffer(b"".join(self._pieces), dtype="<i2").astype(np.float32) / 32768.0
 
@@ -412,7 +415,7 @@ class _SystemSpeaker:
     """pyttsx3 on Windows and macOS: the system voices, saved through a temporary file."""
 
     def __init__(self):
-        import pyttsx3
+        import pyttsx3  # noqa: PLC0415 - start-up: loaded only where used
 
         with contextlib.redirect_stdout(io.StringIO()):
             self._tts = pyttsx3.init()
@@ -422,8 +425,8 @@ class _SystemSpeaker:
         return [v.id for v in self._tts.getProperty("voices")]
 
     def speak(self, text: str, voice: str, wpm: int, seed: int) -> np.ndarray:
-        import numpy as np
-        import soundfile
+        import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
+        import soundfile  # noqa: PLC0415 - start-up: loaded only where used
 
         with tempfile.TemporaryDirectory(prefix="meditation-tts-") as tmp:
             path = os.path.join(tmp, "speech.wav")
@@ -437,7 +440,7 @@ class _SystemSpeaker:
             audio, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)
         audio = audio.mean(axis=1)
         if sample_rate != _SAMPLE_RATE:
-            import soxr
+            import soxr  # noqa: PLC0415 - start-up: loaded only where used
 
             audio = soxr.resample(audio, sample_rate, _SAMPLE_RATE)
         return audio
@@ -455,11 +458,6 @@ def _child_main() -> None:
     arrives, each sentence is forked at once, and the answers go out in
     the order of the requests.
     """
-    import selectors
-    from collections import deque
-
-    from .._lifecycle import die_with_parent, ignore_interrupts
-
     ignore_interrupts()
     parent, pdeathsig = int(sys.argv[1]), sys.argv[2] == "1"
     die_with_parent(parent, pdeathsig=pdeathsig)
@@ -536,10 +534,10 @@ def _child_finish(take: _Take):
 
 
 def _child_resampled(audio, sample_rate: int):
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
 
     if sample_rate != _SAMPLE_RATE:
-        import soxr
+        import soxr  # noqa: PLC0415 - start-up: loaded only where used
 
         audio = soxr.resample(audio, sample_rate, _SAMPLE_RATE)
     return np.ascontiguousarray(audio, dtype=np.float32)

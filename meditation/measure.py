@@ -1,0 +1,131 @@
+"""The measure pass: the mix's loudness and true peak and, for short tracks, a spool of it.
+
+``render`` feeds one while the speech is still being synthesized (``premix``);
+``master.master_to_file`` makes its own otherwise, then reads the spool back
+(``replay``) instead of mixing again.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+
+from ._threads import InOrder
+from .loudness import RangeMeter, TruePeakMeter
+from .mix import CHUNK, MixChunk
+from .progress import progress
+
+__all__ = ["MeasurePass", "measure_extent", "measure", "replay"]
+
+_SPOOL_MAX_S = 30 * 60
+
+
+def measure_extent(
+    total: int, sample_rate: int, *, stems: bool, loudness_range: tuple[int, int] | None
+) -> tuple[bool, int]:
+    """How the measure pass goes: (spool the mix?, up to which sample).
+
+    Short tracks keep the measured mix in a temporary file, so the later
+    passes read it back instead of synthesizing and mixing it again; long
+    ones (hours of ambience) regenerate it, keeping disk use bounded.
+    Without a spool to fill, measuring stops where the measured range ends:
+    a long ambient tail is mixed once, in the final pass, not twice.
+    """
+    spool = not stems and total <= _SPOOL_MAX_S * sample_rate
+    stop = total if spool or loudness_range is None else min(total, loudness_range[1])
+    return spool, stop
+
+
+class MeasurePass:
+    """The measure pass, fed the mix in order: its loudness, its true peak and, for short tracks, a spool of it.
+
+    Metering and spooling run in a thread of their own (``InOrder``), the
+    true peak on the feeding one: both spend their time in numpy and scipy,
+    which release the GIL. ``render`` feeds one while the speech is still
+    being synthesized (``premix``); ``master_to_file`` feeds its own otherwise.
+    """
+
+    def __init__(self, sample_rate: int, loudness_range: tuple[int, int] | None, *, spool: bool):
+        self.meter = RangeMeter(sample_rate, loudness_range)
+        self.peaks = TruePeakMeter()
+        self.position = 0
+        """Samples fed so far."""
+        self.spool = tempfile.TemporaryFile(prefix="meditation-mix-") if spool else None
+        self._spooling = spool
+        self._behind: InOrder | None = InOrder(self._consume, depth=4, name="meditation-meter")
+
+    def _consume(self, mix: np.ndarray) -> None:
+        self.meter.feed(mix)
+        if self._spooling:
+            self.spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
+
+    def feed(self, mix: np.ndarray) -> None:
+        """The next chunk of the mix, ``(n, 2)``."""
+        if (
+            self._behind.failure is not None
+        ):  # e.g. disk full while spooling: raised on the feeding thread
+            self.finish()
+        self._behind.put(mix)
+        self.peaks.feed(mix)
+        self.position += len(mix)
+
+    def drop_spool(self) -> None:
+        """Stop spooling (the track turned out long): the later passes will mix again."""
+        self._spooling = False
+
+    def _join(self) -> BaseException | None:
+        """End the metering thread (once); what failed in it, if anything."""
+        behind, self._behind = self._behind, None
+        if behind is None:
+            return None
+        behind.finish()
+        return behind.failure
+
+    def finish(self) -> None:
+        """Wait for the metering thread; raise what failed in it."""
+        failure = self._join()
+        if failure is not None:
+            raise failure
+        if not self._spooling and self.spool is not None:
+            self.spool.close()
+            self.spool = None
+
+    def close(self) -> None:
+        """Stop and let go of the spool, whatever state the pass is in (also on errors)."""
+        try:
+            self._join()
+        finally:
+            if self.spool is not None:
+                self.spool.close()
+                self.spool = None
+
+    def __enter__(self) -> MeasurePass:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def measure(chunks, measured: MeasurePass, stop: int, sample_rate: int) -> None:
+    """The measure pass up to sample ``stop``: this thread makes the mix while another meters and spools the chunk before."""
+    with progress("measure", stop / sample_rate, "s") as bar:
+        for chunk in chunks(False):
+            measured.feed(chunk.mix)
+            bar.update(len(chunk.mix) / sample_rate)
+            if chunk.start + len(chunk.mix) >= stop:
+                break
+    measured.finish()
+
+
+def replay(spool, total: int):
+    """A ``chunks`` function that reads the spooled mix back, chunk by chunk."""
+
+    def chunks(keep_layers: bool):
+        spool.seek(0)
+        for start in range(0, total, CHUNK):
+            n = min(CHUNK, total - start)
+            mix = np.frombuffer(spool.read(n * 8), dtype=np.float32).reshape(n, 2)
+            yield MixChunk(start, mix, None, {})
+
+    return chunks

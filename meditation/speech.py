@@ -177,15 +177,14 @@ def synthesize(
             speakers = ThreadPoolExecutor(max_workers=n, thread_name_prefix="meditation-speech")
         return speakers.submit(engine.synthesize, text, rate=rate, seed=text_seed(text))
 
-    def finish(raw: Future, key: str | None) -> np.ndarray:
-        audio, native = raw.result(), engine.sample_rate
-        audio = trim_silence(audio, native)
+    def finish(raw: Future, native: int, key: str | None) -> np.ndarray:
+        audio = trim_silence(raw.result(), native)
         if native != sample_rate and len(audio):
             audio = soxr.resample(audio, native, sample_rate, quality="HQ").astype(
                 np.float32, copy=False
             )
         audio = np.ascontiguousarray(audio, dtype=np.float32)
-        if key is not None:
+        if cache is not None and key is not None:
             cache.put(key, audio)
         return audio
 
@@ -209,8 +208,9 @@ def synthesize(
                 return
             audio = None
             if text not in spoken:
-                if cache is not None:
-                    audio = cache.get(key_of(text))
+                key = key_of(text)
+                if cache is not None and key is not None:
+                    audio = cache.get(key)
                 if audio is None:
                     spoken[text] = speak(text)
             ahead.append((text, audio))
@@ -245,7 +245,9 @@ def synthesize(
                     while not wait([raw], timeout=0.1).done:
                         tell(block=False)  # earlier segments, finished meanwhile
                     raw.result()  # the engine's error, raised here
-                    audio = finished[text] = pool.submit(finish, raw, key_of(text))
+                    assert engine is not None  # loaded by the first take
+                    native = engine.sample_rate
+                    audio = finished[text] = pool.submit(finish, raw, native, key_of(text))
                 results.append(pool.submit(polish, audio) if finish_with is not None else audio)
                 tell(block=False)
                 bar.update(1)

@@ -66,6 +66,7 @@ TEXTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("voice", VOICES)
 def test_one_and_two_speech_jobs_write_the_same_wav(tmp_path, voice):
     script = tmp_path / "short.md"
@@ -81,6 +82,7 @@ def test_one_and_two_speech_jobs_write_the_same_wav(tmp_path, voice):
     assert len(audio) > 10 * sr and np.sqrt(np.mean(audio**2)) > 0.01  # a real track, not silence
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("voice", VOICES)
 def test_two_jobs_speak_in_two_threads_and_hand_on_in_order(voice):
     handed: list = []
@@ -101,6 +103,7 @@ def test_two_jobs_speak_in_two_threads_and_hand_on_in_order(voice):
     assert not [t for t in threading.enumerate() if t.name.startswith("meditation-speech")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("voice", VOICES)
 def test_two_renders_at_once_in_one_process_each_get_their_own_speech(voice):
     """As in a Dask worker with two threads: one voice, two renders speaking side by side."""
@@ -190,6 +193,7 @@ def probe():
     voices.load_voice.cache_clear()
 
 
+@pytest.mark.slow
 def test_batch_workers_and_dask_tasks_speak_with_their_share_of_the_cores(tmp_path, probe):
     script = tmp_path / "short.md"
     script.write_text(SHORT, encoding="utf-8")
@@ -220,6 +224,7 @@ def test_batch_workers_and_dask_tasks_speak_with_their_share_of_the_cores(tmp_pa
 
 
 @POSIX_ONLY
+@pytest.mark.slow
 @pytest.mark.parametrize("voice", ["piper", "pyttsx3"])
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_a_render_killed_mid_speech_with_two_jobs_leaves_nothing(

@@ -44,9 +44,10 @@ from bench import (  # noqa: E402 - after the path set-up
     _peak_rss_mb,
 )
 
-from meditation.render import RenderSettings, render  # noqa: E402
+from meditation.render import render  # noqa: E402
 from meditation.script import read_script  # noqa: E402
 from meditation.segments import plan_segments  # noqa: E402
+from meditation.settings import RenderSettings  # noqa: E402
 from meditation.speech import auto_speech_jobs, available_cores, text_seed  # noqa: E402
 from meditation.voices import load_voice  # noqa: E402
 

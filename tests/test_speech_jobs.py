@@ -262,3 +262,23 @@ def test_a_render_killed_mid_speech_with_two_jobs_leaves_nothing(
         assert err.strip() == "meditation: terminated; no partial file was left"
     assert _temporaries(folder) == [] and list(scratch.iterdir()) == []
     assert (folder / "out.mp3").read_bytes() == OLD_BYTES
+
+
+@pytest.mark.slow
+def test_the_speech_benchmark_runs_in_quick_mode(tmp_path):
+    """So it cannot rot; its figures are not asserted (machines are noisy)."""
+    out = tmp_path / "speech.json"
+    args = ["--quick", "--runs", "1", "--jobs", "1,2", "--no-memory", "--json", str(out)]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_speech.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out.read_text())
+    for part in data["measured"].values():
+        for key in ("median_floor_s", "median_ratio_1", "median_ratio_2", "median_cpu_2_s"):
+            assert part[key] > 0
+    assert data["measured"]["taskset -c 0"]["cores"] == 1
+    assert "speech jobs    2" in result.stdout

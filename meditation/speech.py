@@ -22,7 +22,7 @@ import contextlib
 import os
 import zlib
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
 
@@ -31,7 +31,7 @@ import soxr
 
 from .cache import SpeechCache
 from .progress import progress
-from .voices import load_voice, resolve_voice
+from .voices import VoiceEngine, load_voice, resolve_voice
 
 __all__ = [
     "synthesize",
@@ -142,8 +142,8 @@ def synthesize(
     rate: float,
     sample_rate: int,
     cache: SpeechCache | None = None,
-    finish_with=None,
-    each=None,
+    finish_with: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    each: Callable[[np.ndarray], object] | None = None,
     jobs: int | None = None,
 ) -> list[np.ndarray]:
     """Speak every text; mono float32 arrays at ``sample_rate`` in the same order.
@@ -165,19 +165,19 @@ def synthesize(
 
     voice_id = voice if ":" in voice else resolve_voice(voice)
     wanted = auto_speech_jobs() if jobs is None else max(1, int(jobs))
-    engine = None
+    engine: VoiceEngine | None = None
     speakers: ThreadPoolExecutor | None = None
 
-    def speak(text: str) -> Future:
+    def speak(text: str) -> Future[np.ndarray]:
         nonlocal engine, speakers
-        if engine is None:
+        if engine is None or speakers is None:  # the first take: load the voice
             engine = load_voice(voice_id)
             engine.reset()
             n = wanted if engine.concurrent else 1
             speakers = ThreadPoolExecutor(max_workers=n, thread_name_prefix="meditation-speech")
         return speakers.submit(engine.synthesize, text, rate=rate, seed=text_seed(text))
 
-    def finish(raw: Future, native: int, key: str | None) -> np.ndarray:
+    def finish(raw: Future[np.ndarray], native: int, key: str | None) -> np.ndarray:
         audio = trim_silence(raw.result(), native)
         if native != sample_rate and len(audio):
             audio = soxr.resample(audio, native, sample_rate, quality="HQ").astype(
@@ -188,7 +188,7 @@ def synthesize(
             cache.put(key, audio)
         return audio
 
-    def polish(audio) -> np.ndarray:
+    def polish(audio: np.ndarray | Future[np.ndarray]) -> np.ndarray:
         if isinstance(audio, Future):
             audio = audio.result()
         return finish_with(audio, sample_rate) if finish_with is not None else audio
@@ -197,8 +197,8 @@ def synthesize(
         return SpeechCache.key(voice_id, rate, text, sample_rate) if cache is not None else None
 
     # Segments looked up in the cache or handed to the speakers, ahead of the one handed on.
-    ahead: deque = deque()  # (text, its cached audio or None)
-    spoken: dict[str, Future] = {}  # raw takes; a text repeated in this script is spoken once
+    ahead: deque[tuple[str, np.ndarray | None]] = deque()  # (text, its cached audio or None)
+    spoken: dict[str, Future[np.ndarray]] = {}  # raw takes; a text repeated is spoken once
     upcoming = iter(texts)
 
     def look_ahead() -> None:
@@ -215,7 +215,7 @@ def synthesize(
                     spoken[text] = speak(text)
             ahead.append((text, audio))
 
-    results: list = []
+    results: list[np.ndarray | Future[np.ndarray]] = []
     told = 0  # results handed to ``each`` so far
 
     def tell(block: bool) -> None:
@@ -229,7 +229,7 @@ def synthesize(
             each(a)
             told += 1
 
-    finished: dict[str, Future] = {}
+    finished: dict[str, Future[np.ndarray]] = {}
     try:
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="meditation-finish") as pool,
@@ -237,9 +237,10 @@ def synthesize(
         ):
             for _ in range(len(texts)):
                 look_ahead()
-                text, audio = ahead.popleft()
-                if audio is None:
-                    audio = finished.get(text)
+                text, cached = ahead.popleft()
+                audio: np.ndarray | Future[np.ndarray] | None = (
+                    cached if cached is not None else finished.get(text)
+                )
                 if audio is None:
                     raw = spoken[text]
                     while not wait([raw], timeout=0.1).done:

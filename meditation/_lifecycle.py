@@ -231,7 +231,7 @@ class QuietSpawnProcess(multiprocessing.context.SpawnProcess):
             # A Ctrl-C held back during the start lands as the block ends, before
             # the caller (a process pool) has recorded this process: stop it here,
             # or it would start up without a parent that knows it.
-            if self._popen is not None:
+            if self.pid is not None:  # the child was started (``pid`` reads ``_popen``)
                 self.kill()
                 self.join()
             raise

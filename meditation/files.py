@@ -136,13 +136,13 @@ def check_outputs(
     maps a label to an output folder (``--stems``: created if missing, files
     in it follow the file rules); ``inputs`` are every file the run reads.
     """
-    inputs = [Path(p) for p in inputs if p is not None]
+    read = [Path(p) for p in inputs if p is not None]
     seen: dict[str, str] = {}
     for label, path in outputs.items():
         if path is None:
             continue
         path = Path(path)
-        for other in inputs:
+        for other in read:
             if _same_file(path, other):
                 raise ExportError(
                     f"{label} {str(path)!r} is an input of this run ({str(other)!r}); it would be overwritten"
@@ -174,7 +174,7 @@ def check_outputs(
         if folder.is_dir():
             for existing in folder.glob("*.wav"):
                 check_replaceable(existing, f"{label} file")
-                for other in inputs:
+                for other in read:
                     if _same_file(existing, other):
                         raise ExportError(
                             f"{label} {str(folder)!r} holds {existing.name}, an input of this run"
@@ -200,7 +200,7 @@ def _check_folder(folder: Path, label: str, path: Path) -> None:
         fd, probe = create_temporary(folder / "probe")
     except OSError as exc:
         raise ExportError(
-            f"{label} {str(path)!r}: cannot write in {str(folder)!r} ({exc.strerror.lower()})"
+            f"{label} {str(path)!r}: cannot write in {str(folder)!r} ({(exc.strerror or str(exc)).lower()})"
         ) from None
     os.close(fd)
     os.unlink(probe)
@@ -256,6 +256,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.errno in DISK_FULL:
             raise ExportError(describe_write_error(exc.errno, path)) from None
         raise

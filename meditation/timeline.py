@@ -167,10 +167,10 @@ def layout(
     the earliest of them (from the first unknown segment on) is where the
     final layout may start to differ.
     """
-    lengths = list(lengths)[:known] if known is not None else list(lengths)
+    given = list(lengths)[:known] if known is not None else list(lengths)
     if known is not None:
-        lengths += [0] * sum(1 for s in segments if s.spoken)
-    lengths = iter(lengths)
+        given += [0] * sum(1 for s in segments if s.spoken)
+    next_length = iter(given)
     spoken_count = 0
     settled: int | None = None
     sr = sample_rate
@@ -189,7 +189,7 @@ def layout(
                 segment.text,
                 segment.scene,
                 start,
-                int(next(lengths)),
+                int(next(next_length)),
                 0.0,
                 cue_at_s=segment.cue_at_s,
             )
@@ -207,7 +207,7 @@ def layout(
                     "", segment.scene, cursor, breaths[-1].end - cursor, gap, segment.breaths
                 )
             else:
-                length = int(next(lengths)) if segment.spoken else 0
+                length = int(next(next_length)) if segment.spoken else 0
                 entry = Segment(segment.text, segment.scene, cursor, length, gap)
             cursor = entry.end
         if entry.spoken:
@@ -220,7 +220,7 @@ def layout(
     total = max(cursor, reach[-1] if reach else 0) + int(round(tail_s * sr))
     spans: list[SceneSpan] = []
     names = [n for n in dict.fromkeys(scene_names)] or [""]
-    firsts = {}
+    firsts: dict[str, int] = {}
     for i, seg in enumerate(placed):
         firsts.setdefault(seg.scene, i)
     starts = []

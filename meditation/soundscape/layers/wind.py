@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def _speed(g: np.ndarray) -> np.ndarray:
 
 
 @register_layer("wind")
-class Wind(SpanLayer):
+class Wind(SpanLayer["Wind.Params"]):
     """Gusting wind: diffuse band noise with occasional whistles, all following one speed."""
 
     description = (
@@ -128,10 +129,10 @@ class Wind(SpanLayer):
         travel_s: float = 0.6
         """How long a gust takes to cross from the left ear to the right."""
 
-    def __init__(self, *, sample_rate, rng, params=None, cues=()):
+    def __init__(self, **kwargs: Any) -> None:
         from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
-        super().__init__(sample_rate=sample_rate, rng=rng, params=params, cues=cues)
+        super().__init__(**kwargs)
         p = self.params
         fs = self.sample_rate
         self._hop = min(max(_pow2(fs / 300.0), 16), 1024)
@@ -282,8 +283,8 @@ class Wind(SpanLayer):
 
     # -- rendering -------------------------------------------------------
 
-    def _control(self) -> np.ndarray:
-        """Control values for the span, one row per control step (see _knot_values)."""
+    def _control(self) -> tuple[np.ndarray, np.ndarray]:
+        """Control values for the span, one row per control step (see _knot_values), and the previous span's last knot."""
         from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         n = self._n_knots

@@ -99,7 +99,7 @@ class _Flap:
 
 
 @register_layer("wings")
-class Wings(Layer):
+class Wings(Layer["Wings.Params"]):
     """Wing beats: enveloped air-noise whooshes with a low thump at the stroke's bottom."""
 
     description = "The beat of great wings: slow whooshing strokes with a soft low thump."
@@ -134,7 +134,7 @@ class Wings(Layer):
     # the audio up to a time depends on cues up to one stroke later.
     cue_lookahead_s = _MAX_ATTACK_S + _MAX_RELEASE_S + 0.05
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         super().__init__(**kwargs)

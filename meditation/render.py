@@ -199,6 +199,7 @@ def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
         finish_with=limit_crest,
         each=each,
         lexicon=lexicon,
+        jobs=settings.speech_jobs,
     )
 
 

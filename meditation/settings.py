@@ -253,6 +253,15 @@ class RenderSettings:
         optional=True,
     )
     cache: bool = setting(True, "reuse speech from the on-disk cache", uses=Use.RENDER, audio=False)
+    speech_jobs: int | None = setting(
+        None,
+        "sentences spoken at once (default: by cores and memory; 1: one at a time); same audio for any number",
+        kind=Kind.INTEGER,
+        low=1,
+        high=64,
+        audio=False,
+        optional=True,
+    )
     album: str | None = setting(
         None,
         "album tag (default: the title)",

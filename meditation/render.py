@@ -18,10 +18,11 @@ from .premix import Premix
 from .script import Script, read_script
 from .segments import plan_segments
 from .settings import RenderSettings, settings_to_dict
-from .soundscape import AmbiencePlan, AmbienceStream, plan_ambience
+from .soundscape import AmbiencePlan, AmbienceStream, load_preset, plan_ambience
+from .soundscape.plan import resolve_preset_name
 from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
-from .voicefx import parse_voice_fx
+from .voicefx import check_for_sample_rate, parse_voice_fx
 
 __all__ = ["RenderResult", "render", "render_ambient"]
 
@@ -62,6 +63,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     settings = publish.beside_output(settings)
     check_settings_files(settings)
     script = script or read_script(settings.script)
+    check_before_speech(settings, script)
     publication = publish.prepare(
         settings
     )  # cover, captions and plot paths: refused before any synthesis
@@ -266,3 +268,16 @@ def _beds(settings: RenderSettings) -> list[tuple[str, float]]:
 
 def _voice_fx(settings: RenderSettings, preset_table):
     return parse_voice_fx(settings.voice_fx, preset_table)
+
+
+def check_before_speech(settings: RenderSettings, script: Script) -> None:
+    """What the voice chain will need, checked before any synthesis (one line, SettingsError).
+
+    The chain builds its filters when the first speech reaches it: a filter
+    above the Nyquist frequency would fail only after the speech was spoken.
+    """
+    table = {}
+    if str(settings.voice_fx).strip().lower() == "auto":
+        name = resolve_preset_name(settings.soundscape, script)
+        table = load_preset(name).voice if name != "none" else {}
+    check_for_sample_rate(parse_voice_fx(settings.voice_fx, table), settings.sample_rate)

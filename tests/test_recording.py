@@ -215,7 +215,10 @@ def test_preset_file_is_relative_to_the_preset(tmp_path, rec_path, monkeypatch):
 SCRIPT = "# Rest\n\nA sentence nobody has cached: the lamp of {n}.\n"
 
 
-@pytest.mark.parametrize("problem", ["missing", "empty", "garbage", "silent", "short"])
+@pytest.mark.parametrize(
+    "problem",
+    ["missing", "empty", "garbage", "silent", "short", "1 Hz", "NaN", "FIFO", "/dev/null"],
+)
 def test_unusable_recording_is_refused_in_one_line_before_any_speech(
     tmp_path, capsys, problem, _private_speech_cache
 ):
@@ -228,6 +231,16 @@ def test_unusable_recording_is_refused_in_one_line_before_any_speech(
         sf.write(bed, np.zeros((5 * 8000, 2), dtype=np.float32), 8000)
     elif problem == "short":
         sf.write(bed, make_recording(0.5, 8000, seed=4), 8000)
+    elif problem == "1 Hz":  # once a ZeroDivisionError in the master, after the speech
+        sf.write(bed, np.full((5, 1), 0.5, dtype=np.float32), 1, subtype="FLOAT")
+    elif problem == "NaN":  # once "silent"
+        sick = make_recording(5.0, 8000, seed=4)
+        sick[20000:20100] = np.nan
+        sf.write(bed, sick, 8000, subtype="FLOAT")
+    elif problem == "FIFO":  # once "empty" (and opening one for reading can hang)
+        os.mkfifo(bed)
+    elif problem == "/dev/null":  # once "empty"
+        bed.symlink_to("/dev/null")
     script = tmp_path / "s.md"
     script.write_text(SCRIPT.format(n=problem), encoding="utf-8")
     before = sorted(p.name for p in _private_speech_cache.rglob("*"))
@@ -254,6 +267,10 @@ def test_unusable_recording_is_refused_in_one_line_before_any_speech(
         "garbage": "cannot read",
         "silent": "silent",
         "short": "too short",
+        "1 Hz": "sample rate of 1 Hz; at least 8000 Hz",
+        "NaN": "not numbers (NaN or infinity), the first at 2.50 s",
+        "FIFO": "is a named pipe (FIFO), not an audio file",
+        "/dev/null": "is a character device, not an audio file",
     }[problem] in err
     assert not out.exists()
     assert sorted(p.name for p in _private_speech_cache.rglob("*")) == before  # nothing was spoken

@@ -51,6 +51,13 @@ class AmbiencePlan:
         return settled + int(np.floor((min(0.0, early) - ahead) * sr)) - 1
 
 
+def resolve_preset_name(preset_name: str, script) -> str:
+    """The preset ``auto`` stands for: the script's front matter, else ``default``."""
+    if preset_name == "auto":
+        return (script.settings.get("soundscape") if script is not None else None) or "default"
+    return preset_name
+
+
 def plan_ambience(
     preset_name: str,
     *,
@@ -69,10 +76,7 @@ def plan_ambience(
     the audio's plan is made, not the timeline's list of what sounds where,
     and a layer not heard yet is no error.
     """
-    if preset_name == "auto":
-        preset_name = (
-            script.settings.get("soundscape") if script is not None else None
-        ) or "default"
+    preset_name = resolve_preset_name(preset_name, script)
     if preset_name == "none":
         preset = Preset("none", "", {}, {"default": SceneSpec({}, 6.0)}, (), 6.0, Path("none"))
     else:

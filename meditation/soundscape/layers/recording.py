@@ -29,6 +29,7 @@ import copy
 import functools
 import math
 import os
+import stat as stat_module
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ __all__ = [
     "decode_recording",
     "recording",
     "TARGET_LUFS",
+    "MIN_SAMPLE_RATE",
+    "check_recording_rate",
 ]
 
 TARGET_LUFS = NOMINAL_RMS_DB + 10 * math.log10(2.0) - 0.691
@@ -93,6 +96,10 @@ def inspect_recording(path: str | os.PathLike) -> RecordingInfo:
         raise SoundscapeError(f"cannot read recording {str(p)!r}: {exc.strerror or exc}") from None
     if p.is_dir():
         raise SoundscapeError(f"recording {str(p)!r} is a folder, not an audio file")
+    if not stat_module.S_ISREG(stat.st_mode):
+        raise SoundscapeError(
+            f"recording {str(p)!r} is {_kind_of(stat.st_mode)}, not an audio file"
+        )
     return _inspect(str(p.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
@@ -106,8 +113,16 @@ def _inspect(path: str, mtime_ns: int, size: int) -> RecordingInfo:
     sample_rate = channels = 0
     for block, sample_rate in _read_blocks(path):
         if meter is None:
+            check_recording_rate(path, sample_rate)
             meter = LoudnessMeter(sample_rate)
             channels = block.shape[1]
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            at = (frames + int(np.argmin(finite))) / sample_rate
+            raise SoundscapeError(
+                f"recording {path!r} holds samples that are not numbers (NaN or infinity), "
+                f"the first at {at:.2f} s"
+            )
         meter.feed(as_stereo(block))
         frames += len(block)
     if frames == 0 or meter is None:
@@ -120,6 +135,30 @@ def _inspect(path: str, mtime_ns: int, size: int) -> RecordingInfo:
     if not np.isfinite(loudness) or loudness < _SILENT_LUFS:
         raise SoundscapeError(f"recording {path!r} is silent")
     return RecordingInfo(Path(path), sample_rate, channels, frames, loudness)
+
+
+MIN_SAMPLE_RATE = 8000
+"""Lowest sample rate a recording may have: the loudness meter's filters need it (as does the track)."""
+
+
+def check_recording_rate(path: str | os.PathLike, sample_rate: int) -> None:
+    """Raise SoundscapeError (one line) when a recording's sample rate is too low to measure or play."""
+    if sample_rate < MIN_SAMPLE_RATE:
+        raise SoundscapeError(
+            f"recording {str(path)!r} has a sample rate of {sample_rate} Hz; "
+            f"at least {MIN_SAMPLE_RATE} Hz is needed"
+        )
+
+
+def _kind_of(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    kinds = [
+        (stat_module.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat_module.S_ISCHR, "a character device"),
+        (stat_module.S_ISBLK, "a block device"),
+        (stat_module.S_ISSOCK, "a socket"),
+    ]
+    return next((word for test, word in kinds if test(mode)), "a special file")
 
 
 def _read_blocks(path: str) -> Iterator[tuple[np.ndarray, int]]:

@@ -349,3 +349,24 @@ def test_render_with_a_bed_alone_under_the_voice(tmp_path, rec_path):
     bed, _ = sf.read(stems / "bed.wav", dtype="float64", always_2d=True)
     levels = _levels_db(bed.mean(axis=1)[3 * SR : -8 * SR], SR // 2)  # clear of the track fades
     assert levels.min() > -60  # the bed plays throughout, under the voice (ducked, never gone)
+
+
+def test_a_bed_carries_no_dc_into_the_track(tmp_path, capsys):
+    """A bed with a 0.5 offset once left 0.3 full scale of DC in a "-16 LUFS" track."""
+    noisy = make_recording(10.0, 48000, seed=7) + np.float32(0.5)
+    sf.write(tmp_path / "offset.wav", noisy, 48000, subtype="FLOAT")
+    out = tmp_path / "a.wav"
+    args = ["ambient", "--soundscape", "none", "--duration", "20", "--progress", "off"]
+    assert main([*args, "--bed", str(tmp_path / "offset.wav"), "-o", str(out)]) == 0
+    x, sr = sf.read(out)
+    rms = float(np.sqrt(np.mean(x**2)))
+    assert rms > 0.03  # the noise is there
+    assert np.abs(x.mean(axis=0)).max() < 1e-3 * rms  # the offset is not
+    assert abs(integrated_loudness(x, sr) - -16.0) < 0.5
+    # DC alone is nothing to hear.
+    sf.write(tmp_path / "dc.wav", np.full((5 * 8000, 1), 0.5, np.float32), 8000, subtype="FLOAT")
+    capsys.readouterr()
+    assert main([*args, "--bed", str(tmp_path / "dc.wav"), "-o", str(tmp_path / "b.wav")]) == 2
+    err = capsys.readouterr().err
+    assert "dc.wav" in err and "silent" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "b.wav").exists()

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import signal
 
 from ...decode import DecodeError, as_stereo, read_blocks
 from ...errors import SoundscapeError
@@ -113,7 +114,6 @@ def _inspect(path: str, mtime_ns: int, size: int) -> RecordingInfo:
     sample_rate = channels = 0
     for block, sample_rate in _read_blocks(path):
         if meter is None:
-            check_recording_rate(path, sample_rate)
             meter = LoudnessMeter(sample_rate)
             channels = block.shape[1]
         finite = np.isfinite(block).all(axis=1)
@@ -161,12 +161,47 @@ def _kind_of(mode: int) -> str:
     return next((word for test, word in kinds if test(mode)), "a special file")
 
 
+_DC_CUTOFF_HZ = 10.0  # under any sound a bed is meant to carry
+
+
 def _read_blocks(path: str) -> Iterator[tuple[np.ndarray, int]]:
-    """Decode the recording as float32 ``(n, channels)`` blocks; one line naming the file if it cannot be."""
+    """Decode the recording as float32 ``(n, channels)`` blocks, DC removed; one line naming the file if it cannot be.
+
+    A constant offset is inaudible but not harmless: the master measured
+    loudness without it and let it through, so a bed at 0.5 DC left a 0.3
+    full-scale offset in a "-16 LUFS" track. Both the loudness measurement
+    and the decoded copy see the file through the same high-pass, so a file
+    of DC alone is "silent".
+    """
+    blocker = None
     try:
-        yield from read_blocks(path)
+        for block, sample_rate in read_blocks(path):
+            if blocker is None:
+                check_recording_rate(path, sample_rate)
+                blocker = _DcBlocker(sample_rate)
+            yield blocker.process(block), sample_rate
     except DecodeError as exc:
         raise SoundscapeError(f"cannot read recording {path!r}: {exc}") from None
+
+
+class _DcBlocker:
+    """2nd-order Butterworth high-pass at ``_DC_CUTOFF_HZ``, state carried across blocks.
+
+    The state starts settled on the first sample, so a file that opens on an
+    offset does not start with a thump; NaN passes through to the check after.
+    """
+
+    def __init__(self, sample_rate: int):
+        self._sos = signal.butter(2, _DC_CUTOFF_HZ, btype="highpass", fs=sample_rate, output="sos")
+        self._zi = None
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        x = np.asarray(block, dtype=np.float64)
+        if self._zi is None:
+            first = np.nan_to_num(x[0]) if len(x) else np.zeros(x.shape[1])
+            self._zi = signal.sosfilt_zi(self._sos)[:, :, None] * first[None, None, :]
+        y, self._zi = signal.sosfilt(self._sos, x, axis=0, zi=self._zi)
+        return y.astype(np.float32)
 
 
 # One decoded copy per (file, rate), alive while any layer holds it.

@@ -26,8 +26,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import platformdirs
+
+from . import __version__
+
 if TYPE_CHECKING:  # imported where used: `meditation voices` reads the cache folder without numpy
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - here: `meditation voices` and `cache` start without numpy
 
 __all__ = ["SpeechCache", "cache_dir"]
 
@@ -46,8 +50,6 @@ def cache_dir() -> Path:
     override = os.environ.get("MEDITATION_CACHE_DIR")
     if override:
         return Path(override)
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("meditation", appauthor=False))
 
 
@@ -67,8 +69,6 @@ class SpeechCache:
     def key(voice_id: str, rate: float, text: str, sample_rate: int = 0) -> str:
         """The entry name for a text spoken by ``voice_id`` (``engine:voice``) at ``rate``,
         as finished audio at ``sample_rate``."""
-        from . import __version__
-
         raw = "\x00".join(
             [_FORMAT, __version__, voice_id, f"{rate:.6f}", str(int(sample_rate)), text]
         )
@@ -100,7 +100,7 @@ class SpeechCache:
     def put(self, key: str, audio: np.ndarray) -> None:
         """Store audio; failures to write are not errors (the cache is only a speed-up)."""
         path = self._path(key)
-        import numpy as np
+        import numpy as np  # noqa: PLC0415 - here: `meditation voices` and `cache` start without numpy
 
         data = np.ascontiguousarray(audio, dtype="<f4").reshape(-1).tobytes()
         blob = _HEADER.pack(_MAGIC, len(data) // 4, _digest(data)) + data
@@ -146,7 +146,7 @@ def _decode(blob: bytes) -> np.ndarray | None:
     data = blob[_HEADER.size :]
     if magic != _MAGIC or len(data) != 4 * n or _digest(data) != digest:
         return None
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - here: `meditation voices` and `cache` start without numpy
 
     audio = np.frombuffer(data, dtype="<f4").astype(np.float32)  # a writable, native-order copy
     if not np.all(np.isfinite(audio)):

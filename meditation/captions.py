@@ -24,8 +24,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import srt
+import webvtt
 
 from .errors import SettingsError
+from .files import atomic_write_text
 from .timeline import Timeline
 
 __all__ = [
@@ -177,7 +180,7 @@ def _balanced(words: list[str], count: int) -> list[list[str]]:
         if not candidates:
             break
 
-        def cost(i: int) -> float:
+        def cost(i: int, target: float = target) -> float:
             return abs(lengths[i - 1] - target) / (total / count) - _break_bonus(words[i - 1])
 
         best = min(candidates, key=cost)
@@ -239,8 +242,6 @@ def format_captions(cues: Sequence[Caption], suffix: str) -> str:
     """The text of a ``.vtt`` or ``.srt`` file."""
     suffix = suffix.lower()
     if suffix == ".vtt":
-        import webvtt
-
         # WebVTT treats & and < as markup; the spoken text is plain.
         def plain(line: str) -> str:
             return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -250,15 +251,13 @@ def format_captions(cues: Sequence[Caption], suffix: str) -> str:
                 webvtt.Caption(
                     start=_vtt_time(c.start_ms),
                     end=_vtt_time(c.end_ms),
-                    text=[plain(l) for l in c.lines],
+                    text=[plain(line) for line in c.lines],
                 )
                 for c in cues
             ]
         )
         return document.content
     if suffix == ".srt":
-        import srt
-
         return srt.compose(
             [
                 srt.Subtitle(
@@ -278,8 +277,6 @@ def write_captions(
     path: Path, timeline: Timeline, voice: Sequence[np.ndarray] | None = None
 ) -> list[Caption]:
     """Plan the cues of a track and write them to ``path`` (format by suffix), atomically; returns the cues."""
-    from .export import atomic_write_text
-
     path = Path(path)
     check_captions_path(path)
     cues = plan_cues(timeline, voice)

@@ -6,22 +6,26 @@ Every user error becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
-from .errors import MeditationError
+from .errors import DISK_FULL, MeditationError, one_line
+
+# Everything else is imported inside main's handlers, on first use: a Ctrl-C
+# during start-up is then one line too, and `meditation --help` and `voices`
+# load no numpy (tests/test_startup.py). Each such import says so (PLC0415).
 
 __all__ = ["main"]
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
         raise MeditationError(
             message if self.prog == "meditation" else f"{self.prog.split()[-1]}: {message}"
         )
@@ -29,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _setting_options(p: argparse.ArgumentParser, use) -> None:
     """One option per setting that ``use`` honours, straight from the settings schema."""
-    from .settings import Kind, Role, format_duration, specs_for
+    from .settings import Kind, Role, format_duration, specs_for  # noqa: PLC0415 - see the note at the top
 
     S = argparse.SUPPRESS  # only options the user gives override the script's front matter
     for spec in specs_for(use):
@@ -85,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"meditation {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    from .settings import Use
+    from .settings import Use  # noqa: PLC0415 - see the note at the top
 
     render = sub.add_parser(
         "render", help="render a script to an audio file (the default command)", parents=[common]
@@ -99,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("soundscapes", help="list soundscape presets")
     batch = sub.add_parser("batch", help="render every variant of a manifest", parents=[common])
     batch.add_argument("manifest")
-    from .batch.command import add_batch_options
+    from .batch.command import add_batch_options  # noqa: PLC0415 - start-up: batch loads only when asked for
 
     add_batch_options(batch)
     cache = sub.add_parser("cache", help="manage the speech cache")
@@ -135,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _on_sigterm_unwind()
     try:
         args = _parser().parse_args(argv)
-        from . import progress
+        from . import progress  # noqa: PLC0415 - see the note at the top
 
         progress.set_enabled(
             {"auto": None, "on": True, "off": False}[getattr(args, "progress", "auto")]
@@ -144,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
         return status
     except MeditationError as exc:
-        print(f"meditation: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"meditation: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
@@ -158,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cause = _interruption(exc)
         if cause is not None:
             return _interrupted(cause)
-        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
             # A full disk anywhere (the speech cache, a spool file): one line, like a failed output.
             where = f" writing {exc.filename}" if exc.filename else ""
             print(f"meditation: error: disk full{where} ({exc.strerror})", file=sys.stderr)
@@ -174,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
     """Report Ctrl-C or SIGTERM in one line; SIGTERM exits 128 + 15, as a shell reports it."""
-    from ._lifecycle import Terminated
+    from ._lifecycle import Terminated  # noqa: PLC0415 - see the note at the top
 
     terminated = isinstance(exc, Terminated)
     _forget_native_interrupt()
@@ -194,7 +198,7 @@ def _forget_native_interrupt() -> None:
     expression the same way clears that note.
     """
     try:
-        import ctypes
+        import ctypes  # noqa: PLC0415 - only after an interrupt
 
         run = ctypes.pythonapi.PyRun_String
         run.restype, run.argtypes = (
@@ -209,15 +213,13 @@ def _forget_native_interrupt() -> None:
 def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
     """The KeyboardInterrupt (or Terminated) that caused ``exc``, if one did."""
     seen = 0
-    while exc is not None and seen < 20:
-        if isinstance(exc, KeyboardInterrupt):
-            return exc
-        exc = exc.__cause__ or exc.__context__
+    link: BaseException | None = exc
+    while link is not None and seen < 20:
+        if isinstance(link, KeyboardInterrupt):
+            return link
+        link = link.__cause__ or link.__context__
         seen += 1
     return None
-
-
-_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
 
 
 def _on_sigterm_unwind():
@@ -226,7 +228,7 @@ def _on_sigterm_unwind():
         return None
 
     def terminate(signum, frame):
-        from ._lifecycle import Terminated
+        from ._lifecycle import Terminated  # noqa: PLC0415 - see the note at the top
 
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup short
         raise Terminated()
@@ -234,13 +236,9 @@ def _on_sigterm_unwind():
     return signal.signal(signal.SIGTERM, terminate)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _setting_values(args: argparse.Namespace) -> tuple[dict, dict]:
     """The settings the user gave, by key, and how to name each in messages (its option)."""
-    from .settings import SCHEMA
+    from .settings import SCHEMA  # noqa: PLC0415 - see the note at the top
 
     values = {k: v for k, v in vars(args).items() if k in SCHEMA}
     labels = {k: SCHEMA[k].option for k in values}
@@ -249,9 +247,10 @@ def _setting_values(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .render import render
-    from .script import read_script
-    from .settings import DEFAULT_SCRIPT, resolve_settings
+    from .preflight import check_values  # noqa: PLC0415 - see the note at the top
+    from .render import render  # noqa: PLC0415 - see the note at the top
+    from .script import read_script  # noqa: PLC0415 - see the note at the top
+    from .settings import DEFAULT_SCRIPT, resolve_settings  # noqa: PLC0415 - see the note at the top
 
     values, labels = _setting_values(args)
     script_path = Path(values.pop("script", DEFAULT_SCRIPT))
@@ -259,23 +258,24 @@ def _cmd_render(args: argparse.Namespace) -> int:
     values["script"] = script_path
     if "output" not in values:
         values["output"] = Path(script_path.stem + ".mp3")
-    settings = resolve_settings(values, script, labels=labels)
-    settings = _check_voice_and_soundscape(settings)
+    settings = check_values(resolve_settings(values, script, labels=labels), script)
     result = render(settings, script)
     _report(result)
     return 0
 
 
 def _cmd_ambient(args: argparse.Namespace) -> int:
-    from .render import render_ambient
-    from .settings import resolve_settings
+    from .preflight import check_values  # noqa: PLC0415 - see the note at the top
+    from .render import render_ambient  # noqa: PLC0415 - see the note at the top
+    from .settings import resolve_settings  # noqa: PLC0415 - see the note at the top
 
     values, labels = _setting_values(args)
     if "duration" not in values:
         raise MeditationError("ambient: the following arguments are required: --duration")
     values.setdefault("output", Path("ambient.mp3"))
-    settings = resolve_settings(values, labels=labels)
-    settings = _check_voice_and_soundscape(settings, voice=False)
+    settings = check_values(resolve_settings(values, labels=labels), voice=False)
+    if settings.duration_s is None:  # "--duration none": the setting is optional elsewhere
+        raise MeditationError("ambient: --duration needs a length (e.g. 8h), not none")
     result = render_ambient(settings, settings.duration_s)
     _report(result)
     return 0
@@ -285,24 +285,11 @@ def _report(result) -> None:
     """The summary line on stdout; each warning (e.g. a loudness target out of reach) as one line on stderr."""
     print(result.summary())
     for warning in result.warnings:
-        print(f"meditation: warning: {_one_line(warning)}", file=sys.stderr)
-
-
-def _check_voice_and_soundscape(settings, *, voice: bool = True):
-    """Fail fast, before any synthesis, on an unknown voice or preset; returns settings with the voice resolved."""
-    if voice:
-        from .voices import resolve_voice
-
-        settings = settings.replace(voice=resolve_voice(settings.voice))
-    if settings.soundscape not in ("none", "auto"):
-        from .soundscape import load_preset
-
-        load_preset(settings.soundscape)
-    return settings
+        print(f"meditation: warning: {one_line(warning)}", file=sys.stderr)
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
-    from .voices import DEFAULT_VOICE, list_voices
+    from .voices import DEFAULT_VOICE, list_voices  # noqa: PLC0415 - start-up: only this command lists voices
 
     for voice in list_voices():
         print(voice + ("  (default)" if voice == DEFAULT_VOICE else ""))
@@ -310,7 +297,7 @@ def _cmd_voices(args: argparse.Namespace) -> int:
 
 
 def _cmd_soundscapes(args: argparse.Namespace) -> int:
-    from .soundscape import list_presets
+    from .soundscape import list_presets  # noqa: PLC0415 - start-up: the soundscape package loads numpy
 
     presets = list_presets()
     width = max(len(p.name) for p in presets)
@@ -320,13 +307,13 @@ def _cmd_soundscapes(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import run_batch_cli
+    from .batch import run_batch_cli  # noqa: PLC0415 - start-up: batch loads only when asked for
 
     return run_batch_cli(args)
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from .cache import SpeechCache
+    from .cache import SpeechCache  # noqa: PLC0415 - start-up: only this command
 
     cache = SpeechCache()
     if args.action == "clear":
@@ -338,13 +325,13 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 def _cmd_studio(args: argparse.Namespace) -> int:
     try:
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
+        import starlette  # noqa: F401, PLC0415 - optional extra (studio)
+        import uvicorn  # noqa: F401, PLC0415 - optional extra (studio)
     except ImportError:
         raise MeditationError(
             'the studio needs its extra: pip install "meditation[studio]"'
         ) from None
-    from .studio import serve
+    from .studio import serve  # noqa: PLC0415 - optional extra (studio)
 
     if not 0 <= args.port <= 65535:
         raise MeditationError(f"--port {args.port} is out of range (0 to 65535)")
@@ -370,8 +357,8 @@ def _plot_parser(sub) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from .files import check_outputs
-    from .plot import check_plot_path, read_timings, write_plot
+    from .files import check_outputs  # noqa: PLC0415 - start-up: only this command
+    from .plot import check_plot_path, read_timings, write_plot  # noqa: PLC0415 - loads numpy
 
     timings_path = Path(args.timings)
     output = Path(args.output) if args.output else timings_path.with_suffix(".png")

@@ -6,7 +6,13 @@ message names the bad value and, where it helps, what to do instead.
 
 from __future__ import annotations
 
+import errno
+import os
+
 __all__ = [
+    "one_line",
+    "DISK_FULL",
+    "describe_write_error",
     "MeditationError",
     "ScriptError",
     "SettingsError",
@@ -55,3 +61,21 @@ class ExportError(MeditationError):
 
 class ManifestError(MeditationError):
     """A batch manifest is invalid."""
+
+
+DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG})
+"""The errnos of a write that ran out of room: the disk, a quota, or the file size limit."""
+
+
+def one_line(exc: BaseException | str) -> str:
+    """An error's text on one line, as the CLI, batch reports and the studio show it."""
+    return " ".join(str(exc).split())
+
+
+def describe_write_error(code: int, path: object) -> str:
+    """One line for a failed write of ``path`` by its errno."""
+    if code == errno.EFBIG:
+        return f"file too large writing {path} (the file size limit was reached)"
+    if code in DISK_FULL:
+        return f"disk full writing {path}"
+    return f"cannot write {path}: {os.strerror(code)}"

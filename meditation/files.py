@@ -12,20 +12,35 @@ Rules, for every command:
   inode, size and modification time), and a file whose record no longer
   matches — a user's own file, or ours edited since — is left alone.
 
-Writing itself is atomic (``meditation.export``): a temporary file beside
-the target, renamed into place when complete, then recorded here.
+Writing itself is atomic, one sequence for every file (``commit_temporary``,
+used by the audio writer in ``meditation.export`` and by ``atomic_write_text``
+and ``atomic_write_bytes`` for side files): a temporary file beside the target,
+checked again, renamed into place when complete, then recorded here.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .errors import ExportError
+import platformdirs
 
-__all__ = ["check_outputs", "check_replaceable", "record_written", "written_by_us", "ledger_path"]
+from ._lifecycle import create_temporary, orphaned
+from .errors import DISK_FULL, ExportError, describe_write_error
+
+__all__ = [
+    "check_outputs",
+    "check_replaceable",
+    "record_written",
+    "written_by_us",
+    "ledger_path",
+    "commit_temporary",
+    "atomic_write_text",
+    "atomic_write_bytes",
+]
 
 _LEDGER_MAX_BYTES = 1 << 20
 
@@ -35,8 +50,6 @@ def ledger_path() -> Path:
     override = os.environ.get("MEDITATION_STATE_DIR")
     if override:
         return Path(override) / "written.log"
-    import platformdirs
-
     return Path(platformdirs.user_state_dir("meditation", appauthor=False)) / "written.log"
 
 
@@ -100,8 +113,6 @@ def check_replaceable(path: str | Path, label: str = "output") -> None:
         return
     except OSError as exc:
         raise ExportError(f"{label} {str(path)!r}: {exc.strerror}") from None
-    import stat
-
     if stat.S_ISDIR(st.st_mode):
         raise ExportError(f"{label} {str(path)!r} is a folder")
     if not stat.S_ISREG(st.st_mode):
@@ -125,13 +136,13 @@ def check_outputs(
     maps a label to an output folder (``--stems``: created if missing, files
     in it follow the file rules); ``inputs`` are every file the run reads.
     """
-    inputs = [Path(p) for p in inputs if p is not None]
+    read = [Path(p) for p in inputs if p is not None]
     seen: dict[str, str] = {}
     for label, path in outputs.items():
         if path is None:
             continue
         path = Path(path)
-        for other in inputs:
+        for other in read:
             if _same_file(path, other):
                 raise ExportError(
                     f"{label} {str(path)!r} is an input of this run ({str(other)!r}); it would be overwritten"
@@ -163,7 +174,7 @@ def check_outputs(
         if folder.is_dir():
             for existing in folder.glob("*.wav"):
                 check_replaceable(existing, f"{label} file")
-                for other in inputs:
+                for other in read:
                     if _same_file(existing, other):
                         raise ExportError(
                             f"{label} {str(folder)!r} holds {existing.name}, an input of this run"
@@ -184,14 +195,12 @@ def _check_folder(folder: Path, label: str, path: Path) -> None:
         raise ExportError(f"{label} {str(path)!r}: output folder {str(folder)!r} does not exist")
     if not folder.is_dir():
         raise ExportError(f"{label} {str(path)!r}: {str(folder)!r} is not a folder")
-    from ._lifecycle import create_temporary
-
     try:
         # Named like every other temporary file, so one left by a kill -9 is swept by the next run.
         fd, probe = create_temporary(folder / "probe")
     except OSError as exc:
         raise ExportError(
-            f"{label} {str(path)!r}: cannot write in {str(folder)!r} ({exc.strerror.lower()})"
+            f"{label} {str(path)!r}: cannot write in {str(folder)!r} ({(exc.strerror or str(exc)).lower()})"
         ) from None
     os.close(fd)
     os.unlink(probe)
@@ -208,21 +217,45 @@ def _inside(path: Path, folder: Path) -> bool:
     return os.path.realpath(path.parent) == os.path.realpath(folder)
 
 
-def check_settings_files(settings, *, inputs: Iterable[Path | None] = ()) -> None:
-    """``check_outputs`` for one render's settings: every path setting by its role in the schema.
+# --- writing ----------------------------------------------------------------------
 
-    ``inputs`` adds what the settings do not name directly (a manifest).
+
+def commit_temporary(tmp: Path, path: Path) -> None:
+    """Move a complete temporary file into place: the one commit sequence of every file written.
+
+    The caller has flushed and synced ``tmp``; on failure the caller removes it.
     """
-    from .settings import SCHEMA, Role
+    os.chmod(tmp, 0o644)
+    check_replaceable(path)  # again at the last moment: the file may have appeared since the start
+    if orphaned():  # a worker whose parent died: nobody asked for this file any more
+        raise SystemExit(143)
+    os.replace(tmp, path)
+    record_written(path)
 
-    def paths(role):
-        return {
-            spec.option: getattr(settings, spec.name)
-            for spec in SCHEMA.values()
-            if spec.role is role
-        }
 
-    read = [*paths(Role.INPUT).values(), *inputs]
-    if str(settings.soundscape).lower().endswith(".toml"):
-        read.append(Path(settings.soundscape))
-    check_outputs(paths(Role.OUTPUT), inputs=read, folders=paths(Role.OUTPUT_FOLDER))
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file via a temporary name and rename; a failed write is one ``ExportError`` and leaves nothing."""
+    _atomic_write(Path(path), text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a binary file (a picture) the way ``atomic_write_text`` writes text."""
+    _atomic_write(Path(path), data)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = create_temporary(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        commit_temporary(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and exc.errno is not None and exc.errno in DISK_FULL:
+            raise ExportError(describe_write_error(exc.errno, path)) from None
+        raise

@@ -22,7 +22,7 @@ import numpy as np
 
 from .decode import as_stereo, read_blocks
 from .errors import MeditationError, SettingsError
-from .export import atomic_write_bytes
+from .files import atomic_write_bytes
 from .loudness import LoudnessMeter
 
 __all__ = [

@@ -11,14 +11,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from . import __version__
+from .captions import check_captions_path, write_captions
 from .chapters import chapters_from_timeline
-from .export import Cover, Metadata, atomic_write_text, load_cover
+from .export import Cover, Metadata, load_cover
+from .files import atomic_write_text
+from .plot import check_plot_path, loudness_of_file, write_plot
 from .settings import RenderSettings
 from .timeline import Timeline
 
@@ -40,7 +46,7 @@ class Publication:
 
 def beside_output(settings: RenderSettings) -> RenderSettings:
     """Settings with shorthand captions/plot values (``vtt``, ``png``, ``true``) turned into files beside the output."""
-    changes = {}
+    changes: dict[str, Any] = {}  # setting name -> new value, for dataclasses.replace
     for name, formats in _BESIDE_OUTPUT.items():
         value = getattr(settings, name)
         if value is not None and value.parent == Path(".") and value.name.lower() in formats:
@@ -52,12 +58,8 @@ def prepare(settings: RenderSettings) -> Publication:
     """Check every publication input and output path; raise a one-line error before any synthesis."""
     cover = load_cover(settings.cover) if settings.cover is not None else None
     if settings.captions is not None:
-        from .captions import check_captions_path
-
         check_captions_path(settings.captions)
     if settings.plot is not None:
-        from .plot import check_plot_path
-
         check_plot_path(settings.plot)
     return Publication(cover)
 
@@ -71,8 +73,6 @@ def metadata(
     soundscape: str,
 ) -> Metadata:
     """Tags for the audio file: title, artist, album, genre, year, how it was made, chapters and cover."""
-    from . import __version__
-
     made = f"voice {settings.voice}, rate {settings.rate:g}, soundscape {soundscape}, seed {settings.seed}, meditation {__version__}"
     chapters = (
         chapters_from_timeline(timeline) if timeline is not None and settings.chapters else ()
@@ -94,31 +94,23 @@ def finish(
 ) -> None:
     """Write the captions, the timings (with the finished track's loudness) and the plot, each atomically."""
     if settings.captions is not None and voice is not None:
-        from .captions import write_captions
-
         write_captions(settings.captions, timeline, voice)
     plot_path = settings.plot
     if settings.timings is None and plot_path is None:
         return
     timings = timeline.to_dict()
     timings["title"] = title
-    from .plot import loudness_of_file
-
     timings["loudness"] = loudness_of_file(settings.output, target_lufs=settings.loudness_lufs)
     if settings.timings is not None:
         atomic_write_text(
             settings.timings, json.dumps(timings, indent=2, ensure_ascii=False) + "\n"
         )
     if plot_path is not None:
-        from .plot import write_plot
-
         write_plot(timings, plot_path, title=title)
 
 
 def _year() -> int:
     """This year, or the year of SOURCE_DATE_EPOCH for reproducible builds."""
-    import time
-
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     seconds = float(epoch) if epoch and epoch.isdigit() else time.time()
     return time.gmtime(seconds).tm_year

@@ -11,18 +11,18 @@ from pathlib import Path
 
 from . import __version__, publish
 from .cache import SpeechCache
-from .files import check_settings_files
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
+from .preflight import check_outputs
 from .premix import Premix
+from .progress import clock
 from .script import Script, read_script
 from .segments import plan_segments
 from .settings import RenderSettings, settings_to_dict
-from .soundscape import AmbiencePlan, AmbienceStream, load_preset, plan_ambience
-from .soundscape.plan import resolve_preset_name
+from .soundscape import AmbiencePlan, AmbienceStream, plan_ambience
 from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
-from .voicefx import check_for_sample_rate, parse_voice_fx
+from .voicefx import parse_voice_fx
 
 __all__ = ["RenderResult", "render", "render_ambient"]
 
@@ -42,8 +42,7 @@ class RenderResult:
 
     def summary(self) -> str:
         """The one line the CLI prints at the end."""
-        minutes, seconds = divmod(int(round(self.duration_s)), 60)
-        return f"{self.path}: {minutes}:{seconds:02d}, {self.loudness_lufs:.1f} LUFS, true peak {self.true_peak_db:.1f} dBTP"
+        return f"{self.path}: {clock(self.duration_s)}, {self.loudness_lufs:.1f} LUFS, true peak {self.true_peak_db:.1f} dBTP"
 
     def sidecar(self) -> dict:
         """Everything needed to audit the file: settings, version, timeline, measurements."""
@@ -60,13 +59,10 @@ class RenderResult:
 
 def render(settings: RenderSettings, script: Script | None = None) -> RenderResult:
     """Render one meditation to ``settings.output`` and return what was made."""
-    settings = publish.beside_output(settings)
-    check_settings_files(settings)
+    # Outputs, cover, captions and plot paths: refused before any synthesis.
+    checked = check_outputs(settings)
+    settings, publication = checked.settings, checked.publication
     script = script or read_script(settings.script)
-    check_before_speech(settings, script)
-    publication = publish.prepare(
-        settings
-    )  # cover, captions and plot paths: refused before any synthesis
     planned = plan_segments(script, rate=settings.rate)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
@@ -113,13 +109,12 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
-    settings = publish.beside_output(settings)
-    check_settings_files(settings)
+    checked = check_outputs(settings)
+    settings, publication = checked.settings, checked.publication
 
     length = int(round(duration_s * settings.sample_rate))
     bare = Timeline(settings.sample_rate, length, (), (SceneSpan("", 0, length),))
     preset = "default" if settings.soundscape in ("auto", "none") else settings.soundscape
-    publication = publish.prepare(settings)
     beds = _beds(settings)
     if settings.soundscape == "none" and beds:
         preset = "none"
@@ -268,16 +263,3 @@ def _beds(settings: RenderSettings) -> list[tuple[str, float]]:
 
 def _voice_fx(settings: RenderSettings, preset_table):
     return parse_voice_fx(settings.voice_fx, preset_table)
-
-
-def check_before_speech(settings: RenderSettings, script: Script) -> None:
-    """What the voice chain will need, checked before any synthesis (one line, SettingsError).
-
-    The chain builds its filters when the first speech reaches it: a filter
-    above the Nyquist frequency would fail only after the speech was spoken.
-    """
-    table = {}
-    if str(settings.voice_fx).strip().lower() == "auto":
-        name = resolve_preset_name(settings.soundscape, script)
-        table = load_preset(name).voice if name != "none" else {}
-    check_for_sample_rate(parse_voice_fx(settings.voice_fx, table), settings.sample_rate)

@@ -8,7 +8,8 @@ import pytest
 from meditation.cli import _parser
 from meditation.errors import ScriptError, SettingsError
 from meditation.script import parse_script
-from meditation.settings import SCHEMA, Use, coerce, readme_table, resolve_settings, specs_for
+from meditation.settings import SCHEMA, Use, coerce, resolve_settings, specs_for
+from meditation.settings_table import readme_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -26,7 +27,7 @@ def test_the_readme_table_is_the_schema():
     start = text.index("<!-- settings table")
     table = text[text.index("\n", start) + 1 : text.index("<!-- end of settings table -->")].strip()
     assert table == readme_table(), (
-        "README table is stale: run python -m meditation.settings --readme"
+        "README table is stale: run python -m meditation.settings_table --readme"
     )
 
 

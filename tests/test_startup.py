@@ -45,12 +45,12 @@ def test_help_and_voices_load_no_heavy_library(args):
 
 
 def test_stored_voice_list_is_what_espeak_says():
-    from meditation.voices import espeak_engine
+    from meditation.voices import pyttsx3_engine
 
-    espeak_engine._voice_list.cache_clear()
-    listed = espeak_engine._voice_list()
+    pyttsx3_engine._voice_list.cache_clear()
+    listed = pyttsx3_engine._voice_list()
     assert "gmw/en-us" in [v.lower() for v in listed]
-    assert espeak_engine._stored_voice_list() == listed
-    fresh = tuple(espeak_engine._call("voices"))
-    espeak_engine._shutdown()
+    assert pyttsx3_engine._stored_voice_list() == listed
+    fresh = tuple(pyttsx3_engine._call("voices"))
+    pyttsx3_engine._shutdown()
     assert fresh == listed

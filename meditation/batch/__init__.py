@@ -43,6 +43,10 @@ from __future__ import annotations
 
 import importlib
 
+# Past this many variants a manifest is most likely a mistake (a matrix
+# multiplies fast); --max-variants lifts it.
+MAX_VARIANTS = 10_000
+
 # Loaded on first use: `meditation --help` and the CLI's option table import
 # this package, and should not pay for the runner's imports.
 _HOME = {
@@ -53,12 +57,13 @@ _HOME = {
     "Variant": "manifest",
     "expand_manifest": "manifest",
     "validate_variant": "manifest",
-    "BatchReport": "runner",
-    "render_variant": "runner",
+    "BatchReport": "work",
+    "render_variant": "work",
     "run_batch": "runner",
 }
 
 __all__ = [
+    "MAX_VARIANTS",
     "Variant",
     "expand_manifest",
     "validate_variant",

@@ -36,10 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import MeditationError
+from .. import progress
+from ..errors import MeditationError, one_line
+from ..files import atomic_write_bytes, atomic_write_text, record_written
+from ..script import read_script
 from .display import Display
 from .freshness import sidecar_path
-from .manifest import Variant, _one_line, validate_variant
+from .manifest import Variant, validate_variant
+from .work import render_variant, report_result, sidecar_data, speech_first, warm_up
 
 __all__ = ["parse_scheduler", "require_distributed", "render_on_cluster", "Connection"]
 
@@ -52,7 +56,7 @@ def require_distributed() -> None:
     Found, not imported: importing ``distributed`` takes a third of a second,
     which the connection's own thread spends instead, beside the manifest's checks.
     """
-    import importlib.util
+    import importlib.util  # noqa: PLC0415 - only to look for the optional extra
 
     if importlib.util.find_spec("distributed") is None:
         raise MeditationError(_INSTALL)
@@ -99,17 +103,13 @@ class _Outcome:
 
 def _render_task(job: _Job) -> _Outcome:
     """Render one variant on a worker (runs in a worker thread)."""
-    from .. import progress
-
     progress.set_enabled(False)
     start = time.perf_counter()
     try:
         if job.shared:
-            from .runner import render_variant
-
             path, _ = render_variant(job.variant)
             return _Outcome("rendered", time.perf_counter() - start, str(path))
-        from ..render import render
+        from ..render import render  # noqa: PLC0415 - slow; only workers render
 
         settings = job.variant.settings
         # The worker's scratch folder: Dask removes it with the worker.
@@ -126,14 +126,14 @@ def _render_task(job: _Job) -> _Outcome:
             "rendered", time.perf_counter() - start, "", audio, result.sidecar(), result.duration_s
         )
     except MeditationError as exc:
-        return _Outcome("failed", time.perf_counter() - start, _one_line(exc))
+        return _Outcome("failed", time.perf_counter() - start, one_line(exc))
     except AssertionError as exc:
         if "daemonic" not in str(exc):
             raise
         return _Outcome("failed", time.perf_counter() - start, _DAEMONIC)
     except Exception as exc:  # a bug hit by one variant must not sink the batch
         return _Outcome(
-            "failed", time.perf_counter() - start, f"{type(exc).__name__}: {_one_line(exc)}"
+            "failed", time.perf_counter() - start, f"{type(exc).__name__}: {one_line(exc)}"
         )
 
 
@@ -145,7 +145,7 @@ _DAEMONIC = (
 
 def _scratch_folder() -> str | None:
     try:
-        from distributed import get_worker
+        from distributed import get_worker  # noqa: PLC0415 - optional extra (dask)
 
         return get_worker().local_directory
     except (ImportError, ValueError):
@@ -173,10 +173,7 @@ def render_on_cluster(
     """
     require_distributed()
     shared_folder = shared_folder or _is_local(scheduler)
-    from distributed import as_completed
-
-    from ..script import read_script
-    from .runner import report_result
+    from distributed import as_completed  # noqa: PLC0415 - optional extra (dask)
 
     for v in todo:
         validate_variant(v, manifest=manifest)
@@ -195,7 +192,7 @@ def render_on_cluster(
     with _connected(client, scheduler) as client:
         futures = {}
         batch_id = uuid.uuid4().hex[:8]
-        for rank, v in enumerate(_speech_first(todo)):
+        for rank, v in enumerate(speech_first(todo)):
             s = v.settings
             job = _Job(v, scripts[s.script], presets.get(s.soundscape), shared_folder)
             future = client.submit(
@@ -226,7 +223,7 @@ def _is_local(scheduler: Any) -> bool:
 
 def _collect(future, variant: Variant, shared: bool) -> tuple[str, float, str]:
     """The state, seconds and detail of a finished task; writes the output and sidecar here."""
-    from distributed import KilledWorker
+    from distributed import KilledWorker  # noqa: PLC0415 - optional extra (dask)
 
     try:
         outcome: _Outcome = future.result()
@@ -237,39 +234,25 @@ def _collect(future, variant: Variant, shared: bool) -> tuple[str, float, str]:
             "its worker died every time it ran (killed or out of memory; see Dask's allowed-failures)",
         )
     except Exception as exc:  # the task could not run at all (e.g. it could not be unpickled)
-        return "failed", 0.0, f"{type(exc).__name__}: {_one_line(exc)}"
+        return "failed", 0.0, f"{type(exc).__name__}: {one_line(exc)}"
     if outcome.state != "rendered":
         return outcome.state, outcome.seconds, outcome.detail
     if shared:
         # The worker wrote them, into its own record of written files: this
         # machine records them too, so that a later run here may replace them.
-        from ..files import record_written
-
         output = Path(variant.settings.output)
         record_written(output)
         record_written(sidecar_path(output))
         return outcome.state, outcome.seconds, outcome.detail
-    from ..export import atomic_write_bytes, atomic_write_text
-    from .runner import sidecar_data
-
     output = Path(variant.settings.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(output, outcome.audio)  # checked again, renamed into place, recorded as ours
-    data = sidecar_data(variant, outcome.measured, outcome.duration_s, len(outcome.audio))
+    audio, measured = outcome.audio, outcome.measured
+    if audio is None or measured is None:  # a rendered outcome carries both: never expected
+        return "failed", outcome.seconds, "the worker sent back no audio"
+    atomic_write_bytes(output, audio)  # checked again, renamed into place, recorded as ours
+    data = sidecar_data(variant, measured, outcome.duration_s, len(audio))
     atomic_write_text(sidecar_path(output), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return "rendered", outcome.seconds, str(output)
-
-
-def _speech_first(todo: Sequence[Variant]) -> list[Variant]:
-    """One variant of each (script, voice, rate) first: the others then find their speech cached."""
-    from .runner import _speech_group
-
-    firsts, rest, seen = [], [], set()
-    for v in todo:
-        group = _speech_group(v)
-        (rest if group in seen else firsts).append(v)
-        seen.add(group)
-    return firsts + rest
 
 
 _LOCAL_CONFIG = {
@@ -299,7 +282,7 @@ class Connection:
     def __init__(self, scheduler: str):
         parse_scheduler(scheduler)
         self.scheduler = scheduler
-        self._context = None
+        self._context: contextlib.AbstractContextManager[Any] | None = None
         self._client = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(
@@ -343,8 +326,6 @@ def dask_setup(worker) -> None:
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .runner import warm_up
-
     warm_up()
 
 
@@ -357,8 +338,8 @@ def _connected(client: Any, scheduler: Any) -> Iterator[Any]:
     if isinstance(scheduler, Connection):
         yield scheduler.client()  # its owner closes it
         return
-    import dask
-    from distributed import Client, LocalCluster
+    import dask  # noqa: PLC0415 - optional extra (dask)
+    from distributed import Client, LocalCluster  # noqa: PLC0415 - optional extra (dask)
 
     kind, where = parse_scheduler(scheduler)
     # Workers must be allowed children (the pyttsx3 voice speaks in one),
@@ -389,9 +370,7 @@ def _connected(client: Any, scheduler: Any) -> Iterator[Any]:
                     if kind == "local"
                     else "cannot reach the scheduler"
                 )
-                raise MeditationError(
-                    f"--scheduler {scheduler}: {what}: {_one_line(exc)}"
-                ) from None
+                raise MeditationError(f"--scheduler {scheduler}: {what}: {one_line(exc)}") from None
         try:
             yield client
         finally:

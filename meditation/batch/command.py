@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from ..errors import MeditationError
-
-# The default --max-variants (manifest.MAX_VARIANTS; repeated so that
-# building the CLI's options does not import the manifest reader).
-MAX_VARIANTS = 10_000
+from . import MAX_VARIANTS
 
 __all__ = ["run_batch_cli", "add_batch_options"]
 
@@ -62,7 +59,7 @@ def run_batch_cli(args) -> int:
     scheduler = getattr(args, "scheduler", None)
     shared = getattr(args, "shared_folder", False)
     if scheduler is not None:
-        from .cluster import parse_scheduler, require_distributed
+        from .cluster import parse_scheduler, require_distributed  # noqa: PLC0415 - CLI start-up: this module builds the options
 
         parse_scheduler(scheduler)  # a typo is refused before the manifest is read
         require_distributed()
@@ -74,7 +71,7 @@ def run_batch_cli(args) -> int:
         raise MeditationError("--shared-folder only means something with --scheduler")
     connection = None
     if scheduler is not None and not args.dry_run:
-        from .cluster import Connection
+        from .cluster import Connection  # noqa: PLC0415 - CLI start-up
 
         connection = Connection(
             scheduler
@@ -87,9 +84,10 @@ def run_batch_cli(args) -> int:
 
 
 def _run(args, max_variants, connection, shared) -> int:
-    from .freshness import check_outputs, is_up_to_date
-    from .manifest import expand_manifest, validate_variant
-    from .runner import run_batch
+    # Here, not at the top: `meditation --help` builds this module's options without them.
+    from .freshness import check_outputs, is_up_to_date  # noqa: PLC0415
+    from .manifest import expand_manifest, validate_variant  # noqa: PLC0415
+    from .runner import run_batch  # noqa: PLC0415
 
     variants = expand_manifest(
         args.manifest,

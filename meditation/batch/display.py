@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from tqdm import tqdm
+
 __all__ = ["Display"]
 
 
@@ -17,8 +19,6 @@ class Display:
         self.echo = echo
         self.closed = False
         if bars:
-            from tqdm import tqdm
-
             # Whole variants and clock time only: no raw floats on the bar.
             self.main = tqdm(
                 total=total,

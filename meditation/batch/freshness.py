@@ -10,9 +10,12 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from .. import __version__
 from ..errors import ExportError, ManifestError, MeditationError
-from ..settings import RenderSettings
+from ..files import check_replaceable
+from ..settings import SCHEMA, RenderSettings, Role, settings_to_dict
 from .manifest import Variant, _preset_name
 
 __all__ = ["sidecar_path", "is_up_to_date", "check_outputs"]
@@ -20,8 +23,6 @@ __all__ = ["sidecar_path", "is_up_to_date", "check_outputs"]
 
 def _not_content() -> frozenset[str]:
     """Settings that do not change the audio (the schema says so): not compared when deciding to skip."""
-    from ..settings import SCHEMA
-
     return frozenset(key for key, spec in SCHEMA.items() if not spec.audio)
 
 
@@ -52,9 +53,7 @@ def _sha256(path: Path) -> str:
 
 def _settings_record(settings: RenderSettings) -> dict:
     """Every setting by key as JSON-able values, paths absolute (so a record names one file wherever it is read)."""
-    from ..settings import settings_to_dict
-
-    absolute = {
+    absolute: dict[str, Any] = {  # setting name -> new value, for dataclasses.replace
         f.name: Path(v).resolve()
         for f in dataclasses.fields(settings)
         if isinstance(v := getattr(settings, f.name), Path)
@@ -75,14 +74,13 @@ def _fingerprint(settings: RenderSettings, *, authoritative: bool) -> dict:
     deciding to skip), and a lookup that fails gives an empty fingerprint,
     which never matches.
     """
-    from .. import __version__
-
     preset_file = ""
     preset_hash = ""
+    found: Path | None
     if settings.soundscape != "none":
         name = _preset_name(settings)
         if authoritative:
-            from ..soundscape import load_preset
+            from ..soundscape import load_preset  # noqa: PLC0415 - slow to import; rarely needed here
 
             found = Path(load_preset(name).path).resolve()
         else:
@@ -102,8 +100,6 @@ def _fingerprint(settings: RenderSettings, *, authoritative: bool) -> dict:
 
 def _other_inputs(settings: RenderSettings) -> list[tuple[str, Path]]:
     """(key, path) of every input file besides the script and the preset."""
-    from ..settings import SCHEMA, Role
-
     return [
         (spec.key, value)
         for spec in SCHEMA.values()
@@ -115,8 +111,6 @@ def _other_inputs(settings: RenderSettings) -> list[tuple[str, Path]]:
 
 def _input_hashes(settings: RenderSettings) -> dict:
     """Hashes of the other input files (a cover, a recording): a changed file re-renders like a changed script."""
-    from ..settings import SCHEMA, Role
-
     hashes = {}
     for spec in SCHEMA.values():
         value = getattr(settings, spec.name)
@@ -227,8 +221,6 @@ def _preset_file_of(settings: RenderSettings) -> Path | None:
 
 def _check_replaceable(v: Variant, where: str) -> None:
     """An existing output or sidecar must be a file meditation wrote and nobody changed since (its ledger)."""
-    from ..files import check_replaceable
-
     output = Path(v.settings.output)
     for path, what in ((output, "output"), (sidecar_path(output), "sidecar")):
         try:

@@ -14,25 +14,40 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ManifestError, MeditationError
-from ..settings import FORMATS, RenderSettings, coerce, resolve_settings
+from ..errors import ManifestError, MeditationError, one_line
+from ..formats import FORMATS
+from ..script import Script, read_script
+from ..settings import (
+    DEFAULT_SCRIPT,
+    SCHEMA,
+    RenderSettings,
+    Role,
+    Use,
+    coerce,
+    preset_name,
+    resolve_settings,
+    spec_of,
+    specs_for,
+)
+from ..tomlfile import read_toml
+from ..voices import ENGINES, VoiceEngine, load_voice, resolve_voice
+from . import MAX_VARIANTS
+
+if TYPE_CHECKING:
+    from ..soundscape import Preset
 
 __all__ = ["Variant", "expand_manifest", "validate_variant", "count_variants", "MAX_VARIANTS"]
 
 
 def manifest_keys() -> frozenset[str]:
     """The keys a manifest may set per variant: every setting the schema declares for manifests."""
-    from ..settings import Use, specs_for
-
     return frozenset(spec.key for spec in specs_for(Use.MANIFEST))
 
 
 def field_of(key: str) -> str:
     """The RenderSettings field a manifest key sets."""
-    from ..settings import spec_of
-
     return spec_of(key).name
 
 
@@ -48,9 +63,6 @@ class Variant:
     """Where it comes from in the manifest, for error messages."""
 
 
-# Past this many variants a manifest is most likely a mistake (a matrix
-# multiplies fast); --max-variants lifts it.
-MAX_VARIANTS = 10_000  # also in command.py
 DEFAULT_TEMPLATE = "{script}.mp3"
 
 
@@ -84,8 +96,6 @@ def expand_manifest(
     A manifest that makes more than ``max_variants`` variants is refused
     before any is made (``None``: no limit).
     """
-    from ..tomlfile import read_toml
-
     path = Path(path)
     if not path.exists():
         raise ManifestError(f"{path}: no such manifest")
@@ -156,10 +166,6 @@ def expand_manifest(
     if not matrix and not tables and not defaults:
         raise ManifestError(f"{path}: nothing to render: add [defaults], [matrix] or [[variants]]")
 
-    from ..script import read_script
-    from ..settings import DEFAULT_SCRIPT
-    from ..voices import resolve_voice
-
     out_root = _absolute(out_dir)
     variants: list[Variant] = []
     seen: dict[str, str] = {}
@@ -199,7 +205,7 @@ def expand_manifest(
                     voices[voice] = resolve_voice(voice)
                 settings = dataclasses.replace(settings, voice=voices[voice])
             except MeditationError as exc:
-                raise ManifestError(f"{path}: {label}: {_one_line(exc)}") from None
+                raise ManifestError(f"{path}: {label}: {one_line(exc)}") from None
             output = out_dir / _fill(fields, values, settings, script_path, name)
             if not _inside(output, out_root):
                 raise ManifestError(
@@ -246,8 +252,6 @@ def _release_engine_helpers(voices: set[str]) -> None:
     its use and catch the terminal's Ctrl-C. Engines that keep helpers
     override ``reset``; the others are not even loaded (Piper's model is slow to load).
     """
-    from ..voices import ENGINES, VoiceEngine, load_voice
-
     for voice in voices:
         cls = ENGINES.get(voice.partition(":")[0])
         if cls is not None and cls.reset is not VoiceEngine.reset:
@@ -258,29 +262,29 @@ def _release_engine_helpers(voices: set[str]) -> None:
 
 
 def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
-    """Check what expansion may have left out: the soundscape preset and its layer names."""
+    """The pre-synthesis checks expansion left out (``meditation.preflight``), worded with the variant.
+
+    The voice was resolved when the variant was made; presets and scripts are
+    read once per version of their file.
+    """
+    # Here, not at the top: the soundscape package is slow to import, and an up-to-date batch never needs it.
+    from ..preflight import check_values  # noqa: PLC0415
+
     settings = variant.settings
-    where = f"{manifest}: {variant.label or variant.name}"
-    if settings.soundscape == "none":
-        return
-    from ..errors import SoundscapeError
-
-    name = _preset_name(settings)
-    try:
-        preset = _load_preset(name, _stamp(name) if name.lower().endswith(".toml") else None)
-    except MeditationError as exc:
-        raise ManifestError(f"{where}: soundscape: {_one_line(exc)}") from None
-    if settings.layers is not None:
-        unknown = [n for n in settings.layers if n not in preset.layers]
-        if unknown:
-            error = SoundscapeError(
-                f"{', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})"
-            )
-            raise ManifestError(f"{where}: layers: {error}")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    script = (
+        _script(str(settings.script), _stamp(settings.script))
+        if settings.soundscape == "auto"
+        else None
+    )
+    check_values(
+        settings,
+        script,
+        voice=False,
+        load=lambda name: _load_preset(
+            name, _stamp(name) if name.lower().endswith(".toml") else None
+        ),
+        where=f"{manifest}: {variant.label or variant.name}",
+    )
 
 
 def _table(value: Any, what: str, path: Path) -> dict:
@@ -310,12 +314,10 @@ def _check_values(table: Mapping, what: str, path: Path) -> None:
         try:
             coerce(key, value)
         except MeditationError as exc:
-            raise ManifestError(f"{path}: {what}: {key} = {value!r}: {_one_line(exc)}") from None
+            raise ManifestError(f"{path}: {what}: {key} = {value!r}: {one_line(exc)}") from None
 
 
 def _input_keys() -> tuple[str, ...]:
-    from ..settings import SCHEMA, Role
-
     return tuple(
         spec.key for spec in SCHEMA.values() if spec.role is Role.INPUT and spec.key != "script"
     )
@@ -421,14 +423,6 @@ def _clean(text: str) -> str:
     return re.sub(r"[^\w.+-]+", "-", text).strip("-.") or "x"
 
 
-def _preset_name(settings: RenderSettings) -> str:
-    """The preset a variant plays: ``auto`` is the script's front matter, else the default."""
-    name = settings.soundscape
-    if name == "auto":
-        name = _front_matter_soundscape(str(settings.script), _stamp(settings.script))
-    return name
-
-
 # Thousands of variants share a few scripts and presets: read each once per
 # version of the file (the stamp changes when the file does).
 def _stamp(path: str | Path) -> tuple:
@@ -440,14 +434,22 @@ def _stamp(path: str | Path) -> tuple:
 
 
 @functools.lru_cache(maxsize=64)
-def _front_matter_soundscape(script: str, stamp: tuple) -> str:
-    from ..script import read_script
+def _preset_name(settings: RenderSettings) -> str:
+    """The preset a variant plays (see ``settings.preset_name``), its script read once per version."""
+    script = (
+        _script(str(settings.script), _stamp(settings.script))
+        if settings.soundscape == "auto"
+        else None
+    )
+    return preset_name(settings, script) or "none"
 
-    return read_script(script).settings.get("soundscape") or "default"
+
+def _script(script: str, stamp: tuple) -> Script:
+    return read_script(script)
 
 
 @functools.lru_cache(maxsize=64)
-def _load_preset(name: str, stamp: tuple | None):
-    from ..soundscape import load_preset
+def _load_preset(name: str, stamp: tuple | None) -> Preset:
+    from ..soundscape import load_preset  # noqa: PLC0415 - slow to import; see validate_variant
 
     return load_preset(name)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
-import json
 import multiprocessing
 import os
 import signal
@@ -12,72 +10,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import MeditationError
-from ..settings import RenderSettings
+from .. import progress as progress_module
+from .._lifecycle import die_with_parent, ignore_interrupts, remove_stale_temporaries, spawn_context
+from ..errors import MeditationError, one_line
+from .cluster import render_on_cluster
 from .display import Display
-from .freshness import _fingerprint, check_outputs, is_up_to_date, sidecar_path
-from .manifest import Variant, _one_line, validate_variant
+from .freshness import check_outputs, is_up_to_date
+from .manifest import Variant, validate_variant
+from .work import BatchReport, render_variant, report_result, speech_group, warm_up
 
-__all__ = ["render_variant", "run_batch", "BatchReport", "sidecar_data"]
-
-# --- rendering ------------------------------------------------------------------
-
-
-def render_variant(variant: Variant | RenderSettings) -> tuple[Path, dict]:
-    """Render one variant and write its sidecar; returns (output path, sidecar data).
-
-    The output appears complete or not at all, then its sidecar: an
-    interrupted render leaves either nothing or a finished file that the next
-    run renders again (a missing or older sidecar never matches).
-    """
-    from ..export import atomic_write_text
-    from ..render import render
-
-    if isinstance(variant, RenderSettings):
-        variant = Variant(name=variant.output.stem, settings=variant, values={})
-    settings = variant.settings
-    check_outputs([variant])
-    settings.output.parent.mkdir(
-        parents=True, exist_ok=True
-    )  # --out-dir and a template's sub-folders
-    result = render(settings)
-    data = sidecar_data(variant, result.sidecar(), result.duration_s, result.path.stat().st_size)
-    atomic_write_text(
-        sidecar_path(result.path), json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    )
-    return result.path, data
-
-
-def sidecar_data(variant: Variant, measured: dict, duration_s: float, output_bytes: int) -> dict:
-    """What ``NAME.json`` records: ``measured`` is ``RenderResult.sidecar()``, from wherever it rendered."""
-    output = Path(variant.settings.output)
-    return {
-        "name": variant.name,
-        "output": str(output.resolve()),
-        "output_bytes": output_bytes,
-        **measured,
-        "duration_s": round(duration_s, 4),
-        **_fingerprint(variant.settings, authoritative=True),
-    }
-
-
-@dataclass
-class BatchReport:
-    """How a batch went."""
-
-    rendered: list[str] = dataclasses.field(default_factory=list)
-    skipped: list[str] = dataclasses.field(default_factory=list)
-    failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        return (
-            f"{len(self.rendered)} rendered, {len(self.failed)} failed, {len(self.skipped)} skipped"
-        )
+__all__ = ["run_batch"]
 
 
 # --- worker processes -----------------------------------------------------------
@@ -87,10 +32,7 @@ _stopping = False
 
 def _worker_init() -> None:
     """Workers print nothing of their own and leave Ctrl-C to the parent, which sends SIGTERM."""
-    from .. import progress
-    from .._lifecycle import die_with_parent, ignore_interrupts
-
-    progress.set_enabled(False)
+    progress_module.set_enabled(False)
     # A terminal's Ctrl-C reaches every process of the group; the parent decides.
     # Ignored signals stay ignored in the engines' helper processes too.
     ignore_interrupts()
@@ -128,9 +70,9 @@ def _run_one(variant: Variant) -> tuple[str, float, str]:
         # temporary files. Leave now rather than wait for more work.
         os._exit(143)
     except MeditationError as exc:
-        return ("failed", time.perf_counter() - start, _one_line(exc))
+        return ("failed", time.perf_counter() - start, one_line(exc))
     except Exception as exc:  # a bug hit by one variant must not sink the batch
-        return ("failed", time.perf_counter() - start, f"{type(exc).__name__}: {_one_line(exc)}")
+        return ("failed", time.perf_counter() - start, f"{type(exc).__name__}: {one_line(exc)}")
     return ("rendered", time.perf_counter() - start, str(path))
 
 
@@ -139,31 +81,11 @@ def _validate_all(variants: Sequence[Variant], manifest: str) -> None:
         validate_variant(v, manifest=manifest)
 
 
-def warm_up() -> None:
-    """Import what every render needs (about a second), so that a worker's first variant does not wait for it.
-
-    The local runner's workers do this while the first one checks the
-    variants; a cluster's workers as they start.
-    """
-    import pedalboard  # noqa: F401 - the voice chain
-    import pyloudnorm  # noqa: F401
-    import soundfile  # noqa: F401
-    import soxr  # noqa: F401
-
-    from .. import render, soundscape  # noqa: F401
-
-
 def _default_jobs() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-def _speech_group(variant: Variant) -> tuple:
-    """Variants sharing (script, voice, rate) share all their speech."""
-    s = variant.settings
-    return (str(s.script), s.voice, s.rate)
 
 
 class _Slot:
@@ -204,7 +126,7 @@ def _pick(
 
     def cost(v: Variant) -> int:
         voice = v.settings.voice
-        group = _speech_group(v)
+        group = speech_group(v)
         if v.settings.cache and group in done:
             return 2
         if v.settings.cache and group in started:
@@ -261,8 +183,6 @@ def run_batch(
         On a cluster, workers write straight into the output folder (it must
         be the same path on every worker) instead of returning the bytes.
     """
-    from .. import progress as progress_module
-
     started = time.perf_counter()
     check_outputs(variants, manifest=manifest or None)
     report = BatchReport()
@@ -281,8 +201,6 @@ def run_batch(
         return report
     on_cluster = client is not None or scheduler is not None
     if on_cluster:
-        from .cluster import render_on_cluster
-
         display = Display(len(variants), len(report.skipped), 0, bars, echo)
         work = lambda: render_on_cluster(  # noqa: E731
             todo,
@@ -325,18 +243,6 @@ def _cap_jobs(jobs: int | None, n_variants: int) -> int:
     return max(1, min(jobs or cores, limit, n_variants))
 
 
-def report_result(
-    report: BatchReport, display: Display, variant: Variant, state: str, seconds: float, detail: str
-) -> None:
-    """One line per finished variant, failures on stderr (reported once: here)."""
-    if state == "rendered":
-        report.rendered.append(variant.name)
-        display.line(f"rendered {variant.name} -> {detail} ({seconds:.1f} s)")
-    else:
-        report.failed.append((variant.name, detail))
-        display.line(f"failed: {variant.name}: {detail}", error=True)
-
-
 _DIED = "the worker process died (crash or killed)"
 
 
@@ -349,8 +255,6 @@ def _render_all(
     since: float,
 ) -> None:
     """Validate in a worker while the others warm up, then hand each idle worker a variant (see ``_pick``)."""
-    from .._lifecycle import spawn_context
-
     context = (
         spawn_context()
     )  # workers start deaf to Ctrl-C: no traceback from a half-started worker
@@ -367,23 +271,22 @@ def _render_all(
         remaining = list(todo)
         started: set = set()
         done: set = set()
-        running: dict[cf.Future, _Slot] = {}
+        running: dict[cf.Future, tuple[_Slot, Variant]] = {}
         while remaining or running:
             for slot in slots:
                 if slot.future is None and remaining:
                     variant = _pick(remaining, slot, slots, started, done)
                     remaining.remove(variant)
-                    group = _speech_group(variant)
+                    group = speech_group(variant)
                     if not (variant.settings.cache and group in done):
                         started.add(group)
                         slot.voices.add(variant.settings.voice)
                     slot.variant, slot.future = variant, slot.pool.submit(_run_one, variant)
-                    running[slot.future] = slot
+                    running[slot.future] = slot, variant
                     display.worker(slot.index, variant.name)
             finished, _ = cf.wait(list(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)
             for future in finished:
-                slot = running.pop(future)
-                variant = slot.variant
+                slot, variant = running.pop(future)
                 slot.variant = slot.future = None
                 display.worker(slot.index, None)
                 try:
@@ -396,10 +299,10 @@ def _render_all(
                     state, seconds, detail = (
                         "failed",
                         0.0,
-                        f"{type(exc).__name__}: {_one_line(exc)}",
+                        f"{type(exc).__name__}: {one_line(exc)}",
                     )
                 if state == "rendered":
-                    done.add(_speech_group(variant))
+                    done.add(speech_group(variant))
                 report_result(report, display, variant, state, seconds, detail)
         for slot in slots:
             slot.pool.shutdown(wait=True)
@@ -443,7 +346,5 @@ def _stop_pools(pools: Sequence[cf.ProcessPoolExecutor]) -> None:
 
 def _sweep_temporaries(variants: Sequence[Variant], since: float) -> None:
     """Remove temporary files a killed worker could not (stale ones, whose writer is gone, beside each output)."""
-    from .._lifecycle import remove_stale_temporaries
-
     for folder in {v.settings.output.parent for v in variants}:
         remove_stale_temporaries(folder)

@@ -13,7 +13,7 @@ cues (a bell strike, a single wing beat) fall where.
 """
 
 from .plan import AmbiencePlan, plan_ambience
-from .preset import PRESET_DIRS, Preset, list_presets, load_preset, parse_bed
+from .preset import PRESET_DIRS, Preset, list_presets, load_preset
 from .stream import AmbienceStream
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "AmbienceStream",
     "load_preset",
     "list_presets",
-    "parse_bed",
     "plan_ambience",
     "PRESET_DIRS",
 ]

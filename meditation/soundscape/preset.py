@@ -43,7 +43,6 @@ from ..tomlfile import read_toml
 from ..voicefx import STYLES, voice_fx_from
 from .layers import LAYERS, Layer
 from .layers.base import check_range
-from .layers.recording import inspect_recording
 
 __all__ = [
     "Preset",
@@ -53,7 +52,6 @@ __all__ = [
     "Anchor",
     "load_preset",
     "list_presets",
-    "parse_bed",
     "PRESET_DIRS",
 ]
 
@@ -119,26 +117,9 @@ class Preset:
     """The ``[voice]`` table: voice-chain settings this soundscape suits (see ``meditation.voicefx``)."""
 
 
-def parse_bed(text: str, level_db: float = -12.0) -> tuple[str, float]:
-    """``FILE[:LEVEL_DB]`` (``--bed``) as (path, level_db); the file is checked at once (one-line errors)."""
-    raw = str(text)
-    path, level = raw, level_db
-    head, sep, tail = raw.rpartition(":")
-    if sep and head:
-        try:
-            level = float(tail)
-            path = head
-        except ValueError:
-            pass
-    if not -60.0 <= level <= 12.0:
-        raise SoundscapeError(f"--bed {raw!r}: level {level:g} dB is out of range (-60 to 12)")
-    inspect_recording(path)
-    return path, level
-
-
 def list_presets() -> list[Preset]:
     """Every shipped preset, by name."""
-    found = {}
+    found: dict[str, Preset] = {}
     for folder in PRESET_DIRS:
         for path in sorted(folder.glob("*.toml")):
             found.setdefault(path.stem, load_preset(str(path)))

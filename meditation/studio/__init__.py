@@ -35,7 +35,7 @@ def create_app(folder, *, token, hosts, **options):
     **options
         ``max_body_bytes`` (default 1 MB).
     """
-    from .app import create_app as _create
+    from .app import create_app as _create  # noqa: PLC0415 - optional extra (starlette)
 
     return _create(folder, token=token, hosts=hosts, **options)
 
@@ -74,9 +74,9 @@ def serve(
     MeditationError
         ``folder`` is not a folder, or the address cannot be listened on.
     """
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - optional extra (uvicorn)
 
-    from .app import new_token
+    from .app import new_token  # noqa: PLC0415 - optional extra (starlette)
 
     folder = Path(folder)
     if not folder.is_dir():

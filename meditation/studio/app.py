@@ -1,22 +1,19 @@
 """The studio's web application: one page, a small JSON API, progress as server-sent events.
 
-Guards, in order, on every request: the Host header must name this server
-(DNS rebinding), the per-run token must come with it (URL, header or the
-cookie the page receives on first load), an Origin other than this server's
-is refused, and bodies over ``max_body_bytes`` get 413.
+Every request passes the guards of ``guard.py`` first (Host, token, Origin,
+body size). The handlers are plain functions of the request; what they share
+(the folder, the job queue, the voices) is on ``request.app.state``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import secrets
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,15 +21,18 @@ from starlette.responses import (
     FileResponse,
     HTMLResponse,
     JSONResponse,
-    PlainTextResponse,
     Response,
     StreamingResponse,
 )
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import MeditationError, ScriptError
+from ..errors import MeditationError, ScriptError, one_line
+from ..script import parse_script
+from ..soundscape import list_presets
+from ..voices import DEFAULT_VOICE, ENGINES, VoiceEngine, list_voices, load_voice
 from . import files, shape
+from .guard import Guard, TooLarge, cookie_name, refuse, too_large
 from .jobs import JobQueue, QueueFull
 
 __all__ = ["create_app", "MAX_BODY_BYTES"]
@@ -40,303 +40,326 @@ __all__ = ["create_app", "MAX_BODY_BYTES"]
 MAX_BODY_BYTES = 1_000_000
 """Largest request body: a long script is some tens of kB."""
 
+_STATIC = resources.files("meditation.studio") / "static"
 
-def _cookie_name(token: str) -> str:
-    """Cookies are per host, not per port: each studio's cookie has a name of its own."""
-    import hashlib
 
-    return "meditation_studio_" + hashlib.sha256(token.encode()).hexdigest()[:12]
+class _NotFound(MeditationError):
+    pass
+
+
+class _BadRequest(MeditationError):
+    pass
 
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_. ")
 
 
-def create_app(
-    folder: Path, *, token: str, hosts: list[str], max_body_bytes: int = MAX_BODY_BYTES
-) -> Starlette:
-    """The studio over ``folder``; ``hosts`` are the ``host:port`` names it answers to."""
-    folder = Path(folder).resolve()
-    static = resources.files("meditation.studio") / "static"
-    state: dict[str, Any] = {}
+@contextlib.asynccontextmanager
+async def _lifespan(app):
+    state = app.state.studio
+    state["voices"] = await asyncio.to_thread(_voices)
+    work = Path(tempfile.mkdtemp(prefix="meditation-studio-"))
+    state["queue"] = JobQueue(work)
+    state["queue"].start()
+    try:
+        yield
+    finally:
+        await state["queue"].stop()
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        state["voices"] = await asyncio.to_thread(_voices)
-        work = Path(tempfile.mkdtemp(prefix="meditation-studio-"))
-        state["queue"] = JobQueue(work)
-        state["queue"].start()
-        try:
-            yield
-        finally:
-            await state["queue"].stop()
 
-    def queue() -> JobQueue:
-        return state["queue"]
+def queue(request: Request) -> JobQueue:
+    return request.app.state.studio["queue"]
 
-    async def page(request: Request) -> Response:
-        html = (static / "index.html").read_text(encoding="utf-8")
-        response = HTMLResponse(html, headers=_PAGE_HEADERS)
-        response.set_cookie(_cookie_name(token), token, httponly=True, samesite="strict", path="/")
-        return response
 
-    async def options(request: Request) -> Response:
-        from ..soundscape import list_presets
-        from ..voices import DEFAULT_VOICE
+async def page(request: Request) -> Response:
+    html = (_STATIC / "index.html").read_text(encoding="utf-8")
+    response = HTMLResponse(html, headers=_PAGE_HEADERS)
+    token = request.app.state.token
+    response.set_cookie(cookie_name(token), token, httponly=True, samesite="strict", path="/")
+    return response
 
-        presets = [
-            {
-                "name": p.name,
-                "description": p.description,
-                "layers": {n: spec.level_db for n, spec in p.layers.items()},
-            }
-            for p in list_presets()
-        ]
-        presets += files.list_presets(folder)
-        dream = resources.files("meditation") / "data" / "dream.md"
-        return JSONResponse(
-            {
-                "voices": state["voices"],
-                "default_voice": DEFAULT_VOICE,
-                "presets": presets,
-                "controls": shape.controls(),
-                "inputs": {
-                    key: files.list_inputs(folder, suffixes)
-                    for key, suffixes in shape.INPUT_SUFFIXES.items()
-                },
-                "formats": list(shape.formats()),
-                "dream": dream.read_text(encoding="utf-8"),
-                "folder": str(folder),
-            }
-        )
 
-    async def check(request: Request) -> Response:
-        body = await _json(request)
-        text, name = _text(body), _name(body)
-        from ..script import parse_script
-
-        try:
-            script = parse_script(text, path=name)
-        except ScriptError as exc:
-            return JSONResponse({"ok": False, "error": _script_error(exc)})
-        scenes = [{"name": s.name, "line": s.line} for s in script.scenes if s.name]
-        return JSONResponse(
-            {"ok": True, "title": script.title, "scenes": scenes, "front_matter": script.settings}
-        )
-
-    async def submit(request: Request) -> Response:
-        body = await _json(request)
-        text, name = _text(body), _name(body)
-        kind = body.get("kind", "render")
-        if kind not in ("render", "preview"):
-            return _refuse(f"unknown job kind {kind!r}", 400)
-        fmt = _format(body)
-        values = body.get("values", {})
-        label = "the whole track"
-        try:
-            if kind == "preview":
-                text, label = shape.preview_text(text, line=int(body.get("line", 1)), name=name)
-                fmt = "wav"  # no encoder wait for a quick listen
-            # Check everything the CLI checks before queueing: the page hears of a bad value at once.
-            with tempfile.TemporaryDirectory() as scratch:
-                shape.resolve(
-                    text, values, name=name, output=Path(scratch) / f"check.{fmt}", folder=folder
-                )
-        except ScriptError as exc:
-            return JSONResponse(
-                {"error": shape.one_line(exc), "script_error": _script_error(exc)}, status_code=400
-            )
-        except files.FileRefused:
-            raise
-        except (MeditationError, ValueError, TypeError) as exc:
-            return _refuse(" ".join(str(exc).split()), 400)
-        stem = Path(name).stem or "meditation"
-        filename = f"{stem}-preview.{fmt}" if kind == "preview" else f"{stem}.{fmt}"
-        spec = {
-            "text": text,
-            "values": shape.clean_values(values),
-            "name": name,
+async def options(request: Request) -> Response:
+    folder = request.app.state.folder
+    presets = [
+        {
+            "name": p.name,
+            "description": p.description,
+            "layers": {n: spec.level_db for n, spec in p.layers.items()},
+        }
+        for p in list_presets()
+    ]
+    presets += files.list_presets(folder)
+    dream = resources.files("meditation") / "data" / "dream.md"
+    return JSONResponse(
+        {
+            "voices": request.app.state.studio["voices"],
+            "default_voice": DEFAULT_VOICE,
+            "presets": presets,
+            "controls": shape.controls(),
+            "inputs": {
+                key: files.list_inputs(folder, suffixes)
+                for key, suffixes in shape.INPUT_SUFFIXES.items()
+            },
+            "formats": list(shape.formats()),
+            "dream": dream.read_text(encoding="utf-8"),
             "folder": str(folder),
         }
-        try:
-            job = await queue().submit(kind, spec, filename=filename, label=label)
-        except QueueFull as exc:
-            return _refuse(str(exc), 429)
-        return JSONResponse(queue().snapshot(job), status_code=202)
+    )
 
-    def _job(request: Request):
-        job = queue().jobs.get(request.path_params["job"])
-        if job is None:
-            raise _NotFound("no such job")
-        return job
 
-    async def job_state(request: Request) -> Response:
-        return JSONResponse(queue().snapshot(_job(request)))
+async def check(request: Request) -> Response:
+    body = await _json(request)
+    text, name = _text(body), _name(body)
+    try:
+        script = parse_script(text, path=name)
+    except ScriptError as exc:
+        return JSONResponse({"ok": False, "error": _script_error(exc)})
+    scenes = [{"name": s.name, "line": s.line} for s in script.scenes if s.name]
+    return JSONResponse(
+        {"ok": True, "title": script.title, "scenes": scenes, "front_matter": script.settings}
+    )
 
-    async def cancel(request: Request) -> Response:
-        job = _job(request)
-        await queue().cancel(job.id)
-        return JSONResponse(queue().snapshot(job))
 
-    async def events(request: Request) -> Response:
-        job = _job(request)
-
-        async def stream():
-            seen = -1
-            while True:
-                if job.version != seen:
-                    seen = job.version
-                    snapshot = queue().snapshot(job)
-                    yield f"data: {json.dumps(snapshot)}\n\n"
-                    if snapshot["state"] in ("done", "failed", "cancelled"):
-                        return
-                await queue().wait_change(job, seen, 1.0)
-                if await request.is_disconnected():
-                    return
-
-        return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-        )
-
-    async def audio(request: Request) -> Response:
-        job = _job(request)
-        if job.state != "done":
-            return _refuse("the render has not finished", 409)
-        disposition = "attachment" if request.query_params.get("download") else "inline"
-        return FileResponse(
-            job.output, filename=job.output.name, content_disposition_type=disposition
-        )
-
-    async def timings(request: Request) -> Response:
-        job = _job(request)
-        if job.state != "done":
-            return _refuse("the render has not finished", 409)
-        data = json.dumps(job.result["timeline"], indent=2, ensure_ascii=False) + "\n"
-        return Response(
-            data,
-            media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="{job.output.stem}.json"'},
-        )
-
-    async def captions(request: Request) -> Response:
-        job = _job(request)
-        vtt = job.output.with_suffix(".vtt")
-        if job.state != "done" or not vtt.is_file():
-            return _refuse("no captions for this job", 409 if job.state != "done" else 404)
-        disposition = "attachment" if request.query_params.get("download") else "inline"
-        return FileResponse(
-            vtt, media_type="text/vtt", filename=vtt.name, content_disposition_type=disposition
-        )
-
-    async def list_files(request: Request) -> Response:
-        return JSONResponse({"folder": str(folder), "files": files.list_files(folder)})
-
-    async def read_file(request: Request) -> Response:
-        path = request.query_params.get("path", "")
-        if Path(path).suffix.lower() in files.SETTINGS_SUFFIXES:
-            return JSONResponse({"path": path, "settings": files.read_settings(folder, path)})
-        return JSONResponse(
-            {"path": path, "text": files.read_text(folder, path, files.SCRIPT_SUFFIXES)}
-        )
-
-    async def save_script(request: Request) -> Response:
-        body = await _json(request)
-        path = files.write_text(
-            folder,
-            str(body.get("path", "")),
-            _text(body),
-            overwrite=bool(body.get("overwrite")),
-            suffixes=files.SCRIPT_SUFFIXES,
-        )
-        return JSONResponse({"path": path.relative_to(folder).as_posix()})
-
-    async def save_settings(request: Request) -> Response:
-        body = await _json(request)
-        values = shape.clean_values(body.get("values", {}))
-        script = str(body.get("script", ""))
-        files.safe_path(folder, script, files.SCRIPT_SUFFIXES)
-        path = files.save_settings(
-            folder,
-            str(body.get("path", "")),
-            values,
-            script=script,
-            fmt=_format(body),
-            overwrite=bool(body.get("overwrite")),
-        )
-        return JSONResponse({"path": path.relative_to(folder).as_posix()})
-
-    async def command(request: Request) -> Response:
-        body = await _json(request)
-        return JSONResponse(
-            {
-                "command": shape.command_line(
-                    body.get("values", {}), script=_name(body), fmt=_format(body)
-                )
-            }
-        )
-
-    async def manifest(request: Request) -> Response:
-        body = await _json(request)
-        values = shape.clean_values(body.get("values", {}))
-        script = str(body.get("script", ""))
-        if not files.safe_path(folder, script, files.SCRIPT_SUFFIXES).is_file():
-            return _refuse(
-                f"save the script as {script!r} first: a manifest names a script file", 409
+async def submit(request: Request) -> Response:
+    folder = request.app.state.folder
+    body = await _json(request)
+    text, name = _text(body), _name(body)
+    kind = body.get("kind", "render")
+    if kind not in ("render", "preview"):
+        return refuse(f"unknown job kind {kind!r}", 400)
+    fmt = _format(body)
+    values = body.get("values", {})
+    label = "the whole track"
+    try:
+        if kind == "preview":
+            text, label = shape.preview_text(text, line=int(body.get("line", 1)), name=name)
+            fmt = "wav"  # no encoder wait for a quick listen
+        # Check everything the CLI checks before queueing: the page hears of a bad value at once.
+        with tempfile.TemporaryDirectory() as scratch:
+            shape.resolve(
+                text, values, name=name, output=Path(scratch) / f"check.{fmt}", folder=folder
             )
-        name = str(body.get("name") or "").strip() or Path(script).stem
-        if not set(name) <= _NAME_CHARS:
-            return _refuse(
-                f"variant name {name!r}: use letters, digits, '-', '_', '.' and spaces", 400
-            )
-        path, count = files.add_variant(
-            folder, str(body.get("path", "")), values, script=script, name=name, fmt=_format(body)
+    except ScriptError as exc:
+        return JSONResponse(
+            {"error": one_line(exc), "script_error": _script_error(exc)}, status_code=400
         )
-        return JSONResponse({"path": path.relative_to(folder).as_posix(), "variants": count})
-
-    async def save_preset(request: Request) -> Response:
-        body = await _json(request)
-        base = shape.soundscape_in(folder, str(body.get("base", "")))
-        if base in ("auto", "none"):
-            base = "default" if base == "auto" else base
-        if base == "none":
-            return _refuse("narration alone has no layers to set", 400)
-        levels = body.get("levels", {})
-        if not isinstance(levels, dict):
-            return _refuse("levels must be an object of layer: dB", 400)
-        path = files.save_preset(folder, str(body.get("path", "")), base, levels)
-        relative = path.relative_to(folder).as_posix()
-        preset = next(p for p in files.list_presets(folder) if p["name"] == relative)
-        return JSONResponse({"path": relative, "preset": preset})
-
-    routes = [
-        Route("/", page),
-        Route("/api/options", options),
-        Route("/api/check", check, methods=["POST"]),
-        Route("/api/jobs", submit, methods=["POST"]),
-        Route("/api/jobs/{job}", job_state),
-        Route("/api/jobs/{job}/cancel", cancel, methods=["POST"]),
-        Route("/api/jobs/{job}/events", events),
-        Route("/api/jobs/{job}/audio", audio),
-        Route("/api/jobs/{job}/timings", timings),
-        Route("/api/jobs/{job}/captions", captions),
-        Route("/api/files", list_files),
-        Route("/api/file", read_file),
-        Route("/api/script", save_script, methods=["POST"]),
-        Route("/api/settings", save_settings, methods=["POST"]),
-        Route("/api/command", command, methods=["POST"]),
-        Route("/api/manifest", manifest, methods=["POST"]),
-        Route("/api/preset", save_preset, methods=["POST"]),
-        Mount("/static", app=StaticFiles(directory=str(static)), name="static"),
-    ]
-    exception_handlers = {
-        files.FileRefused: lambda request, exc: _refuse(str(exc), exc.status),
-        _NotFound: lambda request, exc: _refuse(str(exc), 404),
-        _BadRequest: lambda request, exc: _refuse(str(exc), 400),
-        MeditationError: lambda request, exc: _refuse(" ".join(str(exc).split()), 400),
-        _TooLarge: lambda request, exc: _too_large(max_body_bytes),
+    except files.FileRefused:
+        raise
+    except (MeditationError, ValueError, TypeError) as exc:
+        return refuse(one_line(exc), 400)
+    stem = Path(name).stem or "meditation"
+    filename = f"{stem}-preview.{fmt}" if kind == "preview" else f"{stem}.{fmt}"
+    spec = {
+        "text": text,
+        "values": shape.clean_values(values),
+        "name": name,
+        "folder": str(folder),
     }
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
-    app.state.studio = state  # the queue, for tests and tools
-    return _Guard(app, token=token, hosts=hosts, max_body_bytes=max_body_bytes)
+    try:
+        job = await queue(request).submit(kind, spec, filename=filename, label=label)
+    except QueueFull as exc:
+        return refuse(str(exc), 429)
+    return JSONResponse(queue(request).snapshot(job), status_code=202)
+
+
+def _job(request: Request):
+    job = queue(request).jobs.get(request.path_params["job"])
+    if job is None:
+        raise _NotFound("no such job")
+    return job
+
+
+async def job_state(request: Request) -> Response:
+    return JSONResponse(queue(request).snapshot(_job(request)))
+
+
+async def cancel(request: Request) -> Response:
+    job = _job(request)
+    await queue(request).cancel(job.id)
+    return JSONResponse(queue(request).snapshot(job))
+
+
+async def events(request: Request) -> Response:
+    job = _job(request)
+
+    async def stream():
+        seen = -1
+        while True:
+            if job.version != seen:
+                seen = job.version
+                snapshot = queue(request).snapshot(job)
+                yield f"data: {json.dumps(snapshot)}\n\n"
+                if snapshot["state"] in ("done", "failed", "cancelled"):
+                    return
+            await queue(request).wait_change(job, seen, 1.0)
+            if await request.is_disconnected():
+                return
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def audio(request: Request) -> Response:
+    job = _job(request)
+    if job.state != "done":
+        return refuse("the render has not finished", 409)
+    disposition = "attachment" if request.query_params.get("download") else "inline"
+    return FileResponse(job.output, filename=job.output.name, content_disposition_type=disposition)
+
+
+async def timings(request: Request) -> Response:
+    job = _job(request)
+    if job.state != "done":
+        return refuse("the render has not finished", 409)
+    data = json.dumps(job.result["timeline"], indent=2, ensure_ascii=False) + "\n"
+    return Response(
+        data,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{job.output.stem}.json"'},
+    )
+
+
+async def captions(request: Request) -> Response:
+    job = _job(request)
+    vtt = job.output.with_suffix(".vtt")
+    if job.state != "done" or not vtt.is_file():
+        return refuse("no captions for this job", 409 if job.state != "done" else 404)
+    disposition = "attachment" if request.query_params.get("download") else "inline"
+    return FileResponse(
+        vtt, media_type="text/vtt", filename=vtt.name, content_disposition_type=disposition
+    )
+
+
+async def list_files(request: Request) -> Response:
+    folder = request.app.state.folder
+    return JSONResponse({"folder": str(folder), "files": files.list_files(folder)})
+
+
+async def read_file(request: Request) -> Response:
+    folder = request.app.state.folder
+    path = request.query_params.get("path", "")
+    if Path(path).suffix.lower() in files.SETTINGS_SUFFIXES:
+        return JSONResponse({"path": path, "settings": files.read_settings(folder, path)})
+    return JSONResponse(
+        {"path": path, "text": files.read_text(folder, path, files.SCRIPT_SUFFIXES)}
+    )
+
+
+async def save_script(request: Request) -> Response:
+    folder = request.app.state.folder
+    body = await _json(request)
+    path = files.write_text(
+        folder,
+        str(body.get("path", "")),
+        _text(body),
+        overwrite=bool(body.get("overwrite")),
+        suffixes=files.SCRIPT_SUFFIXES,
+    )
+    return JSONResponse({"path": path.relative_to(folder).as_posix()})
+
+
+async def save_settings(request: Request) -> Response:
+    folder = request.app.state.folder
+    body = await _json(request)
+    values = shape.clean_values(body.get("values", {}))
+    script = str(body.get("script", ""))
+    files.safe_path(folder, script, files.SCRIPT_SUFFIXES)
+    path = files.save_settings(
+        folder,
+        str(body.get("path", "")),
+        values,
+        script=script,
+        fmt=_format(body),
+        overwrite=bool(body.get("overwrite")),
+    )
+    return JSONResponse({"path": path.relative_to(folder).as_posix()})
+
+
+async def command(request: Request) -> Response:
+    body = await _json(request)
+    return JSONResponse(
+        {
+            "command": shape.command_line(
+                body.get("values", {}), script=_name(body), fmt=_format(body)
+            )
+        }
+    )
+
+
+async def manifest(request: Request) -> Response:
+    folder = request.app.state.folder
+    body = await _json(request)
+    values = shape.clean_values(body.get("values", {}))
+    script = str(body.get("script", ""))
+    if not files.safe_path(folder, script, files.SCRIPT_SUFFIXES).is_file():
+        return refuse(f"save the script as {script!r} first: a manifest names a script file", 409)
+    name = str(body.get("name") or "").strip() or Path(script).stem
+    if not set(name) <= _NAME_CHARS:
+        return refuse(f"variant name {name!r}: use letters, digits, '-', '_', '.' and spaces", 400)
+    path, count = files.add_variant(
+        folder, str(body.get("path", "")), values, script=script, name=name, fmt=_format(body)
+    )
+    return JSONResponse({"path": path.relative_to(folder).as_posix(), "variants": count})
+
+
+async def save_preset(request: Request) -> Response:
+    folder = request.app.state.folder
+    body = await _json(request)
+    base = shape.soundscape_in(folder, str(body.get("base", "")))
+    if base in ("auto", "none"):
+        base = "default" if base == "auto" else base
+    if base == "none":
+        return refuse("narration alone has no layers to set", 400)
+    levels = body.get("levels", {})
+    if not isinstance(levels, dict):
+        return refuse("levels must be an object of layer: dB", 400)
+    path = files.save_preset(folder, str(body.get("path", "")), base, levels)
+    relative = path.relative_to(folder).as_posix()
+    preset = next(p for p in files.list_presets(folder) if p["name"] == relative)
+    return JSONResponse({"path": relative, "preset": preset})
+
+
+_ROUTES = [
+    Route("/", page),
+    Route("/api/options", options),
+    Route("/api/check", check, methods=["POST"]),
+    Route("/api/jobs", submit, methods=["POST"]),
+    Route("/api/jobs/{job}", job_state),
+    Route("/api/jobs/{job}/cancel", cancel, methods=["POST"]),
+    Route("/api/jobs/{job}/events", events),
+    Route("/api/jobs/{job}/audio", audio),
+    Route("/api/jobs/{job}/timings", timings),
+    Route("/api/jobs/{job}/captions", captions),
+    Route("/api/files", list_files),
+    Route("/api/file", read_file),
+    Route("/api/script", save_script, methods=["POST"]),
+    Route("/api/settings", save_settings, methods=["POST"]),
+    Route("/api/command", command, methods=["POST"]),
+    Route("/api/manifest", manifest, methods=["POST"]),
+    Route("/api/preset", save_preset, methods=["POST"]),
+    Mount("/static", app=StaticFiles(directory=str(_STATIC)), name="static"),
+]
+_EXCEPTION_HANDLERS = {
+    files.FileRefused: lambda request, exc: refuse(str(exc), exc.status),
+    _NotFound: lambda request, exc: refuse(str(exc), 404),
+    _BadRequest: lambda request, exc: refuse(str(exc), 400),
+    MeditationError: lambda request, exc: refuse(one_line(exc), 400),
+    TooLarge: lambda request, exc: too_large(request.app.state.max_body_bytes),
+}
+
+
+def create_app(
+    folder: Path, *, token: str, hosts: list[str], max_body_bytes: int = MAX_BODY_BYTES
+) -> Guard:
+    """The studio over ``folder``; ``hosts`` are the ``host:port`` names it answers to."""
+    app = Starlette(routes=_ROUTES, lifespan=_lifespan, exception_handlers=_EXCEPTION_HANDLERS)
+    app.state.folder = Path(folder).resolve()
+    app.state.token = token
+    app.state.max_body_bytes = max_body_bytes
+    app.state.studio = {}  # the queue and the voices, for tests and tools
+    return Guard(app, token=token, hosts=hosts, max_body_bytes=max_body_bytes)
 
 
 _PAGE_HEADERS = {
@@ -348,18 +371,8 @@ _PAGE_HEADERS = {
 }
 
 
-class _NotFound(MeditationError):
-    pass
-
-
-class _BadRequest(MeditationError):
-    pass
-
-
 def _voices() -> list[str]:
     """Every usable voice; then stop the helper processes listing started (renders run in workers)."""
-    from ..voices import ENGINES, VoiceEngine, list_voices, load_voice
-
     voices = list_voices()
     for name, cls in ENGINES.items():
         if cls.reset is not VoiceEngine.reset:
@@ -368,10 +381,6 @@ def _voices() -> list[str]:
             except MeditationError:
                 pass
     return voices
-
-
-def _refuse(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 async def _json(request: Request) -> dict:
@@ -406,97 +415,7 @@ def _format(body: dict) -> str:
 
 
 def _script_error(exc: ScriptError) -> dict:
-    return {"line": exc.line, "col": exc.col, "message": exc.message, "text": shape.one_line(exc)}
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Guard:
-    """ASGI middleware: Host, token, Origin and body-size checks before anything else runs."""
-
-    def __init__(self, app, *, token: str, hosts: list[str], max_body_bytes: int):
-        self.app, self.token, self.max_body_bytes = app, token, max_body_bytes
-        self.cookie = _cookie_name(token)
-        self.hosts = {h.lower() for h in hosts}
-        self.origins = {f"http://{h}" for h in self.hosts}
-
-    @property
-    def state(self):
-        return self.app.state
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refusal = self._refusal(scope, headers)
-        if refusal is not None:
-            return await refusal(scope, receive, send)
-        limit = self.max_body_bytes
-        received = 0
-        started = False
-
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _too_large(limit)(scope, receive, send)
-
-    def _refusal(self, scope, headers):
-        host = headers.get("host", "").lower()
-        if host not in self.hosts:
-            return _refuse(f"unknown Host {host!r}: open the studio by the address it printed", 421)
-        origin = headers.get("origin")
-        if origin is not None and origin.lower() not in self.origins:
-            return _refuse("requests from other web pages are refused", 403)
-        if headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
-            return _refuse("requests from other web pages are refused", 403)
-        if not self._has_token(scope, headers):
-            message = "this studio needs the token from the address it printed at start-up"
-            if scope.get("path") == "/":
-                return PlainTextResponse(
-                    f"meditation studio: {message} (http://…/?token=…)\n", status_code=401
-                )
-            return _refuse(message, 401)
-        length = headers.get("content-length")
-        if length is not None:
-            try:
-                if int(length) > self.max_body_bytes:
-                    return _too_large(self.max_body_bytes)
-            except ValueError:
-                return _refuse("bad Content-Length", 400)
-        return None
-
-    def _has_token(self, scope, headers) -> bool:
-        from urllib.parse import parse_qs
-
-        candidates = [headers.get("x-studio-token", "")]
-        candidates += parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])
-        for part in headers.get("cookie", "").split(";"):
-            key, _, value = part.strip().partition("=")
-            if key == self.cookie:
-                candidates.append(value)
-        return any(c and hmac.compare_digest(c.encode(), self.token.encode()) for c in candidates)
-
-
-def _too_large(limit: int) -> JSONResponse:
-    return _refuse(f"request too large (limit {limit // 1000} kB)", 413)
+    return {"line": exc.line, "col": exc.col, "message": exc.message, "text": one_line(exc)}
 
 
 def new_token() -> str:

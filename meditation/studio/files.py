@@ -15,7 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import MeditationError
+import tomli_w
+
+from ..batch import expand_manifest
+from ..errors import MeditationError, SoundscapeError
+from ..files import check_replaceable, record_written
+from ..soundscape import load_preset
+from ..tomlfile import read_toml
 
 __all__ = [
     "FileRefused",
@@ -158,8 +164,6 @@ def save_settings(
     root: Path, relative: str, values: Mapping[str, Any], *, script: str, fmt: str, overwrite: bool
 ) -> Path:
     """Settings as a one-render manifest (``[defaults]`` only): ``meditation batch`` renders it as it is."""
-    import tomli_w
-
     document = {
         "output": f"{{script}}.{fmt}",
         "defaults": {"script": script, **_toml_values(values)},
@@ -192,10 +196,6 @@ def add_variant(
 
     Returns the manifest and how many variants it now describes.
     """
-    import tomli_w
-
-    from ..batch import expand_manifest
-
     path = safe_path(root, relative, SETTINGS_SUFFIXES)
     old = (
         read_text(root, relative, SETTINGS_SUFFIXES)
@@ -245,9 +245,6 @@ def list_inputs(root: Path, suffixes: tuple[str, ...]) -> list[str]:
 
 def list_presets(root: Path) -> list[dict]:
     """Soundscape presets saved in the folder (by relative path), as the page lists them."""
-    from ..errors import SoundscapeError
-    from ..soundscape import load_preset
-
     found = []
     for entry in list_files(root):
         if entry["kind"] != "settings":
@@ -272,13 +269,6 @@ def save_preset(root: Path, relative: str, base: str, levels: Mapping[str, float
     An existing file is replaced only if meditation wrote it (a preset saved
     here before), never one the user made.
     """
-    import tomli_w
-
-    from ..errors import SoundscapeError
-    from ..files import check_replaceable, record_written
-    from ..soundscape import load_preset
-    from ..tomlfile import read_toml
-
     path = safe_path(root, relative, SETTINGS_SUFFIXES)
     source = load_preset(base).path
     data = read_toml(source, error_class=SoundscapeError)

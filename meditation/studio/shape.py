@@ -12,9 +12,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import MeditationError, SettingsError
+from ..errors import SettingsError
+from ..formats import FORMATS
+from ..preflight import check_soundscape, check_values
 from ..script import Paragraph, Script, parse_script
-from ..settings import RenderSettings, resolve_settings
+from ..settings import (
+    SCHEMA,
+    Kind,
+    RenderSettings,
+    Role,
+    Use,
+    coerce,
+    describe_range,
+    format_duration,
+    resolve_settings,
+    specs_for,
+)
+from ..soundscape import list_presets
+from .files import safe_path
 
 __all__ = [
     "controls",
@@ -37,8 +52,6 @@ INPUT_SUFFIXES = {"cover": (".png", ".jpg", ".jpeg"), "bed": (".wav", ".flac", "
 
 
 def _specs():
-    from ..settings import Role, Use, specs_for
-
     return [
         spec
         for spec in specs_for(Use.RENDER)
@@ -48,11 +61,9 @@ def _specs():
 
 
 def formats() -> tuple[str, ...]:
-    from ..settings import FORMATS as suffixes
-
-    """Output formats (file suffixes without the dot), MP3 first."""
+    """Output formats (file FORMATS without the dot), MP3 first."""
     ordered = sorted(
-        (s.lstrip(".") for s in suffixes), key=lambda f: (f != "mp3", f)
+        (s.lstrip(".") for s in FORMATS), key=lambda f: (f != "mp3", f)
     )  # MP3 first: the default
     return tuple(ordered)
 
@@ -62,8 +73,6 @@ SETTING_KEYS = tuple(spec.key for spec in _specs())
 
 def controls() -> list[dict]:
     """The Shape panel's controls, from the settings schema, with the command line's defaults."""
-    from ..settings import Kind, describe_range, format_duration
-
     out = []
     for spec in _specs():
         kind = {
@@ -99,7 +108,7 @@ def controls() -> list[dict]:
         if spec.choices:
             control["choices"] = list(spec.choices)
         if kind == "file":
-            control["suffixes"] = list(INPUT_SUFFIXES[spec.key])
+            control["FORMATS"] = list(INPUT_SUFFIXES[spec.key])
         out.append(control)
     return out
 
@@ -129,8 +138,6 @@ def resolve(
     With ``folder``, a soundscape given as a ``.toml`` file must lie inside it
     (and is made absolute); shipped presets are named, never reached by path.
     """
-    from ..settings import SCHEMA
-
     script = parse_script(text, path=name)
     cleaned = clean_values(values)
     labels = {
@@ -143,11 +150,7 @@ def resolve(
         settings = settings.replace(
             soundscape=soundscape_in(folder, settings.soundscape), **inputs_in(folder, settings)
         )
-    from ..voices import resolve_voice
-
-    settings = settings.replace(voice=resolve_voice(settings.voice))
-    effective_preset(settings)
-    return settings, script
+    return check_values(settings, script), script
 
 
 def inputs_in(folder: Path, settings: RenderSettings) -> dict[str, Path]:
@@ -155,9 +158,6 @@ def inputs_in(folder: Path, settings: RenderSettings) -> dict[str, Path]:
 
     Whether set on the page or in the script's front matter: nothing outside the folder is read.
     """
-    from ..settings import SCHEMA, Role
-    from .files import safe_path
-
     inside = {}
     for spec in SCHEMA.values():
         value = getattr(settings, spec.name)
@@ -171,9 +171,6 @@ def inputs_in(folder: Path, settings: RenderSettings) -> dict[str, Path]:
 
 def soundscape_in(folder: Path, value: str) -> str:
     """A shipped preset's name, ``auto``/``none``, or the absolute path of a ``.toml`` preset inside ``folder``."""
-    from ..soundscape import list_presets
-    from .files import safe_path
-
     if value in ("auto", "none") or value in {p.name for p in list_presets()}:
         return value
     if value.lower().endswith(".toml"):
@@ -184,27 +181,13 @@ def soundscape_in(folder: Path, value: str) -> str:
     )
 
 
-def effective_preset(settings: RenderSettings):
+def effective_preset(settings: RenderSettings, script: Script | None = None):
     """The soundscape preset a render will play (None for narration alone); raises on an unknown one."""
-    from ..soundscape import load_preset
-
-    name = settings.soundscape
-    if name == "none":
-        return None
-    preset = load_preset("default" if name == "auto" else name)
-    if settings.layers is not None:
-        unknown = [n for n in settings.layers if n not in preset.layers]
-        if unknown:
-            raise SettingsError(
-                f"--layers: {', '.join(unknown)} not in soundscape {preset.name!r} (it has: {', '.join(preset.layers)})"
-            )
-    return preset
+    return check_soundscape(settings, script)
 
 
 def command_line(values: Mapping[str, Any], *, script: str, fmt: str = "mp3") -> str:
     """The ``meditation render …`` line that renders the same thing."""
-    from ..settings import SCHEMA, Kind, coerce
-
     values = clean_values(values)
     words = ["meditation", "render", script, "-o", f"{Path(script).stem}.{fmt}"]
     for key in SETTING_KEYS:
@@ -263,8 +246,3 @@ def _body_start(lines: list[str]) -> int:
             if lines[i].strip() == "---":
                 return i + 1
     return 0
-
-
-def one_line(exc: MeditationError) -> str:
-    """The error as the CLI prints it, on one line."""
-    return " ".join(str(exc).split())

@@ -17,6 +17,11 @@ import threading
 import time
 from pathlib import Path
 
+from .. import progress
+from ..errors import MeditationError, one_line
+from ..render import render
+from .shape import effective_preset, resolve
+
 __all__ = ["main"]
 
 
@@ -37,9 +42,6 @@ def main(argv: list[str] | None = None) -> int:
             last[0] = now
             out.write(json.dumps(message) + "\n")
 
-    from .. import progress
-    from ..errors import MeditationError
-
     def listener(stage: str, done: float, total: float | None) -> None:
         finished = total is not None and done >= total
         send(
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
         result = run_job(job)
     except MeditationError as exc:
-        send({"event": "error", "message": " ".join(str(exc).split())})
+        send({"event": "error", "message": one_line(exc)})
         return 2
     send({"event": "done", "result": result})
     return 0
@@ -61,9 +63,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_job(job: dict) -> dict:
     """Render one job (see the module docstring); returns what the page shows."""
-    from ..render import render
-    from .shape import resolve
-
     output = Path(job["output"])
     settings, script = resolve(
         job["text"], job["values"], name=job["name"], output=output, folder=Path(job["folder"])
@@ -83,8 +82,6 @@ def run_job(job: dict) -> dict:
 
 def layer_levels(settings, timeline) -> list[dict]:
     """Per scene, each sounding layer's level in dB relative to the narration (from the preset)."""
-    from .shape import effective_preset
-
     preset = effective_preset(settings)
     if preset is None:
         return [{} for _ in timeline.scenes]

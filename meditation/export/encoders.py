@@ -1,0 +1,350 @@
+"""The encoders, one per format family; each registers the suffixes it writes (``meditation.formats``).
+
+- MP3: LAME (``lameenc``, VBR ``-V2``) in a child process, with a Xing/LAME
+  info frame (encoder delay and padding: gapless). lameenc measured about 3×
+  faster than the same LAME inside PyAV, so it stays.
+- M4A/M4B: AAC-LC in MP4 through PyAV (FFmpeg's AAC encoder and MP4 muxer,
+  which also writes the chapters: a QuickTime chapter track and Nero ``chpl``).
+- Opus: libopus in Ogg through PyAV at 48 kHz (the mix is resampled with
+  soxr); measured 3× faster than libsndfile's Ogg Opus writer.
+- WAV (24-bit), FLAC (24-bit) and Ogg Vorbis: soundfile.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import av
+import numpy as np
+import soundfile
+import soxr
+
+from .._lifecycle import popen_quietly, started_from_main_thread
+from .._threads import InOrder
+from ..chapters import Chapter
+from ..errors import ExportError
+from ..formats import register_encoder
+from .tags import Metadata
+
+__all__ = ["Encoder"]
+
+
+class Encoder:
+    """Writes one file's audio; the writer calls ``write`` per chunk, then ``close`` or ``abort``."""
+
+    def __init__(
+        self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata
+    ):
+        raise NotImplementedError
+
+    def write(self, chunk: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Stop without finishing; the file is about to be deleted."""
+
+
+@register_encoder(".mp3")
+class _LameEncoder(Encoder):
+    """LAME (``lameenc``, VBR ``-V2``) in a child process fed 16-bit PCM on its stdin.
+
+    lameenc holds the GIL while it encodes, so a thread would not overlap
+    with mixing; a process does. It is a plain subprocess rather than a
+    multiprocessing one so that calling ``render`` from a script without a
+    ``__main__`` guard cannot start the caller's script again.
+    """
+
+    def __init__(
+        self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata
+    ):
+        env = dict(os.environ)
+        package_parent = str(Path(__file__).resolve().parent.parent.parent)
+        env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
+        pdeathsig = "1" if started_from_main_thread() else "0"
+        # The encoder starts deaf to Ctrl-C; the parent stops it.
+        self._process = popen_quietly(
+            [
+                sys.executable,
+                "-m",
+                "meditation._lame_worker",
+                str(path),
+                str(sample_rate),
+                str(channels),
+                str(os.getpid()),
+                pdeathsig,
+            ],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            _widen_pipe(self._process.stdin)
+        except BaseException:
+            self.abort()  # an interrupt here: the writer never learns of this encoder
+            raise
+
+    def write(self, chunk: np.ndarray) -> None:
+        pcm = np.clip(np.round(chunk * 32767.0), -32768, 32767).astype("<i2")
+        try:
+            self._process.stdin.write(pcm.tobytes())
+        except BrokenPipeError:
+            self._fail()
+
+    def close(self) -> None:
+        try:
+            self._process.stdin.close()
+        except BrokenPipeError:
+            pass
+        if self._process.wait() != 0:
+            self._fail()
+        self._process.stderr.close()
+
+    def _fail(self) -> None:
+        self._process.kill()
+        self._process.wait()
+        detail = self._process.stderr.read().decode("utf-8", "replace").strip().splitlines()
+        raise ExportError(f"MP3 encoder failed: {detail[-1] if detail else 'no message'}")
+
+    def abort(self) -> None:
+        self._process.kill()
+        self._process.wait()
+        for stream in (self._process.stdin, self._process.stderr):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+
+
+def _widen_pipe(stream) -> None:
+    """Let the mixer run a few chunks ahead of the encoder (Linux pipes hold only 64 KiB by default)."""
+    try:
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except OSError:
+        pass  # a lower limit: the default still works, a little slower
+
+
+class _ThreadedEncoder(Encoder):
+    """An encoder that works in a thread of its own, a few chunks behind the writer.
+
+    For libraries that release the GIL while they encode (libsndfile through
+    cffi, FFmpeg, soxr): the encoding overlaps with the mastering that makes
+    the next chunks. Subclasses ``_consume`` each chunk in order.
+    """
+
+    _worker = None
+
+    @property
+    def _WHAT(self) -> str:  # noqa: N802 - a constant, which subclasses may compute
+        return "encoder"
+
+    def _consume(self, chunk: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def write(self, chunk: np.ndarray) -> None:
+        self._check_worker()
+        if self._worker is None:
+            self._worker = InOrder(
+                self._consume, depth=8, name="meditation-encoder"
+            )  # a few chunks ahead, bounded memory
+        # A copy: the caller may reuse its buffer while the worker is still encoding this one.
+        self._worker.put(np.array(chunk, dtype=np.float32))
+
+    def _check_worker(self) -> None:
+        failure = self._worker.failure if self._worker is not None else None
+        if failure is not None:
+            if isinstance(failure, OSError) or type(failure).__module__ == "soundfile":
+                raise failure  # the writer words these (disk full, size limit) itself
+            raise ExportError(f"{self._WHAT} failed: {failure}") from failure
+
+    def _finish_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.finish()
+            self._check_worker()
+
+
+@register_encoder(".wav", ".flac", ".ogg")
+class _SoundfileEncoder(_ThreadedEncoder):
+    _FORMATS = {".wav": ("WAV", "PCM_24"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
+
+    def __init__(
+        self,
+        file,
+        path: Path,
+        sample_rate: int,
+        channels: int,
+        suffix: str,
+        metadata: Metadata,
+        subtype: str | None = None,
+    ):
+        fmt, default_subtype = self._FORMATS[suffix]
+        subtype = subtype or default_subtype
+        # libsndfile writes to the descriptor itself and reports a failed
+        # write as an error. Given a Python file object it would call back
+        # into Python, and a full disk there printed dozens of "Exception
+        # ignored from cffi callback" lines and ended in an AssertionError.
+        self._sf = soundfile.SoundFile(
+            file.fileno(), "w", sample_rate, channels, subtype=subtype, format=fmt, closefd=False
+        )
+
+    _WHAT = "libsndfile"
+
+    def _consume(self, chunk: np.ndarray) -> None:
+        self._sf.write(chunk)
+
+    def close(self) -> None:
+        self._finish_worker()
+        self._sf.close()
+
+    def abort(self) -> None:
+        try:
+            self._finish_worker()
+        except BaseException:
+            pass
+        try:
+            self._sf.close()
+        except Exception:
+            pass
+
+
+class _PyAVEncoder(_ThreadedEncoder):
+    """An FFmpeg encoder and muxer through PyAV, fed float frames."""
+
+    _CODEC: ClassVar[Literal["aac", "libopus"]]
+    """The FFmpeg encoder (a literal, so PyAV's types know it makes an audio stream)."""
+    _FORMAT = ""
+    _BIT_RATE = 0
+    _RATES: tuple[int, ...] = ()
+    """Sample rates the codec takes; others are resampled (soxr) to ``_FALLBACK_RATE``."""
+    _FALLBACK_RATE = 48000
+
+    def __init__(
+        self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata
+    ):
+        self._rate = sample_rate if sample_rate in self._RATES else self._FALLBACK_RATE
+        self._resampler = None
+        if self._rate != sample_rate:
+            self._resampler = soxr.ResampleStream(
+                sample_rate, self._rate, channels, dtype="float32", quality="HQ"
+            )
+        self._layout = "stereo" if channels == 2 else "mono"
+        self._samples = 0
+        self._time_base = Fraction(1, self._rate)
+        self._container = av.open(
+            str(path), "w", format=self._FORMAT, options=self._options(suffix)
+        )
+        try:
+            self._stream = self._container.add_stream(
+                self._CODEC, rate=self._rate, layout=self._layout
+            )
+            self._stream.bit_rate = self._BIT_RATE
+            if metadata.chapters:
+                self._set_chapters(metadata.chapters)
+        except Exception:
+            self._container.close()
+            raise
+
+    def _options(self, suffix: str) -> dict:
+        return {}
+
+    def _set_chapters(self, chapters: tuple[Chapter, ...]) -> None:
+        """Chapters the muxer writes itself; formats tagged later ignore this."""
+
+    @property
+    def _WHAT(self) -> str:  # noqa: N802 - the base class's constant
+        return f"{self._CODEC} encoder"
+
+    def _consume(self, chunk: np.ndarray) -> None:
+        if self._resampler is not None:
+            chunk = self._resampler.resample_chunk(chunk)
+        self._encode(chunk)
+
+    def _encode(self, chunk: np.ndarray | None) -> None:
+        if chunk is None:
+            packets = self._stream.encode(None)
+        elif len(chunk) == 0:
+            return
+        else:
+            planar = np.ascontiguousarray(np.asarray(chunk, dtype=np.float32).T)
+            frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=self._layout)
+            frame.sample_rate = self._rate
+            # Timestamps let the encoder mark its priming samples (AAC's 1024,
+            # Opus's pre-skip) so the muxer writes the edit list that hides them.
+            frame.pts = self._samples
+            frame.time_base = self._time_base
+            self._samples += len(chunk)
+            packets = self._stream.encode(frame)
+        for packet in packets:
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        self._finish_worker()
+        if self._resampler is not None:
+            self._encode(
+                self._resampler.resample_chunk(
+                    np.zeros((0, 2 if self._layout == "stereo" else 1), np.float32), last=True
+                )
+            )
+        self._encode(None)
+        self._container.close()
+
+    def abort(self) -> None:
+        try:
+            self._finish_worker()
+        except Exception:
+            pass
+        try:
+            self._container.close()
+        except Exception:
+            pass
+
+
+@register_encoder(".m4a", ".m4b")
+class _AacEncoder(_PyAVEncoder):
+    """AAC-LC at 128 kbit/s in MP4 (FFmpeg's ``ipod`` muxer: the M4A/M4B flavour Apple players expect).
+
+    The muxer writes an edit list that hides the AAC priming samples, and the
+    chapters both as a QuickTime chapter track (Apple Books, Podcasts, VLC)
+    and as a Nero ``chpl`` box (ffprobe, many Android players).
+    """
+
+    _CODEC, _FORMAT, _BIT_RATE = "aac", "ipod", 128_000
+    _RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+
+    def _options(self, suffix: str) -> dict:
+        return {"brand": "M4B " if suffix == ".m4b" else "M4A "}
+
+    def _set_chapters(self, chapters: tuple[Chapter, ...]) -> None:
+        self._container.set_chapters(
+            [
+                {
+                    "id": i + 1,
+                    "start": int(round(c.start_s * 1000)),
+                    "end": int(round(c.end_s * 1000)),
+                    "time_base": Fraction(1, 1000),
+                    "metadata": {"title": c.title},
+                }
+                for i, c in enumerate(chapters)
+            ]
+        )
+
+
+@register_encoder(".opus")
+class _OpusEncoder(_PyAVEncoder):
+    """Opus at 64 kbit/s VBR in Ogg (libopus through PyAV): small files for hours-long sleep tracks.
+
+    Opus runs at 48 kHz, so any other mix rate is resampled with soxr on the
+    way in; the Ogg pre-skip and the last page's granule position make
+    decoders drop the codec's look-ahead and padding, keeping the length exact.
+    """
+
+    _CODEC, _FORMAT, _BIT_RATE = "libopus", "ogg", 64_000
+    _RATES = (48000,)

@@ -1,0 +1,172 @@
+"""Every check that must pass before speech starts, once.
+
+``settings.validate`` only reads values (types, ranges, grammar). What needs a
+file opened or another stage asked is checked here, before any synthesis, so a
+mistake costs nothing and is one line:
+
+- the voice chain (``--voice-fx``) parses, its filters lie below the Nyquist
+  frequency of ``--sample-rate`` (``voicefx.check_for_sample_rate``), and the
+  voice exists (resolved to its ``engine:name``);
+- the recorded bed (``--bed``) is a usable recording;
+- the soundscape preset loads and holds the ``--layers`` asked for;
+- every output path may be written and is none of the inputs
+  (:func:`check_files`);
+- the publication's inputs and paths: the cover decodes, the captions and plot
+  formats are known (``publish.prepare``).
+
+The command line, batch (every variant, up front), the Dask cluster and the
+studio all call these; ``render`` calls :func:`check_outputs` itself, since it
+is also called directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import files, publish
+from .errors import ManifestError, MeditationError, SoundscapeError, one_line
+from .script import Pause, Script
+from .settings import SCHEMA, RenderSettings, Role, preset_name
+from .soundscape import Preset, load_preset
+from .soundscape.layers.recording import inspect_recording
+from .voicefx import check_for_sample_rate, parse_voice_fx
+from .voices import resolve_voice
+
+__all__ = [
+    "Checked",
+    "preflight",
+    "check_values",
+    "check_outputs",
+    "check_soundscape",
+    "check_files",
+    "preset_name",
+]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Settings that passed every check, and what the checks loaded."""
+
+    settings: RenderSettings
+    publication: publish.Publication
+
+
+def preflight(
+    settings: RenderSettings,
+    script: Script | None = None,
+    *,
+    voice: bool = True,
+    inputs: Iterable[Path | None] = (),
+) -> Checked:
+    """Every check, in order: values (voice chain, bed, voice, soundscape), then outputs and publication."""
+    settings = check_values(settings, script, voice=voice)
+    return check_outputs(settings, inputs=inputs)
+
+
+def check_values(
+    settings: RenderSettings,
+    script: Script | None = None,
+    *,
+    voice: bool = True,
+    load: Callable[[str], Preset] = load_preset,
+    where: str | None = None,
+) -> RenderSettings:
+    """The checks on what the settings name; returns the settings with the voice resolved (if ``voice``).
+
+    ``load`` loads a preset by name (batch passes a cached one). With
+    ``where`` (a manifest and variant), each error is a ManifestError naming
+    it and the setting: ``batch.toml: variant 'v': layers: …``.
+    """
+    with _named(where, "voice_fx"):
+        parse_voice_fx(settings.voice_fx)
+    if settings.bed is not None:
+        with _named(where, "bed"):
+            inspect_recording(settings.bed)
+    if voice:
+        with _named(where, "voice"):
+            settings = dataclasses.replace(settings, voice=resolve_voice(settings.voice))
+    preset = check_soundscape(settings, script, load=load, where=where)
+    if voice:
+        # The chain builds its filters when the first speech reaches it: one above
+        # Nyquist would fail only after everything was spoken.
+        with _named(where, "voice_fx"):
+            fx = parse_voice_fx(settings.voice_fx, preset.voice if preset is not None else {})
+            check_for_sample_rate(fx, settings.sample_rate)
+    return settings
+
+
+def check_soundscape(
+    settings: RenderSettings,
+    script: Script | None = None,
+    *,
+    load: Callable[[str], Preset] = load_preset,
+    where: str | None = None,
+) -> Preset | None:
+    """The preset a render will play (None for narration alone); raises on an unknown one or unknown layers."""
+    name = preset_name(settings, script)
+    if name is None:
+        return None
+    with _named(where, "soundscape"):
+        preset = load(name)
+    if settings.layers is not None:
+        # The breath layer joins any preset when the script guides breathing (see soundscape.plan_ambience).
+        known = [*preset.layers, *(["breath"] if _guides_breathing(script) else [])]
+        unknown = [n for n in settings.layers if n not in known]
+        if unknown:
+            label = "--layers: " if where is None else ""
+            with _named(where, "layers"):
+                raise SoundscapeError(
+                    f"{label}{', '.join(unknown)} not in soundscape {preset.name!r} "
+                    f"(it has: {', '.join(preset.layers)})"
+                )
+    return preset
+
+
+def _guides_breathing(script: Script | None) -> bool:
+    return script is not None and any(
+        isinstance(item, Pause) and item.phases for scene in script.scenes for item in scene.items
+    )
+
+
+@contextlib.contextmanager
+def _named(where: str | None, key: str) -> Iterator[None]:
+    """Reword an error for a batch manifest: ``{where}: {key}: {message}``."""
+    try:
+        yield
+    except MeditationError as exc:
+        if where is None:
+            raise
+        raise ManifestError(f"{where}: {key}: {one_line(exc)}") from None
+
+
+def check_outputs(settings: RenderSettings, *, inputs: Iterable[Path | None] = ()) -> Checked:
+    """Output paths and the publication's inputs; returns the settings with shorthand side files placed.
+
+    ``inputs`` adds files the settings do not name (a manifest).
+    """
+    settings = publish.beside_output(settings)
+    check_files(settings, inputs=inputs)
+    return Checked(settings, publish.prepare(settings))
+
+
+def check_files(settings: RenderSettings, *, inputs: Iterable[Path | None] = ()) -> None:
+    """``check_outputs`` for one render's settings: every path setting by its role in the schema.
+
+    ``inputs`` adds what the settings do not name directly (a manifest).
+    """
+
+    def paths(role):
+        return {
+            spec.option: getattr(settings, spec.name)
+            for spec in SCHEMA.values()
+            if spec.role is role
+        }
+
+    read = [*paths(Role.INPUT).values(), *inputs]
+    if str(settings.soundscape).lower().endswith(".toml"):
+        read.append(Path(settings.soundscape))
+    files.check_outputs(paths(Role.OUTPUT), inputs=read, folders=paths(Role.OUTPUT_FOLDER))

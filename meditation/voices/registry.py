@@ -1,0 +1,69 @@
+"""The voice registry: the engine interface and the table a new engine joins by registering itself.
+
+Engines import this module (not the package), like soundscape layers import
+``layers/base.py``; ``meditation.voices`` imports every engine and offers the
+look-ups (``list_voices``, ``resolve_voice``, ``load_voice``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:  # numpy only in annotations: `meditation voices` starts without it
+    import numpy as np
+
+__all__ = ["VoiceEngine", "ENGINES", "register_engine"]
+
+ENGINES: dict[str, type[VoiceEngine]] = {}
+
+
+def register_engine(name: str) -> Callable[[type[VoiceEngine]], type[VoiceEngine]]:
+    """Class decorator: make an engine available as ``name:voice``."""
+
+    def decorate(cls: type[VoiceEngine]) -> type[VoiceEngine]:
+        cls.engine = name
+        ENGINES[name] = cls
+        return cls
+
+    return decorate
+
+
+class VoiceEngine(abc.ABC):
+    """One loaded voice of one engine. Load once per process; synthesis is stateless."""
+
+    engine: ClassVar[str] = ""
+
+    def __init__(self, voice: str):
+        self.voice = voice
+
+    @property
+    def voice_id(self) -> str:
+        return f"{self.engine}:{self.voice}"
+
+    @classmethod
+    @abc.abstractmethod
+    def voices(cls) -> list[str]:
+        """Names of the voices this engine can speak with on this machine (empty if unusable)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def default_voice(cls) -> str:
+        """The voice used when only the engine is named."""
+
+    @property
+    @abc.abstractmethod
+    def sample_rate(self) -> int:
+        """Native sample rate of what ``synthesize`` returns."""
+
+    def reset(self) -> None:  # noqa: B027 - a hook: engines that keep no state leave it empty
+        """Forget state carried between utterances; called once before each render."""
+
+    @abc.abstractmethod
+    def synthesize(self, text: str, *, rate: float, seed: int) -> np.ndarray:
+        """Speak ``text``: mono float32 at ``sample_rate``, peak below 1.
+
+        ``rate`` scales the speaking rate inside the engine (0.8 = 20 % slower);
+        ``seed`` fixes any randomness the engine has, so output is reproducible.
+        """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -28,23 +29,31 @@ def stop_workers(timeout_s: float = 30.0) -> None:
     """
     import time  # noqa: PLC0415 - only the way out needs it
 
-    for thread in threading.enumerate():
-        stop = getattr(thread, "_meditation_stop", None)
-        if stop is not None and thread.is_alive():
-            try:
-                stop()
-            except Exception:
-                pass
     deadline = time.monotonic() + timeout_s
     current = threading.current_thread()
-    for thread in threading.enumerate():
-        if thread is current or not thread.name.startswith(_PREFIX):
+    # Rounds: a worker that was still ending may have started another (the premix, its meter).
+    while time.monotonic() < deadline:
+        workers = [
+            t for t in threading.enumerate() if t is not current and t.name.startswith(_PREFIX)
+        ]
+        # Not ``join``/``is_alive``: a join that an interrupt cut short marks the
+        # thread stopped while it still runs (CPython 3.11), and after that both
+        # believe it. The interpreter's own list of running threads does not.
+        running = sys._current_frames()
+        workers = [t for t in workers if t.ident in running]
+        if not workers:
+            return
+        for thread in workers:
+            stop = getattr(thread, "_meditation_stop", None)
+            if stop is not None:
+                try:
+                    stop()
+                except Exception:
+                    pass
+        try:
+            time.sleep(0.02)
+        except KeyboardInterrupt:
             continue
-        while thread.is_alive() and time.monotonic() < deadline:
-            try:
-                thread.join(min(0.5, max(0.0, deadline - time.monotonic())))
-            except KeyboardInterrupt:
-                continue
 
 
 _END = object()

@@ -29,7 +29,7 @@ def test_interrupts_across_the_mixing_window_never_abort(tmp_path):
     (tmp_path / "med.md").write_text(SCRIPT, encoding="utf-8")
     args = ["render", "med.md", "--voice", "pyttsx3", "--no-cache", "--tail", "10m", "-o", "o.m4b"]
     # 15 moments spread over start-up, speech and the premix at work (the window moves with load).
-    for i, delay_s in enumerate(0.8 + 0.3 * k for k in range(15)):
+    for i, delay_s in enumerate(0.8 + 0.4 * k for k in range(15)):
         signum = (signal.SIGINT, signal.SIGTERM)[i % 2]
         proc = _start(args, tmp_path)
         try:

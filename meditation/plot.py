@@ -123,7 +123,7 @@ _BREATH_COLOURS = {"in": "#f0a35e", "hold": "#c9b79c", "out": "#8fb8de"}
 def _layer_colours(names) -> dict[str, str]:
     """One distinct colour per layer: its own where it has one, a spare one otherwise."""
     spare = iter(c for c in _SPARE_COLOURS)
-    taken = {}
+    taken: dict[str, str] = {}
     for name in names:
         base = name.split(":")[0]
         colour = _LAYER_COLOURS.get(base)

@@ -51,13 +51,6 @@ class AmbiencePlan:
         return settled + int(np.floor((min(0.0, early) - ahead) * sr)) - 1
 
 
-def resolve_preset_name(preset_name: str, script) -> str:
-    """The preset ``auto`` stands for: the script's front matter, else ``default``."""
-    if preset_name == "auto":
-        return (script.settings.get("soundscape") if script is not None else None) or "default"
-    return preset_name
-
-
 def plan_ambience(
     preset_name: str,
     *,
@@ -76,7 +69,10 @@ def plan_ambience(
     the audio's plan is made, not the timeline's list of what sounds where,
     and a layer not heard yet is no error.
     """
-    preset_name = resolve_preset_name(preset_name, script)
+    if preset_name == "auto":
+        preset_name = (
+            script.settings.get("soundscape") if script is not None else None
+        ) or "default"
     if preset_name == "none":
         preset = Preset("none", "", {}, {"default": SceneSpec({}, 6.0)}, (), 6.0, Path("none"))
     else:
@@ -301,7 +297,7 @@ def _layer_levels(plan: AmbiencePlan) -> tuple[LayerLevels, ...]:
         cues = tuple(c.time_s for c in plan.cues.get(name, ()))
         actions = tuple(c.action for c in plan.cues.get(name, ()))
         spec = plan.preset.layers.get(name)
-        path = ()
+        path: tuple[tuple[float, float], ...] = ()
         if spec is not None and (spec.kind or name) == "beats":
             path = _beat_path(spec.params, plan.cues.get(name, ()), plan.timeline.length / sr)
         levels.append(

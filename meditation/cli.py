@@ -170,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         raise
     finally:
+        from ._threads import stop_workers  # noqa: PLC0415 - after the command, to keep start-up lean
+
+        stop_workers()  # before the interpreter finalizes (issue 18, item 4)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -4,8 +4,9 @@
 file opened or another stage asked is checked here, before any synthesis, so a
 mistake costs nothing and is one line:
 
-- the voice chain (``--voice-fx``) parses, and the voice exists (resolved to
-  its ``engine:name``);
+- the voice chain (``--voice-fx``) parses, its filters lie below the Nyquist
+  frequency of ``--sample-rate`` (``voicefx.check_for_sample_rate``), and the
+  voice exists (resolved to its ``engine:name``);
 - the recorded bed (``--bed``) is a usable recording;
 - the pronunciation lexicon (``--lexicon`` and the script's own entries) reads;
 - the soundscape preset loads and holds the ``--layers`` asked for;
@@ -34,7 +35,7 @@ from .script import Pause, Script
 from .settings import SCHEMA, RenderSettings, Role, preset_name
 from .soundscape import Preset, load_preset
 from .soundscape.layers.recording import inspect_recording
-from .voicefx import parse_voice_fx
+from .voicefx import check_for_sample_rate, parse_voice_fx
 from .voices import resolve_voice
 
 __all__ = [
@@ -93,7 +94,17 @@ def check_values(
     if settings.lexicon is not None or script is not None:
         with _named(where, "lexicon"):
             script_lexicon(script, settings.lexicon)  # a bad entry, one line at its file:line
-    check_soundscape(settings, script, load=load, where=where)
+    preset = check_soundscape(settings, script, load=load, where=where)
+    if voice:
+        # The chain builds its filters when the first speech reaches it: one above
+        # Nyquist would fail only after everything was spoken.
+        with _named(where, "voice_fx"):
+            fx = parse_voice_fx(
+                settings.voice_fx,
+                preset.voice if preset is not None else {},
+                voice=settings.voice,
+            )
+            check_for_sample_rate(fx, settings.sample_rate)
     return settings
 
 

@@ -4,9 +4,11 @@
 file opened or another stage asked is checked here, before any synthesis, so a
 mistake costs nothing and is one line:
 
-- the voice chain (``--voice-fx``) parses, and the voice exists (resolved to
-  its ``engine:name``);
+- the voice chain (``--voice-fx``) parses, its filters lie below the Nyquist
+  frequency of ``--sample-rate`` (``voicefx.check_for_sample_rate``), and the
+  voice exists (resolved to its ``engine:name``);
 - the recorded bed (``--bed``) is a usable recording;
+- the pronunciation lexicon (``--lexicon`` and the script's own entries) reads;
 - the soundscape preset loads and holds the ``--layers`` asked for, or an
   ambient ``--schedule``'s places load and fit (``check_schedule``);
 - every output path may be written and is none of the inputs
@@ -29,12 +31,13 @@ from pathlib import Path
 
 from . import files, publish
 from .errors import ManifestError, MeditationError, SettingsError, SoundscapeError, one_line
+from .lexicon import script_lexicon
 from .script import Pause, Script
 from .settings import SCHEMA, RenderSettings, Role, preset_name
 from .soundscape import Preset, load_preset
 from .soundscape.layers.recording import inspect_recording
 from .soundscape.schedule import Schedule, load_schedule
-from .voicefx import parse_voice_fx
+from .voicefx import check_for_sample_rate, parse_voice_fx
 from .voices import resolve_voice
 
 __all__ = [
@@ -91,10 +94,24 @@ def check_values(
     if voice:
         with _named(where, "voice"):
             settings = dataclasses.replace(settings, voice=resolve_voice(settings.voice))
+    if settings.lexicon is not None or script is not None:
+        with _named(where, "lexicon"):
+            script_lexicon(script, settings.lexicon)  # a bad entry, one line at its file:line
     with _named(where, "schedule"):
         check_schedule(settings)
+    preset = None
     if settings.schedule is None:
-        check_soundscape(settings, script, load=load, where=where)
+        preset = check_soundscape(settings, script, load=load, where=where)
+    if voice:
+        # The chain builds its filters when the first speech reaches it: one above
+        # Nyquist would fail only after everything was spoken.
+        with _named(where, "voice_fx"):
+            fx = parse_voice_fx(
+                settings.voice_fx,
+                preset.voice if preset is not None else {},
+                voice=settings.voice,
+            )
+            check_for_sample_rate(fx, settings.sample_rate)
     return settings
 
 

@@ -116,7 +116,22 @@ class RenderSettings:
         high=2.0,
         uses=_EVERYWHERE | Use.TIMER,
     )
+    wpm: float | None = setting(
+        None,
+        "pace in words per minute of speech, calibrated per voice; sets the rate",
+        kind=Kind.NUMBER,
+        low=60.0,
+        high=400.0,
+        optional=True,
+    )
     pause_scale: float = setting(1.0, "multiplies every pause", unit="×", low=0.0, high=10.0)
+    lexicon: Path | None = setting(
+        None,
+        "pronunciation lexicon: a TOML file whose [lexicon] table maps words to respellings or /IPA/",
+        kind=Kind.PATH,
+        role=Role.INPUT,
+        optional=True,
+    )
     duration_s: float | None = setting(
         None,
         "target length: pauses stretch or shrink to fit (ambient: the track's length)",
@@ -247,6 +262,15 @@ class RenderSettings:
     )
     cache: bool = setting(
         True, "reuse speech from the on-disk cache", uses=Use.RENDER | Use.TIMER, audio=False
+    )
+    speech_jobs: int | None = setting(
+        None,
+        "sentences spoken at once (default: by cores and memory; 1: one at a time); same audio for any number",
+        kind=Kind.INTEGER,
+        low=1,
+        high=64,
+        audio=False,
+        optional=True,
     )
     album: str | None = setting(
         None,

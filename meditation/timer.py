@@ -206,7 +206,8 @@ def render_timer(settings: RenderSettings):
     voice = None
     if audio:
         preset_voice = ambience_plan.preset.voice if ambience_plan is not None else {}
-        voice = VoiceBus(timeline, audio, parse_voice_fx(settings.voice_fx, preset_voice))
+        fx = parse_voice_fx(settings.voice_fx, preset_voice, voice=settings.voice)
+        voice = VoiceBus(timeline, audio, fx)
 
     def chunks(keep_layers: bool):
         parts: list[AmbienceStream | StruckBell] = [

@@ -8,9 +8,11 @@ Rules, for every command:
 * an output's folder exists and can be written to (probed by creating and
   removing a file, which also catches read-only file systems);
 * an existing file is only ever replaced when meditation can prove it wrote
-  it: every file the tool commits is recorded in a small ledger (device,
-  inode, size and modification time), and a file whose record no longer
-  matches — a user's own file, or ours edited since — is left alone.
+  it: every file the tool commits is recorded in a small ledger (its path,
+  device, inode, size and modification time, one JSON object a line), and a
+  file whose record no longer matches — a user's own file, or ours edited
+  since — is left alone;
+* an output name holds no control character (a newline, a tab, an escape).
 
 Writing itself is atomic, one sequence for every file (``commit_temporary``,
 used by the audio writer in ``meditation.export`` and by ``atomic_write_text``
@@ -20,10 +22,12 @@ checked again, renamed into place when complete, then recorded here.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import platformdirs
@@ -33,6 +37,7 @@ from .errors import DISK_FULL, ExportError, describe_write_error
 
 __all__ = [
     "check_outputs",
+    "check_name",
     "check_replaceable",
     "record_written",
     "written_by_us",
@@ -46,22 +51,59 @@ _LEDGER_MAX_BYTES = 1 << 20
 
 
 def ledger_path() -> Path:
-    """Where the record of written files lives (``MEDITATION_STATE_DIR`` overrides the platform's state folder)."""
+    """Where the record of written files lives (``MEDITATION_STATE_DIR`` overrides the platform's state folder).
+
+    One JSON object per line: a path cannot break a record (a newline in a
+    name is escaped inside its string). The earlier ``written.log``
+    (space-separated, forgeable by a name with a newline) is not read: a file
+    recorded only there is treated as the user's until written again.
+    """
     override = os.environ.get("MEDITATION_STATE_DIR")
     if override:
-        return Path(override) / "written.log"
-    return Path(platformdirs.user_state_dir("meditation", appauthor=False)) / "written.log"
+        return Path(override) / "written.jsonl"
+    return Path(platformdirs.user_state_dir("meditation", appauthor=False)) / "written.jsonl"
 
 
-def _identity(st: os.stat_result) -> str:
-    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
+def _record(path: Path, st: os.stat_result) -> dict:
+    # ensure_ascii keeps undecodable bytes (surrogate escapes) and every control character escaped.
+    return {
+        "dev": st.st_dev,
+        "ino": st.st_ino,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "path": _canonical(path),
+    }
+
+
+def _canonical(path: Path) -> str:
+    """The path with its folder's links resolved: one spelling per file, so a record matches however it is named."""
+    absolute = os.path.abspath(path)
+    return os.fsdecode(
+        os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
+    )
+
+
+def _records(ledger: Path) -> Iterator[dict]:
+    """The well-formed records of the ledger; anything else (a torn or foreign line) is skipped."""
+    with open(ledger, "rb") as f:
+        data = f.read(4 * _LEDGER_MAX_BYTES)
+    for line in data.split(b"\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and set(record) == _FIELDS:
+            yield record
+
+
+_FIELDS = {"dev", "ino", "size", "mtime_ns", "path"}
 
 
 def record_written(path: str | Path) -> None:
     """Remember that meditation wrote ``path`` as it is now (call right after the rename)."""
     path = Path(path)
     try:
-        line = f"{_identity(path.stat())} {os.path.abspath(path)}\n"
+        line = json.dumps(_record(path, path.stat()), ensure_ascii=True) + "\n"
         ledger = ledger_path()
         ledger.parent.mkdir(parents=True, exist_ok=True)
         if ledger.exists() and ledger.stat().st_size > _LEDGER_MAX_BYTES:
@@ -69,7 +111,7 @@ def record_written(path: str | Path) -> None:
         # One short O_APPEND write per record: concurrent writers (batch workers) never interleave.
         fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line.encode("utf-8", "surrogateescape"))
+            os.write(fd, line.encode("ascii"))
         finally:
             os.close(fd)
     except OSError:
@@ -77,31 +119,38 @@ def record_written(path: str | Path) -> None:
 
 
 def written_by_us(path: str | Path) -> bool:
-    """True when ``path`` is, byte for byte as far as its stat shows, a file meditation wrote."""
+    """True when a record names ``path`` itself and its stat (device, inode, size, time) still matches."""
+    path = Path(path)
     try:
-        identity = _identity(Path(path).stat())
-        with open(ledger_path(), "rb") as f:
-            data = f.read().decode("utf-8", "surrogateescape")
+        wanted = _record(path, path.stat())
+        return any(record == wanted for record in _records(ledger_path()))
     except OSError:
         return False
-    return any(line.startswith(identity + " ") for line in data.splitlines())
 
 
 def _compact(ledger: Path) -> None:
     """Keep only records that still describe an existing file."""
     kept = []
-    for line in ledger.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
-        parts = line.split(" ", 4)
-        if len(parts) == 5:
-            try:
-                if _identity(Path(parts[4]).stat()) == " ".join(parts[:4]):
-                    kept.append(line + "\n")
-            except OSError:
-                pass
+    for record in _records(ledger):
+        try:
+            if _record(Path(record["path"]), os.stat(record["path"])) == record:
+                kept.append(json.dumps(record, ensure_ascii=True) + "\n")
+        except (OSError, TypeError, ValueError):
+            pass
     fd, tmp = tempfile.mkstemp(prefix=".written-", dir=ledger.parent)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+    with os.fdopen(fd, "w", encoding="ascii") as f:
         f.writelines(kept)
     os.replace(tmp, ledger)
+
+
+def check_name(path: str | Path, label: str = "output") -> None:
+    """Refuse an output name holding a control character (a newline, a tab, an escape): one line."""
+    text = os.fsdecode(path)
+    bad = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise ExportError(
+            f"{label} {text!r} holds a control character ({bad!r}); choose a plain file name"
+        )
 
 
 def check_replaceable(path: str | Path, label: str = "output") -> None:
@@ -142,6 +191,7 @@ def check_outputs(
         if path is None:
             continue
         path = Path(path)
+        check_name(path, label)
         for other in inputs:
             if _same_file(path, other):
                 raise ExportError(
@@ -157,6 +207,7 @@ def check_outputs(
         if folder is None:
             continue
         folder = Path(folder)
+        check_name(folder, label)
         if folder.exists() and not folder.is_dir():
             raise ExportError(f"{label} {str(folder)!r} exists and is not a folder")
         parent = folder if folder.is_dir() else folder.parent

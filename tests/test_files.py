@@ -1,12 +1,17 @@
 """File safety: no output is an input, another output, a folder or a user's file; checked before any speech."""
 
+import json
 import os
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from meditation.cli import main
-from meditation.files import record_written, written_by_us
+from meditation.errors import MeditationError
+from meditation.files import atomic_write_text, check_name, record_written, written_by_us
 
 SCRIPT = "Hello there.\n"
 
@@ -156,3 +161,127 @@ def test_a_recorded_file_edited_since_is_no_longer_ours(tmp_path):
     assert written_by_us(path)
     path.write_bytes(b"edited by the user")
     assert not written_by_us(path)
+
+
+# --- issue 18, item 1: a file name cannot forge the ledger -------------------------
+
+
+def _old_style_identity(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
+
+
+def test_a_name_with_a_newline_cannot_forge_the_ledger(folder, capsys):
+    script = folder / "in.txt"
+    script.write_text(SCRIPT)
+    precious = folder / "precious.wav"
+    precious.write_bytes(b"RIFF the user's own recording")
+    # The attack of issue 18: a record for the user's file smuggled in after a newline.
+    forged = f"inj\n{_old_style_identity(precious)} {precious}\n.wav"
+    _refused(folder, capsys, [str(script), "-o", str(folder / forged)], "control character")
+    for name in ("x\t.wav", "x\x1b[2J.wav", "x\x85.wav"):
+        _refused(folder, capsys, [str(script), "-o", str(folder / name)], "control character")
+    for option in ("--timings", "--captions", "--plot", "--stems"):
+        _refused(
+            folder,
+            capsys,
+            [str(script), "-o", str(folder / "o.wav"), option, str(folder / "t\n.json")],
+            f"{option} ",
+        )
+    _refused(folder, capsys, [str(script), "-o", str(precious)], "was not written by meditation")
+    assert precious.read_bytes() == b"RIFF the user's own recording"
+
+
+def test_a_record_names_its_path_so_another_files_identity_is_not_enough(tmp_path):
+    ours, theirs = tmp_path / "ours.wav", tmp_path / "theirs.wav"
+    ours.write_bytes(b"x")
+    record_written(ours)
+    # The user's file takes ours's place on disk (same inode, size and time): the path differs.
+    os.rename(ours, theirs)
+    assert not written_by_us(theirs)
+
+
+def test_an_old_format_ledger_is_not_trusted(tmp_path, monkeypatch):
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("MEDITATION_STATE_DIR", str(state))
+    mine = tmp_path / "mine.wav"
+    mine.write_bytes(b"user")
+    (state / "written.log").write_text(f"{_old_style_identity(mine)} {mine}\n")
+    (state / "written.jsonl").write_text(f'{_old_style_identity(mine)} {mine}\n{{"path": 1}}\n')
+    assert not written_by_us(mine)
+
+
+_INJECTIONS = st.sampled_from(
+    [
+        "\n{old} {path}\n",
+        "\n{json}\n",
+        '", "dev": 0}}\n{json}\n{{"x": "',
+        "\r{old} {path}",
+        "\u2028{json}\u2028",
+    ]
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    prefix=st.text(max_size=40),
+    injection=_INJECTIONS,
+    suffix=st.text(max_size=240),
+)
+def test_the_ledger_never_attributes_a_file_it_did_not_write(tmp_path, prefix, injection, suffix):
+    """Whatever the name of a file we write (control characters, newlines, long, unicode), no other file becomes ours."""
+    folder = tmp_path / "names"
+    folder.mkdir(exist_ok=True)
+    victim = folder / "victim.wav"
+    victim.write_bytes(b"the user's")
+    st_ = victim.stat()
+    record = {
+        "dev": st_.st_dev,
+        "ino": st_.st_ino,
+        "size": st_.st_size,
+        "mtime_ns": st_.st_mtime_ns,
+        "path": str(victim),
+    }
+    name = (
+        prefix
+        + injection.format(old=_old_style_identity(victim), path=victim, json=json.dumps(record))
+        + suffix
+    )
+    name = name.replace("/", "_").replace("\x00", "_")
+    name = name.encode("utf-8", "surrogatepass")[:240].decode("utf-8", "ignore") + ".wav"
+    target = folder / name
+    try:
+        check_name(target)
+        refused = False
+    except MeditationError:
+        refused = True
+    assert refused == any(unicodedata.category(c) == "Cc" for c in name)
+    # The ledger itself must hold even for a name that reached it some other way.
+    try:
+        atomic_write_text(target, "ours")
+    except (OSError, MeditationError):
+        return  # the file system refused the name: nothing written, nothing recorded
+    try:
+        assert written_by_us(target)
+        assert not written_by_us(victim)
+        assert victim.read_bytes() == b"the user's"
+    finally:
+        target.unlink()
+
+
+def test_a_manifest_output_template_with_a_newline_is_refused(folder, capsys):
+    (folder / "in.txt").write_text(SCRIPT)
+    manifest = folder / "m.toml"
+    manifest.write_text(
+        'output = "a\\n{seed}.wav"\n[defaults]\nscript = "in.txt"\nsoundscape = "none"\n'
+    )
+    before = _snapshot(folder.parent)
+    assert main(["batch", str(manifest), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "output template" in err and "control character" in err
+    assert _snapshot(folder.parent) == before

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ManifestError, MeditationError, one_line
+from ..files import check_name
 from ..formats import FORMATS
 from ..script import Script, read_script
 from ..settings import (
@@ -121,6 +122,10 @@ def expand_manifest(
         raise ManifestError(
             f'{path}: needs a top-level output name template, e.g. output = "{{script}}-{{seed}}.mp3"'
         )
+    try:
+        check_name(template, "output template")
+    except MeditationError as exc:
+        raise ManifestError(f"{path}: {one_line(exc)}") from None
     fields = _template_fields(template, path, keys)
     suffix = Path(template).suffix.lower()
     if suffix not in FORMATS:
@@ -237,7 +242,7 @@ def _combinations(defaults: dict, matrix: dict, tables: list):
     if matrix:
         keys = list(matrix)
         for i, values in enumerate(itertools.product(*(matrix[k] for k in keys))):
-            combo = dict(zip(keys, values))
+            combo = dict(zip(keys, values, strict=True))
             label = f"matrix #{i + 1} ({', '.join(f'{k}={v}' for k, v in combo.items())})"
             yield label, {**defaults, **combo}
     yield from tables

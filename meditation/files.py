@@ -33,7 +33,7 @@ from pathlib import Path
 import platformdirs
 
 from ._lifecycle import create_temporary, orphaned
-from .errors import DISK_FULL, ExportError, describe_write_error
+from .errors import DISK_FULL, ExportError, MeditationError, describe_write_error
 
 __all__ = [
     "check_outputs",
@@ -42,6 +42,9 @@ __all__ = [
     "record_written",
     "written_by_us",
     "ledger_path",
+    "InputError",
+    "check_input",
+    "read_input",
     "commit_temporary",
     "atomic_write_text",
     "atomic_write_bytes",
@@ -266,6 +269,70 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _inside(path: Path, folder: Path) -> bool:
     return os.path.realpath(path.parent) == os.path.realpath(folder)
+
+
+# --- reading ----------------------------------------------------------------------
+
+
+class InputError(MeditationError):
+    """An input file cannot be read whole: ``kind`` says why (missing, folder, special, unreadable, large).
+
+    The message is ``{what} 'PATH' {problem}``; callers with their own
+    wording (a script's ``file: problem``) use ``problem`` and ``kind``.
+    """
+
+    def __init__(self, what: str, path: str | Path, kind: str, problem: str):
+        self.path, self.kind, self.problem = os.fsdecode(path), kind, problem
+        super().__init__(f"{what} {self.path!r} {problem}")
+
+
+def check_input(path: str | Path, what: str) -> os.stat_result:
+    """Refuse an input that is missing, a folder, or not a regular file (a FIFO would block, a device never ends).
+
+    Raises ``InputError`` in one line: ``{what} 'PATH' is ...``.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(what, path, "missing", "does not exist") from None
+    except OSError as exc:
+        raise InputError(what, path, "unreadable", f"cannot be read: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(what, path, "folder", "is a folder")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(what, path, "special", _NOT_REGULAR)
+    return st
+
+
+_NOT_REGULAR = "is not a regular file (a pipe, device or socket)"
+
+
+def read_input(path: str | Path, what: str, max_bytes: int) -> bytes:
+    """The bytes of an input file, at most ``max_bytes``: every input a run reads whole comes through here.
+
+    Checked as a regular file before it is opened, opened without blocking and
+    checked again (it may have been swapped since), and read no further than
+    the cap, so ``/dev/zero`` or a FIFO is one line (``InputError``), never a
+    hang or a machine out of memory.
+    """
+    check_input(path, what)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise InputError(what, path, "special", _NOT_REGULAR)
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(what, path, "unreadable", f"cannot be read: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise InputError(
+            what, path, "large", f"is larger than {_size(max_bytes)}, the limit for a {what}"
+        )
+    return data
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:g} MB" if n_bytes >= 1e6 else f"{n_bytes / 1e3:g} kB"
 
 
 # --- writing ----------------------------------------------------------------------

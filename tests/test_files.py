@@ -2,7 +2,11 @@
 
 import json
 import os
+import struct
+import subprocess
+import sys
 import unicodedata
+import zlib
 from pathlib import Path
 
 import pytest
@@ -285,3 +289,109 @@ def test_a_manifest_output_template_with_a_newline_is_refused(folder, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "output template" in err and "control character" in err
     assert _snapshot(folder.parent) == before
+
+
+# --- issue 18, item 2: every input file is a regular file, read with a size cap ----------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run_cli(args, cwd, timeout=120):
+    """The command in a process of its own: a read that blocks fails the test by its timeout instead of hanging it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "meditation", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def _png(path: Path, width: int, height: int) -> None:
+    """A real, valid 1-bit PNG of any size, written without holding its pixels."""
+    row = b"\x00" + bytes((width + 7) // 8)
+    packer = zlib.compressobj(9)
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+def test_every_input_file_is_regular_and_bounded(folder):
+    (folder / "in.md").write_text(SCRIPT)
+    (folder / "cover.md").write_text("---\ncover: /dev/zero\n---\nHello there.\n")
+    for name in ("fifo.png", "fifo.wav", "fifo.json", "fifo.toml", "fifo.md"):
+        os.mkfifo(folder / name)
+    for name, size in (
+        ("huge.png", 51_000_000),
+        ("huge.json", 65_000_000),
+        ("huge.toml", 5_000_000),
+    ):
+        with open(folder / name, "wb") as f:
+            f.truncate(size)  # sparse: as large as it says, without the bytes on disk
+    render = ["render", "in.md", "--voice", "pyttsx3", "--soundscape", "none", "-o", "out.mp3"]
+    special = "is not a regular file"
+    cases = [
+        ([*render, "--cover", "/dev/zero"], "cover image '/dev/zero' " + special),
+        ([*render, "--cover", "fifo.png"], "cover image 'fifo.png' " + special),
+        ([*render, "--cover", "huge.png"], "cover image 'huge.png' is larger than 50 MB"),
+        ([*render[:1], "cover.md", *render[2:]], "cover image '/dev/zero' " + special),
+        ([*render, "--bed", "/dev/zero"], "recording '/dev/zero' " + special),
+        ([*render, "--bed", "fifo.wav"], special),
+        ([*render[:-4], "--soundscape", "fifo.toml", "-o", "out.mp3"], "fifo.toml: " + special),
+        ([*render[:-4], "--soundscape", "huge.toml", "-o", "out.mp3"], "is larger than 4 MB"),
+        (["render", "fifo.md", *render[2:]], "fifo.md: " + special),
+        (["plot", "/dev/zero", "-o", "p.png"], "timings file '/dev/zero' " + special),
+        (["plot", "fifo.json", "-o", "p.png"], "timings file 'fifo.json' " + special),
+        (["plot", "huge.json", "-o", "p.png"], "is larger than 64 MB"),
+        (["batch", "/dev/zero"], "/dev/zero: " + special),
+        (["batch", "fifo.toml"], special),
+        (["batch", "huge.toml"], "is larger than 4 MB"),
+    ]
+    before = _snapshot(folder)
+    for args, expected in cases:
+        result = _run_cli(["--progress", "off", *args], folder, timeout=60)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and expected in result.stderr, (args, result.stderr)
+        assert _snapshot(folder) == before, args  # no byte changed, nothing left
+
+
+def test_a_huge_cover_is_refused_from_its_header_without_a_warning(folder):
+    (folder / "in.md").write_text(SCRIPT)
+    _png(folder / "big.png", 12000, 12000)
+    _png(folder / "bomb.png", 20000, 20000)
+    before = _snapshot(folder)
+    for name, size in (("big.png", "12000×12000"), ("bomb.png", "20000×20000")):
+        result = _run_cli(
+            [
+                "render",
+                "in.md",
+                "--voice",
+                "pyttsx3",
+                "--soundscape",
+                "none",
+                "--cover",
+                name,
+                "-o",
+                "o.mp3",
+            ],
+            folder,
+        )
+        assert result.returncode == 2
+        assert result.stderr == (
+            f"meditation: error: cover image {name!r} is {size} pixels; use at most 10000×10000\n"
+        )  # not "damaged", and no DecompressionBombWarning before it
+        assert _snapshot(folder) == before

@@ -98,10 +98,6 @@ def expand_manifest(
     before any is made (``None``: no limit).
     """
     path = Path(path)
-    if not path.exists():
-        raise ManifestError(f"{path}: no such manifest")
-    if path.exists() and not path.is_file() and not path.is_dir():
-        raise ManifestError(f"{path}: not a regular file")  # a FIFO would block the read forever
     data = read_toml(path, error_class=ManifestError, what="manifest")
     for key in data:
         if key not in ("output", "defaults", "matrix", "variants"):

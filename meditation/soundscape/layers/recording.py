@@ -38,6 +38,7 @@ import numpy as np
 
 from ...decode import DecodeError, as_stereo, read_blocks
 from ...errors import SoundscapeError
+from ...files import InputError, check_input
 from ...loudness import LoudnessMeter
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer, soft_limit
 
@@ -86,13 +87,9 @@ def inspect_recording(path: str | os.PathLike) -> RecordingInfo:
     """
     p = Path(path)
     try:
-        stat = p.stat()
-    except FileNotFoundError:
-        raise SoundscapeError(f"recording {str(p)!r} does not exist") from None
-    except OSError as exc:
-        raise SoundscapeError(f"cannot read recording {str(p)!r}: {exc.strerror or exc}") from None
-    if p.is_dir():
-        raise SoundscapeError(f"recording {str(p)!r} is a folder, not an audio file")
+        stat = check_input(p, "recording")  # a FIFO or a device is refused, never decoded
+    except InputError as exc:
+        raise SoundscapeError(str(exc)) from None
     return _inspect(str(p.resolve()), stat.st_mtime_ns, stat.st_size)
 
 

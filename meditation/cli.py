@@ -131,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``meditation`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _standard_streams()
     if not any(a in _COMMANDS for a in argv[:3]) and not any(
         a in ("-h", "--help", "--version") for a in argv[:1]
     ):
@@ -144,16 +145,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"auto": None, "on": True, "off": False}[getattr(args, "progress", "auto")]
         )
         status = _COMMANDS[args.command or "render"](args)
-        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
+        _flush_stdout()
         return status
     except MeditationError as exc:
-        print(f"meditation: error: {one_line(str(exc))}", file=sys.stderr)
+        _tell(f"meditation: error: {one_line(str(exc))}")
         return 2
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
     except BrokenPipeError:
         # `meditation voices | head`: the reader left; say nothing more (Python's own exit would print a traceback).
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _discard_stdout()
         return 0
     except Exception as exc:
         # Ctrl-C while a native module initializes comes out as another
@@ -164,12 +165,75 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, OSError) and exc.errno in DISK_FULL:
             # A full disk anywhere (the speech cache, a spool file): one line, like a failed output.
             where = f" writing {exc.filename}" if exc.filename else ""
-            print(f"meditation: error: disk full{where} ({exc.strerror})", file=sys.stderr)
+            _tell(f"meditation: error: disk full{where} ({exc.strerror})")
             return 2
         raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _standard_streams() -> None:
+    """Give a closed stdin, stdout or stderr (``render … >&-``) the null device.
+
+    Otherwise the next file opened would take its number, and a helper
+    process writing to "stdout" would write into it; and ``print`` would
+    fail on ``sys.stdout`` being None after the file was written.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.dup2(os.open(os.devnull, os.O_RDWR), fd)  # the lowest free number is fd itself
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "w", encoding="utf-8", errors="replace", closefd=False))
+
+
+def _say(line: str) -> None:
+    """One line on stdout (see ``_flush_stdout``)."""
+    try:
+        print(line)
+    except OSError as exc:
+        _stdout_failed(exc)
+
+
+def _flush_stdout() -> None:
+    """Flush stdout; a reader that left or a full device costs the report, never the exit status of the work done."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        _stdout_failed(exc)
+
+
+def _stdout_failed(exc: OSError) -> None:
+    """A closed pipe (``voices | head``) stops the command quietly; any other failure is one warning on stderr.
+
+    Stdout then points at the null device, so later lines and Python's own
+    flush at exit do not fail again.
+    """
+    _discard_stdout()
+    if isinstance(exc, BrokenPipeError):
+        raise exc
+    _tell(f"meditation: warning: could not write to standard output ({exc.strerror})")
+
+
+def _discard_stdout() -> None:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _tell(line: str) -> None:
+    """One line on stderr; if stderr cannot be written (``2>/dev/full``) the exit status still says what happened."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
@@ -178,10 +242,7 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
 
     terminated = isinstance(exc, Terminated)
     _forget_native_interrupt()
-    print(
-        f"meditation: {'terminated' if terminated else 'interrupted'}; no partial file was left",
-        file=sys.stderr,
-    )
+    _tell(f"meditation: {'terminated' if terminated else 'interrupted'}; no partial file was left")
     return 143 if terminated else 130
 
 
@@ -276,16 +337,16 @@ def _cmd_ambient(args: argparse.Namespace) -> int:
 
 def _report(result) -> None:
     """The summary line on stdout; each warning (e.g. a loudness target out of reach) as one line on stderr."""
-    print(result.summary())
+    _say(result.summary())
     for warning in result.warnings:
-        print(f"meditation: warning: {one_line(warning)}", file=sys.stderr)
+        _tell(f"meditation: warning: {one_line(warning)}")
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
     from .voices import DEFAULT_VOICE, list_voices  # noqa: PLC0415 - start-up: only this command lists voices
 
     for voice in list_voices():
-        print(voice + ("  (default)" if voice == DEFAULT_VOICE else ""))
+        _say(voice + ("  (default)" if voice == DEFAULT_VOICE else ""))
     return 0
 
 
@@ -295,7 +356,7 @@ def _cmd_soundscapes(args: argparse.Namespace) -> int:
     presets = list_presets()
     width = max(len(p.name) for p in presets)
     for preset in presets:
-        print(f"{preset.name:<{width}}  {preset.description}")
+        _say(f"{preset.name:<{width}}  {preset.description}")
     return 0
 
 
@@ -310,9 +371,9 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
     cache = SpeechCache()
     if args.action == "clear":
-        print(f"removed {cache.clear()} cached segments from {cache.folder}")
+        _say(f"removed {cache.clear()} cached segments from {cache.folder}")
     else:
-        print(cache.folder)
+        _say(str(cache.folder))
     return 0
 
 
@@ -358,7 +419,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     check_plot_path(output)
     check_outputs({"-o": output}, inputs=[timings_path])
     write_plot(read_timings(timings_path), output)
-    print(output)
+    _say(str(output))
     return 0
 
 

@@ -132,10 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``meditation`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _standard_streams()
-    if not any(a in _COMMANDS for a in argv[:3]) and not any(
-        a in ("-h", "--help", "--version") for a in argv[:1]
-    ):
-        argv = ["render", *argv]  # `meditation` alone renders the dream
+    argv = _with_command(argv)
     previous = _on_sigterm_unwind()
     try:
         args = _parser().parse_args(argv)
@@ -171,6 +168,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _with_command(argv: list[str]) -> list[str]:
+    """``argv`` with ``render`` put in where no command is named (``meditation ok.md`` renders it).
+
+    The command is the first word after the options every command shares
+    (``--progress X``), never a later word: in ``meditation --title cache
+    ok.md`` or ``meditation ok.md --title voices`` the word is a title.
+    """
+    i = 0
+    while i < len(argv) and (argv[i] == "--progress" or argv[i].startswith("--progress=")):
+        i += 1 if "=" in argv[i] else 2
+    if i < len(argv) and (argv[i] in _COMMANDS or argv[i] in ("-h", "--help", "--version")):
+        return argv
+    return [*argv[:i], "render", *argv[i:]]  # `meditation` alone renders the dream
 
 
 def _standard_streams() -> None:

@@ -139,3 +139,38 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0
     assert "Traceback" not in err and err == ""
+
+
+# --- issue 18, item 13 (file-ish parts) ------------------------------------------------
+
+_QUICK = ["--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "0.5", "--tail", "0.5"]
+
+
+def test_an_empty_voice_name_is_refused(tmp_path, capsys):
+    script = _write(tmp_path / "ok.md", "Hello there.\n")
+    code = main(["render", str(script), "--voice", "pyttsx3:", "-o", str(tmp_path / "o.wav")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "voice 'pyttsx3:' has no name after ':'" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.md"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--title", "cache", "{script}"], ["{script}", "--title", "voices"]],
+    ids=["title-before-script", "title-after-script"],
+)
+def test_a_title_that_is_a_command_name_is_a_title(tmp_path, capsys, args):
+    script = _write(tmp_path / "ok.md", "Hello there.\n")
+    out = tmp_path / "o.wav"
+    argv = [a.format(script=script) for a in args]
+    assert main(["--progress", "off", *argv, *_QUICK, "-o", str(out)]) == 0, capsys.readouterr()
+    assert out.exists()
+
+
+def test_a_long_legal_output_name_is_written(tmp_path, capsys):
+    script = _write(tmp_path / "ok.md", "Hello there.\n")
+    name = "a" * 246 + ".wav"  # 250 bytes: legal; its temporary name must not overflow
+    code = main(["render", "--progress", "off", str(script), *_QUICK, "-o", str(tmp_path / name)])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, "ok.md"]  # no temporary left

@@ -22,12 +22,15 @@ checked again, renamed into place when complete, then recorded here.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import stat
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
@@ -45,7 +48,9 @@ __all__ = [
     "InputError",
     "check_input",
     "read_input",
+    "all_or_nothing",
     "commit_temporary",
+    "make_folder",
     "atomic_write_text",
     "atomic_write_bytes",
 ]
@@ -204,27 +209,21 @@ def check_outputs(
         if key in seen:
             raise ExportError(f"{label} {str(path)!r} is also given as {seen[key]}")
         seen[key] = label
+        _check_parent(path.parent if str(path.parent) else Path("."), label, path)
         check_replaceable(path, label)
-        _check_folder(path.parent if str(path.parent) else Path("."), label, path)
     for label, folder in (folders or {}).items():
         if folder is None:
             continue
         folder = Path(folder)
         check_name(folder, label)
+        key = os.path.realpath(folder)
+        if key in seen:
+            raise ExportError(f"{label} {str(folder)!r} is also given as {seen[key]}")
         if folder.exists() and not folder.is_dir():
             raise ExportError(f"{label} {str(folder)!r} exists and is not a folder")
         parent = folder if folder.is_dir() else folder.parent
-        if not parent.exists():
-            # Created on demand, like `mkdir -p`; refuse where a file is in the way.
-            blocker = next((p for p in [parent, *parent.parents] if p.exists()), None)
-            if blocker is not None and not blocker.is_dir():
-                raise ExportError(
-                    f"{label} {str(folder)!r} is under {str(blocker)!r}, which is a file, not a folder"
-                )
-            if blocker is not None:
-                _check_folder(blocker, label, folder)
+        if not _check_parent(parent, label, folder):
             continue
-        _check_folder(parent, label, folder)
         if folder.is_dir():
             for existing in folder.glob("*.wav"):
                 check_replaceable(existing, f"{label} file")
@@ -242,6 +241,25 @@ def check_outputs(
                 raise ExportError(
                     f"{other_label} {str(path)!r} is inside {label} {str(folder)!r}, where stems are written"
                 )
+
+
+def _check_parent(folder: Path, label: str, path: Path) -> bool:
+    """Check the folder an output goes in; a missing one is made when the run writes (``mkdir -p``).
+
+    Returns whether it exists. A missing folder must be creatable: the
+    nearest existing one above is a folder that can be written to.
+    """
+    if folder.exists():
+        _check_folder(folder, label, path)
+        return True
+    blocker = next((p for p in folder.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ExportError(
+            f"{label} {str(path)!r} is under {str(blocker)!r}, which is a file, not a folder"
+        )
+    if blocker is not None:
+        _check_folder(blocker, label, path)
+    return False
 
 
 def _check_folder(folder: Path, label: str, path: Path) -> None:
@@ -341,14 +359,107 @@ def _size(n_bytes: int) -> str:
 def commit_temporary(tmp: Path, path: Path) -> None:
     """Move a complete temporary file into place: the one commit sequence of every file written.
 
-    The caller has flushed and synced ``tmp``; on failure the caller removes it.
+    The caller has flushed and synced ``tmp``; on failure the caller removes
+    it. Inside :func:`all_or_nothing` the file it replaces is kept (a hard
+    link under a temporary name) until the run ends, so a failed run can put
+    it back.
     """
     os.chmod(tmp, 0o644)
     check_replaceable(path)  # again at the last moment: the file may have appeared since the start
     if orphaned():  # a worker whose parent died: nobody asked for this file any more
         raise SystemExit(143)
+    run = _RUN.get()
+    backup = _keep(path) if run is not None else None
     os.replace(tmp, path)
     record_written(path)
+    if run is not None:
+        run.committed.append((Path(path), backup))
+
+
+def make_folder(folder: Path) -> None:
+    """``mkdir -p``; inside :func:`all_or_nothing`, a folder made here is removed again if the run fails."""
+    folder = Path(folder)
+    missing = [p for p in [folder, *folder.parents] if not os.path.lexists(p)]
+    folder.mkdir(parents=True, exist_ok=True)
+    run = _RUN.get()
+    if run is not None:
+        run.folders.extend(reversed(missing))  # outermost first
+
+
+@dataclass
+class _Run:
+    committed: list[tuple[Path, Path | None]] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+
+
+_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("meditation_run", default=None)
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Every file a run commits inside this block stays only if the whole block succeeds.
+
+    A failure or an interrupt (a full disk writing the plot, Ctrl-C while the
+    captions are written) removes what the run committed, puts back each file
+    it replaced, and removes the folders it made: a failed run leaves none of
+    its outputs. A block inside another joins it (a batch variant is its
+    audio, side files and sidecar together).
+    """
+    if _RUN.get() is not None:
+        yield
+        return
+    run = _Run()
+    token = _RUN.set(run)
+    try:
+        yield
+    except BaseException:
+        _roll_back(run)
+        raise
+    else:
+        for _, backup in run.committed:
+            if backup is not None:
+                _unlink_quietly(backup)
+    finally:
+        _RUN.reset(token)
+
+
+def _keep(path: Path) -> Path | None:
+    """A hard link to the file ``path`` holds now, under a temporary name beside it (None if nothing to keep)."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        fd, backup = create_temporary(path)
+        os.close(fd)
+        os.unlink(backup)
+        os.link(path, backup)
+        return backup
+    except OSError:
+        return None  # a file system without hard links: a failed run then keeps the new file
+
+
+def _roll_back(run: _Run) -> None:
+    for path, backup in reversed(run.committed):
+        try:
+            if backup is not None:
+                os.replace(
+                    backup, path
+                )  # the old file, its inode and time: its record matches again
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+    for folder in reversed(run.folders):
+        try:
+            os.rmdir(folder)  # only if empty: never anything the run did not make
+        except OSError:
+            pass
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -362,6 +473,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    make_folder(path.parent)
     fd, tmp = create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:

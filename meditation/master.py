@@ -18,6 +18,7 @@ import numpy as np
 
 from .decode import read_audio
 from .export import AudioWriter, Metadata
+from .files import make_folder
 from .limiter import TruePeakLimiter
 from .loudness import RangeMeter, TruePeakMeter, true_peak_db
 from .measure import MeasurePass, measure, measure_extent, replay
@@ -380,7 +381,7 @@ class _Writers:
         self.stems: dict[str, AudioWriter] = {}
         self.sample_rate = settings.sample_rate
         if stems is not None:
-            stems.mkdir(parents=True, exist_ok=True)
+            make_folder(stems)  # removed again if the run fails (files.all_or_nothing)
 
     def write_stems(self, chunk, gain: float, *, voice: bool = True) -> None:
         parts = {"voice": chunk.voice, **chunk.layers} if voice else chunk.layers

@@ -108,7 +108,8 @@ def test_unwritable_places_are_refused_before_synthesis(folder, capsys):
     cases = [
         (["--timings", "/sys/timings.json"], "cannot write in '/sys'"),  # refused even for root
         (["--timings", str(folder / "dir.json")], "is a folder"),
-        (["--timings", str(folder / "missing" / "t.json")], "does not exist"),
+        (["--timings", str(folder / "taken" / "t.json")], "taken' is not a folder"),
+        (["--timings", str(folder / "taken" / "sub" / "t.json")], "which is a file"),
         (["--stems", str(folder / "taken" / "stems")], "taken' is not a folder"),
         (["--stems", str(folder / "taken")], "exists and is not a folder"),
         (["--stems", "/sys/stems"], "cannot write in '/sys'"),
@@ -395,3 +396,105 @@ def test_a_huge_cover_is_refused_from_its_header_without_a_warning(folder):
             f"meditation: error: cover image {name!r} is {size} pixels; use at most 10000×10000\n"
         )  # not "damaged", and no DecompressionBombWarning before it
         assert _snapshot(folder) == before
+
+
+# --- issue 18, item 11: a refused or failed run leaves none of its outputs ---------------
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A tiny tmpfs, filled to a few kB: any real file written there fails with ENOSPC (needs root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root on Linux")
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        with open(mount / "filler", "wb") as f:
+            try:
+                f.write(bytes(256 * 1024))
+            except OSError:
+                pass
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+_RENDER = ["render", "--progress", "off", *"--voice pyttsx3 --soundscape none".split()]
+_SHORT = ["--lead-in", "0.5", "--tail", "0.5"]
+
+
+def test_stems_named_like_the_output_are_refused_and_leave_no_folder(folder, capsys):
+    script = folder / "ok.md"
+    script.write_text(SCRIPT)
+    out = folder / "o.wav"
+    _refused(folder, capsys, [str(script), "--stems", str(out), "-o", str(out)], "is also given as")
+    assert not out.exists()
+
+
+def test_a_full_disk_writing_the_plot_leaves_none_of_the_runs_outputs(folder, full_disk, capsys):
+    script = folder / "ok.md"
+    script.write_text(SCRIPT)
+    out, timings, captions = folder / "out.wav", folder / "t.json", folder / "c.vtt"
+    # An earlier render of ours: the failed run must put it back byte for byte.
+    assert main([*_RENDER, str(script), *_SHORT, "-o", str(out)]) == 0
+    capsys.readouterr()
+    before, disk_before = _snapshot(folder.parent), _snapshot(full_disk)
+    code = main(
+        [
+            *_RENDER,
+            str(script),
+            *_SHORT,
+            "--seed",
+            "7",
+            "-o",
+            str(out),
+            "--timings",
+            str(timings),
+            "--captions",
+            str(captions),
+            "--plot",
+            str(full_disk / "plan.png"),
+            "--stems",
+            str(folder / "new" / "stems"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"meditation: error: disk full writing {full_disk / 'plan.png'}\n"
+    assert _snapshot(folder.parent) == before  # no byte changed, nothing added
+    assert _snapshot(full_disk) == disk_before
+    assert not (folder / "new").exists()  # the folders it made are gone too
+    assert written_by_us(out)  # the old file is ours again, as recorded
+
+
+def test_stems_on_a_full_disk_leave_no_folder(folder, full_disk, capsys):
+    script = folder / "ok.md"
+    script.write_text(SCRIPT)
+    before = _snapshot(folder)  # the speech cache beside it may grow: speech is not an output
+    code = main(
+        [
+            *_RENDER,
+            str(script),
+            *_SHORT,
+            "-o",
+            str(folder / "o.wav"),
+            "--stems",
+            str(full_disk / "s"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("meditation: error: disk full writing ")
+    assert _snapshot(folder) == before and sorted(folder.iterdir()) == [script]
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+def test_an_output_in_a_missing_folder_makes_it(folder, capsys):
+    script = folder / "ok.md"
+    script.write_text(SCRIPT)
+    out = folder / "a" / "b" / "x.mp3"
+    assert main([*_RENDER, str(script), *_SHORT, "-o", str(out)]) == 0, capsys.readouterr().err
+    assert out.exists() and written_by_us(out)

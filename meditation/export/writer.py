@@ -17,7 +17,7 @@ import numpy as np
 
 from .._lifecycle import create_temporary
 from ..errors import ExportError, describe_write_error
-from ..files import commit_temporary
+from ..files import commit_temporary, make_folder
 from ..formats import encoder_for, known_suffixes
 from . import encoders as _encoders  # noqa: F401 - registers every encoder
 from .tags import Metadata, tag
@@ -57,6 +57,9 @@ class AudioWriter:
         self.frames = 0
         self._done = False
         try:
+            make_folder(
+                self.path.parent
+            )  # a missing one, checked before the run: made now, removed if it fails
             fd, self._tmp = create_temporary(self.path)
         except OSError as exc:
             raise ExportError(

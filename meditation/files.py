@@ -41,6 +41,7 @@ from .errors import DISK_FULL, ExportError, MeditationError, describe_write_erro
 __all__ = [
     "check_outputs",
     "check_name",
+    "check_parent",
     "check_replaceable",
     "record_written",
     "written_by_us",
@@ -209,7 +210,7 @@ def check_outputs(
         if key in seen:
             raise ExportError(f"{label} {str(path)!r} is also given as {seen[key]}")
         seen[key] = label
-        _check_parent(path.parent if str(path.parent) else Path("."), label, path)
+        check_parent(path.parent if str(path.parent) else Path("."), label, path)
         check_replaceable(path, label)
     for label, folder in (folders or {}).items():
         if folder is None:
@@ -222,7 +223,7 @@ def check_outputs(
         if folder.exists() and not folder.is_dir():
             raise ExportError(f"{label} {str(folder)!r} exists and is not a folder")
         parent = folder if folder.is_dir() else folder.parent
-        if not _check_parent(parent, label, folder):
+        if not check_parent(parent, label, folder):
             continue
         if folder.is_dir():
             for existing in folder.glob("*.wav"):
@@ -243,7 +244,7 @@ def check_outputs(
                 )
 
 
-def _check_parent(folder: Path, label: str, path: Path) -> bool:
+def check_parent(folder: Path, label: str, path: Path) -> bool:
     """Check the folder an output goes in; a missing one is made when the run writes (``mkdir -p``).
 
     Returns whether it exists. A missing folder must be creatable: the

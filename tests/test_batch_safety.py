@@ -360,3 +360,43 @@ def test_ctrl_c_to_the_group_during_expansion_prints_one_line(folder):
     assert (
         subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1
     )  # no helper left behind
+
+
+# --- issue 18, item 10: every file of every variant is checked up front ------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+def test_side_files_covers_and_folders_are_checked_before_any_variant(folder, capsys):
+    (folder / "notes.vtt").write_text("WEBVTT\n\nmy own notes\n")  # the user's file
+    os.mkfifo(folder / "cover.png")
+    cases = [
+        (f'captions = "{folder / "notes.vtt"}"', "notes.vtt", "was not written by meditation"),
+        (f'plot = "{folder / "short.md"}"', "short.md", "an input is never overwritten"),
+        ('captions = "vtt"', "out.vtt", None),  # beside the output: fine, a control case
+        ('cover = "/dev/zero"', "cover image '/dev/zero'", "is not a regular file"),
+        ('cover = "cover.png"', "cover.png", "is not a regular file"),
+    ]
+    for line, named, problem in cases:
+        manifest = folder / "m.toml"
+        manifest.write_text(
+            f'output = "out.mp3"\n[defaults]\nscript = "short.md"\n{FAST}{line}\n',
+            encoding="utf-8",
+        )
+        if problem is None:
+            assert main(["batch", str(manifest), "--dry-run"]) == 0
+            assert "render" in capsys.readouterr().out
+            continue
+        for extra in (["--dry-run"], []):
+            err = _refused(folder, ["batch", str(manifest), *extra], capsys, named, problem)
+            assert "m.toml: " in err  # and the manifest is named
+    manifest = folder / "m.toml"
+    manifest.write_text(
+        f'output = "out.mp3"\n[defaults]\nscript = "short.md"\n{FAST}', encoding="utf-8"
+    )
+    for extra in (["--dry-run"], []):
+        _refused(
+            folder,
+            ["batch", str(manifest), "--out-dir", "/proc", *extra],
+            capsys,
+            "cannot write in '/proc'",
+        )

@@ -269,7 +269,7 @@ def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
     read once per version of their file.
     """
     # Here, not at the top: the soundscape package is slow to import, and an up-to-date batch never needs it.
-    from ..preflight import check_values  # noqa: PLC0415
+    from ..preflight import check_outputs, check_values  # noqa: PLC0415
 
     settings = variant.settings
     script = (
@@ -277,6 +277,7 @@ def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
         if settings.soundscape == "auto"
         else None
     )
+    where = f"{manifest}: {variant.label or variant.name}"
     check_values(
         settings,
         script,
@@ -284,8 +285,13 @@ def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
         load=lambda name: _load_preset(
             name, _stamp(name) if name.lower().endswith(".toml") else None
         ),
-        where=f"{manifest}: {variant.label or variant.name}",
+        where=where,
     )
+    # Its side files (captions, plot, timings, stems) and the cover, as a render checks them first.
+    try:
+        check_outputs(settings, inputs=[Path(manifest)] if manifest else ())
+    except MeditationError as exc:
+        raise ManifestError(f"{where}: {one_line(exc)}") from None
 
 
 def _table(value: Any, what: str, path: Path) -> dict:

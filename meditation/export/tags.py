@@ -8,7 +8,10 @@ excepted: the muxer writes them). WAV stays plain.
 from __future__ import annotations
 
 import base64
+import functools
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +71,25 @@ def load_cover(path: Path) -> Cover:
     Checked before any synthesis, so a bad image costs nothing. The file is
     read with a size cap (``files.read_input``), its dimensions are taken from
     the header before a pixel is decoded (a decompression bomb is refused as
-    too large), and then it must decode completely (Pillow).
+    too large), and then it must decode completely (Pillow). The last few
+    are kept by file identity: a batch checks one cover for every variant.
     """
-    path = Path(path)
+    try:
+        st = os.stat(path)
+        stamp = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        stamp = None
+    if stamp is None or not stat.S_ISREG(st.st_mode):
+        return _load_cover(Path(path))
+    return _load_cover_once(Path(path), stamp)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cover_once(path: Path, stamp: tuple) -> Cover:
+    return _load_cover(path)
+
+
+def _load_cover(path: Path) -> Cover:
     try:
         data = read_input(path, "cover image", MAX_COVER_BYTES)
     except InputError as exc:

@@ -6,6 +6,7 @@ Every user error becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -32,10 +33,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _setting_options(p: argparse.ArgumentParser, use) -> None:
     """One option per setting that ``use`` honours, straight from the settings schema."""
-    from .settings import Kind, Role, format_duration, specs_for  # noqa: PLC0415 - see the note at the top
+    from .settings import Kind, Role, Use, format_duration, specs_for  # noqa: PLC0415 - see the note at the top
 
     S = argparse.SUPPRESS  # only options the user gives override the script's front matter
     for spec in specs_for(use):
+        if use is Use.AMBIENT and spec.ambient_help:
+            spec = dataclasses.replace(spec, help=spec.ambient_help)
         if spec.key == "script":
             p.add_argument("script", nargs="?", default=S, help=spec.help + " (default: the dream)")
             continue
@@ -105,8 +108,19 @@ def _parser() -> argparse.ArgumentParser:
     from .batch.command import add_batch_options  # noqa: PLC0415 - start-up: batch loads only when asked for
 
     add_batch_options(batch)
-    cache = sub.add_parser("cache", help="manage the speech cache")
-    cache.add_argument("action", choices=["clear", "path"])
+    cache = sub.add_parser(
+        "cache",
+        help="show or clear the speech cache",
+        description=_CACHE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cache.add_argument(
+        "action",
+        nargs="?",
+        choices=["clear", "path"],
+        help="clear: remove every cached sentence; path: print the cache folder "
+        "(none: say where it is, how much it holds, and what the actions do)",
+    )
     # The web studio (issue 12): its own options, not render settings.
     studio = sub.add_parser("studio", help="write, shape and hear a meditation in a local web page")
     studio.add_argument(
@@ -384,9 +398,19 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     cache = SpeechCache()
     if args.action == "clear":
         _say(f"removed {cache.clear()} cached segments from {cache.folder}")
-    else:
+    elif args.action == "path":
         _say(str(cache.folder))
+    else:
+        _say(f"speech cache: {cache.folder} ({cache.count()} cached segments)")
+        _say(_CACHE_HELP)
     return 0
+
+
+_CACHE_HELP = """\
+Synthesized sentences are kept here, so a render that speaks the same text with
+the same voice, rate and sample rate skips the voice (--no-cache bypasses it).
+  meditation cache path    print the folder (MEDITATION_CACHE_DIR moves it)
+  meditation cache clear   remove every cached sentence (it refills as you render)"""
 
 
 def _cmd_studio(args: argparse.Namespace) -> int:

@@ -112,6 +112,7 @@ class RenderSettings:
     duration_s: float | None = setting(
         None,
         "target length: pauses stretch or shrink to fit (ambient: the track's length)",
+        ambient_help="the track's length (required)",
         kind=Kind.DURATION,
         low=1.0,
         high=24 * 3600.0,
@@ -127,6 +128,7 @@ class RenderSettings:
     fade_in_s: float | None = setting(
         None,
         "equal-power fade-in of the whole track (default: ¾ of the lead-in, at most 3 s; ambient 10 s)",
+        ambient_help="equal-power fade-in of the whole track (default: 10 s, at most a quarter of the track)",
         kind=Kind.DURATION,
         low=0.0,
         high=12 * 3600.0,
@@ -136,6 +138,7 @@ class RenderSettings:
     fade_out_s: float | None = setting(
         None,
         "equal-power fade-out ending exactly at the last sample (default: ⅘ of the tail; ambient 10 s)",
+        ambient_help="equal-power fade-out ending exactly at the last sample (default: 10 s, at most a quarter of the track)",
         kind=Kind.DURATION,
         low=0.0,
         high=12 * 3600.0,
@@ -145,6 +148,7 @@ class RenderSettings:
     soundscape: str = setting(
         "auto",
         "preset name or .toml path; 'none' for narration alone; 'auto' takes the script's or 'default'",
+        ambient_help="preset name or .toml path; 'none' for the --bed recording alone; 'auto' is 'default'",
         uses=_EVERYWHERE | Use.AMBIENT,
     )
     layers: tuple[str, ...] | None = setting(
@@ -166,6 +170,7 @@ class RenderSettings:
     bed_level_db: float = setting(
         -12.0,
         "level of the --bed recording, relative to the narration like a layer's level_db",
+        ambient_help="level of the --bed recording, like a layer's level_db",
         unit="dB",
         low=-60.0,
         high=12.0,
@@ -213,6 +218,7 @@ class RenderSettings:
     title: str | None = setting(
         None,
         "title tag (default: the script's title)",
+        ambient_help="title tag (default: Ambience)",
         kind=Kind.TEXT,
         uses=_EVERYWHERE | Use.AMBIENT,
         audio=False,
@@ -231,6 +237,7 @@ class RenderSettings:
     stems: Path | None = setting(
         None,
         "write the voice and each layer as WAV stems into this folder",
+        ambient_help="write each layer as WAV stems into this folder",
         kind=Kind.PATH,
         uses=Use.RENDER | Use.AMBIENT,
         role=Role.OUTPUT_FOLDER,

@@ -174,3 +174,56 @@ def test_a_long_legal_output_name_is_written(tmp_path, capsys):
     code = main(["render", "--progress", "off", str(script), *_QUICK, "-o", str(tmp_path / name)])
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == [name, "ok.md"]  # no temporary left
+
+
+# --- issue 18, item 19 (parts) ----------------------------------------------------------
+
+
+def test_a_cover_on_a_wav_output_is_refused_not_dropped(tmp_path, capsys):
+    script = _write(tmp_path / "ok.md", "Hello there.\n")
+    cover = tmp_path / "c.png"
+    from PIL import Image  # noqa: PLC0415 - only this test draws a picture
+
+    Image.new("RGB", (8, 8)).save(cover)
+    code = main(["render", str(script), "--cover", str(cover), "-o", str(tmp_path / "o.wav")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "a WAV file carries no cover art" in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_cache_without_an_action_and_its_help_explain_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MEDITATION_CACHE_DIR", str(tmp_path / "c"))
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"speech cache: {tmp_path / 'c'}") and "cache clear" in out
+    with pytest.raises(SystemExit):
+        main(["cache", "--help"])
+    out = capsys.readouterr().out
+    assert "Synthesized sentences are kept here" in out and "clear" in out
+
+
+def test_ambient_help_speaks_of_ambience(capsys):
+    with pytest.raises(SystemExit):
+        main(["ambient", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for render_only in ("narration", "script", "lead-in", "voice and each layer", "pauses"):
+        assert render_only not in out, render_only
+    assert "--duration DUR the track's length" in out
+
+
+def test_a_batch_error_names_the_key_the_manifest_wrote(tmp_path, capsys):
+    _write(tmp_path / "ok.md", "Hello there.\n\nRest now.\n")
+    manifest = _write(
+        tmp_path / "m.toml",
+        'output = "o.wav"\n[defaults]\nscript = "ok.md"\nvoice = "pyttsx3"\n'
+        'soundscape = "none"\nduration = "3s"\nlead_in = 0.5\ntail = 0.5\n',
+    )
+    assert main(["batch", str(manifest), "--progress", "off", "-j", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert "duration 3s is too short" in out + err and "--duration" not in out + err
+    script = tmp_path / "ok.md"
+    assert (
+        main(["render", str(script), *_QUICK, "--duration", "3s", "-o", str(tmp_path / "x.wav")])
+        == 2
+    )
+    assert "--duration 3s is too short" in capsys.readouterr().err

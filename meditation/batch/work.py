@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import SettingsError
 from ..files import all_or_nothing, atomic_write_text
 from ..settings import RenderSettings
 from .display import Display
@@ -44,7 +45,10 @@ def render_variant(variant: Variant | RenderSettings) -> tuple[Path, dict]:
     # --out-dir and a template's sub-folders stay: workers share them, so one's failure must not remove them.
     settings.output.parent.mkdir(parents=True, exist_ok=True)
     with all_or_nothing():  # the audio and its sidecar together, or neither
-        result = render(settings)
+        try:
+            result = render(settings)
+        except SettingsError as exc:  # named as the manifest names it: duration, not --duration
+            raise SettingsError(exc.worded_as_key()) from None
         data = sidecar_data(
             variant, result.sidecar(), result.duration_s, result.path.stat().st_size
         )

@@ -162,8 +162,8 @@ def check_name(path: str | Path, label: str = "output") -> None:
         )
 
 
-def check_replaceable(path: str | Path, label: str = "output") -> None:
-    """Raise ExportError unless ``path`` is free, or a regular file meditation wrote."""
+def check_replaceable(path: str | Path, label: str = "output", *, force: bool = False) -> None:
+    """Raise ExportError unless ``path`` is free, or a regular file meditation wrote (any regular file with ``force``)."""
     path = Path(path)
     try:
         st = path.lstat()
@@ -175,10 +175,10 @@ def check_replaceable(path: str | Path, label: str = "output") -> None:
         raise ExportError(f"{label} {str(path)!r} is a folder")
     if not stat.S_ISREG(st.st_mode):
         raise ExportError(f"{label} {str(path)!r} exists and is not a regular file")
-    if not written_by_us(path):
+    if not force and not written_by_us(path):
         raise ExportError(
             f"{label} {str(path)!r} already exists and was not written by meditation; "
-            "move it away or choose another name (meditation only replaces files it wrote)"
+            "move it away, choose another name, or give --force if it may be replaced"
         )
 
 
@@ -187,12 +187,15 @@ def check_outputs(
     *,
     inputs: Iterable[Path | None] = (),
     folders: Mapping[str, Path | None] | None = None,
+    force: bool = False,
 ) -> None:
     """Check every output path of one run before any work starts; raise ExportError naming the first problem.
 
     ``outputs`` maps a label (``-o``, ``--timings``) to a file path; ``folders``
     maps a label to an output folder (``--stems``: created if missing, files
     in it follow the file rules); ``inputs`` are every file the run reads.
+    ``force`` lets an existing regular file be replaced though meditation did
+    not write it (``--force``); an input never is.
     """
     inputs = [Path(p) for p in inputs if p is not None]
     seen: dict[str, str] = {}
@@ -211,7 +214,7 @@ def check_outputs(
             raise ExportError(f"{label} {str(path)!r} is also given as {seen[key]}")
         seen[key] = label
         check_parent(path.parent if str(path.parent) else Path("."), label, path)
-        check_replaceable(path, label)
+        check_replaceable(path, label, force=force)
     for label, folder in (folders or {}).items():
         if folder is None:
             continue
@@ -227,7 +230,7 @@ def check_outputs(
             continue
         if folder.is_dir():
             for existing in folder.glob("*.wav"):
-                check_replaceable(existing, f"{label} file")
+                check_replaceable(existing, f"{label} file", force=force)
                 for other in inputs:
                     if _same_file(existing, other):
                         raise ExportError(
@@ -366,10 +369,11 @@ def commit_temporary(tmp: Path, path: Path) -> None:
     it back.
     """
     os.chmod(tmp, 0o644)
-    check_replaceable(path)  # again at the last moment: the file may have appeared since the start
+    run = _RUN.get()
+    # Again at the last moment: the file may have appeared since the start.
+    check_replaceable(path, force=run is not None and run.force)
     if orphaned():  # a worker whose parent died: nobody asked for this file any more
         raise SystemExit(143)
-    run = _RUN.get()
     backup = _keep(path) if run is not None else None
     os.replace(tmp, path)
     record_written(path)
@@ -389,6 +393,7 @@ def make_folder(folder: Path) -> None:
 
 @dataclass
 class _Run:
+    force: bool = False
     committed: list[tuple[Path, Path | None]] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)
 
@@ -397,19 +402,20 @@ _RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("meditation_r
 
 
 @contextlib.contextmanager
-def all_or_nothing() -> Iterator[None]:
+def all_or_nothing(*, force: bool = False) -> Iterator[None]:
     """Every file a run commits inside this block stays only if the whole block succeeds.
 
     A failure or an interrupt (a full disk writing the plot, Ctrl-C while the
     captions are written) removes what the run committed, puts back each file
     it replaced, and removes the folders it made: a failed run leaves none of
     its outputs. A block inside another joins it (a batch variant is its
-    audio, side files and sidecar together).
+    audio, side files and sidecar together). ``force``: its commits may
+    replace a file meditation did not write (checked before, as ``--force``).
     """
     if _RUN.get() is not None:
         yield
         return
-    run = _Run()
+    run = _Run(force=force)
     token = _RUN.set(run)
     try:
         yield

@@ -65,13 +65,13 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     not at all: a failure at any point leaves none of them
     (``files.all_or_nothing``).
     """
-    with all_or_nothing():
+    with all_or_nothing(force=settings.force):
         return _render(settings, script)
 
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track); all its files or none."""
-    with all_or_nothing():
+    with all_or_nothing(force=settings.force):
         return _render_ambient(settings, duration_s)
 
 

@@ -245,6 +245,13 @@ class RenderSettings:
         optional=True,
     )
     cache: bool = setting(True, "reuse speech from the on-disk cache", uses=Use.RENDER, audio=False)
+    force: bool = setting(
+        False,
+        "replace output files that already exist even if meditation did not write them "
+        "(never an input of the run; still written whole, then renamed)",
+        uses=Use.RENDER | Use.AMBIENT,
+        audio=False,
+    )
     album: str | None = setting(
         None,
         "album tag (default: the title)",

@@ -498,3 +498,20 @@ def test_an_output_in_a_missing_folder_makes_it(folder, capsys):
     out = folder / "a" / "b" / "x.mp3"
     assert main([*_RENDER, str(script), *_SHORT, "-o", str(out)]) == 0, capsys.readouterr().err
     assert out.exists() and written_by_us(out)
+
+
+# --- issue 18, item 19: --force replaces a file the user says is theirs, never an input ---
+
+
+def test_force_replaces_a_users_file_but_never_an_input(folder, capsys):
+    script = folder / "ok.wav"  # a script that happens to end in .wav
+    script.write_text(SCRIPT)
+    mine = folder / "mine.wav"
+    mine.write_bytes(b"RIFF my old take")
+    _refused(folder, capsys, [str(script), "-o", str(mine)], "give --force if it may be replaced")
+    _refused(folder, capsys, [str(script), "-o", str(script), "--force"], "is an input of this run")
+    assert main([*_RENDER, str(script), *_SHORT, "-o", str(mine), "--force"]) == 0
+    assert (
+        mine.read_bytes()[:4] == b"RIFF" and len(mine.read_bytes()) > 1000 and written_by_us(mine)
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["mine.wav", "ok.wav"]  # no temporary left

@@ -375,7 +375,10 @@ class _Writers:
 
     def __init__(self, settings: RenderSettings, metadata: Metadata, stems: Path | None):
         self.main = AudioWriter(
-            settings.output, sample_rate=settings.sample_rate, metadata=metadata
+            settings.output,
+            sample_rate=settings.sample_rate,
+            metadata=metadata,
+            mp3_quality=settings.mp3_quality,
         )
         self.folder = stems
         self.stems: dict[str, AudioWriter] = {}

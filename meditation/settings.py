@@ -245,6 +245,14 @@ class RenderSettings:
         optional=True,
     )
     cache: bool = setting(True, "reuse speech from the on-disk cache", uses=Use.RENDER, audio=False)
+    mp3_quality: int = setting(
+        2,
+        "MP3 VBR quality, as LAME's -V: 0 best and largest, 9 smallest (a river: 250, 190 at 2, 80 kb/s at 9)",
+        kind=Kind.INTEGER,
+        low=0,
+        high=9,
+        uses=_EVERYWHERE | Use.AMBIENT,
+    )
     force: bool = setting(
         False,
         "replace output files that already exist even if meditation did not write them "

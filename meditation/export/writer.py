@@ -42,8 +42,10 @@ class AudioWriter:
         artist: str | None = None,
         metadata: Metadata | None = None,
         subtype: str | None = None,
+        mp3_quality: int | None = None,
     ):
-        """``subtype``: a soundfile subtype for WAV/FLAC instead of 24-bit PCM (stems use ``"FLOAT"``)."""
+        """``subtype``: a soundfile subtype for WAV/FLAC instead of 24-bit PCM (stems use ``"FLOAT"``);
+        ``mp3_quality``: LAME's VBR quality for MP3, 0 (best) to 9 (smallest)."""
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         encoder = encoder_for(suffix)
@@ -67,7 +69,9 @@ class AudioWriter:
             ) from None
         self._file = os.fdopen(fd, "w+b")
         try:
-            extra = {"subtype": subtype} if subtype else {}
+            extra: dict = {"subtype": subtype} if subtype else {}
+            if mp3_quality is not None and suffix == ".mp3":
+                extra["vbr_quality"] = mp3_quality
             self._encoder = encoder(
                 self._file, self._tmp, sample_rate, channels, suffix, metadata, **extra
             )

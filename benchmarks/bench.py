@@ -343,13 +343,15 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
         engine = load_voice(voice)
         engine.reset()
         t_floor, audio_native = _median_time(
-            lambda: [engine.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts],
+            lambda engine=engine: [
+                engine.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts
+            ],
             runs,
         )
         engine.reset()
         seconds = sum(len(a) for a in audio_native) / engine.sample_rate
         t_stage, _ = _median_time(
-            lambda: speech_stage.synthesize(
+            lambda voice=voice: speech_stage.synthesize(
                 texts, voice=voice, rate=0.8, sample_rate=sr, cache=None, finish_with=limit_crest
             ),
             runs,

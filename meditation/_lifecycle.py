@@ -35,15 +35,18 @@ the process.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import multiprocessing.context
 import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 __all__ = [
@@ -251,7 +254,7 @@ class QuietSpawnProcess(multiprocessing.context.SpawnProcess):
             # A Ctrl-C held back during the start lands as the block ends, before
             # the caller (a process pool) has recorded this process: stop it here,
             # or it would start up without a parent that knows it.
-            if self._popen is not None:
+            if self.pid is not None:  # the child was started (``pid`` reads ``_popen``)
                 self.kill()
                 self.join()
             raise
@@ -260,7 +263,6 @@ class QuietSpawnProcess(multiprocessing.context.SpawnProcess):
 def popen_quietly(args, **kwargs):
     """``subprocess.Popen`` for a helper process: it starts with SIGINT blocked, and is never left running
     by a Ctrl-C that lands as it starts (see :func:`signals_blocked`)."""
-    import subprocess
 
     process = None
     try:
@@ -346,8 +348,6 @@ def orphaned() -> bool:
 
 def _set_pdeathsig(signum: int) -> bool:
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
         return libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
@@ -356,8 +356,6 @@ def _set_pdeathsig(signum: int) -> bool:
 
 
 def _watch(parent_pid: int, send: int | None, signum: int, grace_s: float) -> None:
-    import time
-
     while parent_is_alive(parent_pid):
         time.sleep(_WATCH_INTERVAL_S)
     if send is not None:

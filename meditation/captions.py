@@ -180,7 +180,7 @@ def _balanced(words: list[str], count: int) -> list[list[str]]:
         if not candidates:
             break
 
-        def cost(i: int) -> float:
+        def cost(i: int, target: float = target) -> float:
             return abs(lengths[i - 1] - target) / (total / count) - _break_bonus(words[i - 1])
 
         best = min(candidates, key=cost)
@@ -251,7 +251,7 @@ def format_captions(cues: Sequence[Caption], suffix: str) -> str:
                 webvtt.Caption(
                     start=_vtt_time(c.start_ms),
                     end=_vtt_time(c.end_ms),
-                    text=[plain(l) for l in c.lines],
+                    text=[plain(line) for line in c.lines],
                 )
                 for c in cues
             ]

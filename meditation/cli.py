@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .errors import DISK_FULL, MeditationError, one_line
@@ -25,7 +26,7 @@ __all__ = ["main"]
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
         raise MeditationError(
             message if self.prog == "meditation" else f"{self.prog.split()[-1]}: {message}"
         )
@@ -296,10 +297,11 @@ def _forget_native_interrupt() -> None:
 def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
     """The KeyboardInterrupt (or Terminated) that caused ``exc``, if one did."""
     seen = 0
-    while exc is not None and seen < 20:
-        if isinstance(exc, KeyboardInterrupt):
-            return exc
-        exc = exc.__cause__ or exc.__context__
+    link: BaseException | None = exc
+    while link is not None and seen < 20:
+        if isinstance(link, KeyboardInterrupt):
+            return link
+        link = link.__cause__ or link.__context__
         seen += 1
     return None
 
@@ -356,6 +358,8 @@ def _cmd_ambient(args: argparse.Namespace) -> int:
         raise MeditationError("ambient: the following arguments are required: --duration")
     values.setdefault("output", Path("ambient.mp3"))
     settings = check_values(resolve_settings(values, labels=labels), voice=False)
+    if settings.duration_s is None:  # "--duration none": the setting is optional elsewhere
+        raise MeditationError("ambient: --duration needs a length (e.g. 8h), not none")
     result = render_ambient(settings, settings.duration_s)
     _report(result)
     return 0

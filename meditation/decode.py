@@ -65,7 +65,7 @@ def _read_blocks_av(path: str) -> Iterator[tuple[np.ndarray, int]]:
         stream = container.streams.audio[0]
         try:
             for frame in container.decode(stream):
-                data = frame.to_ndarray()
+                data: np.ndarray = frame.to_ndarray()  # its dtype is the frame format's
                 if data.dtype.kind in "iu":
                     data = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
                 # Planar formats come as (channels, n); packed ones as (1, n * channels).

@@ -197,14 +197,14 @@ def check_outputs(
     ``force`` lets an existing regular file be replaced though meditation did
     not write it (``--force``); an input never is.
     """
-    inputs = [Path(p) for p in inputs if p is not None]
+    read = [Path(p) for p in inputs if p is not None]
     seen: dict[str, str] = {}
     for label, path in outputs.items():
         if path is None:
             continue
         path = Path(path)
         check_name(path, label)
-        for other in inputs:
+        for other in read:
             if _same_file(path, other):
                 raise ExportError(
                     f"{label} {str(path)!r} is an input of this run ({str(other)!r}); it would be overwritten"
@@ -231,7 +231,7 @@ def check_outputs(
         if folder.is_dir():
             for existing in folder.glob("*.wav"):
                 check_replaceable(existing, f"{label} file", force=force)
-                for other in inputs:
+                for other in read:
                     if _same_file(existing, other):
                         raise ExportError(
                             f"{label} {str(folder)!r} holds {existing.name}, an input of this run"
@@ -276,7 +276,7 @@ def _check_folder(folder: Path, label: str, path: Path) -> None:
         fd, probe = create_temporary(folder / "probe")
     except OSError as exc:
         raise ExportError(
-            f"{label} {str(path)!r}: cannot write in {str(folder)!r} ({exc.strerror.lower()})"
+            f"{label} {str(path)!r}: cannot write in {str(folder)!r} ({(exc.strerror or str(exc)).lower()})"
         ) from None
     os.close(fd)
     os.unlink(probe)
@@ -493,6 +493,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.errno in DISK_FULL:
             raise ExportError(describe_write_error(exc.errno, path)) from None
         raise

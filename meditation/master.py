@@ -25,6 +25,7 @@ from .measure import MeasurePass, measure, measure_extent, replay
 from .progress import progress
 
 if TYPE_CHECKING:
+    from .mix import MixChunk
     from .settings import RenderSettings
 
 __all__ = [
@@ -220,7 +221,7 @@ def _normalize_limit_encode(
     loudness, peak, committed = final(gain(0.0), ceiling, commit_if=target)
     if committed:
         return Mastered(loudness, peak)
-    first = (0.0, loudness)
+    first: tuple[float, float] | None = (0.0, loudness)
     for _ in range(3):
         search = GainSearch(target, max_extra_db=MAX_LIMITING_DB)
         if first is not None:
@@ -238,7 +239,7 @@ def _normalize_limit_encode(
             break
         ceiling -= over + 0.1
         first = None
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if abs(loudness - target) > _PROMISE_LU:
         warnings = (
             f"loudness target {target:g} LUFS is out of reach under the {settings.true_peak_db:g} dBTP ceiling "
@@ -288,9 +289,8 @@ class GainSearch:
             return None
         below = [p for p in self.points if p[1] < self.target]
         above = [p for p in self.points if p[1] > self.target]
-        lo = max(below, default=None)
-        hi = min(above, default=None)
-        if lo is not None and hi is not None:
+        if below and above:
+            lo, hi = max(below), min(above)
             if hi[0] - lo[0] < 1e-3:
                 return None  # a step in L(x) (gating) narrower than we can resolve
             # Regula falsi, kept away from the ends so the bracket shrinks.
@@ -298,7 +298,8 @@ class GainSearch:
             x = lo[0] - f_lo * (hi[0] - lo[0]) / (f_hi - f_lo)
             margin = 0.1 * (hi[0] - lo[0])
             return float(min(max(x, lo[0] + margin), hi[0] - margin))
-        if hi is None:
+        if below:  # everything measured is too quiet
+            lo = max(below)
             if lo[0] >= self.max_extra_db:
                 return None  # out of reach without limiting more than allowed
             slope = 1.0
@@ -307,6 +308,7 @@ class GainSearch:
                 slope = min(1.0, max(0.1, (l1 - l0) / (x1 - x0))) if x1 > x0 else 1.0
             return float(min(self.max_extra_db, lo[0] + (self.target - lo[1]) / slope))
         # Everything measured is too loud: at most 1 LU per dB, so stepping down by the excess cannot overshoot much.
+        hi = min(above)
         return float(hi[0] - (hi[1] - self.target))
 
 
@@ -386,8 +388,14 @@ class _Writers:
         if stems is not None:
             make_folder(stems)  # removed again if the run fails (files.all_or_nothing)
 
-    def write_stems(self, chunk, gain: float, *, voice: bool = True) -> None:
-        parts = {"voice": chunk.voice, **chunk.layers} if voice else chunk.layers
+    def write_stems(self, chunk: MixChunk, gain: float, *, voice: bool = True) -> None:
+        if self.folder is None:
+            raise ValueError("no stems were asked for")
+        parts = chunk.layers
+        if voice:
+            if chunk.voice is None:
+                raise ValueError("a mix read back from its spool has no stems")
+            parts = {"voice": chunk.voice, **chunk.layers}
         for name, audio in parts.items():
             if name not in self.stems:
                 self.stems[name] = AudioWriter(
@@ -430,9 +438,10 @@ def _limit_and_encode(
     """
     sr = settings.sample_rate
     limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db)
-    untouched = mix is not None and mix.untouched_by(gain, ceiling_db)
-    meter = None if untouched else RangeMeter(sr, loudness_range)
-    peaks = TruePeakMeter() if writers is not None and not untouched else None
+    # The mix whose figures are the output's, scaled; None: meter the output.
+    scaled = mix if mix is not None and mix.untouched_by(gain, ceiling_db) else None
+    meter = None if scaled is not None else RangeMeter(sr, loudness_range)
+    peaks = TruePeakMeter() if writers is not None and scaled is None else None
 
     def emit(block: np.ndarray) -> None:
         if len(block):
@@ -443,16 +452,17 @@ def _limit_and_encode(
             if meter is not None:
                 meter.feed(block)
 
-    keep = writers is not None and writers.folder is not None
+    stems = writers if writers is not None and writers.folder is not None else None
     with progress("master", total / sr, "s") as bar:
-        for chunk in chunks(keep):
-            if keep:
-                writers.write_stems(chunk, gain, voice=voice)
+        for chunk in chunks(stems is not None):
+            if stems is not None:
+                stems.write_stems(chunk, gain, voice=voice)
             emit(limiter.process(chunk.mix * np.float32(gain)))
             bar.update(len(chunk.mix) / sr)
         emit(limiter.flush())
-    if untouched:
+    if scaled is not None:
         if limiter.engaged:  # should not happen (see _MixMeasure.untouched_by); never report figures that are not the output's
             raise _Mispredicted
-        return mix.meter.integrated_lufs(gain), mix.true_peak_db + 20 * float(np.log10(gain))
+        return scaled.meter.integrated_lufs(gain), scaled.true_peak_db + 20 * float(np.log10(gain))
+    assert meter is not None  # made whenever the mix's figures are not the output's
     return meter.integrated_lufs(), peaks.finish_db() if peaks is not None else float("-inf")

@@ -57,16 +57,19 @@ class MeasurePass:
 
     def _consume(self, mix: np.ndarray) -> None:
         self.meter.feed(mix)
-        if self._spooling:
+        if self._spooling and self.spool is not None:
             self.spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
 
     def feed(self, mix: np.ndarray) -> None:
         """The next chunk of the mix, ``(n, 2)``."""
+        behind = self._behind
+        if behind is None:
+            raise ValueError("the measure pass was finished")
         if (
-            self._behind.failure is not None
+            behind.failure is not None
         ):  # e.g. disk full while spooling: raised on the feeding thread
             self.finish()
-        self._behind.put(mix)
+        behind.put(mix)
         self.peaks.feed(mix)
         self.position += len(mix)
 

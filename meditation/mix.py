@@ -15,9 +15,9 @@ from __future__ import annotations
 import bisect
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -289,8 +289,8 @@ class MixChunk:
     start: int
     mix: np.ndarray
     """Stereo mix, ``(n, 2)``."""
-    voice: np.ndarray
-    """Stereo voice as it sits in the mix (voice chain and fades applied)."""
+    voice: np.ndarray | None
+    """Stereo voice as it sits in the mix (voice chain and fades applied); None for a mix read back from its spool."""
     layers: dict[str, np.ndarray]
     """Each layer after ducking and fades, as it sits in the mix."""
 
@@ -406,7 +406,10 @@ class _Failed:
 _DONE = object()
 
 
-def _made_ahead(items: Iterator, depth: int = 2) -> Iterator:
+_T = TypeVar("_T")
+
+
+def _made_ahead(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
     """The items of ``items``, made in a thread up to ``depth`` ahead of the consumer, in the same order.
 
     Closing the returned generator stops the thread; an exception in it is raised here.

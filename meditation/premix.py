@@ -23,16 +23,26 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from .measure import MeasurePass, measure_extent
-from .mix import CHUNK, DuckEnvelope, Ducking, VoiceBus, loudness_range, mix_chunk, voice_opening
+from .mix import (
+    CHUNK,
+    DuckEnvelope,
+    Ducking,
+    VoiceBus,
+    VoiceStream,
+    loudness_range,
+    mix_chunk,
+    voice_opening,
+)
 from .progress import progress
-from .soundscape import AmbienceStream
+from .soundscape import AmbiencePlan, AmbienceStream
 from .timeline import Timeline
+from .voicefx import VoiceFx
 
 __all__ = ["Premix", "Premixed"]
 
@@ -46,8 +56,8 @@ class Premixed:
 
     timeline: Timeline
     """The final timeline, with each scene's layers."""
-    plan: object | None
-    """The soundscape plan (``AmbiencePlan``), or None without a soundscape."""
+    plan: AmbiencePlan | None
+    """The soundscape plan, or None without a soundscape."""
     voice: VoiceBus
     measured: MeasurePass | None
     """The measure pass, fed as ``measure.measure_extent`` asks; None if it had to be given up (the master measures again)."""
@@ -83,8 +93,8 @@ class Premix:
         *,
         sample_rate: int,
         place: Callable[[Sequence[int], int | None], Timeline],
-        plan_soundscape: Callable[[Timeline, bool], tuple],
-        voice_fx: Callable[[object], object],
+        plan_soundscape: Callable[[Timeline, bool], tuple[Timeline, AmbiencePlan | None]],
+        voice_fx: Callable[[AmbiencePlan | None], VoiceFx | None],
         fades: tuple[float, float],
         scope: str,
         stems: bool,
@@ -104,8 +114,8 @@ class Premix:
         self._handled = 0  # segments the thread has made the mix with
         # Made once the voice's opening seconds are in.
         self._bus: VoiceBus | None = None
-        self._reader = None
-        self._ambience = None
+        self._reader: VoiceStream | None = None
+        self._ambience: AmbienceStream | None = None
         self._measured: MeasurePass | None = None
         self._span: tuple[int, int] | None = None  # the loudness range the meter was given last
         self.position = 0
@@ -229,22 +239,29 @@ class Premix:
         total = timeline.length
         span = loudness_range(timeline, self._scope)
         spool, stop = measure_extent(total, self._sr, stems=self._stems, loudness_range=span)
-        if self._bus is not None and not _same_within(self._span, span, self.position):
+        # (The meter is made with the voice bus: there is one once the voice's opening is in.)
+        if self._measured is not None and not _same_within(self._span, span, self.position):
             # Never expected: what was measured so far was measured over other
             # samples than the final range. Measure again rather than be wrong.
             self._measured.close()
             self._measured = None
         self._span = span
-        self._follow(timeline, plan, audio, None)
+        bus = self._follow(timeline, plan, audio, None)
         if self._measured is not None:
             if not spool:
                 self._measured.drop_spool()
             self.stop = stop
             self._make(stop, total)
-        return Premixed(timeline, plan, self._bus, self._measured)
+        return Premixed(timeline, plan, bus, self._measured)
 
-    def _follow(self, timeline: Timeline, plan, audio, until: int | None) -> None:
-        """Bring the voice, the ambience and the meter to the newest timeline."""
+    def _follow(
+        self,
+        timeline: Timeline,
+        plan: AmbiencePlan | None,
+        audio: Sequence[np.ndarray],
+        until: int | None,
+    ) -> VoiceBus:
+        """Bring the voice, the ambience and the meter to the newest timeline; returns the voice bus."""
         if self._bus is None:
             self._bus = VoiceBus(timeline, audio, fx=self._voice_fx(plan))
             self._reader = self._bus.stream()
@@ -253,23 +270,28 @@ class Premix:
         else:
             self._bus.grow(timeline, audio)
             if self._ambience is not None:
+                assert plan is not None  # a track's soundscape does not go away as it grows
                 self._ambience.adopt(plan, until)
             if self._measured is not None:
                 self._measured.meter.span = self._span
         self._duck = DuckEnvelope(timeline, self._ducking)
+        return self._bus
 
     def _make(self, limit: int, total: int) -> None:
         """Mix and measure chunks on the grid up to ``limit`` (a chunk may end at ``total``, the last one)."""
-        if self._measured is None:
+        measured, reader = self._measured, self._reader
+        if measured is None or reader is None:  # made together, with the voice bus
             return
-        ahead = []  # the voice chain runs a chunk ahead in its own thread (pedalboard and scipy release the GIL)
+        ahead: list[
+            Future[np.ndarray]
+        ] = []  # the voice chain runs a chunk ahead in its own thread (pedalboard and scipy release the GIL)
         voice_at = self.position
 
         def more_voice() -> None:
             nonlocal voice_at
             while len(ahead) < 2 and voice_at < limit:
                 n = min(CHUNK, total - voice_at)
-                ahead.append(self._voices.submit(self._reader.render, n))
+                ahead.append(self._voices.submit(reader.render, n))
                 voice_at += n
 
         more_voice()
@@ -293,13 +315,15 @@ class Premix:
                 self._duck,
                 False,
             )
-            self._measured.feed(chunk.mix)
+            measured.feed(chunk.mix)
             self.position += n
 
-    def _final_before(self, timeline: Timeline, plan) -> int:
+    def _final_before(self, timeline: Timeline, plan: AmbiencePlan | None) -> int:
         """The chunk boundary before which the mix made from this growing timeline is final."""
         sr = self._sr
-        settled = timeline.settled
+        settled = (
+            timeline.length if timeline.settled is None else timeline.settled
+        )  # None: all final
         d = self._ducking
         # Ducking: a segment's attack starts before it, and a short pause
         # after a segment stays ducked if the next one comes soon enough.

@@ -5,11 +5,24 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
-__all__ = ["progress", "enabled", "set_listener"]
+__all__ = ["Bar", "progress", "enabled", "set_listener", "clock"]
+
+Listener = Callable[[str, float, float | None], None]
 
 _forced: bool | None = None
-_listener: Callable[[str, float, float | None], None] | None = None
+_listener: Listener | None = None
+
+
+class Bar(Protocol):
+    """What ``progress`` yields: the part of a tqdm bar the stages use."""
+
+    def update(self, n: float = 1) -> None: ...
+
+    def set_postfix_str(self, text: str) -> None: ...
+
+    def set_description(self, text: str) -> None: ...
 
 
 def enabled() -> bool:
@@ -26,7 +39,7 @@ def set_enabled(value: bool | None) -> None:
 
 
 class _Quiet:
-    def update(self, n: int = 1) -> None:
+    def update(self, n: float = 1) -> None:
         pass
 
     def set_postfix_str(self, text: str) -> None:
@@ -36,7 +49,7 @@ class _Quiet:
         pass
 
 
-def set_listener(listener: Callable[[str, float, float | None], None] | None) -> None:
+def set_listener(listener: Listener | None) -> None:
     """Also report every step to ``listener(stage, done, total)`` (None: stop); the studio's progress bar."""
     global _listener
     _listener = listener
@@ -45,7 +58,7 @@ def set_listener(listener: Callable[[str, float, float | None], None] | None) ->
 class _Reported:
     """Passes steps to the listener, and to a terminal bar if there is one."""
 
-    def __init__(self, bar, stage: str, total: float | None, listener):
+    def __init__(self, bar: Bar, stage: str, total: float | None, listener: Listener):
         self.bar, self.stage, self.total, self.listener, self.done = (
             bar,
             stage,
@@ -68,12 +81,12 @@ class _Reported:
 
 
 @contextmanager
-def progress(description: str, total: float | None, unit: str = "it") -> Iterator[object]:
+def progress(description: str, total: float | None, unit: str = "it") -> Iterator[Bar]:
     """A tqdm bar on a terminal; a do-nothing object otherwise (either also tells the listener)."""
     if not enabled():
         yield _Quiet() if _listener is None else _Reported(_Quiet(), description, total, _listener)
         return
-    from tqdm import tqdm
+    from tqdm import tqdm  # noqa: PLC0415 - only a terminal draws bars; quiet runs start without tqdm
 
     # Seconds of audio read as seconds with one decimal (tqdm's default shows raw floats and "s/s").
     if unit == "s":
@@ -97,3 +110,12 @@ def progress(description: str, total: float | None, unit: str = "it") -> Iterato
         yield bar if _listener is None else _Reported(bar, description, total, _listener)
     finally:
         bar.close()
+
+
+def clock(seconds: float) -> str:
+    """A length as a player shows it: ``5:47``, or ``8:00:00`` from an hour on."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}:{secs:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"

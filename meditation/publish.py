@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class Publication:
 
 def beside_output(settings: RenderSettings) -> RenderSettings:
     """Settings with shorthand captions/plot values (``vtt``, ``png``, ``true``) turned into files beside the output."""
-    changes = {}
+    changes: dict[str, Any] = {}  # setting name -> new value, for dataclasses.replace
     for name, formats in _BESIDE_OUTPUT.items():
         value = getattr(settings, name)
         if value is not None and value.parent == Path(".") and value.name.lower() in formats:

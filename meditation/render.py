@@ -16,6 +16,7 @@ from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
 from .preflight import check_outputs
 from .premix import Premix
+from .progress import clock
 from .script import Script, read_script
 from .segments import plan_segments
 from .settings import RenderSettings, settings_to_dict
@@ -42,8 +43,7 @@ class RenderResult:
 
     def summary(self) -> str:
         """The one line the CLI prints at the end."""
-        minutes, seconds = divmod(int(round(self.duration_s)), 60)
-        return f"{self.path}: {minutes}:{seconds:02d}, {self.loudness_lufs:.1f} LUFS, true peak {self.true_peak_db:.1f} dBTP"
+        return f"{self.path}: {clock(self.duration_s)}, {self.loudness_lufs:.1f} LUFS, true peak {self.true_peak_db:.1f} dBTP"
 
     def sidecar(self) -> dict:
         """Everything needed to audit the file: settings, version, timeline, measurements."""

@@ -27,7 +27,6 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from .errors import ScriptError
 from .files import InputError, read_input
@@ -88,7 +87,7 @@ class Pause:
     """An exercise written after words of the same paragraph (it follows them a sentence gap later)."""
 
 
-Item = Union[Paragraph, Pause]
+Item = Paragraph | Pause
 
 
 @dataclass(frozen=True)
@@ -329,7 +328,7 @@ class _Body:
                         line=lineno,
                         col=col,
                     )
-                pause = _bracket_directive(
+                pause: Pause | None = _bracket_directive(
                     text[open_at + 1 : closer.start()], self.path, lineno, col
                 )
             else:
@@ -484,6 +483,7 @@ def _phase_seconds(text: str, fail, col: int, *, hold: bool = False) -> float:
 
 def _angle_directive(body: str, path: str, line: int, col: int) -> Pause | None:
     head = _TAG_NAME.match(body)
+    assert head is not None  # every part of the pattern is optional: it matches any text
     closing, raw_tag = head.group(1), head.group(2)
     tag = raw_tag.lower()
     attrs = body[head.end() :].rstrip()

@@ -8,14 +8,15 @@ trailing silence so the timeline knows where words really are.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+import soxr
 
 from .cache import SpeechCache
 from .progress import progress
-from .voices import load_voice, resolve_voice
+from .voices import VoiceEngine, load_voice, resolve_voice
 
 __all__ = ["synthesize", "trim_silence", "text_seed"]
 
@@ -56,8 +57,8 @@ def synthesize(
     rate: float,
     sample_rate: int,
     cache: SpeechCache | None = None,
-    finish_with=None,
-    each=None,
+    finish_with: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    each: Callable[[np.ndarray], object] | None = None,
 ) -> list[np.ndarray]:
     """Speak every text; mono float32 arrays at ``sample_rate`` in the same order.
 
@@ -71,17 +72,17 @@ def synthesize(
     (before ``finish_with``), and the engine is loaded only on the first
     miss: a render whose speech is all cached never starts a voice.
     """
-    import soxr
 
     voice_id = voice if ":" in voice else resolve_voice(voice)
-    engine = None
+    engine: VoiceEngine | None = None
 
-    def speak(text: str) -> np.ndarray:
+    def speak(text: str) -> tuple[np.ndarray, int]:
+        """The engine's audio for ``text`` and its native sample rate."""
         nonlocal engine
         if engine is None:
             engine = load_voice(voice_id)
             engine.reset()
-        return engine.synthesize(text, rate=rate, seed=text_seed(text))
+        return engine.synthesize(text, rate=rate, seed=text_seed(text)), engine.sample_rate
 
     def finish(audio: np.ndarray, native: int, key: str | None) -> np.ndarray:
         audio = trim_silence(audio, native)
@@ -90,16 +91,16 @@ def synthesize(
                 np.float32, copy=False
             )
         audio = np.ascontiguousarray(audio, dtype=np.float32)
-        if key is not None:
+        if cache is not None and key is not None:
             cache.put(key, audio)
         return audio
 
-    def polish(audio) -> np.ndarray:
+    def polish(audio: np.ndarray | Future[np.ndarray]) -> np.ndarray:
         if isinstance(audio, Future):
             audio = audio.result()
         return finish_with(audio, sample_rate) if finish_with is not None else audio
 
-    results: list = []
+    results: list[np.ndarray | Future[np.ndarray]] = []
     told = 0  # results handed to ``each`` so far
 
     def tell(wait: bool) -> None:
@@ -113,7 +114,7 @@ def synthesize(
             each(a)
             told += 1
 
-    spoken: dict[str, Future] = {}  # a text repeated in this script is spoken once
+    spoken: dict[str, Future[np.ndarray]] = {}  # a text repeated in this script is spoken once
     try:
         with (
             ThreadPoolExecutor(max_workers=1) as pool,
@@ -125,12 +126,12 @@ def synthesize(
                     if cache is not None
                     else None
                 )
-                audio = spoken.get(text)
-                if audio is None and key is not None:
+                audio: np.ndarray | Future[np.ndarray] | None = spoken.get(text)
+                if audio is None and cache is not None and key is not None:
                     audio = cache.get(key)
                 if audio is None:
-                    raw = speak(text)
-                    audio = spoken[text] = pool.submit(finish, raw, engine.sample_rate, key)
+                    raw, native = speak(text)
+                    audio = spoken[text] = pool.submit(finish, raw, native, key)
                 results.append(pool.submit(polish, audio) if finish_with is not None else audio)
                 tell(wait=False)
                 bar.update(1)

@@ -153,8 +153,8 @@ class _Lowpass:
 
     def __init__(self, cutoff_hz: float):
         self.cutoff_hz = cutoff_hz
-        self._sos = None
-        self._zi = None
+        self._sos: np.ndarray | None = None
+        self._zi: np.ndarray | None = None
 
     def reset(self) -> None:
         self._zi = None
@@ -184,7 +184,9 @@ def _reverb(fx: VoiceFx):
     )
 
 
-def _run_dynamics(stages: dict, x: np.ndarray, sr: int, makeup: float = 1.0) -> np.ndarray:
+def _run_dynamics(
+    stages: dict, x: np.ndarray, sr: int, makeup: float | np.float32 = 1.0
+) -> np.ndarray:
     """Mono block through high-pass, warmth, de-esser and leveler (state carried in the processors)."""
     y = x[None, :]
     for name in ("hp1", "hp2", "warmth"):

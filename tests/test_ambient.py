@@ -138,6 +138,16 @@ def test_a_layer_that_would_be_silent_is_refused_not_rendered_as_silence(tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_duration_of_none_is_refused_with_one_line(tmp_path, capsys):
+    # "none" is a valid value of the optional setting elsewhere; an ambient track needs a length.
+    out = tmp_path / "x.flac"
+    code = main(["ambient", "--duration", "none", "-o", str(out), "--progress", "off"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("meditation: error: ") and "--duration" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_soundscapes_lists_the_presets_with_descriptions(capsys):
     assert main(["soundscapes"]) == 0
     lines = capsys.readouterr().out.splitlines()

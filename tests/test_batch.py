@@ -6,10 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import soundfile as sf
+from waiting import wait_until
 
 from meditation.batch import expand_manifest, is_up_to_date, render_variant, sidecar_path
 from meditation.cli import main
@@ -30,16 +30,21 @@ The river flows on, and on.
 FAST = 'voice = "pyttsx3"\nlead_in = 1\ntail = 1\n'
 
 
-@pytest.fixture
-def folder(tmp_path):
-    (tmp_path / "short.md").write_text(SCRIPT, encoding="utf-8")
-    return tmp_path
-
-
 def _manifest(folder, text, name="variants.toml"):
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _writing(folder, at_least_bytes):
+    """Whether a temporary output (``.name-XXXX.wav``) under the folder holds that much already."""
+    for path in folder.glob(".*.wav"):
+        try:
+            if path.stat().st_size >= at_least_bytes:
+                return True
+        except FileNotFoundError:
+            pass  # renamed into place meanwhile
+    return False
 
 
 def _hidden(folder):
@@ -209,6 +214,7 @@ def test_python_api_renders_one_variant_and_returns_its_sidecar(folder):
     assert is_up_to_date(variant)
 
 
+@pytest.mark.slow
 def test_batch_renders_skips_resumes_and_keeps_failures_local(folder, capsys):
     path = _manifest(
         folder,
@@ -352,6 +358,7 @@ def test_a_damaged_output_or_sidecar_is_stale_and_never_overwritten(folder):
 # --- interrupt ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["group", "parent"])
 def test_interrupt_stops_workers_and_leaves_no_partial_file(folder, target):
     """Ctrl-C on a terminal signals the whole process group; `kill -INT` only the parent."""
@@ -371,14 +378,9 @@ def test_interrupt_stops_workers_and_leaves_no_partial_file(folder, target):
         start_new_session=True,
     )
     try:
-        # Wait until a render is under way: a temporary output file appears.
-        deadline = time.monotonic() + 60
-        while (
-            time.monotonic() < deadline and not list(folder.glob(".*.wav")) and proc.poll() is None
-        ):
-            time.sleep(0.05)
+        # Wait until a render is writing: a temporary output file holds some audio.
+        wait_until(lambda: _writing(folder, 64 * 1024) or proc.poll() is not None, 60)
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.3)
         if target == "group":
             os.killpg(proc.pid, signal.SIGINT)
         else:
@@ -394,18 +396,17 @@ def test_interrupt_stops_workers_and_leaves_no_partial_file(folder, target):
     for wav in folder.glob("*.wav"):  # whatever finished is complete
         info = sf.info(str(wav))
         assert info.duration == pytest.approx(90, abs=1)
+
     # No worker (nor an engine's helper process) outlives the batch.
-    deadline = time.monotonic() + 10
-    while True:
-        leftover = subprocess.run(
-            ["pgrep", "-a", "-s", str(proc.pid)], capture_output=True, text=True
-        ).stdout.strip()
-        if not leftover or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert not leftover
+    def left():
+        session = ["pgrep", "-a", "-s", str(proc.pid)]
+        return subprocess.run(session, capture_output=True, text=True).stdout.strip()
+
+    wait_until(lambda: not left(), 10, poll_s=0.2)
+    assert not left()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_batch_fails_only_its_variant(folder):
     path = _manifest(
         folder,
@@ -422,11 +423,7 @@ def test_a_worker_killed_mid_batch_fails_only_its_variant(folder):
         env=env,
     )
     try:
-        deadline = time.monotonic() + 60
-        while (
-            time.monotonic() < deadline and not list(folder.glob(".*.wav")) and proc.poll() is None
-        ):
-            time.sleep(0.02)
+        wait_until(lambda: list(folder.glob(".*.wav")) or proc.poll() is not None, 60)
         workers = subprocess.run(
             ["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True, text=True
         ).stdout.split()

@@ -11,9 +11,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from waiting import wait_until
 
 distributed = pytest.importorskip("distributed")
 
@@ -30,11 +30,13 @@ MANIFEST = (
 _WHERE = ("output",)
 
 
+SCRIPT_NAME = "drift.md"  # the shared ``folder`` holds SCRIPT under this name
+
+
 @pytest.fixture
-def folder(tmp_path):
-    (tmp_path / "drift.md").write_text(SCRIPT, encoding="utf-8")
-    (tmp_path / "m.toml").write_text(MANIFEST, encoding="utf-8")
-    return tmp_path
+def folder(folder):
+    (folder / "m.toml").write_text(MANIFEST, encoding="utf-8")
+    return folder
 
 
 def _batch(folder, *args, env=None):
@@ -85,6 +87,7 @@ def _writer_of(pids, *folders):
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc"
 )
@@ -121,17 +124,17 @@ def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker
         env=env,
         start_new_session=True,
     )
-    killed = None
     try:
-        deadline = time.monotonic() + 600
-        while killed is None and proc.poll() is None and time.monotonic() < deadline:
+
+        def writer():
+            if proc.poll() is not None:
+                return -1  # the batch ended: no worker to catch
             # local:N workers write straight into the output folder (a scheduler's workers, in their scratch folder).
-            killed = _writer_of(
-                [p for p in _session(proc.pid) if int(p) != proc.pid], scratch, folder / "cluster"
-            )
-            if killed is None:
-                time.sleep(0.01)
-        assert killed is not None, "no worker was caught rendering"
+            workers = [p for p in _session(proc.pid) if int(p) != proc.pid]
+            return _writer_of(workers, scratch, folder / "cluster")
+
+        killed = wait_until(writer, 600, poll_s=0.01)
+        assert killed and killed > 0, "no worker was caught rendering"
         os.kill(killed, signal.SIGKILL)
         out, err = proc.communicate(timeout=900)
     finally:
@@ -152,10 +155,7 @@ def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker
         side = name.replace(".wav", ".json")
         assert _sidecar(cluster / side) == _sidecar(folder / "local" / side)
     # No worker left behind once the batch ends.
-    deadline = time.monotonic() + 15
-    while len(_session(proc.pid)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _session(proc.pid)
+    assert wait_until(lambda: not _session(proc.pid), 15, poll_s=0.2)
 
     # Resume: the client decides, exactly as locally.
     again = _batch(folder, "--no-cache", "--scheduler", "local:2", "--out-dir", str(cluster))
@@ -165,6 +165,7 @@ def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker
     assert [line.split()[0] for line in dry.stdout.strip().splitlines()] == ["up"] * 4
 
 
+@pytest.mark.slow
 def test_a_scheduler_address_gets_the_files_back_from_its_workers(folder):
     """With tcp://, workers share no folder with the client: each returns its file's bytes, written here."""
     import dask
@@ -199,6 +200,7 @@ def test_a_scheduler_address_gets_the_files_back_from_its_workers(folder):
     assert not [p for p in (folder / "remote").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_client_api_fails_a_variants_own_error_once_and_writes_into_a_shared_folder(folder):
     (folder / "m.toml").write_text(
         'output = "{name}.wav"\n[defaults]\nscript = "drift.md"\nvoice = "pyttsx3"\nlead_in = 1\ntail = 1\nsoundscape = "none"\n'
@@ -261,6 +263,7 @@ def test_without_dask_the_scheduler_option_says_how_to_install_it(folder):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc"
 )
@@ -290,13 +293,12 @@ def test_ctrl_c_cancels_the_cluster_batch_and_leaves_no_partial_file(folder):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 600
-        while proc.poll() is None and time.monotonic() < deadline:
-            if _writer_of(
-                [p for p in _session(proc.pid) if int(p) != proc.pid], scratch, folder / "out"
-            ):
-                break
-            time.sleep(0.01)
+
+        def writing():
+            workers = [p for p in _session(proc.pid) if int(p) != proc.pid]
+            return proc.poll() is not None or _writer_of(workers, scratch, folder / "out")
+
+        wait_until(writing, 600, poll_s=0.01)
         assert proc.poll() is None
         os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches every process of the group
         out, err = proc.communicate(timeout=120)
@@ -308,7 +310,4 @@ def test_ctrl_c_cancels_the_cluster_batch_and_leaves_no_partial_file(folder):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     out_dir = folder / "out"
     assert not out_dir.exists() or not [p for p in out_dir.iterdir() if p.name.startswith(".")]
-    deadline = time.monotonic() + 15
-    while _session(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _session(proc.pid)
+    assert wait_until(lambda: not _session(proc.pid), 15, poll_s=0.2)

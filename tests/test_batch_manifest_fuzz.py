@@ -4,15 +4,14 @@ project's own errors come out, nothing is written, and what expands is safe to r
 Generated manifests mix real keys with junk, every TOML value type (unicode,
 NaN, dates, nested tables), matrices, hand-written variants and output
 templates with fields, format specs, stray braces and path tricks; a second
-strategy feeds raw TOML-ish text. The CI profile runs 800 examples (about
-7 s of CPU); for an occasional deep run, ``HYPOTHESIS_PROFILE=deep pytest
-tests/test_batch_manifest_fuzz.py`` runs 5,000 + 1,666.
+strategy feeds raw TOML-ish text. The default profile runs 600 + 200 examples
+(about 7 s of CPU); for an occasional deep run, ``HYPOTHESIS_PROFILE=deep pytest
+tests/test_batch_manifest_fuzz.py`` runs 30,000 + 10,000.
 """
 
 import datetime
 import json
 import math
-import os
 import string
 from pathlib import Path
 
@@ -26,13 +25,10 @@ from meditation.batch import check_outputs, expand_manifest  # noqa: E402
 from meditation.batch.manifest import manifest_keys  # noqa: E402
 from meditation.errors import MeditationError  # noqa: E402
 
-settings.register_profile(
-    "ci", max_examples=600, deadline=None, suppress_health_check=list(HealthCheck)
-)
-settings.register_profile(
-    "deep", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck)
-)
-PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+# The profile's examples (tests/conftest.py), three quarters of them: each one expands a
+# manifest. Every health check off: generated TOML is large and often filtered.
+EXAMPLES = settings().max_examples * 3 // 4
+FUZZ = settings(max_examples=EXAMPLES, suppress_health_check=list(HealthCheck))
 
 KEYS = sorted(manifest_keys())
 SCRIPT = "# Calm\n\nA short line to speak.\n"
@@ -252,15 +248,15 @@ def _expand(place, document):
         assert all(v.settings.output.suffix in (".mp3", ".wav", ".flac", ".ogg") for v in variants)
 
 
-@settings.get_profile(PROFILE)
+@pytest.mark.slow
+@FUZZ
 @given(manifests)
 def test_generated_manifests_raise_only_our_errors(place, manifest):
     _expand(place, _document(manifest))
 
 
-@settings(
-    settings.get_profile(PROFILE), max_examples=settings.get_profile(PROFILE).max_examples // 3
-)
+@pytest.mark.slow
+@settings(FUZZ, max_examples=EXAMPLES // 3)
 @given(
     st.lists(
         st.sampled_from(

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from waiting import wait_until
 
 from meditation.batch import expand_manifest
 from meditation.batch.runner import _cap_jobs, _default_jobs
@@ -39,12 +40,6 @@ def _refused(folder, argv, capsys, *needles):
         assert needle in err, err
     assert _snapshot(folder) == before  # no byte changed, nothing added (no temp file either)
     return err
-
-
-@pytest.fixture
-def folder(tmp_path):
-    (tmp_path / "short.md").write_text(SCRIPT, encoding="utf-8")
-    return tmp_path
 
 
 # --- item 1: data loss -----------------------------------------------------------------
@@ -119,6 +114,7 @@ def test_a_users_own_files_are_never_replaced(folder, capsys):
     )
 
 
+@pytest.mark.slow
 def test_outputs_written_by_the_batch_are_replaced_and_nothing_else_is_touched(folder, capsys):
     manifest = folder / "m.toml"
     manifest.write_text(
@@ -185,6 +181,7 @@ def test_an_out_dir_taken_by_a_file_or_read_only_is_refused(folder, capsys):
 # --- item 14: batch details -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_missing_out_dir_is_made_and_a_failure_is_reported_once(folder, capsys):
     manifest = folder / "m.toml"
     manifest.write_text(
@@ -274,6 +271,7 @@ def test_workers_are_capped_at_two_per_core_with_a_note(folder, capsys):
 # --- item 15: progress in human units ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_batch_progress_shows_no_raw_floats(folder):
     manifest = folder / "m.toml"
     manifest.write_text(
@@ -315,6 +313,7 @@ def _ignores_sigint(pid):
     return bool(ignored & (1 << (signal.SIGINT - 1)))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_to_the_group_during_expansion_prints_one_line(folder):
     seeds = ", ".join(map(str, range(9000)))
@@ -334,13 +333,16 @@ def test_ctrl_c_to_the_group_during_expansion_prints_one_line(folder):
         # Expansion is under way once the voice's helper process is up (it lists the voices),
         # or soon after start (the helper may be gone already; 9,000 variants take longer).
         started = time.monotonic()
-        while time.monotonic() < started + 60 and proc.poll() is None:
+
+        def ready():
+            if proc.poll() is not None:
+                return True
             helpers = subprocess.run(
                 ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
             ).stdout.split()
-            if (helpers or time.monotonic() > started + 3) and not _ignores_sigint(proc.pid):
-                break
-            time.sleep(0.02)
+            return (helpers or time.monotonic() > started + 3) and not _ignores_sigint(proc.pid)
+
+        wait_until(ready, 60)
         assert proc.poll() is None, "expansion finished before the interrupt"
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         out, err = proc.communicate(timeout=60)
@@ -351,15 +353,11 @@ def test_ctrl_c_to_the_group_during_expansion_prints_one_line(folder):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.strip().count("\n") == 0 and "interrupted" in err
-    deadline = time.monotonic() + 10
-    while (
-        subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 0
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.1)
-    assert (
-        subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1
-    )  # no helper left behind
+
+    def none_left():
+        return subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1
+
+    assert wait_until(none_left, 10, poll_s=0.1)  # no helper left behind
 
 
 # --- issue 18, item 10: every file of every variant is checked up front ------------------

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
-from measure import max_click_ratio, render_in_chunks
+from measure import max_click_ratio
 from scipy import signal
 
 from meditation.cli import main
@@ -205,19 +205,6 @@ def test_glide_cue_at_any_moment_and_validation(rng):
             Beats.make_params(bad)
     with pytest.raises(SoundscapeError):
         Beats(sample_rate=SR, rng=rng, cues=[Cue(1.0, "glide", {"tempo": 3})])
-
-
-@pytest.mark.parametrize("mode", ["binaural", "monaural", "isochronic"])
-def test_chunked_render_equals_whole_through_a_glide(mode):
-    cues = [Cue(0.5, "glide", {"beat_hz": 3.0, "carrier_hz": 120.0, "glide_s": 1.5})]
-    whole = Beats(
-        sample_rate=SR, rng=np.random.default_rng(4), params={"mode": mode}, cues=cues
-    ).render(4 * SR)
-    for chunk in (1000, 8192, 12345):
-        layer = Beats(
-            sample_rate=SR, rng=np.random.default_rng(4), params={"mode": mode}, cues=cues
-        )
-        assert np.array_equal(render_in_chunks(layer, 4 * SR, chunk), whole)
 
 
 def test_level_is_nominal_and_quiet_under_the_voice_in_the_presets():

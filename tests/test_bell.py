@@ -7,7 +7,6 @@ from measure import (
     envelope_db,
     max_click_ratio,
     peak_db,
-    render_in_chunks,
     spectral_centroid_hz,
     welch_db,
 )
@@ -198,18 +197,6 @@ def test_same_seed_same_sound_other_seed_other_sound():
     c = bell(2 * SR, sample_rate=SR, rng=np.random.default_rng(2), cues=cues)
     assert np.array_equal(a, b)
     assert not np.allclose(a, c)  # another bowl: other splits and ear weights
-
-
-@pytest.mark.parametrize("chunk", [1000, 4097, 33333])
-def test_chunked_render_equals_whole(chunk):
-    cues = [Cue(0.1, "strike"), Cue(0.75, "strike", {"strength": 0.5}), Cue(2.0, "strike")]
-    n = 4 * SR + 5
-    make = lambda: Bell(
-        sample_rate=SR, rng=np.random.default_rng(4), params={"decay_s": 3.0}, cues=cues
-    )
-    whole = make().render(n)
-    layer = make()
-    assert np.array_equal(render_in_chunks(layer, n, chunk), whole)
 
 
 def test_overlapping_strikes_stay_in_range(rng):

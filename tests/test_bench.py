@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_quick_benchmark_writes_every_figure(tmp_path):
     out = tmp_path / "bench.json"
     scratch = tmp_path / "tmp"

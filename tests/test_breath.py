@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from measure import render_in_chunks, rms_db
+from measure import rms_db
 
 from meditation.cli import main
 from meditation.errors import SoundscapeError
@@ -71,15 +71,6 @@ def test_the_noise_is_a_soft_band_with_no_hiss(rng):
     assert band_energy_db(held, SR, 150, 900) - band_energy_db(held, SR, 4000, 16000) > 25
 
 
-def test_the_layer_is_the_same_in_any_chunk_size():
-    breaths = _exercise([("in", 1), ("hold", 1), ("out", 1)], 3, start_s=0.3)
-    cues = breath_cues(breaths, SR)
-    make = lambda: BreathLayer(sample_rate=SR, rng=np.random.default_rng(5), cues=cues)  # noqa: E731
-    whole = make().render(breaths[-1].end + SR)
-    for size in (512, 4096, 44100):
-        assert np.array_equal(render_in_chunks(make(), len(whole), size), whole)
-
-
 def test_bad_parameters_and_cues_are_refused():
     with pytest.raises(SoundscapeError, match="sound"):
         BreathLayer.make_params({"sound": "whale"})
@@ -129,6 +120,7 @@ def rendered(tmp_path_factory):
     return json.loads(timings.read_text()), stems, script
 
 
+@pytest.mark.slow
 def test_the_timings_list_the_phases_and_they_add_up_exactly(rendered):
     timings, _, _ = rendered
     breaths = timings["breaths"]
@@ -182,6 +174,7 @@ def test_cues_are_cached_like_all_speech(rendered):
         assert cache.get(SpeechCache.key(voice, 0.9, word, SR)) is not None
 
 
+@pytest.mark.slow
 def test_layers_can_leave_the_breath_out(rendered, tmp_path):
     _, _, script = rendered
     stems = tmp_path / "stems"

@@ -141,6 +141,7 @@ def test_cache_clear_command_empties_it(cache, counting, capsys):
     assert "removed 0 cached segments" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_no_cache_render_neither_reads_nor_writes(cache, tmp_path):
     script = tmp_path / "s.md"
     script.write_text("# One\n\nBreathe in.\n", encoding="utf-8")
@@ -188,6 +189,7 @@ _WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_concurrent_writers_never_leave_a_torn_entry(cache):
     procs = [
         subprocess.Popen(

@@ -7,7 +7,6 @@ import pytest
 import soundfile as sf
 from ffmpeg import ffmpeg
 from measure import peak_db, rms_db
-from published import dream_render
 
 from meditation.captions import MAX_LINE_CHARS, format_captions, plan_cues, split_text
 from meditation.cli import main
@@ -43,8 +42,8 @@ def ffmpeg_complaints(path) -> str:
 
 
 @pytest.fixture(scope="module")
-def dream(tmp_path_factory):
-    render = dream_render(tmp_path_factory, ".m4b")
+def dream(dream):
+    render = dream  # the shared publication (conftest), with its voice stem and captions read
     voice, sr = sf.read(render["stems"] / "voice.wav", dtype="float32", always_2d=True)
     return {**render, "voice": voice.mean(axis=1), "sr": sr, "cues": read_cues(render["vtt"])}
 
@@ -56,6 +55,7 @@ def _segment_of(cue, segments):
     )
 
 
+@pytest.mark.slow
 def test_every_dream_cue_lies_inside_a_spoken_segment_in_reading_order_without_overlap(dream):
     segments = [s for s in dream["timings_data"]["segments"] if s["end"] > s["start"]]
     cues = dream["cues"]

@@ -2,18 +2,19 @@
 
 import pytest
 from ffmpeg import decode_errors
-from published import DREAM_SCENES, dream_render
+from published import DREAM_SCENES
 from test_export import attached_picture, ffmpeg_chapters
 
 from meditation.chapters import chapters_from_timeline
 from meditation.timeline import SceneSpan, Timeline
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".m4b", ".mp3", ".opus", ".ogg", ".flac"])
 def test_the_dream_has_a_named_chapter_per_scene_at_the_scene_start_and_its_cover(
-    tmp_path_factory, suffix
+    published, suffix
 ):
-    render = dream_render(tmp_path_factory, suffix)
+    render = published(suffix)
     chapters = ffmpeg_chapters(render["output"])
     assert [title for _, title in chapters] == list(DREAM_SCENES)
     scene_starts = [s["start"] for s in render["timings_data"]["scenes"]]
@@ -23,6 +24,7 @@ def test_the_dream_has_a_named_chapter_per_scene_at_the_scene_start_and_its_cove
     assert decode_errors(render["output"]) == ""
 
 
+@pytest.mark.slow
 def test_no_chapters_leaves_them_out(tmp_path):
     from meditation.cli import main
 
@@ -97,12 +99,12 @@ def test_text_before_the_first_heading_belongs_to_the_first_chapter():
     ]
 
 
-def test_the_dreams_tags_say_what_it_is_and_how_it_was_made(tmp_path_factory):
+def test_the_dreams_tags_say_what_it_is_and_how_it_was_made(published):
     import mutagen
 
     from meditation import __version__
 
-    render = dream_render(tmp_path_factory, ".mp3")
+    render = published(".mp3")
     tags = mutagen.File(render["output"]).tags
     assert str(tags["TIT2"]) == "The Library and the Phoenix"
     assert str(tags["TALB"]) == "The Library and the Phoenix"  # album defaults to the title

@@ -114,6 +114,7 @@ def test_failed_run_leaves_an_existing_output_unchanged(name, tmp_path, capsys):
     assert out.read_bytes() == b"previous render"
 
 
+@pytest.mark.slow
 def test_console_entry_point_prints_one_line_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "meditation", "render", str(tmp_path / "missing.md")],

@@ -85,6 +85,7 @@ def _spoken(dream):
 # -- the encoded file ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mp3_meets_loudness_and_true_peak_by_an_independent_meter(dream):
     loudness, peak = ebur128(dream["mp3"])
     assert loudness == pytest.approx(-16.0, abs=1.0)
@@ -103,6 +104,7 @@ def _decoded_duration_s(path):
     return int(h) * 3600 + int(m) * 60 + float(s)
 
 
+@pytest.mark.slow
 def test_mp3_decodes_cleanly_as_long_stereo_44k(dream):
     assert decode_errors(dream["mp3"]) == ""
     info = probe(dream["mp3"])
@@ -171,6 +173,7 @@ def _cue_time(dream, words):
     return seg["start"] + (seg["end"] - seg["start"]) * seg["text"].index(words) / len(seg["text"])
 
 
+@pytest.mark.slow
 def test_the_phoenix_beats_its_wings_once_near_the_words(dream):
     sr, wings = dream["sr"], dream["stems"]["wings"]
     phoenix = _scene(dream, "The phoenix")
@@ -257,6 +260,7 @@ def _level(x, sr, spans):
     return rms_db(np.concatenate([_slice(x, sr, a, b) for a, b in spans]))
 
 
+@pytest.mark.slow
 def test_ambience_ducks_under_the_voice_in_every_scene(dream):
     # Cue layers (a bell strike, a wing beat) are one-off events placed in
     # pauses: they would make the gaps louder for reasons of their own, so
@@ -275,6 +279,7 @@ def test_ambience_ducks_under_the_voice_in_every_scene(dream):
     assert min(depths.values()) >= 2.0, depths
 
 
+@pytest.mark.slow
 def test_ambience_stays_ducked_through_short_pauses(dream):
     sr, bed = dream["sr"], _bed(dream)
     spoken = _spoken(dream)

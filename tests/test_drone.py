@@ -6,7 +6,6 @@ from measure import (
     boundary_jump_ratio,
     envelope_db,
     max_click_ratio,
-    render_in_chunks,
     rms_db,
     welch_db,
 )
@@ -117,14 +116,6 @@ def test_same_seed_same_sound_other_seed_other_sound():
     c = drone(3 * SR, sample_rate=SR, rng=np.random.default_rng(2))
     assert np.array_equal(a, b)
     assert not np.allclose(a, c)
-
-
-@pytest.mark.parametrize("chunk", [1000, 4097, 33333])
-def test_chunked_render_equals_whole(chunk):
-    n = 3 * 65536 + 123  # crosses several internal spans
-    whole = Drone(sample_rate=SR, rng=np.random.default_rng(3)).render(n)
-    layer = Drone(sample_rate=SR, rng=np.random.default_rng(3))
-    assert np.array_equal(render_in_chunks(layer, n, chunk), whole)
 
 
 @pytest.mark.parametrize("sample_rate", [22050, 44100, 48000])

@@ -111,6 +111,7 @@ Let the day go. Sleep now.
 """
 
 
+@pytest.mark.slow
 def test_sleep_story_long_tail_keeps_the_spoken_part_at_the_target(tmp_path):
     script = tmp_path / "sleep.md"
     script.write_text(SCRIPT, encoding="utf-8")

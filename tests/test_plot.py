@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from published import DREAM_SCENES, dream_render
+from published import DREAM_SCENES
 
 from meditation.cli import main
 from meditation.loudness import short_term_loudness
@@ -23,11 +23,6 @@ def _png_size(path: Path) -> tuple[int, int]:
     with Image.open(path) as image:
         image.load()
         return image.size
-
-
-@pytest.fixture(scope="module")
-def dream(tmp_path_factory):
-    return dream_render(tmp_path_factory, ".m4b")
 
 
 def test_meditation_plot_draws_the_dreams_plan(dream, tmp_path):
@@ -49,7 +44,9 @@ def test_the_figure_has_one_band_per_scene_a_bar_per_segment_and_a_line_per_laye
     legend = [t.get_text() for t in levels.get_legend().get_texts()]
     for layer in ("drone", "river", "wind"):
         assert layer in legend
-    segment_bars = [l for l in levels.lines if l.get_linewidth() == 6 and len(l.get_xdata()) == 2]
+    segment_bars = [
+        line for line in levels.lines if line.get_linewidth() == 6 and len(line.get_xdata()) == 2
+    ]
     assert len(segment_bars) == len(timings["segments"])
     assert any("target -16 LUFS" in t.get_text() for t in loudness.get_legend().get_texts())
 

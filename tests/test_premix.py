@@ -151,6 +151,7 @@ def _premixed(setup, one_by_one: bool, **changes):
     return made, mix, figures, made_before_the_end
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "grid, preset",
     [(CHUNK, "premix"), (BLOCK_SIZE, "premix"), (BLOCK_SIZE, "steady"), (BLOCK_SIZE, "remade")],
@@ -227,15 +228,20 @@ def test_a_timeline_laid_out_before_all_speech_is_final_up_to_where_it_says(setu
     assert settled == final.length
 
 
-def test_without_a_duration_to_fit_nothing_is_mixed_before_the_last_length(setup):
-    # Pauses fitted to --duration need every length first: the same mix, all made at the end.
-    script, planned, settings, audio = setup
-    plain, mix, figures, _ = _premixed(setup, one_by_one=False, duration_s=None)
+@pytest.mark.slow
+def test_with_a_duration_to_fit_nothing_is_mixed_before_the_last_length(setup):
+    # Pauses fitted to --duration need every length first: the same mix, all made at the end
+    # (without a duration, the same speech arriving one by one is mixed as it comes).
+    plain, _, _, plain_early = _premixed(setup, one_by_one=True, duration_s=None)
+    assert plain_early[0] > 0
+    duration_s = plain.timeline.duration_s + 20
     fitted, fitted_mix, fitted_figures, early = _premixed(
-        setup, one_by_one=True, duration_s=plain.timeline.duration_s + 20
+        setup, one_by_one=True, duration_s=duration_s
     )
     assert early == (0, 0)
-    assert abs(fitted.timeline.duration_s - (plain.timeline.duration_s + 20)) < 0.05
+    assert abs(fitted.timeline.duration_s - duration_s) < 0.05
+    _, at_once_mix, at_once_figures, _ = _premixed(setup, one_by_one=False, duration_s=duration_s)
+    assert np.array_equal(fitted_mix, at_once_mix) and fitted_figures == at_once_figures
     assert np.isfinite(fitted_figures[0])
 
 
@@ -245,6 +251,7 @@ def early_opening(monkeypatch):
     monkeypatch.setattr("meditation.mix.VOICE_LEVEL_SAMPLE_S", 4.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scope", ["speech", "track"])
 def test_each_loudness_scope_measures_the_same_samples_either_way(setup, scope, early_opening):
     # "speech" starts at the first word: a range whose start is known only once that word is.
@@ -254,12 +261,16 @@ def test_each_loudness_scope_measures_the_same_samples_either_way(setup, scope, 
     )
     assert early > 0
     assert figures == grown_figures and np.array_equal(mix, grown_mix)
-    other = _premixed(setup, one_by_one=False, loudness_scope="auto")[2]
-    assert (
-        other[0] != figures[0] if scope == "speech" else True
-    )  # the scope does change what is measured
+    # The scope does change what is measured: "speech" stops at the last word, "track" at the end.
+    other_scope = "track" if scope == "speech" else "speech"
+    other = _premixed(setup, one_by_one=False, loudness_scope=other_scope)[2]
+    assert other[0] != figures[0]
+    spoken = [s for s in at_once.timeline.segments if s.length]
+    heard = (spoken[0].start, spoken[-1].end) if scope == "speech" else None
+    assert at_once.measured.meter.span == heard
 
 
+@pytest.mark.slow
 def test_a_track_too_long_to_spool_is_measured_the_same_and_left_to_the_final_pass(
     setup, early_opening, monkeypatch
 ):
@@ -275,6 +286,7 @@ def test_a_track_too_long_to_spool_is_measured_the_same_and_left_to_the_final_pa
     assert figures == grown_figures
 
 
+@pytest.mark.slow
 def test_a_render_is_the_same_whether_its_speech_is_spoken_or_comes_from_the_cache(
     tmp_path, monkeypatch, early_opening
 ):

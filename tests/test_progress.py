@@ -24,3 +24,14 @@ def test_quiet_when_not_on_a_terminal(capsys):
     with progress.progress("master", 10.0, "s") as bar:
         bar.update(5.0)
     assert capsys.readouterr().err == ""
+
+
+def test_a_length_reads_as_a_player_shows_it_hours_included():
+    # Issue 18, item 17: eight hours of ambience were reported as "480:00".
+    from meditation.progress import clock
+
+    assert clock(347.4) == "5:47"
+    assert clock(59.6) == "1:00"
+    assert clock(3599.4) == "59:59"
+    assert clock(8 * 3600) == "8:00:00"
+    assert clock(3600 + 61) == "1:01:01"

@@ -4,7 +4,7 @@ Whatever a user (or the studio, as they type) hands the parser, only the
 project's own errors come out, and every script that parses yields spoken
 segments with finite, non-negative gaps and a timeline that adds up.
 
-Profiles: the default ("ci") runs 4,000 generated scripts in about
+Profiles (tests/conftest.py): the default runs 4,000 generated scripts in about
 ten seconds of CPU time. For an occasional deep run::
 
     HYPOTHESIS_PROFILE=deep python -m pytest tests/test_properties.py
@@ -15,23 +15,15 @@ ten seconds of CPU time. For an occasional deep run::
 from __future__ import annotations
 
 import math
-import os
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 
 from meditation.errors import MeditationError
 from meditation.script import Paragraph, Pause, parse_script
 from meditation.segments import max_chars_for, plan_segments, spoken_length
 from meditation.timeline import layout
-
-settings.register_profile(
-    "ci", max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "deep", max_examples=40_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Pieces of markup, whole and broken, that scripts are made of.
 _MARKUP = st.sampled_from(
@@ -198,6 +190,7 @@ def _check_plan(text: str) -> None:
     )
 
 
+@pytest.mark.slow
 @given(_PIECES)
 def test_scripts_of_markup_fragments_parse_or_fail_with_our_error(pieces):
     _check_plan("".join(pieces))
@@ -213,6 +206,7 @@ def test_arbitrary_unicode_text(text):
     _check_plan(text)
 
 
+@pytest.mark.slow
 @given(
     st.lists(
         st.sampled_from(["title", "rate", "seed", "voice", "colour", "pause-scale", "# note", ""]),
@@ -230,6 +224,7 @@ def test_front_matter_blocks(keys, values, body):
     _check_plan("---\n" + "\n".join(lines) + "\n---\n" + "".join(body))
 
 
+@pytest.mark.slow
 @given(
     st.lists(
         st.sampled_from(

@@ -39,6 +39,7 @@ def _batch(folder: Path, capsys) -> str:
     return capsys.readouterr().out.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_a_manifest_asks_for_publication_files_per_variant_and_changes_re_render(tmp_path, capsys):
     (tmp_path / "s.md").write_text(SCRIPT, encoding="utf-8")
     cover_png(tmp_path / "cover.png")

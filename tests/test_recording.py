@@ -79,6 +79,7 @@ def _levels_db(x, window):
     return 10 * np.log10(np.mean(x * x, axis=1) + 1e-20)
 
 
+@pytest.mark.slow
 def test_twenty_minutes_have_no_seam(twenty_minutes, rec_path):
     x, joins, gain = twenty_minutes
     own = _own(rec_path, gain)
@@ -128,6 +129,7 @@ def longest_exact_repeat_s(x, sample_rate):
     return float(runs[valued].max(initial=0) + 2) / sample_rate
 
 
+@pytest.mark.slow
 def test_longest_exact_repeat_is_far_shorter_than_the_track(twenty_minutes, rec_path):
     x, _, gain = twenty_minutes
     inner = x[15 * SR : -15 * SR, 0]
@@ -139,6 +141,7 @@ def test_longest_exact_repeat_is_far_shorter_than_the_track(twenty_minutes, rec_
     assert longest_exact_repeat_s(np.tile(own, 3), SR) == pytest.approx(120.0, abs=0.5)
 
 
+@pytest.mark.slow
 def test_quiet_and_loud_recordings_sit_at_the_same_loudness(tmp_path):
     sf.write(tmp_path / "loud.wav", make_recording(20, 44100, seed=1, level=0.3), 44100)
     sf.write(
@@ -169,6 +172,7 @@ def test_quiet_and_loud_recordings_sit_at_the_same_loudness(tmp_path):
     assert abs(integrated_loudness(loud, SR) - integrated_loudness(quiet, SR)) < 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fmt,suffix", [("WAV", ".wav"), ("FLAC", ".flac"), ("OGG", ".ogg"), ("MP3", ".mp3")]
 )
@@ -187,6 +191,7 @@ def test_reads_common_formats_mono_and_stereo_at_any_rate(tmp_path, fmt, suffix)
     assert level == pytest.approx(TARGET_LUFS, abs=1.0)
 
 
+@pytest.mark.slow
 def test_chunked_render_equals_whole(rec_path):
     whole = Recording(
         sample_rate=SR, rng=np.random.default_rng(5), params={"file": str(rec_path)}
@@ -277,6 +282,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_track(tmp_path, rec_path):
     peaks = {}
     for minutes in (10, 60):
@@ -298,6 +304,7 @@ def test_peak_memory_does_not_grow_with_the_track(tmp_path, rec_path):
     assert peaks[60] <= 1.3 * peaks[10], peaks
 
 
+@pytest.mark.slow
 def test_render_with_a_bed_alone_under_the_voice(tmp_path, rec_path):
     script = tmp_path / "s.md"
     script.write_text("# Rest\n\nListen to the surf. Let it carry you.\n", encoding="utf-8")

@@ -63,6 +63,7 @@ def _speech_and_gaps(audio, sr, timings):
     return inside, gaps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("voice", ["piper:joe", "pyttsx3"])
 def test_each_engine_speaks_where_the_timeline_says_and_is_silent_between(voice, script, tmp_path):
     # Dry voice (no voice chain): its reverb would rightly ring into the pauses.
@@ -96,12 +97,14 @@ def _speech_s(timings):
     return sum(s["end"] - s["start"] for s in timings["segments"])
 
 
+@pytest.mark.slow
 def test_slower_rate_lengthens_speech_by_the_engine(script, tmp_path):
     _, _, fast = _render(script, tmp_path / "a.wav", "--rate", "1.0", "--soundscape", "none")
     _, _, slow = _render(script, tmp_path / "b.wav", "--rate", "0.8", "--soundscape", "none")
     assert _speech_s(slow) >= 1.15 * _speech_s(fast)
 
 
+@pytest.mark.slow
 def test_pause_scale_lengthens_total_silence(script, tmp_path):
     # Lead-in and tail have options of their own; keep them short so the pauses dominate, as in a real script.
     common = ("--soundscape", "none", "--voice", "pyttsx3", "--lead-in", "1", "--tail", "1")
@@ -111,12 +114,14 @@ def test_pause_scale_lengthens_total_silence(script, tmp_path):
     assert silence(two) >= 1.6 * silence(one)
 
 
+@pytest.mark.slow
 def test_same_inputs_give_identical_wav_bytes(script, tmp_path):
     _render(script, tmp_path / "a.wav", "--voice", "pyttsx3", "--seed", "5")
     _render(script, tmp_path / "b.wav", "--voice", "pyttsx3", "--seed", "5")
     assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
 
 
+@pytest.mark.slow
 def test_piper_speech_is_reproducible(script, tmp_path):
     _render(script, tmp_path / "a.wav", "--soundscape", "none")
     _render(script, tmp_path / "b.wav", "--soundscape", "none")
@@ -132,6 +137,7 @@ def test_narration_meets_loudness_target(script, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_stems_are_float_never_clip_and_sum_to_the_mix_the_limiter_saw(script, tmp_path):
     from meditation.limiter import TruePeakLimiter
     from meditation.master import _INTERSAMPLE_MARGIN_DB

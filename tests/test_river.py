@@ -80,22 +80,6 @@ def test_determinism(rng):
     assert not np.allclose(a, c)
 
 
-@pytest.mark.parametrize("chunk", [1000, 4097, 33333])
-def test_chunked_render_equals_whole(chunk):
-    # Long enough to cross several internal blocks and multi-block spans.
-    n = 5 * 4 * BLOCK_SIZE + 1234
-    whole = River(sample_rate=FS, rng=np.random.default_rng(3)).render(n)
-    layer = River(sample_rate=FS, rng=np.random.default_rng(3))
-    parts, done = [], 0
-    while done < n:
-        k = min(chunk, n - done)
-        part = layer.render(k)
-        assert part.shape == (k, 2)
-        parts.append(part)
-        done += k
-    assert np.array_equal(np.concatenate(parts), whole)
-
-
 def test_pure_function_matches_layer():
     a = river(20000, sample_rate=FS, rng=np.random.default_rng(4), flow=0.7)
     b = render_layer(

@@ -145,6 +145,7 @@ print(peak_kib() - before)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "unit",
     ["Let your shoulders soften, and notice the breath. ", "calm. ", "In. [breathe 4-4 cues] "],

@@ -61,6 +61,7 @@ def _stems(folder):
 # -- stems and loudness -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stems_sum_to_the_mix_and_a_loudness_target_is_met(tmp_path):
     script = _write(tmp_path / "s.md", SCENES)
     out, timings = _render(
@@ -118,6 +119,7 @@ def seeded(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_wav_bytes_and_another_seed_another_ambience(seeded):
     (a, timings), (b, _), (c, _) = seeded["a"], seeded["b"], seeded["c"]
     assert a.read_bytes() == b.read_bytes()
@@ -147,6 +149,7 @@ def test_asking_for_stems_does_not_change_the_mix(seeded):
 # -- a script without scenes --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_script_without_scenes_gets_the_calm_default_bed(tmp_path):
     script = _write(tmp_path / "plain.txt", "Breathe in slowly.\n\nAnd let it go, all of it.\n")
     out, timings = _render(tmp_path, script, "plain.wav", "--stems", str(tmp_path / "stems"))
@@ -177,6 +180,7 @@ def _gain_db(stem, raw, sr, a, b):
     return float(10 * np.log10(np.sum(x * x) / np.sum(y.astype(np.float64) ** 2)))
 
 
+@pytest.mark.slow
 def test_ambience_stays_ducked_through_short_pauses_and_comes_up_in_long_ones(tmp_path):
     # --pause-scale 0.5 makes the pauses between sentences 0.9 s (just under a
     # second): the bed must stay ducked through them. The written 8 s pause
@@ -338,6 +342,7 @@ def _render_in_chunks(plan, sizes):
     return {name: np.concatenate(p) for name, p in parts.items()}
 
 
+@pytest.mark.slow
 def test_ambience_is_the_same_in_any_chunk_size():
     # The mixer streams in fixed CHUNKs, but AmbienceStream decides what to skip on
     # its own block grid, so other sizes (multiples of CHUNK, odd sizes, one

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from waiting import wait_until
 
 pytest.importorskip("starlette", reason="the studio extra is not installed")
 pytest.importorskip("tomli_w", reason="the studio extra is not installed")
@@ -97,14 +98,15 @@ def _submit(client, text=SHORT, **extra) -> dict:
 
 def _group_gone(pgid: int, *, within_s: float) -> bool:
     """True once no process of the group is left (killed helpers take a moment to be reaped)."""
-    deadline = time.time() + within_s
-    while time.time() < deadline:
+
+    def gone():
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return True
-        time.sleep(0.05)
-    return False
+        return False
+
+    return wait_until(gone, within_s)
 
 
 def _audio_files(*folders: Path) -> list[Path]:
@@ -261,6 +263,7 @@ def test_an_oversized_script_is_refused_with_413(client):
 # --- checking and settings -----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_check_reports_the_clis_words_at_the_line_and_column(client, tmp_path):
     text = "# Arriving\n\nSettle in.\n\nBreathe out [paws 3s] slowly.\n"
     error = client.post("/api/check", json={"text": text, "name": "bad.md"}).json()["error"]
@@ -439,32 +442,26 @@ def test_levels_are_saved_as_a_preset_in_the_folder_and_never_over_the_users_fil
         "/api/preset", json={"path": "calm-stream.toml", "base": "stream", "levels": {"river": -20}}
     )
     assert response.status_code == 200, response.text
+    stream = tomllib.loads(
+        (
+            Path(__import__("meditation").__file__).parent / "data" / "soundscapes" / "stream.toml"
+        ).read_text()
+    )
+    # The copy says where its levels came from, once, after the base's own words.
+    described = stream["description"] + " (levels set in the studio)"
     assert response.json()["preset"] == {
         "name": "calm-stream.toml",
-        "description": response.json()["preset"]["description"],
+        "description": described,
         "layers": {"river": -20.0},
     }
     saved = tomllib.loads((folder / "calm-stream.toml").read_text())
-    assert (
-        saved["layers"]["river"]["level_db"] == -20.0
-        and saved["scenes"]
-        == tomllib.loads(
-            (
-                Path(__import__("meditation").__file__).parent
-                / "data"
-                / "soundscapes"
-                / "stream.toml"
-            ).read_text()
-        )["scenes"]
-    )
+    assert saved["layers"]["river"]["level_db"] == -20.0 and saved["scenes"] == stream["scenes"]
     # Ours: saving again replaces it. The user's own file: refused, untouched.
-    assert (
-        client.post(
-            "/api/preset",
-            json={"path": "calm-stream.toml", "base": "calm-stream.toml", "levels": {"river": -18}},
-        ).status_code
-        == 200
+    again = client.post(
+        "/api/preset",
+        json={"path": "calm-stream.toml", "base": "calm-stream.toml", "levels": {"river": -18}},
     )
+    assert again.status_code == 200 and again.json()["preset"]["description"] == described
     (folder / "mine.toml").write_text("# my notes\n")
     assert (
         client.post(
@@ -552,16 +549,12 @@ def test_files_a_render_reads_must_lie_inside_the_folder(client, folder):
 # --- renders --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_renders_queue_and_run_one_after_the_other(client):
     first = _submit(client)
     second = _submit(client, values={"seed": 2})
     assert second["state"] == "queued" and second["position"] >= 1
-    deadline = time.time() + 60
-    while (
-        client.get(f"/api/jobs/{first['id']}").json()["state"] == "queued"
-        and time.time() < deadline
-    ):
-        time.sleep(0.02)
+    wait_until(lambda: client.get(f"/api/jobs/{first['id']}").json()["state"] != "queued", 60)
     waiting = client.get(f"/api/jobs/{second['id']}").json()
     assert (waiting["state"], waiting["position"]) == ("queued", 1)
     a, b = _events(client, first["id"]), _events(client, second["id"])
@@ -586,13 +579,12 @@ def test_two_renders_queue_and_run_one_after_the_other(client):
         assert captions.text.startswith("WEBVTT") and "shoulders drop" in captions.text
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_render_and_leaves_no_file(client, folder):
     queue = client.studio["queue"]
     running = _submit(client, text=LONG)
     waiting = _submit(client)
-    deadline = time.time() + 60
-    while queue.jobs[running["id"]].percent <= 0 and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: queue.jobs[running["id"]].percent > 0, 60)
     assert queue.jobs[running["id"]].state == "running"
     pid = queue.jobs[running["id"]].process.pid
     assert client.post(f"/api/jobs/{waiting['id']}/cancel").json()["state"] == "cancelled"
@@ -612,6 +604,7 @@ def test_cancel_stops_the_render_and_leaves_no_file(client, folder):
     assert _events(client, after["id"])[-1]["state"] == "done"
 
 
+@pytest.mark.slow
 def test_a_render_plays_the_levels_saved_in_the_folder(client, folder):
     assert (
         client.post(
@@ -654,6 +647,7 @@ def test_the_queue_has_a_limit_and_forgets_old_jobs(client, monkeypatch):
     assert all(_events(client, j["id"])[-1]["state"] == "cancelled" for j in (running, d, e, f))
 
 
+@pytest.mark.slow
 def test_a_preview_renders_only_its_scene(client):
     text = (
         SHORT
@@ -698,6 +692,7 @@ def test_the_studio_command_without_its_extra_says_how_to_install_it(tmp_path):
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_the_studio_command_prints_its_address_and_stops_cleanly_on_ctrl_c(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "meditation", "studio", "--port", "0", "--dir", str(tmp_path)],
@@ -736,6 +731,7 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not Path("/proc/self/environ").exists(), reason="needs /proc to find the studio's processes"
 )
@@ -762,20 +758,14 @@ def test_stopping_the_studio_mid_render_leaves_no_process_and_no_file(tmp_path):
             json={"kind": "render", "text": LONG, "values": {}, "format": "wav"},
             headers=headers,
         ).json()
-        deadline = time.time() + 60
-        while (
-            httpx.get(f"{base}/api/jobs/{job['id']}", headers=headers).json()["percent"] <= 0
-            and time.time() < deadline
-        ):
-            time.sleep(0.1)
+        url = f"{base}/api/jobs/{job['id']}"
+        wait_until(lambda: httpx.get(url, headers=headers).json()["percent"] > 0, 60, poll_s=0.1)
         assert len(_processes_with(marker)) >= 2  # the studio and its render worker
     finally:
         process.terminate()
         out, err = process.communicate(timeout=60)
     assert "Traceback" not in err, err
-    deadline = time.time() + 10
-    while _processes_with(marker) and time.time() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not _processes_with(marker), 10, poll_s=0.1)
     assert _processes_with(marker) == []
     assert list(work.iterdir()) == []  # the studio's work folder and the partial render are gone
 

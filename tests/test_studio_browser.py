@@ -136,6 +136,7 @@ def _write(page, text: str, *, name: str = "calm.md") -> None:
     )
 
 
+@pytest.mark.slow
 def test_an_error_shows_at_its_line_and_goes_when_fixed(page):
     page.fill("#name", "calm.md")
     before, after = SCRIPT.split("Breathe out slowly.")
@@ -163,6 +164,7 @@ def test_an_error_shows_at_its_line_and_goes_when_fixed(page):
     assert page.locator("#gutter .error").count() == 0
 
 
+@pytest.mark.slow
 def test_preview_plays_the_scene_under_the_cursor(page, tmp_path):
     from meditation.render import render
     from meditation.script import parse_script
@@ -195,6 +197,7 @@ def test_preview_plays_the_scene_under_the_cursor(page, tmp_path):
     assert duration < 14  # not the whole track
 
 
+@pytest.mark.slow
 def test_render_shows_progress_timeline_and_downloads_what_the_cli_renders(page, studio, tmp_path):
     url, folder = studio
     _write(page, SCRIPT)
@@ -274,6 +277,7 @@ def test_render_shows_progress_timeline_and_downloads_what_the_cli_renders(page,
     assert np.array_equal(ours, theirs)
 
 
+@pytest.mark.slow
 def test_keep_saves_and_opens_scripts_settings_and_manifest_entries(page, studio):
     import tomllib
 
@@ -326,6 +330,7 @@ def test_keep_saves_and_opens_scripts_settings_and_manifest_entries(page, studio
     ]
 
 
+@pytest.mark.slow
 def test_cancel_in_the_page_leaves_nothing(page, studio):
     _, folder = studio
     long = SCRIPT + "\n".join(

@@ -7,7 +7,7 @@ import pytest
 from meditation.errors import SettingsError
 from meditation.script import parse_script
 from meditation.segments import Gaps, plan_segments
-from meditation.timeline import Timeline, fit_pause_scale, layout
+from meditation.timeline import fit_pause_scale, layout
 
 SR = 44100
 G = Gaps()
@@ -169,8 +169,20 @@ def test_duration_fits_gaps_around_fixed_breathing():
     assert timeline.breaths[-1].end - timeline.breaths[0].start == 30 * SR
 
 
-def test_timeline_has_no_json_writer_of_its_own():
-    assert not hasattr(Timeline, "write_json")  # render writes the timings file
+def test_the_timings_give_each_segment_and_scene_where_it_is_heard():
+    # What a captioner or a player reads: seconds that land on the samples, in order.
+    _, timeline = _layout("# One\n\nFirst words. Second words.\n\n# Two\n\nLast words.")
+    data = json.loads(json.dumps(timeline.to_dict()))
+    assert data["duration"] == pytest.approx(timeline.length / SR, abs=1e-4)
+    assert data["sample_rate"] == SR
+    assert [g["text"] for g in data["segments"]] == [g.text for g in timeline.segments]
+    assert [g["scene"] for g in data["segments"]] == ["One", "One", "Two"]
+    for written, segment in zip(data["segments"], timeline.segments, strict=True):
+        assert written["start"] * SR == pytest.approx(segment.start, abs=SR * 1e-4)
+        assert written["end"] * SR == pytest.approx(segment.end, abs=SR * 1e-4)
+    assert [s["name"] for s in data["scenes"]] == ["One", "Two"]
+    assert data["scenes"][0]["end"] == data["scenes"][1]["start"] <= data["segments"][2]["start"]
+    assert data["scenes"][-1]["end"] == data["duration"]
 
 
 def test_the_cli_gives_the_real_reason_for_an_unstretchable_duration(tmp_path, capsys):

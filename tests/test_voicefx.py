@@ -61,6 +61,7 @@ def _sentence_loudness(x, timeline):
     )
 
 
+@pytest.mark.slow
 def test_sentences_sit_together_with_the_chain_on(dream):
     timeline, audio = dream
     dry = _sentence_loudness(_stem(timeline, audio, None), timeline)
@@ -71,11 +72,12 @@ def test_sentences_sit_together_with_the_chain_on(dream):
     assert abs(np.mean(wet) - np.mean(dry)) < 1.0
 
 
+@pytest.mark.slow
 def test_reverb_tail_rings_into_the_pauses_and_belongs_to_the_voice(dream):
     timeline, audio = dream
     dry = _stem(timeline, audio, None).astype(np.float64)
     wet = _stem(timeline, audio, parse_voice_fx("hall")).astype(np.float64)
-    for seg, nxt in zip(timeline.segments, timeline.segments[1:]):
+    for seg in timeline.segments[:-1]:  # each one followed by a pause
         after = slice(seg.end + SR // 10, seg.end + SR // 4)
         assert np.all(dry[after] == 0.0)  # a dry voice stops dead
         speech_db = 10 * np.log10(np.mean(wet[seg.start : seg.end] ** 2))
@@ -86,6 +88,7 @@ def test_reverb_tail_rings_into_the_pauses_and_belongs_to_the_voice(dream):
     assert np.corrcoef(tail[:, 0], tail[:, 1])[0, 1] < 0.9
 
 
+@pytest.mark.slow
 def test_high_pass_and_de_esser_shape_the_spectrum(dream):
     # Rumble under a voice: a 40 Hz hum beside a 1 kHz tone, at speech level.
     t = np.arange(10 * SR) / SR
@@ -111,6 +114,7 @@ def test_high_pass_and_de_esser_shape_the_spectrum(dream):
     assert abs(band_energy_db(deessed, SR, 200, 2000) - band_energy_db(plain, SR, 200, 2000)) < 1.0
 
 
+@pytest.mark.slow
 def test_deterministic_and_independent_of_chunk_size(dream):
     timeline, audio = dream
     fx = parse_voice_fx("gentle")
@@ -192,6 +196,7 @@ def test_bad_voice_fx_is_refused_in_one_line(tmp_path, capsys):
     assert code == 2 and "p.toml" in err and "cave" in err
 
 
+@pytest.mark.slow
 def test_the_voice_chain_thread_gives_the_same_mix_and_stops_with_the_consumer(dream):
     import threading
 

@@ -7,7 +7,6 @@ from measure import (
     boundary_jump_ratio,
     envelope_db,
     max_click_ratio,
-    render_in_chunks,
     rms_db,
     spectral_centroid_hz,
     welch_db,
@@ -162,6 +161,7 @@ def test_brightness_raises_the_spectrum(rng):
     assert spectral_centroid_hz(bright, SR) > 1.5 * spectral_centroid_hz(dull, SR)
 
 
+@pytest.mark.slow
 def test_thump_below_120_hz(flapping):
     f, p_db = welch_db(flapping, SR, nperseg=2**15)
     bass = (f > 20) & (f < 150)
@@ -213,18 +213,6 @@ def test_same_seed_same_sound_other_seed_other_sound():
     c = wings(5 * SR, sample_rate=SR, rng=np.random.default_rng(2), cues=cues, continuous=True)
     assert np.array_equal(a, b)
     assert not np.allclose(a, c)
-
-
-@pytest.mark.parametrize("chunk", [1000, 4097, 33333])
-def test_chunked_render_equals_whole(chunk):
-    cues = [Cue(0.3, "beat"), Cue(1.1, "beats", {"count": 4})]
-    n = 6 * SR + 77
-    make = lambda: Wings(
-        sample_rate=SR, rng=np.random.default_rng(8), params={"continuous": True}, cues=cues
-    )
-    whole = make().render(n)
-    layer = make()
-    assert np.array_equal(render_in_chunks(layer, n, chunk), whole)
 
 
 @pytest.mark.parametrize("sample_rate", [22050, 44100, 48000])

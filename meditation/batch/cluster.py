@@ -247,8 +247,11 @@ def _collect(future, variant: Variant, shared: bool) -> tuple[str, float, str]:
         return outcome.state, outcome.seconds, outcome.detail
     output = Path(variant.settings.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(output, outcome.audio)  # checked again, renamed into place, recorded as ours
-    data = sidecar_data(variant, outcome.measured, outcome.duration_s, len(outcome.audio))
+    audio, measured = outcome.audio, outcome.measured
+    if audio is None or measured is None:  # a rendered outcome carries both: never expected
+        return "failed", outcome.seconds, "the worker sent back no audio"
+    atomic_write_bytes(output, audio)  # checked again, renamed into place, recorded as ours
+    data = sidecar_data(variant, measured, outcome.duration_s, len(audio))
     atomic_write_text(sidecar_path(output), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return "rendered", outcome.seconds, str(output)
 
@@ -280,7 +283,7 @@ class Connection:
     def __init__(self, scheduler: str):
         parse_scheduler(scheduler)
         self.scheduler = scheduler
-        self._context = None
+        self._context: contextlib.AbstractContextManager[Any] | None = None
         self._client = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..errors import ExportError, ManifestError, MeditationError, one_line
@@ -52,7 +53,7 @@ def _sha256(path: Path) -> str:
 
 def _settings_record(settings: RenderSettings) -> dict:
     """Every setting by key as JSON-able values, paths absolute (so a record names one file wherever it is read)."""
-    absolute = {
+    absolute: dict[str, Any] = {  # setting name -> new value, for dataclasses.replace
         f.name: Path(v).resolve()
         for f in dataclasses.fields(settings)
         if isinstance(v := getattr(settings, f.name), Path)
@@ -75,6 +76,7 @@ def _fingerprint(settings: RenderSettings, *, authoritative: bool) -> dict:
     """
     preset_file = ""
     preset_hash = ""
+    found: Path | None
     if settings.soundscape != "none":
         name = _preset_name(settings)
         if authoritative:

@@ -271,7 +271,7 @@ def _render_all(
         remaining = list(todo)
         started: set = set()
         done: set = set()
-        running: dict[cf.Future, _Slot] = {}
+        running: dict[cf.Future, tuple[_Slot, Variant]] = {}
         while remaining or running:
             for slot in slots:
                 if slot.future is None and remaining:
@@ -282,12 +282,11 @@ def _render_all(
                         started.add(group)
                         slot.voices.add(variant.settings.voice)
                     slot.variant, slot.future = variant, slot.pool.submit(_run_one, variant)
-                    running[slot.future] = slot
+                    running[slot.future] = slot, variant
                     display.worker(slot.index, variant.name)
             finished, _ = cf.wait(list(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)
             for future in finished:
-                slot = running.pop(future)
-                variant = slot.variant
+                slot, variant = running.pop(future)
                 slot.variant = slot.future = None
                 display.worker(slot.index, None)
                 try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +105,11 @@ def speech_group(variant: Variant) -> tuple:
     return (str(s.script), s.voice, s.rate)
 
 
-def speech_first(todo: list[Variant]) -> list[Variant]:
+def speech_first(todo: Sequence[Variant]) -> list[Variant]:
     """One variant of each (script, voice, rate) first: the others then find their speech cached."""
-    firsts, rest, seen = [], [], set()
+    firsts: list[Variant] = []
+    rest: list[Variant] = []
+    seen: set[tuple] = set()
     for v in todo:
         group = speech_group(v)
         (rest if group in seen else firsts).append(v)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import av
 import numpy as np
@@ -147,8 +148,11 @@ class _ThreadedEncoder(Encoder):
     the next chunks. Subclasses ``_consume`` each chunk in order.
     """
 
-    _WHAT = "encoder"
     _worker = None
+
+    @property
+    def _WHAT(self) -> str:  # noqa: N802 - a constant, which subclasses may compute
+        return "encoder"
 
     def _consume(self, chunk: np.ndarray) -> None:
         raise NotImplementedError
@@ -222,7 +226,9 @@ class _SoundfileEncoder(_ThreadedEncoder):
 class _PyAVEncoder(_ThreadedEncoder):
     """An FFmpeg encoder and muxer through PyAV, fed float frames."""
 
-    _CODEC = _FORMAT = ""
+    _CODEC: ClassVar[Literal["aac", "libopus"]]
+    """The FFmpeg encoder (a literal, so PyAV's types know it makes an audio stream)."""
+    _FORMAT = ""
     _BIT_RATE = 0
     _RATES: tuple[int, ...] = ()
     """Sample rates the codec takes; others are resampled (soxr) to ``_FALLBACK_RATE``."""

@@ -254,12 +254,13 @@ def _tag_mp4(path: Path, fields: dict, metadata: Metadata) -> None:
     audio = MP4(str(path))
     if audio.tags is None:
         audio.add_tags()
+    # Through the file (mutagen's FileType.__setitem__ sets its tags), whose type says they exist.
     for key, atom in atoms.items():
         if key in fields:
-            audio.tags[atom] = [fields[key]]
+            audio[atom] = [fields[key]]
     if metadata.cover is not None:
         kind = MP4Cover.FORMAT_PNG if metadata.cover.mime == "image/png" else MP4Cover.FORMAT_JPEG
-        audio.tags["covr"] = [MP4Cover(metadata.cover.data, imageformat=kind)]
+        audio["covr"] = [MP4Cover(metadata.cover.data, imageformat=kind)]
     audio.save()
 
 

@@ -233,6 +233,8 @@ def _cue_time(cue: CueSpec, timeline: Timeline, preset: Preset) -> float | None:
             if scene.name.lower() == cue.at_scene.lower():
                 return scene.start / sr
         return None  # the script has no such scene: the cue simply does not play
+    if cue.at_text is None:
+        raise ValueError("a cue needs one of at_text, at_scene, at")  # load_preset checks it
     needle = " ".join(cue.at_text.lower().split())
     for seg in timeline.segments:
         text = " ".join(seg.text.lower().split())

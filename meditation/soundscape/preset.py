@@ -119,7 +119,7 @@ class Preset:
 
 def list_presets() -> list[Preset]:
     """Every shipped preset, by name."""
-    found = {}
+    found: dict[str, Preset] = {}
     for folder in PRESET_DIRS:
         for path in sorted(folder.glob("*.toml")):
             found.setdefault(path.stem, load_preset(str(path)))

@@ -87,11 +87,11 @@ class AmbienceStream:
                     # Cue lengths come from the layer itself (and making it checks the cues).
                     layer = self._remade(name, cues)
             layers[name] = layer
-            self._active[name] = _merged(
-                _active_ranges(
-                    plan, name, [layer.cue_duration_s(c) for c in cues] if cues else [], cues
-                )
-            )
+            durations: list[float] = []
+            if cues:
+                assert layer is not None  # a layer given cues was made just above
+                durations = [layer.cue_duration_s(c) for c in cues]
+            self._active[name] = _merged(_active_ranges(plan, name, durations, cues))
         self._layers = layers
         if until is None:
             self._calls = None  # final: no layer will be made again

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -206,7 +207,10 @@ def _voice_list_file():
 
         data = espeakng_loader.get_data_path()
         # Where pyttsx3 and the eSpeak wheel are installed, and when (cheaper than reading their metadata).
-        origins = [importlib.util.find_spec("pyttsx3").origin, espeakng_loader.__file__]
+        spec = importlib.util.find_spec("pyttsx3")
+        if spec is None or spec.origin is None:
+            return None  # not installed: just ask eSpeak
+        origins = [spec.origin, espeakng_loader.__file__]
         parts = [data, *origins, *(str(os.stat(o).st_mtime_ns) for o in origins)]
         parts += [
             str(os.stat(os.path.join(data, sub)).st_mtime_ns)
@@ -371,7 +375,7 @@ def _child_main() -> None:
     replies = os.fdopen(os.dup(1), "wb")
     # Anything eSpeak or pyttsx3 prints must not land in the replies.
     os.dup2(2, 1)
-    handlers = {"voices": _child_voices, "speak": _child_speak}
+    handlers: dict[str, Callable[..., object]] = {"voices": _child_voices, "speak": _child_speak}
     while True:
         try:
             name, args = _receive(requests)

@@ -57,7 +57,7 @@ class VoiceEngine(abc.ABC):
     def sample_rate(self) -> int:
         """Native sample rate of what ``synthesize`` returns."""
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 - a hook: engines that keep no state leave it empty
         """Forget state carried between utterances; called once before each render."""
 
     @abc.abstractmethod

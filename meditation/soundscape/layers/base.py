@@ -21,18 +21,22 @@ import enum
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
 from ...errors import SoundscapeError
 from ...levels import NOMINAL_RMS_DB
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 __all__ = [
     "BLOCK_SIZE",
     "NOMINAL_RMS_DB",
     "Cue",
     "Layer",
+    "NoParams",
     "SpanLayer",
     "LAYERS",
     "register_layer",
@@ -48,7 +52,12 @@ __all__ = [
 
 BLOCK_SIZE = 8192
 
-LAYERS: dict[str, type[Layer]] = {}
+P = TypeVar("P", bound="DataclassInstance")
+"""A layer's ``Params`` dataclass: ``class River(SpanLayer["River.Params"])`` types ``self.params``."""
+
+L = TypeVar("L", bound="type[Layer[Any]]")
+
+LAYERS: dict[str, type[Layer[Any]]] = {}
 
 
 @dataclass(frozen=True)
@@ -63,10 +72,10 @@ class Cue:
     """Action-specific options (e.g. ``{"count": 6}`` for a series of wing beats)."""
 
 
-def register_layer(name: str) -> Callable[[type[Layer]], type[Layer]]:
+def register_layer(name: str) -> Callable[[L], L]:
     """Class decorator: make a layer available to presets under ``name``."""
 
-    def decorate(cls: type[Layer]) -> type[Layer]:
+    def decorate(cls: L) -> L:
         if name in LAYERS:
             raise ValueError(f"layer {name!r} is registered twice")
         cls.name = name
@@ -76,11 +85,19 @@ def register_layer(name: str) -> Callable[[type[Layer]], type[Layer]]:
     return decorate
 
 
-class Layer(abc.ABC):
+@dataclass(frozen=True)
+class NoParams:
+    """No parameters (``class Hum(Layer[NoParams])`` with ``Params = NoParams``)."""
+
+
+class Layer(abc.ABC, Generic[P]):
     """A seeded, streaming stereo generator.
 
     Subclasses define ``Params`` (a frozen dataclass with a docstring per
-    field, units in the names), the allowed ``ranges`` of its numbers,
+    field, units in the names) and name it as the type argument, so
+    ``self.params`` is typed: ``class River(SpanLayer["River.Params"])``
+    (a string, since the nested class does not exist yet where the bases
+    are read). They give the allowed ``ranges`` of its numbers,
     ``description`` (one line), the cue actions they accept in
     ``cue_actions``, and ``_next_block`` (or, via ``SpanLayer``,
     ``_render_span``).
@@ -99,9 +116,8 @@ class Layer(abc.ABC):
     ``tests/test_layer_base.py`` checks it for every layer that takes cues.
     """
 
-    @dataclass(frozen=True)
-    class Params:
-        """No parameters."""
+    Params: type[P]
+    """The parameters' frozen dataclass; ``make_params`` builds it from a preset's values."""
 
     def __init__(
         self,
@@ -114,7 +130,7 @@ class Layer(abc.ABC):
         check_range("sample_rate", sample_rate, 8000, 192000)
         self.sample_rate = int(sample_rate)
         self.rng = rng
-        self.params = self.make_params(params or {})
+        self.params: P = self.make_params(params or {})
         for cue in cues:
             if cue.action not in self.cue_actions:
                 known = ", ".join(sorted(self.cue_actions)) or "none"
@@ -126,7 +142,7 @@ class Layer(abc.ABC):
         self._pending = np.zeros((0, 2), dtype=np.float32)
 
     @classmethod
-    def make_params(cls, values: Mapping[str, Any]) -> Layer.Params:
+    def make_params(cls, values: Mapping[str, Any]) -> P:
         """Validate user-given parameter values into this layer's ``Params``."""
         known = {f.name: f for f in dataclasses.fields(cls.Params)}
         for key in values:
@@ -135,7 +151,7 @@ class Layer(abc.ABC):
                 raise SoundscapeError(
                     f"layer {cls.name!r} has no parameter {key!r} (known: {names})"
                 )
-        converted = {}
+        converted: dict[str, Any] = {}
         for key, value in values.items():
             default = getattr(cls.Params(), key)
             if isinstance(default, bool):
@@ -155,7 +171,7 @@ class Layer(abc.ABC):
         return params
 
     @classmethod
-    def check_params(cls, params: Layer.Params) -> None:
+    def check_params(cls, params: P) -> None:
         """Raise SoundscapeError when a parameter value is out of range (see ``ranges``)."""
         for key, (low, high) in cls.ranges.items():
             check_range(f"layer {cls.name!r}: {key}", getattr(params, key), low, high)
@@ -226,7 +242,7 @@ class Layer(abc.ABC):
         """Render block number ``self._block_index``: float32, ``(BLOCK_SIZE, 2)``."""
 
 
-class SpanLayer(Layer):
+class SpanLayer(Layer[P]):
     """A layer that renders ``span_blocks`` blocks at a time.
 
     Per-call overhead of numpy and scipy is a large share of the cost at
@@ -238,7 +254,7 @@ class SpanLayer(Layer):
 
     span_blocks: ClassVar[int] = 4
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._span_audio = np.zeros((0, 2), dtype=np.float32)
         self._span_number = -1
@@ -288,7 +304,7 @@ def rbj_biquad(kind: BiquadKind | str, cutoff_hz: float, q: float, fs: float) ->
 
 def impulse_response(sos: np.ndarray, *, energy_left: float = 1e-12) -> np.ndarray:
     """Impulse response (float64) of a stable SOS filter, cut where under ``energy_left`` of its energy remains."""
-    from scipy import signal
+    from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
     sos = np.asarray(sos, dtype=np.float64)
     radius = max(float(np.max(np.abs(np.roots(section[3:])), initial=0.0)) for section in sos)

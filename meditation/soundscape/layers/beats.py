@@ -41,7 +41,7 @@ _DEFAULT_GLIDE_S = 10.0
 
 
 @register_layer("beats")
-class Beats(Layer):
+class Beats(Layer["Beats.Params"]):
     """Pure-tone beats (binaural, monaural or isochronic) whose frequencies glide with the scenes."""
 
     description = (
@@ -90,7 +90,7 @@ class Beats(Layer):
                 )
             _check_freqs(f"layer 'beats': scenes.{scene}", values)
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         p = self.params
         sr = self.sample_rate

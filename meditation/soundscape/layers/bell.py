@@ -49,7 +49,7 @@ _STRENGTH_STEP = 0.1  # grains are built per 0.1 of strength (timbre only)
 
 
 @register_layer("bell")
-class Bell(Layer):
+class Bell(Layer["Bell.Params"]):
     """Singing-bowl strikes at cue times: beating inharmonic partials with long decays."""
 
     description = "A singing bowl struck on cue: long, beating, inharmonic partials."
@@ -75,7 +75,7 @@ class Bell(Layer):
         mallet_ms: float = 4.0
         """Onset time of the strike, in milliseconds (soft mallets are slower)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         p = self.params
         sr = self.sample_rate
@@ -106,7 +106,7 @@ class Bell(Layer):
         self._weights = weights
 
         self._grains: dict[int, np.ndarray] = {}
-        self._scale = None  # set by the strength-1 grain: its peak is _STRIKE_PEAK
+        self._scale: float | None = None  # set by the strength-1 grain: its peak is _STRIKE_PEAK
         # Every grain has this length; grains themselves are built when a
         # strike is first heard (a probe asked only for cue_duration_s, or a
         # track that ends before its strike, never pays for them).

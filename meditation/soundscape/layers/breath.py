@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ _OCTAVE_LEVEL = 0.25  # of the tone's fundamental: a little body, still soft
 
 
 @register_layer("breath")
-class BreathLayer(Layer):
+class BreathLayer(Layer["BreathLayer.Params"]):
     """A swell that rises through each inhale, holds, and falls through each exhale."""
 
     description = (
@@ -72,8 +73,8 @@ class BreathLayer(Layer):
             )
         super().check_params(params)
 
-    def __init__(self, **kwargs):
-        from scipy import signal
+    def __init__(self, **kwargs: Any) -> None:
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         super().__init__(**kwargs)
         sr = self.sample_rate
@@ -142,7 +143,7 @@ class BreathLayer(Layer):
         return out
 
     def _next_block(self) -> np.ndarray:
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         start = self.block_start
         env = self.envelope(start, BLOCK_SIZE)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,7 @@ _MAX_FRACTION_OF_SR = 0.45
 
 
 @register_layer("drone")
-class Drone(SpanLayer):
+class Drone(SpanLayer["Drone.Params"]):
     """Detuned partial pairs with slow level and tilt drift, plus a breath of air."""
 
     description = "A warm, slowly evolving tonal bed of detuned partials (root, fifth, octave)."
@@ -91,8 +92,8 @@ class Drone(SpanLayer):
         air_db: float = -22.0
         """Level of the band-passed noise relative to the tones, in dB (-120 turns it off)."""
 
-    def __init__(self, **kwargs):
-        from scipy import signal
+    def __init__(self, **kwargs: Any) -> None:
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         super().__init__(**kwargs)
         p = self.params
@@ -198,7 +199,7 @@ class Drone(SpanLayer):
         The tones depend only on ``start``; the air on the rng stream, which
         is consumed span by span in order, so chunking cannot change it.
         """
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         sr = self.sample_rate
         n_sub = _SPAN_BLOCKS * _N_SUB

@@ -33,8 +33,10 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import soxr
 
 from ...decode import DecodeError, as_stereo, read_blocks
 from ...errors import SoundscapeError
@@ -137,7 +139,6 @@ def decode_recording(info: RecordingInfo, sample_rate: int) -> np.ndarray:
     cached = _DECODED.get(key)
     if cached is not None:
         return cached
-    import soxr
 
     channels = min(info.channels, 2)
     ratio = sample_rate / info.sample_rate
@@ -167,7 +168,7 @@ def decode_recording(info: RecordingInfo, sample_rate: int) -> np.ndarray:
 
 
 @register_layer("recording")
-class Recording(Layer):
+class Recording(Layer["Recording.Params"]):
     """A recording looped as a seamless, never-repeating chain of crossfaded segments."""
 
     description = (
@@ -191,7 +192,7 @@ class Recording(Layer):
             raise SoundscapeError('recording: give the audio file as file = "name.flac"')
         inspect_recording(params.file)
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.info = inspect_recording(self.params.file)
         self._gain = np.float32(10 ** ((TARGET_LUFS - self.info.loudness_lufs) / 20))
@@ -207,7 +208,11 @@ class Recording(Layer):
 
     # -- planning the chain -------------------------------------------------------
 
-    def _prepare(self) -> None:
+    def _decoded(self) -> np.ndarray:
+        """The recording's samples, decoded (and the chain prepared) on first use."""
+        return self._prepare() if self._audio is None else self._audio
+
+    def _prepare(self) -> np.ndarray:
         audio = self._audio = decode_recording(self.info, self.sample_rate)
         sr = self.sample_rate
         length = len(audio)
@@ -241,6 +246,7 @@ class Recording(Layer):
         self._min_len = max(2 * self._xfade + 1, length // 4)
         self._max_len = max(self._min_len + 1, (2 * length) // 3)
         self._gain = np.float32(self._gain * self._chain_correction())
+        return audio
 
     def _chain_correction(self) -> float:
         """Gain that gives the chain the recording's own mean power.
@@ -296,7 +302,7 @@ class Recording(Layer):
 
     def _next_segment(self) -> None:
         half = self._xfade // 2
-        length = len(self._audio)
+        length = len(self._decoded())
         latest_start = max(half, length - (self._xfade - half) - self._min_len)
         start_centre = self._pick(half, latest_start)
         src_start = start_centre - half
@@ -315,8 +321,9 @@ class Recording(Layer):
 
     def _correlation(self, a: int, b: int) -> float:
         """Normalised correlation of the two pieces a crossfade overlaps (sets the fade law)."""
-        x = self._audio[a : a + self._xfade].astype(np.float64).ravel()
-        y = self._audio[b : b + self._xfade].astype(np.float64).ravel()
+        audio = self._decoded()
+        x = audio[a : a + self._xfade].astype(np.float64).ravel()
+        y = audio[b : b + self._xfade].astype(np.float64).ravel()
         denom = math.sqrt(float(x @ x) * float(y @ y))
         return 0.0 if denom <= 0 else float(np.clip((x @ y) / denom, -0.5, 1.0))
 
@@ -330,8 +337,7 @@ class Recording(Layer):
     # -- audio --------------------------------------------------------------------
 
     def _next_block(self) -> np.ndarray:
-        if self._audio is None:
-            self._prepare()
+        audio = self._decoded()
         b0 = self.block_start
         b1 = b0 + BLOCK_SIZE
         # The chain runs one segment past the block, so every fade-out knows its partner.
@@ -352,7 +358,7 @@ class Recording(Layer):
             lo, hi = max(b0, o), min(b1, end)
             if lo >= hi:
                 continue
-            piece = self._audio[a + lo - o : a + hi - o] * self._gain
+            piece = audio[a + lo - o : a + hi - o] * self._gain
             weight = np.ones(hi - lo, dtype=np.float32)
             if o > 0 and lo < o + self._xfade:  # fading in
                 stop = min(hi, o + self._xfade)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,7 @@ def _bubble_grain(radius_m: float, sample_rate: int) -> np.ndarray:
 
 
 @register_layer("river")
-class River(SpanLayer):
+class River(SpanLayer["River.Params"]):
     """A gentle stream: diffuse rushing water with a babble of small bubbles."""
 
     description = "A gentle stream: rushing water noise with a babble of small bubbles."
@@ -157,8 +158,8 @@ class River(SpanLayer):
                 f"({params.bubble_min_radius_mm:g} > {params.bubble_max_radius_mm:g})"
             )
 
-    def __init__(self, *, sample_rate, rng, params=None, cues=()):
-        super().__init__(sample_rate=sample_rate, rng=rng, params=params, cues=cues)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         p = self.params
         fs = self.sample_rate
         self._hop = _control_hop(fs)
@@ -188,7 +189,7 @@ class River(SpanLayer):
     # -- the rush ---------------------------------------------------------
 
     def _init_bed(self, p: River.Params, fs: int) -> None:
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         center = min(p.bed_center_hz, 0.2 * fs)
         # Resonant-ish high-pass under the band, one-pole low-pass above it
@@ -315,7 +316,7 @@ class River(SpanLayer):
 
     def _render_span(self, start: int) -> np.ndarray:
         """Render the next span (the stream's state carries on from the last one)."""
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         n, hop = _SPAN, self._hop
         noise = self.rng.integers(-32768, 32768, size=(2, n), dtype=np.int16).astype(np.float32)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def _speed(g: np.ndarray) -> np.ndarray:
 
 
 @register_layer("wind")
-class Wind(SpanLayer):
+class Wind(SpanLayer["Wind.Params"]):
     """Gusting wind: diffuse band noise with occasional whistles, all following one speed."""
 
     description = (
@@ -128,10 +129,10 @@ class Wind(SpanLayer):
         travel_s: float = 0.6
         """How long a gust takes to cross from the left ear to the right."""
 
-    def __init__(self, *, sample_rate, rng, params=None, cues=()):
-        from scipy import signal
+    def __init__(self, **kwargs: Any) -> None:
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
-        super().__init__(sample_rate=sample_rate, rng=rng, params=params, cues=cues)
+        super().__init__(**kwargs)
         p = self.params
         fs = self.sample_rate
         self._hop = min(max(_pow2(fs / 300.0), 16), 1024)
@@ -208,7 +209,7 @@ class Wind(SpanLayer):
         gate = np.clip((u - _WHISTLE_ON) / (_WHISTLE_FULL - _WHISTLE_ON), 0.0, 1.0)
         whistle_amp = p.whistle * _WHISTLE_GAIN * gate * np.sqrt(body_ms)
         shimmer_ms = 1.0 + _SHIMMER**2 * (2.0 / 3.0)  # linear interpolation of unit knots
-        pan_ms = float(np.mean([l * l + r * r for l, r in _WHISTLE_PANS]))
+        pan_ms = float(np.mean([left * left + right * right for left, right in _WHISTLE_PANS]))
         # Each whistle is a sine (mean square amp^2 / 2); two whistles spread
         # over two channels give one whistle's worth per channel on average.
         whistle_ms = whistle_amp**2 / 2 * shimmer_ms * pan_ms
@@ -282,9 +283,9 @@ class Wind(SpanLayer):
 
     # -- rendering -------------------------------------------------------
 
-    def _control(self) -> np.ndarray:
-        """Control values for the span, one row per control step (see _knot_values)."""
-        from scipy import signal
+    def _control(self) -> tuple[np.ndarray, np.ndarray]:
+        """Control values for the span, one row per control step (see _knot_values), and the previous span's last knot."""
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         n = self._n_knots
         noise = self.rng.standard_normal((n + 1, 5))
@@ -316,7 +317,7 @@ class Wind(SpanLayer):
 
     def _render_span(self, start: int) -> np.ndarray:
         """Render the next span (the stream's state carries on from the last one)."""
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         n, hop = _SPAN, self._hop
         noise = self.rng.integers(-32768, 32768, size=(2, n), dtype=np.int16).astype(np.float32)

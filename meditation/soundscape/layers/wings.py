@@ -99,7 +99,7 @@ class _Flap:
 
 
 @register_layer("wings")
-class Wings(Layer):
+class Wings(Layer["Wings.Params"]):
     """Wing beats: enveloped air-noise whooshes with a low thump at the stroke's bottom."""
 
     description = "The beat of great wings: slow whooshing strokes with a soft low thump."
@@ -134,8 +134,8 @@ class Wings(Layer):
     # the audio up to a time depends on cues up to one stroke later.
     cue_lookahead_s = _MAX_ATTACK_S + _MAX_RELEASE_S + 0.05
 
-    def __init__(self, **kwargs):
-        from scipy import signal
+    def __init__(self, **kwargs: Any) -> None:
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         super().__init__(**kwargs)
         p = self.params
@@ -204,7 +204,7 @@ class Wings(Layer):
 
     def _shaped_noise(self, white_hp: np.ndarray, corner_hz: float) -> np.ndarray:
         """One-pole low-pass (20 dB/decade above ``corner_hz``), unit RMS, float32."""
-        from scipy import signal
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         sr = self.sample_rate
         b, a = signal.butter(1, min(corner_hz, 0.4 * sr), fs=sr)

@@ -44,9 +44,10 @@ def _case(tmp_path, name):
             [str(good), "-o", str(out), "--pause-scale", "-1"],
             "--pause-scale -1 is out of range",
         ),
-        "missing output folder": (
-            [str(good), "-o", str(tmp_path / "no" / "dir" / "x.mp3")],
-            "output folder",
+        # A missing output folder is made (issue 18, item 19); one under a file cannot be.
+        "output folder under a file": (
+            [str(good), "-o", str(tmp_path / "good.md" / "dir" / "x.mp3")],
+            "which is a file, not a folder",
         ),
         "unknown format": (
             [str(good), "-o", str(tmp_path / "out.aiff")],
@@ -85,7 +86,7 @@ CASES = [
     "unknown engine",
     "rate out of range",
     "pause scale out of range",
-    "missing output folder",
+    "output folder under a file",
     "unknown format",
     "bad front matter value",
     "unknown soundscape",

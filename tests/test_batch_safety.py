@@ -198,7 +198,7 @@ def test_a_missing_out_dir_is_made_and_a_failure_is_reported_once(folder, capsys
     out, err = capsys.readouterr()
     assert (out_dir / "ok.wav").is_file() and (out_dir / "ok.json").is_file()
     assert (out + err).count("hour") == 1, (out, err)  # one line for the failure, not two
-    assert "failed: hour: --duration 3600s" in err
+    assert "failed: hour: duration 3600s" in err  # the key the manifest wrote (18.19)
     assert out.strip().splitlines()[-1] == "1 rendered, 1 failed, 0 skipped"
 
 

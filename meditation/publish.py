@@ -107,6 +107,9 @@ def finish(
         return
     timings = timeline.to_dict()
     timings["title"] = title
+    # What makes this render again bit for bit (with --vary: the night's own seed).
+    timings["seed"] = settings.seed
+    timings["vary"] = settings.vary
     timings["loudness"] = loudness_of_file(settings.output, target_lufs=settings.loudness_lufs)
     if settings.timings is not None:
         atomic_write_text(

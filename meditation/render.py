@@ -12,18 +12,24 @@ from pathlib import Path
 from . import __version__, publish
 from .cache import SpeechCache
 from .files import all_or_nothing
+from .lexicon import script_lexicon
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
-from .preflight import check_outputs
+from .pace import rate_for_wpm, refine_rate
+from .preflight import check_outputs, check_schedule
 from .premix import Premix
 from .progress import clock
 from .script import Script, read_script
 from .segments import plan_segments
 from .settings import RenderSettings, settings_to_dict
 from .soundscape import AmbiencePlan, AmbienceStream, plan_ambience
+from .soundscape.combine import Together
+from .soundscape.schedule import NightPlan, plan_night
 from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
+from .vary import delay_cues, vary_script
 from .voicefx import parse_voice_fx
+from .voices import resolve_voice
 
 __all__ = ["RenderResult", "render", "render_ambient"]
 
@@ -80,13 +86,30 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     checked = check_outputs(settings)
     settings, publication = checked.settings, checked.publication
     script = script or read_script(settings.script)
+    # [either ...] lines chosen and, with --vary, breathing counts varied (issue 22).
+    script = vary_script(script, seed=settings.seed, vary=settings.vary is not None)
+    lexicon = script_lexicon(script, settings.lexicon)  # bad entries refused before any synthesis
+    if settings.wpm is not None:  # a pace sets the rate for this voice and script, before speech
+        texts = [s.text for s in plan_segments(script, rate=settings.rate) if s.spoken]
+        voice_id = resolve_voice(settings.voice)
+        rate = rate_for_wpm(settings.wpm, voice_id, texts)
+        # Long sentences split by their length at the rate: probe the segments it will speak.
+        texts = [s.text for s in plan_segments(script, rate=rate) if s.spoken]
+        rate = refine_rate(
+            rate,
+            voice_id,
+            texts,
+            lambda probe, r: _speech_seconds(probe, voice_id, r, lexicon),
+            wpm=settings.wpm,
+        )
+        settings = settings.replace(rate=rate)
     planned = plan_segments(script, rate=settings.rate)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )
     # The mix is made and measured as the speech comes in (see ``premix``).
     with _premix(script, planned, settings, fades) as premix:
-        audio = _speak(planned, settings, each=premix.add)
+        audio = _speak(planned, settings, each=premix.add, lexicon=lexicon)
         made = premix.finish(audio)
     timeline, voice = made.timeline, made.voice
     chunks = _mixer(timeline, voice, made.plan, *fades)
@@ -125,7 +148,9 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
 
 
 def _render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
-    checked = check_outputs(settings)
+    schedule = settings.schedule
+    schedule_files = [Path(schedule)] if schedule and schedule.lower().endswith(".toml") else []
+    checked = check_outputs(settings, inputs=schedule_files)
     settings, publication = checked.settings, checked.publication
 
     length = int(round(duration_s * settings.sample_rate))
@@ -134,16 +159,37 @@ def _render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult
     beds = _beds(settings)
     if settings.soundscape == "none" and beds:
         preset = "none"
-    plan = plan_ambience(
-        preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds
-    )
+    plan: AmbiencePlan | NightPlan
+    night_schedule = check_schedule(settings)  # also refuses --wake without a schedule
+    if night_schedule is not None:  # a night in movements (issue 22)
+        night = plan_night(
+            night_schedule,
+            timeline=bare,
+            seed=settings.seed,
+            beds=beds,
+            crossfade_s=settings.crossfade_s,
+            wake_s=settings.wake_s,
+        )
+        plan, soundscape = night, night.name
+    else:
+        ambience = plan_ambience(
+            preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds
+        )
+        if settings.vary is not None:
+            ambience = delay_cues(ambience, settings.seed)
+        plan, soundscape = ambience, ambience.preset.name
     fade = min(10.0, duration_s / 4)
     fade_in = fade if settings.fade_in_s is None else settings.fade_in_s
     fade_out = fade if settings.fade_out_s is None else settings.fade_out_s
     chunks = _mixer(plan.timeline, None, plan, fade_in, fade_out)
     title = settings.title or "Ambience"
     tags = publish.metadata(
-        publication, settings, title=title, timeline=None, soundscape=plan.preset.name
+        publication,
+        settings,
+        title=title,
+        # A night in movements has a chapter per place.
+        timeline=plan.timeline if settings.schedule is not None else None,
+        soundscape=soundscape,
     )
     mastered = master_to_file(
         chunks,
@@ -185,7 +231,7 @@ def _premix(
     )
 
 
-def _speak(planned, settings: RenderSettings, each=None) -> list:
+def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
     """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped)."""
     cache = SpeechCache() if settings.cache else None
     return synthesize(
@@ -196,7 +242,15 @@ def _speak(planned, settings: RenderSettings, each=None) -> list:
         cache=cache,
         finish_with=limit_crest,
         each=each,
+        lexicon=lexicon,
+        jobs=settings.speech_jobs,
     )
+
+
+def _speech_seconds(texts, voice: str, rate: float, lexicon=None) -> float:
+    """Seconds of speech in ``texts`` as the speech stage would place them (trimmed)."""
+    audio = synthesize(texts, voice=voice, rate=rate, sample_rate=24000, lexicon=lexicon)
+    return sum(len(a) for a in audio) / 24000
 
 
 def _place(
@@ -246,20 +300,26 @@ def _plan_soundscape(
         beds=beds,
         partial=partial,
     )
+    if settings.vary is not None:
+        plan = delay_cues(plan, settings.seed)
     return plan.timeline, plan
 
 
 def _mixer(
     timeline: Timeline,
     voice: VoiceBus | None,
-    plan: AmbiencePlan | None,
+    plan: AmbiencePlan | NightPlan | None,
     fade_in_s: float,
     fade_out_s: float,
 ):
     """Stage: a function that starts a fresh stream of the mix (the master makes more than one pass)."""
 
     def chunks(keep_layers: bool):
-        ambience = AmbienceStream(plan) if plan is not None else None
+        ambience: Together | AmbienceStream | None
+        if isinstance(plan, NightPlan):
+            ambience = plan.stream()  # a night in movements: its places side by side
+        else:
+            ambience = AmbienceStream(plan) if plan is not None else None
         return mix_chunks(
             timeline,
             voice,
@@ -278,4 +338,4 @@ def _beds(settings: RenderSettings) -> list[tuple[str, float]]:
 
 
 def _voice_fx(settings: RenderSettings, preset_table):
-    return parse_voice_fx(settings.voice_fx, preset_table)
+    return parse_voice_fx(settings.voice_fx, preset_table, voice=settings.voice)

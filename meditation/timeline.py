@@ -64,6 +64,10 @@ class LayerLevels:
     """Level at each breakpoint, linear in between; -inf where the layer is silent."""
     cues_s: tuple[float, ...] = ()
     """One-off events (a bell strike) of the layer."""
+    cue_actions: tuple[str, ...] = ()
+    """What each of ``cues_s`` does (``strike``, ``beats``, ``glide``, ``in``…), for the plot."""
+    frequency_hz: tuple[tuple[float, float], ...] = ()
+    """A beats layer's beat frequency over the track: (seconds, hertz) breakpoints, linear in between."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,12 @@ class Timeline:
                     "time": [round(t, 3) for t in layer.times_s],
                     "level_db": [round(d, 2) if d > -1e9 else None for d in layer.levels_db],
                     "cues": [round(t, 3) for t in layer.cues_s],
+                    "cue_actions": list(layer.cue_actions),
+                    **(
+                        {"beat_hz": [[round(t, 3), round(f, 3)] for t, f in layer.frequency_hz]}
+                        if layer.frequency_hz
+                        else {}
+                    ),
                 }
                 for layer in self.layer_levels
             },

@@ -17,7 +17,7 @@ from meditation.settings import DEFAULT_SCRIPT
 from meditation.speech import synthesize
 from meditation.timeline import layout
 from meditation.voicechain import VoiceChain
-from meditation.voicefx import STYLES, parse_voice_fx
+from meditation.voicefx import STYLES, check_for_sample_rate, parse_voice_fx
 
 SR = 44100
 
@@ -196,6 +196,69 @@ def test_bad_voice_fx_is_refused_in_one_line(tmp_path, capsys):
     assert code == 2 and "p.toml" in err and "cave" in err
 
 
+@pytest.mark.parametrize(
+    "fx_text",
+    ["gentle", "hall", "dry,deess_ratio=1", "gentle,deess_hz=9000", "gentle,deess_hz=12000"],
+)
+@pytest.mark.parametrize("sample_rate", [8000, 11025, 11999, 16000, 22050, 24000])
+def test_the_sample_rate_check_says_exactly_when_the_chain_can_run(fx_text, sample_rate):
+    """The check before synthesis agrees with the chain itself: it passes iff the chain runs."""
+    fx = parse_voice_fx(fx_text)
+    try:
+        check_for_sample_rate(fx, sample_rate)
+        refused = None
+    except SettingsError as exc:
+        refused = str(exc)
+    tone = (0.1 * np.sin(np.arange(sample_rate) * 2 * np.pi * 440 / sample_rate)).astype(np.float32)
+
+    def source(start, n):
+        out = np.zeros(n, dtype=np.float32)
+        part = tone[start : start + n]
+        out[: len(part)] = part
+        return out
+
+    try:
+        y = VoiceChain(fx, sample_rate, source).render(sample_rate)
+        ran = bool(np.isfinite(y).all() and np.abs(y).max() > 0.01)
+    except ValueError:
+        ran = False
+    assert ran == (refused is None), (fx_text, sample_rate, refused)
+    if refused:
+        assert "\n" not in refused and "Hz" in refused and str(sample_rate) in refused
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--sample-rate", "8000"],
+        ["--sample-rate", "12000", "--soundscape", "PRESET"],
+        ["--sample-rate", "16000", "--voice-fx", "gentle,deess_hz=9000"],
+    ],
+)
+def test_a_chain_the_sample_rate_cannot_carry_is_refused_before_any_speech(
+    tmp_path, capsys, args, _private_speech_cache
+):
+    """Once ``ValueError: Digital filter critical frequencies…`` after the speech was spoken."""
+    script = tmp_path / "s.md"
+    script.write_text(f"Words nobody has cached yet, {args[-1]}.\n", encoding="utf-8")
+
+    def spoken():  # the speech cache's takes, not its list of installed voices
+        return sorted(p.name for p in _private_speech_cache.rglob("*") if "voices" not in p.name)
+
+    preset = tmp_path / "p.toml"  # the preset's [voice] tunes the ``auto`` chain
+    preset.write_text("[voice]\ndeess_hz = 7000\n[layers.drone]\n", encoding="utf-8")
+    args = [str(preset) if a == "PRESET" else a for a in args]
+    before = spoken()
+    out = tmp_path / "o.wav"
+    code = main(
+        ["render", str(script), "-o", str(out), "--voice", "pyttsx3", "--progress", "off", *args]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "deess_hz" in err, err
+    assert "Traceback" not in err and not out.exists()
+    assert spoken() == before  # nothing was spoken
+
+
 @pytest.mark.slow
 def test_the_voice_chain_thread_gives_the_same_mix_and_stops_with_the_consumer(dream):
     import threading
@@ -227,3 +290,50 @@ def test_a_failure_in_the_voice_thread_reaches_the_mixer():
     assert np.array_equal(next(made), np.zeros(4))
     with pytest.raises(OSError, match="the voice chain broke"):
         next(made)
+
+
+@pytest.fixture(scope="module")
+def dream_heart():
+    """The dream's first sentences spoken by hibari's heart, laid out as in a render."""
+    script = read_script(DEFAULT_SCRIPT)
+    planned = plan_segments(script, rate=0.9)[:8]
+    audio = synthesize(
+        [s.text for s in planned],
+        voice="hibari:heart",
+        rate=0.9,
+        sample_rate=SR,
+        cache=SpeechCache(),
+        finish_with=limit_crest,
+    )
+    timeline = layout(
+        planned,
+        [len(a) for a in audio],
+        sample_rate=SR,
+        lead_in_s=1.0,
+        tail_s=4.0,
+        scene_names=[s.name for s in script.scenes],
+    )
+    return timeline, audio
+
+
+def test_the_chain_tuned_for_heart_levels_and_de_esses_it_as_joes_does_joe(dream_heart):
+    timeline, audio = dream_heart
+    dry = _sentence_loudness(_stem(timeline, audio, None), timeline)
+    wet = _stem(timeline, audio, parse_voice_fx("auto", voice="hibari:heart"))
+    spread = _sentence_loudness(wet, timeline)
+    assert spread.std() <= 0.65 * dry.std(), (dry.round(2), spread.round(2))
+    assert abs(np.mean(spread) - np.mean(dry)) < 1.0
+
+    def deessing(voice):
+        plain = _stem(timeline, audio, parse_voice_fx("dry,deess_ratio=1", voice=voice))
+        deessed = _stem(timeline, audio, parse_voice_fx("dry", voice=voice))
+        return [
+            band_energy_db(deessed, SR, low, high) - band_energy_db(plain, SR, low, high)
+            for low, high in ((6000, 12000), (4000, 6000), (200, 2000))
+        ]
+
+    sibilance, brightness, body = deessing("hibari:heart")
+    assert sibilance < -6 and brightness > -3 and abs(body) < 1.0
+    # joe's settings would leave heart's "s" louder and dull her vowels instead.
+    untuned = deessing("piper:joe")
+    assert untuned[0] > sibilance + 1.5 and untuned[1] < brightness - 2

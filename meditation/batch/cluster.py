@@ -90,6 +90,8 @@ class _Job:
     script: Any
     preset_text: str | None
     shared: bool
+    renders_here: int | None = None
+    """Renders at once on the worker's machine (``local:N``: N); None: the worker's own threads."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,12 @@ class _Outcome:
 
 
 def _render_task(job: _Job) -> _Outcome:
-    """Render one variant on a worker (runs in a worker thread)."""
+    """Render one variant on a worker (runs in a worker thread), its speech taking its share of the cores."""
+    with _sharing_cores(job):
+        return _render(job)
+
+
+def _render(job: _Job) -> _Outcome:
     progress.set_enabled(False)
     start = time.perf_counter()
     try:
@@ -142,6 +149,21 @@ _DAEMONIC = (
     "this voice speaks in a helper process, which daemonic Dask workers may not start; "
     "start the workers with DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment"
 )
+
+
+def _sharing_cores(job: _Job):
+    """This machine's cores shared by ``local:N``'s N workers; else the worker's threads by the tasks it runs now."""
+    from ..speech import sharing_cores  # noqa: PLC0415 - numpy and the voices: only workers speak
+
+    if job.renders_here is not None:
+        return sharing_cores(job.renders_here)
+    try:
+        from distributed import get_worker  # noqa: PLC0415 - optional extra (dask)
+
+        state = get_worker().state
+        return sharing_cores(state.executing_count, cores=state.nthreads)
+    except (ImportError, ValueError, AttributeError):  # not on a worker
+        return contextlib.nullcontext()
 
 
 def _scratch_folder() -> str | None:
@@ -195,7 +217,13 @@ def render_on_cluster(
         batch_id = uuid.uuid4().hex[:8]
         for rank, v in enumerate(speech_first(todo)):
             s = v.settings
-            job = _Job(v, scripts[s.script], presets.get(s.soundscape), shared_folder)
+            job = _Job(
+                v,
+                scripts[s.script],
+                presets.get(s.soundscape),
+                shared_folder,
+                _local_workers(scheduler),
+            )
             future = client.submit(
                 _render_task, job, key=f"meditation-{batch_id}-{rank}", pure=False, priority=-rank
             )
@@ -214,6 +242,14 @@ def render_on_cluster(
                 # were writing are then stale, and the batch's sweep removes them.
                 scheduler.close()
             raise
+
+
+def _local_workers(scheduler: Any) -> int | None:
+    """N for ``local:N`` (its workers share this machine), else None."""
+    text = scheduler.scheduler if isinstance(scheduler, Connection) else scheduler
+    if isinstance(text, str) and parse_scheduler(text)[0] == "local":
+        return parse_scheduler(text)[1]
+    return None
 
 
 def _is_local(scheduler: Any) -> bool:

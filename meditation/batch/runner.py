@@ -59,12 +59,16 @@ def _unraisable(info, _default=sys.unraisablehook) -> None:
     _default(info)
 
 
-def _run_one(variant: Variant) -> tuple[str, float, str]:
+def _run_one(variant: Variant, workers: int = 1) -> tuple[str, float, str]:
+    """Render in a worker, one of ``workers``: its speech takes its share of the cores."""
+    from ..speech import sharing_cores  # noqa: PLC0415 - numpy and the voices: only workers speak
+
     if _stopping:
         return ("cancelled", 0.0, "")
     start = time.perf_counter()
     try:
-        path, _ = render_variant(variant)
+        with sharing_cores(workers):
+            path, _ = render_variant(variant)
     except SystemExit:
         # SIGTERM from the parent: the render has unwound and deleted its
         # temporary files. Leave now rather than wait for more work.
@@ -281,7 +285,7 @@ def _render_all(
                     if not (variant.settings.cache and group in done):
                         started.add(group)
                         slot.voices.add(variant.settings.voice)
-                    slot.variant, slot.future = variant, slot.pool.submit(_run_one, variant)
+                    slot.variant, slot.future = variant, slot.pool.submit(_run_one, variant, jobs)
                     running[slot.future] = slot, variant
                     display.worker(slot.index, variant.name)
             finished, _ = cf.wait(list(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)

@@ -102,10 +102,33 @@ def create_temporary(path: Path) -> tuple[int, Path]:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     remove_stale_temporaries(folder)
+    tail = f".{_TAG}-{_HOST}-{os.getpid()}-"
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.{_TAG}-{_HOST}-{os.getpid()}-", suffix=path.suffix, dir=folder
+        prefix=f".{_fit_name(path.name, folder, tail, path.suffix)}{tail}",
+        suffix=path.suffix,
+        dir=folder,
     )
     return fd, Path(tmp)
+
+
+_RANDOM_CHARS = 8
+"""What ``mkstemp`` adds between prefix and suffix."""
+
+
+def _fit_name(name: str, folder: Path, tail: str, suffix: str) -> str:
+    """``name`` cut so the temporary name stays within the file system's limit (in bytes).
+
+    A legal 250-byte output name would otherwise give a temporary name over
+    255 bytes ("File name too long"); the cut name still identifies it.
+    """
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    room = limit - len(os.fsencode("." + tail + suffix)) - _RANDOM_CHARS
+    encoded = os.fsencode(name)
+    # Bytes, as the limit counts them; a character cut in two stays a valid (escaped) name.
+    return name if len(encoded) <= room else os.fsdecode(encoded[: max(room, 1)])
 
 
 def store_quietly(path: Path, data: bytes) -> bool:

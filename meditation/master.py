@@ -18,6 +18,7 @@ import numpy as np
 
 from .decode import read_blocks
 from .export import AudioWriter, Metadata
+from .files import make_folder
 from .limiter import TruePeakLimiter
 from .loudness import RangeMeter, TruePeakMeter
 from .measure import MeasurePass, measure, measure_extent, replay
@@ -399,13 +400,16 @@ class _Writers:
 
     def __init__(self, settings: RenderSettings, metadata: Metadata, stems: Path | None):
         self.main = AudioWriter(
-            settings.output, sample_rate=settings.sample_rate, metadata=metadata
+            settings.output,
+            sample_rate=settings.sample_rate,
+            metadata=metadata,
+            mp3_quality=settings.mp3_quality,
         )
         self.folder = stems
         self.stems: dict[str, AudioWriter] = {}
         self.sample_rate = settings.sample_rate
         if stems is not None:
-            stems.mkdir(parents=True, exist_ok=True)
+            make_folder(stems)  # removed again if the run fails (files.all_or_nothing)
 
     def write_stems(self, chunk: MixChunk, gain: float, *, voice: bool = True) -> None:
         if self.folder is None:

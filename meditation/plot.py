@@ -22,7 +22,7 @@ import numpy as np
 
 from .decode import as_stereo, read_blocks
 from .errors import MeditationError, SettingsError
-from .files import atomic_write_bytes
+from .files import InputError, atomic_write_bytes, read_input
 from .loudness import LoudnessMeter
 
 __all__ = [
@@ -55,17 +55,24 @@ def loudness_of_file(path: Path, *, target_lufs: float) -> dict[str, Any]:
     }
 
 
+MAX_TIMINGS_BYTES = 64_000_000
+"""Largest timings file read: a day-long track's loudness series takes a few megabytes."""
+
+
 def read_timings(path: Path) -> dict[str, Any]:
     """Read a timings JSON file; one clear error if it is not one."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"timings file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"timings file {str(path)!r} cannot be read: {exc}") from None
+        raw = read_input(path, "timings file", MAX_TIMINGS_BYTES)
+        data = json.loads(raw.decode("utf-8"))
+    except InputError as exc:
+        raise SettingsError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"timings file {str(path)!r} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise SettingsError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise SettingsError(f"{path}: not a meditation timings file (nested too deeply)") from None
     if isinstance(data, dict) and isinstance(data.get("timeline"), dict):
         data = data["timeline"]  # a render's or a batch's sidecar: the timeline is inside
     if (

@@ -200,4 +200,9 @@ def check_files(settings: RenderSettings, *, inputs: Iterable[Path | None] = ())
     read = [*paths(Role.INPUT).values(), *inputs]
     if str(settings.soundscape).lower().endswith(".toml"):
         read.append(Path(settings.soundscape))
-    files.check_outputs(paths(Role.OUTPUT), inputs=read, folders=paths(Role.OUTPUT_FOLDER))
+    files.check_outputs(
+        paths(Role.OUTPUT),
+        inputs=read,
+        folders=paths(Role.OUTPUT_FOLDER),
+        force=settings.force,
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__, publish
 from .cache import SpeechCache
+from .files import all_or_nothing
 from .lexicon import script_lexicon
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
@@ -64,7 +65,23 @@ class RenderResult:
 
 
 def render(settings: RenderSettings, script: Script | None = None) -> RenderResult:
-    """Render one meditation to ``settings.output`` and return what was made."""
+    """Render one meditation to ``settings.output`` and return what was made.
+
+    All its files (audio, stems, captions, timings, plot) appear together or
+    not at all: a failure at any point leaves none of them
+    (``files.all_or_nothing``).
+    """
+    with all_or_nothing(force=settings.force):
+        return _render(settings, script)
+
+
+def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
+    """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track); all its files or none."""
+    with all_or_nothing(force=settings.force):
+        return _render_ambient(settings, duration_s)
+
+
+def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     # Outputs, cover, captions and plot paths: refused before any synthesis.
     checked = check_outputs(settings)
     settings, publication = checked.settings, checked.publication
@@ -130,8 +147,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     )
 
 
-def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
-    """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
+def _render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     schedule = settings.schedule
     schedule_files = [Path(schedule)] if schedule and schedule.lower().endswith(".toml") else []
     checked = check_outputs(settings, inputs=schedule_files)

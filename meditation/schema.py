@@ -98,6 +98,8 @@ class Spec:
     """A short option as well (``-o``)."""
     level: str | None = None
     """A path that may end in ``:LEVEL_DB`` (``--bed FILE[:LEVEL]``): the key of the level it sets."""
+    ambient_help: str = ""
+    """The line for ``ambient --help`` where ``help`` speaks of a script or a voice."""
 
     @property
     def option(self) -> str:
@@ -123,6 +125,7 @@ def setting(
     optional: bool = False,
     short: str | None = None,
     level: str | None = None,
+    ambient_help: str = "",
 ) -> Any:
     """Declare one field of RenderSettings (a ``dataclasses.field`` carrying its Spec's parts)."""
     meta = dict(
@@ -139,6 +142,7 @@ def setting(
         optional=optional,
         short=short,
         level=level,
+        ambient_help=ambient_help,
     )
     return field(default=default, metadata={"setting": meta})
 

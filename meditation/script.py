@@ -32,14 +32,13 @@ and must hold something a voice can say.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ScriptError, SettingsError
+from .files import InputError, read_input
 from .lexicon import Entry, parse_form
 from .settings import front_matter_keys
 from .vary import EITHER_CLOSE, EITHER_OPEN, EITHER_SPLIT
@@ -134,39 +133,26 @@ class Script:
 MAX_SCRIPT_BYTES = 1_000_000
 """Largest script accepted: about 20 hours of speech, far past any meditation."""
 
+_TOO_LARGE = f"is larger than {MAX_SCRIPT_BYTES / 1e6:g} MB, the limit for a script (about 20 hours of speech)"
+
 
 def read_script(path: str | Path) -> Script:
     """Read and parse a script file, refusing missing, non-regular, oversized, binary or empty files.
 
-    The file is checked with ``stat`` before it is opened, and opened
-    non-blocking and checked again, so a FIFO or device is refused instead
-    of being read forever.
+    Read through ``files.read_input``: a FIFO or device is refused instead of
+    being read forever.
     """
-    path = Path(path)
     name = str(path)
     try:
-        info = os.stat(path)
-        if stat.S_ISDIR(info.st_mode):
-            raise ScriptError("is a folder, not a script file", path=name)
-        if not stat.S_ISREG(info.st_mode):
-            raise ScriptError(
-                "is not a regular file (a pipe, device or socket); give a text file", path=name
-            )
-        _check_size(info.st_size, name)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the stat above
-                raise ScriptError(
-                    "is not a regular file (a pipe, device or socket); give a text file", path=name
-                )
-            data = handle.read(MAX_SCRIPT_BYTES + 1)
-    except FileNotFoundError:
-        raise ScriptError("no such script file", path=name) from None
-    except IsADirectoryError:
-        raise ScriptError("is a folder, not a script file", path=name) from None
-    except OSError as exc:
-        raise ScriptError(f"cannot read: {exc.strerror}", path=name) from None
-    _check_size(len(data), name)
+        data = read_input(path, "script", MAX_SCRIPT_BYTES)
+    except InputError as exc:
+        problem = {
+            "missing": "no such script file",
+            "folder": "is a folder, not a script file",
+            "special": f"{exc.problem}; give a text file",
+            "large": _TOO_LARGE,
+        }.get(exc.kind, exc.problem)
+        raise ScriptError(problem, path=name) from None
     if b"\x00" in data:
         raise ScriptError("is a binary file, not a UTF-8 text script", path=name)
     try:
@@ -175,14 +161,6 @@ def read_script(path: str | Path) -> Script:
         line = data[: exc.start].count(b"\n") + 1
         raise ScriptError("is not valid UTF-8 text", path=name, line=line, col=1) from None
     return parse_script(text, path=name)
-
-
-def _check_size(n_bytes: int, path: str) -> None:
-    if n_bytes > MAX_SCRIPT_BYTES:
-        raise ScriptError(
-            f"is larger than {MAX_SCRIPT_BYTES / 1e6:g} MB, the limit for a script (about 20 hours of speech)",
-            path=path,
-        )
 
 
 def parse_script(text: str, *, path: str = "<script>") -> Script:
@@ -197,7 +175,7 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
         len(text) > MAX_SCRIPT_BYTES
         or len(text.encode("utf-8", "surrogatepass")) > MAX_SCRIPT_BYTES
     ):
-        _check_size(MAX_SCRIPT_BYTES + 1, path)
+        raise ScriptError(_TOO_LARGE, path=path)
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     settings: dict[str, str] = {}
     setting_lines: dict[str, int] = {}

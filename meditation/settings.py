@@ -135,6 +135,7 @@ class RenderSettings:
     duration_s: float | None = setting(
         None,
         "target length: pauses stretch or shrink to fit (ambient: the track's length)",
+        ambient_help="the track's length (required)",
         kind=Kind.DURATION,
         low=1.0,
         high=24 * 3600.0,
@@ -150,6 +151,7 @@ class RenderSettings:
     fade_in_s: float | None = setting(
         None,
         "equal-power fade-in of the whole track (default: ¾ of the lead-in, at most 3 s; ambient 10 s)",
+        ambient_help="equal-power fade-in of the whole track (default: 10 s, at most a quarter of the track)",
         kind=Kind.DURATION,
         low=0.0,
         high=12 * 3600.0,
@@ -159,6 +161,7 @@ class RenderSettings:
     fade_out_s: float | None = setting(
         None,
         "equal-power fade-out ending exactly at the last sample (default: ⅘ of the tail; ambient 10 s)",
+        ambient_help="equal-power fade-out ending exactly at the last sample (default: 10 s, at most a quarter of the track)",
         kind=Kind.DURATION,
         low=0.0,
         high=12 * 3600.0,
@@ -168,6 +171,7 @@ class RenderSettings:
     soundscape: str = setting(
         "auto",
         "preset name or .toml path; 'none' for narration alone; 'auto' takes the script's or 'default'",
+        ambient_help="preset name or .toml path; 'none' for the --bed recording alone; 'auto' is 'default'",
         uses=_EVERYWHERE | _SESSION,
     )
     layers: tuple[str, ...] | None = setting(
@@ -189,6 +193,7 @@ class RenderSettings:
     bed_level_db: float = setting(
         -12.0,
         "level of the --bed recording, relative to the narration like a layer's level_db",
+        ambient_help="level of the --bed recording, like a layer's level_db",
         unit="dB",
         low=-60.0,
         high=12.0,
@@ -236,6 +241,7 @@ class RenderSettings:
     title: str | None = setting(
         None,
         "title tag (default: the script's title)",
+        ambient_help="title tag (default: Ambience)",
         kind=Kind.TEXT,
         uses=_EVERYWHERE | _SESSION,
         audio=False,
@@ -254,6 +260,7 @@ class RenderSettings:
     stems: Path | None = setting(
         None,
         "write the voice and each layer as WAV stems into this folder",
+        ambient_help="write each layer as WAV stems into this folder",
         kind=Kind.PATH,
         uses=Use.RENDER | _SESSION,
         role=Role.OUTPUT_FOLDER,
@@ -271,6 +278,21 @@ class RenderSettings:
         high=64,
         audio=False,
         optional=True,
+    )
+    mp3_quality: int = setting(
+        2,
+        "MP3 VBR quality, as LAME's -V: 0 best and largest, 9 smallest (a river: 250, 190 at 2, 80 kb/s at 9)",
+        kind=Kind.INTEGER,
+        low=0,
+        high=9,
+        uses=_EVERYWHERE | _SESSION,
+    )
+    force: bool = setting(
+        False,
+        "replace output files that already exist even if meditation did not write them "
+        "(never an input of the run; still written whole, then renamed)",
+        uses=Use.RENDER | Use.AMBIENT,
+        audio=False,
     )
     album: str | None = setting(
         None,

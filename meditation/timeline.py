@@ -281,17 +281,20 @@ def fit_pause_scale(
     fixed_s = speech_s + exercises_s + lead_in_s + tail_s
     if gaps_s <= 0:
         raise SettingsError(
-            f"--duration cannot change this script's length: it has no pause to stretch (one sentence, no written pause), "
-            f"so it lasts {fixed_s:.0f}s with this voice, lead-in and tail; add sentences or a [pause], or set --tail instead"
+            f"cannot change this script's length: it has no pause to stretch (one sentence, no written pause), "
+            f"so it lasts {fixed_s:.0f}s with this voice, lead-in and tail; add sentences or a [pause], or set the tail instead",
+            setting="duration",
         )
     shortest = fixed_s + 0.25 * gaps_s
     if duration_s < shortest:
         raise SettingsError(
-            f"--duration {duration_s:g}s is too short for this script and voice (at least {shortest:.0f}s)"
+            f"{duration_s:g}s is too short for this script and voice (at least {shortest:.0f}s)",
+            setting="duration",
         )
     scale = (duration_s - fixed_s) / gaps_s
     if scale > 20.0:
         raise SettingsError(
-            f"--duration {duration_s:g}s would stretch the pauses over 20×; at most {fixed_s + 20 * gaps_s:.0f}s"
+            f"{duration_s:g}s would stretch the pauses over 20×; at most {fixed_s + 20 * gaps_s:.0f}s",
+            setting="duration",
         )
     return scale

@@ -198,7 +198,7 @@ def test_a_missing_out_dir_is_made_and_a_failure_is_reported_once(folder, capsys
     out, err = capsys.readouterr()
     assert (out_dir / "ok.wav").is_file() and (out_dir / "ok.json").is_file()
     assert (out + err).count("hour") == 1, (out, err)  # one line for the failure, not two
-    assert "failed: hour: --duration 3600s" in err
+    assert "failed: hour: duration 3600s" in err  # the key the manifest wrote (18.19)
     assert out.strip().splitlines()[-1] == "1 rendered, 1 failed, 0 skipped"
 
 
@@ -412,3 +412,43 @@ def test_kill_9_of_a_batch_leaves_no_leaked_semaphore_warning(folder):
             proc.wait()
     assert "leaked semaphore" not in err and "resource_tracker" not in err, err
     assert "Traceback" not in err, err
+
+
+# --- issue 18, item 10: every file of every variant is checked up front ------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+def test_side_files_covers_and_folders_are_checked_before_any_variant(folder, capsys):
+    (folder / "notes.vtt").write_text("WEBVTT\n\nmy own notes\n")  # the user's file
+    os.mkfifo(folder / "cover.png")
+    cases = [
+        (f'captions = "{folder / "notes.vtt"}"', "notes.vtt", "was not written by meditation"),
+        (f'plot = "{folder / "short.md"}"', "short.md", "an input is never overwritten"),
+        ('captions = "vtt"', "out.vtt", None),  # beside the output: fine, a control case
+        ('cover = "/dev/zero"', "cover image '/dev/zero'", "is not a regular file"),
+        ('cover = "cover.png"', "cover.png", "is not a regular file"),
+    ]
+    for line, named, problem in cases:
+        manifest = folder / "m.toml"
+        manifest.write_text(
+            f'output = "out.mp3"\n[defaults]\nscript = "short.md"\n{FAST}{line}\n',
+            encoding="utf-8",
+        )
+        if problem is None:
+            assert main(["batch", str(manifest), "--dry-run"]) == 0
+            assert "render" in capsys.readouterr().out
+            continue
+        for extra in (["--dry-run"], []):
+            err = _refused(folder, ["batch", str(manifest), *extra], capsys, named, problem)
+            assert "m.toml: " in err  # and the manifest is named
+    manifest = folder / "m.toml"
+    manifest.write_text(
+        f'output = "out.mp3"\n[defaults]\nscript = "short.md"\n{FAST}', encoding="utf-8"
+    )
+    for extra in (["--dry-run"], []):
+        _refused(
+            folder,
+            ["batch", str(manifest), "--out-dir", "/proc", *extra],
+            capsys,
+            "cannot write in '/proc'",
+        )

@@ -41,8 +41,9 @@ from typing import Any
 
 from .. import progress
 from ..errors import MeditationError, one_line
-from ..files import atomic_write_bytes, atomic_write_text, record_written
+from ..files import atomic_write_bytes, atomic_write_text, read_input, record_written
 from ..script import read_script
+from ..tomlfile import MAX_TOML_BYTES
 from .display import Display
 from .freshness import sidecar_path
 from .manifest import Variant, validate_variant
@@ -227,7 +228,7 @@ def render_on_cluster(
             and str(s.soundscape).lower().endswith(".toml")
             and s.soundscape not in presets
         ):
-            presets[s.soundscape] = Path(s.soundscape).read_text(encoding="utf-8")
+            presets[s.soundscape] = read_input(s.soundscape, "soundscape", MAX_TOML_BYTES).decode()
     with _connected(client, scheduler) as client:
         futures = {}
         batch_id = uuid.uuid4().hex[:8]

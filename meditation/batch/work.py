@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import atomic_write_text
+from ..errors import SettingsError
+from ..files import all_or_nothing, atomic_write_text
 from ..settings import RenderSettings
 from .display import Display
 from .freshness import _fingerprint, check_outputs, sidecar_path
@@ -46,14 +47,19 @@ def render_variant(variant: Variant | RenderSettings) -> tuple[Path, dict]:
         variant = Variant(name=variant.output.stem, settings=variant, values={})
     settings = variant.settings
     check_outputs([variant])
-    settings.output.parent.mkdir(
-        parents=True, exist_ok=True
-    )  # --out-dir and a template's sub-folders
-    result = render(settings)
-    data = sidecar_data(variant, result.sidecar(), result.duration_s, result.path.stat().st_size)
-    atomic_write_text(
-        sidecar_path(result.path), json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    )
+    # --out-dir and a template's sub-folders stay: workers share them, so one's failure must not remove them.
+    settings.output.parent.mkdir(parents=True, exist_ok=True)
+    with all_or_nothing():  # the audio and its sidecar together, or neither
+        try:
+            result = render(settings)
+        except SettingsError as exc:  # named as the manifest names it: duration, not --duration
+            raise SettingsError(exc.worded_as_key()) from None
+        data = sidecar_data(
+            variant, result.sidecar(), result.duration_s, result.path.stat().st_size
+        )
+        atomic_write_text(
+            sidecar_path(result.path), json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        )
     return result.path, data
 
 

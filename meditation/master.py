@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .decode import read_blocks
 from .export import AudioWriter, Metadata
 from .files import make_folder
 from .limiter import TruePeakLimiter
-from .loudness import RangeMeter, TruePeakMeter
+from .loudness import RangeMeter, TruePeakMeter, file_true_peak_db
 from .measure import MeasurePass, measure, measure_extent, replay
 from .progress import progress
 
@@ -234,7 +233,7 @@ def _normalize_limit_encode(
         loudness, peak, _ = final(gain(search.best_extra_db()), ceiling)
         # Heavy limiting leaves little room for a lossy codec's overshoot:
         # check the decoded file, and limit lower if it went over.
-        over = _decoded_true_peak_db(settings.output) - settings.true_peak_db if lossy else 0.0
+        over = file_true_peak_db(settings.output) - settings.true_peak_db if lossy else 0.0
         if over <= 0:
             break
         ceiling -= over + 0.1
@@ -246,34 +245,6 @@ def _normalize_limit_encode(
             f"without limiting the peaks by more than {MAX_LIMITING_DB:g} dB: the track is at {loudness:.1f} LUFS",
         )
     return Mastered(loudness, peak, warnings)
-
-
-def _decoded_true_peak_db(path: Path) -> float:
-    """True peak of a written file as a player decodes it, streamed.
-
-    Decoding the whole file at once held it twice over (float32, then
-    float64 in the meter): 4.4 GB for a 29-minute M4B, so a longer
-    ``--duration`` cost memory in proportion.
-    """
-    meter = None
-    batch: list[np.ndarray] = []
-    held = 0
-    for block, _ in read_blocks(path):
-        if meter is None:
-            meter = TruePeakMeter(block.shape[1])
-        batch.append(block)
-        held += len(block)
-        if held >= _PEAK_BATCH:  # codec frames are small: judge them a few seconds at a time
-            meter.feed(np.concatenate(batch))
-            batch, held = [], 0
-    if meter is None:
-        return float("-inf")
-    if batch:
-        meter.feed(np.concatenate(batch))
-    return meter.finish_db()
-
-
-_PEAK_BATCH = 1 << 17
 
 
 class GainSearch:

@@ -55,8 +55,16 @@ __all__ = [
     "PRESET_DIRS",
 ]
 
+# The top-level soundscapes/ folder, reached through a symlink in a checkout and copied into a wheel.
 _PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "data" / "soundscapes"
 PRESET_DIRS = (_PACKAGE_PRESETS,)
+
+# The ranges of a preset's own numbers, declared once: checked here, shown in the README reference.
+DEFAULT_FADE_S = 6.0
+FADE_S_RANGE = (0.0, 120.0)
+LEVEL_DB_RANGE = (-80.0, 12.0)
+SCENE_DB_RANGE = (-80.0, 24.0)
+OFFSET_S_RANGE = (-600.0, 600.0)
 
 
 @dataclass(frozen=True)
@@ -150,7 +158,7 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
     for key in data:
         if key not in known_top:
             raise fail(f"unknown key {key!r} (known: {', '.join(sorted(known_top))})")
-    fade_s = _number(data.get("fade_s", 6.0), "fade_s", fail, 0.0, 120.0)
+    fade_s = _number(data.get("fade_s", DEFAULT_FADE_S), "fade_s", fail, *FADE_S_RANGE)
     layers: dict[str, LayerSpec] = {}
     for name, table in dict(data.get("layers", {})).items():
         if not isinstance(table, Mapping):
@@ -168,7 +176,9 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
             LAYERS[kind].make_params(params)
         except SoundscapeError as exc:
             raise fail(str(exc)) from None
-        level = _number(table.get("level_db", 0.0), f"layers.{name}.level_db", fail, -80.0, 12.0)
+        level = _number(
+            table.get("level_db", 0.0), f"layers.{name}.level_db", fail, *LEVEL_DB_RANGE
+        )
         layers[name] = LayerSpec(name, level, params, "" if kind == name else kind)
     if not layers:
         raise fail("a preset needs at least one [layers.NAME] table")
@@ -182,9 +192,10 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
                 continue
             if key not in layers:
                 raise fail(f"scene {scene!r} sets layer {key!r}, which is not in [layers]")
-            gains[key] = _number(value, f"scenes.{scene}.{key}", fail, -80.0, 24.0)
+            gains[key] = _number(value, f"scenes.{scene}.{key}", fail, *SCENE_DB_RANGE)
         scenes[scene.lower()] = SceneSpec(
-            gains, _number(table.get("fade_s", fade_s), f"scenes.{scene}.fade_s", fail, 0.0, 120.0)
+            gains,
+            _number(table.get("fade_s", fade_s), f"scenes.{scene}.fade_s", fail, *FADE_S_RANGE),
         )
     if "default" not in scenes:
         scenes["default"] = SceneSpec(
@@ -223,7 +234,7 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
                 at_scene=table.get("at_scene"),
                 at=at,
                 offset_s=_number(
-                    table.get("offset_s", 0.0), f"cues[{i}].offset_s", fail, -600.0, 600.0
+                    table.get("offset_s", 0.0), f"cues[{i}].offset_s", fail, *OFFSET_S_RANGE
                 ),
                 params=dict(table.get("params", {})),
             )

@@ -30,7 +30,7 @@ from . import files, publish
 from .errors import ManifestError, MeditationError, SoundscapeError, one_line
 from .script import Pause, Script
 from .settings import SCHEMA, RenderSettings, Role, preset_name
-from .soundscape import Preset, load_preset
+from .soundscape import Preset, check_scene_names, load_preset
 from .soundscape.layers.recording import inspect_recording
 from .voicefx import parse_voice_fx
 from .voices import resolve_voice
@@ -105,6 +105,9 @@ def check_soundscape(
         return None
     with _named(where, "soundscape"):
         preset = load(name)
+        if script is not None:
+            # A probable typo in a scene name is refused here; no match at all is a warning at the end.
+            check_scene_names(preset, [scene.name for scene in script.scenes])
     if settings.layers is not None:
         # The breath layer joins any preset when the script guides breathing (see soundscape.plan_ambience).
         known = [*preset.layers, *(["breath"] if _guides_breathing(script) else [])]

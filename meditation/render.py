@@ -19,7 +19,7 @@ from .progress import clock
 from .script import Script, read_script
 from .segments import plan_segments
 from .settings import RenderSettings, settings_to_dict
-from .soundscape import AmbiencePlan, AmbienceStream, plan_ambience
+from .soundscape import AmbiencePlan, AmbienceStream, check_scene_names, plan_ambience
 from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
 from .voicefx import parse_voice_fx
@@ -96,6 +96,11 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
         if made.measured is not None:
             made.measured.close()  # the spool goes now, whatever happened
     publish.finish(settings, timeline, voice=audio, title=title)
+    unmatched = (
+        check_scene_names(made.plan.preset, [scene.name for scene in script.scenes])
+        if made.plan is not None
+        else None
+    )
     return RenderResult(
         settings.output,
         timeline.duration_s,
@@ -103,7 +108,7 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
         mastered.true_peak_db,
         timeline,
         settings,
-        mastered.warnings,
+        (*mastered.warnings, *([unmatched] if unmatched else [])),
     )
 
 

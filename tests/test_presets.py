@@ -44,3 +44,68 @@ def test_the_readme_preset_reference_is_the_layers_declarations():
     # The format's keys are all shown.
     for key in ("[scenes.", "fade_s", "[[cues]]", "at_scene", "at_text", "offset_s", "[voice]"):
         assert key in text[start:end], key
+
+
+_SCRIPT = "# Arriving\n\nBreathe in.\n\n# Resting by the water\n\nRest here.\n"
+
+
+def _preset(tmp_path, scene):
+    path = tmp_path / "valley.toml"
+    path.write_text(
+        f'[layers.drone]\nlevel_db = -12.0\n\n[scenes."{scene}"]\ndrone = 0.0\n', encoding="utf-8"
+    )
+    return path
+
+
+def test_a_scene_name_with_a_typo_is_refused_naming_the_closest_heading(tmp_path, capsys):
+    from meditation.cli import main
+
+    script = tmp_path / "s.md"
+    script.write_text(_SCRIPT, encoding="utf-8")
+    out = tmp_path / "s.wav"
+    code = main(
+        [str(script), "--soundscape", str(_preset(tmp_path, "Resting by the watr")), "-o", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "'Resting by the water'" in err and "watr" in err, err
+    assert not out.exists()
+
+
+def test_a_cue_anchor_with_a_typo_is_refused_too(tmp_path):
+    import pytest
+
+    from meditation.errors import SoundscapeError
+    from meditation.soundscape import check_scene_names, load_preset
+
+    path = tmp_path / "cue.toml"
+    path.write_text(
+        '[layers.bell]\n\n[[cues]]\nlayer = "bell"\naction = "strike"\nat_scene = "Arriveing"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(SoundscapeError, match="did you mean 'Arriving'"):
+        check_scene_names(load_preset(str(path)), ["Arriving", "Resting by the water"])
+
+
+def test_a_preset_for_another_script_warns_in_one_line_and_plays(tmp_path, capsys):
+    from meditation.cli import main
+
+    script = tmp_path / "s.md"
+    script.write_text(_SCRIPT, encoding="utf-8")
+    out = tmp_path / "s.wav"
+    # The dream's preset under another script: nothing matches, nothing is a near miss.
+    code = main(
+        [str(script), "--soundscape", "dream", "--voice", "pyttsx3", "-o", str(out)]
+        + ["--progress", "off"]
+    )
+    err = capsys.readouterr().err
+    assert code == 0 and out.exists()
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("meditation: warning: ")
+    assert "'dream' names no heading" in lines[0]
+    # A preset that matches one heading says nothing.
+    code = main(
+        [str(script), "--soundscape", str(_preset(tmp_path, "resting BY the water"))]
+        + ["--voice", "pyttsx3", "-o", str(tmp_path / "t.wav"), "--progress", "off"]
+    )
+    assert code == 0 and capsys.readouterr().err == ""

@@ -32,8 +32,9 @@ Preset format::
 
 from __future__ import annotations
 
+import difflib
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ __all__ = [
     "load_preset",
     "list_presets",
     "PRESET_DIRS",
+    "check_scene_names",
 ]
 
 # The top-level soundscapes/ folder, reached through a symlink in a checkout and copied into a wheel.
@@ -255,6 +257,44 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         cues=tuple(cues),
         fade_s=fade_s,
         path=path,
+    )
+
+
+def check_scene_names(preset: Preset, headings: Sequence[str]) -> str | None:
+    """Match the preset's scene names and ``at_scene`` anchors against a script's headings.
+
+    A name that equals no heading but is close to one is a probable typo:
+    refused (SoundscapeError) naming the closest heading. A preset none of
+    whose names match any heading was likely written for another script (the
+    dream's preset under a story of one's own): returns a one-line warning,
+    since its default scene still plays. Otherwise None.
+    """
+    if not any(headings):
+        return None  # no scenes to match (an ambient track, a script without headings)
+    by_lower = {h.lower(): h for h in headings if h}
+    named = [(f"scene {name!r}", name) for name in preset.scenes if name != "default"]
+    named += [
+        (f"a cue's at_scene {cue.at_scene!r}", cue.at_scene) for cue in preset.cues if cue.at_scene
+    ]
+    if not named:
+        return None
+    matched = False
+    for what, name in named:
+        if name.lower() in by_lower:
+            matched = True
+            continue
+        close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.8)
+        if close:
+            raise SoundscapeError(
+                f"{preset.path}: {what} matches no heading of the script; "
+                f"did you mean {by_lower[close[0]]!r}?"
+            )
+    if matched:
+        return None
+    return (
+        f"soundscape {preset.name!r} names no heading of this script "
+        f"(its scenes: {', '.join(repr(n) for _, n in named[:3])}{', …' if len(named) > 3 else ''}); "
+        "its default scene plays throughout"
     )
 
 

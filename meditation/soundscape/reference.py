@@ -153,7 +153,8 @@ heading but is close to one (a probable typo, such as `"Resting by the watr"`)
 is refused in one line naming the closest heading; a preset none of whose
 scenes match any heading of the script gets one warning line on stderr (it may
 have been written for another script) and plays its `default` scene
-throughout. An `at_text` found nowhere in the script is refused.
+throughout. A cue whose `at_text` or `at_scene` is not in the script does
+not play (a preset may serve several scripts).
 """
 
 

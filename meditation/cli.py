@@ -100,7 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     _setting_options(ambient, Use.AMBIENT)
     sub.add_parser("voices", help="list usable voices as engine:name")
-    sub.add_parser("soundscapes", help="list soundscape presets")
+    soundscapes = sub.add_parser(
+        "soundscapes", help="list soundscape presets, or show one's layers, scenes and cues"
+    )
+    soundscapes.add_argument("name", nargs="?", help="a preset name or .toml path to show")
     batch = sub.add_parser("batch", help="render every variant of a manifest", parents=[common])
     batch.add_argument("manifest")
     from .batch.command import add_batch_options  # noqa: PLC0415 - start-up: batch loads only when asked for
@@ -294,8 +297,13 @@ def _cmd_voices(args: argparse.Namespace) -> int:
 
 
 def _cmd_soundscapes(args: argparse.Namespace) -> int:
-    from .soundscape import list_presets  # noqa: PLC0415 - start-up: the soundscape package loads numpy
+    from .soundscape import list_presets, load_preset  # noqa: PLC0415 - start-up: the soundscape package loads numpy
 
+    if args.name:
+        from .soundscape.reference import describe_preset  # noqa: PLC0415 - start-up: only this command
+
+        print(describe_preset(load_preset(args.name)))
+        return 0
     presets = list_presets()
     width = max(len(p.name) for p in presets)
     for preset in presets:

@@ -109,3 +109,26 @@ def test_a_preset_for_another_script_warns_in_one_line_and_plays(tmp_path, capsy
         + ["--voice", "pyttsx3", "-o", str(tmp_path / "t.wav"), "--progress", "off"]
     )
     assert code == 0 and capsys.readouterr().err == ""
+
+
+def test_soundscapes_name_shows_the_layers_levels_params_scenes_and_cues(capsys):
+    from meditation.cli import main
+
+    assert main(["soundscapes", "dream"]) == 0
+    out = capsys.readouterr().out
+    layers = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    # Each layer with its level and the parameters the preset sets (marked) or leaves at defaults.
+    assert "level_db -13" in layers["drone"] and "root_hz=98*" in layers["drone"]
+    assert "gustiness=0.7*" in layers["wind"] and "travel_s=0.6 " in layers["wind"] + " "
+    assert "'the flight': wind +0, river -14, drone -8; fade_s 6" in out
+    assert "wings beats {'count': 6}, at_text 'lifts us into the air'" in out
+    assert "bell strike, at_scene 'The awakening' +1 s" in out
+    assert f"file: {REPO / 'soundscapes' / 'dream.toml'}" in out
+
+
+def test_soundscapes_with_an_unknown_name_is_one_line(capsys):
+    from meditation.cli import main
+
+    assert main(["soundscapes", "jungle"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown soundscape 'jungle'" in err

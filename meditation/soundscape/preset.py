@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 # The top-level soundscapes/ folder, reached through a symlink in a checkout and copied into a wheel.
-_PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "data" / "soundscapes"
+_PACKAGE_PRESETS = (Path(__file__).resolve().parent.parent / "data" / "soundscapes").resolve()
 PRESET_DIRS = (_PACKAGE_PRESETS,)
 
 # The ranges of a preset's own numbers, declared once: checked here, shown in the README reference.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__, publish
 from .cache import SpeechCache
+from .errors import SettingsError
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
 from .preflight import check_outputs
@@ -114,6 +115,9 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
 
 def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
+    if settings.soundscape == "none" and settings.bed is None:
+        # Not the default soundscape in its place: the user asked for no soundscape.
+        raise SettingsError("ambient: --soundscape none and no --bed: nothing to play")
     checked = check_outputs(settings)
     settings, publication = checked.settings, checked.publication
 
@@ -132,7 +136,12 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     chunks = _mixer(plan.timeline, None, plan, fade_in, fade_out)
     title = settings.title or "Ambience"
     tags = publish.metadata(
-        publication, settings, title=title, timeline=None, soundscape=plan.preset.name
+        publication,
+        settings,
+        title=title,
+        timeline=None,
+        soundscape=plan.preset.name,
+        spoken=False,
     )
     mastered = master_to_file(
         chunks,

@@ -15,9 +15,11 @@ separate paragraphs). The markup adds, all optional:
   out, hold), optionally ending in ``cues`` to have the voice say "in",
   "hold" and "out" at each phase.
 
-``\\[`` and ``\\<`` write a literal bracket. Anything else in brackets or
-tag-like angle brackets (an unclosed one too) is an error, reported as
-``file:line:col: what is wrong``. A script is limited to ``MAX_SCRIPT_BYTES``
+``\\[`` and ``\\<`` write a literal bracket. Anything else in brackets, a
+complete tag other than ``<break>``/``<speak>``, an unclosed ``<break``, a
+front-matter key given twice and a control character (but tab and newline)
+are errors, reported as ``file:line:col: what is wrong``; any other ``<`` is
+text. A script is limited to ``MAX_SCRIPT_BYTES``
 and must hold something a voice can say.
 """
 
@@ -185,7 +187,18 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
         or len(text.encode("utf-8", "surrogatepass")) > MAX_SCRIPT_BYTES
     ):
         _check_size(MAX_SCRIPT_BYTES + 1, path)
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    control = _CONTROL.search(text)
+    if control is not None:
+        # Invisible, never spoken, and \x01/\x02 would pass for the escapes \[ and \<.
+        at = control.start()
+        raise ScriptError(
+            f"control character U+{ord(control.group()):04X} in the text (only tab and newline are allowed)",
+            path=path,
+            line=text.count("\n", 0, at) + 1,
+            col=at - text.rfind("\n", 0, at),
+        )
+    lines = text.split("\n")
     settings: dict[str, str] = {}
     setting_lines: dict[str, int] = {}
     start = 0
@@ -215,6 +228,13 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
                     line=i + 1,
                     col=1,
                 )
+            if key in settings:
+                raise ScriptError(
+                    f"front matter key {key!r} is given twice (first on line {setting_lines[key]})",
+                    path=path,
+                    line=i + 1,
+                    col=1,
+                )
             value = value.strip()
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
@@ -236,7 +256,7 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
 
     paragraphs = [item for scene in scenes for item in scene.items if isinstance(item, Paragraph)]
     if not any(has_speakable_text(p.text) for p in paragraphs):
-        # Emoji, punctuation, zero-width or control characters alone would
+        # Emoji, punctuation, or zero-width characters alone would
         # render a silent track; refuse it like an empty script.
         if paragraphs:
             raise ScriptError(
@@ -355,6 +375,12 @@ class _Body:
                 )
             else:
                 closer = _ANGLE_END.search(text, open_at + 1)
+                if (closer is None or closer.group() != ">") and not _KNOWN_TAG.match(
+                    text, open_at + 1
+                ):
+                    # "If a<b then rest.": a '<' that neither closes nor names a known tag is text.
+                    at = open_at + 1
+                    continue
                 if closer is None or closer.group() != ">":
                     raise ScriptError(
                         "tag is not closed with '>' on this line (write \\< for a literal '<')",
@@ -385,8 +411,12 @@ class _Body:
 # Markup is found by searching for its first character, never by one pattern
 # spanning a whole directive, and the end by searching on from there: no
 # backtracking, nothing scanned twice. A '<' starts a tag only when a name
-# (or '/') follows, so "a < b" and "<3" stay text.
-_OPENER = re.compile(r"\[|<(?=[ \t]*+/?[ \t]*+[A-Za-z])")
+# (or '/') follows at once, as in HTML, so "a < b" and "<3" stay text; and an
+# unclosed one only when it names a tag we know ("If a<b then" is text).
+_OPENER = re.compile(r"\[|<(?=/?[A-Za-z])")
+# Cc but tab and newline (a carriage return is a newline by then).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_KNOWN_TAG = re.compile(r"/?(?:break|speak)(?![A-Za-z])", re.IGNORECASE)
 _BRACKET_END = re.compile(r"[\[\]]")
 _ANGLE_END = re.compile(r"[<>\[\]]")
 _WORD = re.compile(r"\S+")

@@ -258,7 +258,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
     values["script"] = script_path
     if "output" not in values:
         values["output"] = Path(script_path.stem + ".mp3")
-    settings = check_values(resolve_settings(values, script, labels=labels), script)
+    settings = check_values(
+        resolve_settings(values, script, labels=labels, relative_to=script_path.parent), script
+    )
     result = render(settings, script)
     _report(result)
     return 0

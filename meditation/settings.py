@@ -389,14 +389,21 @@ def _read_source(values: dict[str, Any], given: Mapping[str, Any], label_of: Any
 
 
 def resolve_settings(
-    explicit: Mapping[str, Any], script=None, *, labels: Mapping[str, str] | None = None
+    explicit: Mapping[str, Any],
+    script=None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    relative_to: Path | None = None,
 ) -> RenderSettings:
     """Merge defaults, the script's front matter and explicit values; validate once.
 
     ``explicit`` holds only the settings the user actually gave, by key or
     field name, as raw values; ``labels`` names them in messages (the CLI
     passes ``--rate`` for ``rate``). A bad front-matter value is reported at
-    its line in the script.
+    its line in the script. ``relative_to``: the folder a relative file named
+    in the front matter (``cover:``, ``bed:``) lies in — the script's own on
+    the command line and in a batch, as manifests and presets do; the studio
+    resolves them inside its folder itself.
     """
     values: dict[str, Any] = {}
     if script is not None:
@@ -407,6 +414,11 @@ def resolve_settings(
         for key in keys:
             try:
                 _read_source(values, {key: script.settings[key]}, lambda k, spec: spec.key)
+                spec = SCHEMA.get(key)
+                if relative_to is not None and spec is not None and spec.role is Role.INPUT:
+                    path = values.get(spec.name)
+                    if isinstance(path, Path) and not path.expanduser().is_absolute():
+                        values[spec.name] = Path(relative_to) / path
             except SettingsError as exc:
                 raise ScriptError(
                     str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=1

@@ -132,3 +132,56 @@ def test_soundscapes_with_an_unknown_name_is_one_line(capsys):
     assert main(["soundscapes", "jungle"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown soundscape 'jungle'" in err
+
+
+def test_front_matter_cover_and_bed_are_found_beside_the_script(tmp_path, monkeypatch, capsys):
+    # Run from another folder: the script's own files are beside it, not in the working folder.
+    import mutagen
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
+    from meditation.cli import main
+
+    folder = tmp_path / "session"
+    folder.mkdir()
+    Image.new("RGB", (32, 24), (40, 90, 160)).save(folder / "art.png")
+    noise = np.random.default_rng(1).standard_normal((3 * 44100, 2)).astype(np.float32) * 0.1
+    sf.write(folder / "rain.wav", noise, 44100)
+    script = folder / "s.md"
+    script.write_text("---\ncover: art.png\nbed: rain.wav:-12\n---\nRest here.\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    out = tmp_path / "s.ogg"
+    code = main(
+        [str(script), "--voice", "pyttsx3", "--soundscape", "none", "-o", str(out)]
+        + ["--progress", "off", "--timings", str(tmp_path / "s.json")]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert mutagen.File(out).tags.get("metadata_block_picture")
+    import json
+
+    timings = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
+    assert timings["scenes"][0]["layers"] == ["bed"]  # the recording beside the script plays
+
+
+def test_the_studio_finds_front_matter_files_in_its_folder(tmp_path, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    from meditation.studio.shape import resolve
+
+    folder = tmp_path / "studio"
+    folder.mkdir()
+    noise = np.random.default_rng(1).standard_normal((3 * 44100, 2)).astype(np.float32) * 0.1
+    sf.write(folder / "rain.wav", noise, 44100)
+    monkeypatch.chdir(tmp_path)  # not the studio's folder
+    settings, _ = resolve(
+        "---\nbed: rain.wav\n---\nRest.\n",
+        {"voice": "pyttsx3"},
+        name="job.md",
+        output=tmp_path / "o.wav",
+        folder=folder,
+    )
+    assert settings.bed == (folder / "rain.wav").resolve()

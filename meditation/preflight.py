@@ -124,7 +124,9 @@ def check_soundscape(
 
 def _guides_breathing(script: Script | None) -> bool:
     return script is not None and any(
-        isinstance(item, Pause) and item.phases for scene in script.scenes for item in scene.items
+        isinstance(item, Pause) and (item.phases or item.kind == "breathe")
+        for scene in script.scenes
+        for item in scene.items
     )
 
 

@@ -96,6 +96,9 @@ class Segment:
     """A breathing exercise's phases (``("in" | "hold" | "out", seconds)``), laid out exactly, never scaled."""
     cue_at_s: float | None = None
     """A spoken breathing cue: seconds from the start of the exercise planned before it."""
+    breathe_s: tuple[float, ...] = ()
+    """Each plain ``[breathe]`` written in ``gap_before_s`` (seconds, before ``pause_scale``):
+    layout paces one in-out breath over each, at the end of the gap."""
 
     @property
     def end(self) -> int:
@@ -122,6 +125,7 @@ def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[S
     max_chars = max_chars_for(rate)
     pending_gap = 0.0  # structural gap before the next segment (a scene's)
     written = 0.0  # written pauses since the last segment
+    breathed: list[float] = []  # the plain [breathe]s among them
 
     def gap(structural: float, boundary: bool) -> float:
         if not planned:
@@ -135,6 +139,8 @@ def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[S
             if isinstance(item, Pause):
                 if not item.phases:
                     written += item.seconds
+                    if item.kind == "breathe":
+                        breathed.append(item.seconds)
                     continue
                 if pending_gap:
                     before = gap(pending_gap, True)
@@ -152,7 +158,7 @@ def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[S
                             Segment(text=CUE_WORDS[phase], scene=scene.name, cue_at_s=offset)
                         )
                         offset += seconds
-                pending_gap, written = 0.0, 0.0
+                pending_gap, written, breathed = 0.0, 0.0, []
                 continue
             for s_index, pieces in enumerate(segment_paragraph(item.text, max_chars=max_chars)):
                 for p_index, piece in enumerate(pieces):
@@ -162,11 +168,22 @@ def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[S
                         before = gap(gaps.sentence_s, False)
                     else:
                         before = gap(max(pending_gap, gaps.paragraph_s), True)
-                    planned.append(Segment(text=piece, scene=scene.name, gap_before_s=before))
-                    pending_gap, written = 0.0, 0.0
+                    planned.append(
+                        Segment(
+                            text=piece,
+                            scene=scene.name,
+                            gap_before_s=before,
+                            breathe_s=tuple(breathed),
+                        )
+                    )
+                    pending_gap, written, breathed = 0.0, 0.0, []
     if written > 0 and planned:
         # A pause after the last sentence: silence before the tail begins.
-        planned.append(Segment(text="", scene=planned[-1].scene, gap_before_s=written))
+        planned.append(
+            Segment(
+                text="", scene=planned[-1].scene, gap_before_s=written, breathe_s=tuple(breathed)
+            )
+        )
     return planned
 
 

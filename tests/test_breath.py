@@ -196,3 +196,31 @@ def test_layers_can_leave_the_breath_out(rendered, tmp_path):
     )
     assert code == 0
     assert sorted(p.name for p in stems.iterdir()) == ["drone.wav", "voice.wav"]
+
+
+def test_a_single_breathe_is_one_paced_breath_where_it_was_silence(tmp_path):
+    # "[breathe]" was 6 s of silence with no breath sound; it keeps its timing, and the breath
+    # layer now paces one in-out breath over it.
+    script = tmp_path / "one.md"
+    script.write_text("Sit down. [breathe] Rest now.\n", encoding="utf-8")
+    out, timings, stems = tmp_path / "o.wav", tmp_path / "t.json", tmp_path / "stems"
+    code = main(
+        [str(script), "-o", str(out), "--voice", "pyttsx3"]
+        + ["--timings", str(timings), "--stems", str(stems), "--progress", "off"]
+        + ["--lead-in", "1", "--tail", "2"]
+    )
+    assert code == 0
+    data = json.loads(timings.read_text())
+    first, second = data["segments"]
+    assert second["start"] - first["end"] == pytest.approx(6.0, abs=1e-3)  # the written 6 s
+    breaths = data["breaths"]
+    assert [b["phase"] for b in breaths] == ["in", "out"]
+    assert breaths[0]["start"] + breaths[0]["duration"] == pytest.approx(breaths[1]["start"])
+    assert breaths[0]["start"] == pytest.approx(first["end"], abs=1e-3)
+    assert breaths[1]["start"] + breaths[1]["duration"] == pytest.approx(second["start"], abs=1e-3)
+    audio, sr = sf.read(stems / "breath.wav", dtype="float32")
+    placed = [
+        Breath(round(b["start"] * sr), b["phase"], round(b["duration"] * sr)) for b in breaths
+    ]
+    _assert_paces(audio, placed)
+    assert np.max(np.abs(audio[: placed[0].start])) == 0

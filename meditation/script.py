@@ -13,7 +13,7 @@ separate paragraphs). The markup adds, all optional:
 * guided breathing: ``[breathe 4-7-8 x4]`` (in 4 s, hold 7 s, out 8 s, four
   cycles), ``[breathe 4-6 x5]`` (in, out), ``[breathe box 4 x3]`` (in, hold,
   out, hold), optionally ending in ``cues`` to have the voice say "in",
-  "hold" and "out" at each phase.
+  "hold" and "out" at each phase, or ``cues=Breathe in,Hold,Let go`` to choose the words.
 
 ``\\[`` and ``\\<`` write a literal bracket. Anything else in brackets, a
 complete tag other than ``<break>``/``<speak>``, an unclosed ``<break``, a
@@ -86,6 +86,8 @@ class Pause:
     """A guided breathing exercise: its phases in order, each ``("in" | "hold" | "out", seconds)``; empty for a plain pause."""
     cues: bool = False
     """Speak "in", "hold", "out" at the start of each phase."""
+    cue_words: tuple[tuple[str, str], ...] = ()
+    """The words said for each phase (``cues=Breathe in,Hold,Let go``); empty: ``segments.CUE_WORDS``."""
     in_paragraph: bool = False
     """An exercise written after words of the same paragraph (it follows them a sentence gap later)."""
 
@@ -400,6 +402,7 @@ class _Body:
                         pause.line,
                         pause.phases,
                         pause.cues,
+                        pause.cue_words,
                         in_paragraph=had_words,
                     )
                 self.items.append(pause)
@@ -472,15 +475,27 @@ _PHASE_S = (1.0, 60.0)
 _MAX_CYCLES = 100
 _PHASE = re.compile(r"(\d{1,3}(?:\.\d{1,3})?)s?", re.ASCII)
 _BREATHING_HELP = "write e.g. [breathe 4-7-8 x4], [breathe box 4 x3] or [breathe 4-6 x5 cues]"
+_CUE_LIST = re.compile(r"(?<!\S)cues[ \t]*+=", re.IGNORECASE)
+_CUE_EXAMPLE = {"in": "Breathe in", "hold": "Hold", "out": "Let go"}
+_MAX_CUE_CHARS = 60
 
 
 def _breathing(body: str, path: str, line: int, col: int) -> Pause:
     """A guided breathing exercise: ``breathe PATTERN [xCYCLES] [cues]``."""
-    # Column of each word inside the brackets, so an error points at the bad word.
-    words = [(m.group(), col + 1 + m.start()) for m in _WORD.finditer(body)][1:]
 
     def fail(message: str, at: int) -> ScriptError:
         return ScriptError(f"{message} ({_BREATHING_HELP})", path=path, line=line, col=at)
+
+    # "cues=Breathe in,Hold,Let go": the rest of the directive is the words, spaces and all.
+    said = _CUE_LIST.search(body)
+    said_text = body[said.end() :] if said else None
+    said_col = col + 1 + said.start() if said else col
+    if said:
+        body = body[: said.start()]
+    # Column of each word inside the brackets, so an error points at the bad word.
+    words = [(m.group(), col + 1 + m.start()) for m in _WORD.finditer(body)][1:]
+    if not words:
+        raise fail("[breathe] needs a pattern before cues=", said_col)
 
     pattern, pattern_col = words[0]
     rest = words[1:]
@@ -515,7 +530,24 @@ def _breathing(body: str, path: str, line: int, col: int) -> Pause:
     names = _PHASE_NAMES[len(seconds)]
     cycle = tuple((name, s) for name, s in zip(names, seconds) if s > 0)
     phases = cycle * cycles
-    return Pause(sum(s for _, s in phases), "breathe", line, phases=phases, cues=cues)
+    cue_words: tuple[tuple[str, str], ...] = ()
+    if said_text is not None:
+        if cues:
+            raise fail("give cues or cues=WORDS, not both", said_col)
+        kinds = tuple(dict.fromkeys(name for name, _ in cycle))  # in, [hold,] out
+        given = [" ".join(w.split()) for w in _unescape(said_text).split(",")]
+        if len(given) != len(kinds) or not all(has_speakable_text(w) for w in given):
+            raise fail(
+                f"cues= needs {len(kinds)} words or phrases joined by commas, one for each of "
+                f"{', '.join(kinds)}, e.g. cues={','.join(_CUE_EXAMPLE[k] for k in kinds)}",
+                said_col,
+            )
+        if any(len(w) > _MAX_CUE_CHARS for w in given):
+            raise fail(f"a cue is longer than {_MAX_CUE_CHARS} characters", said_col)
+        cues, cue_words = True, tuple(zip(kinds, given))
+    return Pause(
+        sum(s for _, s in phases), "breathe", line, phases=phases, cues=cues, cue_words=cue_words
+    )
 
 
 def _phase_seconds(text: str, fail, col: int, *, hold: bool = False) -> float:

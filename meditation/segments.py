@@ -153,10 +153,9 @@ def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[S
                 )
                 if item.cues:
                     offset = 0.0
+                    said = {**CUE_WORDS, **dict(item.cue_words)}
                     for phase, seconds in item.phases:
-                        planned.append(
-                            Segment(text=CUE_WORDS[phase], scene=scene.name, cue_at_s=offset)
-                        )
+                        planned.append(Segment(text=said[phase], scene=scene.name, cue_at_s=offset))
                         offset += seconds
                 pending_gap, written, breathed = 0.0, 0.0, []
                 continue

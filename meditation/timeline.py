@@ -56,8 +56,8 @@ def _single_breaths(
     start = end - sum(lengths)
     out = []
     for length in lengths:
-        inhale = int(round(length * _INHALE_SHARE))
-        if inhale > 0 and length - inhale > 0:
+        inhale = min(max(1, int(round(length * _INHALE_SHARE))), length - 1)
+        if length >= 2:
             out += [Breath(start, "in", inhale), Breath(start + inhale, "out", length - inhale)]
         start += length
     return out

@@ -224,3 +224,44 @@ def test_a_single_breathe_is_one_paced_breath_where_it_was_silence(tmp_path):
     ]
     _assert_paces(audio, placed)
     assert np.max(np.abs(audio[: placed[0].start])) == 0
+
+
+def test_the_cue_words_can_be_chosen_per_exercise(tmp_path):
+    # They were fixed to In/Hold/Out.
+    script = tmp_path / "words.md"
+    script.write_text(
+        "Ready. [breathe 2-1-3 x2 cues=Breathe in, Stay,Let it go] Good.\n", encoding="utf-8"
+    )
+    out, timings, stems = tmp_path / "o.wav", tmp_path / "t.json", tmp_path / "stems"
+    code = main(
+        [str(script), "-o", str(out), "--voice", "pyttsx3", "--progress", "off"]
+        + ["--timings", str(timings), "--stems", str(stems)]
+    )
+    assert code == 0
+    data = json.loads(timings.read_text())
+    said = [s["text"] for s in data["segments"]]
+    assert said == ["Ready."] + ["Breathe in", "Stay", "Let it go"] * 2 + ["Good."]
+    # Each is spoken on its phase: the voice stem has speech within 50 ms of each phase start.
+    voice, sr = sf.read(stems / "voice.wav", dtype="float32")
+    for b in data["breaths"]:
+        start = round(b["start"] * sr)
+        assert rms_db(voice[start : start + sr // 2]) > -50, b
+
+
+@pytest.mark.parametrize(
+    "directive, col, fragment",
+    [
+        ("[breathe 4-6 cues=In]", 14, "cues= needs 2 words"),
+        ("[breathe 4-7-8 cues=In,Out]", 16, "one for each of in, hold, out"),
+        ("[breathe 4-6 cues=In,]", 14, "cues= needs 2 words"),
+        ("[breathe 4-6 cues cues=In,Out]", 19, "not both"),
+        ("[breathe cues=In,Out]", 10, "needs a pattern"),
+    ],
+)
+def test_bad_cue_words_are_refused_at_their_place(directive, col, fragment):
+    from meditation.errors import ScriptError
+    from meditation.script import parse_script
+
+    with pytest.raises(ScriptError) as info:
+        parse_script(directive, path="w.md")
+    assert str(info.value).startswith(f"w.md:1:{col}: ") and fragment in str(info.value)

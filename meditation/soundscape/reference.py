@@ -234,9 +234,9 @@ def describe_preset(preset: Preset) -> str:
             f"  {name:<{width}}{kind}  level_db {_number(spec.level_db)}  " + " ".join(shown)
         )
     lines.append("scenes (dB on top of each layer's level; layers not named are silent):")
-    for scene, spec in preset.scenes.items():
-        gains = ", ".join(f"{k} {v:+g}" for k, v in spec.layers.items()) or "silence"
-        lines.append(f"  {scene!r}: {gains}; fade_s {_number(spec.fade_s)}")
+    for scene, scene_spec in preset.scenes.items():
+        gains = ", ".join(f"{k} {v:+g}" for k, v in scene_spec.layers.items()) or "silence"
+        lines.append(f"  {scene!r}: {gains}; fade_s {_number(scene_spec.fade_s)}")
     if preset.cues:
         lines.append("cues:")
     for cue in preset.cues:

@@ -19,7 +19,7 @@ from .premix import Premix
 from .progress import clock
 from .script import Script, read_script
 from .segments import plan_segments
-from .settings import RenderSettings, settings_to_dict
+from .settings import RenderSettings, breath_cue_words, settings_to_dict
 from .soundscape import AmbiencePlan, AmbienceStream, check_scene_names, plan_ambience
 from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
@@ -64,7 +64,9 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     checked = check_outputs(settings)
     settings, publication = checked.settings, checked.publication
     script = script or read_script(settings.script)
-    planned = plan_segments(script, rate=settings.rate)
+    planned = plan_segments(
+        script, rate=settings.rate, cue_words=breath_cue_words(settings.breath_cues)
+    )
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )

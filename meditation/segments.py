@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .script import Pause, Script
+from .settings import RenderSettings, breath_cue_words
 
 __all__ = [
     "Gaps",
@@ -57,8 +59,8 @@ __all__ = [
 MAX_SEGMENT_S = 15.0
 _CHARS_PER_S = 14.0  # measured speaking speed of the default voice at rate 1.0
 
-CUE_WORDS = {"in": "In", "hold": "Hold", "out": "Out"}
-"""What the voice says at the start of each breathing phase."""
+CUE_WORDS = breath_cue_words(RenderSettings.__dataclass_fields__["breath_cues"].default)
+"""What the voice says at the start of each breathing phase, by default (the ``breath_cues`` setting)."""
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,18 @@ def max_chars_for(rate: float) -> int:
     return max(40, int(_CHARS_PER_S * rate * (MAX_SEGMENT_S - 3.0)))
 
 
-def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[Segment]:
+def plan_segments(
+    script: Script,
+    *,
+    rate: float,
+    gaps: Gaps = Gaps(),
+    cue_words: Mapping[str, str] = CUE_WORDS,
+) -> list[Segment]:
     """The script as segments in speaking order, each with the silence planned before it (unscaled).
 
     Spoken segments have ``text``; silent entries (a breathing exercise, a
     written pause after the last sentence) have none and are not synthesized.
+    ``cue_words``: said on each breathing phase (an exercise's own ``cues=`` wins).
     """
     planned: list[Segment] = []
     max_chars = max_chars_for(rate)
@@ -153,7 +162,7 @@ def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[S
                 )
                 if item.cues:
                     offset = 0.0
-                    said = {**CUE_WORDS, **dict(item.cue_words)}
+                    said = {**cue_words, **dict(item.cue_words)}
                     for phase, seconds in item.phases:
                         planned.append(Segment(text=said[phase], scene=scene.name, cue_at_s=offset))
                         offset += seconds

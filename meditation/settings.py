@@ -58,6 +58,7 @@ __all__ = [
     "validate",
     "split_level",
     "resolve_settings",
+    "breath_cue_words",
     "parse_duration_s",
     "format_duration",
     "describe_range",
@@ -109,6 +110,10 @@ class RenderSettings:
         high=2.0,
     )
     pause_scale: float = setting(1.0, "multiplies every pause", unit="×", low=0.0, high=10.0)
+    breath_cues: str = setting(
+        "In,Hold,Out",
+        "what the voice says on each breathing phase of [breathe … cues]: in,hold,out",
+    )
     duration_s: float | None = setting(
         None,
         "target length: pauses stretch or shrink to fit (ambient: the track's length)",
@@ -350,7 +355,24 @@ def validate(settings: RenderSettings) -> RenderSettings:
         )
     if not settings.voice.strip():
         raise SettingsError("voice must be engine:name, not ''")
+    breath_cue_words(settings.breath_cues)
     return settings
+
+
+_MAX_CUE_CHARS = 60
+
+
+def breath_cue_words(text: str) -> dict[str, str]:
+    """``breath_cues`` (``In,Hold,Out``) as the words said on each phase; SettingsError if malformed."""
+    words = [" ".join(w.split()) for w in str(text).split(",")]
+    if len(words) != 3 or not all(any(ch.isalnum() for ch in w) for w in words):
+        raise SettingsError(
+            f"breath_cues {str(text)!r} must be three words or phrases joined by commas, "
+            "for in, hold and out, e.g. Breathe in,Hold,Let go"
+        )
+    if any(len(w) > _MAX_CUE_CHARS for w in words):
+        raise SettingsError(f"breath_cues: a cue is longer than {_MAX_CUE_CHARS} characters")
+    return dict(zip(("in", "hold", "out"), words))
 
 
 def split_level(raw: Any) -> tuple[Any, str | None]:
@@ -414,6 +436,8 @@ def resolve_settings(
         for key in keys:
             try:
                 _read_source(values, {key: script.settings[key]}, lambda k, spec: spec.key)
+                if key == "breath_cues":  # checked here too, so the error names its line
+                    breath_cue_words(values["breath_cues"])
                 spec = SCHEMA.get(key)
                 if relative_to is not None and spec is not None and spec.role is Role.INPUT:
                     path = values.get(spec.name)

@@ -265,3 +265,37 @@ def test_bad_cue_words_are_refused_at_their_place(directive, col, fragment):
     with pytest.raises(ScriptError) as info:
         parse_script(directive, path="w.md")
     assert str(info.value).startswith(f"w.md:1:{col}: ") and fragment in str(info.value)
+
+
+def test_breath_cues_in_front_matter_set_the_words_of_every_exercise(tmp_path):
+    script = tmp_path / "fm.md"
+    script.write_text(
+        "---\nbreath_cues: Breathe in, Rest, Let go\n---\n"
+        "Ready. [breathe 2-1-2 cues] Again. [breathe 2-2 cues=Up,Down] Good.\n",
+        encoding="utf-8",
+    )
+    out, timings = tmp_path / "o.wav", tmp_path / "t.json"
+    code = main(
+        [str(script), "-o", str(out), "--voice", "pyttsx3", "--progress", "off"]
+        + ["--timings", str(timings)]
+    )
+    assert code == 0
+    said = [s["text"] for s in json.loads(timings.read_text())["segments"]]
+    # The exercise's own cues= wins over the front matter.
+    assert said == ["Ready.", "Breathe in", "Rest", "Let go", "Again.", "Up", "Down", "Good."]
+
+
+@pytest.mark.parametrize("value", ["In,Out", "In,,Out", "In,Hold,Out,More", "...,Hold,Out"])
+def test_bad_breath_cues_are_refused_at_their_front_matter_line(tmp_path, capsys, value):
+    script = tmp_path / "bad.md"
+    script.write_text(f"---\ntitle: T\nbreath_cues: {value}\n---\nHello.\n", encoding="utf-8")
+    out = tmp_path / "o.wav"
+    assert main([str(script), "-o", str(out), "--voice", "pyttsx3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{script}:3:1: breath_cues" in err, err
+    assert not out.exists()
+    # And on the command line.
+    good = tmp_path / "good.md"
+    good.write_text("Hello.\n", encoding="utf-8")
+    assert main([str(good), "-o", str(out), "--breath-cues", value]) == 2
+    assert "breath_cues" in capsys.readouterr().err and not out.exists()

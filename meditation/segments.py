@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .script import Pause, Script
-from .settings import RenderSettings, breath_cue_words
+from .settings import SCHEMA, breath_cue_words
 
 __all__ = [
     "Gaps",
@@ -59,7 +59,7 @@ __all__ = [
 MAX_SEGMENT_S = 15.0
 _CHARS_PER_S = 14.0  # measured speaking speed of the default voice at rate 1.0
 
-CUE_WORDS = breath_cue_words(RenderSettings.__dataclass_fields__["breath_cues"].default)
+CUE_WORDS = breath_cue_words(SCHEMA["breath_cues"].default)
 """What the voice says at the start of each breathing phase, by default (the ``breath_cues`` setting)."""
 
 

@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
         "ambient", help="render a soundscape alone, for any length", parents=[common]
     )
     _setting_options(ambient, Use.AMBIENT)
-    sub.add_parser("voices", help="list usable voices as engine:name")
+    sub.add_parser("voices", help="list usable voices: engine, language, gender, sample rate, kind")
+    _say_parser(sub, common)
     soundscapes = sub.add_parser(
         "soundscapes", help="list soundscape presets, or show one's layers, scenes and cues"
     )
@@ -291,10 +292,33 @@ def _report(result) -> None:
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
-    from .voices import DEFAULT_VOICE, list_voices  # noqa: PLC0415 - start-up: only this command lists voices
+    from .voices import DEFAULT_VOICE, ENGINES, list_voices  # noqa: PLC0415 - start-up: only this command lists voices
 
-    for voice in list_voices():
-        print(voice + ("  (default)" if voice == DEFAULT_VOICE else ""))
+    rows = []
+    for voice_id in list_voices():
+        engine, _, name = voice_id.partition(":")
+        info = ENGINES[engine].describe(name)
+        rows.append(
+            (
+                # The default, then the other neural voices: the ones to choose from.
+                (voice_id != DEFAULT_VOICE, not info.neural),
+                voice_id + (" (default)" if voice_id == DEFAULT_VOICE else ""),
+                engine,
+                info.language or "-",
+                info.accent or "-",
+                info.gender or "-",
+                f"{info.sample_rate} Hz" if info.sample_rate else "-",
+                "yes" if info.neural else "no",
+            )
+        )
+    rows.sort(key=lambda row: row[0])  # stable: each engine keeps its own order
+    table = [("voice", "engine", "language", "accent", "gender", "sample rate", "neural")]
+    table += [row[1:] for row in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
     return 0
 
 
@@ -349,6 +373,45 @@ def _cmd_studio(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- meditation say "text" --voice V -o say.wav ------------------------------------
+
+
+def _say_parser(sub, common) -> None:
+    say = sub.add_parser(
+        "say", help="speak a line with a voice, to audition it (writes say.wav)", parents=[common]
+    )
+    say.add_argument("text", help="what to say (script markup works: [pause 1s], [breathe])")
+    say.add_argument("--voice", default=argparse.SUPPRESS, help="voice as engine:name")
+    say.add_argument("--rate", default=argparse.SUPPRESS, metavar="X", help="speaking rate")
+    say.add_argument(
+        "--voice-fx", dest="voice_fx", default=argparse.SUPPRESS, help="voice chain, as render's"
+    )
+    say.add_argument(
+        "-o",
+        "--output",
+        default="say.wav",
+        help="audio file to write; its suffix picks the format (default say.wav)",
+    )
+
+
+def _cmd_say(args: argparse.Namespace) -> int:
+    """The line alone, through the render's own voice, chain, loudness and writer (no ambience)."""
+    from .preflight import check_values  # noqa: PLC0415 - see the note at the top
+    from .render import render  # noqa: PLC0415 - see the note at the top
+    from .script import has_speakable_text, parse_script  # noqa: PLC0415 - see the note at the top
+    from .settings import resolve_settings  # noqa: PLC0415 - see the note at the top
+
+    if not has_speakable_text(args.text):
+        raise MeditationError("say: nothing to say (give the words in quotes)")
+    script = parse_script(args.text, path="<say>")
+    values = {k: getattr(args, k) for k in ("voice", "rate", "voice_fx") if hasattr(args, k)}
+    labels = {k: "--" + k.replace("_", "-") for k in values}
+    values.update(output=Path(args.output), soundscape="none", lead_in=0.3, tail=0.6)
+    settings = resolve_settings(values, script, labels=labels | {"output": "-o"})
+    _report(render(check_values(settings, script), script))
+    return 0
+
+
 # --- meditation plot TIMINGS.json -o plan.png ----------------------------------
 
 
@@ -381,6 +444,7 @@ _COMMANDS = {
     "render": _cmd_render,
     "ambient": _cmd_ambient,
     "voices": _cmd_voices,
+    "say": _cmd_say,
     "soundscapes": _cmd_soundscapes,
     "batch": _cmd_batch,
     "cache": _cmd_cache,

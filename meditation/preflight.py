@@ -7,6 +7,7 @@ mistake costs nothing and is one line:
 - the voice chain (``--voice-fx``) parses, and the voice exists (resolved to
   its ``engine:name``);
 - the recorded bed (``--bed``) is a usable recording;
+- the pronunciation lexicon (``--lexicon`` and the script's own entries) reads;
 - the soundscape preset loads and holds the ``--layers`` asked for;
 - every output path may be written and is none of the inputs
   (:func:`check_files`);
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from . import files, publish
 from .errors import ManifestError, MeditationError, SoundscapeError, one_line
+from .lexicon import script_lexicon
 from .script import Pause, Script
 from .settings import SCHEMA, RenderSettings, Role, preset_name
 from .soundscape import Preset, check_scene_names, load_preset
@@ -88,6 +90,9 @@ def check_values(
     if voice:
         with _named(where, "voice"):
             settings = dataclasses.replace(settings, voice=resolve_voice(settings.voice))
+    if settings.lexicon is not None or script is not None:
+        with _named(where, "lexicon"):
+            script_lexicon(script, settings.lexicon)  # a bad entry, one line at its file:line
     check_soundscape(settings, script, load=load, where=where)
     return settings
 

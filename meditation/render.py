@@ -12,8 +12,10 @@ from pathlib import Path
 from . import __version__, publish
 from .cache import SpeechCache
 from .errors import SettingsError
+from .lexicon import script_lexicon
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
+from .pace import rate_for_wpm, refine_rate
 from .preflight import check_outputs
 from .premix import Premix
 from .progress import clock
@@ -24,6 +26,7 @@ from .soundscape import AmbiencePlan, AmbienceStream, check_scene_names, plan_am
 from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
 from .voicefx import parse_voice_fx
+from .voices import resolve_voice
 
 __all__ = ["RenderResult", "render", "render_ambient"]
 
@@ -64,15 +67,33 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     checked = check_outputs(settings)
     settings, publication = checked.settings, checked.publication
     script = script or read_script(settings.script)
-    planned = plan_segments(
-        script, rate=settings.rate, cue_words=breath_cue_words(settings.breath_cues)
-    )
+    lexicon = script_lexicon(script, settings.lexicon)  # bad entries refused before any synthesis
+    cue_words = breath_cue_words(settings.breath_cues)
+    if settings.wpm is not None:  # a pace sets the rate for this voice and script, before speech
+        texts = [
+            s.text
+            for s in plan_segments(script, rate=settings.rate, cue_words=cue_words)
+            if s.spoken
+        ]
+        voice_id = resolve_voice(settings.voice)
+        rate = rate_for_wpm(settings.wpm, voice_id, texts)
+        # Long sentences split by their length at the rate: probe the segments it will speak.
+        texts = [s.text for s in plan_segments(script, rate=rate, cue_words=cue_words) if s.spoken]
+        rate = refine_rate(
+            rate,
+            voice_id,
+            texts,
+            lambda probe, r: _speech_seconds(probe, voice_id, r, lexicon),
+            wpm=settings.wpm,
+        )
+        settings = settings.replace(rate=rate)
+    planned = plan_segments(script, rate=settings.rate, cue_words=cue_words)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )
     # The mix is made and measured as the speech comes in (see ``premix``).
     with _premix(script, planned, settings, fades) as premix:
-        audio = _speak(planned, settings, each=premix.add)
+        audio = _speak(planned, settings, each=premix.add, lexicon=lexicon)
         made = premix.finish(audio)
     timeline, voice = made.timeline, made.voice
     chunks = _mixer(timeline, voice, made.plan, *fades)
@@ -185,7 +206,7 @@ def _premix(
     )
 
 
-def _speak(planned, settings: RenderSettings, each=None) -> list:
+def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
     """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped)."""
     cache = SpeechCache() if settings.cache else None
     return synthesize(
@@ -196,7 +217,14 @@ def _speak(planned, settings: RenderSettings, each=None) -> list:
         cache=cache,
         finish_with=limit_crest,
         each=each,
+        lexicon=lexicon,
     )
+
+
+def _speech_seconds(texts, voice: str, rate: float, lexicon=None) -> float:
+    """Seconds of speech in ``texts`` as the speech stage would place them (trimmed)."""
+    audio = synthesize(texts, voice=voice, rate=rate, sample_rate=24000, lexicon=lexicon)
+    return sum(len(a) for a in audio) / 24000
 
 
 def _place(
@@ -278,4 +306,4 @@ def _beds(settings: RenderSettings) -> list[tuple[str, float]]:
 
 
 def _voice_fx(settings: RenderSettings, preset_table):
-    return parse_voice_fx(settings.voice_fx, preset_table)
+    return parse_voice_fx(settings.voice_fx, preset_table, voice=settings.voice)

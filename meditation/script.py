@@ -15,6 +15,12 @@ separate paragraphs). The markup adds, all optional:
   out, hold), optionally ending in ``cues`` to have the voice say "in",
   "hold" and "out" at each phase, or ``cues=Breathe in,Hold,Let go`` to choose the words.
 
+* pronunciation: ``{Metta|MET-tah}`` or ``{Metta|/mˈɛtə/}`` says the word
+  as respelled (or as the IPA phonemes) wherever it appears in the script,
+  while captions show it as written; a front-matter ``lexicon:`` block
+  (indented ``word: respelling`` lines) does the same (see
+  ``meditation.lexicon``).
+
 ``\\[`` and ``\\<`` write a literal bracket. Anything else in brackets, a
 complete tag other than ``<break>``/``<speak>``, an unclosed ``<break``, a
 front-matter key given twice and a control character (but tab and newline)
@@ -32,7 +38,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ScriptError
+from .errors import ScriptError, SettingsError
+from .lexicon import Entry, parse_form
 from .settings import front_matter_keys
 
 __all__ = [
@@ -115,6 +122,8 @@ class Script:
     """Front-matter settings as written (strings), validated later with the CLI's."""
     setting_lines: dict = field(default_factory=dict)
     """Line of each front-matter key, for error messages."""
+    pronunciations: tuple[Entry, ...] = ()
+    """Lexicon entries the script gives (front-matter ``lexicon:`` block, then inline fixes)."""
 
     @property
     def has_scenes(self) -> bool:
@@ -203,6 +212,7 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
     lines = text.split("\n")
     settings: dict[str, str] = {}
     setting_lines: dict[str, int] = {}
+    pronunciations: list[Entry] = []
     start = 0
     if lines and lines[0].strip() == "---":
         end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
@@ -210,10 +220,23 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
             raise ScriptError(
                 "front matter opened with '---' is never closed", path=path, line=1, col=1
             )
+        in_lexicon = False  # inside a ``lexicon:`` block of indented ``word: respelling`` lines
         for i in range(1, end):
             raw = lines[i]
             if not raw.strip() or raw.lstrip().startswith("#"):
                 continue
+            if in_lexicon and raw[:1] in " \t":
+                word, sep, form = raw.partition(":")
+                if not sep:
+                    raise ScriptError(
+                        f"expected 'word: respelling' in the lexicon, got {_quote(raw.strip())}",
+                        path=path,
+                        line=i + 1,
+                        col=1,
+                    )
+                pronunciations.append(_entry(word, form.strip().strip("\"'"), path, i + 1, 1))
+                continue
+            in_lexicon = False
             key, sep, value = raw.partition(":")
             key = key.strip().lower().replace("-", "_")
             if not sep:
@@ -240,6 +263,9 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
             value = value.strip()
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
+            if key == "lexicon" and not value:
+                in_lexicon = True
+                continue
             if not value:
                 raise ScriptError(
                     f"front matter key {key!r} has no value",
@@ -284,7 +310,12 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
         or "Meditation"
     )
     return Script(
-        path=path, title=title, scenes=tuple(scenes), settings=settings, setting_lines=setting_lines
+        path=path,
+        title=title,
+        scenes=tuple(scenes),
+        settings=settings,
+        setting_lines=setting_lines,
+        pronunciations=(*pronunciations, *body.pronunciations),
     )
 
 
@@ -309,6 +340,7 @@ class _Body:
         self.words: list[str] = []
         self.para_line = 0
         self.continuing = False
+        self.pronunciations: list[Entry] = []
 
     def feed(self, raw: str, lineno: int) -> None:
         stripped = raw.strip()
@@ -329,11 +361,25 @@ class _Body:
         self._end_scene()
         return self.scenes
 
-    def _text(self, text: str, lineno: int) -> None:
+    def _text(self, text: str, lineno: int, col: int = 1) -> None:
+        if "{" in text:
+            text = self._fixes(text, lineno, col)
         if text.strip():
             if not self.words:
                 self.para_line = lineno
             self.words.append(_unescape(text))
+
+    def _fixes(self, text: str, lineno: int, col: int) -> str:
+        """Inline pronunciation fixes ``{word|respelling}``: keep the word, note the entry."""
+
+        def keep_word(match: re.Match) -> str:
+            at = col + match.start()
+            self.pronunciations.append(
+                _entry(match.group(1), match.group(2), self.path, lineno, at)
+            )
+            return match.group(1)
+
+        return _FIX.sub(keep_word, text)
 
     def _end_paragraph(self) -> None:
         joined = " ".join(" ".join(self.words).split())
@@ -391,7 +437,7 @@ class _Body:
                         col=col,
                     )
                 pause = _angle_directive(text[open_at + 1 : closer.start()], self.path, lineno, col)
-            self._text(text[done:open_at], lineno)
+            self._text(text[done:open_at], lineno, done + 1)
             if pause is not None:
                 had_words = bool(self.words) or self.continuing
                 self._end_paragraph()
@@ -408,7 +454,18 @@ class _Body:
                 self.items.append(pause)
                 self.continuing = had_words
             done = at = closer.end()
-        self._text(text[done:], lineno)
+        self._text(text[done:], lineno, done + 1)
+
+
+def _entry(word: str, form: str, path: str, line: int, col: int) -> Entry:
+    """A lexicon entry written in the script; a bad one is a ScriptError at its place."""
+    where = f"{path}:{line}:{col}"
+    try:
+        return parse_form(word, form, where)
+    except SettingsError as exc:
+        raise ScriptError(
+            str(exc).removeprefix(where + ": "), path=path, line=line, col=col
+        ) from None
 
 
 # Markup is found by searching for its first character, never by one pattern
@@ -423,6 +480,8 @@ _KNOWN_TAG = re.compile(r"/?(?:break|speak)(?![A-Za-z])", re.IGNORECASE)
 _BRACKET_END = re.compile(r"[\[\]]")
 _ANGLE_END = re.compile(r"[<>\[\]]")
 _WORD = re.compile(r"\S+")
+# ``{word|respelling}``: braces without a bar inside stay text.
+_FIX = re.compile(r"\{([^{}|\n]++)\|([^{}|\n]*+)\}")
 # Possessive quantifiers: a failed match gives nothing back, so it costs one pass.
 _DURATION = re.compile(r"(\d++(?:\.\d++)?+)[ \t]*+(ms|s|sec|seconds?)?+")
 # The look-behind stops retries from the middle of a word (quadratic on "aaaa…").

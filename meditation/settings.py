@@ -109,10 +109,25 @@ class RenderSettings:
         low=0.5,
         high=2.0,
     )
+    wpm: float | None = setting(
+        None,
+        "pace in words per minute of speech, calibrated per voice; sets the rate",
+        kind=Kind.NUMBER,
+        low=60.0,
+        high=400.0,
+        optional=True,
+    )
     pause_scale: float = setting(1.0, "multiplies every pause", unit="×", low=0.0, high=10.0)
     breath_cues: str = setting(
         "In,Hold,Out",
         "what the voice says on each breathing phase of [breathe … cues]: in,hold,out",
+    )
+    lexicon: Path | None = setting(
+        None,
+        "pronunciation lexicon: a TOML file whose [lexicon] table maps words to respellings or /IPA/",
+        kind=Kind.PATH,
+        role=Role.INPUT,
+        optional=True,
     )
     duration_s: float | None = setting(
         None,

@@ -10,13 +10,17 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soxr
 
 from .cache import SpeechCache
 from .progress import progress
-from .voices import VoiceEngine, load_voice, resolve_voice
+from .voices import ENGINES, VoiceEngine, load_voice, resolve_voice
+
+if TYPE_CHECKING:
+    from .lexicon import Lexicon
 
 __all__ = ["synthesize", "trim_silence", "text_seed"]
 
@@ -59,6 +63,7 @@ def synthesize(
     cache: SpeechCache | None = None,
     finish_with: Callable[[np.ndarray, int], np.ndarray] | None = None,
     each: Callable[[np.ndarray], object] | None = None,
+    lexicon: Lexicon | None = None,
 ) -> list[np.ndarray]:
     """Speak every text; mono float32 arrays at ``sample_rate`` in the same order.
 
@@ -71,6 +76,9 @@ def synthesize(
     the GIL in their native code). The cache holds trimmed, resampled audio
     (before ``finish_with``), and the engine is loaded only on the first
     miss: a render whose speech is all cached never starts a voice.
+
+    ``lexicon`` rewrites each text into what the engine is given (respellings,
+    phonemes); the seed and the cache key follow that text.
     """
 
     voice_id = voice if ":" in voice else resolve_voice(voice)
@@ -120,7 +128,10 @@ def synthesize(
             ThreadPoolExecutor(max_workers=1) as pool,
             progress("speech", len(texts), "seg") as bar,
         ):
+            phonemes = ENGINES[voice_id.partition(":")[0]].phonemes
             for text in texts:
+                if lexicon:
+                    text = lexicon.apply(text, phonemes)
                 key = (
                     SpeechCache.key(voice_id, rate, text, sample_rate)
                     if cache is not None

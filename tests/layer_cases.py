@@ -29,6 +29,11 @@ CUES: dict[str, tuple[list[Cue], Cue]] = {
         [Cue(0.2, "in", {"duration_s": 0.8}), Cue(1.0, "out", {"duration_s": 0.9})],
         Cue(2.3, "in", {"duration_s": 1.0}),
     ),
+    "bowl": ([Cue(0.4, "strike"), Cue(1.0, "strike", {"strength": 0.5})], Cue(2.2, "strike")),
+    "temple-bell": ([Cue(0.4, "strike")], Cue(2.2, "strike", {"strength": 0.7})),
+    "thunder": ([Cue(0.2, "roll")], Cue(2.2, "roll", {"strength": 0.6})),
+    "owl": ([Cue(0.1, "hoot")], Cue(2.3, "hoot")),
+    "frogs": ([Cue(0.3, "chorus", {"duration_s": 1.0})], Cue(2.2, "chorus", {"strength": 0.5})),
 }
 
 RECORDING_FILE = object()
@@ -40,6 +45,12 @@ PARAMS: dict[str, list[dict[str, Any]]] = {
     "wind": [{"whistle": 1.0, "gust_s": 1.0}],  # whistles on often, so they are covered too
     "beats": [{"mode": mode} for mode in ("binaural", "monaural", "isochronic")],
     "recording": [{"file": RECORDING_FILE}],
+    # Layers that also sound on their own are made to, so their own events are covered.
+    "bowl": [{"interval_s": 1.5}],
+    "thunder": [{"rate_per_min": 10.0, "roll_s": 2.0}],
+    "owl": [{"rate_per_min": 10.0}],
+    "frogs": [{"activity": 2.0}],
+    "rain": [{"surface": "tent", "intensity": 0.8}],
 }
 
 

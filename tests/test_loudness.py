@@ -62,7 +62,21 @@ def _render(*args):
 
 def test_presets_and_pause_scales_cover_the_grid():
     # The grid below names every preset; a new preset must join it.
-    assert set(PRESETS) == {"default", "dream", "drone", "focus", "night-wind", "sleep", "stream"}
+    assert set(PRESETS) == {
+        "default",
+        "dream",
+        "drone",
+        "focus",
+        "night-wind",
+        "sleep",
+        "stream",
+        "sea",
+        "rain",
+        "forest",
+        "fireside",
+        "temple",
+        "night",
+    }
 
 
 @pytest.mark.slow

@@ -227,3 +227,50 @@ def test_a_failure_in_the_voice_thread_reaches_the_mixer():
     assert np.array_equal(next(made), np.zeros(4))
     with pytest.raises(OSError, match="the voice chain broke"):
         next(made)
+
+
+@pytest.fixture(scope="module")
+def dream_heart():
+    """The dream's first sentences spoken by hibari's heart, laid out as in a render."""
+    script = read_script(DEFAULT_SCRIPT)
+    planned = plan_segments(script, rate=0.9)[:8]
+    audio = synthesize(
+        [s.text for s in planned],
+        voice="hibari:heart",
+        rate=0.9,
+        sample_rate=SR,
+        cache=SpeechCache(),
+        finish_with=limit_crest,
+    )
+    timeline = layout(
+        planned,
+        [len(a) for a in audio],
+        sample_rate=SR,
+        lead_in_s=1.0,
+        tail_s=4.0,
+        scene_names=[s.name for s in script.scenes],
+    )
+    return timeline, audio
+
+
+def test_the_chain_tuned_for_heart_levels_and_de_esses_it_as_joes_does_joe(dream_heart):
+    timeline, audio = dream_heart
+    dry = _sentence_loudness(_stem(timeline, audio, None), timeline)
+    wet = _stem(timeline, audio, parse_voice_fx("auto", voice="hibari:heart"))
+    spread = _sentence_loudness(wet, timeline)
+    assert spread.std() <= 0.65 * dry.std(), (dry.round(2), spread.round(2))
+    assert abs(np.mean(spread) - np.mean(dry)) < 1.0
+
+    def deessing(voice):
+        plain = _stem(timeline, audio, parse_voice_fx("dry,deess_ratio=1", voice=voice))
+        deessed = _stem(timeline, audio, parse_voice_fx("dry", voice=voice))
+        return [
+            band_energy_db(deessed, SR, low, high) - band_energy_db(plain, SR, low, high)
+            for low, high in ((6000, 12000), (4000, 6000), (200, 2000))
+        ]
+
+    sibilance, brightness, body = deessing("hibari:heart")
+    assert sibilance < -6 and brightness > -3 and abs(body) < 1.0
+    # joe's settings would leave heart's "s" louder and dull her vowels instead.
+    untuned = deessing("piper:joe")
+    assert untuned[0] > sibilance + 1.5 and untuned[1] < brightness - 2

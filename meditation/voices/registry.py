@@ -8,13 +8,14 @@ look-ups (``list_voices``, ``resolve_voice``, ``load_voice``).
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:  # numpy only in annotations: `meditation voices` starts without it
     import numpy as np
 
-__all__ = ["VoiceEngine", "ENGINES", "register_engine"]
+__all__ = ["VoiceEngine", "VoiceInfo", "ENGINES", "register_engine"]
 
 ENGINES: dict[str, type[VoiceEngine]] = {}
 
@@ -28,6 +29,22 @@ def register_engine(name: str) -> Callable[[type[VoiceEngine]], type[VoiceEngine
         return cls
 
     return decorate
+
+
+@dataclasses.dataclass(frozen=True)
+class VoiceInfo:
+    """What ``meditation voices`` shows of a voice, known without loading its model."""
+
+    language: str = ""
+    """Language tag (``en-US``); empty when the engine does not say."""
+    accent: str = ""
+    """Accent in words (``American``); empty when unknown."""
+    gender: str = ""
+    """``female`` or ``male`` where the voice's maker says; empty when unknown."""
+    sample_rate: int = 0
+    """Native sample rate of the voice (Hz); 0 when unknown."""
+    neural: bool = False
+    """A neural model (natural prosody) rather than formant or concatenative synthesis."""
 
 
 class VoiceEngine(abc.ABC):
@@ -51,6 +68,22 @@ class VoiceEngine(abc.ABC):
     @abc.abstractmethod
     def default_voice(cls) -> str:
         """The voice used when only the engine is named."""
+
+    @classmethod
+    def describe(cls, voice: str) -> VoiceInfo:
+        """Language, gender, sample rate and kind of ``voice``; fast, without loading a model."""
+        return VoiceInfo()
+
+    @classmethod
+    def phonemes(cls, word: str, ipa: str) -> str | None:
+        """``word`` said as the IPA ``ipa``, in the notation this engine reads in its text;
+        None when it takes no phonemes (the lexicon then gives it the respelling)."""
+        return None
+
+    @classmethod
+    def refusal(cls, voice: str) -> str | None:
+        """Why a voice the engine knows of cannot be used here (e.g. not installed), or None."""
+        return None
 
     @property
     @abc.abstractmethod

@@ -1,7 +1,26 @@
 """Soundscape layers: one module per layer, each registered by name."""
 
 # Importing a layer module registers it; a new layer joins by adding a line here.
-from . import beats, bell, breath, drone, recording, river, wind, wings  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    beats,
+    bell,
+    birds,
+    breath,
+    campfire,
+    chimes,
+    crickets,
+    drone,
+    frogs,
+    owl,
+    rain,
+    recording,
+    river,
+    thunder,
+    trees,
+    waves,
+    wind,
+    wings,
+)
 from .base import BLOCK_SIZE, LAYERS, NOMINAL_RMS_DB, Cue, Layer, register_layer, render_layer
 
 __all__ = [

@@ -30,6 +30,7 @@ import numpy as np
 
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, check_range, register_layer
+from .dsp import layer_function
 
 __all__ = ["Beats", "beats", "MODES"]
 
@@ -272,13 +273,4 @@ def _gate_mean_square(duty: float, ramp: float) -> float:
     return float(np.mean(_gate(theta, duty, ramp) ** 2))
 
 
-def beats(
-    n_samples: int,
-    *,
-    sample_rate: int,
-    rng: np.random.Generator,
-    cues: Sequence[Cue] = (),
-    **params,
-) -> np.ndarray:
-    """Render ``n_samples`` of beats in one call: float32, shape (n_samples, 2)."""
-    return Beats(sample_rate=sample_rate, rng=rng, params=params, cues=cues).render(n_samples)
+beats = layer_function("beats", takes_cues=True)

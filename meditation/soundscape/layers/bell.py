@@ -17,17 +17,19 @@ computed once; each strike adds the slice of its grain that overlaps a block.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, Cue, Layer, check_range, register_layer
+from .dsp import layer_function
 
-__all__ = ["Bell", "bell"]
+__all__ = ["Bell", "Bowl", "TempleBell", "bell", "bowl", "temple_bell"]
 
 # Partial ratios of a typical singing bowl, and their levels at brightness 0.5
 # before the brightness tilt.
@@ -53,6 +55,11 @@ class Bell(Layer["Bell.Params"]):
     """Singing-bowl strikes at cue times: beating inharmonic partials with long decays."""
 
     description = "A singing bowl struck on cue: long, beating, inharmonic partials."
+    RATIOS: ClassVar[np.ndarray] = _RATIOS
+    """Partial frequencies relative to ``fundamental_hz``."""
+    BASE_AMPS: ClassVar[np.ndarray] = _BASE_AMPS
+    DECAY_EXPONENT: ClassVar[float] = _DECAY_EXPONENT
+    MODE_ORDER: ClassVar[np.ndarray] = _MODE_ORDER
     cue_actions = frozenset({"strike"})
     ranges = {
         "fundamental_hz": (40.0, 2000.0),
@@ -80,16 +87,16 @@ class Bell(Layer["Bell.Params"]):
         p = self.params
         sr = self.sample_rate
         rng = self.rng
-        n_modes = len(_RATIOS)
+        n_modes = len(self.RATIOS)
 
         tilt = -0.8 * (1.0 - p.brightness)
-        self._amps = _BASE_AMPS * _RATIOS**tilt
-        self._t60 = p.decay_s * _RATIOS**-_DECAY_EXPONENT
+        self._amps = self.BASE_AMPS * self.RATIOS**tilt
+        self._t60 = p.decay_s * self.RATIOS**-self.DECAY_EXPONENT
         # Each partial's mode pair: split grows with the partial, with some scatter,
         # since real bowls are irregular.
-        split = p.wobble_hz * np.sqrt(_RATIOS) * rng.uniform(0.8, 1.25, n_modes)
-        centre = p.fundamental_hz * _RATIOS * (1.0 + rng.uniform(-0.004, 0.004, n_modes))
-        centre[0] = p.fundamental_hz
+        split = p.wobble_hz * np.sqrt(self.RATIOS) * rng.uniform(0.8, 1.25, n_modes)
+        centre = p.fundamental_hz * self.RATIOS * (1.0 + rng.uniform(-0.004, 0.004, n_modes))
+        centre[0] = p.fundamental_hz * self.RATIOS[0]
         self._freqs = np.stack([centre - split / 2, centre + split / 2], axis=1)  # (mode, pair)
         audible = self._freqs[:, 1] < _MAX_FRACTION_OF_SR * sr
         self._amps = np.where(audible, self._amps, 0.0)
@@ -100,7 +107,7 @@ class Bell(Layer["Bell.Params"]):
         mu = rng.uniform(0.4, 1.17, n_modes)
         weights = np.empty((2, n_modes, 2))  # (ear, mode, pair member)
         for ear, angle in enumerate((-_EAR_ANGLE, _EAR_ANGLE)):
-            seen = mu + _MODE_ORDER * angle
+            seen = mu + self.MODE_ORDER * angle
             weights[ear, :, 0] = np.cos(mu) * np.cos(seen)
             weights[ear, :, 1] = np.sin(mu) * np.sin(seen)
         self._weights = weights
@@ -112,7 +119,8 @@ class Bell(Layer["Bell.Params"]):
         # track that ends before its strike, never pays for them).
         self._grain_length = int(math.ceil(_TAIL_T60S * p.decay_s * sr))
         self._strikes = sorted(
-            ((round(cue.time_s * sr), _strength(cue)) for cue in self.cues), key=lambda s: s[0]
+            ((round(cue.time_s * sr), _strength(cue, self.name)) for cue in self.cues),
+            key=lambda s: s[0],
         )
         self._first_live = 0
 
@@ -139,8 +147,8 @@ class Bell(Layer["Bell.Params"]):
         ears = np.zeros((2, n_total), dtype=np.float32)
         n_attack = max(2, int(p.mallet_ms * 1e-3 * sr))
         # A harder strike excites the upper partials more than the lower ones.
-        hardness = timbre_strength ** (0.5 * np.arange(len(_RATIOS)))
-        for k in range(len(_RATIOS)):
+        hardness = timbre_strength ** (0.5 * np.arange(len(self.RATIOS)))
+        for k in range(len(self.RATIOS)):
             amp = self._amps[k] * hardness[k]
             if amp <= 0.0:
                 continue
@@ -173,13 +181,14 @@ class Bell(Layer["Bell.Params"]):
         sr = self.sample_rate
         # Later strikes sort after the ones before: the live index stays where it is.
         self._strikes = self._strikes + [
-            (round(cue.time_s * sr), _strength(cue)) for cue in self._checked_later(later)
+            (round(cue.time_s * sr), _strength(cue, self.name))
+            for cue in self._checked_later(later)
         ]
         return True
 
     def cue_duration_s(self, cue: Cue) -> float:
         """How long a strike is heard: until the fundamental has fallen 60 dB."""
-        _strength(cue)
+        _strength(cue, self.name)
         return self.params.decay_s
 
     def _next_block(self) -> np.ndarray:
@@ -217,32 +226,95 @@ class Bell(Layer["Bell.Params"]):
         return out
 
 
-def _strength(cue: Cue) -> float:
+def _strength(cue: Cue, name: str = "bell") -> float:
     extra = set(cue.params) - {"strength"}
     if extra:
         raise SoundscapeError(
-            f"layer 'bell': cue {cue.action!r} has no option {sorted(extra)[0]!r} (known: strength)"
+            f"layer {name!r}: cue {cue.action!r} has no option {sorted(extra)[0]!r} (known: strength)"
         )
     if not math.isfinite(cue.time_s) or cue.time_s < 0:
         raise SoundscapeError(
-            f"layer 'bell': cue time {cue.time_s} must be a time on the track (>= 0 s)"
+            f"layer {name!r}: cue time {cue.time_s} must be a time on the track (>= 0 s)"
         )
     value: Any = cue.params.get("strength", 1.0)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SoundscapeError(
-            f"layer 'bell': cue {cue.action!r}: strength must be a number, not {value!r}"
+            f"layer {name!r}: cue {cue.action!r}: strength must be a number, not {value!r}"
         )
-    check_range(f"layer 'bell': cue {cue.action!r}: strength", value, 0.0, 1.0)
+    check_range(f"layer {name!r}: cue {cue.action!r}: strength", value, 0.0, 1.0)
     return float(value)
 
 
-def bell(
-    n_samples: int,
-    *,
-    sample_rate: int,
-    rng: np.random.Generator,
-    cues: Sequence[Cue] = (),
-    **params,
-) -> np.ndarray:
-    """Render ``n_samples`` of bowl strikes in one call: float32, shape (n_samples, 2)."""
-    return Bell(sample_rate=sample_rate, rng=rng, params=params, cues=cues).render(n_samples)
+bell = layer_function("bell", takes_cues=True)
+
+
+class _Tolling(Bell):
+    """A bell that, besides its cues, is struck on its own every ``interval_s`` (give or take a fifth)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Its own generator: the strikes do not depend on how the bell's was used.
+        self._toll_rng = np.random.default_rng(int(self.rng.integers(2**63)))
+        # Both subclasses' Params add interval_s to the bell's.
+        interval: float = self.params.interval_s  # type: ignore[attr-defined]
+        self._interval_s = interval
+        self._next_toll = float(self._toll_rng.uniform(0.05, 0.5)) * interval if interval else None
+
+    def _next_block(self) -> np.ndarray:
+        if self._next_toll is not None:
+            sr = self.sample_rate
+            end = self.block_start + BLOCK_SIZE
+            while self._next_toll * sr < end:
+                # Full strength: each distinct strength costs a grain of
+                # decay_s * 1.5 seconds, too dear to vary per strike.
+                bisect.insort(self._strikes, (round(self._next_toll * sr), 1.0))
+                self._next_toll += self._interval_s * float(self._toll_rng.uniform(0.8, 1.2))
+        return super()._next_block()
+
+
+@register_layer("bowl")
+class Bowl(_Tolling):
+    """A singing bowl struck again and again: beating mode pairs that sing between strikes."""
+
+    description = "A singing bowl struck every few seconds, its partials beating as they ring."
+    ranges = {"interval_s": (0.0, 600.0), **Bell.ranges}
+
+    @dataclass(frozen=True)
+    class Params(Bell.Params):
+        """Bowl parameters (the bell's, with a bowl that sings and beats)."""
+
+        interval_s: float = 9.0
+        """Seconds between strikes of its own (0: only on cue)."""
+        wobble_hz: float = 2.5
+        decay_s: float = 30.0
+        fundamental_hz: float = 196.0
+
+
+@register_layer("temple-bell")
+class TempleBell(_Tolling):
+    """A large temple bell heard from afar: deep inharmonic partials and a long hum."""
+
+    description = "A distant temple bell: a deep strike with a long, slowly beating hum."
+    # A large bell's partials (hum, prime, tierce, quint, nominal and above):
+    # inharmonic, with the hum an octave under the strike note.
+    RATIOS = np.array([0.5, 1.0, 1.19, 1.5, 2.0, 2.52, 3.0, 4.1])
+    BASE_AMPS = np.array([0.7, 1.0, 0.6, 0.35, 0.7, 0.3, 0.2, 0.12])
+    DECAY_EXPONENT = 0.9
+    MODE_ORDER = np.arange(8) + 2
+    ranges = {"interval_s": (0.0, 600.0), **Bell.ranges}
+
+    @dataclass(frozen=True)
+    class Params(Bell.Params):
+        """Temple-bell parameters (the bell's, with a big distant bell's)."""
+
+        interval_s: float = 0.0
+        """Seconds between strikes of its own (0: only on cue)."""
+        fundamental_hz: float = 130.0
+        decay_s: float = 25.0
+        brightness: float = 0.25
+        wobble_hz: float = 0.3
+        mallet_ms: float = 12.0
+
+
+bowl = layer_function("bowl", takes_cues=True)
+temple_bell = layer_function("temple-bell", takes_cues=True)

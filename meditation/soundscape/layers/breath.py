@@ -35,6 +35,7 @@ import numpy as np
 # load, and reading or checking a preset (batch, studio) needs none of it.
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, noise_gain, register_layer
+from .dsp import layer_function
 
 __all__ = ["BreathLayer", "breath", "breath_cues", "BREATH_LEVEL_DB"]
 
@@ -167,13 +168,4 @@ def breath_cues(breaths: Sequence, sample_rate: int) -> list[Cue]:
     ]
 
 
-def breath(
-    n_samples: int,
-    *,
-    sample_rate: int,
-    rng: np.random.Generator,
-    cues: Sequence[Cue] = (),
-    **params,
-) -> np.ndarray:
-    """Render ``n_samples`` of the breath layer in one call: float32, shape (n_samples, 2)."""
-    return BreathLayer(sample_rate=sample_rate, rng=rng, params=params, cues=cues).render(n_samples)
+breath = layer_function("breath", takes_cues=True)

@@ -30,7 +30,6 @@ absolute sample index, so phases never drift and chunking cannot matter.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +39,7 @@ import numpy as np
 # load, and reading or checking a preset (batch, studio) needs none of it.
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, SpanLayer, noise_gain, register_layer
+from .dsp import INT16_NOISE_STD, int16_noise, layer_function
 
 __all__ = ["Drone", "drone"]
 
@@ -171,7 +171,7 @@ class Drone(SpanLayer["Drone.Params"]):
             # Uniform int16 noise has variance ~32768^2 / 3; the band-pass makes it
             # Gaussian and removes its DC.  Normalise by the filter's noise gain
             # (folded into the numerator: one pass fewer per span).
-            scale = self._air_gain / (noise_gain(sos) * 32768.0 / math.sqrt(3.0))
+            scale = self._air_gain / (noise_gain(sos) * INT16_NOISE_STD)
             self._air_b = (sos[0, :3] * scale).astype(np.float32)
             self._air_a = sos[0, 3:].astype(np.float32)
             self._air_zi = np.zeros(2, dtype=np.float32)
@@ -235,7 +235,7 @@ class Drone(SpanLayer["Drone.Params"]):
         stereo = np.empty((n, 2), dtype=np.float32)
         if self._air_gain > 0.0:
             # int16 noise costs half the random bits of float noise.
-            noise = self.rng.integers(-32768, 32768, size=n, dtype=np.int16).astype(np.float32)
+            noise = int16_noise(self.rng, n)
             # One section: lfilter runs it as sosfilt would, a little faster.
             air, self._air_zi = signal.lfilter(self._air_b, self._air_a, noise, zi=self._air_zi)
             left += air  # the left ear hears the air now
@@ -251,13 +251,4 @@ class Drone(SpanLayer["Drone.Params"]):
         return stereo
 
 
-def drone(
-    n_samples: int,
-    *,
-    sample_rate: int,
-    rng: np.random.Generator,
-    cues: Sequence[Cue] = (),
-    **params,
-) -> np.ndarray:
-    """Render ``n_samples`` of the drone in one call: float32, shape (n_samples, 2)."""
-    return Drone(sample_rate=sample_rate, rng=rng, params=params, cues=cues).render(n_samples)
+drone = layer_function("drone", takes_cues=True)

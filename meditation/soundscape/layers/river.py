@@ -46,14 +46,14 @@ from .base import (
     impulse_response,
     rbj_biquad,
     register_layer,
-    render_layer,
     soft_limit,
 )
+from .dsp import INT16_NOISE_STD, int16_noise, layer_function
 
-__all__ = ["River", "river"]
+__all__ = ["River", "Stream", "Waterfall", "river", "stream", "waterfall"]
 
 # Number of distinct bubble radii; grains are precomputed once per radius.
-_BANK_SIZE = 20
+_BANK_SIZE = 64
 # Blocks per span (see SpanLayer).
 _SPAN_BLOCKS = 4
 _SPAN = _SPAN_BLOCKS * BLOCK_SIZE
@@ -84,7 +84,7 @@ _CHURN_KNOT_S = 0.09
 _CHURN_TILT = 0.45
 _CHURN_DB = 0.8
 # Power split of the default mix: bubbles this many dB below the rush.
-_DEFAULT_BUBBLE_LEVEL_DB = -6.0
+_DEFAULT_BUBBLE_LEVEL_DB = -3.0
 _DEFAULT_BUBBLE_RATE_HZ = 60.0
 
 
@@ -137,8 +137,8 @@ class River(SpanLayer["River.Params"]):
         """Bubbles per second at flow 0.5."""
         bubble_level_db: float = _DEFAULT_BUBBLE_LEVEL_DB
         """Power of the bubbling relative to the rush, at the default bubble rate."""
-        bubble_min_radius_mm: float = 1.0
-        """Smallest bubble radius (highest pitch, about 3000 Hz at 1 mm)."""
+        bubble_min_radius_mm: float = 0.8
+        """Smallest bubble radius (highest pitch, about 3750 Hz at 0.8 mm)."""
         bubble_max_radius_mm: float = 4.0
         """Largest bubble radius (lowest pitch, about 750 Hz at 4 mm)."""
         bed_center_hz: float = 800.0
@@ -154,7 +154,7 @@ class River(SpanLayer["River.Params"]):
         super().check_params(params)
         if params.bubble_min_radius_mm > params.bubble_max_radius_mm:
             raise SoundscapeError(
-                "layer 'river': bubble_min_radius_mm must not exceed bubble_max_radius_mm "
+                f"layer {cls.name!r}: bubble_min_radius_mm must not exceed bubble_max_radius_mm "
                 f"({params.bubble_min_radius_mm:g} > {params.bubble_max_radius_mm:g})"
             )
 
@@ -210,13 +210,14 @@ class River(SpanLayer["River.Params"]):
         # tilt (y + k * dy) from changing the level as k moves.
         self._bed_rho = float(np.dot(h[:-1], h[1:]) / power)
         # int16 uniform noise has variance ~ 32768^2 / 3; fold its scale in.
-        noise_std = 32768.0 / math.sqrt(3.0)
+        noise_std = INT16_NOISE_STD
         sos[0, :3] /= math.sqrt(power) * noise_std
         self._bed_sos = sos.astype(np.float32)
         self._bed_zi = np.zeros((len(sos), 2, 2), dtype=np.float32)
         self._bed_last = np.zeros(2, dtype=np.float32)
 
-        bubble_share = 10 ** (_DEFAULT_BUBBLE_LEVEL_DB / 10)
+        # The bubbles' share of the power, so that the total stays near nominal.
+        bubble_share = 10 ** (p.bubble_level_db / 10) * p.bubble_rate_hz / _DEFAULT_BUBBLE_RATE_HZ
         self._bed_power = 10 ** (NOMINAL_RMS_DB / 10) / (1.0 + bubble_share)
         self._wander_db = _LEVEL_WANDER_DB * (0.5 + p.flow)
         # Mean of 10^(x/10) for Gaussian x of std s dB is s^2 ln10 / 20 dB
@@ -319,7 +320,7 @@ class River(SpanLayer["River.Params"]):
         from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         n, hop = _SPAN, self._hop
-        noise = self.rng.integers(-32768, 32768, size=(2, n), dtype=np.int16).astype(np.float32)
+        noise = int16_noise(self.rng, (2, n))
         y, self._bed_zi = signal.sosfilt(self._bed_sos, noise, axis=-1, zi=self._bed_zi)
 
         # Gains are held for one control step (~3 ms). They move by well
@@ -337,23 +338,45 @@ class River(SpanLayer["River.Params"]):
         return out
 
 
-def river(n_samples: int, *, sample_rate: int, rng: np.random.Generator, **params) -> np.ndarray:
-    """Render ``n_samples`` of the river layer in one call.
+river = layer_function("river")
 
-    Parameters
-    ----------
-    n_samples : int
-        Number of stereo frames to render.
-    sample_rate : int
-        Output sample rate in hertz (8000..96000 is supported).
-    rng : numpy.random.Generator
-        Source of all randomness; the same seed gives the same audio.
-    **params
-        Any field of :class:`River.Params`.
 
-    Returns
-    -------
-    numpy.ndarray
-        float32, shape ``(n_samples, 2)``, within [-1, 1].
-    """
-    return render_layer("river", n_samples, sample_rate=sample_rate, rng=rng, params=params)
+@register_layer("stream")
+class Stream(River):
+    """A small brook: smaller, higher, busier bubbles than the river, over a brighter rush."""
+
+    description = "A small brook close by: quick high bubbles over a bright trickle."
+
+    @dataclass(frozen=True)
+    class Params(River.Params):
+        """Stream parameters (the river's, with a brook's defaults)."""
+
+        bubble_rate_hz: float = 150.0
+        bubble_level_db: float = -2.0
+        bubble_min_radius_mm: float = 0.5
+        bubble_max_radius_mm: float = 2.5
+        bed_center_hz: float = 1200.0
+        brightness: float = 0.7
+
+
+@register_layer("waterfall")
+class Waterfall(River):
+    """A waterfall: a broad roar with big splashing bubbles all through it."""
+
+    description = "A waterfall or weir: a broad roar full of splashes, large and small."
+
+    @dataclass(frozen=True)
+    class Params(River.Params):
+        """Waterfall parameters (the river's, with a waterfall's defaults)."""
+
+        flow: float = 0.6
+        bubble_rate_hz: float = 100.0
+        bubble_level_db: float = 1.0
+        bubble_min_radius_mm: float = 0.6
+        bubble_max_radius_mm: float = 6.0
+        bed_center_hz: float = 600.0
+        brightness: float = 0.8
+
+
+stream = layer_function("stream")
+waterfall = layer_function("waterfall")

@@ -5,9 +5,12 @@ as wind is not the air but what it hits, and every part of the sound follows
 one wind-speed signal. Here that speed is a smooth random process whose gusts
 last a few seconds, plus a slower drift underneath. It drives:
 
-* the *body*: band-shaped noise whose level rises with the speed (several dB
-  between lull and gust) and whose band brightens as the speed rises (a
-  spectral tilt, as in the river layer, so one fixed filter serves);
+* the *body*: two bands of noise, a low roar that follows the speed and a
+  higher rush that gusts mostly on its own, so gusts differ across the
+  spectrum (real wind's band envelopes are only partly together: cross-band
+  correlation ~0.34). Level follows the speed through a skewed law: long
+  lulls and short strong gusts, heavy-tailed as real wind's envelopes are
+  (kurtosis ~1, where a symmetric swell measures below 0);
 * *whistles*: two narrow, almost sinusoidal tones (air over edges and
   wires) whose pitch follows the speed and wanders a little, and which only
   sound when the speed is high; a fast random shimmer of their amplitude
@@ -30,21 +33,20 @@ from typing import Any
 
 import numpy as np
 
-# scipy.signal is imported where a layer runs: it takes most of a second to
-# load, and reading or checking a preset (batch, studio) needs none of it.
 from .base import (
     BLOCK_SIZE,
     NOMINAL_RMS_DB,
     BiquadKind,
     SpanLayer,
-    held_tilt,
-    impulse_response,
     noise_gain,
     rbj_biquad,
     register_layer,
-    render_layer,
     soft_limit,
 )
+
+# scipy.signal is imported where a layer runs: it takes most of a second to
+# load, and reading or checking a preset (batch, studio) needs none of it.
+from .dsp import NoiseBed, layer_function
 
 __all__ = ["Wind", "wind"]
 
@@ -55,16 +57,23 @@ _SPAN = _SPAN_BLOCKS * BLOCK_SIZE
 _KNOT_S = 0.05
 # Level swing at gustiness 1: the speed deviation u (about -1.3..1.3, std
 # ~0.8) times this many dB.
-_GUST_DEPTH_DB = 10.0
+_GUST_DEPTH_DB = 12.0
+# Skew of the gusts' level law (see _gust_shape) and its bound.
+_GUST_SKEW = 0.9
+_GUST_CAP = 2.2
+# Share of the brightness that follows the level's gusts; the rest gusts on
+# its own, so low and high bands of the body rise and fall at different times.
+_TILT_SHARED = 0.1
+# Share of the body's power in its high band when both bands are calm.
+_HIGH_SHARE = 0.35
 # Share of the speed variance in the slow drift under the gusts, and how much
 # slower that drift is than the gusts.
 _DRIFT_SHARE = 0.15
 _DRIFT_SLOWER = 5.0
 # How strongly gusts brighten the body (natural-log change of the tilt per
 # unit of speed deviation at gustiness 1).
-_GUST_TILT = 0.8
 # Tilt corner, as a multiple of center_hz: above it the tilt lifts the body.
-_TILT_CORNER = 2.5
+_TILT_CORNER = 1.2
 # Whistle pitches as multiples of center_hz, and their placement (left gain,
 # right gain): one leans left, one right.
 _WHISTLE_RATIOS = (2.7, 3.6)
@@ -91,6 +100,17 @@ def _unit_lowpass(cutoff_hz: float, rate_hz: float) -> np.ndarray:
     sos = np.array([[(1 - pole) ** 2, 0.0, 0.0, 1.0, -2 * pole, pole * pole]])
     sos[0, :3] /= noise_gain(sos)
     return sos
+
+
+def _gust_shape(g: np.ndarray) -> np.ndarray:
+    """Level of the body (in units of the gust depth) for speed ``g``: lulls are long and gusts short and strong.
+
+    Real wind's band envelopes are heavy-tailed (kurtosis ~1): a symmetric
+    swell reads as a machine. An exponential of the speed, centred, gives
+    the tail; the tanh bounds the rare extremes.
+    """
+    c = _GUST_SKEW
+    return _GUST_CAP * np.tanh(((np.exp(c * g) - math.exp(c * c / 2)) / c) / _GUST_CAP)
 
 
 def _speed(g: np.ndarray) -> np.ndarray:
@@ -157,7 +177,7 @@ class Wind(SpanLayer["Wind.Params"]):
         # the gust filter over a few time constants of noise.
         burn = int(8 * knot_rate / (2 * math.pi * gust_hz)) + 1
         _, self._gust_zi = signal.sosfilt(
-            self._gust_sos, self.rng.standard_normal((burn, 3)), axis=0, zi=np.zeros((1, 2, 3))
+            self._gust_sos, self.rng.standard_normal((burn, 4)), axis=0, zi=np.zeros((1, 2, 4))
         )
         self._drift = float(self.rng.standard_normal())
         # Gust values not yet heard by the right ear (left hears them first).
@@ -166,7 +186,10 @@ class Wind(SpanLayer["Wind.Params"]):
 
         self._init_whistles(p, fs)
         self._last_knot = self._knot_values(
-            np.full((1, 2), self._gust_now()), np.zeros((1, 2)), np.zeros((1, 2))
+            np.full((1, 2), self._gust_now()),
+            np.zeros((1, 2)),
+            np.zeros((1, 2)),
+            np.full((1, 1), float(self._gust_zi[0, 0, 3])),
         )[0]
 
     def _gust_now(self) -> float:
@@ -180,57 +203,71 @@ class Wind(SpanLayer["Wind.Params"]):
     # -- body ------------------------------------------------------------
 
     def _init_body(self, p: Wind.Params, fs: int) -> None:
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
+
         center = min(p.center_hz, 0.15 * fs)
-        sos = np.vstack(
+        # Two bands, each gusting on its own: the low roar and the higher
+        # rush of air over edges. One band-pass section each.
+        # The low band falls 12 dB/oct above its corner, so that even in a
+        # strong gust it does not spill over into the high band's gusts.
+        low = np.vstack(
             [
                 rbj_biquad(BiquadKind.HIGH, 0.4 * center, 0.7, fs),
-                rbj_biquad(BiquadKind.LOW, min(1.4 * center, 0.4 * fs), 1.0, fs),
+                rbj_biquad(BiquadKind.LOW, 1.6 * center, 0.8, fs),
             ]
         )
-        h = impulse_response(sos)
-        power = float(np.dot(h, h))
-        self._rho = float(np.dot(h[:-1], h[1:]) / power)
-        # int16 uniform noise has variance ~ 32768^2 / 3; fold its scale in.
-        sos[0, :3] /= math.sqrt(power) * 32768.0 / math.sqrt(3.0)
-        self._body_sos = sos.astype(np.float32)
-        self._body_zi = np.zeros((len(sos), 2, 2), dtype=np.float32)
-        self._body_last = np.zeros(2, dtype=np.float32)
-        self._tilt_k0 = fs / (2 * math.pi * _TILT_CORNER * center)
+        high = signal.butter(
+            1, [1.6 * center, min(4.0 * center, 0.45 * fs)], btype="bandpass", fs=fs, output="sos"
+        )
+        self._low_bed = NoiseBed(low)
+        self._high_bed = NoiseBed(high)
         self._depth_db = _GUST_DEPTH_DB * p.gustiness
-        self._tilt_gust = _GUST_TILT * p.gustiness
 
-        # Long-term power: average the gust level law over the (standard
-        # normal) speed with Gauss-Hermite quadrature, and add the whistles'
-        # expected power, so that the total sits at NOMINAL_RMS_DB.
-        nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+        # Long-term power: average the gust level laws over the (standard
+        # normal) speeds of the two bands with Gauss-Hermite quadrature, and
+        # add the whistles' expected power, so the total sits at NOMINAL_RMS_DB.
+        nodes, weights = np.polynomial.hermite_e.hermegauss(24)
         weights = weights / weights.sum()
-        u = _speed(nodes)
-        body_ms = 10 ** (self._depth_db * u / 10)
+        g, bright = nodes[:, None], nodes[None, :]
+        low, high = self._band_levels(g, bright)
+        body_ms = low**2 + _HIGH_SHARE * high**2
+        u = _speed(g)
         gate = np.clip((u - _WHISTLE_ON) / (_WHISTLE_FULL - _WHISTLE_ON), 0.0, 1.0)
-        whistle_amp = p.whistle * _WHISTLE_GAIN * gate * np.sqrt(body_ms)
+        whistle_amp = p.whistle * _WHISTLE_GAIN * gate * low
         shimmer_ms = 1.0 + _SHIMMER**2 * (2.0 / 3.0)  # linear interpolation of unit knots
-        pan_ms = float(np.mean([left * left + right * right for left, right in _WHISTLE_PANS]))
+        pan_ms = float(np.mean([left**2 + right**2 for left, right in _WHISTLE_PANS]))
         # Each whistle is a sine (mean square amp^2 / 2); two whistles spread
         # over two channels give one whistle's worth per channel on average.
         whistle_ms = whistle_amp**2 / 2 * shimmer_ms * pan_ms
-        total = float(np.sum(weights * (body_ms + whistle_ms)))
+        total = float(np.sum(weights[:, None] * weights[None, :] * (body_ms + whistle_ms)))
         self._level0 = math.sqrt(10 ** (NOMINAL_RMS_DB / 10) / total)
 
-    def _knot_values(self, g: np.ndarray, shimmer: np.ndarray, wander: np.ndarray) -> np.ndarray:
+    def _band_levels(self, g: np.ndarray, bright: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Relative levels of the body's low part and of its high (first-difference) part.
+
+        The low part gusts with the speed ``g``; the high part partly with it
+        and partly on its own (``bright``), so gusts differ across the bands.
+        """
+        high_g = _TILT_SHARED * g + math.sqrt(1 - _TILT_SHARED**2) * bright
+        db = math.log(10.0) / 20.0 * self._depth_db
+        return np.exp(db * _gust_shape(g)), np.exp(db * _gust_shape(high_g))
+
+    def _knot_values(
+        self, g: np.ndarray, shimmer: np.ndarray, wander: np.ndarray, bright: np.ndarray
+    ) -> np.ndarray:
         """Per-knot control values from the speed ``g`` of each ear, shape (n, 8).
 
-        Columns: body gain for y[n] (L, R), body gain for y[n-1] (L, R),
+        Columns: gain of the low band (L, R), of the high band (L, R),
         whistle amplitude (A, B), whistle log-pitch offset (A, B).
         """
         u = _speed(g)
-        k = self._tilt_k0 * np.exp(self._tilt_gust * u)
-        power = 1.0 + 2.0 * (1.0 - self._rho) * k * (1.0 + k)
-        level = self._level0 * np.exp(math.log(10.0) / 20.0 * self._depth_db * u)
-        amp = level / np.sqrt(power)
+        low, high = self._band_levels(g, bright)
+        low = self._level0 * low
+        high = self._level0 * math.sqrt(_HIGH_SHARE) * high
         gate = np.clip((u - _WHISTLE_ON) / (_WHISTLE_FULL - _WHISTLE_ON), 0.0, 1.0)
-        whistle = self._whistle_gain * gate * level * np.maximum(1.0 + _SHIMMER * shimmer, 0.0)
+        whistle = self._whistle_gain * gate * low * np.maximum(1.0 + _SHIMMER * shimmer, 0.0)
         bend = _WHISTLE_BEND * u + _WHISTLE_WANDER * wander
-        return np.concatenate([amp * (1.0 + k), amp * k, whistle, bend], axis=1)
+        return np.concatenate([low, high, whistle, bend], axis=1)
 
     # -- whistles --------------------------------------------------------
 
@@ -288,9 +325,9 @@ class Wind(SpanLayer["Wind.Params"]):
         from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         n = self._n_knots
-        noise = self.rng.standard_normal((n + 1, 5))
+        noise = self.rng.standard_normal((n + 1, 6))
         gust, self._gust_zi = signal.sosfilt(
-            self._gust_sos, noise[:n, :3], axis=0, zi=self._gust_zi
+            self._gust_sos, noise[:n, [0, 1, 2, 5]], axis=0, zi=self._gust_zi
         )
         drift0 = self._drift
         self._drift = self._drift_pole * drift0 + math.sqrt(1 - self._drift_pole**2) * float(
@@ -306,7 +343,9 @@ class Wind(SpanLayer["Wind.Params"]):
         else:
             right = speed
         g = np.stack([speed, right], axis=1)
-        knots = self._knot_values(g, noise[:n, 3:5], gust[:, 1:3])
+        # Brightness gusts are heard in both ears at once (the right ear's
+        # delay is for the level's gust front).
+        knots = self._knot_values(g, noise[:n, 3:5], gust[:, 1:3], gust[:, 3:4])
         starts = np.concatenate([self._last_knot[None], knots[:-1]])
         steps = (starts[:, None, :] + (knots - starts)[:, None, :] * self._knot_frac).reshape(
             -1, knots.shape[1]
@@ -317,17 +356,19 @@ class Wind(SpanLayer["Wind.Params"]):
 
     def _render_span(self, start: int) -> np.ndarray:
         """Render the next span (the stream's state carries on from the last one)."""
-        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         n, hop = _SPAN, self._hop
-        noise = self.rng.integers(-32768, 32768, size=(2, n), dtype=np.int16).astype(np.float32)
-        y, self._body_zi = signal.sosfilt(self._body_sos, noise, axis=-1, zi=self._body_zi)
-
+        low = self._low_bed.render(self.rng, n)
+        high = self._high_bed.render(self.rng, n)
         steps, prev_knot = self._control()
-        # Body gains are held for one control step (~3 ms); they move far
+        # Band gains are held for one control step (~3 ms); they move far
         # less than 0.1 dB per step, which vanishes under the noise.
         gains = steps[:, :4].astype(np.float32)
-        out, self._body_last = held_tilt(y, gains[:, :2], gains[:, 2:4], hop, self._body_last)
+        out = np.empty((n, 2), dtype=np.float32)
+        for c in range(2):
+            column = low[c] * np.repeat(gains[:, c], hop)
+            column += high[c] * np.repeat(gains[:, 2 + c], hop)
+            out[:, c] = column
 
         # Whistle amplitude is ramped per sample: a sine would show steps.
         tones = self._whistles(steps, prev_knot)
@@ -338,23 +379,4 @@ class Wind(SpanLayer["Wind.Params"]):
         return out
 
 
-def wind(n_samples: int, *, sample_rate: int, rng: np.random.Generator, **params) -> np.ndarray:
-    """Render ``n_samples`` of the wind layer in one call.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of stereo frames to render.
-    sample_rate : int
-        Output sample rate in hertz (8000..96000 is supported).
-    rng : numpy.random.Generator
-        Source of all randomness; the same seed gives the same audio.
-    **params
-        Any field of :class:`Wind.Params`.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32, shape ``(n_samples, 2)``, within [-1, 1].
-    """
-    return render_layer("wind", n_samples, sample_rate=sample_rate, rng=rng, params=params)
+wind = layer_function("wind")

@@ -21,7 +21,6 @@ per channel) in a long buffer, so no two flaps share the same noise.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 # load, and reading or checking a preset (batch, studio) needs none of it.
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, check_range, register_layer
+from .dsp import layer_function
 
 __all__ = ["Wings", "wings"]
 
@@ -413,13 +413,4 @@ def _number(
     return float(value)
 
 
-def wings(
-    n_samples: int,
-    *,
-    sample_rate: int,
-    rng: np.random.Generator,
-    cues: Sequence[Cue] = (),
-    **params,
-) -> np.ndarray:
-    """Render ``n_samples`` of wing beats in one call: float32, shape (n_samples, 2)."""
-    return Wings(sample_rate=sample_rate, rng=rng, params=params, cues=cues).render(n_samples)
+wings = layer_function("wings", takes_cues=True)

@@ -1,0 +1,246 @@
+"""Building blocks the layers share: cheap noise, a normalised noise bed, event grains, wrappers.
+
+Layers are made of a few recurring pieces: uniform int16 noise (half the
+random bits of float noise) through a fixed filter whose gain is folded into
+its numerator; short grains (a drop, a bubble, a crackle, a chirp) added at
+random times into a tail that carries across spans; and the pure-function
+form ``river(n, sample_rate=..., rng=...)`` of each layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .base import Cue, impulse_response, render_layer
+
+__all__ = [
+    "INT16_NOISE_STD",
+    "int16_noise",
+    "NoiseBed",
+    "GrainTail",
+    "pan_gains",
+    "layer_function",
+]
+
+INT16_NOISE_STD = 32768.0 / math.sqrt(3.0)
+"""Standard deviation of uniform int16 noise (variance ~ 32768^2 / 3)."""
+
+
+def int16_noise(rng: np.random.Generator, shape) -> np.ndarray:
+    """Uniform noise as float32 in int16 units (std ``INT16_NOISE_STD``): half the random bits of float noise."""
+    return rng.integers(-32768, 32768, size=shape, dtype=np.int16).astype(np.float32)
+
+
+class NoiseBed:
+    """Independent noise per channel through one fixed SOS filter, at a chosen RMS.
+
+    The gain (the filter's noise gain and the int16 scale) is folded into the
+    first section's numerator, so a span costs one noise draw and one
+    ``sosfilt`` call. ``render`` returns channel-first float32 ``(channels, n)``.
+    """
+
+    def __init__(self, sos: np.ndarray, *, rms: float = 1.0, channels: int = 2):
+        h = impulse_response(sos)
+        self.power = float(np.dot(h, h))
+        self.rho = float(np.dot(h[:-1], h[1:]) / self.power)
+        """Lag-1 autocorrelation of the output (for level-neutral tilts)."""
+        sos = np.array(sos, dtype=np.float64)
+        sos[0, :3] *= rms / (math.sqrt(self.power) * INT16_NOISE_STD)
+        self.sos = sos.astype(np.float32)
+        self.zi = np.zeros((len(sos), channels, 2), dtype=np.float32)
+        self.channels = channels
+
+    def render(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
+
+        noise = int16_noise(rng, (self.channels, n))
+        if len(self.sos) == 1:
+            # One section: lfilter runs it as sosfilt would, a third faster.
+            y, self.zi[0] = signal.lfilter(
+                self.sos[0, :3], self.sos[0, 3:], noise, axis=-1, zi=self.zi[0]
+            )
+            return y
+        y, self.zi = signal.sosfilt(self.sos, noise, axis=-1, zi=self.zi)
+        return y
+
+
+def pan_gains(pan: float) -> tuple[float, float]:
+    """Equal-power (left, right) gains for ``pan`` in -1 (left) .. 1 (right)."""
+    angle = (math.pi / 4) * (1.0 + pan)
+    return math.cos(angle), math.sin(angle)
+
+
+class GrainTail:
+    """Stereo grains added at sample offsets into a buffer that carries across spans.
+
+    ``add`` places a grain starting ``offset`` samples into the current span
+    (its tail spills into the following spans); ``take`` hands out the span
+    and shifts the buffer on. Grains longer than ``longest`` are cut.
+    """
+
+    def __init__(self, span: int, longest: int):
+        self.span = span
+        self.buffer = np.zeros((span + longest, 2), dtype=np.float32)
+
+    def add(self, offset: int, grain: np.ndarray) -> None:
+        end = min(offset + len(grain), len(self.buffer))
+        self.buffer[offset:end] += grain[: end - offset]
+
+    def add_mono(self, offset: int, grain: np.ndarray, left: float, right: float) -> None:
+        end = min(offset + len(grain), len(self.buffer))
+        g = grain[: end - offset]
+        self.buffer[offset:end, 0] += np.float32(left) * g
+        self.buffer[offset:end, 1] += np.float32(right) * g
+
+    def take(self) -> np.ndarray:
+        n = self.span
+        out = self.buffer[:n].copy()
+        self.buffer[:-n] = self.buffer[n:]
+        self.buffer[-n:] = 0.0
+        return out
+
+
+def layer_function(name: str, *, takes_cues: bool = False) -> Callable[..., np.ndarray]:
+    """The pure-function form of layer ``name``: ``f(n_samples, *, sample_rate, rng, **params)``."""
+
+    def render(
+        n_samples: int,
+        *,
+        sample_rate: int,
+        rng: np.random.Generator,
+        cues: Sequence[Cue] = (),
+        **params,
+    ) -> np.ndarray:
+        return render_layer(
+            name, n_samples, sample_rate=sample_rate, rng=rng, params=params, cues=cues
+        )
+
+    render.__name__ = render.__qualname__ = name.replace("-", "_")
+    render.__doc__ = (
+        f"Render ``n_samples`` of the {name} layer in one call: float32, shape (n_samples, 2).\n\n"
+        f"``rng`` is the source of all randomness (same seed, same audio); ``params`` are\n"
+        f"the fields of the layer's ``Params``"
+        + (", ``cues`` its one-off events." if takes_cues else ".")
+    )
+    return render
+
+
+class GrainBank:
+    """Mono grains baked into stereo variants (a few loudnesses x pan positions), scattered at random.
+
+    A scattered grain then costs one slice add, which keeps a layer of
+    hundreds of events a second (drops, bubbles, crackles) about as cheap as
+    filtered noise. ``weights`` say how often each grain is chosen.
+    """
+
+    def __init__(
+        self,
+        grains: Sequence[np.ndarray],
+        *,
+        weights: Sequence[float] | None = None,
+        loudness: Sequence[float] = (1.0,),
+        pans: Sequence[float] | np.ndarray = (-0.8, -0.4, 0.0, 0.4, 0.8),
+    ):
+        self.variants = [
+            [_stereo(g, level, pan) for level in loudness for pan in pans] for g in grains
+        ]
+        w = np.ones(len(grains)) if weights is None else np.asarray(weights, dtype=np.float64)
+        self.cdf = np.cumsum(w / w.sum())
+        self.cdf[-1] = 1.0
+        self.per_grain = len(self.variants[0])
+        self.longest = max(len(g) for g in grains)
+
+    def scatter(self, tail: GrainTail, rng: np.random.Generator, count: int, within: int) -> None:
+        """Add ``count`` grains at uniform random offsets in ``[0, within)`` of the tail's span."""
+        if count <= 0:
+            return
+        starts = rng.integers(0, within, count).tolist()
+        u = rng.random((2, count))
+        kinds = np.searchsorted(self.cdf, u[0]).tolist()
+        variants = (u[1] * self.per_grain).astype(int).tolist()
+        buffer = tail.buffer
+        bank = self.variants
+        for start, kind, variant in zip(starts, kinds, variants, strict=True):
+            grain = bank[kind][variant]
+            buffer[start : start + len(grain)] += grain
+
+
+def _stereo(grain: np.ndarray, level: float, pan: float) -> np.ndarray:
+    left, right = pan_gains(pan)
+    out = np.empty((len(grain), 2), dtype=np.float32)
+    out[:, 0] = grain * np.float32(level * left)
+    out[:, 1] = grain * np.float32(level * right)
+    return out
+
+
+def decaying_noise(
+    rng: np.random.Generator, n: int, decay_s: float, sample_rate: int, attack_s: float = 0.0005
+) -> np.ndarray:
+    """White noise under an exponential decay with a short raised-cosine attack, float64."""
+    t = np.arange(n) / sample_rate
+    env = np.exp(-t / decay_s) * np.minimum(1.0, t / max(attack_s, 1e-9))
+    return rng.standard_normal(n) * env
+
+
+def resonate(x: np.ndarray, freq_hz: float, q: float, sample_rate: int) -> np.ndarray:
+    """``x`` through a second-order resonance (peak gain 1) at ``freq_hz``."""
+    from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
+
+    b, a = signal.iirpeak(min(freq_hz, 0.45 * sample_rate), q, fs=sample_rate)
+    return signal.lfilter(b, a, x)
+
+
+def unit_energy(grain: np.ndarray) -> np.ndarray:
+    """``grain`` scaled to unit energy (sum of squares), float32."""
+    return (grain / math.sqrt(float(np.dot(grain, grain)) or 1.0)).astype(np.float32)
+
+
+class EventLayerMixin:
+    """One-off sounds at absolute times: cues, plus spontaneous events drawn block by block.
+
+    A layer keeps ``self._events`` (start sample, stereo grain) and sums those
+    that overlap each block. A cue's sound is made from its own seed (the
+    layer's cue seed and the cue's index), so a cue added later sounds as it
+    would have had the layer known of it from the start.
+    """
+
+    rng: np.random.Generator
+    sample_rate: int
+    cues: tuple[Cue, ...]
+
+    def _init_events(self) -> None:
+        self._events: list[tuple[int, np.ndarray]] = []
+        self._cue_seed = int(self.rng.integers(2**63))
+        self._next_cue = 0
+
+    def _cue_sound(self, cue: Cue, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def _mix_events(self, out: np.ndarray, b0: int) -> None:
+        """Start the cues that begin before this block ends; add every live event to ``out``."""
+        n = len(out)
+        b1 = b0 + n
+        sr = self.sample_rate
+        while self._next_cue < len(self.cues):
+            cue = self.cues[self._next_cue]
+            start = round(cue.time_s * sr)
+            if start >= b1:
+                break
+            sound = self._cue_sound(cue, np.random.default_rng([self._cue_seed, self._next_cue]))
+            self._events.append((start, sound))
+            self._next_cue += 1
+        live = []
+        for start, grain in self._events:
+            if start + len(grain) <= b0:
+                continue
+            live.append((start, grain))
+            if start >= b1:
+                continue
+            i0 = max(0, b0 - start)
+            i1 = min(len(grain), b1 - start)
+            o0 = start + i0 - b0
+            out[o0 : o0 + i1 - i0] += grain[i0:i1]
+        self._events = live

@@ -1,0 +1,139 @@
+"""Thunder: distant rolls, now and then, or where a cue puts one.
+
+Perceptual model: thunder heard from afar is a low rumble (the sharp crack
+is lost to distance: air absorbs the highs) that rolls — several swells
+as sound arrives from different parts of the lightning channel — over five
+to fifteen seconds. Nearer thunder keeps more of its highs and starts with a
+crack. Each roll here is made anew: brownish noise, darker with distance,
+under an envelope of a few overlapping swells of random onset, size and
+length.
+
+Rolls come as cues (``roll``) and, if ``rate_per_min`` is above zero, on
+their own at random.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import SoundscapeError
+from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, check_range, register_layer
+from .dsp import EventLayerMixin, int16_noise, layer_function
+
+__all__ = ["Thunder", "thunder", "cue_strength"]
+
+
+def cue_strength(layer: str, cue: Cue, known: Sequence[str] = ("strength",)) -> float:
+    """A one-shot cue's ``strength`` (0..1, default 1), checked, with one-line errors naming the layer."""
+    extra = set(cue.params) - set(known)
+    if extra:
+        raise SoundscapeError(
+            f"layer {layer!r}: cue {cue.action!r} has no option {sorted(extra)[0]!r} "
+            f"(known: {', '.join(known)})"
+        )
+    if not math.isfinite(cue.time_s) or cue.time_s < 0:
+        raise SoundscapeError(
+            f"layer {layer!r}: cue time {cue.time_s} must be a time on the track (>= 0 s)"
+        )
+    value = cue.params.get("strength", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SoundscapeError(
+            f"layer {layer!r}: cue {cue.action!r}: strength must be a number, not {value!r}"
+        )
+    check_range(f"layer {layer!r}: cue {cue.action!r}: strength", value, 0.0, 1.0)
+    return float(value)
+
+
+@register_layer("thunder")
+class Thunder(EventLayerMixin, Layer):
+    """Distant thunder: seeded rolls, on cue or now and then."""
+
+    description = "Distant thunder: low rolling rumbles, on cue or every few minutes."
+    cue_actions = frozenset({"roll"})
+    ranges = {"rate_per_min": (0.0, 10.0), "distance": (0.0, 1.0), "roll_s": (2.0, 30.0)}
+
+    @dataclass(frozen=True)
+    class Params:
+        """Thunder parameters."""
+
+        rate_per_min: float = 0.5
+        """Rolls a minute on their own (0: only on cue)."""
+        distance: float = 0.6
+        """0 (near: a crack and bright rumble) .. 1 (far: a low, soft roll)."""
+        roll_s: float = 9.0
+        """Typical length of a roll, in seconds."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for cue in self.cues:
+            cue_strength(self.name, cue)
+        self._init_events()
+
+    def add_cues(self, later: Sequence[Cue]) -> bool:
+        for cue in later:
+            cue_strength(self.name, cue)
+        self._checked_later(later)
+        return True
+
+    def cue_duration_s(self, cue: Cue) -> float:
+        cue_strength(self.name, cue)
+        return 1.6 * self.params.roll_s
+
+    def _cue_sound(self, cue: Cue, rng: np.random.Generator) -> np.ndarray:
+        return self._roll(rng, cue_strength(self.name, cue))
+
+    def _roll(self, rng: np.random.Generator, strength: float) -> np.ndarray:
+        from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
+
+        p = self.params
+        fs = self.sample_rate
+        length_s = p.roll_s * math.exp(rng.uniform(-0.3, 0.3))
+        n = int(1.6 * length_s * fs)
+        t = np.arange(n) / fs
+        env = np.zeros(n)
+        for i in range(int(rng.integers(3, 8))):
+            at = rng.uniform(0.0, 0.6 * length_s) if i else 0.0  # a roll starts at its cue
+            rise = rng.uniform(0.05, 0.4)
+            fall = rng.uniform(0.4, max(0.5, 0.25 * length_s))
+            x = np.maximum(t - at, 0.0)
+            env += rng.uniform(0.3, 1.0) * (1 - np.exp(-x / rise)) * np.exp(-x / fall)
+        env /= env.max()
+        cutoff = 450.0 * (1.0 - p.distance) + 110.0
+        # One cascade in float32 sections: a roll is long, and made while the track plays.
+        sos = np.vstack(
+            [
+                signal.butter(2, cutoff, fs=fs, output="sos"),
+                signal.butter(1, 25.0, "highpass", fs=fs, output="sos"),
+            ]
+        ).astype(np.float32)
+        y = signal.sosfilt(sos, int16_noise(rng, (2, n)))
+        y /= np.float32(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+        out = (y * env.astype(np.float32)).T
+        if p.distance < 0.5:  # near enough to hear the crack
+            k = int(0.15 * fs)
+            crack = rng.standard_normal((k, 2)) * np.exp(-np.arange(k) / (0.03 * fs))[:, None]
+            out[:k] += (0.5 - p.distance) * 4 * crack
+        # Rolls peak ~4 dB (RMS) over the nominal layer level: thunder is an event.
+        gain = 10 ** ((NOMINAL_RMS_DB + 4.0) / 20) * strength
+        fade = min(n, int(0.5 * fs))
+        out[-fade:] *= np.linspace(1.0, 0.0, fade)[:, None]
+        return np.clip(out * gain, -1.0, 1.0).astype(np.float32)
+
+    def _next_block(self) -> np.ndarray:
+        out = np.zeros((BLOCK_SIZE, 2), dtype=np.float32)
+        rate = self.params.rate_per_min / 60.0
+        if rate > 0:
+            for _ in range(int(self.rng.poisson(rate * BLOCK_SIZE / self.sample_rate))):
+                at = self.block_start + int(self.rng.integers(BLOCK_SIZE))
+                sub = np.random.default_rng(int(self.rng.integers(2**63)))
+                self._events.append((at, self._roll(sub, float(sub.uniform(0.5, 1.0)))))
+        self._mix_events(out, self.block_start)
+        np.clip(out, -1.0, 1.0, out=out)
+        return out
+
+
+thunder = layer_function("thunder", takes_cues=True)

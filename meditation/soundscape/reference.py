@@ -43,19 +43,28 @@ _README_START = (
 _README_END = "<!-- end of preset reference -->"
 
 
-@functools.cache
 def field_docs(cls: type[Layer[Any]]) -> dict[str, str]:
-    """The docstring under each field of ``cls.Params``, by field name ('' where there is none).
+    """The docstring under each field of ``cls.Params``, by field name (absent where there is none).
 
-    Field docstrings are not kept at run time, so they are read from the source.
+    Field docstrings are not kept at run time, so they are read from the
+    source; a field a subclass redeclares (a new default) keeps its base's doc.
     """
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.Params.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+@functools.cache
+def _own_field_docs(klass: type) -> dict[str, str]:
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls.Params)))
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
     except (OSError, TypeError):  # no source (a frozen build): the table still lists the fields
         return {}
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
     docs: dict[str, str] = {}
-    for node, after in zip(body, body[1:] + [None]):
+    for node, after in zip(body, [*body[1:], None]):
         if (
             isinstance(node, ast.AnnAssign)
             and isinstance(node.target, ast.Name)

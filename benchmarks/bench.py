@@ -24,6 +24,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_layers  # noqa: E402
+import bench_voices  # noqa: E402
 
 QUICK_SCRIPT = """---
 title: Quick
@@ -710,8 +714,13 @@ def main(argv=None) -> int:
     runs = args.runs or (1 if args.quick else 3)
     results = bench(args.quick, runs)
     results["formats"] = bench_formats(30.0 if args.quick else 300.0, runs)
+    # The palette (issue 20) and the voices (issue 19); their own scripts measure more.
+    results["layers"] = bench_layers.layer_figures(10.0 if args.quick else 60.0, runs=runs)
+    results["voices"] = bench_voices.voice_figures(3 if args.quick else 12, runs=runs)
     print(_table(results))
     print(_formats_table(results["formats"]))
+    print(bench_layers._table(results["layers"]))
+    print(bench_voices.table(results["voices"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0

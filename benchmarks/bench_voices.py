@@ -39,18 +39,26 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.9)
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
-    planned = [s for s in plan_segments(read_script(DEFAULT_SCRIPT), rate=args.rate) if s.spoken]
-    texts = [s.text for s in planned[: args.sentences]]
+    results = voice_figures(args.sentences, args.runs, args.rate)
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def voice_figures(sentences: int = 12, runs: int = 3, rate: float = 0.9) -> dict:
+    """``{voice: {"speech_s", "rtf", "dnsmos_p808"}}`` for each voice, on the dream's first sentences."""
+    planned = [s for s in plan_segments(read_script(DEFAULT_SCRIPT), rate=rate) if s.spoken]
+    texts = [s.text for s in planned[:sentences]]
     results = {}
     for name in VOICES:
         voice = resolve_voice(name)
         engine = load_voice(voice)
         engine.reset()
-        engine.synthesize("Warm up.", rate=args.rate, seed=1)
+        engine.synthesize("Warm up.", rate=rate, seed=1)
         walls, audio = [], []
-        for _ in range(args.runs):
+        for _ in range(runs):
             start = time.perf_counter()
-            audio = [engine.synthesize(t, rate=args.rate, seed=text_seed(t)) for t in texts]
+            audio = [engine.synthesize(t, rate=rate, seed=text_seed(t)) for t in texts]
             walls.append(time.perf_counter() - start)
         engine.reset()
         seconds = sum(len(a) for a in audio) / engine.sample_rate
@@ -59,12 +67,15 @@ def main() -> None:
             "rtf": round(seconds / statistics.median(walls), 1),
             "dnsmos_p808": _dnsmos(audio, engine.sample_rate),
         }
-        print(
-            f"{voice:20s} RTF {results[voice]['rtf']:7.1f}x  "
-            f"DNSMOS P.808 {results[voice]['dnsmos_p808']}  ({seconds:.1f} s of speech)"
-        )
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
+def table(results: dict) -> str:
+    return "\n".join(
+        f"{voice:20s} RTF {r['rtf']:7.1f}x  DNSMOS P.808 {r['dnsmos_p808']}  "
+        f"({r['speech_s']:.1f} s of speech)"
+        for voice, r in results.items()
+    )
 
 
 def _dnsmos(pieces: list[np.ndarray], sample_rate: int) -> float | None:

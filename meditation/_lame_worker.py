@@ -29,13 +29,15 @@ from meditation._lifecycle import die_with_parent, ignore_interrupts, parent_is_
 _READ = 1 << 16
 
 
-def new_encoder(sample_rate: int, channels: int):
-    """A lameenc encoder at the renderer's settings (VBR -V2); the benchmark's encode floor uses it too."""
+def new_encoder(sample_rate: int, channels: int, vbr_quality: int = 2):
+    """A lameenc encoder at the renderer's settings (VBR ``-V{vbr_quality}``); the benchmark's encode floor uses it too."""
     lame = lameenc.Encoder()
     lame.set_in_sample_rate(sample_rate)
+    # Never resampled (LAME would at -V7 to -V9): the gapless delay and padding assume the input's rate.
+    lame.set_out_sample_rate(sample_rate)
     lame.set_channels(channels)
     lame.set_vbr(4)  # vbr_mtrh, LAME's default VBR mode
-    lame.set_vbr_quality(2)  # -V2
+    lame.set_vbr_quality(vbr_quality)  # -V2 unless --mp3-quality says otherwise
     lame.set_quality(5)
     return lame
 
@@ -58,7 +60,8 @@ def main(argv: list[str]) -> int:
     die_with_parent(parent, pdeathsig=len(argv) <= 4 or argv[4] == "1")
 
     frame = 2 * channels
-    lame = new_encoder(sample_rate, channels)
+    vbr_quality = int(argv[5]) if len(argv) > 5 else 2
+    lame = new_encoder(sample_rate, channels, vbr_quality)
     source = sys.stdin.buffer
     leftover = b""
     samples = 0
@@ -76,7 +79,7 @@ def main(argv: list[str]) -> int:
                 samples += whole // frame
                 out.write(lame.encode(data[:whole]))
         out.write(lame.flush())
-    add_xing_header(path, samples=samples)
+    add_xing_header(path, samples=samples, vbr_quality=vbr_quality)
     return 0
 
 
@@ -111,7 +114,7 @@ def _frame_info(header: int):
 ENCODER_DELAY = 576
 
 
-def add_xing_header(path: str, *, samples: int | None = None) -> None:
+def add_xing_header(path: str, *, samples: int | None = None, vbr_quality: int = 2) -> None:
     """Put a Xing frame with a LAME tag (frame count, byte count, seek table, delay, padding) in front of a VBR stream.
 
     Without it players guess a VBR file's length from its first frame's
@@ -163,7 +166,9 @@ def add_xing_header(path: str, *, samples: int | None = None) -> None:
     padding = (
         0 if samples is None else max(0, len(offsets) * frame_samples - ENCODER_DELAY - samples)
     )
-    quality = 100 - 10 * 2 - 5  # LAME's rule: 100 - 10 × VBR quality (-V2) - algorithm quality (5)
+    quality = (
+        100 - 10 * vbr_quality - 5
+    )  # LAME's rule: 100 - 10 × VBR quality - algorithm quality (5)
     body = (
         b"Xing"
         + (0xF).to_bytes(4, "big")

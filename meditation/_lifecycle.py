@@ -40,6 +40,7 @@ import hashlib
 import multiprocessing.context
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +53,7 @@ from pathlib import Path
 __all__ = [
     "Terminated",
     "create_temporary",
+    "create_work_folder",
     "die_with_parent",
     "ignore_interrupts",
     "orphaned",
@@ -100,10 +102,33 @@ def create_temporary(path: Path) -> tuple[int, Path]:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     remove_stale_temporaries(folder)
+    tail = f".{_TAG}-{_HOST}-{os.getpid()}-"
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.{_TAG}-{_HOST}-{os.getpid()}-", suffix=path.suffix, dir=folder
+        prefix=f".{_fit_name(path.name, folder, tail, path.suffix)}{tail}",
+        suffix=path.suffix,
+        dir=folder,
     )
     return fd, Path(tmp)
+
+
+_RANDOM_CHARS = 8
+"""What ``mkstemp`` adds between prefix and suffix."""
+
+
+def _fit_name(name: str, folder: Path, tail: str, suffix: str) -> str:
+    """``name`` cut so the temporary name stays within the file system's limit (in bytes).
+
+    A legal 250-byte output name would otherwise give a temporary name over
+    255 bytes ("File name too long"); the cut name still identifies it.
+    """
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    room = limit - len(os.fsencode("." + tail + suffix)) - _RANDOM_CHARS
+    encoded = os.fsencode(name)
+    # Bytes, as the limit counts them; a character cut in two stays a valid (escaped) name.
+    return name if len(encoded) <= room else os.fsdecode(encoded[: max(room, 1)])
 
 
 def store_quietly(path: Path, data: bytes) -> bool:
@@ -152,6 +177,32 @@ def remove_stale_temporaries(folder: Path) -> int:
         except OSError:
             pass  # another run removed it first, or it is not ours to remove
     return removed
+
+
+def create_work_folder(kind: str) -> Path:
+    """A private folder in the system's temporary folder, named for this process; stale ones are removed first.
+
+    ``kill -9`` leaves such a folder behind; the next process of the same
+    ``kind`` on this host removes every one whose process is gone (only
+    folders of that exact name pattern, owned by this user).
+    """
+    parent = Path(tempfile.gettempdir())
+    prefix = f"{_TAG}-{kind}-{_HOST}-"
+    pattern = re.compile(re.escape(prefix) + r"(?P<pid>[0-9]+)-[A-Za-z0-9_]+$")
+    try:
+        entries = list(os.scandir(parent)) if os.name == "posix" else []  # PIDs probed safely
+    except OSError:
+        entries = []
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None or pid_alive(int(match["pid"])):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False) and entry.stat().st_uid == os.getuid():
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            pass  # another process removed it first
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
 
 
 def pid_alive(pid: int) -> bool:
@@ -261,9 +312,37 @@ def spawn_context() -> multiprocessing.context.SpawnContext:
     """A multiprocessing "spawn" context whose processes start with SIGINT blocked.
 
     For ``ProcessPoolExecutor(mp_context=...)``; the workers' initializer
-    calls :func:`ignore_interrupts` and :func:`die_with_parent`.
+    calls :func:`ignore_interrupts` and :func:`die_with_parent`. Starts
+    multiprocessing's resource tracker quietly first (see :func:`_quiet_resource_tracker`).
     """
+    _quiet_resource_tracker()
     return _QuietSpawnContext()
+
+
+def _quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker with its standard error on the null device.
+
+    A process pool's queues hold POSIX semaphores, registered with the
+    tracker. After ``kill -9`` of this process the tracker still removes them,
+    but would print a ``leaked semaphore objects`` UserWarning (and a Python
+    source line) under the shell's prompt: it has nothing else to say, so it
+    says it nowhere. Called before any pool exists, from the main thread; the
+    redirection lasts only while the tracker starts.
+    """
+    from multiprocessing import resource_tracker  # noqa: PLC0415 - only processes with pools
+
+    if os.name != "posix":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        resource_tracker.ensure_running()  # a running tracker is left as it is
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def ignore_interrupts() -> None:

@@ -3,11 +3,58 @@
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["InOrder"]
+__all__ = ["InOrder", "on_stop", "stop_workers"]
+
+_PREFIX = "meditation-"
+
+
+def on_stop(thread: threading.Thread, stop: Callable[[], None]) -> None:
+    """Remember, on the thread itself, how to ask it to end early (``stop_workers`` calls it)."""
+    thread._meditation_stop = stop  # type: ignore[attr-defined]  # goes with the thread: no registry to leak
+
+
+def stop_workers(timeout_s: float = 30.0) -> None:
+    """Ask every worker thread to stop and wait for them, before the interpreter finalizes.
+
+    A daemon thread still inside native code (pedalboard, an encoder) when
+    Python shuts down is killed there, and C++ answers with
+    ``terminate called without an active exception`` and SIGABRT. The CLI
+    calls this on its way out, whatever happened; a second Ctrl-C meanwhile
+    does not cut the wait short.
+    """
+    import time  # noqa: PLC0415 - only the way out needs it
+
+    deadline = time.monotonic() + timeout_s
+    current = threading.current_thread()
+    # Rounds: a worker that was still ending may have started another (the premix, its meter).
+    while time.monotonic() < deadline:
+        workers = [
+            t for t in threading.enumerate() if t is not current and t.name.startswith(_PREFIX)
+        ]
+        # Not ``join``/``is_alive``: a join that an interrupt cut short marks the
+        # thread stopped while it still runs (CPython 3.11), and after that both
+        # believe it. The interpreter's own list of running threads does not.
+        running = sys._current_frames()
+        workers = [t for t in workers if t.ident in running]
+        if not workers:
+            return
+        for thread in workers:
+            stop = getattr(thread, "_meditation_stop", None)
+            if stop is not None:
+                try:
+                    stop()
+                except Exception:
+                    pass
+        try:
+            time.sleep(0.02)
+        except KeyboardInterrupt:
+            continue
+
 
 _END = object()
 
@@ -25,10 +72,27 @@ class InOrder:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self.failure: BaseException | None = None
         self._thread = threading.Thread(target=self._work, args=(consume,), name=name, daemon=True)
+        self._stopped = False
+        on_stop(self._thread, self._stop)
         self._thread.start()
 
+    def _stop(self) -> None:
+        self._stopped = True  # drop what is queued, then end
+        try:
+            self._queue.put_nowait(_END)
+        except queue.Full:
+            pass  # the thread drops the queued items now and ends at the next _END or empty check
+
     def _work(self, consume: Callable[[Any], None]) -> None:
-        while (item := self._queue.get()) is not _END:
+        while True:
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._stopped:
+                    return
+                continue
+            if item is _END or self._stopped:
+                return
             if self.failure is not None:
                 continue
             try:

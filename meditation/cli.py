@@ -6,6 +6,7 @@ Every user error becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -33,10 +34,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _setting_options(p: argparse.ArgumentParser, use) -> None:
     """One option per setting that ``use`` honours, straight from the settings schema."""
-    from .settings import Kind, Role, format_duration, specs_for  # noqa: PLC0415 - see the note at the top
+    from .settings import Kind, Role, Use, format_duration, specs_for  # noqa: PLC0415 - see the note at the top
 
     S = argparse.SUPPRESS  # only options the user gives override the script's front matter
     for spec in specs_for(use):
+        if use is Use.AMBIENT and spec.ambient_help:
+            spec = dataclasses.replace(spec, help=spec.ambient_help)
         if spec.key == "script":
             p.add_argument("script", nargs="?", default=S, help=spec.help + " (default: the dream)")
             continue
@@ -61,6 +64,7 @@ def _setting_options(p: argparse.ArgumentParser, use) -> None:
             Kind.DURATION: "DUR",
             Kind.PATH: "DIR" if spec.role is Role.OUTPUT_FOLDER else "FILE",
             Kind.NAMES: "A,B",
+            Kind.DURATIONS: "T,T",
             Kind.INTEGER: "N",
             Kind.TEXT: "TEXT",
             Kind.NUMBER: spec.unit if spec.unit.isalpha() else "X",
@@ -99,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
         "ambient", help="render a soundscape alone, for any length", parents=[common]
     )
     _setting_options(ambient, Use.AMBIENT)
+    # Timer sessions (issue 22): a sit between bells; its options come from the schema (Use.TIMER).
+    timer = sub.add_parser(
+        "timer", help="a silent or ambient sit between bells, e.g. 'timer 20m'", parents=[common]
+    )
+    timer.add_argument("duration", metavar="DUR", help="length of the sit, e.g. 20m")
+    _setting_options(timer, Use.TIMER)
     sub.add_parser("voices", help="list usable voices: engine, language, gender, sample rate, kind")
     _say_parser(sub, common)
     soundscapes = sub.add_parser(
@@ -110,8 +120,19 @@ def _parser() -> argparse.ArgumentParser:
     from .batch.command import add_batch_options  # noqa: PLC0415 - start-up: batch loads only when asked for
 
     add_batch_options(batch)
-    cache = sub.add_parser("cache", help="manage the speech cache")
-    cache.add_argument("action", choices=["clear", "path"])
+    cache = sub.add_parser(
+        "cache",
+        help="show or clear the speech cache",
+        description=_CACHE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cache.add_argument(
+        "action",
+        nargs="?",
+        choices=["clear", "path"],
+        help="clear: remove every cached sentence; path: print the cache folder "
+        "(none: say where it is, how much it holds, and what the actions do)",
+    )
     # The web studio (issue 12): its own options, not render settings.
     studio = sub.add_parser("studio", help="write, shape and hear a meditation in a local web page")
     studio.add_argument(
@@ -136,10 +157,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``meditation`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not any(a in _COMMANDS for a in argv[:3]) and not any(
-        a in ("-h", "--help", "--version") for a in argv[:1]
-    ):
-        argv = ["render", *argv]  # `meditation` alone renders the dream
+    _standard_streams()
+    argv = _with_command(argv)
     previous = _on_sigterm_unwind()
     try:
         args = _parser().parse_args(argv)
@@ -149,16 +168,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"auto": None, "on": True, "off": False}[getattr(args, "progress", "auto")]
         )
         status = _COMMANDS[args.command or "render"](args)
-        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
+        _flush_stdout()
         return status
     except MeditationError as exc:
-        print(f"meditation: error: {one_line(str(exc))}", file=sys.stderr)
+        _tell(f"meditation: error: {one_line(str(exc))}")
         return 2
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
     except BrokenPipeError:
         # `meditation voices | head`: the reader left; say nothing more (Python's own exit would print a traceback).
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _discard_stdout()
         return 0
     except Exception as exc:
         # Ctrl-C while a native module initializes comes out as another
@@ -169,12 +188,93 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, OSError) and exc.errno in DISK_FULL:
             # A full disk anywhere (the speech cache, a spool file): one line, like a failed output.
             where = f" writing {exc.filename}" if exc.filename else ""
-            print(f"meditation: error: disk full{where} ({exc.strerror})", file=sys.stderr)
+            _tell(f"meditation: error: disk full{where} ({exc.strerror})")
             return 2
         raise
     finally:
+        from ._threads import stop_workers  # noqa: PLC0415 - after the command, to keep start-up lean
+
+        stop_workers()  # before the interpreter finalizes (issue 18, item 4)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _with_command(argv: list[str]) -> list[str]:
+    """``argv`` with ``render`` put in where no command is named (``meditation ok.md`` renders it).
+
+    The command is the first word after the options every command shares
+    (``--progress X``), never a later word: in ``meditation --title cache
+    ok.md`` or ``meditation ok.md --title voices`` the word is a title.
+    """
+    i = 0
+    while i < len(argv) and (argv[i] == "--progress" or argv[i].startswith("--progress=")):
+        i += 1 if "=" in argv[i] else 2
+    if i < len(argv) and (argv[i] in _COMMANDS or argv[i] in ("-h", "--help", "--version")):
+        return argv
+    return [*argv[:i], "render", *argv[i:]]  # `meditation` alone renders the dream
+
+
+def _standard_streams() -> None:
+    """Give a closed stdin, stdout or stderr (``render … >&-``) the null device.
+
+    Otherwise the next file opened would take its number, and a helper
+    process writing to "stdout" would write into it; and ``print`` would
+    fail on ``sys.stdout`` being None after the file was written.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.dup2(os.open(os.devnull, os.O_RDWR), fd)  # the lowest free number is fd itself
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "w", encoding="utf-8", errors="replace", closefd=False))
+
+
+def _say(line: str) -> None:
+    """One line on stdout (see ``_flush_stdout``)."""
+    try:
+        print(line)
+    except OSError as exc:
+        _stdout_failed(exc)
+
+
+def _flush_stdout() -> None:
+    """Flush stdout; a reader that left or a full device costs the report, never the exit status of the work done."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        _stdout_failed(exc)
+
+
+def _stdout_failed(exc: OSError) -> None:
+    """A closed pipe (``voices | head``) stops the command quietly; any other failure is one warning on stderr.
+
+    Stdout then points at the null device, so later lines and Python's own
+    flush at exit do not fail again.
+    """
+    _discard_stdout()
+    if isinstance(exc, BrokenPipeError):
+        raise exc
+    _tell(f"meditation: warning: could not write to standard output ({exc.strerror})")
+
+
+def _discard_stdout() -> None:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _tell(line: str) -> None:
+    """One line on stderr; if stderr cannot be written (``2>/dev/full``) the exit status still says what happened."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
@@ -183,10 +283,7 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
 
     terminated = isinstance(exc, Terminated)
     _forget_native_interrupt()
-    print(
-        f"meditation: {'terminated' if terminated else 'interrupted'}; no partial file was left",
-        file=sys.stderr,
-    )
+    _tell(f"meditation: {'terminated' if terminated else 'interrupted'}; no partial file was left")
     return 143 if terminated else 130
 
 
@@ -284,11 +381,27 @@ def _cmd_ambient(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_timer(args: argparse.Namespace) -> int:
+    from .preflight import check_values  # noqa: PLC0415 - see the note at the top
+    from .settings import resolve_settings  # noqa: PLC0415 - see the note at the top
+    from .timer import check_timer, render_timer  # noqa: PLC0415 - see the note at the top
+
+    values, labels = _setting_values(args)
+    labels["duration"] = "timer: length of the sit"
+    values.setdefault("output", Path("timer.mp3"))
+    settings = resolve_settings(values, labels=labels)
+    check_timer(settings)
+    speaks = settings.opening_line is not None or settings.closing_line is not None
+    settings = check_values(settings, voice=speaks)
+    _report(render_timer(settings))
+    return 0
+
+
 def _report(result) -> None:
     """The summary line on stdout; each warning (e.g. a loudness target out of reach) as one line on stderr."""
-    print(result.summary())
+    _say(result.summary())
     for warning in result.warnings:
-        print(f"meditation: warning: {one_line(warning)}", file=sys.stderr)
+        _tell(f"meditation: warning: {one_line(warning)}")
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
@@ -316,9 +429,7 @@ def _cmd_voices(args: argparse.Namespace) -> int:
     table += [row[1:] for row in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+        _say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
@@ -333,7 +444,7 @@ def _cmd_soundscapes(args: argparse.Namespace) -> int:
     presets = list_presets()
     width = max(len(p.name) for p in presets)
     for preset in presets:
-        print(f"{preset.name:<{width}}  {preset.description}")
+        _say(f"{preset.name:<{width}}  {preset.description}")
     return 0
 
 
@@ -348,10 +459,20 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
     cache = SpeechCache()
     if args.action == "clear":
-        print(f"removed {cache.clear()} cached segments from {cache.folder}")
+        _say(f"removed {cache.clear()} cached segments from {cache.folder}")
+    elif args.action == "path":
+        _say(str(cache.folder))
     else:
-        print(cache.folder)
+        _say(f"speech cache: {cache.folder} ({cache.count()} cached segments)")
+        _say(_CACHE_HELP)
     return 0
+
+
+_CACHE_HELP = """\
+Synthesized sentences are kept here, so a render that speaks the same text with
+the same voice, rate and sample rate skips the voice (--no-cache bypasses it).
+  meditation cache path    print the folder (MEDITATION_CACHE_DIR moves it)
+  meditation cache clear   remove every cached sentence (it refills as you render)"""
 
 
 def _cmd_studio(args: argparse.Namespace) -> int:
@@ -366,10 +487,9 @@ def _cmd_studio(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise MeditationError(f"--port {args.port} is out of range (0 to 65535)")
-    try:
-        serve(args.dir, host=args.host, port=args.port, open_browser=args.open)
-    except KeyboardInterrupt:
-        pass
+    # Ctrl-C or SIGTERM: the server stops its renders, then re-raises the signal; main reports it
+    # in one line and exits 130 or 143, as a render does.
+    serve(args.dir, host=args.host, port=args.port, open_browser=args.open)
     return 0
 
 
@@ -435,7 +555,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     check_plot_path(output)
     check_outputs({"-o": output}, inputs=[timings_path])
     write_plot(read_timings(timings_path), output)
-    print(output)
+    _say(str(output))
     return 0
 
 
@@ -443,6 +563,7 @@ _COMMANDS = {
     "plot": _cmd_plot,
     "render": _cmd_render,
     "ambient": _cmd_ambient,
+    "timer": _cmd_timer,
     "voices": _cmd_voices,
     "say": _cmd_say,
     "soundscapes": _cmd_soundscapes,

@@ -44,7 +44,20 @@ class ScriptError(MeditationError):
 
 
 class SettingsError(MeditationError):
-    """A setting is out of range or of the wrong kind."""
+    """A setting is out of range or of the wrong kind.
+
+    With ``setting`` (a key such as ``duration``), the message follows its
+    name as the command line spells it (``--duration 5s is too short``);
+    :meth:`worded_as_key` spells it as a front matter or manifest key.
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None):
+        self.message, self.setting = message, setting
+        super().__init__(message if setting is None else f"--{setting.replace('_', '-')} {message}")
+
+    def worded_as_key(self) -> str:
+        """The message naming the setting as a manifest writes it (``duration 5s is too short``)."""
+        return self.message if self.setting is None else f"{self.setting} {self.message}"
 
 
 class VoiceError(MeditationError):

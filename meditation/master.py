@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .decode import read_audio
+from .decode import read_blocks
 from .export import AudioWriter, Metadata
+from .files import make_folder
 from .limiter import TruePeakLimiter
-from .loudness import RangeMeter, TruePeakMeter, true_peak_db
+from .loudness import RangeMeter, TruePeakMeter
 from .measure import MeasurePass, measure, measure_extent, replay
 from .progress import progress
 
@@ -248,8 +249,31 @@ def _normalize_limit_encode(
 
 
 def _decoded_true_peak_db(path: Path) -> float:
-    """True peak of a written file as a player decodes it."""
-    return true_peak_db(read_audio(path)[0])
+    """True peak of a written file as a player decodes it, streamed.
+
+    Decoding the whole file at once held it twice over (float32, then
+    float64 in the meter): 4.4 GB for a 29-minute M4B, so a longer
+    ``--duration`` cost memory in proportion.
+    """
+    meter = None
+    batch: list[np.ndarray] = []
+    held = 0
+    for block, _ in read_blocks(path):
+        if meter is None:
+            meter = TruePeakMeter(block.shape[1])
+        batch.append(block)
+        held += len(block)
+        if held >= _PEAK_BATCH:  # codec frames are small: judge them a few seconds at a time
+            meter.feed(np.concatenate(batch))
+            batch, held = [], 0
+    if meter is None:
+        return float("-inf")
+    if batch:
+        meter.feed(np.concatenate(batch))
+    return meter.finish_db()
+
+
+_PEAK_BATCH = 1 << 17
 
 
 class GainSearch:
@@ -376,13 +400,16 @@ class _Writers:
 
     def __init__(self, settings: RenderSettings, metadata: Metadata, stems: Path | None):
         self.main = AudioWriter(
-            settings.output, sample_rate=settings.sample_rate, metadata=metadata
+            settings.output,
+            sample_rate=settings.sample_rate,
+            metadata=metadata,
+            mp3_quality=settings.mp3_quality,
         )
         self.folder = stems
         self.stems: dict[str, AudioWriter] = {}
         self.sample_rate = settings.sample_rate
         if stems is not None:
-            stems.mkdir(parents=True, exist_ok=True)
+            make_folder(stems)  # removed again if the run fails (files.all_or_nothing)
 
     def write_stems(self, chunk: MixChunk, gain: float, *, voice: bool = True) -> None:
         if self.folder is None:

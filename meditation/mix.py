@@ -21,6 +21,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
+from ._threads import on_stop
 from .levels import LOUDNESS_SCOPES, VOICE_CREST_DB, VOICE_LEVEL_SAMPLE_S, VOICE_RMS_DB
 from .limiter import TruePeakLimiter
 from .timeline import Timeline
@@ -436,6 +437,7 @@ def _made_ahead(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None
             put(_Failed(exc))
 
     worker = threading.Thread(target=produce, name="meditation-voice", daemon=True)
+    on_stop(worker, stop.set)
     worker.start()
     try:
         while (item := handoff.get()) is not _DONE:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .decode import as_stereo, read_blocks
 from .errors import MeditationError, SettingsError
-from .files import atomic_write_bytes
+from .files import InputError, atomic_write_bytes, read_input
 from .loudness import LoudnessMeter
 
 __all__ = [
@@ -55,24 +55,33 @@ def loudness_of_file(path: Path, *, target_lufs: float) -> dict[str, Any]:
     }
 
 
+MAX_TIMINGS_BYTES = 64_000_000
+"""Largest timings file read: a day-long track's loudness series takes a few megabytes."""
+
+
 def read_timings(path: Path) -> dict[str, Any]:
     """Read a timings JSON file; one clear error if it is not one."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"timings file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"timings file {str(path)!r} cannot be read: {exc}") from None
+        raw = read_input(path, "timings file", MAX_TIMINGS_BYTES)
+        data = json.loads(raw.decode("utf-8"))
+    except InputError as exc:
+        raise SettingsError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"timings file {str(path)!r} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise SettingsError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise SettingsError(f"{path}: not a meditation timings file (nested too deeply)") from None
+    if isinstance(data, dict) and isinstance(data.get("timeline"), dict):
+        data = data["timeline"]  # a render's or a batch's sidecar: the timeline is inside
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("scenes"), list)
         or not isinstance(data.get("duration"), (int, float))
     ):
         raise SettingsError(
-            f"{path}: not a meditation timings file (write one with 'meditation render --timings FILE')"
+            f"{path}: not a meditation timings file or sidecar (write one with 'meditation render --timings FILE')"
         )
     return data
 
@@ -109,7 +118,26 @@ _LAYER_COLOURS = {
     "wings": "#c0392b",
     "drone": "#8e44ad",
     "bell": "#d4a017",
+    "beats": "#16a085",
+    "breath": "#e67e22",
 }
+# For layers without a colour of their own (recordings, new layers): none of the above.
+_SPARE_COLOURS = ("#1f3a93", "#6d4c41", "#e84393", "#2d3436", "#8bc34a", "#00bcd4", "#9c27b0")
+_CUE_MARKERS = {"strike": "v", "beat": "^", "beats": "^", "glide": "D", "scene": "D"}
+_BREATH_COLOURS = {"in": "#f0a35e", "hold": "#c9b79c", "out": "#8fb8de"}
+
+
+def _layer_colours(names) -> dict[str, str]:
+    """One distinct colour per layer: its own where it has one, a spare one otherwise."""
+    spare = iter(c for c in _SPARE_COLOURS)
+    taken: dict[str, str] = {}
+    for name in names:
+        base = name.split(":")[0]
+        colour = _LAYER_COLOURS.get(base)
+        if colour is None or colour in taken.values():
+            colour = next(spare, "#555555")
+        taken[name] = colour
+    return taken
 
 
 def draw_plan(timings: dict[str, Any], *, title: str | None = None):
@@ -149,6 +177,7 @@ def draw_plan(timings: dict[str, Any], *, title: str | None = None):
     # Layer levels (dB relative to the narration), from the plan's breakpoints.
     floor_db = -40.0
     layers = timings.get("layers") or {}
+    colours = _layer_colours(layers)
     for name, layer in layers.items():
         xs = np.asarray(layer["time"], dtype=float)
         ys = np.array(
@@ -157,20 +186,28 @@ def draw_plan(timings: dict[str, Any], *, title: str | None = None):
         if len(xs) == 0:
             continue
         xs, ys = np.append(xs, duration), np.append(ys, ys[-1])  # the last level holds to the end
-        colour = _LAYER_COLOURS.get(name)
+        colour = colours[name]
         if np.any(ys > floor_db):
-            levels_ax.plot(xs / scale, ys, lw=2, color=colour, label=name, zorder=3)
-        for cue in layer.get("cues", []):
+            levels_ax.plot(xs / scale, ys, lw=2, color=colour, label=name, zorder=3, gid=name)
+        if layer.get("beat_hz"):
+            _draw_beat_frequency(levels_ax, layer["beat_hz"], scale, colour)
+        if name == "breath" and timings.get("breaths"):
+            continue  # its phases have a row of their own (below)
+        cues = layer.get("cues", [])
+        actions = layer.get("cue_actions") or ["cue"] * len(cues)  # older timings: no actions
+        shown = set()
+        for cue, action in zip(cues, actions, strict=False):
             levels_ax.plot(
                 [cue / scale],
                 [floor_db + 4],
-                marker="v",
-                ms=9,
-                color=colour or "#555555",
+                marker=_CUE_MARKERS.get(action, "o"),
+                ms=8,
+                color=colour,
                 zorder=4,
                 ls="none",
-                label=f"{name} (strike)" if cue == layer["cues"][0] else None,
+                label=None if action in shown else f"{name}: {_ACTION_WORDS.get(action, action)}",
             )
+            shown.add(action)
     # Each spoken segment as a bar along the top: the narration's own row.
     voice_y = 2.0
     for seg in timings.get("segments", []):
@@ -183,24 +220,33 @@ def draw_plan(timings: dict[str, Any], *, title: str | None = None):
             zorder=3,
         )
     levels_ax.plot([], [], lw=6, color="#222222", label="narration (each segment)")
-    levels_ax.set_ylim(floor_db, voice_y + 10)
+    # Guided breathing: each phase as a bar of its own colour, just above the narration.
+    breath_y = voice_y + 3
+    for phase in timings.get("breaths", []):
+        levels_ax.plot(
+            [phase["start"] / scale, (phase["start"] + phase["duration"]) / scale],
+            [breath_y, breath_y],
+            lw=6,
+            color=_BREATH_COLOURS.get(phase["phase"], "#999999"),
+            solid_capstyle="butt",
+            zorder=3,
+            gid="breath",
+        )
+    for phase in sorted({b["phase"] for b in timings.get("breaths", [])}):
+        levels_ax.plot(
+            [], [], lw=6, color=_BREATH_COLOURS.get(phase, "#999999"), label=f"breathe {phase}"
+        )
+    levels_ax.set_ylim(floor_db, voice_y + 15)
     ticks = [t for t in levels_ax.get_yticks() if floor_db <= t <= 0]
     levels_ax.set_yticks(ticks, ["off" if t == floor_db else f"{t:g}" for t in ticks])
     levels_ax.set_ylabel("level (dB re narration)")
-    for scene in timings["scenes"]:
-        if scene["name"]:
-            mid = (scene["start"] + scene["end"]) / 2 / scale
-            levels_ax.text(
-                mid,
-                voice_y + 5,
-                _label(scene["name"]),
-                ha="center",
-                va="center",
-                fontsize=8.5,
-                color="#333333",
-                zorder=5,
-            )
-    levels_ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    _scene_labels(levels_ax, fig, timings["scenes"], duration, (voice_y + 7.5, voice_y + 11.5))
+    twin = any(
+        layer.get("beat_hz") for layer in layers.values()
+    )  # the Hz axis takes the right edge
+    levels_ax.legend(
+        loc="upper left", bbox_to_anchor=(1.07 if twin else 1.005, 1.0), fontsize=8, frameon=False
+    )
 
     if loudness:
         ax = axes[1]
@@ -249,6 +295,60 @@ def write_plot(timings: dict[str, Any], path: Path, *, title: str | None = None)
         plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+def _draw_beat_frequency(ax, path, scale: float, colour: str) -> None:
+    """The beat frequency on a right-hand axis of its own (Hz), dashed in the layer's colour."""
+    twin = ax.twinx()
+    times = [t / scale for t, _ in path]
+    hz = [f for _, f in path]
+    twin.plot(times, hz, ls="--", lw=1.5, color=colour, gid="beat-hz", zorder=3)
+    twin.set_ylim(0, max(hz) * 1.4)
+    twin.set_ylabel("beat frequency (Hz)", color=colour)
+    twin.tick_params(axis="y", colors=colour)
+    ax.plot([], [], ls="--", lw=1.5, color=colour, label="beat frequency (right axis)")
+
+
+_ACTION_WORDS = {
+    "strike": "strike",
+    "beat": "wing beat",
+    "beats": "wing beats",
+    "glide": "beat glide",
+    "scene": "beat glide (scene)",
+    "in": "breathe in",
+    "hold": "hold",
+    "out": "breathe out",
+    "cue": "cue",
+}
+
+
+def _scene_labels(ax, fig, scenes, duration: float, rows: tuple[float, float]) -> None:
+    """Scene names that never overprint: each fits its band's width (elided if need be), and
+    neighbours alternate between two rows; a band too narrow for three letters gets none."""
+    width_px = fig.get_figwidth() * fig.dpi * 0.78  # the levels axes' share of the figure
+    char_px = 8.5 * fig.dpi / 72 * 0.6  # an average glyph at 8.5 pt
+    row = 0
+    for scene in scenes:
+        if not scene["name"]:
+            continue
+        band_px = (scene["end"] - scene["start"]) / duration * width_px
+        # Staggered, a label may use the space of the band beside it too.
+        chars = int(2 * band_px / char_px) - 1
+        if chars < 3:
+            continue
+        mid = (scene["start"] + scene["end"]) / 2 / (60.0 if duration > 120 else 1.0)
+        ax.text(
+            mid,
+            rows[row],
+            _label(scene["name"], max(3, min(18, chars))),
+            ha="center",
+            va="center",
+            fontsize=8.5,
+            color="#333333",
+            zorder=5,
+            gid="scene-label",
+        )
+        row = 1 - row
 
 
 def _label(name: str, width: int = 18) -> str:

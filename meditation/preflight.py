@@ -4,11 +4,13 @@
 file opened or another stage asked is checked here, before any synthesis, so a
 mistake costs nothing and is one line:
 
-- the voice chain (``--voice-fx``) parses, and the voice exists (resolved to
-  its ``engine:name``);
+- the voice chain (``--voice-fx``) parses, its filters lie below the Nyquist
+  frequency of ``--sample-rate`` (``voicefx.check_for_sample_rate``), and the
+  voice exists (resolved to its ``engine:name``);
 - the recorded bed (``--bed``) is a usable recording;
 - the pronunciation lexicon (``--lexicon`` and the script's own entries) reads;
-- the soundscape preset loads and holds the ``--layers`` asked for;
+- the soundscape preset loads and holds the ``--layers`` asked for, or an
+  ambient ``--schedule``'s places load and fit (``check_schedule``);
 - every output path may be written and is none of the inputs
   (:func:`check_files`);
 - the publication's inputs and paths: the cover decodes, the captions and plot
@@ -28,13 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import files, publish
-from .errors import ManifestError, MeditationError, SoundscapeError, one_line
+from .errors import ManifestError, MeditationError, SettingsError, SoundscapeError, one_line
 from .lexicon import script_lexicon
 from .script import Pause, Script
 from .settings import SCHEMA, RenderSettings, Role, preset_name
 from .soundscape import Preset, check_scene_names, load_preset
 from .soundscape.layers.recording import inspect_recording
-from .voicefx import parse_voice_fx
+from .soundscape.schedule import Schedule, load_schedule
+from .voicefx import check_for_sample_rate, parse_voice_fx
 from .voices import resolve_voice
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "check_values",
     "check_outputs",
     "check_soundscape",
+    "check_schedule",
     "check_files",
     "preset_name",
 ]
@@ -93,8 +97,37 @@ def check_values(
     if settings.lexicon is not None or script is not None:
         with _named(where, "lexicon"):
             script_lexicon(script, settings.lexicon)  # a bad entry, one line at its file:line
-    check_soundscape(settings, script, load=load, where=where)
+    with _named(where, "schedule"):
+        check_schedule(settings)
+    preset = None
+    if settings.schedule is None:
+        preset = check_soundscape(settings, script, load=load, where=where)
+    if voice:
+        # The chain builds its filters when the first speech reaches it: one above
+        # Nyquist would fail only after everything was spoken.
+        with _named(where, "voice_fx"):
+            fx = parse_voice_fx(
+                settings.voice_fx,
+                preset.voice if preset is not None else {},
+                voice=settings.voice,
+            )
+            check_for_sample_rate(fx, settings.sample_rate)
     return settings
+
+
+def check_schedule(settings: RenderSettings) -> Schedule | None:
+    """An ambient night's ``--schedule`` (None without one): it parses, its places load, it fits with the rest."""
+    if settings.schedule is None:
+        if settings.wake_s is not None or settings.crossfade_s is not None:
+            raise SettingsError("--wake and --crossfade shape a --schedule; give one")
+        return None
+    if settings.soundscape not in ("auto", "none"):
+        raise SettingsError(
+            "give --schedule or --soundscape, not both (a schedule names its places)"
+        )
+    if settings.layers is not None:
+        raise SettingsError("--layers does not apply to a --schedule (each place plays its preset)")
+    return load_schedule(settings.schedule)
 
 
 def check_soundscape(
@@ -172,4 +205,9 @@ def check_files(settings: RenderSettings, *, inputs: Iterable[Path | None] = ())
     read = [*paths(Role.INPUT).values(), *inputs]
     if str(settings.soundscape).lower().endswith(".toml"):
         read.append(Path(settings.soundscape))
-    files.check_outputs(paths(Role.OUTPUT), inputs=read, folders=paths(Role.OUTPUT_FOLDER))
+    files.check_outputs(
+        paths(Role.OUTPUT),
+        inputs=read,
+        folders=paths(Role.OUTPUT_FOLDER),
+        force=settings.force,
+    )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._threads import on_stop
 from .measure import MeasurePass, measure_extent
 from .mix import (
     CHUNK,
@@ -126,7 +127,14 @@ class Premix:
         """Where the measure pass ends (known once the last segment is in)."""
         self._voices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="meditation-voice")
         self._thread = threading.Thread(target=self._run, name="meditation-premix", daemon=True)
+        on_stop(self._thread, self._ask_to_stop)
         self._thread.start()
+
+    def _ask_to_stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._voices.shutdown(wait=False, cancel_futures=True)
 
     # -- the speech stage's side ------------------------------------------------
 

@@ -22,6 +22,7 @@ import numpy as np
 from . import __version__
 from .captions import check_captions_path, write_captions
 from .chapters import chapters_from_timeline
+from .errors import SettingsError
 from .export import Cover, Metadata, load_cover
 from .files import atomic_write_text
 from .plot import check_plot_path, loudness_of_file, write_plot
@@ -56,6 +57,12 @@ def beside_output(settings: RenderSettings) -> RenderSettings:
 
 def prepare(settings: RenderSettings) -> Publication:
     """Check every publication input and output path; raise a one-line error before any synthesis."""
+    if settings.cover is not None and settings.output.suffix.lower() == ".wav":
+        # WAV stays plain (see export.tags): the cover would be read and dropped without a word.
+        raise SettingsError(
+            f"--cover: a WAV file carries no cover art; write .mp3, .m4a, .m4b, .flac, .ogg "
+            f"or .opus, or leave out the cover (output {str(settings.output)!r})"
+        )
     cover = load_cover(settings.cover) if settings.cover is not None else None
     if settings.captions is not None:
         check_captions_path(settings.captions)
@@ -105,6 +112,9 @@ def finish(
         return
     timings = timeline.to_dict()
     timings["title"] = title
+    # What makes this render again bit for bit (with --vary: the night's own seed).
+    timings["seed"] = settings.seed
+    timings["vary"] = settings.vary
     timings["loudness"] = loudness_of_file(settings.output, target_lufs=settings.loudness_lufs)
     if settings.timings is not None:
         atomic_write_text(

@@ -12,19 +12,23 @@ from pathlib import Path
 from . import __version__, publish
 from .cache import SpeechCache
 from .errors import SettingsError
+from .files import all_or_nothing
 from .lexicon import script_lexicon
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
 from .pace import rate_for_wpm, refine_rate
-from .preflight import check_outputs
+from .preflight import check_outputs, check_schedule
 from .premix import Premix
 from .progress import clock
 from .script import Script, read_script
 from .segments import plan_segments
 from .settings import RenderSettings, breath_cue_words, settings_to_dict
 from .soundscape import AmbiencePlan, AmbienceStream, check_scene_names, plan_ambience
+from .soundscape.combine import Together
+from .soundscape.schedule import NightPlan, plan_night
 from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
+from .vary import delay_cues, vary_script
 from .voicefx import parse_voice_fx
 from .voices import resolve_voice
 
@@ -62,11 +66,29 @@ class RenderResult:
 
 
 def render(settings: RenderSettings, script: Script | None = None) -> RenderResult:
-    """Render one meditation to ``settings.output`` and return what was made."""
+    """Render one meditation to ``settings.output`` and return what was made.
+
+    All its files (audio, stems, captions, timings, plot) appear together or
+    not at all: a failure at any point leaves none of them
+    (``files.all_or_nothing``).
+    """
+    with all_or_nothing(force=settings.force):
+        return _render(settings, script)
+
+
+def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
+    """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track); all its files or none."""
+    with all_or_nothing(force=settings.force):
+        return _render_ambient(settings, duration_s)
+
+
+def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     # Outputs, cover, captions and plot paths: refused before any synthesis.
     checked = check_outputs(settings)
     settings, publication = checked.settings, checked.publication
     script = script or read_script(settings.script)
+    # [either ...] lines chosen and, with --vary, breathing counts varied (issue 22).
+    script = vary_script(script, seed=settings.seed, vary=settings.vary is not None)
     lexicon = script_lexicon(script, settings.lexicon)  # bad entries refused before any synthesis
     cue_words = breath_cue_words(settings.breath_cues)
     if settings.wpm is not None:  # a pace sets the rate for this voice and script, before speech
@@ -136,12 +158,13 @@ def render(settings: RenderSettings, script: Script | None = None) -> RenderResu
     )
 
 
-def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
-    """Render ambience alone for ``duration_s`` (e.g. an 8-hour sleep track)."""
-    if settings.soundscape == "none" and settings.bed is None:
+def _render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
+    if settings.soundscape == "none" and settings.bed is None and settings.schedule is None:
         # Not the default soundscape in its place: the user asked for no soundscape.
         raise SettingsError("ambient: --soundscape none and no --bed: nothing to play")
-    checked = check_outputs(settings)
+    schedule = settings.schedule
+    schedule_files = [Path(schedule)] if schedule and schedule.lower().endswith(".toml") else []
+    checked = check_outputs(settings, inputs=schedule_files)
     settings, publication = checked.settings, checked.publication
 
     length = int(round(duration_s * settings.sample_rate))
@@ -150,9 +173,25 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
     beds = _beds(settings)
     if settings.soundscape == "none" and beds:
         preset = "none"
-    plan = plan_ambience(
-        preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds
-    )
+    plan: AmbiencePlan | NightPlan
+    night_schedule = check_schedule(settings)  # also refuses --wake without a schedule
+    if night_schedule is not None:  # a night in movements (issue 22)
+        night = plan_night(
+            night_schedule,
+            timeline=bare,
+            seed=settings.seed,
+            beds=beds,
+            crossfade_s=settings.crossfade_s,
+            wake_s=settings.wake_s,
+        )
+        plan, soundscape = night, night.name
+    else:
+        ambience = plan_ambience(
+            preset, script=None, timeline=bare, seed=settings.seed, only=settings.layers, beds=beds
+        )
+        if settings.vary is not None:
+            ambience = delay_cues(ambience, settings.seed)
+        plan, soundscape = ambience, ambience.preset.name
     fade = min(10.0, duration_s / 4)
     fade_in = fade if settings.fade_in_s is None else settings.fade_in_s
     fade_out = fade if settings.fade_out_s is None else settings.fade_out_s
@@ -162,8 +201,9 @@ def render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
         publication,
         settings,
         title=title,
-        timeline=None,
-        soundscape=plan.preset.name,
+        # A night in movements has a chapter per place.
+        timeline=plan.timeline if settings.schedule is not None else None,
+        soundscape=soundscape,
         spoken=False,
     )
     mastered = master_to_file(
@@ -218,6 +258,7 @@ def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
         finish_with=limit_crest,
         each=each,
         lexicon=lexicon,
+        jobs=settings.speech_jobs,
     )
 
 
@@ -274,20 +315,26 @@ def _plan_soundscape(
         beds=beds,
         partial=partial,
     )
+    if settings.vary is not None:
+        plan = delay_cues(plan, settings.seed)
     return plan.timeline, plan
 
 
 def _mixer(
     timeline: Timeline,
     voice: VoiceBus | None,
-    plan: AmbiencePlan | None,
+    plan: AmbiencePlan | NightPlan | None,
     fade_in_s: float,
     fade_out_s: float,
 ):
     """Stage: a function that starts a fresh stream of the mix (the master makes more than one pass)."""
 
     def chunks(keep_layers: bool):
-        ambience = AmbienceStream(plan) if plan is not None else None
+        ambience: Together | AmbienceStream | None
+        if isinstance(plan, NightPlan):
+            ambience = plan.stream()  # a night in movements: its places side by side
+        else:
+            ambience = AmbienceStream(plan) if plan is not None else None
         return mix_chunks(
             timeline,
             voice,

@@ -41,6 +41,8 @@ class Kind(str, enum.Enum):
     PATH = "path"
     NAMES = "names"
     """A comma-separated list (or TOML array) of names."""
+    DURATIONS = "durations"
+    """A comma-separated list (or TOML array) of durations, in seconds."""
     CHOICE = "choice"
 
 
@@ -63,6 +65,8 @@ class Use(enum.Flag):
     """A key of a script's front matter."""
     MANIFEST = enum.auto()
     """A key of a batch manifest (``[defaults]``, ``[matrix]``, ``[[variants]]``)."""
+    TIMER = enum.auto()
+    """An option of ``meditation timer`` (a sit between bells, see ``meditation.timer``)."""
 
 
 EVERYWHERE = Use.RENDER | Use.FRONT_MATTER | Use.MANIFEST
@@ -94,6 +98,8 @@ class Spec:
     """A short option as well (``-o``)."""
     level: str | None = None
     """A path that may end in ``:LEVEL_DB`` (``--bed FILE[:LEVEL]``): the key of the level it sets."""
+    ambient_help: str = ""
+    """The line for ``ambient --help`` where ``help`` speaks of a script or a voice."""
 
     @property
     def option(self) -> str:
@@ -119,6 +125,7 @@ def setting(
     optional: bool = False,
     short: str | None = None,
     level: str | None = None,
+    ambient_help: str = "",
 ) -> Any:
     """Declare one field of RenderSettings (a ``dataclasses.field`` carrying its Spec's parts)."""
     meta = dict(
@@ -135,6 +142,7 @@ def setting(
         optional=optional,
         short=short,
         level=level,
+        ambient_help=ambient_help,
     )
     return field(default=default, metadata={"setting": meta})
 
@@ -179,6 +187,7 @@ _WRITE_AS = {
     Kind.DURATION: "a duration such as 90s, 20m or 8h",
     Kind.PATH: "a file path",
     Kind.NAMES: "a list of names such as river,wind",
+    Kind.DURATIONS: "a list of durations such as 5m,12m",
     Kind.CHOICE: "one of the listed choices",
 }
 
@@ -265,6 +274,18 @@ def _read_names(value: Any, spec: Any) -> tuple[str, ...]:
     return names
 
 
+def _read_durations(value: Any, spec: Any) -> tuple[float, ...]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    if isinstance(value, (list, tuple)) and not all(
+        isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in items
+    ):
+        raise TypeError(value)
+    times = tuple(parse_duration_s(v) for v in items if str(v).strip())
+    if not times:
+        raise ValueError(value)
+    return times
+
+
 def _read_choice(value: Any, spec: Any) -> str:
     text = str(value).strip().lower()
     if text not in spec.choices:
@@ -280,6 +301,7 @@ _READERS = {
     Kind.DURATION: lambda value, spec: parse_duration_s(value),
     Kind.PATH: _read_path,
     Kind.NAMES: _read_names,
+    Kind.DURATIONS: _read_durations,
     Kind.CHOICE: _read_choice,
 }
 

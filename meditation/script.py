@@ -13,7 +13,10 @@ separate paragraphs). The markup adds, all optional:
 * guided breathing: ``[breathe 4-7-8 x4]`` (in 4 s, hold 7 s, out 8 s, four
   cycles), ``[breathe 4-6 x5]`` (in, out), ``[breathe box 4 x3]`` (in, hold,
   out, hold), optionally ending in ``cues`` to have the voice say "in",
-  "hold" and "out" at each phase, or ``cues=Breathe in,Hold,Let go`` to choose the words.
+  "hold" and "out" at each phase, or ``cues=Breathe in,Hold,Let go`` to choose the words;
+* variant lines: ``[either Breathe in slowly | Take a slow breath in]`` speaks
+  the first, or with ``--vary`` one chosen by the night's seed
+  (``meditation.vary``).
 
 * pronunciation: ``{Metta|MET-tah}`` or ``{Metta|/mˈɛtə/}`` says the word
   as respelled (or as the IPA phonemes) wherever it appears in the script,
@@ -31,16 +34,16 @@ and must hold something a voice can say.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ScriptError, SettingsError
+from .files import InputError, read_input
 from .lexicon import Entry, parse_form
 from .settings import front_matter_keys
+from .vary import EITHER_CLOSE, EITHER_OPEN, EITHER_SPLIT
 
 __all__ = [
     "Script",
@@ -134,39 +137,26 @@ class Script:
 MAX_SCRIPT_BYTES = 1_000_000
 """Largest script accepted: about 20 hours of speech, far past any meditation."""
 
+_TOO_LARGE = f"is larger than {MAX_SCRIPT_BYTES / 1e6:g} MB, the limit for a script (about 20 hours of speech)"
+
 
 def read_script(path: str | Path) -> Script:
     """Read and parse a script file, refusing missing, non-regular, oversized, binary or empty files.
 
-    The file is checked with ``stat`` before it is opened, and opened
-    non-blocking and checked again, so a FIFO or device is refused instead
-    of being read forever.
+    Read through ``files.read_input``: a FIFO or device is refused instead of
+    being read forever.
     """
-    path = Path(path)
     name = str(path)
     try:
-        info = os.stat(path)
-        if stat.S_ISDIR(info.st_mode):
-            raise ScriptError("is a folder, not a script file", path=name)
-        if not stat.S_ISREG(info.st_mode):
-            raise ScriptError(
-                "is not a regular file (a pipe, device or socket); give a text file", path=name
-            )
-        _check_size(info.st_size, name)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the stat above
-                raise ScriptError(
-                    "is not a regular file (a pipe, device or socket); give a text file", path=name
-                )
-            data = handle.read(MAX_SCRIPT_BYTES + 1)
-    except FileNotFoundError:
-        raise ScriptError("no such script file", path=name) from None
-    except IsADirectoryError:
-        raise ScriptError("is a folder, not a script file", path=name) from None
-    except OSError as exc:
-        raise ScriptError(f"cannot read: {exc.strerror}", path=name) from None
-    _check_size(len(data), name)
+        data = read_input(path, "script", MAX_SCRIPT_BYTES)
+    except InputError as exc:
+        problem = {
+            "missing": "no such script file",
+            "folder": "is a folder, not a script file",
+            "special": f"{exc.problem}; give a text file",
+            "large": _TOO_LARGE,
+        }.get(exc.kind, exc.problem)
+        raise ScriptError(problem, path=name) from None
     if b"\x00" in data:
         raise ScriptError("is a binary file, not a UTF-8 text script", path=name)
     try:
@@ -175,14 +165,6 @@ def read_script(path: str | Path) -> Script:
         line = data[: exc.start].count(b"\n") + 1
         raise ScriptError("is not valid UTF-8 text", path=name, line=line, col=1) from None
     return parse_script(text, path=name)
-
-
-def _check_size(n_bytes: int, path: str) -> None:
-    if n_bytes > MAX_SCRIPT_BYTES:
-        raise ScriptError(
-            f"is larger than {MAX_SCRIPT_BYTES / 1e6:g} MB, the limit for a script (about 20 hours of speech)",
-            path=path,
-        )
 
 
 def parse_script(text: str, *, path: str = "<script>") -> Script:
@@ -197,7 +179,7 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
         len(text) > MAX_SCRIPT_BYTES
         or len(text.encode("utf-8", "surrogatepass")) > MAX_SCRIPT_BYTES
     ):
-        _check_size(MAX_SCRIPT_BYTES + 1, path)
+        raise ScriptError(_TOO_LARGE, path=path)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     control = _CONTROL.search(text)
     if control is not None:
@@ -418,9 +400,13 @@ class _Body:
                         line=lineno,
                         col=col,
                     )
-                pause: Pause | None = _bracket_directive(
-                    text[open_at + 1 : closer.start()], self.path, lineno, col
-                )
+                body = text[open_at + 1 : closer.start()]
+                if _EITHER_NAME.match(body):  # variant lines (issue 22): text, not a pause
+                    self._text(text[done:open_at], lineno)
+                    self._text(_either(body, self.path, lineno, col), lineno)
+                    done = at = closer.end()
+                    continue
+                pause: Pause | None = _bracket_directive(body, self.path, lineno, col)
             else:
                 closer = _ANGLE_END.search(text, open_at + 1)
                 if (closer is None or closer.group() != ">") and not _KNOWN_TAG.match(
@@ -493,6 +479,22 @@ def _unescape(text: str) -> str:
     return text.replace("\x01", "[").replace("\x02", "<")
 
 
+_EITHER_NAME = re.compile(r"[ \t]*+either(?![A-Za-z])")
+
+
+def _either(body: str, path: str, line: int, col: int) -> str:
+    """``[either A | B | C]``: the lines, kept for the render to choose from (see ``meditation.vary``)."""
+    options = [" ".join(o.split()) for o in _EITHER_NAME.sub("", body, count=1).split("|")]
+    if len(options) < 2 or not all(options):
+        raise ScriptError(
+            "[either] needs two or more lines between |, e.g. [either Breathe in slowly | Take a slow breath in]",
+            path=path,
+            line=line,
+            col=col,
+        )
+    return EITHER_OPEN + EITHER_SPLIT.join(options) + EITHER_CLOSE
+
+
 def _bracket_directive(body: str, path: str, line: int, col: int) -> Pause:
     words = body.strip().split(None, 1)
     if not words:
@@ -522,7 +524,7 @@ def _bracket_directive(body: str, path: str, line: int, col: int) -> Pause:
             )
         return Pause(_duration(arg, path, line, col), "breathe", line)
     raise ScriptError(
-        f"unknown directive [{_unescape(body.strip())[:40]}] (known: [pause 4s], [breathe], [breathe 4-7-8 x4]; write \\[ for a literal bracket)",
+        f"unknown directive [{_unescape(body.strip())[:40]}] (known: [pause 4s], [breathe], [breathe 4-7-8 x4], [either A | B]; write \\[ for a literal bracket)",
         path=path,
         line=line,
         col=col,

@@ -70,6 +70,8 @@ __all__ = [
 DEFAULT_SCRIPT = Path(__file__).resolve().parent / "data" / "dream.md"
 
 
+# What a timer session shares with an ambient track: the ambience, the master, the file.
+_SESSION = Use.AMBIENT | Use.TIMER
 _UNIT_SUFFIXES = ("_s", "_db", "_lufs", "_hz")
 
 
@@ -92,15 +94,20 @@ class RenderSettings:
         Path("dream.mp3"),
         "output file; its suffix picks the format",
         kind=Kind.PATH,
-        uses=Use.RENDER | Use.AMBIENT,
+        uses=Use.RENDER | _SESSION,
         role=Role.OUTPUT,
         audio=False,
         short="-o",
     )
-    voice: str = setting("piper:joe", "voice as engine:name (see 'meditation voices')")
+    voice: str = setting(
+        "piper:joe",
+        "voice as engine:name (see 'meditation voices')",
+        uses=_EVERYWHERE | Use.TIMER,
+    )
     voice_fx: str = setting(
         "auto",
         "voice chain: auto (gentle, tuned by the soundscape's [voice]), none, gentle, room, hall, dry; tune with ,key=value",
+        uses=_EVERYWHERE | Use.TIMER,
     )
     rate: float = setting(
         0.9,
@@ -108,6 +115,7 @@ class RenderSettings:
         unit="×",
         low=0.5,
         high=2.0,
+        uses=_EVERYWHERE | Use.TIMER,
     )
     wpm: float | None = setting(
         None,
@@ -132,6 +140,7 @@ class RenderSettings:
     duration_s: float | None = setting(
         None,
         "target length: pauses stretch or shrink to fit (ambient: the track's length)",
+        ambient_help="the track's length (required)",
         kind=Kind.DURATION,
         low=1.0,
         high=24 * 3600.0,
@@ -147,6 +156,7 @@ class RenderSettings:
     fade_in_s: float | None = setting(
         None,
         "equal-power fade-in of the whole track (default: ¾ of the lead-in, at most 3 s; ambient 10 s)",
+        ambient_help="equal-power fade-in of the whole track (default: 10 s, at most a quarter of the track)",
         kind=Kind.DURATION,
         low=0.0,
         high=12 * 3600.0,
@@ -156,6 +166,7 @@ class RenderSettings:
     fade_out_s: float | None = setting(
         None,
         "equal-power fade-out ending exactly at the last sample (default: ⅘ of the tail; ambient 10 s)",
+        ambient_help="equal-power fade-out ending exactly at the last sample (default: 10 s, at most a quarter of the track)",
         kind=Kind.DURATION,
         low=0.0,
         high=12 * 3600.0,
@@ -165,20 +176,21 @@ class RenderSettings:
     soundscape: str = setting(
         "auto",
         "preset name or .toml path; 'none' for narration alone; 'auto' takes the script's or 'default'",
-        uses=_EVERYWHERE | Use.AMBIENT,
+        ambient_help="preset name or .toml path; 'none' for the --bed recording alone; 'auto' is 'default'",
+        uses=_EVERYWHERE | _SESSION,
     )
     layers: tuple[str, ...] | None = setting(
         None,
         "keep only these soundscape layers, e.g. river,wind",
         kind=Kind.NAMES,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
         optional=True,
     )
     bed: Path | None = setting(
         None,
         "a recording FILE[:LEVEL_DB] looped under the soundscape (WAV, FLAC, Ogg, MP3); LEVEL_DB sets --bed-level",
         kind=Kind.PATH,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
         role=Role.INPUT,
         optional=True,
         level="bed_level",
@@ -186,10 +198,11 @@ class RenderSettings:
     bed_level_db: float = setting(
         -12.0,
         "level of the --bed recording, relative to the narration like a layer's level_db",
+        ambient_help="level of the --bed recording, like a layer's level_db",
         unit="dB",
         low=-60.0,
         high=12.0,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
     )
     seed: int = setting(
         1,
@@ -197,7 +210,7 @@ class RenderSettings:
         kind=Kind.INTEGER,
         low=0,
         high=2**63 - 1,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
     )
     loudness_lufs: float = setting(
         -16.0,
@@ -205,7 +218,7 @@ class RenderSettings:
         unit="LUFS",
         low=-40.0,
         high=-5.0,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
     )
     loudness_scope: str = setting(
         "auto",
@@ -219,7 +232,7 @@ class RenderSettings:
         unit="dBTP",
         low=-12.0,
         high=0.0,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
     )
     sample_rate: int = setting(
         44100,
@@ -228,22 +241,23 @@ class RenderSettings:
         unit="Hz",
         low=8000,
         high=192000,
-        uses=Use.RENDER | Use.AMBIENT | Use.MANIFEST,
+        uses=Use.RENDER | _SESSION | Use.MANIFEST,
     )
     title: str | None = setting(
         None,
         "title tag (default: the script's title)",
+        ambient_help="title tag (default: Ambience)",
         kind=Kind.TEXT,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
         audio=False,
         optional=True,
     )
-    artist: str = setting("meditation", "artist tag", uses=_EVERYWHERE | Use.AMBIENT, audio=False)
+    artist: str = setting("meditation", "artist tag", uses=_EVERYWHERE | _SESSION, audio=False)
     timings: Path | None = setting(
         None,
         "write the timeline as JSON here",
         kind=Kind.PATH,
-        uses=Use.RENDER,
+        uses=Use.RENDER | Use.TIMER,
         role=Role.OUTPUT,
         audio=False,
         optional=True,
@@ -251,25 +265,52 @@ class RenderSettings:
     stems: Path | None = setting(
         None,
         "write the voice and each layer as WAV stems into this folder",
+        ambient_help="write each layer as WAV stems into this folder",
         kind=Kind.PATH,
-        uses=Use.RENDER | Use.AMBIENT,
+        uses=Use.RENDER | _SESSION,
         role=Role.OUTPUT_FOLDER,
         audio=False,
         optional=True,
     )
-    cache: bool = setting(True, "reuse speech from the on-disk cache", uses=Use.RENDER, audio=False)
+    cache: bool = setting(
+        True, "reuse speech from the on-disk cache", uses=Use.RENDER | Use.TIMER, audio=False
+    )
+    speech_jobs: int | None = setting(
+        None,
+        "sentences spoken at once (default: by cores and memory; 1: one at a time); same audio for any number",
+        kind=Kind.INTEGER,
+        low=1,
+        high=64,
+        audio=False,
+        optional=True,
+    )
+    mp3_quality: int = setting(
+        2,
+        "MP3 VBR quality, as LAME's -V: 0 best and largest, 9 smallest (a river: 250, 190 at 2, 80 kb/s at 9)",
+        kind=Kind.INTEGER,
+        low=0,
+        high=9,
+        uses=_EVERYWHERE | _SESSION,
+    )
+    force: bool = setting(
+        False,
+        "replace output files that already exist even if meditation did not write them "
+        "(never an input of the run; still written whole, then renamed)",
+        uses=Use.RENDER | Use.AMBIENT,
+        audio=False,
+    )
     album: str | None = setting(
         None,
         "album tag (default: the title)",
         kind=Kind.TEXT,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
         optional=True,
     )
     cover: Path | None = setting(
         None,
         "PNG or JPEG cover art, embedded in MP3, M4A/M4B, FLAC, Ogg and Opus",
         kind=Kind.PATH,
-        uses=_EVERYWHERE | Use.AMBIENT,
+        uses=_EVERYWHERE | _SESSION,
         role=Role.INPUT,
         optional=True,
     )
@@ -282,15 +323,97 @@ class RenderSettings:
         optional=True,
     )
     chapters: bool = setting(
-        True, "put a chapter per scene in MP3, M4A/M4B, FLAC, Ogg and Opus", uses=_EVERYWHERE
+        True,
+        "put a chapter per scene in MP3, M4A/M4B, FLAC, Ogg and Opus",
+        uses=_EVERYWHERE | Use.TIMER,
     )
     plot: Path | None = setting(
         None,
         "draw the plan and the track's loudness into this picture (.png .svg .pdf); 'png' alone: beside the output",
         kind=Kind.PATH,
-        uses=Use.RENDER | Use.AMBIENT | Use.MANIFEST,
+        uses=Use.RENDER | _SESSION | Use.MANIFEST,
         role=Role.OUTPUT,
         audio=False,
+        optional=True,
+    )
+
+    vary: str | None = setting(
+        None,
+        "a new night every night: nightly (from today's date), a night's date YYYY-MM-DD, or seed (vary by --seed)",
+        kind=Kind.TEXT,
+        uses=_EVERYWHERE | Use.AMBIENT,
+        optional=True,
+    )
+    # --- a night in movements (issue 22; ``meditation.soundscape.schedule``) ---
+    schedule: str | None = setting(
+        None,
+        "ambient: places over the hours, e.g. night-wind@0,stream@2h,drone@6h30m, or a .toml file",
+        kind=Kind.TEXT,
+        uses=Use.AMBIENT,
+        optional=True,
+    )
+    crossfade_s: float | None = setting(
+        None,
+        "ambient: length of each change of place in a --schedule (default 5 min)",
+        kind=Kind.DURATION,
+        low=1.0,
+        high=3600.0,
+        uses=Use.AMBIENT,
+        optional=True,
+    )
+    wake_s: float | None = setting(
+        None,
+        "ambient: a wake-up ramp over the track's last DUR (the last place rises, a bell grows)",
+        kind=Kind.DURATION,
+        key="wake",
+        low=10.0,
+        high=12 * 3600.0,
+        uses=Use.AMBIENT,
+        optional=True,
+    )
+    # --- timer sessions (issue 22; ``meditation.timer``) ---
+    interval_s: float | None = setting(
+        None,
+        "timer: a bell every DUR of the sit (or --at)",
+        kind=Kind.DURATION,
+        key="interval",
+        low=10.0,
+        high=24 * 3600.0,
+        uses=Use.TIMER,
+        optional=True,
+    )
+    bell_at_s: tuple[float, ...] | None = setting(
+        None,
+        "timer: a bell at these times into the sit, e.g. 5m,12m (or --interval)",
+        kind=Kind.DURATIONS,
+        key="at",
+        uses=Use.TIMER,
+        optional=True,
+    )
+    bell: str = setting(
+        "bowl",
+        "timer: the sound of its bells",
+        kind=Kind.CHOICE,
+        choices=("bowl", "bell", "chime"),
+        uses=Use.TIMER,
+    )
+    closing_strikes: int = setting(
+        3, "timer: strikes of the closing bell", low=1, high=9, uses=Use.TIMER
+    )
+    opening_line: str | None = setting(
+        None,
+        "timer: a line spoken before the first bell",
+        kind=Kind.TEXT,
+        key="open",
+        uses=Use.TIMER,
+        optional=True,
+    )
+    closing_line: str | None = setting(
+        None,
+        "timer: a line spoken after the closing bell",
+        kind=Kind.TEXT,
+        key="close",
+        uses=Use.TIMER,
         optional=True,
     )
 
@@ -371,6 +494,10 @@ def validate(settings: RenderSettings) -> RenderSettings:
     if not settings.voice.strip():
         raise SettingsError("voice must be engine:name, not ''")
     breath_cue_words(settings.breath_cues)
+    if settings.vary is not None:
+        from .vary import resolve_vary  # noqa: PLC0415 - start-up: vary loads numpy, settings must not
+
+        settings = resolve_vary(settings)
     return settings
 
 

@@ -24,11 +24,11 @@ _README_END = "<!-- end of settings table -->"
 def readme_table() -> str:
     """The option table the README shows, from the schema."""
     rows = [
-        "| option | front matter / manifest key | meaning | default | range | render | ambient |",
-        "|---|---|---|---|---|---|---|",
+        "| option | front matter / manifest key | meaning | default | range | render | ambient | timer |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for spec in SCHEMA.values():
-        if not spec.uses & (Use.RENDER | Use.AMBIENT):
+        if not spec.uses & (Use.RENDER | Use.AMBIENT | Use.TIMER):
             continue
         option = f"`{spec.short}`, `{spec.option}`" if spec.short else f"`{spec.option}`"
         meaning = ("don't " if spec.kind is Kind.BOOL and spec.default else "") + spec.help
@@ -42,7 +42,8 @@ def readme_table() -> str:
         rng = describe_range(spec) if spec.low is not None else ""
         rows.append(
             f"| {option} | {key} | {meaning} | {_default_text(spec)} | {rng} | "
-            f"{'✓' if spec.uses & Use.RENDER else ''} | {'✓' if spec.uses & Use.AMBIENT else ''} |"
+            f"{'✓' if spec.uses & Use.RENDER else ''} | {'✓' if spec.uses & Use.AMBIENT else ''} | "
+            f"{'✓' if spec.uses & Use.TIMER else ''} |"
         )
     return "\n".join(rows)
 

@@ -83,6 +83,10 @@ class LayerLevels:
     """Level at each breakpoint, linear in between; -inf where the layer is silent."""
     cues_s: tuple[float, ...] = ()
     """One-off events (a bell strike) of the layer."""
+    cue_actions: tuple[str, ...] = ()
+    """What each of ``cues_s`` does (``strike``, ``beats``, ``glide``, ``in``…), for the plot."""
+    frequency_hz: tuple[tuple[float, float], ...] = ()
+    """A beats layer's beat frequency over the track: (seconds, hertz) breakpoints, linear in between."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,12 @@ class Timeline:
                     "time": [round(t, 3) for t in layer.times_s],
                     "level_db": [round(d, 2) if d > -1e9 else None for d in layer.levels_db],
                     "cues": [round(t, 3) for t in layer.cues_s],
+                    "cue_actions": list(layer.cue_actions),
+                    **(
+                        {"beat_hz": [[round(t, 3), round(f, 3)] for t, f in layer.frequency_hz]}
+                        if layer.frequency_hz
+                        else {}
+                    ),
                 }
                 for layer in self.layer_levels
             },
@@ -292,17 +302,20 @@ def fit_pause_scale(
     fixed_s = speech_s + exercises_s + lead_in_s + tail_s
     if gaps_s <= 0:
         raise SettingsError(
-            f"--duration cannot change this script's length: it has no pause to stretch (one sentence, no written pause), "
-            f"so it lasts {fixed_s:.0f}s with this voice, lead-in and tail; add sentences or a [pause], or set --tail instead"
+            f"cannot change this script's length: it has no pause to stretch (one sentence, no written pause), "
+            f"so it lasts {fixed_s:.0f}s with this voice, lead-in and tail; add sentences or a [pause], or set the tail instead",
+            setting="duration",
         )
     shortest = fixed_s + 0.25 * gaps_s
     if duration_s < shortest:
         raise SettingsError(
-            f"--duration {duration_s:g}s is too short for this script and voice (at least {shortest:.0f}s)"
+            f"{duration_s:g}s is too short for this script and voice (at least {shortest:.0f}s)",
+            setting="duration",
         )
     scale = (duration_s - fixed_s) / gaps_s
     if scale > 20.0:
         raise SettingsError(
-            f"--duration {duration_s:g}s would stretch the pauses over 20×; at most {fixed_s + 20 * gaps_s:.0f}s"
+            f"{duration_s:g}s would stretch the pauses over 20×; at most {fixed_s + 20 * gaps_s:.0f}s",
+            setting="duration",
         )
     return scale

@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MeditationError
+from .files import InputError, read_input
 
-__all__ = ["read_toml"]
+__all__ = ["read_toml", "MAX_TOML_BYTES"]
+
+MAX_TOML_BYTES = 4_000_000
+"""Largest preset or manifest read: thousands of hand-written variants fit in far less."""
 
 _POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _AT_END = re.compile(r"\s*\(at end of document\)\s*$")
@@ -48,17 +52,19 @@ def read_toml(
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error_class(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise error_class(f"{path}: is a folder, not a {what} file") from None
+        data = read_input(path, what, MAX_TOML_BYTES)
+    except InputError as exc:
+        problem = {
+            "missing": f"no such {what} file",
+            "folder": f"is a folder, not a {what} file",
+        }.get(exc.kind, exc.problem)
+        raise error_class(f"{path}: {problem}") from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        before = exc.object[: exc.start]
+        before = data[: exc.start]
         line, col = before.count(b"\n") + 1, exc.start - before.rfind(b"\n")
         raise error_class(f"{path}:{line}:{col}: cannot read {what}: not UTF-8 text") from None
-    except OSError as exc:
-        raise error_class(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -12,7 +12,15 @@ from typing import Any
 
 from .errors import SettingsError
 
-__all__ = ["VoiceFx", "STYLES", "ROOMS", "VOICE_TUNING", "parse_voice_fx", "voice_fx_from"]
+__all__ = [
+    "VoiceFx",
+    "STYLES",
+    "ROOMS",
+    "VOICE_TUNING",
+    "parse_voice_fx",
+    "voice_fx_from",
+    "check_for_sample_rate",
+]
 
 
 @dataclass(frozen=True)
@@ -156,3 +164,32 @@ def parse_voice_fx(
         values[key.strip()] = value.strip()
     base = voice_fx_from(STYLES[style.lower()], tuning, "voice tuning")
     return voice_fx_from(base, values, f"--voice-fx {raw!r}")
+
+
+def check_for_sample_rate(fx: VoiceFx | None, sample_rate: int, where: str = "--voice-fx") -> None:
+    """Raise SettingsError (one line) unless every filter of ``fx`` lies below the Nyquist frequency.
+
+    Checked before synthesis: the chain builds its filters only when the
+    first speech reaches it, so a bad pair would fail after the speech was spoken.
+    """
+    if fx is None:
+        return
+    nyquist = sample_rate / 2
+    stages = [
+        ("highpass_hz", True),
+        ("warmth_hz", fx.warmth_db != 0),
+        ("deess_hz", fx.deess_ratio > 1),
+    ]
+    for name, used in stages:
+        hz = getattr(fx, name)
+        if used and hz >= nyquist:
+            advice = (
+                "lower deess_hz or turn the de-esser off (deess_ratio=1)"
+                if name == "deess_hz"
+                else f"lower {name}"
+            )
+            raise SettingsError(
+                f"{where}: {name} = {hz:g} Hz needs a sample rate above {2 * hz:g} Hz, "
+                f"and the sample rate is {sample_rate} Hz; raise --sample-rate, {advice}, "
+                "or use --voice-fx none"
+            )

@@ -230,7 +230,7 @@ def test_batch_renders_skips_resumes_and_keeps_failures_local(folder, capsys):
     out, err = capsys.readouterr()
     assert code == 1
     assert out.strip().splitlines()[-1] == "3 rendered, 1 failed, 0 skipped"
-    assert "failed: hour: --duration 3600s would stretch the pauses over 20×" in err
+    assert "failed: hour: duration 3600s would stretch the pauses over 20×" in err
     wavs = sorted(p.name for p in folder.glob("*.wav"))
     assert wavs == ["plain-none-5.wav", "variant-drone-5.wav", "variant-stream-5.wav"]
     assert all(sidecar_path(folder / w).is_file() for w in wavs)

@@ -9,8 +9,10 @@ and leaves no partial file.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 from waiting import wait_until
@@ -18,6 +20,7 @@ from waiting import wait_until
 distributed = pytest.importorskip("distributed")
 
 from meditation.batch import expand_manifest, run_batch  # noqa: E402
+from meditation.batch.work import available_cores  # noqa: E402
 from meditation.cli import main  # noqa: E402
 
 # Words no other test speaks (the tests share one speech cache).
@@ -311,3 +314,98 @@ def test_ctrl_c_cancels_the_cluster_batch_and_leaves_no_partial_file(folder):
     out_dir = folder / "out"
     assert not out_dir.exists() or not [p for p in out_dir.iterdir() if p.name.startswith(".")]
     assert wait_until(lambda: not _session(proc.pid), 15, poll_s=0.2)
+
+
+# --- the scheduler address (issue 18, item 6) -------------------------------------------
+
+
+class _Impostor:
+    """A local port that accepts connections and then stays silent or speaks first; closed by ``close``."""
+
+    def __init__(self, greeting: bytes | None):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.greeting, self.clients, self.done = greeting, [], threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.done.is_set():
+            try:
+                client, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            self.clients.append(client)
+            if self.greeting == b"":
+                client.close()  # hangs up at once
+            elif self.greeting is not None:
+                client.sendall(self.greeting)
+
+    def close(self):
+        self.done.set()
+        self.thread.join(5)
+        for c in [*self.clients, self.server]:
+            c.close()
+
+
+@pytest.mark.parametrize(
+    ("greeting", "needle"),
+    [
+        (None, "no answer within 10 s (is a Dask scheduler listening there?)"),
+        (
+            b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
+            "the server there speaks another protocol, not Dask's",
+        ),
+        (b"", "the server there closed the connection without greeting: not a Dask scheduler"),
+    ],
+    ids=["silent", "banner", "closes"],
+)
+def test_a_port_that_is_no_dask_scheduler_is_refused_in_one_line(folder, capsys, greeting, needle):
+    impostor = _Impostor(greeting)
+    try:
+        address = f"tcp://127.0.0.1:{impostor.port}"
+        assert main(["batch", str(folder / "m.toml"), "--scheduler", address]) == 2
+    finally:
+        impostor.close()
+    err = capsys.readouterr().err
+    assert err == f"meditation: error: --scheduler {address}: {needle}\n"
+    assert not (folder / "1.wav").exists()
+
+
+def test_tls_without_certificates_and_ucx_without_its_package_are_refused_in_one_line(
+    folder, capsys
+):
+    impostor = _Impostor(None)
+    try:
+        address = f"tls://127.0.0.1:{impostor.port}"
+        assert main(["batch", str(folder / "m.toml"), "--scheduler", address]) == 2
+    finally:
+        impostor.close()
+    err = capsys.readouterr().err
+    assert err.startswith(f"meditation: error: --scheduler {address}: tls:// needs certificates")
+    assert err.count("\n") == 1
+    assert main(["batch", str(folder / "m.toml"), "--scheduler", "ucx://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "ucx:// needs Dask's UCX support" in err and err.count("\n") == 1
+
+
+def test_local_workers_are_capped_like_j_with_the_same_note(folder):
+    (folder / "m.toml").write_text(
+        'output = "{seed}.wav"\n[defaults]\nscript = "drift.md"\nvoice = "pyttsx3"\nlead_in = 1\n'
+        'tail = 1\nsoundscape = "none"\n[matrix]\nseed = [1]\n',
+        encoding="utf-8",
+    )
+    limit, cores = 2 * available_cores(), available_cores()
+    many = _batch(folder, "--scheduler", "local:1000", "--out-dir", str(folder / "out"))
+    assert many.returncode == 0, many.stderr
+    note = (
+        f"meditation: note: --scheduler local:1000 is more than this machine can run at once; "
+        f"using {limit} workers ({cores} cores)"
+    )
+    assert many.stderr.splitlines() == [note], many.stderr
+    assert (folder / "out" / "1.wav").is_file()
+    j = _batch(folder, "-j", "1000", "--force", "--out-dir", str(folder / "out"))
+    assert j.returncode == 0 and j.stderr.splitlines() == [
+        note.replace("--scheduler local:", "-j ")
+    ]

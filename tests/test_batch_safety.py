@@ -198,7 +198,7 @@ def test_a_missing_out_dir_is_made_and_a_failure_is_reported_once(folder, capsys
     out, err = capsys.readouterr()
     assert (out_dir / "ok.wav").is_file() and (out_dir / "ok.json").is_file()
     assert (out + err).count("hour") == 1, (out, err)  # one line for the failure, not two
-    assert "failed: hour: --duration 3600s" in err
+    assert "failed: hour: duration 3600s" in err  # the key the manifest wrote (18.19)
     assert out.strip().splitlines()[-1] == "1 rendered, 1 failed, 0 skipped"
 
 
@@ -358,3 +358,97 @@ def test_ctrl_c_to_the_group_during_expansion_prints_one_line(folder):
         return subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1
 
     assert wait_until(none_left, 10, poll_s=0.1)  # no helper left behind
+
+
+# --- issue 18, item 13: kill -9 of a batch says nothing more ----------------------------------
+
+
+def _session_commands(sid: int) -> list[str]:
+    pids = subprocess.run(["pgrep", "-s", str(sid)], capture_output=True, text=True).stdout.split()
+    commands = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                commands.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return commands
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_a_batch_leaves_no_leaked_semaphore_warning(folder):
+    manifest = folder / "m.toml"
+    manifest.write_text(
+        'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nvoice = "pyttsx3"\n'
+        'soundscape = "none"\n[matrix]\nseed = [1, 2, 3, 4]\n',
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meditation", "batch", str(manifest), "-j", "2", "--no-cache"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        # The worker pools (and the semaphores of their queues) exist once a worker runs.
+        wait_until(
+            lambda: (
+                proc.poll() is not None
+                or any("spawn_main" in c for c in _session_commands(proc.pid))
+            ),
+            120,
+        )
+        assert proc.poll() is None, proc.stderr.read()
+        tracker = [c for c in _session_commands(proc.pid) if "resource_tracker" in c]
+        assert tracker, "the pools' semaphores are registered with a resource tracker"
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+        # The tracker removes the dead batch's semaphores once the workers have gone, then exits.
+        assert wait_until(lambda: not _session_commands(proc.pid), 60, poll_s=0.1)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "leaked semaphore" not in err and "resource_tracker" not in err, err
+    assert "Traceback" not in err, err
+
+
+# --- issue 18, item 10: every file of every variant is checked up front ------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+def test_side_files_covers_and_folders_are_checked_before_any_variant(folder, capsys):
+    (folder / "notes.vtt").write_text("WEBVTT\n\nmy own notes\n")  # the user's file
+    os.mkfifo(folder / "cover.png")
+    cases = [
+        (f'captions = "{folder / "notes.vtt"}"', "notes.vtt", "was not written by meditation"),
+        (f'plot = "{folder / "short.md"}"', "short.md", "an input is never overwritten"),
+        ('captions = "vtt"', "out.vtt", None),  # beside the output: fine, a control case
+        ('cover = "/dev/zero"', "cover image '/dev/zero'", "is not a regular file"),
+        ('cover = "cover.png"', "cover.png", "is not a regular file"),
+    ]
+    for line, named, problem in cases:
+        manifest = folder / "m.toml"
+        manifest.write_text(
+            f'output = "out.mp3"\n[defaults]\nscript = "short.md"\n{FAST}{line}\n',
+            encoding="utf-8",
+        )
+        if problem is None:
+            assert main(["batch", str(manifest), "--dry-run"]) == 0
+            assert "render" in capsys.readouterr().out
+            continue
+        for extra in (["--dry-run"], []):
+            err = _refused(folder, ["batch", str(manifest), *extra], capsys, named, problem)
+            assert "m.toml: " in err  # and the manifest is named
+    manifest = folder / "m.toml"
+    manifest.write_text(
+        f'output = "out.mp3"\n[defaults]\nscript = "short.md"\n{FAST}', encoding="utf-8"
+    )
+    for extra in (["--dry-run"], []):
+        _refused(
+            folder,
+            ["batch", str(manifest), "--out-dir", "/proc", *extra],
+            capsys,
+            "cannot write in '/proc'",
+        )

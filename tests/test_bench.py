@@ -37,6 +37,15 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     ):
         assert math.isfinite(data[key]) and data[key] > 0, key
     assert data["machine"]["cores"] >= 1
+    # Every layer of the palette alone and all at once, and every neural voice.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_layers import palette
+
+    assert set(data["layers"]["layer_rtf"]) == set(palette()) and len(palette()) >= 17
+    assert all(x > 0 for x in data["layers"]["layer_rtf"].values())
+    assert data["layers"]["all_layers_rtf"] > 0
+    assert {"piper:joe", "hibari:heart"} <= set(data["voices"])
+    assert all(v["rtf"] > 0 for v in data["voices"].values())
     assert all(
         data["startup_s"][key] > 0 for key in ("python_bare", "help", "voices", "render_help")
     )

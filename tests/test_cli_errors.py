@@ -44,9 +44,10 @@ def _case(tmp_path, name):
             [str(good), "-o", str(out), "--pause-scale", "-1"],
             "--pause-scale -1 is out of range",
         ),
-        "missing output folder": (
-            [str(good), "-o", str(tmp_path / "no" / "dir" / "x.mp3")],
-            "output folder",
+        # A missing output folder is made (issue 18, item 19); one under a file cannot be.
+        "output folder under a file": (
+            [str(good), "-o", str(tmp_path / "good.md" / "dir" / "x.mp3")],
+            "which is a file, not a folder",
         ),
         "unknown format": (
             [str(good), "-o", str(tmp_path / "out.aiff")],
@@ -85,7 +86,7 @@ CASES = [
     "unknown engine",
     "rate out of range",
     "pause scale out of range",
-    "missing output folder",
+    "output folder under a file",
     "unknown format",
     "bad front matter value",
     "unknown soundscape",
@@ -140,3 +141,91 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0
     assert "Traceback" not in err and err == ""
+
+
+# --- issue 18, item 13 (file-ish parts) ------------------------------------------------
+
+_QUICK = ["--voice", "pyttsx3", "--soundscape", "none", "--lead-in", "0.5", "--tail", "0.5"]
+
+
+def test_an_empty_voice_name_is_refused(tmp_path, capsys):
+    script = _write(tmp_path / "ok.md", "Hello there.\n")
+    code = main(["render", str(script), "--voice", "pyttsx3:", "-o", str(tmp_path / "o.wav")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "voice 'pyttsx3:' has no name after ':'" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.md"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--title", "cache", "{script}"], ["{script}", "--title", "voices"]],
+    ids=["title-before-script", "title-after-script"],
+)
+def test_a_title_that_is_a_command_name_is_a_title(tmp_path, capsys, args):
+    script = _write(tmp_path / "ok.md", "Hello there.\n")
+    out = tmp_path / "o.wav"
+    argv = [a.format(script=script) for a in args]
+    assert main(["--progress", "off", *argv, *_QUICK, "-o", str(out)]) == 0, capsys.readouterr()
+    assert out.exists()
+
+
+def test_a_long_legal_output_name_is_written(tmp_path, capsys):
+    script = _write(tmp_path / "ok.md", "Hello there.\n")
+    name = "a" * 246 + ".wav"  # 250 bytes: legal; its temporary name must not overflow
+    code = main(["render", "--progress", "off", str(script), *_QUICK, "-o", str(tmp_path / name)])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, "ok.md"]  # no temporary left
+
+
+# --- issue 18, item 19 (parts) ----------------------------------------------------------
+
+
+def test_a_cover_on_a_wav_output_is_refused_not_dropped(tmp_path, capsys):
+    script = _write(tmp_path / "ok.md", "Hello there.\n")
+    cover = tmp_path / "c.png"
+    from PIL import Image  # noqa: PLC0415 - only this test draws a picture
+
+    Image.new("RGB", (8, 8)).save(cover)
+    code = main(["render", str(script), "--cover", str(cover), "-o", str(tmp_path / "o.wav")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "a WAV file carries no cover art" in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_cache_without_an_action_and_its_help_explain_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MEDITATION_CACHE_DIR", str(tmp_path / "c"))
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"speech cache: {tmp_path / 'c'}") and "cache clear" in out
+    with pytest.raises(SystemExit):
+        main(["cache", "--help"])
+    out = capsys.readouterr().out
+    assert "Synthesized sentences are kept here" in out and "clear" in out
+
+
+def test_ambient_help_speaks_of_ambience(capsys):
+    with pytest.raises(SystemExit):
+        main(["ambient", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for render_only in ("narration", "script", "lead-in", "voice and each layer", "pauses"):
+        assert render_only not in out, render_only
+    assert "--duration DUR the track's length" in out
+
+
+def test_a_batch_error_names_the_key_the_manifest_wrote(tmp_path, capsys):
+    _write(tmp_path / "ok.md", "Hello there.\n\nRest now.\n")
+    manifest = _write(
+        tmp_path / "m.toml",
+        'output = "o.wav"\n[defaults]\nscript = "ok.md"\nvoice = "pyttsx3"\n'
+        'soundscape = "none"\nduration = "3s"\nlead_in = 0.5\ntail = 0.5\n',
+    )
+    assert main(["batch", str(manifest), "--progress", "off", "-j", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert "duration 3s is too short" in out + err and "--duration" not in out + err
+    script = tmp_path / "ok.md"
+    assert (
+        main(["render", str(script), *_QUICK, "--duration", "3s", "-o", str(tmp_path / "x.wav")])
+        == 2
+    )
+    assert "--duration 3s is too short" in capsys.readouterr().err

@@ -437,3 +437,26 @@ def test_ffprobe_reads_vorbis_comments_without_leftover_bytes(tmp_path, suffix, 
     ).stderr
     assert "Evening" in text
     assert "remain" not in text, text
+
+
+# --- issue 18, item 19: an MP3 quality option ------------------------------------------
+
+
+def test_mp3_quality_trades_size_for_fidelity_at_the_same_loudness(tmp_path):
+    from meditation.cli import main  # noqa: PLC0415 - only this test runs the command
+
+    sizes, seconds = {}, {}
+    for quality in (0, 2, 9):
+        out = tmp_path / f"q{quality}.mp3"
+        argv = ["ambient", "--duration", "20s", "--soundscape", "stream", "--progress", "off"]
+        assert main([*argv, "--mp3-quality", str(quality), "-o", str(out)]) == 0
+        sizes[quality] = out.stat().st_size
+        audio, rate = sf.read(out)
+        seconds[quality] = len(audio) / rate
+    kbps = {q: sizes[q] * 8 / 20 / 1000 for q in sizes}
+    assert kbps[0] > kbps[2] > kbps[9] and kbps[9] < 0.5 * kbps[2], kbps
+    assert max(seconds.values()) - min(seconds.values()) < 0.001  # gapless at every quality
+    assert (
+        main(["ambient", "--duration", "2s", "--mp3-quality", "10", "-o", str(tmp_path / "x.mp3")])
+        == 2
+    )

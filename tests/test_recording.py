@@ -220,7 +220,10 @@ def test_preset_file_is_relative_to_the_preset(tmp_path, rec_path, monkeypatch):
 SCRIPT = "# Rest\n\nA sentence nobody has cached: the lamp of {n}.\n"
 
 
-@pytest.mark.parametrize("problem", ["missing", "empty", "garbage", "silent", "short"])
+@pytest.mark.parametrize(
+    "problem",
+    ["missing", "empty", "garbage", "silent", "short", "1 Hz", "NaN", "FIFO", "/dev/null"],
+)
 def test_unusable_recording_is_refused_in_one_line_before_any_speech(
     tmp_path, capsys, problem, _private_speech_cache
 ):
@@ -233,6 +236,16 @@ def test_unusable_recording_is_refused_in_one_line_before_any_speech(
         sf.write(bed, np.zeros((5 * 8000, 2), dtype=np.float32), 8000)
     elif problem == "short":
         sf.write(bed, make_recording(0.5, 8000, seed=4), 8000)
+    elif problem == "1 Hz":  # once a ZeroDivisionError in the master, after the speech
+        sf.write(bed, np.full((5, 1), 0.5, dtype=np.float32), 1, subtype="FLOAT")
+    elif problem == "NaN":  # once "silent"
+        sick = make_recording(5.0, 8000, seed=4)
+        sick[20000:20100] = np.nan
+        sf.write(bed, sick, 8000, subtype="FLOAT")
+    elif problem == "FIFO":  # once "empty" (and opening one for reading can hang)
+        os.mkfifo(bed)
+    elif problem == "/dev/null":  # once "empty"
+        bed.symlink_to("/dev/null")
     script = tmp_path / "s.md"
     script.write_text(SCRIPT.format(n=problem), encoding="utf-8")
     before = sorted(p.name for p in _private_speech_cache.rglob("*"))
@@ -259,6 +272,10 @@ def test_unusable_recording_is_refused_in_one_line_before_any_speech(
         "garbage": "cannot read",
         "silent": "silent",
         "short": "too short",
+        "1 Hz": "sample rate of 1 Hz; at least 8000 Hz",
+        "NaN": "not numbers (NaN or infinity), the first at 2.50 s",
+        "FIFO": "is a named pipe (FIFO), not an audio file",
+        "/dev/null": "is a character device, not an audio file",
     }[problem] in err
     assert not out.exists()
     assert sorted(p.name for p in _private_speech_cache.rglob("*")) == before  # nothing was spoken
@@ -339,3 +356,24 @@ def test_render_with_a_bed_alone_under_the_voice(tmp_path, rec_path):
     bed, _ = sf.read(stems / "bed.wav", dtype="float64", always_2d=True)
     levels = _levels_db(bed.mean(axis=1)[3 * SR : -8 * SR], SR // 2)  # clear of the track fades
     assert levels.min() > -60  # the bed plays throughout, under the voice (ducked, never gone)
+
+
+def test_a_bed_carries_no_dc_into_the_track(tmp_path, capsys):
+    """A bed with a 0.5 offset once left 0.3 full scale of DC in a "-16 LUFS" track."""
+    noisy = make_recording(10.0, 48000, seed=7) + np.float32(0.5)
+    sf.write(tmp_path / "offset.wav", noisy, 48000, subtype="FLOAT")
+    out = tmp_path / "a.wav"
+    args = ["ambient", "--soundscape", "none", "--duration", "20", "--progress", "off"]
+    assert main([*args, "--bed", str(tmp_path / "offset.wav"), "-o", str(out)]) == 0
+    x, sr = sf.read(out)
+    rms = float(np.sqrt(np.mean(x**2)))
+    assert rms > 0.03  # the noise is there
+    assert np.abs(x.mean(axis=0)).max() < 1e-3 * rms  # the offset is not
+    assert abs(integrated_loudness(x, sr) - -16.0) < 0.5
+    # DC alone is nothing to hear.
+    sf.write(tmp_path / "dc.wav", np.full((5 * 8000, 1), 0.5, np.float32), 8000, subtype="FLOAT")
+    capsys.readouterr()
+    assert main([*args, "--bed", str(tmp_path / "dc.wav"), "-o", str(tmp_path / "b.wav")]) == 2
+    err = capsys.readouterr().err
+    assert "dc.wav" in err and "silent" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "b.wav").exists()

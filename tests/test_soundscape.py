@@ -239,7 +239,7 @@ river = 0.0
 """
 
 BAD_PRESETS = {
-    "unknown layer": (GOOD_PRESET + "[layers.jungle]\nlevel_db = -10.0\n", "unknown layer 'jungle'"),
+    "unknown layer": (GOOD_PRESET + "[layers.hail]\nlevel_db = -10.0\n", "unknown layer 'hail'"),
     "unknown parameter": (
         GOOD_PRESET.replace(
             "level_db = -12.0\n[layers.bell]", "level_db = -12.0\nflwo = 0.5\n[layers.bell]"

@@ -357,3 +357,28 @@ def _small_png(png: Path) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
+
+
+def test_render_and_preview_are_in_view_on_a_laptop_screen_with_the_dream_loaded(
+    browser, studio, tmp_path
+):
+    url, _ = studio
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#check.good", timeout=20_000)  # the dream, checked
+        assert page.input_value("#script").count("\n") > 40  # a long script fills the editor
+        picture = Path(os.environ.get("MEDITATION_LAYOUT_SHOT", tmp_path / "layout.png"))
+        page.screenshot(
+            path=str(picture)
+        )  # what a newcomer sees first (look at it when changing the CSS)
+        for button in ("#render", "#preview", "#cancel", "#format"):
+            box = page.locator(button).bounding_box()
+            assert box is not None and box["y"] >= 0, button
+            assert box["y"] + box["height"] <= 800, (button, box)
+        assert page.evaluate("window.scrollY") == 0
+        # The editor keeps a useful height, and the script's first lines show in it.
+        assert page.locator("#script").bounding_box()["height"] >= 240
+    finally:
+        context.close()

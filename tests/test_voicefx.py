@@ -17,7 +17,7 @@ from meditation.settings import DEFAULT_SCRIPT
 from meditation.speech import synthesize
 from meditation.timeline import layout
 from meditation.voicechain import VoiceChain
-from meditation.voicefx import STYLES, parse_voice_fx
+from meditation.voicefx import STYLES, check_for_sample_rate, parse_voice_fx
 
 SR = 44100
 
@@ -194,6 +194,69 @@ def test_bad_voice_fx_is_refused_in_one_line(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and "p.toml" in err and "cave" in err
+
+
+@pytest.mark.parametrize(
+    "fx_text",
+    ["gentle", "hall", "dry,deess_ratio=1", "gentle,deess_hz=9000", "gentle,deess_hz=12000"],
+)
+@pytest.mark.parametrize("sample_rate", [8000, 11025, 11999, 16000, 22050, 24000])
+def test_the_sample_rate_check_says_exactly_when_the_chain_can_run(fx_text, sample_rate):
+    """The check before synthesis agrees with the chain itself: it passes iff the chain runs."""
+    fx = parse_voice_fx(fx_text)
+    try:
+        check_for_sample_rate(fx, sample_rate)
+        refused = None
+    except SettingsError as exc:
+        refused = str(exc)
+    tone = (0.1 * np.sin(np.arange(sample_rate) * 2 * np.pi * 440 / sample_rate)).astype(np.float32)
+
+    def source(start, n):
+        out = np.zeros(n, dtype=np.float32)
+        part = tone[start : start + n]
+        out[: len(part)] = part
+        return out
+
+    try:
+        y = VoiceChain(fx, sample_rate, source).render(sample_rate)
+        ran = bool(np.isfinite(y).all() and np.abs(y).max() > 0.01)
+    except ValueError:
+        ran = False
+    assert ran == (refused is None), (fx_text, sample_rate, refused)
+    if refused:
+        assert "\n" not in refused and "Hz" in refused and str(sample_rate) in refused
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--sample-rate", "8000"],
+        ["--sample-rate", "12000", "--soundscape", "PRESET"],
+        ["--sample-rate", "16000", "--voice-fx", "gentle,deess_hz=9000"],
+    ],
+)
+def test_a_chain_the_sample_rate_cannot_carry_is_refused_before_any_speech(
+    tmp_path, capsys, args, _private_speech_cache
+):
+    """Once ``ValueError: Digital filter critical frequencies…`` after the speech was spoken."""
+    script = tmp_path / "s.md"
+    script.write_text(f"Words nobody has cached yet, {args[-1]}.\n", encoding="utf-8")
+
+    def spoken():  # the speech cache's takes, not its list of installed voices
+        return sorted(p.name for p in _private_speech_cache.rglob("*") if "voices" not in p.name)
+
+    preset = tmp_path / "p.toml"  # the preset's [voice] tunes the ``auto`` chain
+    preset.write_text("[voice]\ndeess_hz = 7000\n[layers.drone]\n", encoding="utf-8")
+    args = [str(preset) if a == "PRESET" else a for a in args]
+    before = spoken()
+    out = tmp_path / "o.wav"
+    code = main(
+        ["render", str(script), "-o", str(out), "--voice", "pyttsx3", "--progress", "off", *args]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "deess_hz" in err, err
+    assert "Traceback" not in err and not out.exists()
+    assert spoken() == before  # nothing was spoken
 
 
 @pytest.mark.slow

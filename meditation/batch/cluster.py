@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import logging
 import re
 import signal
+import socket
+import struct
 import tempfile
 import threading
 import time
@@ -38,14 +41,27 @@ from typing import Any
 
 from .. import progress
 from ..errors import MeditationError, one_line
-from ..files import atomic_write_bytes, atomic_write_text, record_written
+from ..files import atomic_write_bytes, atomic_write_text, read_input, record_written
 from ..script import read_script
+from ..tomlfile import MAX_TOML_BYTES
 from .display import Display
 from .freshness import sidecar_path
 from .manifest import Variant, validate_variant
-from .work import render_variant, report_result, sidecar_data, speech_first, warm_up
+from .work import (
+    render_variant,
+    report_result,
+    sidecar_data,
+    speech_first,
+    warm_up,
+    worker_limit,
+)
 
 __all__ = ["parse_scheduler", "require_distributed", "render_on_cluster", "Connection"]
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long a scheduler has to accept the connection and greet (a busy one answers in milliseconds)."""
+_GREETING_MAX_BYTES = 1 << 20
+"""A Dask scheduler's greeting (its handshake) is a few hundred bytes; a length beyond this is another protocol."""
 
 _INSTALL = "--scheduler needs Dask's distributed scheduler: pip install 'meditation[cluster]'"
 
@@ -56,8 +72,6 @@ def require_distributed() -> None:
     Found, not imported: importing ``distributed`` takes a third of a second,
     which the connection's own thread spends instead, beside the manifest's checks.
     """
-    import importlib.util  # noqa: PLC0415 - only to look for the optional extra
-
     if importlib.util.find_spec("distributed") is None:
         raise MeditationError(_INSTALL)
 
@@ -72,6 +86,10 @@ def parse_scheduler(text: str) -> tuple[str, Any]:
             raise MeditationError(f"--scheduler {text}: need 1 to 1024 local workers")
         return "local", n
     if re.fullmatch(r"(tcp|tls|ucx|ws|wss)://[^\s/]+(:\d+)?/?", text):
+        if text.startswith("ucx://") and importlib.util.find_spec("distributed_ucxx") is None:
+            raise MeditationError(
+                f"--scheduler {text}: ucx:// needs Dask's UCX support (distributed-ucxx), not installed here"
+            )
         return "address", text
     raise MeditationError(
         f"--scheduler {text!r}: write tcp://HOST:8786 for a running Dask scheduler, or local:N for N local worker processes"
@@ -89,6 +107,8 @@ class _Job:
     script: Any
     preset_text: str | None
     shared: bool
+    renders_here: int | None = None
+    """Renders at once on the worker's machine (``local:N``: N); None: the worker's own threads."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +122,12 @@ class _Outcome:
 
 
 def _render_task(job: _Job) -> _Outcome:
-    """Render one variant on a worker (runs in a worker thread)."""
+    """Render one variant on a worker (runs in a worker thread), its speech taking its share of the cores."""
+    with _sharing_cores(job):
+        return _render(job)
+
+
+def _render(job: _Job) -> _Outcome:
     progress.set_enabled(False)
     start = time.perf_counter()
     try:
@@ -141,6 +166,21 @@ _DAEMONIC = (
     "this voice speaks in a helper process, which daemonic Dask workers may not start; "
     "start the workers with DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment"
 )
+
+
+def _sharing_cores(job: _Job):
+    """This machine's cores shared by ``local:N``'s N workers; else the worker's threads by the tasks it runs now."""
+    from ..speech import sharing_cores  # noqa: PLC0415 - numpy and the voices: only workers speak
+
+    if job.renders_here is not None:
+        return sharing_cores(job.renders_here)
+    try:
+        from distributed import get_worker  # noqa: PLC0415 - optional extra (dask)
+
+        state = get_worker().state
+        return sharing_cores(state.executing_count, cores=state.nthreads)
+    except (ImportError, ValueError, AttributeError):  # not on a worker
+        return contextlib.nullcontext()
 
 
 def _scratch_folder() -> str | None:
@@ -188,13 +228,19 @@ def render_on_cluster(
             and str(s.soundscape).lower().endswith(".toml")
             and s.soundscape not in presets
         ):
-            presets[s.soundscape] = Path(s.soundscape).read_text(encoding="utf-8")
+            presets[s.soundscape] = read_input(s.soundscape, "soundscape", MAX_TOML_BYTES).decode()
     with _connected(client, scheduler) as client:
         futures = {}
         batch_id = uuid.uuid4().hex[:8]
         for rank, v in enumerate(speech_first(todo)):
             s = v.settings
-            job = _Job(v, scripts[s.script], presets.get(s.soundscape), shared_folder)
+            job = _Job(
+                v,
+                scripts[s.script],
+                presets.get(s.soundscape),
+                shared_folder,
+                _local_workers(scheduler),
+            )
             future = client.submit(
                 _render_task, job, key=f"meditation-{batch_id}-{rank}", pure=False, priority=-rank
             )
@@ -213,6 +259,14 @@ def render_on_cluster(
                 # were writing are then stale, and the batch's sweep removes them.
                 scheduler.close()
             raise
+
+
+def _local_workers(scheduler: Any) -> int | None:
+    """N for ``local:N`` (its workers share this machine), else None."""
+    text = scheduler.scheduler if isinstance(scheduler, Connection) else scheduler
+    if isinstance(text, str) and parse_scheduler(text)[0] == "local":
+        return parse_scheduler(text)[1]
+    return None
 
 
 def _is_local(scheduler: Any) -> bool:
@@ -349,7 +403,7 @@ def _connected(client: Any, scheduler: Any) -> Iterator[Any]:
             try:
                 if kind == "local":
                     cluster = LocalCluster(
-                        n_workers=where,
+                        n_workers=worker_limit(where, f"--scheduler {scheduler}"),
                         threads_per_worker=1,
                         processes=True,
                         dashboard_address=":0",
@@ -359,12 +413,16 @@ def _connected(client: Any, scheduler: Any) -> Iterator[Any]:
                     client = Client(cluster)
                 else:
                     cluster = None
-                    client = Client(where, timeout="20s")
+                    _check_address(where)
+                    client = Client(where, timeout=f"{CONNECT_TIMEOUT_S:g}s")
             except (
                 OSError,
                 RuntimeError,
                 TimeoutError,
-            ) as exc:  # unreachable, or workers that would not start
+                TypeError,
+                ValueError,
+                MemoryError,
+            ) as exc:  # unreachable, workers that would not start, or a comm Dask could not set up
                 what = (
                     "cannot start the local cluster"
                     if kind == "local"
@@ -378,6 +436,56 @@ def _connected(client: Any, scheduler: Any) -> Iterator[Any]:
                 client.close()
                 if cluster is not None:
                     cluster.close()
+
+
+def _check_address(address: str) -> None:
+    """Refuse in one line, within CONNECT_TIMEOUT_S, an address where no Dask scheduler can be answering.
+
+    Dask waits for the scheduler's greeting without a time limit and takes its
+    first eight bytes as a length: a port that accepts and never speaks would
+    hang the batch, and one that speaks another protocol first (an SSH banner)
+    would make it allocate exabytes. Over plain TCP a Dask scheduler greets
+    at once, so the greeting's length is read here first. TLS and websockets
+    need Dask's TLS configuration (certificates) to connect at all.
+    """
+    import dask  # noqa: PLC0415 - optional extra (dask)
+
+    scheme, _, rest = address.partition("://")
+    if scheme in ("tls", "wss") and not dask.config.get("distributed.comm.tls.client.cert"):
+        raise MeditationError(
+            f"--scheduler {address}: {scheme}:// needs certificates: set "
+            "distributed.comm.tls.ca-file, .client.cert and .client.key in Dask's configuration"
+        )
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not host:
+        host, port = port, "8786"  # Dask's default scheduler port
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S) as sock:
+            if scheme != "tcp":
+                return
+            header = b""
+            while len(header) < 8:
+                chunk = sock.recv(8 - len(header))
+                if not chunk:
+                    raise MeditationError(
+                        f"--scheduler {address}: the server there closed the connection "
+                        "without greeting: not a Dask scheduler"
+                    )
+                header += chunk
+    except TimeoutError:
+        raise MeditationError(
+            f"--scheduler {address}: no answer within {CONNECT_TIMEOUT_S:g} s "
+            "(is a Dask scheduler listening there?)"
+        ) from None
+    except OSError as exc:
+        raise MeditationError(
+            f"--scheduler {address}: cannot reach the scheduler: {exc.strerror or exc}"
+        ) from None
+    (length,) = struct.unpack("Q", header)  # Dask's frame header: native unsigned 64 bits
+    if not 0 < length <= _GREETING_MAX_BYTES:
+        raise MeditationError(
+            f"--scheduler {address}: the server there speaks another protocol, not Dask's"
+        )
 
 
 @contextlib.contextmanager

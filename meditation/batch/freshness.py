@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import ExportError, ManifestError, MeditationError
-from ..files import check_replaceable
+from ..errors import ExportError, ManifestError, MeditationError, one_line
+from ..files import check_parent, check_replaceable
 from ..settings import SCHEMA, RenderSettings, Role, settings_to_dict
 from .manifest import Variant, _preset_name
 
@@ -174,7 +174,11 @@ def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = 
     outputs: dict[str, str] = {}
     for v in variants:
         output = Path(v.settings.output)
-        for written, what in ((output, "output"), (sidecar_path(output), "sidecar")):
+        for written, what in (
+            (output, "output"),
+            (sidecar_path(output), "sidecar"),
+            *_side_files(v),
+        ):
             key = _key(written)
             if key in inputs:
                 raise ManifestError(
@@ -184,6 +188,18 @@ def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = 
                 raise ManifestError(f"{where}{_label(v)}: {what} {written} is also {outputs[key]}")
             outputs[key] = f"the {what} of {_label(v)}"
         _check_replaceable(v, where)
+
+
+def _side_files(v: Variant) -> list[tuple[Path, str]]:
+    """The variant's timings, captions and plot files, shorthand (``captions = "vtt"``) placed beside the output."""
+    s = v.settings
+    if s.timings is None and s.captions is None and s.plot is None:
+        return []
+    from ..publish import beside_output  # noqa: PLC0415 - loads the encoders; only when side files are asked for
+
+    s = beside_output(s)
+    named = (("timings", s.timings), ("captions", s.captions), ("plot", s.plot))
+    return [(Path(path), what) for what, path in named if path is not None]
 
 
 def _key(path: Path) -> str:
@@ -230,7 +246,11 @@ def _check_replaceable(v: Variant, where: str) -> None:
 
 
 def _check_folder(folder: Path, where: str) -> None:
-    """The folder exists or can be made: its nearest existing ancestor is a writable folder."""
+    """The folder exists or can be made: its nearest existing ancestor is a folder a file can be created in.
+
+    Probed by creating a file (``files.check_parent``), not ``os.access``:
+    root may "write" to ``/proc`` by permissions, never by creating a file.
+    """
     probe = Path(os.path.abspath(folder))
     while not probe.exists():
         if probe.is_symlink():  # a dangling link: mkdir would fail
@@ -238,5 +258,7 @@ def _check_folder(folder: Path, where: str) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise ManifestError(f"{where}output folder {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ManifestError(f"{where}cannot write into {probe}: permission denied")
+    try:
+        check_parent(probe, "output folder", probe)
+    except MeditationError as exc:
+        raise ManifestError(f"{where}{one_line(exc)}") from None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ManifestError, MeditationError, one_line
+from ..files import check_name
 from ..formats import FORMATS
 from ..script import Script, read_script
 from ..settings import (
@@ -97,10 +98,6 @@ def expand_manifest(
     before any is made (``None``: no limit).
     """
     path = Path(path)
-    if not path.exists():
-        raise ManifestError(f"{path}: no such manifest")
-    if path.exists() and not path.is_file() and not path.is_dir():
-        raise ManifestError(f"{path}: not a regular file")  # a FIFO would block the read forever
     data = read_toml(path, error_class=ManifestError, what="manifest")
     for key in data:
         if key not in ("output", "defaults", "matrix", "variants"):
@@ -121,6 +118,10 @@ def expand_manifest(
         raise ManifestError(
             f'{path}: needs a top-level output name template, e.g. output = "{{script}}-{{seed}}.mp3"'
         )
+    try:
+        check_name(template, "output template")
+    except MeditationError as exc:
+        raise ManifestError(f"{path}: {one_line(exc)}") from None
     fields = _template_fields(template, path, keys)
     suffix = Path(template).suffix.lower()
     if suffix not in FORMATS:
@@ -238,7 +239,7 @@ def _combinations(defaults: dict, matrix: dict, tables: list):
     if matrix:
         keys = list(matrix)
         for i, values in enumerate(itertools.product(*(matrix[k] for k in keys))):
-            combo = dict(zip(keys, values))
+            combo = dict(zip(keys, values, strict=True))
             label = f"matrix #{i + 1} ({', '.join(f'{k}={v}' for k, v in combo.items())})"
             yield label, {**defaults, **combo}
     yield from tables
@@ -269,7 +270,7 @@ def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
     read once per version of their file.
     """
     # Here, not at the top: the soundscape package is slow to import, and an up-to-date batch never needs it.
-    from ..preflight import check_values  # noqa: PLC0415
+    from ..preflight import check_outputs, check_values  # noqa: PLC0415
 
     settings = variant.settings
     script = (
@@ -277,6 +278,7 @@ def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
         if settings.soundscape == "auto"
         else None
     )
+    where = f"{manifest}: {variant.label or variant.name}"
     check_values(
         settings,
         script,
@@ -284,8 +286,13 @@ def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
         load=lambda name: _load_preset(
             name, _stamp(name) if name.lower().endswith(".toml") else None
         ),
-        where=f"{manifest}: {variant.label or variant.name}",
+        where=where,
     )
+    # Its side files (captions, plot, timings, stems) and the cover, as a render checks them first.
+    try:
+        check_outputs(settings, inputs=[Path(manifest)] if manifest else ())
+    except MeditationError as exc:
+        raise ManifestError(f"{where}: {one_line(exc)}") from None
 
 
 def _table(value: Any, what: str, path: Path) -> dict:

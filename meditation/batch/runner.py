@@ -20,7 +20,15 @@ from .cluster import render_on_cluster
 from .display import Display
 from .freshness import check_outputs, is_up_to_date
 from .manifest import Variant, validate_variant
-from .work import BatchReport, render_variant, report_result, speech_group, warm_up
+from .work import (
+    BatchReport,
+    available_cores,
+    render_variant,
+    report_result,
+    speech_group,
+    warm_up,
+    worker_limit,
+)
 
 __all__ = ["run_batch"]
 
@@ -40,7 +48,12 @@ def _worker_init() -> None:
         signal.signal(signal.SIGTERM, _on_terminate)
         # The parent's death (even kill -9) arrives as SIGTERM: unwind, delete temporary files, exit.
         parent = multiprocessing.parent_process()
-        die_with_parent(parent.pid if parent is not None else None)
+        try:
+            die_with_parent(parent.pid if parent is not None else None)
+        except SystemExit:
+            # The parent died as this worker started: nothing to unwind, and the pool would print
+            # the initializer's "exception" as a traceback on the terminal.
+            os._exit(143)
     sys.unraisablehook = _unraisable
 
 
@@ -59,12 +72,16 @@ def _unraisable(info, _default=sys.unraisablehook) -> None:
     _default(info)
 
 
-def _run_one(variant: Variant) -> tuple[str, float, str]:
+def _run_one(variant: Variant, workers: int = 1) -> tuple[str, float, str]:
+    """Render in a worker, one of ``workers``: its speech takes its share of the cores."""
+    from ..speech import sharing_cores  # noqa: PLC0415 - numpy and the voices: only workers speak
+
     if _stopping:
         return ("cancelled", 0.0, "")
     start = time.perf_counter()
     try:
-        path, _ = render_variant(variant)
+        with sharing_cores(workers):
+            path, _ = render_variant(variant)
     except SystemExit:
         # SIGTERM from the parent: the render has unwound and deleted its
         # temporary files. Leave now rather than wait for more work.
@@ -82,10 +99,7 @@ def _validate_all(variants: Sequence[Variant], manifest: str) -> None:
 
 
 def _default_jobs() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return available_cores()
 
 
 class _Slot:
@@ -233,14 +247,8 @@ def run_batch(
 
 def _cap_jobs(jobs: int | None, n_variants: int) -> int:
     """Workers: as asked, but no more than two per core (each may hold a voice model) nor than variants."""
-    cores = _default_jobs()
-    limit = 2 * cores
-    if jobs is not None and jobs > limit:
-        print(
-            f"meditation: note: -j {jobs} is more than this machine can run at once; using {limit} workers ({cores} cores)",
-            file=sys.stderr,
-        )
-    return max(1, min(jobs or cores, limit, n_variants))
+    asked = _default_jobs() if jobs is None else worker_limit(jobs, f"-j {jobs}")
+    return max(1, min(asked, n_variants))
 
 
 _DIED = "the worker process died (crash or killed)"
@@ -281,7 +289,7 @@ def _render_all(
                     if not (variant.settings.cache and group in done):
                         started.add(group)
                         slot.voices.add(variant.settings.voice)
-                    slot.variant, slot.future = variant, slot.pool.submit(_run_one, variant)
+                    slot.variant, slot.future = variant, slot.pool.submit(_run_one, variant, jobs)
                     running[slot.future] = slot, variant
                     display.worker(slot.index, variant.name)
             finished, _ = cf.wait(list(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)

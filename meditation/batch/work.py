@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import atomic_write_text
+from ..errors import SettingsError
+from ..files import all_or_nothing, atomic_write_text
 from ..settings import RenderSettings
 from .display import Display
 from .freshness import _fingerprint, check_outputs, sidecar_path
 from .manifest import Variant
 
 __all__ = [
+    "available_cores",
+    "worker_limit",
     "render_variant",
     "sidecar_data",
     "BatchReport",
@@ -42,14 +47,19 @@ def render_variant(variant: Variant | RenderSettings) -> tuple[Path, dict]:
         variant = Variant(name=variant.output.stem, settings=variant, values={})
     settings = variant.settings
     check_outputs([variant])
-    settings.output.parent.mkdir(
-        parents=True, exist_ok=True
-    )  # --out-dir and a template's sub-folders
-    result = render(settings)
-    data = sidecar_data(variant, result.sidecar(), result.duration_s, result.path.stat().st_size)
-    atomic_write_text(
-        sidecar_path(result.path), json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    )
+    # --out-dir and a template's sub-folders stay: workers share them, so one's failure must not remove them.
+    settings.output.parent.mkdir(parents=True, exist_ok=True)
+    with all_or_nothing():  # the audio and its sidecar together, or neither
+        try:
+            result = render(settings)
+        except SettingsError as exc:  # named as the manifest names it: duration, not --duration
+            raise SettingsError(exc.worded_as_key()) from None
+        data = sidecar_data(
+            variant, result.sidecar(), result.duration_s, result.path.stat().st_size
+        )
+        atomic_write_text(
+            sidecar_path(result.path), json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        )
     return result.path, data
 
 
@@ -124,3 +134,27 @@ def warm_up() -> None:
     import soxr  # noqa: F401, PLC0415
 
     from .. import render, soundscape  # noqa: F401, PLC0415
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def worker_limit(asked: int, option: str) -> int:
+    """``asked`` workers, but at most two per core (each may hold a voice model); a note when capped.
+
+    ``option`` names what asked, as the user wrote it (``-j 1000``, ``--scheduler local:1000``).
+    """
+    cores = available_cores()
+    limit = 2 * cores
+    if asked > limit:
+        print(
+            f"meditation: note: {option} is more than this machine can run at once; "
+            f"using {limit} workers ({cores} cores)",
+            file=sys.stderr,
+        )
+    return min(asked, limit)

@@ -64,7 +64,14 @@ class _LameEncoder(Encoder):
     """
 
     def __init__(
-        self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata
+        self,
+        file,
+        path: Path,
+        sample_rate: int,
+        channels: int,
+        suffix: str,
+        metadata: Metadata,
+        vbr_quality: int = 2,
     ):
         env = dict(os.environ)
         package_parent = str(Path(__file__).resolve().parent.parent.parent)
@@ -81,6 +88,7 @@ class _LameEncoder(Encoder):
                 str(channels),
                 str(os.getpid()),
                 pdeathsig,
+                str(int(vbr_quality)),
             ],
             stdin=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -8,7 +8,11 @@ excepted: the muxer writes them). WAV stays plain.
 from __future__ import annotations
 
 import base64
+import functools
 import io
+import os
+import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from PIL import Image
 
 from ..chapters import Chapter, vorbis_chapter_comments
 from ..errors import ExportError, SettingsError
+from ..files import InputError, read_input
 
 __all__ = ["Cover", "Metadata", "load_cover", "tag"]
 
@@ -53,50 +58,111 @@ class Metadata:
     cover: Cover | None = None
 
 
+MAX_COVER_BYTES = 50_000_000
+"""Largest cover file read: a 10000×10000 photograph as JPEG or PNG is far smaller."""
+
+MAX_COVER_SIDE = 10_000
+"""Largest width or height in pixels: players show a few hundred; more only bloats every copy of the file."""
+
+
 def load_cover(path: Path) -> Cover:
     """Read and check a PNG or JPEG cover image; raise SettingsError in one line if it is not one.
 
-    Checked before any synthesis, so a bad image costs nothing. The image
-    must decode completely (Pillow), not just start with the right bytes.
+    Checked before any synthesis, so a bad image costs nothing. The file is
+    read with a size cap (``files.read_input``), its dimensions are taken from
+    the header before a pixel is decoded (a decompression bomb is refused as
+    too large), and then it must decode completely (Pillow). The last few
+    are kept by file identity: a batch checks one cover for every variant.
     """
-    path = Path(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SettingsError(f"cover image {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise SettingsError(f"cover image {str(path)!r} is a folder") from None
-    except OSError as exc:
-        raise SettingsError(f"cover image {str(path)!r} cannot be read: {exc.strerror}") from None
+        st = os.stat(path)
+        stamp = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        stamp = None
+    if stamp is None or not stat.S_ISREG(st.st_mode):
+        return _load_cover(Path(path))
+    return _load_cover_once(Path(path), stamp)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cover_once(path: Path, stamp: tuple) -> Cover:
+    return _load_cover(path)
+
+
+def _load_cover(path: Path) -> Cover:
+    try:
+        data = read_input(path, "cover image", MAX_COVER_BYTES)
+    except InputError as exc:
+        raise SettingsError(str(exc)) from None
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         mime, kind = "image/png", "PNG"
     elif data.startswith(b"\xff\xd8\xff"):
         mime, kind = "image/jpeg", "JPEG"
     else:
         raise SettingsError(f"cover image {str(path)!r} is not a PNG or JPEG file")
+    size = _png_size(data) if kind == "PNG" else _jpeg_size(data)
+    if size is None:
+        raise SettingsError(f"cover image {str(path)!r} is a damaged {kind} file")
+    width, height = size
+    if not (1 <= width <= MAX_COVER_SIDE and 1 <= height <= MAX_COVER_SIDE):
+        raise SettingsError(
+            f"cover image {str(path)!r} is {width}×{height} pixels; "
+            f"use at most {MAX_COVER_SIDE}×{MAX_COVER_SIDE}"
+        )
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # decode every pixel: a truncated or corrupt file fails here
-            width, height = image.size
-            depth = {
-                "1": 1,
-                "L": 8,
-                "P": 8,
-                "RGB": 24,
-                "RGBA": 32,
-                "CMYK": 32,
-                "I;16": 16,
-                "LA": 16,
-            }.get(image.mode, 24)
-            if image.format != kind:
-                raise ValueError(image.format)
+        # Within our own bound (above), Pillow's bomb warning would only repeat it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()  # decode every pixel: a truncated or corrupt file fails here
+                depth = {
+                    "1": 1,
+                    "L": 8,
+                    "P": 8,
+                    "RGB": 24,
+                    "RGBA": 32,
+                    "CMYK": 32,
+                    "I;16": 16,
+                    "LA": 16,
+                }.get(image.mode, 24)
+                if image.format != kind or image.size != (width, height):
+                    raise ValueError(image.format)
     except Exception:
         raise SettingsError(f"cover image {str(path)!r} is a damaged {kind} file") from None
-    if not (1 <= width <= 10000 and 1 <= height <= 10000):
-        raise SettingsError(
-            f"cover image {str(path)!r} is {width}×{height} pixels; use at most 10000×10000"
-        )
     return Cover(data, mime, width, height, depth)
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR chunk, which must come first."""
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a JPEG's first start-of-frame segment, walking the segments before it."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > len(data):
+                return None
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            width = int.from_bytes(data[i + 7 : i + 9], "big")
+            return width, height
+        if length < 2:
+            return None
+        i += 2 + length
+    return None
 
 
 def tag(path: Path, metadata: Metadata) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._lifecycle import create_temporary
 from ..errors import ExportError, describe_write_error
-from ..files import commit_temporary
+from ..files import commit_temporary, make_folder
 from ..formats import encoder_for, known_suffixes
 from . import encoders as _encoders  # noqa: F401 - registers every encoder
 from .tags import Metadata, tag
@@ -42,8 +42,10 @@ class AudioWriter:
         artist: str | None = None,
         metadata: Metadata | None = None,
         subtype: str | None = None,
+        mp3_quality: int | None = None,
     ):
-        """``subtype``: a soundfile subtype for WAV/FLAC instead of 24-bit PCM (stems use ``"FLOAT"``)."""
+        """``subtype``: a soundfile subtype for WAV/FLAC instead of 24-bit PCM (stems use ``"FLOAT"``);
+        ``mp3_quality``: LAME's VBR quality for MP3, 0 (best) to 9 (smallest)."""
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         encoder = encoder_for(suffix)
@@ -57,6 +59,9 @@ class AudioWriter:
         self.frames = 0
         self._done = False
         try:
+            make_folder(
+                self.path.parent
+            )  # a missing one, checked before the run: made now, removed if it fails
             fd, self._tmp = create_temporary(self.path)
         except OSError as exc:
             raise ExportError(
@@ -64,7 +69,9 @@ class AudioWriter:
             ) from None
         self._file = os.fdopen(fd, "w+b")
         try:
-            extra = {"subtype": subtype} if subtype else {}
+            extra: dict = {"subtype": subtype} if subtype else {}
+            if mp3_quality is not None and suffix == ".mp3":
+                extra["vbr_quality"] = mp3_quality
             self._encoder = encoder(
                 self._file, self._tmp, sample_rate, channels, suffix, metadata, **extra
             )

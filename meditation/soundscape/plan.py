@@ -295,7 +295,39 @@ def _layer_levels(plan: AmbiencePlan) -> tuple[LayerLevels, ...]:
         if name in plan.cue_only:
             db = np.full_like(db, -np.inf)  # heard only in its cues
         cues = tuple(c.time_s for c in plan.cues.get(name, ()))
+        actions = tuple(c.action for c in plan.cues.get(name, ()))
+        spec = plan.preset.layers.get(name)
+        path: tuple[tuple[float, float], ...] = ()
+        if spec is not None and (spec.kind or name) == "beats":
+            path = _beat_path(spec.params, plan.cues.get(name, ()), plan.timeline.length / sr)
         levels.append(
-            LayerLevels(name, tuple(float(x) / sr for x in xs), tuple(float(d) for d in db), cues)
+            LayerLevels(
+                name,
+                tuple(float(x) / sr for x in xs),
+                tuple(float(d) for d in db),
+                cues,
+                actions,
+                path,
+            )
         )
     return tuple(levels)
+
+
+def _beat_path(params, cues, end_s: float) -> tuple[tuple[float, float], ...]:
+    """The beat frequency a beats layer glides along, for the plot (the layer's own rules:
+    a ``scene`` cue takes the scene's ``beat_hz`` from ``scenes``, a ``glide`` cue its own)."""
+    hz = float(params.get("beat_hz", 10.0))
+    scenes = {str(k).lower(): v for k, v in dict(params.get("scenes", {})).items()}
+    path = [(0.0, hz)]
+    for cue in sorted(cues, key=lambda c: c.time_s):
+        if cue.action == "scene":
+            target = scenes.get(str(cue.params.get("scene", "")).lower(), scenes.get("default", {}))
+            glide = float(cue.params.get("fade_s", 10.0))
+        else:
+            target, glide = cue.params, float(cue.params.get("glide_s", 10.0))
+        if "beat_hz" not in target:
+            continue
+        path += [(cue.time_s, hz), (cue.time_s + glide, float(target["beat_hz"]))]
+        hz = float(target["beat_hz"])
+    path.append((max(end_s, path[-1][0]), hz))
+    return tuple(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import tempfile
 from importlib import resources
@@ -27,6 +28,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .._lifecycle import create_work_folder
 from ..errors import MeditationError, ScriptError, one_line
 from ..script import parse_script
 from ..soundscape import list_presets
@@ -58,8 +60,8 @@ _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 async def _lifespan(app):
     state = app.state.studio
     state["voices"] = await asyncio.to_thread(_voices)
-    work = Path(tempfile.mkdtemp(prefix="meditation-studio-"))
-    state["queue"] = JobQueue(work)
+    # Named for this process: the next studio removes it if this one is killed with kill -9.
+    state["queue"] = JobQueue(await asyncio.to_thread(create_work_folder, "studio"))
     state["queue"].start()
     try:
         yield
@@ -133,13 +135,20 @@ async def submit(request: Request) -> Response:
     label = "the whole track"
     try:
         if kind == "preview":
-            text, label = shape.preview_text(text, line=int(body.get("line", 1)), name=name)
+            text, label = shape.preview_text(text, line=_line(body), name=name)
             fmt = "wav"  # no encoder wait for a quick listen
         # Check everything the CLI checks before queueing: the page hears of a bad value at once.
+        stem = Path(name).stem or "meditation"
+        filename = f"{stem}-preview.{fmt}" if kind == "preview" else f"{stem}.{fmt}"
         with tempfile.TemporaryDirectory() as scratch:
-            shape.resolve(
-                text, values, name=name, output=Path(scratch) / f"check.{fmt}", folder=folder
-            )
+            try:
+                shape.resolve(
+                    text, values, name=name, output=Path(scratch) / filename, folder=folder
+                )
+            except (ScriptError, files.FileRefused):
+                raise
+            except (MeditationError, ValueError, TypeError) as exc:
+                raise _BadRequest(user_words(one_line(exc), folder, scratch)) from None
     except ScriptError as exc:
         return JSONResponse(
             {"error": one_line(exc), "script_error": _script_error(exc)}, status_code=400
@@ -148,8 +157,6 @@ async def submit(request: Request) -> Response:
         raise
     except (MeditationError, ValueError, TypeError) as exc:
         return refuse(one_line(exc), 400)
-    stem = Path(name).stem or "meditation"
-    filename = f"{stem}-preview.{fmt}" if kind == "preview" else f"{stem}.{fmt}"
     spec = {
         "text": text,
         "values": shape.clean_values(values),
@@ -263,38 +270,61 @@ async def save_script(request: Request) -> Response:
 async def save_settings(request: Request) -> Response:
     folder = request.app.state.folder
     body = await _json(request)
-    values = shape.clean_values(body.get("values", {}))
     script = str(body.get("script", ""))
     files.safe_path(folder, script, files.SCRIPT_SUFFIXES)
+    fmt = _format(body)
+    # Checked as batch will check the manifest: a value it would refuse is never written.
+    values = shape.checked_values(body.get("values", {}), script=script, fmt=fmt, folder=folder)
     path = files.save_settings(
         folder,
         str(body.get("path", "")),
         values,
         script=script,
-        fmt=_format(body),
+        fmt=fmt,
         overwrite=bool(body.get("overwrite")),
     )
     return JSONResponse({"path": path.relative_to(folder).as_posix()})
 
 
 async def command(request: Request) -> Response:
+    """The command line that renders what the page would: it reads the script from the folder, so
+    the script must be saved there, as the page shows it."""
+    folder = request.app.state.folder
     body = await _json(request)
-    return JSONResponse(
-        {
-            "command": shape.command_line(
-                body.get("values", {}), script=_name(body), fmt=_format(body)
-            )
-        }
-    )
+    script = str(body.get("name") or "")
+    path = files.safe_path(folder, script, files.SCRIPT_SUFFIXES)
+    if not path.is_file():
+        return refuse(
+            f"save the script as {script!r} first: the command reads it from the studio's folder",
+            409,
+        )
+    text = body.get("text")
+    saved = files.read_text(folder, script, files.SCRIPT_SUFFIXES)
+    if isinstance(text, str) and _lines(saved) != _lines(text):
+        return refuse(
+            f"{script} has changes that are not saved: save it first, so the command renders "
+            "what you hear",
+            409,
+        )
+    relative = path.relative_to(folder).as_posix()
+    line = shape.command_line(body.get("values", {}), script=relative, fmt=_format(body))
+    return JSONResponse({"command": line, "folder": str(folder)})
+
+
+def _lines(text: str) -> str:
+    """Text as a browser's text box holds it (its line ends are always LF)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 async def manifest(request: Request) -> Response:
     folder = request.app.state.folder
     body = await _json(request)
-    values = shape.clean_values(body.get("values", {}))
     script = str(body.get("script", ""))
     if not files.safe_path(folder, script, files.SCRIPT_SUFFIXES).is_file():
         return refuse(f"save the script as {script!r} first: a manifest names a script file", 409)
+    values = shape.checked_values(
+        body.get("values", {}), script=script, fmt=_format(body), folder=folder
+    )
     name = str(body.get("name") or "").strip() or Path(script).stem
     if not set(name) <= _NAME_CHARS:
         return refuse(f"variant name {name!r}: use letters, digits, '-', '_', '.' and spaces", 400)
@@ -345,7 +375,9 @@ _EXCEPTION_HANDLERS = {
     files.FileRefused: lambda request, exc: refuse(str(exc), exc.status),
     _NotFound: lambda request, exc: refuse(str(exc), 404),
     _BadRequest: lambda request, exc: refuse(str(exc), 400),
-    MeditationError: lambda request, exc: refuse(one_line(exc), 400),
+    MeditationError: lambda request, exc: refuse(
+        user_words(one_line(exc), request.app.state.folder), 400
+    ),
     TooLarge: lambda request, exc: too_large(request.app.state.max_body_bytes),
 }
 
@@ -356,6 +388,7 @@ def create_app(
     """The studio over ``folder``; ``hosts`` are the ``host:port`` names it answers to."""
     app = Starlette(routes=_ROUTES, lifespan=_lifespan, exception_handlers=_EXCEPTION_HANDLERS)
     app.state.folder = Path(folder).resolve()
+    files.new_file_mode()  # the umask, read before any request thread saves a file
     app.state.token = token
     app.state.max_body_bytes = max_body_bytes
     app.state.studio = {}  # the queue and the voices, for tests and tools
@@ -388,6 +421,10 @@ async def _json(request: Request) -> dict:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
         raise _BadRequest("the request body is not JSON") from None
+    except RecursionError:
+        raise _BadRequest(
+            "the request body is not JSON the studio reads (nested too deeply)"
+        ) from None
     if not isinstance(body, dict):
         raise _BadRequest("the request body must be a JSON object")
     return body
@@ -407,6 +444,16 @@ def _name(body: dict) -> str:
     return name if Path(name).suffix.lower() in files.SCRIPT_SUFFIXES else name + ".md"
 
 
+def _line(body: dict) -> int:
+    """The editor's cursor line: a whole number (JSON's 1e400 is infinite, "x" is no number)."""
+    line = body.get("line", 1)
+    if isinstance(line, bool) or not isinstance(line, (int, float)) or not 1 <= line <= 10**7:
+        raise _BadRequest(f"line must be a line number from 1, not {json.dumps(line)[:40]}")
+    if line != int(line):
+        raise _BadRequest(f"line must be a whole line number, not {line}")
+    return int(line)
+
+
 def _format(body: dict) -> str:
     fmt = str(body.get("format", "mp3")).lower()
     if fmt not in shape.formats():
@@ -416,6 +463,14 @@ def _format(body: dict) -> str:
 
 def _script_error(exc: ScriptError) -> dict:
     return {"line": exc.line, "col": exc.col, "message": exc.message, "text": one_line(exc)}
+
+
+def user_words(message: str, folder: Path, *hidden: str | Path) -> str:
+    """``message`` with the user's names: files in the studio's folder by their name in it, and no
+    hidden temporary folder (``hidden``) at all."""
+    for prefix in (*hidden, folder):
+        message = message.replace(f"{prefix}{os.sep}", "")
+    return message
 
 
 def new_token() -> str:

@@ -8,6 +8,7 @@ file the studio has no business with.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import tomllib
@@ -83,6 +84,18 @@ def safe_path(
     return path
 
 
+@functools.cache
+def new_file_mode() -> int:
+    """The mode a new file gets from ``open`` under this process's umask (0644 under the usual 022).
+
+    ``mkstemp`` makes its files 0600 whatever the umask; a saved file is then
+    given this mode, as an editor's would be. Read once, at the first save.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def list_files(root: Path) -> list[dict]:
     """Scripts and settings in the folder and its sub-folders (not hidden ones, not through links out)."""
     base = root.resolve()
@@ -147,8 +160,7 @@ def write_text(
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as f:
             f.write(text)
-        if path.exists():
-            os.chmod(temp, path.stat().st_mode & 0o777)
+        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else new_file_mode())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -250,9 +262,9 @@ def list_presets(root: Path) -> list[dict]:
         if entry["kind"] != "settings":
             continue
         try:
-            preset = load_preset(str(root.resolve() / entry["path"]))
-        except (SoundscapeError, ValueError, KeyError, TypeError):
-            continue  # a manifest or settings file, not a preset
+            preset = load_folder_preset(root, entry["path"])
+        except (FileRefused, SoundscapeError, ValueError, KeyError, TypeError):
+            continue  # a manifest or settings file, not a preset (or one reaching outside)
         found.append(
             {
                 "name": entry["path"],
@@ -261,6 +273,29 @@ def list_presets(root: Path) -> list[dict]:
             }
         )
     return found
+
+
+RECORDING_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def load_folder_preset(root: Path, relative: str):
+    """A preset saved in the folder; each recording it names must lie inside the folder too.
+
+    Checked on the TOML text before the preset is loaded: loading decodes the
+    recordings, and a file outside the folder is never opened.
+    """
+    path = safe_path(root, relative, SETTINGS_SUFFIXES)
+    data = read_toml(path, error_class=SoundscapeError)
+    layers = data.get("layers", {})
+    for name, table in layers.items() if isinstance(layers, Mapping) else ():
+        file = table.get("file") if isinstance(table, Mapping) else None
+        if isinstance(file, str):
+            beside = PurePosixPath(relative).parent / file.replace("\\", "/")
+            try:
+                safe_path(root, beside.as_posix(), RECORDING_SUFFIXES)
+            except FileRefused as exc:
+                raise FileRefused(f"{relative}: layer {name!r}: {exc}", exc.status) from None
+    return load_preset(str(path))
 
 
 def save_preset(root: Path, relative: str, base: str, levels: Mapping[str, float]) -> Path:
@@ -297,6 +332,7 @@ def save_preset(root: Path, relative: str, base: str, levels: Mapping[str, float
         with os.fdopen(handle, "w", encoding="utf-8") as f:
             f.write(text)
         load_preset(temp)
+        os.chmod(temp, new_file_mode())
         os.replace(temp, path)
     finally:
         Path(temp).unlink(missing_ok=True)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._lifecycle import started_from_main_thread
+
 __all__ = ["Job", "JobQueue", "QueueFull", "MAX_WAITING", "KEEP_FINISHED"]
 
 # Share of the whole bar each stage fills: speech dominates (the mix is measured
@@ -209,8 +211,21 @@ class JobQueue:
             await self._notify_all(job)
 
     async def _render(self, job: Job) -> None:
+        if job.state != "running":
+            return  # cancelled before its process was asked for
         job_file = job.folder / "job.json"
-        job_file.write_text(json.dumps({**job.spec, "output": str(job.output)}), encoding="utf-8")
+        job_file.write_text(
+            json.dumps(
+                {
+                    **job.spec,
+                    "output": str(job.output),
+                    "parent": os.getpid(),
+                    # The kernel's death signal follows the thread that starts the child.
+                    "pdeathsig": started_from_main_thread(),
+                }
+            ),
+            encoding="utf-8",
+        )
         job.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -222,6 +237,8 @@ class JobQueue:
             start_new_session=True,  # its own process group: cancel stops the voice helpers too
             limit=2**24,
         )
+        if job.state != "running":
+            _stop(job.process)  # cancelled while the process was starting: it must not render
         stderr_task = asyncio.get_running_loop().create_task(job.process.stderr.read())
         try:
             async for raw in job.process.stdout:
@@ -243,7 +260,7 @@ class JobQueue:
                 elif event == "done":
                     job.result = message["result"]
                 elif event == "error":
-                    job.error = message["message"]
+                    job.error = self._user_words(job, message["message"])
                 await self._notify(job)
             code = await job.process.wait()
         finally:
@@ -266,7 +283,15 @@ class JobQueue:
                 last = [line for line in stderr.splitlines() if line.strip()][-1:] or [
                     f"exit status {code}"
                 ]
-                job.error = f"the render failed: {last[0]}"
+                job.error = self._user_words(job, f"the render failed: {last[0]}")
+
+    @staticmethod
+    def _user_words(job: Job, message: str) -> str:
+        """A worker's message with the user's names: files in the studio's folder by their relative
+        name, the job's hidden temporary files by the name the download will have."""
+        message = message.replace(f"{job.folder}{os.sep}", "")
+        folder = job.spec.get("folder")
+        return message.replace(f"{folder}{os.sep}", "") if folder else message
 
 
 def _percent(stage: str, done: float, total: float | None) -> float:

@@ -29,13 +29,14 @@ from ..settings import (
     specs_for,
 )
 from ..soundscape import list_presets
-from .files import safe_path
+from .files import RECORDING_SUFFIXES, load_folder_preset, safe_path
 
 __all__ = [
     "controls",
     "resolve",
     "effective_preset",
     "command_line",
+    "checked_values",
     "preview_text",
     "formats",
     "SETTING_KEYS",
@@ -47,7 +48,7 @@ __all__ = [
 # used. Files a render reads (a cover, a recorded bed) are chosen among the folder's files.
 _NOT_SHAPE = ("script", "output", "cache")
 
-INPUT_SUFFIXES = {"cover": (".png", ".jpg", ".jpeg"), "bed": (".wav", ".flac", ".ogg", ".mp3")}
+INPUT_SUFFIXES = {"cover": (".png", ".jpg", ".jpeg"), "bed": RECORDING_SUFFIXES}
 """Files each input setting may name, inside the studio's folder."""
 
 
@@ -153,6 +154,23 @@ def resolve(
     return check_values(settings, script), script
 
 
+def checked_values(
+    values: Mapping[str, Any], *, script: str, fmt: str, folder: Path
+) -> dict[str, Any]:
+    """The set controls, checked as ``meditation batch`` checks a manifest's values (coerced, files
+    inside the folder, voice, soundscape and layers), before they are saved to one; raises on a bad one."""
+    cleaned = clean_values(values)
+    # Messages name manifest keys (rate, lead_in), as batch's would.
+    settings = resolve_settings(
+        {**cleaned, "script": Path(script), "output": Path(f"{Path(script).stem}.{fmt}")}
+    )
+    settings = settings.replace(
+        soundscape=soundscape_in(folder, settings.soundscape), **inputs_in(folder, settings)
+    )
+    check_values(settings)
+    return cleaned
+
+
 def inputs_in(folder: Path, settings: RenderSettings) -> dict[str, Path]:
     """The files a render would read (cover, bed), each made absolute and checked to lie inside ``folder``.
 
@@ -174,6 +192,7 @@ def soundscape_in(folder: Path, value: str) -> str:
     if value in ("auto", "none") or value in {p.name for p in list_presets()}:
         return value
     if value.lower().endswith(".toml"):
+        load_folder_preset(folder, value)  # its recordings, too, lie inside the folder
         return str(safe_path(folder, value, (".toml",)).resolve())
     known = ", ".join(p.name for p in list_presets())
     raise SettingsError(

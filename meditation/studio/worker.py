@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .. import progress
+from .._lifecycle import die_with_parent
 from ..errors import MeditationError, one_line
 from ..render import render
 from .shape import effective_preset, resolve
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     progress.set_listener(listener)
     try:
         job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+        # A studio killed with kill -9 takes its render with it (its folder goes at the next start).
+        die_with_parent(job.get("parent"), pdeathsig=job.get("pdeathsig", False))
         result = run_job(job)
     except MeditationError as exc:
         send({"event": "error", "message": one_line(exc)})

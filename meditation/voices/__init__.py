@@ -38,11 +38,16 @@ def list_voices() -> list[str]:
 
 def resolve_voice(voice_id: str) -> str:
     """Normalize ``engine`` or ``engine:name`` to a known ``engine:name``, or raise VoiceError."""
-    engine, _, voice = voice_id.strip().partition(":")
+    engine, colon, voice = voice_id.strip().partition(":")
     engine = engine.lower()
     cls = ENGINES.get(engine)
     if cls is None:
         raise VoiceError(f"unknown voice {voice_id!r}; known voices: {_known()}")
+    if colon and not voice.strip():
+        raise VoiceError(
+            f"voice {voice_id!r} has no name after ':'; write {engine} for its default voice "
+            f"or {engine}:NAME (see 'meditation voices')"
+        )
     if not voice:
         voice = cls.default_voice()
     # Voice names are case-insensitive (eSpeak lists gmw/en-us; people write en-US).

@@ -18,6 +18,11 @@ Linux), so it starts from the same eSpeak state whatever was spoken before:
 eSpeak NG keeps its pitch flutter position in a function-level static that
 no API resets, and a sentence used to come out differently after different
 sentences (two batches on an empty cache cached different takes of it).
+Those copies also speak side by side: requests may follow one another
+without waiting for the answer (one per speech job, see ``speech``), the
+child forks a copy for each at once and answers in the order asked. Forking
+costs nothing to start (the copy is initialized), where a second helper
+process would take about a second.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ import importlib.util
 import io
 import os
 import pickle
+import selectors
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +68,10 @@ _SAMPLE_RATE = 22050
 @register_engine("pyttsx3")
 class Pyttsx3Engine(VoiceEngine):
     """A pyttsx3 voice, spoken by a worker process that owns the TTS library."""
+
+    concurrent = True
+    """``synthesize`` may run in several threads at once: the helper speaks
+    their sentences side by side (in forked copies, on Linux) and answers in order."""
 
     def __init__(self, voice: str):
         super().__init__(voice)
@@ -98,7 +109,12 @@ _LENGTH = struct.Struct("<Q")
 
 
 class _Child:
-    """The helper process and its two pipes; one request at a time."""
+    """The helper process and its two pipes.
+
+    Calls from several threads are pipelined: each sends its request at
+    once and reads its answer in turn, since the helper answers in the
+    order it was asked.
+    """
 
     def __init__(self):
         env = dict(os.environ)
@@ -112,15 +128,57 @@ class _Child:
             stdout=subprocess.PIPE,
             env=env,
         )
+        self._sending = threading.Lock()
+        self._turn = threading.Condition()
+        self._asked = 0  # requests sent
+        self._answered = 0  # answers read
+        self._users = 0  # calls that hold this child (see ``_call``)
+        self.broken = False
+
+    def enter(self) -> None:
+        with self._turn:
+            self._users += 1
+
+    def leave(self) -> None:
+        with self._turn:
+            self._users -= 1
+            self._turn.notify_all()
 
     def call(self, name: str, *args):
         try:
-            _send(self.process.stdin, (name, args))
-            return _receive(self.process.stdout)
+            with self._sending:
+                if self.broken:
+                    raise EOFError
+                ticket = self._asked
+                self._asked += 1
+                _send(self.process.stdin, (name, args))
+            with self._turn:
+                self._turn.wait_for(lambda: self._answered == ticket or self.broken)
+                if self.broken:
+                    raise EOFError
+                try:
+                    return _receive(self.process.stdout)
+                finally:
+                    self._answered += 1
+                    self._turn.notify_all()
         except (OSError, EOFError, pickle.UnpicklingError):
+            self.fail()
             raise VoiceError("the pyttsx3 voice process died; try another voice") from None
+        except BaseException:
+            # Interrupted mid-message: the pipes are out of step for good.
+            self.fail()
+            raise
+
+    def fail(self) -> None:
+        """Mark the exchange broken: every waiting call gives up."""
+        with self._turn:
+            self.broken = True
+            self._turn.notify_all()
 
     def close(self) -> None:
+        """End the helper once the calls that hold it are answered (another render may be speaking)."""
+        with self._turn:
+            self._turn.wait_for(lambda: self._users == 0)
         try:
             self.process.stdin.close()  # end of input: the child exits
             self.process.wait(timeout=5)
@@ -165,13 +223,18 @@ def _call(name: str, *args):
     with _child_lock:
         if _child is None:
             _child = _Child()
-        try:
-            result = _child.call(name, *args)
-        except BaseException:
-            # An interrupted exchange leaves the pipes mid-message: start afresh next time.
-            _child.kill()
-            _child = None
-            raise
+        child = _child
+        child.enter()
+    try:
+        result = child.call(name, *args)
+    except BaseException:
+        with _child_lock:
+            if _child is child:  # start afresh next time
+                _child = None
+                child.kill()
+        raise
+    finally:
+        child.leave()
     if isinstance(result, str):
         raise VoiceError(result)
     return result
@@ -180,9 +243,9 @@ def _call(name: str, *args):
 def _shutdown() -> None:
     global _child
     with _child_lock:
-        if _child is not None:
-            _child.close()
-            _child = None
+        child, _child = _child, None  # a call from now on starts a new helper
+    if child is not None:
+        child.close()
 
 
 @functools.lru_cache(maxsize=1)
@@ -288,7 +351,10 @@ class _LinuxSpeaker:
         return [v.id for v in self._driver.getProperty("voices")]
 
     def speak(self, text: str, voice: str, wpm: int, seed: int) -> np.ndarray:
-        """Speak in a forked copy of this process, which starts from the state right after initialization.
+        return self.start(text, voice, wpm, seed).wait()
+
+    def start(self, text: str, voice: str, wpm: int, seed: int) -> _Take:
+        """Start speaking in a forked copy of this process, which starts from the state right after initialization.
 
         Voice and rate are set here, before the fork: loading a voice (and
         its dictionary) is most of the cost of a short sentence, and it only
@@ -312,14 +378,7 @@ class _LinuxSpeaker:
             finally:
                 os._exit(status)
         os.close(write_end)
-        with os.fdopen(read_end, "rb") as source:
-            data = source.read()
-        _, status = os.waitpid(pid, 0)
-        if status != 0:
-            raise RuntimeError("eSpeak NG stopped while speaking")
-        import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
-
-        return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+        return _Take(pid, read_end)
 
     def _speak_here(self, text: str, seed: int) -> bytes:
         # eSpeak NG's voicing jitter comes from its own generator: reseed it per utterance.
@@ -329,6 +388,36 @@ class _LinuxSpeaker:
         self._pieces = []
         self._espeak.Synth(text, flags=self._espeak.ENDPAUSE | self._espeak.CHARS_UTF8)
         return b"".join(self._pieces)
+
+
+class _Take:
+    """A sentence being spoken by a forked copy: its samples arrive on a pipe."""
+
+    def __init__(self, pid: int, fd: int):
+        self.pid, self.fd = pid, fd
+        self._pieces: list[bytes] = []
+        self.ended = False
+
+    def read(self) -> bool:
+        """Read what has arrived (call when the pipe is readable); True at the end."""
+        data = os.read(self.fd, 1 << 16)
+        if data:
+            self._pieces.append(data)
+            return False
+        self.ended = True
+        return True
+
+    def wait(self) -> np.ndarray:
+        """The samples, once the copy has sent them all and ended."""
+        while not (self.ended or self.read()):
+            pass
+        os.close(self.fd)
+        _, status = os.waitpid(self.pid, 0)
+        if status != 0:
+            raise RuntimeError("eSpeak NG stopped while speaking")
+        import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
+
+        return np.frombuffer(b"".join(self._pieces), dtype="<i2").astype(np.float32) / 32768.0
 
 
 class _SystemSpeaker:
@@ -372,24 +461,58 @@ def _child_engine():
 
 
 def _child_main() -> None:
-    """The helper process: answer requests on stdin until it closes or the parent dies."""
+    """The helper process: answer requests on stdin until it closes or the parent dies.
+
+    Sentences are spoken side by side: a request is read as soon as it
+    arrives, each sentence is forked at once, and the answers go out in
+    the order of the requests.
+    """
     ignore_interrupts()
     parent, pdeathsig = int(sys.argv[1]), sys.argv[2] == "1"
     die_with_parent(parent, pdeathsig=pdeathsig)
-    requests = sys.stdin.buffer
+    requests = sys.stdin.buffer.fileno()
     replies = os.fdopen(os.dup(1), "wb")
     # Anything eSpeak or pyttsx3 prints must not land in the replies.
     os.dup2(2, 1)
     handlers: dict[str, Callable[..., object]] = {"voices": _child_voices, "speak": _child_speak}
+    answers: deque[object] = deque()  # in the order asked: an answer, or a _Take still speaking
+    inbox = bytearray()
+    selector = selectors.DefaultSelector()
+    selector.register(requests, selectors.EVENT_READ)
     while True:
-        try:
-            name, args = _receive(requests)
-        except EOFError:
+        while answers and not (isinstance(answers[0], _Take) and not answers[0].ended):
+            answer = answers.popleft()
+            if isinstance(answer, _Take):
+                answer = _child_finish(answer)
+            try:
+                _send(replies, answer)
+            except BrokenPipeError:
+                return
+        for key, _ in selector.select():
+            if key.fd == requests:
+                data = os.read(requests, 1 << 16)
+                if not data:
+                    return  # the parent closed the pipe: nothing more is wanted
+                inbox += data
+                for name, args in _messages(inbox):
+                    answer = handlers[name](*args)
+                    if isinstance(answer, _Take):
+                        selector.register(answer.fd, selectors.EVENT_READ, answer)
+                    answers.append(answer)
+            elif key.data.read():
+                selector.unregister(key.fd)  # before its descriptor is closed (``wait``) and reused
+
+
+def _messages(inbox: bytearray):
+    """Take every complete message off the front of ``inbox``."""
+    while len(inbox) >= _LENGTH.size:
+        (size,) = _LENGTH.unpack_from(inbox)
+        end = _LENGTH.size + size
+        if len(inbox) < end:
             return
-        try:
-            _send(replies, handlers[name](*args))
-        except BrokenPipeError:
-            return
+        message = pickle.loads(bytes(inbox[_LENGTH.size : end]))
+        del inbox[:end]
+        yield message
 
 
 def _child_voices():
@@ -400,15 +523,30 @@ def _child_voices():
 
 
 def _child_speak(text: str, voice: str, wpm: int, seed: int):
+    """The samples, or (Linux) a take being spoken; an error as one line of text."""
     try:
         speaker = _child_engine()
+        if isinstance(speaker, _LinuxSpeaker):
+            return speaker.start(text, voice, wpm, seed)
         audio = speaker.speak(text, voice, wpm, seed)
     except Exception as exc:
         return f"pyttsx3 could not speak: {exc}"
+    return _child_resampled(audio, speaker.sample_rate)
+
+
+def _child_finish(take: _Take):
+    try:
+        audio = take.wait()
+    except Exception as exc:
+        return f"pyttsx3 could not speak: {exc}"
+    return _child_resampled(audio, _child_engine().sample_rate)
+
+
+def _child_resampled(audio, sample_rate: int):
     import numpy as np  # noqa: PLC0415 - start-up: loaded only where used
 
-    if speaker.sample_rate != _SAMPLE_RATE:
+    if sample_rate != _SAMPLE_RATE:
         import soxr  # noqa: PLC0415 - start-up: loaded only where used
 
-        audio = soxr.resample(audio, speaker.sample_rate, _SAMPLE_RATE)
+        audio = soxr.resample(audio, sample_rate, _SAMPLE_RATE)
     return np.ascontiguousarray(audio, dtype=np.float32)

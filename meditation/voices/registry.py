@@ -51,6 +51,9 @@ class VoiceEngine(abc.ABC):
     """One loaded voice of one engine. Load once per process; synthesis is stateless."""
 
     engine: ClassVar[str] = ""
+    concurrent: ClassVar[bool] = False
+    """Whether ``synthesize`` may run in several threads at once (``speech`` then speaks
+    segments side by side). Each call's result must depend only on its own arguments."""
 
     def __init__(self, voice: str):
         self.voice = voice

@@ -29,6 +29,7 @@ import copy
 import functools
 import math
 import os
+import stat as stat_module
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import soxr
+from scipy import signal
 
 from ...decode import DecodeError, as_stereo, read_blocks
 from ...errors import SoundscapeError
@@ -50,6 +52,8 @@ __all__ = [
     "decode_recording",
     "recording",
     "TARGET_LUFS",
+    "MIN_SAMPLE_RATE",
+    "check_recording_rate",
 ]
 
 TARGET_LUFS = NOMINAL_RMS_DB + 10 * math.log10(2.0) - 0.691
@@ -95,6 +99,10 @@ def inspect_recording(path: str | os.PathLike) -> RecordingInfo:
         raise SoundscapeError(f"cannot read recording {str(p)!r}: {exc.strerror or exc}") from None
     if p.is_dir():
         raise SoundscapeError(f"recording {str(p)!r} is a folder, not an audio file")
+    if not stat_module.S_ISREG(stat.st_mode):
+        raise SoundscapeError(
+            f"recording {str(p)!r} is {_kind_of(stat.st_mode)}, not an audio file"
+        )
     return _inspect(str(p.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
@@ -110,6 +118,13 @@ def _inspect(path: str, mtime_ns: int, size: int) -> RecordingInfo:
         if meter is None:
             meter = LoudnessMeter(sample_rate)
             channels = block.shape[1]
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            at = (frames + int(np.argmin(finite))) / sample_rate
+            raise SoundscapeError(
+                f"recording {path!r} holds samples that are not numbers (NaN or infinity), "
+                f"the first at {at:.2f} s"
+            )
         meter.feed(as_stereo(block))
         frames += len(block)
     if frames == 0 or meter is None:
@@ -124,12 +139,71 @@ def _inspect(path: str, mtime_ns: int, size: int) -> RecordingInfo:
     return RecordingInfo(Path(path), sample_rate, channels, frames, loudness)
 
 
+MIN_SAMPLE_RATE = 8000
+"""Lowest sample rate a recording may have: the loudness meter's filters need it (as does the track)."""
+
+
+def check_recording_rate(path: str | os.PathLike, sample_rate: int) -> None:
+    """Raise SoundscapeError (one line) when a recording's sample rate is too low to measure or play."""
+    if sample_rate < MIN_SAMPLE_RATE:
+        raise SoundscapeError(
+            f"recording {str(path)!r} has a sample rate of {sample_rate} Hz; "
+            f"at least {MIN_SAMPLE_RATE} Hz is needed"
+        )
+
+
+def _kind_of(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    kinds = [
+        (stat_module.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat_module.S_ISCHR, "a character device"),
+        (stat_module.S_ISBLK, "a block device"),
+        (stat_module.S_ISSOCK, "a socket"),
+    ]
+    return next((word for test, word in kinds if test(mode)), "a special file")
+
+
+_DC_CUTOFF_HZ = 10.0  # under any sound a bed is meant to carry
+
+
 def _read_blocks(path: str) -> Iterator[tuple[np.ndarray, int]]:
-    """Decode the recording as float32 ``(n, channels)`` blocks; one line naming the file if it cannot be."""
+    """Decode the recording as float32 ``(n, channels)`` blocks, DC removed; one line naming the file if it cannot be.
+
+    A constant offset is inaudible but not harmless: the master measured
+    loudness without it and let it through, so a bed at 0.5 DC left a 0.3
+    full-scale offset in a "-16 LUFS" track. Both the loudness measurement
+    and the decoded copy see the file through the same high-pass, so a file
+    of DC alone is "silent".
+    """
+    blocker = None
     try:
-        yield from read_blocks(path)
+        for block, sample_rate in read_blocks(path):
+            if blocker is None:
+                check_recording_rate(path, sample_rate)
+                blocker = _DcBlocker(sample_rate)
+            yield blocker.process(block), sample_rate
     except DecodeError as exc:
         raise SoundscapeError(f"cannot read recording {path!r}: {exc}") from None
+
+
+class _DcBlocker:
+    """2nd-order Butterworth high-pass at ``_DC_CUTOFF_HZ``, state carried across blocks.
+
+    The state starts settled on the first sample, so a file that opens on an
+    offset does not start with a thump; NaN passes through to the check after.
+    """
+
+    def __init__(self, sample_rate: int):
+        self._sos = signal.butter(2, _DC_CUTOFF_HZ, btype="highpass", fs=sample_rate, output="sos")
+        self._zi = None
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        x = np.asarray(block, dtype=np.float64)
+        if self._zi is None:
+            first = np.nan_to_num(x[0]) if len(x) else np.zeros(x.shape[1])
+            self._zi = signal.sosfilt_zi(self._sos)[:, :, None] * first[None, None, :]
+        y, self._zi = signal.sosfilt(self._sos, x, axis=0, zi=self._zi)
+        return y.astype(np.float32)
 
 
 # One decoded copy per (file, rate), alive while any layer holds it.

@@ -649,10 +649,11 @@ async function start() {
   });
   $("copy-command").addEventListener("click", async () => {
     try {
-      const r = await api("/api/command", { values: state.values, name: $("name").value, format: $("format").value });
+      const r = await api("/api/command", { values: state.values, name: $("name").value, text: editor.value, format: $("format").value });
       $("command").textContent = r.command;
-      try { await navigator.clipboard.writeText(r.command); keepStatus("command copied"); } catch (e) { keepStatus("select the command above to copy it"); }
-    } catch (e) { keepStatus(e.message, true); }
+      const where = `run it in ${r.folder}`;
+      try { await navigator.clipboard.writeText(r.command); keepStatus(`command copied: ${where}`); } catch (e) { keepStatus(`select the command above to copy it: ${where}`); }
+    } catch (e) { $("command").textContent = ""; keepStatus(e.message, true); }
   });
 }
 

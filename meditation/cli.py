@@ -111,7 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     _setting_options(timer, Use.TIMER)
     sub.add_parser("voices", help="list usable voices: engine, language, gender, sample rate, kind")
     _say_parser(sub, common)
-    sub.add_parser("soundscapes", help="list soundscape presets")
+    soundscapes = sub.add_parser(
+        "soundscapes", help="list soundscape presets, or show one's layers, scenes and cues"
+    )
+    soundscapes.add_argument("name", nargs="?", help="a preset name or .toml path to show")
     batch = sub.add_parser("batch", help="render every variant of a manifest", parents=[common])
     batch.add_argument("manifest")
     from .batch.command import add_batch_options  # noqa: PLC0415 - start-up: batch loads only when asked for
@@ -353,7 +356,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
     values["script"] = script_path
     if "output" not in values:
         values["output"] = Path(script_path.stem + ".mp3")
-    settings = check_values(resolve_settings(values, script, labels=labels), script)
+    settings = check_values(
+        resolve_settings(values, script, labels=labels, relative_to=script_path.parent), script
+    )
     result = render(settings, script)
     _report(result)
     return 0
@@ -429,8 +434,13 @@ def _cmd_voices(args: argparse.Namespace) -> int:
 
 
 def _cmd_soundscapes(args: argparse.Namespace) -> int:
-    from .soundscape import list_presets  # noqa: PLC0415 - start-up: the soundscape package loads numpy
+    from .soundscape import list_presets, load_preset  # noqa: PLC0415 - start-up: the soundscape package loads numpy
 
+    if args.name:
+        from .soundscape.reference import describe_preset  # noqa: PLC0415 - start-up: only this command
+
+        print(describe_preset(load_preset(args.name)))
+        return 0
     presets = list_presets()
     width = max(len(p.name) for p in presets)
     for preset in presets:

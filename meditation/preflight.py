@@ -34,7 +34,7 @@ from .errors import ManifestError, MeditationError, SettingsError, SoundscapeErr
 from .lexicon import script_lexicon
 from .script import Pause, Script
 from .settings import SCHEMA, RenderSettings, Role, preset_name
-from .soundscape import Preset, load_preset
+from .soundscape import Preset, check_scene_names, load_preset
 from .soundscape.layers.recording import inspect_recording
 from .soundscape.schedule import Schedule, load_schedule
 from .voicefx import check_for_sample_rate, parse_voice_fx
@@ -143,6 +143,9 @@ def check_soundscape(
         return None
     with _named(where, "soundscape"):
         preset = load(name)
+        if script is not None:
+            # A probable typo in a scene name is refused here; no match at all is a warning at the end.
+            check_scene_names(preset, [scene.name for scene in script.scenes])
     if settings.layers is not None:
         # The breath layer joins any preset when the script guides breathing (see soundscape.plan_ambience).
         known = [*preset.layers, *(["breath"] if _guides_breathing(script) else [])]
@@ -159,7 +162,9 @@ def check_soundscape(
 
 def _guides_breathing(script: Script | None) -> bool:
     return script is not None and any(
-        isinstance(item, Pause) and item.phases for scene in script.scenes for item in scene.items
+        isinstance(item, Pause) and (item.phases or item.kind == "breathe")
+        for scene in script.scenes
+        for item in scene.items
     )
 
 

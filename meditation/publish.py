@@ -78,9 +78,14 @@ def metadata(
     title: str,
     timeline: Timeline | None,
     soundscape: str,
+    spoken: bool = True,
 ) -> Metadata:
-    """Tags for the audio file: title, artist, album, genre, year, how it was made, chapters and cover."""
-    made = f"voice {settings.voice}, rate {settings.rate:g}, soundscape {soundscape}, seed {settings.seed}, meditation {__version__}"
+    """Tags for the audio file: title, artist, album, genre, year, how it was made, chapters and cover.
+
+    The comment names only what made the track: an ambient one (``spoken=False``) has no voice or rate.
+    """
+    voice = f"voice {settings.voice}, rate {settings.rate:g}, " if spoken else ""
+    made = f"{voice}soundscape {soundscape}, seed {settings.seed}, meditation {__version__}"
     chapters = (
         chapters_from_timeline(timeline) if timeline is not None and settings.chapters else ()
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__, publish
 from .cache import SpeechCache
+from .errors import SettingsError
 from .files import all_or_nothing
 from .lexicon import script_lexicon
 from .master import master_to_file
@@ -21,8 +22,8 @@ from .premix import Premix
 from .progress import clock
 from .script import Script, read_script
 from .segments import plan_segments
-from .settings import RenderSettings, settings_to_dict
-from .soundscape import AmbiencePlan, AmbienceStream, plan_ambience
+from .settings import RenderSettings, breath_cue_words, settings_to_dict
+from .soundscape import AmbiencePlan, AmbienceStream, check_scene_names, plan_ambience
 from .soundscape.combine import Together
 from .soundscape.schedule import NightPlan, plan_night
 from .speech import synthesize
@@ -89,12 +90,17 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     # [either ...] lines chosen and, with --vary, breathing counts varied (issue 22).
     script = vary_script(script, seed=settings.seed, vary=settings.vary is not None)
     lexicon = script_lexicon(script, settings.lexicon)  # bad entries refused before any synthesis
+    cue_words = breath_cue_words(settings.breath_cues)
     if settings.wpm is not None:  # a pace sets the rate for this voice and script, before speech
-        texts = [s.text for s in plan_segments(script, rate=settings.rate) if s.spoken]
+        texts = [
+            s.text
+            for s in plan_segments(script, rate=settings.rate, cue_words=cue_words)
+            if s.spoken
+        ]
         voice_id = resolve_voice(settings.voice)
         rate = rate_for_wpm(settings.wpm, voice_id, texts)
         # Long sentences split by their length at the rate: probe the segments it will speak.
-        texts = [s.text for s in plan_segments(script, rate=rate) if s.spoken]
+        texts = [s.text for s in plan_segments(script, rate=rate, cue_words=cue_words) if s.spoken]
         rate = refine_rate(
             rate,
             voice_id,
@@ -103,7 +109,7 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
             wpm=settings.wpm,
         )
         settings = settings.replace(rate=rate)
-    planned = plan_segments(script, rate=settings.rate)
+    planned = plan_segments(script, rate=settings.rate, cue_words=cue_words)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )
@@ -136,6 +142,11 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
         if made.measured is not None:
             made.measured.close()  # the spool goes now, whatever happened
     publish.finish(settings, timeline, voice=audio, title=title)
+    unmatched = (
+        check_scene_names(made.plan.preset, [scene.name for scene in script.scenes])
+        if made.plan is not None
+        else None
+    )
     return RenderResult(
         settings.output,
         timeline.duration_s,
@@ -143,11 +154,14 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
         mastered.true_peak_db,
         timeline,
         settings,
-        mastered.warnings,
+        (*mastered.warnings, *([unmatched] if unmatched else [])),
     )
 
 
 def _render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
+    if settings.soundscape == "none" and settings.bed is None and settings.schedule is None:
+        # Not the default soundscape in its place: the user asked for no soundscape.
+        raise SettingsError("ambient: --soundscape none and no --bed: nothing to play")
     schedule = settings.schedule
     schedule_files = [Path(schedule)] if schedule and schedule.lower().endswith(".toml") else []
     checked = check_outputs(settings, inputs=schedule_files)
@@ -190,6 +204,7 @@ def _render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult
         # A night in movements has a chapter per place.
         timeline=plan.timeline if settings.schedule is not None else None,
         soundscape=soundscape,
+        spoken=False,
     )
     mastered = master_to_file(
         chunks,

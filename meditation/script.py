@@ -13,7 +13,7 @@ separate paragraphs). The markup adds, all optional:
 * guided breathing: ``[breathe 4-7-8 x4]`` (in 4 s, hold 7 s, out 8 s, four
   cycles), ``[breathe 4-6 x5]`` (in, out), ``[breathe box 4 x3]`` (in, hold,
   out, hold), optionally ending in ``cues`` to have the voice say "in",
-  "hold" and "out" at each phase;
+  "hold" and "out" at each phase, or ``cues=Breathe in,Hold,Let go`` to choose the words;
 * variant lines: ``[either Breathe in slowly | Take a slow breath in]`` speaks
   the first, or with ``--vary`` one chosen by the night's seed
   (``meditation.vary``).
@@ -24,9 +24,11 @@ separate paragraphs). The markup adds, all optional:
   (indented ``word: respelling`` lines) does the same (see
   ``meditation.lexicon``).
 
-``\\[`` and ``\\<`` write a literal bracket. Anything else in brackets or
-tag-like angle brackets (an unclosed one too) is an error, reported as
-``file:line:col: what is wrong``. A script is limited to ``MAX_SCRIPT_BYTES``
+``\\[`` and ``\\<`` write a literal bracket. Anything else in brackets, a
+complete tag other than ``<break>``/``<speak>``, an unclosed ``<break``, a
+front-matter key given twice and a control character (but tab and newline)
+are errors, reported as ``file:line:col: what is wrong``; any other ``<`` is
+text. A script is limited to ``MAX_SCRIPT_BYTES``
 and must hold something a voice can say.
 """
 
@@ -94,6 +96,8 @@ class Pause:
     """A guided breathing exercise: its phases in order, each ``("in" | "hold" | "out", seconds)``; empty for a plain pause."""
     cues: bool = False
     """Speak "in", "hold", "out" at the start of each phase."""
+    cue_words: tuple[tuple[str, str], ...] = ()
+    """The words said for each phase (``cues=Breathe in,Hold,Let go``); empty: ``segments.CUE_WORDS``."""
     in_paragraph: bool = False
     """An exercise written after words of the same paragraph (it follows them a sentence gap later)."""
 
@@ -176,7 +180,18 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
         or len(text.encode("utf-8", "surrogatepass")) > MAX_SCRIPT_BYTES
     ):
         raise ScriptError(_TOO_LARGE, path=path)
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    control = _CONTROL.search(text)
+    if control is not None:
+        # Invisible, never spoken, and \x01/\x02 would pass for the escapes \[ and \<.
+        at = control.start()
+        raise ScriptError(
+            f"control character U+{ord(control.group()):04X} in the text (only tab and newline are allowed)",
+            path=path,
+            line=text.count("\n", 0, at) + 1,
+            col=at - text.rfind("\n", 0, at),
+        )
+    lines = text.split("\n")
     settings: dict[str, str] = {}
     setting_lines: dict[str, int] = {}
     pronunciations: list[Entry] = []
@@ -220,6 +235,13 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
                     line=i + 1,
                     col=1,
                 )
+            if key in settings:
+                raise ScriptError(
+                    f"front matter key {key!r} is given twice (first on line {setting_lines[key]})",
+                    path=path,
+                    line=i + 1,
+                    col=1,
+                )
             value = value.strip()
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
@@ -244,7 +266,7 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
 
     paragraphs = [item for scene in scenes for item in scene.items if isinstance(item, Paragraph)]
     if not any(has_speakable_text(p.text) for p in paragraphs):
-        # Emoji, punctuation, zero-width or control characters alone would
+        # Emoji, punctuation, or zero-width characters alone would
         # render a silent track; refuse it like an empty script.
         if paragraphs:
             raise ScriptError(
@@ -387,6 +409,12 @@ class _Body:
                 pause: Pause | None = _bracket_directive(body, self.path, lineno, col)
             else:
                 closer = _ANGLE_END.search(text, open_at + 1)
+                if (closer is None or closer.group() != ">") and not _KNOWN_TAG.match(
+                    text, open_at + 1
+                ):
+                    # "If a<b then rest.": a '<' that neither closes nor names a known tag is text.
+                    at = open_at + 1
+                    continue
                 if closer is None or closer.group() != ">":
                     raise ScriptError(
                         "tag is not closed with '>' on this line (write \\< for a literal '<')",
@@ -406,6 +434,7 @@ class _Body:
                         pause.line,
                         pause.phases,
                         pause.cues,
+                        pause.cue_words,
                         in_paragraph=had_words,
                     )
                 self.items.append(pause)
@@ -428,8 +457,12 @@ def _entry(word: str, form: str, path: str, line: int, col: int) -> Entry:
 # Markup is found by searching for its first character, never by one pattern
 # spanning a whole directive, and the end by searching on from there: no
 # backtracking, nothing scanned twice. A '<' starts a tag only when a name
-# (or '/') follows, so "a < b" and "<3" stay text.
-_OPENER = re.compile(r"\[|<(?=[ \t]*+/?[ \t]*+[A-Za-z])")
+# (or '/') follows at once, as in HTML, so "a < b" and "<3" stay text; and an
+# unclosed one only when it names a tag we know ("If a<b then" is text).
+_OPENER = re.compile(r"\[|<(?=/?[A-Za-z])")
+# Cc but tab and newline (a carriage return is a newline by then).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_KNOWN_TAG = re.compile(r"/?(?:break|speak)(?![A-Za-z])", re.IGNORECASE)
 _BRACKET_END = re.compile(r"[\[\]]")
 _ANGLE_END = re.compile(r"[<>\[\]]")
 _WORD = re.compile(r"\S+")
@@ -503,15 +536,27 @@ _PHASE_S = (1.0, 60.0)
 _MAX_CYCLES = 100
 _PHASE = re.compile(r"(\d{1,3}(?:\.\d{1,3})?)s?", re.ASCII)
 _BREATHING_HELP = "write e.g. [breathe 4-7-8 x4], [breathe box 4 x3] or [breathe 4-6 x5 cues]"
+_CUE_LIST = re.compile(r"(?<!\S)cues[ \t]*+=", re.IGNORECASE)
+_CUE_EXAMPLE = {"in": "Breathe in", "hold": "Hold", "out": "Let go"}
+_MAX_CUE_CHARS = 60
 
 
 def _breathing(body: str, path: str, line: int, col: int) -> Pause:
     """A guided breathing exercise: ``breathe PATTERN [xCYCLES] [cues]``."""
-    # Column of each word inside the brackets, so an error points at the bad word.
-    words = [(m.group(), col + 1 + m.start()) for m in _WORD.finditer(body)][1:]
 
     def fail(message: str, at: int) -> ScriptError:
         return ScriptError(f"{message} ({_BREATHING_HELP})", path=path, line=line, col=at)
+
+    # "cues=Breathe in,Hold,Let go": the rest of the directive is the words, spaces and all.
+    said = _CUE_LIST.search(body)
+    said_text = body[said.end() :] if said else None
+    said_col = col + 1 + said.start() if said else col
+    if said:
+        body = body[: said.start()]
+    # Column of each word inside the brackets, so an error points at the bad word.
+    words = [(m.group(), col + 1 + m.start()) for m in _WORD.finditer(body)][1:]
+    if not words:
+        raise fail("[breathe] needs a pattern before cues=", said_col)
 
     pattern, pattern_col = words[0]
     rest = words[1:]
@@ -546,7 +591,24 @@ def _breathing(body: str, path: str, line: int, col: int) -> Pause:
     names = _PHASE_NAMES[len(seconds)]
     cycle = tuple((name, s) for name, s in zip(names, seconds) if s > 0)
     phases = cycle * cycles
-    return Pause(sum(s for _, s in phases), "breathe", line, phases=phases, cues=cues)
+    cue_words: tuple[tuple[str, str], ...] = ()
+    if said_text is not None:
+        if cues:
+            raise fail("give cues or cues=WORDS, not both", said_col)
+        kinds = tuple(dict.fromkeys(name for name, _ in cycle))  # in, [hold,] out
+        given = [" ".join(w.split()) for w in _unescape(said_text).split(",")]
+        if len(given) != len(kinds) or not all(has_speakable_text(w) for w in given):
+            raise fail(
+                f"cues= needs {len(kinds)} words or phrases joined by commas, one for each of "
+                f"{', '.join(kinds)}, e.g. cues={','.join(_CUE_EXAMPLE[k] for k in kinds)}",
+                said_col,
+            )
+        if any(len(w) > _MAX_CUE_CHARS for w in given):
+            raise fail(f"a cue is longer than {_MAX_CUE_CHARS} characters", said_col)
+        cues, cue_words = True, tuple(zip(kinds, given))
+    return Pause(
+        sum(s for _, s in phases), "breathe", line, phases=phases, cues=cues, cue_words=cue_words
+    )
 
 
 def _phase_seconds(text: str, fail, col: int, *, hold: bool = False) -> float:

@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .script import Pause, Script
+from .settings import SCHEMA, breath_cue_words
 
 __all__ = [
     "Gaps",
@@ -57,8 +59,8 @@ __all__ = [
 MAX_SEGMENT_S = 15.0
 _CHARS_PER_S = 14.0  # measured speaking speed of the default voice at rate 1.0
 
-CUE_WORDS = {"in": "In", "hold": "Hold", "out": "Out"}
-"""What the voice says at the start of each breathing phase."""
+CUE_WORDS = breath_cue_words(SCHEMA["breath_cues"].default)
+"""What the voice says at the start of each breathing phase, by default (the ``breath_cues`` setting)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ class Segment:
     """A breathing exercise's phases (``("in" | "hold" | "out", seconds)``), laid out exactly, never scaled."""
     cue_at_s: float | None = None
     """A spoken breathing cue: seconds from the start of the exercise planned before it."""
+    breathe_s: tuple[float, ...] = ()
+    """Each plain ``[breathe]`` written in ``gap_before_s`` (seconds, before ``pause_scale``):
+    layout paces one in-out breath over each, at the end of the gap."""
 
     @property
     def end(self) -> int:
@@ -112,16 +117,24 @@ def max_chars_for(rate: float) -> int:
     return max(40, int(_CHARS_PER_S * rate * (MAX_SEGMENT_S - 3.0)))
 
 
-def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[Segment]:
+def plan_segments(
+    script: Script,
+    *,
+    rate: float,
+    gaps: Gaps = Gaps(),
+    cue_words: Mapping[str, str] = CUE_WORDS,
+) -> list[Segment]:
     """The script as segments in speaking order, each with the silence planned before it (unscaled).
 
     Spoken segments have ``text``; silent entries (a breathing exercise, a
     written pause after the last sentence) have none and are not synthesized.
+    ``cue_words``: said on each breathing phase (an exercise's own ``cues=`` wins).
     """
     planned: list[Segment] = []
     max_chars = max_chars_for(rate)
     pending_gap = 0.0  # structural gap before the next segment (a scene's)
     written = 0.0  # written pauses since the last segment
+    breathed: list[float] = []  # the plain [breathe]s among them
 
     def gap(structural: float, boundary: bool) -> float:
         if not planned:
@@ -135,6 +148,8 @@ def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[S
             if isinstance(item, Pause):
                 if not item.phases:
                     written += item.seconds
+                    if item.kind == "breathe":
+                        breathed.append(item.seconds)
                     continue
                 if pending_gap:
                     before = gap(pending_gap, True)
@@ -147,12 +162,11 @@ def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[S
                 )
                 if item.cues:
                     offset = 0.0
+                    said = {**cue_words, **dict(item.cue_words)}
                     for phase, seconds in item.phases:
-                        planned.append(
-                            Segment(text=CUE_WORDS[phase], scene=scene.name, cue_at_s=offset)
-                        )
+                        planned.append(Segment(text=said[phase], scene=scene.name, cue_at_s=offset))
                         offset += seconds
-                pending_gap, written = 0.0, 0.0
+                pending_gap, written, breathed = 0.0, 0.0, []
                 continue
             for s_index, pieces in enumerate(segment_paragraph(item.text, max_chars=max_chars)):
                 for p_index, piece in enumerate(pieces):
@@ -162,11 +176,22 @@ def plan_segments(script: Script, *, rate: float, gaps: Gaps = Gaps()) -> list[S
                         before = gap(gaps.sentence_s, False)
                     else:
                         before = gap(max(pending_gap, gaps.paragraph_s), True)
-                    planned.append(Segment(text=piece, scene=scene.name, gap_before_s=before))
-                    pending_gap, written = 0.0, 0.0
+                    planned.append(
+                        Segment(
+                            text=piece,
+                            scene=scene.name,
+                            gap_before_s=before,
+                            breathe_s=tuple(breathed),
+                        )
+                    )
+                    pending_gap, written, breathed = 0.0, 0.0, []
     if written > 0 and planned:
         # A pause after the last sentence: silence before the tail begins.
-        planned.append(Segment(text="", scene=planned[-1].scene, gap_before_s=written))
+        planned.append(
+            Segment(
+                text="", scene=planned[-1].scene, gap_before_s=written, breathe_s=tuple(breathed)
+            )
+        )
     return planned
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "validate",
     "split_level",
     "resolve_settings",
+    "breath_cue_words",
     "parse_duration_s",
     "format_duration",
     "describe_range",
@@ -125,6 +126,10 @@ class RenderSettings:
         optional=True,
     )
     pause_scale: float = setting(1.0, "multiplies every pause", unit="×", low=0.0, high=10.0)
+    breath_cues: str = setting(
+        "In,Hold,Out",
+        "what the voice says on each breathing phase of [breathe … cues]: in,hold,out",
+    )
     lexicon: Path | None = setting(
         None,
         "pronunciation lexicon: a TOML file whose [lexicon] table maps words to respellings or /IPA/",
@@ -488,11 +493,28 @@ def validate(settings: RenderSettings) -> RenderSettings:
         )
     if not settings.voice.strip():
         raise SettingsError("voice must be engine:name, not ''")
+    breath_cue_words(settings.breath_cues)
     if settings.vary is not None:
         from .vary import resolve_vary  # noqa: PLC0415 - start-up: vary loads numpy, settings must not
 
         settings = resolve_vary(settings)
     return settings
+
+
+_MAX_CUE_CHARS = 60
+
+
+def breath_cue_words(text: str) -> dict[str, str]:
+    """``breath_cues`` (``In,Hold,Out``) as the words said on each phase; SettingsError if malformed."""
+    words = [" ".join(w.split()) for w in str(text).split(",")]
+    if len(words) != 3 or not all(any(ch.isalnum() for ch in w) for w in words):
+        raise SettingsError(
+            f"breath_cues {str(text)!r} must be three words or phrases joined by commas, "
+            "for in, hold and out, e.g. Breathe in,Hold,Let go"
+        )
+    if any(len(w) > _MAX_CUE_CHARS for w in words):
+        raise SettingsError(f"breath_cues: a cue is longer than {_MAX_CUE_CHARS} characters")
+    return dict(zip(("in", "hold", "out"), words))
 
 
 def split_level(raw: Any) -> tuple[Any, str | None]:
@@ -531,14 +553,21 @@ def _read_source(values: dict[str, Any], given: Mapping[str, Any], label_of: Any
 
 
 def resolve_settings(
-    explicit: Mapping[str, Any], script=None, *, labels: Mapping[str, str] | None = None
+    explicit: Mapping[str, Any],
+    script=None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    relative_to: Path | None = None,
 ) -> RenderSettings:
     """Merge defaults, the script's front matter and explicit values; validate once.
 
     ``explicit`` holds only the settings the user actually gave, by key or
     field name, as raw values; ``labels`` names them in messages (the CLI
     passes ``--rate`` for ``rate``). A bad front-matter value is reported at
-    its line in the script.
+    its line in the script. ``relative_to``: the folder a relative file named
+    in the front matter (``cover:``, ``bed:``) lies in — the script's own on
+    the command line and in a batch, as manifests and presets do; the studio
+    resolves them inside its folder itself.
     """
     values: dict[str, Any] = {}
     if script is not None:
@@ -549,6 +578,13 @@ def resolve_settings(
         for key in keys:
             try:
                 _read_source(values, {key: script.settings[key]}, lambda k, spec: spec.key)
+                if key == "breath_cues":  # checked here too, so the error names its line
+                    breath_cue_words(values["breath_cues"])
+                spec = SCHEMA.get(key)
+                if relative_to is not None and spec is not None and spec.role is Role.INPUT:
+                    path = values.get(spec.name)
+                    if isinstance(path, Path) and not path.expanduser().is_absolute():
+                        values[spec.name] = Path(relative_to) / path
             except SettingsError as exc:
                 raise ScriptError(
                     str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=1

@@ -174,3 +174,24 @@ def test_ambient_of_the_same_seed_is_identical_and_another_seed_differs(tmp_path
     assert (
         rms_db(x - y) > rms_db(x) - 3.0
     )  # independent noise: the difference is as loud as the signal
+
+
+def test_ambient_with_no_soundscape_and_no_bed_is_refused_in_one_line(tmp_path, capsys):
+    # It used to render the default soundscape in silence's place.
+    out = tmp_path / "x.flac"
+    code = main(["ambient", "--soundscape", "none", "--duration", "5s", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "nothing to play" in err and "--bed" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_ambient_files_comment_names_only_what_made_it(tmp_path):
+    import mutagen
+
+    from meditation import __version__
+
+    out = _ambient(tmp_path, "a.ogg", "--soundscape", "stream", "--duration", "3s", "--seed", "9")
+    comment = mutagen.File(out).tags["comment"][0]
+    assert comment == f"soundscape stream, seed 9, meditation {__version__}"
+    assert "voice" not in comment and "rate" not in comment

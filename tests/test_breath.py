@@ -196,3 +196,106 @@ def test_layers_can_leave_the_breath_out(rendered, tmp_path):
     )
     assert code == 0
     assert sorted(p.name for p in stems.iterdir()) == ["drone.wav", "voice.wav"]
+
+
+def test_a_single_breathe_is_one_paced_breath_where_it_was_silence(tmp_path):
+    # "[breathe]" was 6 s of silence with no breath sound; it keeps its timing, and the breath
+    # layer now paces one in-out breath over it.
+    script = tmp_path / "one.md"
+    script.write_text("Sit down. [breathe] Rest now.\n", encoding="utf-8")
+    out, timings, stems = tmp_path / "o.wav", tmp_path / "t.json", tmp_path / "stems"
+    code = main(
+        [str(script), "-o", str(out), "--voice", "pyttsx3"]
+        + ["--timings", str(timings), "--stems", str(stems), "--progress", "off"]
+        + ["--lead-in", "1", "--tail", "2"]
+    )
+    assert code == 0
+    data = json.loads(timings.read_text())
+    first, second = data["segments"]
+    assert second["start"] - first["end"] == pytest.approx(6.0, abs=1e-3)  # the written 6 s
+    breaths = data["breaths"]
+    assert [b["phase"] for b in breaths] == ["in", "out"]
+    assert breaths[0]["start"] + breaths[0]["duration"] == pytest.approx(breaths[1]["start"])
+    assert breaths[0]["start"] == pytest.approx(first["end"], abs=1e-3)
+    assert breaths[1]["start"] + breaths[1]["duration"] == pytest.approx(second["start"], abs=1e-3)
+    audio, sr = sf.read(stems / "breath.wav", dtype="float32")
+    placed = [
+        Breath(round(b["start"] * sr), b["phase"], round(b["duration"] * sr)) for b in breaths
+    ]
+    _assert_paces(audio, placed)
+    assert np.max(np.abs(audio[: placed[0].start])) == 0
+
+
+def test_the_cue_words_can_be_chosen_per_exercise(tmp_path):
+    # They were fixed to In/Hold/Out.
+    script = tmp_path / "words.md"
+    script.write_text(
+        "Ready. [breathe 2-1-3 x2 cues=Breathe in, Stay,Let it go] Good.\n", encoding="utf-8"
+    )
+    out, timings, stems = tmp_path / "o.wav", tmp_path / "t.json", tmp_path / "stems"
+    code = main(
+        [str(script), "-o", str(out), "--voice", "pyttsx3", "--progress", "off"]
+        + ["--timings", str(timings), "--stems", str(stems)]
+    )
+    assert code == 0
+    data = json.loads(timings.read_text())
+    said = [s["text"] for s in data["segments"]]
+    assert said == ["Ready."] + ["Breathe in", "Stay", "Let it go"] * 2 + ["Good."]
+    # Each is spoken on its phase: the voice stem has speech within 50 ms of each phase start.
+    voice, sr = sf.read(stems / "voice.wav", dtype="float32")
+    for b in data["breaths"]:
+        start = round(b["start"] * sr)
+        assert rms_db(voice[start : start + sr // 2]) > -50, b
+
+
+@pytest.mark.parametrize(
+    "directive, col, fragment",
+    [
+        ("[breathe 4-6 cues=In]", 14, "cues= needs 2 words"),
+        ("[breathe 4-7-8 cues=In,Out]", 16, "one for each of in, hold, out"),
+        ("[breathe 4-6 cues=In,]", 14, "cues= needs 2 words"),
+        ("[breathe 4-6 cues cues=In,Out]", 19, "not both"),
+        ("[breathe cues=In,Out]", 10, "needs a pattern"),
+    ],
+)
+def test_bad_cue_words_are_refused_at_their_place(directive, col, fragment):
+    from meditation.errors import ScriptError
+    from meditation.script import parse_script
+
+    with pytest.raises(ScriptError) as info:
+        parse_script(directive, path="w.md")
+    assert str(info.value).startswith(f"w.md:1:{col}: ") and fragment in str(info.value)
+
+
+def test_breath_cues_in_front_matter_set_the_words_of_every_exercise(tmp_path):
+    script = tmp_path / "fm.md"
+    script.write_text(
+        "---\nbreath_cues: Breathe in, Rest, Let go\n---\n"
+        "Ready. [breathe 2-1-2 cues] Again. [breathe 2-2 cues=Up,Down] Good.\n",
+        encoding="utf-8",
+    )
+    out, timings = tmp_path / "o.wav", tmp_path / "t.json"
+    code = main(
+        [str(script), "-o", str(out), "--voice", "pyttsx3", "--progress", "off"]
+        + ["--timings", str(timings)]
+    )
+    assert code == 0
+    said = [s["text"] for s in json.loads(timings.read_text())["segments"]]
+    # The exercise's own cues= wins over the front matter.
+    assert said == ["Ready.", "Breathe in", "Rest", "Let go", "Again.", "Up", "Down", "Good."]
+
+
+@pytest.mark.parametrize("value", ["In,Out", "In,,Out", "In,Hold,Out,More", "...,Hold,Out"])
+def test_bad_breath_cues_are_refused_at_their_front_matter_line(tmp_path, capsys, value):
+    script = tmp_path / "bad.md"
+    script.write_text(f"---\ntitle: T\nbreath_cues: {value}\n---\nHello.\n", encoding="utf-8")
+    out = tmp_path / "o.wav"
+    assert main([str(script), "-o", str(out), "--voice", "pyttsx3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{script}:3:1: breath_cues" in err, err
+    assert not out.exists()
+    # And on the command line.
+    good = tmp_path / "good.md"
+    good.write_text("Hello.\n", encoding="utf-8")
+    assert main([str(good), "-o", str(out), "--breath-cues", value]) == 2
+    assert "breath_cues" in capsys.readouterr().err and not out.exists()

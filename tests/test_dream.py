@@ -20,7 +20,7 @@ from measure import rms_db
 from meditation.cli import main
 
 DREAM = Path(__file__).resolve().parent.parent / "scripts" / "dream.md"
-LAYERS = ("drone", "river", "wind", "wings", "bell")
+LAYERS = ("drone", "river", "wind", "wings", "bell", "breath")  # breath: under each [breathe]
 BEDS = ("drone", "river", "wind")  # the continuous layers; wings and bell only play cues
 SILENT_DB = -60.0
 # The mixer's ducking: full depth from a segment's first sample to its last;

@@ -419,6 +419,26 @@ def test_an_interrupted_encode_leaves_no_file_and_no_thread(tmp_path, suffix):
     assert not [t for t in threading.enumerate() if t.name == "meditation-encoder"]
 
 
+@pytest.mark.parametrize("suffix", [".ogg", ".opus", ".flac"])
+@pytest.mark.parametrize("with_cover", [False, True])
+def test_ffprobe_reads_vorbis_comments_without_leftover_bytes(tmp_path, suffix, with_cover):
+    # mutagen pads the comment packet with zero bytes by default; ffmpeg then
+    # reports "N bytes of comment header remain" on every Ogg and Opus file.
+    cover = load_cover(_cover(tmp_path / "art.png")) if with_cover else None
+    meta = Metadata(title="Evening", comment="soundscape dream, seed 3", cover=cover)
+    path = tmp_path / f"t{suffix}"
+    with AudioWriter(path, sample_rate=48000, metadata=meta) as w:
+        w.write(_tone(2.0, 48000))
+    text = subprocess.run(
+        [ffmpeg(), "-hide_banner", "-v", "info", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stderr
+    assert "Evening" in text
+    assert "remain" not in text, text
+
+
 # --- issue 18, item 19: an MP3 quality option ------------------------------------------
 
 

@@ -382,7 +382,7 @@ def test_a_killed_batch_leaves_no_worker_and_no_temporary_file(folder, signum, s
     # Workers, their voice processes and multiprocessing's resource tracker all end.
     assert _wait_all_gone(everything) == []
     later = _start(
-        ["ambient", "--duration", "2s", "--soundscape", "none", "-o", "later.flac"], folder
+        ["ambient", "--duration", "2s", "--soundscape", "drone", "-o", "later.flac"], folder
     )
     _finish(later)
     assert later.returncode == 0

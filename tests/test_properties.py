@@ -181,6 +181,13 @@ def _check_plan(text: str) -> None:
         - round(sum(sec for _, sec in p.phases[:k]) * sr)
         for p in exercises
         for k in range(len(p.phases))
+    ) + sum(  # a plain [breathe]: one breath over its whole length
+        n
+        for scene in script.scenes
+        for p in scene.items
+        if isinstance(p, Pause) and p.kind == "breathe" and not p.phases
+        for n in [round(p.seconds * sr)]
+        if n >= 2
     )
     assert timeline.length >= (timeline.segments[-1].end if timeline.segments else 0)
     assert (

@@ -229,11 +229,10 @@ def test_the_cli_refuses_a_fifo_with_one_line_and_exit_2(tmp_path, capsys):
         ("---\ntitle: x\n---\n\n...", 5),
         ("# Scene\n\n— — …\n\n[pause 2s]", 3),
         ("\u200b\u200d\u2060\ufeff", 1),
-        ("\x07\x1b\x7f", 1),
         ("   ", 0),
         ("# Only a heading\n\n[pause 3s]\n", 0),
     ],
-    ids=["emoji", "dots", "dashes", "zero-width", "control", "blank", "pauses"],
+    ids=["emoji", "dots", "dashes", "zero-width", "blank", "pauses"],
 )
 def test_a_script_with_nothing_a_voice_can_say_is_refused(text, line):
     with pytest.raises(ScriptError) as info:
@@ -314,3 +313,38 @@ def test_bad_breathing_markup_points_at_the_bad_word(markup, col, fragment):
         parse_script(f"Let us breathe.\n\n{markup}\n", path="b.md")
     assert str(info.value).startswith(f"b.md:3:{col}: "), str(info.value)
     assert fragment in str(info.value) and "[breathe 4-7-8 x4]" in str(info.value)
+
+
+def test_the_readmes_own_angle_bracket_sentences_are_text():
+    # "If a < b then rest." was refused: "tag is not closed".
+    for text in ("If a < b then rest.", "If a<b then rest.", "So a < b > c holds.", "x <y"):
+        (paragraph,) = parse_script(text).scenes[0].items
+        assert paragraph.text == text
+    # A known tag left open is still an error, and a complete unknown tag is refused.
+    with pytest.raises(ScriptError, match="u.md:1:6: tag is not closed"):
+        parse_script("Rest <break time='2s' now.", path="u.md")
+    with pytest.raises(ScriptError, match="u.md:1:6: unsupported tag <emphasis>"):
+        parse_script("Rest <emphasis>now</emphasis>.", path="u.md")
+
+
+def test_a_front_matter_key_given_twice_is_refused_where_it_repeats():
+    text = "---\nrate: 0.8\ntitle: T\nRate: 0.9\n---\nHello.\n"
+    with pytest.raises(ScriptError) as info:
+        parse_script(text, path="d.md")
+    assert str(info.value) == "d.md:4:1: front matter key 'rate' is given twice (first on line 2)"
+    # Spelled with a hyphen it is the same key.
+    with pytest.raises(ScriptError, match="d.md:3:1: front matter key 'lead_in' is given twice"):
+        parse_script("---\nlead_in: 2s\nlead-in: 3s\n---\nHi.\n", path="d.md")
+
+
+@pytest.mark.parametrize("char", ["\x01", "\x02", "\x07", "\x0b", "\x1b", "\x7f", "\x85"])
+def test_control_characters_are_refused_at_their_place(char):
+    # \x01 and \x02 were spoken as '[' and '<' (they stand for the escapes \[ and \<).
+    with pytest.raises(ScriptError) as info:
+        parse_script(f"# A\n\nBreathe {char}in.\n", path="c.md")
+    assert str(info.value).startswith(f"c.md:3:9: control character U+{ord(char):04X}")
+
+
+def test_tabs_and_every_newline_style_are_still_text():
+    script = parse_script("Breathe\tin.\r\nRest.\rHere.\n")
+    assert "Breathe in." in script.scenes[0].items[0].text.replace("\t", " ")

@@ -200,6 +200,7 @@ def expand_manifest(
                 settings = resolve_settings(
                     {**explicit, "script": script_path, "output": placeholder, "cache": cache},
                     script,
+                    relative_to=Path(script_path).parent,  # front matter files beside the script
                 )
                 voice = settings.voice
                 if voice not in voices:

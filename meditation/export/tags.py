@@ -292,4 +292,7 @@ def _tag_vorbis(path: Path, fields: dict, metadata: Metadata) -> None:
             audio.tags["metadata_block_picture"] = [
                 base64.b64encode(picture.write()).decode("ascii")
             ]
-    audio.save()
+    # No padding: ffmpeg reads zero bytes after an Ogg comment packet as
+    # "N bytes of comment header remain" on every file. The tags are written
+    # once, so room to grow them in place buys nothing.
+    audio.save(padding=lambda _info: 0)

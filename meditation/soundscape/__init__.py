@@ -13,7 +13,7 @@ cues (a bell strike, a single wing beat) fall where.
 """
 
 from .plan import AmbiencePlan, plan_ambience
-from .preset import PRESET_DIRS, Preset, list_presets, load_preset
+from .preset import PRESET_DIRS, Preset, check_scene_names, list_presets, load_preset
 from .stream import AmbienceStream
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "AmbiencePlan",
     "AmbienceStream",
     "load_preset",
+    "check_scene_names",
     "list_presets",
     "plan_ambience",
     "PRESET_DIRS",

@@ -32,8 +32,9 @@ Preset format::
 
 from __future__ import annotations
 
+import difflib
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,19 @@ __all__ = [
     "load_preset",
     "list_presets",
     "PRESET_DIRS",
+    "check_scene_names",
 ]
 
-_PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "data" / "soundscapes"
+# The top-level soundscapes/ folder, reached through a symlink in a checkout and copied into a wheel.
+_PACKAGE_PRESETS = (Path(__file__).resolve().parent.parent / "data" / "soundscapes").resolve()
 PRESET_DIRS = (_PACKAGE_PRESETS,)
+
+# The ranges of a preset's own numbers, declared once: checked here, shown in the README reference.
+DEFAULT_FADE_S = 6.0
+FADE_S_RANGE = (0.0, 120.0)
+LEVEL_DB_RANGE = (-80.0, 12.0)
+SCENE_DB_RANGE = (-80.0, 24.0)
+OFFSET_S_RANGE = (-600.0, 600.0)
 
 
 @dataclass(frozen=True)
@@ -150,7 +160,7 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
     for key in data:
         if key not in known_top:
             raise fail(f"unknown key {key!r} (known: {', '.join(sorted(known_top))})")
-    fade_s = _number(data.get("fade_s", 6.0), "fade_s", fail, 0.0, 120.0)
+    fade_s = _number(data.get("fade_s", DEFAULT_FADE_S), "fade_s", fail, *FADE_S_RANGE)
     layers: dict[str, LayerSpec] = {}
     for name, table in dict(data.get("layers", {})).items():
         if not isinstance(table, Mapping):
@@ -168,7 +178,9 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
             LAYERS[kind].make_params(params)
         except SoundscapeError as exc:
             raise fail(str(exc)) from None
-        level = _number(table.get("level_db", 0.0), f"layers.{name}.level_db", fail, -80.0, 12.0)
+        level = _number(
+            table.get("level_db", 0.0), f"layers.{name}.level_db", fail, *LEVEL_DB_RANGE
+        )
         layers[name] = LayerSpec(name, level, params, "" if kind == name else kind)
     if not layers:
         raise fail("a preset needs at least one [layers.NAME] table")
@@ -182,9 +194,10 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
                 continue
             if key not in layers:
                 raise fail(f"scene {scene!r} sets layer {key!r}, which is not in [layers]")
-            gains[key] = _number(value, f"scenes.{scene}.{key}", fail, -80.0, 24.0)
+            gains[key] = _number(value, f"scenes.{scene}.{key}", fail, *SCENE_DB_RANGE)
         scenes[scene.lower()] = SceneSpec(
-            gains, _number(table.get("fade_s", fade_s), f"scenes.{scene}.fade_s", fail, 0.0, 120.0)
+            gains,
+            _number(table.get("fade_s", fade_s), f"scenes.{scene}.fade_s", fail, *FADE_S_RANGE),
         )
     if "default" not in scenes:
         scenes["default"] = SceneSpec(
@@ -223,7 +236,7 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
                 at_scene=table.get("at_scene"),
                 at=at,
                 offset_s=_number(
-                    table.get("offset_s", 0.0), f"cues[{i}].offset_s", fail, -600.0, 600.0
+                    table.get("offset_s", 0.0), f"cues[{i}].offset_s", fail, *OFFSET_S_RANGE
                 ),
                 params=dict(table.get("params", {})),
             )
@@ -244,6 +257,44 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         cues=tuple(cues),
         fade_s=fade_s,
         path=path,
+    )
+
+
+def check_scene_names(preset: Preset, headings: Sequence[str]) -> str | None:
+    """Match the preset's scene names and ``at_scene`` anchors against a script's headings.
+
+    A name that equals no heading but is close to one is a probable typo:
+    refused (SoundscapeError) naming the closest heading. A preset none of
+    whose names match any heading was likely written for another script (the
+    dream's preset under a story of one's own): returns a one-line warning,
+    since its default scene still plays. Otherwise None.
+    """
+    if not any(headings):
+        return None  # no scenes to match (an ambient track, a script without headings)
+    by_lower = {h.lower(): h for h in headings if h}
+    named = [(f"scene {name!r}", name) for name in preset.scenes if name != "default"]
+    named += [
+        (f"a cue's at_scene {cue.at_scene!r}", cue.at_scene) for cue in preset.cues if cue.at_scene
+    ]
+    if not named:
+        return None
+    matched = False
+    for what, name in named:
+        if name.lower() in by_lower:
+            matched = True
+            continue
+        close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.8)
+        if close:
+            raise SoundscapeError(
+                f"{preset.path}: {what} matches no heading of the script; "
+                f"did you mean {by_lower[close[0]]!r}?"
+            )
+    if matched:
+        return None
+    return (
+        f"soundscape {preset.name!r} names no heading of this script "
+        f"(its scenes: {', '.join(repr(n) for _, n in named[:3])}{', …' if len(named) > 3 else ''}); "
+        "its default scene plays throughout"
     )
 
 

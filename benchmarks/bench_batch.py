@@ -269,7 +269,7 @@ def bench_cluster(work: Path, repeats: int) -> dict:
     try:
         import distributed  # noqa: F401
     except ImportError:
-        print("  cluster: skipped (pip install 'meditation[cluster]')", file=sys.stderr)
+        print("  cluster: skipped (needs the cluster extra)", file=sys.stderr)
         return {}
     runs = {"local": ("-j", "2"), "cluster": ("--scheduler", "local:2")}
     times: dict[str, list[float]] = {name: [] for name in runs}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .errors import DISK_FULL, MeditationError, one_line
+from .errors import DISK_FULL, MeditationError, install_hint, one_line
 
 # Everything else is imported inside main's handlers, on first use: a Ctrl-C
 # during start-up is then one line too, and `meditation --help` and `voices`
@@ -480,9 +480,7 @@ def _cmd_studio(args: argparse.Namespace) -> int:
         import starlette  # noqa: F401, PLC0415 - optional extra (studio)
         import uvicorn  # noqa: F401, PLC0415 - optional extra (studio)
     except ImportError:
-        raise MeditationError(
-            'the studio needs its extra: pip install "meditation[studio]"'
-        ) from None
+        raise MeditationError(f"the studio needs its extra: {install_hint('studio')}") from None
     from .studio import serve  # noqa: PLC0415 - optional extra (studio)
 
     if not 0 <= args.port <= 65535:

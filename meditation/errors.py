@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import errno
 import os
+from pathlib import Path
 
 __all__ = [
+    "install_hint",
     "one_line",
     "DISK_FULL",
     "describe_write_error",
@@ -92,3 +94,16 @@ def describe_write_error(code: int, path: object) -> str:
     if code in DISK_FULL:
         return f"disk full writing {path}"
     return f"cannot write {path}: {os.strerror(code)}"
+
+
+def install_hint(extra: str) -> str:
+    """The pip command that adds an optional extra, for the way this copy was installed.
+
+    Running from a source folder (a checkout, or an editable install), the
+    folder itself is named; an installed copy names the distribution, which is
+    ``meditation-render`` (``meditation`` on the index is another program).
+    """
+    source = Path(__file__).resolve().parents[1]
+    if (source / "pyproject.toml").is_file():
+        return f'pip install "{source}[{extra}]"'
+    return f'pip install "meditation-render[{extra}]"'

@@ -6,7 +6,7 @@ and the finished track's short-term loudness (3 s windows, ITU-R BS.1770)
 against the loudness target. Nothing is re-rendered: levels come from the
 plan, loudness from the rendered file, measured once after the render.
 
-Drawing needs matplotlib, an optional extra (``pip install "meditation[plot]"``);
+Drawing needs matplotlib, an optional extra (the ``plot`` extra);
 measuring does not.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .decode import as_stereo, read_blocks
-from .errors import MeditationError, SettingsError
+from .errors import MeditationError, SettingsError, install_hint
 from .files import InputError, atomic_write_bytes, read_input
 from .loudness import LoudnessMeter
 
@@ -36,7 +36,7 @@ __all__ = [
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 _STEP_S = 1.0  # one short-term value a second: plenty for a picture, small in the JSON
-_INSTALL = 'plotting needs matplotlib: pip install "meditation[plot]"'
+_INSTALL = f"plotting needs matplotlib: {install_hint('plot')}"
 
 
 def loudness_of_file(path: Path, *, target_lufs: float) -> dict[str, Any]:

@@ -22,6 +22,7 @@ distributed = pytest.importorskip("distributed")
 from meditation.batch import expand_manifest, run_batch  # noqa: E402
 from meditation.batch.work import available_cores  # noqa: E402
 from meditation.cli import main  # noqa: E402
+from meditation.errors import install_hint  # noqa: E402
 
 # Words no other test speaks (the tests share one speech cache).
 SCRIPT = "# Drift\n\nClouds move slowly over the hills. [pause 1s] Nothing to do now.\n"
@@ -262,7 +263,7 @@ def test_without_dask_the_scheduler_option_says_how_to_install_it(folder):
     assert proc.returncode == 2
     assert (
         proc.stderr.strip()
-        == "meditation: error: --scheduler needs Dask's distributed scheduler: pip install 'meditation[cluster]'"
+        == f"meditation: error: --scheduler needs Dask's distributed scheduler: {install_hint('cluster')}"
     )
 
 

@@ -229,3 +229,18 @@ def test_a_batch_error_names_the_key_the_manifest_wrote(tmp_path, capsys):
         == 2
     )
     assert "--duration 3s is too short" in capsys.readouterr().err
+
+
+def test_an_extras_install_hint_names_this_source_folder_or_the_distribution():
+    # Issue 18, item 15: "meditation" on the package index is an unrelated program.
+    from pathlib import Path
+
+    import meditation
+    from meditation.errors import install_hint
+
+    source = Path(meditation.__file__).resolve().parents[1]
+    if (source / "pyproject.toml").is_file():
+        assert install_hint("plot") == f'pip install "{source}[plot]"'
+    else:
+        assert install_hint("plot") == 'pip install "meditation-render[plot]"'
+    assert '"meditation[' not in install_hint("studio")

@@ -11,6 +11,7 @@ import soundfile as sf
 from published import DREAM_SCENES
 
 from meditation.cli import main
+from meditation.errors import install_hint
 from meditation.loudness import short_term_loudness
 from meditation.plot import draw_plan, loudness_of_file
 
@@ -158,6 +159,6 @@ def test_without_matplotlib_one_line_says_how_to_install_it(tmp_path):
     assert result.returncode == 2
     assert (
         result.stderr.strip()
-        == 'meditation: error: plotting needs matplotlib: pip install "meditation[plot]"'
+        == f"meditation: error: plotting needs matplotlib: {install_hint('plot')}"
     )
     assert not (tmp_path / "t.png").exists()

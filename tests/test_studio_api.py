@@ -25,6 +25,7 @@ pytest.importorskip("starlette", reason="the studio extra is not installed")
 pytest.importorskip("tomli_w", reason="the studio extra is not installed")
 from starlette.testclient import TestClient  # noqa: E402
 
+from meditation.errors import install_hint
 from meditation.studio import create_app  # noqa: E402
 from meditation.studio.shape import preview_text  # noqa: E402
 
@@ -688,7 +689,7 @@ def test_the_studio_command_without_its_extra_says_how_to_install_it(tmp_path):
     assert result.returncode == 2
     assert (
         result.stderr.strip()
-        == 'meditation: error: the studio needs its extra: pip install "meditation[studio]"'
+        == f"meditation: error: the studio needs its extra: {install_hint('studio')}"
     )
     assert result.stdout == ""
 

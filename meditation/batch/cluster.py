@@ -16,7 +16,7 @@ rescheduled by Dask on another worker, up to Dask's
 ``distributed.scheduler.allowed-failures`` (3 by default); a variant that
 fails for its own reasons returns its error and fails once.
 
-Requires ``distributed`` (``pip install 'meditation[cluster]'``).
+Requires ``distributed`` (the ``cluster`` extra).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import progress
-from ..errors import MeditationError, one_line
+from ..errors import MeditationError, install_hint, one_line
 from ..files import atomic_write_bytes, atomic_write_text, read_input, record_written
 from ..script import read_script
 from ..tomlfile import MAX_TOML_BYTES
@@ -63,7 +63,7 @@ CONNECT_TIMEOUT_S = 10.0
 _GREETING_MAX_BYTES = 1 << 20
 """A Dask scheduler's greeting (its handshake) is a few hundred bytes; a length beyond this is another protocol."""
 
-_INSTALL = "--scheduler needs Dask's distributed scheduler: pip install 'meditation[cluster]'"
+_INSTALL = f"--scheduler needs Dask's distributed scheduler: {install_hint('cluster')}"
 
 
 def require_distributed() -> None:

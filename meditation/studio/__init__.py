@@ -4,7 +4,7 @@
 a token made fresh for each run (see ``app`` for the guards). Renders go
 through the same public API as the command line (``resolve_settings`` and
 ``render``), one at a time, each in a child process the page can cancel.
-Needs the ``studio`` extra: ``pip install "meditation[studio]"``.
+Needs the ``studio`` extra.
 """
 
 from __future__ import annotations

@@ -5,11 +5,8 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 from .errors import SettingsError
+from .readme import replace_section, section_command
 from .schema import Kind, describe_range, format_duration
 from .settings import SCHEMA, Spec, Use
 
@@ -64,30 +61,17 @@ def _default_text(spec: Spec) -> str:
 
 def readme_with_table(readme: str) -> str:
     """``readme`` with the text between the table markers replaced by the current table."""
-    start, end = readme.find(_README_START), readme.find(_README_END)
-    if start < 0 or end < start:
-        raise SettingsError("README.md has no settings-table markers")
-    return readme[: start + len(_README_START)] + "\n" + readme_table() + "\n" + readme[end:]
+    return replace_section(readme, _README_START, _README_END, readme_table(), error=SettingsError)
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return section_command(
+        argv,
         prog="python -m meditation.settings_table",
-        description="Print or update the README's settings table.",
+        what="settings table",
+        body=readme_table,
+        replace=readme_with_table,
     )
-    parser.add_argument(
-        "--readme",
-        nargs="?",
-        const="README.md",
-        help="rewrite the table in this README (default README.md)",
-    )
-    args = parser.parse_args(argv)
-    if args.readme:
-        path = Path(args.readme)
-        path.write_text(readme_with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
-    else:
-        sys.stdout.write(readme_table() + "\n")
-    return 0
 
 
 if __name__ == "__main__":

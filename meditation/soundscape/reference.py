@@ -7,17 +7,15 @@ the range, and the docstring under each field its meaning.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import dataclasses
 import functools
 import inspect
-import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 from ..errors import SoundscapeError
+from ..readme import replace_section, section_command
 from .layers import LAYERS, Layer
 from .preset import (
     DEFAULT_FADE_S,
@@ -192,30 +190,19 @@ def readme_reference() -> str:
 
 def readme_with_reference(readme: str) -> str:
     """``readme`` with the text between the reference markers replaced by the current reference."""
-    start, end = readme.find(_README_START), readme.find(_README_END)
-    if start < 0 or end < start:
-        raise SoundscapeError("README.md has no preset-reference markers")
-    return readme[: start + len(_README_START)] + "\n" + readme_reference() + "\n" + readme[end:]
+    return replace_section(
+        readme, _README_START, _README_END, readme_reference(), error=SoundscapeError
+    )
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return section_command(
+        argv,
         prog="python -m meditation.soundscape.reference",
-        description="Print or update the README's soundscape preset reference.",
+        what="soundscape preset reference",
+        body=readme_reference,
+        replace=readme_with_reference,
     )
-    parser.add_argument(
-        "--readme",
-        nargs="?",
-        const="README.md",
-        help="rewrite the reference in this README (default README.md)",
-    )
-    args = parser.parse_args(argv)
-    if args.readme:
-        path = Path(args.readme)
-        path.write_text(readme_with_reference(path.read_text(encoding="utf-8")), encoding="utf-8")
-    else:
-        sys.stdout.write(readme_reference() + "\n")
-    return 0
 
 
 if __name__ == "__main__":

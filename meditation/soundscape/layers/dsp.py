@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import Cue, impulse_response, render_layer
+from ...errors import SoundscapeError
+from .base import Cue, check_range, impulse_response, render_layer
 
 __all__ = [
     "INT16_NOISE_STD",
@@ -23,6 +25,8 @@ __all__ = [
     "GrainTail",
     "pan_gains",
     "layer_function",
+    "cue_strength",
+    "EventLayerMixin",
 ]
 
 INT16_NOISE_STD = 32768.0 / math.sqrt(3.0)
@@ -198,6 +202,27 @@ def unit_energy(grain: np.ndarray) -> np.ndarray:
     return (grain / math.sqrt(float(np.dot(grain, grain)) or 1.0)).astype(np.float32)
 
 
+def cue_strength(layer: str, cue: Cue, known: Sequence[str] = ("strength",)) -> float:
+    """A one-shot cue's ``strength`` (0..1, default 1), checked, with one-line errors naming the layer."""
+    extra = set(cue.params) - set(known)
+    if extra:
+        raise SoundscapeError(
+            f"layer {layer!r}: cue {cue.action!r} has no option {sorted(extra)[0]!r} "
+            f"(known: {', '.join(known)})"
+        )
+    if not math.isfinite(cue.time_s) or cue.time_s < 0:
+        raise SoundscapeError(
+            f"layer {layer!r}: cue time {cue.time_s} must be a time on the track (>= 0 s)"
+        )
+    value = cue.params.get("strength", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SoundscapeError(
+            f"layer {layer!r}: cue {cue.action!r}: strength must be a number, not {value!r}"
+        )
+    check_range(f"layer {layer!r}: cue {cue.action!r}: strength", value, 0.0, 1.0)
+    return float(value)
+
+
 class EventLayerMixin:
     """One-off sounds at absolute times: cues, plus spontaneous events drawn block by block.
 
@@ -207,17 +232,35 @@ class EventLayerMixin:
     would have had the layer known of it from the start.
     """
 
+    name: str
     rng: np.random.Generator
     sample_rate: int
     cues: tuple[Cue, ...]
+    if TYPE_CHECKING:  # Layer's, which the class this is mixed into provides
+
+        def _checked_later(self, later: Sequence[Cue]) -> tuple[Cue, ...]: ...
+
+    def _check_cue(self, cue: Cue) -> None:
+        """Refuse, in one line, a cue whose options this layer cannot take."""
+        cue_strength(self.name, cue)
 
     def _init_events(self) -> None:
+        """Check the cues known at the start; no event is under way yet."""
+        for cue in self.cues:
+            self._check_cue(cue)
         self._events: list[tuple[int, np.ndarray]] = []
         self._cue_seed = int(self.rng.integers(2**63))
         self._next_cue = 0
 
     def _cue_sound(self, cue: Cue, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
+
+    def add_cues(self, later: Sequence[Cue]) -> bool:
+        """Take later cues in place: each sounds from its own seed, whenever it arrives."""
+        for cue in later:
+            self._check_cue(cue)
+        self._checked_later(later)
+        return True
 
     def _mix_events(self, out: np.ndarray, b0: int) -> None:
         """Start the cues that begin before this block ends; add every live event to ``out``."""

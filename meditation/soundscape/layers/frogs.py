@@ -15,15 +15,13 @@ and added at its jittered pace with slight level changes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ...errors import SoundscapeError
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, check_range, register_layer
-from .dsp import EventLayerMixin, layer_function, pan_gains
-from .thunder import cue_strength
+from .dsp import EventLayerMixin, cue_strength, layer_function, pan_gains
 
 __all__ = ["Frogs", "frogs"]
 
@@ -56,9 +54,6 @@ class Frogs(EventLayerMixin, Layer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        for cue in self.cues:
-            cue_strength(self.name, cue, ("strength", "duration_s"))
-            self._duration_s(cue)
         self._init_events()
         rng = self.rng
         fs = self.sample_rate
@@ -110,12 +105,9 @@ class Frogs(EventLayerMixin, Layer):
         check_range(f"layer 'frogs': cue {cue.action!r}: duration_s", value, 0.5, 60.0)
         return float(value)
 
-    def add_cues(self, later: Sequence[Cue]) -> bool:
-        for cue in later:
-            cue_strength(self.name, cue, ("strength", "duration_s"))
-            self._duration_s(cue)
-        self._checked_later(later)
-        return True
+    def _check_cue(self, cue: Cue) -> None:
+        cue_strength(self.name, cue, ("strength", "duration_s"))
+        self._duration_s(cue)
 
     def cue_duration_s(self, cue: Cue) -> float:
         cue_strength(self.name, cue, ("strength", "duration_s"))

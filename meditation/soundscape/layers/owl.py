@@ -10,14 +10,12 @@ and small differences every time.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer
-from .dsp import EventLayerMixin, layer_function, pan_gains
-from .thunder import cue_strength
+from .dsp import EventLayerMixin, cue_strength, layer_function, pan_gains
 
 __all__ = ["Owl", "owl"]
 
@@ -43,15 +41,7 @@ class Owl(EventLayerMixin, Layer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        for cue in self.cues:
-            cue_strength(self.name, cue)
         self._init_events()
-
-    def add_cues(self, later: Sequence[Cue]) -> bool:
-        for cue in later:
-            cue_strength(self.name, cue)
-        self._checked_later(later)
-        return True
 
     def cue_duration_s(self, cue: Cue) -> float:
         cue_strength(self.name, cue)

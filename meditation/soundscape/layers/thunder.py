@@ -15,37 +15,14 @@ their own at random.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import SoundscapeError
-from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, check_range, register_layer
-from .dsp import EventLayerMixin, int16_noise, layer_function
+from .base import BLOCK_SIZE, NOMINAL_RMS_DB, Cue, Layer, register_layer
+from .dsp import EventLayerMixin, cue_strength, int16_noise, layer_function
 
-__all__ = ["Thunder", "thunder", "cue_strength"]
-
-
-def cue_strength(layer: str, cue: Cue, known: Sequence[str] = ("strength",)) -> float:
-    """A one-shot cue's ``strength`` (0..1, default 1), checked, with one-line errors naming the layer."""
-    extra = set(cue.params) - set(known)
-    if extra:
-        raise SoundscapeError(
-            f"layer {layer!r}: cue {cue.action!r} has no option {sorted(extra)[0]!r} "
-            f"(known: {', '.join(known)})"
-        )
-    if not math.isfinite(cue.time_s) or cue.time_s < 0:
-        raise SoundscapeError(
-            f"layer {layer!r}: cue time {cue.time_s} must be a time on the track (>= 0 s)"
-        )
-    value = cue.params.get("strength", 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SoundscapeError(
-            f"layer {layer!r}: cue {cue.action!r}: strength must be a number, not {value!r}"
-        )
-    check_range(f"layer {layer!r}: cue {cue.action!r}: strength", value, 0.0, 1.0)
-    return float(value)
+__all__ = ["Thunder", "thunder"]
 
 
 @register_layer("thunder")
@@ -69,15 +46,7 @@ class Thunder(EventLayerMixin, Layer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        for cue in self.cues:
-            cue_strength(self.name, cue)
         self._init_events()
-
-    def add_cues(self, later: Sequence[Cue]) -> bool:
-        for cue in later:
-            cue_strength(self.name, cue)
-        self._checked_later(later)
-        return True
 
     def cue_duration_s(self, cue: Cue) -> float:
         cue_strength(self.name, cue)

@@ -14,7 +14,7 @@ from .cache import SpeechCache
 from .errors import SettingsError
 from .files import all_or_nothing
 from .lexicon import script_lexicon
-from .master import master_to_file
+from .master import Mastered, master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
 from .pace import rate_for_wpm, refine_rate
 from .preflight import check_outputs, check_schedule
@@ -47,6 +47,26 @@ class RenderResult:
     settings: RenderSettings
     warnings: tuple[str, ...] = ()
     """One line each for the user, e.g. a loudness target the ceiling puts out of reach."""
+
+    @classmethod
+    def of(
+        cls,
+        settings: RenderSettings,
+        timeline: Timeline,
+        mastered: Mastered,
+        duration_s: float | None = None,
+        warnings: tuple[str, ...] = (),
+    ) -> RenderResult:
+        """The result of mastering ``timeline`` into ``settings.output``."""
+        return cls(
+            settings.output,
+            timeline.duration_s if duration_s is None else duration_s,
+            mastered.loudness_lufs,
+            mastered.true_peak_db,
+            timeline,
+            settings,
+            (*mastered.warnings, *warnings),
+        )
 
     def summary(self) -> str:
         """The one line the CLI prints at the end."""
@@ -147,15 +167,7 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
         if made.plan is not None
         else None
     )
-    return RenderResult(
-        settings.output,
-        timeline.duration_s,
-        mastered.loudness_lufs,
-        mastered.true_peak_db,
-        timeline,
-        settings,
-        (*mastered.warnings, *([unmatched] if unmatched else [])),
-    )
+    return RenderResult.of(settings, timeline, mastered, warnings=(unmatched,) if unmatched else ())
 
 
 def _render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
@@ -217,15 +229,7 @@ def _render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult
     )
     if settings.plot is not None:
         publish.finish(settings, plan.timeline, voice=None, title=title)
-    return RenderResult(
-        settings.output,
-        duration_s,
-        mastered.loudness_lufs,
-        mastered.true_peak_db,
-        plan.timeline,
-        settings,
-        mastered.warnings,
-    )
+    return RenderResult.of(settings, plan.timeline, mastered, duration_s)
 
 
 def _premix(

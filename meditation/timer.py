@@ -249,15 +249,7 @@ def render_timer(settings: RenderSettings):
         metadata=tags,
     )
     publish.finish(settings, timeline, voice=audio or None, title=title)
-    return RenderResult(
-        settings.output,
-        timeline.duration_s,
-        mastered.loudness_lufs,
-        mastered.true_peak_db,
-        timeline,
-        settings,
-        mastered.warnings,
-    )
+    return RenderResult.of(settings, timeline, mastered)
 
 
 def _speak(lines: Sequence[str], settings: RenderSettings) -> list[np.ndarray]:

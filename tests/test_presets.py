@@ -93,16 +93,27 @@ def test_a_preset_for_another_script_warns_in_one_line_and_plays(tmp_path, capsy
     script = tmp_path / "s.md"
     script.write_text(_SCRIPT, encoding="utf-8")
     out = tmp_path / "s.wav"
-    # The dream's preset under another script: nothing matches, nothing is a near miss.
+    # A user's preset written for another script: nothing matches, nothing is a near miss.
+    other = tmp_path / "elsewhere.toml"
+    other.write_text(
+        'name = "elsewhere"\n[layers.drone]\nlevel_db = -12.0\n\n[scenes."The library"]\ndrone = 0.0\n',
+        encoding="utf-8",
+    )
     code = main(
-        [str(script), "--soundscape", "dream", "--voice", "pyttsx3", "-o", str(out)]
+        [str(script), "--soundscape", str(other), "--voice", "pyttsx3", "-o", str(out)]
         + ["--progress", "off"]
     )
     err = capsys.readouterr().err
     assert code == 0 and out.exists()
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("meditation: warning: ")
-    assert "'dream' names no heading" in lines[0]
+    assert "'elsewhere' names no heading" in lines[0]
+    # A shipped preset says how it plays under any script (the dream's, here): no warning.
+    code = main(
+        [str(script), "--soundscape", "dream", "--voice", "pyttsx3", "-o", str(tmp_path / "d.wav")]
+        + ["--progress", "off"]
+    )
+    assert code == 0 and capsys.readouterr().err == ""
     # A preset that matches one heading says nothing.
     code = main(
         [str(script), "--soundscape", str(_preset(tmp_path, "resting BY the water"))]

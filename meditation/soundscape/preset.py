@@ -268,7 +268,12 @@ def check_scene_names(preset: Preset, headings: Sequence[str]) -> str | None:
     whose names match any heading was likely written for another script (the
     dream's preset under a story of one's own): returns a one-line warning,
     since its default scene still plays. Otherwise None.
+
+    Shipped presets are not judged: they are written for the dream and say
+    how they play under any other script (``sleep`` keeps alpha, …).
     """
+    if preset.path.resolve().parent in {d.resolve() for d in PRESET_DIRS}:
+        return None
     if not any(headings):
         return None  # no scenes to match (an ambient track, a script without headings)
     by_lower = {h.lower(): h for h in headings if h}

@@ -9,7 +9,7 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from .. import __version__
 from ..errors import ExportError, ManifestError, MeditationError, one_line
 from ..files import check_parent, check_replaceable
 from ..settings import SCHEMA, RenderSettings, Role, settings_to_dict
-from .manifest import Variant, _preset_name, path_digest
+from .manifest import DigestSet, Variant, _preset_name, path_digest
 
 __all__ = ["sidecar_path", "is_up_to_date", "check_outputs"]
 
@@ -184,7 +184,8 @@ def check_outputs(
             inputs.setdefault(_key(preset), f"the soundscape preset of {_label(v)}")
     for folder in sorted(folders):
         _check_folder(folder, where)
-    outputs: set[int] = set()  # path_digest of every file written so far
+    # path_digest of every file written so far
+    outputs = DigestSet(2 * len(variants) if isinstance(variants, Sized) else 512)
     for index, v in enumerate(passes()):
         for written, what in _written(v):
             key = _key(written)
@@ -193,11 +194,10 @@ def check_outputs(
                     f"{where}{_label(v)}: {what} {written} is {inputs[key]}; an input is never overwritten"
                 )
             digest = path_digest(key)
-            if digest in outputs:
+            if not outputs.add_new(digest):
                 raise ManifestError(
                     f"{where}{_label(v)}: {what} {written} is also {_first_writer(passes, index, digest)}"
                 )
-            outputs.add(digest)
         _check_replaceable(v, where)
         if each is not None:
             each(v)

@@ -12,6 +12,7 @@ import itertools
 import os
 import re
 import string
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ __all__ = [
     "validate_variant",
     "count_variants",
     "path_digest",
+    "DigestSet",
     "MAX_VARIANTS",
 ]
 
@@ -93,6 +95,43 @@ def path_digest(key: str) -> int:
     """8 bytes standing for a normalized path: a million variants' outputs fit a small set."""
     data = key.encode("utf-8", "surrogatepass")  # surrogates: undecodable bytes of a file name
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+class DigestSet:
+    """A set of 8-byte digests in flat memory: 8 to 32 bytes each, where a set of ints takes about 70.
+
+    Open addressing with linear probing, at most half full (digests are uniform).
+    """
+
+    def __init__(self, expected: int = 512):
+        self._resize(1 << max(10, (2 * max(expected, 1) - 1).bit_length()))
+
+    def _resize(self, size: int) -> None:
+        old = getattr(self, "_slots", ())
+        self._slots = array("Q", bytes(8 * size))  # 0 marks an empty slot
+        self._mask = size - 1
+        self._count = 0
+        for digest in old:
+            if digest:
+                self.add_new(digest)
+
+    def add_new(self, digest: int) -> bool:
+        """Add ``digest``; False when it was already there."""
+        digest = digest or 1  # 0 is the empty mark: 0 and 1 are one digest
+        slots, mask = self._slots, self._mask
+        i = digest & mask
+        while found := slots[i]:
+            if found == digest:
+                return False
+            i = (i + 1) & mask
+        slots[i] = digest
+        self._count += 1
+        if 2 * self._count > len(slots):
+            self._resize(2 * len(slots))
+        return True
+
+    def __len__(self) -> int:
+        return self._count
 
 
 def expand_manifest(
@@ -202,7 +241,7 @@ def iter_manifest(
         raise ManifestError(f"{path}: nothing to render: add [defaults], [matrix] or [[variants]]")
 
     out_root = _absolute(out_dir)
-    seen: set[int] = set()  # path_digest of every file written so far
+    seen = DigestSet(2 * count)  # path_digest of every file written so far
     scripts: dict[Path, Any] = {}
     voices: dict[str, str] = {}
     placeholder = (
@@ -250,13 +289,12 @@ def iter_manifest(
             # One file on case-insensitive disks too; a.wav and a.mp3 share the sidecar a.json.
             for written in (output, output.with_suffix(".json")):
                 where = path_digest(os.path.normcase(str(_absolute(written))).casefold())
-                if where in seen:
+                if not seen.add_new(where):
                     raise ManifestError(
                         f"{path}: {label} and {_first_writer(path, out_dir, cache, index, where)} "
                         f"would both write {written.name}; "
                         "add a distinguishing field to the output template or a name to the variants"
                     )
-                seen.add(where)
             variant = Variant(
                 name=name or output.stem, settings=settings, values=values, label=label
             )

@@ -240,6 +240,7 @@ def iter_manifest(
     if not matrix and not tables and not defaults:
         raise ManifestError(f"{path}: nothing to render: add [defaults], [matrix] or [[variants]]")
 
+    _real_folder.cache_clear()  # resolved once per expansion: a folder may change between runs
     out_root = _absolute(out_dir)
     seen = DigestSet(2 * count)  # path_digest of every file written so far
     scripts: dict[Path, Any] = {}
@@ -428,7 +429,16 @@ def _resolve(value: Any, base: Path) -> Path | None:
 
 def _absolute(path: Path) -> Path:
     """An absolute, normalized path, symlinks resolved as far as they exist (no disk writes)."""
-    return Path(os.path.realpath(path))
+    folder, name = os.path.split(str(path))
+    if name in ("", ".", "..") or os.path.islink(path):
+        return Path(os.path.realpath(path))
+    # Each folder resolved once: a million outputs share a few folders.
+    return Path(os.path.join(_real_folder(folder or os.curdir), name))
+
+
+@functools.lru_cache(maxsize=1024)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)
 
 
 def _inside(output: Path, root: Path) -> bool:

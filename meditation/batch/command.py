@@ -112,7 +112,7 @@ def _run(args, max_variants, connection, shared) -> int:
             state = "up to date" if (not args.force and is_up_to_date(v)) else "render"
             print(f"{state:>10}  {v.name}  -> {v.settings.output}")
         return 0
-    variants = expand_manifest(
+    every = expand_manifest(  # the runner schedules across all of them
         args.manifest,
         out_dir=args.out_dir,
         cache=args.cache,
@@ -120,7 +120,7 @@ def _run(args, max_variants, connection, shared) -> int:
         max_variants=max_variants,
     )
     report = run_batch(
-        variants,
+        every,
         jobs=args.jobs,
         force=args.force,
         manifest=args.manifest,

@@ -13,7 +13,7 @@ import os
 import re
 import string
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,7 +157,7 @@ def iter_manifest(
     cache: bool = True,
     validate: bool = True,
     max_variants: int | None = MAX_VARIANTS,
-) -> Iterator[Variant]:
+) -> Generator[Variant, None, None]:
     """Read, expand and validate a manifest; raise ManifestError naming the variant and key.
 
     Variants are made one at a time, so a million of them take the memory of

@@ -42,6 +42,7 @@ __all__ = [
     "check_outputs",
     "check_name",
     "check_parent",
+    "probe_once",
     "check_replaceable",
     "record_written",
     "written_by_us",
@@ -266,11 +267,30 @@ def check_parent(folder: Path, label: str, path: Path) -> bool:
     return False
 
 
+# Folders a probe file was created in, inside ``probe_once`` (None outside it).
+_PROBED: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "meditation_probed", default=None
+)
+
+
+@contextlib.contextmanager
+def probe_once() -> Iterator[None]:
+    """Inside this block each folder is probed for writing once (a batch checks thousands of outputs in a few folders)."""
+    token = _PROBED.set(set())
+    try:
+        yield
+    finally:
+        _PROBED.reset(token)
+
+
 def _check_folder(folder: Path, label: str, path: Path) -> None:
     if not folder.exists():
         raise ExportError(f"{label} {str(path)!r}: output folder {str(folder)!r} does not exist")
     if not folder.is_dir():
         raise ExportError(f"{label} {str(path)!r}: {str(folder)!r} is not a folder")
+    probed = _PROBED.get()
+    if probed is not None and str(folder) in probed:
+        return
     try:
         # Named like every other temporary file, so one left by a kill -9 is swept by the next run.
         fd, probe = create_temporary(folder / "probe")
@@ -280,6 +300,8 @@ def _check_folder(folder: Path, label: str, path: Path) -> None:
         ) from None
     os.close(fd)
     os.unlink(probe)
+    if probed is not None:
+        probed.add(str(folder))
 
 
 def _same_file(a: Path, b: Path) -> bool:

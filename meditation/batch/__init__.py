@@ -34,7 +34,8 @@ loudness, true peak, and fingerprints of the script and preset). An output
 whose sidecar records the same settings, version and input fingerprints is
 up to date and skipped.
 
-Python API: ``expand_manifest`` gives ``Variant`` objects (settings inside);
+Python API: ``expand_manifest`` gives ``Variant`` objects (settings inside;
+``iter_manifest`` makes them one at a time, for batches too big to hold);
 ``render_variant`` renders one and returns its path and sidecar data — map
 it over variants with any job runner, or use ``run_batch``.
 """
@@ -56,6 +57,7 @@ _HOME = {
     "check_outputs": "freshness",
     "Variant": "manifest",
     "expand_manifest": "manifest",
+    "iter_manifest": "manifest",
     "validate_variant": "manifest",
     "BatchReport": "work",
     "render_variant": "work",
@@ -66,6 +68,7 @@ __all__ = [
     "MAX_VARIANTS",
     "Variant",
     "expand_manifest",
+    "iter_manifest",
     "validate_variant",
     "check_outputs",
     "render_variant",

@@ -85,27 +85,42 @@ def run_batch_cli(args) -> int:
 
 def _run(args, max_variants, connection, shared) -> int:
     # Here, not at the top: `meditation --help` builds this module's options without them.
+    from ..files import probe_once  # noqa: PLC0415
     from .freshness import check_outputs, is_up_to_date  # noqa: PLC0415
-    from .manifest import expand_manifest, validate_variant  # noqa: PLC0415
+    from .manifest import expand_manifest, iter_manifest, validate_variant  # noqa: PLC0415
     from .runner import run_batch  # noqa: PLC0415
 
-    variants = expand_manifest(
+    if args.dry_run:
+        # A million variants are made again for each pass rather than held: flat memory.
+        def variants():
+            return iter_manifest(
+                args.manifest,
+                out_dir=args.out_dir,
+                cache=args.cache,
+                validate=False,
+                max_variants=max_variants,
+            )
+
+        with probe_once():
+            check_outputs(
+                variants,
+                manifest=args.manifest,
+                each=lambda v: validate_variant(v, manifest=args.manifest),
+            )
+        # Every check passed: now list, a line as each variant is made.
+        for v in variants():
+            state = "up to date" if (not args.force and is_up_to_date(v)) else "render"
+            print(f"{state:>10}  {v.name}  -> {v.settings.output}")
+        return 0
+    every = expand_manifest(  # the runner schedules across all of them
         args.manifest,
         out_dir=args.out_dir,
         cache=args.cache,
         validate=False,
         max_variants=max_variants,
     )
-    if args.dry_run:
-        check_outputs(variants, manifest=args.manifest)
-        for v in variants:
-            validate_variant(v, manifest=args.manifest)
-        for v in variants:
-            state = "up to date" if (not args.force and is_up_to_date(v)) else "render"
-            print(f"{state:>10}  {v.name}  -> {v.settings.output}")
-        return 0
     report = run_batch(
-        variants,
+        every,
         jobs=args.jobs,
         force=args.force,
         manifest=args.manifest,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sized
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from .. import __version__
 from ..errors import ExportError, ManifestError, MeditationError, one_line
 from ..files import check_parent, check_replaceable
 from ..settings import SCHEMA, RenderSettings, Role, settings_to_dict
-from .manifest import Variant, _preset_name
+from .manifest import DigestSet, Variant, _preset_name, path_digest
 
 __all__ = ["sidecar_path", "is_up_to_date", "check_outputs"]
 
@@ -140,7 +141,12 @@ def is_up_to_date(variant: Variant | RenderSettings) -> bool:
 # --- never replace a file the tool did not write --------------------------------
 
 
-def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = None) -> None:
+def check_outputs(
+    variants: Iterable[Variant] | Callable[[], Iterable[Variant]],
+    *,
+    manifest: str | Path | None = None,
+    each: Callable[[Variant], None] | None = None,
+) -> None:
     """Refuse, before anything renders, every output that could destroy a file.
 
     Inputs (the manifest, scripts, preset files) are never outputs, no two
@@ -149,15 +155,22 @@ def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = 
     output or sidecar is replaced only when this tool provably wrote it and
     nobody changed it since (``meditation.files``' ledger). Raises
     ManifestError or ExportError naming the variant and the file.
+
+    ``variants`` is a sequence, or a function giving a fresh iterator of them
+    (``iter_manifest``): they are gone over twice, never all held. ``each`` is
+    called on each variant once its own files passed (the CLI validates it there).
     """
+    passes = variants if callable(variants) else (lambda: variants)
     where = f"{manifest}: " if manifest else ""
     _real_folder.cache_clear()  # folders are resolved once per check, not once per process
     inputs: dict[str, str] = {}
     if manifest:
         inputs[_key(Path(manifest))] = "the manifest"
     read: set[tuple] = set()
-    for v in variants:
+    folders: set[Path] = set()  # a few: variants share their folders
+    for v in passes():
         s = v.settings
+        folders.add(Path(s.output).parent)
         others = _other_inputs(s)  # a cover, a recording, …: whatever the schema calls an input
         seen_key = (str(s.script), s.soundscape, tuple(str(p) for _, p in others))
         if seen_key in read:  # thousands of variants share a few inputs
@@ -169,25 +182,40 @@ def check_outputs(variants: Sequence[Variant], *, manifest: str | Path | None = 
         preset = _preset_file_of(s)
         if preset is not None:
             inputs.setdefault(_key(preset), f"the soundscape preset of {_label(v)}")
-    for folder in sorted({Path(v.settings.output).parent for v in variants}):
+    for folder in sorted(folders):
         _check_folder(folder, where)
-    outputs: dict[str, str] = {}
-    for v in variants:
-        output = Path(v.settings.output)
-        for written, what in (
-            (output, "output"),
-            (sidecar_path(output), "sidecar"),
-            *_side_files(v),
-        ):
+    # path_digest of every file written so far
+    outputs = DigestSet(2 * len(variants) if isinstance(variants, Sized) else 512)
+    for index, v in enumerate(passes()):
+        for written, what in _written(v):
             key = _key(written)
             if key in inputs:
                 raise ManifestError(
                     f"{where}{_label(v)}: {what} {written} is {inputs[key]}; an input is never overwritten"
                 )
-            if key in outputs:
-                raise ManifestError(f"{where}{_label(v)}: {what} {written} is also {outputs[key]}")
-            outputs[key] = f"the {what} of {_label(v)}"
+            digest = path_digest(key)
+            if not outputs.add_new(digest):
+                raise ManifestError(
+                    f"{where}{_label(v)}: {what} {written} is also {_first_writer(passes, index, digest)}"
+                )
         _check_replaceable(v, where)
+        if each is not None:
+            each(v)
+
+
+def _written(v: Variant) -> list[tuple[Path, str]]:
+    """Every file the variant writes, as (path, what)."""
+    output = Path(v.settings.output)
+    return [(output, "output"), (sidecar_path(output), "sidecar"), *_side_files(v)]
+
+
+def _first_writer(passes: Callable[[], Iterable[Variant]], before: int, digest: int) -> str:
+    """What the first variant writing the file of ``digest`` writes it as (only digests were kept)."""
+    for v in itertools.islice(passes(), before + 1):  # the variant itself may write one file twice
+        for written, what in _written(v):
+            if path_digest(_key(written)) == digest:
+                return f"the {what} of {_label(v)}"
+    return "the file of another variant"  # a digest collision (1 in 2**64 per pair): still refused
 
 
 def _side_files(v: Variant) -> list[tuple[Path, str]]:

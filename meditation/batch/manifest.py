@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import itertools
 import os
 import re
 import string
-from collections.abc import Mapping
+from array import array
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +41,16 @@ from . import MAX_VARIANTS
 if TYPE_CHECKING:
     from ..soundscape import Preset
 
-__all__ = ["Variant", "expand_manifest", "validate_variant", "count_variants", "MAX_VARIANTS"]
+__all__ = [
+    "Variant",
+    "expand_manifest",
+    "iter_manifest",
+    "validate_variant",
+    "count_variants",
+    "path_digest",
+    "DigestSet",
+    "MAX_VARIANTS",
+]
 
 
 def manifest_keys() -> frozenset[str]:
@@ -80,6 +91,49 @@ def count_variants(data: Mapping) -> int:
     return product + (len(hand) if isinstance(hand, list) else 0)
 
 
+def path_digest(key: str) -> int:
+    """8 bytes standing for a normalized path: a million variants' outputs fit a small set."""
+    data = key.encode("utf-8", "surrogatepass")  # surrogates: undecodable bytes of a file name
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+class DigestSet:
+    """A set of 8-byte digests in flat memory: 8 to 32 bytes each, where a set of ints takes about 70.
+
+    Open addressing with linear probing, at most half full (digests are uniform).
+    """
+
+    def __init__(self, expected: int = 512):
+        self._resize(1 << max(10, (2 * max(expected, 1) - 1).bit_length()))
+
+    def _resize(self, size: int) -> None:
+        old = getattr(self, "_slots", ())
+        self._slots = array("Q", bytes(8 * size))  # 0 marks an empty slot
+        self._mask = size - 1
+        self._count = 0
+        for digest in old:
+            if digest:
+                self.add_new(digest)
+
+    def add_new(self, digest: int) -> bool:
+        """Add ``digest``; False when it was already there."""
+        digest = digest or 1  # 0 is the empty mark: 0 and 1 are one digest
+        slots, mask = self._slots, self._mask
+        i = digest & mask
+        while found := slots[i]:
+            if found == digest:
+                return False
+            i = (i + 1) & mask
+        slots[i] = digest
+        self._count += 1
+        if 2 * self._count > len(slots):
+            self._resize(2 * len(slots))
+        return True
+
+    def __len__(self) -> int:
+        return self._count
+
+
 def expand_manifest(
     path: str | Path,
     *,
@@ -88,7 +142,26 @@ def expand_manifest(
     validate: bool = True,
     max_variants: int | None = MAX_VARIANTS,
 ) -> list[Variant]:
+    """Every variant of a manifest as a list (``iter_manifest`` makes them one at a time)."""
+    return list(
+        iter_manifest(
+            path, out_dir=out_dir, cache=cache, validate=validate, max_variants=max_variants
+        )
+    )
+
+
+def iter_manifest(
+    path: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    cache: bool = True,
+    validate: bool = True,
+    max_variants: int | None = MAX_VARIANTS,
+) -> Generator[Variant, None, None]:
     """Read, expand and validate a manifest; raise ManifestError naming the variant and key.
+
+    Variants are made one at a time, so a million of them take the memory of
+    one (and 8 bytes per output file, to find two variants writing one file).
 
     With ``validate=False`` the soundscape presets and layer names are not
     checked (that needs the soundscape package, slow to import); call
@@ -167,16 +240,16 @@ def expand_manifest(
     if not matrix and not tables and not defaults:
         raise ManifestError(f"{path}: nothing to render: add [defaults], [matrix] or [[variants]]")
 
+    _real_folder.cache_clear()  # resolved once per expansion: a folder may change between runs
     out_root = _absolute(out_dir)
-    variants: list[Variant] = []
-    seen: dict[str, str] = {}
+    seen = DigestSet(2 * count)  # path_digest of every file written so far
     scripts: dict[Path, Any] = {}
     voices: dict[str, str] = {}
     placeholder = (
         base / f"variant{suffix}"
     )  # validated here; the real name needs the resolved settings
     try:
-        for label, values in _combinations(defaults, matrix, tables):
+        for index, (label, values) in enumerate(_combinations(defaults, matrix, tables)):
             values = dict(values)
             name = str(values.pop("name", "")).strip()
             script_path = _resolve(values.get("script"), base) or DEFAULT_SCRIPT
@@ -216,22 +289,35 @@ def expand_manifest(
             settings = dataclasses.replace(settings, output=output)
             # One file on case-insensitive disks too; a.wav and a.mp3 share the sidecar a.json.
             for written in (output, output.with_suffix(".json")):
-                where = os.path.normcase(str(_absolute(written))).casefold()
-                if where in seen:
+                where = path_digest(os.path.normcase(str(_absolute(written))).casefold())
+                if not seen.add_new(where):
                     raise ManifestError(
-                        f"{path}: {label} and {seen[where]} would both write {written.name}; "
+                        f"{path}: {label} and {_first_writer(path, out_dir, cache, index, where)} "
+                        f"would both write {written.name}; "
                         "add a distinguishing field to the output template or a name to the variants"
                     )
-                seen[where] = label
             variant = Variant(
                 name=name or output.stem, settings=settings, values=values, label=label
             )
             if validate:
                 validate_variant(variant, manifest=path)
-            variants.append(variant)
+            yield variant
     finally:
         _release_engine_helpers(set(voices.values()))
-    return variants
+
+
+def _first_writer(path: Path, out_dir: Path, cache: bool, before: int, digest: int) -> str:
+    """The label of the first variant that writes the file of ``digest`` (only the digests were kept)."""
+    made = iter_manifest(path, out_dir=out_dir, cache=cache, validate=False, max_variants=None)
+    try:
+        for variant in itertools.islice(made, before):
+            output = variant.settings.output
+            for written in (output, output.with_suffix(".json")):
+                if path_digest(os.path.normcase(str(_absolute(written))).casefold()) == digest:
+                    return variant.label
+    finally:
+        made.close()
+    return "another variant"  # a digest collision (1 in 2**64 per pair): still refused
 
 
 def _combinations(defaults: dict, matrix: dict, tables: list):
@@ -343,7 +429,16 @@ def _resolve(value: Any, base: Path) -> Path | None:
 
 def _absolute(path: Path) -> Path:
     """An absolute, normalized path, symlinks resolved as far as they exist (no disk writes)."""
-    return Path(os.path.realpath(path))
+    folder, name = os.path.split(str(path))
+    if name in ("", ".", "..") or os.path.islink(path):
+        return Path(os.path.realpath(path))
+    # Each folder resolved once: a million outputs share a few folders.
+    return Path(os.path.join(_real_folder(folder or os.curdir), name))
+
+
+@functools.lru_cache(maxsize=1024)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)
 
 
 def _inside(output: Path, root: Path) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from .. import progress as progress_module
 from .._lifecycle import die_with_parent, ignore_interrupts, remove_stale_temporaries, spawn_context
 from ..errors import MeditationError, one_line
+from ..files import probe_once
 from .cluster import render_on_cluster
 from .display import Display
 from .freshness import check_outputs, is_up_to_date
@@ -94,8 +95,9 @@ def _run_one(variant: Variant, workers: int = 1) -> tuple[str, float, str]:
 
 
 def _validate_all(variants: Sequence[Variant], manifest: str) -> None:
-    for v in variants:
-        validate_variant(v, manifest=manifest)
+    with probe_once():  # each output folder probed for writing once, not once per variant
+        for v in variants:
+            validate_variant(v, manifest=manifest)
 
 
 def _default_jobs() -> int:

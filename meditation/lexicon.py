@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SettingsError
-from .tomlfile import read_toml
+from .files import read_input
+from .tomlfile import MAX_TOML_BYTES, read_toml
 
 __all__ = ["Entry", "Lexicon", "read_lexicon", "script_lexicon", "parse_form", "IPA_SYMBOLS"]
 
@@ -212,7 +213,9 @@ def read_lexicon(path: str | Path) -> list[Entry]:
         raise SettingsError(f"{path}: has no [lexicon] table")
     if not isinstance(table, Mapping):
         raise SettingsError(f'{path}: [lexicon] must be a table of word = "respelling"')
-    lines = _key_lines(path.read_text(encoding="utf-8"), "lexicon")
+    # The same bounded read as read_toml's (the text has just been read as valid UTF-8).
+    text = read_input(path, "lexicon", MAX_TOML_BYTES).decode("utf-8", errors="replace")
+    lines = _key_lines(text, "lexicon")
     entries = []
     for word, value in table.items():
         where = f"{path}:{lines.get(word, 0)}" if lines.get(word) else str(path)

@@ -45,8 +45,11 @@ def test_the_figure_has_one_band_per_scene_a_bar_per_segment_and_a_line_per_laye
     legend = [t.get_text() for t in levels.get_legend().get_texts()]
     for layer in ("drone", "river", "wind"):
         assert layer in legend
+    # Breathing phases are bars of the same width on a row of their own (gid "breath").
     segment_bars = [
-        line for line in levels.lines if line.get_linewidth() == 6 and len(line.get_xdata()) == 2
+        line
+        for line in levels.lines
+        if line.get_linewidth() == 6 and len(line.get_xdata()) == 2 and line.get_gid() != "breath"
     ]
     assert len(segment_bars) == len(timings["segments"])
     assert any("target -16 LUFS" in t.get_text() for t in loudness.get_legend().get_texts())

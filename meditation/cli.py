@@ -99,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
         "render", help="render a script to an audio file (the default command)", parents=[common]
     )
     _setting_options(render, Use.RENDER)
+    render.add_argument(
+        "--explain",
+        action="store_true",
+        help="print what the soundscape plays in each scene and the words that chose it; render nothing",
+    )
     ambient = sub.add_parser(
         "ambient", help="render a soundscape alone, for any length", parents=[common]
     )
@@ -359,6 +364,12 @@ def _cmd_render(args: argparse.Namespace) -> int:
     settings = check_values(
         resolve_settings(values, script, labels=labels, relative_to=script_path.parent), script
     )
+    if getattr(args, "explain", False):
+        from .soundscape.words import explain_script  # noqa: PLC0415 - see the note at the top
+
+        for line in explain_script(settings.soundscape, script, settings.words):
+            print(line)
+        return 0
     result = render(settings, script)
     _report(result)
     return 0

@@ -241,6 +241,7 @@ def draw_plan(timings: dict[str, Any], *, title: str | None = None):
     levels_ax.set_yticks(ticks, ["off" if t == floor_db else f"{t:g}" for t in ticks])
     levels_ax.set_ylabel("level (dB re narration)")
     _scene_labels(levels_ax, fig, timings["scenes"], duration, (voice_y + 7.5, voice_y + 11.5))
+    _why_labels(levels_ax, fig, timings["scenes"], duration, floor_db + 0.8)
     twin = any(
         layer.get("beat_hz") for layer in layers.values()
     )  # the Hz axis takes the right edge
@@ -349,6 +350,42 @@ def _scene_labels(ax, fig, scenes, duration: float, rows: tuple[float, float]) -
             gid="scene-label",
         )
         row = 1 - row
+
+
+def _why_labels(ax, fig, scenes, duration: float, y: float) -> None:
+    """Under each scene chosen by ``--soundscape auto``, its layers and the words that chose them
+    (``waves ← shore, sea``), elided to the band's width."""
+    width_px = fig.get_figwidth() * fig.dpi * 0.78
+    char_px = 7 * fig.dpi / 72 * 0.6
+    for scene in scenes:
+        parts = []
+        for choice in scene.get("why") or ():
+            if choice.get("negated") or not choice.get("layers"):
+                continue
+            if choice.get("kept_from"):
+                parts.append(f"{'+'.join(choice['layers'])} (kept)")
+                continue
+            words = ", ".join(dict.fromkeys(w["word"].lower() for w in choice.get("words", ())))
+            mark = "♪" if choice.get("cue") else ""
+            parts.append(f"{mark}{'+'.join(choice['layers'])}" + (f" ← {words}" if words else ""))
+        if not parts:
+            continue
+        chars = int((scene["end"] - scene["start"]) / duration * width_px / char_px) - 1
+        if chars < 4:
+            continue
+        text = textwrap.shorten("; ".join(parts), max(4, chars), placeholder="…")
+        mid = (scene["start"] + scene["end"]) / 2 / (60.0 if duration > 120 else 1.0)
+        ax.text(
+            mid,
+            y,
+            text,
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="#555555",
+            zorder=5,
+            gid="scene-why",
+        )
 
 
 def _label(name: str, width: int = 18) -> str:

@@ -37,6 +37,7 @@ from .settings import SCHEMA, RenderSettings, Role, preset_name
 from .soundscape import Preset, check_scene_names, load_preset
 from .soundscape.layers.recording import inspect_recording
 from .soundscape.schedule import Schedule, load_schedule
+from .soundscape.words import choose
 from .voicefx import check_for_sample_rate, parse_voice_fx
 from .voices import resolve_voice
 
@@ -142,7 +143,8 @@ def check_soundscape(
     if name is None:
         return None
     with _named(where, "soundscape"):
-        preset = load(name)
+        chosen = choose(name, script, settings.words)  # auto: the script's words choose
+        preset = chosen if isinstance(chosen, Preset) else load(chosen)
         if script is not None:
             # A probable typo in a scene name is refused here; no match at all is a warning at the end.
             check_scene_names(preset, [scene.name for scene in script.scenes])

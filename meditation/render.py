@@ -25,7 +25,9 @@ from .segments import plan_segments
 from .settings import RenderSettings, breath_cue_words, settings_to_dict
 from .soundscape import AmbiencePlan, AmbienceStream, check_scene_names, plan_ambience
 from .soundscape.combine import Together
+from .soundscape.preset import Preset
 from .soundscape.schedule import NightPlan, plan_night
+from .soundscape.words import choose
 from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
 from .vary import delay_cues, vary_script
@@ -236,11 +238,12 @@ def _premix(
     script: Script, planned, settings: RenderSettings, fades: tuple[float, float]
 ) -> Premix:
     """Stages 4 to 6 and the measure pass, in a thread that follows the speech stage."""
+    soundscape = choose(settings.soundscape, script, settings.words)  # the words read once
     return Premix(
         sample_rate=settings.sample_rate,
         place=lambda lengths, known: _place(script, planned, lengths, settings, known),
         plan_soundscape=lambda timeline, partial: _plan_soundscape(
-            script, timeline, settings, partial
+            script, timeline, settings, partial, soundscape
         ),
         voice_fx=lambda plan: _voice_fx(settings, plan.preset.voice if plan is not None else {}),
         fades=fades,
@@ -300,7 +303,11 @@ def _place(
 
 
 def _plan_soundscape(
-    script: Script, timeline: Timeline, settings: RenderSettings, partial: bool = False
+    script: Script,
+    timeline: Timeline,
+    settings: RenderSettings,
+    partial: bool = False,
+    soundscape: str | Preset | None = None,
 ):
     """Stage: the soundscape (and ``--bed``) over the timeline.
 
@@ -311,7 +318,7 @@ def _plan_soundscape(
         return timeline, None
 
     plan = plan_ambience(
-        settings.soundscape,
+        settings.soundscape if soundscape is None else soundscape,
         script=script,
         timeline=timeline,
         seed=settings.seed,

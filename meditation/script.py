@@ -82,6 +82,8 @@ class Paragraph:
     """Line of the script where the paragraph starts."""
     continues: bool = False
     """True when it carries on a paragraph after a written pause (sentence, not paragraph, spacing)."""
+    line_starts: tuple[tuple[int, int], ...] = ()
+    """(offset in ``text``, line) where each further script line of the paragraph begins, so a word's line is known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +322,7 @@ class _Body:
         self.scene_name, self.scene_line = "", 1
         self.items: list[Item] = []
         self.words: list[str] = []
+        self.word_lines: list[int] = []
         self.para_line = 0
         self.continuing = False
         self.pronunciations: list[Entry] = []
@@ -350,6 +353,7 @@ class _Body:
             if not self.words:
                 self.para_line = lineno
             self.words.append(_unescape(text))
+            self.word_lines.append(lineno)
 
     def _fixes(self, text: str, lineno: int, col: int) -> str:
         """Inline pronunciation fixes ``{word|respelling}``: keep the word, note the entry."""
@@ -366,8 +370,17 @@ class _Body:
     def _end_paragraph(self) -> None:
         joined = " ".join(" ".join(self.words).split())
         if joined:
-            self.items.append(Paragraph(joined, self.para_line, self.continuing))
-        self.words, self.para_line = [], 0
+            # Joining each piece's words gives the same text; note where a new line starts.
+            starts, at, line = [], 0, self.para_line
+            for piece, lineno in zip(self.words, self.word_lines, strict=True):
+                if not piece.split():
+                    continue
+                if lineno != line:
+                    starts.append((at, lineno))
+                    line = lineno
+                at += len(" ".join(piece.split())) + 1
+            self.items.append(Paragraph(joined, self.para_line, self.continuing, tuple(starts)))
+        self.words, self.word_lines, self.para_line = [], [], 0
 
     def _end_scene(self) -> None:
         self._end_paragraph()

@@ -175,9 +175,16 @@ class RenderSettings:
     )
     soundscape: str = setting(
         "auto",
-        "preset name or .toml path; 'none' for narration alone; 'auto' takes the script's or 'default'",
+        "preset name or .toml path; 'none' for narration alone; 'auto': the script's words choose (see --explain)",
         ambient_help="preset name or .toml path; 'none' for the --bed recording alone; 'auto' is 'default'",
         uses=_EVERYWHERE | _SESSION,
+    )
+    words: Path | None = setting(
+        None,
+        "more words for --soundscape auto: a TOML file of [places] and [cues] merged over soundscapes/auto/words.toml",
+        kind=Kind.PATH,
+        role=Role.INPUT,
+        optional=True,
     )
     layers: tuple[str, ...] | None = setting(
         None,
@@ -596,10 +603,12 @@ def resolve_settings(
 
 
 def preset_name(settings: RenderSettings, script: Any = None) -> str | None:
-    """The soundscape preset a render plays: ``auto`` is the script's front matter, else ``default``; None for ``none``."""
+    """The soundscape preset a render plays: ``auto`` (the script's words choose; ``default``
+    without a script), a name or path; None for ``none``. A script's front matter ``soundscape:``
+    is already in ``settings`` (``resolve_settings``)."""
     name = settings.soundscape
-    if name == "auto":
-        name = (script.settings.get("soundscape") if script is not None else None) or "default"
+    if name == "auto" and script is None:
+        name = "default"
     return None if name == "none" else name
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "Gaps",
     "Segment",
     "SceneSpan",
+    "Choice",
     "Breath",
     "LayerLevels",
     "Timeline",
@@ -64,6 +65,38 @@ def _single_breaths(
 
 
 @dataclass(frozen=True)
+class Choice:
+    """Why a scene sounds as it does under ``--soundscape auto`` (``soundscape.words``)."""
+
+    place: str
+    """The place (or, with ``cue``, the cue) the words named; empty when kept or negated."""
+    layers: tuple[str, ...]
+    words: tuple[tuple[str, int], ...]
+    """Each word as written and its line in the script."""
+    level_db: float = 0.0
+    """Added to the place's levels (a place named only once beside another)."""
+    kept_from: str = ""
+    """The earlier scene whose place this one keeps, naming none itself."""
+    cue: bool = False
+    negated: bool = False
+    """Words that would have named a place or cue but were negated ("no wind")."""
+
+    def to_dict(self) -> dict:
+        out: dict = {"layers": list(self.layers)}
+        if self.place:
+            out["cue" if self.cue else "place"] = self.place
+        if self.words:
+            out["words"] = [{"word": w, "line": n} for w, n in self.words]
+        if self.level_db:
+            out["level_db"] = self.level_db
+        if self.kept_from:
+            out["kept_from"] = self.kept_from
+        if self.negated:
+            out["negated"] = True
+        return out
+
+
+@dataclass(frozen=True)
 class SceneSpan:
     """A scene's place on the track."""
 
@@ -71,6 +104,8 @@ class SceneSpan:
     start: int
     end: int
     layers: tuple[str, ...] = ()
+    why: tuple[Choice, ...] = ()
+    """With ``--soundscape auto``: the words that chose its layers."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +161,7 @@ class Timeline:
                     "start": round(s.start / sr, 4),
                     "end": round(s.end / sr, 4),
                     "layers": list(s.layers),
+                    **({"why": [c.to_dict() for c in s.why]} if s.why else {}),
                 }
                 for s in self.scenes
             ],

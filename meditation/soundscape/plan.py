@@ -19,6 +19,7 @@ from ..timeline import LayerLevels, SceneSpan, Timeline
 from .layers import Cue
 from .layers.breath import BREATH_LEVEL_DB, breath_cues
 from .preset import Anchor, CueSpec, LayerSpec, Preset, SceneSpec, load_preset
+from .words import choose, tokens
 
 __all__ = ["AmbiencePlan", "plan_ambience"]
 
@@ -52,7 +53,7 @@ class AmbiencePlan:
 
 
 def plan_ambience(
-    preset_name: str,
+    preset_name: str | Preset,
     *,
     script,
     timeline: Timeline,
@@ -63,6 +64,10 @@ def plan_ambience(
 ) -> AmbiencePlan:
     """Plan a preset over a timeline: level envelopes, cue times and each scene's sounding layers.
 
+    ``preset_name``: a preset's name or path, ``none``, ``auto`` (the
+    script's words choose: ``words.auto_preset``; ``default`` without a
+    script), or a ``Preset`` already made (``words.choose``).
+
     ``beds`` are recordings ``(path, level_db)`` added under the preset in
     every scene (``--bed``); with ``preset_name="none"`` they play alone.
     ``partial``: the timeline is still growing (``Timeline.settled``): only
@@ -70,10 +75,10 @@ def plan_ambience(
     and a layer not heard yet is no error.
     """
     if preset_name == "auto":
-        preset_name = (
-            script.settings.get("soundscape") if script is not None else None
-        ) or "default"
-    if preset_name == "none":
+        preset_name = choose("auto", script)
+    if isinstance(preset_name, Preset):
+        preset = preset_name
+    elif preset_name == "none":
         preset = Preset("none", "", {}, {"default": SceneSpec({}, 6.0)}, (), 6.0, Path("none"))
     else:
         preset = load_preset(preset_name)
@@ -189,6 +194,7 @@ def _keep_layers(preset: Preset, only: Sequence[str]) -> Preset:
         fade_s=preset.fade_s,
         path=preset.path,
         voice=preset.voice,
+        why=preset.why,
     )
 
 
@@ -235,6 +241,18 @@ def _cue_time(cue: CueSpec, timeline: Timeline, preset: Preset) -> float | None:
         return None  # the script has no such scene: the cue simply does not play
     if cue.at_text is None:
         raise ValueError("a cue needs one of at_text, at_scene, at")  # load_preset checks it
+    if cue.nth is not None:
+        # The nth time the word is said, counted as the script's words were (breathing cues aside).
+        seen = 0
+        for seg in timeline.segments:
+            if seg.cue_at_s is not None:
+                continue
+            for offset, word, _ in tokens(seg.text):
+                if word.lower().replace("’", "'") == cue.at_text:
+                    if seen == cue.nth:
+                        return (seg.start + seg.length * offset / max(1, len(seg.text))) / sr
+                    seen += 1
+        return None
     needle = " ".join(cue.at_text.lower().split())
     for seg in timeline.segments:
         text = " ".join(seg.text.lower().split())
@@ -280,7 +298,8 @@ def _with_layers(plan: AmbiencePlan) -> Timeline:
                 peak = 0.0
             if (peak > 0 and 20 * np.log10(peak) > SILENT_DB) or rings:
                 sounding.append(name)
-        scenes.append(replace(scene, layers=tuple(sounding)))
+        why = plan.preset.why.get(scene.name.lower(), ())
+        scenes.append(replace(scene, layers=tuple(sounding), why=why))
     return replace(plan.timeline, scenes=tuple(scenes), layer_levels=_layer_levels(plan))
 
 

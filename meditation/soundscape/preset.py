@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MeditationError, SoundscapeError
+from ..timeline import Choice
 from ..tomlfile import read_toml
 from ..voicefx import STYLES, voice_fx_from
 from .layers import LAYERS, Layer
@@ -110,6 +111,9 @@ class CueSpec:
     at: Anchor | None = None
     offset_s: float = 0.0
     params: Mapping[str, Any] = field(default_factory=dict)
+    nth: int | None = None
+    """With ``at_text``: at its ``nth`` whole-word occurrence (from 0) in the spoken text
+    (``--soundscape auto`` anchors each cue to its word); None: where the text first appears."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ class Preset:
     path: Path
     voice: Mapping[str, Any] = field(default_factory=dict)
     """The ``[voice]`` table: voice-chain settings this soundscape suits (see ``meditation.voicefx``)."""
+    why: Mapping[str, tuple[Choice, ...]] = field(default_factory=dict)
+    """By scene name (lower case): the words that chose its layers (``--soundscape auto``)."""
 
 
 def list_presets() -> list[Preset]:

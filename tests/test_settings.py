@@ -19,6 +19,7 @@ def _options_in_help(command: str) -> set[str]:
     return {o for action in sub._actions for o in action.option_strings if o.startswith("--")} - {
         "--help",
         "--progress",
+        "--explain",  # render's dry run (what the soundscape plays and why), not a setting
     }
 
 

@@ -37,6 +37,8 @@ def _preset_file(name: str) -> Path | None:
     path = Path(name)
     if path.suffix.lower() == ".toml":
         return path.resolve() if path.is_file() else None
+    if name == "auto":
+        name = "auto/words"  # soundscape.words.WORDS_FILE
     module = sys.modules.get("meditation.soundscape")
     folders = getattr(module, "PRESET_DIRS", None) or (
         Path(__file__).resolve().parent.parent / "data" / "soundscapes",
@@ -80,7 +82,7 @@ def _fingerprint(settings: RenderSettings, *, authoritative: bool) -> dict:
     found: Path | None
     if settings.soundscape != "none":
         name = _preset_name(settings)
-        if authoritative:
+        if authoritative and name != "auto":  # auto: the word list is the preset's file
             from ..soundscape import load_preset  # noqa: PLC0415 - slow to import; rarely needed here
 
             found = Path(load_preset(name).path).resolve()

@@ -272,7 +272,7 @@ def _parse(data: Mapping[str, Any], lines: Mapping[tuple[str, ...], tuple[Path, 
                 f"(known: {', '.join(sorted(spec.cls.cue_actions)) or 'none'})",
             )
         cues[name] = CueWords(
-            name, word_list((*where, "words"), body.get("words", [])), spec, action
+            name, word_list((*where, "words"), body.get("words", [])), spec, str(action)
         )
     quiet = data.get("quiet", "quiet")
     if quiet not in places:
@@ -470,9 +470,9 @@ def auto_preset(script: Script, words: WordList) -> Preset:
     # Scenes not in the script (none: every heading is here) and a scriptless track: the first place.
     scenes.setdefault("default", next(iter(scenes.values()), quiet))
     used |= set(scenes["default"].layers)
-    layers = {name: spec for name, spec in words.layers.items() if name in used}
-    for spec in cue_specs:
-        layers[spec.layer] = words.cues[spec.layer].layer
+    layers = {name: layer for name, layer in words.layers.items() if name in used}
+    for cue_spec in cue_specs:
+        layers[cue_spec.layer] = words.cues[cue_spec.layer].layer
     return Preset(
         name="auto",
         description="chosen by the script's words",

@@ -456,6 +456,7 @@ def _cmd_soundscapes(args: argparse.Namespace) -> int:
     width = max(len(p.name) for p in presets)
     for preset in presets:
         _say(f"{preset.name:<{width}}  {preset.description}")
+    _say(f"{'auto':<{width}}  the script's own words choose, scene by scene (render --explain)")
     return 0
 
 

@@ -49,6 +49,9 @@ def test_a_word_matches_its_forms_and_never_inside_another_word(words):
     # Listed exceptions: a winding path is no wind, a belly no bell.
     assert _named("A winding path; breathe into the belly.", words) == []
     assert _named("Heart, seasoned, search, firefly, starting.", words) == []
+    # Words a meditation says about the body and the mind, not about a place.
+    assert _named("Unwind; relax your temples; tidy thoughts waver.", words) == []
+    assert _named("Night falls. The winds blow.", words) == [("night", "Night"), ("wind", "winds")]
 
 
 def test_a_negated_word_is_not_heard_but_only_in_its_clause(words):
@@ -228,6 +231,29 @@ def test_held_out_scripts_plan_the_layers_their_words_name(name):
     assert set(plan.cue_only) == set(cues)
 
 
+def _render(script, folder, *more):
+    return main(
+        [
+            "render",
+            str(script),
+            "--voice",
+            "pyttsx3",
+            "--sample-rate",
+            str(SR),
+            "--lead-in",
+            "1",
+            "--tail",
+            "2",
+            "-o",
+            str(folder / "out.wav"),
+            "--progress",
+            "off",
+            "--no-cache",
+            *more,
+        ]
+    )
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     """Each held-out script rendered (pyttsx3, 16 kHz) with stems and timings."""
@@ -236,28 +262,13 @@ def rendered(tmp_path_factory):
         folder = tmp_path_factory.mktemp(name)
         script = folder / f"{name}.md"
         script.write_text(text, encoding="utf-8")
-        code = main(
-            [
-                "render",
-                str(script),
-                "--voice",
-                "pyttsx3",
-                "--sample-rate",
-                str(SR),
-                "--lead-in",
-                "1",
-                "--tail",
-                "2",
-                "--stems",
-                str(folder / "stems"),
-                "--timings",
-                str(folder / "t.json"),
-                "-o",
-                str(folder / "out.wav"),
-                "--progress",
-                "off",
-                "--no-cache",
-            ]
+        code = _render(
+            script,
+            folder,
+            "--stems",
+            str(folder / "stems"),
+            "--timings",
+            str(folder / "t.json"),
         )
         assert code == 0
         stems = {p.stem: sf.read(p, dtype="float64")[0] for p in (folder / "stems").glob("*.wav")}
@@ -306,6 +317,31 @@ def test_the_timings_record_a_negated_word_and_a_kept_place(rendered):
     timings, _ = rendered["shore-and-rain"]
     still = next(s for s in timings["scenes"] if s["name"] == "Stillness")
     assert still["why"] == [{"layers": ["rain"], "kept_from": "Rain"}]
+
+
+def test_the_plot_writes_under_each_scene_what_chose_it(rendered):
+    pytest.importorskip("matplotlib")
+    from meditation.plot import draw_plan
+
+    timings, _ = rendered["fire-and-night"]
+    fig = draw_plan(timings)
+    labels = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_gid() == "scene-why"]
+    assert labels == [
+        "campfire ← fire, hearth, embers",
+        "crickets ← night, crickets, stars; ♪owl ← owl",
+    ]
+
+
+def test_the_same_script_and_seed_give_the_same_audio(tmp_path):
+    script = tmp_path / "s.md"
+    script.write_text(HELD_OUT["forest-and-temple"][0], encoding="utf-8")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert _render(script, tmp_path / "a") == 0
+    assert _render(script, tmp_path / "b") == 0
+    a = (tmp_path / "a" / "out.wav").read_bytes()
+    assert a == (tmp_path / "b" / "out.wav").read_bytes()
+    assert _db(sf.read(tmp_path / "a" / "out.wav")[0]) > -40
 
 
 # --- the user's words ---

@@ -447,6 +447,11 @@ def _cmd_voices(args: argparse.Namespace) -> int:
 def _cmd_soundscapes(args: argparse.Namespace) -> int:
     from .soundscape import list_presets, load_preset  # noqa: PLC0415 - start-up: the soundscape package loads numpy
 
+    if args.name == "auto":
+        from .soundscape.words import describe_words, load_words  # noqa: PLC0415 - start-up: only this command
+
+        print(describe_words(load_words()))
+        return 0
     if args.name:
         from .soundscape.reference import describe_preset  # noqa: PLC0415 - start-up: only this command
 

@@ -396,3 +396,11 @@ def test_the_shipped_word_list_is_not_a_preset():
 
     assert WORDS_FILE.is_file()
     assert "words" not in {p.name for p in list_presets()}
+
+
+def test_soundscapes_auto_lists_the_places_cues_and_their_words(capsys):
+    assert main(["soundscapes", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert f"words: {WORDS_FILE}" in out
+    assert "  sea: waves <- sea, ocean, shore" in out
+    assert "  bell: temple-bell strike <- bell" in out

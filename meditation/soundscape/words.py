@@ -38,6 +38,7 @@ __all__ = [
     "WordList",
     "auto_preset",
     "choose",
+    "describe_words",
     "explain",
     "explain_script",
     "find_words",
@@ -560,3 +561,18 @@ class _Explained:
     layers: tuple[str, ...]
     why: tuple[Choice, ...]
     preset: str
+
+
+def describe_words(words: WordList) -> str:
+    """``meditation soundscapes auto``: each place and cue, what it plays and the words that name it."""
+    out = [f"words: {', '.join(str(p) for p in words.paths)}", "places:"]
+    for place in words.places.values():
+        plays = ", ".join(f"{k} {v:+g} dB" if v else k for k, v in place.play.items())
+        named = ", ".join(place.words) or "(a first scene that names nothing)"
+        out.append(f"  {place.name}: {plays} <- {named}")
+    out.append("cues (at the word):")
+    for cue in words.cues.values():
+        out.append(
+            f"  {cue.name}: {cue.layer.kind or cue.name} {cue.action} <- {', '.join(cue.words)}"
+        )
+    return "\n".join(out)

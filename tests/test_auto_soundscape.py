@@ -160,7 +160,7 @@ def test_the_dream_under_auto_hears_river_in_the_valley_wings_at_the_phoenix_win
     assert "wind" in layers["The flight"]
     assert _cues_in(plan, "wings") == ["The phoenix"]
     # Where nothing is named, the first scene is a quiet bed and the next keeps it.
-    assert layers["The library"] == layers["The book of my life"] == {"drone"}
+    assert layers["The library"] == layers["The book of my life"] == {"drone", "wind"}
     preset = auto_preset(script, load_words())
     assert set(preset.scenes["the valley and the river"].layers) == {"river"}
 
@@ -215,7 +215,7 @@ HELD_OUT = {
         "# Arrival\n\nSettle in and close your eyes. [pause 12s]\n\n"
         "# The mountain\n\nHigh on the mountain the wind moves. There is no rain here. "
         "[pause 12s]\n",
-        {"Arrival": {"drone"}, "The mountain": {"wind"}},
+        {"Arrival": {"drone", "wind"}, "The mountain": {"wind"}},
         {},
     ),
 }

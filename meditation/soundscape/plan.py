@@ -111,8 +111,9 @@ def plan_ambience(
         else:
             envelopes[name] = _envelope(preset, spec, timeline, offset_db)
     cues: dict[str, list[Cue]] = {}
+    said = _word_times(timeline) if any(c.nth is not None for c in preset.cues) else {}
     for cue in preset.cues:
-        time_s = _cue_time(cue, timeline, preset)
+        time_s = _cue_time(cue, timeline, preset, said)
         if time_s is None:
             continue
         time_s = min(max(0.0, time_s + cue.offset_s), timeline.duration_s)
@@ -227,7 +228,27 @@ def _envelope(
     return np.asarray(xs), np.asarray(ys)
 
 
-def _cue_time(cue: CueSpec, timeline: Timeline, preset: Preset) -> float | None:
+def _word_times(timeline: Timeline) -> dict[str, list[float]]:
+    """Each word said (lower case), the seconds at which it is said, in order (breathing cues aside).
+
+    Words are counted as ``words.find_words`` counts the script's, so a cue's
+    ``nth`` finds its own occurrence; within a segment, words are taken to be
+    spread evenly through it.
+    """
+    sr = timeline.sample_rate
+    times: dict[str, list[float]] = {}
+    for seg in timeline.segments:
+        if seg.cue_at_s is not None:
+            continue
+        for offset, word, _ in tokens(seg.text):
+            at = (seg.start + seg.length * offset / max(1, len(seg.text))) / sr
+            times.setdefault(word.lower().replace("’", "'"), []).append(at)
+    return times
+
+
+def _cue_time(
+    cue: CueSpec, timeline: Timeline, preset: Preset, said: dict[str, list[float]]
+) -> float | None:
     sr = timeline.sample_rate
     if cue.at is Anchor.START:
         return 0.0
@@ -241,18 +262,9 @@ def _cue_time(cue: CueSpec, timeline: Timeline, preset: Preset) -> float | None:
         return None  # the script has no such scene: the cue simply does not play
     if cue.at_text is None:
         raise ValueError("a cue needs one of at_text, at_scene, at")  # load_preset checks it
-    if cue.nth is not None:
-        # The nth time the word is said, counted as the script's words were (breathing cues aside).
-        seen = 0
-        for seg in timeline.segments:
-            if seg.cue_at_s is not None:
-                continue
-            for offset, word, _ in tokens(seg.text):
-                if word.lower().replace("’", "'") == cue.at_text:
-                    if seen == cue.nth:
-                        return (seg.start + seg.length * offset / max(1, len(seg.text))) / sr
-                    seen += 1
-        return None
+    if cue.nth is not None:  # the nth time the word is said
+        times = said.get(cue.at_text, [])
+        return times[cue.nth] if cue.nth < len(times) else None
     needle = " ".join(cue.at_text.lower().split())
     for seg in timeline.segments:
         text = " ".join(seg.text.lower().split())

@@ -404,3 +404,18 @@ def test_soundscapes_auto_lists_the_places_cues_and_their_words(capsys):
     assert f"words: {WORDS_FILE}" in out
     assert "  sea: waves <- sea, ocean, shore" in out
     assert "  bell: temple-bell strike <- bell" in out
+
+
+def test_a_script_without_headings_is_one_scene_its_words_choose(tmp_path, capsys):
+    script = tmp_path / "plain.txt"
+    script.write_text("Rest by the fire.\n\nThe embers glow; no rain falls.\n", encoding="utf-8")
+    assert main(["render", str(script), "--explain"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "(untitled): campfire <- fireside: 'fire' (line 1), 'embers' (line 3); "
+        "not heard: 'rain' (line 3)"
+    ]
+    # --layers keeps what the words chose, and names it when asked for another.
+    out = tmp_path / "x.wav"
+    assert main(["render", str(script), "--layers", "waves", "-o", str(out)]) == 2
+    assert "waves not in soundscape 'auto' (it has: campfire)" in capsys.readouterr().err
+    assert not out.exists()

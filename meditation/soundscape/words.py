@@ -126,7 +126,7 @@ def load_words(extra: str | Path | None = None) -> WordList:
             else:
                 data[key] = value
         lines = {**lines, **{k: (Path(extra), v[1]) for k, v in more_lines.items()}}
-    return replace(_parse(data, lines), paths=tuple(paths))
+    return replace(_parse(data, lines, paths[-1]), paths=tuple(paths))
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], tuple[Path, int]]]:
@@ -167,14 +167,16 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
-def _parse(data: Mapping[str, Any], lines: Mapping[tuple[str, ...], tuple[Path, int]]) -> WordList:
+def _parse(
+    data: Mapping[str, Any], lines: Mapping[tuple[str, ...], tuple[Path, int]], last: Path
+) -> WordList:
     def fail(where: tuple[str, ...], message: str) -> SoundscapeError:
         # The nearest line known: the key's, else its table's.
         for n in range(len(where), -1, -1):
             if where[:n] in lines and n:
                 path, line = lines[where[:n]]
                 return SoundscapeError(f"{path}:{line}: {message}")
-        return SoundscapeError(f"{WORDS_FILE}: {message}")
+        return SoundscapeError(f"{last}: {message}")  # no line known: the file read last
 
     known = {
         "fade_s",

@@ -403,7 +403,12 @@ def _check_keys(table: Mapping, what: str, path: Path, keys: frozenset[str]) -> 
 def _check_values(table: Mapping, what: str, path: Path) -> None:
     """Type errors name the variant, the key and the value."""
     for key, value in table.items():
-        if isinstance(value, (dict, list)) and key != "layers":
+        # layers may be a list; speakers a table of name = "voice …" (``meditation.speakers``)
+        if (
+            isinstance(value, (dict, list))
+            and key != "layers"
+            and not (key == "speakers" and isinstance(value, dict))
+        ):
             raise ManifestError(f"{path}: {what}: {key} must be a single value, not {value!r}")
         try:
             coerce(key, value)

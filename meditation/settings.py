@@ -113,7 +113,7 @@ class RenderSettings:
     speakers: str | None = setting(
         None,
         "named voices for marked paragraphs: 'guide: piper:joe, echo: hibari:heart level=-3 pan=0.4' "
-        "(also rate=, chain=); replaces the script's entries of the same name",
+        "(also rate=, chain=); for speakers the script declares, replacing what it gives",
         kind=Kind.TEXT,
         optional=True,
     )

@@ -13,14 +13,17 @@ play-script style (``Echo: Breathe with me.``); see ``meditation.script``.
 Each entry is ``NAME: VOICE`` and, optionally, ``rate=`` (the engine's rate,
 as ``--rate``), ``chain=`` (a voice-chain style, as ``--voice-fx``), ``level=``
 (dB against the other speakers) and ``pan=`` (-1 left … 1 right). Unmarked
-text is the narrator's: the render's ``--voice``. A manifest or ``--speakers``
-gives entries the same way; they replace the script's entries of the same name.
+text is the narrator's: the render's ``--voice``. A manifest, ``--speakers`` or
+the studio gives entries the same way, for names the script declares: what an
+entry gives (its voice, and any of rate, chain, level, pan) replaces the
+script's, the rest stays as the script wrote it.
 
 Pure parsing, no numpy: the settings read these at start-up.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -76,6 +79,8 @@ class Speaker:
     """Gain after the chain, against the other speakers (each is first set to the same speech level)."""
     pan: float = 0.0
     """Stereo balance, -1 (left) to 1 (right): the far side fades, the near side stays."""
+    given: frozenset[str] = dataclasses.field(default=frozenset(), compare=False)
+    """The fields the entry wrote (besides name and voice): what it replaces in a merge."""
 
     @property
     def key(self) -> str:
@@ -159,7 +164,7 @@ def parse_entry(entry: str, offset: int = 0) -> Speaker:
             fields[key] = _number(value, "pan", *PAN_RANGE, "", where)
         else:
             fields[key] = value
-    return Speaker(name, voice, **fields)  # type: ignore[arg-type]
+    return Speaker(name, voice, **fields, given=frozenset(fields))  # type: ignore[arg-type]
 
 
 def parse_speakers(text: str) -> tuple[Speaker, ...]:
@@ -195,7 +200,7 @@ def format_speakers(speakers: tuple[Speaker, ...]) -> str:
 
 
 def merge_speakers(declared: str | None, given: str | None) -> str | None:
-    """The script's speakers with those ``given`` (a manifest, ``--speakers``, the studio) in place of the same names.
+    """The script's speakers, each with what ``given`` (a manifest, ``--speakers``, the studio) says of it.
 
     A name given that the script does not declare is refused: its text could not be marked.
     """
@@ -208,5 +213,8 @@ def merge_speakers(declared: str | None, given: str | None) -> str | None:
                 f"speaker {speaker.name!r} is not declared in the script's speakers "
                 f"(it declares: {', '.join(s.name for s in base.values())})"
             )
-        base[speaker.key] = speaker
+        kept = base[speaker.key]
+        base[speaker.key] = dataclasses.replace(
+            kept, voice=speaker.voice, **{f: getattr(speaker, f) for f in speaker.given}
+        )
     return format_speakers(tuple(base.values()))

@@ -191,7 +191,8 @@ def test_a_bad_speaker_is_one_line_at_its_place_and_nothing_is_written(
 def test_given_speakers_replace_the_scripts_and_undeclared_ones_are_refused(tmp_path):
     script = parse_script(SCRIPT, path="two.md")
     settings = resolve_settings({"speakers": {"echo": "pyttsx3 rate=1.1"}}, script)
-    assert settings.speakers == "guide: piper:joe, echo: pyttsx3 rate=1.1"
+    # What a given entry says replaces the script's; the rest (level, pan) stays.
+    assert settings.speakers == "guide: piper:joe, echo: pyttsx3 rate=1.1 level=-6 pan=0.5"
     with pytest.raises(SettingsError, match="'bob' is not declared"):
         resolve_settings({"speakers": "bob: piper:joe"}, script)
     with pytest.raises(SettingsError, match="declares no speakers"):
@@ -213,7 +214,7 @@ def test_a_manifest_variant_gives_a_speaker_another_voice(tmp_path):
             name = "as-written"
             [[variants]]
             name = "espeak-echo"
-            speakers = {echo = "pyttsx3 level=-2 pan=-0.5"}
+            speakers = {echo = "pyttsx3 level=-2"}
             """
         ),
         encoding="utf-8",
@@ -224,7 +225,7 @@ def test_a_manifest_variant_gives_a_speaker_another_voice(tmp_path):
 
     variants = {v.name: v.settings.speakers for v in iter_manifest(tmp_path / "batch.toml")}
     assert variants["as-written"] == "guide: piper:joe, echo: hibari:heart level=-6 pan=0.5"
-    assert variants["espeak-echo"] == "guide: piper:joe, echo: pyttsx3 level=-2 pan=-0.5"
+    assert variants["espeak-echo"] == "guide: piper:joe, echo: pyttsx3 level=-2 pan=0.5"
 
 
 def test_one_speaker_keeps_todays_captions_without_names():
@@ -237,3 +238,52 @@ def test_one_speaker_keeps_todays_captions_without_names():
     assert "<v" not in format_captions(cues, ".vtt")
     assert format_captions(cues, ".srt").splitlines()[2] == "Sit comfortably."
     assert {s["speaker"] for s in timeline.to_dict()["segments"]} == {"narrator"}
+
+
+def test_the_studio_lists_the_speakers_and_renders_each_with_the_voice_assigned(tmp_path):
+    pytest.importorskip("starlette", reason="the studio extra is not installed")
+    from starlette.testclient import TestClient  # noqa: PLC0415 - the studio extra is optional
+
+    from meditation.studio import create_app  # noqa: PLC0415 - the studio extra is optional
+
+    text = textwrap.dedent(
+        """\
+        ---
+        speakers: {guide: pyttsx3, echo: pyttsx3 pan=-0.5}
+        lead_in: 0.5
+        tail: 1
+        soundscape: none
+        ---
+        Guide: Let your shoulders drop.
+
+        Echo: Breathe out slowly.
+        """
+    )
+    token, host = "test-token-0123456789", "127.0.0.1:8765"
+    app = create_app(tmp_path, token=token, hosts=[host])
+    with TestClient(app, base_url=f"http://{host}", headers={"X-Studio-Token": token}) as client:
+        checked = client.post("/api/check", json={"text": text, "name": "two.md"}).json()
+        assert checked["speakers"] == [
+            {"name": "guide", "voice": "pyttsx3", "line": 2},
+            {"name": "echo", "voice": "pyttsx3", "line": 2},
+        ]
+        controls = {c["key"]: c["kind"] for c in client.get("/api/options").json()["controls"]}
+        assert controls["speakers"] == "speakers"
+        body = {"kind": "render", "text": text, "name": "two.md", "format": "wav"}
+        refused = client.post("/api/jobs", json={**body, "values": {"speakers": {"bob": "piper"}}})
+        assert refused.status_code == 400 and "'bob' is not declared" in refused.json()["error"]
+        response = client.post(
+            "/api/jobs", json={**body, "values": {"speakers": {"echo": "hibari:heart"}}}
+        )
+        assert response.status_code == 202, response.text
+        job = response.json()["id"]
+        with client.stream("GET", f"/api/jobs/{job}/events") as events:
+            snapshots = [
+                json.loads(line[6:]) for line in events.iter_lines() if line[:6] == "data: "
+            ]
+        done = snapshots[-1]
+        assert done["state"] == "done", done
+        # The voice assigned, the pan the script gave kept.
+        assert done["result"]["settings"]["speakers"].endswith("echo: hibari:heart pan=-0.5")
+        said = [g["speaker"] for g in done["result"]["timeline"]["segments"]]
+        assert said == ["guide", "echo"]

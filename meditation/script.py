@@ -24,6 +24,12 @@ separate paragraphs). The markup adds, all optional:
   (indented ``word: respelling`` lines) does the same (see
   ``meditation.lexicon``).
 
+* speakers: a front-matter ``speakers:`` table (``{guide: piper:joe, echo:
+  hibari:heart}``, or indented ``name: voice`` lines; see ``meditation.speakers``)
+  names voices, and a line starting with a declared name and a colon
+  (``Echo: Breathe with me.``) starts that speaker's paragraph; unmarked text
+  is the narrator's.
+
 ``\\[`` and ``\\<`` write a literal bracket. Anything else in brackets, a
 complete tag other than ``<break>``/``<speak>``, an unclosed ``<break``, a
 front-matter key given twice and a control character (but tab and newline)

@@ -14,6 +14,7 @@ from ffmpeg import ebur128, ffmpeg
 
 from meditation.captions import format_captions, plan_cues
 from meditation.errors import ScriptError, SettingsError
+from meditation.mix import DuckEnvelope, Ducking
 from meditation.script import parse_script
 from meditation.segments import plan_segments
 from meditation.settings import resolve_settings
@@ -226,6 +227,25 @@ def test_a_manifest_variant_gives_a_speaker_another_voice(tmp_path):
     variants = {v.name: v.settings.speakers for v in iter_manifest(tmp_path / "batch.toml")}
     assert variants["as-written"] == "guide: piper:joe, echo: hibari:heart level=-6 pan=0.5"
     assert variants["espeak-echo"] == "guide: piper:joe, echo: pyttsx3 level=-2 pan=0.5"
+
+
+def test_the_soundscape_ducks_under_every_speaker():
+    script = parse_script(SCRIPT)
+    planned = plan_segments(script, rate=1.0)
+    lengths = [24000 * 2] * sum(1 for s in planned if s.spoken)
+    timeline = layout(
+        planned, lengths, sample_rate=24000, lead_in_s=1, tail_s=1, scene_names=["Opening"]
+    )
+    duck = DuckEnvelope(timeline, Ducking(depth_db=6.0))
+    low = 10 ** (-6 / 20)
+    for who in ("guide", "echo"):
+        mine = [s for s in timeline.segments if s.speaker == who]
+        assert mine
+        for s in mine:
+            assert duck.gain(s.start + s.length // 2, 1)[0] == pytest.approx(low, rel=1e-4)
+    # and up again in the paragraph gap after the guide's second paragraph
+    after = next(s for s in timeline.segments if s.text.startswith("Notice"))
+    assert duck.gain(after.end + 24000 * 2, 1)[0] == pytest.approx(1.0)
 
 
 def test_one_speaker_keeps_todays_captions_without_names():

@@ -131,12 +131,14 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
             wpm=settings.wpm,
         )
         settings = settings.replace(rate=rate)
+    speakers = _speakers(script, settings)
+    if settings.wpm is not None and speakers:
+        speakers = _paced_speakers(script, settings, speakers, cue_words, lexicon)
     planned = plan_segments(script, rate=settings.rate, cue_words=cue_words)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )
     # The mix is made and measured as the speech comes in (see ``premix``).
-    speakers = _speakers(script, settings)
     with _premix(script, planned, settings, fades, speakers) as premix:
         audio = _speak(planned, settings, each=premix.add, lexicon=lexicon, speakers=speakers)
         made = premix.finish(audio)
@@ -273,6 +275,36 @@ def _speakers(script: Script, settings: RenderSettings) -> dict[str, Speaker]:
         table.update({s.key: s for s in parse_speakers(settings.speakers)})
     # engine:name, as the cache key and the voice tuning know it
     return {k: dataclasses.replace(s, voice=resolve_voice(s.voice)) for k, s in table.items()}
+
+
+def _paced_speakers(
+    script: Script, settings: RenderSettings, speakers: dict[str, Speaker], cue_words, lexicon
+) -> dict[str, Speaker]:
+    """With ``--wpm``: each speaker without a rate of its own gets the rate that paces its voice
+    at ``wpm`` on its own words (a pace is calibrated per voice)."""
+    assert settings.wpm is not None
+    paced = dict(speakers)
+    for key, speaker in speakers.items():
+        if speaker.rate is not None:
+            continue
+
+        def texts(rate: float, key: str = key) -> list[str]:
+            planned = plan_segments(script, rate=rate, cue_words=cue_words)
+            return [s.text for s in planned if s.spoken and s.speaker.lower() == key]
+
+        if not texts(settings.rate):
+            continue
+        voice = speaker.voice
+        rate = rate_for_wpm(settings.wpm, voice, texts(settings.rate))
+        rate = refine_rate(
+            rate,
+            voice,
+            texts(rate),
+            lambda probe, r, voice=voice: _speech_seconds(probe, voice, r, lexicon),
+            wpm=settings.wpm,
+        )
+        paced[key] = dataclasses.replace(speaker, rate=rate)
+    return paced
 
 
 def _speakers_used(

@@ -307,3 +307,21 @@ def test_the_studio_lists_the_speakers_and_renders_each_with_the_voice_assigned(
         assert done["result"]["settings"]["speakers"].endswith("echo: hibari:heart pan=-0.5")
         said = [g["speaker"] for g in done["result"]["timeline"]["segments"]]
         assert said == ["guide", "echo"]
+
+
+@pytest.mark.slow
+def test_a_pace_in_words_per_minute_is_kept_by_each_speakers_voice(tmp_path):
+    from meditation.pace import count_words  # noqa: PLC0415 - only this test counts words
+
+    (tmp_path / "two.md").write_text(SCRIPT, encoding="utf-8")
+    result = _meditation(
+        "render", "two.md", "-o", "w.wav", "--timings", "w.json", "--wpm", "150",
+        "--soundscape", "none", *FAST, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    segments = json.loads((tmp_path / "w.json").read_text())["segments"]
+    for who in ("guide", "echo"):  # joe and heart, each paced on its own words
+        said = [s for s in segments if s["speaker"] == who]
+        words = sum(count_words(s["text"]) for s in said)
+        seconds = sum(s["end"] - s["start"] for s in said)
+        assert 60 * words / seconds == pytest.approx(150, rel=0.05), who

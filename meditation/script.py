@@ -259,7 +259,7 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
                     line=i + 1,
                     col=1,
                 )
-            if key in settings:
+            if key in setting_lines:  # (a speakers: block is in settings only at the end)
                 raise ScriptError(
                     f"front matter key {key!r} is given twice (first on line {setting_lines[key]})",
                     path=path,

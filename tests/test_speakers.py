@@ -325,3 +325,52 @@ def test_a_pace_in_words_per_minute_is_kept_by_each_speakers_voice(tmp_path):
         words = sum(count_words(s["text"]) for s in said)
         seconds = sum(s["end"] - s["start"] for s in said)
         assert 60 * words / seconds == pytest.approx(150, rel=0.05), who
+
+
+def test_marks_start_a_speakers_paragraph_until_a_blank_line_a_heading_or_another_mark():
+    script = parse_script(
+        textwrap.dedent(
+            """\
+            ---
+            speakers:
+              Guide: piper:joe rate=0.8 chain=room
+              echo: hibari:heart
+            ---
+            guide: Sit.
+            And rest.
+            ECHO:
+            Breathe with me. [breathe 4-4 x1 cues]
+            Guide: Let go.
+            # Later
+            Unmarked, after a heading.
+
+            Echo: Again.
+
+            Said by the narrator: a colon is text.
+            """
+        ),
+        path="marks.md",
+    )
+    assert [(s.name, s.rate, s.chain) for s in script.speakers] == [
+        ("Guide", 0.8, "room"),
+        ("echo", None, None),
+    ]
+    assert script.speaker_places == {"guide": (3, 3), "echo": (4, 3)}
+    said = [(s.speaker, s.text) for s in plan_segments(script, rate=1.0) if s.spoken]
+    assert said == [
+        ("Guide", "Sit."),
+        ("Guide", "And rest."),
+        ("echo", "Breathe with me."),
+        ("echo", "In"),
+        ("echo", "Out"),
+        ("Guide", "Let go."),
+        ("", "Unmarked, after a heading."),
+        ("echo", "Again."),
+        ("", "Said by the narrator: a colon is text."),
+    ]
+    with pytest.raises(
+        ScriptError, match=r"marks.md:3:1: front matter key 'speakers' is given twice"
+    ):
+        parse_script(
+            "---\nspeakers: {a: piper}\nspeakers: {b: piper}\n---\nA: hi.\n", path="marks.md"
+        )

@@ -226,7 +226,17 @@ def test_a_manifest_variant_gives_a_speaker_another_voice(tmp_path):
 
     variants = {v.name: v.settings.speakers for v in iter_manifest(tmp_path / "batch.toml")}
     assert variants["as-written"] == "guide: piper:joe, echo: hibari:heart level=-6 pan=0.5"
-    assert variants["espeak-echo"] == "guide: piper:joe, echo: pyttsx3 level=-2 pan=0.5"
+    guide, echo = variants["espeak-echo"].split(", ")
+    assert guide == "guide: piper:joe"
+    assert echo.startswith("echo: pyttsx3:") and echo.endswith(" level=-2 pan=0.5")  # resolved
+    # A speaker's voice that is not installed stops the batch before any variant renders.
+    bad = (tmp_path / "batch.toml").read_text().replace('"pyttsx3 level=-2"', '"hibari:emma"')
+    (tmp_path / "bad.toml").write_text(bad, encoding="utf-8")
+    result = _meditation("batch", "bad.toml", cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "bad.toml: variant 'espeak-echo': speakers: 'echo'" in result.stderr
+    assert "not installed" in result.stderr
+    assert not list(tmp_path.glob("*.mp3"))
 
 
 def test_the_soundscape_ducks_under_every_speaker():

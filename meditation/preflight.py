@@ -144,18 +144,21 @@ def check_speakers(
             )
             check_for_sample_rate(fx, settings.sample_rate, f"speaker {speaker.name!r}: chain")
         except MeditationError as exc:
+            message = one_line(exc)
+            if speaker.chain is not None:  # the chain is the entry's chain=, not --voice-fx
+                message = message.replace(f"--voice-fx {speaker.chain!r}", f"chain={speaker.chain}")
             written = script is not None and any(
                 s == speaker for s in script.speakers
             )  # as the script wrote it, not replaced by a manifest or --speakers
             if written and script is not None:
                 line, col = script.speaker_places.get(speaker.key, (0, 0))
                 raise ScriptError(
-                    f"speaker {speaker.name!r}: {one_line(exc)}",
+                    f"speaker {speaker.name!r}: {message}",
                     path=script.path,
                     line=line,
                     col=col,
                 ) from None
-            raise SettingsError(f"speakers: {speaker.name!r}: {one_line(exc)}") from None
+            raise SettingsError(f"speakers: {speaker.name!r}: {message}") from None
         resolved.append(dataclasses.replace(speaker, voice=voice))
     return dataclasses.replace(settings, speakers=format_speakers(tuple(resolved)))
 

@@ -29,6 +29,7 @@ import webvtt
 
 from .errors import SettingsError
 from .files import atomic_write_text
+from .speakers import display_name
 from .timeline import Timeline
 
 __all__ = [
@@ -59,6 +60,8 @@ class Caption:
     start_ms: int
     end_ms: int
     lines: tuple[str, ...]
+    speaker: str = ""
+    """Who says it (``Guide``), shown when the script has more than one speaker; else empty."""
 
     @property
     def text(self) -> str:
@@ -92,6 +95,8 @@ def plan_cues(timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> 
     """
     sr = timeline.sample_rate
     cues: list[Caption] = []
+    # Speakers are named only where there is more than one to tell apart.
+    named = len({s.speaker.lower() for s in timeline.segments}) > 1
     for index, segment in enumerate(timeline.segments):
         groups = split_text(segment.text)
         if not groups or segment.length <= 0:
@@ -112,7 +117,8 @@ def plan_cues(timeline: Timeline, voice: Sequence[np.ndarray] | None = None) -> 
             if cues and start_ms < cues[-1].end_ms:
                 start_ms = cues[-1].end_ms
             if end_ms > start_ms:
-                cues.append(Caption(start_ms, end_ms, tuple(lines)))
+                speaker = display_name(segment.speaker) if named else ""
+                cues.append(Caption(start_ms, end_ms, tuple(lines), speaker))
     return cues
 
 
@@ -251,7 +257,11 @@ def format_captions(cues: Sequence[Caption], suffix: str) -> str:
                 webvtt.Caption(
                     start=_vtt_time(c.start_ms),
                     end=_vtt_time(c.end_ms),
-                    text=[plain(line) for line in c.lines],
+                    # A voice span names the speaker: <v Guide>Sit comfortably.
+                    text=[
+                        (f"<v {c.speaker}>" if c.speaker and i == 0 else "") + plain(line)
+                        for i, line in enumerate(c.lines)
+                    ],
                 )
                 for c in cues
             ]
@@ -264,7 +274,7 @@ def format_captions(cues: Sequence[Caption], suffix: str) -> str:
                     i + 1,
                     timedelta(milliseconds=c.start_ms),
                     timedelta(milliseconds=c.end_ms),
-                    c.text,
+                    f"{c.speaker}: {c.text}" if c.speaker else c.text,
                 )
                 for i, c in enumerate(cues)
             ],

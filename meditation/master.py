@@ -389,7 +389,9 @@ class _Writers:
         if voice:
             if chunk.voice is None:
                 raise ValueError("a mix read back from its spool has no stems")
-            parts = {"voice": chunk.voice, **chunk.layers}
+            # With speakers, a voice stem each (``voice-echo``); else the one ``voice``.
+            voices = chunk.voices if chunk.voices is not None else {"voice": chunk.voice}
+            parts = {**voices, **chunk.layers}
         for name, audio in parts.items():
             if name not in self.stems:
                 self.stems[name] = AudioWriter(

@@ -13,9 +13,10 @@ in any chunk size is the same.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import queue
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -33,6 +34,7 @@ __all__ = [
     "Ducking",
     "AmbienceSource",
     "VoiceBus",
+    "VoicePart",
     "DuckEnvelope",
     "MixChunk",
     "mix_chunks",
@@ -104,6 +106,29 @@ def voice_opening(audio: Sequence[np.ndarray], sample_rate: int) -> list[np.ndar
     return parts if have >= limit else None
 
 
+@dataclass(frozen=True)
+class VoicePart:
+    """One speaker's share of the voice (``meditation.speakers``): its own level, chain and place."""
+
+    stem: str
+    """Its stem's name (``voice-echo``)."""
+    fx: VoiceFx | None = None
+    """Its voice chain (tuned for its voice); None: dry."""
+    level_db: float = 0.0
+    """Gain after the chain, against the other speakers."""
+    pan: float = 0.0
+    """Balance, -1 (left) to 1 (right): the far side fades, the near side stays."""
+
+    def stereo_gain(self) -> np.ndarray | None:
+        """(left, right) gains after the chain; None when both are 1."""
+        if not self.level_db and not self.pan:
+            return None
+        level = 10 ** (self.level_db / 20)
+        return np.asarray(
+            [level * (1 - max(0.0, self.pan)), level * (1 + min(0.0, self.pan))], dtype=np.float32
+        )
+
+
 class VoiceBus:
     """The narration placed on the timeline, mono, at a fixed speech level (segments already crest-limited).
 
@@ -113,9 +138,29 @@ class VoiceBus:
     made while the voice is still speaking (``premix``). With ``fx`` (a
     ``voicefx.VoiceFx``), ``stream()`` passes the placed voice through the
     voice chain; without, it is the dry voice in both ears.
+
+    With ``parts`` (speaker key → ``VoicePart``; segments are matched by
+    ``Segment.speaker`` in lower case, the narrator's is ``""``), each speaker
+    is a bus of its own: its own speech level (from its own opening), its own
+    chain, then its level and pan; the voice is their sum, and
+    ``VoiceStream.render_parts`` gives each (for stems). Made once every
+    segment is spoken (``premix`` does not mix ahead with speakers).
     """
 
-    def __init__(self, timeline: Timeline, audio: Sequence[np.ndarray], fx: VoiceFx | None = None):
+    def __init__(
+        self,
+        timeline: Timeline,
+        audio: Sequence[np.ndarray],
+        fx: VoiceFx | None = None,
+        parts: Mapping[str, VoicePart] | None = None,
+    ):
+        self.parts = dict(parts) if parts is not None else None
+        self._buses: dict[str, VoiceBus] = {}
+        if self.parts is not None:
+            # The voice runs ahead in a thread when any speaker has a chain (see mix_chunks).
+            self.fx = next((p.fx for p in self.parts.values() if p.fx is not None), None)
+            self.grow(timeline, audio)
+            return
         sr = timeline.sample_rate
         opening = voice_opening(audio, sr)
         if opening is None:
@@ -142,8 +187,32 @@ class VoiceBus:
         A reader in another thread may be rendering: the placed segments are
         swapped in one assignment, and it only reads settled samples.
         """
+        if self.parts is not None:
+            self._grow_parts(timeline, audio)
+            return
         self.timeline = timeline
         known = min(len(audio), len(timeline.segments))
+        self._placed = ([s.start for s in timeline.segments[:known]], list(audio[:known]))
+
+    def _grow_parts(self, timeline: Timeline, audio: Sequence[np.ndarray]) -> None:
+        assert self.parts is not None
+        self.timeline = timeline
+        known = min(len(audio), len(timeline.segments))
+        mine: dict[str, list[int]] = {key: [] for key in self.parts}
+        for i, segment in enumerate(timeline.segments[:known]):
+            key = segment.speaker.lower()
+            mine[key if key in mine else ""].append(i)
+        for key, indexes in mine.items():
+            if not indexes:
+                continue
+            own = dataclasses.replace(
+                timeline, segments=tuple(timeline.segments[i] for i in indexes)
+            )
+            said = [audio[i] for i in indexes]
+            if key in self._buses:
+                self._buses[key].grow(own, said)
+            else:
+                self._buses[key] = VoiceBus(own, said, fx=self.parts[key].fx)
         self._placed = ([s.start for s in timeline.segments[:known]], list(audio[:known]))
 
     @property
@@ -155,7 +224,9 @@ class VoiceBus:
         return VoiceStream(self)
 
     def render(self, start: int, n: int) -> np.ndarray:
-        """Mono voice for samples [start, start + n)."""
+        """Mono voice for samples [start, start + n) (with parts: their dry sum, before level and pan)."""
+        if self._buses:
+            return sum((b.render(start, n) for b in self._buses.values()), np.zeros(n, np.float32))
         starts, audio = self._placed
         out = np.zeros(n, dtype=np.float32)
         first = max(0, bisect.bisect_right(starts, start) - 1)
@@ -178,19 +249,44 @@ class VoiceStream:
         self._bus = bus
         self._position = 0
         self._chain = None
+        self._parts: list[tuple[str, VoiceStream, np.ndarray | None]] = []
+        if bus.parts is not None:
+            for key, sub in bus._buses.items():
+                part = bus.parts[key]
+                self._parts.append((part.stem, sub.stream(), part.stereo_gain()))
+            return
         if bus.fx is not None:
             self._chain = VoiceChain(
                 bus.fx, bus.timeline.sample_rate, bus.render, makeup_db=bus._makeup_db
             )
 
+    def render_parts(self, n: int) -> dict[str, np.ndarray]:
+        """The next ``n`` samples of each speaker, ``(n, 2)``, by stem name (a bus with parts)."""
+        out = {}
+        for stem, stream, gain in self._parts:
+            audio = stream.render(n)
+            out[stem] = audio if gain is None else audio * gain
+        self._position += n
+        return out
+
     def render(self, n: int) -> np.ndarray:
         """The next ``n`` samples, ``(n, 2)``."""
+        if self._bus.parts is not None:
+            return voice_sum(self.render_parts(n), n)
         if self._chain is not None:
             out = self._chain.render(n)
         else:
             out = np.repeat(self._bus.render(self._position, n)[:, None], 2, axis=1)
         self._position += n
         return out
+
+
+def voice_sum(parts: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """The speakers' voices summed, in one order (the same sum for the mix and its measure)."""
+    out = np.zeros((n, 2), dtype=np.float32)
+    for audio in parts.values():
+        out += audio
+    return out
 
 
 _AUTO_TAIL_S = 30.0
@@ -294,6 +390,8 @@ class MixChunk:
     """Stereo voice as it sits in the mix (voice chain and fades applied); None for a mix read back from its spool."""
     layers: dict[str, np.ndarray]
     """Each layer after ducking and fades, as it sits in the mix."""
+    voices: dict[str, np.ndarray] | None = None
+    """With speakers (and stems asked for): each speaker's voice as it sits in the mix, by stem name."""
 
 
 def mix_chunks(
@@ -319,10 +417,12 @@ def mix_chunks(
     total = timeline.length
     fade_in = int(round(fade_in_s * sr))
     fade_out = int(round(fade_out_s * sr))
-    voices = None
+    voices: Generator[np.ndarray | dict[str, np.ndarray], None, None] | None = None
     if voice is not None:
         reader = voice.stream()
-        voices = (reader.render(min(chunk, total - start)) for start in range(0, total, chunk))
+        # Each speaker apart when stems are asked for; the mix is their sum either way.
+        speak = reader.render_parts if voice.parts is not None and keep_layers else reader.render
+        voices = (speak(min(chunk, total - start)) for start in range(0, total, chunk))
         if voice.fx is not None:
             # The voice chain costs about as much as the whole ambience: it
             # runs a chunk or two ahead in its own thread (pedalboard and
@@ -371,6 +471,12 @@ def mix_chunk(
     grows passes a lower bound, and stops before the fade-out could begin.
     """
     fade = fade_gain(start, n, total, fade_in, fade_out)
+    speakers = None
+    if isinstance(voice_st, dict):  # each speaker apart, for stems
+        speakers = voice_st
+        voice_st = voice_sum(speakers, n)
+        if fade is not None:
+            speakers = {k: v * fade.astype(np.float32)[:, None] for k, v in speakers.items()}
     if voice_st is not None:
         if fade is not None:
             voice_st = voice_st * fade.astype(np.float32)[:, None]
@@ -396,7 +502,7 @@ def mix_chunk(
                     layers[name] = np.zeros((n, 2), dtype=np.float32)
                 else:
                     layers[name] = stem if env is None else stem * env
-    return MixChunk(start, mix, voice_st, layers)
+    return MixChunk(start, mix, voice_st, layers, speakers)
 
 
 class _Failed:

@@ -30,7 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import files, publish
-from .errors import ManifestError, MeditationError, SettingsError, SoundscapeError, one_line
+from .errors import (
+    ManifestError,
+    MeditationError,
+    ScriptError,
+    SettingsError,
+    SoundscapeError,
+    one_line,
+)
 from .lexicon import script_lexicon
 from .script import Pause, Script
 from .settings import SCHEMA, RenderSettings, Role, preset_name
@@ -38,6 +45,7 @@ from .soundscape import Preset, check_scene_names, load_preset
 from .soundscape.layers.recording import inspect_recording
 from .soundscape.schedule import Schedule, load_schedule
 from .soundscape.words import choose
+from .speakers import format_speakers, parse_speakers
 from .voicefx import check_for_sample_rate, parse_voice_fx
 from .voices import resolve_voice
 
@@ -49,6 +57,7 @@ __all__ = [
     "check_soundscape",
     "check_schedule",
     "check_files",
+    "check_speakers",
     "preset_name",
 ]
 
@@ -113,7 +122,46 @@ def check_values(
                 voice=settings.voice,
             )
             check_for_sample_rate(fx, settings.sample_rate)
+        if settings.speakers is not None:
+            with _named(where, "speakers"):
+                settings = check_speakers(settings, script, preset)
     return settings
+
+
+def check_speakers(
+    settings: RenderSettings, script: Script | None = None, preset: Preset | None = None
+) -> RenderSettings:
+    """Each speaker's voice exists and its chain builds at the sample rate; returns the settings
+    with every speaker's voice resolved. An error in an entry the script wrote is at its file:line:col."""
+    assert settings.speakers is not None
+    resolved = []
+    for speaker in parse_speakers(settings.speakers):
+        try:
+            voice = resolve_voice(speaker.voice)
+            fx = parse_voice_fx(
+                speaker.chain or settings.voice_fx,
+                preset.voice if preset is not None else {},
+                voice=voice,
+            )
+            check_for_sample_rate(fx, settings.sample_rate, f"speaker {speaker.name!r}: chain")
+        except MeditationError as exc:
+            message = one_line(exc)
+            if speaker.chain is not None:  # the chain is the entry's chain=, not --voice-fx
+                message = message.replace(f"--voice-fx {speaker.chain!r}", f"chain={speaker.chain}")
+            written = script is not None and any(
+                s == speaker for s in script.speakers
+            )  # as the script wrote it, not replaced by a manifest or --speakers
+            if written and script is not None:
+                line, col = script.speaker_places.get(speaker.key, (0, 0))
+                raise ScriptError(
+                    f"speaker {speaker.name!r}: {message}",
+                    path=script.path,
+                    line=line,
+                    col=col,
+                ) from None
+            raise SettingsError(f"speakers: {speaker.name!r}: {message}") from None
+        resolved.append(dataclasses.replace(speaker, voice=voice))
+    return dataclasses.replace(settings, speakers=format_speakers(tuple(resolved)))
 
 
 def check_schedule(settings: RenderSettings) -> Schedule | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -35,6 +35,7 @@ from .mix import (
     DuckEnvelope,
     Ducking,
     VoiceBus,
+    VoicePart,
     VoiceStream,
     loudness_range,
     mix_chunk,
@@ -78,6 +79,8 @@ class Premix:
         None); ``partial`` while the timeline still grows.
     voice_fx : callable
         ``voice_fx(plan)``: the voice chain (``VoiceFx``) or None; the plan may be None.
+    voice_parts : callable, optional
+        ``voice_parts(plan)``: each speaker's ``VoicePart`` (``mix.VoiceBus``), for a script with speakers.
     fades : (float, float)
         Track fade-in and fade-out, seconds.
     scope : str
@@ -97,12 +100,14 @@ class Premix:
         plan_soundscape: Callable[[Timeline, bool], tuple[Timeline, AmbiencePlan | None]],
         voice_fx: Callable[[AmbiencePlan | None], VoiceFx | None],
         fades: tuple[float, float],
+        voice_parts: Callable[[AmbiencePlan | None], Mapping[str, VoicePart]] | None = None,
         scope: str,
         stems: bool,
         grows: bool,
     ):
         self._sr = sample_rate
         self._place, self._plan_soundscape, self._voice_fx = place, plan_soundscape, voice_fx
+        self._voice_parts = voice_parts
         self._fade_in, self._fade_out = (int(round(f * sample_rate)) for f in fades)
         self._scope, self._stems, self._grows = scope, stems, grows
         self._ducking = Ducking()
@@ -271,7 +276,9 @@ class Premix:
     ) -> VoiceBus:
         """Bring the voice, the ambience and the meter to the newest timeline; returns the voice bus."""
         if self._bus is None:
-            self._bus = VoiceBus(timeline, audio, fx=self._voice_fx(plan))
+            parts = self._voice_parts(plan) if self._voice_parts is not None else None
+            fx = self._voice_fx(plan) if parts is None else None
+            self._bus = VoiceBus(timeline, audio, fx=fx, parts=parts)
             self._reader = self._bus.stream()
             self._ambience = AmbienceStream(plan, until) if plan is not None else None
             self._measured = MeasurePass(self._sr, self._span, spool=not self._stems)

@@ -6,6 +6,7 @@ Each stage lives in its own module; this file only calls them in order.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from .errors import SettingsError
 from .files import all_or_nothing
 from .lexicon import script_lexicon
 from .master import Mastered, master_to_file
-from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
+from .mix import VoiceBus, VoicePart, limit_crest, loudness_range, mix_chunks, track_fades_s
 from .pace import rate_for_wpm, refine_rate
 from .preflight import check_outputs, check_schedule
 from .premix import Premix
@@ -28,6 +29,7 @@ from .soundscape.combine import Together
 from .soundscape.preset import Preset
 from .soundscape.schedule import NightPlan, plan_night
 from .soundscape.words import choose
+from .speakers import Speaker, parse_speakers, stem_name
 from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
 from .vary import delay_cues, vary_script
@@ -131,13 +133,16 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
             wpm=settings.wpm,
         )
         settings = settings.replace(rate=rate)
+    speakers = _speakers(script, settings)
+    if settings.wpm is not None and speakers:
+        speakers = _paced_speakers(script, settings, speakers, cue_words, lexicon)
     planned = plan_segments(script, rate=settings.rate, cue_words=cue_words)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )
     # The mix is made and measured as the speech comes in (see ``premix``).
-    with _premix(script, planned, settings, fades) as premix:
-        audio = _speak(planned, settings, each=premix.add, lexicon=lexicon)
+    with _premix(script, planned, settings, fades, speakers) as premix:
+        audio = _speak(planned, settings, each=premix.add, lexicon=lexicon, speakers=speakers)
         made = premix.finish(audio)
     timeline, voice = made.timeline, made.voice
     chunks = _mixer(timeline, voice, made.plan, *fades)
@@ -235,10 +240,15 @@ def _render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult
 
 
 def _premix(
-    script: Script, planned, settings: RenderSettings, fades: tuple[float, float]
+    script: Script,
+    planned,
+    settings: RenderSettings,
+    fades: tuple[float, float],
+    speakers: dict[str, Speaker] | None = None,
 ) -> Premix:
     """Stages 4 to 6 and the measure pass, in a thread that follows the speech stage."""
     soundscape = choose(settings.soundscape, script, settings.words)  # the words read once
+    used = _speakers_used(planned, speakers or {})
     return Premix(
         sample_rate=settings.sample_rate,
         place=lambda lengths, known: _place(script, planned, lengths, settings, known),
@@ -246,27 +256,136 @@ def _premix(
             script, timeline, settings, partial, soundscape
         ),
         voice_fx=lambda plan: _voice_fx(settings, plan.preset.voice if plan is not None else {}),
+        voice_parts=(
+            None
+            if used is None
+            else lambda plan: _voice_parts(
+                settings, used, plan.preset.voice if plan is not None else {}
+            )
+        ),
         fades=fades,
         scope=settings.loudness_scope,
         stems=settings.stems is not None,
-        grows=settings.duration_s is None,
+        # Each speaker's level comes from its own opening: with speakers, the mix is made at the end.
+        grows=settings.duration_s is None and used is None,
     )
 
 
-def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
-    """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped)."""
+def _speakers(script: Script, settings: RenderSettings) -> dict[str, Speaker]:
+    """The speakers by lower-case name: the script's, as the settings (merged, resolved) give them."""
+    table = {s.key: s for s in script.speakers}
+    if settings.speakers is not None:
+        table.update({s.key: s for s in parse_speakers(settings.speakers)})
+    # engine:name, as the cache key and the voice tuning know it
+    return {k: dataclasses.replace(s, voice=resolve_voice(s.voice)) for k, s in table.items()}
+
+
+def _paced_speakers(
+    script: Script, settings: RenderSettings, speakers: dict[str, Speaker], cue_words, lexicon
+) -> dict[str, Speaker]:
+    """With ``--wpm``: each speaker without a rate of its own gets the rate that paces its voice
+    at ``wpm`` on its own words (a pace is calibrated per voice)."""
+    assert settings.wpm is not None
+    paced = dict(speakers)
+    for key, speaker in speakers.items():
+        if speaker.rate is not None:
+            continue
+
+        def texts(rate: float, key: str = key) -> list[str]:
+            planned = plan_segments(script, rate=rate, cue_words=cue_words)
+            return [s.text for s in planned if s.spoken and s.speaker.lower() == key]
+
+        if not texts(settings.rate):
+            continue
+        voice = speaker.voice
+        rate = rate_for_wpm(settings.wpm, voice, texts(settings.rate))
+        rate = refine_rate(
+            rate,
+            voice,
+            texts(rate),
+            lambda probe, r, voice=voice: _speech_seconds(probe, voice, r, lexicon),
+            wpm=settings.wpm,
+        )
+        paced[key] = dataclasses.replace(speaker, rate=rate)
+    return paced
+
+
+def _speakers_used(
+    planned, speakers: dict[str, Speaker]
+) -> list[tuple[str, Speaker | None]] | None:
+    """The speakers who say something, in order of first words (the narrator as ``""``, None);
+    None when the narrator says everything (one voice, as before speakers)."""
+    used: dict[str, Speaker | None] = {}
+    for segment in planned:
+        if segment.spoken:
+            key = segment.speaker.lower()
+            used.setdefault(key if key in speakers else "", speakers.get(key))
+    if set(used) <= {""}:
+        return None
+    return list(used.items())
+
+
+def _voice_parts(
+    settings: RenderSettings, used: list[tuple[str, Speaker | None]], preset_table
+) -> dict[str, VoicePart]:
+    """Each speaker's part of the voice bus: its chain (tuned for its voice), level, pan and stem."""
+    parts = {}
+    for key, speaker in used:
+        if speaker is None:
+            parts[key] = VoicePart(stem_name(""), _voice_fx(settings, preset_table))
+            continue
+        fx = parse_voice_fx(speaker.chain or settings.voice_fx, preset_table, voice=speaker.voice)
+        parts[key] = VoicePart(stem_name(speaker.name), fx, speaker.level_db, speaker.pan)
+    return parts
+
+
+def _speak(planned, settings: RenderSettings, each=None, lexicon=None, speakers=None) -> list:
+    """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped).
+
+    Each speaker's segments are spoken with its voice and rate, speaker by
+    speaker (a voice is loaded once); ``each`` still gets them in the
+    script's order, as soon as all before them are in.
+    """
     cache = SpeechCache() if settings.cache else None
-    return synthesize(
-        [s.text for s in planned if s.spoken],
-        voice=settings.voice,
-        rate=settings.rate,
-        sample_rate=settings.sample_rate,
-        cache=cache,
-        finish_with=limit_crest,
-        each=each,
-        lexicon=lexicon,
-        jobs=settings.speech_jobs,
-    )
+    spoken = [s for s in planned if s.spoken]
+    speakers = speakers or {}
+    groups: dict[str, list[int]] = {}
+    for i, segment in enumerate(spoken):
+        key = segment.speaker.lower()
+        groups.setdefault(key if key in speakers else "", []).append(i)
+    results: list = [None] * len(spoken)
+    told = 0
+
+    def placed(indexes: list[int]):
+        where = iter(indexes)
+
+        def put(audio) -> None:
+            nonlocal told
+            results[next(where)] = audio
+            while each is not None and told < len(results) and results[told] is not None:
+                each(results[told])
+                told += 1
+
+        return put
+
+    for key, indexes in groups.items():
+        speaker = speakers.get(key)
+        said = synthesize(
+            [spoken[i].text for i in indexes],
+            voice=speaker.voice if speaker is not None else settings.voice,
+            rate=speaker.rate
+            if speaker is not None and speaker.rate is not None
+            else settings.rate,
+            sample_rate=settings.sample_rate,
+            cache=cache,
+            finish_with=limit_crest,
+            each=placed(indexes),
+            lexicon=lexicon,
+            jobs=settings.speech_jobs,
+        )
+        for i, audio in zip(indexes, said):
+            results[i] = audio
+    return results
 
 
 def _speech_seconds(texts, voice: str, rate: float, lexicon=None) -> float:

@@ -24,6 +24,12 @@ separate paragraphs). The markup adds, all optional:
   (indented ``word: respelling`` lines) does the same (see
   ``meditation.lexicon``).
 
+* speakers: a front-matter ``speakers:`` table (``{guide: piper:joe, echo:
+  hibari:heart}``, or indented ``name: voice`` lines; see ``meditation.speakers``)
+  names voices, and a line starting with a declared name and a colon
+  (``Echo: Breathe with me.``) starts that speaker's paragraph; unmarked text
+  is the narrator's.
+
 ``\\[`` and ``\\<`` write a literal bracket. Anything else in brackets, a
 complete tag other than ``<break>``/``<speak>``, an unclosed ``<break``, a
 front-matter key given twice and a control character (but tab and newline)
@@ -34,6 +40,7 @@ and must hold something a voice can say.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -43,6 +50,7 @@ from .errors import ScriptError, SettingsError
 from .files import InputError, read_input
 from .lexicon import Entry, parse_form
 from .settings import front_matter_keys
+from .speakers import Speaker, SpeakerError, format_speakers, parse_entry, parse_speakers
 from .vary import EITHER_CLOSE, EITHER_OPEN, EITHER_SPLIT
 
 __all__ = [
@@ -84,6 +92,8 @@ class Paragraph:
     """True when it carries on a paragraph after a written pause (sentence, not paragraph, spacing)."""
     line_starts: tuple[tuple[int, int], ...] = ()
     """(offset in ``text``, line) where each further script line of the paragraph begins, so a word's line is known."""
+    speaker: str = ""
+    """The declared speaker who says it (``Echo: …``); empty for the narrator (the render's voice)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,8 @@ class Pause:
     """The words said for each phase (``cues=Breathe in,Hold,Let go``); empty: ``segments.CUE_WORDS``."""
     in_paragraph: bool = False
     """An exercise written after words of the same paragraph (it follows them a sentence gap later)."""
+    speaker: str = ""
+    """Who says its cues: the speaker of the paragraph it stands in (empty: the narrator)."""
 
 
 Item = Paragraph | Pause
@@ -129,6 +141,10 @@ class Script:
     """Line of each front-matter key, for error messages."""
     pronunciations: tuple[Entry, ...] = ()
     """Lexicon entries the script gives (front-matter ``lexicon:`` block, then inline fixes)."""
+    speakers: tuple[Speaker, ...] = ()
+    """Speakers the front matter declares (``speakers:``), in order."""
+    speaker_places: dict = field(default_factory=dict)
+    """(line, column) of each declared speaker's entry, by lower-case name, for error messages."""
 
     @property
     def has_scenes(self) -> bool:
@@ -197,6 +213,8 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
     settings: dict[str, str] = {}
     setting_lines: dict[str, int] = {}
     pronunciations: list[Entry] = []
+    speakers: list[Speaker] = []
+    speaker_places: dict[str, tuple[int, int]] = {}
     start = 0
     if lines and lines[0].strip() == "---":
         end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
@@ -205,10 +223,16 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
                 "front matter opened with '---' is never closed", path=path, line=1, col=1
             )
         in_lexicon = False  # inside a ``lexicon:`` block of indented ``word: respelling`` lines
+        in_speakers = False  # inside a ``speakers:`` block of indented ``name: voice …`` lines
         for i in range(1, end):
             raw = lines[i]
             if not raw.strip() or raw.lstrip().startswith("#"):
                 continue
+            if in_speakers and raw[:1] in " \t":
+                speaker = _speaker_entry(raw, path, i + 1, 0, speakers)
+                speaker_places[speaker.key] = (i + 1, len(raw) - len(raw.lstrip()) + 1)
+                continue
+            in_speakers = False
             if in_lexicon and raw[:1] in " \t":
                 word, sep, form = raw.partition(":")
                 if not sep:
@@ -237,7 +261,7 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
                     line=i + 1,
                     col=1,
                 )
-            if key in settings:
+            if key in setting_lines:  # (a speakers: block is in settings only at the end)
                 raise ScriptError(
                     f"front matter key {key!r} is given twice (first on line {setting_lines[key]})",
                     path=path,
@@ -250,6 +274,23 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
             if key == "lexicon" and not value:
                 in_lexicon = True
                 continue
+            if key == "speakers":
+                setting_lines[key] = i + 1
+                if not value:
+                    in_speakers = True
+                    continue
+                col = raw.index(value) if value in raw else raw.index(":") + 1
+                try:
+                    declared = parse_speakers(value)
+                except SpeakerError as exc:
+                    raise ScriptError(
+                        exc.message, path=path, line=i + 1, col=col + exc.offset + 1
+                    ) from None
+                for speaker in declared:
+                    at = value.lower().find(speaker.key)
+                    speaker_places[speaker.key] = (i + 1, col + max(at, 0) + 1)
+                speakers.extend(declared)
+                continue
             if not value:
                 raise ScriptError(
                     f"front matter key {key!r} has no value",
@@ -259,9 +300,18 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
                 )
             settings[key] = value
             setting_lines[key] = i + 1
+        if "speakers" in setting_lines and not speakers:
+            raise ScriptError(
+                "speakers: give at least one indented 'name: voice' line",
+                path=path,
+                line=setting_lines["speakers"],
+                col=1,
+            )
+        if speakers:
+            settings["speakers"] = format_speakers(tuple(speakers))
         start = end + 1
 
-    body = _Body(path)
+    body = _Body(path, {s.key: s.name for s in speakers})
     for index in range(start, len(lines)):
         body.feed(lines[index], index + 1)
     scenes = body.finish()
@@ -300,7 +350,26 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
         settings=settings,
         setting_lines=setting_lines,
         pronunciations=(*pronunciations, *body.pronunciations),
+        speakers=tuple(speakers),
+        speaker_places=speaker_places,
     )
+
+
+def _speaker_entry(raw: str, path: str, line: int, col: int, speakers: list[Speaker]) -> Speaker:
+    """One indented ``name: voice …`` line of a ``speakers:`` block, added to ``speakers``."""
+    try:
+        speaker = parse_entry(raw)
+    except SpeakerError as exc:
+        raise ScriptError(exc.message, path=path, line=line, col=col + exc.offset + 1) from None
+    if any(s.key == speaker.key for s in speakers):
+        raise ScriptError(
+            f"speaker {speaker.name!r} is declared twice",
+            path=path,
+            line=line,
+            col=len(raw) - len(raw.lstrip()) + 1,
+        )
+    speakers.append(speaker)
+    return speaker
 
 
 def has_speakable_text(text: str) -> bool:
@@ -316,8 +385,11 @@ def _quote(text: str, limit: int = 60) -> str:
 class _Body:
     """Collects scenes, paragraphs and pauses line by line."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, speakers: dict[str, str] | None = None):
         self.path = path
+        self.speakers = speakers or {}
+        """Declared speakers, lower-case name → name as declared: ``Name:`` marks a paragraph."""
+        self.speaker = ""  # who says the paragraph being read
         self.scenes: list[Scene] = []
         self.scene_name, self.scene_line = "", 1
         self.items: list[Item] = []
@@ -339,8 +411,33 @@ class _Body:
         elif not stripped:
             self._end_paragraph()
             self.continuing = False
+            self.speaker = ""
         else:
+            if self.speakers:
+                raw = self._marked(raw, lineno)
             self._line(raw, lineno)
+
+    def _marked(self, raw: str, lineno: int) -> str:
+        """A line that starts with a declared speaker's ``Name:`` starts that speaker's paragraph."""
+        match = _SPEAKER_MARK.match(raw)
+        if match is None:
+            return raw
+        if match.group(1).lower() not in self.speakers:
+            near = difflib.get_close_matches(match.group(1).lower(), self.speakers, 1, 0.8)
+            if near:  # "Ecko:" where Echo is declared: a typo would silently be the narrator's
+                raise ScriptError(
+                    f"{match.group(1)!r} is not a declared speaker; did you mean "
+                    f"{self.speakers[near[0]]!r}? (declared: {', '.join(self.speakers.values())})",
+                    path=self.path,
+                    line=lineno,
+                    col=match.start(1) + 1,
+                )
+            return raw  # "Note: …" with no speaker called note is text
+        self._end_paragraph()
+        self.continuing = False
+        self.speaker = self.speakers[match.group(1).lower()]
+        # Keep the columns of what follows: the mark becomes spaces.
+        return " " * match.end() + raw[match.end() :]
 
     def finish(self) -> list[Scene]:
         self._end_scene()
@@ -379,11 +476,14 @@ class _Body:
                     starts.append((at, lineno))
                     line = lineno
                 at += len(" ".join(piece.split())) + 1
-            self.items.append(Paragraph(joined, self.para_line, self.continuing, tuple(starts)))
+            self.items.append(
+                Paragraph(joined, self.para_line, self.continuing, tuple(starts), self.speaker)
+            )
         self.words, self.word_lines, self.para_line = [], [], 0
 
     def _end_scene(self) -> None:
         self._end_paragraph()
+        self.speaker = ""
         if self.items or self.scene_name:
             self.scenes.append(Scene(self.scene_name, tuple(self.items), self.scene_line))
         self.items = []
@@ -449,6 +549,7 @@ class _Body:
                         pause.cues,
                         pause.cue_words,
                         in_paragraph=had_words,
+                        speaker=self.speaker,
                     )
                 self.items.append(pause)
                 self.continuing = had_words
@@ -493,6 +594,8 @@ def _unescape(text: str) -> str:
 
 
 _EITHER_NAME = re.compile(r"[ \t]*+either(?![A-Za-z])")
+# ``Echo: …`` at the start of a line; whether it marks a speaker depends on the names declared.
+_SPEAKER_MARK = re.compile(r"[ \t]*+([A-Za-z][A-Za-z0-9_-]{0,31}):[ \t]*+")
 
 
 def _either(body: str, path: str, line: int, col: int) -> str:

@@ -101,6 +101,8 @@ class Segment:
     breathe_s: tuple[float, ...] = ()
     """Each plain ``[breathe]`` written in ``gap_before_s`` (seconds, before ``pause_scale``):
     layout paces one in-out breath over each, at the end of the gap."""
+    speaker: str = ""
+    """The declared speaker who says it (``script.Paragraph.speaker``); empty: the narrator."""
 
     @property
     def end(self) -> int:
@@ -164,7 +166,14 @@ def plan_segments(
                     offset = 0.0
                     said = {**cue_words, **dict(item.cue_words)}
                     for phase, seconds in item.phases:
-                        planned.append(Segment(text=said[phase], scene=scene.name, cue_at_s=offset))
+                        planned.append(
+                            Segment(
+                                text=said[phase],
+                                scene=scene.name,
+                                cue_at_s=offset,
+                                speaker=item.speaker,
+                            )
+                        )
                         offset += seconds
                 pending_gap, written, breathed = 0.0, 0.0, []
                 continue
@@ -182,6 +191,7 @@ def plan_segments(
                             scene=scene.name,
                             gap_before_s=before,
                             breathe_s=tuple(breathed),
+                            speaker=item.speaker,
                         )
                     )
                     pending_gap, written, breathed = 0.0, 0.0, []

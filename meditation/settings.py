@@ -43,6 +43,7 @@ from .schema import (
     read_value,
     setting,
 )
+from .speakers import merge_speakers, parse_speakers
 
 __all__ = [
     "RenderSettings",
@@ -108,6 +109,13 @@ class RenderSettings:
         "auto",
         "voice chain: auto (gentle, tuned by the soundscape's [voice]), none, gentle, room, hall, dry; tune with ,key=value",
         uses=_EVERYWHERE | Use.TIMER,
+    )
+    speakers: str | None = setting(
+        None,
+        "named voices for marked paragraphs: 'guide: piper:joe, echo: hibari:heart level=-3 pan=0.4' "
+        "(also rate=, chain=); for speakers the script declares, replacing what it gives",
+        kind=Kind.TEXT,
+        optional=True,
     )
     rate: float = setting(
         0.9,
@@ -480,6 +488,9 @@ def coerce(name: str, value: Any, *, label: str | None = None) -> Any:
     Raises SettingsError naming the setting as ``label`` (default: its key).
     """
     spec = spec_of(name)
+    if spec.name == "speakers" and isinstance(value, Mapping):
+        # A manifest's table ``speakers = {echo = "hibari:heart level=-3"}``: the entries' text.
+        value = ", ".join(f"{k}: {v}" for k, v in value.items())
     return read_value(spec, value, label or spec.key)
 
 
@@ -501,6 +512,11 @@ def validate(settings: RenderSettings) -> RenderSettings:
     if not settings.voice.strip():
         raise SettingsError("voice must be engine:name, not ''")
     breath_cue_words(settings.breath_cues)
+    if settings.speakers is not None:
+        try:
+            parse_speakers(settings.speakers)
+        except SettingsError as exc:
+            raise SettingsError(f"speakers: {exc.message}") from None
     if settings.vary is not None:
         from .vary import resolve_vary  # noqa: PLC0415 - start-up: vary loads numpy, settings must not
 
@@ -596,7 +612,17 @@ def resolve_settings(
                 raise ScriptError(
                     str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=1
                 ) from None
+    declared = values.get("speakers")
     _read_source(values, explicit, lambda key, spec: (labels or {}).get(key, spec.key))
+    if script is not None and ("speakers" in explicit or "speakers" in values):
+        # Given speakers replace the script's of the same name; only declared names mark text.
+        given = values.get("speakers") if "speakers" in explicit else None
+        if given is not None and declared is None:
+            raise SettingsError(
+                "speakers: the script declares no speakers, so no text is marked for them "
+                "(declare them in its front matter, e.g. speakers: {guide: piper:joe})"
+            )
+        values["speakers"] = merge_speakers(declared, given)
     if script is not None and values.get("title") is None:
         values["title"] = script.title
     return validate(RenderSettings(**values))

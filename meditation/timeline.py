@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .errors import SettingsError
 from .segments import Gaps, Segment
+from .speakers import NARRATOR
 
 __all__ = [
     "Gaps",
@@ -171,6 +172,7 @@ class Timeline:
                     "start": round(g.start / sr, 4),
                     "end": round(g.end / sr, 4),
                     "scene": g.scene,
+                    "speaker": g.speaker or NARRATOR,
                 }
                 for g in self.segments
             ],
@@ -257,6 +259,7 @@ def layout(
                 int(next(next_length)),
                 0.0,
                 cue_at_s=segment.cue_at_s,
+                speaker=segment.speaker,
             )
         else:
             gap = segment.gap_before_s * pause_scale
@@ -275,7 +278,9 @@ def layout(
                 if segment.breathe_s:
                     breaths.extend(_single_breaths(segment.breathe_s, pause_scale, cursor, sr))
                 length = int(next(next_length)) if segment.spoken else 0
-                entry = Segment(segment.text, segment.scene, cursor, length, gap)
+                entry = Segment(
+                    segment.text, segment.scene, cursor, length, gap, speaker=segment.speaker
+                )
             cursor = entry.end
         if entry.spoken:
             spoken_end = entry.end

@@ -382,3 +382,39 @@ def test_render_and_preview_are_in_view_on_a_laptop_screen_with_the_dream_loaded
         assert page.locator("#script").bounding_box()["height"] >= 240
     finally:
         context.close()
+
+
+SPEAKERS_SCRIPT = """---
+title: Evening rest
+speakers: {guide: pyttsx3, echo: pyttsx3 pan=-0.5}
+lead_in: 1
+tail: 2
+soundscape: none
+---
+
+Guide: Let your shoulders drop.
+
+Echo: Breathe out slowly.
+"""
+
+
+@pytest.mark.slow
+def test_the_speakers_box_lists_the_scripts_speakers_and_renders_each_with_its_voice(page):
+    assert page.locator("#speakers select").count() == 0  # the dream names no speakers
+    _write(page, SPEAKERS_SCRIPT, name="two.md")
+    page.wait_for_selector("#speaker-echo", timeout=10_000)
+    assert page.locator("#speakers select").count() == 2
+    assert page.locator("#speakers label").all_text_contents() == ["guide", "echo"]
+    # Unset, each shows the script's voice; every usable voice is offered.
+    assert page.locator("#speaker-guide option").first.text_content() == "pyttsx3 (script)"
+    assert page.locator("#speaker-echo option[value='hibari:heart']").count() == 1
+    page.select_option("#speaker-echo", "hibari:heart")
+    page.select_option("#format", "wav")
+    page.click("#render")
+    page.wait_for_function(
+        "document.getElementById('job').textContent.includes('Render of the whole track: 0:')",
+        timeout=180_000,
+    )
+    result = page.evaluate("state.result")
+    assert result["settings"]["speakers"].endswith("echo: hibari:heart pan=-0.5")
+    assert [g["speaker"] for g in result["timeline"]["segments"]] == ["guide", "echo"]

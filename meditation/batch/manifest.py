@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ManifestError, MeditationError, one_line
+from ..errors import ManifestError, MeditationError, SettingsError, one_line
 from ..files import check_name
 from ..formats import FORMATS
 from ..script import Script, read_script
@@ -34,7 +34,9 @@ from ..settings import (
     spec_of,
     specs_for,
 )
+from ..speakers import format_speakers, parse_speakers
 from ..tomlfile import read_toml
+from ..voicefx import parse_voice_fx
 from ..voices import ENGINES, VoiceEngine, load_voice, resolve_voice
 from . import MAX_VARIANTS
 
@@ -279,6 +281,10 @@ def iter_manifest(
                 if voice not in voices:
                     voices[voice] = resolve_voice(voice)
                 settings = dataclasses.replace(settings, voice=voices[voice])
+                if settings.speakers is not None:  # each speaker's voice, resolved like the voice
+                    settings = dataclasses.replace(
+                        settings, speakers=_resolved_speakers(settings.speakers, voices)
+                    )
             except MeditationError as exc:
                 raise ManifestError(f"{path}: {label}: {one_line(exc)}") from None
             output = out_dir / _fill(fields, values, settings, script_path, name)
@@ -349,6 +355,22 @@ def _release_engine_helpers(voices: set[str]) -> None:
                 pass
 
 
+def _resolved_speakers(text: str, voices: dict[str, str]) -> str:
+    """A variant's speakers with each voice resolved (``voices`` caches them) and each chain read:
+    an unknown or uninstalled voice is refused before any variant renders."""
+    resolved = []
+    for speaker in parse_speakers(text):
+        try:
+            if speaker.voice not in voices:
+                voices[speaker.voice] = resolve_voice(speaker.voice)
+            if speaker.chain is not None:
+                parse_voice_fx(speaker.chain)
+        except MeditationError as exc:
+            raise SettingsError(f"speakers: {speaker.name!r}: {one_line(exc)}") from None
+        resolved.append(dataclasses.replace(speaker, voice=voices[speaker.voice]))
+    return format_speakers(tuple(resolved))
+
+
 def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
     """The pre-synthesis checks expansion left out (``meditation.preflight``), worded with the variant.
 
@@ -403,7 +425,12 @@ def _check_keys(table: Mapping, what: str, path: Path, keys: frozenset[str]) -> 
 def _check_values(table: Mapping, what: str, path: Path) -> None:
     """Type errors name the variant, the key and the value."""
     for key, value in table.items():
-        if isinstance(value, (dict, list)) and key != "layers":
+        # layers may be a list; speakers a table of name = "voice …" (``meditation.speakers``)
+        if (
+            isinstance(value, (dict, list))
+            and key != "layers"
+            and not (key == "speakers" and isinstance(value, dict))
+        ):
             raise ManifestError(f"{path}: {what}: {key} must be a single value, not {value!r}")
         try:
             coerce(key, value)

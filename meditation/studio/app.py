@@ -118,8 +118,18 @@ async def check(request: Request) -> Response:
     except ScriptError as exc:
         return JSONResponse({"ok": False, "error": _script_error(exc)})
     scenes = [{"name": s.name, "line": s.line} for s in script.scenes if s.name]
+    speakers = [
+        {"name": s.name, "voice": s.voice, "line": script.speaker_places.get(s.key, (0, 0))[0]}
+        for s in script.speakers
+    ]
     return JSONResponse(
-        {"ok": True, "title": script.title, "scenes": scenes, "front_matter": script.settings}
+        {
+            "ok": True,
+            "title": script.title,
+            "scenes": scenes,
+            "speakers": speakers,
+            "front_matter": script.settings,
+        }
     )
 
 

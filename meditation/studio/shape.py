@@ -78,6 +78,7 @@ def controls() -> list[dict]:
     for spec in _specs():
         kind = {
             "voice": "voice",
+            "speakers": "speakers",  # the Speakers box: a voice for each speaker the script declares
             "soundscape": "soundscape",
             **{k: "file" for k in INPUT_SUFFIXES},
         }.get(spec.key) or {
@@ -127,8 +128,24 @@ def clean_values(values: Mapping[str, Any]) -> dict:
             continue
         if key == "layers" and isinstance(value, (list, tuple)):
             value = ",".join(str(v) for v in value)
+        if key == "speakers" and isinstance(value, Mapping):
+            value = _speaker_voices(value)
+            if not value:
+                continue
         out[key] = value
     return out
+
+
+def _speaker_voices(voices: Mapping[str, Any]) -> str:
+    """The Speakers box's {speaker: voice} as the setting's text (``guide: piper:joe, echo: …``):
+    each speaker the script declares keeps its level, pan, rate and chain."""
+    entries = []
+    for name, voice in voices.items():
+        if not isinstance(voice, str) or not isinstance(name, str):
+            raise SettingsError("speakers must map each speaker's name to a voice")
+        if voice.strip():
+            entries.append(f"{name}: {voice.strip()}")
+    return ", ".join(entries)
 
 
 def resolve(

@@ -10,6 +10,7 @@ const state = {
   values: {},        // only the settings the user set, by manifest key
   frontMatter: {},   // the script's own settings
   scenes: [],
+  speakers: [],      // the script's declared speakers: {name, voice, line}
   job: null,         // the job the Hear panel follows
   result: null,      // the last finished render
   resultJob: null,
@@ -107,6 +108,7 @@ async function check() {
   if (seq !== checkSeq) return; // a newer check is on its way
   if (data.ok) {
     state.scenes = data.scenes;
+    state.speakers = data.speakers || [];
     state.frontMatter = data.front_matter;
     const n = data.scenes.length;
     showCheck(true, `✓ ${data.title}: ${n ? n + " scene" + (n === 1 ? "" : "s") : "no scenes"}`, 0);
@@ -160,7 +162,7 @@ function buildControls() {
   const box = $("controls");
   box.replaceChildren();
   for (const c of state.options.controls) {
-    if (c.kind === "layers") continue; // the Layers box below
+    if (c.kind === "layers" || c.kind === "speakers") continue; // the Layers and Speakers boxes below
     const label = document.createElement("label");
     label.textContent = c.label + (c.unit && c.unit !== "×" ? ` (${c.unit})` : "");
     label.title = c.help;
@@ -233,7 +235,52 @@ function refreshControls() {
   const duration = "duration" in state.values || "duration" in state.frontMatter;
   const ps = $("c-pause_scale");
   if (ps) { ps.disabled = duration; if (duration) ps.placeholder = "fitted to the duration"; }
+  drawSpeakers();
   drawLayers();
+}
+
+// One voice select per speaker the script declares; what is set goes out as values.speakers {name: voice}.
+function drawSpeakers() {
+  const box = $("speakers");
+  if (!state.speakers.length) {
+    delete state.values.speakers;
+    delete box.dataset.sig;
+    const note = document.createElement("p");
+    note.className = "muted small";
+    note.textContent = "The script names no speakers: its narrator is the voice above.";
+    box.replaceChildren(note);
+    return;
+  }
+  const chosen = typeof state.values.speakers === "object" ? state.values.speakers : {};
+  const declared = new Set(state.speakers.map((s) => s.name));
+  for (const name of Object.keys(chosen)) if (!declared.has(name)) delete chosen[name];
+  // Redrawn only when the script's speakers change: a check as the user types keeps an open select.
+  const sig = JSON.stringify(state.speakers);
+  if (box.dataset.sig === sig) return;
+  box.dataset.sig = sig;
+  box.replaceChildren();
+  for (const s of state.speakers) {
+    const label = document.createElement("label");
+    label.textContent = s.name;
+    label.htmlFor = "speaker-" + s.name;
+    const select = document.createElement("select");
+    select.id = "speaker-" + s.name;
+    select.dataset.speaker = s.name;
+    select.appendChild(new Option(`${s.voice} (script)`, ""));
+    for (const v of state.options.voices) select.appendChild(new Option(v, v));
+    select.value = chosen[s.name] || "";
+    select.addEventListener("change", () => {
+      const speakers = typeof state.values.speakers === "object" ? state.values.speakers : {};
+      if (select.value) speakers[s.name] = select.value;
+      else delete speakers[s.name];
+      if (Object.keys(speakers).length) state.values.speakers = speakers;
+      else delete state.values.speakers;
+    });
+    const wrap = document.createElement("div");
+    wrap.className = "control";
+    wrap.appendChild(select);
+    box.append(label, wrap);
+  }
 }
 
 function soundscapeChoices() { return ["auto", ...state.options.presets.map((p) => p.name), "none"]; }

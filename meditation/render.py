@@ -22,8 +22,14 @@ from .premix import Premix
 from .progress import clock
 from .script import Script, read_script
 from .segments import plan_segments
-from .settings import RenderSettings, breath_cue_words, settings_to_dict
-from .soundscape import AmbiencePlan, AmbienceStream, check_scene_names, plan_ambience
+from .settings import RenderSettings, breath_cue_words, preset_name, settings_to_dict
+from .soundscape import (
+    AmbiencePlan,
+    AmbienceStream,
+    check_scene_names,
+    load_preset,
+    plan_ambience,
+)
 from .soundscape.combine import Together
 from .soundscape.schedule import NightPlan, plan_night
 from .speech import synthesize
@@ -31,6 +37,7 @@ from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
 from .vary import delay_cues, vary_script
 from .voicefx import parse_voice_fx
 from .voices import resolve_voice
+from .winddown import WindDown, parse_wind_down, wind_down
 
 __all__ = ["RenderResult", "render", "render_ambient"]
 
@@ -129,7 +136,11 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
             wpm=settings.wpm,
         )
         settings = settings.replace(rate=rate)
-    planned = plan_segments(script, rate=settings.rate, cue_words=cue_words)
+    wind = _wind_down_of(settings, script)
+    # Long sentences are split by their length at the slowest rate they will be spoken at.
+    slowest = settings.rate * min(1.0, *wind.rate) if wind is not None else settings.rate
+    planned = plan_segments(script, rate=slowest, cue_words=cue_words)
+    planned = wind_down(planned, settings.rate, wind)  # each segment's rate, level and pauses
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )
@@ -253,10 +264,11 @@ def _premix(
 def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
     """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped)."""
     cache = SpeechCache() if settings.cache else None
+    spoken = [s for s in planned if s.spoken]
     return synthesize(
-        [s.text for s in planned if s.spoken],
+        [s.text for s in spoken],
         voice=settings.voice,
-        rate=settings.rate,
+        rate=[settings.rate if s.rate is None else s.rate for s in spoken],
         sample_rate=settings.sample_rate,
         cache=cache,
         finish_with=limit_crest,
@@ -264,6 +276,16 @@ def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
         lexicon=lexicon,
         jobs=settings.speech_jobs,
     )
+
+
+def _wind_down_of(settings: RenderSettings, script: Script) -> WindDown | None:
+    """The wind-down asked for: the settings' (command line, front matter, manifest), else the preset's."""
+    if settings.wind_down is not None:
+        return parse_wind_down(settings.wind_down)
+    name = preset_name(settings, script)
+    if name is None:
+        return None
+    return load_preset(name).wind_down
 
 
 def _speech_seconds(texts, voice: str, rate: float, lexicon=None) -> float:

@@ -101,6 +101,10 @@ class Segment:
     breathe_s: tuple[float, ...] = ()
     """Each plain ``[breathe]`` written in ``gap_before_s`` (seconds, before ``pause_scale``):
     layout paces one in-out breath over each, at the end of the gap."""
+    rate: float | None = None
+    """The speaking rate of this segment (a wind-down bends it, see ``winddown``); None: the render's."""
+    level_db: float = 0.0
+    """The voice's level here, dB relative to its normal level (a wind-down lowers it)."""
 
     @property
     def end(self) -> int:

@@ -43,6 +43,7 @@ from .schema import (
     read_value,
     setting,
 )
+from .winddown import WindDownError, parse_wind_down
 
 __all__ = [
     "RenderSettings",
@@ -126,6 +127,13 @@ class RenderSettings:
         optional=True,
     )
     pause_scale: float = setting(1.0, "multiplies every pause", unit="×", low=0.0, high=10.0)
+    wind_down: str | None = setting(
+        None,
+        "wind the narration down over the session: rate=0.75,level=-4dB,pauses=1.6 "
+        "(by the last scene; lists give points, by=time follows time), or on",
+        kind=Kind.TEXT,
+        optional=True,
+    )
     breath_cues: str = setting(
         "In,Hold,Out",
         "what the voice says on each breathing phase of [breathe … cues]: in,hold,out",
@@ -494,6 +502,7 @@ def validate(settings: RenderSettings) -> RenderSettings:
     if not settings.voice.strip():
         raise SettingsError("voice must be engine:name, not ''")
     breath_cue_words(settings.breath_cues)
+    parse_wind_down(settings.wind_down)
     if settings.vary is not None:
         from .vary import resolve_vary  # noqa: PLC0415 - start-up: vary loads numpy, settings must not
 
@@ -580,14 +589,19 @@ def resolve_settings(
                 _read_source(values, {key: script.settings[key]}, lambda k, spec: spec.key)
                 if key == "breath_cues":  # checked here too, so the error names its line
                     breath_cue_words(values["breath_cues"])
+                if key == "wind_down":  # here too, so the error names its line and column
+                    parse_wind_down(values["wind_down"])
                 spec = SCHEMA.get(key)
                 if relative_to is not None and spec is not None and spec.role is Role.INPUT:
                     path = values.get(spec.name)
                     if isinstance(path, Path) and not path.expanduser().is_absolute():
                         values[spec.name] = Path(relative_to) / path
             except SettingsError as exc:
+                col = 1
+                if isinstance(exc, WindDownError):
+                    col = getattr(script, "setting_cols", {}).get(key, 1) + exc.offset
                 raise ScriptError(
-                    str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=1
+                    str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=col
                 ) from None
     _read_source(values, explicit, lambda key, spec: (labels or {}).get(key, spec.key))
     if script is not None and values.get("title") is None:

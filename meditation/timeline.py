@@ -135,6 +135,8 @@ class Timeline:
                     "start": round(g.start / sr, 4),
                     "end": round(g.end / sr, 4),
                     "scene": g.scene,
+                    "rate": g.rate,
+                    "level_db": g.level_db,
                 }
                 for g in self.segments
             ],
@@ -221,6 +223,8 @@ def layout(
                 int(next(next_length)),
                 0.0,
                 cue_at_s=segment.cue_at_s,
+                rate=segment.rate,
+                level_db=segment.level_db,
             )
         else:
             gap = segment.gap_before_s * pause_scale
@@ -239,7 +243,15 @@ def layout(
                 if segment.breathe_s:
                     breaths.extend(_single_breaths(segment.breathe_s, pause_scale, cursor, sr))
                 length = int(next(next_length)) if segment.spoken else 0
-                entry = Segment(segment.text, segment.scene, cursor, length, gap)
+                entry = Segment(
+                    segment.text,
+                    segment.scene,
+                    cursor,
+                    length,
+                    gap,
+                    rate=segment.rate,
+                    level_db=segment.level_db,
+                )
             cursor = entry.end
         if entry.spoken:
             spoken_end = entry.end

@@ -143,6 +143,11 @@ level_db = -10.0
 [voice]                          # the voice chain this soundscape suits (see --voice-fx)
 reverb = "hall"
 
+[wind-down]                      # the narration winds down (see Wind-down narration);
+rate = 0.75                      # a script's or the command line's wind_down wins
+level = "-4dB"
+pauses = 1.6
+
 [scenes.default]                 # scenes not named below, and ambient tracks
 river = -6.0                     # layer = dB on top of its level_db ({scene}); unnamed layers are silent
 

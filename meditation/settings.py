@@ -357,7 +357,7 @@ class RenderSettings:
         None,
         "ambient: places over the hours, e.g. night-wind@0,stream@2h,drone@6h30m, or a .toml file",
         kind=Kind.TEXT,
-        uses=Use.AMBIENT,
+        uses=Use.AMBIENT | Use.MANIFEST,
         optional=True,
     )
     crossfade_s: float | None = setting(
@@ -366,7 +366,7 @@ class RenderSettings:
         kind=Kind.DURATION,
         low=1.0,
         high=3600.0,
-        uses=Use.AMBIENT,
+        uses=Use.AMBIENT | Use.MANIFEST,
         optional=True,
     )
     wake_s: float | None = setting(
@@ -376,7 +376,7 @@ class RenderSettings:
         key="wake",
         low=10.0,
         high=12 * 3600.0,
-        uses=Use.AMBIENT,
+        uses=Use.AMBIENT | Use.MANIFEST,
         optional=True,
     )
     # --- timer sessions (issue 22; ``meditation.timer``) ---

@@ -15,12 +15,12 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
+from ffmpeg import ebur128, ffmpeg
+from measure import rms_db
 
 from meditation.cli import main
 from meditation.segments import Segment
 from meditation.winddown import WindDown, parse_wind_down, positions, segment_rates, wind_down
-from tests.ffmpeg import ebur128, ffmpeg
-from tests.measure import rms_db
 
 SAME = (
     "Settle into a comfortable position and let your shoulders soften. "

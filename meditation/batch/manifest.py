@@ -252,12 +252,20 @@ def iter_manifest(
         for index, (label, values) in enumerate(_combinations(defaults, matrix, tables)):
             values = dict(values)
             name = str(values.pop("name", "")).strip()
+            # A variant with a schedule is an ambient night: no script, no voice (issue 22 §3).
+            ambient = _scheduled(values)
             script_path = _resolve(values.get("script"), base) or DEFAULT_SCRIPT
             try:
-                if script_path not in scripts:
-                    scripts[script_path] = read_script(script_path)
-                script = scripts[script_path]
+                script: Script | None = None
+                if ambient:
+                    _check_ambient(values)
+                else:
+                    if script_path not in scripts:
+                        scripts[script_path] = read_script(script_path)
+                    script = scripts[script_path]
                 explicit = {k: v for k, v in values.items() if k != "script"}
+                if ambient and str(explicit["schedule"]).lower().endswith(".toml"):
+                    explicit["schedule"] = str(_resolve(explicit["schedule"], base))
                 if "soundscape" in explicit and str(explicit["soundscape"]).lower().endswith(
                     ".toml"
                 ):
@@ -275,13 +283,17 @@ def iter_manifest(
                     script,
                     relative_to=Path(script_path).parent,  # front matter files beside the script
                 )
+                if ambient and settings.title is None:
+                    settings = dataclasses.replace(settings, title="Ambience")
                 voice = settings.voice
                 if voice not in voices:
                     voices[voice] = resolve_voice(voice)
                 settings = dataclasses.replace(settings, voice=voices[voice])
             except MeditationError as exc:
                 raise ManifestError(f"{path}: {label}: {one_line(exc)}") from None
-            output = out_dir / _fill(fields, values, settings, script_path, name)
+            output = out_dir / _fill(
+                fields, values, settings, Path("ambient") if ambient else script_path, name
+            )
             if not _inside(output, out_root):
                 raise ManifestError(
                     f"{path}: {label}: output {str(output)!r} is outside the output folder"
@@ -304,6 +316,26 @@ def iter_manifest(
             yield variant
     finally:
         _release_engine_helpers(set(voices.values()))
+
+
+def _scheduled(values: Mapping[str, Any]) -> bool:
+    """True for a variant that renders an ambient night: it sets a ``schedule``."""
+    schedule = values.get("schedule")
+    return schedule is not None and str(schedule).strip().lower() != "none"
+
+
+def _check_ambient(values: Mapping[str, Any]) -> None:
+    """An ambient variant has a length and nothing spoken."""
+    if "script" in values:
+        raise ManifestError(
+            "schedule: a variant with a schedule is an ambient track and reads no script; "
+            "leave script out of it (and out of [defaults])"
+        )
+    if values.get("duration") is None or str(values["duration"]).strip().lower() == "none":
+        raise ManifestError(
+            "schedule: a variant with a schedule is an ambient track: give its duration, "
+            'e.g. duration = "8h"'
+        )
 
 
 def _first_writer(path: Path, out_dir: Path, cache: bool, before: int, digest: int) -> str:
@@ -361,7 +393,7 @@ def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
     settings = variant.settings
     script = (
         _script(str(settings.script), _stamp(settings.script))
-        if settings.soundscape == "auto"
+        if settings.soundscape == "auto" and settings.schedule is None
         else None
     )
     where = f"{manifest}: {variant.label or variant.name}"

@@ -40,6 +40,8 @@ def _setting_options(p: argparse.ArgumentParser, use) -> None:
     for spec in specs_for(use):
         if use is Use.AMBIENT and spec.ambient_help:
             spec = dataclasses.replace(spec, help=spec.ambient_help)
+        if use is Use.TIMER and spec.timer_help:
+            spec = dataclasses.replace(spec, help=spec.timer_help)
         if spec.key == "script":
             p.add_argument("script", nargs="?", default=S, help=spec.help + " (default: the dream)")
             continue

@@ -100,6 +100,8 @@ class Spec:
     """A path that may end in ``:LEVEL_DB`` (``--bed FILE[:LEVEL]``): the key of the level it sets."""
     ambient_help: str = ""
     """The line for ``ambient --help`` where ``help`` speaks of a script or a voice."""
+    timer_help: str = ""
+    """The line for ``timer --help`` where ``help`` speaks of a script's narration or scenes."""
 
     @property
     def option(self) -> str:
@@ -126,6 +128,7 @@ def setting(
     short: str | None = None,
     level: str | None = None,
     ambient_help: str = "",
+    timer_help: str = "",
 ) -> Any:
     """Declare one field of RenderSettings (a ``dataclasses.field`` carrying its Spec's parts)."""
     meta = dict(
@@ -143,6 +146,7 @@ def setting(
         short=short,
         level=level,
         ambient_help=ambient_help,
+        timer_help=timer_help,
     )
     return field(default=default, metadata={"setting": meta})
 

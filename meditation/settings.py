@@ -103,6 +103,7 @@ class RenderSettings:
     voice: str = setting(
         "piper:joe",
         "voice as engine:name (see 'meditation voices')",
+        timer_help="voice of the --open and --close lines, as engine:name (see 'meditation voices')",
         uses=_EVERYWHERE | Use.TIMER,
     )
     voice_fx: str = setting(
@@ -113,6 +114,7 @@ class RenderSettings:
     rate: float = setting(
         0.9,
         "speaking rate applied by the voice engine; 0.8 = 20 % slower",
+        timer_help="speaking rate of the --open and --close lines; 0.8 = 20 % slower",
         unit="×",
         low=0.5,
         high=2.0,
@@ -185,11 +187,14 @@ class RenderSettings:
         "auto",
         "preset name or .toml path; 'none' for narration alone; 'auto' takes the script's or 'default'",
         ambient_help="preset name or .toml path; 'none' for the --bed recording alone; 'auto' is 'default'",
+        timer_help="a preset name or .toml path to sit with under the bells (its own bell gives way); "
+        "'auto' or 'none': a silent sit, or the --bed alone",
         uses=_EVERYWHERE | _SESSION,
     )
     layers: tuple[str, ...] | None = setting(
         None,
         "keep only these soundscape layers, e.g. river,wind",
+        timer_help="keep only these layers of the --soundscape, e.g. river,wind",
         kind=Kind.NAMES,
         uses=_EVERYWHERE | _SESSION,
         optional=True,
@@ -207,6 +212,7 @@ class RenderSettings:
         -12.0,
         "level of the --bed recording, relative to the narration like a layer's level_db",
         ambient_help="level of the --bed recording, like a layer's level_db",
+        timer_help="level of the --bed recording, like a layer's level_db",
         unit="dB",
         low=-60.0,
         high=12.0,
@@ -255,6 +261,7 @@ class RenderSettings:
         None,
         "title tag (default: the script's title)",
         ambient_help="title tag (default: Ambience)",
+        timer_help="title tag (default: Timer and the sit's length, e.g. Timer 20:00)",
         kind=Kind.TEXT,
         uses=_EVERYWHERE | _SESSION,
         audio=False,
@@ -274,6 +281,7 @@ class RenderSettings:
         None,
         "write the voice and each layer as WAV stems into this folder",
         ambient_help="write each layer as WAV stems into this folder",
+        timer_help="write the bells, each layer and any spoken line as WAV stems into this folder",
         kind=Kind.PATH,
         uses=Use.RENDER | _SESSION,
         role=Role.OUTPUT_FOLDER,
@@ -333,6 +341,7 @@ class RenderSettings:
     chapters: bool = setting(
         True,
         "put a chapter per scene in MP3, M4A/M4B, FLAC, Ogg and Opus",
+        timer_help="put a chapter at each bell in MP3, M4A/M4B, FLAC, Ogg and Opus",
         uses=_EVERYWHERE | Use.TIMER,
     )
     plot: Path | None = setting(

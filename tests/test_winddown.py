@@ -254,3 +254,23 @@ def test_pauses_and_plain_breaths_stretch_but_not_a_breathing_exercise():
     assert wound[1].breaths == (("in", 4.0), ("out", 6.0))
     assert wound[2].breathe_s == (12.0,)
     assert [s.rate for s in wound] == [0.9, 0.9, 0.9]
+
+
+def test_a_bad_wind_down_in_a_preset_or_a_manifest_is_named(tmp_path, capsys):
+    preset = tmp_path / "sleepy.toml"
+    preset.write_text("[layers.drone]\n\n[wind-down]\npauses = 9\n", encoding="utf-8")
+    script = tmp_path / "s.md"
+    script.write_text("Rest now.\n", encoding="utf-8")
+    out = tmp_path / "s.wav"
+    assert main(["render", str(script), "--soundscape", str(preset), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{preset}: wind-down: pauses 9 is out of range" in err and err.count("\n") == 0
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(
+        'output = "{name}.wav"\n[[variants]]\nname = "v"\nscript = "s.md"\nwind_down = "rate=[1, 0.2]"\n',
+        encoding="utf-8",
+    )
+    assert main(["batch", str(manifest), "--progress", "off"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "variant 'v'" in err and "wind-down: rate 0.2 is out of range" in err
+    assert err.count("\n") == 0 and not out.exists() and not (tmp_path / "v.wav").exists()

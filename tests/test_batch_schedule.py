@@ -3,6 +3,7 @@
 import json
 import textwrap
 
+import pytest
 import soundfile as sf
 
 from meditation.cli import main
@@ -16,6 +17,7 @@ def _manifest(folder, body):
     return path
 
 
+@pytest.mark.slow
 def test_a_scheduled_variant_is_the_night_ambient_renders(tmp_path):
     (tmp_path / "night.toml").write_text(
         textwrap.dedent(

@@ -80,8 +80,18 @@ def wound(tmp_path_factory):
     return _render(tmp_path_factory.mktemp("winddown"))
 
 
+@pytest.mark.slow
 def test_the_last_scene_is_spoken_slower_softer_and_with_longer_pauses(wound):
-    out, stems, timings = wound
+    _check_wound_down(*wound)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("voice", ["hibari:heart", "pyttsx3"])
+def test_every_engine_winds_down(tmp_path, voice):
+    _check_wound_down(*_render(tmp_path, SCRIPT, "wd", "--voice", voice))
+
+
+def _check_wound_down(out, stems, timings):
     first, last = _by_scene(timings, "Arrive"), _by_scene(timings, "Drift")
     assert [s["text"] for s in first] == [s["text"] for s in last]  # the same words
     # Rate: the same sentences, so spoken length goes as 1 / rate.
@@ -115,6 +125,7 @@ def test_the_last_scene_is_spoken_slower_softer_and_with_longer_pauses(wound):
     assert abs(loudness + 16.0) <= 0.5, loudness
 
 
+@pytest.mark.slow
 def test_the_timings_record_each_segments_rate_and_level(wound):
     _, _, timings = wound
     by_scene = {
@@ -129,6 +140,7 @@ def test_the_timings_record_each_segments_rate_and_level(wound):
     }
 
 
+@pytest.mark.slow
 def test_a_wind_down_render_is_the_same_bit_for_bit(wound, tmp_path):
     out, _, _ = wound
     # From the cache the speech arrives all at once, not a segment at a time as it was spoken:
@@ -140,6 +152,7 @@ def test_a_wind_down_render_is_the_same_bit_for_bit(wound, tmp_path):
     assert sf.read(spoken, dtype="int32")[0].tobytes() == first
 
 
+@pytest.mark.slow
 def test_speech_scope_loudness_lands_on_target_with_a_wind_down(tmp_path):
     out, _, timings = _render(tmp_path, SCRIPT, "speech", "--loudness-scope", "speech")
     spoken = [s for s in timings["segments"] if s["end"] > s["start"]]
@@ -164,6 +177,7 @@ def test_speech_scope_loudness_lands_on_target_with_a_wind_down(tmp_path):
     assert abs(loudness + 16.0) <= 0.5, loudness
 
 
+@pytest.mark.slow
 def test_a_preset_can_ask_for_the_wind_down(tmp_path):
     preset = tmp_path / "sleepy.toml"
     preset.write_text(

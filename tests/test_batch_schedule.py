@@ -108,6 +108,11 @@ def test_a_bad_schedule_or_its_shape_is_named_with_its_variant(tmp_path, capsys)
     body = 'output = "n.wav"\n[defaults]\nduration = "1m"\nschedule = "nowhere@0"\n'
     err = _refused(tmp_path, capsys, body)
     assert "[defaults]" in err and "schedule" in err and "nowhere" in err
+    # A night that does not fit its length is refused before any variant renders.
+    body = 'output = "{seed}.wav"\n[defaults]\nduration = "40s"\nschedule = "night-wind@0,stream@20s"\n'
+    body += "[matrix]\nseed = [1, 2]\n"
+    err = _refused(tmp_path, capsys, body)
+    assert "matrix #1 (seed=1): schedule: " in err and "less than the crossfade" in err
     body = 'output = "{name}.wav"\n[[variants]]\nname = "v"\nwake = "1m"\n'
     err = _refused(tmp_path, capsys, body)
     assert "variant 'v'" in err and "schedule" in err

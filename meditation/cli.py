@@ -69,6 +69,7 @@ def _setting_options(p: argparse.ArgumentParser, use) -> None:
             Kind.DURATIONS: "T,T",
             Kind.INTEGER: "N",
             Kind.TEXT: "TEXT",
+            Kind.TABLE: "TEXT",
             Kind.NUMBER: spec.unit if spec.unit.isalpha() else "X",
         }.get(spec.kind, "VALUE")
         p.add_argument(

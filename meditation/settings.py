@@ -133,7 +133,7 @@ class RenderSettings:
         None,
         "wind the narration down over the session: rate=0.75,level=-4dB,pauses=1.6 "
         "(by the last scene; lists give points, by=time follows time), or on",
-        kind=Kind.TEXT,
+        kind=Kind.TABLE,
         optional=True,
     )
     breath_cues: str = setting(

@@ -18,6 +18,7 @@ import soundfile as sf
 from ffmpeg import ebur128, ffmpeg
 from measure import rms_db
 
+from meditation.batch import expand_manifest
 from meditation.cli import main
 from meditation.segments import Segment
 from meditation.winddown import WindDown, parse_wind_down, positions, segment_rates, wind_down
@@ -288,3 +289,19 @@ def test_a_bad_wind_down_in_a_preset_or_a_manifest_is_named(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "variant 'v'" in err and "wind-down: rate 0.2 is out of range" in err
     assert err.count("\n") == 0 and not out.exists() and not (tmp_path / "v.wav").exists()
+
+
+def test_a_manifest_writes_the_wind_down_as_text_or_a_table(tmp_path):
+    (tmp_path / "s.md").write_text("Rest now.\n", encoding="utf-8")
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(
+        'output = "{name}.wav"\n[defaults]\nscript = "s.md"\n'
+        '[[variants]]\nname = "text"\nwind_down = "rate=[1, 0.8], level=-3dB, by=time"\n'
+        '[[variants]]\nname = "table"\nwind_down = { rate = [1, 0.8], level = "-3dB", by = "time" }\n',
+        encoding="utf-8",
+    )
+    text, table = expand_manifest(manifest, validate=False)
+    assert parse_wind_down(table.settings.wind_down) == parse_wind_down(text.settings.wind_down)
+    assert parse_wind_down(table.settings.wind_down) == WindDown(
+        rate=(1.0, 0.8), level_db=(-3.0,), by="time"
+    )

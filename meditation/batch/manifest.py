@@ -25,6 +25,7 @@ from ..script import Script, read_script
 from ..settings import (
     DEFAULT_SCRIPT,
     SCHEMA,
+    Kind,
     RenderSettings,
     Role,
     Use,
@@ -435,7 +436,8 @@ def _check_keys(table: Mapping, what: str, path: Path, keys: frozenset[str]) -> 
 def _check_values(table: Mapping, what: str, path: Path) -> None:
     """Type errors name the variant, the key and the value."""
     for key, value in table.items():
-        if isinstance(value, (dict, list)) and key != "layers":
+        kind = SCHEMA[key].kind if key in SCHEMA else None
+        if isinstance(value, (dict, list)) and key != "layers" and kind is not Kind.TABLE:
             raise ManifestError(f"{path}: {what}: {key} must be a single value, not {value!r}")
         try:
             coerce(key, value)

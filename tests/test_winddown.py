@@ -305,3 +305,14 @@ def test_a_manifest_writes_the_wind_down_as_text_or_a_table(tmp_path):
     assert parse_wind_down(table.settings.wind_down) == WindDown(
         rate=(1.0, 0.8), level_db=(-3.0,), by="time"
     )
+
+
+def test_showing_a_preset_shows_its_wind_down(tmp_path, capsys):
+    preset = tmp_path / "sleepy.toml"
+    preset.write_text(
+        '[layers.drone]\n\n[wind-down]\nrate = [1.0, 0.8]\nlevel = "-3dB"\nby = "time"\n',
+        encoding="utf-8",
+    )
+    assert main(["soundscapes", str(preset)]) == 0
+    shown = capsys.readouterr().out
+    assert "wind-down: rate 1 → 0.8 ×, level 0 → -3 dB, pauses 1 → 1 ×, by time" in shown

@@ -40,6 +40,8 @@ def _setting_options(p: argparse.ArgumentParser, use) -> None:
     for spec in specs_for(use):
         if use is Use.AMBIENT and spec.ambient_help:
             spec = dataclasses.replace(spec, help=spec.ambient_help)
+        if use is Use.TIMER and spec.timer_help:
+            spec = dataclasses.replace(spec, help=spec.timer_help)
         if spec.key == "script":
             p.add_argument("script", nargs="?", default=S, help=spec.help + " (default: the dream)")
             continue
@@ -67,6 +69,7 @@ def _setting_options(p: argparse.ArgumentParser, use) -> None:
             Kind.DURATIONS: "T,T",
             Kind.INTEGER: "N",
             Kind.TEXT: "TEXT",
+            Kind.TABLE: "TEXT",
             Kind.NUMBER: spec.unit if spec.unit.isalpha() else "X",
         }.get(spec.kind, "VALUE")
         p.add_argument(

@@ -193,6 +193,7 @@ class VoiceBus:
         self.timeline = timeline
         known = min(len(audio), len(timeline.segments))
         self._placed = ([s.start for s in timeline.segments[:known]], list(audio[:known]))
+        self.levels = LevelEnvelope.of(timeline)
 
     def _grow_parts(self, timeline: Timeline, audio: Sequence[np.ndarray]) -> None:
         assert self.parts is not None
@@ -277,6 +278,10 @@ class VoiceStream:
             out = self._chain.render(n)
         else:
             out = np.repeat(self._bus.render(self._position, n)[:, None], 2, axis=1)
+        levels = self._bus.levels
+        if levels is not None:
+            # After the chain: its leveler would otherwise bring a softer voice back up.
+            out = out * levels.gain(self._position, n)[:, None]
         self._position += n
         return out
 
@@ -287,6 +292,44 @@ def voice_sum(parts: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     for audio in parts.values():
         out += audio
     return out
+
+
+class LevelEnvelope:
+    """The voice's gain over time from each segment's ``level_db`` (a wind-down), linear.
+
+    A segment's level holds from its start to the next segment's; the change
+    to the next level is a ramp over the ``RAMP_S`` before that segment starts
+    (less if the gap is shorter), so it falls in silence or the reverb's tail,
+    and depends only on the segments around it: what a growing timeline has
+    settled stays the same (``premix`` keeps further back than this).
+    """
+
+    RAMP_S = 0.4
+
+    def __init__(self, xs: Sequence[float], ys: Sequence[float]):
+        self._x = np.maximum.accumulate(np.asarray(xs, dtype=np.float64))
+        self._y = np.asarray(ys, dtype=np.float64)
+
+    @classmethod
+    def of(cls, timeline: Timeline) -> LevelEnvelope | None:
+        """The envelope of ``timeline``'s segments; None when every level is 0 dB."""
+        segments = timeline.segments
+        if not any(s.level_db for s in segments):
+            return None
+        ramp = cls.RAMP_S * timeline.sample_rate
+        xs: list[float] = [float(segments[0].start)]
+        ys: list[float] = [10 ** (segments[0].level_db / 20)]
+        for before, seg in zip(segments, segments[1:]):
+            if seg.level_db == before.level_db:
+                continue
+            xs += [max(float(before.end), seg.start - ramp), float(seg.start)]
+            ys += [10 ** (before.level_db / 20), 10 ** (seg.level_db / 20)]
+        return cls(xs, ys)
+
+    def gain(self, start: int, n: int) -> np.ndarray:
+        """Gain for samples [start, start + n)."""
+        t = np.arange(start, start + n, dtype=np.float64)
+        return np.interp(t, self._x, self._y).astype(np.float32)
 
 
 _AUTO_TAIL_S = 30.0

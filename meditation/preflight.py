@@ -43,7 +43,7 @@ from .script import Pause, Script
 from .settings import SCHEMA, RenderSettings, Role, preset_name
 from .soundscape import Preset, check_scene_names, load_preset
 from .soundscape.layers.recording import inspect_recording
-from .soundscape.schedule import Schedule, load_schedule
+from .soundscape.schedule import Schedule, check_fits, load_schedule
 from .soundscape.words import choose
 from .speakers import format_speakers, parse_speakers
 from .voicefx import check_for_sample_rate, parse_voice_fx
@@ -176,7 +176,12 @@ def check_schedule(settings: RenderSettings) -> Schedule | None:
         )
     if settings.layers is not None:
         raise SettingsError("--layers does not apply to a --schedule (each place plays its preset)")
-    return load_schedule(settings.schedule)
+    schedule = load_schedule(settings.schedule)
+    if settings.duration_s is not None:  # a batch variant's night: checked before any renders
+        check_fits(
+            schedule, settings.duration_s, crossfade_s=settings.crossfade_s, wake_s=settings.wake_s
+        )
+    return schedule
 
 
 def check_soundscape(

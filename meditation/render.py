@@ -23,8 +23,14 @@ from .premix import Premix
 from .progress import clock
 from .script import Script, read_script
 from .segments import plan_segments
-from .settings import RenderSettings, breath_cue_words, settings_to_dict
-from .soundscape import AmbiencePlan, AmbienceStream, check_scene_names, plan_ambience
+from .settings import RenderSettings, breath_cue_words, preset_name, settings_to_dict
+from .soundscape import (
+    AmbiencePlan,
+    AmbienceStream,
+    check_scene_names,
+    load_preset,
+    plan_ambience,
+)
 from .soundscape.combine import Together
 from .soundscape.preset import Preset
 from .soundscape.schedule import NightPlan, plan_night
@@ -35,6 +41,7 @@ from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
 from .vary import delay_cues, vary_script
 from .voicefx import parse_voice_fx
 from .voices import resolve_voice
+from .winddown import WindDown, parse_wind_down, wind_down
 
 __all__ = ["RenderResult", "render", "render_ambient"]
 
@@ -136,7 +143,12 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     speakers = _speakers(script, settings)
     if settings.wpm is not None and speakers:
         speakers = _paced_speakers(script, settings, speakers, cue_words, lexicon)
-    planned = plan_segments(script, rate=settings.rate, cue_words=cue_words)
+    wind = _wind_down_of(settings, script)
+    # Long sentences are split by their length at the slowest rate they will be spoken at.
+    slowest = settings.rate * min(1.0, *wind.rate) if wind is not None else settings.rate
+    planned = plan_segments(script, rate=slowest, cue_words=cue_words)
+    planned = wind_down(planned, settings.rate, wind)  # each segment's rate, level and pauses
+    planned = _speaker_rates(planned, settings.rate, speakers)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )
@@ -310,6 +322,19 @@ def _paced_speakers(
     return paced
 
 
+def _speaker_rates(planned, base: float, speakers: dict[str, Speaker]) -> list:
+    """A speaker with a rate of its own speaks each segment at it, bent as the narrator's is
+    (a wind-down's factor is the segment's rate over the render's)."""
+    out = []
+    for segment in planned:
+        speaker = speakers.get(segment.speaker.lower())
+        if speaker is not None and speaker.rate is not None and segment.spoken:
+            factor = 1.0 if segment.rate is None else segment.rate / base
+            segment = dataclasses.replace(segment, rate=speaker.rate * factor)
+        out.append(segment)
+    return out
+
+
 def _speakers_used(
     planned, speakers: dict[str, Speaker]
 ) -> list[tuple[str, Speaker | None]] | None:
@@ -373,9 +398,7 @@ def _speak(planned, settings: RenderSettings, each=None, lexicon=None, speakers=
         said = synthesize(
             [spoken[i].text for i in indexes],
             voice=speaker.voice if speaker is not None else settings.voice,
-            rate=speaker.rate
-            if speaker is not None and speaker.rate is not None
-            else settings.rate,
+            rate=[settings.rate if spoken[i].rate is None else spoken[i].rate for i in indexes],
             sample_rate=settings.sample_rate,
             cache=cache,
             finish_with=limit_crest,
@@ -386,6 +409,16 @@ def _speak(planned, settings: RenderSettings, each=None, lexicon=None, speakers=
         for i, audio in zip(indexes, said):
             results[i] = audio
     return results
+
+
+def _wind_down_of(settings: RenderSettings, script: Script) -> WindDown | None:
+    """The wind-down asked for: the settings' (command line, front matter, manifest), else the preset's."""
+    if settings.wind_down is not None:
+        return parse_wind_down(settings.wind_down)
+    name = preset_name(settings, script)
+    if name is None:
+        return None
+    return load_preset(name).wind_down
 
 
 def _speech_seconds(texts, voice: str, rate: float, lexicon=None) -> float:

@@ -44,6 +44,8 @@ class Kind(str, enum.Enum):
     DURATIONS = "durations"
     """A comma-separated list (or TOML array) of durations, in seconds."""
     CHOICE = "choice"
+    TABLE = "table"
+    """Text of ``key=value`` items, or a TOML table (a manifest's), kept as that text."""
 
 
 class Role(str, enum.Enum):
@@ -100,6 +102,8 @@ class Spec:
     """A path that may end in ``:LEVEL_DB`` (``--bed FILE[:LEVEL]``): the key of the level it sets."""
     ambient_help: str = ""
     """The line for ``ambient --help`` where ``help`` speaks of a script or a voice."""
+    timer_help: str = ""
+    """The line for ``timer --help`` where ``help`` speaks of a script's narration or scenes."""
 
     @property
     def option(self) -> str:
@@ -126,6 +130,7 @@ def setting(
     short: str | None = None,
     level: str | None = None,
     ambient_help: str = "",
+    timer_help: str = "",
 ) -> Any:
     """Declare one field of RenderSettings (a ``dataclasses.field`` carrying its Spec's parts)."""
     meta = dict(
@@ -143,6 +148,7 @@ def setting(
         short=short,
         level=level,
         ambient_help=ambient_help,
+        timer_help=timer_help,
     )
     return field(default=default, metadata={"setting": meta})
 
@@ -189,6 +195,7 @@ _WRITE_AS = {
     Kind.NAMES: "a list of names such as river,wind",
     Kind.DURATIONS: "a list of durations such as 5m,12m",
     Kind.CHOICE: "one of the listed choices",
+    Kind.TABLE: "text such as a=1,b=2 or a table",
 }
 
 
@@ -293,6 +300,22 @@ def _read_choice(value: Any, spec: Any) -> str:
     return text
 
 
+def _read_table(value: Any, spec: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict) or not value:
+        raise TypeError(value)
+
+    def item(v: Any) -> str:
+        if isinstance(v, list):
+            return "[" + ", ".join(map(item, v)) + "]"
+        if isinstance(v, (dict, bool)) or v is None:
+            raise TypeError(v)
+        return str(v)
+
+    return ", ".join(f"{k}={item(v)}" for k, v in value.items())
+
+
 _READERS = {
     Kind.NUMBER: _read_number,
     Kind.INTEGER: _read_integer,
@@ -303,6 +326,7 @@ _READERS = {
     Kind.NAMES: _read_names,
     Kind.DURATIONS: _read_durations,
     Kind.CHOICE: _read_choice,
+    Kind.TABLE: _read_table,
 }
 
 

@@ -139,6 +139,8 @@ class Script:
     """Front-matter settings as written (strings), validated later with the CLI's."""
     setting_lines: dict = field(default_factory=dict)
     """Line of each front-matter key, for error messages."""
+    setting_cols: dict = field(default_factory=dict)
+    """Column where each front-matter value starts, for error messages inside it."""
     pronunciations: tuple[Entry, ...] = ()
     """Lexicon entries the script gives (front-matter ``lexicon:`` block, then inline fixes)."""
     speakers: tuple[Speaker, ...] = ()
@@ -212,6 +214,7 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
     lines = text.split("\n")
     settings: dict[str, str] = {}
     setting_lines: dict[str, int] = {}
+    setting_cols: dict[str, int] = {}
     pronunciations: list[Entry] = []
     speakers: list[Speaker] = []
     speaker_places: dict[str, tuple[int, int]] = {}
@@ -268,9 +271,11 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
                     line=i + 1,
                     col=1,
                 )
+            value_col = len(raw) - len(value.lstrip()) + 1
             value = value.strip()
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
+                value_col += 1
             if key == "lexicon" and not value:
                 in_lexicon = True
                 continue
@@ -300,6 +305,7 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
                 )
             settings[key] = value
             setting_lines[key] = i + 1
+            setting_cols[key] = value_col
         if "speakers" in setting_lines and not speakers:
             raise ScriptError(
                 "speakers: give at least one indented 'name: voice' line",
@@ -349,6 +355,7 @@ def parse_script(text: str, *, path: str = "<script>") -> Script:
         scenes=tuple(scenes),
         settings=settings,
         setting_lines=setting_lines,
+        setting_cols=setting_cols,
         pronunciations=(*pronunciations, *body.pronunciations),
         speakers=tuple(speakers),
         speaker_places=speaker_places,

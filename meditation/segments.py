@@ -103,6 +103,10 @@ class Segment:
     layout paces one in-out breath over each, at the end of the gap."""
     speaker: str = ""
     """The declared speaker who says it (``script.Paragraph.speaker``); empty: the narrator."""
+    rate: float | None = None
+    """The speaking rate of this segment (a wind-down bends it, see ``winddown``); None: the render's."""
+    level_db: float = 0.0
+    """The voice's level here, dB relative to its normal level (a wind-down lowers it)."""
 
     @property
     def end(self) -> int:

@@ -44,6 +44,7 @@ from .schema import (
     setting,
 )
 from .speakers import merge_speakers, parse_speakers
+from .winddown import WindDownError, parse_wind_down
 
 __all__ = [
     "RenderSettings",
@@ -103,6 +104,7 @@ class RenderSettings:
     voice: str = setting(
         "piper:joe",
         "voice as engine:name (see 'meditation voices')",
+        timer_help="voice of the --open and --close lines, as engine:name (see 'meditation voices')",
         uses=_EVERYWHERE | Use.TIMER,
     )
     voice_fx: str = setting(
@@ -120,6 +122,7 @@ class RenderSettings:
     rate: float = setting(
         0.9,
         "speaking rate applied by the voice engine; 0.8 = 20 % slower",
+        timer_help="speaking rate of the --open and --close lines; 0.8 = 20 % slower",
         unit="×",
         low=0.5,
         high=2.0,
@@ -134,6 +137,13 @@ class RenderSettings:
         optional=True,
     )
     pause_scale: float = setting(1.0, "multiplies every pause", unit="×", low=0.0, high=10.0)
+    wind_down: str | None = setting(
+        None,
+        "wind the narration down over the session: rate=0.75,level=-4dB,pauses=1.6 "
+        "(by the last scene; lists give points, by=time follows time), or on",
+        kind=Kind.TABLE,
+        optional=True,
+    )
     breath_cues: str = setting(
         "In,Hold,Out",
         "what the voice says on each breathing phase of [breathe … cues]: in,hold,out",
@@ -185,6 +195,8 @@ class RenderSettings:
         "auto",
         "preset name or .toml path; 'none' for narration alone; 'auto': the script's words choose (see --explain)",
         ambient_help="preset name or .toml path; 'none' for the --bed recording alone; 'auto' is 'default'",
+        timer_help="a preset name or .toml path to sit with under the bells (its own bell gives way); "
+        "'auto' or 'none': a silent sit, or the --bed alone",
         uses=_EVERYWHERE | _SESSION,
     )
     words: Path | None = setting(
@@ -197,6 +209,7 @@ class RenderSettings:
     layers: tuple[str, ...] | None = setting(
         None,
         "keep only these soundscape layers, e.g. river,wind",
+        timer_help="keep only these layers of the --soundscape, e.g. river,wind",
         kind=Kind.NAMES,
         uses=_EVERYWHERE | _SESSION,
         optional=True,
@@ -214,6 +227,7 @@ class RenderSettings:
         -12.0,
         "level of the --bed recording, relative to the narration like a layer's level_db",
         ambient_help="level of the --bed recording, like a layer's level_db",
+        timer_help="level of the --bed recording, like a layer's level_db",
         unit="dB",
         low=-60.0,
         high=12.0,
@@ -262,6 +276,7 @@ class RenderSettings:
         None,
         "title tag (default: the script's title)",
         ambient_help="title tag (default: Ambience)",
+        timer_help="title tag (default: Timer and the sit's length, e.g. Timer 20:00)",
         kind=Kind.TEXT,
         uses=_EVERYWHERE | _SESSION,
         audio=False,
@@ -281,6 +296,7 @@ class RenderSettings:
         None,
         "write the voice and each layer as WAV stems into this folder",
         ambient_help="write each layer as WAV stems into this folder",
+        timer_help="write the bells, each layer and any spoken line as WAV stems into this folder",
         kind=Kind.PATH,
         uses=Use.RENDER | _SESSION,
         role=Role.OUTPUT_FOLDER,
@@ -340,6 +356,7 @@ class RenderSettings:
     chapters: bool = setting(
         True,
         "put a chapter per scene in MP3, M4A/M4B, FLAC, Ogg and Opus",
+        timer_help="put a chapter at each bell in MP3, M4A/M4B, FLAC, Ogg and Opus",
         uses=_EVERYWHERE | Use.TIMER,
     )
     plot: Path | None = setting(
@@ -364,7 +381,7 @@ class RenderSettings:
         None,
         "ambient: places over the hours, e.g. night-wind@0,stream@2h,drone@6h30m, or a .toml file",
         kind=Kind.TEXT,
-        uses=Use.AMBIENT,
+        uses=Use.AMBIENT | Use.MANIFEST,
         optional=True,
     )
     crossfade_s: float | None = setting(
@@ -373,7 +390,7 @@ class RenderSettings:
         kind=Kind.DURATION,
         low=1.0,
         high=3600.0,
-        uses=Use.AMBIENT,
+        uses=Use.AMBIENT | Use.MANIFEST,
         optional=True,
     )
     wake_s: float | None = setting(
@@ -383,7 +400,7 @@ class RenderSettings:
         key="wake",
         low=10.0,
         high=12 * 3600.0,
-        uses=Use.AMBIENT,
+        uses=Use.AMBIENT | Use.MANIFEST,
         optional=True,
     )
     # --- timer sessions (issue 22; ``meditation.timer``) ---
@@ -517,6 +534,7 @@ def validate(settings: RenderSettings) -> RenderSettings:
             parse_speakers(settings.speakers)
         except SettingsError as exc:
             raise SettingsError(f"speakers: {exc.message}") from None
+    parse_wind_down(settings.wind_down)
     if settings.vary is not None:
         from .vary import resolve_vary  # noqa: PLC0415 - start-up: vary loads numpy, settings must not
 
@@ -603,14 +621,19 @@ def resolve_settings(
                 _read_source(values, {key: script.settings[key]}, lambda k, spec: spec.key)
                 if key == "breath_cues":  # checked here too, so the error names its line
                     breath_cue_words(values["breath_cues"])
+                if key == "wind_down":  # here too, so the error names its line and column
+                    parse_wind_down(values["wind_down"])
                 spec = SCHEMA.get(key)
                 if relative_to is not None and spec is not None and spec.role is Role.INPUT:
                     path = values.get(spec.name)
                     if isinstance(path, Path) and not path.expanduser().is_absolute():
                         values[spec.name] = Path(relative_to) / path
             except SettingsError as exc:
+                col = 1
+                if isinstance(exc, WindDownError):
+                    col = getattr(script, "setting_cols", {}).get(key, 1) + exc.offset
                 raise ScriptError(
-                    str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=1
+                    str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=col
                 ) from None
     declared = values.get("speakers")
     _read_source(values, explicit, lambda key, spec: (labels or {}).get(key, spec.key))

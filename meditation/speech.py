@@ -143,7 +143,7 @@ def synthesize(
     texts: Sequence[str],
     *,
     voice: str,
-    rate: float,
+    rate: float | Sequence[float],
     sample_rate: int,
     cache: SpeechCache | None = None,
     finish_with: Callable[[np.ndarray, int], np.ndarray] | None = None,
@@ -169,17 +169,23 @@ def synthesize(
 
     ``lexicon`` rewrites each text into what the engine is given (respellings,
     phonemes); the seed and the cache key follow that text.
+
+    ``rate`` is one rate for every text, or one per text (a wind-down); a
+    text said at two rates is spoken twice.
     """
 
     voice_id = voice if ":" in voice else resolve_voice(voice)
     if lexicon:
         phonemes = ENGINES[voice_id.partition(":")[0]].phonemes
         texts = [lexicon.apply(text, phonemes) for text in texts]
+    rates = [float(rate)] * len(texts) if isinstance(rate, (int, float)) else list(rate)
+    if len(rates) != len(texts):
+        raise ValueError(f"{len(rates)} rates for {len(texts)} texts")
     wanted = auto_speech_jobs() if jobs is None else max(1, int(jobs))
     engine: VoiceEngine | None = None
     speakers: ThreadPoolExecutor | None = None
 
-    def speak(text: str) -> Future[np.ndarray]:
+    def speak(text: str, rate: float) -> Future[np.ndarray]:
         nonlocal engine, speakers
         if engine is None or speakers is None:  # the first take: load the voice
             engine = load_voice(voice_id)
@@ -204,27 +210,28 @@ def synthesize(
             audio = audio.result()
         return finish_with(audio, sample_rate) if finish_with is not None else audio
 
-    def key_of(text: str) -> str | None:
+    def key_of(text: str, rate: float) -> str | None:
         return SpeechCache.key(voice_id, rate, text, sample_rate) if cache is not None else None
 
     # Segments looked up in the cache or handed to the speakers, ahead of the one handed on.
-    ahead: deque[tuple[str, np.ndarray | None]] = deque()  # (text, its cached audio or None)
-    spoken: dict[str, Future[np.ndarray]] = {}  # raw takes; a text repeated is spoken once
-    upcoming = iter(texts)
+    Take = tuple[str, float]  # a text and its rate
+    ahead: deque[tuple[Take, np.ndarray | None]] = deque()  # (take, its cached audio or None)
+    spoken: dict[Take, Future[np.ndarray]] = {}  # raw takes; a take repeated is spoken once
+    upcoming = iter(zip(texts, rates))
 
     def look_ahead() -> None:
         while len(ahead) < 2 * wanted:
-            text = next(upcoming, None)
-            if text is None:
+            take = next(upcoming, None)
+            if take is None:
                 return
             audio = None
-            if text not in spoken:
-                key = key_of(text)
+            if take not in spoken:
+                key = key_of(*take)
                 if cache is not None and key is not None:
                     audio = cache.get(key)
                 if audio is None:
-                    spoken[text] = speak(text)
-            ahead.append((text, audio))
+                    spoken[take] = speak(*take)
+            ahead.append((take, audio))
 
     results: list[np.ndarray | Future[np.ndarray]] = []
     told = 0  # results handed to ``each`` so far
@@ -240,7 +247,7 @@ def synthesize(
             each(a)
             told += 1
 
-    finished: dict[str, Future[np.ndarray]] = {}
+    finished: dict[Take, Future[np.ndarray]] = {}
     try:
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="meditation-finish") as pool,
@@ -248,18 +255,18 @@ def synthesize(
         ):
             for _ in range(len(texts)):
                 look_ahead()
-                text, cached = ahead.popleft()
+                take, cached = ahead.popleft()
                 audio: np.ndarray | Future[np.ndarray] | None = (
-                    cached if cached is not None else finished.get(text)
+                    cached if cached is not None else finished.get(take)
                 )
                 if audio is None:
-                    raw = spoken[text]
+                    raw = spoken[take]
                     while not wait([raw], timeout=0.1).done:
                         tell(block=False)  # earlier segments, finished meanwhile
                     raw.result()  # the engine's error, raised here
                     assert engine is not None  # loaded by the first take
                     native = engine.sample_rate
-                    audio = finished[text] = pool.submit(finish, raw, native, key_of(text))
+                    audio = finished[take] = pool.submit(finish, raw, native, key_of(*take))
                 results.append(pool.submit(polish, audio) if finish_with is not None else audio)
                 tell(block=False)
                 bar.update(1)

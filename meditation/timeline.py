@@ -173,6 +173,8 @@ class Timeline:
                     "end": round(g.end / sr, 4),
                     "scene": g.scene,
                     "speaker": g.speaker or NARRATOR,
+                    "rate": g.rate,
+                    "level_db": g.level_db,
                 }
                 for g in self.segments
             ],
@@ -260,6 +262,8 @@ def layout(
                 0.0,
                 cue_at_s=segment.cue_at_s,
                 speaker=segment.speaker,
+                rate=segment.rate,
+                level_db=segment.level_db,
             )
         else:
             gap = segment.gap_before_s * pause_scale
@@ -279,7 +283,14 @@ def layout(
                     breaths.extend(_single_breaths(segment.breathe_s, pause_scale, cursor, sr))
                 length = int(next(next_length)) if segment.spoken else 0
                 entry = Segment(
-                    segment.text, segment.scene, cursor, length, gap, speaker=segment.speaker
+                    segment.text,
+                    segment.scene,
+                    cursor,
+                    length,
+                    gap,
+                    rate=segment.rate,
+                    level_db=segment.level_db,
+                    speaker=segment.speaker,
                 )
             cursor = entry.end
         if entry.spoken:

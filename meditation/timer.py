@@ -152,7 +152,11 @@ def plan_timer(
     segments = []
     cursor = int(round(_LEAD_S * sr))
     if settings.opening_line is not None:
-        segments.append(Segment(settings.opening_line, "Opening bell", cursor, opening_samples))
+        segments.append(
+            Segment(
+                settings.opening_line, "Opening bell", cursor, opening_samples, rate=settings.rate
+            )
+        )
         cursor += opening_samples + int(round(_SPOKEN_GAP_S * sr))
     sit_start = cursor
     names = ["Opening bell"]
@@ -170,7 +174,11 @@ def plan_timer(
     end = closing_strikes[-1] + int(round(decay_s * sr))
     if settings.closing_line is not None:
         begin = closing_strikes[-1] + int(round(_SPOKEN_GAP_S * sr))
-        segments.append(Segment(settings.closing_line, "Closing bell", begin, closing_samples))
+        segments.append(
+            Segment(
+                settings.closing_line, "Closing bell", begin, closing_samples, rate=settings.rate
+            )
+        )
         end = max(end, begin + closing_samples + int(round(_END_AFTER_VOICE_S * sr)))
     # The first chapter starts at 0 (players show it from the first second); the others at their bell.
     spans = [

@@ -215,3 +215,21 @@ def test_the_plot_and_timings_show_the_bed_dipping_under_every_strike(tmp_path):
     assert (
         np.interp(plan["layers"]["bell"]["cues"][1] - 5.0, river["time"], river["level_db"]) == full
     )
+
+
+def test_timer_help_speaks_of_a_sit_not_a_script(capsys):
+    with pytest.raises(SystemExit):
+        main(["timer", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--soundscape TEXT a preset name or .toml path to sit with under the bells" in shown
+    assert "'auto' or 'none': a silent sit" in shown
+    assert "title tag (default: Timer and the sit's length" in shown
+    assert "a chapter at each bell" in shown
+    # render's wording, which speaks of a script's narration and scenes, is not there.
+    for words in (
+        "narration alone",
+        "the script's title",
+        "'auto' takes the script's",
+        "per scene",
+    ):
+        assert words not in shown, words

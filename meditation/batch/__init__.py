@@ -16,6 +16,10 @@ Manifest::
     name = "short"                 # optional; usable in the template as {name}
     duration = "10m"
 
+A variant with a ``schedule`` (issue 22 §3) is an ambient night: it reads no
+script, needs a ``duration`` and renders what ``meditation ambient --schedule``
+makes of the same settings.
+
 The variants are every matrix combination, then every hand-written variant.
 The output template's fields are ``{script}`` (the script's stem), ``{name}``
 and any setting key; a field takes the value as written in the manifest, else

@@ -48,6 +48,7 @@ from .display import Display
 from .freshness import sidecar_path
 from .manifest import Variant, validate_variant
 from .work import (
+    render_settings,
     render_variant,
     report_result,
     sidecar_data,
@@ -134,8 +135,6 @@ def _render(job: _Job) -> _Outcome:
         if job.shared:
             path, _ = render_variant(job.variant)
             return _Outcome("rendered", time.perf_counter() - start, str(path))
-        from ..render import render  # noqa: PLC0415 - slow; only workers render
-
         settings = job.variant.settings
         # The worker's scratch folder: Dask removes it with the worker.
         with tempfile.TemporaryDirectory(prefix="meditation-", dir=_scratch_folder()) as tmp:
@@ -145,7 +144,7 @@ def _render(job: _Job) -> _Outcome:
                 preset.parent.mkdir()
                 preset.write_text(job.preset_text, encoding="utf-8")
                 changes["soundscape"] = str(preset)
-            result = render(dataclasses.replace(settings, **changes), job.script)
+            result = render_settings(dataclasses.replace(settings, **changes), job.script)
             audio = Path(result.path).read_bytes()
         return _Outcome(
             "rendered", time.perf_counter() - start, "", audio, result.sidecar(), result.duration_s

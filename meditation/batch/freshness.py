@@ -119,6 +119,8 @@ def _input_hashes(settings: RenderSettings) -> dict:
         value = getattr(settings, spec.name)
         if spec.role is Role.INPUT and spec.key != "script" and isinstance(value, Path):
             hashes[spec.key] = _sha256(value)
+    if settings.schedule is not None and settings.schedule.lower().endswith(".toml"):
+        hashes["schedule"] = _sha256(Path(settings.schedule))  # an ambient night's file of places
     return hashes
 
 

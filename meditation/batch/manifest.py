@@ -25,6 +25,7 @@ from ..script import Script, read_script
 from ..settings import (
     DEFAULT_SCRIPT,
     SCHEMA,
+    Kind,
     RenderSettings,
     Role,
     Use,
@@ -254,12 +255,20 @@ def iter_manifest(
         for index, (label, values) in enumerate(_combinations(defaults, matrix, tables)):
             values = dict(values)
             name = str(values.pop("name", "")).strip()
+            # A variant with a schedule is an ambient night: no script, no voice (issue 22 §3).
+            ambient = _scheduled(values)
             script_path = _resolve(values.get("script"), base) or DEFAULT_SCRIPT
             try:
-                if script_path not in scripts:
-                    scripts[script_path] = read_script(script_path)
-                script = scripts[script_path]
+                script: Script | None = None
+                if ambient:
+                    _check_ambient(values)
+                else:
+                    if script_path not in scripts:
+                        scripts[script_path] = read_script(script_path)
+                    script = scripts[script_path]
                 explicit = {k: v for k, v in values.items() if k != "script"}
+                if ambient and str(explicit["schedule"]).lower().endswith(".toml"):
+                    explicit["schedule"] = str(_resolve(explicit["schedule"], base))
                 if "soundscape" in explicit and str(explicit["soundscape"]).lower().endswith(
                     ".toml"
                 ):
@@ -277,6 +286,8 @@ def iter_manifest(
                     script,
                     relative_to=Path(script_path).parent,  # front matter files beside the script
                 )
+                if ambient and settings.title is None:
+                    settings = dataclasses.replace(settings, title="Ambience")
                 voice = settings.voice
                 if voice not in voices:
                     voices[voice] = resolve_voice(voice)
@@ -287,7 +298,9 @@ def iter_manifest(
                     )
             except MeditationError as exc:
                 raise ManifestError(f"{path}: {label}: {one_line(exc)}") from None
-            output = out_dir / _fill(fields, values, settings, script_path, name)
+            output = out_dir / _fill(
+                fields, values, settings, Path("ambient") if ambient else script_path, name
+            )
             if not _inside(output, out_root):
                 raise ManifestError(
                     f"{path}: {label}: output {str(output)!r} is outside the output folder"
@@ -310,6 +323,26 @@ def iter_manifest(
             yield variant
     finally:
         _release_engine_helpers(set(voices.values()))
+
+
+def _scheduled(values: Mapping[str, Any]) -> bool:
+    """True for a variant that renders an ambient night: it sets a ``schedule``."""
+    schedule = values.get("schedule")
+    return schedule is not None and str(schedule).strip().lower() != "none"
+
+
+def _check_ambient(values: Mapping[str, Any]) -> None:
+    """An ambient variant has a length and nothing spoken."""
+    if "script" in values:
+        raise ManifestError(
+            "schedule: a variant with a schedule is an ambient track and reads no script; "
+            "leave script out of it (and out of [defaults])"
+        )
+    if values.get("duration") is None or str(values["duration"]).strip().lower() == "none":
+        raise ManifestError(
+            "schedule: a variant with a schedule is an ambient track: give its duration, "
+            'e.g. duration = "8h"'
+        )
 
 
 def _first_writer(path: Path, out_dir: Path, cache: bool, before: int, digest: int) -> str:
@@ -383,7 +416,7 @@ def validate_variant(variant: Variant, *, manifest: str | Path = "") -> None:
     settings = variant.settings
     script = (
         _script(str(settings.script), _stamp(settings.script))
-        if settings.soundscape == "auto"
+        if settings.soundscape == "auto" and settings.schedule is None
         else None
     )
     where = f"{manifest}: {variant.label or variant.name}"
@@ -425,10 +458,12 @@ def _check_keys(table: Mapping, what: str, path: Path, keys: frozenset[str]) -> 
 def _check_values(table: Mapping, what: str, path: Path) -> None:
     """Type errors name the variant, the key and the value."""
     for key, value in table.items():
+        kind = SCHEMA[key].kind if key in SCHEMA else None
         # layers may be a list; speakers a table of name = "voice …" (``meditation.speakers``)
         if (
             isinstance(value, (dict, list))
             and key != "layers"
+            and kind is not Kind.TABLE
             and not (key == "speakers" and isinstance(value, dict))
         ):
             raise ManifestError(f"{path}: {what}: {key} must be a single value, not {value!r}")

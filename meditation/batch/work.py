@@ -25,6 +25,7 @@ __all__ = [
     "available_cores",
     "worker_limit",
     "render_variant",
+    "render_settings",
     "sidecar_data",
     "BatchReport",
     "report_result",
@@ -41,8 +42,6 @@ def render_variant(variant: Variant | RenderSettings) -> tuple[Path, dict]:
     interrupted render leaves either nothing or a finished file that the next
     run renders again (a missing or older sidecar never matches).
     """
-    from ..render import render  # noqa: PLC0415 - slow; the batch's parent process never renders
-
     if isinstance(variant, RenderSettings):
         variant = Variant(name=variant.output.stem, settings=variant, values={})
     settings = variant.settings
@@ -51,7 +50,7 @@ def render_variant(variant: Variant | RenderSettings) -> tuple[Path, dict]:
     settings.output.parent.mkdir(parents=True, exist_ok=True)
     with all_or_nothing():  # the audio and its sidecar together, or neither
         try:
-            result = render(settings)
+            result = render_settings(settings)
         except SettingsError as exc:  # named as the manifest names it: duration, not --duration
             raise SettingsError(exc.worded_as_key()) from None
         data = sidecar_data(
@@ -61,6 +60,17 @@ def render_variant(variant: Variant | RenderSettings) -> tuple[Path, dict]:
             sidecar_path(result.path), json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         )
     return result.path, data
+
+
+def render_settings(settings: RenderSettings, script=None):
+    """``render`` a variant, or ``render_ambient`` one with a ``schedule`` (an ambient night, no script)."""
+    # Here, not at the top: slow, and the batch's parent process never renders.
+    from ..render import render, render_ambient  # noqa: PLC0415
+
+    if settings.schedule is not None:
+        assert settings.duration_s is not None, "expansion refuses a schedule without a duration"
+        return render_ambient(settings, settings.duration_s)
+    return render(settings, script)
 
 
 def sidecar_data(variant: Variant, measured: dict, duration_s: float, output_bytes: int) -> dict:
@@ -104,9 +114,9 @@ def report_result(
 
 
 def speech_group(variant: Variant) -> tuple:
-    """Variants sharing (script, voice, rate, speakers) share all their speech."""
+    """Variants sharing (script, voice, rate, speakers, wind-down) share all their speech."""
     s = variant.settings
-    return (str(s.script), s.voice, s.rate, s.speakers)
+    return (str(s.script), s.voice, s.rate, s.speakers, s.wind_down)
 
 
 def speech_first(todo: Sequence[Variant]) -> list[Variant]:

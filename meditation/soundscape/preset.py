@@ -16,6 +16,10 @@ Preset format::
     [voice]                        # voice-chain settings this soundscape suits
     reverb = "hall"                # (see meditation.voicefx)
 
+    [wind-down]                    # the narration winds down over the session
+    rate = 0.75                    # (see meditation.winddown; a script's own wins)
+    level = "-4dB"
+
     [scenes.default]               # scenes not named below, and scriptless tracks
     river = 0.0                    # layer = gain in dB on top of level_db
 
@@ -43,6 +47,7 @@ from ..errors import MeditationError, SoundscapeError
 from ..timeline import Choice
 from ..tomlfile import read_toml
 from ..voicefx import STYLES, voice_fx_from
+from ..winddown import WindDown, parse_wind_down
 from .layers import LAYERS, Layer
 from .layers.base import check_range
 
@@ -131,6 +136,8 @@ class Preset:
     """The ``[voice]`` table: voice-chain settings this soundscape suits (see ``meditation.voicefx``)."""
     why: Mapping[str, tuple[Choice, ...]] = field(default_factory=dict)
     """By scene name (lower case): the words that chose its layers (``--soundscape auto``)."""
+    wind_down: WindDown | None = None
+    """The ``[wind-down]`` table: how the narration winds down under this soundscape (``meditation.winddown``)."""
 
 
 def list_presets() -> list[Preset]:
@@ -163,6 +170,7 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         return SoundscapeError(f"{where}: {message}")
 
     known_top = {"name", "description", "fade_s", "layers", "scenes", "cues", "voice"}
+    known_top |= {"wind-down", "wind_down"}
     for key in data:
         if key not in known_top:
             raise fail(f"unknown key {key!r} (known: {', '.join(sorted(known_top))})")
@@ -254,8 +262,16 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         voice_fx_from(STYLES["gentle"], voice, "[voice]")
     except MeditationError as exc:
         raise fail(str(exc)) from None
+    winding = data.get("wind-down", data.get("wind_down"))
+    if winding is not None and not isinstance(winding, Mapping):
+        raise fail('[wind-down] must be a table, e.g. rate = 0.75, level = "-4dB"')
+    try:
+        wind = parse_wind_down(dict(winding)) if winding is not None else None
+    except MeditationError as exc:
+        raise fail(str(exc)) from None
     return Preset(
         voice=dict(voice),
+        wind_down=wind,
         name=str(data.get("name", path.stem)),
         description=str(data.get("description", "")),
         layers=layers,

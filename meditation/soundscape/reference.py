@@ -143,6 +143,11 @@ level_db = -10.0
 [voice]                          # the voice chain this soundscape suits (see --voice-fx)
 reverb = "hall"
 
+[wind-down]                      # the narration winds down (see Wind-down narration);
+rate = 0.75                      # a script's or the command line's wind_down wins
+level = "-4dB"
+pauses = 1.6
+
 [scenes.default]                 # scenes not named below, and ambient tracks
 river = -6.0                     # layer = dB on top of its level_db ({scene}); unnamed layers are silent
 
@@ -247,5 +252,21 @@ def describe_preset(preset: Preset) -> str:
         lines.append(f"  {cue.layer} {cue.action}{params}, {where}{offset}")
     if preset.voice:
         lines.append("voice: " + ", ".join(f"{k}={v}" for k, v in preset.voice.items()))
+    wind = preset.wind_down
+    if wind is not None:
+        # One point is where the curve ends: it starts at 1 × (0 dB).
+        curves = (
+            ("rate", (1.0, *wind.rate) if len(wind.rate) == 1 else wind.rate, " ×"),
+            ("level", (0.0, *wind.level_db) if len(wind.level_db) == 1 else wind.level_db, " dB"),
+            ("pauses", (1.0, *wind.pauses) if len(wind.pauses) == 1 else wind.pauses, " ×"),
+        )
+        lines.append(
+            "wind-down: "
+            + ", ".join(
+                f"{name} {' → '.join(f'{v:g}' for v in points)}{unit}"
+                for name, points, unit in curves
+            )
+            + f", by {wind.by}"
+        )
     lines.append("(* set by the preset; other parameters at their defaults)")
     return "\n".join(lines)

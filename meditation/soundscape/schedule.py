@@ -49,6 +49,7 @@ __all__ = [
     "load_schedule",
     "parse_schedule",
     "plan_night",
+    "check_fits",
     "DEFAULT_CROSSFADE_S",
     "WAKE_RISE_DB",
 ]
@@ -201,11 +202,7 @@ def plan_night(
     """
     sr = timeline.sample_rate
     total = timeline.length
-    duration_s = total / sr
-    fade_s = crossfade_s if crossfade_s is not None else schedule.crossfade_s
-    fade_s = DEFAULT_CROSSFADE_S if fade_s is None else fade_s
-    wake_s = wake_s if wake_s is not None else schedule.wake_s
-    _check(schedule, duration_s, fade_s, wake_s)
+    fade_s, wake_s = check_fits(schedule, total / sr, crossfade_s=crossfade_s, wake_s=wake_s)
     starts = [int(round(p.start_s * sr)) for p in schedule.places]
     ends = [*starts[1:], total]
     fade = int(round(fade_s * sr))
@@ -258,6 +255,23 @@ def plan_night(
     night = replace(timeline, scenes=tuple(scenes), layer_levels=tuple(levels))
     name = " → ".join(prefix for prefix, _ in places)
     return NightPlan(name, night, tuple(places), bed_plan, wake_strikes, seed)
+
+
+def check_fits(
+    schedule: Schedule,
+    duration_s: float,
+    *,
+    crossfade_s: float | None = None,
+    wake_s: float | None = None,
+) -> tuple[float, float | None]:
+    """The crossfade and wake-up a night of ``duration_s`` plays ``schedule`` with (the
+    command line's over the file's); a one-line SoundscapeError if it does not fit, so a
+    batch can refuse it before anything renders."""
+    fade_s = crossfade_s if crossfade_s is not None else schedule.crossfade_s
+    fade_s = DEFAULT_CROSSFADE_S if fade_s is None else fade_s
+    wake_s = wake_s if wake_s is not None else schedule.wake_s
+    _check(schedule, duration_s, fade_s, wake_s)
+    return fade_s, wake_s
 
 
 def _check(schedule: Schedule, duration_s: float, fade_s: float, wake_s: float | None) -> None:

@@ -416,7 +416,7 @@ def _wind_down_of(settings: RenderSettings, script: Script) -> WindDown | None:
     if settings.wind_down is not None:
         return parse_wind_down(settings.wind_down)
     name = preset_name(settings, script)
-    if name is None:
+    if name is None or name == "auto":  # the places the words choose carry no wind-down
         return None
     return load_preset(name).wind_down
 

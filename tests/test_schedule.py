@@ -8,8 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile as sf
-from ffmpeg import probe
-from test_export import ffmpeg_chapters
+from ffmpeg import ffmpeg_chapters, probe
 
 from meditation.cli import main
 

@@ -207,8 +207,10 @@ def test_a_scheduler_address_gets_the_files_back_from_its_workers(reference):
     """With tcp://, workers share no folder with the client: each returns its file's bytes, written here."""
     folder, scratch = reference, reference / "scratch"
     with _local_cluster(n_workers=2, local_directory=str(scratch)) as cluster:
+        address = cluster.scheduler_address
+        # --no-cache as the reference was rendered: the sidecars record it.
         remote = _batch(
-            folder, "--scheduler", cluster.scheduler_address, "--out-dir", str(folder / "remote")
+            folder, "--no-cache", "--scheduler", address, "--out-dir", str(folder / "remote")
         )
         assert remote.returncode == 0, remote.stderr
         assert remote.stdout.strip().splitlines()[-1] == "4 rendered, 0 failed, 0 skipped"

@@ -24,6 +24,7 @@ CONTINUOUS = [
     "birds",
     "chimes",
     "bowl",
+    "underwater",
 ]
 # The lowest rate layers run at: 30 minutes cost a few seconds each.
 FS = 8000

@@ -51,6 +51,8 @@ PARAMS: dict[str, list[dict[str, Any]]] = {
     "owl": [{"rate_per_min": 10.0}],
     "frogs": [{"activity": 2.0}],
     "rain": [{"surface": "tent", "intensity": 0.8}],
+    # Bubbles are occasional: made frequent, so that strings of them cross span edges here.
+    "underwater": [{"bubbles_per_min": 60.0, "swell_s": 2.0}],
 }
 
 

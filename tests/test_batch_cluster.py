@@ -13,11 +13,14 @@ import socket
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 
 import pytest
 from waiting import wait_until
 
 distributed = pytest.importorskip("distributed")
+
+import dask  # noqa: E402 - comes with distributed
 
 from meditation.batch import expand_manifest, run_batch  # noqa: E402
 from meditation.batch.work import available_cores  # noqa: E402
@@ -26,10 +29,17 @@ from meditation.errors import install_hint  # noqa: E402
 
 # Words no other test speaks (the tests share one speech cache).
 SCRIPT = "# Drift\n\nClouds move slowly over the hills. [pause 1s] Nothing to do now.\n"
-MANIFEST = (
-    'output = "{seed}.wav"\n[defaults]\nscript = "drift.md"\nvoice = "pyttsx3"\nlead_in = 1\ntail = 1\n'
-    'soundscape = "stream"\nduration = "20s"\n[matrix]\nseed = [1, 2, 3, 4]\n'
-)
+
+
+def _manifest(output: str, soundscape: str, rest: str) -> str:
+    """A manifest of the quick voice speaking ``drift.md`` over ``soundscape``; ``rest`` adds keys."""
+    return (
+        f'output = "{output}"\n[defaults]\nscript = "drift.md"\nvoice = "pyttsx3"\nlead_in = 1\n'
+        f'tail = 1\nsoundscape = "{soundscape}"\n{rest}'
+    )
+
+
+MANIFEST = _manifest("{seed}.wav", "stream", 'duration = "20s"\n[matrix]\nseed = [1, 2, 3, 4]\n')
 # Sidecar fields that may differ between two runs of the same variant: where it was written.
 _WHERE = ("output",)
 
@@ -91,37 +101,17 @@ def _writer_of(pids, *folders):
     return None
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc"
-)
-def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker(folder):
-    local = _batch(folder, "-j", "1", "--no-cache", "--out-dir", str(folder / "local"))
-    assert local.returncode == 0, local.stderr
-
-    # The cluster run, with a worker killed while it writes a variant.
+@contextmanager
+def _cluster_batch(folder, out_dir):
+    """The batch on ``local:2`` in a session of its own, where its workers are found and signalled;
+    its scratch folder is ``folder / "tmp"``. Whatever is left running at the end is killed."""
     scratch = folder / "tmp"
     scratch.mkdir()
-    env = {
-        **os.environ,
-        "TMPDIR": str(scratch),
-        "PYTHONUNBUFFERED": "1",
-    }  # Dask's worker folders go here
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1"}  # Dask's worker folders
+    args = ["batch", str(folder / "m.toml"), "--progress", "off", "--no-cache"]
+    args += ["--scheduler", "local:2", "--out-dir", str(out_dir)]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "meditation",
-            "batch",
-            str(folder / "m.toml"),
-            "--progress",
-            "off",
-            "--no-cache",
-            "--scheduler",
-            "local:2",
-            "--out-dir",
-            str(folder / "cluster"),
-        ],
+        [sys.executable, "-m", "meditation", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -129,35 +119,78 @@ def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker
         start_new_session=True,
     )
     try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _rendering_worker(proc, out_dir):
+    """The pid of a worker of ``proc`` writing a variant (into its scratch folder or ``out_dir``)."""
+    workers = [p for p in _session(proc.pid) if int(p) != proc.pid]
+    return _writer_of(workers, out_dir.parent / "tmp", out_dir)
+
+
+@contextmanager
+def _local_cluster(**options):
+    """A LocalCluster of worker processes that may start the pyttsx3 voice's helper process (README)."""
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        distributed.LocalCluster(
+            threads_per_worker=1, processes=True, dashboard_address=":0", **options
+        ) as cluster,
+    ):
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A folder holding the manifest and its four variants rendered by the local runner
+    (``local/``): what every cluster run must write, bit for bit. Rendered once for the module."""
+    folder = tmp_path_factory.mktemp("reference")
+    (folder / SCRIPT_NAME).write_text(SCRIPT, encoding="utf-8")
+    (folder / "m.toml").write_text(MANIFEST, encoding="utf-8")
+    local = _batch(folder, "-j", "1", "--no-cache", "--out-dir", str(folder / "local"))
+    assert local.returncode == 0, local.stderr
+    return folder
+
+
+def _same_as_local(out_dir, reference):
+    for seed in (1, 2, 3, 4):
+        name, side = f"{seed}.wav", f"{seed}.json"
+        assert (out_dir / name).read_bytes() == (reference / "local" / name).read_bytes(), name
+        assert _sidecar(out_dir / side) == _sidecar(reference / "local" / side)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc"
+)
+def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker(reference):
+    # The cluster run, with a worker killed while it writes a variant.
+    folder, cluster = reference, reference / "cluster"
+    with _cluster_batch(folder, cluster) as proc:
 
         def writer():
             if proc.poll() is not None:
                 return -1  # the batch ended: no worker to catch
             # local:N workers write straight into the output folder (a scheduler's workers, in their scratch folder).
-            workers = [p for p in _session(proc.pid) if int(p) != proc.pid]
-            return _writer_of(workers, scratch, folder / "cluster")
+            return _rendering_worker(proc, cluster)
 
         killed = wait_until(writer, 600, poll_s=0.01)
         assert killed and killed > 0, "no worker was caught rendering"
         os.kill(killed, signal.SIGKILL)
         out, err = proc.communicate(timeout=900)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 0, err
     assert out.strip().splitlines()[-1] == "4 rendered, 0 failed, 0 skipped"
     assert "Traceback" not in err
 
     names = [f"{seed}.wav" for seed in (1, 2, 3, 4)]
-    cluster = folder / "cluster"
     assert sorted(p.name for p in cluster.iterdir()) == sorted(
         names + [n.replace(".wav", ".json") for n in names]
     )  # nothing partial
-    for name in names:
-        assert (cluster / name).read_bytes() == (folder / "local" / name).read_bytes(), name
-        side = name.replace(".wav", ".json")
-        assert _sidecar(cluster / side) == _sidecar(folder / "local" / side)
+    _same_as_local(cluster, reference)
     # No worker left behind once the batch ends.
     assert wait_until(lambda: not _session(proc.pid), 15, poll_s=0.2)
 
@@ -170,59 +203,36 @@ def test_local_cluster_matches_local_runner_resumes_and_survives_a_killed_worker
 
 
 @pytest.mark.slow
-def test_a_scheduler_address_gets_the_files_back_from_its_workers(folder):
+def test_a_scheduler_address_gets_the_files_back_from_its_workers(reference):
     """With tcp://, workers share no folder with the client: each returns its file's bytes, written here."""
-    import dask
-
-    local = _batch(folder, "-j", "1", "--out-dir", str(folder / "local"))
-    assert local.returncode == 0, local.stderr
-    scratch = folder / "scratch"
-    with (
-        dask.config.set({"distributed.worker.daemon": False}),
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            local_directory=str(scratch),
-        ) as cluster,
-    ):
+    folder, scratch = reference, reference / "scratch"
+    with _local_cluster(n_workers=2, local_directory=str(scratch)) as cluster:
+        address = cluster.scheduler_address
+        # --no-cache as the reference was rendered: the sidecars record it.
         remote = _batch(
-            folder, "--scheduler", cluster.scheduler_address, "--out-dir", str(folder / "remote")
+            folder, "--no-cache", "--scheduler", address, "--out-dir", str(folder / "remote")
         )
         assert remote.returncode == 0, remote.stderr
         assert remote.stdout.strip().splitlines()[-1] == "4 rendered, 0 failed, 0 skipped"
         # Each render went to the worker's own scratch folder, and is gone from it.
         assert not [p for p in scratch.rglob("*.wav")]
-    for seed in (1, 2, 3, 4):
-        assert (folder / "remote" / f"{seed}.wav").read_bytes() == (
-            folder / "local" / f"{seed}.wav"
-        ).read_bytes()
-        assert _sidecar(folder / "remote" / f"{seed}.json") == _sidecar(
-            folder / "local" / f"{seed}.json"
-        )
+    _same_as_local(folder / "remote", reference)
     assert not [p for p in (folder / "remote").iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.slow
 def test_client_api_fails_a_variants_own_error_once_and_writes_into_a_shared_folder(folder):
     (folder / "m.toml").write_text(
-        'output = "{name}.wav"\n[defaults]\nscript = "drift.md"\nvoice = "pyttsx3"\nlead_in = 1\ntail = 1\nsoundscape = "none"\n'
-        '[[variants]]\nname = "fine"\n[[variants]]\nname = "hour"\nduration = "1h"\n',
+        _manifest(
+            "{name}.wav",
+            "none",
+            '[[variants]]\nname = "fine"\n[[variants]]\nname = "hour"\nduration = "1h"\n',
+        ),
         encoding="utf-8",
     )
     variants = expand_manifest(folder / "m.toml")
     lines = []
-    import dask
-
-    # Workers that may start the pyttsx3 voice's helper process (see the README).
-    with (
-        dask.config.set({"distributed.worker.daemon": False}),
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with _local_cluster(n_workers=1) as cluster, distributed.Client(cluster) as client:
         report = run_batch(
             variants, client=client, shared_folder=True, echo=lines.append, progress=False
         )
@@ -272,47 +282,16 @@ def test_without_dask_the_scheduler_option_says_how_to_install_it(folder):
     not sys.platform.startswith("linux"), reason="finds the rendering worker through /proc"
 )
 def test_ctrl_c_cancels_the_cluster_batch_and_leaves_no_partial_file(folder):
-    scratch = folder / "tmp"
-    scratch.mkdir()
-    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "meditation",
-            "batch",
-            str(folder / "m.toml"),
-            "--progress",
-            "off",
-            "--no-cache",
-            "--scheduler",
-            "local:2",
-            "--out-dir",
-            str(folder / "out"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-
-        def writing():
-            workers = [p for p in _session(proc.pid) if int(p) != proc.pid]
-            return proc.poll() is not None or _writer_of(workers, scratch, folder / "out")
-
-        wait_until(writing, 600, poll_s=0.01)
+    out_dir = folder / "out"
+    with _cluster_batch(folder, out_dir) as proc:
+        wait_until(
+            lambda: proc.poll() is not None or _rendering_worker(proc, out_dir), 600, poll_s=0.01
+        )
         assert proc.poll() is None
         os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches every process of the group
         out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    out_dir = folder / "out"
     assert not out_dir.exists() or not [p for p in out_dir.iterdir() if p.name.startswith(".")]
     assert wait_until(lambda: not _session(proc.pid), 15, poll_s=0.2)
 
@@ -393,9 +372,7 @@ def test_tls_without_certificates_and_ucx_without_its_package_are_refused_in_one
 
 def test_local_workers_are_capped_like_j_with_the_same_note(folder):
     (folder / "m.toml").write_text(
-        'output = "{seed}.wav"\n[defaults]\nscript = "drift.md"\nvoice = "pyttsx3"\nlead_in = 1\n'
-        'tail = 1\nsoundscape = "none"\n[matrix]\nseed = [1]\n',
-        encoding="utf-8",
+        _manifest("{seed}.wav", "none", "[matrix]\nseed = [1]\n"), encoding="utf-8"
     )
     limit, cores = 2 * available_cores(), available_cores()
     many = _batch(folder, "--scheduler", "local:1000", "--out-dir", str(folder / "out"))

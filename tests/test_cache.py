@@ -7,6 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from quick import quick_render
 
 from meditation import voices
 from meditation.cache import SpeechCache, cache_dir
@@ -145,22 +146,9 @@ def test_cache_clear_command_empties_it(cache, counting, capsys):
 def test_no_cache_render_neither_reads_nor_writes(cache, tmp_path):
     script = tmp_path / "s.md"
     script.write_text("# One\n\nBreathe in.\n", encoding="utf-8")
-    common = [
-        str(script),
-        "--voice",
-        "pyttsx3",
-        "--soundscape",
-        "none",
-        "--lead-in",
-        "1",
-        "--tail",
-        "1",
-        "--progress",
-        "off",
-    ]
-    assert main(["render", *common, "-o", str(tmp_path / "a.wav"), "--no-cache"]) == 0
+    assert quick_render(script, tmp_path / "a.wav", "--no-cache") == 0
     assert cache.count() == 0
-    assert main(["render", *common, "-o", str(tmp_path / "b.wav")]) == 0
+    assert quick_render(script, tmp_path / "b.wav") == 0
     assert cache.count() == 1
     assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
 

@@ -1,9 +1,9 @@
 """Chapters, one per scene, in every format that carries them — read back as a player's demuxer reads them."""
 
 import pytest
-from ffmpeg import decode_errors
+from ffmpeg import attached_picture, decode_errors, ffmpeg_chapters
 from published import DREAM_SCENES
-from test_export import attached_picture, ffmpeg_chapters
+from quick import quick_render
 
 from meditation.chapters import chapters_from_timeline
 from meditation.timeline import SceneSpan, Timeline
@@ -26,56 +26,13 @@ def test_the_dream_has_a_named_chapter_per_scene_at_the_scene_start_and_its_cove
 
 @pytest.mark.slow
 def test_no_chapters_leaves_them_out(tmp_path):
-    from meditation.cli import main
-
     script = tmp_path / "s.md"
     script.write_text("# One\n\nBreathe in.\n\n# Two\n\nBreathe out.\n", encoding="utf-8")
     out = tmp_path / "s.mp3"
-    assert (
-        main(
-            [
-                "render",
-                str(script),
-                "--voice",
-                "pyttsx3",
-                "--soundscape",
-                "none",
-                "--lead-in",
-                "1",
-                "--tail",
-                "1",
-                "-o",
-                str(out),
-                "--no-chapters",
-                "--progress",
-                "off",
-            ]
-        )
-        == 0
-    )
+    assert quick_render(script, out, "--no-chapters") == 0
     assert ffmpeg_chapters(out) == []
     out2 = tmp_path / "s2.mp3"
-    assert (
-        main(
-            [
-                "render",
-                str(script),
-                "--voice",
-                "pyttsx3",
-                "--soundscape",
-                "none",
-                "--lead-in",
-                "1",
-                "--tail",
-                "1",
-                "-o",
-                str(out2),
-                "--progress",
-                "off",
-            ]
-        )
-        == 0
-    )
+    assert quick_render(script, out2) == 0
     assert [t for _, t in ffmpeg_chapters(out2)] == ["One", "Two"]
 
 
@@ -121,25 +78,11 @@ def test_the_dreams_tags_say_what_it_is_and_how_it_was_made(published):
 def test_album_and_year_can_be_set(tmp_path, monkeypatch):
     import mutagen
 
-    from meditation.cli import main
-
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # reproducible builds fix the year (2023)
     script = tmp_path / "s.md"
     script.write_text("# One\n\nBreathe in.\n", encoding="utf-8")
     out = tmp_path / "s.m4a"
-    args = [
-        "render",
-        str(script),
-        "--voice",
-        "pyttsx3",
-        "--soundscape",
-        "none",
-        "--lead-in",
-        "1",
-        "--tail",
-        "1",
-    ]
-    assert main([*args, "-o", str(out), "--album", "Evening series", "--progress", "off"]) == 0
+    assert quick_render(script, out, "--album", "Evening series") == 0
     tags = mutagen.File(out).tags
     assert (
         tags["\xa9alb"] == ["Evening series"]

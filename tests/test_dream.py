@@ -2,24 +2,20 @@
 
 One render of ``scripts/dream.md`` (the pyttsx3 voice keeps it fast; the
 soundscape does not depend on the voice) with stems and timings is shared by
-every test here. Levels are measured on the stems: each is a layer exactly as
-it sits in the mix, after the mastering gain.
+every test here, and with test_chapters (``tests/published.py``). Levels are
+measured on the stems: each is a layer exactly as it sits in the mix, after
+the mastering gain.
 """
 
-import json
 import re
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from ffmpeg import decode_errors, ebur128, ffmpeg, probe
+from ffmpeg import decode_errors, decoded_duration, ebur128, probe
 from measure import rms_db
+from published import DREAM
 
-from meditation.cli import main
-
-DREAM = Path(__file__).resolve().parent.parent / "scripts" / "dream.md"
 LAYERS = ("drone", "river", "wind", "wings", "bell", "breath")  # breath: under each [breathe]
 BEDS = ("drone", "river", "wind")  # the continuous layers; wings and bell only play cues
 SILENT_DB = -60.0
@@ -32,37 +28,19 @@ FADE_S = 10.0
 
 
 @pytest.fixture(scope="module")
-def dream(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dream")
-    out, timings, stems = folder / "dream.mp3", folder / "dream.json", folder / "stems"
-    code = main(
-        [
-            "render",
-            str(DREAM),
-            "--voice",
-            "pyttsx3",
-            "--stems",
-            str(stems),
-            "--timings",
-            str(timings),
-            "-o",
-            str(out),
-            "--progress",
-            "off",
-            "--no-cache",
-        ]
-    )
-    assert code == 0
+def dream(published):
+    """The session's dream MP3 (shared with test_chapters), with its stems read in."""
+    render = published(".mp3")
     audio = {}
     for name in ("voice", *LAYERS):
-        audio[name], sr = sf.read(stems / f"{name}.wav", dtype="float32", always_2d=True)
+        audio[name], sr = sf.read(render["stems"] / f"{name}.wav", dtype="float32", always_2d=True)
         assert sr == 44100
     return {
-        "mp3": out,
-        "timings": json.loads(timings.read_text(encoding="utf-8")),
+        "mp3": render["output"],
+        "timings": render["timings_data"],
         "stems": audio,
         "sr": sr,
-        "folder": stems,
+        "folder": render["stems"],
     }
 
 
@@ -92,24 +70,12 @@ def test_mp3_meets_loudness_and_true_peak_by_an_independent_meter(dream):
     assert peak <= -1.0
 
 
-def _decoded_duration_s(path):
-    """Length of the audio as ffmpeg decodes it, all of it (not a header's estimate)."""
-    result = subprocess.run(
-        [ffmpeg(), "-hide_banner", "-i", str(path), "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    h, m, s = re.findall(r"time=(\d+):(\d+):([\d.]+)", result.stderr)[-1]
-    return int(h) * 3600 + int(m) * 60 + float(s)
-
-
 @pytest.mark.slow
 def test_mp3_decodes_cleanly_as_long_stereo_44k(dream):
     assert decode_errors(dream["mp3"]) == ""
     info = probe(dream["mp3"])
     assert info["sample_rate"] == 44100 and info["channels"] == "stereo"
-    decoded = _decoded_duration_s(dream["mp3"])
+    decoded = decoded_duration(dream["mp3"])
     # MP3 adds encoder padding of a few tens of milliseconds at most.
     assert decoded == pytest.approx(dream["timings"]["duration"], abs=0.1)
     assert decoded >= 300.0, "the dream, spoken unhurried, lasts at least five minutes"
@@ -149,9 +115,7 @@ def test_stems_have_the_length_of_the_output(dream):
     assert len(set(lengths.values())) == 1, lengths
     # The timings' seconds are rounded to 0.1 ms: a couple of samples.
     assert lengths["voice"] == pytest.approx(dream["timings"]["duration"] * dream["sr"], abs=3)
-    assert lengths["voice"] / dream["sr"] == pytest.approx(
-        _decoded_duration_s(dream["mp3"]), abs=0.1
-    )
+    assert lengths["voice"] / dream["sr"] == pytest.approx(decoded_duration(dream["mp3"]), abs=0.1)
     assert sorted(p.stem for p in dream["folder"].glob("*.wav")) == sorted(("voice", *LAYERS))
 
 

@@ -60,7 +60,7 @@ def test_unknown_suffix_is_refused(tmp_path):
 import re
 import subprocess
 
-from ffmpeg import ffmpeg
+from ffmpeg import attached_picture, ffmpeg, ffmpeg_chapters, header
 
 from meditation.chapters import Chapter, vorbis_chapter_comments
 from meditation.errors import SettingsError
@@ -119,26 +119,6 @@ def onset(x: np.ndarray, sr=44100) -> float:
     hop = sr // 1000
     env = mono[: len(mono) // hop * hop].reshape(-1, hop).max(axis=1)
     return float(np.argmax(env > env.max() * 10 ** (-30 / 20)) * hop / sr)
-
-
-def ffmpeg_chapters(path) -> list[tuple[float, str]]:
-    """(start seconds, title) of each chapter, as ffmpeg's demuxer reads them."""
-    text = subprocess.run(
-        [ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
-    ).stderr
-    text = text.split("Stream #0")[0]  # the input's header: chapters come before the streams
-    starts = [float(s) for s in re.findall(r"Chapter #0:\d+: start (-?[\d.]+)", text)]
-    titles = re.findall(r"Chapter #0:\d+:.*?\n\s+Metadata:\s*\n\s+title\s*: (.*)", text)
-    return list(zip(starts, titles))
-
-
-def attached_picture(path) -> str | None:
-    """The codec and size of an attached picture stream, as ffmpeg reads it ('png 64x48'), or None."""
-    text = subprocess.run(
-        [ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
-    ).stderr
-    found = re.search(r"Video: (\w+).*?, (\d+x\d+).*\(attached pic\)", text)
-    return f"{found.group(1)} {found.group(2)}" if found else None
 
 
 @pytest.mark.parametrize("suffix", LOSSY)
@@ -429,12 +409,7 @@ def test_ffprobe_reads_vorbis_comments_without_leftover_bytes(tmp_path, suffix, 
     path = tmp_path / f"t{suffix}"
     with AudioWriter(path, sample_rate=48000, metadata=meta) as w:
         w.write(_tone(2.0, 48000))
-    text = subprocess.run(
-        [ffmpeg(), "-hide_banner", "-v", "info", "-i", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stderr
+    text = header(path)
     assert "Evening" in text
     assert "remain" not in text, text
 

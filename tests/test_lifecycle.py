@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from quick import QUICK
 from waiting import wait_until
 
 from meditation import _lifecycle
@@ -714,18 +715,9 @@ def _render(folder: Path, out: str, cache: Path) -> subprocess.Popen:
             "meditation",
             "render",
             "short.md",
-            "--voice",
-            "pyttsx3",
-            "--soundscape",
-            "none",
-            "--lead-in",
-            "1",
-            "--tail",
-            "1",
+            *QUICK,
             "-o",
             out,
-            "--progress",
-            "off",
         ],
         cwd=folder,
         env=env,

@@ -24,6 +24,7 @@ CONTINUOUS = [
     "birds",
     "chimes",
     "bowl",
+    "underwater",
 ]
 # The lowest rate layers run at: 30 minutes cost a few seconds each.
 FS = 8000
@@ -44,12 +45,13 @@ def exact_repeat(x, probes=6, probe_s=0.5):
     n = int(probe_s * FS)
     rng = np.random.default_rng(0)
     best = 0.0
-    energy = signal.fftconvolve(x * x, np.ones(n), mode="valid")
+    # Overlap-add (a short kernel over 30 minutes): the same sums as one huge FFT, five times faster.
+    energy = signal.oaconvolve(x * x, np.ones(n), mode="valid")
     for start in rng.integers(0, len(x) - n, probes):
         probe = x[start : start + n]
         if not np.any(probe):
             continue
-        match = signal.fftconvolve(x, probe[::-1], mode="valid")
+        match = signal.oaconvolve(x, probe[::-1], mode="valid")
         # Near-silent stretches match nothing (and must not divide by zero).
         floor = 1e-4 * float(np.dot(probe, probe))
         score = match / np.sqrt(np.maximum(energy, floor) * np.dot(probe, probe))

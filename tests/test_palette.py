@@ -9,7 +9,17 @@ from meditation.soundscape.layers import LAYERS, NOMINAL_RMS_DB, Cue, render_lay
 
 FS = 22050
 # Layers that sound all the time, at about the nominal level.
-TEXTURES = ["rain", "stream", "waterfall", "trees", "waves", "campfire", "crickets", "birds"]
+TEXTURES = [
+    "rain",
+    "stream",
+    "waterfall",
+    "trees",
+    "waves",
+    "campfire",
+    "crickets",
+    "birds",
+    "underwater",
+]
 EVENTS = ["bowl", "temple-bell", "chimes", "thunder", "owl", "frogs"]
 PALETTE = TEXTURES + EVENTS
 # Events that only sound when asked: a cue makes them heard in a short render.
@@ -80,12 +90,17 @@ def test_rain_grows_from_drizzle_to_downpour_in_drops_and_hiss():
     assert drops_per_s(downpour) < drops_per_s(drizzle)
 
 
-def test_rain_surfaces_differ_where_a_listener_would_hear_them():
-    def centroid(x):
-        spectrum = np.abs(np.fft.rfft(x.mean(axis=1))) ** 2
-        f = np.fft.rfftfreq(len(x), 1 / FS)
-        return float(np.sum(f * spectrum) / np.sum(spectrum))
+def _spectrum(x):
+    spectrum = np.abs(np.fft.rfft(x.mean(axis=1))) ** 2
+    return np.fft.rfftfreq(len(x), 1 / FS), spectrum / spectrum.sum()
 
+
+def centroid(x):
+    f, power = _spectrum(x)
+    return float(np.sum(f * power))
+
+
+def test_rain_surfaces_differ_where_a_listener_would_hear_them():
     c = {s: centroid(_render("rain", 10, surface=s)) for s in ["leaves", "roof", "window", "tent"]}
     # A tent drums low, leaves and a window ring high.
     assert c["tent"] < c["roof"] < min(c["leaves"], c["window"]), c
@@ -144,3 +159,34 @@ def test_the_birds_sing_several_kinds_of_song_not_one_call():
     rng = np.random.default_rng(2)
     a, b = birds._song(birds._birds[0], rng), birds._song(birds._birds[0], rng)
     assert len(a) != len(b) or not np.allclose(a, b)
+
+
+def test_underwater_is_muffled_swells_as_asked_and_bubbles_now_and_then():
+    from scipy import signal
+
+    def swing_db(x):
+        """Spread of the level from second to second."""
+        mono = x.mean(axis=1)
+        seconds = mono[: len(mono) // FS * FS].reshape(-1, FS)
+        return float(np.std(10 * np.log10(np.mean(seconds**2, axis=1))))
+
+    def bubbles(x):
+        """Bursts in the bubbles' band standing 10 dB above its median (the rumble's own)."""
+        sos = signal.butter(4, [600.0, 1300.0], btype="bandpass", fs=FS, output="sos")
+        band = signal.sosfilt(sos, x.mean(axis=1))
+        n = int(0.02 * FS)
+        energy = np.mean(band[: len(band) // n * n].reshape(-1, n) ** 2, axis=1)
+        loud = energy > 10 * np.median(energy)
+        return int(np.count_nonzero(loud[1:] & ~loud[:-1]))
+
+    f, power = _spectrum(_render("underwater", 20))
+    assert power[f > 1000].sum() < 0.02  # the highs are gone
+    assert centroid(_render("underwater", 20, muffle_hz=150.0)) < centroid(
+        _render("underwater", 20, muffle_hz=800.0)
+    )
+    assert swing_db(_render("underwater", 60, swell=0.0)) < 0.5
+    assert swing_db(_render("underwater", 60, swell=1.0)) > 2.0
+    heard = {
+        n: bubbles(_render("underwater", 60, swell=0.0, bubbles_per_min=n)) for n in (0, 6, 60)
+    }
+    assert heard[0] == 0 and 2 <= heard[6] < heard[60], heard

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
+from ffmpeg import attached_picture, ffmpeg_chapters
 from published import cover_png
-from test_export import attached_picture, ffmpeg_chapters
 
 from meditation.cli import main
 from meditation.publish import beside_output

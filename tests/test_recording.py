@@ -1,14 +1,13 @@
 """Recordings as a layer: seamless, never-repeating loops at a measured loudness, refused early when unusable."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 import soxr
 from measure import render_in_chunks
+from peak import peak_kib
 from scipy import signal
 
 from meditation.cli import main
@@ -289,36 +288,22 @@ def test_unusable_recording_in_a_preset_names_the_preset(tmp_path):
         plan_ambience(str(preset), script=None, timeline=timeline, seed=1)
 
 
-_PEAK_RSS = """
-import resource, sys
-from meditation.cli import main
-code = main(["ambient", "--soundscape", "none", "--bed", sys.argv[1], "--duration", sys.argv[2], "-o", sys.argv[3],
-             "--sample-rate", "8000", "--progress", "off"])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-sys.exit(code)
-"""
-
-
 @pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_track(tmp_path, rec_path):
-    peaks = {}
-    for minutes in (10, 60):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _PEAK_RSS,
-                str(rec_path),
-                f"{minutes}m",
-                str(tmp_path / f"{minutes}.flac"),
-            ],
-            capture_output=True,
-            text=True,
-            env={**os.environ},
-            check=True,
-        )
-        peaks[minutes] = int(done.stdout.split()[-1])
-    assert peaks[60] <= 1.3 * peaks[10], peaks
+    def ambient(minutes):
+        args = ["ambient", "--soundscape", "none", "--bed", rec_path, "--duration", f"{minutes}m"]
+        return [
+            *args,
+            "-o",
+            tmp_path / f"{minutes}.flac",
+            "--sample-rate",
+            "8000",
+            "--progress",
+            "off",
+        ]
+
+    ten, sixty = peak_kib(ambient(10), ambient(60))
+    assert sixty <= 1.3 * ten, (ten, sixty)
 
 
 @pytest.mark.slow

@@ -19,19 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from studio import BASE, TOKEN, studio_client, studio_folder
 from waiting import wait_until
 
-pytest.importorskip("starlette", reason="the studio extra is not installed")
-pytest.importorskip("tomli_w", reason="the studio extra is not installed")
-from starlette.testclient import TestClient  # noqa: E402
-
 from meditation.errors import install_hint
-from meditation.studio import create_app  # noqa: E402
-from meditation.studio.shape import preview_text  # noqa: E402
-
-TOKEN = "test-token-0123456789"
-HOST = "127.0.0.1:8765"
-BASE = f"http://{HOST}"
+from meditation.studio.shape import preview_text
 
 SHORT = """---
 voice: pyttsx3
@@ -58,16 +50,12 @@ FAST = {"voice": "pyttsx3", "lead_in": 0.5, "tail": 1, "soundscape": "none"}
 
 @pytest.fixture
 def folder(tmp_path):
-    path = tmp_path / "studio"
-    path.mkdir()
-    return path
+    return studio_folder(tmp_path)
 
 
 @pytest.fixture
 def client(folder):
-    app = create_app(folder, token=TOKEN, hosts=[HOST, "localhost:8765"])
-    with TestClient(app, base_url=BASE, headers={"X-Studio-Token": TOKEN}) as c:
-        c.studio = app.state.studio
+    with studio_client(folder, "localhost:8765") as c:
         yield c
 
 
@@ -124,8 +112,7 @@ def _audio_files(*folders: Path) -> list[Path]:
 
 
 def test_a_request_without_the_token_is_refused(folder):
-    app = create_app(folder, token=TOKEN, hosts=[HOST])
-    with TestClient(app, base_url=BASE) as bare:
+    with studio_client(folder, token=False) as bare:
         for method, path in [
             ("GET", "/"),
             ("GET", "/api/options"),
@@ -139,12 +126,11 @@ def test_a_request_without_the_token_is_refused(folder):
             bare.get("/api/options", headers={"X-Studio-Token": "not-the-token"}).status_code == 401
         )
         assert bare.get("/api/options", params={"token": TOKEN[:-1]}).status_code == 401
-        assert not app.state.studio["queue"].jobs
+        assert not bare.studio["queue"].jobs
 
 
 def test_the_page_with_the_token_sets_a_cookie_that_opens_the_api(folder):
-    app = create_app(folder, token=TOKEN, hosts=[HOST])
-    with TestClient(app, base_url=BASE) as browser:
+    with studio_client(folder, token=False) as browser:
         page = browser.get("/", params={"token": TOKEN})
         assert page.status_code == 200
         assert "meditation" in page.text and "studio.js" in page.text

@@ -19,20 +19,13 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from studio import studio_client, studio_folder
 from waiting import wait_until
 
-pytest.importorskip("starlette", reason="the studio extra is not installed")
-pytest.importorskip("tomli_w", reason="the studio extra is not installed")
-from starlette.testclient import TestClient  # noqa: E402
-
-from meditation.batch import expand_manifest  # noqa: E402
-from meditation.batch.manifest import validate_variant  # noqa: E402
-from meditation.studio import allowed_hosts, create_app  # noqa: E402
-from meditation.studio.jobs import JobQueue  # noqa: E402
-
-TOKEN = "test-token-0123456789"
-HOST = "127.0.0.1:8765"
-BASE = f"http://{HOST}"
+from meditation.batch import expand_manifest
+from meditation.batch.manifest import validate_variant
+from meditation.studio import allowed_hosts
+from meditation.studio.jobs import JobQueue
 
 SHORT = """---
 voice: pyttsx3
@@ -49,16 +42,12 @@ Let your shoulders drop.
 
 @pytest.fixture
 def folder(tmp_path):
-    path = tmp_path / "studio"
-    path.mkdir()
-    return path
+    return studio_folder(tmp_path)
 
 
 @pytest.fixture
 def client(folder):
-    app = create_app(folder, token=TOKEN, hosts=[HOST])
-    with TestClient(app, base_url=BASE, headers={"X-Studio-Token": TOKEN}) as c:
-        c.studio = app.state.studio
+    with studio_client(folder) as c:
         yield c
 
 

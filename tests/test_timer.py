@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from ffmpeg import ffmpeg_chapters
 from PIL import Image
-from test_export import ffmpeg_chapters
 
 from meditation.cli import main
 

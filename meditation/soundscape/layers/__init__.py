@@ -17,6 +17,7 @@ from . import (  # noqa: E402,F401
     river,
     thunder,
     trees,
+    underwater,
     waves,
     wind,
     wings,

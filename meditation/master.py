@@ -40,7 +40,7 @@ __all__ = [
 _LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7, ".opus": 0.7, ".m4a": 0.7, ".m4b": 0.7}
 
 _INTERSAMPLE_MARGIN_DB = 0.15
-"""The limiter's 4× estimate can miss an inter-sample peak by a little where it
+"""The limiter's 8× estimate can miss an inter-sample peak by a little where it
 limits hard (0.07 dB measured, 16× oversampled, on a fully limited track):
 every format is limited this much under the ceiling so other meters agree."""
 
@@ -151,7 +151,7 @@ class _MixMeasure:
     def untouched_by(self, gain: float, ceiling_db: float) -> bool:
         """Whether the limiter passes every sample of the mix at ``gain`` through.
 
-        It acts only where a 4× oversampled peak of its input goes over the
+        It acts only where an 8× oversampled peak of its input goes over the
         ceiling, judged next to samples within 6 dB of it; the mix's true
         peak was judged the same way, at every such sample, so a scaled peak
         under the ceiling (with room for float rounding) means no sample is

@@ -174,10 +174,10 @@ def _fractional_filters() -> np.ndarray:
 
 
 _FILTERS = _fractional_filters()
-_COARSE = _FILTERS[1::2]  # the 4× grid: a quarter, a half and three quarters between samples
-_FINE = _FILTERS[0::2]  # the eighths between those
-_COARSE_ERROR = float(np.cos(np.pi / _OVERSAMPLE))
-"""The 4× grid reads a band-limited peak at least this much of its 8× value (a tone at Nyquist)."""
+_HALF = _FILTERS[_OVERSAMPLE // 2 - 1 : _OVERSAMPLE // 2]  # the point halfway between samples
+_OTHERS = np.delete(_FILTERS, _OVERSAMPLE // 2 - 1, axis=0)
+_SCREEN = float(np.cos(np.pi / 4))
+"""Samples and half-way points read a band-limited peak at least this much of its 8× value (a tone at Nyquist)."""
 _OFFSETS = np.arange(-HALF_TAPS + 1, HALF_TAPS + 1)
 
 
@@ -185,16 +185,16 @@ def peaks_at(padded: np.ndarray, positions: np.ndarray, floor: float = 0.0) -> n
     """Largest |value| at and just after each position (sample and 7 interpolated points), over channels.
 
     ``padded`` must have at least ``HALF_TAPS`` samples of context on either
-    side of every position. The 4× points are judged everywhere and the 8×
-    ones only where the 4× peak could reach ``floor`` (callers only care
-    about peaks over it): below it the value may be the 4× one.
+    side of every position. The half-way points are judged everywhere and
+    the other six only where the peak could reach ``floor`` (callers only
+    care about peaks over it): below it the value may be a lower estimate.
     """
     if len(positions) == 0:
         return np.zeros(0)
-    peak = np.maximum(frame_levels(padded[positions]), _between(padded, positions, _COARSE))
-    fine = np.flatnonzero(peak >= floor * _COARSE_ERROR)
+    peak = np.maximum(frame_levels(padded[positions]), _between(padded, positions, _HALF))
+    fine = np.flatnonzero(peak >= floor * _SCREEN)
     if len(fine):
-        peak[fine] = np.maximum(peak[fine], _between(padded, positions[fine], _FINE))
+        peak[fine] = np.maximum(peak[fine], _between(padded, positions[fine], _OTHERS))
     return peak
 
 

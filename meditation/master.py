@@ -41,8 +41,9 @@ _LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7, ".opus": 0.7, ".m4a": 0.7, ".m4b":
 
 _INTERSAMPLE_MARGIN_DB = 0.15
 """The limiter's 8× estimate can miss an inter-sample peak by a little where it
-limits hard (0.07 dB measured, 16× oversampled, on a fully limited track):
-every format is limited this much under the ceiling so other meters agree."""
+limits hard (ffmpeg's ebur128 read 0.05 dB more on a train of sharp crackles,
+``tests/test_master.py``): every format is limited this much under the
+ceiling so other meters agree."""
 
 _COMMIT_TOLERANCE_LU = 0.2
 """A written pass whose loudness is this close to the target is kept."""

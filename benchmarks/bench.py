@@ -254,8 +254,11 @@ def ambient_vs_floors(minutes: float, runs: int, folder: Path) -> dict:
 
     times: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(runs):
-        for name, command in commands.items():
+    order = list(commands.items())
+    for run in range(runs):
+        # Each run starts with a different command: what one leaves behind (its file still
+        # being written back to disk) must not always slow the same next one.
+        for name, command in order[run % len(order) :] + order[: run % len(order)]:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             subprocess.run(

@@ -192,12 +192,17 @@ def ambient_vs_floors(minutes: float, runs: int, folder: Path) -> dict:
     Returns wall-time medians, their ratios (``sox_ratio``,
     ``ambient_numpy_ratio``) and CPU-time medians (``cpu_s``, ``sox_ratio_cpu``).
 
-    Each is a fresh process, as a user runs it, and the three are timed side
-    by side (interleaved, run after run) so load on a shared machine hits
-    them alike; figures are medians. SoX's ``synth brownnoise`` writing a
-    16-bit stereo WAV of the same length is the anchor of issue 11; the
-    ambient WAV is whatever the WAV writer writes (24-bit PCM today). Without
-    ``sox`` on the PATH, ``sox_ratio`` is None and ``sox_note`` says why.
+    Each is a fresh process, as a user runs it, and they are timed side by
+    side (interleaved, run after run) so load on a shared machine hits them
+    alike; figures are medians. SoX's ``synth brownnoise`` writing a 16-bit
+    stereo WAV of the same length is the anchor of issue 11; the ambient WAV
+    is whatever the WAV writer writes (24-bit PCM today). Without ``sox`` on
+    the PATH, ``sox_ratio`` is None and ``sox_note`` says why.
+
+    Start-up (``startup_s``, issue 21) is a one-second ambient track timed
+    the same way: its first block is its last, so the time is what comes
+    before the first block is written (interpreter, imports, planning, the
+    layers' set-up) plus writing that one block.
     """
     import shutil
 
@@ -221,6 +226,7 @@ def ambient_vs_floors(minutes: float, runs: int, folder: Path) -> dict:
     ]
     commands = {
         "ambient": ambient + ["-o", str(folder / "ambient.wav")],
+        "startup": [*ambient[:-3], "1s", "--progress", "off", "-o", str(folder / "startup.wav")],
         "numpy": [
             sys.executable,
             "-c",
@@ -248,8 +254,11 @@ def ambient_vs_floors(minutes: float, runs: int, folder: Path) -> dict:
 
     times: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(runs):
-        for name, command in commands.items():
+    order = list(commands.items())
+    for run in range(runs):
+        # Each run starts with a different command: what one leaves behind (its file still
+        # being written back to disk) must not always slow the same next one.
+        for name, command in order[run % len(order) :] + order[: run % len(order)]:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             subprocess.run(
@@ -271,6 +280,7 @@ def ambient_vs_floors(minutes: float, runs: int, folder: Path) -> dict:
         "sox_ratio": median["ambient"] / median["sox"] if sox else None,
         "sox_ratio_cpu": median_cpu["ambient"] / median_cpu["sox"] if sox else None,
         "sox_note": None if sox else "sox is not on the PATH: sox_ratio skipped",
+        "startup_s": median["startup"],
         "cpu_s": median_cpu,
         "runs_s": times,
     }
@@ -600,19 +610,23 @@ def _table(r: dict) -> str:
         f"start-up: --help {s['help']:.2f} s, voices {s['voices']:.2f} s, render --help {s['render_help']:.2f} s "
         f"(bare interpreter {s['python_bare']:.2f} s)"
     )
-    a = r["ambient_floors"]
-    sox = (
-        f"{a['sox_ratio']:.2f} x sox ({a['sox_s']:.2f} s)"
-        if a["sox_ratio"] is not None
-        else a["sox_note"]
-    )
-    lines.append(
-        f"ambient --soundscape dream {a['minutes']:g} min to WAV: {a['ambient_s']:.2f} s = {sox}, "
-        f"{a['ambient_numpy_ratio']:.2f} x numpy brown noise ({a['numpy_brown_s']:.2f} s)"
-    )
+    lines.append(_ambient_line(r["ambient_floors"]))
     mem = ", ".join(f"{k} {v:.0f} MB" for k, v in r["memory_mb"].items())
     lines.append(f"peak RSS: {mem}; ratio long/short {r['memory_ratio_60_10']:.2f}")
     return "\n".join(lines)
+
+
+def _ambient_line(a: dict) -> str:
+    sox = (
+        f"{a['sox_ratio']:.2f} x sox ({a['sox_s']:.2f} s; CPU time {a['sox_ratio_cpu']:.2f} x)"
+        if a["sox_ratio"] is not None
+        else a["sox_note"]
+    )
+    return (
+        f"ambient --soundscape dream {a['minutes']:g} min to WAV: {a['ambient_s']:.2f} s = {sox}, "
+        f"{a['ambient_numpy_ratio']:.2f} x numpy brown noise ({a['numpy_brown_s']:.2f} s); "
+        f"start-up (a 1 s track) {a['startup_s']:.2f} s"
+    )
 
 
 def bench_formats(seconds: float, runs: int) -> dict:
@@ -710,8 +724,21 @@ def main(argv=None) -> int:
         "--runs", type=int, default=None, help="runs per figure (default 3, quick 1)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--ambient-only",
+        action="store_true",
+        help="only the ambient command against SoX (sox_ratio) and its start-up",
+    )
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
+    if args.ambient_only:
+        with tempfile.TemporaryDirectory(prefix="meditation-bench-") as tmp:
+            ambient = ambient_vs_floors(1.0 if args.quick else 10.0, runs, Path(tmp))
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        print(_ambient_line(ambient))
+        if args.json:
+            args.json.write_text(json.dumps(ambient, indent=2) + "\n", encoding="utf-8")
+        return 0
     results = bench(args.quick, runs)
     results["formats"] = bench_formats(30.0 if args.quick else 300.0, runs)
     # The palette (issue 20) and the voices (issue 19); their own scripts measure more.

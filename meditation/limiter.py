@@ -1,4 +1,4 @@
-"""A look-ahead true-peak limiter (4x oversampled, BS.1770-4 Annex 2 peaks)."""
+"""A look-ahead true-peak limiter (8x oversampled peaks, ``loudness.peaks_at``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ __all__ = ["TruePeakLimiter"]
 
 
 class TruePeakLimiter:
-    """A look-ahead limiter that keeps the 4× oversampled peak under a ceiling.
+    """A look-ahead limiter that keeps the 8× oversampled peak under a ceiling.
 
     The gain is computed without recursion: the gain each sample needs is
     spread by a running minimum over the look-ahead and release window, then
@@ -45,23 +45,25 @@ class TruePeakLimiter:
         """Whether any sample so far was turned down."""
 
     def _required_gain(self, chunk: np.ndarray) -> np.ndarray:
-        """Gain needed by each sample whose neighbourhood is now complete (all but the newest 6)."""
+        """Gain needed by each sample whose neighbourhood is now complete (all but the newest ``HALF_TAPS``)."""
         padded = np.concatenate([self._history, chunk.astype(np.float64)])
-        # Points after sample i need samples up to i+6: the newest 6 samples wait for the next chunk.
+        # Points after sample i need samples up to i+HALF_TAPS: the newest wait for the next chunk.
         ready = len(padded) - 2 * HALF_TAPS
         self._history = padded[-2 * HALF_TAPS :]
         need = np.ones(max(ready, 0))
         if ready <= 0 or np.abs(padded).max() <= 0.5 * self.ceiling:
             return need
         level = frame_levels(padded)
-        # Only where the signal comes within 6 dB of the ceiling can its true peak reach it.
+        # Only where the signal comes within 6 dB of the ceiling can its true peak reach it:
+        # the points after sample i are judged when sample i or i+1 is that loud. (Judging
+        # them by samples i-1 and i missed the overshoot just before a sharp click's first
+        # loud sample: +0.7 dB over the ceiling on a click train.)
         loud = level > 0.5 * self.ceiling
         near = np.flatnonzero(
-            loud[HALF_TAPS - 1 : HALF_TAPS + ready] | loud[HALF_TAPS : HALF_TAPS + ready + 1]
+            loud[HALF_TAPS : HALF_TAPS + ready] | loud[HALF_TAPS + 1 : HALF_TAPS + ready + 1]
         )
-        near = near[near < ready]
         if len(near):
-            peaks = peaks_at(padded, near + HALF_TAPS)
+            peaks = peaks_at(padded, near + HALF_TAPS, self.ceiling)
             need[near] = np.minimum(1.0, self.ceiling / np.maximum(peaks, 1e-12))
         return need
 

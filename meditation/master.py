@@ -10,7 +10,8 @@ limiter takes too much loudness away, trial passes search the gain
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,9 +40,10 @@ __all__ = [
 _LOSSY_MARGIN_DB = {".mp3": 0.7, ".ogg": 0.7, ".opus": 0.7, ".m4a": 0.7, ".m4b": 0.7}
 
 _INTERSAMPLE_MARGIN_DB = 0.15
-"""The limiter's 4× estimate can miss an inter-sample peak by a little where it
-limits hard (0.07 dB measured, 16× oversampled, on a fully limited track):
-every format is limited this much under the ceiling so other meters agree."""
+"""The limiter's 8× estimate can miss an inter-sample peak by a little where it
+limits hard (ffmpeg's ebur128 read 0.05 dB more on a train of sharp crackles,
+``tests/test_master.py``): every format is limited this much under the
+ceiling so other meters agree."""
 
 _COMMIT_TOLERANCE_LU = 0.2
 """A written pass whose loudness is this close to the target is kept."""
@@ -135,15 +137,8 @@ def master_to_file(
         )
         source = replay(measured.spool, total) if measured.spool is not None else chunks
         return _normalize_limit_encode(
-            source,
-            settings,
-            metadata,
-            stems,
-            mix,
+            _Pass(source, settings, metadata, stems, total, voice, loudness_range, mix),
             measured.meter.integrated_lufs(),
-            total,
-            voice,
-            loudness_range,
         )
 
 
@@ -157,7 +152,7 @@ class _MixMeasure:
     def untouched_by(self, gain: float, ceiling_db: float) -> bool:
         """Whether the limiter passes every sample of the mix at ``gain`` through.
 
-        It acts only where a 4× oversampled peak of its input goes over the
+        It acts only where an 8× oversampled peak of its input goes over the
         ceiling, judged next to samples within 6 dB of it; the mix's true
         peak was judged the same way, at every such sample, so a scaled peak
         under the ceiling (with room for float rounding) means no sample is
@@ -166,9 +161,24 @@ class _MixMeasure:
         return self.true_peak_db + 20 * np.log10(gain) < ceiling_db - 0.001
 
 
-def _normalize_limit_encode(
-    chunks, settings, metadata, stems, mix, measured, total, voice, loudness_range
-) -> Mastered:
+@dataclass(frozen=True)
+class _Pass:
+    """What every pass of the final stage reads and writes: the same for each written and trial pass."""
+
+    chunks: Callable[[bool], Iterator[MixChunk]]
+    """``chunks(keep_layers)``: a fresh, identical stream of the mix each call."""
+    settings: RenderSettings
+    metadata: Metadata
+    stems: Path | None
+    total: int
+    voice: bool
+    loudness_range: tuple[int, int] | None
+    mix: _MixMeasure | None = None
+    """The measure pass's figures for the whole mix, when it saw all of it: a pass the limiter leaves alone is not metered."""
+
+
+def _normalize_limit_encode(inputs: _Pass, measured: float) -> Mastered:
+    settings = inputs.settings
     target = settings.loudness_lufs
     lossy = settings.output.suffix.lower() in _LOSSY_MARGIN_DB
     ceiling = (
@@ -178,31 +188,10 @@ def _normalize_limit_encode(
     )
 
     def final(gain: float, ceiling_db: float, commit_if: float | None = None):
-        return _final(
-            chunks,
-            settings,
-            metadata,
-            stems,
-            gain,
-            ceiling_db,
-            total,
-            voice,
-            commit_if=commit_if,
-            loudness_range=loudness_range,
-            mix=mix,
-        )
+        return _final(inputs, gain, ceiling_db, commit_if=commit_if)
 
     def trial(gain: float, ceiling_db: float) -> float:
-        return _limit_and_encode(
-            chunks,
-            None,
-            settings,
-            gain,
-            ceiling_db,
-            total,
-            voice=voice,
-            loudness_range=loudness_range,
-        )[0]
+        return _limit_and_encode(inputs, None, gain, ceiling_db)[0]
 
     if not np.isfinite(measured):
         loudness, peak, _ = final(1.0, ceiling)
@@ -307,46 +296,15 @@ class GainSearch:
 
 
 def _final(
-    chunks,
-    settings,
-    metadata,
-    stems,
-    gain,
-    ceiling_db,
-    total,
-    voice,
-    commit_if: float | None = None,
-    loudness_range=None,
-    mix=None,
+    inputs: _Pass, gain: float, ceiling_db: float, commit_if: float | None = None
 ) -> tuple[float, float, bool]:
     """A pass that writes the files; with ``commit_if``, kept only when the loudness is within tolerance of it."""
-    writers = _Writers(settings, metadata, stems)
+    writers = _Writers(inputs.settings, inputs.metadata, inputs.stems)
     try:
-        loudness, peak = _limit_and_encode(
-            chunks,
-            writers,
-            settings,
-            gain,
-            ceiling_db,
-            total,
-            voice=voice,
-            loudness_range=loudness_range,
-            mix=mix,
-        )
+        loudness, peak = _limit_and_encode(inputs, writers, gain, ceiling_db)
     except _Mispredicted:
         writers.discard()
-        return _final(
-            chunks,
-            settings,
-            metadata,
-            stems,
-            gain,
-            ceiling_db,
-            total,
-            voice,
-            commit_if,
-            loudness_range,
-        )  # metered
+        return _final(replace(inputs, mix=None), gain, ceiling_db, commit_if)  # metered
     except BaseException:
         writers.discard()
         raise
@@ -415,28 +373,21 @@ class _Mispredicted(Exception):
 
 
 def _limit_and_encode(
-    chunks,
-    writers: _Writers | None,
-    settings: RenderSettings,
-    gain: float,
-    ceiling_db: float,
-    total: int,
-    *,
-    voice: bool,
-    loudness_range=None,
-    mix: _MixMeasure | None = None,
+    inputs: _Pass, writers: _Writers | None, gain: float, ceiling_db: float
 ) -> tuple[float, float]:
     """One pass: gain, limiter, meter, and (with ``writers``) the output and stems; returns (loudness, true peak).
 
-    With ``mix`` (the measure pass's figures for the whole mix) and a gain
-    at which the limiter cannot act, the output is the mix scaled, and its
-    loudness and true peak are the mix's scaled: nothing is metered again.
+    With ``inputs.mix`` (the measure pass's figures for the whole mix) and a
+    gain at which the limiter cannot act, the output is the mix scaled, and
+    its loudness and true peak are the mix's scaled: nothing is metered again.
+    Trial passes (no ``writers``) always meter.
     """
-    sr = settings.sample_rate
+    sr = inputs.settings.sample_rate
+    total, voice, mix = inputs.total, inputs.voice, inputs.mix if writers is not None else None
     limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db)
     # The mix whose figures are the output's, scaled; None: meter the output.
     scaled = mix if mix is not None and mix.untouched_by(gain, ceiling_db) else None
-    meter = None if scaled is not None else RangeMeter(sr, loudness_range)
+    meter = None if scaled is not None else RangeMeter(sr, inputs.loudness_range)
     peaks = TruePeakMeter() if writers is not None and scaled is None else None
 
     def emit(block: np.ndarray) -> None:
@@ -450,7 +401,7 @@ def _limit_and_encode(
 
     stems = writers if writers is not None and writers.folder is not None else None
     with progress("master", total / sr, "s") as bar:
-        for chunk in chunks(stems is not None):
+        for chunk in inputs.chunks(stems is not None):
             if stems is not None:
                 stems.write_stems(chunk, gain, voice=voice)
             emit(limiter.process(chunk.mix * np.float32(gain)))

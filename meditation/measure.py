@@ -41,9 +41,11 @@ class MeasurePass:
     """The measure pass, fed the mix in order: its loudness, its true peak and, for short tracks, a spool of it.
 
     Metering and spooling run in a thread of their own (``InOrder``), the
-    true peak on the feeding one: both spend their time in numpy and scipy,
-    which release the GIL. ``render`` feeds one while the speech is still
-    being synthesized (``premix``); ``master_to_file`` feeds its own otherwise.
+    true peak in another: both spend their time in numpy and scipy, which
+    release the GIL, and on the feeding thread the true peak (8×, as much
+    work as the loudness) held back the mixing. ``render`` feeds one while
+    the speech is still being synthesized (``premix``); ``master_to_file``
+    feeds its own otherwise.
     """
 
     def __init__(self, sample_rate: int, loudness_range: tuple[int, int] | None, *, spool: bool):
@@ -54,23 +56,24 @@ class MeasurePass:
         self.spool = tempfile.TemporaryFile(prefix="meditation-mix-") if spool else None
         self._spooling = spool
         self._behind: InOrder | None = InOrder(self._consume, depth=4, name="meditation-meter")
+        self._peaks_behind: InOrder | None = InOrder(
+            self.peaks.feed, depth=4, name="meditation-peaks"
+        )
 
     def _consume(self, mix: np.ndarray) -> None:
         self.meter.feed(mix)
         if self._spooling and self.spool is not None:
-            self.spool.write(np.ascontiguousarray(mix, dtype=np.float32).tobytes())
+            self.spool.write(np.ascontiguousarray(mix, dtype=np.float32).data)
 
     def feed(self, mix: np.ndarray) -> None:
         """The next chunk of the mix, ``(n, 2)``."""
-        behind = self._behind
-        if behind is None:
+        behind, peaks = self._behind, self._peaks_behind
+        if behind is None or peaks is None:
             raise ValueError("the measure pass was finished")
-        if (
-            behind.failure is not None
-        ):  # e.g. disk full while spooling: raised on the feeding thread
-            self.finish()
+        if behind.failure is not None or peaks.failure is not None:
+            self.finish()  # e.g. disk full while spooling: raised on the feeding thread
         behind.put(mix)
-        self.peaks.feed(mix)
+        peaks.put(mix)
         self.position += len(mix)
 
     def drop_spool(self) -> None:
@@ -78,12 +81,15 @@ class MeasurePass:
         self._spooling = False
 
     def _join(self) -> BaseException | None:
-        """End the metering thread (once); what failed in it, if anything."""
-        behind, self._behind = self._behind, None
-        if behind is None:
-            return None
-        behind.finish()
-        return behind.failure
+        """End the metering threads (once); what failed in them, if anything."""
+        failure = None
+        for name in ("_behind", "_peaks_behind"):
+            behind = getattr(self, name)
+            setattr(self, name, None)
+            if behind is not None:
+                behind.finish()
+                failure = failure or behind.failure
+        return failure
 
     def finish(self) -> None:
         """Wait for the metering thread; raise what failed in it."""

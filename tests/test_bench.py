@@ -49,6 +49,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     assert all(
         data["startup_s"][key] > 0 for key in ("python_bare", "help", "voices", "render_help")
     )
+    assert data["ambient_floors"]["startup_s"] > 0  # ambient's start-up (issue 21)
     assert set(data["stages"]) >= {
         "parse",
         "speech_piper",

@@ -248,3 +248,47 @@ def test_a_pass_wrongly_thought_untouched_is_run_again_and_metered(tmp_path, rng
     assert mastered.loudness_lufs == pytest.approx(integrated_loudness(written, sr), abs=0.01)
     assert mastered.true_peak_db == pytest.approx(true_peak_db(written), abs=0.01)
     assert [p.name for p in tmp_path.iterdir()] == ["loud.wav"]  # the abandoned pass left nothing
+
+
+def _crackles(rng, sr, seconds):
+    """The campfire's sharpest crackles as first written: 0.1-0.6 ms of noise with a 10 µs attack,
+    tilted up (energy up to Nyquist), ~7 a second over a quiet bed, loudness spread over 24 dB."""
+    from scipy import signal
+
+    from meditation.soundscape.layers.dsp import decaying_noise
+
+    n = int(sr * seconds)
+    x = rng.standard_normal((n, 2)) * 0.01
+    for start in range(0, n - sr // 10, sr // 7):
+        decay = rng.uniform(0.0001, 0.0006)
+        grain = decaying_noise(rng, int(8 * decay * sr) + 8, decay, sr, attack_s=1e-5)
+        grain = signal.lfilter([1.0, -0.9], [1.0], grain) * np.exp(rng.uniform(-1.6, 1.4))
+        pan = rng.uniform(0.3, 1.0)
+        x[start : start + len(grain)] += grain[:, None] * np.array([pan, 1.3 - pan])
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sharp_crackles_stay_under_the_ceiling_in_an_independent_meter(tmp_path, seed):
+    """Clicks with energy up to Nyquist peak between samples far above their samples: the limiter
+    must see those peaks (ffmpeg's ebur128 measured the first campfire at +0.4 dBTP)."""
+    from ffmpeg import ebur128
+
+    from meditation.export import Metadata
+    from meditation.master import master_to_file
+    from meditation.settings import RenderSettings
+
+    sr = 44100
+    x = _crackles(np.random.default_rng(seed), sr, 8.0)
+    out = tmp_path / "crackles.wav"
+    mastered = master_to_file(
+        _chunks_of(x),
+        RenderSettings(output=out, loudness_lufs=-16.0, true_peak_db=-1.0),
+        title="t",
+        total=len(x),
+        metadata=Metadata(title="t"),
+    )
+    assert 20 * np.log10(np.abs(x).max()) - mastered.true_peak_db > 6  # the limiter did act, hard
+    _, peak = ebur128(out)
+    assert peak <= -1.0
+    assert mastered.true_peak_db <= -1.0

@@ -14,13 +14,20 @@ asked pace gives the script's words.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from .errors import SettingsError
 
 __all__ = [
+    "DEFAULT_WPM",
+    "NATURAL_FLOOR",
+    "Pace",
     "SECONDS_AT_RATE_1",
+    "base_pace",
     "count_words",
+    "phrases",
+    "refine_pace",
     "segment_features",
     "rate_for_wpm",
     "refine_rate",
@@ -67,27 +74,213 @@ def words_per_minute(texts: Sequence[str], seconds: float) -> float:
     return 60.0 * sum(count_words(t) for t in texts) / seconds
 
 
-def rate_for_wpm(
-    wpm: float, voice: str, texts: Sequence[str], *, low: float = 0.5, high: float = 2.0
-) -> float:
-    """The speaking rate at which ``voice`` (``engine:name``) says ``texts`` at ``wpm``."""
+DEFAULT_WPM = 135.0
+"""The pace of a neural voice when a script gives neither rate nor wpm: calm
+guided narration sits at 120-150 words per minute of speech."""
+
+FALLBACK_RATE = 0.9
+"""The rate of a voice without a pace model or not neural (eSpeak), when none is given."""
+
+NATURAL_FLOOR = {"piper:joe": 0.62, "hibari:heart": 0.65}
+"""The slowest rate at which each voice still sounds like someone speaking slowly.
+
+Measured by ``benchmarks/pace_floor.py`` on six held-out sentences at rates
+0.5-1.0: the speaking rate in syllables per second (pauses inside a sentence
+included) and DNSMOS P.808. Unhurried human reading runs at about 3-4
+syllables a second; below 3 each vowel is held audibly long (the "drugged"
+stretch), and DNSMOS, flat above, starts to fall there too:
+
+===========  ==============================  ==============================
+rate         joe: syll/s, P.808              heart: syll/s, P.808
+===========  ==============================  ==============================
+0.75         3.66, 4.38                      3.50, 4.30
+0.70         3.40, 4.32                      3.30, 4.33
+0.65         3.14, 4.32                      2.98, 4.39
+0.60         2.92, 4.27                      2.83, 4.32
+0.55         2.66, 4.15                      2.56, 4.22
+0.50         2.42, 4.04                      2.37, 4.19
+===========  ==============================  ==============================
+
+The line is where each voice crosses 3.0 syllables a second: joe at 0.62,
+heart at 0.65 (P.808 peaks there and loses 0.2 by 0.5). Below it the voice
+stays at the floor and the pace is slowed with phrase breaks
+(``Pace.phrase_break_s``) rather than longer phonemes."""
+
+MAX_PHRASE_BREAK_S = 1.5
+"""Longest silence put at a clause boundary inside a sentence; past it the rate goes under the floor."""
+
+_PHRASE_END = re.compile(r"(?<=[,;:])\s+|(?<=[—–])\s*")
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How a voice speaks a script: its rate, and the silence at each clause boundary."""
+
+    rate: float
+    phrase_break_s: float = 0.0
+    """Seconds of silence between the phrases of a segment (each spoken apart);
+    0: segments are spoken whole, as the voice phrases them."""
+
+
+def phrases(text: str) -> list[str]:
+    """``text`` cut after each comma, semicolon, colon or dash: where a phrase break goes."""
+    out: list[str] = []
+    for piece in _PHRASE_END.split(text.strip()):
+        if not piece:
+            continue
+        if out and not _WORD.search(piece):
+            out[-1] += piece  # a mark alone ("—") stays with the phrase before it
+        else:
+            out.append(piece)
+    return out or [text]
+
+
+def _model(voice: str) -> tuple[float, float, float] | None:
     engine = voice.partition(":")[0]
-    model = SECONDS_AT_RATE_1.get(voice) or SECONDS_AT_RATE_1.get(engine)
-    if model is None:
-        raise SettingsError(f"--wpm: the pace of {voice} is not measured; give --rate instead")
-    at_rate_1 = sum(
-        sum(c * f for c, f in zip(model, segment_features(t), strict=True)) for t in texts
-    )
-    words = sum(count_words(t) for t in texts)
-    if words == 0 or at_rate_1 <= 0:
-        return 1.0
-    rate = at_rate_1 / (60.0 * words / wpm)
+    return SECONDS_AT_RATE_1.get(voice) or SECONDS_AT_RATE_1.get(engine)
+
+
+def _seconds_at_1(model: tuple[float, float, float], texts: Sequence[str]) -> float:
+    return sum(sum(c * f for c, f in zip(model, segment_features(t), strict=True)) for t in texts)
+
+
+def _breaks(texts: Sequence[str]) -> int:
+    return sum(len(phrases(t)) - 1 for t in texts)
+
+
+def _apart_at_1(model: tuple[float, float, float], texts: Sequence[str]) -> float:
+    """Seconds at rate 1 with the phrases spoken apart: the voice's own clause pauses go."""
+    return max(1e-3, _seconds_at_1(model, texts) - model[1] * _breaks(texts))
+
+
+def _checked(rate: float, wpm: float, voice: str, low: float, high: float) -> float:
     if not low <= rate <= high:
         raise SettingsError(
             f"--wpm {wpm:g} needs rate {rate:.2f} for {voice} with this script, "
             f"outside {low:g} to {high:g}"
         )
     return round(rate, 4)
+
+
+def _below_floor(seconds: float, apart_at_1: float, breaks: int, floor: float) -> Pace:
+    """The pace that fills ``seconds`` at the floor rate with phrase breaks (capped)."""
+    brk = (seconds - apart_at_1 / floor) / breaks
+    if brk <= MAX_PHRASE_BREAK_S:
+        return Pace(floor, round(max(0.0, brk), 4))
+    return Pace(apart_at_1 / (seconds - breaks * MAX_PHRASE_BREAK_S), MAX_PHRASE_BREAK_S)
+
+
+def rate_for_wpm(
+    wpm: float, voice: str, texts: Sequence[str], *, low: float = 0.5, high: float = 2.0
+) -> float:
+    """The speaking rate at which ``voice`` (``engine:name``) says ``texts`` whole at ``wpm``."""
+    model = _model(voice)
+    if model is None:
+        raise SettingsError(f"--wpm: the pace of {voice} is not measured; give --rate instead")
+    at_rate_1 = _seconds_at_1(model, texts)
+    words = sum(count_words(t) for t in texts)
+    if words == 0 or at_rate_1 <= 0:
+        return 1.0
+    return _checked(at_rate_1 / (60.0 * words / wpm), wpm, voice, low, high)
+
+
+def base_pace(
+    voice: str,
+    texts: Sequence[str],
+    *,
+    rate: float | None = None,
+    wpm: float | None = None,
+    neural: bool = True,
+    low: float = 0.5,
+    high: float = 2.0,
+) -> Pace:
+    """The base pace of a script, before any per-segment change (a wind-down multiplies ``rate``).
+
+    An explicit ``wpm`` sets it; else an explicit ``rate``; else a neural voice
+    with a pace model speaks at ``DEFAULT_WPM`` and any other at
+    ``FALLBACK_RATE``. A pace whose rate would fall under the voice's
+    ``NATURAL_FLOOR`` keeps the floor rate and fills the time with phrase breaks
+    at clause boundaries, at most ``MAX_PHRASE_BREAK_S`` each (a script without
+    any goes under the floor instead). This is the model's first guess:
+    ``refine_pace`` corrects it by speaking the script's start.
+    """
+    if wpm is None:
+        if rate is not None:
+            return Pace(rate)
+        if not neural or _model(voice) is None:
+            return Pace(FALLBACK_RATE)
+        wpm = DEFAULT_WPM
+    model = _model(voice)
+    if model is None:
+        raise SettingsError(f"--wpm: the pace of {voice} is not measured; give --rate instead")
+    words = sum(count_words(t) for t in texts)
+    at_rate_1 = _seconds_at_1(model, texts)
+    if words == 0 or at_rate_1 <= 0:
+        return Pace(1.0)
+    seconds = 60.0 * words / wpm
+    whole = at_rate_1 / seconds
+    floor, breaks = NATURAL_FLOOR.get(voice), _breaks(texts)
+    if floor is None or whole >= floor or breaks == 0:
+        return Pace(_checked(whole, wpm, voice, low, high))
+    pace = _below_floor(seconds, _apart_at_1(model, texts), breaks, floor)
+    return Pace(_checked(pace.rate, wpm, voice, low, high), pace.phrase_break_s)
+
+
+def _probe(texts: Sequence[str]) -> list[str]:
+    probe, words = [], 0
+    for text in texts:
+        if words >= PROBE_WORDS:
+            break
+        probe.append(text)
+        words += count_words(text)
+    return probe
+
+
+def refine_pace(
+    pace: Pace,
+    voice: str,
+    texts: Sequence[str],
+    seconds_of: Callable[[Sequence[str], Pace], float],
+    *,
+    wpm: float,
+    low: float = 0.5,
+    high: float = 2.0,
+) -> Pace:
+    """``pace`` corrected by speaking the script's first ``PROBE_WORDS`` words at it.
+
+    ``seconds_of(texts, pace)`` speaks texts and returns the seconds of speech
+    (phrase breaks included). The model's error on this voice and text
+    (syllable counts are estimates, and a voice's duration follows 1/rate only
+    to a few per cent) shows on the probe: whole segments, the rate is scaled
+    by the measured over the predicted time; with phrase breaks, the speech's
+    share is scaled so and the breaks fill the rest of the script's time. The
+    probe is spoken again until it lands within 1 % (at most three times).
+    """
+    model, probe = _model(voice), _probe(texts)
+    if model is None or not probe:
+        return pace
+    if pace.phrase_break_s == 0:
+        target = _seconds_at_1(model, probe) / pace.rate  # the probe at the pace asked
+        rate = pace.rate
+        for _ in range(_PROBES):
+            measured = seconds_of(probe, Pace(rate))
+            if target <= 0 or measured <= 0 or abs(measured / target - 1) < 0.01:
+                break
+            rate = _checked(rate * measured / target, wpm, voice, low, high)
+        return Pace(round(rate, 4))
+    seconds = 60.0 * sum(count_words(t) for t in texts) / wpm
+    breaks, probe_breaks = _breaks(texts), _breaks(probe)
+    floor = NATURAL_FLOOR.get(voice, pace.rate)
+    for _ in range(_PROBES):
+        predicted = _apart_at_1(model, probe) / pace.rate
+        measured = seconds_of(probe, pace) - probe_breaks * pace.phrase_break_s
+        if predicted <= 0 or measured <= 0 or abs(measured / predicted - 1) < 0.01:
+            break
+        # The speech of the whole script as the probe shows it, at rate 1.
+        apart_at_1 = _apart_at_1(model, texts) * measured / predicted
+        pace = _below_floor(seconds, apart_at_1, breaks, floor)
+        pace = Pace(_checked(pace.rate, wpm, voice, low, high), pace.phrase_break_s)
+    return pace
 
 
 def refine_rate(
@@ -100,40 +293,11 @@ def refine_rate(
     low: float = 0.5,
     high: float = 2.0,
 ) -> float:
-    """``rate`` corrected by speaking the script's first ``PROBE_WORDS`` words at it.
-
-    ``seconds_of(texts, rate)`` speaks texts and returns the seconds of speech.
-    The model's error on this voice and text (syllable counts are estimates,
-    and a voice's duration follows 1/rate only to a few per cent) shows on the
-    probe; the rate is scaled by the measured over the predicted time, and
-    the probe spoken again until it lands within 1 % (at most three times).
-    """
-    engine = voice.partition(":")[0]
-    model = SECONDS_AT_RATE_1.get(voice) or SECONDS_AT_RATE_1.get(engine)
-    probe, words = [], 0
-    for text in texts:
-        if words >= PROBE_WORDS:
-            break
-        probe.append(text)
-        words += count_words(text)
-    if model is None or not probe:
-        return rate
-    at_rate_1 = sum(
-        sum(c * f for c, f in zip(model, segment_features(t), strict=True)) for t in probe
+    """``refine_pace`` for whole segments: ``seconds_of(texts, rate)``."""
+    pace = refine_pace(
+        Pace(rate), voice, texts, lambda t, p: seconds_of(t, p.rate), wpm=wpm, low=low, high=high
     )
-    target = at_rate_1 / rate  # the probe's length at the pace asked, as the model sees it
-    for _ in range(_PROBES):
-        measured = seconds_of(probe, rate)
-        if target <= 0 or measured <= 0 or abs(measured / target - 1) < 0.01:
-            break
-        wanted = rate * measured / target
-        if not low <= wanted <= high:
-            raise SettingsError(
-                f"--wpm {wpm:g} needs rate {wanted:.2f} for {voice} with this script, "
-                f"outside {low:g} to {high:g}"
-            )
-        rate = wanted
-    return round(rate, 4)
+    return pace.rate
 
 
 _PROBES = 3  # hibari's duration moves in steps: a second look lands where the first aimed

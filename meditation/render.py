@@ -16,7 +16,7 @@ from .files import all_or_nothing
 from .lexicon import script_lexicon
 from .master import Mastered, master_to_file
 from .mix import VoiceBus, limit_crest, loudness_range, mix_chunks, track_fades_s
-from .pace import rate_for_wpm, refine_rate
+from .pace import DEFAULT_WPM, FALLBACK_RATE, Pace, base_pace, refine_pace
 from .preflight import check_outputs, check_schedule
 from .premix import Premix
 from .progress import clock
@@ -30,9 +30,9 @@ from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
 from .vary import delay_cues, vary_script
 from .voicefx import parse_voice_fx
-from .voices import resolve_voice
+from .voices import ENGINES, resolve_voice
 
-__all__ = ["RenderResult", "render", "render_ambient"]
+__all__ = ["RenderResult", "render", "render_ambient", "script_pace", "lines_pace"]
 
 
 @dataclass(frozen=True)
@@ -111,31 +111,15 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     script = vary_script(script, seed=settings.seed, vary=settings.vary is not None)
     lexicon = script_lexicon(script, settings.lexicon)  # bad entries refused before any synthesis
     cue_words = breath_cue_words(settings.breath_cues)
-    if settings.wpm is not None:  # a pace sets the rate for this voice and script, before speech
-        texts = [
-            s.text
-            for s in plan_segments(script, rate=settings.rate, cue_words=cue_words)
-            if s.spoken
-        ]
-        voice_id = resolve_voice(settings.voice)
-        rate = rate_for_wpm(settings.wpm, voice_id, texts)
-        # Long sentences split by their length at the rate: probe the segments it will speak.
-        texts = [s.text for s in plan_segments(script, rate=rate, cue_words=cue_words) if s.spoken]
-        rate = refine_rate(
-            rate,
-            voice_id,
-            texts,
-            lambda probe, r: _speech_seconds(probe, voice_id, r, lexicon),
-            wpm=settings.wpm,
-        )
-        settings = settings.replace(rate=rate)
+    pace = script_pace(script, settings, cue_words, lexicon)  # before any speech
+    settings = settings.replace(rate=pace.rate)
     planned = plan_segments(script, rate=settings.rate, cue_words=cue_words)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )
     # The mix is made and measured as the speech comes in (see ``premix``).
     with _premix(script, planned, settings, fades) as premix:
-        audio = _speak(planned, settings, each=premix.add, lexicon=lexicon)
+        audio = _speak(planned, settings, each=premix.add, lexicon=lexicon, pace=pace)
         made = premix.finish(audio)
     timeline, voice = made.timeline, made.voice
     chunks = _mixer(timeline, voice, made.plan, *fades)
@@ -250,7 +234,7 @@ def _premix(
     )
 
 
-def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
+def _speak(planned, settings: RenderSettings, each=None, lexicon=None, pace=None) -> list:
     """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped)."""
     cache = SpeechCache() if settings.cache else None
     return synthesize(
@@ -263,12 +247,59 @@ def _speak(planned, settings: RenderSettings, each=None, lexicon=None) -> list:
         each=each,
         lexicon=lexicon,
         jobs=settings.speech_jobs,
+        phrase_break_s=pace.phrase_break_s if pace is not None else 0.0,
     )
 
 
-def _speech_seconds(texts, voice: str, rate: float, lexicon=None) -> float:
+def script_pace(script: Script, settings: RenderSettings, cue_words, lexicon=None) -> Pace:
+    """The script's base pace for its voice (``pace.base_pace``), checked by speaking its start.
+
+    ``wpm`` or ``rate`` as given; neither: ``DEFAULT_WPM`` for a neural voice.
+    """
+    voice_id = resolve_voice(settings.voice)
+    neural = _neural(voice_id)
+    if settings.wpm is None and (settings.rate is not None or not neural):
+        return base_pace(voice_id, [], rate=settings.rate, neural=neural)
+
+    def texts(rate: float) -> list[str]:
+        planned = plan_segments(script, rate=rate, cue_words=cue_words)
+        return [s.text for s in planned if s.spoken]
+
+    wpm = settings.wpm if settings.wpm is not None else DEFAULT_WPM
+    pace = base_pace(voice_id, texts(FALLBACK_RATE), wpm=wpm)
+    # Long sentences split by their length at the rate: probe the segments it will speak.
+    return refine_pace(
+        pace,
+        voice_id,
+        texts(pace.rate),
+        lambda probe, p: _speech_seconds(probe, voice_id, p, lexicon),
+        wpm=wpm,
+    )
+
+
+def lines_pace(settings: RenderSettings, lines) -> Pace:
+    """The base pace of a few short lines (a timer's opening and closing), without a probe."""
+    voice_id = resolve_voice(settings.voice)
+    return base_pace(
+        voice_id, lines, rate=settings.rate, wpm=settings.wpm, neural=_neural(voice_id)
+    )
+
+
+def _neural(voice_id: str) -> bool:
+    engine, _, name = voice_id.partition(":")
+    return engine in ENGINES and ENGINES[engine].describe(name).neural
+
+
+def _speech_seconds(texts, voice: str, pace: Pace, lexicon=None) -> float:
     """Seconds of speech in ``texts`` as the speech stage would place them (trimmed)."""
-    audio = synthesize(texts, voice=voice, rate=rate, sample_rate=24000, lexicon=lexicon)
+    audio = synthesize(
+        texts,
+        voice=voice,
+        rate=pace.rate,
+        sample_rate=24000,
+        lexicon=lexicon,
+        phrase_break_s=pace.phrase_break_s,
+    )
     return sum(len(a) for a in audio) / 24000
 
 

@@ -109,17 +109,19 @@ class RenderSettings:
         "voice chain: auto (gentle, tuned by the soundscape's [voice]), none, gentle, room, hall, dry; tune with ,key=value",
         uses=_EVERYWHERE | Use.TIMER,
     )
-    rate: float = setting(
-        0.9,
-        "speaking rate applied by the voice engine; 0.8 = 20 % slower",
+    rate: float | None = setting(
+        None,
+        "speaking rate applied by the voice engine; 0.8 = 20 % slower (default: the --wpm pace)",
+        kind=Kind.NUMBER,
         unit="×",
         low=0.5,
         high=2.0,
         uses=_EVERYWHERE | Use.TIMER,
+        optional=True,
     )
     wpm: float | None = setting(
         None,
-        "pace in words per minute of speech, calibrated per voice; sets the rate",
+        "pace in words per minute of speech, calibrated per voice; sets the rate (default: 135 for a neural voice without --rate, else rate 0.9)",
         kind=Kind.NUMBER,
         low=60.0,
         high=400.0,
@@ -589,6 +591,10 @@ def resolve_settings(
                 raise ScriptError(
                     str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=1
                 ) from None
+    given = {getattr(SCHEMA.get(k), "name", k) for k in explicit}
+    if given & {"rate", "wpm"} and not given >= {"rate", "wpm"}:
+        # rate and wpm are two ways to give one pace: the one given last wins.
+        values.pop("wpm" if "rate" in given else "rate", None)
     _read_source(values, explicit, lambda key, spec: (labels or {}).get(key, spec.key))
     if script is not None and values.get("title") is None:
         values["title"] = script.title

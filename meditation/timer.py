@@ -25,7 +25,7 @@ from .errors import SettingsError
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, mix_chunks
 from .preflight import check_outputs
-from .render import RenderResult
+from .render import RenderResult, lines_pace
 from .segments import Segment
 from .settings import RenderSettings
 from .soundscape import AmbienceStream, load_preset, plan_ambience
@@ -195,6 +195,7 @@ def render_timer(settings: RenderSettings):
     checked = check_outputs(settings)
     settings, publication = checked.settings, checked.publication
     lines = [t for t in (settings.opening_line, settings.closing_line) if t is not None]
+    settings = settings.replace(rate=lines_pace(settings, lines).rate)
     audio = _speak(lines, settings) if lines else []
     spoken = iter(audio)
     opening = len(next(spoken)) if settings.opening_line is not None else 0

@@ -106,8 +106,9 @@ heart at 0.65 (P.808 peaks there and loses 0.2 by 0.5). Below it the voice
 stays at the floor and the pace is slowed with phrase breaks
 (``Pace.phrase_break_s``) rather than longer phonemes."""
 
-MAX_PHRASE_BREAK_S = 1.5
-"""Longest silence put at a clause boundary inside a sentence; past it the rate goes under the floor."""
+MAX_PHRASE_BREAK_S = 2.0
+"""Longest silence put at a clause boundary inside a sentence (a sentence gap is 1.8 s); past it
+the rate goes under the floor."""
 
 _PHRASE_END = re.compile(r"(?<=[,;:])\s+|(?<=[—–])\s*")
 
@@ -162,12 +163,21 @@ def _checked(rate: float, wpm: float, voice: str, low: float, high: float) -> fl
     return round(rate, 4)
 
 
-def _below_floor(seconds: float, apart_at_1: float, breaks: int, floor: float) -> Pace:
-    """The pace that fills ``seconds`` at the floor rate with phrase breaks (capped)."""
-    brk = (seconds - apart_at_1 / floor) / breaks
+def _below_floor(
+    seconds: float, apart_at_1: float, breaks: int, floor: float, *, strict: bool
+) -> Pace:
+    """The pace that fills ``seconds`` at the floor rate with phrase breaks (capped).
+
+    Past the cap, ``strict`` (a pace the user asked for) goes under the floor;
+    the default pace stays at the floor, a little faster than asked.
+    """
+    brk = (seconds - apart_at_1 / floor) / breaks if breaks else float("inf")
     if brk <= MAX_PHRASE_BREAK_S:
         return Pace(floor, round(max(0.0, brk), 4))
-    return Pace(apart_at_1 / (seconds - breaks * MAX_PHRASE_BREAK_S), MAX_PHRASE_BREAK_S)
+    most = MAX_PHRASE_BREAK_S if breaks else 0.0
+    if not strict:
+        return Pace(floor, most)
+    return Pace(apart_at_1 / (seconds - breaks * most), most)
 
 
 def rate_for_wpm(
@@ -204,6 +214,7 @@ def base_pace(
     any goes under the floor instead). This is the model's first guess:
     ``refine_pace`` corrects it by speaking the script's start.
     """
+    strict = wpm is not None
     if wpm is None:
         if rate is not None:
             return Pace(rate)
@@ -220,9 +231,9 @@ def base_pace(
     seconds = 60.0 * words / wpm
     whole = at_rate_1 / seconds
     floor, breaks = NATURAL_FLOOR.get(voice), _breaks(texts)
-    if floor is None or whole >= floor or breaks == 0:
+    if floor is None or whole >= floor or (breaks == 0 and strict):
         return Pace(_checked(whole, wpm, voice, low, high))
-    pace = _below_floor(seconds, _apart_at_1(model, texts), breaks, floor)
+    pace = _below_floor(seconds, _apart_at_1(model, texts), breaks, floor, strict=strict)
     return Pace(_checked(pace.rate, wpm, voice, low, high), pace.phrase_break_s)
 
 
@@ -243,6 +254,7 @@ def refine_pace(
     seconds_of: Callable[[Sequence[str], Pace], float],
     *,
     wpm: float,
+    strict: bool = True,
     low: float = 0.5,
     high: float = 2.0,
 ) -> Pace:
@@ -259,18 +271,26 @@ def refine_pace(
     model, probe = _model(voice), _probe(texts)
     if model is None or not probe:
         return pace
+    seconds = 60.0 * sum(count_words(t) for t in texts) / wpm
+    breaks, probe_breaks = _breaks(texts), _breaks(probe)
+    floor = NATURAL_FLOOR.get(voice)
     if pace.phrase_break_s == 0:
         target = _seconds_at_1(model, probe) / pace.rate  # the probe at the pace asked
         rate = pace.rate
         for _ in range(_PROBES):
             measured = seconds_of(probe, Pace(rate))
             if target <= 0 or measured <= 0 or abs(measured / target - 1) < 0.01:
-                break
-            rate = _checked(rate * measured / target, wpm, voice, low, high)
-        return Pace(round(rate, 4))
-    seconds = 60.0 * sum(count_words(t) for t in texts) / wpm
-    breaks, probe_breaks = _breaks(texts), _breaks(probe)
-    floor = NATURAL_FLOOR.get(voice, pace.rate)
+                return Pace(round(rate, 4))
+            wanted = rate * measured / target
+            if floor is not None and wanted < floor and breaks:
+                break  # under the floor after all: the floor, and phrase breaks for the rest
+            rate = _checked(wanted, wpm, voice, low, high)
+        else:
+            return Pace(round(rate, 4))
+        # The model's error on the probe (wanted / asked) carried to the whole script.
+        apart_at_1 = _apart_at_1(model, texts) * wanted / pace.rate
+        pace = _below_floor(seconds, apart_at_1, breaks, floor, strict=strict)
+    floor = floor if floor is not None else pace.rate
     for _ in range(_PROBES):
         predicted = _apart_at_1(model, probe) / pace.rate
         measured = seconds_of(probe, pace) - probe_breaks * pace.phrase_break_s
@@ -278,7 +298,7 @@ def refine_pace(
             break
         # The speech of the whole script as the probe shows it, at rate 1.
         apart_at_1 = _apart_at_1(model, texts) * measured / predicted
-        pace = _below_floor(seconds, apart_at_1, breaks, floor)
+        pace = _below_floor(seconds, apart_at_1, breaks, floor, strict=strict)
         pace = Pace(_checked(pace.rate, wpm, voice, low, high), pace.phrase_break_s)
     return pace
 

@@ -113,13 +113,13 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     cue_words = breath_cue_words(settings.breath_cues)
     pace = script_pace(script, settings, cue_words, lexicon)  # before any speech
     settings = settings.replace(rate=pace.rate)
-    planned = plan_segments(script, rate=settings.rate, cue_words=cue_words)
+    planned = plan_segments(script, rate=pace.rate, cue_words=cue_words)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )
     # The mix is made and measured as the speech comes in (see ``premix``).
     with _premix(script, planned, settings, fades) as premix:
-        audio = _speak(planned, settings, each=premix.add, lexicon=lexicon, pace=pace)
+        audio = _speak(planned, settings, pace, each=premix.add, lexicon=lexicon)
         made = premix.finish(audio)
     timeline, voice = made.timeline, made.voice
     chunks = _mixer(timeline, voice, made.plan, *fades)
@@ -234,20 +234,20 @@ def _premix(
     )
 
 
-def _speak(planned, settings: RenderSettings, each=None, lexicon=None, pace=None) -> list:
+def _speak(planned, settings: RenderSettings, pace: Pace, each=None, lexicon=None) -> list:
     """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped)."""
     cache = SpeechCache() if settings.cache else None
     return synthesize(
         [s.text for s in planned if s.spoken],
         voice=settings.voice,
-        rate=settings.rate,
+        rate=pace.rate,  # the base pace; a wind-down multiplies it per segment
         sample_rate=settings.sample_rate,
         cache=cache,
         finish_with=limit_crest,
         each=each,
         lexicon=lexicon,
         jobs=settings.speech_jobs,
-        phrase_break_s=pace.phrase_break_s if pace is not None else 0.0,
+        phrase_break_s=pace.phrase_break_s,
     )
 
 
@@ -266,7 +266,7 @@ def script_pace(script: Script, settings: RenderSettings, cue_words, lexicon=Non
         return [s.text for s in planned if s.spoken]
 
     wpm = settings.wpm if settings.wpm is not None else DEFAULT_WPM
-    pace = base_pace(voice_id, texts(FALLBACK_RATE), wpm=wpm)
+    pace = base_pace(voice_id, texts(FALLBACK_RATE), wpm=settings.wpm)
     # Long sentences split by their length at the rate: probe the segments it will speak.
     return refine_pace(
         pace,
@@ -274,6 +274,7 @@ def script_pace(script: Script, settings: RenderSettings, cue_words, lexicon=Non
         texts(pace.rate),
         lambda probe, p: _speech_seconds(probe, voice_id, p, lexicon),
         wpm=wpm,
+        strict=settings.wpm is not None,
     )
 
 

@@ -144,7 +144,7 @@ def _phrased(engine: VoiceEngine, text: str, rate: float, break_s: float) -> np.
     """``text`` spoken phrase by phrase, each trimmed, joined by ``break_s`` of silence."""
     native = engine.sample_rate
     gap = np.zeros(int(round(break_s * native)), dtype=np.float32)
-    takes = []
+    takes: list[np.ndarray] = []
     for phrase in phrases(text):
         take = trim_silence(
             np.asarray(engine.synthesize(phrase, rate=rate, seed=text_seed(phrase)), np.float32),

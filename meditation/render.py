@@ -22,8 +22,14 @@ from .premix import Premix
 from .progress import clock
 from .script import Script, read_script
 from .segments import plan_segments
-from .settings import RenderSettings, breath_cue_words, settings_to_dict
-from .soundscape import AmbiencePlan, AmbienceStream, check_scene_names, plan_ambience
+from .settings import RenderSettings, breath_cue_words, preset_name, settings_to_dict
+from .soundscape import (
+    AmbiencePlan,
+    AmbienceStream,
+    check_scene_names,
+    load_preset,
+    plan_ambience,
+)
 from .soundscape.combine import Together
 from .soundscape.schedule import NightPlan, plan_night
 from .speech import synthesize
@@ -109,7 +115,8 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     script = script or read_script(settings.script)
     # [either ...] lines chosen and, with --vary, breathing counts varied (issue 22).
     script = vary_script(script, seed=settings.seed, vary=settings.vary is not None)
-    lexicon = script_lexicon(script, settings.lexicon)  # bad entries refused before any synthesis
+    # Bad entries refused before any synthesis; the preset's are refused when preflight loads it.
+    lexicon = script_lexicon(script, settings.lexicon, preset=_preset_lexicon(settings, script))
     cue_words = breath_cue_words(settings.breath_cues)
     pace = script_pace(script, settings, cue_words, lexicon)  # before any speech
     settings = settings.replace(rate=pace.rate)
@@ -272,7 +279,7 @@ def script_pace(script: Script, settings: RenderSettings, cue_words, lexicon=Non
         pace,
         voice_id,
         texts(pace.rate),
-        lambda probe, p: _speech_seconds(probe, voice_id, p, lexicon),
+        lambda probe, p: _speech_seconds(probe, voice_id, p, settings, lexicon),
         wpm=wpm,
         strict=settings.wpm is not None,
     )
@@ -286,22 +293,34 @@ def lines_pace(settings: RenderSettings, lines) -> Pace:
     )
 
 
+def _preset_lexicon(settings: RenderSettings, script: Script) -> tuple:
+    """The ``[lexicon]`` entries of the soundscape preset this render plays (none: none)."""
+    name = preset_name(settings, script)
+    return load_preset(name).lexicon if name is not None else ()
+
+
 def _neural(voice_id: str) -> bool:
     engine, _, name = voice_id.partition(":")
     return engine in ENGINES and ENGINES[engine].describe(name).neural
 
 
-def _speech_seconds(texts, voice: str, pace: Pace, lexicon=None) -> float:
-    """Seconds of speech in ``texts`` as the speech stage would place them (trimmed)."""
+def _speech_seconds(texts, voice: str, pace: Pace, settings: RenderSettings, lexicon=None) -> float:
+    """Seconds of speech in ``texts`` as the speech stage would place them (trimmed).
+
+    Spoken through the render's cache at its sample rate: when the probe's pace
+    is the one chosen, the render finds these segments already spoken.
+    """
     audio = synthesize(
         texts,
         voice=voice,
         rate=pace.rate,
-        sample_rate=24000,
+        sample_rate=settings.sample_rate,
+        cache=SpeechCache() if settings.cache else None,
         lexicon=lexicon,
         phrase_break_s=pace.phrase_break_s,
+        jobs=settings.speech_jobs,
     )
-    return sum(len(a) for a in audio) / 24000
+    return sum(len(a) for a in audio) / settings.sample_rate
 
 
 def _place(

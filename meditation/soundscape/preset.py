@@ -16,6 +16,9 @@ Preset format::
     [voice]                        # voice-chain settings this soundscape suits
     reverb = "hall"                # (see meditation.voicefx)
 
+    [lexicon]                      # how words are said over this soundscape
+    Metta = "MET-tah"              # (see meditation.lexicon; the script's own win)
+
     [scenes.default]               # scenes not named below, and scriptless tracks
     river = 0.0                    # layer = gain in dB on top of level_db
 
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MeditationError, SoundscapeError
+from ..lexicon import Entry, lexicon_entries
 from ..tomlfile import read_toml
 from ..voicefx import STYLES, voice_fx_from
 from .layers import LAYERS, Layer
@@ -125,6 +129,8 @@ class Preset:
     path: Path
     voice: Mapping[str, Any] = field(default_factory=dict)
     """The ``[voice]`` table: voice-chain settings this soundscape suits (see ``meditation.voicefx``)."""
+    lexicon: tuple[Entry, ...] = ()
+    """The ``[lexicon]`` table: pronunciations for every script played over it (``meditation.lexicon``)."""
 
 
 def list_presets() -> list[Preset]:
@@ -156,7 +162,7 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
     def fail(message: str) -> SoundscapeError:
         return SoundscapeError(f"{where}: {message}")
 
-    known_top = {"name", "description", "fade_s", "layers", "scenes", "cues", "voice"}
+    known_top = {"name", "description", "fade_s", "layers", "scenes", "cues", "voice", "lexicon"}
     for key in data:
         if key not in known_top:
             raise fail(f"unknown key {key!r} (known: {', '.join(sorted(known_top))})")
@@ -248,8 +254,11 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         voice_fx_from(STYLES["gentle"], voice, "[voice]")
     except MeditationError as exc:
         raise fail(str(exc)) from None
+    # Pronunciations this place's scripts share; bad entries refused here, at their line.
+    lexicon = lexicon_entries(data["lexicon"], path) if "lexicon" in data else []
     return Preset(
         voice=dict(voice),
+        lexicon=tuple(lexicon),
         name=str(data.get("name", path.stem)),
         description=str(data.get("description", "")),
         layers=layers,

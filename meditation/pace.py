@@ -26,6 +26,7 @@ __all__ = [
     "SECONDS_AT_RATE_1",
     "base_pace",
     "count_words",
+    "pace_label",
     "phrases",
     "refine_pace",
     "segment_features",
@@ -121,6 +122,15 @@ class Pace:
     phrase_break_s: float = 0.0
     """Seconds of silence between the phrases of a segment (each spoken apart);
     0: segments are spoken whole, as the voice phrases them."""
+
+
+def pace_label(rate: float | None, wpm: float | None, *, neural: bool) -> str:
+    """The pace as a file name can carry it before any speech: ``0.9`` (a rate) or ``135wpm``."""
+    if wpm is None and rate is not None:
+        return f"{rate:g}"
+    if wpm is None and not neural:
+        return f"{FALLBACK_RATE:g}"
+    return f"{wpm if wpm is not None else DEFAULT_WPM:g}wpm"
 
 
 def phrases(text: str) -> list[str]:

@@ -104,9 +104,9 @@ def report_result(
 
 
 def speech_group(variant: Variant) -> tuple:
-    """Variants sharing (script, voice, rate) share all their speech."""
+    """Variants sharing (script, voice, rate, wpm) share all their speech."""
     s = variant.settings
-    return (str(s.script), s.voice, s.rate)
+    return (str(s.script), s.voice, s.rate, s.wpm)
 
 
 def speech_first(todo: Sequence[Variant]) -> list[Variant]:

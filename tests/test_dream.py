@@ -41,6 +41,8 @@ def dream(tmp_path_factory):
             str(DREAM),
             "--voice",
             "pyttsx3",
+            "--rate",  # eSpeak at the dream's former pace: these tests are about its soundscape
+            "0.8",
             "--stems",
             str(stems),
             "--timings",

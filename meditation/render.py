@@ -6,6 +6,7 @@ Each stage lives in its own module; this file only calls them in order.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,8 @@ class RenderResult:
     settings: RenderSettings
     warnings: tuple[str, ...] = ()
     """One line each for the user, e.g. a loudness target the ceiling puts out of reach."""
+    pace: Pace | None = None
+    """The pace the voice spoke at (the settings record the pace as given: none, a rate or wpm)."""
 
     @classmethod
     def of(
@@ -87,6 +90,7 @@ class RenderResult:
             "loudness_lufs": round(self.loudness_lufs, 2),
             "true_peak_db": round(self.true_peak_db, 2),
             "warnings": list(self.warnings),
+            **({"pace": dataclasses.asdict(self.pace)} if self.pace is not None else {}),
             "timeline": self.timeline.to_dict(),
         }
 
@@ -158,7 +162,10 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
         if made.plan is not None
         else None
     )
-    return RenderResult.of(settings, timeline, mastered, warnings=(unmatched,) if unmatched else ())
+    result = RenderResult.of(
+        settings, timeline, mastered, warnings=(unmatched,) if unmatched else ()
+    )
+    return dataclasses.replace(result, pace=pace)
 
 
 def _render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from meditation.batch import expand_manifest, render_variant
 from meditation.cache import SpeechCache
 from meditation.cli import main
 from meditation.errors import SettingsError
@@ -210,3 +211,19 @@ def test_phrased_speech_is_the_same_every_time_and_cached_apart(tmp_path):
     assert np.array_equal(first, again) and np.array_equal(first, cached)
     # Three breaks of 0.8 s where the whole sentence pauses only briefly.
     assert len(first) - len(whole) > 3 * 0.8 * 24000 * 0.7
+
+
+def test_a_batch_variant_gets_the_same_default_pace_as_a_render(tmp_path):
+    (tmp_path / "scan.md").write_text(BODY_SCAN, encoding="utf-8")
+    manifest = tmp_path / "pace.toml"
+    manifest.write_text(
+        'output = "{script}-{rate}.wav"\n[defaults]\nscript = "scan.md"\nvoice = "hibari:heart"\n',
+        encoding="utf-8",
+    )
+    (variant,) = expand_manifest(manifest)
+    assert variant.settings.output.name == "scan-135wpm.wav"
+    _, data = render_variant(variant)
+    _, rate, _, _ = _render(tmp_path, BODY_SCAN, "hibari:heart")
+    # The sidecar keeps the settings as given (for freshness) and the pace the voice spoke at.
+    assert data["settings"]["rate"] is None and data["settings"]["wpm"] is None
+    assert data["pace"]["rate"] == rate

@@ -9,6 +9,13 @@ a segment at rate 1.0 is modelled from its syllables and clause marks
 held-out script), and since spoken duration follows 1/rate for every voice
 (tests/test_hibari.py), the rate is that predicted time over the time the
 asked pace gives the script's words.
+
+Without a rate or a pace, a neural voice speaks at ``DEFAULT_WPM`` (calm).
+``base_pace`` is the one place a script's base pace is decided (a wind-down
+multiplies its rate per segment); below a voice's ``NATURAL_FLOOR`` the
+voice keeps the floor rate and the time goes into phrase breaks at clause
+marks inside each sentence (``Pace.phrase_break_s``, spoken by
+``speech.synthesize``), which count in the pace as a listener hears it.
 """
 
 from __future__ import annotations

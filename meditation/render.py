@@ -119,7 +119,7 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     script = script or read_script(settings.script)
     # [either ...] lines chosen and, with --vary, breathing counts varied (issue 22).
     script = vary_script(script, seed=settings.seed, vary=settings.vary is not None)
-    # Bad entries refused before any synthesis; the preset's are refused when preflight loads it.
+    # Bad entries (the soundscape preset's too) refused before any synthesis.
     lexicon = script_lexicon(script, settings.lexicon, preset=_preset_lexicon(settings, script))
     cue_words = breath_cue_words(settings.breath_cues)
     pace = script_pace(script, settings, cue_words, lexicon)  # before any speech

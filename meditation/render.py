@@ -130,7 +130,7 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     )
     # The mix is made and measured as the speech comes in (see ``premix``).
     with _premix(script, planned, settings, fades) as premix:
-        audio = _speak(planned, settings, pace, each=premix.add, lexicon=lexicon)
+        audio = _speak(planned, settings, each=premix.add, lexicon=lexicon, pace=pace)
         made = premix.finish(audio)
     timeline, voice = made.timeline, made.voice
     chunks = _mixer(timeline, voice, made.plan, *fades)
@@ -248,8 +248,13 @@ def _premix(
     )
 
 
-def _speak(planned, settings: RenderSettings, pace: Pace, each=None, lexicon=None) -> list:
-    """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped)."""
+def _speak(planned, settings: RenderSettings, each=None, lexicon=None, pace=None) -> list:
+    """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped).
+
+    ``pace``: as ``script_pace`` chose it (default: ``settings.rate``, whole sentences).
+    """
+    if pace is None:
+        pace = Pace(settings.rate if settings.rate is not None else FALLBACK_RATE)
     cache = SpeechCache() if settings.cache else None
     return synthesize(
         [s.text for s in planned if s.spoken],

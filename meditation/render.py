@@ -274,6 +274,9 @@ def script_pace(script: Script, settings: RenderSettings, cue_words, lexicon=Non
     """The script's base pace for its voice (``pace.base_pace``), checked by speaking its start.
 
     ``wpm`` or ``rate`` as given; neither: ``DEFAULT_WPM`` for a neural voice.
+    A pace (asked or the default) is checked by speaking the script's start
+    (``refine_pace``): the model alone put joe's default at 147 wpm on a
+    held-out script, the probe at 135. The probe speaks through the cache.
     """
     voice_id = resolve_voice(settings.voice)
     neural = _neural(voice_id)

@@ -28,6 +28,8 @@ from .errors import SettingsError
 
 __all__ = [
     "DEFAULT_WPM",
+    "FALLBACK_RATE",
+    "MAX_PHRASE_BREAK_S",
     "NATURAL_FLOOR",
     "Pace",
     "SECONDS_AT_RATE_1",
@@ -37,8 +39,6 @@ __all__ = [
     "phrases",
     "refine_pace",
     "segment_features",
-    "rate_for_wpm",
-    "refine_rate",
     "words_per_minute",
 ]
 
@@ -201,20 +201,6 @@ def _below_floor(
     return Pace(apart_at_1 / (seconds - breaks * most), most)
 
 
-def rate_for_wpm(
-    wpm: float, voice: str, texts: Sequence[str], *, low: float = 0.5, high: float = 2.0
-) -> float:
-    """The speaking rate at which ``voice`` (``engine:name``) says ``texts`` whole at ``wpm``."""
-    model = _model(voice)
-    if model is None:
-        raise SettingsError(f"--wpm: the pace of {voice} is not measured; give --rate instead")
-    at_rate_1 = _seconds_at_1(model, texts)
-    words = sum(count_words(t) for t in texts)
-    if words == 0 or at_rate_1 <= 0:
-        return 1.0
-    return _checked(at_rate_1 / (60.0 * words / wpm), wpm, voice, low, high)
-
-
 def base_pace(
     voice: str,
     texts: Sequence[str],
@@ -322,23 +308,6 @@ def refine_pace(
         pace = _below_floor(seconds, apart_at_1, breaks, floor, strict=strict)
         pace = Pace(_checked(pace.rate, wpm, voice, low, high), pace.phrase_break_s)
     return pace
-
-
-def refine_rate(
-    rate: float,
-    voice: str,
-    texts: Sequence[str],
-    seconds_of,
-    *,
-    wpm: float,
-    low: float = 0.5,
-    high: float = 2.0,
-) -> float:
-    """``refine_pace`` for whole segments: ``seconds_of(texts, rate)``."""
-    pace = refine_pace(
-        Pace(rate), voice, texts, lambda t, p: seconds_of(t, p.rate), wpm=wpm, low=low, high=high
-    )
-    return pace.rate
 
 
 _PROBES = 3  # hibari's duration moves in steps: a second look lands where the first aimed

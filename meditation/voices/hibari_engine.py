@@ -52,7 +52,12 @@ class HibariEngine(VoiceEngine):
     the G2P keeps no state between words), and onnxruntime runs one session
     concurrently, each run on its calling thread. The only shared state is
     made lazily on first use (the G2P, its out-of-vocabulary net): both are
-    made here, before any thread speaks."""
+    made here, before any thread speaks. Speed (``benchmarks/bench_speech_voice.py``,
+    the dream's 30 segments, 185 s of speech, 1.0 s of CPU): on the shared
+    2-core machine at load 3.5-10, two jobs ran at 0.89-0.90x one job's
+    speed for the same CPU time; heart's takes are short (35 ms of CPU each,
+    half of it numpy DSP), and no gain showed. Piper, measured the same way
+    at load 11, ran at 1.40x with two jobs. An idle measurement is owed."""
 
     def __init__(self, voice: str):
         super().__init__(voice)

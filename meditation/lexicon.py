@@ -3,10 +3,11 @@
 An entry maps a word or phrase to a **respelling** (plain letters, ``MET-tah``:
 every engine reads it) or to **phonemes** in IPA between slashes
 (``/mˈɛtə/``: the engines that take phonemes say exactly these), or both.
-Entries come from a TOML file's ``[lexicon]`` table (``--lexicon FILE``), the
-script's front matter (a ``lexicon:`` block) and inline fixes in the text
-(``{Metta|MET-tah}``, see ``meditation.script``); a script's own entries win
-over the file's.
+Entries come from a TOML file's ``[lexicon]`` table (``--lexicon FILE``, or
+the soundscape preset the render plays), the script's front matter (a
+``lexicon:`` block) and inline fixes in the text (``{Metta|MET-tah}``, see
+``meditation.script``). On the same word the nearer source wins: inline over
+front matter over ``--lexicon`` over the preset.
 
 Matching is whole-word and case-aware: an entry written in lower case matches
 the word in any case (``metta`` matches "Metta" and "METTA"); an entry with a
@@ -44,7 +45,15 @@ from .errors import SettingsError
 from .files import read_input
 from .tomlfile import MAX_TOML_BYTES, read_toml
 
-__all__ = ["Entry", "Lexicon", "read_lexicon", "script_lexicon", "parse_form", "IPA_SYMBOLS"]
+__all__ = [
+    "Entry",
+    "Lexicon",
+    "read_lexicon",
+    "lexicon_entries",
+    "script_lexicon",
+    "parse_form",
+    "IPA_SYMBOLS",
+]
 
 # The IPA eSpeak NG writes (the symbols Piper's voices have ids for), with its
 # stress and length marks; a phoneme outside it is a typing mistake.
@@ -193,10 +202,14 @@ def _pattern(entries: tuple[Entry, ...]) -> re.Pattern | None:
     return re.compile(rf"(?<!{_WORD_CHARS})(?:{'|'.join(parts)})(?!{_WORD_CHARS})")
 
 
-def script_lexicon(script, path: str | Path | None = None) -> Lexicon:
-    """The lexicon of a render: the file's entries (``--lexicon``), then the script's own."""
+def script_lexicon(
+    script, path: str | Path | None = None, *, preset: Iterable[Entry] = ()
+) -> Lexicon:
+    """The lexicon of a render; later sources win over earlier ones on the same word:
+    the soundscape preset's ``[lexicon]``, the ``--lexicon`` file's, the front
+    matter's, then the script's inline fixes."""
     entries = read_lexicon(path) if path is not None else []
-    return Lexicon([*entries, *getattr(script, "pronunciations", ())])
+    return Lexicon([*preset, *entries, *getattr(script, "pronunciations", ())])
 
 
 def read_lexicon(path: str | Path) -> list[Entry]:
@@ -211,6 +224,12 @@ def read_lexicon(path: str | Path) -> list[Entry]:
     table = document.get("lexicon")
     if table is None:
         raise SettingsError(f"{path}: has no [lexicon] table")
+    return lexicon_entries(table, path)
+
+
+def lexicon_entries(table: object, path: Path) -> list[Entry]:
+    """The entries of a ``[lexicon]`` table already read from the TOML file ``path``
+    (a lexicon file's, or a soundscape preset's); each knows its line there."""
     if not isinstance(table, Mapping):
         raise SettingsError(f'{path}: [lexicon] must be a table of word = "respelling"')
     # The same bounded read as read_toml's (the text has just been read as valid UTF-8).

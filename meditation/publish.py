@@ -84,7 +84,10 @@ def metadata(
 
     The comment names only what made the track: an ambient one (``spoken=False``) has no voice or rate.
     """
-    voice = f"voice {settings.voice}, rate {settings.rate:g}, " if spoken else ""
+    voice = ""
+    if spoken:  # the rate the voice spoke at (a render sets it), and the pace it was chosen for
+        wpm = f" for {settings.wpm:g} wpm" if settings.wpm else ""
+        voice = f"voice {settings.voice}, rate {settings.rate:g}{wpm}, "
     made = f"{voice}soundscape {soundscape}, seed {settings.seed}, meditation {__version__}"
     chapters = (
         chapters_from_timeline(timeline) if timeline is not None and settings.chapters else ()

@@ -17,7 +17,7 @@ from .files import all_or_nothing
 from .lexicon import script_lexicon
 from .master import Mastered, master_to_file
 from .mix import VoiceBus, VoicePart, limit_crest, loudness_range, mix_chunks, track_fades_s
-from .pace import rate_for_wpm, refine_rate
+from .pace import DEFAULT_WPM, FALLBACK_RATE, Pace, base_pace, refine_pace
 from .preflight import check_outputs, check_schedule
 from .premix import Premix
 from .progress import clock
@@ -40,10 +40,10 @@ from .speech import synthesize
 from .timeline import SceneSpan, Timeline, fit_pause_scale, layout
 from .vary import delay_cues, vary_script
 from .voicefx import parse_voice_fx
-from .voices import resolve_voice
+from .voices import ENGINES, resolve_voice
 from .winddown import WindDown, parse_wind_down, wind_down
 
-__all__ = ["RenderResult", "render", "render_ambient"]
+__all__ = ["RenderResult", "render", "render_ambient", "script_pace", "lines_pace"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ class RenderResult:
     settings: RenderSettings
     warnings: tuple[str, ...] = ()
     """One line each for the user, e.g. a loudness target the ceiling puts out of reach."""
+    pace: Pace | None = None
+    """The pace the voice spoke at (the settings record the pace as given: none, a rate or wpm)."""
 
     @classmethod
     def of(
@@ -92,6 +94,7 @@ class RenderResult:
             "loudness_lufs": round(self.loudness_lufs, 2),
             "true_peak_db": round(self.true_peak_db, 2),
             "warnings": list(self.warnings),
+            **({"pace": dataclasses.asdict(self.pace)} if self.pace is not None else {}),
             "timeline": self.timeline.to_dict(),
         }
 
@@ -120,41 +123,28 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     script = script or read_script(settings.script)
     # [either ...] lines chosen and, with --vary, breathing counts varied (issue 22).
     script = vary_script(script, seed=settings.seed, vary=settings.vary is not None)
-    lexicon = script_lexicon(script, settings.lexicon)  # bad entries refused before any synthesis
+    # Bad entries (the soundscape preset's too) refused before any synthesis.
+    lexicon = script_lexicon(script, settings.lexicon, preset=_preset_lexicon(settings, script))
     cue_words = breath_cue_words(settings.breath_cues)
-    if settings.wpm is not None:  # a pace sets the rate for this voice and script, before speech
-        texts = [
-            s.text
-            for s in plan_segments(script, rate=settings.rate, cue_words=cue_words)
-            if s.spoken
-        ]
-        voice_id = resolve_voice(settings.voice)
-        rate = rate_for_wpm(settings.wpm, voice_id, texts)
-        # Long sentences split by their length at the rate: probe the segments it will speak.
-        texts = [s.text for s in plan_segments(script, rate=rate, cue_words=cue_words) if s.spoken]
-        rate = refine_rate(
-            rate,
-            voice_id,
-            texts,
-            lambda probe, r: _speech_seconds(probe, voice_id, r, lexicon),
-            wpm=settings.wpm,
-        )
-        settings = settings.replace(rate=rate)
-    speakers = _speakers(script, settings)
-    if settings.wpm is not None and speakers:
-        speakers = _paced_speakers(script, settings, speakers, cue_words, lexicon)
+    pace = script_pace(script, settings, cue_words, lexicon)  # before any speech
+    # Each speaker's pace for its own voice on its own words (from the settings as given).
+    speakers, paces = _paced_speakers(script, settings, cue_words, lexicon)
+    paces[""] = pace
+    settings = settings.replace(rate=pace.rate)
     wind = _wind_down_of(settings, script)
     # Long sentences are split by their length at the slowest rate they will be spoken at.
-    slowest = settings.rate * min(1.0, *wind.rate) if wind is not None else settings.rate
+    slowest = pace.rate * min(1.0, *wind.rate) if wind is not None else pace.rate
     planned = plan_segments(script, rate=slowest, cue_words=cue_words)
-    planned = wind_down(planned, settings.rate, wind)  # each segment's rate, level and pauses
-    planned = _speaker_rates(planned, settings.rate, speakers)
+    planned = wind_down(planned, pace.rate, wind)  # each segment's rate, level and pauses
+    planned = _speaker_rates(planned, pace.rate, speakers)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )
     # The mix is made and measured as the speech comes in (see ``premix``).
     with _premix(script, planned, settings, fades, speakers) as premix:
-        audio = _speak(planned, settings, each=premix.add, lexicon=lexicon, speakers=speakers)
+        audio = _speak(
+            planned, settings, each=premix.add, lexicon=lexicon, speakers=speakers, paces=paces
+        )
         made = premix.finish(audio)
     timeline, voice = made.timeline, made.voice
     chunks = _mixer(timeline, voice, made.plan, *fades)
@@ -186,7 +176,10 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
         if made.plan is not None
         else None
     )
-    return RenderResult.of(settings, timeline, mastered, warnings=(unmatched,) if unmatched else ())
+    result = RenderResult.of(
+        settings, timeline, mastered, warnings=(unmatched,) if unmatched else ()
+    )
+    return dataclasses.replace(result, pace=pace)
 
 
 def _render_ambient(settings: RenderSettings, duration_s: float) -> RenderResult:
@@ -293,33 +286,23 @@ def _speakers(script: Script, settings: RenderSettings) -> dict[str, Speaker]:
 
 
 def _paced_speakers(
-    script: Script, settings: RenderSettings, speakers: dict[str, Speaker], cue_words, lexicon
-) -> dict[str, Speaker]:
-    """With ``--wpm``: each speaker without a rate of its own gets the rate that paces its voice
-    at ``wpm`` on its own words (a pace is calibrated per voice)."""
-    assert settings.wpm is not None
-    paced = dict(speakers)
+    script: Script, settings: RenderSettings, cue_words, lexicon
+) -> tuple[dict[str, Speaker], dict[str, Pace]]:
+    """The speakers, each without a rate of its own paced for its voice on its own words as the
+    narrator is (``script_pace``: a pace is calibrated per voice), and their paces by key."""
+    speakers = _speakers(script, settings)
+    paces: dict[str, Pace] = {}
     for key, speaker in speakers.items():
         if speaker.rate is not None:
             continue
-
-        def texts(rate: float, key: str = key) -> list[str]:
-            planned = plan_segments(script, rate=rate, cue_words=cue_words)
-            return [s.text for s in planned if s.spoken and s.speaker.lower() == key]
-
-        if not texts(settings.rate):
+        if not any(_says(s, key) and s.spoken for s in plan_segments(script, rate=FALLBACK_RATE)):
             continue
-        voice = speaker.voice
-        rate = rate_for_wpm(settings.wpm, voice, texts(settings.rate))
-        rate = refine_rate(
-            rate,
-            voice,
-            texts(rate),
-            lambda probe, r, voice=voice: _speech_seconds(probe, voice, r, lexicon),
-            wpm=settings.wpm,
+        pace = script_pace(
+            script, settings.replace(voice=speaker.voice), cue_words, lexicon, speaker=key
         )
-        paced[key] = dataclasses.replace(speaker, rate=rate)
-    return paced
+        speakers[key] = dataclasses.replace(speaker, rate=pace.rate)
+        paces[key] = pace
+    return speakers, paces
 
 
 def _speaker_rates(planned, base: float, speakers: dict[str, Speaker]) -> list:
@@ -364,8 +347,13 @@ def _voice_parts(
     return parts
 
 
-def _speak(planned, settings: RenderSettings, each=None, lexicon=None, speakers=None) -> list:
+def _speak(
+    planned, settings: RenderSettings, each=None, lexicon=None, speakers=None, paces=None
+) -> list:
     """Stage: every spoken segment synthesized, trimmed, resampled and crest-limited (silent plan entries skipped).
+
+    ``paces``: each speaker's (the narrator's as ``""``) as ``script_pace`` chose it; a segment's
+    own rate (a wind-down's) replaces the pace's rate. Default: ``settings.rate``, whole sentences.
 
     Each speaker's segments are spoken with its voice and rate, speaker by
     speaker (a voice is loaded once); ``each`` still gets them in the
@@ -374,6 +362,8 @@ def _speak(planned, settings: RenderSettings, each=None, lexicon=None, speakers=
     cache = SpeechCache() if settings.cache else None
     spoken = [s for s in planned if s.spoken]
     speakers = speakers or {}
+    paces = paces or {}
+    fallback = Pace(settings.rate if settings.rate is not None else FALLBACK_RATE)
     groups: dict[str, list[int]] = {}
     for i, segment in enumerate(spoken):
         key = segment.speaker.lower()
@@ -395,16 +385,18 @@ def _speak(planned, settings: RenderSettings, each=None, lexicon=None, speakers=
 
     for key, indexes in groups.items():
         speaker = speakers.get(key)
+        pace = paces.get(key, fallback)
         said = synthesize(
             [spoken[i].text for i in indexes],
             voice=speaker.voice if speaker is not None else settings.voice,
-            rate=[settings.rate if spoken[i].rate is None else spoken[i].rate for i in indexes],
+            rate=[pace.rate if spoken[i].rate is None else spoken[i].rate for i in indexes],
             sample_rate=settings.sample_rate,
             cache=cache,
             finish_with=limit_crest,
             each=placed(indexes),
             lexicon=lexicon,
             jobs=settings.speech_jobs,
+            phrase_break_s=pace.phrase_break_s,
         )
         for i, audio in zip(indexes, said):
             results[i] = audio
@@ -421,10 +413,79 @@ def _wind_down_of(settings: RenderSettings, script: Script) -> WindDown | None:
     return load_preset(name).wind_down
 
 
-def _speech_seconds(texts, voice: str, rate: float, lexicon=None) -> float:
-    """Seconds of speech in ``texts`` as the speech stage would place them (trimmed)."""
-    audio = synthesize(texts, voice=voice, rate=rate, sample_rate=24000, lexicon=lexicon)
-    return sum(len(a) for a in audio) / 24000
+def script_pace(
+    script: Script, settings: RenderSettings, cue_words, lexicon=None, *, speaker: str | None = None
+) -> Pace:
+    """The script's base pace for its voice (``pace.base_pace``), checked by speaking its start.
+
+    ``wpm`` or ``rate`` as given; neither: ``DEFAULT_WPM`` for a neural voice.
+    A pace (asked or the default) is checked by speaking the script's start
+    (``refine_pace``): the model alone put joe's default at 147 wpm on a
+    held-out script, the probe at 135. The probe speaks through the cache.
+    """
+    voice_id = resolve_voice(settings.voice)
+    neural = _neural(voice_id)
+    if settings.wpm is None and (settings.rate is not None or not neural):
+        return base_pace(voice_id, [], rate=settings.rate, neural=neural)
+
+    def texts(rate: float) -> list[str]:
+        planned = plan_segments(script, rate=rate, cue_words=cue_words)
+        return [s.text for s in planned if s.spoken and _says(s, speaker)]
+
+    wpm = settings.wpm if settings.wpm is not None else DEFAULT_WPM
+    pace = base_pace(voice_id, texts(FALLBACK_RATE), wpm=settings.wpm)
+    # Long sentences split by their length at the rate: probe the segments it will speak.
+    return refine_pace(
+        pace,
+        voice_id,
+        texts(pace.rate),
+        lambda probe, p: _speech_seconds(probe, voice_id, p, settings, lexicon),
+        wpm=wpm,
+        strict=settings.wpm is not None,
+    )
+
+
+def _says(segment, speaker: str | None) -> bool:
+    """Whether ``segment`` is ``speaker``'s (a key; None: anyone's)."""
+    return speaker is None or segment.speaker.lower() == speaker
+
+
+def lines_pace(settings: RenderSettings, lines) -> Pace:
+    """The base pace of a few short lines (a timer's opening and closing), without a probe."""
+    voice_id = resolve_voice(settings.voice)
+    return base_pace(
+        voice_id, lines, rate=settings.rate, wpm=settings.wpm, neural=_neural(voice_id)
+    )
+
+
+def _preset_lexicon(settings: RenderSettings, script: Script) -> tuple:
+    """The ``[lexicon]`` entries of the soundscape preset this render plays (none: none)."""
+    name = preset_name(settings, script)
+    return load_preset(name).lexicon if name is not None else ()
+
+
+def _neural(voice_id: str) -> bool:
+    engine, _, name = voice_id.partition(":")
+    return engine in ENGINES and ENGINES[engine].describe(name).neural
+
+
+def _speech_seconds(texts, voice: str, pace: Pace, settings: RenderSettings, lexicon=None) -> float:
+    """Seconds of speech in ``texts`` as the speech stage would place them (trimmed).
+
+    Spoken through the render's cache at its sample rate: when the probe's pace
+    is the one chosen, the render finds these segments already spoken.
+    """
+    audio = synthesize(
+        texts,
+        voice=voice,
+        rate=pace.rate,
+        sample_rate=settings.sample_rate,
+        cache=SpeechCache() if settings.cache else None,
+        lexicon=lexicon,
+        phrase_break_s=pace.phrase_break_s,
+        jobs=settings.speech_jobs,
+    )
+    return sum(len(a) for a in audio) / settings.sample_rate
 
 
 def _place(

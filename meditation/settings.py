@@ -119,18 +119,20 @@ class RenderSettings:
         kind=Kind.TEXT,
         optional=True,
     )
-    rate: float = setting(
-        0.9,
-        "speaking rate applied by the voice engine; 0.8 = 20 % slower",
+    rate: float | None = setting(
+        None,
+        "speaking rate applied by the voice engine; 0.8 = 20 % slower (default: the --wpm pace)",
         timer_help="speaking rate of the --open and --close lines; 0.8 = 20 % slower",
+        kind=Kind.NUMBER,
         unit="×",
         low=0.5,
         high=2.0,
         uses=_EVERYWHERE | Use.TIMER,
+        optional=True,
     )
     wpm: float | None = setting(
         None,
-        "pace in words per minute of speech, calibrated per voice; sets the rate",
+        "pace in words per minute of speech, calibrated per voice; sets the rate (default: 135 for a neural voice without --rate, else rate 0.9)",
         kind=Kind.NUMBER,
         low=60.0,
         high=400.0,
@@ -636,6 +638,10 @@ def resolve_settings(
                     str(exc), path=script.path, line=script.setting_lines.get(key, 0), col=col
                 ) from None
     declared = values.get("speakers")
+    given_keys = {getattr(SCHEMA.get(k), "name", k) for k in explicit}
+    if given_keys & {"rate", "wpm"} and not given_keys >= {"rate", "wpm"}:
+        # rate and wpm are two ways to give one pace: the one given last wins.
+        values.pop("wpm" if "rate" in given_keys else "rate", None)
     _read_source(values, explicit, lambda key, spec: (labels or {}).get(key, spec.key))
     if script is not None and ("speakers" in explicit or "speakers" in values):
         # Given speakers replace the script's of the same name; only declared names mark text.

@@ -31,6 +31,7 @@ import numpy as np
 import soxr
 
 from .cache import SpeechCache
+from .pace import phrases
 from .progress import progress
 from .voices import ENGINES, VoiceEngine, load_voice, resolve_voice
 
@@ -139,6 +140,21 @@ def auto_speech_jobs(renders_at_once: int | None = None, *, cores: int | None = 
     return max(1, min(jobs, _MAX_JOBS))
 
 
+def _phrased(engine: VoiceEngine, text: str, rate: float, break_s: float) -> np.ndarray:
+    """``text`` spoken phrase by phrase, each trimmed, joined by ``break_s`` of silence."""
+    native = engine.sample_rate
+    gap = np.zeros(int(round(break_s * native)), dtype=np.float32)
+    takes: list[np.ndarray] = []
+    for phrase in phrases(text):
+        take = trim_silence(
+            np.asarray(engine.synthesize(phrase, rate=rate, seed=text_seed(phrase)), np.float32),
+            native,
+        )
+        if len(take):
+            takes.extend((take, gap))
+    return np.concatenate(takes[:-1]) if takes else np.zeros(0, dtype=np.float32)
+
+
 def synthesize(
     texts: Sequence[str],
     *,
@@ -150,6 +166,7 @@ def synthesize(
     each: Callable[[np.ndarray], object] | None = None,
     jobs: int | None = None,
     lexicon: Lexicon | None = None,
+    phrase_break_s: float = 0.0,
 ) -> list[np.ndarray]:
     """Speak every text; mono float32 arrays at ``sample_rate`` in the same order.
 
@@ -172,6 +189,11 @@ def synthesize(
 
     ``rate`` is one rate for every text, or one per text (a wind-down); a
     text said at two rates is spoken twice.
+
+    ``phrase_break_s`` > 0: each text is spoken phrase by phrase (cut after
+    its commas, semicolons, colons and dashes, ``pace.phrases``), each phrase
+    trimmed, and the phrases joined with that much silence: a slow pace made
+    of pauses rather than stretched phonemes (see ``pace.NATURAL_FLOOR``).
     """
 
     voice_id = voice if ":" in voice else resolve_voice(voice)
@@ -192,6 +214,8 @@ def synthesize(
             engine.reset()
             n = wanted if engine.concurrent else 1
             speakers = ThreadPoolExecutor(max_workers=n, thread_name_prefix="meditation-speech")
+        if phrase_break_s > 0:
+            return speakers.submit(_phrased, engine, text, rate, phrase_break_s)
         return speakers.submit(engine.synthesize, text, rate=rate, seed=text_seed(text))
 
     def finish(raw: Future[np.ndarray], native: int, key: str | None) -> np.ndarray:
@@ -211,7 +235,11 @@ def synthesize(
         return finish_with(audio, sample_rate) if finish_with is not None else audio
 
     def key_of(text: str, rate: float) -> str | None:
-        return SpeechCache.key(voice_id, rate, text, sample_rate) if cache is not None else None
+        if cache is None:
+            return None
+        # Phrased takes are other audio: their break is part of the key (none: keys as before).
+        said = f"{text}\x00phrase break {phrase_break_s:.4f}" if phrase_break_s > 0 else text
+        return SpeechCache.key(voice_id, rate, said, sample_rate)
 
     # Segments looked up in the cache or handed to the speakers, ahead of the one handed on.
     Take = tuple[str, float]  # a text and its rate

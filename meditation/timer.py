@@ -25,7 +25,7 @@ from .errors import SettingsError
 from .master import master_to_file
 from .mix import VoiceBus, limit_crest, mix_chunks
 from .preflight import check_outputs
-from .render import RenderResult
+from .render import RenderResult, lines_pace
 from .segments import Segment
 from .settings import RenderSettings
 from .soundscape import AmbienceStream, load_preset, plan_ambience
@@ -203,7 +203,9 @@ def render_timer(settings: RenderSettings):
     checked = check_outputs(settings)
     settings, publication = checked.settings, checked.publication
     lines = [t for t in (settings.opening_line, settings.closing_line) if t is not None]
-    audio = _speak(lines, settings) if lines else []
+    rate = lines_pace(settings, lines).rate
+    settings = settings.replace(rate=rate)
+    audio = _speak(lines, settings, rate) if lines else []
     spoken = iter(audio)
     opening = len(next(spoken)) if settings.opening_line is not None else 0
     closing = len(next(spoken)) if settings.closing_line is not None else 0
@@ -260,11 +262,11 @@ def render_timer(settings: RenderSettings):
     return RenderResult.of(settings, timeline, mastered)
 
 
-def _speak(lines: Sequence[str], settings: RenderSettings) -> list[np.ndarray]:
+def _speak(lines: Sequence[str], settings: RenderSettings, rate: float) -> list[np.ndarray]:
     return synthesize(
         list(lines),
         voice=settings.voice,
-        rate=settings.rate,
+        rate=rate,
         sample_rate=settings.sample_rate,
         cache=SpeechCache() if settings.cache else None,
         finish_with=limit_crest,

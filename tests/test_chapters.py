@@ -71,7 +71,7 @@ def test_the_dreams_tags_say_what_it_is_and_how_it_was_made(published):
     assert (
         comment.startswith("voice pyttsx3:") and f"meditation {__version__}" in comment
     )  # the tests' voice
-    for part in ("rate 0.8", "soundscape dream", "seed 1"):  # the dream's front matter
+    for part in ("for 135 wpm", "soundscape dream", "seed 1"):  # the dream's front matter
         assert part in comment
 
 

@@ -10,6 +10,7 @@ from meditation.cli import main
 from meditation.errors import SettingsError
 from meditation.lexicon import Entry, Lexicon, parse_form, read_lexicon, script_lexicon
 from meditation.script import parse_script
+from meditation.soundscape import load_preset
 from meditation.speech import synthesize
 from meditation.voices import ENGINES
 
@@ -88,6 +89,7 @@ def test_the_engine_receives_the_lexicon_text_and_captions_keep_the_words(
     )
     out = tmp_path / "names.wav"
     args = ["render", str(script), "--voice", voice, "--lexicon", str(lexicon_file)]
+    args += ["--rate", "0.9"]  # a rate, not the default pace: no probe spoken first
     args += ["-o", str(out), "--captions", str(tmp_path / "names.vtt"), "--no-cache"]
     args += ["--timings", str(tmp_path / "names.json"), "--progress", "off"]
     assert main(args) == 0
@@ -229,3 +231,78 @@ def test_batch_skips_an_unchanged_render_and_re_renders_after_a_lexicon_change(t
     assert main(["batch", str(manifest)]) == 0
     assert "rendered one" in capsys.readouterr().out
     assert (tmp_path / "one.wav").read_bytes() != first
+
+
+PRESET = """name = "hall of names"
+fade_s = 4.0
+
+[layers.drone]
+level_db = -20.0
+
+[scenes.default]
+drone = 0.0
+
+[lexicon]
+Sangha = "SAHNG-gah"
+metta = "MAY-tuh"
+Namaste = "/nˈɑːməsteɪ/"
+"""
+
+
+def test_a_soundscape_presets_lexicon_is_the_first_source_the_others_win_over(
+    tmp_path, lexicon_file
+):
+    preset = tmp_path / "hall.toml"
+    preset.write_text(PRESET, encoding="utf-8")
+    entries = load_preset(str(preset)).lexicon
+    assert [(e.word, e.where) for e in entries] == [
+        ("Sangha", f"{preset}:11"),
+        ("metta", f"{preset}:12"),
+        ("Namaste", f"{preset}:13"),
+    ]
+    say = lambda w, p: None  # noqa: E731 - the respelling, as eSpeak is given it
+    alone = script_lexicon(parse_script("Hi.\n"), preset=entries)
+    assert alone.apply("The Sangha, metta.", say) == "The sahng-gah, may-tuh."
+    # preset < --lexicon file < front matter < inline, each on the same word.
+    script = parse_script("---\nlexicon:\n  Sangha: SUNG-ah\n---\n{metta|MET-ah}. Sangha. Metta.\n")
+    merged = script_lexicon(script, lexicon_file, preset=entries)
+    assert merged.apply("metta Sangha", say) == "met-ah sung-ah"
+    assert merged.apply("Namaste", say) == script_lexicon(
+        parse_script("Hi.\n"), lexicon_file
+    ).apply("Namaste", say)  # the file's Namaste, not the preset's
+
+
+def test_a_render_over_the_preset_says_its_words(tmp_path, monkeypatch):
+    preset = tmp_path / "hall.toml"
+    preset.write_text(PRESET, encoding="utf-8")
+    engine_cls = ENGINES["hibari"]
+    heard = []
+    real = engine_cls.synthesize
+
+    def spy(self, text, *, rate, seed):  # the real engine speaks; we only note what it was given
+        heard.append(text)
+        return real(self, text, rate=rate, seed=seed)
+
+    monkeypatch.setattr(engine_cls, "synthesize", spy)
+    script = tmp_path / "sangha.md"
+    script.write_text(
+        f"---\nlead_in: 0.3\ntail: 0.5\nsoundscape: {preset}\n---\n\nThe Sangha rests.\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "sangha.wav"
+    args = ["render", str(script), "--voice", "hibari:heart", "--rate", "1", "--no-cache"]
+    assert main([*args, "-o", str(out), "--captions", str(tmp_path / "s.vtt")]) == 0
+    assert heard == ["The sahng-gah rests."]
+    assert "The Sangha rests." in (tmp_path / "s.vtt").read_text(encoding="utf-8")
+
+
+def test_a_bad_entry_in_a_preset_exits_2_naming_its_line(tmp_path, capsys):
+    preset = tmp_path / "hall.toml"
+    preset.write_text(PRESET.replace('"SAHNG-gah"', '"SAHNG3"'), encoding="utf-8")
+    script = tmp_path / "calm.md"
+    script.write_text("Rest in metta.\n", encoding="utf-8")
+    out = tmp_path / "calm.wav"
+    assert main(["render", str(script), "--soundscape", str(preset), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{preset}:11: lexicon entry 'Sangha'" in err, err
+    assert not out.exists()

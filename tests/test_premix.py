@@ -115,6 +115,7 @@ def setup(tmp_path_factory):
         script=folder / "premix.md",
         output=folder / "out.wav",
         voice="pyttsx3",
+        rate=0.9,
         sample_rate=SR,
         soundscape=str(preset),
         lead_in_s=3,

@@ -38,7 +38,7 @@ from meditation.settings import RenderSettings, resolve_settings
 from meditation.speech import auto_speech_jobs, available_cores, sharing_cores, synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
-VOICES = ["piper:joe", "pyttsx3"]
+VOICES = ["piper:joe", "hibari:heart", "pyttsx3"]
 
 SHORT = """---
 title: Speech jobs

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ManifestError, MeditationError, SettingsError, one_line
 from ..files import check_name
 from ..formats import FORMATS
+from ..pace import pace_label
 from ..script import Script, read_script
 from ..settings import (
     DEFAULT_SCRIPT,
@@ -563,6 +564,10 @@ def _fill(
         if key in values:  # as written in the manifest: "pyttsx3", not "pyttsx3:gmw/en"
             raw = values[key]
             text = ",".join(map(str, raw)) if isinstance(raw, list) else str(raw)
+        elif key == "rate" and settings.rate is None:  # the default pace, as its rate or wpm
+            engine, _, voice = settings.voice.partition(":")
+            neural = engine in ENGINES and ENGINES[engine].describe(voice).neural
+            text = pace_label(None, settings.wpm, neural=neural)
         else:  # from the script's front matter, else the default
             raw = getattr(settings, field_of(key))
             text = (

@@ -114,9 +114,9 @@ def report_result(
 
 
 def speech_group(variant: Variant) -> tuple:
-    """Variants sharing (script, voice, rate, speakers, wind-down) share all their speech."""
+    """Variants sharing (script, voice, rate, wpm, speakers, wind-down) share all their speech."""
     s = variant.settings
-    return (str(s.script), s.voice, s.rate, s.speakers, s.wind_down)
+    return (str(s.script), s.voice, s.rate, s.wpm, s.speakers, s.wind_down)
 
 
 def speech_first(todo: Sequence[Variant]) -> list[Variant]:

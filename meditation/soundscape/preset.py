@@ -20,6 +20,9 @@ Preset format::
     rate = 0.75                    # (see meditation.winddown; a script's own wins)
     level = "-4dB"
 
+    [lexicon]                      # how words are said over this soundscape
+    Metta = "MET-tah"              # (see meditation.lexicon; the script's own win)
+
     [scenes.default]               # scenes not named below, and scriptless tracks
     river = 0.0                    # layer = gain in dB on top of level_db
 
@@ -44,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MeditationError, SoundscapeError
+from ..lexicon import Entry, lexicon_entries
 from ..timeline import Choice
 from ..tomlfile import read_toml
 from ..voicefx import STYLES, voice_fx_from
@@ -138,6 +142,8 @@ class Preset:
     """By scene name (lower case): the words that chose its layers (``--soundscape auto``)."""
     wind_down: WindDown | None = None
     """The ``[wind-down]`` table: how the narration winds down under this soundscape (``meditation.winddown``)."""
+    lexicon: tuple[Entry, ...] = ()
+    """The ``[lexicon]`` table: pronunciations for every script played over it (``meditation.lexicon``)."""
 
 
 def list_presets() -> list[Preset]:
@@ -169,7 +175,7 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
     def fail(message: str) -> SoundscapeError:
         return SoundscapeError(f"{where}: {message}")
 
-    known_top = {"name", "description", "fade_s", "layers", "scenes", "cues", "voice"}
+    known_top = {"name", "description", "fade_s", "layers", "scenes", "cues", "voice", "lexicon"}
     known_top |= {"wind-down", "wind_down"}
     for key in data:
         if key not in known_top:
@@ -269,9 +275,12 @@ def _parse_preset(data: Mapping[str, Any], path: Path) -> Preset:
         wind = parse_wind_down(dict(winding)) if winding is not None else None
     except MeditationError as exc:
         raise fail(str(exc)) from None
+    # Pronunciations this place's scripts share; bad entries refused here, at their line.
+    lexicon = lexicon_entries(data["lexicon"], path) if "lexicon" in data else []
     return Preset(
         voice=dict(voice),
         wind_down=wind,
+        lexicon=tuple(lexicon),
         name=str(data.get("name", path.stem)),
         description=str(data.get("description", "")),
         layers=layers,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -47,6 +46,19 @@ _SPEED_BY_RATE = (
 class HibariEngine(VoiceEngine):
     """A hibari voice whose weights are installed, run on the CPU with onnxruntime."""
 
+    concurrent = True
+    """``synthesize`` may run in several threads at once on one ``Hibari``: each
+    call's state is its own (the noise generator is made from the call's seed,
+    the G2P keeps no state between words), and onnxruntime runs one session
+    concurrently, each run on its calling thread. The only shared state is
+    made lazily on first use (the G2P, its out-of-vocabulary net): both are
+    made here, before any thread speaks. Speed (``benchmarks/bench_speech_voice.py``,
+    the dream's 30 segments, 185 s of speech, 1.0 s of CPU): on the shared
+    2-core machine at load 3.5-10, two jobs ran at 0.89-0.90x one job's
+    speed for the same CPU time; heart's takes are short (35 ms of CPU each,
+    half of it numpy DSP), and no gain showed. Piper, measured the same way
+    at load 11, ran at 1.40x with two jobs. An idle measurement is owed."""
+
     def __init__(self, voice: str):
         super().__init__(voice)
         _no_telemetry()  # hibari runs onnxruntime too
@@ -59,7 +71,7 @@ class HibariEngine(VoiceEngine):
             raise VoiceError(f"hibari voice {voice!r} cannot be loaded: {exc}") from None
         # One thread: the other core resamples and mixes while the voice speaks.
         self._tts = Hibari(voice=voice, model=path, threads=1)
-        self._lock = threading.Lock()
+        _ = self._tts.g2p.oov  # made now: lazily, two threads could each make their own
 
     @classmethod
     def voices(cls) -> list[str]:
@@ -101,8 +113,7 @@ class HibariEngine(VoiceEngine):
     def synthesize(self, text: str, *, rate: float, seed: int) -> np.ndarray:
         import numpy as np  # noqa: PLC0415 - start-up: listing voices runs without numpy
 
-        with self._lock:
-            audio = self._tts(text, speed=speed_for_rate(rate), seed=seed)
+        audio = self._tts(text, speed=speed_for_rate(rate), seed=seed)
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
         if peak > 0.98:

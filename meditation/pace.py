@@ -34,6 +34,7 @@ __all__ = [
     "Pace",
     "SECONDS_AT_RATE_1",
     "base_pace",
+    "slowed",
     "count_words",
     "pace_label",
     "phrases",
@@ -242,6 +243,32 @@ def base_pace(
         return Pace(_checked(whole, wpm, voice, low, high))
     pace = _below_floor(seconds, _apart_at_1(model, texts), breaks, floor, strict=strict)
     return Pace(_checked(pace.rate, wpm, voice, low, high), pace.phrase_break_s)
+
+
+def slowed(
+    voice: str, text: str, base: Pace, factor: float, *, low: float = 0.5, high: float = 2.0
+) -> Pace:
+    """One segment's pace: ``base`` with its time stretched by 1/``factor`` (a wind-down's).
+
+    The rate follows the factor down to the voice's ``NATURAL_FLOOR``; below it
+    the voice keeps the floor and the segment's phrase breaks grow to fill the
+    time, as ``base_pace`` does for a whole script (at most
+    ``MAX_PHRASE_BREAK_S`` each; a segment with no clause to pause at, or past
+    the cap, goes under the floor), but never under ``low``, the engines' slowest:
+    there the longer pauses between segments carry the wind-down.
+    """
+    rate = base.rate * factor
+    floor, model = NATURAL_FLOOR.get(voice), _model(voice)
+    breaks = _breaks([text])
+    if factor >= 1 or floor is None or model is None or rate >= floor or breaks == 0:
+        pace = Pace(rate, base.phrase_break_s)
+    else:
+        apart = _apart_at_1(model, [text])
+        # The time the base pace gives the segment, stretched.
+        speech = (apart if base.phrase_break_s > 0 else _seconds_at_1(model, [text])) / base.rate
+        wanted = (speech + breaks * base.phrase_break_s) / factor
+        pace = _below_floor(wanted, apart, breaks, floor, strict=True)
+    return Pace(round(min(high, max(low, pace.rate)), 4), round(pace.phrase_break_s, 4))
 
 
 def _probe(texts: Sequence[str]) -> list[str]:

@@ -17,7 +17,7 @@ from .files import all_or_nothing
 from .lexicon import script_lexicon
 from .master import Mastered, master_to_file
 from .mix import VoiceBus, VoicePart, limit_crest, loudness_range, mix_chunks, track_fades_s
-from .pace import DEFAULT_WPM, FALLBACK_RATE, Pace, base_pace, refine_pace
+from .pace import DEFAULT_WPM, FALLBACK_RATE, Pace, base_pace, refine_pace, slowed
 from .preflight import check_outputs, check_schedule
 from .premix import Premix
 from .progress import clock
@@ -136,7 +136,7 @@ def _render(settings: RenderSettings, script: Script | None) -> RenderResult:
     slowest = pace.rate * min(1.0, *wind.rate) if wind is not None else pace.rate
     planned = plan_segments(script, rate=slowest, cue_words=cue_words)
     planned = wind_down(planned, pace.rate, wind)  # each segment's rate, level and pauses
-    planned = _speaker_rates(planned, pace.rate, speakers)
+    planned = _segment_paces(planned, pace.rate, resolve_voice(settings.voice), speakers, paces)
     fades = track_fades_s(
         settings.lead_in_s, settings.tail_s, settings.fade_in_s, settings.fade_out_s
     )
@@ -305,16 +305,27 @@ def _paced_speakers(
     return speakers, paces
 
 
-def _speaker_rates(planned, base: float, speakers: dict[str, Speaker]) -> list:
-    """A speaker with a rate of its own speaks each segment at it, bent as the narrator's is
-    (a wind-down's factor is the segment's rate over the render's)."""
+def _segment_paces(
+    planned, base_rate: float, voice: str, speakers: dict[str, Speaker], paces: dict[str, Pace]
+) -> list:
+    """Each spoken segment's rate and phrase break: its speaker's pace (the narrator's as ``""``;
+    a speaker's own rate as given), slowed by the wind-down's factor there (a segment's rate
+    over ``base_rate``) as ``pace.slowed`` says: rate to the voice's floor, then phrase breaks."""
     out = []
     for segment in planned:
-        speaker = speakers.get(segment.speaker.lower())
-        if speaker is not None and speaker.rate is not None and segment.spoken:
-            factor = 1.0 if segment.rate is None else segment.rate / base
-            segment = dataclasses.replace(segment, rate=speaker.rate * factor)
-        out.append(segment)
+        if not segment.spoken:
+            out.append(segment)
+            continue
+        key = segment.speaker.lower()
+        speaker = speakers.get(key)
+        if speaker is None:
+            own, said_by = paces[""], voice
+        else:
+            own = paces.get(key) or Pace(speaker.rate if speaker.rate is not None else base_rate)
+            said_by = speaker.voice
+        factor = 1.0 if segment.rate is None else segment.rate / base_rate
+        pace = slowed(said_by, segment.text, own, factor)
+        out.append(dataclasses.replace(segment, rate=pace.rate, phrase_break_s=pace.phrase_break_s))
     return out
 
 
@@ -390,13 +401,16 @@ def _speak(
             [spoken[i].text for i in indexes],
             voice=speaker.voice if speaker is not None else settings.voice,
             rate=[pace.rate if spoken[i].rate is None else spoken[i].rate for i in indexes],
+            phrase_break_s=[
+                pace.phrase_break_s if spoken[i].rate is None else spoken[i].phrase_break_s
+                for i in indexes
+            ],
             sample_rate=settings.sample_rate,
             cache=cache,
             finish_with=limit_crest,
             each=placed(indexes),
             lexicon=lexicon,
             jobs=settings.speech_jobs,
-            phrase_break_s=pace.phrase_break_s,
         )
         for i, audio in zip(indexes, said):
             results[i] = audio
@@ -407,10 +421,8 @@ def _wind_down_of(settings: RenderSettings, script: Script) -> WindDown | None:
     """The wind-down asked for: the settings' (command line, front matter, manifest), else the preset's."""
     if settings.wind_down is not None:
         return parse_wind_down(settings.wind_down)
-    name = preset_name(settings, script)
-    if name is None or name == "auto":  # the places the words choose carry no wind-down
-        return None
-    return load_preset(name).wind_down
+    preset = _named_preset(settings, script)
+    return preset.wind_down if preset is not None else None
 
 
 def script_pace(
@@ -460,8 +472,15 @@ def lines_pace(settings: RenderSettings, lines) -> Pace:
 
 def _preset_lexicon(settings: RenderSettings, script: Script) -> tuple:
     """The ``[lexicon]`` entries of the soundscape preset this render plays (none: none)."""
+    preset = _named_preset(settings, script)
+    return preset.lexicon if preset is not None else ()
+
+
+def _named_preset(settings: RenderSettings, script: Script) -> Preset | None:
+    """The preset file a render plays, for its own tables (``[wind-down]``, ``[lexicon]``); None
+    for none and for ``auto``, whose places the words choose carry no such tables."""
     name = preset_name(settings, script)
-    return load_preset(name).lexicon if name is not None else ()
+    return None if name is None or name == "auto" else load_preset(name)
 
 
 def _neural(voice_id: str) -> bool:

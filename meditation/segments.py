@@ -107,6 +107,8 @@ class Segment:
     """The speaking rate of this segment (a wind-down bends it, see ``winddown``); None: the render's."""
     level_db: float = 0.0
     """The voice's level here, dB relative to its normal level (a wind-down lowers it)."""
+    phrase_break_s: float = 0.0
+    """Silence between this segment's phrases, spoken apart (``pace.Pace``); 0: spoken whole."""
 
     @property
     def end(self) -> int:

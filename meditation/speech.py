@@ -166,7 +166,7 @@ def synthesize(
     each: Callable[[np.ndarray], object] | None = None,
     jobs: int | None = None,
     lexicon: Lexicon | None = None,
-    phrase_break_s: float = 0.0,
+    phrase_break_s: float | Sequence[float] = 0.0,
 ) -> list[np.ndarray]:
     """Speak every text; mono float32 arrays at ``sample_rate`` in the same order.
 
@@ -193,7 +193,8 @@ def synthesize(
     ``phrase_break_s`` > 0: each text is spoken phrase by phrase (cut after
     its commas, semicolons, colons and dashes, ``pace.phrases``), each phrase
     trimmed, and the phrases joined with that much silence: a slow pace made
-    of pauses rather than stretched phonemes (see ``pace.NATURAL_FLOOR``).
+    of pauses rather than stretched phonemes (see ``pace.NATURAL_FLOOR``); one
+    for every text, or one per text (a wind-down below the voice's floor).
     """
 
     voice_id = voice if ":" in voice else resolve_voice(voice)
@@ -203,11 +204,18 @@ def synthesize(
     rates = [float(rate)] * len(texts) if isinstance(rate, (int, float)) else list(rate)
     if len(rates) != len(texts):
         raise ValueError(f"{len(rates)} rates for {len(texts)} texts")
+    breaks = (
+        [float(phrase_break_s)] * len(texts)
+        if isinstance(phrase_break_s, (int, float))
+        else list(phrase_break_s)
+    )
+    if len(breaks) != len(texts):
+        raise ValueError(f"{len(breaks)} phrase breaks for {len(texts)} texts")
     wanted = auto_speech_jobs() if jobs is None else max(1, int(jobs))
     engine: VoiceEngine | None = None
     speakers: ThreadPoolExecutor | None = None
 
-    def speak(text: str, rate: float) -> Future[np.ndarray]:
+    def speak(text: str, rate: float, phrase_break_s: float) -> Future[np.ndarray]:
         nonlocal engine, speakers
         if engine is None or speakers is None:  # the first take: load the voice
             engine = load_voice(voice_id)
@@ -234,7 +242,7 @@ def synthesize(
             audio = audio.result()
         return finish_with(audio, sample_rate) if finish_with is not None else audio
 
-    def key_of(text: str, rate: float) -> str | None:
+    def key_of(text: str, rate: float, phrase_break_s: float) -> str | None:
         if cache is None:
             return None
         # Phrased takes are other audio: their break is part of the key (none: keys as before).
@@ -242,10 +250,10 @@ def synthesize(
         return SpeechCache.key(voice_id, rate, said, sample_rate)
 
     # Segments looked up in the cache or handed to the speakers, ahead of the one handed on.
-    Take = tuple[str, float]  # a text and its rate
+    Take = tuple[str, float, float]  # a text, its rate and its phrase break
     ahead: deque[tuple[Take, np.ndarray | None]] = deque()  # (take, its cached audio or None)
     spoken: dict[Take, Future[np.ndarray]] = {}  # raw takes; a take repeated is spoken once
-    upcoming = iter(zip(texts, rates))
+    upcoming = iter(zip(texts, rates, breaks))
 
     def look_ahead() -> None:
         while len(ahead) < 2 * wanted:

@@ -71,8 +71,11 @@ def test_the_dreams_tags_say_what_it_is_and_how_it_was_made(published):
     assert (
         comment.startswith("voice pyttsx3:") and f"meditation {__version__}" in comment
     )  # the tests' voice
-    for part in ("for 135 wpm", "soundscape dream", "seed 1"):  # the dream's front matter
+    for part in ("rate 0.8", "soundscape dream", "seed 1"):  # the tests' pace, the front matter's
         assert part in comment
+    # Without --rate the dream's own pace (front matter wpm: 135) is what the tags say.
+    book = mutagen.File(published(".m4b")["output"]).tags
+    assert "for 135 wpm" in str(book["\xa9cmt"][0])
 
 
 def test_album_and_year_can_be_set(tmp_path, monkeypatch):

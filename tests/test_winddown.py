@@ -34,6 +34,7 @@ title: Wind down
 lead_in: 1
 tail: 4
 wind-down: {{rate: 0.75, level: -4dB, pauses: 1.6}}
+rate: 0.9
 ---
 # Arrive
 
@@ -316,3 +317,49 @@ def test_showing_a_preset_shows_its_wind_down(tmp_path, capsys):
     assert main(["soundscapes", str(preset)]) == 0
     shown = capsys.readouterr().out
     assert "wind-down: rate 1 → 0.8 ×, level 0 → -3 dB, pauses 1 → 1 ×, by time" in shown
+
+
+PHRASED = (
+    "Settle in, and let your shoulders soften, slowly, gently. "
+    "Notice the weight of your body, resting here, held, at ease."
+)
+
+
+def test_under_the_default_pace_the_voice_slows_to_its_floor_then_with_phrase_breaks(tmp_path):
+    """At the default pace (135 wpm: joe near its natural floor) a wind-down to 0.75 keeps the
+    voice at the floor and lengthens the pauses between phrases; the segment still lasts
+    1 / 0.75 as long as at the start, as a listener hears the pace."""
+    from meditation.pace import NATURAL_FLOOR
+
+    text = f"""---
+title: Phrased
+lead_in: 1
+tail: 2
+wind-down: {{rate: 0.75}}
+---
+# Arrive
+
+{PHRASED}
+
+# Drift
+
+{PHRASED}
+"""
+    _, _, timings = _render(tmp_path, text, "phrased")
+    first, last = _by_scene(timings, "Arrive"), _by_scene(timings, "Drift")
+    assert min(s["rate"] for s in last) >= NATURAL_FLOOR["piper:joe"]  # never stretched below
+    length = lambda segs: sum(s["end"] - s["start"] for s in segs)  # noqa: E731
+    assert length(last) / length(first) == pytest.approx(1 / 0.75, rel=0.08)
+
+
+def test_slowed_keeps_the_rate_above_the_floor_and_fills_the_rest_with_breaks():
+    from meditation.pace import NATURAL_FLOOR, Pace, slowed
+
+    floor = NATURAL_FLOOR["piper:joe"]
+    assert slowed("piper:joe", PHRASED, Pace(0.9), 0.8) == Pace(0.72)  # above the floor: rate
+    low = slowed("piper:joe", PHRASED, Pace(0.7), 0.75)
+    assert low.rate == floor and low.phrase_break_s > 0
+    deeper = slowed("piper:joe", PHRASED, Pace(0.7), 0.6)
+    assert deeper.rate == floor and deeper.phrase_break_s > low.phrase_break_s
+    # No clause to pause at: the rate goes down, but never under the engines' 0.5.
+    assert slowed("piper:joe", "Rest here now", Pace(0.6), 0.5) == Pace(0.5)

@@ -118,9 +118,7 @@ class Campfire(SpanLayer):
             loud = rng.choice(len(self._banks), bursts, p=_LOUDNESS_WEIGHT)
             for a, size, k in zip(at.tolist(), sizes.tolist(), loud.tolist(), strict=True):
                 span = min(int(0.05 * fs), self._tail.buffer.shape[0] - a - self._banks[k].longest)
-                sub = GrainTail.__new__(GrainTail)
-                sub.buffer = self._tail.buffer[a:]
-                self._banks[k].scatter(sub, rng, size, max(span, 1))
+                self._banks[k].scatter(self._tail, rng, size, max(span, 1), at=a)
         out += self._tail.take()
         soft_limit(out)
         return out

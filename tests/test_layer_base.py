@@ -98,17 +98,17 @@ def test_held_tilt_is_the_held_gain_difference_carried_across_spans(rng):
     from meditation.soundscape.layers.base import held_tilt
 
     hop, steps = 16, 8
-    y = rng.standard_normal((hop * steps, 2)).astype(np.float32)
+    y = rng.standard_normal((2, hop * steps)).astype(np.float32)
     g_now = rng.uniform(0.5, 2.0, (steps, 2)).astype(np.float32)
     g_prev = rng.uniform(0.0, 1.0, (steps, 2)).astype(np.float32)
     last = np.array([0.25, -0.5], dtype=np.float32)
     out, new_last = held_tilt(y, g_now, g_prev, hop, last)
-    previous = np.concatenate([last[None], y[:-1]])
+    previous = np.concatenate([last[:, None], y[:, :-1]], axis=1)
     k = np.arange(hop * steps) // hop
-    expected = y * g_now[k] - previous * g_prev[k]
+    expected = (y * g_now[k].T - previous * g_prev[k].T).T
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
     assert out.shape == (hop * steps, 2) and out.dtype == np.float32
-    np.testing.assert_array_equal(new_last, y[-1])
+    np.testing.assert_array_equal(new_last, y[:, -1])
 
 
 def test_every_cue_taking_layer_is_checked_for_cues_that_come_later():

@@ -350,18 +350,25 @@ def held_tilt(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``out[n] = g_now[k] * y[n] - g_prev[k] * y[n-1]`` per channel, gains held for ``hop`` samples.
 
-    The spectral tilt of the river's noise bed: a first difference mixed
-    in by a gain that moves with the control signals. ``y`` is interleaved
-    float32 ``(n, 2)`` (as ``NoiseBed.render_stereo`` makes it), gains are
-    ``(n // hop, 2)``, ``last`` the previous span's final ``y`` samples.
-    Returns the ``(n, 2)`` output and this span's final samples.
+    The spectral tilt of the river's and wind's noise beds: a first
+    difference mixed in by a gain that moves with the control signals.
+    ``y`` is channel-first float32 ``(2, n)`` (as ``sosfilt`` makes it
+    without a transposing copy), gains are ``(n // hop, 2)``, ``last`` the
+    previous span's final ``y`` samples. Returns the ``(n, 2)`` output and
+    this span's final samples.
     """
-    out = y * np.repeat(g_now, hop, axis=0)
-    before = np.repeat(g_prev, hop, axis=0)
-    before[1:] *= y[:-1]
-    before[0] *= last
-    out -= before
-    return out, y[-1].copy()
+    n = y.shape[1]
+    out = np.empty((n, 2), dtype=np.float32)
+    for c in range(y.shape[0]):
+        # np.repeat then flat 1-D passes: several times faster than
+        # broadcasting over a length-2 channel axis.
+        oc = y[c] * np.repeat(g_now[:, c], hop)
+        before = np.repeat(g_prev[:, c], hop)
+        before[1:] *= y[c, :-1]
+        before[0] *= last[c]
+        oc -= before
+        out[:, c] = oc
+    return out, y[:, -1].copy()
 
 
 def check_range(what: str, value: float, low: float, high: float) -> None:

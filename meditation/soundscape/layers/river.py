@@ -213,8 +213,7 @@ class River(SpanLayer["River.Params"]):
         noise_std = INT16_NOISE_STD
         sos[0, :3] /= math.sqrt(power) * noise_std
         self._bed_sos = sos.astype(np.float32)
-        # Both ears filtered as one complex signal (see NoiseBed.render_stereo).
-        self._bed_zi = np.zeros((len(sos), 2), dtype=np.complex64)
+        self._bed_zi = np.zeros((len(sos), 2, 2), dtype=np.float32)
         self._bed_last = np.zeros(2, dtype=np.float32)
 
         # The bubbles' share of the power, so that the total stays near nominal.
@@ -321,9 +320,8 @@ class River(SpanLayer["River.Params"]):
         from scipy import signal  # noqa: PLC0415 - scipy.signal takes ~0.7 s to import; checking a preset must not pay it
 
         n, hop = _SPAN, self._hop
-        noise = int16_noise(self.rng, (n, 2)).view(np.complex64)[:, 0]
-        y, self._bed_zi = signal.sosfilt(self._bed_sos, noise, zi=self._bed_zi)
-        y = y.view(np.float32).reshape(n, 2)
+        noise = int16_noise(self.rng, (2, n))
+        y, self._bed_zi = signal.sosfilt(self._bed_sos, noise, axis=-1, zi=self._bed_zi)
 
         # Gains are held for one control step (~3 ms). They move by well
         # under 0.1 dB per step, so the steps vanish under the noise itself.

@@ -272,7 +272,7 @@ class SpanLayer(Layer[P]):
         """
         if len(self._pending) or self._block_index % self.span_blocks or n_samples < self.span_size:
             return super().render(n_samples)
-        spans = []
+        spans: list[np.ndarray] = []
         while n_samples - len(spans) * self.span_size >= self.span_size:
             self._span_number = self._block_index // self.span_blocks
             spans.append(self._render_span(self._span_number * self.span_size))

@@ -264,6 +264,25 @@ class SpanLayer(Layer[P]):
         """Samples per span."""
         return self.span_blocks * BLOCK_SIZE
 
+    def render(self, n_samples: int) -> np.ndarray:
+        """As ``Layer.render``; whole spans asked for on their grid are handed out as made.
+
+        The span is the layer's to give away (it never reads it again), so
+        a chunk of whole spans costs no copy and no per-block slicing.
+        """
+        if len(self._pending) or self._block_index % self.span_blocks or n_samples < self.span_size:
+            return super().render(n_samples)
+        spans: list[np.ndarray] = []
+        while n_samples - len(spans) * self.span_size >= self.span_size:
+            self._span_number = self._block_index // self.span_blocks
+            spans.append(self._render_span(self._span_number * self.span_size))
+            self._block_index += self.span_blocks
+        rest = n_samples - len(spans) * self.span_size
+        if rest:
+            spans.append(super().render(rest))
+        out = np.concatenate(spans) if len(spans) > 1 else spans[0]
+        return np.ascontiguousarray(out, dtype=np.float32)
+
     def _next_block(self) -> np.ndarray:
         span, part = divmod(self._block_index, self.span_blocks)
         if span != self._span_number:

@@ -139,43 +139,54 @@ class Bell(Layer["Bell.Params"]):
         return self._grains[key]
 
     def _build(self, timbre_strength: float) -> np.ndarray:
-        """Sum the partials of a strike whose timbre matches ``timbre_strength`` (peak ~1 at 1)."""
+        """Sum the partials of a strike whose timbre matches ``timbre_strength`` (peak ~1 at 1).
+
+        Each mode is a damped sine, the imaginary part of ``z ** n``; with
+        ``n = B * m + i`` that is ``z ** (B * m) * z ** i``, so both ears'
+        sums over all modes come out of one small matrix product
+        ``(rows of blocks x modes) @ (modes x B)``, about ten times cheaper
+        than a sine and an exponential per mode and sample. Every partial
+        rings on under the fundamental, already more than 90 dB down where
+        the grain ends (the higher ones far more).
+        """
         p = self.params
         sr = self.sample_rate
         n_total = self._grain_length
-        # Each ear summed in its own flat array, interleaved once at the end.
-        ears = np.zeros((2, n_total), dtype=np.float32)
-        n_attack = max(2, int(p.mallet_ms * 1e-3 * sr))
         # A harder strike excites the upper partials more than the lower ones.
         hardness = timbre_strength ** (0.5 * np.arange(len(self.RATIOS)))
-        for k in range(len(self.RATIOS)):
-            amp = self._amps[k] * hardness[k]
-            if amp <= 0.0:
-                continue
-            n = min(n_total, int(math.ceil(_TAIL_T60S * self._t60[k] * sr)))
-            idx = np.arange(n, dtype=np.float64)
-            env = amp * np.exp(idx * (-math.log(1000.0) / (self._t60[k] * sr)))
-            # Soft mallet: a raised-cosine onset, so the strike has no click.
-            env[:n_attack] *= 0.5 - 0.5 * np.cos(np.pi * np.arange(min(n_attack, n)) / n_attack)
-            # At -90 dB the partial is gone; a short fade makes its end exact zero.
-            nf = max(2, n // 20)
-            env[-nf:] *= 0.5 + 0.5 * np.cos(np.pi * np.arange(nf) / nf)
-            env = env.astype(np.float32)
-            for j in range(2):
-                # Phase in float64 cycles, reduced before the float32 sine.
-                cyc = idx * (self._freqs[k, j] / sr)
-                cyc -= np.floor(cyc)
-                cyc *= 2 * np.pi
-                mode = np.sin(cyc.astype(np.float32))
-                mode *= env
-                for ear in range(2):
-                    w = self._weights[ear, k, j]
-                    if w != 0.0:
-                        ears[ear, :n] += np.float32(w) * mode
-        out = np.empty((n_total, 2), dtype=np.float32)
-        out[:, 0] = ears[0]
-        out[:, 1] = ears[1]
-        return out
+        amps = np.repeat(self._amps * hardness, 2)  # per mode: (partial, pair member) flattened
+        cycles = self._freqs.reshape(-1) / sr  # cycles per sample
+        decay = np.repeat(math.log(1000.0) / (self._t60 * sr), 2)  # nepers per sample
+        coef = self._weights.reshape(2, -1) * amps  # (ear, mode)
+
+        def powers(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Real and imaginary parts of z ** n, (len(n), modes); phase reduced in float64."""
+            cyc = np.multiply.outer(n, cycles)
+            cyc -= np.floor(cyc)
+            mag = np.exp(-np.multiply.outer(n, decay))
+            mag[mag < 1e-12] = 0.0  # far below hearing: keeps float32 out of denormals
+            angle = 2 * np.pi * cyc
+            return mag * np.cos(angle), mag * np.sin(angle)
+
+        step = 2048
+        rows = -(-n_total // step)
+        head_re, head_im = powers(np.arange(rows, dtype=np.float64) * step)
+        tail_re, tail_im = powers(np.arange(step, dtype=np.float64))
+        # Im(a * b) = Re(a) Im(b) + Im(a) Re(b), summed over the modes.
+        left = np.concatenate(
+            [np.hstack([head_re * coef[ear], head_im * coef[ear]]) for ear in range(2)]
+        ).astype(np.float32)
+        right = np.vstack([tail_im.T, tail_re.T]).astype(np.float32)
+        ears = (left @ right).reshape(2, rows * step)[:, :n_total]
+        # Soft mallet: a raised-cosine onset, so the strike has no click.
+        n_attack = min(max(2, int(p.mallet_ms * 1e-3 * sr)), n_total)
+        ears[:, :n_attack] *= (0.5 - 0.5 * np.cos(np.pi * np.arange(n_attack) / n_attack)).astype(
+            np.float32
+        )
+        # At -90 dB the fundamental is gone; a short fade makes the grain end exact zero.
+        nf = max(2, n_total // 20)
+        ears[:, -nf:] *= (0.5 + 0.5 * np.cos(np.pi * np.arange(nf) / nf)).astype(np.float32)
+        return np.ascontiguousarray(ears.T)
 
     def add_cues(self, later: Sequence[Cue]) -> bool:
         sr = self.sample_rate

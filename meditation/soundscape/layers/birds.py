@@ -199,7 +199,7 @@ class Birds(SpanLayer):
                 self._tail.add_mono(offset, song, b.left, b.right)
                 b.next_s += b.period_s * float(rng.uniform(0.5, 1.5))
         out = self._tail.take()
-        out += self._air.render(rng, _SPAN).T
+        out += self._air.render_stereo(rng, _SPAN)
         soft_limit(out)
         return out
 

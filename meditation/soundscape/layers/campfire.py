@@ -65,7 +65,7 @@ class Campfire(SpanLayer):
         self._bed_sos = sos
         self._knot = 2 ** int(round(math.log2(_FLICKER_KNOT_S * fs)))
         self._last = np.ones(2, dtype=np.float32)
-        self._ramp = (np.arange(1, self._knot + 1, dtype=np.float32) / self._knot)[:, None]
+        self._ramp = np.arange(1, self._knot + 1, dtype=np.float32) / self._knot
 
         grains = []
         weights = []
@@ -105,11 +105,12 @@ class Campfire(SpanLayer):
         n_knots = _SPAN // self._knot
         knots = np.exp(0.3 * rng.standard_normal((n_knots, 2)) - 0.09).astype(np.float32)
         starts = np.concatenate([self._last[None], knots[:-1]])
-        gain = (starts[:, None, :] + (knots - starts)[:, None, :] * self._ramp).reshape(-1, 2)
+        # Channel-first, the ramp along the last axis: numpy's fast inner loops.
+        gain = (starts.T[:, :, None] + (knots - starts).T[:, :, None] * self._ramp).reshape(2, -1)
         self._last = knots[-1]
         out = np.empty((_SPAN, 2), dtype=np.float32)
-        out[:, 0] = y[0] * gain[:, 0]
-        out[:, 1] = y[1] * gain[:, 1]
+        out[:, 0] = y[0] * gain[0]
+        out[:, 1] = y[1] * gain[1]
         bursts = int(rng.poisson(self.params.crackle_rate_hz * _SPAN / fs))
         if bursts:
             # A burst: one to six crackles within ~50 ms, each of one loudness.
@@ -118,9 +119,7 @@ class Campfire(SpanLayer):
             loud = rng.choice(len(self._banks), bursts, p=_LOUDNESS_WEIGHT)
             for a, size, k in zip(at.tolist(), sizes.tolist(), loud.tolist(), strict=True):
                 span = min(int(0.05 * fs), self._tail.buffer.shape[0] - a - self._banks[k].longest)
-                sub = GrainTail.__new__(GrainTail)
-                sub.buffer = self._tail.buffer[a:]
-                self._banks[k].scatter(sub, rng, size, max(span, 1))
+                self._banks[k].scatter(self._tail, rng, size, max(span, 1), at=a)
         out += self._tail.take()
         soft_limit(out)
         return out

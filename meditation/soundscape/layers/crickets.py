@@ -112,7 +112,7 @@ class Crickets(SpanLayer):
             while s.next_s < end_s:
                 offset = max(0, round(s.next_s * fs) - start)
                 jitter = math.exp(0.15 * float(rng.standard_normal()))
-                self._tail.add_mono(offset, s.grain * np.float32(jitter), s.left, s.right)
+                self._tail.add_mono(offset, s.grain, s.left * jitter, s.right * jitter)
                 s.next_s += s.period_s * float(rng.uniform(0.85, 1.15))
         self._chorus.scatter(self._tail, rng, int(rng.poisson(_CHORUS_RATE_HZ * _SPAN / fs)), _SPAN)
         out = self._tail.take()

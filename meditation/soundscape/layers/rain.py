@@ -125,7 +125,7 @@ class Rain(SpanLayer):
         self._tail = GrainTail(_SPAN, self._banks[0].longest)
 
     def _render_span(self, start: int) -> np.ndarray:
-        out = self._bed.render(self.rng, _SPAN).T.copy()
+        out = self._bed.render_stereo(self.rng, _SPAN)
         counts = self.rng.poisson(self._rate * _SPAN / self.sample_rate * self._bank_weights)
         for bank, count in zip(self._banks, counts.tolist(), strict=True):
             bank.scatter(self._tail, self.rng, count, _SPAN)

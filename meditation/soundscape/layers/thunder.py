@@ -25,6 +25,10 @@ from .dsp import EventLayerMixin, cue_strength, int16_noise, layer_function
 __all__ = ["Thunder", "thunder"]
 
 
+_ENV_HOP = 32
+"""Samples between the points of a roll's envelope."""
+
+
 @register_layer("thunder")
 class Thunder(EventLayerMixin, Layer):
     """Distant thunder: seeded rolls, on cue or now and then."""
@@ -62,8 +66,11 @@ class Thunder(EventLayerMixin, Layer):
         fs = self.sample_rate
         length_s = p.roll_s * math.exp(rng.uniform(-0.3, 0.3))
         n = int(1.6 * length_s * fs)
-        t = np.arange(n) / fs
-        env = np.zeros(n)
+        # The envelope is smooth (rises of 50 ms and more): made on a grid of
+        # _ENV_HOP samples and drawn in straight lines between its points.
+        rows = -(-n // _ENV_HOP)
+        t = np.arange(rows + 1) * (_ENV_HOP / fs)
+        env = np.zeros(rows + 1)
         for i in range(int(rng.integers(3, 8))):
             at = rng.uniform(0.0, 0.6 * length_s) if i else 0.0  # a roll starts at its cue
             rise = rng.uniform(0.05, 0.4)
@@ -80,17 +87,24 @@ class Thunder(EventLayerMixin, Layer):
             ]
         ).astype(np.float32)
         y = signal.sosfilt(sos, int16_noise(rng, (2, n)))
-        y /= np.float32(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
-        out = (y * env.astype(np.float32)).T
-        if p.distance < 0.5:  # near enough to hear the crack
-            k = int(0.15 * fs)
-            crack = rng.standard_normal((k, 2)) * np.exp(-np.arange(k) / (0.03 * fs))[:, None]
-            out[:k] += (0.5 - p.distance) * 4 * crack
         # Rolls peak ~4 dB (RMS) over the nominal layer level: thunder is an event.
         gain = 10 ** ((NOMINAL_RMS_DB + 4.0) / 20) * strength
+        rms = math.sqrt(float(np.mean(np.square(y, dtype=np.float64))))
+        env *= gain / rms
+        frac = np.arange(_ENV_HOP, dtype=np.float32) / np.float32(_ENV_HOP)
+        env32 = env.astype(np.float32)
+        line = (env32[:-1, None] + (env32[1:] - env32[:-1])[:, None] * frac).reshape(-1)[:n]
         fade = min(n, int(0.5 * fs))
-        out[-fade:] *= np.linspace(1.0, 0.0, fade)[:, None]
-        return np.clip(out * gain, -1.0, 1.0).astype(np.float32)
+        line[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        out = np.empty((n, 2), dtype=np.float32)
+        out[:, 0] = y[0] * line
+        out[:, 1] = y[1] * line
+        if p.distance < 0.5:  # near enough to hear the crack
+            k = min(int(0.15 * fs), n - fade)
+            crack = rng.standard_normal((k, 2)) * np.exp(-np.arange(k) / (0.03 * fs))[:, None]
+            out[:k] += (0.5 - p.distance) * 4 * gain * crack
+        np.clip(out, -1.0, 1.0, out=out)
+        return out
 
     def _next_block(self) -> np.ndarray:
         out = np.zeros((BLOCK_SIZE, 2), dtype=np.float32)

@@ -83,7 +83,7 @@ class Trees(SpanLayer):
 
     def _render_span(self, start: int) -> np.ndarray:
         rng = self.rng
-        out = self._bed.render(rng, _SPAN).T.copy()
+        out = self._bed.render_stereo(rng, _SPAN)
         self._gust = self._pole * self._gust + math.sqrt(1 - self._pole**2) * float(
             rng.standard_normal()
         )

@@ -132,14 +132,12 @@ class Waves(SpanLayer):
     def _render_span(self, start: int) -> np.ndarray:
         rng = self.rng
         hop = self._hop
-        roar = self._roar.render(rng, _SPAN)
-        foam = self._foam.render(rng, _SPAN)
+        out = self._roar.render_stereo(rng, _SPAN)
+        foam = self._foam.render_stereo(rng, _SPAN)
         g = self._envelopes(start)
-        out = np.empty((_SPAN, 2), dtype=np.float32)
-        for c in range(2):
-            column = roar[c] * np.repeat(g[:, c], hop)
-            column += foam[c] * np.repeat(g[:, 2 + c], hop)
-            out[:, c] = column
+        out *= np.repeat(g[:, :2], hop, axis=0)
+        foam *= np.repeat(g[:, 2:], hop, axis=0)
+        out += foam
         soft_limit(out)
         return out
 

@@ -358,17 +358,15 @@ class Wind(SpanLayer["Wind.Params"]):
         """Render the next span (the stream's state carries on from the last one)."""
 
         n, hop = _SPAN, self._hop
-        low = self._low_bed.render(self.rng, n)
-        high = self._high_bed.render(self.rng, n)
+        out = self._low_bed.render_stereo(self.rng, n)
+        high = self._high_bed.render_stereo(self.rng, n)
         steps, prev_knot = self._control()
         # Band gains are held for one control step (~3 ms); they move far
         # less than 0.1 dB per step, which vanishes under the noise.
         gains = steps[:, :4].astype(np.float32)
-        out = np.empty((n, 2), dtype=np.float32)
-        for c in range(2):
-            column = low[c] * np.repeat(gains[:, c], hop)
-            column += high[c] * np.repeat(gains[:, 2 + c], hop)
-            out[:, c] = column
+        out *= np.repeat(gains[:, :2], hop, axis=0)
+        high *= np.repeat(gains[:, 2:], hop, axis=0)
+        out += high
 
         # Whistle amplitude is ramped per sample: a sine would show steps.
         tones = self._whistles(steps, prev_knot)

@@ -54,6 +54,20 @@ GIVEN = {
 }
 
 
+def _listen(monkeypatch, engine: str) -> list[str]:
+    """The texts ``engine`` is given from now on: the real engine speaks, we only note them."""
+    engine_cls = ENGINES[engine]
+    heard: list[str] = []
+    real = engine_cls.synthesize
+
+    def spy(self, text, *, rate, seed):
+        heard.append(text)
+        return real(self, text, rate=rate, seed=seed)
+
+    monkeypatch.setattr(engine_cls, "synthesize", spy)
+    return heard
+
+
 @pytest.fixture
 def lexicon_file(tmp_path):
     path = tmp_path / "names.toml"
@@ -72,15 +86,7 @@ def test_each_engine_is_given_its_own_form_of_every_word(lexicon_file, engine):
 def test_the_engine_receives_the_lexicon_text_and_captions_keep_the_words(
     tmp_path, lexicon_file, monkeypatch, voice
 ):
-    engine_cls = ENGINES[voice.partition(":")[0]]
-    heard = []
-    real = engine_cls.synthesize
-
-    def spy(self, text, *, rate, seed):  # the real engine speaks; we only note what it was given
-        heard.append(text)
-        return real(self, text, rate=rate, seed=seed)
-
-    monkeypatch.setattr(engine_cls, "synthesize", spy)
+    heard = _listen(monkeypatch, voice.partition(":")[0])
     script = tmp_path / "names.md"
     script.write_text(
         "---\nlead_in: 0.3\ntail: 0.5\nsoundscape: none\nlexicon:\n  Sangha: SAHNG-gah\n---\n\n"
@@ -93,7 +99,7 @@ def test_the_engine_receives_the_lexicon_text_and_captions_keep_the_words(
     args += ["-o", str(out), "--captions", str(tmp_path / "names.vtt"), "--no-cache"]
     args += ["--timings", str(tmp_path / "names.json"), "--progress", "off"]
     assert main(args) == 0
-    phon = engine_cls.phonemes("metta", "mˈɛtə")
+    phon = ENGINES[voice.partition(":")[0]].phonemes("metta", "mˈɛtə")
     assert heard == [f"We sit with vih-pah-suh-nuh and {phon}.", "The sahng-gah rests."]
     captions = (tmp_path / "names.vtt").read_text(encoding="utf-8")
     assert "We sit with Vipassana and metta." in captions and "The Sangha rests." in captions
@@ -275,15 +281,7 @@ def test_a_soundscape_presets_lexicon_is_the_first_source_the_others_win_over(
 def test_a_render_over_the_preset_says_its_words(tmp_path, monkeypatch):
     preset = tmp_path / "hall.toml"
     preset.write_text(PRESET, encoding="utf-8")
-    engine_cls = ENGINES["hibari"]
-    heard = []
-    real = engine_cls.synthesize
-
-    def spy(self, text, *, rate, seed):  # the real engine speaks; we only note what it was given
-        heard.append(text)
-        return real(self, text, rate=rate, seed=seed)
-
-    monkeypatch.setattr(engine_cls, "synthesize", spy)
+    heard = _listen(monkeypatch, "hibari")
     script = tmp_path / "sangha.md"
     script.write_text(
         f"---\nlead_in: 0.3\ntail: 0.5\nsoundscape: {preset}\n---\n\nThe Sangha rests.\n",

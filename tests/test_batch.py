@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -406,6 +407,26 @@ def test_interrupt_stops_workers_and_leaves_no_partial_file(folder, target):
     assert not left()
 
 
+def _writes_hidden_wav(pid: int, folder: Path) -> bool:
+    """Whether process ``pid`` holds a temporary ``.NAME.wav`` in ``folder`` open."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = Path(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+        if (
+            target.parent == folder.resolve()
+            and target.name.startswith(".")
+            and ".wav" in target.name
+        ):
+            return True
+    return False
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_batch_fails_only_its_variant(folder):
     path = _manifest(
@@ -423,12 +444,21 @@ def test_a_worker_killed_mid_batch_fails_only_its_variant(folder):
         env=env,
     )
     try:
-        wait_until(lambda: list(folder.glob(".*.wav")) or proc.poll() is not None, 60)
-        workers = subprocess.run(
-            ["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True, text=True
-        ).stdout.split()
-        assert workers and proc.poll() is None
-        os.kill(int(workers[-1]), signal.SIGKILL)
+        # Kill the worker that is writing a variant (its temporary file open), not one that
+        # may have just committed its file and not yet reported it: that variant would count
+        # as failed with its file complete (a flake under load).
+        writing: list[int] = []
+
+        def a_worker_writes() -> bool:
+            workers = subprocess.run(
+                ["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True, text=True
+            ).stdout.split()
+            writing[:] = [int(w) for w in workers if _writes_hidden_wav(int(w), folder)]
+            return bool(writing) or proc.poll() is not None
+
+        wait_until(a_worker_writes, 60, poll_s=0.05)
+        assert writing and proc.poll() is None
+        os.kill(writing[0], signal.SIGKILL)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

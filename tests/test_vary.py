@@ -124,6 +124,24 @@ def test_without_vary_the_first_line_and_the_written_count_play():
     assert exercise.phases == (("in", 2.0), ("out", 2.0)) * 3 and exercise.seconds == 12.0
 
 
+def test_a_chosen_line_joins_the_punctuation_around_it_in_speech_and_captions(tmp_path):
+    # Each [either …] was a piece of its own, joined to the text around it with a space: the
+    # voice was given, and the captions showed, "Breathe in slowly ." and "( the ground )".
+    script = tmp_path / "s.md"
+    script.write_text(
+        "[either Breathe in slowly | Take a slow breath in]. Feel ([either the ground | the floor]).\n"
+    )
+    out, captions, timings = tmp_path / "o.wav", tmp_path / "o.vtt", tmp_path / "o.json"
+    args = ["render", str(script), "--voice", "pyttsx3", "--soundscape", "none"]
+    args += ["--sample-rate", "16000", "--captions", str(captions), "--timings", str(timings)]
+    assert main([*args, "-o", str(out)]) == 0
+    said = [s["text"] for s in json.loads(timings.read_text())["segments"]]
+    assert said == ["Breathe in slowly.", "Feel (the ground)."]
+    cues = [line for line in captions.read_text().splitlines()[1:] if line and "-->" not in line]
+    assert cues == said
+    assert np.sqrt(np.mean(sf.read(out)[0] ** 2)) > 0.01  # spoken, not silence
+
+
 def test_nightly_is_todays_night():
     settings = resolve_settings({"vary": "nightly", "seed": 5})
     assert (settings.vary, settings.seed) == ("seed", night_seed(5, dt.date.today()))

@@ -609,13 +609,16 @@ def _unescape(text: str) -> str:
 
 
 _EITHER_NAME = re.compile(r"[ \t]*+either(?![A-Za-z])")
+# A bar between lines, not the one inside a pronunciation fix ``{Metta|MET-tah}``.
+_EITHER_BAR = re.compile(r"\|(?![^{}]*+\})")
 # ``Echo: …`` at the start of a line; whether it marks a speaker depends on the names declared.
 _SPEAKER_MARK = re.compile(r"[ \t]*+([A-Za-z][A-Za-z0-9_-]{0,31}):[ \t]*+")
 
 
 def _either(body: str, path: str, line: int, col: int) -> str:
     """``[either A | B | C]``: the lines, kept for the render to choose from (see ``meditation.vary``)."""
-    options = [" ".join(o.split()) for o in _EITHER_NAME.sub("", body, count=1).split("|")]
+    body = _EITHER_NAME.sub("", body, count=1)
+    options = [" ".join(o.split()) for o in _EITHER_BAR.split(body)]
     if len(options) < 2 or not all(options):
         raise ScriptError(
             "[either] needs two or more lines between |, e.g. [either Breathe in slowly | Take a slow breath in]",

@@ -12,6 +12,7 @@ from meditation.errors import ScriptError
 from meditation.script import parse_script
 from meditation.settings import resolve_settings
 from meditation.vary import CUE_DELAY_S, night_seed, vary_script
+from meditation.voices import ENGINES
 
 SCRIPT = """# Arriving
 
@@ -140,6 +141,27 @@ def test_a_chosen_line_joins_the_punctuation_around_it_in_speech_and_captions(tm
     cues = [line for line in captions.read_text().splitlines()[1:] if line and "-->" not in line]
     assert cues == said
     assert np.sqrt(np.mean(sf.read(out)[0] ** 2)) > 0.01  # spoken, not silence
+
+
+def test_a_pronunciation_fix_inside_a_chosen_line_is_said_and_captioned_as_written(
+    tmp_path, monkeypatch
+):
+    # The bar of {Metta|MET-tah} split the [either …] into three lines: "{Metta" was spoken.
+    engine = ENGINES["pyttsx3"]
+    heard, real = [], engine.synthesize
+
+    def spy(self, text, *, rate, seed):  # the real engine speaks; we only note what it was given
+        heard.append(text)
+        return real(self, text, rate=rate, seed=seed)
+
+    monkeypatch.setattr(engine, "synthesize", spy)
+    script = tmp_path / "s.md"
+    script.write_text("[either We chant {Metta|MET-tah} | We rest quietly].\n")
+    out, captions = tmp_path / "o.wav", tmp_path / "o.vtt"
+    args = ["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--no-cache"]
+    assert main([*args, "--sample-rate", "16000", "--captions", str(captions), "-o", str(out)]) == 0
+    assert heard == ["We chant met-tah."]
+    assert "We chant Metta." in captions.read_text().splitlines()
 
 
 def test_nightly_is_todays_night():

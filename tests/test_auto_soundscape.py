@@ -413,6 +413,20 @@ def test_a_bad_word_list_is_refused_beside_any_soundscape_not_skipped(tmp_path, 
     assert _db(sf.read(out)[0]) > -40
 
 
+def test_explain_with_layers_names_only_what_those_layers_play(tmp_path, capsys):
+    # --explain said "rain <- rain: …" for a render whose --layers kept only the waves.
+    script = tmp_path / "s.md"
+    script.write_text("# Shore\n\nWaves on the sea.\n\n# Storm\n\nRain falls.\n", encoding="utf-8")
+    args = ["render", str(script), "--soundscape", "auto", "--layers", "waves"]
+    assert main([*args, "--explain"]) == 0
+    shore, storm = capsys.readouterr().out.strip().splitlines()
+    assert shore.startswith("Shore: waves <- sea: ") and "rain" not in storm, (shore, storm)
+    stems = tmp_path / "stems"
+    out = ["--voice", "pyttsx3", "--sample-rate", "16000", "--stems", str(stems)]
+    assert main([*args, *out, "-o", str(tmp_path / "o.wav")]) == 0
+    assert sorted(p.name for p in stems.iterdir()) == ["voice.wav", "waves.wav"]
+
+
 def test_the_shipped_word_list_is_not_a_preset():
     from meditation.soundscape import list_presets
 

@@ -370,7 +370,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if getattr(args, "explain", False):
         from .soundscape.words import explain_script  # noqa: PLC0415 - see the note at the top
 
-        for line in explain_script(settings.soundscape, script, settings.words):
+        for line in explain_script(settings.soundscape, script, settings.words, settings.layers):
             print(line)
         return 0
     result = render(settings, script)

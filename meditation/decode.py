@@ -1,4 +1,4 @@
-"""Reading audio files: libsndfile first (WAV, FLAC, Ogg, MP3), else FFmpeg through PyAV (MP4, M4A, Opus…).
+"""Reading audio files: libsndfile first (WAV, FLAC, Ogg), else FFmpeg through PyAV (MP3, MP4, M4A, Opus…).
 
 One decoder for every place that reads audio back: a recording or bed
 layer, the check of a written file's true peak, and the loudness series of
@@ -38,7 +38,13 @@ def read_blocks(path: str | os.PathLike, block: int = BLOCK) -> Iterator[tuple[n
         handle = None
     except OSError as exc:
         raise DecodeError(str(exc.strerror or exc)) from None
-    if handle is not None:
+    if handle is not None and handle.format == "MP3":
+        # soundfile asks for the position before every read, and a seek in libsndfile's MP3
+        # decoder drops the bit reservoir: frames after a block's start came out as clicks (up to
+        # 0.9 of full scale). FFmpeg reads MP3 straight through, gapless like libsndfile.
+        handle.close()
+        handle = None
+    elif handle is not None:
         with handle:
             sr = handle.samplerate
             try:

@@ -44,7 +44,7 @@ from .settings import SCHEMA, RenderSettings, Role, preset_name
 from .soundscape import Preset, check_scene_names, load_preset
 from .soundscape.layers.recording import inspect_recording
 from .soundscape.schedule import Schedule, check_fits, load_schedule
-from .soundscape.words import choose
+from .soundscape.words import choose, load_words
 from .speakers import format_speakers, parse_speakers
 from .voicefx import check_for_sample_rate, parse_voice_fx
 from .voices import resolve_voice
@@ -193,6 +193,11 @@ def check_soundscape(
 ) -> Preset | None:
     """The preset a render will play (None for narration alone); raises on an unknown one or unknown layers."""
     name = preset_name(settings, script)
+    if settings.words is not None and name != "auto":
+        # Only auto reads the words; a list given beside another soundscape (or none) is still an
+        # input, so a mistake in it (or a missing file) is refused rather than silently skipped.
+        with _named(where, "words"):
+            load_words(settings.words)
     if name is None:
         return None
     with _named(where, "soundscape"):

@@ -88,6 +88,8 @@ def metadata(
     if spoken:  # the rate the voice spoke at (a render sets it), and the pace it was chosen for
         wpm = f" for {settings.wpm:g} wpm" if settings.wpm else ""
         voice = f"voice {settings.voice}, rate {settings.rate:g}{wpm}, "
+        if settings.speakers:  # the narrator's voice above speaks only the unmarked text
+            voice += f"speakers ({settings.speakers}), "
     made = f"{voice}soundscape {soundscape}, seed {settings.seed}, meditation {__version__}"
     chapters = (
         chapters_from_timeline(timeline) if timeline is not None and settings.chapters else ()

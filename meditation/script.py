@@ -450,9 +450,11 @@ class _Body:
         self._end_scene()
         return self.scenes
 
-    def _text(self, text: str, lineno: int, col: int = 1) -> None:
+    def _text(self, text: str, lineno: int, col: int = 1, before: str = "") -> None:
+        """``before``: text of this line already read (with its fixes), glued on without a space."""
         if "{" in text:
             text = self._fixes(text, lineno, col)
+        text = before + text
         if text.strip():
             if not self.words:
                 self.para_line = lineno
@@ -504,6 +506,9 @@ class _Body:
         """
         text = raw.replace("\\[", "\x01").replace("\\<", "\x02")
         done = 0  # text before this has been handed on
+        # An [either …] and the text around it are one piece: a piece each gave "slowly ." for
+        # "[either … slowly]." (pieces of a paragraph are joined with a space).
+        carry = ""
         at = 0  # where the next search for markup starts
         while True:
             opener = _OPENER.search(text, at)
@@ -522,8 +527,10 @@ class _Body:
                     )
                 body = text[open_at + 1 : closer.start()]
                 if _EITHER_NAME.match(body):  # variant lines (issue 22): text, not a pause
-                    self._text(text[done:open_at], lineno)
-                    self._text(_either(body, self.path, lineno, col), lineno)
+                    piece = text[done:open_at]
+                    carry += self._fixes(piece, lineno, done + 1) if "{" in piece else piece
+                    either = _either(body, self.path, lineno, col)
+                    carry += self._fixes(either, lineno, col) if "{" in either else either
                     done = at = closer.end()
                     continue
                 pause: Pause | None = _bracket_directive(body, self.path, lineno, col)
@@ -543,7 +550,8 @@ class _Body:
                         col=col,
                     )
                 pause = _angle_directive(text[open_at + 1 : closer.start()], self.path, lineno, col)
-            self._text(text[done:open_at], lineno, done + 1)
+            self._text(text[done:open_at], lineno, done + 1, carry)
+            carry = ""
             if pause is not None:
                 had_words = bool(self.words) or self.continuing
                 self._end_paragraph()
@@ -561,7 +569,7 @@ class _Body:
                 self.items.append(pause)
                 self.continuing = had_words
             done = at = closer.end()
-        self._text(text[done:], lineno, done + 1)
+        self._text(text[done:], lineno, done + 1, carry)
 
 
 def _entry(word: str, form: str, path: str, line: int, col: int) -> Entry:
@@ -601,13 +609,16 @@ def _unescape(text: str) -> str:
 
 
 _EITHER_NAME = re.compile(r"[ \t]*+either(?![A-Za-z])")
+# A bar between lines, not the one inside a pronunciation fix ``{Metta|MET-tah}``.
+_EITHER_BAR = re.compile(r"\|(?![^{}]*+\})")
 # ``Echo: …`` at the start of a line; whether it marks a speaker depends on the names declared.
 _SPEAKER_MARK = re.compile(r"[ \t]*+([A-Za-z][A-Za-z0-9_-]{0,31}):[ \t]*+")
 
 
 def _either(body: str, path: str, line: int, col: int) -> str:
     """``[either A | B | C]``: the lines, kept for the render to choose from (see ``meditation.vary``)."""
-    options = [" ".join(o.split()) for o in _EITHER_NAME.sub("", body, count=1).split("|")]
+    body = _EITHER_NAME.sub("", body, count=1)
+    options = [" ".join(o.split()) for o in _EITHER_BAR.split(body)]
     if len(options) < 2 or not all(options):
         raise ScriptError(
             "[either] needs two or more lines between |, e.g. [either Breathe in slowly | Take a slow breath in]",

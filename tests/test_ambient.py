@@ -1,10 +1,13 @@
 """`meditation ambient` (a soundscape alone) and `meditation soundscapes`."""
 
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
 from ffmpeg import decode_errors, ebur128
 from measure import rms_db, welch_db
+from waiting import wait_until
 
 from meditation.cli import main
 
@@ -195,3 +198,19 @@ def test_an_ambient_files_comment_names_only_what_made_it(tmp_path):
     comment = mutagen.File(out).tags["comment"][0]
     assert comment == f"soundscape stream, seed 9, meditation {__version__}"
     assert "voice" not in comment and "rate" not in comment
+
+
+def test_stems_of_the_same_seed_are_identical_bytes_written_seconds_apart(tmp_path):
+    # libsndfile stamped float WAVs (the stems) with the second they were written, so the same
+    # render a second later gave other bytes.
+    args = ("--soundscape", "stream", "--duration", "3s", "--seed", "3", "--sample-rate", "16000")
+    _ambient(tmp_path, "a.wav", *args, "--stems", str(tmp_path / "a"))
+    second = int(time.time())
+    wait_until(lambda: int(time.time()) > second, 5)
+    _ambient(tmp_path, "b.wav", *args, "--stems", str(tmp_path / "b"))
+    stems = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert stems and stems == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in stems:
+        a, b = (tmp_path / d / name for d in "ab")
+        assert a.read_bytes() == b.read_bytes(), name
+        assert rms_db(sf.read(a)[0]) > -60, name  # sound, not two equal silences

@@ -391,6 +391,42 @@ def test_a_bad_word_list_is_one_line_at_its_file_and_line(tmp_path, capsys, body
     assert not out.exists()
 
 
+@pytest.mark.parametrize("soundscape", ["stream", "none"])
+def test_a_bad_word_list_is_refused_beside_any_soundscape_not_skipped(tmp_path, capsys, soundscape):
+    # Only auto reads the words, and a missing or broken file beside another soundscape was
+    # silently ignored; a good one still renders there.
+    script = tmp_path / "s.md"
+    script.write_text("# Here\n\nBy the sea.\n", encoding="utf-8")
+    good = tmp_path / "good.toml"
+    good.write_text('[places.cave]\nwords = ["cave"]\nplay = { drone = 0.0 }\n', encoding="utf-8")
+    (tmp_path / "broken.toml").write_text('[places.cave]\nwords = "cave"\n', encoding="utf-8")
+    out = tmp_path / "out.wav"
+    for name in ("missing.toml", "broken.toml"):
+        words = str(tmp_path / name)
+        args = ["render", str(script), "--soundscape", soundscape, "--words", words]
+        assert main([*args, "--sample-rate", "16000", "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and name in err and "Traceback" not in err, err
+        assert not out.exists()
+    args = ["render", str(script), "--soundscape", soundscape, "--words", str(good)]
+    assert main([*args, "--voice", "pyttsx3", "--sample-rate", "16000", "-o", str(out)]) == 0
+    assert _db(sf.read(out)[0]) > -40
+
+
+def test_explain_with_layers_names_only_what_those_layers_play(tmp_path, capsys):
+    # --explain said "rain <- rain: …" for a render whose --layers kept only the waves.
+    script = tmp_path / "s.md"
+    script.write_text("# Shore\n\nWaves on the sea.\n\n# Storm\n\nRain falls.\n", encoding="utf-8")
+    args = ["render", str(script), "--soundscape", "auto", "--layers", "waves"]
+    assert main([*args, "--explain"]) == 0
+    shore, storm = capsys.readouterr().out.strip().splitlines()
+    assert shore.startswith("Shore: waves <- sea: ") and "rain" not in storm, (shore, storm)
+    stems = tmp_path / "stems"
+    out = ["--voice", "pyttsx3", "--sample-rate", "16000", "--stems", str(stems)]
+    assert main([*args, *out, "-o", str(tmp_path / "o.wav")]) == 0
+    assert sorted(p.name for p in stems.iterdir()) == ["voice.wav", "waves.wav"]
+
+
 def test_the_shipped_word_list_is_not_a_preset():
     from meditation.soundscape import list_presets
 

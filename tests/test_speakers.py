@@ -384,3 +384,23 @@ def test_marks_start_a_speakers_paragraph_until_a_blank_line_a_heading_or_anothe
         parse_script(
             "---\nspeakers: {a: piper}\nspeakers: {b: piper}\n---\nA: hi.\n", path="marks.md"
         )
+
+
+def test_the_tags_name_every_speakers_voice_not_only_the_narrators(tmp_path):
+    # The comment said "voice piper:joe" for a track spoken by two eSpeak voices and no joe.
+    import mutagen
+
+    from meditation.cli import main
+
+    script = tmp_path / "s.md"
+    script.write_text(
+        "---\nspeakers: {guide: pyttsx3, echo: pyttsx3:gmw/en-us level=-6}\nsoundscape: none\n---\n"
+        "Guide: Sit down.\nEcho: Breathe out.\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "s.mp3"
+    assert main(["render", str(script), "--sample-rate", "16000", "-o", str(out)]) == 0
+    comment = str(mutagen.File(out).tags.getall("COMM")[0])
+    assert "speakers (guide: pyttsx3:gmw/en-us, echo: pyttsx3:gmw/en-us level=-6)" in comment
+    x, _ = sf.read(out)
+    assert _db(x) > -40  # spoken

@@ -12,6 +12,7 @@ from meditation.errors import ScriptError
 from meditation.script import parse_script
 from meditation.settings import resolve_settings
 from meditation.vary import CUE_DELAY_S, night_seed, vary_script
+from meditation.voices import ENGINES
 
 SCRIPT = """# Arriving
 
@@ -122,6 +123,45 @@ def test_without_vary_the_first_line_and_the_written_count_play():
     assert paragraphs == ["Settle in. Breathe in slowly.", "Rest here. Feel the ground."]
     (exercise,) = [i for s in script.scenes for i in s.items if getattr(i, "phases", ())]
     assert exercise.phases == (("in", 2.0), ("out", 2.0)) * 3 and exercise.seconds == 12.0
+
+
+def test_a_chosen_line_joins_the_punctuation_around_it_in_speech_and_captions(tmp_path):
+    # Each [either …] was a piece of its own, joined to the text around it with a space: the
+    # voice was given, and the captions showed, "Breathe in slowly ." and "( the ground )".
+    script = tmp_path / "s.md"
+    script.write_text(
+        "[either Breathe in slowly | Take a slow breath in]. Feel ([either the ground | the floor]).\n"
+    )
+    out, captions, timings = tmp_path / "o.wav", tmp_path / "o.vtt", tmp_path / "o.json"
+    args = ["render", str(script), "--voice", "pyttsx3", "--soundscape", "none"]
+    args += ["--sample-rate", "16000", "--captions", str(captions), "--timings", str(timings)]
+    assert main([*args, "-o", str(out)]) == 0
+    said = [s["text"] for s in json.loads(timings.read_text())["segments"]]
+    assert said == ["Breathe in slowly.", "Feel (the ground)."]
+    cues = [line for line in captions.read_text().splitlines()[1:] if line and "-->" not in line]
+    assert cues == said
+    assert np.sqrt(np.mean(sf.read(out)[0] ** 2)) > 0.01  # spoken, not silence
+
+
+def test_a_pronunciation_fix_inside_a_chosen_line_is_said_and_captioned_as_written(
+    tmp_path, monkeypatch
+):
+    # The bar of {Metta|MET-tah} split the [either …] into three lines: "{Metta" was spoken.
+    engine = ENGINES["pyttsx3"]
+    heard, real = [], engine.synthesize
+
+    def spy(self, text, *, rate, seed):  # the real engine speaks; we only note what it was given
+        heard.append(text)
+        return real(self, text, rate=rate, seed=seed)
+
+    monkeypatch.setattr(engine, "synthesize", spy)
+    script = tmp_path / "s.md"
+    script.write_text("[either We chant {Metta|MET-tah} | We rest quietly].\n")
+    out, captions = tmp_path / "o.wav", tmp_path / "o.vtt"
+    args = ["render", str(script), "--voice", "pyttsx3", "--soundscape", "none", "--no-cache"]
+    assert main([*args, "--sample-rate", "16000", "--captions", str(captions), "-o", str(out)]) == 0
+    assert heard == ["We chant met-tah."]
+    assert "We chant Metta." in captions.read_text().splitlines()
 
 
 def test_nightly_is_todays_night():

@@ -178,6 +178,9 @@ class _ThreadedEncoder(Encoder):
             self._check_worker()
 
 
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # sndfile.h
+
+
 @register_encoder(".wav", ".flac", ".ogg")
 class _SoundfileEncoder(_ThreadedEncoder):
     _FORMATS = {".wav": ("WAV", "PCM_24"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
@@ -201,6 +204,13 @@ class _SoundfileEncoder(_ThreadedEncoder):
         self._sf = soundfile.SoundFile(
             file.fileno(), "w", sample_rate, channels, subtype=subtype, format=fmt, closefd=False
         )
+        if fmt == "WAV" and subtype in ("FLOAT", "DOUBLE"):
+            # libsndfile's PEAK chunk carries the wall-clock second it was written: two renders
+            # of the same stems differed in those four bytes. soundfile has no wrapper for the
+            # command that leaves it out (it must come before any audio).
+            soundfile._snd.sf_command(
+                self._sf._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0
+            )
 
     _WHAT = "libsndfile"
 

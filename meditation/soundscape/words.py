@@ -540,8 +540,14 @@ def choose(name: str, script: Script | None, words: str | Path | None = None) ->
     return auto_preset(script, load_words(words))
 
 
-def explain_script(name: str, script: Script, words: str | Path | None = None) -> list[str]:
-    """``render --explain``: one line per scene of what ``--soundscape NAME`` plays there, and why."""
+def explain_script(
+    name: str,
+    script: Script,
+    words: str | Path | None = None,
+    layers: Sequence[str] | None = None,
+) -> list[str]:
+    """``render --explain``: one line per scene of what ``--soundscape NAME`` plays there, and why;
+    with ``layers`` (``--layers``), only what of it those layers play."""
     from .preset import load_preset  # noqa: PLC0415 - reason: a named preset only; auto needs none
 
     if name == "none":
@@ -553,7 +559,12 @@ def explain_script(name: str, script: Script, words: str | Path | None = None) -
         spec = preset.scenes.get(scene.name.lower(), preset.scenes["default"])
         why = preset.why.get(scene.name.lower(), ())
         cued = [c.place for c in why if c.cue]
-        spans.append(_Explained(scene.name, (*spec.layers, *cued), why, preset.name))
+        heard = (*spec.layers, *cued)
+        if layers is not None:  # the render plays only these: say nothing of the others
+            heard = tuple(n for n in heard if n in layers)
+            kept = [replace(c, layers=tuple(n for n in c.layers if n in layers)) for c in why]
+            why = tuple(c for c in kept if c.layers or c.negated)
+        spans.append(_Explained(scene.name, heard, why, preset.name))
     return explain(spans)
 
 

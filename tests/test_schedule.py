@@ -84,6 +84,7 @@ def test_a_schedule_file_is_the_same_night_as_the_command_line(tmp_path):
         (["--schedule", "stream@0,drone@6m,night-wind@3m"], "does not come after"),
         (["--schedule", "stream@0,drone@2m"], "less than the crossfade (5 min)"),
         (["--schedule", "stream@0,drone@9m59s"], "starts too late"),
+        (["--schedule", "stream@0,drone@12m"], "drone@12 min starts after the 10 min track ends"),
         (["--schedule", "stream@0", "--soundscape", "drone"], "not both"),
         (["--schedule", "stream@0", "--layers", "river"], "--layers does not apply"),
         (["--wake", "1m"], "shape a --schedule"),

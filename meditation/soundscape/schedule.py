@@ -280,6 +280,12 @@ def _check(schedule: Schedule, duration_s: float, fade_s: float, wake_s: float |
         raise SoundscapeError(
             f"--schedule: the first place starts at 0, not {format_duration(places[0].start_s)}"
         )
+    for place in places:  # named first: a place past the end is not a short crossfade
+        if place.start_s >= duration_s:
+            raise SoundscapeError(
+                f"--schedule: {place.soundscape}@{format_duration(place.start_s)} starts after "
+                f"the {format_duration(duration_s)} track ends"
+            )
     for before, after in zip(places, places[1:], strict=False):
         if after.start_s <= before.start_s:
             raise SoundscapeError(

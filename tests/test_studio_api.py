@@ -267,6 +267,7 @@ def test_check_reports_the_clis_words_at_the_line_and_column(client, tmp_path):
     assert cli.stderr.strip() == f"meditation: error: {error['text']}"
     ok = client.post("/api/check", json={"text": SHORT, "name": "calm.md"}).json()
     assert ok["ok"] and ok["scenes"] == [{"name": "Arriving", "line": 8}]
+
     assert ok["front_matter"]["voice"] == "pyttsx3"
 
 
@@ -783,3 +784,17 @@ def test_listening_beyond_this_computer_warns(tmp_path):
         process.terminate()
         _, err = process.communicate(timeout=30)
     assert err.startswith("meditation: warning: serving on 0.0.0.0, not only this computer")
+
+
+@pytest.mark.parametrize(
+    "front, line, words",
+    [
+        ("rate: 9", 2, "rate"),
+        ("wind-down: nonsense", 2, "wind-down"),
+        ("speakers: {guide: piper:jose}", 2, "jose"),
+    ],
+)
+def test_check_reads_the_front_matter_as_a_render_would(client, front, line, words):
+    text = f"---\n{front}\n---\n# Arriving\n\nGuide: Settle in.\n"
+    error = client.post("/api/check", json={"text": text, "name": "fm.md"}).json()["error"]
+    assert error["line"] == line and words in error["text"], error

@@ -30,7 +30,9 @@ from starlette.staticfiles import StaticFiles
 
 from .._lifecycle import create_work_folder
 from ..errors import MeditationError, ScriptError, one_line
+from ..preflight import check_speakers
 from ..script import parse_script
+from ..settings import resolve_settings
 from ..soundscape import list_presets
 from ..voices import DEFAULT_VOICE, ENGINES, VoiceEngine, list_voices, load_voice
 from . import files, shape
@@ -115,8 +117,18 @@ async def check(request: Request) -> Response:
     text, name = _text(body), _name(body)
     try:
         script = parse_script(text, path=name)
+        # Front-matter values as a render reads them (a rate out of range, a wind-down that
+        # does not parse, a speaker's voice that is not installed): no I/O, no speech.
+        settings = resolve_settings({}, script)
+        if settings.speakers is not None:
+            check_speakers(settings, script)
     except ScriptError as exc:
         return JSONResponse({"ok": False, "error": _script_error(exc)})
+    except MeditationError as exc:
+        words = user_words(one_line(exc), request.app.state.folder)
+        return JSONResponse(
+            {"ok": False, "error": {"line": 0, "col": 0, "message": words, "text": words}}
+        )
     scenes = [{"name": s.name, "line": s.line} for s in script.scenes if s.name]
     speakers = [
         {"name": s.name, "voice": s.voice, "line": script.speaker_places.get(s.key, (0, 0))[0]}

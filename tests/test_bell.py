@@ -1,3 +1,8 @@
+import hashlib
+import os
+import subprocess
+import sys
+
 """The bell (singing bowl) layer: what a listener hears, with explicit tolerances."""
 
 import numpy as np
@@ -272,3 +277,24 @@ def test_cue_duration_is_the_audible_ring(rng):
     assert peak_db(tail) < peak_db(x) - 45.0  # about gone by then
     with pytest.raises(SoundscapeError):
         layer.cue_duration_s(Cue(1.0, "strike", {"strength": 3.0}))
+
+
+def test_struck_sounds_are_the_same_bits_whatever_blas_threads_the_process_has(tmp_path):
+    """A batch worker holds BLAS to one thread and the CLI does not: a strike built with a
+    threaded matrix product rounded apart between them (a scheduled night differed by an LSB)."""
+    digests = set()
+    for threads in ("1", "2"):
+        out = tmp_path / f"t{threads}.wav"
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        args = ["ambient", "--duration", "2m", "--sample-rate", "8000", "--seed", "3"]
+        args += ["--schedule", "night-wind@0,stream@40s,drone@80s", "--crossfade", "20s"]
+        args += ["--wake", "30s"]  # the wake-up's rising bell
+        done = subprocess.run(
+            [sys.executable, "-m", "meditation", *args, "-o", str(out), "--progress", "off"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        digests.add(hashlib.sha256(out.read_bytes()).hexdigest())
+    assert len(digests) == 1, digests

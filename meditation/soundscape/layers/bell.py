@@ -177,7 +177,11 @@ class Bell(Layer["Bell.Params"]):
             [np.hstack([head_re * coef[ear], head_im * coef[ear]]) for ear in range(2)]
         ).astype(np.float32)
         right = np.vstack([tail_im.T, tail_re.T]).astype(np.float32)
-        ears = (left @ right).reshape(2, rows * step)[:, :n_total]
+        # numpy's own loops, not BLAS: a threaded GEMM rounds by how it splits the work, so the
+        # same strike came out a bit apart in a batch worker (BLAS held to one thread) and in
+        # the CLI. Same bits everywhere, and as fast here.
+        ears = np.einsum("ij,jk->ik", left, right, optimize=False)
+        ears = ears.reshape(2, rows * step)[:, :n_total]
         # Soft mallet: a raised-cosine onset, so the strike has no click.
         n_attack = min(max(2, int(p.mallet_ms * 1e-3 * sr)), n_total)
         ears[:, :n_attack] *= (0.5 - 0.5 * np.cos(np.pi * np.arange(n_attack) / n_attack)).astype(

@@ -423,8 +423,13 @@ def test_explain_with_layers_names_only_what_those_layers_play(tmp_path, capsys)
     assert shore.startswith("Shore: waves <- sea: ") and "rain" not in storm, (shore, storm)
     stems = tmp_path / "stems"
     out = ["--voice", "pyttsx3", "--sample-rate", "16000", "--stems", str(stems)]
+    out += ["--timings", str(tmp_path / "o.json")]
     assert main([*args, *out, "-o", str(tmp_path / "o.wav")]) == 0
     assert sorted(p.name for p in stems.iterdir()) == ["voice.wav", "waves.wav"]
+    # The timings say the same: what chose the waves, and nothing of the rain not played.
+    scenes = json.loads((tmp_path / "o.json").read_text(encoding="utf-8"))["scenes"]
+    told = {s["name"]: [layer for c in s.get("why", ()) for layer in c["layers"]] for s in scenes}
+    assert told["Shore"] == ["waves"] and "rain" not in told["Storm"], told
 
 
 def test_the_shipped_word_list_is_not_a_preset():

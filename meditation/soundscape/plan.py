@@ -183,19 +183,24 @@ def _with_beds(preset: Preset, beds: Sequence[tuple[str, float]]) -> Preset:
 
 def _keep_layers(preset: Preset, only: Sequence[str]) -> Preset:
     keep = set(only)
-    return Preset(
-        name=preset.name,
-        description=preset.description,
+    # What chose each scene's sound (``--soundscape auto``), told only of the layers kept.
+    why = {
+        scene: tuple(
+            c
+            for c in (replace(c, layers=tuple(n for n in c.layers if n in keep)) for c in chosen)
+            if c.layers or c.negated
+        )
+        for scene, chosen in preset.why.items()
+    }
+    return replace(
+        preset,
         layers={k: v for k, v in preset.layers.items() if k in keep},
         scenes={
             k: SceneSpec({n: g for n, g in s.layers.items() if n in keep}, s.fade_s)
             for k, s in preset.scenes.items()
         },
         cues=tuple(c for c in preset.cues if c.layer in keep),
-        fade_s=preset.fade_s,
-        path=preset.path,
-        voice=preset.voice,
-        why=preset.why,
+        why=why,
     )
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...errors import SoundscapeError
-from .base import Cue, check_range, impulse_response, render_layer
+from .base import BLOCK_SIZE, Cue, check_range, impulse_response, render_layer
 
 __all__ = [
     "INT16_NOISE_STD",
@@ -269,6 +269,7 @@ class EventLayerMixin:
     name: str
     rng: np.random.Generator
     sample_rate: int
+    block_start: int
     cues: tuple[Cue, ...]
     if TYPE_CHECKING:  # Layer's, which the class this is mixed into provides
 
@@ -295,6 +296,21 @@ class EventLayerMixin:
             self._check_cue(cue)
         self._checked_later(later)
         return True
+
+    def _scatter_events(
+        self,
+        per_min: float,
+        sound: Callable[[np.random.Generator, float], np.ndarray],
+        softest: float,
+    ) -> None:
+        """Events of their own in the next block, ``per_min`` a minute on average (Poisson),
+        each at a random time and from its own seed, at a strength from ``softest`` to 1."""
+        if per_min <= 0:
+            return
+        for _ in range(int(self.rng.poisson(per_min / 60.0 * BLOCK_SIZE / self.sample_rate))):
+            at = self.block_start + int(self.rng.integers(BLOCK_SIZE))
+            sub = np.random.default_rng(int(self.rng.integers(2**63)))
+            self._events.append((at, sound(sub, float(sub.uniform(softest, 1.0)))))
 
     def _mix_events(self, out: np.ndarray, b0: int) -> None:
         """Start the cues that begin before this block ends; add every live event to ``out``."""

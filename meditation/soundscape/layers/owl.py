@@ -79,12 +79,7 @@ class Owl(EventLayerMixin, Layer):
 
     def _next_block(self) -> np.ndarray:
         out = np.zeros((BLOCK_SIZE, 2), dtype=np.float32)
-        rate = self.params.rate_per_min / 60.0
-        if rate > 0:
-            for _ in range(int(self.rng.poisson(rate * BLOCK_SIZE / self.sample_rate))):
-                at = self.block_start + int(self.rng.integers(BLOCK_SIZE))
-                sub = np.random.default_rng(int(self.rng.integers(2**63)))
-                self._events.append((at, self._call(sub, float(sub.uniform(0.6, 1.0)))))
+        self._scatter_events(self.params.rate_per_min, self._call, softest=0.6)
         self._mix_events(out, self.block_start)
         np.clip(out, -1.0, 1.0, out=out)
         return out

@@ -36,3 +36,16 @@ def studio_client(folder: Path, *hosts: str, token: bool = True) -> Iterator[Tes
     with TestClient(app, base_url=BASE, headers=headers) as client:
         client.studio = app.state.studio
         yield client
+
+
+def processes_with(marker: str) -> list[int]:
+    """Processes whose environment carries ``marker`` (all descendants of one test's studio)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from studio import BASE, TOKEN, studio_client, studio_folder
+from studio import BASE, TOKEN, processes_with, studio_client, studio_folder
 from waiting import wait_until
 
 from meditation.errors import install_hint
@@ -707,19 +707,6 @@ def test_the_studio_command_prints_its_address_and_stops_cleanly_on_ctrl_c(tmp_p
     assert err == "meditation: interrupted; no partial file was left\n"
 
 
-def _processes_with(marker: str) -> list[int]:
-    """Processes whose environment carries ``marker`` (all descendants of one test's studio)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(
     not Path("/proc/self/environ").exists(), reason="needs /proc to find the studio's processes"
@@ -749,13 +736,13 @@ def test_stopping_the_studio_mid_render_leaves_no_process_and_no_file(tmp_path):
         ).json()
         url = f"{base}/api/jobs/{job['id']}"
         wait_until(lambda: httpx.get(url, headers=headers).json()["percent"] > 0, 60, poll_s=0.1)
-        assert len(_processes_with(marker)) >= 2  # the studio and its render worker
+        assert len(processes_with(marker)) >= 2  # the studio and its render worker
     finally:
         process.terminate()
         out, err = process.communicate(timeout=60)
     assert "Traceback" not in err, err
-    wait_until(lambda: not _processes_with(marker), 10, poll_s=0.1)
-    assert _processes_with(marker) == []
+    wait_until(lambda: not processes_with(marker), 10, poll_s=0.1)
+    assert processes_with(marker) == []
     assert list(work.iterdir()) == []  # the studio's work folder and the partial render are gone
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from studio import studio_client, studio_folder
+from studio import processes_with, studio_client, studio_folder
 from waiting import wait_until
 
 from meditation.batch import expand_manifest
@@ -242,18 +242,6 @@ def test_absurd_bodies_are_refused_with_400_and_a_message(client):
     assert not client.studio["queue"].jobs
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds processes in /proc")
 def test_a_studio_killed_with_kill_9_leaves_its_job_folder_only_until_the_next_start(tmp_path):
     httpx = pytest.importorskip("httpx2")
@@ -274,8 +262,8 @@ def test_a_studio_killed_with_kill_9_leaves_its_job_folder_only_until_the_next_s
     finally:
         first.kill()
         first.communicate(timeout=30)
-    wait_until(lambda: not _processes_with(marker), 30, poll_s=0.1)
-    assert _processes_with(marker) == []  # the render worker died with the studio
+    wait_until(lambda: not processes_with(marker), 30, poll_s=0.1)
+    assert processes_with(marker) == []  # the render worker died with the studio
     left = [p for p in work.iterdir()]
     assert len(left) == 1 and list(left[0].rglob("job.json"))  # the script's text, left behind
     second = _studio(tmp_path, "--dir", str(tmp_path), env=env)

@@ -432,6 +432,9 @@ def test_a_worker_killed_mid_batch_fails_only_its_variant(folder):
     path = _manifest(
         folder,
         'output = "{seed}.wav"\n[defaults]\nscript = "short.md"\nsoundscape = "stream"\n'
+        # Three minutes each, so a worker holds its temporary file open for a good part of a
+        # second (a dozen seconds of audio is written in 20 ms, between two looks of a busy test).
+        + 'duration = "3m"\n'
         + FAST
         + "[matrix]\nseed = [1, 2, 3, 4, 5, 6]\n",
     )
@@ -450,13 +453,14 @@ def test_a_worker_killed_mid_batch_fails_only_its_variant(folder):
         writing: list[int] = []
 
         def a_worker_writes() -> bool:
-            workers = subprocess.run(
-                ["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True, text=True
-            ).stdout.split()
+            try:  # the batch's children, read straight from /proc: no pgrep between two looks
+                workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            except OSError:
+                workers = []
             writing[:] = [int(w) for w in workers if _writes_hidden_wav(int(w), folder)]
             return bool(writing) or proc.poll() is not None
 
-        wait_until(a_worker_writes, 60, poll_s=0.05)
+        wait_until(a_worker_writes, 120, poll_s=0.01)
         assert writing and proc.poll() is None
         os.kill(writing[0], signal.SIGKILL)
         out, err = proc.communicate(timeout=120)

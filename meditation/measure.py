@@ -48,16 +48,26 @@ class MeasurePass:
     feeds its own otherwise.
     """
 
-    def __init__(self, sample_rate: int, loudness_range: tuple[int, int] | None, *, spool: bool):
+    def __init__(
+        self,
+        sample_rate: int,
+        loudness_range: tuple[int, int] | None,
+        *,
+        spool: bool,
+        true_peak: bool = True,
+    ):
         self.meter = RangeMeter(sample_rate, loudness_range)
-        self.peaks = TruePeakMeter()
+        self.peaks: TruePeakMeter | None = TruePeakMeter() if true_peak else None
+        """The mix's true peak; None when the final pass measures its own (``true_peak=False``)."""
         self.position = 0
         """Samples fed so far."""
         self.spool = tempfile.TemporaryFile(prefix="meditation-mix-") if spool else None
         self._spooling = spool
         self._behind: InOrder | None = InOrder(self._consume, depth=4, name="meditation-meter")
-        self._peaks_behind: InOrder | None = InOrder(
-            self.peaks.feed, depth=4, name="meditation-peaks"
+        self._peaks_behind: InOrder | None = (
+            InOrder(self.peaks.feed, depth=4, name="meditation-peaks")
+            if self.peaks is not None
+            else None
         )
 
     def _consume(self, mix: np.ndarray) -> None:
@@ -68,12 +78,13 @@ class MeasurePass:
     def feed(self, mix: np.ndarray) -> None:
         """The next chunk of the mix, ``(n, 2)``."""
         behind, peaks = self._behind, self._peaks_behind
-        if behind is None or peaks is None:
+        if behind is None:
             raise ValueError("the measure pass was finished")
-        if behind.failure is not None or peaks.failure is not None:
+        if behind.failure is not None or (peaks is not None and peaks.failure is not None):
             self.finish()  # e.g. disk full while spooling: raised on the feeding thread
         behind.put(mix)
-        peaks.put(mix)
+        if peaks is not None:
+            peaks.put(mix)
         self.position += len(mix)
 
     def drop_spool(self) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pyloudnorm
-from scipy import ndimage, signal
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import signal
 
 from .decode import read_blocks
 
@@ -171,11 +172,40 @@ def _fractional_filters() -> np.ndarray:
 
 
 _FILTERS = _fractional_filters()
-_HALF = _FILTERS[_OVERSAMPLE // 2 - 1 : _OVERSAMPLE // 2]  # the point halfway between samples
-_OTHERS = np.delete(_FILTERS, _OVERSAMPLE // 2 - 1, axis=0)
 _SCREEN = float(np.cos(np.pi / 4))
 """Samples and half-way points read a band-limited peak at least this much of its 8× value (a tone at Nyquist)."""
-_OFFSETS = np.arange(-HALF_TAPS + 1, HALF_TAPS + 1)
+_TAPS = 2 * HALF_TAPS
+_ONE_THREAD_GEMM = 65536 * 4
+"""OpenBLAS splits a matrix product of m·n·k over this between threads: each product here stays under it,
+so its rounding and its speed do not depend on the machine's load or BLAS thread count."""
+
+
+class _Bank:
+    """Interpolating filters laid out for the two ways ``_between`` applies them (matrix products, on one thread)."""
+
+    def __init__(self, filters: np.ndarray, *, dense_ratio: float):
+        phases = len(filters)
+        # Gathered windows of 32 samples times the filters; one phase would be a matrix-vector
+        # product, which OpenBLAS threads from 9216 elements: a zero phase keeps it a GEMM.
+        self.gather = filters if phases > 1 else np.vstack([filters, np.zeros_like(filters)])
+        self.points = _ONE_THREAD_GEMM // (len(self.gather) * _TAPS)
+        # Whole stretches as rows of 32 samples: the values just after each sample of a row come
+        # from it and the next row, through these two (32, phases·32) Toeplitz blocks.
+        toeplitz = np.zeros((2 * _TAPS, phases, _TAPS))
+        for s in range(_TAPS):
+            toeplitz[s : s + _TAPS, :, s] = filters.T
+        self.head = toeplitz[:_TAPS].reshape(_TAPS, phases * _TAPS)
+        self.tail = toeplitz[_TAPS:].reshape(_TAPS, phases * _TAPS)
+        self.phases = phases
+        self.rows = max(1, _ONE_THREAD_GEMM // (phases * _TAPS * _TAPS))
+        self.dense_ratio = dense_ratio
+        """Filter the whole stretch when it is shorter than this many times the points wanted (measured)."""
+
+
+_HALF = _Bank(_FILTERS[_OVERSAMPLE // 2 - 1 : _OVERSAMPLE // 2], dense_ratio=4.0)
+"""The point halfway between samples."""
+_OTHERS = _Bank(np.delete(_FILTERS, _OVERSAMPLE // 2 - 1, axis=0), dense_ratio=1.3)
+"""The other six."""
 
 
 def peaks_at(padded: np.ndarray, positions: np.ndarray, floor: float = 0.0) -> np.ndarray:
@@ -195,21 +225,40 @@ def peaks_at(padded: np.ndarray, positions: np.ndarray, floor: float = 0.0) -> n
     return peak
 
 
-def _between(padded: np.ndarray, positions: np.ndarray, filters: np.ndarray) -> np.ndarray:
-    """Largest |value| over channels of the points ``filters`` interpolate just after each position."""
+def _between(padded: np.ndarray, positions: np.ndarray, bank: _Bank) -> np.ndarray:
+    """Largest |value| over channels of the points ``bank`` interpolates just after each position."""
     first, last = int(positions[0]), int(positions[-1])
-    if len(positions) * 8 > last - first:
-        # Dense: filter the whole stretch (fast C loops) and pick the positions.
+    if len(positions) * bank.dense_ratio > last - first + 1:
         stretch = padded[first - HALF_TAPS + 1 : last + HALF_TAPS + 1]
-        peak = np.zeros(len(positions))
-        for h in filters:
-            # correlate1d centres an even filter one sample right of the middle tap.
-            values = ndimage.correlate1d(stretch, h, axis=0, mode="constant", origin=-1)
-            np.maximum(peak, frame_levels(values[positions - first + HALF_TAPS - 1]), out=peak)
-        return peak
-    around = padded[positions[:, None] + _OFFSETS[None, :]]  # (n, taps, channels)
-    between = np.matmul(around.transpose(0, 2, 1), filters.T)  # (n, channels, phases)
-    return np.abs(between).max(axis=(1, 2))
+        return _stretch_levels(stretch, bank)[positions - first]
+    peak = np.zeros(len(positions))
+    starts = positions - (HALF_TAPS - 1)
+    for c in range(padded.shape[1]):
+        windows = sliding_window_view(padded[:, c], _TAPS)
+        for i in range(0, len(positions), bank.points):
+            around = windows[starts[i : i + bank.points]]  # (points, taps), contiguous
+            values = np.abs(bank.gather @ around.T)
+            level = peak[i : i + bank.points]
+            np.maximum(level, values.max(axis=0), out=level)
+    return peak
+
+
+def _stretch_levels(stretch: np.ndarray, bank: _Bank) -> np.ndarray:
+    """Largest |value| over channels of the points ``bank`` interpolates just after each sample of ``stretch`` but its last 31."""
+    span = len(stretch) - _TAPS + 1
+    rows = -(-span // _TAPS)
+    column = np.zeros((rows + 1) * _TAPS)
+    peak = np.zeros((rows, _TAPS))
+    for c in range(stretch.shape[1]):
+        column[: len(stretch)] = stretch[:, c]
+        frames = column.reshape(rows + 1, _TAPS)
+        for m in range(0, rows, bank.rows):
+            end = min(m + bank.rows, rows)
+            values = frames[m:end] @ bank.head
+            values += frames[m + 1 : end + 1] @ bank.tail
+            level = np.abs(values, out=values).reshape(end - m, bank.phases, _TAPS).max(axis=1)
+            np.maximum(peak[m:end], level, out=peak[m:end])
+    return peak.reshape(-1)[:span]
 
 
 def frame_levels(frames: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyloudnorm
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 from scipy import signal
 
 from .decode import read_blocks
@@ -188,7 +188,8 @@ class _Bank:
         # Gathered windows of 32 samples times the filters; one phase would be a matrix-vector
         # product, which OpenBLAS threads from 9216 elements: a zero phase keeps it a GEMM.
         self.gather = filters if phases > 1 else np.vstack([filters, np.zeros_like(filters)])
-        self.points = _ONE_THREAD_GEMM // (len(self.gather) * _TAPS)
+        self.points = min(512, _ONE_THREAD_GEMM // (len(self.gather) * _TAPS))
+        """Windows per product (all channels): few enough to stay in cache."""
         # Whole stretches as rows of 32 samples: the values just after each sample of a row come
         # from it and the next row, through these two (32, phases·32) Toeplitz blocks.
         toeplitz = np.zeros((2 * _TAPS, phases, _TAPS))
@@ -231,15 +232,22 @@ def _between(padded: np.ndarray, positions: np.ndarray, bank: _Bank) -> np.ndarr
     if len(positions) * bank.dense_ratio > last - first + 1:
         stretch = padded[first - HALF_TAPS + 1 : last + HALF_TAPS + 1]
         return _stretch_levels(stretch, bank)[positions - first]
+    padded = np.ascontiguousarray(padded, dtype=np.float64)
+    channels = padded.shape[1]
+    flat = padded.reshape(-1)
+    # Row r holds every channels-th sample from flat[r]: row channels·i + c is channel c's
+    # 32 samples from sample i.
+    windows = as_strided(
+        flat, shape=(len(flat) - channels * (_TAPS - 1), _TAPS), strides=(8, 8 * channels)
+    )
+    starts = channels * (positions - (HALF_TAPS - 1))
     peak = np.zeros(len(positions))
-    starts = positions - (HALF_TAPS - 1)
-    for c in range(padded.shape[1]):
-        windows = sliding_window_view(padded[:, c], _TAPS)
-        for i in range(0, len(positions), bank.points):
-            around = windows[starts[i : i + bank.points]]  # (points, taps), contiguous
-            values = np.abs(bank.gather @ around.T)
-            level = peak[i : i + bank.points]
-            np.maximum(level, values.max(axis=0), out=level)
+    step = bank.points // channels
+    for i in range(0, len(positions), step):
+        block = starts[i : i + step]
+        rows = np.concatenate([block + c for c in range(channels)])
+        values = np.abs(bank.gather @ windows[rows].T).max(axis=0).reshape(channels, -1)
+        np.maximum.reduce(values, axis=0, out=peak[i : i + step])
     return peak
 
 
@@ -247,17 +255,19 @@ def _stretch_levels(stretch: np.ndarray, bank: _Bank) -> np.ndarray:
     """Largest |value| over channels of the points ``bank`` interpolates just after each sample of ``stretch`` but its last 31."""
     span = len(stretch) - _TAPS + 1
     rows = -(-span // _TAPS)
-    column = np.zeros((rows + 1) * _TAPS)
-    peak = np.zeros((rows, _TAPS))
-    for c in range(stretch.shape[1]):
-        column[: len(stretch)] = stretch[:, c]
-        frames = column.reshape(rows + 1, _TAPS)
-        for m in range(0, rows, bank.rows):
-            end = min(m + bank.rows, rows)
-            values = frames[m:end] @ bank.head
-            values += frames[m + 1 : end + 1] @ bank.tail
-            level = np.abs(values, out=values).reshape(end - m, bank.phases, _TAPS).max(axis=1)
-            np.maximum(peak[m:end], level, out=peak[m:end])
+    channels = stretch.shape[1]
+    columns = np.zeros((channels, (rows + 1) * _TAPS))
+    columns[:, : len(stretch)] = stretch.T
+    frames = columns.reshape(channels, rows + 1, _TAPS)
+    peak = np.empty((rows, _TAPS))
+    for m in range(0, rows, bank.rows):
+        end = min(m + bank.rows, rows)
+        values = frames[:, m:end] @ bank.head
+        values += frames[:, m + 1 : end + 1] @ bank.tail
+        level = np.abs(values, out=values).reshape(channels * (end - m), bank.phases, _TAPS)
+        np.maximum.reduce(
+            level.max(axis=1).reshape(channels, end - m, _TAPS), axis=0, out=peak[m:end]
+        )
     return peak.reshape(-1)[:span]
 
 

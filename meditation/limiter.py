@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .loudness import HALF_TAPS, frame_levels, peaks_at
+from .loudness import HALF_TAPS, frame_levels, largest_magnitude, peaks_at
 
 __all__ = ["TruePeakLimiter"]
 
@@ -46,13 +46,23 @@ class TruePeakLimiter:
 
     def _required_gain(self, chunk: np.ndarray) -> np.ndarray:
         """Gain needed by each sample whose neighbourhood is now complete (all but the newest ``HALF_TAPS``)."""
-        padded = np.concatenate([self._history, chunk.astype(np.float64)])
         # Points after sample i need samples up to i+HALF_TAPS: the newest wait for the next chunk.
-        ready = len(padded) - 2 * HALF_TAPS
+        ready = len(self._history) + len(chunk) - 2 * HALF_TAPS
+        quiet = 0.5 * self.ceiling
+        if ready <= 0 or (
+            float(largest_magnitude(chunk)) <= quiet
+            and float(largest_magnitude(self._history)) <= quiet
+        ):
+            # Nothing within 6 dB of the ceiling (the common case): no float64 copy of the chunk.
+            if len(chunk) >= 2 * HALF_TAPS:
+                self._history = chunk[-2 * HALF_TAPS :].astype(np.float64)
+            else:
+                padded = np.concatenate([self._history, chunk.astype(np.float64)])
+                self._history = padded[-2 * HALF_TAPS :]
+            return np.ones(max(ready, 0))
+        padded = np.concatenate([self._history, chunk.astype(np.float64)])
         self._history = padded[-2 * HALF_TAPS :]
-        need = np.ones(max(ready, 0))
-        if ready <= 0 or np.abs(padded).max() <= 0.5 * self.ceiling:
-            return need
+        need = np.ones(ready)
         level = frame_levels(padded)
         # Only where the signal comes within 6 dB of the ceiling can its true peak reach it:
         # the points after sample i are judged when sample i or i+1 is that loud. (Judging

@@ -30,6 +30,7 @@ __all__ = [
     "HALF_TAPS",
     "peaks_at",
     "frame_levels",
+    "largest_magnitude",
 ]
 
 _BLOCK_S = 0.4
@@ -203,9 +204,9 @@ class _Bank:
         """Filter the whole stretch when it is shorter than this many times the points wanted (measured)."""
 
 
-_HALF = _Bank(_FILTERS[_OVERSAMPLE // 2 - 1 : _OVERSAMPLE // 2], dense_ratio=4.0)
+_HALF = _Bank(_FILTERS[_OVERSAMPLE // 2 - 1 : _OVERSAMPLE // 2], dense_ratio=8.0)
 """The point halfway between samples."""
-_OTHERS = _Bank(np.delete(_FILTERS, _OVERSAMPLE // 2 - 1, axis=0), dense_ratio=1.3)
+_OTHERS = _Bank(np.delete(_FILTERS, _OVERSAMPLE // 2 - 1, axis=0), dense_ratio=2.0)
 """The other six."""
 
 
@@ -279,6 +280,11 @@ def frame_levels(frames: np.ndarray) -> np.ndarray:
     return level
 
 
+def largest_magnitude(a: np.ndarray) -> np.generic:
+    """``np.abs(a).max()`` (of ``a``'s dtype, NaN if any), without an array of magnitudes."""
+    return np.maximum(a.max(), -a.min())
+
+
 def true_peak_db(audio: np.ndarray) -> float:
     """True peak (8× oversampled) of a whole ``(n, channels)`` array, in dBTP."""
     audio = np.asarray(audio, dtype=np.float64)
@@ -310,7 +316,7 @@ class TruePeakMeter:
         """Add the next ``(n, channels)`` block."""
         if (
             len(block) >= 2 * HALF_TAPS
-            and 2 * max(np.abs(block).max(), np.abs(self._history).max()) <= self._peak
+            and 2 * max(largest_magnitude(block), largest_magnitude(self._history)) <= self._peak
         ):
             self._history = np.asarray(
                 block[-2 * HALF_TAPS :], dtype=np.float64

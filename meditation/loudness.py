@@ -57,14 +57,14 @@ class LoudnessMeter:
 
     def feed(self, chunk: np.ndarray) -> None:
         """Add the next ``(n, 2)`` chunk."""
-        weighted, self._zi = signal.sosfilt(
-            self._sos, chunk.astype(np.float64), axis=0, zi=self._zi
-        )
+        # sosfilt filters a float64 copy of its own: no second one here.
+        weighted, self._zi = signal.sosfilt(self._sos, chunk, axis=0, zi=self._zi)
         # Channel weights are 1.0 for left and right: sum their mean squares (column by
         # column: a sum along rows of two is several times slower).
-        power = np.square(weighted[:, 0])
+        np.square(weighted, out=weighted)
+        power = weighted[:, 0].copy()
         for c in range(1, weighted.shape[1]):
-            power += np.square(weighted[:, c])
+            power += weighted[:, c]
         hop, leftover = self._hop, self._leftover
         if len(leftover) + len(power) < hop:
             self._leftover = np.concatenate([leftover, power])

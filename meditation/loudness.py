@@ -223,7 +223,7 @@ def peaks_at(padded: np.ndarray, positions: np.ndarray, floor: float = 0.0) -> n
     """Largest |value| at and just after each position (sample and 7 interpolated points), over channels.
 
     ``padded`` must have at least ``HALF_TAPS`` samples of context on either
-    side of every position. The half-way points are judged everywhere and
+    side of every position, and ``positions`` must ascend. The half-way points are judged everywhere and
     the other six only where the peak could reach ``floor`` (callers only
     care about peaks over it): below it the value may be a lower estimate.
     """
@@ -239,6 +239,9 @@ def peaks_at(padded: np.ndarray, positions: np.ndarray, floor: float = 0.0) -> n
 def _between(padded: np.ndarray, positions: np.ndarray, bank: _Bank) -> np.ndarray:
     """Largest |value| over channels of the points ``bank`` interpolates just after each position."""
     first, last = int(positions[0]), int(positions[-1])
+    # The windows below are views the indexing does not check.
+    if first < HALF_TAPS - 1 or last + HALF_TAPS >= len(padded):
+        raise IndexError(f"positions {first}..{last} lack {HALF_TAPS} samples of context")
     if len(positions) * bank.dense_ratio > last - first + 1:
         stretch = padded[first - HALF_TAPS + 1 : last + HALF_TAPS + 1]
         return _stretch_levels(stretch, bank)[positions - first]

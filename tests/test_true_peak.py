@@ -196,3 +196,11 @@ def test_loudness_meter_reads_the_same_hops_bit_for_bit_in_any_chunks(rng):
         assert np.array_equal(chunked.short_term_lufs(0.1), whole.short_term_lufs(0.1))
         assert chunked.integrated_lufs() == whole.integrated_lufs()
     assert len(whole.short_term_lufs(0.1)) == 30
+
+
+def test_peaks_at_refuses_positions_without_their_context():
+    padded = np.zeros((100, 2))
+    for positions in ([14, 50], [50, 84]):
+        with pytest.raises(IndexError, match="context"):
+            peaks_at(padded, np.array(positions))
+    assert peaks_at(padded, np.array([15, 83])).tolist() == [0.0, 0.0]

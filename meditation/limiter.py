@@ -111,7 +111,9 @@ class TruePeakLimiter:
                 span, size=window, origin=(window // 2) - self._ahead, mode="nearest"
             )
             gain = _moving_average(_moving_average(held, self._smooth_a), self._smooth_b)
-            out = (self._x[:ready] * gain[context : context + ready, None]).astype(np.float32)
+            # The product in float64, rounded once to float32 as it is stored (no float64 copy).
+            out = np.empty((ready, self._x.shape[1]), dtype=np.float32)
+            np.multiply(self._x[:ready], gain[context : context + ready, None], out=out)
             np.clip(out, -self.ceiling, self.ceiling, out=out)
         self._x = self._x[ready:]
         keep = self._behind + self._smooth_a + self._smooth_b

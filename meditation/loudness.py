@@ -185,9 +185,9 @@ _FILTERS = _fractional_filters()
 _SCREEN = float(np.cos(np.pi / 4))
 """Samples and half-way points read a band-limited peak at least this much of its 8× value (a tone at Nyquist)."""
 _TAPS = 2 * HALF_TAPS
-_ONE_THREAD_GEMM = 65536 * 4
-"""OpenBLAS splits a matrix product of m·n·k over this between threads: each product here stays under it,
-so its rounding and its speed do not depend on the machine's load or BLAS thread count."""
+_ONE_THREAD_GEMM = 65536 * 4 - 1
+"""OpenBLAS (interface/gemm.c) runs a matrix product of m·n·k up to 65536 × 4 on one thread: each
+product here stays under it, so its rounding and its speed do not depend on load or thread count."""
 
 
 class _Bank:

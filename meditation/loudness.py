@@ -10,6 +10,7 @@ The true-peak estimator (``peaks_at``) is shared with ``limiter``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyloudnorm
@@ -292,7 +293,7 @@ def frame_levels(frames: np.ndarray) -> np.ndarray:
     return level
 
 
-def largest_magnitude(a: np.ndarray) -> np.generic:
+def largest_magnitude(a: np.ndarray) -> Any:
     """``np.abs(a).max()`` (of ``a``'s dtype, NaN if any), without an array of magnitudes."""
     return np.maximum(a.max(), -a.min())
 

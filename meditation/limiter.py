@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .loudness import HALF_TAPS, frame_levels, peaks_at
+from .loudness import HALF_TAPS, frame_levels, largest_magnitude, peaks_at
 
 __all__ = ["TruePeakLimiter"]
 
@@ -46,13 +46,23 @@ class TruePeakLimiter:
 
     def _required_gain(self, chunk: np.ndarray) -> np.ndarray:
         """Gain needed by each sample whose neighbourhood is now complete (all but the newest ``HALF_TAPS``)."""
-        padded = np.concatenate([self._history, chunk.astype(np.float64)])
         # Points after sample i need samples up to i+HALF_TAPS: the newest wait for the next chunk.
-        ready = len(padded) - 2 * HALF_TAPS
+        ready = len(self._history) + len(chunk) - 2 * HALF_TAPS
+        quiet = 0.5 * self.ceiling
+        if ready <= 0 or (
+            float(largest_magnitude(chunk)) <= quiet
+            and float(largest_magnitude(self._history)) <= quiet
+        ):
+            # Nothing within 6 dB of the ceiling (the common case): no float64 copy of the chunk.
+            if len(chunk) >= 2 * HALF_TAPS:
+                self._history = chunk[-2 * HALF_TAPS :].astype(np.float64)
+            else:
+                padded = np.concatenate([self._history, chunk.astype(np.float64)])
+                self._history = padded[-2 * HALF_TAPS :]
+            return np.ones(max(ready, 0))
+        padded = np.concatenate([self._history, chunk.astype(np.float64)])
         self._history = padded[-2 * HALF_TAPS :]
-        need = np.ones(max(ready, 0))
-        if ready <= 0 or np.abs(padded).max() <= 0.5 * self.ceiling:
-            return need
+        need = np.ones(ready)
         level = frame_levels(padded)
         # Only where the signal comes within 6 dB of the ceiling can its true peak reach it:
         # the points after sample i are judged when sample i or i+1 is that loud. (Judging
@@ -63,6 +73,9 @@ class TruePeakLimiter:
             loud[HALF_TAPS : HALF_TAPS + ready] | loud[HALF_TAPS + 1 : HALF_TAPS + ready + 1]
         )
         if len(near):
+            # A mono voice doubled (mix.limit_crest): one channel's peaks are both's, at half the cost.
+            if np.array_equal(padded[:, 0], padded[:, 1]):
+                padded = padded[:, :1]
             peaks = peaks_at(padded, near + HALF_TAPS, self.ceiling)
             need[near] = np.minimum(1.0, self.ceiling / np.maximum(peaks, 1e-12))
         return need
@@ -98,7 +111,9 @@ class TruePeakLimiter:
                 span, size=window, origin=(window // 2) - self._ahead, mode="nearest"
             )
             gain = _moving_average(_moving_average(held, self._smooth_a), self._smooth_b)
-            out = (self._x[:ready] * gain[context : context + ready, None]).astype(np.float32)
+            # The product in float64, rounded once to float32 as it is stored (no float64 copy).
+            out = np.empty((ready, self._x.shape[1]), dtype=np.float32)
+            np.multiply(self._x[:ready], gain[context : context + ready, None], out=out)
             np.clip(out, -self.ceiling, self.ceiling, out=out)
         self._x = self._x[ready:]
         keep = self._behind + self._smooth_a + self._smooth_b

@@ -10,10 +10,12 @@ The true-peak estimator (``peaks_at``) is shared with ``limiter``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyloudnorm
-from scipy import ndimage, signal
+from numpy.lib.stride_tricks import as_strided
+from scipy import signal
 
 from .decode import read_blocks
 
@@ -29,6 +31,7 @@ __all__ = [
     "HALF_TAPS",
     "peaks_at",
     "frame_levels",
+    "largest_magnitude",
 ]
 
 _BLOCK_S = 0.4
@@ -55,17 +58,26 @@ class LoudnessMeter:
 
     def feed(self, chunk: np.ndarray) -> None:
         """Add the next ``(n, 2)`` chunk."""
-        weighted, self._zi = signal.sosfilt(
-            self._sos, chunk.astype(np.float64), axis=0, zi=self._zi
-        )
-        # Channel weights are 1.0 for left and right: sum their mean squares.
-        power = np.concatenate([self._leftover, np.sum(weighted * weighted, axis=1)])
-        whole = len(power) // self._hop
-        if whole:
-            self._hop_power.extend(
-                power[: whole * self._hop].reshape(whole, self._hop).mean(axis=1)
-            )
-        self._leftover = power[whole * self._hop :]
+        # sosfilt filters a float64 copy of its own: no second one here.
+        weighted, self._zi = signal.sosfilt(self._sos, chunk, axis=0, zi=self._zi)
+        # Channel weights are 1.0 for left and right: sum their mean squares (column by
+        # column: a sum along rows of two is several times slower).
+        np.square(weighted, out=weighted)
+        power = weighted[:, 0].copy()
+        for c in range(1, weighted.shape[1]):
+            power += weighted[:, c]
+        hop, leftover = self._hop, self._leftover
+        if len(leftover) + len(power) < hop:
+            self._leftover = np.concatenate([leftover, power])
+            return
+        # The hop begun in the last chunk is completed on its own; the rest are read in place.
+        start = (hop - len(leftover)) % hop
+        if start:
+            self._hop_power.append(np.concatenate([leftover, power[:start]]).mean())
+        whole = (len(power) - start) // hop
+        end = start + whole * hop
+        self._hop_power.extend(power[start:end].reshape(whole, hop).mean(axis=1))
+        self._leftover = power[end:].copy()
 
     def integrated_lufs(self, gain: float = 1.0) -> float:
         """Gated integrated loudness of everything fed so far (-inf for silence), or of it scaled by ``gain``.
@@ -171,18 +183,48 @@ def _fractional_filters() -> np.ndarray:
 
 
 _FILTERS = _fractional_filters()
-_HALF = _FILTERS[_OVERSAMPLE // 2 - 1 : _OVERSAMPLE // 2]  # the point halfway between samples
-_OTHERS = np.delete(_FILTERS, _OVERSAMPLE // 2 - 1, axis=0)
 _SCREEN = float(np.cos(np.pi / 4))
 """Samples and half-way points read a band-limited peak at least this much of its 8× value (a tone at Nyquist)."""
-_OFFSETS = np.arange(-HALF_TAPS + 1, HALF_TAPS + 1)
+_TAPS = 2 * HALF_TAPS
+_ONE_THREAD_GEMM = 65536 * 4 - 1
+"""OpenBLAS (interface/gemm.c) runs a matrix product of m·n·k up to 65536 × 4 on one thread: each
+product here stays under it, so its rounding and its speed do not depend on load or thread count."""
+
+
+class _Bank:
+    """Interpolating filters laid out for the two ways ``_between`` applies them (matrix products, on one thread)."""
+
+    def __init__(self, filters: np.ndarray, *, dense_ratio: float):
+        phases = len(filters)
+        # Gathered windows of 32 samples times the filters; one phase would be a matrix-vector
+        # product, which OpenBLAS threads from 9216 elements: a zero phase keeps it a GEMM.
+        self.gather = filters if phases > 1 else np.vstack([filters, np.zeros_like(filters)])
+        self.points = min(512, _ONE_THREAD_GEMM // (len(self.gather) * _TAPS))
+        """Windows per product (all channels): few enough to stay in cache."""
+        # Whole stretches as rows of 32 samples: the values just after each sample of a row come
+        # from it and the next row, through these two (32, phases·32) Toeplitz blocks.
+        toeplitz = np.zeros((2 * _TAPS, phases, _TAPS))
+        for s in range(_TAPS):
+            toeplitz[s : s + _TAPS, :, s] = filters.T
+        self.head = toeplitz[:_TAPS].reshape(_TAPS, phases * _TAPS)
+        self.tail = toeplitz[_TAPS:].reshape(_TAPS, phases * _TAPS)
+        self.phases = phases
+        self.rows = max(1, _ONE_THREAD_GEMM // (phases * _TAPS * _TAPS))
+        self.dense_ratio = dense_ratio
+        """Filter the whole stretch when it is shorter than this many times the points wanted (measured)."""
+
+
+_HALF = _Bank(_FILTERS[_OVERSAMPLE // 2 - 1 : _OVERSAMPLE // 2], dense_ratio=8.0)
+"""The point halfway between samples."""
+_OTHERS = _Bank(np.delete(_FILTERS, _OVERSAMPLE // 2 - 1, axis=0), dense_ratio=2.0)
+"""The other six."""
 
 
 def peaks_at(padded: np.ndarray, positions: np.ndarray, floor: float = 0.0) -> np.ndarray:
     """Largest |value| at and just after each position (sample and 7 interpolated points), over channels.
 
     ``padded`` must have at least ``HALF_TAPS`` samples of context on either
-    side of every position. The half-way points are judged everywhere and
+    side of every position, and ``positions`` must ascend. The half-way points are judged everywhere and
     the other six only where the peak could reach ``floor`` (callers only
     care about peaks over it): below it the value may be a lower estimate.
     """
@@ -195,21 +237,52 @@ def peaks_at(padded: np.ndarray, positions: np.ndarray, floor: float = 0.0) -> n
     return peak
 
 
-def _between(padded: np.ndarray, positions: np.ndarray, filters: np.ndarray) -> np.ndarray:
-    """Largest |value| over channels of the points ``filters`` interpolate just after each position."""
+def _between(padded: np.ndarray, positions: np.ndarray, bank: _Bank) -> np.ndarray:
+    """Largest |value| over channels of the points ``bank`` interpolates just after each position."""
     first, last = int(positions[0]), int(positions[-1])
-    if len(positions) * 8 > last - first:
-        # Dense: filter the whole stretch (fast C loops) and pick the positions.
+    # The windows below are views the indexing does not check.
+    if first < HALF_TAPS - 1 or last + HALF_TAPS >= len(padded):
+        raise IndexError(f"positions {first}..{last} lack {HALF_TAPS} samples of context")
+    if len(positions) * bank.dense_ratio > last - first + 1:
         stretch = padded[first - HALF_TAPS + 1 : last + HALF_TAPS + 1]
-        peak = np.zeros(len(positions))
-        for h in filters:
-            # correlate1d centres an even filter one sample right of the middle tap.
-            values = ndimage.correlate1d(stretch, h, axis=0, mode="constant", origin=-1)
-            np.maximum(peak, frame_levels(values[positions - first + HALF_TAPS - 1]), out=peak)
-        return peak
-    around = padded[positions[:, None] + _OFFSETS[None, :]]  # (n, taps, channels)
-    between = np.matmul(around.transpose(0, 2, 1), filters.T)  # (n, channels, phases)
-    return np.abs(between).max(axis=(1, 2))
+        return _stretch_levels(stretch, bank)[positions - first]
+    padded = np.ascontiguousarray(padded, dtype=np.float64)
+    channels = padded.shape[1]
+    flat = padded.reshape(-1)
+    # Row r holds every channels-th sample from flat[r]: row channels·i + c is channel c's
+    # 32 samples from sample i.
+    windows = as_strided(
+        flat, shape=(len(flat) - channels * (_TAPS - 1), _TAPS), strides=(8, 8 * channels)
+    )
+    starts = channels * (positions - (HALF_TAPS - 1))
+    peak = np.zeros(len(positions))
+    step = bank.points // channels
+    for i in range(0, len(positions), step):
+        block = starts[i : i + step]
+        rows = np.concatenate([block + c for c in range(channels)])
+        values = np.abs(bank.gather @ windows[rows].T).max(axis=0).reshape(channels, -1)
+        np.maximum.reduce(values, axis=0, out=peak[i : i + step])
+    return peak
+
+
+def _stretch_levels(stretch: np.ndarray, bank: _Bank) -> np.ndarray:
+    """Largest |value| over channels of the points ``bank`` interpolates just after each sample of ``stretch`` but its last 31."""
+    span = len(stretch) - _TAPS + 1
+    rows = -(-span // _TAPS)
+    channels = stretch.shape[1]
+    columns = np.zeros((channels, (rows + 1) * _TAPS))
+    columns[:, : len(stretch)] = stretch.T
+    frames = columns.reshape(channels, rows + 1, _TAPS)
+    peak = np.empty((rows, _TAPS))
+    for m in range(0, rows, bank.rows):
+        end = min(m + bank.rows, rows)
+        values = frames[:, m:end] @ bank.head
+        values += frames[:, m + 1 : end + 1] @ bank.tail
+        level = np.abs(values, out=values).reshape(channels * (end - m), bank.phases, _TAPS)
+        np.maximum.reduce(
+            level.max(axis=1).reshape(channels, end - m, _TAPS), axis=0, out=peak[m:end]
+        )
+    return peak.reshape(-1)[:span]
 
 
 def frame_levels(frames: np.ndarray) -> np.ndarray:
@@ -218,6 +291,11 @@ def frame_levels(frames: np.ndarray) -> np.ndarray:
     for c in range(1, frames.shape[1]):
         np.maximum(level, np.abs(frames[:, c]), out=level)
     return level
+
+
+def largest_magnitude(a: np.ndarray) -> Any:
+    """``np.abs(a).max()`` (of ``a``'s dtype, NaN if any), without an array of magnitudes."""
+    return np.maximum(a.max(), -a.min())
 
 
 def true_peak_db(audio: np.ndarray) -> float:
@@ -251,7 +329,7 @@ class TruePeakMeter:
         """Add the next ``(n, channels)`` block."""
         if (
             len(block) >= 2 * HALF_TAPS
-            and 2 * max(np.abs(block).max(), np.abs(self._history).max()) <= self._peak
+            and 2 * max(largest_magnitude(block), largest_magnitude(self._history)) <= self._peak
         ):
             self._history = np.asarray(
                 block[-2 * HALF_TAPS :], dtype=np.float64

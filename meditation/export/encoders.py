@@ -162,8 +162,11 @@ class _ThreadedEncoder(Encoder):
             self._worker = InOrder(
                 self._consume, depth=8, name="meditation-encoder"
             )  # a few chunks ahead, bounded memory
-        # A copy: the caller may reuse its buffer while the worker is still encoding this one.
-        self._worker.put(np.array(chunk, dtype=np.float32))
+        self._worker.put(self._own(chunk))
+
+    def _own(self, chunk: np.ndarray):
+        """What goes to the worker for ``chunk``: a copy, as the caller may reuse its buffer meanwhile."""
+        return np.array(chunk, dtype=np.float32)
 
     def _check_worker(self) -> None:
         failure = self._worker.failure if self._worker is not None else None
@@ -215,14 +218,23 @@ class _SoundfileEncoder(_ThreadedEncoder):
         # 24-bit WAV, the default: samples converted here (4× faster than libsndfile's
         # per-sample loop) and handed to libsndfile as they go in the file.
         self._raw = fmt == "WAV" and subtype == "PCM_24" and sys.byteorder == "little"
+        self._queued = self._taken = 0  # chunks handed to the worker, and taken up by it
 
     _WHAT = "libsndfile"
 
+    def _own(self, chunk: np.ndarray):
+        self._queued += 1
+        if self._raw and self._queued - self._taken > 1:
+            # The worker is behind: convert here (numpy, beside it) rather than wait for it.
+            return pcm24(chunk)
+        return super()._own(chunk)
+
     def _consume(self, chunk: np.ndarray) -> None:
+        self._taken += 1
         if not self._raw:
             self._sf.write(chunk)
             return
-        data = pcm24(chunk)
+        data = chunk if chunk.dtype == np.uint8 else pcm24(chunk)
         # libsndfile's own raw write: it counts the frames for the header it writes on close.
         written = soundfile._snd.sf_write_raw(
             self._sf._file, soundfile._ffi.from_buffer(data), data.nbytes

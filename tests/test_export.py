@@ -76,9 +76,13 @@ def test_the_24_bit_conversion_is_libsndfiles_byte_for_byte(rng, frames, channel
 
 
 @pytest.mark.parametrize("channels, sizes", [(2, (4096, 1, 333, 10000)), (1, (1001, 3))])
-def test_a_24_bit_wav_is_the_file_libsndfile_writes(tmp_path, rng, channels, sizes):
+def test_a_24_bit_wav_is_the_file_libsndfile_writes(tmp_path, rng, monkeypatch, channels, sizes):
     """The WAV writer converts the samples itself (on the writer's thread, or on the caller's when the
-    writer is behind: many chunks, so both happen): header, data and padding are still libsndfile's."""
+    writer is behind: many chunks, so both happen), and starts the file's writeback as it goes (here
+    every few kilobytes): header, data and padding are still libsndfile's."""
+    from meditation.export import encoders
+
+    monkeypatch.setattr(encoders, "_WRITEBACK_BYTES", 5000)
     chunks = [_awkward_samples(rng, n, channels) for n in sizes * 50]
     ours = tmp_path / "ours.wav"
     with AudioWriter(ours, sample_rate=44100, channels=channels) as w:

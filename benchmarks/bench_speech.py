@@ -17,7 +17,7 @@ shows; peak RSS of each setting comes from fresh ``meditation render``
 processes. The load average is printed beside the figures: on a shared
 machine only the ratios measured side by side mean much.
 
-    python benchmarks/bench_speech.py [--runs 3] [--jobs 1,2,auto] [--quick] [--json FILE]
+    python benchmarks/bench_speech.py [--runs 3] [--jobs 1,2,auto] [--rate script|0.8] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -66,18 +66,20 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def measure(quick: bool, runs: int, settings_jobs: list[int | None], tmp: Path) -> dict:
+def measure(
+    quick: bool, runs: int, settings_jobs: list[int | None], tmp: Path, rate: float
+) -> dict:
     """Floor and end-to-end runs side by side, in this process, on the cores it may use."""
     if quick:
         script_path = tmp / "quick.md"
         script_path.write_text(QUICK_SCRIPT, encoding="utf-8")
     else:
         script_path = ROOT / "scripts" / "dream.md"
-    texts = [s.text for s in plan_segments(read_script(script_path), rate=0.8) if s.spoken]
+    texts = [s.text for s in plan_segments(read_script(script_path), rate=rate) if s.spoken]
     base = RenderSettings(
         script=script_path,
         output=tmp / "e2e.mp3",
-        rate=0.8,
+        rate=rate,
         lead_in_s=8,
         tail_s=16,
         soundscape="dream",
@@ -86,7 +88,7 @@ def measure(quick: bool, runs: int, settings_jobs: list[int | None], tmp: Path) 
     piper = load_voice("piper:joe")
     piper.reset()
     stock = StockPiper()
-    length_scale = _length_scale(0.8)
+    length_scale = _length_scale(rate)
     decoded_render = None
     rows = []
     for _ in range(runs):
@@ -96,7 +98,7 @@ def measure(quick: bool, runs: int, settings_jobs: list[int | None], tmp: Path) 
         # The same with our engine (seedable graph, our session options): what speech_jobs 1 speaks.
         start = time.perf_counter()
         for t in texts:
-            piper.synthesize(t, rate=0.8, seed=text_seed(t))
+            piper.synthesize(t, rate=rate, seed=text_seed(t))
         row["engine_floor_s"] = time.perf_counter() - start
         for jobs in settings_jobs:
             start, cpu = time.perf_counter(), _cpu_s()
@@ -117,6 +119,7 @@ def measure(quick: bool, runs: int, settings_jobs: list[int | None], tmp: Path) 
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     summary = {
+        "rate": rate,
         "cores": available_cores(),
         "auto_jobs": auto_speech_jobs(),
         "segments": len(texts),
@@ -125,6 +128,15 @@ def measure(quick: bool, runs: int, settings_jobs: list[int | None], tmp: Path) 
     for key in rows[0]:
         summary[f"median_{key}"] = statistics.median(r[key] for r in rows)
     return summary
+
+
+def script_rate(quick: bool, tmp: Path) -> float:
+    """The rate the script is spoken at by default (the dream asks for 135 wpm): a render through the cache finds it."""
+    if quick:
+        (tmp / "quick.md").write_text(QUICK_SCRIPT, encoding="utf-8")
+    script = tmp / "quick.md" if quick else ROOT / "scripts" / "dream.md"
+    found = render(RenderSettings(script=script, output=tmp / "pace.wav", soundscape="none"))
+    return found.pace.rate
 
 
 def _pinned(cores: set[int], args: list[str], tmp: Path) -> dict:
@@ -158,7 +170,8 @@ def _table(r: dict) -> str:
     lines = [f"machine: {m['cpu']}, {m['cores']} cores; load average {r['load']}"]
     for name, part in r["measured"].items():
         lines.append(
-            f"{name}: {part['cores']} core(s), auto = {part['auto_jobs']} job(s), {part['segments']} segments, "
+            f"{name}: {part['cores']} core(s), auto = {part['auto_jobs']} job(s), {part['segments']} segments "
+            f"at rate {part['rate']:.3g}, "
             f"median of {len(part['runs'])} runs"
         )
         lines.append(
@@ -194,6 +207,12 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", default="1,2,auto", help="speech_jobs settings, e.g. 1,2,auto")
     parser.add_argument("--quick", action="store_true", help="a short script instead of the dream")
+    parser.add_argument(
+        "--rate",
+        default="script",
+        help="speaking rate of the renders and the floor: 'script' (default: the pace the "
+        "script is rendered at, e.g. the dream's 135 wpm) or a number such as 0.8",
+    )
     parser.add_argument("--no-pinned", action="store_true", help="skip the one-core measurement")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS renders")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -203,11 +222,15 @@ def main(argv=None) -> int:
     passed = ["--runs", str(args.runs), "--jobs", args.jobs] + (["--quick"] if args.quick else [])
     with tempfile.TemporaryDirectory(prefix="meditation-bench-speech-") as folder:
         tmp = Path(folder)
+        rate = script_rate(args.quick, tmp) if args.rate == "script" else float(args.rate)
+        passed += ["--rate", f"{rate!r}"]
         if args.measure_only:
-            args.json.write_text(json.dumps(measure(args.quick, args.runs, settings_jobs, tmp)))
+            args.json.write_text(
+                json.dumps(measure(args.quick, args.runs, settings_jobs, tmp, rate))
+            )
             return 0
         results: dict = {"machine": _machine(), "jobs": settings_jobs, "measured": {}}
-        results["measured"]["every core"] = measure(args.quick, args.runs, settings_jobs, tmp)
+        results["measured"]["every core"] = measure(args.quick, args.runs, settings_jobs, tmp, rate)
         if not args.no_pinned and hasattr(os, "sched_setaffinity"):
             first = min(os.sched_getaffinity(0))
             results["measured"]["taskset -c 0"] = _pinned({first}, passed, tmp)

@@ -50,9 +50,17 @@ class MeasurePass:
     feeds its own otherwise.
     """
 
-    def __init__(self, sample_rate: int, loudness_range: tuple[int, int] | None, *, spool: bool):
+    def __init__(
+        self,
+        sample_rate: int,
+        loudness_range: tuple[int, int] | None,
+        *,
+        spool: bool,
+        true_peak: bool = True,
+    ):
         self.meter = RangeMeter(sample_rate, loudness_range)
-        self.peaks = TruePeakMeter()
+        self.peaks: TruePeakMeter | None = TruePeakMeter() if true_peak else None
+        """The mix's true peak; None when the final pass measures its own (``true_peak=False``)."""
         self.position = 0
         """Samples fed so far."""
         self.spool = tempfile.TemporaryFile(prefix="meditation-mix-") if spool else None
@@ -60,19 +68,22 @@ class MeasurePass:
         # Three threads share two cores here: 16 chunks (4 MB, the same arrays in both queues)
         # let a thread that was held up catch up (measured 5% faster than 4 on a ten-minute ambient).
         self._behind: InOrder | None = InOrder(self.meter.feed, depth=16, name="meditation-meter")
-        self._peaks_behind: InOrder | None = InOrder(
-            self.peaks.feed, depth=16, name="meditation-peaks"
+        self._peaks_behind: InOrder | None = (
+            InOrder(self.peaks.feed, depth=16, name="meditation-peaks")
+            if self.peaks is not None
+            else None
         )
 
     def feed(self, mix: np.ndarray) -> None:
         """The next chunk of the mix, ``(n, 2)``."""
         behind, peaks = self._behind, self._peaks_behind
-        if behind is None or peaks is None:
+        if behind is None:
             raise ValueError("the measure pass was finished")
-        if behind.failure is not None or peaks.failure is not None:
+        if behind.failure is not None or (peaks is not None and peaks.failure is not None):
             self.finish()  # raised on the feeding thread
         behind.put(mix)
-        peaks.put(mix)
+        if peaks is not None:
+            peaks.put(mix)
         if self._spooling and self.spool is not None:  # while the meters work on it
             self.spool.write(np.ascontiguousarray(mix, dtype=np.float32).data)
         self.position += len(mix)

@@ -328,6 +328,14 @@ class LevelEnvelope:
 
     def gain(self, start: int, n: int) -> np.ndarray:
         """Gain for samples [start, start + n)."""
+        # Most chunks lie inside one flat stretch (ducked under a sentence, or open in a
+        # pause): the breakpoints around them say so, and the answer is that level, exactly
+        # what interpolating every sample gives.
+        first = max(int(np.searchsorted(self._x, start, side="right")) - 1, 0)
+        last = int(np.searchsorted(self._x, start + n - 1, side="left"))
+        around = self._y[first : last + 1]
+        if n > 0 and around.min() == around.max():
+            return np.full(n, around[0], dtype=np.float32)
         t = np.arange(start, start + n, dtype=np.float64)
         return np.interp(t, self._x, self._y).astype(np.float32)
 
@@ -418,6 +426,14 @@ class DuckEnvelope:
 
     def gain(self, start: int, n: int) -> np.ndarray:
         """Gain for samples [start, start + n)."""
+        # Most chunks lie inside one flat stretch (ducked under a sentence, or open in a
+        # pause): the breakpoints around them say so, and the answer is that level, exactly
+        # what interpolating every sample gives.
+        first = max(int(np.searchsorted(self._x, start, side="right")) - 1, 0)
+        last = int(np.searchsorted(self._x, start + n - 1, side="left"))
+        around = self._y[first : last + 1]
+        if n > 0 and around.min() == around.max():
+            return np.full(n, around[0], dtype=np.float32)
         t = np.arange(start, start + n, dtype=np.float64)
         return np.interp(t, self._x, self._y).astype(np.float32)
 

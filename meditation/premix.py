@@ -104,12 +104,16 @@ class Premix:
         scope: str,
         stems: bool,
         grows: bool,
+        true_peak: bool = True,
     ):
         self._sr = sample_rate
         self._place, self._plan_soundscape, self._voice_fx = place, plan_soundscape, voice_fx
         self._voice_parts = voice_parts
         self._fade_in, self._fade_out = (int(round(f * sample_rate)) for f in fades)
         self._scope, self._stems, self._grows = scope, stems, grows
+        self._true_peak = (
+            true_peak  # measured here, or by the final pass (``master.mix_true_peak_first``)
+        )
         self._ducking = Ducking()
         self._audio: list[np.ndarray] = []
         self._complete = False
@@ -281,7 +285,9 @@ class Premix:
             self._bus = VoiceBus(timeline, audio, fx=fx, parts=parts)
             self._reader = self._bus.stream()
             self._ambience = AmbienceStream(plan, until) if plan is not None else None
-            self._measured = MeasurePass(self._sr, self._span, spool=not self._stems)
+            self._measured = MeasurePass(
+                self._sr, self._span, spool=not self._stems, true_peak=self._true_peak
+            )
         else:
             self._bus.grow(timeline, audio)
             if self._ambience is not None:

@@ -15,7 +15,7 @@ from .cache import SpeechCache
 from .errors import SettingsError
 from .files import all_or_nothing
 from .lexicon import script_lexicon
-from .master import Mastered, master_to_file
+from .master import Mastered, master_to_file, mix_true_peak_first
 from .mix import VoiceBus, VoicePart, limit_crest, loudness_range, mix_chunks, track_fades_s
 from .pace import DEFAULT_WPM, FALLBACK_RATE, Pace, base_pace, refine_pace, slowed
 from .preflight import check_outputs, check_schedule
@@ -271,6 +271,7 @@ def _premix(
         fades=fades,
         scope=settings.loudness_scope,
         stems=settings.stems is not None,
+        true_peak=mix_true_peak_first(settings.output),
         # Each speaker's level comes from its own opening: with speakers, the mix is made at the end.
         grows=settings.duration_s is None and used is None,
     )

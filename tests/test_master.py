@@ -1,8 +1,11 @@
 """Loudness meter (against pyloudnorm and the EBU reference level) and the true-peak limiter."""
 
+from pathlib import Path
+
 import numpy as np
 import pyloudnorm
 import pytest
+import soundfile
 
 from meditation.limiter import TruePeakLimiter
 from meditation.loudness import LoudnessMeter, integrated_loudness, true_peak_db
@@ -222,6 +225,41 @@ def test_a_render_the_limiter_leaves_alone_reports_what_its_file_holds(tmp_path,
     assert mastered.loudness_lufs == pytest.approx(integrated_loudness(written, sr), abs=0.01)
     assert mastered.true_peak_db == pytest.approx(true_peak_db(written), abs=0.01)
     assert mastered.true_peak_db <= -1.0
+
+
+@pytest.mark.parametrize("loud", [False, True])
+def test_a_measure_pass_without_the_true_peak_gives_the_same_file_and_figures(tmp_path, rng, loud):
+    """Lossy renders leave the true peak to the final pass (``mix_true_peak_first``): same bytes, same figures."""
+    from meditation.export import Metadata
+    from meditation.master import master_to_file, mix_true_peak_first
+    from meditation.measure import MeasurePass, measure
+    from meditation.settings import RenderSettings
+
+    assert not mix_true_peak_first(Path("a.mp3")) and mix_true_peak_first(Path("a.WAV"))
+    sr = 44100
+    y = (rng.standard_normal((sr * 6, 2)) * (0.8 if loud else 0.02)).astype(np.float32)
+    y[sr : sr + 300] *= 3  # loud: a burst the limiter must hold; quiet: gain only
+    results = []
+    for true_peak in (True, False):
+        out = tmp_path / f"{true_peak}.wav"
+        settings = RenderSettings(output=out, loudness_lufs=-9.0 if loud else -20.0)
+        measured = MeasurePass(sr, None, spool=True, true_peak=true_peak)
+        measure(_chunks_of(y), measured, len(y), sr)
+        mastered = master_to_file(
+            _chunks_of(y),
+            settings,
+            title="t",
+            total=len(y),
+            metadata=Metadata(title="t"),
+            measured=measured,
+        )
+        written, _ = soundfile.read(out, dtype="float32", always_2d=True)
+        assert mastered.true_peak_db == pytest.approx(true_peak_db(written), abs=0.01)
+        results.append((mastered, out.read_bytes()))
+    (with_peak, bytes_with), (without, bytes_without) = results
+    assert bytes_with == bytes_without
+    assert without.loudness_lufs == pytest.approx(with_peak.loudness_lufs, abs=1e-6)
+    assert without.true_peak_db == pytest.approx(with_peak.true_peak_db, abs=1e-6)
 
 
 def test_a_pass_the_limiter_cannot_touch_writes_the_mix_scaled_as_the_limiter_would(

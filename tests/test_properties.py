@@ -259,3 +259,31 @@ def test_front_matter_blocks(keys, values, body):
 )
 def test_nested_and_unclosed_brackets(pieces):
     _check_plan("Rest. " + "".join(pieces) + " Now.")
+
+
+@given(
+    lengths=st.lists(st.integers(0, 30_000), min_size=3, max_size=3),
+    depth=st.floats(0.0, 24.0),
+    chunks=st.lists(st.tuples(st.integers(0, 200_000), st.integers(1, 40_000)), max_size=8),
+)
+def test_the_ducking_gain_of_any_chunk_is_the_envelope_sampled_there(lengths, depth, chunks):
+    """``DuckEnvelope.gain`` answers a flat stretch at once: it must equal interpolating every sample."""
+    import numpy as np
+
+    from meditation.mix import DuckEnvelope, Ducking
+
+    script = parse_script("# A\n\nOne. [pause 1s] Two.\n\n# B\n\nThree.\n")
+    planned = plan_segments(script, rate=1.0)
+    spoken = [s for s in planned if s.spoken]
+    timeline = layout(
+        planned,
+        lengths[: len(spoken)],
+        sample_rate=8000,
+        lead_in_s=0.5,
+        tail_s=1.0,
+        scene_names=[sc.name for sc in script.scenes],
+    )
+    duck = DuckEnvelope(timeline, Ducking(depth_db=depth))
+    for start, n in [(0, timeline.length), *chunks]:
+        every = np.interp(np.arange(start, start + n, dtype=np.float64), duck._x, duck._y)
+        assert np.array_equal(duck.gain(start, n), every.astype(np.float32))

@@ -7,7 +7,8 @@
   which also writes the chapters: a QuickTime chapter track and Nero ``chpl``).
 - Opus: libopus in Ogg through PyAV at 48 kHz (the mix is resampled with
   soxr); measured 3× faster than libsndfile's Ogg Opus writer.
-- WAV (24-bit), FLAC (24-bit) and Ogg Vorbis: soundfile.
+- WAV (24-bit), FLAC (24-bit) and Ogg Vorbis: soundfile (libsndfile); 24-bit WAV samples are
+  converted in numpy (``pcm24``, libsndfile's bytes) and written through libsndfile raw.
 """
 
 from __future__ import annotations
@@ -217,8 +218,8 @@ class _SoundfileEncoder(_ThreadedEncoder):
                 self._sf._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0
             )
 
-        # 24-bit WAV, the default: samples converted here (4× faster than libsndfile's
-        # per-sample loop) and handed to libsndfile as they go in the file.
+        # 24-bit WAV, the default: samples converted in numpy and handed to libsndfile as they go
+        # in the file (ten minutes: 0.1 s of CPU, against 0.35 s through soundfile's write).
         self._raw = fmt == "WAV" and subtype == "PCM_24" and sys.byteorder == "little"
         self._queued = self._taken = 0  # chunks handed to the worker, and taken up by it
         self._fd = file.fileno()

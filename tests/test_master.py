@@ -286,7 +286,13 @@ def test_a_pass_the_limiter_cannot_touch_writes_the_mix_scaled_as_the_limiter_wo
         )
         return out
 
+    class Unwanted(master.TruePeakLimiter):
+        def process(self, chunk):
+            raise AssertionError("the limiter ran where it cannot act")
+
+    monkeypatch.setattr(master, "TruePeakLimiter", Unwanted)
     bypassed = render("bypassed.wav")
+    monkeypatch.undo()
     gain = np.float32(10 ** ((target - integrated_loudness(x, sr)) / 20))
     # Near the ceiling (-1.15 dBTP): the limiter looks at these peaks closely.
     assert -3.0 < true_peak_db(x * gain) < -1.2

@@ -11,7 +11,7 @@ limiter takes too much loudness away, trial passes search the gain
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -172,7 +172,7 @@ class _MixMeasure:
         under the ceiling (with room for float rounding) means no sample is
         touched and the output is exactly the scaled mix.
         """
-        return self.true_peak_db + 20 * np.log10(gain) < ceiling_db - 0.001
+        return bool(self.true_peak_db + 20 * np.log10(gain) < ceiling_db - 0.001)
 
 
 @dataclass(frozen=True)
@@ -316,9 +316,6 @@ def _final(
     writers = _Writers(inputs.settings, inputs.metadata, inputs.stems)
     try:
         loudness, peak = _limit_and_encode(inputs, writers, gain, ceiling_db)
-    except _Mispredicted:
-        writers.discard()
-        return _final(replace(inputs, mix=None), gain, ceiling_db, commit_if)  # metered
     except BaseException:
         writers.discard()
         raise
@@ -382,25 +379,23 @@ class _Writers:
             w._discard()
 
 
-class _Mispredicted(Exception):
-    """The limiter acted on a pass that was not metered because it could not: ``_final`` runs it again, metered."""
-
-
 def _limit_and_encode(
     inputs: _Pass, writers: _Writers | None, gain: float, ceiling_db: float
 ) -> tuple[float, float]:
     """One pass: gain, limiter, meter, and (with ``writers``) the output and stems; returns (loudness, true peak).
 
     With ``inputs.mix`` (the measure pass's figures for the whole mix) and a
-    gain at which the limiter cannot act, the output is the mix scaled, and
+    gain at which the limiter cannot act, the output is the mix scaled (the
+    limiter is left out: it would pass every sample through, only later), and
     its loudness and true peak are the mix's scaled: nothing is metered again.
-    Trial passes (no ``writers``) always meter.
+    Trial passes (no ``writers``) always meter and limit.
     """
     sr = inputs.settings.sample_rate
     total, voice, mix = inputs.total, inputs.voice, inputs.mix if writers is not None else None
-    limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db)
     # The mix whose figures are the output's, scaled; None: meter the output.
     scaled = mix if mix is not None and mix.untouched_by(gain, ceiling_db) else None
+    # Where it cannot act, the limiter's output is its input delayed: leave it out.
+    limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db) if scaled is None else None
     meter = None if scaled is not None else RangeMeter(sr, inputs.loudness_range)
     peaks = TruePeakMeter() if writers is not None and scaled is None else None
 
@@ -418,12 +413,12 @@ def _limit_and_encode(
         for chunk in inputs.chunks(stems is not None):
             if stems is not None:
                 stems.write_stems(chunk, gain, voice=voice)
-            emit(limiter.process(chunk.mix * np.float32(gain)))
+            block = chunk.mix * np.float32(gain)
+            emit(limiter.process(block) if limiter is not None else block)
             bar.update(len(chunk.mix) / sr)
-        emit(limiter.flush())
+        if limiter is not None:
+            emit(limiter.flush())
     if scaled is not None:
-        if limiter.engaged:  # should not happen (see _MixMeasure.untouched_by); never report figures that are not the output's
-            raise _Mispredicted
         return scaled.meter.integrated_lufs(gain), scaled.true_peak_db + 20 * float(np.log10(gain))
     assert meter is not None  # made whenever the mix's figures are not the output's
     return meter.integrated_lufs(), peaks.finish_db() if peaks is not None else float("-inf")

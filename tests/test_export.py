@@ -49,6 +49,50 @@ def test_failure_while_writing_leaves_no_file_and_keeps_the_old_one(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.wav"]
 
 
+def _awkward_samples(rng, frames, channels):
+    """Samples at every scale, with what float-to-PCM conversion gets wrong first: exact and nearly
+    full scale, beyond it, infinities, NaN, and ties between two 24-bit steps."""
+    scales = rng.choice([1e-9, 1e-3, 0.1, 1.0, 3.0, 1e5], size=(frames, channels))
+    x = (rng.standard_normal((frames, channels)) * scales).astype(np.float32)
+    edge = [1.0, -1.0, 1.0000001, -1.0000001, 0.99999994, -0.99999994, np.inf, -np.inf, np.nan]
+    edge += [k / 2**24 for k in (1, 3, 5, -1, -3)]  # halfway between steps: ties go to even
+    n = min(len(edge), x.size)
+    x.reshape(-1)[:n] = edge[:n]
+    return x
+
+
+@pytest.mark.parametrize("frames, channels", [(0, 2), (1, 2), (3, 2), (1000, 2), (1001, 1), (7, 1)])
+def test_the_24_bit_conversion_is_libsndfiles_byte_for_byte(rng, frames, channels):
+    import io
+
+    from meditation.export.encoders import pcm24
+
+    x = _awkward_samples(rng, frames, channels)
+    buffer = io.BytesIO()
+    sf.write(buffer, x, 44100, subtype="PCM_24", format="WAV")
+    wav = buffer.getvalue()
+    start = wav.index(b"data") + 8
+    assert pcm24(x).tobytes() == wav[start : start + 3 * x.size]
+
+
+@pytest.mark.parametrize("channels, sizes", [(2, (4096, 1, 333, 10000)), (1, (1001, 3))])
+def test_a_24_bit_wav_is_the_file_libsndfile_writes(tmp_path, rng, monkeypatch, channels, sizes):
+    """The WAV writer converts the samples itself (on the writer's thread, or on the caller's when the
+    writer is behind: many chunks, so both happen), and starts the file's writeback as it goes (here
+    every few kilobytes): header, data and padding are still libsndfile's."""
+    from meditation.export import encoders
+
+    monkeypatch.setattr(encoders, "_WRITEBACK_BYTES", 5000)
+    chunks = [_awkward_samples(rng, n, channels) for n in sizes * 50]
+    ours = tmp_path / "ours.wav"
+    with AudioWriter(ours, sample_rate=44100, channels=channels) as w:
+        for chunk in chunks:
+            w.write(chunk)
+    theirs = tmp_path / "theirs.wav"
+    sf.write(theirs, np.concatenate(chunks), 44100, subtype="PCM_24")
+    assert ours.read_bytes() == theirs.read_bytes()
+
+
 def test_unknown_suffix_is_refused(tmp_path):
     with pytest.raises(ExportError, match="unknown output format"):
         AudioWriter(tmp_path / "x.aiff", sample_rate=44100)

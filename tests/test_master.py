@@ -262,30 +262,74 @@ def test_a_measure_pass_without_the_true_peak_gives_the_same_file_and_figures(tm
     assert without.true_peak_db == pytest.approx(with_peak.true_peak_db, abs=1e-6)
 
 
-def test_a_pass_wrongly_thought_untouched_is_run_again_and_metered(tmp_path, rng, monkeypatch):
-    """If the limiter ever acts where the measure pass said it could not, the figures still come from the output."""
+def test_a_pass_the_limiter_cannot_touch_writes_the_mix_scaled_as_the_limiter_would(
+    tmp_path, rng, monkeypatch
+):
+    """The final pass leaves the limiter out when the measure pass's true peak says it cannot act:
+    the file must hold exactly the mix times the gain, and the same bytes as a pass through the limiter."""
     import soundfile
 
     from meditation import master
     from meditation.export import Metadata
     from meditation.settings import RenderSettings
 
-    monkeypatch.setattr(master._MixMeasure, "untouched_by", lambda self, gain, ceiling_db: True)
     sr = 44100
-    y = (rng.standard_normal((sr * 6, 2)) * 0.8).astype(np.float32)
-    y[sr : sr + 300] *= 3
-    out = tmp_path / "loud.wav"
-    mastered = master.master_to_file(
-        _chunks_of(y),
-        RenderSettings(output=out, loudness_lufs=-9.0),
-        title="t",
-        total=len(y),
-        metadata=Metadata(title="t"),
-    )
-    written, _ = soundfile.read(out, dtype="float32", always_2d=True)
-    assert mastered.loudness_lufs == pytest.approx(integrated_loudness(written, sr), abs=0.01)
-    assert mastered.true_peak_db == pytest.approx(true_peak_db(written), abs=0.01)
-    assert [p.name for p in tmp_path.iterdir()] == ["loud.wav"]  # the abandoned pass left nothing
+    x = (rng.standard_normal((sr * 6, 2)) * 0.02).astype(np.float32)
+    x[sr : sr + 300] *= 4  # a burst the gain lifts to a dB or two under the ceiling
+    target = -20.0
+
+    def render(name):
+        out = tmp_path / name
+        settings = RenderSettings(output=out, loudness_lufs=target)
+        master.master_to_file(
+            _chunks_of(x, 7000), settings, title="t", total=len(x), metadata=Metadata(title="t")
+        )
+        return out
+
+    class Unwanted(master.TruePeakLimiter):
+        def process(self, chunk):
+            raise AssertionError("the limiter ran where it cannot act")
+
+    monkeypatch.setattr(master, "TruePeakLimiter", Unwanted)
+    bypassed = render("bypassed.wav")
+    monkeypatch.undo()
+    gain = np.float32(10 ** ((target - integrated_loudness(x, sr)) / 20))
+    # Near the ceiling (-1.15 dBTP): the limiter looks at these peaks closely.
+    assert -3.0 < true_peak_db(x * gain) < -1.2
+    written, _ = soundfile.read(bypassed, dtype="int32", always_2d=True)
+    expected = tmp_path / "expected.wav"
+    soundfile.write(expected, x * gain, sr, subtype="PCM_24")
+    assert np.array_equal(written, soundfile.read(expected, dtype="int32", always_2d=True)[0])
+    # The same render with the limiter in the loop (it passes every sample, later): the same bytes.
+    monkeypatch.setattr(master._MixMeasure, "untouched_by", lambda self, gain, ceiling_db: False)
+    assert render("limited.wav").read_bytes() == bypassed.read_bytes()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_limiter_leaves_alone_a_mix_whose_true_peak_is_under_its_ceiling(seed):
+    """What lets the final pass leave the limiter out (``_MixMeasure.untouched_by``): scaled to just under
+    its ceiling by the measure pass's true peak, sharp crackles pass the limiter untouched; just over, they do not."""
+    from meditation.loudness import TruePeakMeter
+    from meditation.master import _MixMeasure
+
+    sr = 44100
+    x = _crackles(np.random.default_rng(seed), sr, 3)
+    peaks = TruePeakMeter()
+    for i in range(0, len(x), 4096):
+        peaks.feed(x[i : i + 4096])
+    mix = _MixMeasure(meter=None, true_peak_db=peaks.finish_db())  # type: ignore[arg-type]
+    ceiling_db = -1.15
+    for margin_db, untouched in ((-0.002, True), (0.05, False)):
+        gain = 10 ** ((ceiling_db + margin_db - mix.true_peak_db) / 20)
+        assert mix.untouched_by(gain, ceiling_db) is untouched
+        scaled = x * np.float32(gain)
+        limiter = TruePeakLimiter(sr, ceiling_db=ceiling_db)
+        out = np.concatenate(
+            [limiter.process(scaled[i : i + 10000]) for i in range(0, len(x), 10000)]
+            + [limiter.flush()]
+        )
+        assert limiter.engaged is not untouched
+        assert np.array_equal(out, scaled) is untouched
 
 
 def _crackles(rng, sr, seconds):

@@ -7,7 +7,8 @@
   which also writes the chapters: a QuickTime chapter track and Nero ``chpl``).
 - Opus: libopus in Ogg through PyAV at 48 kHz (the mix is resampled with
   soxr); measured 3× faster than libsndfile's Ogg Opus writer.
-- WAV (24-bit), FLAC (24-bit) and Ogg Vorbis: soundfile.
+- WAV (24-bit), FLAC (24-bit) and Ogg Vorbis: soundfile (libsndfile); 24-bit WAV samples are
+  converted in numpy (``pcm24``, libsndfile's bytes) and written through libsndfile raw.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..errors import ExportError
 from ..formats import register_encoder
 from .tags import Metadata
 
-__all__ = ["Encoder"]
+__all__ = ["Encoder", "pcm24"]
 
 
 class Encoder:
@@ -162,8 +163,11 @@ class _ThreadedEncoder(Encoder):
             self._worker = InOrder(
                 self._consume, depth=8, name="meditation-encoder"
             )  # a few chunks ahead, bounded memory
-        # A copy: the caller may reuse its buffer while the worker is still encoding this one.
-        self._worker.put(np.array(chunk, dtype=np.float32))
+        self._worker.put(self._own(chunk))
+
+    def _own(self, chunk: np.ndarray):
+        """What goes to the worker for ``chunk``: a copy, as the caller may reuse its buffer meanwhile."""
+        return np.array(chunk, dtype=np.float32)
 
     def _check_worker(self) -> None:
         failure = self._worker.failure if self._worker is not None else None
@@ -179,6 +183,8 @@ class _ThreadedEncoder(Encoder):
 
 
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # sndfile.h
+_WRITEBACK_BYTES = 4 << 20
+_EARLY_WRITEBACK = sys.platform == "linux"
 
 
 @register_encoder(".wav", ".flac", ".ogg")
@@ -212,10 +218,54 @@ class _SoundfileEncoder(_ThreadedEncoder):
                 self._sf._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0
             )
 
+        # 24-bit WAV, the default: samples converted in numpy and handed to libsndfile as they go
+        # in the file (ten minutes: 0.1 s of CPU, against 0.35 s through soundfile's write).
+        self._raw = fmt == "WAV" and subtype == "PCM_24" and sys.byteorder == "little"
+        self._queued = self._taken = 0  # chunks handed to the worker, and taken up by it
+        self._fd = file.fileno()
+        self._flushed = 0  # bytes of the file whose writeback has been started
+
     _WHAT = "libsndfile"
 
+    def _own(self, chunk: np.ndarray):
+        self._queued += 1
+        if self._raw and self._queued - self._taken > 1:
+            # The worker is behind: convert here (numpy, beside it) rather than wait for it.
+            return pcm24(chunk)
+        return super()._own(chunk)
+
     def _consume(self, chunk: np.ndarray) -> None:
-        self._sf.write(chunk)
+        self._taken += 1
+        if not self._raw:
+            self._sf.write(chunk)
+        else:
+            data = chunk if chunk.dtype == np.uint8 else pcm24(chunk)
+            # libsndfile's own raw write: it counts the frames for the header it writes on close.
+            written = soundfile._snd.sf_write_raw(
+                self._sf._file, soundfile._ffi.from_buffer(data), data.nbytes
+            )
+            if written != data.nbytes:
+                raise soundfile.LibsndfileError(soundfile._snd.sf_error(self._sf._file))
+        self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        """Have the disk take what is written so far, now: the fsync that ends the file then
+        waits for the last few megabytes only (50 ms less for a ten-minute WAV here).
+
+        Linux starts the writeback of a range it is advised to drop from the cache (and drops
+        only the pages already on disk); elsewhere the advice is ignored or missing.
+        """
+        if not _EARLY_WRITEBACK:
+            return
+        try:
+            end = os.lseek(self._fd, 0, os.SEEK_CUR)
+            if end - self._flushed >= _WRITEBACK_BYTES:
+                os.posix_fadvise(
+                    self._fd, self._flushed, end - self._flushed, os.POSIX_FADV_DONTNEED
+                )
+                self._flushed = end
+        except OSError:
+            pass  # advice only
 
     def close(self) -> None:
         self._finish_worker()
@@ -230,6 +280,47 @@ class _SoundfileEncoder(_ThreadedEncoder):
             self._sf.close()
         except Exception:
             pass
+
+
+_FULL_SCALE = np.float32(2**31)
+_TOP = np.float32(2**31 - 128)  # the largest float32 under 2**31
+
+
+def pcm24(chunk: np.ndarray) -> np.ndarray:
+    """Float samples as 24-bit little-endian PCM bytes, the same bytes libsndfile writes.
+
+    libsndfile with clipping on (soundfile turns it on) scales by 2**31, clips,
+    rounds to the nearest integer (ties to even) and keeps the top three bytes.
+    Packing every four samples (12 bytes) into three 32-bit words, one plane of
+    words at a time, is what makes this fast: numpy copies three-byte items slowly.
+    """
+    samples = np.ascontiguousarray(chunk, dtype=np.float32).reshape(-1)
+    scaled = np.multiply(samples, _FULL_SCALE)
+    np.clip(scaled, -_FULL_SCALE, _TOP, out=scaled)
+    np.rint(scaled, out=scaled)
+    with np.errstate(invalid="ignore"):  # NaN: the CPU's conversion, as in libsndfile's lrintf
+        words = scaled.astype(np.int32).view(np.uint32)
+    m = len(words) // 4
+    out = np.empty(len(words) * 3, np.uint8)
+    if m:
+        u0, u1, u2, u3 = np.ascontiguousarray(words[: 4 * m].reshape(m, 4).T)
+        packed = out[: 12 * m].view(np.uint32).reshape(m, 3)
+        low = np.empty(m, np.uint32)
+        # Samples a, b, c, d (24 bits each, the top of u0..u3) in three words: a|b0, b1b2|c0c1, c2|d.
+        np.right_shift(u0, 8, out=low)
+        np.bitwise_and(u1, 0xFF00, out=u0)
+        np.left_shift(u0, 16, out=u0)
+        np.bitwise_or(low, u0, out=packed[:, 0])
+        np.right_shift(u1, 16, out=low)
+        np.bitwise_and(u2, 0xFFFF00, out=u1)
+        np.left_shift(u1, 8, out=u1)
+        np.bitwise_or(low, u1, out=packed[:, 1])
+        np.right_shift(u2, 24, out=low)
+        np.bitwise_and(u3, 0xFFFFFF00, out=u3)
+        np.bitwise_or(low, u3, out=packed[:, 2])
+    rest = words[4 * m :]
+    out[12 * m :] = rest.view(np.uint8).reshape(-1, 4)[:, 1:].reshape(-1)
+    return out
 
 
 class _PyAVEncoder(_ThreadedEncoder):

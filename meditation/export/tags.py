@@ -16,12 +16,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import mutagen
-from mutagen.flac import FLAC, Picture
-from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, TALB, TCON, TDRC, TIT2, TPE1, CTOCFlags
-from mutagen.mp4 import MP4, MP4Cover
-from PIL import Image
-
 from ..chapters import Chapter, vorbis_chapter_comments
 from ..errors import ExportError, SettingsError
 from ..files import InputError, read_input
@@ -109,6 +103,8 @@ def _load_cover(path: Path) -> Cover:
             f"cover image {str(path)!r} is {width}×{height} pixels; "
             f"use at most {MAX_COVER_SIDE}×{MAX_COVER_SIDE}"
         )
+    from PIL import Image  # noqa: PLC0415 - start-up: ~7 ms, and only a cover needs it
+
     try:
         # Within our own bound (above), Pillow's bomb warning would only repeat it.
         with warnings.catch_warnings():
@@ -190,6 +186,20 @@ def tag(path: Path, metadata: Metadata) -> None:
 
 
 def _tag_id3(path: Path, fields: dict, metadata: Metadata) -> None:
+    from mutagen.id3 import (  # noqa: PLC0415 - start-up: mutagen takes ~10 ms, and WAV never needs it
+        APIC,
+        CHAP,
+        COMM,
+        CTOC,
+        ID3,
+        TALB,
+        TCON,
+        TDRC,
+        TIT2,
+        TPE1,
+        CTOCFlags,
+    )
+
     frames = {"title": TIT2, "artist": TPE1, "album": TALB, "genre": TCON, "date": TDRC}
     tags = ID3()
     for key, frame in frames.items():
@@ -251,6 +261,8 @@ def _tag_mp4(path: Path, fields: dict, metadata: Metadata) -> None:
         "date": "\xa9day",
         "comment": "\xa9cmt",
     }
+    from mutagen.mp4 import MP4, MP4Cover  # noqa: PLC0415 - start-up: as in _tag_id3
+
     audio = MP4(str(path))
     if audio.tags is None:
         audio.add_tags()
@@ -266,6 +278,9 @@ def _tag_mp4(path: Path, fields: dict, metadata: Metadata) -> None:
 
 def _tag_vorbis(path: Path, fields: dict, metadata: Metadata) -> None:
     """FLAC, Ogg Vorbis and Ogg Opus: Vorbis comments, the CHAPTERnnn convention, and a picture."""
+    import mutagen  # noqa: PLC0415 - start-up: as in _tag_id3
+    from mutagen.flac import FLAC, Picture  # noqa: PLC0415 - start-up: as in _tag_id3
+
     audio = mutagen.File(str(path))
     if audio is None:
         raise ExportError(f"cannot tag {path.name}: not a file mutagen recognizes")

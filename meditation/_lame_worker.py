@@ -18,6 +18,7 @@ the encoder itself.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -221,7 +222,9 @@ def _crc16(data: bytes) -> int:
 
     # The CRC is linear with a zero start, so blocks are checksummed side by
     # side (one numpy step per byte position) and then chained: a whole file
-    # costs milliseconds instead of a Python step per byte.
+    # costs milliseconds instead of a Python step per byte. It is the last
+    # thing the encoder does before the file can be committed, so it is kept
+    # short: small blocks (few numpy steps), chained a byte of state at a time.
     table = np.asarray(_CRC16, dtype=np.uint16)
     whole = len(data) // _CRC_BLOCK
     blocks = np.frombuffer(data, dtype=np.uint8, count=whole * _CRC_BLOCK).reshape(
@@ -230,20 +233,14 @@ def _crc16(data: bytes) -> int:
     crcs = np.zeros(whole, dtype=np.uint16)
     for j in range(_CRC_BLOCK):
         crcs = (crcs >> 8) ^ table[(crcs ^ blocks[:, j]) & 0xFF]
-    shift = [
-        _crc16_bytes(bytes(_CRC_BLOCK), start=1 << bit) for bit in range(16)
-    ]  # a state carried over one block
+    low, high = _carry_tables(_CRC_BLOCK)
     crc = 0
     for block_crc in crcs.tolist():
-        carried = 0
-        for bit in range(16):
-            if crc >> bit & 1:
-                carried ^= shift[bit]
-        crc = carried ^ block_crc
+        crc = low[crc & 0xFF] ^ high[crc >> 8] ^ block_crc
     return _crc16_bytes(data[whole * _CRC_BLOCK :], start=crc)
 
 
-_CRC_BLOCK = 4096
+_CRC_BLOCK = 512
 
 
 def _crc16_bytes(data: bytes, start: int = 0) -> int:
@@ -251,6 +248,29 @@ def _crc16_bytes(data: bytes, start: int = 0) -> int:
     for byte in data:
         crc = (crc >> 8) ^ _CRC16[(crc ^ byte) & 0xFF]
     return crc
+
+
+@functools.cache
+def _carry_tables(block: int) -> tuple[list[int], list[int]]:
+    """A CRC state carried over ``block`` zero bytes, by its low and its high byte.
+
+    The carry is linear in the state: each bit's carry is computed once (16
+    blocks' worth of steps), and each table entry is the XOR of its bits' carries.
+    """
+    zeros = bytes(block)
+    bit = [_crc16_bytes(zeros, start=1 << b) for b in range(16)]
+
+    def table(first: int) -> list[int]:
+        out = []
+        for state in range(256):
+            carried = 0
+            for b in range(8):
+                if state >> b & 1:
+                    carried ^= bit[first + b]
+            out.append(carried)
+        return out
+
+    return table(0), table(8)
 
 
 if __name__ == "__main__":

@@ -228,8 +228,10 @@ def test_the_lame_tag_crc_is_crc16_arc_on_its_catalogue_check_value(monkeypatch)
         assert _crc16(check) == 0xBB3D, block
     monkeypatch.undo()
     # And at the real block size, on lengths around its multiples, against the catalogue definition.
-    data = np.random.default_rng(17).integers(0, 256, 3 * 4096 + 100, dtype=np.uint8).tobytes()
-    for n in (2 * 4096 - 1, 2 * 4096, 2 * 4096 + 1, 3 * 4096 + 77, len(data)):
+    from meditation._lame_worker import _CRC_BLOCK as B
+
+    data = np.random.default_rng(17).integers(0, 256, 3 * B + 100, dtype=np.uint8).tobytes()
+    for n in (2 * B - 1, 2 * B, 2 * B + 1, 3 * B + 77, len(data)):
         assert _crc16(data[:n]) == _crc16_arc_bitwise(data[:n]), n
 
 

@@ -205,8 +205,13 @@ def ambient_vs_floors(minutes: float, runs: int, folder: Path) -> dict:
     before the first block is written (interpreter, imports, planning, the
     layers' set-up) plus writing that one block.
     """
+    import compileall
     import shutil
 
+    # Byte-compiled as an installed package is (pip compiles at install time): a module
+    # edited since its last import, under PYTHONDONTWRITEBYTECODE, would be compiled afresh
+    # at every start and read as start-up cost.
+    compileall.compile_dir(ROOT / "meditation", quiet=1)
     seconds = minutes * 60
     sox = shutil.which("sox")
     env = {

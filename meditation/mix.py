@@ -294,6 +294,21 @@ def voice_sum(parts: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     return out
 
 
+def _sampled(xs: np.ndarray, ys: np.ndarray, start: int, n: int) -> np.ndarray:
+    """The piecewise-linear envelope (``xs`` ascending) at samples [start, start + n), float32.
+
+    Most chunks lie inside one flat stretch (ducked under a sentence, open in a
+    pause, one wind-down level): the breakpoints around them say so, and the
+    answer is that level, exactly what interpolating every sample gives.
+    """
+    first = max(int(np.searchsorted(xs, start, side="right")) - 1, 0)
+    last = int(np.searchsorted(xs, start + n - 1, side="left"))
+    around = ys[first : last + 1]
+    if n > 0 and around.min() == around.max():
+        return np.full(n, around[0], dtype=np.float32)
+    return np.interp(np.arange(start, start + n, dtype=np.float64), xs, ys).astype(np.float32)
+
+
 class LevelEnvelope:
     """The voice's gain over time from each segment's ``level_db`` (a wind-down), linear.
 
@@ -328,16 +343,7 @@ class LevelEnvelope:
 
     def gain(self, start: int, n: int) -> np.ndarray:
         """Gain for samples [start, start + n)."""
-        # Most chunks lie inside one flat stretch (ducked under a sentence, or open in a
-        # pause): the breakpoints around them say so, and the answer is that level, exactly
-        # what interpolating every sample gives.
-        first = max(int(np.searchsorted(self._x, start, side="right")) - 1, 0)
-        last = int(np.searchsorted(self._x, start + n - 1, side="left"))
-        around = self._y[first : last + 1]
-        if n > 0 and around.min() == around.max():
-            return np.full(n, around[0], dtype=np.float32)
-        t = np.arange(start, start + n, dtype=np.float64)
-        return np.interp(t, self._x, self._y).astype(np.float32)
+        return _sampled(self._x, self._y, start, n)
 
 
 _AUTO_TAIL_S = 30.0
@@ -426,16 +432,7 @@ class DuckEnvelope:
 
     def gain(self, start: int, n: int) -> np.ndarray:
         """Gain for samples [start, start + n)."""
-        # Most chunks lie inside one flat stretch (ducked under a sentence, or open in a
-        # pause): the breakpoints around them say so, and the answer is that level, exactly
-        # what interpolating every sample gives.
-        first = max(int(np.searchsorted(self._x, start, side="right")) - 1, 0)
-        last = int(np.searchsorted(self._x, start + n - 1, side="left"))
-        around = self._y[first : last + 1]
-        if n > 0 and around.min() == around.max():
-            return np.full(n, around[0], dtype=np.float32)
-        t = np.arange(start, start + n, dtype=np.float64)
-        return np.interp(t, self._x, self._y).astype(np.float32)
+        return _sampled(self._x, self._y, start, n)
 
 
 @dataclass

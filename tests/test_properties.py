@@ -267,10 +267,10 @@ def test_nested_and_unclosed_brackets(pieces):
     chunks=st.lists(st.tuples(st.integers(0, 200_000), st.integers(1, 40_000)), max_size=8),
 )
 def test_the_ducking_gain_of_any_chunk_is_the_envelope_sampled_there(lengths, depth, chunks):
-    """``DuckEnvelope.gain`` answers a flat stretch at once: it must equal interpolating every sample."""
+    """The ducking and level envelopes answer a flat stretch at once: it must equal interpolating every sample."""
     import numpy as np
 
-    from meditation.mix import DuckEnvelope, Ducking
+    from meditation.mix import DuckEnvelope, Ducking, LevelEnvelope
 
     script = parse_script("# A\n\nOne. [pause 1s] Two.\n\n# B\n\nThree.\n")
     planned = plan_segments(script, rate=1.0)
@@ -284,6 +284,11 @@ def test_the_ducking_gain_of_any_chunk_is_the_envelope_sampled_there(lengths, de
         scene_names=[sc.name for sc in script.scenes],
     )
     duck = DuckEnvelope(timeline, Ducking(depth_db=depth))
-    for start, n in [(0, timeline.length), *chunks]:
-        every = np.interp(np.arange(start, start + n, dtype=np.float64), duck._x, duck._y)
-        assert np.array_equal(duck.gain(start, n), every.astype(np.float32))
+    # The wind-down's level envelope answers the same way; here one that starts later than 0.
+    level = LevelEnvelope(duck._x + 500, duck._y[::-1])
+    for envelope in (duck, level):
+        for start, n in [(0, timeline.length), *chunks]:
+            every = np.interp(
+                np.arange(start, start + n, dtype=np.float64), envelope._x, envelope._y
+            )
+            assert np.array_equal(envelope.gain(start, n), every.astype(np.float32))

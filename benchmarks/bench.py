@@ -333,13 +333,12 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     from meditation import speech as speech_stage
     from meditation.export import AudioWriter
     from meditation.mix import VoiceBus, limit_crest, mix_chunks
-    from meditation.render import RenderSettings, render
+    from meditation.render import render
     from meditation.script import read_script
     from meditation.segments import plan_segments
     from meditation.soundscape import AmbienceStream, plan_ambience
     from meditation.timeline import layout
     from meditation.voices import load_voice
-    from meditation.voices.piper_engine import _length_scale
 
     sr = 44100
     if quick:
@@ -477,30 +476,18 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     # End to end: the default render (voice model already loaded in this process),
     # each run beside a run of both floors: on a shared machine the speed drifts
     # over minutes, and a ratio of figures taken minutes apart drifts with it.
-    settings = RenderSettings(
-        script=script_path,
-        output=tmp / "e2e.mp3",
-        rate=0.8,
-        lead_in_s=8,
-        tail_s=16,
-        soundscape="dream",
-        cache=False,
-    )
+    settings = floors.end_to_end_settings(script_path, tmp / "e2e.mp3", 0.8)
     # The floors as issue 21 takes them, as independently as we can (``floors.py``): stock
     # Piper speaking the texts in turn (one session, one thread), and lameenc encoding the
     # render's own decoded samples; our engine speaking the same texts in turn beside them.
     piper = load_voice("piper:joe")
     piper.reset()
     stock = floors.StockPiper()
-    length_scale = _length_scale(0.8)
     runs_e2e = []
     decoded_render = None
     for _ in range(runs):
-        t_stock, _ = stock.speak_all(texts, length_scale)
-        t_engine, _ = _median_time(
-            lambda: [piper.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts],
-            1,
-        )
+        t_stock, _ = stock.speak_all(texts, 0.8)
+        t_engine = floors.engine_s(piper, texts, 0.8)
         t_run, _ = _median_time(lambda: render(settings), 1)
         if decoded_render is None:
             decoded_render = floors.decoded(settings.output)

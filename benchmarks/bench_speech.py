@@ -39,15 +39,20 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from bench import QUICK_SCRIPT, _machine, _peak_rss_mb  # noqa: E402 - after the path set-up
-from floors import StockPiper, decoded, lame_s  # noqa: E402 - after the path set-up
+from floors import (  # noqa: E402 - after the path set-up
+    StockPiper,
+    decoded,
+    end_to_end_settings,
+    engine_s,
+    lame_s,
+)
 
 from meditation.render import render  # noqa: E402
 from meditation.script import read_script  # noqa: E402
 from meditation.segments import plan_segments  # noqa: E402
 from meditation.settings import RenderSettings  # noqa: E402
-from meditation.speech import auto_speech_jobs, available_cores, text_seed  # noqa: E402
+from meditation.speech import auto_speech_jobs, available_cores  # noqa: E402
 from meditation.voices import load_voice  # noqa: E402
-from meditation.voices.piper_engine import _length_scale  # noqa: E402
 
 
 def _setting(text: str) -> int | None:
@@ -76,30 +81,18 @@ def measure(
     else:
         script_path = ROOT / "scripts" / "dream.md"
     texts = [s.text for s in plan_segments(read_script(script_path), rate=rate) if s.spoken]
-    base = RenderSettings(
-        script=script_path,
-        output=tmp / "e2e.mp3",
-        rate=rate,
-        lead_in_s=8,
-        tail_s=16,
-        soundscape="dream",
-        cache=False,
-    )
+    base = end_to_end_settings(script_path, tmp / "e2e.mp3", rate)
     piper = load_voice("piper:joe")
     piper.reset()
     stock = StockPiper()
-    length_scale = _length_scale(rate)
     decoded_render = None
     rows = []
     for _ in range(runs):
         row: dict = {"load_before": os.getloadavg()[0]}
         # The floor as the issue takes it: stock Piper, one session, one thread, every text in turn.
-        row["speech_floor_s"], _ = stock.speak_all(texts, length_scale)
+        row["speech_floor_s"], _ = stock.speak_all(texts, rate)
         # The same with our engine (seedable graph, our session options): what speech_jobs 1 speaks.
-        start = time.perf_counter()
-        for t in texts:
-            piper.synthesize(t, rate=rate, seed=text_seed(t))
-        row["engine_floor_s"] = time.perf_counter() - start
+        row["engine_floor_s"] = engine_s(piper, texts, rate)
         for jobs in settings_jobs:
             start, cpu = time.perf_counter(), _cpu_s()
             render(base.replace(speech_jobs=jobs))

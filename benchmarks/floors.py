@@ -42,17 +42,45 @@ class StockPiper:
         )
         self.voice = PiperVoice(config=self.config, session=session)
 
-    def speak_all(self, texts: Sequence[str], length_scale: float) -> tuple[float, float]:
-        """Speak ``texts`` one after another; (wall seconds, seconds of speech)."""
+    def speak_all(self, texts: Sequence[str], rate: float) -> tuple[float, float]:
+        """Speak ``texts`` one after another at ``rate``; (wall seconds, seconds of speech)."""
         from piper import SynthesisConfig
 
-        config = SynthesisConfig(length_scale=length_scale)
+        from meditation.voices.piper_engine import _length_scale
+
+        # The renderer's rate, as the length scale it gives Piper: the same speech, in Piper's terms.
+        config = SynthesisConfig(length_scale=_length_scale(rate))
         samples = 0
         start = time.perf_counter()
         for text in texts:
             for chunk in self.voice.synthesize(text, config):
                 samples += len(chunk.audio_float_array)
         return time.perf_counter() - start, samples / self.config.sample_rate
+
+
+def engine_s(engine, texts: Sequence[str], rate: float) -> float:
+    """Seconds our engine takes to speak ``texts`` one after another (what ``speech_jobs 1`` speaks)."""
+    from meditation.speech import text_seed
+
+    start = time.perf_counter()
+    for text in texts:
+        engine.synthesize(text, rate=rate, seed=text_seed(text))
+    return time.perf_counter() - start
+
+
+def end_to_end_settings(script: Path, output: Path, rate: float):
+    """The render both benchmarks time end to end: the dream's soundscape, no speech cache."""
+    from meditation.settings import RenderSettings
+
+    return RenderSettings(
+        script=script,
+        output=output,
+        rate=rate,
+        lead_in_s=8,
+        tail_s=16,
+        soundscape="dream",
+        cache=False,
+    )
 
 
 def decoded(path: Path) -> tuple[np.ndarray, int]:

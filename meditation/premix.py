@@ -111,9 +111,8 @@ class Premix:
         self._voice_parts = voice_parts
         self._fade_in, self._fade_out = (int(round(f * sample_rate)) for f in fades)
         self._scope, self._stems, self._grows = scope, stems, grows
-        self._true_peak = (
-            true_peak  # measured here, or by the final pass (``master.mix_true_peak_first``)
-        )
+        # The mix's true peak: measured here, or by the final pass (``master.mix_true_peak_first``).
+        self._true_peak = true_peak
         self._ducking = Ducking()
         self._audio: list[np.ndarray] = []
         self._complete = False

@@ -1,14 +1,62 @@
-"""A consumer thread that keeps order and hands its failure back, for the stages that stream through one."""
+"""A consumer thread that keeps order and hands its failure back, for the stages that stream through one;
+and the share of the cores one render may use."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["InOrder", "on_stop", "stop_workers"]
+__all__ = [
+    "InOrder",
+    "available_cores",
+    "core_share",
+    "on_stop",
+    "sharing_cores",
+    "stop_workers",
+]
+
+# (renders at once, cores they share or None for all): see ``sharing_cores``.
+_SHARE: ContextVar[tuple[int, int | None]] = ContextVar("meditation_core_share", default=(1, None))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, e.g. under ``taskset``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def sharing_cores(renders: int, cores: int | None = None) -> Iterator[None]:
+    """Renders run inside (on this thread) are one of ``renders`` at once on ``cores``
+    (default: every core): their speech jobs and encoder processes default to
+    their share (batch workers, Dask tasks). The settings, and so the sidecar,
+    stay as given."""
+    token = _SHARE.set((max(1, renders), cores))
+    try:
+        yield
+    finally:
+        _SHARE.reset(token)
+
+
+def sharing() -> tuple[int, int | None]:
+    """(renders at once, the cores they share or None for all), as ``sharing_cores`` set them here."""
+    return _SHARE.get()
+
+
+def core_share() -> int:
+    """The cores one render here may keep busy: its equal share of what ``sharing_cores`` says."""
+    renders, cores = _SHARE.get()
+    cores = available_cores() if cores is None else min(cores, available_cores())
+    return max(1, cores // renders)
+
 
 _PREFIX = "meditation-"
 

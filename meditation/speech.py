@@ -18,18 +18,16 @@ worker processes about 2 s more CPU (start-up and their own model) and
 
 from __future__ import annotations
 
-import contextlib
-import os
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import numpy as np
 import soxr
 
+from ._threads import available_cores, sharing, sharing_cores
 from .cache import SpeechCache
 from .pace import phrases
 from .progress import progress
@@ -55,8 +53,6 @@ _TRIM_MARGIN_S = 0.03
 _SESSION_MB = 200
 _MEMORY_RESERVE_MB = 700  # one render's own peak besides the extra sessions
 _MAX_JOBS = 64
-# (renders at once, cores they share or None for all): see ``sharing_cores``.
-_SHARE: ContextVar[tuple[int, int | None]] = ContextVar("meditation_core_share", default=(1, None))
 
 
 def text_seed(text: str) -> int:
@@ -85,14 +81,6 @@ def trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return out
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its affinity, e.g. under ``taskset``)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def _available_memory_mb() -> float | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
@@ -102,18 +90,6 @@ def _available_memory_mb() -> float | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-@contextlib.contextmanager
-def sharing_cores(renders: int, cores: int | None = None) -> Iterator[None]:
-    """Renders run inside (on this thread) are one of ``renders`` at once on ``cores``
-    (default: every core): their speech jobs default to their share (batch
-    workers, Dask tasks). The settings, and so the sidecar, stay as given."""
-    token = _SHARE.set((max(1, renders), cores))
-    try:
-        yield
-    finally:
-        _SHARE.reset(token)
 
 
 def auto_speech_jobs(renders_at_once: int | None = None, *, cores: int | None = None) -> int:
@@ -128,7 +104,7 @@ def auto_speech_jobs(renders_at_once: int | None = None, *, cores: int | None = 
     there to measure on). Free memory caps it at one session's peak each.
     """
     if renders_at_once is None:
-        renders_at_once, shared = _SHARE.get()
+        renders_at_once, shared = sharing()
         cores = shared if cores is None else cores
     cores = available_cores() if cores is None else min(cores, available_cores())
     share = max(1, cores // max(1, renders_at_once))

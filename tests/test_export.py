@@ -194,7 +194,7 @@ def test_mp3_carries_a_lame_tag_with_encoder_delay_and_padding(tmp_path):
     assert (
         frames * 1152 == delay + len(audio) + padding
     )  # the decoder can trim exactly to the input
-    from meditation._lame_worker import _crc16
+    from meditation.export.mp3frames import crc16 as _crc16
 
     frame_start = xing - 36  # MPEG-1 stereo: 4-byte header + 32 bytes of side information
     assert int.from_bytes(data[xing + 154 : xing + 156], "big") == _crc16(
@@ -216,7 +216,7 @@ def test_the_lame_tag_crc_is_crc16_arc_on_its_catalogue_check_value(monkeypatch)
     # The tag's checksums are CRC-16/ARC (LAME's "CRC-16", as in its VbrTag.c). The catalogue's
     # check value (Greg Cook, "Catalogue of parametrised CRC algorithms"): CRC-16/ARC("123456789")
     # = 0xBB3D. A test that compares the tag with the CRC under test cannot catch a wrong CRC.
-    from meditation._lame_worker import _crc16
+    from meditation.export.mp3frames import crc16 as _crc16
 
     check = b"123456789"
     assert _crc16_arc_bitwise(check) == 0xBB3D
@@ -224,11 +224,11 @@ def test_the_lame_tag_crc_is_crc16_arc_on_its_catalogue_check_value(monkeypatch)
     # Long inputs are checksummed in blocks and chained; with tiny blocks the check value
     # goes through that path too, with a whole number of blocks and with a remainder.
     for block in (1, 2, 3, 4):
-        monkeypatch.setattr("meditation._lame_worker._CRC_BLOCK", block)
+        monkeypatch.setattr("meditation.export.mp3frames._CRC_BLOCK", block)
         assert _crc16(check) == 0xBB3D, block
     monkeypatch.undo()
     # And at the real block size, on lengths around its multiples, against the catalogue definition.
-    from meditation._lame_worker import _CRC_BLOCK as B
+    from meditation.export.mp3frames import _CRC_BLOCK as B
 
     data = np.random.default_rng(17).integers(0, 256, 3 * B + 100, dtype=np.uint8).tobytes()
     for n in (2 * B - 1, 2 * B, 2 * B + 1, 3 * B + 77, len(data)):

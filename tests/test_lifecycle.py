@@ -48,6 +48,15 @@ def _stat(pid: int):
     return int(fields[1]), int(fields[19]), fields[0].decode()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User CPU time ``pid`` has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return int(fields[11]) / os.sysconf("SC_CLK_TCK")
+
+
 def _cmdline(pid: int) -> str:
     try:
         return (
@@ -198,13 +207,10 @@ def test_a_render_killed_while_encoding_leaves_no_encoder_no_file_and_the_old_fi
         ["ambient", "--duration", "4m", "--soundscape", "stream", "-o", "out.mp3"], folder
     )
     try:
-        temporary = _wait_for(
-            lambda: list(folder.glob(".out.mp3.meditation-*.mp3")), proc, "encoding started"
-        )
+        _wait_for(lambda: list(folder.glob(".out.mp3.meditation-*.mp3")), proc, "encoding started")
         encoder = _wait_for(lambda: _helper(proc.pid, "_lame_worker"), proc, "the encoder process")
-        _wait_for(
-            lambda: temporary[0].exists() and temporary[0].stat().st_size > 0, proc, "encoded bytes"
-        )
+        # The pieces are written when they come back; the encoder at work is what matters here.
+        _wait_for(lambda: _cpu_seconds(encoder[0]) >= 0.2, proc, "the encoder encoding")
         survivors.update(_descendants(proc.pid))
         os.kill(proc.pid, signum)
         out, err = _finish(proc)

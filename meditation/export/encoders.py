@@ -1,8 +1,10 @@
 """The encoders, one per format family; each registers the suffixes it writes (``meditation.formats``).
 
-- MP3: LAME (``lameenc``, VBR ``-V2``) in a child process, with a Xing/LAME
-  info frame (encoder delay and padding: gapless). lameenc measured about 3×
-  faster than the same LAME inside PyAV, so it stays.
+- MP3: LAME (``lameenc``, VBR ``-V2``) in child processes, one per core,
+  encoding the track in pieces that are joined into one stream
+  (``mp3frames``), with a Xing/LAME info frame (encoder delay and padding:
+  gapless). lameenc measured about 3× faster than the same LAME inside
+  PyAV, so it stays.
 - M4A/M4B: AAC-LC in MP4 through PyAV (FFmpeg's AAC encoder and MP4 muxer,
   which also writes the chapters: a QuickTime chapter track and Nero ``chpl``).
 - Opus: libopus in Ogg through PyAV at 48 kHz (the mix is resampled with
@@ -17,6 +19,8 @@ import fcntl
 import os
 import subprocess
 import sys
+import threading
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -26,10 +30,11 @@ import soundfile
 import soxr
 
 from .._lifecycle import popen_quietly, started_from_main_thread
-from .._threads import InOrder
+from .._threads import InOrder, core_share
 from ..chapters import Chapter
 from ..errors import ExportError
 from ..formats import register_encoder
+from . import mp3frames
 from .tags import Metadata
 
 __all__ = ["Encoder", "pcm24"]
@@ -55,12 +60,20 @@ class Encoder:
 
 @register_encoder(".mp3")
 class _LameEncoder(Encoder):
-    """LAME (``lameenc``, VBR ``-V2``) in a child process fed 16-bit PCM on its stdin.
+    """LAME (``lameenc``, VBR ``-V2``) in child processes, one per core this render may use.
 
-    lameenc holds the GIL while it encodes, so a thread would not overlap
-    with mixing; a process does. It is a plain subprocess rather than a
-    multiprocessing one so that calling ``render`` from a script without a
-    ``__main__`` guard cannot start the caller's script again.
+    lameenc holds the GIL while it encodes, so threads would not overlap;
+    processes do. The track goes to them in fixed pieces (``mp3frames``),
+    each piece as soon as all of its samples are here, round the processes
+    in turn, and the pieces are joined and written as they come back, behind
+    room left for the info frame, which ``close`` fills in. A piece does not
+    depend on which process encodes it or how many there are, so the file
+    is the same on every machine. A track at a rate outside MPEG-1 is one
+    piece, streamed to one process as it comes.
+
+    They are plain subprocesses rather than multiprocessing ones so that
+    calling ``render`` from a script without a ``__main__`` guard cannot
+    start the caller's script again.
     """
 
     def __init__(
@@ -73,63 +86,216 @@ class _LameEncoder(Encoder):
         metadata: Metadata,
         vbr_quality: int = 2,
     ):
-        env = dict(os.environ)
-        package_parent = str(Path(__file__).resolve().parent.parent.parent)
-        env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
-        pdeathsig = "1" if started_from_main_thread() else "0"
-        # The encoder starts deaf to Ctrl-C; the parent stops it.
-        self._process = popen_quietly(
-            [
-                sys.executable,
-                "-m",
-                "meditation._lame_worker",
-                str(path),
-                str(sample_rate),
-                str(channels),
-                str(os.getpid()),
-                pdeathsig,
-                str(int(vbr_quality)),
-            ],
-            stdin=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
+        self._file = file
+        self._path = str(path)
+        self._args = [str(sample_rate), str(channels), str(os.getpid())]
+        self._args += ["1" if started_from_main_thread() else "0", str(int(vbr_quality))]
+        self._vbr_quality = int(vbr_quality)
+        self._sample_bytes = 2 * channels
+        self._split = mp3frames.splits(sample_rate)
+        self._processes: list[_LameProcess] = []
+        self._most = core_share() if self._split else 1
+        self._pending = bytearray()  # samples not yet sent, from ``_pending_at`` on
+        self._pending_at = 0
+        self._samples = 0
+        self._pieces: list[tuple[int, _LameProcess]] = []  # (first frame, its process), in order
+        self._joiner = mp3frames.Joiner()
+        self._info = mp3frames.StreamInfo()
+        self._joined = 0  # pieces joined and written
         try:
-            _widen_pipe(self._process.stdin)
+            self._process_for(0)  # started now: its start-up overlaps with the first chunks
         except BaseException:
             self.abort()  # an interrupt here: the writer never learns of this encoder
             raise
 
+    def _process_for(self, piece: int) -> _LameProcess:
+        index = piece % self._most
+        while len(self._processes) <= index:
+            # The first process deletes the temporary file if this process dies (even by kill -9).
+            extra = [] if self._processes else [self._path]
+            self._processes.append(_LameProcess(self._args + extra))
+        return self._processes[index]
+
     def write(self, chunk: np.ndarray) -> None:
-        pcm = np.clip(np.round(chunk * 32767.0), -32768, 32767).astype("<i2")
+        pcm = np.clip(np.round(chunk * 32767.0), -32768, 32767).astype("<i2").tobytes()
+        self._samples += len(chunk)
+        if not self._split:
+            self._send(self._process_for(0), pcm, end=False)
+            return
+        self._pending += pcm
+        while True:
+            first, end = mp3frames.piece_span(len(self._pieces))
+            if self._samples <= end * mp3frames.FRAME_SAMPLES:
+                break  # not all of it yet, or it is the last piece: close sends that
+            self._send_piece(first, end * mp3frames.FRAME_SAMPLES)
+        self._write_ready()
+
+    def _send_piece(self, first: int, end: int) -> None:
+        """Send samples [first frame, end sample) as the next piece, and drop what no later piece needs."""
+        piece = len(self._pieces)
+        process = self._process_for(piece)
+        start = first * mp3frames.FRAME_SAMPLES
+        b = self._sample_bytes
+        pcm = bytes(self._pending[(start - self._pending_at) * b : (end - self._pending_at) * b])
+        self._send(process, pcm, end=True)
+        self._pieces.append((first, process))
+        keep = mp3frames.piece_span(piece + 1)[0] * mp3frames.FRAME_SAMPLES
+        del self._pending[: (keep - self._pending_at) * b]
+        self._pending_at = keep
+
+    def _send(self, process: _LameProcess, pcm: bytes, *, end: bool) -> None:
         try:
-            self._process.stdin.write(pcm.tobytes())
+            process.send(pcm, end=end)
         except BrokenPipeError:
             self._fail()
 
+    def _write_ready(self) -> None:
+        """Join and write the pieces that are back, in order."""
+        while self._joined < len(self._pieces):
+            first, process = self._pieces[self._joined]
+            if not process.results:
+                return
+            try:
+                frames = self._joiner.add(first, process.results.popleft())
+            except ValueError as exc:
+                raise ExportError(f"MP3 encoder failed: {exc}") from None
+            self._emit(frames)
+            self._joined += 1
+
+    def _emit(self, frames: bytes) -> None:
+        if not frames:
+            return
+        starting = self._info.frame_size() == 0
+        self._info.add(frames)
+        if starting:
+            self._file.write(bytes(self._info.frame_size()))  # the info frame's room
+        self._file.write(frames)
+
     def close(self) -> None:
+        if self._split:
+            first = mp3frames.piece_span(len(self._pieces))[0]
+            self._send_piece(first, self._samples)
+        else:
+            self._send(self._processes[0], b"", end=True)
+            self._pieces.append((0, self._processes[0]))
+        # The first process, which deletes the temporary file should this one die, ends last.
+        for process in reversed(self._processes):
+            if not process.finish():
+                self._fail()
+        self._write_ready()
+        if self._joined < len(self._pieces):
+            raise ExportError("MP3 encoder failed: a piece did not come back")
+        self._emit(self._joiner.finish())
+        info = self._info.frame(samples=self._samples, vbr_quality=self._vbr_quality)
+        if info:
+            self._file.seek(0)
+            self._file.write(info)
+            self._file.seek(0, os.SEEK_END)
+
+    def _fail(self) -> None:
+        details = [p.stop() for p in self._processes]
+        detail = next((d for d in details if d), "no message")
+        raise ExportError(f"MP3 encoder failed: {detail}")
+
+    def abort(self) -> None:
+        for process in self._processes:
+            process.stop()
+
+
+class _LameProcess:
+    """One ``meditation._lame_worker``: pieces go in through a feeder thread, their frames come back through a reader."""
+
+    def __init__(self, args: list[str]):
+        env = dict(os.environ)
+        package_parent = str(Path(__file__).resolve().parent.parent.parent)
+        env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
+        # The encoder starts deaf to Ctrl-C; the parent stops it.
+        self._process = popen_quietly(
+            [sys.executable, "-m", "meditation._lame_worker", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self.results: deque[bytes] = deque()  # each piece's frames, in the order sent
+        self._feeder: InOrder | None = None
+        self._reader: threading.Thread | None = None
         try:
+            _widen_pipe(self._process.stdin)
+            # Whole pieces queue here (about 5 MB each), so the mastering moves on to the next
+            # process's piece while this one still encodes; two at most, to bound memory.
+            self._feeder = InOrder(self._write, depth=2, name="meditation-mp3-feeder")
+            self._reader = threading.Thread(
+                target=self._read, name="meditation-mp3-reader", daemon=True
+            )
+            self._reader.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def send(self, pcm: bytes, *, end: bool) -> None:
+        """Queue ``pcm`` for the current piece, and its end if ``end``; BrokenPipeError once the process is gone."""
+        assert self._feeder is not None
+        if self._feeder.failure is not None:
+            raise BrokenPipeError
+        self._feeder.put((pcm, end))
+
+    def _write(self, item: tuple[bytes, bool]) -> None:
+        pcm, end = item
+        stdin = self._process.stdin
+        if pcm:
+            stdin.write(b"D" + len(pcm).to_bytes(4, "little"))
+            stdin.write(pcm)
+        if end:
+            stdin.write(b"E")
+            stdin.flush()
+
+    def _read(self) -> None:
+        stdout = self._process.stdout
+        while True:
+            head = stdout.read(8)
+            if len(head) < 8:
+                return
+            size = int.from_bytes(head, "little")
+            piece = stdout.read(size)
+            if len(piece) < size:
+                return
+            self.results.append(piece)
+
+    def finish(self) -> bool:
+        """Wait for every piece sent so far; whether the process ended well."""
+        assert self._feeder is not None and self._reader is not None
+        self._feeder.finish()
+        try:
+            self._process.stdin.write(b"Q")  # the end of the work, not the death of this process
             self._process.stdin.close()
         except BrokenPipeError:
             pass
-        if self._process.wait() != 0:
-            self._fail()
-        self._process.stderr.close()
+        self._reader.join()
+        ok = self._process.wait() == 0 and self._feeder.failure is None
+        if ok:
+            self._process.stdout.close()
+            self._process.stderr.close()
+        return ok
 
-    def _fail(self) -> None:
+    def stop(self) -> str:
+        """Kill the process (if still running); its last line on stderr, if it said anything."""
         self._process.kill()
         self._process.wait()
-        detail = self._process.stderr.read().decode("utf-8", "replace").strip().splitlines()
-        raise ExportError(f"MP3 encoder failed: {detail[-1] if detail else 'no message'}")
-
-    def abort(self) -> None:
-        self._process.kill()
-        self._process.wait()
-        for stream in (self._process.stdin, self._process.stderr):
+        detail = ""
+        try:
+            lines = self._process.stderr.read().decode("utf-8", "replace").strip().splitlines()
+            detail = lines[-1] if lines else ""
+        except (OSError, ValueError):
+            pass
+        for stream in (self._process.stdin, self._process.stdout, self._process.stderr):
             try:
                 stream.close()
             except (OSError, ValueError):
                 pass
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join()
+        return detail
 
 
 def _widen_pipe(stream) -> None:

@@ -166,7 +166,13 @@ def plan_segments(
                 else:
                     before = gap(gaps.paragraph_s, True)
                 planned.append(
-                    Segment(text="", scene=scene.name, gap_before_s=before, breaths=item.phases)
+                    Segment(
+                        text="",
+                        scene=scene.name,
+                        gap_before_s=before,
+                        breaths=item.phases,
+                        breathe_s=tuple(breathed),  # plain [breathe]s written just before it
+                    )
                 )
                 if item.cues:
                     offset = 0.0

@@ -268,6 +268,8 @@ def layout(
         else:
             gap = segment.gap_before_s * pause_scale
             cursor += int(round(gap * sr))
+            if segment.breathe_s:  # plain [breathe]s paced at the end of the gap
+                breaths.extend(_single_breaths(segment.breathe_s, pause_scale, cursor, sr))
             if segment.breaths:
                 exercise_start = cursor
                 offset = 0.0
@@ -279,8 +281,6 @@ def layout(
                     "", segment.scene, cursor, breaths[-1].end - cursor, gap, segment.breaths
                 )
             else:
-                if segment.breathe_s:
-                    breaths.extend(_single_breaths(segment.breathe_s, pause_scale, cursor, sr))
                 length = int(next(next_length)) if segment.spoken else 0
                 entry = Segment(
                     segment.text,

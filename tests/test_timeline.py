@@ -106,6 +106,19 @@ def test_breathing_phases_are_exact_and_add_up_in_samples_and_in_the_json():
         assert b["start"] == pytest.approx(a["start"] + a["duration"], abs=1e-6)
 
 
+def test_a_plain_breathe_just_before_an_exercise_is_breathed_and_ends_where_the_exercise_starts():
+    # Found by the property test: the plain [breathe]'s time was kept, its breath was lost.
+    for text in (
+        "[breathe] [breathe 4-7-8 x4] Rest.",
+        "Now. [breathe]\n\n[breathe 4-7-8 x4]\n\nRest.",
+    ):
+        _, timeline = _layout(text)
+        breaths = timeline.breaths
+        assert [b.phase for b in breaths[:3]] == ["in", "out", "in"] and len(breaths) == 2 + 12
+        assert breaths[1].end == breaths[2].start  # the plain breath ends as the exercise begins
+        assert breaths[0].length + breaths[1].length == 6 * SR  # [breathe] is six seconds
+
+
 def test_breathing_is_not_scaled_by_pause_scale_but_the_gaps_around_it_are():
     text = "Now. [breathe 4-7-8 x2] Then.\n\nMore."
     _, one = _layout(text)

@@ -229,13 +229,16 @@ def test_a_render_the_limiter_leaves_alone_reports_what_its_file_holds(tmp_path,
 
 @pytest.mark.parametrize("loud", [False, True])
 def test_a_measure_pass_without_the_true_peak_gives_the_same_file_and_figures(tmp_path, rng, loud):
-    """Lossy renders leave the true peak to the final pass (``mix_true_peak_first``): same bytes, same figures."""
+    """Lossy renders whose encoder keeps one core (AAC, Opus, Vorbis) leave the true peak to the final
+    pass (``mix_true_peak_first``); MP3, encoded on every core, and lossless files take it first.
+    Either way: same bytes, same figures."""
     from meditation.export import Metadata
     from meditation.master import master_to_file, mix_true_peak_first
     from meditation.measure import MeasurePass, measure
     from meditation.settings import RenderSettings
 
-    assert not mix_true_peak_first(Path("a.mp3")) and mix_true_peak_first(Path("a.WAV"))
+    assert not mix_true_peak_first(Path("a.m4a")) and not mix_true_peak_first(Path("a.opus"))
+    assert mix_true_peak_first(Path("a.mp3")) and mix_true_peak_first(Path("a.WAV"))
     sr = 44100
     y = (rng.standard_normal((sr * 6, 2)) * (0.8 if loud else 0.02)).astype(np.float32)
     y[sr : sr + 300] *= 3  # loud: a burst the limiter must hold; quiet: gain only

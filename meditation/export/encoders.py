@@ -43,6 +43,9 @@ __all__ = ["Encoder", "pcm24"]
 class Encoder:
     """Writes one file's audio; the writer calls ``write`` per chunk, then ``close`` or ``abort``."""
 
+    EVERY_CORE: ClassVar[bool] = False
+    """Whether it encodes on every core the render may use (else on one, beside the mastering)."""
+
     def __init__(
         self, file, path: Path, sample_rate: int, channels: int, suffix: str, metadata: Metadata
     ):
@@ -75,6 +78,8 @@ class _LameEncoder(Encoder):
     calling ``render`` from a script without a ``__main__`` guard cannot
     start the caller's script again.
     """
+
+    EVERY_CORE = True
 
     def __init__(
         self,

@@ -323,13 +323,14 @@ def startup(runs: int) -> dict:
     }
 
 
-def bench(quick: bool, runs: int) -> dict:
+def bench(quick: bool, runs: int, rate: str = "script") -> dict:
+    """``rate``: the speaking rate of every stage, 'script' for the pace the script is rendered at."""
     # Every file the benchmark writes goes here, and is gone afterwards (it was ~44 MB a run).
     with tempfile.TemporaryDirectory(prefix="meditation-bench-") as tmp:
-        return _bench(quick, runs, Path(tmp))
+        return _bench(quick, runs, Path(tmp), rate)
 
 
-def _bench(quick: bool, runs: int, tmp: Path) -> dict:
+def _bench(quick: bool, runs: int, tmp: Path, rate_option: str) -> dict:
     from meditation import speech as speech_stage
     from meditation.export import AudioWriter
     from meditation.mix import VoiceBus, limit_crest, mix_chunks
@@ -346,13 +347,14 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
         script_path.write_text(QUICK_SCRIPT, encoding="utf-8")
     else:
         script_path = ROOT / "scripts" / "dream.md"
-    results: dict = {"machine": _machine(), "quick": quick, "runs": runs}
+    rate = floors.script_rate(script_path, tmp) if rate_option == "script" else float(rate_option)
+    results: dict = {"machine": _machine(), "quick": quick, "runs": runs, "rate": rate}
     results["startup_s"] = startup(max(runs, 5))
 
     # Script parsing (with segmentation).
     def parse():
         script = read_script(script_path)
-        return script, plan_segments(script, rate=0.8)
+        return script, plan_segments(script, rate=rate)
 
     t_parse, (script, planned) = _median_time(parse, runs)
     texts = [s.text for s in planned if s.spoken]
@@ -364,7 +366,7 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
         engine.reset()
         t_floor, audio_native = _median_time(
             lambda engine=engine: [
-                engine.synthesize(t, rate=0.8, seed=speech_stage.text_seed(t)) for t in texts
+                engine.synthesize(t, rate=rate, seed=speech_stage.text_seed(t)) for t in texts
             ],
             runs,
         )
@@ -372,7 +374,7 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
         seconds = sum(len(a) for a in audio_native) / engine.sample_rate
         t_stage, _ = _median_time(
             lambda voice=voice: speech_stage.synthesize(
-                texts, voice=voice, rate=0.8, sample_rate=sr, cache=None, finish_with=limit_crest
+                texts, voice=voice, rate=rate, sample_rate=sr, cache=None, finish_with=limit_crest
             ),
             runs,
         )
@@ -387,7 +389,7 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
 
     # The rest of the default render with the default voice.
     audio = speech_stage.synthesize(
-        texts, voice="piper:joe", rate=0.8, sample_rate=sr, cache=None, finish_with=limit_crest
+        texts, voice="piper:joe", rate=rate, sample_rate=sr, cache=None, finish_with=limit_crest
     )
     timeline = layout(
         planned,
@@ -476,7 +478,7 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     # End to end: the default render (voice model already loaded in this process),
     # each run beside a run of both floors: on a shared machine the speed drifts
     # over minutes, and a ratio of figures taken minutes apart drifts with it.
-    settings = floors.end_to_end_settings(script_path, tmp / "e2e.mp3", 0.8)
+    settings = floors.end_to_end_settings(script_path, tmp / "e2e.mp3", rate)
     # The floors as issue 21 takes them, as independently as we can (``floors.py``): stock
     # Piper speaking the texts in turn (one session, one thread), and lameenc encoding the
     # render's own decoded samples; our engine speaking the same texts in turn beside them.
@@ -486,8 +488,8 @@ def _bench(quick: bool, runs: int, tmp: Path) -> dict:
     runs_e2e = []
     decoded_render = None
     for _ in range(runs):
-        t_stock, _ = stock.speak_all(texts, 0.8)
-        t_engine = floors.engine_s(piper, texts, 0.8)
+        t_stock, _ = stock.speak_all(texts, rate)
+        t_engine = floors.engine_s(piper, texts, rate)
         t_run, _ = _median_time(lambda: render(settings), 1)
         if decoded_render is None:
             decoded_render = floors.decoded(settings.output)
@@ -586,7 +588,7 @@ def _table(r: dict) -> str:
         f"machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, Python {r['machine']['python']}, numpy {r['machine']['numpy']}"
     ]
     lines.append(
-        f"track: {r['track_s']:.1f} s of audio{' (quick mode)' if r['quick'] else ''}, median of {r['runs']} runs"
+        f"track: {r['track_s']:.1f} s of audio at rate {r['rate']:.3f}{' (quick mode)' if r['quick'] else ''}, median of {r['runs']} runs"
     )
     lines.append("")
     lines.append(f"{'stage':<22}{'seconds':>10}{'RTF (x real time)':>20}")
@@ -739,6 +741,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument(
+        "--rate",
+        default="script",
+        help="speaking rate of every stage: 'script' (default: the pace the script is rendered "
+        "at, the dream's 135 wpm) or a number (0.8 gives the figures before issue 19)",
+    )
+    parser.add_argument(
         "--ambient-only",
         action="store_true",
         help="only the ambient command against SoX (sox_ratio) and its start-up",
@@ -753,7 +761,7 @@ def main(argv=None) -> int:
         if args.json:
             args.json.write_text(json.dumps(ambient, indent=2) + "\n", encoding="utf-8")
         return 0
-    results = bench(args.quick, runs)
+    results = bench(args.quick, runs, args.rate)
     results["formats"] = bench_formats(30.0 if args.quick else 300.0, runs)
     # The palette (issue 20) and the voices (issue 19); their own scripts measure more.
     results["layers"] = bench_layers.layer_figures(10.0 if args.quick else 60.0, runs=runs)

@@ -46,11 +46,11 @@ from floors import (  # noqa: E402 - after the path set-up
     engine_s,
     lame_s,
 )
+from floors import script_rate as floors_script_rate  # noqa: E402 - after the path set-up
 
 from meditation.render import render  # noqa: E402
 from meditation.script import read_script  # noqa: E402
 from meditation.segments import plan_segments  # noqa: E402
-from meditation.settings import RenderSettings  # noqa: E402
 from meditation.speech import auto_speech_jobs, available_cores  # noqa: E402
 from meditation.voices import load_voice  # noqa: E402
 
@@ -124,12 +124,10 @@ def measure(
 
 
 def script_rate(quick: bool, tmp: Path) -> float:
-    """The rate the script is spoken at by default (the dream asks for 135 wpm): a render through the cache finds it."""
+    """The rate the script is spoken at by default (the dream asks for 135 wpm)."""
     if quick:
         (tmp / "quick.md").write_text(QUICK_SCRIPT, encoding="utf-8")
-    script = tmp / "quick.md" if quick else ROOT / "scripts" / "dream.md"
-    found = render(RenderSettings(script=script, output=tmp / "pace.wav", soundscape="none"))
-    return found.pace.rate
+    return floors_script_rate(tmp / "quick.md" if quick else ROOT / "scripts" / "dream.md", tmp)
 
 
 def _pinned(cores: set[int], args: list[str], tmp: Path) -> dict:

@@ -68,6 +68,15 @@ def engine_s(engine, texts: Sequence[str], rate: float) -> float:
     return time.perf_counter() - start
 
 
+def script_rate(script: Path, tmp: Path) -> float:
+    """The rate ``script`` is spoken at by default (the dream asks for 135 wpm): a render through the cache finds it."""
+    from meditation.render import render
+    from meditation.settings import RenderSettings
+
+    found = render(RenderSettings(script=script, output=tmp / "pace.wav", soundscape="none"))
+    return found.pace.rate
+
+
 def end_to_end_settings(script: Path, output: Path, rate: float):
     """The render both benchmarks time end to end: the dream's soundscape, no speech cache."""
     from meditation.settings import RenderSettings

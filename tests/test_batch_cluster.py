@@ -31,15 +31,17 @@ from meditation.errors import install_hint  # noqa: E402
 SCRIPT = "# Drift\n\nClouds move slowly over the hills. [pause 1s] Nothing to do now.\n"
 
 
-def _manifest(output: str, soundscape: str, rest: str) -> str:
+def _manifest(output: str, soundscape: str, rest: str, tail: str = "1") -> str:
     """A manifest of the quick voice speaking ``drift.md`` over ``soundscape``; ``rest`` adds keys."""
     return (
         f'output = "{output}"\n[defaults]\nscript = "drift.md"\nvoice = "pyttsx3"\nlead_in = 1\n'
-        f'tail = 1\nsoundscape = "{soundscape}"\n{rest}'
+        f'tail = {tail}\nsoundscape = "{soundscape}"\n{rest}'
     )
 
 
-MANIFEST = _manifest("{seed}.wav", "stream", 'duration = "20s"\n[matrix]\nseed = [1, 2, 3, 4]\n')
+# Two minutes of ambience after the words: long enough that a worker holds its WAV open for a
+# poll to see (20 s tracks were not, at times).
+MANIFEST = _manifest("{seed}.wav", "stream", "[matrix]\nseed = [1, 2, 3, 4]\n", tail='"2m"')
 # Sidecar fields that may differ between two runs of the same variant: where it was written.
 _WHERE = ("output",)
 
@@ -81,7 +83,18 @@ def _sidecar(path):
 
 
 def _session(pid):
-    return subprocess.run(["pgrep", "-s", str(pid)], capture_output=True, text=True).stdout.split()
+    """The processes in session ``pid``, from /proc: a ``pgrep`` per poll took longer than a variant's write."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == pid:  # state, ppid, pgrp, then the session
+                found.append(entry)
+    return found
 
 
 def _writer_of(pids, *folders):

@@ -51,11 +51,17 @@ def sharing() -> tuple[int, int | None]:
     return _SHARE.get()
 
 
-def core_share() -> int:
-    """The cores one render here may keep busy: its equal share of what ``sharing_cores`` says."""
-    renders, cores = _SHARE.get()
+def core_share(renders: int | None = None, cores: int | None = None) -> int:
+    """The cores one of ``renders`` renders at once on ``cores`` may keep busy: its equal share.
+
+    Both default to what ``sharing_cores`` says here (``cores`` alone may be given), else one
+    render on every core this process may use.
+    """
+    if renders is None:
+        renders, shared = _SHARE.get()
+        cores = shared if cores is None else cores
     cores = available_cores() if cores is None else min(cores, available_cores())
-    return max(1, cores // renders)
+    return max(1, cores // max(1, renders))
 
 
 _PREFIX = "meditation-"

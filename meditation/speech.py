@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soxr
 
-from ._threads import available_cores, sharing, sharing_cores
+from ._threads import available_cores, core_share, sharing, sharing_cores
 from .cache import SpeechCache
 from .pace import phrases
 from .progress import progress
@@ -103,11 +103,9 @@ def auto_speech_jobs(renders_at_once: int | None = None, *, cores: int | None = 
     of the speech's CPU time to keep pace (a rule: only two cores were
     there to measure on). Free memory caps it at one session's peak each.
     """
+    share = core_share(renders_at_once, cores)
     if renders_at_once is None:
-        renders_at_once, shared = sharing()
-        cores = shared if cores is None else cores
-    cores = available_cores() if cores is None else min(cores, available_cores())
-    share = max(1, cores // max(1, renders_at_once))
+        renders_at_once = sharing()[0]
     jobs = share if share <= 2 else share - 1
     free = _available_memory_mb()
     if free is not None:

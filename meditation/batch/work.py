@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._threads import available_cores
 from ..errors import SettingsError
 from ..files import all_or_nothing, atomic_write_text
 from ..settings import RenderSettings
@@ -144,14 +144,6 @@ def warm_up() -> None:
     import soxr  # noqa: F401, PLC0415
 
     from .. import render, soundscape  # noqa: F401, PLC0415
-
-
-def available_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def worker_limit(asked: int, option: str) -> int:
